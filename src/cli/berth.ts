@@ -1,0 +1,116 @@
+#!/usr/bin/env node
+/**
+ * The `berth` command: a thin dispatcher. Each command group lives in its own module,
+ * loaded only when one of its commands runs, so that start-up stays small.
+ */
+import { BerthError } from '../errors.js';
+import { parseCommand, type CommandGroup } from './common.js';
+
+type GroupLoader = () => Promise<{ commands: CommandGroup }>;
+
+const groups: Record<string, GroupLoader> = {
+  image: () => import('./image.js'),
+  client: () => import('./client.js'),
+  serve: () => import('./serve.js'),
+};
+
+/** Which group serves each command: edit this table when adding a command. */
+const commandGroup: Record<string, keyof typeof groups> = {
+  // image-spec: layouts, validation, unpacking, creating images (cli/image.ts)
+  validate: 'image',
+  layout: 'image',
+  unpack: 'image',
+  create: 'image',
+  append: 'image',
+  mutate: 'image',
+  artifact: 'image',
+  // registry client and copy (cli/client.ts)
+  copy: 'client',
+  pull: 'client',
+  push: 'client',
+  inspect: 'client',
+  tags: 'client',
+  catalog: 'client',
+  digest: 'client',
+  delete: 'client',
+  referrers: 'client',
+  attach: 'client',
+  login: 'client',
+  logout: 'client',
+  // registry server (cli/serve.ts)
+  serve: 'serve',
+  registry: 'serve',
+};
+
+async function loadGroup(name: string): Promise<CommandGroup | undefined> {
+  try {
+    return (await groups[name]!()).commands;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') return undefined;
+    throw err;
+  }
+}
+
+async function printHelp(): Promise<void> {
+  const lines = [
+    'berth: OCI images, registries and containers, without a daemon',
+    '',
+    'Usage: berth COMMAND [OPTIONS] [ARGS]   (berth COMMAND --help for examples)',
+    '',
+    'Places are named as skopeo names them: docker://HOST/REPO:TAG, oci:DIR[:REF],',
+    'oci-archive:FILE[:REF], docker-archive:FILE.',
+    '',
+    'Commands:',
+  ];
+  for (const [cmd, group] of Object.entries(commandGroup)) {
+    const g = await loadGroup(group);
+    const spec = g?.[cmd];
+    if (spec) lines.push(`  ${cmd.padEnd(11)} ${spec.summary}`);
+  }
+  lines.push('', 'Output: --format json on every command that prints data. Exit status: 0 ok, 1 failure, 2 usage error.');
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    await printHelp();
+    return cmd === undefined ? 2 : 0;
+  }
+  if (cmd === '--version' || cmd === 'version') {
+    process.stdout.write('berth 0.1.0\n');
+    return 0;
+  }
+  const groupName = commandGroup[cmd];
+  const group = groupName ? await loadGroup(groupName) : undefined;
+  const spec = group?.[cmd];
+  if (!spec) {
+    process.stderr.write(`berth: unknown command ${JSON.stringify(cmd)}; run "berth --help" for the list\n`);
+    return 2;
+  }
+  const parsed = parseCommand(cmd, spec, rest);
+  if (parsed === 'help') {
+    process.stdout.write(spec.usage.trimEnd() + '\n');
+    return 0;
+  }
+  return spec.run(parsed);
+}
+
+export function reportError(err: unknown): number {
+  if (err instanceof BerthError) {
+    process.stderr.write(`berth: ${err.message}\n`);
+    return err.code === 'USAGE' ? 2 : 1;
+  }
+  const e = err as Error;
+  process.stderr.write(`berth: ${e?.stack ?? String(err)}\n`);
+  return 1;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err) => {
+    process.exitCode = reportError(err);
+  },
+);

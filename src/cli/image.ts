@@ -1,0 +1,3 @@
+import type { CommandGroup } from './common.js';
+
+export const commands: CommandGroup = {};

@@ -1,0 +1,70 @@
+/** Streaming compression for layers: gzip (node:zlib), zstd (zstd-napi), or none. */
+import { createGzip, createGunzip, constants as zlibConstants } from 'node:zlib';
+import { PassThrough, type Transform } from 'node:stream';
+import { createRequire } from 'node:module';
+import { BerthError } from '../errors.js';
+import { layerCompression, type LayerCompression } from '../image/media-types.js';
+
+export type { LayerCompression };
+
+interface ZstdModule {
+  CompressStream: new (params?: { compressionLevel?: number; checksumFlag?: boolean }) => Transform;
+  DecompressStream: new () => Transform;
+}
+
+let zstd: ZstdModule | undefined;
+function loadZstd(): ZstdModule {
+  // Loaded lazily: only zstd layers pay for the native addon.
+  zstd ??= createRequire(import.meta.url)('zstd-napi') as ZstdModule;
+  return zstd;
+}
+
+export interface CompressOptions {
+  /** gzip 1-9 (default 6, what `gzip` uses); zstd 1-19 (default 3, what `zstd` uses). */
+  level?: number;
+}
+
+/** A Transform that compresses what is written to it. */
+export function compressStream(compression: LayerCompression, opts: CompressOptions = {}): Transform {
+  switch (compression) {
+    case 'none':
+      return new PassThrough();
+    case 'gzip':
+      // The gzip header carries no name or mtime (zlib writes none), so the output is deterministic.
+      return createGzip({ level: opts.level ?? 6, chunkSize: 64 * 1024 });
+    case 'zstd':
+      return new (loadZstd().CompressStream)({ compressionLevel: opts.level ?? 3 });
+  }
+}
+
+/** A Transform that decompresses what is written to it. */
+export function decompressStream(compression: LayerCompression): Transform {
+  switch (compression) {
+    case 'none':
+      return new PassThrough();
+    case 'gzip':
+      // Layers may be concatenated gzip members; zlib's gunzip handles them.
+      return createGunzip({ chunkSize: 256 * 1024, finishFlush: zlibConstants.Z_SYNC_FLUSH });
+    case 'zstd':
+      return new (loadZstd().DecompressStream)();
+  }
+}
+
+/** The decompressor for a layer media type; LAYER_INVALID for a type that is not a known layer. */
+export function decompressorForMediaType(mediaType: string): Transform {
+  const c = layerCompression(mediaType);
+  if (c === undefined) {
+    throw new BerthError(
+      'MEDIA_TYPE_UNKNOWN',
+      `cannot unpack a layer of media type ${JSON.stringify(mediaType)}: berth knows tar, tar+gzip and tar+zstd layers`,
+    );
+  }
+  return decompressStream(c);
+}
+
+/** Sniffs the compression of a stream from its first bytes (for archives whose media type lies). */
+export function sniffCompression(head: Uint8Array): LayerCompression {
+  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
+  if (head.length >= 4 && head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) return 'zstd';
+  return 'none';
+}

@@ -1,0 +1,275 @@
+/**
+ * The one HTTP client all registry traffic goes through: keep-alive agents per origin,
+ * redirects (blobs are often served by object storage through 307), idle timeouts, and
+ * retries with exponential backoff and jitter on network errors, 429 and 5xx (honouring
+ * Retry-After). Bodies given as a Buffer or a factory are retried; a one-shot stream is not.
+ */
+import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import https from 'node:https';
+import type { Readable } from 'node:stream';
+import { BerthError } from '../errors.js';
+
+export type RequestBody = Buffer | string | (() => Readable) | Readable;
+
+export interface HttpRequest {
+  method: string;
+  url: URL;
+  headers?: Record<string, string>;
+  body?: RequestBody;
+  signal?: AbortSignal;
+  /** Follow 3xx for GET/HEAD (default true). */
+  followRedirects?: boolean;
+  /** Override the client's retry count for this request (0 disables retries). */
+  retries?: number;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  /** The URL that finally answered (after redirects). */
+  url: URL;
+  body: IncomingMessage;
+}
+
+export interface HttpClientOptions {
+  /** Extra attempts after the first on retryable failures (default 4). */
+  retries?: number;
+  /** First backoff in ms (default 250); doubles each attempt, with jitter, capped at maxBackoffMs. */
+  backoffMs?: number;
+  maxBackoffMs?: number;
+  /** Socket idle timeout in ms (default 60 s). */
+  timeoutMs?: number;
+  /** Skip TLS certificate verification (only for registries marked insecure). */
+  insecureSkipVerify?: boolean;
+  userAgent?: string;
+  maxSockets?: number;
+}
+
+const RETRYABLE_STATUS = new Set([429, 500, 502, 503, 504]);
+const REDIRECT_STATUS = new Set([301, 302, 303, 307, 308]);
+const MAX_REDIRECTS = 10;
+const MAX_RETRY_AFTER_MS = 60_000;
+
+export class HttpClient {
+  private readonly agents = new Map<string, http.Agent>();
+  readonly options: Required<Omit<HttpClientOptions, 'insecureSkipVerify'>> & { insecureSkipVerify: boolean };
+
+  constructor(options: HttpClientOptions = {}) {
+    this.options = {
+      retries: options.retries ?? 4,
+      backoffMs: options.backoffMs ?? 250,
+      maxBackoffMs: options.maxBackoffMs ?? 10_000,
+      timeoutMs: options.timeoutMs ?? 60_000,
+      insecureSkipVerify: options.insecureSkipVerify ?? false,
+      userAgent: options.userAgent ?? 'berth/0.1.0',
+      maxSockets: options.maxSockets ?? 16,
+    };
+  }
+
+  /** Closes idle keep-alive sockets (call when done, so the process can exit promptly). */
+  close(): void {
+    for (const agent of this.agents.values()) agent.destroy();
+    this.agents.clear();
+  }
+
+  private agentFor(url: URL): http.Agent {
+    const key = url.origin;
+    let agent = this.agents.get(key);
+    if (!agent) {
+      const opts = { keepAlive: true, maxSockets: this.options.maxSockets, scheduling: 'lifo' as const };
+      agent =
+        url.protocol === 'https:'
+          ? new https.Agent({ ...opts, rejectUnauthorized: !this.options.insecureSkipVerify })
+          : new http.Agent(opts);
+      this.agents.set(key, agent);
+    }
+    return agent;
+  }
+
+  /**
+   * Sends a request, following redirects and retrying what can be retried. The caller owns
+   * the response body and must consume or discard it.
+   */
+  async request(req: HttpRequest): Promise<HttpResponse> {
+    const retries = req.retries ?? this.options.retries;
+    const replayable = !(req.body !== undefined && typeof req.body === 'object' && !Buffer.isBuffer(req.body));
+    let attempt = 0;
+    for (;;) {
+      let res: HttpResponse | undefined;
+      let failure: unknown;
+      try {
+        res = await this.followRedirects(req);
+      } catch (err) {
+        failure = err;
+      }
+      const canRetry = attempt < retries && replayable && !req.signal?.aborted;
+      if (res && RETRYABLE_STATUS.has(res.status) && canRetry) {
+        const wait = retryAfterMs(res.headers['retry-after']) ?? this.backoff(attempt);
+        discard(res.body);
+        await sleep(wait, req.signal);
+        attempt++;
+        continue;
+      }
+      if (res) return res;
+      if (canRetry && isNetworkError(failure)) {
+        await sleep(this.backoff(attempt), req.signal);
+        attempt++;
+        continue;
+      }
+      throw toNetworkError(failure, req);
+    }
+  }
+
+  private backoff(attempt: number): number {
+    const base = Math.min(this.options.maxBackoffMs, this.options.backoffMs * 2 ** attempt);
+    return base / 2 + Math.random() * (base / 2);
+  }
+
+  private async followRedirects(req: HttpRequest): Promise<HttpResponse> {
+    let url = req.url;
+    let headers = { ...(req.headers ?? {}) };
+    let method = req.method;
+    for (let hop = 0; ; hop++) {
+      const res = await this.once(method, url, headers, req.body, req.signal);
+      const follow = req.followRedirects ?? true;
+      const location = res.headers.location;
+      if (!follow || !REDIRECT_STATUS.has(res.statusCode ?? 0) || !location || !(method === 'GET' || method === 'HEAD')) {
+        return { status: res.statusCode ?? 0, headers: res.headers, url, body: res };
+      }
+      discard(res);
+      if (hop >= MAX_REDIRECTS) {
+        throw new BerthError('NETWORK', `too many redirects starting at ${req.url.href}`);
+      }
+      const next = new URL(location, url);
+      // Never hand the registry's credentials to another host (object storage signs its own URLs).
+      if (next.host !== url.host) {
+        headers = Object.fromEntries(Object.entries(headers).filter(([k]) => k.toLowerCase() !== 'authorization'));
+      }
+      if (res.statusCode === 303) method = 'GET';
+      url = next;
+    }
+  }
+
+  private once(
+    method: string,
+    url: URL,
+    headers: Record<string, string>,
+    body: RequestBody | undefined,
+    signal?: AbortSignal,
+  ): Promise<IncomingMessage> {
+    return new Promise((resolve, reject) => {
+      const mod = url.protocol === 'https:' ? https : http;
+      const allHeaders: Record<string, string> = { 'User-Agent': this.options.userAgent, ...headers };
+      let payload: Buffer | Readable | undefined;
+      if (typeof body === 'string') payload = Buffer.from(body);
+      else if (typeof body === 'function') payload = body();
+      else payload = body;
+      if (Buffer.isBuffer(payload)) allHeaders['Content-Length'] = String(payload.length);
+      else if (payload === undefined && (method === 'PUT' || method === 'POST' || method === 'PATCH')) {
+        allHeaders['Content-Length'] = '0';
+      }
+      const req = mod.request(url, { method, headers: allHeaders, agent: this.agentFor(url), signal });
+      req.setTimeout(this.options.timeoutMs, () => {
+        req.destroy(Object.assign(new Error(`no data for ${this.options.timeoutMs} ms`), { code: 'ETIMEDOUT' }));
+      });
+      req.on('response', (res) => {
+        // Idle timeout while the body streams, too.
+        res.socket?.setTimeout(this.options.timeoutMs);
+        resolve(res);
+      });
+      req.on('error', reject);
+      if (payload === undefined) req.end();
+      else if (Buffer.isBuffer(payload)) req.end(payload);
+      else {
+        payload.on('error', (err) => req.destroy(err));
+        payload.pipe(req);
+      }
+    });
+  }
+}
+
+/** Reads a response body fully (small bodies only: JSON documents and errors). */
+export async function readBody(res: IncomingMessage, limit = 4 * 1024 * 1024): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of res as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) {
+      res.destroy();
+      throw new BerthError('TOO_LARGE', `response from ${res.url ?? 'registry'} is larger than ${limit} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, size);
+}
+
+/** Drains a body we do not need so that its keep-alive socket is reused. */
+export function discard(res: IncomingMessage): void {
+  res.on('error', () => {});
+  res.resume();
+}
+
+export function retryAfterMs(value: string | string[] | undefined): number | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (!v) return undefined;
+  const secs = Number(v);
+  if (Number.isFinite(secs) && secs >= 0) return Math.min(secs * 1000, MAX_RETRY_AFTER_MS);
+  const date = Date.parse(v);
+  if (!Number.isNaN(date)) return Math.min(Math.max(0, date - Date.now()), MAX_RETRY_AFTER_MS);
+  return undefined;
+}
+
+const NETWORK_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EAI_AGAIN',
+  'ENETUNREACH',
+  'EHOSTUNREACH',
+  'UND_ERR_SOCKET',
+  'ERR_STREAM_PREMATURE_CLOSE',
+]);
+
+export function isNetworkError(err: unknown): boolean {
+  if (err instanceof BerthError) return err.code === 'NETWORK';
+  const e = err as NodeJS.ErrnoException | undefined;
+  if (!e) return false;
+  if (e.code && NETWORK_CODES.has(e.code)) return true;
+  return /socket hang up|aborted/i.test(e.message ?? '') && e.name !== 'AbortError';
+}
+
+function toNetworkError(err: unknown, req: HttpRequest): unknown {
+  if (err instanceof BerthError) return err;
+  const e = err as Error;
+  if (e?.name === 'AbortError') return err;
+  return new BerthError('NETWORK', `${req.method} ${req.url.href} failed: ${e?.message ?? String(err)}`, { cause: err });
+}
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal!.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** The URL of the next page from an RFC 5988 `Link: <url>; rel="next"` header. */
+export function nextLink(header: string | string[] | undefined, base: URL): URL | undefined {
+  const values = Array.isArray(header) ? header : header ? [header] : [];
+  for (const value of values) {
+    for (const part of value.split(/,(?=\s*<)/)) {
+      const m = /<([^>]*)>\s*;(.*)/.exec(part.trim());
+      if (m && /rel="?next"?/.test(m[2]!)) return new URL(m[1]!, base);
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,132 @@
+/**
+ * A registry client: one HttpClient and one Authenticator shared by every repository on
+ * every host it talks to. `send` adds authentication and handles the 401 challenge dance;
+ * `repository(host, name)` gives a Target; `catalog(host)` lists repositories.
+ */
+import { BerthError } from '../errors.js';
+import { apiHost, configuredInsecureRegistries, isLoopbackHost } from './config.js';
+import { findCredentials, type Credentials } from './credentials.js';
+import { Authenticator, type CredentialSource } from './auth.js';
+import { discard, nextLink, readBody, HttpClient, type HttpClientOptions, type HttpRequest, type HttpResponse } from './http.js';
+import { registryError } from './errors.js';
+import { Repository, type RepositoryOptions } from './repository.js';
+
+export interface RegistryClientOptions extends HttpClientOptions {
+  /** Hosts reached over plain HTTP in addition to loopback and the configured ones. */
+  insecure?: string[];
+  /** Treat every host as insecure (`--tls-verify=false`). */
+  insecureAll?: boolean;
+  /** Where credentials come from (default: the docker/podman files). */
+  credentials?: CredentialSource;
+  /** Defaults for repositories this client opens. */
+  repository?: RepositoryOptions;
+}
+
+export interface SendOptions extends Omit<HttpRequest, 'url'> {
+  /** Path and query under the registry origin, e.g. `/v2/repo/tags/list?n=10`; or a full URL. */
+  path: string | URL;
+  scopes: string[];
+}
+
+export class RegistryClient {
+  readonly http: HttpClient;
+  readonly auth: Authenticator;
+  private readonly insecure: Set<string>;
+  private readonly insecureAll: boolean;
+  private readonly repositoryDefaults: RepositoryOptions;
+
+  constructor(options: RegistryClientOptions = {}) {
+    this.http = new HttpClient({ ...options, insecureSkipVerify: options.insecureAll || options.insecureSkipVerify });
+    this.auth = new Authenticator(this.http, options.credentials ?? ((host) => findCredentials(host)));
+    this.insecure = new Set([...(options.insecure ?? []), ...configuredInsecureRegistries()]);
+    this.insecureAll = options.insecureAll ?? false;
+    this.repositoryDefaults = options.repository ?? {};
+  }
+
+  close(): void {
+    this.http.close();
+  }
+
+  /** `http://` for loopback and insecure hosts, `https://` otherwise. */
+  baseUrl(host: string): URL {
+    const plain = this.insecureAll || isLoopbackHost(host) || this.insecure.has(host);
+    return new URL(`${plain ? 'http' : 'https'}://${apiHost(host)}`);
+  }
+
+  repository(host: string, name: string, options: RepositoryOptions = {}): Repository {
+    return new Repository(this, host, name, { ...this.repositoryDefaults, ...options });
+  }
+
+  /** Sends a request with authentication, answering one 401 challenge. */
+  async send(host: string, opts: SendOptions): Promise<HttpResponse> {
+    const url = opts.path instanceof URL ? opts.path : new URL(opts.path, this.baseUrl(host));
+    const build = async (): Promise<HttpRequest> => {
+      const headers = { ...(opts.headers ?? {}) };
+      const authz = await this.auth.header(host, opts.scopes);
+      if (authz) headers.Authorization = authz;
+      return { ...opts, url, headers };
+    };
+    let req = await build();
+    let res = await this.http.request(req);
+    if (res.status === 401) {
+      const retry = await this.auth.onUnauthorized(host, res.headers['www-authenticate'], opts.scopes, req.headers?.Authorization !== undefined);
+      const replayable = opts.body === undefined || typeof opts.body !== 'object' || Buffer.isBuffer(opts.body);
+      if (retry && replayable) {
+        discard(res.body);
+        req = await build();
+        res = await this.http.request(req);
+      }
+    }
+    return res;
+  }
+
+  /** Throws a clear error for 401/403 answers; the caller handles other statuses. */
+  async unauthorized(host: string, res: HttpResponse, what: string): Promise<never> {
+    const creds = await this.auth.credentialsFor(host);
+    const hint =
+      res.status === 401
+        ? creds
+          ? `the credentials stored for ${host} were refused: run "berth login ${host}" again`
+          : `no credentials for ${host}: run "berth login ${host}" (or set REGISTRY_AUTH_FILE)`
+        : `the credentials for ${host} do not grant this access`;
+    throw await registryError(res.body, what, hint);
+  }
+
+  /** Checks that the host speaks the distribution API and the credentials work (`GET /v2/`). */
+  async ping(host: string, creds?: Credentials): Promise<void> {
+    if (creds) this.auth.setCredentials(host, creds);
+    const res = await this.send(host, { method: 'GET', path: '/v2/', scopes: [] });
+    if (res.status === 401 || res.status === 403) await this.unauthorized(host, res, `logging in to ${host}`);
+    if (res.status !== 200) throw await registryError(res.body, `checking ${host}/v2/`);
+    discard(res.body);
+  }
+
+  /** Lists repositories with `_catalog`, following pagination (`n`, `last`, `Link`). */
+  async catalog(host: string, pageSize = 1000): Promise<string[]> {
+    const names: string[] = [];
+    let url: URL | undefined = new URL(`/v2/_catalog?n=${pageSize}`, this.baseUrl(host));
+    const seen = new Set<string>();
+    while (url && !seen.has(url.href)) {
+      seen.add(url.href);
+      const res = await this.send(host, { method: 'GET', path: url, scopes: ['registry:catalog:*'] });
+      if (res.status === 401 || res.status === 403) await this.unauthorized(host, res, `listing repositories of ${host}`);
+      if (res.status !== 200) throw await registryError(res.body, `listing repositories of ${host}`);
+      const body = JSON.parse((await readBody(res.body)).toString('utf8')) as { repositories?: string[] };
+      const page = body.repositories ?? [];
+      names.push(...page);
+      url = nextLink(res.headers.link, url);
+      if (!url && page.length >= pageSize) {
+        url = new URL(`/v2/_catalog?n=${pageSize}&last=${encodeURIComponent(page[page.length - 1]!)}`, this.baseUrl(host));
+      }
+      if (page.length === 0) break;
+    }
+    return [...new Set(names)];
+  }
+}
+
+export function assertHost(host: string): string {
+  if (!/^[A-Za-z0-9.-]+(:\d+)?$|^\[[0-9a-fA-F:.]+\](:\d+)?$/.test(host)) {
+    throw new BerthError('REFERENCE_INVALID', `invalid registry host ${JSON.stringify(host)}: expected host[:port]`);
+  }
+  return host;
+}

@@ -1,0 +1,10 @@
+/** The image-spec data model: digests, media types, documents, validation, platforms, references. */
+export * from './digest.js';
+export * from './media-types.js';
+export * from './types.js';
+export * from './formats.js';
+export * from './validate.js';
+export * from './platform.js';
+export * from './reference.js';
+export * from './docker.js';
+export * from './annotations.js';

@@ -1,0 +1,463 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isBerthError } from '../../src/errors.js';
+import {
+  AUDIT_ARCH,
+  SECCOMP_FILTER_FLAG,
+  SECCOMP_RET_ALLOW,
+  SECCOMP_RET_ERRNO,
+  SECCOMP_RET_KILL_PROCESS,
+  SECCOMP_RET_KILL_THREAD,
+  SECCOMP_RET_LOG,
+  SECCOMP_RET_TRACE,
+  SECCOMP_RET_TRAP,
+  SECCOMP_RET_USER_NOTIF,
+  compileSeccomp,
+  syscallTable,
+} from '../../src/runtime/seccomp.js';
+import { BPF_MAXINSNS, NATIVE_LITTLE_ENDIAN, decodeFilter, type SockFilter } from '../../src/runtime/seccomp-bpf.js';
+import type { LinuxSeccomp, LinuxSeccompArch } from '../../src/runtime/spec-types.js';
+
+// ---- a classic BPF interpreter, enough for seccomp filters -----------------------------
+
+interface SeccompData {
+  nr: number;
+  arch: number;
+  args?: bigint[];
+}
+
+function seccompDataWord(d: SeccompData, offset: number): number {
+  const buf = Buffer.alloc(64);
+  const w32 = (v: number, o: number): void => {
+    if (NATIVE_LITTLE_ENDIAN) buf.writeUInt32LE(v >>> 0, o);
+    else buf.writeUInt32BE(v >>> 0, o);
+  };
+  w32(d.nr, 0);
+  w32(d.arch, 4);
+  (d.args ?? []).forEach((a, i) => {
+    if (NATIVE_LITTLE_ENDIAN) buf.writeBigUInt64LE(a, 16 + 8 * i);
+    else buf.writeBigUInt64BE(a, 16 + 8 * i);
+  });
+  assert.ok(offset % 4 === 0 && offset < 64, `load offset ${offset} outside seccomp_data`);
+  return NATIVE_LITTLE_ENDIAN ? buf.readUInt32LE(offset) : buf.readUInt32BE(offset);
+}
+
+/** Runs the filter like the kernel does; returns the SECCOMP_RET_* value and the steps taken. */
+function run(filter: Buffer, d: SeccompData): { ret: number; steps: number } {
+  const prog: SockFilter[] = decodeFilter(filter);
+  let a = 0;
+  let pc = 0;
+  let steps = 0;
+  for (;;) {
+    assert.ok(pc < prog.length, `pc ${pc} ran off the end of the program`);
+    const ins = prog[pc]!;
+    steps++;
+    const cls = ins.code & 0x07;
+    if (cls === 0x00) {
+      assert.equal(ins.code, 0x20, 'only ld|w|abs loads');
+      a = seccompDataWord(d, ins.k);
+      pc++;
+    } else if (cls === 0x04) {
+      assert.equal(ins.code, 0x54, 'only alu|and|k');
+      a = (a & ins.k) >>> 0;
+      pc++;
+    } else if (cls === 0x06) {
+      assert.equal(ins.code, 0x06, 'only ret|k');
+      return { ret: ins.k >>> 0, steps };
+    } else if (cls === 0x05) {
+      const op = ins.code & 0xf0;
+      if (op === 0x00) {
+        pc += 1 + ins.k;
+        continue;
+      }
+      const cond = op === 0x10 ? a === ins.k : op === 0x20 ? a > ins.k : op === 0x30 ? a >= ins.k : assert.fail(`jump op ${op}`);
+      pc += 1 + (cond ? ins.jt : ins.jf);
+    } else {
+      assert.fail(`instruction class ${cls}`);
+    }
+  }
+}
+
+const X86_64 = AUDIT_ARCH.SCMP_ARCH_X86_64;
+const X86 = AUDIT_ARCH.SCMP_ARCH_X86;
+const AARCH64 = AUDIT_ARCH.SCMP_ARCH_AARCH64;
+const nr = (arch: LinuxSeccompArch, name: string): number => {
+  const n = syscallTable(arch)?.get(name);
+  assert.ok(n !== undefined, `${name} on ${arch}`);
+  return n;
+};
+const errno = (e: number): number => (SECCOMP_RET_ERRNO | e) >>> 0;
+const EPERM = 1;
+
+function expectInvalid(fn: () => unknown, re: RegExp): void {
+  assert.throws(fn, (e: unknown) => isBerthError(e, 'RUNTIME_CONFIG_INVALID') && re.test(e.message));
+}
+
+describe('seccomp syscall tables', () => {
+  it('match well-known numbers', () => {
+    assert.equal(nr('SCMP_ARCH_X86_64', 'read'), 0);
+    assert.equal(nr('SCMP_ARCH_X86_64', 'mkdir'), 83);
+    assert.equal(nr('SCMP_ARCH_X86_64', 'clone3'), 435);
+    assert.equal(nr('SCMP_ARCH_X86', 'mkdir'), 39);
+    assert.equal(nr('SCMP_ARCH_X32', 'read'), 0x40000000);
+    assert.equal(nr('SCMP_ARCH_AARCH64', 'openat'), 56);
+    assert.equal(nr('SCMP_ARCH_AARCH64', 'mkdirat'), 34);
+    assert.equal(syscallTable('SCMP_ARCH_AARCH64')!.get('mkdir'), undefined);
+    assert.equal(nr('SCMP_ARCH_AARCH64', 'fchmodat2'), 452);
+    assert.equal(nr('SCMP_ARCH_RISCV64', 'riscv_flush_icache'), 259);
+  });
+});
+
+describe('compileSeccomp: actions', () => {
+  const cases: [LinuxSeccomp['defaultAction'], number | undefined, number][] = [
+    ['SCMP_ACT_KILL', undefined, SECCOMP_RET_KILL_THREAD],
+    ['SCMP_ACT_KILL_THREAD', undefined, SECCOMP_RET_KILL_THREAD],
+    ['SCMP_ACT_KILL_PROCESS', undefined, SECCOMP_RET_KILL_PROCESS],
+    ['SCMP_ACT_TRAP', undefined, SECCOMP_RET_TRAP],
+    ['SCMP_ACT_ERRNO', undefined, errno(EPERM)],
+    ['SCMP_ACT_ERRNO', 38, errno(38)],
+    ['SCMP_ACT_TRACE', undefined, (SECCOMP_RET_TRACE | EPERM) >>> 0],
+    ['SCMP_ACT_TRACE', 7, (SECCOMP_RET_TRACE | 7) >>> 0],
+    ['SCMP_ACT_ALLOW', undefined, SECCOMP_RET_ALLOW],
+    ['SCMP_ACT_LOG', undefined, SECCOMP_RET_LOG],
+  ];
+  for (const [action, errnoRet, expected] of cases) {
+    it(`${action}${errnoRet === undefined ? '' : ` errnoRet ${errnoRet}`} as rule and as default`, () => {
+      const { filter } = compileSeccomp(
+        {
+          defaultAction: action === 'SCMP_ACT_ALLOW' ? 'SCMP_ACT_LOG' : 'SCMP_ACT_ALLOW',
+          syscalls: [{ names: ['getcwd'], action, ...(errnoRet === undefined ? {} : { errnoRet }) }],
+        },
+        'x64',
+      );
+      assert.equal(run(filter, { arch: X86_64, nr: nr('SCMP_ARCH_X86_64', 'getcwd') }).ret, expected);
+      const other = run(filter, { arch: X86_64, nr: nr('SCMP_ARCH_X86_64', 'read') }).ret;
+      assert.equal(other, action === 'SCMP_ACT_ALLOW' ? SECCOMP_RET_LOG : SECCOMP_RET_ALLOW);
+
+      const asDefault = compileSeccomp(
+        { defaultAction: action, ...(errnoRet === undefined ? {} : { defaultErrnoRet: errnoRet }) },
+        'x64',
+      );
+      assert.equal(run(asDefault.filter, { arch: X86_64, nr: 12 }).ret, expected);
+    });
+  }
+
+  it('SCMP_ACT_NOTIFY returns USER_NOTIF, sets NEW_LISTENER and passes listenerPath on', () => {
+    const c = compileSeccomp(
+      {
+        defaultAction: 'SCMP_ACT_ALLOW',
+        listenerPath: '/run/agent.sock',
+        syscalls: [{ names: ['mount'], action: 'SCMP_ACT_NOTIFY' }],
+      },
+      'x64',
+    );
+    assert.equal(run(c.filter, { arch: X86_64, nr: nr('SCMP_ARCH_X86_64', 'mount') }).ret, SECCOMP_RET_USER_NOTIF);
+    assert.equal(c.flags & SECCOMP_FILTER_FLAG.SECCOMP_FILTER_FLAG_NEW_LISTENER, 8);
+    assert.equal(c.listenerPath, '/run/agent.sock');
+  });
+
+  it('rejects NOTIFY without listenerPath, NOTIFY as default, errnoRet on an action without errno', () => {
+    expectInvalid(
+      () => compileSeccomp({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mount'], action: 'SCMP_ACT_NOTIFY' }] }, 'x64'),
+      /listenerPath/,
+    );
+    expectInvalid(() => compileSeccomp({ defaultAction: 'SCMP_ACT_NOTIFY', listenerPath: '/x' }, 'x64'), /default action/);
+    expectInvalid(
+      () => compileSeccomp({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mount'], action: 'SCMP_ACT_KILL', errnoRet: 1 }] }, 'x64'),
+      /syscalls\[0\].*does not return an errno/,
+    );
+    expectInvalid(() => compileSeccomp({ defaultAction: 'SCMP_ACT_ALLOW', defaultErrnoRet: 1 }, 'x64'), /defaultAction.*errno/);
+    expectInvalid(() => compileSeccomp({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: [], action: 'SCMP_ACT_KILL' }] }, 'x64'), /at least one/);
+    expectInvalid(
+      () => compileSeccomp({ defaultAction: 'SCMP_ACT_ALLOW', flags: ['SECCOMP_FILTER_FLAG_BOGUS' as 'SECCOMP_FILTER_FLAG_LOG'] }, 'x64'),
+      /unknown flag/,
+    );
+    expectInvalid(
+      () => compileSeccomp({ defaultAction: 'SCMP_ACT_ALLOW', architectures: ['SCMP_ARCH_VAX' as 'SCMP_ARCH_X86'] }, 'x64'),
+      /unknown architecture/,
+    );
+    expectInvalid(
+      () =>
+        compileSeccomp(
+          { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['read'], action: 'SCMP_ACT_KILL', args: [{ index: 6, value: 0, op: 'SCMP_CMP_EQ' }] }] },
+          'x64',
+        ),
+      /index 6/,
+    );
+  });
+
+  it('turns flags into the seccomp(2) bitmask', () => {
+    const c = compileSeccomp(
+      { defaultAction: 'SCMP_ACT_ALLOW', flags: ['SECCOMP_FILTER_FLAG_TSYNC', 'SECCOMP_FILTER_FLAG_LOG', 'SECCOMP_FILTER_FLAG_SPEC_ALLOW', 'SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV'] },
+      'x64',
+    );
+    assert.equal(c.flags, 1 | 2 | 4 | 32);
+  });
+});
+
+describe('compileSeccomp: architectures', () => {
+  it('kills syscalls of an architecture that is neither native nor listed', () => {
+    const { filter } = compileSeccomp({ defaultAction: 'SCMP_ACT_ALLOW' }, 'x64');
+    assert.equal(run(filter, { arch: X86_64, nr: 0 }).ret, SECCOMP_RET_ALLOW);
+    assert.equal(run(filter, { arch: X86, nr: 0 }).ret, SECCOMP_RET_KILL_PROCESS);
+    assert.equal(run(filter, { arch: X86_64, nr: 0x40000000 }).ret, SECCOMP_RET_KILL_PROCESS, 'x32 not listed');
+    assert.equal(run(filter, { arch: AARCH64, nr: 0 }).ret, SECCOMP_RET_KILL_PROCESS);
+  });
+
+  it('uses each listed architecture\'s own syscall numbers', () => {
+    const { filter } = compileSeccomp(
+      {
+        defaultAction: 'SCMP_ACT_ALLOW',
+        architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32', 'SCMP_ARCH_AARCH64'],
+        syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO', errnoRet: 13 }],
+      },
+      'x64',
+    );
+    assert.equal(run(filter, { arch: X86_64, nr: 83 }).ret, errno(13));
+    assert.equal(run(filter, { arch: X86_64, nr: 39 }).ret, SECCOMP_RET_ALLOW, 'getpid on x86_64');
+    assert.equal(run(filter, { arch: X86, nr: 39 }).ret, errno(13), 'mkdir on i386');
+    assert.equal(run(filter, { arch: X86, nr: 83 }).ret, SECCOMP_RET_ALLOW, 'symlink on i386');
+    assert.equal(run(filter, { arch: X86_64, nr: nr('SCMP_ARCH_X32', 'mkdir') }).ret, errno(13), 'x32');
+    assert.equal(run(filter, { arch: X86_64, nr: nr('SCMP_ARCH_X32', 'read') }).ret, SECCOMP_RET_ALLOW, 'x32');
+    // aarch64 cannot run on x86_64: no section for it.
+    assert.equal(run(filter, { arch: AARCH64, nr: 34 }).ret, SECCOMP_RET_KILL_PROCESS);
+
+    const arm = compileSeccomp(
+      { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO' }] },
+      'arm64',
+    );
+    assert.equal(run(arm.filter, { arch: AARCH64, nr: 34 }).ret, errno(EPERM));
+    assert.equal(run(arm.filter, { arch: AARCH64, nr: 83 }).ret, SECCOMP_RET_ALLOW);
+    assert.equal(run(arm.filter, { arch: X86_64, nr: 83 }).ret, SECCOMP_RET_KILL_PROCESS);
+    assert.deepEqual(arm.unknownSyscalls, ['mkdir (SCMP_ARCH_AARCH64)']);
+  });
+
+  it('refuses a runnable listed architecture it has no table for', () => {
+    assert.throws(
+      () => compileSeccomp({ defaultAction: 'SCMP_ACT_ALLOW', architectures: ['SCMP_ARCH_ARM'] }, 'arm64'),
+      (e: unknown) => isBerthError(e, 'UNSUPPORTED') && /SCMP_ARCH_ARM/.test(e.message),
+    );
+  });
+
+  it('skips unknown syscall names and reports them', () => {
+    const c = compileSeccomp(
+      { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['no_such_syscall', 'mkdir'], action: 'SCMP_ACT_ERRNO' }] },
+      'x64',
+    );
+    assert.deepEqual(c.unknownSyscalls, ['no_such_syscall (SCMP_ARCH_X86_64)']);
+    assert.equal(run(c.filter, { arch: X86_64, nr: 83 }).ret, errno(EPERM));
+  });
+});
+
+describe('compileSeccomp: argument operators on 64-bit values', () => {
+  const HI = 0x1_0000_0000n;
+  const values = [0n, 1n, 5n, 6n, 0xffffffffn, HI, HI + 5n, 2n * HI, 0xffff_ffff_ffff_ffffn, 0x8000_0000_0000_0000n];
+  const ops = {
+    SCMP_CMP_EQ: (a: bigint, v: bigint) => a === v,
+    SCMP_CMP_NE: (a: bigint, v: bigint) => a !== v,
+    SCMP_CMP_LT: (a: bigint, v: bigint) => a < v,
+    SCMP_CMP_LE: (a: bigint, v: bigint) => a <= v,
+    SCMP_CMP_GT: (a: bigint, v: bigint) => a > v,
+    SCMP_CMP_GE: (a: bigint, v: bigint) => a >= v,
+  } as const;
+  for (const [op, holds] of Object.entries(ops)) {
+    it(`${op} compares high and low words`, () => {
+      for (const v of values) {
+        const { filter } = compileSeccomp(
+          {
+            defaultAction: 'SCMP_ACT_ALLOW',
+            syscalls: [{ names: ['ioctl'], action: 'SCMP_ACT_ERRNO', args: [{ index: 3, value: v, op: op as keyof typeof ops }] }],
+          },
+          'x64',
+        );
+        for (const a of values) {
+          const args = [0n, 0n, 0n, a, 0n, 0n];
+          const got = run(filter, { arch: X86_64, nr: 16, args }).ret;
+          assert.equal(got, holds(a, v) ? errno(EPERM) : SECCOMP_RET_ALLOW, `${a} ${op} ${v}`);
+        }
+      }
+    });
+  }
+
+  it('SCMP_CMP_MASKED_EQ: (arg & value) == valueTwo on both words', () => {
+    const masks: [bigint, bigint][] = [
+      [0xffn, 0x12n],
+      [HI * 0xfn, HI * 3n],
+      [0x7e020000n, 0n], // docker's clone namespace-flags rule
+      [0xffff_ffff_ffff_ffffn, HI + 1n],
+    ];
+    for (const [mask, datum] of masks) {
+      const { filter } = compileSeccomp(
+        {
+          defaultAction: 'SCMP_ACT_ERRNO',
+          syscalls: [{ names: ['clone'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: mask, valueTwo: datum, op: 'SCMP_CMP_MASKED_EQ' }] }],
+        },
+        'x64',
+      );
+      for (const a of [...values, 0x12n, HI * 3n + 0x12n, HI + 1n, 0x10000000n, 0x11n]) {
+        const got = run(filter, { arch: X86_64, nr: 56, args: [a] }).ret;
+        assert.equal(got, (a & mask) === datum ? SECCOMP_RET_ALLOW : errno(EPERM), `${a} & ${mask} == ${datum}`);
+      }
+    }
+  });
+
+  it('compares only the low word on a 32-bit ABI', () => {
+    const { filter } = compileSeccomp(
+      {
+        defaultAction: 'SCMP_ACT_ALLOW',
+        architectures: ['SCMP_ARCH_X86'],
+        syscalls: [{ names: ['ioctl'], action: 'SCMP_ACT_ERRNO', args: [{ index: 1, value: 5, op: 'SCMP_CMP_EQ' }] }],
+      },
+      'x64',
+    );
+    assert.equal(run(filter, { arch: X86, nr: 54, args: [0n, 5n] }).ret, errno(EPERM));
+    assert.equal(run(filter, { arch: X86, nr: 54, args: [0n, HI + 5n] }).ret, errno(EPERM));
+    assert.equal(run(filter, { arch: X86_64, nr: 16, args: [0n, HI + 5n] }).ret, SECCOMP_RET_ALLOW);
+  });
+
+  it('ANDs the conditions of one entry and ORs entries for one syscall, first match wins', () => {
+    const { filter } = compileSeccomp(
+      {
+        defaultAction: 'SCMP_ACT_ALLOW',
+        syscalls: [
+          {
+            names: ['socket'],
+            action: 'SCMP_ACT_ERRNO',
+            errnoRet: 97,
+            args: [
+              { index: 0, value: 16, op: 'SCMP_CMP_EQ' },
+              { index: 2, value: 9, op: 'SCMP_CMP_EQ' },
+            ],
+          },
+          { names: ['socket'], action: 'SCMP_ACT_ERRNO', errnoRet: 22, args: [{ index: 0, value: 40, op: 'SCMP_CMP_GE' }] },
+          { names: ['socket'], action: 'SCMP_ACT_LOG' },
+          { names: ['socket'], action: 'SCMP_ACT_KILL' },
+        ],
+      },
+      'x64',
+    );
+    const sock = (a0: bigint, a2: bigint): number => run(filter, { arch: X86_64, nr: 41, args: [a0, 0n, a2] }).ret;
+    assert.equal(sock(16n, 9n), errno(97));
+    assert.equal(sock(16n, 0n), SECCOMP_RET_LOG, 'only one of two ANDed conditions');
+    assert.equal(sock(41n, 9n), errno(22));
+    assert.equal(sock(2n, 0n), SECCOMP_RET_LOG);
+    assert.equal(run(filter, { arch: X86_64, nr: 0 }).ret, SECCOMP_RET_ALLOW);
+  });
+
+  it('falls back to the default action when no conditional rule matches', () => {
+    const { filter } = compileSeccomp(
+      {
+        defaultAction: 'SCMP_ACT_ERRNO',
+        defaultErrnoRet: 38,
+        syscalls: [{ names: ['personality'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: 0, op: 'SCMP_CMP_EQ' }] }],
+      },
+      'x64',
+    );
+    assert.equal(run(filter, { arch: X86_64, nr: 135, args: [0n] }).ret, SECCOMP_RET_ALLOW);
+    assert.equal(run(filter, { arch: X86_64, nr: 135, args: [8n] }).ret, errno(38));
+  });
+});
+
+describe('compileSeccomp: program size', () => {
+  it('emits long jumps past 255 instructions and stays correct', () => {
+    // Every x86_64 syscall allowed with argument conditions, default errno: a big program
+    // whose early jumps must reach the shared returns at the end.
+    const names = [...syscallTable('SCMP_ARCH_X86_64')!.keys()];
+    const { filter } = compileSeccomp(
+      {
+        defaultAction: 'SCMP_ACT_ERRNO',
+        architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32'],
+        syscalls: [
+          { names, action: 'SCMP_ACT_ALLOW' },
+          { names: ['kill'], action: 'SCMP_ACT_KILL' },
+        ],
+      },
+      'x64',
+    );
+    const prog = decodeFilter(filter);
+    assert.ok(prog.length > 600 && prog.length <= BPF_MAXINSNS, `length ${prog.length}`);
+    assert.ok(prog.some((i) => i.code === 0x05 && i.k > 255), 'has a long ja');
+    for (const [name, n] of syscallTable('SCMP_ARCH_X86_64')!) {
+      assert.equal(run(filter, { arch: X86_64, nr: n }).ret, SECCOMP_RET_ALLOW, name);
+    }
+    for (const [name, n] of syscallTable('SCMP_ARCH_X86')!) {
+      const inX86_64 = syscallTable('SCMP_ARCH_X86_64')!.has(name);
+      assert.equal(run(filter, { arch: X86, nr: n }).ret, inX86_64 ? SECCOMP_RET_ALLOW : errno(EPERM), `i386 ${name}`);
+    }
+    assert.equal(run(filter, { arch: X86_64, nr: 1000 }).ret, errno(EPERM));
+  });
+
+  it('refuses a program over the kernel\'s 4096-instruction limit', () => {
+    const syscalls = [...syscallTable('SCMP_ARCH_X86_64')!.keys()].map((name) => ({
+      names: [name],
+      action: 'SCMP_ACT_ALLOW' as const,
+      args: Array.from({ length: 6 }, (_, index) => ({ index, value: 1n << 40n, op: 'SCMP_CMP_LT' as const })),
+    }));
+    expectInvalid(() => compileSeccomp({ defaultAction: 'SCMP_ACT_ERRNO', syscalls }, 'x64'), /4096/);
+  });
+});
+
+// ---- the kernel ------------------------------------------------------------------------
+
+const here = dirname(fileURLToPath(import.meta.url));
+const fixtureSource = resolve(here, '../../../test/runtime/fixtures/seccomp-load.c');
+
+describe('compileSeccomp: loaded by the kernel', { skip: process.arch !== 'x64' && process.arch !== 'arm64' ? 'needs x86_64 or aarch64' : false }, () => {
+  let dir = '';
+  let loader = '';
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'berth-seccomp-'));
+    loader = join(dir, 'seccomp-load');
+    execFileSync('cc', ['-O', '-o', loader, fixtureSource], { stdio: 'inherit' });
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  const mkdirName = process.arch === 'x64' ? 'mkdir' : 'mkdirat';
+  const modeIndex = process.arch === 'x64' ? 1 : 2;
+
+  function load(seccomp: LinuxSeccomp, target: string, mode: string): { status: number | null; signal: string | null; stdout: string; stderr: string } {
+    const c = compileSeccomp(seccomp);
+    const r = spawnSync(loader, [String(c.flags), target, mode], { input: c.filter, encoding: 'buffer' });
+    return { status: r.status, signal: r.signal, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
+  }
+
+  it('a denied syscall fails with the configured errno, others run', () => {
+    const seccomp: LinuxSeccomp = {
+      defaultAction: 'SCMP_ACT_ALLOW',
+      syscalls: [{ names: [mkdirName], action: 'SCMP_ACT_ERRNO', errnoRet: 13, args: [{ index: modeIndex, value: 0o700, op: 'SCMP_CMP_EQ' }] }],
+    };
+    const denied = load(seccomp, join(dir, 'a'), '700');
+    assert.equal(denied.stdout, 'mkdir=13\n', denied.stderr);
+    assert.equal(existsSync(join(dir, 'a')), false);
+    const allowed = load(seccomp, join(dir, 'b'), '755');
+    assert.equal(allowed.stdout, 'mkdir=0\n', allowed.stderr);
+    assert.equal(existsSync(join(dir, 'b')), true);
+  });
+
+  it('default errno with an allow-list, and flags accepted by the kernel', () => {
+    const names = [...syscallTable(process.arch === 'x64' ? 'SCMP_ARCH_X86_64' : 'SCMP_ARCH_AARCH64')!.keys()].filter((n) => n !== mkdirName);
+    const r = load(
+      {
+        defaultAction: 'SCMP_ACT_ERRNO',
+        defaultErrnoRet: 38,
+        flags: ['SECCOMP_FILTER_FLAG_LOG', 'SECCOMP_FILTER_FLAG_SPEC_ALLOW'],
+        architectures: process.arch === 'x64' ? ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32'] : ['SCMP_ARCH_AARCH64'],
+        syscalls: [{ names, action: 'SCMP_ACT_ALLOW' }],
+      },
+      join(dir, 'c'),
+      '700',
+    );
+    assert.equal(r.stdout, 'mkdir=38\n', r.stderr);
+  });
+
+  it('SCMP_ACT_KILL_PROCESS kills the process with SIGSYS', () => {
+    const r = load({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: [mkdirName], action: 'SCMP_ACT_KILL_PROCESS' }] }, join(dir, 'd'), '700');
+    assert.equal(r.signal, 'SIGSYS');
+    assert.equal(r.stdout, '');
+  });
+});

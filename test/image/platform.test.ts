@@ -1,0 +1,207 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  formatPlatform,
+  hostPlatform,
+  normalizePlatform,
+  parsePlatform,
+  platformMatches,
+  selectManifests,
+} from '../../src/image/platform.js';
+import { isBerthError } from '../../src/errors.js';
+import type { Descriptor, ImageIndex, Platform } from '../../src/image/types.js';
+
+const P = (s: string): Platform => parsePlatform(s);
+
+function desc(n: number, platform?: Platform): Descriptor {
+  const d: Descriptor = {
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    digest: `sha256:${n.toString(16).padStart(64, '0')}`,
+    size: 100 + n,
+  };
+  if (platform) d.platform = platform;
+  return d;
+}
+
+function index(...platforms: (Platform | undefined)[]): ImageIndex {
+  return { schemaVersion: 2, manifests: platforms.map((p, i) => desc(i + 1, p)) };
+}
+
+const sizesOf = (ds: Descriptor[]): number[] => ds.map((d) => d.size - 100);
+
+describe('parsePlatform', () => {
+  it('parses os/arch and os/arch/variant', () => {
+    assert.deepEqual(P('linux/amd64'), { os: 'linux', architecture: 'amd64' });
+    assert.deepEqual(P('linux/arm64/v8'), { os: 'linux', architecture: 'arm64', variant: 'v8' });
+    assert.deepEqual(P('linux/arm/v6'), { os: 'linux', architecture: 'arm', variant: 'v6' });
+    assert.deepEqual(P('linux/amd64/v3'), { os: 'linux', architecture: 'amd64', variant: 'v3' });
+  });
+
+  it('normalises aliases and case as containerd does', () => {
+    assert.deepEqual(P('Linux/X86_64'), { os: 'linux', architecture: 'amd64' });
+    assert.deepEqual(P('linux/x86-64'), { os: 'linux', architecture: 'amd64' });
+    assert.deepEqual(P('linux/aarch64'), { os: 'linux', architecture: 'arm64' });
+    assert.deepEqual(P('linux/aarch64/8'), { os: 'linux', architecture: 'arm64', variant: 'v8' });
+    assert.deepEqual(P('linux/i386'), { os: 'linux', architecture: '386' });
+    assert.deepEqual(P('linux/armhf'), { os: 'linux', architecture: 'arm' }); // v7, implicit in 2-part form
+    assert.deepEqual(P('linux/armel'), { os: 'linux', architecture: 'arm', variant: 'v6' });
+    assert.deepEqual(P('linux/arm/7'), { os: 'linux', architecture: 'arm', variant: 'v7' });
+    assert.deepEqual(P('macos/arm64'), { os: 'darwin', architecture: 'arm64' });
+  });
+
+  it('completes a lone os or architecture from the host', () => {
+    const host = hostPlatform();
+    assert.equal(P('linux').os, 'linux');
+    assert.equal(P('linux').architecture, host.architecture);
+    assert.deepEqual(P('arm64'), { os: host.os, architecture: 'arm64' });
+    assert.deepEqual(P('s390x'), { os: host.os, architecture: 's390x' });
+  });
+
+  it('reads os.version in containerd form and after a colon', () => {
+    const want = { os: 'windows', architecture: 'amd64', 'os.version': '10.0.17763.1' };
+    assert.deepEqual(P('windows(10.0.17763.1)/amd64'), want);
+    assert.deepEqual(P('windows/amd64:10.0.17763.1'), want);
+    assert.equal(formatPlatform(want), 'windows(10.0.17763.1)/amd64');
+    assert.deepEqual(P(formatPlatform(want)), want);
+  });
+
+  it('rejects malformed specifiers with a message naming the problem', () => {
+    for (const [bad, pattern] of [
+      ['', /expected os\/arch/],
+      ['linux/amd64/v8/extra', /too many components/],
+      ['linux//v7', /architecture ""/],
+      ['linux/am d64', /architecture "am d64"/],
+      ['plan10', /neither a known operating system nor a known architecture/],
+      ['lin$ux/amd64', /os "lin\$ux"/],
+    ] as const) {
+      assert.throws(() => P(bad), (e: unknown) => isBerthError(e, 'USAGE') && pattern.test(e.message), bad);
+    }
+  });
+
+  it('formats what it parses', () => {
+    for (const s of ['linux/amd64', 'linux/arm64/v8', 'linux/arm/v6', 'windows/amd64', 'linux/riscv64']) {
+      assert.equal(formatPlatform(P(s)), s);
+    }
+  });
+});
+
+describe('normalizePlatform', () => {
+  it('drops default variants for arm64 and amd64, makes arm v7 explicit', () => {
+    assert.deepEqual(normalizePlatform({ os: 'linux', architecture: 'arm64', variant: 'v8' }), { os: 'linux', architecture: 'arm64' });
+    assert.deepEqual(normalizePlatform({ os: 'linux', architecture: 'aarch64' }), { os: 'linux', architecture: 'arm64' });
+    assert.deepEqual(normalizePlatform({ os: 'linux', architecture: 'arm64', variant: '9.0' }), {
+      os: 'linux',
+      architecture: 'arm64',
+      variant: 'v9',
+    });
+    assert.deepEqual(normalizePlatform({ os: 'linux', architecture: 'amd64', variant: 'v1' }), { os: 'linux', architecture: 'amd64' });
+    assert.deepEqual(normalizePlatform({ os: 'linux', architecture: 'arm' }), { os: 'linux', architecture: 'arm', variant: 'v7' });
+    assert.deepEqual(normalizePlatform({ os: 'linux', architecture: 'arm', variant: '5' }), { os: 'linux', architecture: 'arm', variant: 'v5' });
+  });
+
+  it('keeps os.version and features, drops empty ones', () => {
+    assert.deepEqual(normalizePlatform({ os: 'Windows', architecture: 'AMD64', 'os.version': '10.0.1', 'os.features': ['win32k'] }), {
+      os: 'windows',
+      architecture: 'amd64',
+      'os.version': '10.0.1',
+      'os.features': ['win32k'],
+    });
+    assert.deepEqual(normalizePlatform({ os: 'linux', architecture: 'amd64', 'os.version': '', 'os.features': [], variant: '' }), {
+      os: 'linux',
+      architecture: 'amd64',
+    });
+  });
+});
+
+describe('hostPlatform', () => {
+  it('describes this machine in OCI terms', () => {
+    const host = hostPlatform();
+    assert.equal(host.os, process.platform === 'win32' ? 'windows' : process.platform);
+    const expected: Record<string, string> = { x64: 'amd64', arm64: 'arm64', ia32: '386', arm: 'arm' };
+    if (expected[process.arch]) assert.equal(host.architecture, expected[process.arch]);
+    assert.ok(platformMatches(host, host));
+  });
+});
+
+describe('platformMatches', () => {
+  it('treats arm64 and arm64/v8 as the same platform', () => {
+    assert.ok(platformMatches(P('linux/arm64'), { os: 'linux', architecture: 'arm64', variant: 'v8' }));
+    assert.ok(platformMatches(P('linux/arm64/v8'), { os: 'linux', architecture: 'arm64' }));
+    assert.ok(platformMatches({ os: 'linux', architecture: 'aarch64' }, { os: 'linux', architecture: 'arm64' }));
+  });
+
+  it('lets arm/v7 run v6 and v5 but not v8', () => {
+    const want = P('linux/arm/v7');
+    assert.ok(platformMatches(want, P('linux/arm/v7')));
+    assert.ok(platformMatches(want, { os: 'linux', architecture: 'arm' })); // no variant = v7
+    assert.ok(platformMatches(want, P('linux/arm/v6')));
+    assert.ok(platformMatches(want, P('linux/arm/v5')));
+    assert.ok(!platformMatches(want, P('linux/arm/v8')));
+    assert.ok(!platformMatches(P('linux/arm/v6'), P('linux/arm/v7')));
+    assert.ok(!platformMatches(want, P('linux/arm64')));
+  });
+
+  it('lets amd64/vN run lower levels and 386, never higher ones', () => {
+    const v3 = P('linux/amd64/v3');
+    for (const ok of ['linux/amd64/v3', 'linux/amd64/v2', 'linux/amd64', 'linux/amd64/v1', 'linux/386']) {
+      assert.ok(platformMatches(v3, P(ok)), ok);
+    }
+    assert.ok(!platformMatches(v3, P('linux/amd64/v4')));
+    assert.ok(!platformMatches(P('linux/amd64'), P('linux/amd64/v2')));
+    assert.ok(platformMatches(P('linux/amd64'), P('linux/386')));
+    assert.ok(!platformMatches(P('linux/386'), P('linux/amd64')));
+  });
+
+  it('lets arm64 run 32-bit arm images (containerd fallback)', () => {
+    assert.ok(platformMatches(P('linux/arm64'), P('linux/arm/v7')));
+    assert.ok(platformMatches(P('linux/arm64/v9'), P('linux/arm64')));
+    assert.ok(!platformMatches(P('linux/arm64'), P('linux/arm64/v9')));
+  });
+
+  it('never matches across operating systems', () => {
+    assert.ok(!platformMatches(P('linux/amd64'), P('windows/amd64')));
+    assert.ok(!platformMatches(P('windows/amd64'), P('linux/amd64')));
+    assert.ok(!platformMatches(P('linux/amd64'), P('linux/arm64')));
+  });
+
+  it('compares os.version builds on Windows only', () => {
+    const want = P('windows(10.0.17763.1)/amd64');
+    assert.ok(platformMatches(want, P('windows(10.0.17763.5122)/amd64')));
+    assert.ok(!platformMatches(want, P('windows(10.0.20348.1)/amd64')));
+    assert.ok(platformMatches(want, P('windows/amd64')));
+    assert.ok(platformMatches({ os: 'linux', architecture: 'amd64', 'os.version': '5.10' }, { os: 'linux', architecture: 'amd64', 'os.version': '6.1' }));
+  });
+});
+
+describe('selectManifests', () => {
+  it('orders arm/v7 candidates v7, v6, v5 whatever the index order', () => {
+    const idx = index(P('linux/arm/v5'), P('linux/amd64'), P('linux/arm/v6'), P('linux/arm/v7'), P('linux/arm64'));
+    assert.deepEqual(sizesOf(selectManifests(idx, P('linux/arm/v7'))), [4, 3, 1]);
+  });
+
+  it('prefers the exact amd64 level, then lower levels, then 386', () => {
+    const idx = index(P('linux/386'), P('linux/amd64'), P('linux/amd64/v2'), P('linux/amd64/v3'), P('linux/amd64/v4'));
+    assert.deepEqual(sizesOf(selectManifests(idx, P('linux/amd64/v3'))), [4, 3, 2, 1]);
+    assert.deepEqual(sizesOf(selectManifests(idx, P('linux/amd64'))), [2, 1]);
+  });
+
+  it('picks arm64 before arm for an arm64 host', () => {
+    const idx = index(P('linux/arm/v7'), { os: 'linux', architecture: 'arm64', variant: 'v8' });
+    assert.deepEqual(sizesOf(selectManifests(idx, P('linux/arm64'))), [2, 1]);
+  });
+
+  it('keeps the index order between equally good candidates and skips descriptors without a platform', () => {
+    const idx = index(undefined, P('linux/amd64'), { os: 'unknown', architecture: 'unknown' }, P('linux/amd64'));
+    assert.deepEqual(sizesOf(selectManifests(idx, P('linux/amd64'))), [2, 4]);
+  });
+
+  it('prefers the exact Windows os.version', () => {
+    const idx = index(P('windows(10.0.17763.100)/amd64'), P('windows(10.0.17763.5122)/amd64'), P('windows(10.0.20348.1)/amd64'));
+    assert.deepEqual(sizesOf(selectManifests(idx, P('windows(10.0.17763.5122)/amd64'))), [2, 1]);
+  });
+
+  it('returns nothing when no manifest fits', () => {
+    assert.deepEqual(selectManifests(index(P('linux/s390x'), P('windows/amd64')), P('linux/amd64')), []);
+    assert.deepEqual(selectManifests({ schemaVersion: 2, manifests: [] }, P('linux/amd64')), []);
+  });
+});

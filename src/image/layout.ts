@@ -261,14 +261,21 @@ export class OciLayout implements Target, TagLister, ReferrerLister {
   async ingest(mediaType: string, produce: (out: Writable) => Promise<void>): Promise<Descriptor> {
     const hasher = new DigestingStream();
     const source = new PassThrough({ highWaterMark: 256 * 1024 });
+    source.on('error', () => undefined); // reported through the promises below
     const producing = produce(source).then(
-      () => source.end(),
-      (err) => {
-        source.destroy(err);
+      () => {
+        if (!source.writableEnded) source.end();
+      },
+      (err: unknown) => {
+        source.destroy(err instanceof Error ? err : new Error(String(err)));
         throw err;
       },
     );
-    const [, digest] = await Promise.all([producing, this.writeBlob(undefined, source, hasher, {})]);
+    const [produced, written] = await Promise.allSettled([producing, this.writeBlob(undefined, source, hasher, {})]);
+    // The producer's failure is the cause; the writer's is then only its consequence.
+    if (produced.status === 'rejected') throw produced.reason;
+    if (written.status === 'rejected') throw written.reason;
+    const digest = written.value;
     return { mediaType, digest, size: hasher.size };
   }
 

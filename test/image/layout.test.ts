@@ -116,6 +116,10 @@ describe('OciLayout', () => {
     });
     assert.deepEqual(desc, { mediaType: 'text/plain', digest: digestOf('abcdef'), size: 6 });
     assert.equal(await readFile(layout.blobPath(desc.digest), 'utf8'), 'abcdef');
+    // A producer that fails (at once or half-way) leaves no blob and no temp file.
+    await assert.rejects(layout.ingest('x/y', async () => { throw new Error('boom'); }), /boom/);
+    await assert.rejects(layout.ingest('x/y', async (out) => { out.write('partial'); await new Promise((r) => setTimeout(r, 5)); throw new Error('late'); }), /late/);
+    assert.deepEqual((await readdir(join(layout.dir, 'blobs'), { recursive: true })).sort(), ['sha256', `sha256/${desc.digest.slice(7)}`]);
   });
 
   test('tag, resolve, tags, untag, addManifest, delete', async () => {

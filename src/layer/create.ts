@@ -85,7 +85,7 @@ export async function writeFileAtomically<T>(file: string, produce: (out: Writab
 }
 
 /** Same as writeLayerFromDir, into a file (atomic: temp + fsync + rename). */
-export function createLayerFile(dir: string, file: string, opts: LayerOptions = {}): Promise<LayerResult> {
+export async function createLayerFile(dir: string, file: string, opts: LayerOptions = {}): Promise<LayerResult> {
   checkLayerOptions(opts);
   return writeFileAtomically(file, (out) => writeLayerFromDir(dir, out, opts));
 }

@@ -1,0 +1,330 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { isBerthError, type ErrorCode } from '../../src/errors.js';
+import { digestOf } from '../../src/image/digest.js';
+import { EMPTY_JSON_DIGEST, MediaType } from '../../src/image/media-types.js';
+import {
+  parseManifestOrIndex,
+  validateConfig,
+  validateDescriptor,
+  validateIndex,
+  validateLayoutHeader,
+  validateManifest,
+  validatePlatform,
+} from '../../src/image/validate.js';
+
+const D1 = `sha256:${'1'.repeat(64)}`;
+const D2 = `sha256:${'2'.repeat(64)}`;
+const D3 = `sha256:${'3'.repeat(64)}`;
+
+const layer = (digest = D2) => ({ mediaType: MediaType.layerTarGzip, digest, size: 100 });
+const emptyDesc = () => ({ mediaType: MediaType.empty, digest: EMPTY_JSON_DIGEST, size: 2 });
+const imageManifest = (): Record<string, unknown> => ({
+  schemaVersion: 2,
+  mediaType: MediaType.imageManifest,
+  config: { mediaType: MediaType.imageConfig, digest: D1, size: 10 },
+  layers: [layer(D2), layer(D3)],
+});
+const index = (): Record<string, unknown> => ({
+  schemaVersion: 2,
+  mediaType: MediaType.imageIndex,
+  manifests: [{ mediaType: MediaType.imageManifest, digest: D1, size: 5, platform: { os: 'linux', architecture: 'amd64' } }],
+});
+const config = (): Record<string, unknown> => ({
+  architecture: 'amd64',
+  os: 'linux',
+  rootfs: { type: 'layers', diff_ids: [D1] },
+});
+
+/** Asserts a BerthError with `code` whose message starts with the field path and matches `rule`. */
+function rejects(fn: () => unknown, code: ErrorCode, field: string, rule: RegExp): void {
+  assert.throws(fn, (e: unknown) => {
+    if (!isBerthError(e, code)) return false;
+    assert.ok(e.message.startsWith(`${field}: `), `message ${JSON.stringify(e.message)} should start with ${field}`);
+    assert.match(e.message, rule);
+    assert.deepEqual(e.detail, { field });
+    return true;
+  });
+}
+
+function withField(doc: Record<string, unknown>, path: string, value: unknown): Record<string, unknown> {
+  const copy = structuredClone(doc);
+  const keys = path.split('.');
+  let node: Record<string, unknown> = copy;
+  for (const k of keys.slice(0, -1)) node = node[k] as Record<string, unknown>;
+  if (value === undefined) delete node[keys[keys.length - 1]!];
+  else node[keys[keys.length - 1]!] = value;
+  return copy;
+}
+
+describe('validateDescriptor (descriptor.md)', () => {
+  it('accepts a full descriptor and keeps unknown fields', () => {
+    const d = {
+      mediaType: 'application/vnd.example+json',
+      digest: digestOf('{}'),
+      size: 2,
+      data: 'e30=',
+      urls: ['https://example.com/x'],
+      annotations: { a: '', b: 'c' },
+      artifactType: 'application/vnd.example.sig',
+      platform: { os: 'linux', architecture: 'arm', variant: 'v7' },
+      'x-future': 1,
+    };
+    assert.equal(validateDescriptor(d), d);
+  });
+
+  it('requires mediaType, digest and size, naming the field', () => {
+    const d = { mediaType: MediaType.layerTar, digest: D1, size: 1 };
+    rejects(() => validateDescriptor(withField(d, 'mediaType', undefined)), 'DESCRIPTOR_INVALID', 'descriptor.mediaType', /required/);
+    rejects(() => validateDescriptor(withField(d, 'digest', undefined)), 'DESCRIPTOR_INVALID', 'descriptor.digest', /required/);
+    rejects(() => validateDescriptor(withField(d, 'size', undefined)), 'DESCRIPTOR_INVALID', 'descriptor.size', /required/);
+    rejects(() => validateDescriptor('x'), 'DESCRIPTOR_INVALID', 'descriptor', /must be a JSON object, got string/);
+    rejects(() => validateDescriptor([], 'manifest.config'), 'DESCRIPTOR_INVALID', 'manifest.config', /got an array/);
+  });
+
+  it('checks the media type against RFC 6838', () => {
+    for (const bad of ['text', 'a/b/c', 'application/json; charset=utf-8', '/json', `${'a'.repeat(128)}/b`]) {
+      rejects(() => validateDescriptor({ mediaType: bad, digest: D1, size: 1 }), 'DESCRIPTOR_INVALID', 'descriptor.mediaType', /RFC 6838/);
+    }
+    rejects(() => validateDescriptor({ mediaType: MediaType.layerTar, digest: D1, size: 1, artifactType: 'x' }), 'DESCRIPTOR_INVALID', 'descriptor.artifactType', /not a media type/);
+  });
+
+  it('checks the digest grammar and registered algorithms', () => {
+    const d = (digest: unknown) => ({ mediaType: MediaType.layerTar, digest, size: 1 });
+    rejects(() => validateDescriptor(d('sha256:abc')), 'DESCRIPTOR_INVALID', 'descriptor.digest', /64 lowercase hex/);
+    rejects(() => validateDescriptor(d(`sha256:${'A'.repeat(64)}`)), 'DESCRIPTOR_INVALID', 'descriptor.digest', /lowercase hex/);
+    rejects(() => validateDescriptor(d(`md5:${'a'.repeat(32)}`)), 'DESCRIPTOR_INVALID', 'descriptor.digest', /unsupported digest algorithm "md5"/);
+    rejects(() => validateDescriptor(d(42)), 'DESCRIPTOR_INVALID', 'descriptor.digest', /must be a string/);
+    assert.doesNotThrow(() => validateDescriptor(d(`sha512:${'a'.repeat(128)}`)));
+  });
+
+  it('requires a non-negative integer size', () => {
+    const d = (size: unknown) => ({ mediaType: MediaType.layerTar, digest: D1, size });
+    rejects(() => validateDescriptor(d(-1)), 'DESCRIPTOR_INVALID', 'descriptor.size', /must not be negative/);
+    rejects(() => validateDescriptor(d(1.5)), 'DESCRIPTOR_INVALID', 'descriptor.size', /integer/);
+    rejects(() => validateDescriptor(d('1')), 'DESCRIPTOR_INVALID', 'descriptor.size', /integer/);
+    rejects(() => validateDescriptor(d(2 ** 53)), 'DESCRIPTOR_INVALID', 'descriptor.size', /2\^53-1/);
+    assert.doesNotThrow(() => validateDescriptor(d(0)));
+  });
+
+  it('checks urls, annotations and platform', () => {
+    const base = { mediaType: MediaType.layerTar, digest: D1, size: 1 };
+    rejects(() => validateDescriptor({ ...base, urls: 'https://x' }), 'DESCRIPTOR_INVALID', 'descriptor.urls', /array/);
+    rejects(() => validateDescriptor({ ...base, urls: ['https://ok', 'no scheme'] }), 'DESCRIPTOR_INVALID', 'descriptor.urls[1]', /RFC 3986/);
+    rejects(() => validateDescriptor({ ...base, annotations: { a: 1 } }), 'DESCRIPTOR_INVALID', 'descriptor.annotations["a"]', /must be strings/);
+    rejects(() => validateDescriptor({ ...base, annotations: [] }), 'DESCRIPTOR_INVALID', 'descriptor.annotations', /object mapping strings/);
+    rejects(() => validateDescriptor({ ...base, platform: { os: 'linux' } }), 'DESCRIPTOR_INVALID', 'descriptor.platform.architecture', /required/);
+    rejects(() => validateDescriptor({ ...base, platform: { os: 'linux', architecture: 'amd64', 'os.features': [1] } }), 'DESCRIPTOR_INVALID', 'descriptor.platform.os.features[0]', /string/);
+    rejects(() => validatePlatform({ os: '', architecture: 'amd64' }), 'DESCRIPTOR_INVALID', 'platform.os', /empty/);
+  });
+
+  it('checks that embedded data is base64 of exactly the content', () => {
+    const base = { mediaType: MediaType.empty, digest: EMPTY_JSON_DIGEST, size: 2 };
+    assert.doesNotThrow(() => validateDescriptor({ ...base, data: 'e30=' }));
+    rejects(() => validateDescriptor({ ...base, data: 'e30' }), 'DESCRIPTOR_INVALID', 'descriptor.data', /base64/);
+    const hello = { mediaType: 'text/plain', digest: digestOf('hello'), size: 5 };
+    assert.doesNotThrow(() => validateDescriptor({ ...hello, data: Buffer.from('hello').toString('base64') }));
+    rejects(() => validateDescriptor({ ...hello, data: Buffer.from('hellp').toString('base64') }), 'DESCRIPTOR_INVALID', 'descriptor.data', /digest/);
+    rejects(() => validateDescriptor({ ...hello, data: Buffer.from('hell').toString('base64') }), 'DESCRIPTOR_INVALID', 'descriptor.data', /4 bytes but size is 5/);
+  });
+
+  it('requires the empty media type to describe {}', () => {
+    rejects(() => validateDescriptor({ ...emptyDesc(), size: 3 }), 'DESCRIPTOR_INVALID', 'descriptor.size', /size 2/);
+    rejects(() => validateDescriptor({ ...emptyDesc(), digest: D1 }), 'DESCRIPTOR_INVALID', 'descriptor.digest', /44136fa3/);
+  });
+});
+
+describe('validateManifest (manifest.md)', () => {
+  it('accepts OCI and Docker schema 2 manifests', () => {
+    assert.doesNotThrow(() => validateManifest(imageManifest()));
+    assert.doesNotThrow(() => validateManifest(withField(imageManifest(), 'mediaType', undefined)));
+    assert.doesNotThrow(() =>
+      validateManifest({
+        schemaVersion: 2,
+        mediaType: MediaType.dockerManifest,
+        config: { mediaType: MediaType.dockerConfig, digest: D1, size: 7023 },
+        layers: [{ mediaType: MediaType.dockerLayerGzip, digest: D2, size: 32654 }],
+      }),
+    );
+  });
+
+  it('requires schemaVersion 2', () => {
+    rejects(() => validateManifest(withField(imageManifest(), 'schemaVersion', undefined)), 'MANIFEST_INVALID', 'manifest.schemaVersion', /required/);
+    rejects(() => validateManifest(withField(imageManifest(), 'schemaVersion', 1)), 'MANIFEST_INVALID', 'manifest.schemaVersion', /must be 2, got number 1/);
+    rejects(() => validateManifest(withField(imageManifest(), 'schemaVersion', '2')), 'MANIFEST_INVALID', 'manifest.schemaVersion', /must be 2/);
+  });
+
+  it('requires the manifest media type when mediaType is set', () => {
+    rejects(() => validateManifest(withField(imageManifest(), 'mediaType', MediaType.imageIndex)), 'MANIFEST_INVALID', 'manifest.mediaType', /of an index, not of an image manifest/);
+    rejects(() => validateManifest(withField(imageManifest(), 'mediaType', 'application/json')), 'MANIFEST_INVALID', 'manifest.mediaType', /must be application\/vnd\.oci\.image\.manifest\.v1\+json or/);
+    rejects(() => validateManifest(withField(imageManifest(), 'mediaType', MediaType.dockerManifestV1Signed)), 'MANIFEST_INVALID', 'manifest.mediaType', /schema 1/);
+  });
+
+  it('requires config and layers, and names the bad layer', () => {
+    rejects(() => validateManifest(withField(imageManifest(), 'config', undefined)), 'MANIFEST_INVALID', 'manifest.config', /required/);
+    rejects(() => validateManifest(withField(imageManifest(), 'layers', undefined)), 'MANIFEST_INVALID', 'manifest.layers', /required/);
+    rejects(() => validateManifest(withField(imageManifest(), 'layers', {})), 'MANIFEST_INVALID', 'manifest.layers', /array/);
+    const m = imageManifest();
+    (m['layers'] as unknown[]).push({ mediaType: MediaType.layerTarGzip, digest: 'sha256:nothex', size: 1 });
+    rejects(() => validateManifest(m), 'MANIFEST_INVALID', 'manifest.layers[2].digest', /64 lowercase hex/);
+    rejects(() => validateManifest(withField(imageManifest(), 'config.size', -5)), 'MANIFEST_INVALID', 'manifest.config.size', /negative/);
+  });
+
+  it('allows no layers (layers SHOULD, not MUST, have an entry) and unknown layer media types', () => {
+    assert.doesNotThrow(() => validateManifest(withField(imageManifest(), 'layers', [])));
+    assert.doesNotThrow(() => validateManifest(withField(imageManifest(), 'layers', [{ mediaType: 'application/vnd.unknown.layer', digest: D2, size: 1 }])));
+  });
+
+  it('requires artifactType when config is the empty descriptor', () => {
+    const artifact = { schemaVersion: 2, mediaType: MediaType.imageManifest, config: emptyDesc(), layers: [emptyDesc()] };
+    rejects(() => validateManifest(artifact), 'MANIFEST_INVALID', 'manifest.artifactType', /must be set when config.mediaType is application\/vnd.oci.empty.v1\+json/);
+    assert.doesNotThrow(() => validateManifest({ ...artifact, artifactType: 'application/vnd.example.sig' }));
+    rejects(() => validateManifest({ ...artifact, artifactType: 'sig' }), 'MANIFEST_INVALID', 'manifest.artifactType', /not a media type/);
+    // An artifact with its own config type needs no artifactType.
+    assert.doesNotThrow(() => validateManifest({ ...artifact, config: { mediaType: 'application/vnd.example.config+json', digest: D1, size: 3 } }));
+  });
+
+  it('validates subject and annotations', () => {
+    assert.doesNotThrow(() => validateManifest({ ...imageManifest(), subject: { mediaType: MediaType.imageManifest, digest: D3, size: 9 } }));
+    rejects(() => validateManifest({ ...imageManifest(), subject: { mediaType: MediaType.imageManifest, digest: D3 } }), 'MANIFEST_INVALID', 'manifest.subject.size', /required/);
+    rejects(() => validateManifest({ ...imageManifest(), annotations: { k: null } }), 'MANIFEST_INVALID', 'manifest.annotations["k"]', /strings/);
+    assert.doesNotThrow(() => validateManifest({ ...imageManifest(), annotations: {} }));
+  });
+
+  it('is not an object → a clear error', () => {
+    rejects(() => validateManifest(null), 'MANIFEST_INVALID', 'manifest', /JSON object, got null/);
+    rejects(() => validateManifest([]), 'MANIFEST_INVALID', 'manifest', /got an array/);
+  });
+});
+
+describe('validateIndex (image-index.md)', () => {
+  it('accepts OCI indexes, empty ones and Docker manifest lists', () => {
+    assert.doesNotThrow(() => validateIndex(index()));
+    assert.doesNotThrow(() => validateIndex({ schemaVersion: 2, manifests: [] }));
+    assert.doesNotThrow(() =>
+      validateIndex({
+        schemaVersion: 2,
+        mediaType: MediaType.dockerManifestList,
+        manifests: [{ mediaType: MediaType.dockerManifest, digest: D1, size: 424, platform: { architecture: 'arm', os: 'linux', variant: 'v7' } }],
+      }),
+    );
+    // image-index.md: an unknown child media type MUST NOT be an error.
+    assert.doesNotThrow(() => validateIndex(withField(index(), 'manifests', [{ mediaType: 'application/vnd.example.thing', digest: D1, size: 1 }])));
+  });
+
+  it('requires manifests and checks each entry', () => {
+    rejects(() => validateIndex(withField(index(), 'manifests', undefined)), 'INDEX_INVALID', 'index.manifests', /required/);
+    rejects(() => validateIndex(withField(index(), 'manifests', null)), 'INDEX_INVALID', 'index.manifests', /array of descriptors, got null/);
+    const i = index();
+    (i['manifests'] as Record<string, unknown>[])[0]!['platform'] = { os: 'linux', architecture: 5 };
+    rejects(() => validateIndex(i), 'INDEX_INVALID', 'index.manifests[0].platform.architecture', /string/);
+  });
+
+  it('requires the index media type when set', () => {
+    rejects(() => validateIndex(withField(index(), 'mediaType', MediaType.imageManifest)), 'INDEX_INVALID', 'index.mediaType', /of an image manifest, not of an index/);
+    rejects(() => validateIndex(withField(index(), 'schemaVersion', 3)), 'INDEX_INVALID', 'index.schemaVersion', /must be 2/);
+  });
+
+  it('validates artifactType, subject and annotations', () => {
+    assert.doesNotThrow(() => validateIndex({ ...index(), artifactType: 'application/vnd.example', subject: { mediaType: MediaType.imageIndex, digest: D2, size: 3 } }));
+    rejects(() => validateIndex({ ...index(), artifactType: 7 }), 'INDEX_INVALID', 'index.artifactType', /string/);
+    rejects(() => validateIndex({ ...index(), subject: {} }), 'INDEX_INVALID', 'index.subject.mediaType', /required/);
+    rejects(() => validateIndex({ ...index(), annotations: 'x' }), 'INDEX_INVALID', 'index.annotations', /object/);
+  });
+});
+
+describe('validateConfig (config.md)', () => {
+  it('accepts a minimal config, a Docker config with extra fields and nulls for optional fields', () => {
+    assert.doesNotThrow(() => validateConfig(config()));
+    assert.doesNotThrow(() =>
+      validateConfig({
+        ...config(),
+        created: '2024-01-31T12:00:00.123456789Z',
+        container: 'abc',
+        docker_version: '24.0.0',
+        container_config: { Hostname: 'x' },
+        config: { Env: null, Cmd: null, Entrypoint: null, Volumes: null, Labels: null, OnBuild: null, User: '' },
+        history: [{ created_by: 'x', empty_layer: true }],
+        author: null,
+      }),
+    );
+  });
+
+  it('requires architecture, os and rootfs', () => {
+    rejects(() => validateConfig(withField(config(), 'architecture', undefined)), 'CONFIG_INVALID', 'config.architecture', /required/);
+    rejects(() => validateConfig(withField(config(), 'os', null)), 'CONFIG_INVALID', 'config.os', /string, got null/);
+    rejects(() => validateConfig(withField(config(), 'rootfs', undefined)), 'CONFIG_INVALID', 'config.rootfs', /required/);
+  });
+
+  it('requires rootfs.type "layers" and digests in diff_ids', () => {
+    rejects(() => validateConfig(withField(config(), 'rootfs.type', 'snapshot')), 'CONFIG_INVALID', 'config.rootfs.type', /must be "layers", got string "snapshot"/);
+    rejects(() => validateConfig(withField(config(), 'rootfs.type', undefined)), 'CONFIG_INVALID', 'config.rootfs.type', /required/);
+    rejects(() => validateConfig(withField(config(), 'rootfs.diff_ids', undefined)), 'CONFIG_INVALID', 'config.rootfs.diff_ids', /required/);
+    rejects(() => validateConfig(withField(config(), 'rootfs.diff_ids', [D1, 'sha256:x'])), 'CONFIG_INVALID', 'config.rootfs.diff_ids[1]', /64 lowercase hex/);
+  });
+
+  it('checks the types of the execution parameters', () => {
+    rejects(() => validateConfig({ ...config(), config: { Env: 'A=1' } }), 'CONFIG_INVALID', 'config.config.Env', /array of strings/);
+    rejects(() => validateConfig({ ...config(), config: { Cmd: ['a', 1] } }), 'CONFIG_INVALID', 'config.config.Cmd[1]', /string/);
+    rejects(() => validateConfig({ ...config(), config: { ExposedPorts: { '80/tcp': true } } }), 'CONFIG_INVALID', 'config.config.ExposedPorts["80/tcp"]', /object/);
+    rejects(() => validateConfig({ ...config(), config: { Labels: { a: 1 } } }), 'CONFIG_INVALID', 'config.config.Labels["a"]', /strings/);
+    rejects(() => validateConfig({ ...config(), config: { ArgsEscaped: 'yes' } }), 'CONFIG_INVALID', 'config.config.ArgsEscaped', /true or false/);
+    rejects(() => validateConfig({ ...config(), config: { Memory: 1.5 } }), 'CONFIG_INVALID', 'config.config.Memory', /integer/);
+    rejects(() => validateConfig({ ...config(), config: [] }), 'CONFIG_INVALID', 'config.config', /object/);
+  });
+
+  it('checks created times and history entries', () => {
+    rejects(() => validateConfig({ ...config(), created: '2024-01-31' }), 'CONFIG_INVALID', 'config.created', /RFC 3339/);
+    rejects(() => validateConfig({ ...config(), history: [{}, { created: 'yesterday' }] }), 'CONFIG_INVALID', 'config.history[1].created', /RFC 3339/);
+    rejects(() => validateConfig({ ...config(), history: [{ empty_layer: 'true' }] }), 'CONFIG_INVALID', 'config.history[0].empty_layer', /true or false/);
+    rejects(() => validateConfig({ ...config(), history: {} }), 'CONFIG_INVALID', 'config.history', /array/);
+  });
+});
+
+describe('validateLayoutHeader (image-layout.md)', () => {
+  it('accepts version 1.0.0 only', () => {
+    assert.deepEqual(validateLayoutHeader({ imageLayoutVersion: '1.0.0' }), { imageLayoutVersion: '1.0.0' });
+    rejects(() => validateLayoutHeader({ imageLayoutVersion: '2.0.0' }), 'LAYOUT_INVALID', 'oci-layout.imageLayoutVersion', /1\.0\.0/);
+    rejects(() => validateLayoutHeader({}), 'LAYOUT_INVALID', 'oci-layout.imageLayoutVersion', /required/);
+  });
+});
+
+describe('parseManifestOrIndex', () => {
+  const bytes = (doc: unknown): Uint8Array => Buffer.from(JSON.stringify(doc));
+
+  it('detects the kind from the hint, the mediaType field, or the shape', () => {
+    assert.equal(parseManifestOrIndex(bytes(imageManifest())).mediaType, MediaType.imageManifest);
+    assert.ok(parseManifestOrIndex(bytes(imageManifest())).manifest);
+    const bare = withField(imageManifest(), 'mediaType', undefined);
+    assert.equal(parseManifestOrIndex(bytes(bare)).mediaType, MediaType.imageManifest);
+    assert.equal(parseManifestOrIndex(bytes(bare), `${MediaType.imageManifest}; charset=utf-8`).mediaType, MediaType.imageManifest);
+    const bareIndex = withField(index(), 'mediaType', undefined);
+    const r = parseManifestOrIndex(bytes(bareIndex), 'application/octet-stream');
+    assert.equal(r.mediaType, MediaType.imageIndex);
+    assert.ok(r.index && !r.manifest);
+    assert.equal(parseManifestOrIndex(bytes(bareIndex), MediaType.dockerManifestList).mediaType, MediaType.dockerManifestList);
+  });
+
+  it('refuses Docker schema 1 with a clear message', () => {
+    const v1 = { schemaVersion: 1, name: 'x', tag: 'y', fsLayers: [] };
+    for (const hint of [undefined, MediaType.dockerManifestV1Signed]) {
+      assert.throws(() => parseManifestOrIndex(bytes(v1), hint), (e: unknown) => isBerthError(e, 'UNSUPPORTED') && /schema 1.*not supported/.test(e.message));
+    }
+    assert.throws(() => parseManifestOrIndex(bytes(imageManifest()), MediaType.dockerManifestV1), (e: unknown) => isBerthError(e, 'UNSUPPORTED'));
+  });
+
+  it('refuses ambiguous and contradictory documents', () => {
+    assert.throws(() => parseManifestOrIndex(bytes({ ...imageManifest(), mediaType: undefined, manifests: [] })), (e: unknown) => isBerthError(e, 'MANIFEST_INVALID') && /both/.test(e.message));
+    assert.throws(() => parseManifestOrIndex(bytes(imageManifest()), MediaType.imageIndex), (e: unknown) => isBerthError(e, 'MANIFEST_INVALID') && /mismatch/.test(e.message));
+    assert.throws(() => parseManifestOrIndex(bytes(withField(imageManifest(), 'mediaType', undefined)), MediaType.imageIndex), (e: unknown) => isBerthError(e, 'INDEX_INVALID'));
+    assert.throws(() => parseManifestOrIndex(bytes({ schemaVersion: 2 })), (e: unknown) => isBerthError(e, 'MANIFEST_INVALID') && /neither/.test(e.message));
+    assert.throws(() => parseManifestOrIndex(bytes({ schemaVersion: 2, mediaType: 'application/x-thing' })), (e: unknown) => isBerthError(e, 'MEDIA_TYPE_UNKNOWN'));
+  });
+
+  it('refuses what is not JSON or not UTF-8, and validates what it parses', () => {
+    assert.throws(() => parseManifestOrIndex(Buffer.from('{not json')), (e: unknown) => isBerthError(e, 'MANIFEST_INVALID') && /not valid UTF-8 JSON/.test(e.message));
+    assert.throws(() => parseManifestOrIndex(Uint8Array.from([0x7b, 0xff, 0x7d])), (e: unknown) => isBerthError(e, 'MANIFEST_INVALID'));
+    assert.throws(() => parseManifestOrIndex(bytes([1, 2])), (e: unknown) => isBerthError(e, 'MANIFEST_INVALID') && /got an array/.test(e.message));
+    rejects(() => parseManifestOrIndex(bytes(withField(imageManifest(), 'config.digest', 'bad'))), 'MANIFEST_INVALID', 'manifest.config.digest', /invalid digest/);
+  });
+});

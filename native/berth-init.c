@@ -1,0 +1,700 @@
+/*
+ * berth-init: carries out a container plan computed by berth-runtime's TypeScript planner.
+ * It makes no policy decisions: every choice (flags, order, ids, paths) arrives in the plan.
+ *
+ * Plan: records on fd 3, each "KEY LEN\n" + LEN bytes + "\n"; fields inside a value are
+ * separated by NUL bytes; the plan ends with the record "end".
+ * Sync on fd 3 afterwards (lines): init -> runtime "pid N", "mounted", "ready", "error MSG";
+ * runtime -> init "go" (after id maps/cgroups, and again after the createRuntime and
+ * createContainer hooks).
+ *
+ * Stage 1 (this process) joins namespaces given by path, unshares the time namespace and
+ * writes its offsets, then clones stage 2 into the new namespaces. Stage 1 reports stage 2's
+ * pid and exits, or with "keep" stays as its parent, forwards signals and exits with its
+ * status. Stage 2 waits for "go", sets the container up, blocks on the exec fifo, and execs.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/personality.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#define SYNC_FD 3
+#define MAX_ITEMS 4096
+
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+struct berth_mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
+
+/* ---- plan ------------------------------------------------------------------------- */
+
+struct record { char key[64]; char *val; size_t len; };
+static struct record recs[MAX_ITEMS];
+static int nrecs;
+
+static int in_child;
+
+static void die(const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  char line[1200];
+  int n = snprintf(line, sizeof line, "error %s\n", msg);
+  if (write(SYNC_FD, line, (size_t)n) < 0) { /* runtime gone: stderr below still says it */ }
+  fprintf(stderr, "berth-init: %s\n", msg);
+  _exit(1);
+}
+
+static void read_full(int fd, char *buf, size_t len) {
+  size_t off = 0;
+  while (off < len) {
+    ssize_t n = read(fd, buf + off, len - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) die("plan truncated");
+    off += (size_t)n;
+  }
+}
+
+static void read_plan(void) {
+  for (;;) {
+    char head[64];
+    size_t i = 0;
+    for (;;) {
+      if (i >= sizeof head - 1) die("plan header too long");
+      read_full(SYNC_FD, head + i, 1);
+      if (head[i] == '\n') break;
+      i++;
+    }
+    head[i] = 0;
+    char *sp = strchr(head, ' ');
+    if (!sp) die("bad plan header");
+    *sp = 0;
+    if (nrecs >= MAX_ITEMS) die("plan too large");
+    struct record *r = &recs[nrecs];
+    snprintf(r->key, sizeof r->key, "%s", head);
+    r->len = strtoul(sp + 1, NULL, 10);
+    r->val = malloc(r->len + 2);
+    if (!r->val) die("out of memory");
+    read_full(SYNC_FD, r->val, r->len + 1);
+    r->val[r->len] = 0;
+    if (strcmp(r->key, "end") == 0) return;
+    nrecs++;
+  }
+}
+
+static const char *get(const char *key) {
+  for (int i = 0; i < nrecs; i++)
+    if (strcmp(recs[i].key, key) == 0) return recs[i].val;
+  return NULL;
+}
+
+static long long get_num(const char *key, long long dflt) {
+  const char *v = get(key);
+  return v ? strtoll(v, NULL, 0) : dflt;
+}
+
+/* Splits a record value into its NUL-separated fields. */
+static int fields(struct record *r, char **out, int max) {
+  int n = 0;
+  size_t off = 0;
+  while (off <= r->len && n < max) {
+    out[n++] = r->val + off;
+    off += strlen(r->val + off) + 1;
+  }
+  return n;
+}
+
+/* ---- sync --------------------------------------------------------------------------- */
+
+static void say(const char *fmt, ...) {
+  char line[256];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  if (write(SYNC_FD, line, (size_t)n) != n) die("sync write failed: %s", strerror(errno));
+}
+
+static void wait_go(void) {
+  char buf[4];
+  size_t i = 0;
+  while (i < 3) {
+    ssize_t n = read(SYNC_FD, buf + i, 3 - i);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) _exit(1); /* the runtime gave up; it cleans up */
+    i += (size_t)n;
+  }
+  if (memcmp(buf, "go\n", 3) != 0) die("unexpected sync message");
+}
+
+/* ---- helpers ------------------------------------------------------------------------ */
+
+static void mkdir_p(const char *path, mode_t mode) {
+  char tmp[4096];
+  snprintf(tmp, sizeof tmp, "%s", path);
+  for (char *p = tmp + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
+    if (mkdir(tmp, mode) < 0 && errno != EEXIST) die("mkdir %s: %s", tmp, strerror(errno));
+    *p = '/';
+  }
+  if (mkdir(tmp, mode) < 0 && errno != EEXIST) die("mkdir %s: %s", tmp, strerror(errno));
+}
+
+static void parent_dir(const char *path) {
+  char tmp[4096];
+  snprintf(tmp, sizeof tmp, "%s", path);
+  char *slash = strrchr(tmp, '/');
+  if (slash && slash != tmp) { *slash = 0; mkdir_p(tmp, 0755); }
+}
+
+static void touch(const char *path) {
+  parent_dir(path);
+  int fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+  if (fd < 0 && errno != EEXIST && errno != EISDIR) die("create %s: %s", path, strerror(errno));
+  if (fd >= 0) close(fd);
+}
+
+static void write_file(const char *path, const char *data) {
+  int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+  if (fd < 0) die("open %s: %s", path, strerror(errno));
+  size_t len = strlen(data);
+  if (write(fd, data, len) != (ssize_t)len) die("write %s: %s", path, strerror(errno));
+  close(fd);
+}
+
+static unsigned long locked_flags(const char *target) {
+  struct statvfs s;
+  unsigned long f = 0;
+  if (statvfs(target, &s) < 0) return 0;
+  if (s.f_flag & ST_NOSUID) f |= MS_NOSUID;
+  if (s.f_flag & ST_NODEV) f |= MS_NODEV;
+  if (s.f_flag & ST_NOEXEC) f |= MS_NOEXEC;
+  if (s.f_flag & ST_RDONLY) f |= MS_RDONLY;
+  if (s.f_flag & ST_NOATIME) f |= MS_NOATIME;
+  if (s.f_flag & ST_NODIRATIME) f |= MS_NODIRATIME;
+  if (s.f_flag & ST_RELATIME) f |= MS_RELATIME;
+  return f;
+}
+
+/* Remounts a bind mount with flags; in a user namespace the kernel refuses to clear locked
+ * flags, so retry keeping what the mount already has. */
+static void remount_bind(const char *target, unsigned long flags) {
+  if (mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | flags, NULL) == 0) return;
+  if (errno == EPERM &&
+      mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | flags | locked_flags(target), NULL) == 0)
+    return;
+  die("remount %s: %s", target, strerror(errno));
+}
+
+/* ---- mounts --------------------------------------------------------------------------- */
+
+/* mount record: src, dst (host path inside rootfs), type, flags, data, propagation flags
+ * (comma-separated numbers), attr_set, attr_clr, is_file (bind source is not a directory). */
+static void do_mount(struct record *r) {
+  char *f[10];
+  if (fields(r, f, 10) < 9) die("bad mount record");
+  const char *src = f[0], *dst = f[1], *type = f[2], *data = f[4];
+  unsigned long flags = strtoul(f[3], NULL, 0);
+  uint64_t attr_set = strtoull(f[6], NULL, 0), attr_clr = strtoull(f[7], NULL, 0);
+  int is_file = f[8][0] == '1';
+
+  if (is_file) touch(dst); else mkdir_p(dst, 0755);
+  if (flags & MS_REMOUNT) {
+    if (mount(NULL, dst, NULL, flags, data[0] ? data : NULL) < 0)
+      die("remount %s: %s", dst, strerror(errno));
+  } else if (flags & MS_BIND) {
+    if (mount(src, dst, type[0] ? type : NULL, flags & (MS_BIND | MS_REC), NULL) < 0)
+      die("bind mount %s on %s: %s", src, dst, strerror(errno));
+    unsigned long rest = flags & ~(MS_BIND | MS_REC);
+    if (rest) remount_bind(dst, rest);
+  } else {
+    if (mount(src, dst, type, flags, data[0] ? data : NULL) < 0) {
+      /* A data option the filesystem does not take, or a flag it refuses: say which. */
+      die("mount %s (type %s, options \"%s\") on %s: %s", src, type, data, dst, strerror(errno));
+    }
+  }
+  for (char *p = f[5]; *p;) {
+    unsigned long prop = strtoul(p, &p, 0);
+    if (prop && mount(NULL, dst, NULL, prop, NULL) < 0)
+      die("set propagation of %s: %s", dst, strerror(errno));
+    if (*p == ',') p++;
+  }
+  if (attr_set || attr_clr) {
+    struct berth_mount_attr a = { attr_set, attr_clr, 0, 0 };
+    if (syscall(SYS_mount_setattr, AT_FDCWD, dst, AT_RECURSIVE, &a, sizeof a) < 0)
+      die("mount_setattr %s: %s", dst, strerror(errno));
+  }
+}
+
+/* device record: path, type (c|b|p|bind), major, minor, mode, uid, gid, host path (for bind) */
+static void do_device(struct record *r) {
+  char *f[8];
+  if (fields(r, f, 8) < 8) die("bad device record");
+  const char *path = f[0], *type = f[1];
+  if (strcmp(type, "bind") == 0) {
+    touch(path);
+    if (mount(f[7], path, NULL, MS_BIND, NULL) < 0) die("bind device %s: %s", f[7], strerror(errno));
+    return;
+  }
+  mode_t mode = (mode_t)strtoul(f[4], NULL, 0);
+  mode |= type[0] == 'c' ? S_IFCHR : type[0] == 'b' ? S_IFBLK : S_IFIFO;
+  dev_t dev = makedev(strtoul(f[2], NULL, 0), strtoul(f[3], NULL, 0));
+  parent_dir(path);
+  unlink(path);
+  if (mknod(path, mode, dev) < 0) die("mknod %s: %s", path, strerror(errno));
+  if (chmod(path, mode & 07777) < 0) die("chmod %s: %s", path, strerror(errno));
+  if (chown(path, (uid_t)strtoul(f[5], NULL, 0), (gid_t)strtoul(f[6], NULL, 0)) < 0)
+    die("chown %s: %s", path, strerror(errno));
+}
+
+static void do_symlink(struct record *r) {
+  char *f[2];
+  if (fields(r, f, 2) < 2) die("bad symlink record");
+  parent_dir(f[1]);
+  if (symlink(f[0], f[1]) < 0 && errno != EEXIST) die("symlink %s: %s", f[1], strerror(errno));
+}
+
+static void mask_path(const char *path) {
+  struct stat st;
+  if (stat(path, &st) < 0) {
+    if (errno == ENOENT) return; /* config-linux.md: nothing to mask */
+    die("stat masked path %s: %s", path, strerror(errno));
+  }
+  int rc = S_ISDIR(st.st_mode) ? mount("tmpfs", path, "tmpfs", MS_RDONLY, "size=0k")
+                               : mount("/dev/null", path, NULL, MS_BIND, NULL);
+  if (rc < 0) die("mask %s: %s", path, strerror(errno));
+}
+
+static void readonly_path(const char *path) {
+  if (mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0) {
+    if (errno == ENOENT) return;
+    die("bind readonly path %s: %s", path, strerror(errno));
+  }
+  remount_bind(path, MS_RDONLY | MS_REC);
+}
+
+/* ---- terminal --------------------------------------------------------------------------- */
+
+static int console_sock = -1;
+
+static void connect_console(void) {
+  const char *path = get("console");
+  if (!path) return;
+  struct sockaddr_un sa = { .sun_family = AF_UNIX };
+  if (strlen(path) >= sizeof sa.sun_path) die("console socket path too long: %s", path);
+  strcpy(sa.sun_path, path);
+  console_sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (console_sock < 0 || connect(console_sock, (struct sockaddr *)&sa, sizeof sa) < 0)
+    die("connect to console socket %s: %s", path, strerror(errno));
+}
+
+/* Opens a pty in the container, hands the master to the console socket as SCM_RIGHTS (the
+ * way runc does, with the pty name as payload) and makes the slave our controlling tty. */
+static void setup_terminal(void) {
+  int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (master < 0) die("open /dev/ptmx: %s", strerror(errno));
+  if (unlockpt(master) < 0) die("unlockpt: %s", strerror(errno));
+  char name[128];
+  if (ptsname_r(master, name, sizeof name) != 0) die("ptsname: %s", strerror(errno));
+  long w = get_num("console_width", 0), h = get_num("console_height", 0);
+  if (w && h) {
+    struct winsize ws = { .ws_row = (unsigned short)h, .ws_col = (unsigned short)w };
+    ioctl(master, TIOCSWINSZ, &ws);
+  }
+  int slave = open(name, O_RDWR | O_NOCTTY);
+  if (slave < 0) die("open %s: %s", name, strerror(errno));
+  if (get("console_bind")) touch("/dev/console");
+  if (get("console_bind") && mount(name, "/dev/console", NULL, MS_BIND, NULL) < 0)
+    die("bind %s on /dev/console: %s", name, strerror(errno));
+
+  char cbuf[CMSG_SPACE(sizeof(int))];
+  memset(cbuf, 0, sizeof cbuf);
+  struct iovec iov = { .iov_base = name, .iov_len = strlen(name) };
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf };
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &master, sizeof(int));
+  if (sendmsg(console_sock, &msg, 0) < 0) die("send pty to console socket: %s", strerror(errno));
+  close(master);
+  close(console_sock);
+  for (int fd = 0; fd < 3; fd++)
+    if (dup2(slave, fd) < 0) die("dup2 pty: %s", strerror(errno));
+  if (slave > 2) close(slave);
+  if (ioctl(0, TIOCSCTTY, 0) < 0) die("TIOCSCTTY: %s", strerror(errno));
+}
+
+/* ---- credentials, capabilities, seccomp ------------------------------------------------ */
+
+static void drop_bounding(uint64_t keep) {
+  int last = 40;
+  FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "re");
+  if (f) { if (fscanf(f, "%d", &last) != 1) last = 40; fclose(f); }
+  for (int cap = 0; cap <= last; cap++) {
+    if (keep & (1ULL << cap)) continue;
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+      die("drop capability %d from the bounding set: %s", cap, strerror(errno));
+  }
+}
+
+static void set_caps(uint64_t eff, uint64_t perm, uint64_t inh, uint64_t amb) {
+  struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+  struct __user_cap_data_struct d[2] = {
+    { (uint32_t)eff, (uint32_t)perm, (uint32_t)inh },
+    { (uint32_t)(eff >> 32), (uint32_t)(perm >> 32), (uint32_t)(inh >> 32) },
+  };
+  if (syscall(SYS_capset, &hdr, d) < 0) die("capset: %s", strerror(errno));
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+    die("clear ambient capabilities: %s", strerror(errno));
+  /* The kernel allows an ambient capability only when it is permitted and inheritable; like
+   * runc, a config asking for others gets the ones it can have (runc's default spec does). */
+  amb &= perm & inh;
+  for (int cap = 0; cap < 64; cap++)
+    if ((amb & (1ULL << cap)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
+      die("raise ambient capability %d: %s", cap, strerror(errno));
+}
+
+static void load_seccomp(void) {
+  struct record *r = NULL;
+  for (int i = 0; i < nrecs; i++) if (strcmp(recs[i].key, "seccomp") == 0) r = &recs[i];
+  if (!r) return;
+  struct sock_fprog prog = { .len = (unsigned short)(r->len / 8), .filter = (struct sock_filter *)r->val };
+  unsigned long flags = (unsigned long)get_num("seccomp_flags", 0);
+  if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog) < 0)
+    die("load seccomp filter: %s", strerror(errno));
+}
+
+static void set_user(void) {
+  uid_t uid = (uid_t)get_num("uid", 0);
+  gid_t gid = (gid_t)get_num("gid", 0);
+  const char *groups = get("groups");
+  gid_t gl[256];
+  int ng = 0;
+  for (const char *p = groups; p && *p && ng < 256;) {
+    char *end;
+    gl[ng++] = (gid_t)strtoul(p, &end, 10);
+    p = *end == ',' ? end + 1 : end;
+  }
+  if (!get("no_setgroups") && setgroups((size_t)ng, gl) < 0)
+    die("setgroups: %s", strerror(errno));
+  if (setresgid(gid, gid, gid) < 0) die("setgid %u: %s", gid, strerror(errno));
+  if (setresuid(uid, uid, uid) < 0) die("setuid %u: %s", uid, strerror(errno));
+}
+
+static void apply_process_attrs(void) {
+  for (int i = 0; i < nrecs; i++) {
+    struct record *r = &recs[i];
+    if (strcmp(r->key, "rlimit") == 0) {
+      char *f[3];
+      if (fields(r, f, 3) < 3) die("bad rlimit record");
+      struct rlimit rl = { strtoull(f[1], NULL, 0), strtoull(f[2], NULL, 0) };
+      if (setrlimit((int)strtol(f[0], NULL, 0), &rl) < 0)
+        die("setrlimit %s: %s", f[0], strerror(errno));
+    }
+  }
+  if (get("personality") && personality((unsigned long)get_num("personality", 0)) < 0)
+    die("personality: %s", strerror(errno));
+  if (get("ioprio") && syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, (int)get_num("ioprio", 0)) < 0)
+    die("ioprio_set: %s", strerror(errno));
+  if (get("sched_policy")) {
+    struct { uint32_t size, policy; uint64_t flags; int32_t nice; uint32_t prio; uint64_t rt, dl, per; } a;
+    memset(&a, 0, sizeof a);
+    a.size = 48;
+    a.policy = (uint32_t)get_num("sched_policy", 0);
+    a.flags = (uint64_t)get_num("sched_flags", 0);
+    a.nice = (int32_t)get_num("sched_nice", 0);
+    a.prio = (uint32_t)get_num("sched_priority", 0);
+    a.rt = (uint64_t)get_num("sched_runtime", 0);
+    a.dl = (uint64_t)get_num("sched_deadline", 0);
+    a.per = (uint64_t)get_num("sched_period", 0);
+    if (syscall(SYS_sched_setattr, 0, &a, 0) < 0) die("sched_setattr: %s", strerror(errno));
+  }
+}
+
+/* ---- hooks run inside the container (startContainer) ---------------------------------- */
+
+/* hook record: timeout seconds, path, argc, args..., env... */
+static void run_hook(struct record *r, const char *state) {
+  char *f[512];
+  int n = fields(r, f, 512);
+  if (n < 3) die("bad hook record");
+  int timeout = atoi(f[0]);
+  int argc = atoi(f[2]);
+  if (3 + argc > n) die("bad hook record");
+  char *argv[260], *envp[260];
+  int a = 0, e = 0;
+  for (int i = 0; i < argc && a < 259; i++) argv[a++] = f[3 + i];
+  argv[a] = NULL;
+  for (int i = 3 + argc; i < n && e < 259; i++) if (f[i][0]) envp[e++] = f[i];
+  envp[e] = NULL;
+  int in[2];
+  if (pipe2(in, O_CLOEXEC) < 0) die("pipe: %s", strerror(errno));
+  pid_t pid = fork();
+  if (pid < 0) die("fork hook: %s", strerror(errno));
+  if (pid == 0) {
+    dup2(in[0], 0);
+    execve(f[1], argc ? argv : (char *[]){ f[1], NULL }, envp);
+    fprintf(stderr, "berth-init: exec hook %s: %s\n", f[1], strerror(errno));
+    _exit(127);
+  }
+  close(in[0]);
+  if (write(in[1], state, strlen(state)) < 0) { /* a hook may ignore its stdin */ }
+  close(in[1]);
+  int status = 0, waited = 0;
+  for (;;) {
+    pid_t w = waitpid(pid, &status, timeout ? WNOHANG : 0);
+    if (w == pid) break;
+    if (w < 0 && errno != EINTR) die("wait hook: %s", strerror(errno));
+    usleep(2000);
+    if (timeout && ++waited > timeout * 500) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      die("startContainer hook %s timed out after %d s", f[1], timeout);
+    }
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    die("startContainer hook %s failed (status %d)", f[1], status);
+}
+
+/* ---- the container process ------------------------------------------------------------- */
+
+static void exec_process(void) {
+  char *argv[1024], *envp[1024];
+  int a = 0, e = 0;
+  for (int i = 0; i < nrecs; i++) {
+    if (strcmp(recs[i].key, "arg") == 0 && a < 1023) argv[a++] = recs[i].val;
+    if (strcmp(recs[i].key, "env") == 0 && e < 1023) envp[e++] = recs[i].val;
+  }
+  argv[a] = NULL;
+  envp[e] = NULL;
+  if (a == 0) die("process.args is empty");
+  environ = envp;
+  execvp(argv[0], argv);
+  die("exec %s: %s", argv[0], strerror(errno));
+}
+
+static int open_exec_fifo(int *dummy) {
+  const char *fifo = get("fifo");
+  if (!fifo) return -1;
+  /* Open the read end, then a write end of our own so read() blocks until `start` writes
+   * a byte instead of returning EOF. */
+  if (mkfifo(fifo, 0622) < 0) die("create exec fifo %s: %s", fifo, strerror(errno));
+  int fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) die("open exec fifo %s: %s", fifo, strerror(errno));
+  *dummy = open(fifo, O_WRONLY | O_CLOEXEC);
+  if (*dummy < 0) die("open exec fifo %s: %s", fifo, strerror(errno));
+  fcntl(fd, F_SETFL, 0);
+  return fd;
+}
+
+static void wait_exec_fifo(int fd, int dummy) {
+  if (fd < 0) return;
+  char c;
+  ssize_t n;
+  do n = read(fd, &c, 1); while (n < 0 && errno == EINTR);
+  if (n != 1) _exit(1);
+  close(fd);
+  close(dummy);
+}
+
+/* The state document for startContainer hooks: written by the runtime once our pid is known. */
+static char *hook_state;
+static void read_state_file(void) {
+  const char *path = get("state_file");
+  if (!path) return;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) die("open %s: %s", path, strerror(errno));
+  hook_state = calloc(1, 65536);
+  if (!hook_state || read(fd, hook_state, 65535) < 0) die("read %s: %s", path, strerror(errno));
+  close(fd);
+}
+
+static void container_main(void) {
+  int is_exec = get("exec") != NULL;
+  wait_go();
+
+  if (get("userns") && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0))
+    die("become root in the user namespace: %s", strerror(errno));
+  if (get("cgroupns") && unshare(CLONE_NEWCGROUP) < 0)
+    die("unshare cgroup namespace: %s", strerror(errno));
+  if (get("setsid") && setsid() < 0) die("setsid: %s", strerror(errno));
+  if (get("hostname") && sethostname(get("hostname"), strlen(get("hostname"))) < 0)
+    die("sethostname: %s", strerror(errno));
+  if (get("domainname") && setdomainname(get("domainname"), strlen(get("domainname"))) < 0)
+    die("setdomainname: %s", strerror(errno));
+
+  const char *rootfs = get("rootfs");
+  int fifo_dummy = -1, fifo = -1;
+  if (!is_exec) {
+    if (get("mountns")) {
+      unsigned long prop = (unsigned long)get_num("root_propagation", MS_SLAVE | MS_REC);
+      if (mount(NULL, "/", NULL, prop, NULL) < 0) die("set / propagation: %s", strerror(errno));
+      if (mount(rootfs, rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+        die("bind rootfs %s: %s", rootfs, strerror(errno));
+      for (int i = 0; i < nrecs; i++) {
+        struct record *r = &recs[i];
+        if (strcmp(r->key, "mount") == 0) do_mount(r);
+        else if (strcmp(r->key, "device") == 0) do_device(r);
+        else if (strcmp(r->key, "symlink") == 0) do_symlink(r);
+      }
+    }
+    fifo = open_exec_fifo(&fifo_dummy);
+    say("mounted\n");
+    wait_go();
+    read_state_file();
+    if (chdir(rootfs) < 0) die("chdir %s: %s", rootfs, strerror(errno));
+    if (get("mountns")) {
+      if (get("no_pivot")) {
+        if (mount(rootfs, "/", NULL, MS_MOVE, NULL) < 0) die("move rootfs: %s", strerror(errno));
+        if (chroot(".") < 0) die("chroot: %s", strerror(errno));
+      } else {
+        /* pivot_root(".", ".") stacks the old root on top of the new one; detach it. */
+        if (syscall(SYS_pivot_root, ".", ".") < 0) die("pivot_root %s: %s", rootfs, strerror(errno));
+        if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0) die("make old root slave: %s", strerror(errno));
+        if (umount2(".", MNT_DETACH) < 0) die("detach old root: %s", strerror(errno));
+      }
+      if (chdir("/") < 0) die("chdir /: %s", strerror(errno));
+      if (get("root_propagation_after") &&
+          mount(NULL, "/", NULL, (unsigned long)get_num("root_propagation_after", 0), NULL) < 0)
+        die("set rootfs propagation: %s", strerror(errno));
+    } else if (chroot(".") < 0) {
+      die("chroot %s: %s", rootfs, strerror(errno));
+    }
+    for (int i = 0; i < nrecs; i++) {
+      struct record *r = &recs[i];
+      if (strcmp(r->key, "sysctl") == 0) {
+        char *f[2];
+        if (fields(r, f, 2) < 2) die("bad sysctl record");
+        char path[512];
+        snprintf(path, sizeof path, "/proc/sys/%s", f[0]);
+        for (char *p = path + 10; *p; p++) if (*p == '.') *p = '/';
+        write_file(path, f[1]);
+      }
+    }
+    for (int i = 0; i < nrecs; i++) {
+      if (strcmp(recs[i].key, "mask") == 0) mask_path(recs[i].val);
+      else if (strcmp(recs[i].key, "readonly") == 0) readonly_path(recs[i].val);
+    }
+    if (get("root_readonly")) remount_bind("/", MS_RDONLY);
+  }
+  if (get("terminal")) setup_terminal();
+  apply_process_attrs();
+  if (get("umask")) umask((mode_t)get_num("umask", 022));
+
+  int nnp = get("nnp") != NULL;
+  if (!nnp) load_seccomp(); /* needs CAP_SYS_ADMIN without no_new_privs */
+  drop_bounding((uint64_t)strtoull(get("cap_bounding") ? get("cap_bounding") : "0", NULL, 0));
+  if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) die("keepcaps: %s", strerror(errno));
+  set_user();
+  if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) die("keepcaps: %s", strerror(errno));
+  set_caps((uint64_t)strtoull(get("cap_effective") ? get("cap_effective") : "0", NULL, 0),
+           (uint64_t)strtoull(get("cap_permitted") ? get("cap_permitted") : "0", NULL, 0),
+           (uint64_t)strtoull(get("cap_inheritable") ? get("cap_inheritable") : "0", NULL, 0),
+           (uint64_t)strtoull(get("cap_ambient") ? get("cap_ambient") : "0", NULL, 0));
+  if (nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die("no_new_privs: %s", strerror(errno));
+  const char *cwd = get("cwd");
+  if (cwd && chdir(cwd) < 0) die("chdir %s: %s", cwd, strerror(errno));
+
+  say("ready\n");
+  close(SYNC_FD);
+  wait_exec_fifo(fifo, fifo_dummy);
+  const char *state = hook_state ? hook_state : "{}";
+  for (int i = 0; i < nrecs; i++)
+    if (strcmp(recs[i].key, "hook") == 0) run_hook(&recs[i], state);
+  if (nnp) load_seccomp();
+  exec_process();
+}
+
+/* ---- stage 1 ----------------------------------------------------------------------------- */
+
+static pid_t child_pid;
+
+static void forward_signal(int sig) {
+  if (child_pid > 0) kill(child_pid, sig);
+}
+
+static void join_namespaces(int user_first) {
+  for (int i = 0; i < nrecs; i++) {
+    if (strcmp(recs[i].key, "join") != 0) continue;
+    char *f[2];
+    if (fields(&recs[i], f, 2) < 2) die("bad join record");
+    int is_user = strcmp(f[0], "user") == 0;
+    if (is_user != user_first) continue;
+    int fd = open(f[1], O_RDONLY | O_CLOEXEC);
+    if (fd < 0) die("open %s namespace %s: %s", f[0], f[1], strerror(errno));
+    if (setns(fd, 0) < 0) die("join %s namespace %s: %s", f[0], f[1], strerror(errno));
+    close(fd);
+  }
+}
+
+int main(void) {
+  read_plan();
+  connect_console();
+  join_namespaces(1);
+  join_namespaces(0);
+
+  if (get("timens")) {
+    if (unshare(CLONE_NEWTIME) < 0) die("unshare time namespace: %s", strerror(errno));
+    const char *offsets = get("time_offsets");
+    if (offsets) write_file("/proc/self/timens_offsets", offsets);
+  }
+
+  unsigned long flags = (unsigned long)get_num("clone", 0);
+  pid_t pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
+  if (pid < 0) die("clone into new namespaces (flags 0x%lx): %s", flags, strerror(errno));
+  if (pid == 0) {
+    in_child = 1;
+    container_main();
+    _exit(1);
+  }
+  child_pid = pid;
+  say("pid %d\n", pid);
+  if (!get("keep")) return 0;
+
+  close(SYNC_FD);
+  int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT };
+  for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) signal(sigs[i], forward_signal);
+  int status;
+  for (;;) {
+    pid_t w = waitpid(pid, &status, 0);
+    if (w == pid) break;
+    if (w < 0 && errno != EINTR) return 1;
+  }
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  return 128 + WTERMSIG(status);
+}

@@ -1,0 +1,419 @@
+/*
+ * berth-runtime front end. `start`, `state`, `kill` and `delete` only act on what `create`
+ * recorded (ROOT/ID/state.txt, written by src/runtime/state.ts), so they run here without
+ * starting Node; every other verb is handed to the bundled TypeScript CLI (exec node).
+ *
+ * state.txt lines: "pid N", "starttime N", "cgroup DIR" (repeated), "pre JSON", "post JSON",
+ * "hook poststart|poststop TIMEOUT PATH" followed by its "arg X" and "env X" lines.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#ifndef BERTH_NODE
+#define BERTH_NODE "node"
+#endif
+
+static const char *root_dir = "/run/berth-runtime";
+static const char *log_path;
+static int log_json;
+
+static void log_line(const char *level, const char *msg) {
+  if (!log_path) return;
+  FILE *f = fopen(log_path, "ae");
+  if (!f) return;
+  time_t now = time(NULL);
+  char ts[64];
+  strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+  if (log_json) {
+    fprintf(f, "{\"level\":\"%s\",\"msg\":\"", level);
+    for (const char *p = msg; *p; p++) {
+      if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
+      else if ((unsigned char)*p < 0x20) fprintf(f, "\\u%04x", *p);
+      else fputc(*p, f);
+    }
+    fprintf(f, "\",\"time\":\"%s\"}\n", ts);
+  } else {
+    fprintf(f, "time=\"%s\" level=%s msg=\"%s\"\n", ts, level, msg);
+  }
+  fclose(f);
+}
+
+static void warn(const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "berth-runtime: warning: %s\n", msg);
+  log_line("warning", msg);
+}
+
+static void fail(const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "berth-runtime: %s\n", msg);
+  log_line("error", msg);
+  exit(1);
+}
+
+/* ---- recorded state -------------------------------------------------------------------- */
+
+#define MAX_LINES 4096
+struct container {
+  char id[1100], dir[4096];
+  long pid;
+  unsigned long long starttime;
+  char *lines[MAX_LINES];
+  int nlines;
+};
+
+static void valid_id(const char *id) {
+  size_t n = strlen(id);
+  if (n == 0 || n > 1024 || !strcmp(id, ".") || !strcmp(id, ".."))
+    fail("invalid container id \"%s\"", id);
+  for (const char *p = id; *p; p++)
+    if (!(((*p | 32) >= 'a' && (*p | 32) <= 'z') || (*p >= '0' && *p <= '9') || strchr("_+.-", *p)))
+      fail("invalid container id \"%s\": use letters, digits, \"_\", \"+\", \"-\" and \".\"", id);
+}
+
+static void load(struct container *c, const char *id) {
+  valid_id(id);
+  snprintf(c->id, sizeof c->id, "%s", id);
+  snprintf(c->dir, sizeof c->dir, "%s/%s", root_dir, id);
+  char path[4200];
+  snprintf(path, sizeof path, "%s/state.txt", c->dir);
+  FILE *f = fopen(path, "re");
+  if (!f) {
+    struct stat st;
+    if (stat(c->dir, &st) == 0) fail("container %s is still being created", id);
+    fail("container %s does not exist (in %s)", id, root_dir);
+  }
+  char *line = NULL;
+  size_t cap = 0;
+  ssize_t n;
+  while ((n = getline(&line, &cap, f)) > 0 && c->nlines < MAX_LINES) {
+    if (line[n - 1] == '\n') line[n - 1] = 0;
+    c->lines[c->nlines++] = strdup(line);
+    if (!strncmp(line, "pid ", 4)) c->pid = atol(line + 4);
+    else if (!strncmp(line, "starttime ", 10)) c->starttime = strtoull(line + 10, NULL, 10);
+  }
+  free(line);
+  fclose(f);
+}
+
+/* Alive means: the pid exists, is the process create started (same start time), and is not
+ * a zombie (PID 1 may take seconds to reap it). */
+static int alive(const struct container *c) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/%ld/stat", c->pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  char *p = strrchr(buf, ')');
+  if (!p || p[1] == 0) return 0;
+  char state = p[2];
+  if (state == 'Z' || state == 'X') return 0;
+  p += 2;
+  for (int field = 3; field < 22 && p; field++) p = strchr(p + 1, ' ');
+  return p && strtoull(p + 1, NULL, 10) == c->starttime;
+}
+
+static const char *status_of(const struct container *c) {
+  if (!alive(c)) return "stopped";
+  char fifo[4200];
+  snprintf(fifo, sizeof fifo, "%s/exec.fifo", c->dir);
+  return access(fifo, F_OK) == 0 ? "created" : "running";
+}
+
+static const char *field(const struct container *c, const char *key) {
+  size_t k = strlen(key);
+  for (int i = 0; i < c->nlines; i++)
+    if (!strncmp(c->lines[i], key, k) && c->lines[i][k] == ' ') return c->lines[i] + k + 1;
+  return "";
+}
+
+static char *state_json(const struct container *c) {
+  const char *status = status_of(c);
+  char *out = NULL;
+  if (strcmp(status, "stopped") == 0)
+    (void)!asprintf(&out, "%s,\"status\":\"%s\"%s", field(c, "pre"), status, field(c, "post"));
+  else
+    (void)!asprintf(&out, "%s,\"status\":\"%s\",\"pid\":%ld%s", field(c, "pre"), status, c->pid, field(c, "post"));
+  return out;
+}
+
+/* ---- hooks (runtime.md: poststart and poststop failures are logged, not fatal) ------------ */
+
+static void run_hooks(const struct container *c, const char *kind) {
+  char *json = state_json(c);
+  for (int i = 0; i < c->nlines; i++) {
+    char *l = c->lines[i];
+    if (strncmp(l, "hook ", 5) != 0) continue;
+    char hk[16];
+    int timeout = 0, off = 0;
+    if (sscanf(l + 5, "%15s %d %n", hk, &timeout, &off) < 2 || strcmp(hk, kind) != 0) continue;
+    const char *path = l + 5 + off;
+    char *argv[256], *envp[256];
+    int a = 0, e = 0;
+    for (int j = i + 1; j < c->nlines; j++) {
+      if (!strncmp(c->lines[j], "arg ", 4) && a < 255) argv[a++] = c->lines[j] + 4;
+      else if (!strncmp(c->lines[j], "env ", 4) && e < 255) envp[e++] = c->lines[j] + 4;
+      else break;
+    }
+    argv[a] = NULL;
+    envp[e] = NULL;
+    int in[2];
+    if (pipe2(in, O_CLOEXEC) < 0) { warn("%s hook %s: pipe: %s", kind, path, strerror(errno)); continue; }
+    pid_t pid = fork();
+    if (pid == 0) {
+      dup2(in[0], 0);
+      execve(path, argv, envp);
+      fprintf(stderr, "berth-runtime: exec %s hook %s: %s\n", kind, path, strerror(errno));
+      _exit(127);
+    }
+    close(in[0]);
+    signal(SIGPIPE, SIG_IGN);
+    if (write(in[1], json, strlen(json)) < 0) { /* the hook need not read its stdin */ }
+    close(in[1]);
+    int status = 0;
+    for (long waited = 0;; waited += 2) {
+      pid_t w = waitpid(pid, &status, WNOHANG);
+      if (w == pid || (w < 0 && errno != EINTR)) break;
+      if (timeout > 0 && waited >= timeout * 1000L) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        warn("%s hook %s timed out after %d s", kind, path, timeout);
+        status = 0;
+        break;
+      }
+      usleep(2000);
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+      warn("%s hook %s failed (wait status %d)", kind, path, status);
+  }
+  free(json);
+}
+
+/* ---- verbs ----------------------------------------------------------------------------- */
+
+static int cmd_state(const char *id) {
+  struct container c = {0};
+  load(&c, id);
+  char *json = state_json(&c);
+  printf("%s\n", json);
+  free(json);
+  return 0;
+}
+
+static int cmd_start(const char *id) {
+  struct container c = {0};
+  load(&c, id);
+  const char *status = status_of(&c);
+  if (strcmp(status, "created") != 0)
+    fail("cannot start container %s: it is %s, not created (runtime.md: start needs a created container)", id, status);
+  char fifo[4200];
+  snprintf(fifo, sizeof fifo, "%s/exec.fifo", c.dir);
+  int fd = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) fail("cannot start container %s: its init is not waiting on %s: %s", id, fifo, strerror(errno));
+  if (write(fd, "0", 1) != 1) fail("cannot start container %s: write %s: %s", id, fifo, strerror(errno));
+  close(fd);
+  unlink(fifo);
+  run_hooks(&c, "poststart");
+  return 0;
+}
+
+static int parse_signal(const char *s) {
+  static const struct { const char *name; int sig; } names[] = {
+    {"HUP", SIGHUP}, {"INT", SIGINT}, {"QUIT", SIGQUIT}, {"ILL", SIGILL}, {"TRAP", SIGTRAP},
+    {"ABRT", SIGABRT}, {"IOT", SIGIOT}, {"BUS", SIGBUS}, {"FPE", SIGFPE}, {"KILL", SIGKILL},
+    {"USR1", SIGUSR1}, {"SEGV", SIGSEGV}, {"USR2", SIGUSR2}, {"PIPE", SIGPIPE}, {"ALRM", SIGALRM},
+    {"TERM", SIGTERM}, {"STKFLT", SIGSTKFLT}, {"CHLD", SIGCHLD}, {"CONT", SIGCONT}, {"STOP", SIGSTOP},
+    {"TSTP", SIGTSTP}, {"TTIN", SIGTTIN}, {"TTOU", SIGTTOU}, {"URG", SIGURG}, {"XCPU", SIGXCPU},
+    {"XFSZ", SIGXFSZ}, {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH}, {"IO", SIGIO},
+    {"PWR", SIGPWR}, {"SYS", SIGSYS},
+  };
+  char *end;
+  long n = strtol(s, &end, 10);
+  if (*s && !*end) {
+    if (n <= 0 || n > SIGRTMAX) fail("invalid signal %s", s);
+    return (int)n;
+  }
+  const char *name = strncasecmp(s, "SIG", 3) == 0 ? s + 3 : s;
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (strcasecmp(name, names[i].name) == 0) return names[i].sig;
+  if (strncasecmp(name, "RTMIN+", 6) == 0) return SIGRTMIN + atoi(name + 6);
+  fail("unknown signal \"%s\": give a name such as TERM or KILL, or a number", s);
+  return 0;
+}
+
+/* Signals every process in the container's cgroup (kill --all, delete --force). */
+static int kill_cgroup(const struct container *c, int sig) {
+  int sent = 0;
+  for (int i = 0; i < c->nlines; i++) {
+    if (strncmp(c->lines[i], "cgroup ", 7) != 0) continue;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/cgroup.procs", c->lines[i] + 7);
+    FILE *f = fopen(path, "re");
+    if (!f) continue;
+    long pid;
+    while (fscanf(f, "%ld", &pid) == 1)
+      if (kill((pid_t)pid, sig) == 0) sent++;
+    fclose(f);
+    if (sent) break; /* every hierarchy holds the same processes */
+  }
+  return sent;
+}
+
+static int cmd_kill(const char *id, const char *sigarg, int all) {
+  struct container c = {0};
+  load(&c, id);
+  int sig = parse_signal(sigarg ? sigarg : "TERM");
+  const char *status = status_of(&c);
+  if (strcmp(status, "stopped") == 0 && !all)
+    fail("cannot kill container %s: it is stopped (runtime.md: kill needs a created or running container)", id);
+  if (all) {
+    kill_cgroup(&c, sig);
+    if (alive(&c)) kill((pid_t)c.pid, sig);
+    return 0;
+  }
+  if (kill((pid_t)c.pid, sig) < 0) fail("kill container %s (pid %ld): %s", id, c.pid, strerror(errno));
+  return 0;
+}
+
+static void remove_cgroups(const struct container *c) {
+  for (int i = 0; i < c->nlines; i++) {
+    if (strncmp(c->lines[i], "cgroup ", 7) != 0) continue;
+    const char *dir = c->lines[i] + 7;
+    for (int tries = 0; rmdir(dir) < 0 && errno != ENOENT; tries++) {
+      if (errno != EBUSY || tries > 500) { warn("remove cgroup %s: %s", dir, strerror(errno)); break; }
+      usleep(2000); /* the last task is still leaving the cgroup */
+    }
+  }
+}
+
+static int cmd_delete(const char *id, int force) {
+  struct container c = {0};
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s/%s", root_dir, id);
+  valid_id(id);
+  if (force && access(dir, F_OK) != 0) return 0; /* runc: delete --force of a missing container succeeds */
+  load(&c, id);
+  const char *status = status_of(&c);
+  if (strcmp(status, "stopped") != 0) {
+    if (!force) fail("cannot delete container %s: it is %s, not stopped (runtime.md); stop it with kill, or use delete --force", id, status);
+    kill_cgroup(&c, SIGKILL);
+    kill((pid_t)c.pid, SIGKILL);
+    for (int i = 0; alive(&c); i++) {
+      if (i > 5000) fail("container %s did not die after SIGKILL", id);
+      usleep(1000);
+    }
+  }
+  remove_cgroups(&c);
+  const char *files[] = { "state.txt", "state.json", "oci-state.json", "exec.fifo" };
+  /* Remove state.txt first: a concurrent verb then sees the container as gone. */
+  char path[4200];
+  for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+    snprintf(path, sizeof path, "%s/%s", c.dir, files[i]);
+    unlink(path);
+  }
+  DIR *d = opendir(c.dir);
+  if (d) {
+    struct dirent *e;
+    while ((e = readdir(d))) {
+      if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2]))) continue;
+      snprintf(path, sizeof path, "%s/%s", c.dir, e->d_name);
+      unlink(path);
+    }
+    closedir(d);
+  }
+  if (rmdir(c.dir) < 0 && errno != ENOENT) warn("remove %s: %s", c.dir, strerror(errno));
+  run_hooks(&c, "poststop");
+  return 0;
+}
+
+/* ---- dispatch ---------------------------------------------------------------------------- */
+
+static void exec_node(char **argv) {
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 64);
+  if (n < 0) fail("readlink /proc/self/exe: %s", strerror(errno));
+  self[n] = 0;
+  /* self = PKG/native/build/berth-runtime */
+  for (int up = 0; up < 3; up++) { char *s = strrchr(self, '/'); if (s) *s = 0; }
+  char cli[4200];
+  snprintf(cli, sizeof cli, "%s/dist/berth-runtime.mjs", self);
+  if (access(cli, R_OK) != 0) snprintf(cli, sizeof cli, "%s/dist/src/cli/berth-runtime.js", self);
+  int argc = 0;
+  while (argv[argc]) argc++;
+  char **args = calloc((size_t)argc + 3, sizeof *args);
+  const char *node = getenv("BERTH_NODE") ? getenv("BERTH_NODE") : BERTH_NODE;
+  args[0] = (char *)node;
+  args[1] = cli;
+  for (int i = 1; i < argc; i++) args[i + 1] = argv[i];
+  /* The runtime makes no TLS connections; extra CA certificates only slow Node's start. */
+  unsetenv("NODE_EXTRA_CA_CERTS");
+  execvp(node, args);
+  if (strcmp(node, "node") != 0) { args[0] = "node"; execvp("node", args); }
+  fail("cannot run node (%s): %s; set BERTH_NODE to the node binary", node, strerror(errno));
+}
+
+static int takes_value(const char *flag) {
+  const char *with[] = { "--root", "--log", "--log-format", "--criu", "--rootless", "-root", "-log", "-log-format" };
+  for (size_t i = 0; i < sizeof with / sizeof with[0]; i++) if (!strcmp(flag, with[i])) return 1;
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  int i = 1;
+  /* Global flags (runc's): only --root and --log matter to the native verbs. */
+  for (; i < argc && argv[i][0] == '-'; i++) {
+    char *a = argv[i], *eq = strchr(a, '=');
+    const char *name = a[1] == '-' ? a + 2 : a + 1;
+    const char *val = eq ? eq + 1 : (takes_value(a) && i + 1 < argc ? argv[i + 1] : NULL);
+    if (!eq && takes_value(a)) i++;
+    if (!strncmp(name, "root", 4) && (name[4] == 0 || name[4] == '=')) root_dir = val;
+    else if (!strncmp(name, "log-format", 10)) log_json = val && !strcmp(val, "json");
+    else if (!strncmp(name, "log", 3) && (name[3] == 0 || name[3] == '=')) log_path = val;
+    else if (!strcmp(name, "help") || !strcmp(name, "h") || !strcmp(name, "version") || !strcmp(name, "v")) exec_node(argv);
+  }
+  if (i >= argc) exec_node(argv);
+  const char *verb = argv[i++];
+  int native = !strcmp(verb, "start") || !strcmp(verb, "state") || !strcmp(verb, "kill") || !strcmp(verb, "delete");
+  if (!native) exec_node(argv);
+
+  const char *pos[4] = {0};
+  int npos = 0, force = 0, all = 0;
+  for (; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "--force") || !strcmp(a, "-f")) force = 1;
+    else if (!strcmp(a, "--all") || !strcmp(a, "-a")) all = 1;
+    else if (!strcmp(a, "--help") || !strcmp(a, "-h")) exec_node(argv);
+    else if (a[0] == '-' && a[1] && !(a[1] >= '0' && a[1] <= '9')) fail("%s: unknown flag %s", verb, a);
+    else if (npos < 4) pos[npos++] = a;
+  }
+  if (!strcmp(verb, "kill")) {
+    if (npos < 1 || npos > 2) fail("usage: berth-runtime kill [--all] <container-id> [signal]");
+    return cmd_kill(pos[0], npos == 2 ? pos[1] : NULL, all);
+  }
+  if (npos != 1) fail("usage: berth-runtime %s%s <container-id>", verb, !strcmp(verb, "delete") ? " [--force]" : "");
+  if (!strcmp(verb, "start")) return cmd_start(pos[0]);
+  if (!strcmp(verb, "state")) return cmd_state(pos[0]);
+  return cmd_delete(pos[0], force);
+}

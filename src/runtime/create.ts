@@ -1,0 +1,152 @@
+/**
+ * `create` (runtime.md "Lifecycle" steps 1-4): validate config.json, reserve the id, make the
+ * cgroups, start berth-init with the plan, write id maps and cgroups when it asks, run the
+ * prestart/createRuntime/createContainer hooks before pivot_root, and record the state.
+ * On any failure nothing is left behind: no state directory, cgroup or process.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { BerthError } from '../errors.js';
+import { cgroupManagerFor, type CgroupManager } from './cgroups.js';
+import { validateRuntimeConfig } from './config-validate.js';
+import { runHooks } from './hooks.js';
+import { runInit } from './init-process.js';
+import { buildInitPlan, DEFAULT_DEVICES } from './plan.js';
+import type { LinuxDeviceCgroup, LinuxIDMapping, LinuxResources, Spec } from './spec-types.js';
+import { containerDir, ociState, procStat, removeContainerDir, reserveId, writeAtomic, writeRecord, type ContainerRecord } from './state.js';
+
+export interface CreateOptions {
+  root: string;
+  id: string;
+  bundle: string;
+  pidFile?: string;
+  consoleSocket?: string;
+  noPivot?: boolean;
+  /** `run`: berth-init stays as the container's parent and exits with its status. */
+  keep?: boolean;
+  /** Where the container's stdio goes ('inherit': ours). */
+  stdio?: 'inherit' | 'ignore';
+}
+
+export interface Created {
+  record: ContainerRecord;
+  /** Stage 1 of berth-init (with keep: exits with the container's status). */
+  init: ChildProcess;
+}
+
+export function loadBundleConfig(bundle: string): Spec {
+  const path = join(bundle, 'config.json');
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new BerthError('RUNTIME_CONFIG_INVALID', `cannot read ${path}: ${(err as Error).message}; --bundle must name a directory holding config.json`, { cause: err });
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw new BerthError('RUNTIME_CONFIG_INVALID', `${path} is not valid JSON: ${(err as Error).message}`, { cause: err });
+  }
+  return validateRuntimeConfig(doc, { bundleDir: bundle, checkHost: true });
+}
+
+function writeIdMap(pid: number, file: 'uid_map' | 'gid_map', maps: LinuxIDMapping[] | undefined): void {
+  if (!maps?.length) throw new BerthError('RUNTIME_CONFIG_INVALID', `a new user namespace needs linux.${file === 'uid_map' ? 'uidMappings' : 'gidMappings'}`);
+  writeFileSync(`/proc/${pid}/${file}`, maps.map((m) => `${m.containerID} ${m.hostID} ${m.size}\n`).join(''));
+}
+
+/**
+ * The device cgroup rules to apply: the config's, then allow rules for the default devices
+ * (config-linux.md "Default Devices"), the pty devices and every device in linux.devices, so
+ * that a deny-all rule (as `spec` writes) does not take away what the container must have.
+ */
+export function withDeviceDefaults(spec: Spec): LinuxResources | undefined {
+  const r = spec.linux?.resources;
+  if (!r?.devices) return r;
+  const allow = (type: string, major: number, minor: number | undefined): LinuxDeviceCgroup =>
+    ({ allow: true, type, major, ...(minor === undefined ? {} : { minor }), access: 'rwm' });
+  const extra: LinuxDeviceCgroup[] = [
+    ...DEFAULT_DEVICES.map((d) => allow('c', d.major!, d.minor)),
+    allow('c', 5, 1), allow('c', 5, 2), allow('c', 136, undefined),
+    ...(spec.linux?.devices ?? []).filter((d) => d.type !== 'p').map((d) => allow(d.type === 'b' ? 'b' : 'c', d.major ?? 0, d.minor)),
+  ];
+  return { ...r, devices: [...r.devices, ...extra] };
+}
+
+async function waitGone(pid: number): Promise<void> {
+  for (let i = 0; i < 2000; i++) {
+    const st = procStat(pid);
+    if (!st || st.state === 'Z' || st.state === 'X') return;
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
+
+export async function createContainer(opts: CreateOptions): Promise<Created> {
+  const bundle = resolve(opts.bundle);
+  const spec = loadBundleConfig(bundle);
+  if (!spec.root?.path) throw new BerthError('RUNTIME_CONFIG_INVALID', 'config.json: root.path is required on Linux');
+  const rootfs = resolve(bundle, spec.root.path);
+  try {
+    if (!statSync(rootfs).isDirectory()) throw new Error('not a directory');
+  } catch (err) {
+    throw new BerthError('RUNTIME_CONFIG_INVALID', `root.path ${rootfs} is not a directory: create the root filesystem there or fix root.path`, { cause: err });
+  }
+  const dir = reserveId(opts.root, opts.id);
+  let cgroups: CgroupManager | undefined;
+  let pid = 0;
+  try {
+    cgroups = cgroupManagerFor(spec.linux?.cgroupsPath, opts.id);
+    await cgroups.create();
+    const cg = cgroups;
+    const record: ContainerRecord = {
+      id: opts.id, ociVersion: spec.ociVersion, bundle, rootfs, pid: 0, startTime: 0,
+      created: new Date().toISOString(), annotations: spec.annotations ?? {}, cgroupPaths: { ...cg.paths },
+      ...(spec.linux?.cgroupsPath ? { cgroupsPath: spec.linux.cgroupsPath } : {}),
+      namespaces: {}, poststart: spec.hooks?.poststart ?? [], poststop: spec.hooks?.poststop ?? [],
+    };
+    const stateFile = join(dir, 'oci-state.json');
+    const plan = buildInitPlan({
+      spec, rootfs, fifoPath: join(dir, 'exec.fifo'), cgroupPaths: cg.paths, stateFile,
+      ...(opts.consoleSocket ? { consoleSocket: resolve(opts.consoleSocket) } : {}),
+      ...(opts.keep ? { keep: true } : {}), ...(opts.noPivot ? { noPivot: true } : {}),
+    });
+    record.namespaces = plan.namespaces;
+    const started = await runInit(plan, {
+      onPid: async (p) => {
+        pid = p;
+        record.pid = p;
+        record.startTime = procStat(p)?.startTime ?? 0;
+        if (plan.uidMappings) {
+          writeIdMap(p, 'uid_map', plan.uidMappings);
+          writeIdMap(p, 'gid_map', plan.gidMappings);
+        }
+        await cg.addProcess(p);
+        await cg.apply(withDeviceDefaults(spec));
+        if (spec.process?.oomScoreAdj !== undefined) writeFileSync(`/proc/${p}/oom_score_adj`, String(spec.process.oomScoreAdj));
+      },
+      onMounted: async () => {
+        writeRecord(opts.root, record, 'created');
+        const state = ociState(record, 'created');
+        // runtime.md lifecycle 3-4: prestart (deprecated) and createRuntime in the runtime
+        // namespace, then createContainer; all before pivot_root.
+        await runHooks('prestart', spec.hooks?.prestart, state);
+        await runHooks('createRuntime', spec.hooks?.createRuntime, state);
+        await runHooks('createContainer', spec.hooks?.createContainer, state);
+      },
+    }, opts.stdio ?? 'inherit');
+    if (opts.pidFile) writeAtomic(resolve(opts.pidFile), String(started.pid));
+    return { record, init: started.child };
+  } catch (err) {
+    if (pid) {
+      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+      await waitGone(pid);
+    }
+    if (cgroups) await cgroups.destroy().catch(() => undefined);
+    removeContainerDir(opts.root, opts.id);
+    throw err;
+  }
+}
+
+export { containerDir };

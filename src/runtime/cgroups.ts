@@ -1,5 +1,23 @@
+/**
+ * The container's cgroups on cgroup v1, v2 and hybrid hosts, chosen per controller
+ * (cgroups-host.ts), with linux.resources mapped to files by cgroups-plan.ts.
+ *
+ * cgroupsPath (config-linux.md "Cgroups Path"):
+ * - absolute: relative to the mount point of every hierarchy;
+ * - relative: relative to the runtime's own cgroup in each hierarchy (as runc does);
+ * - absent: /berth/<containerId>.
+ * `paths` maps each v1 controller to its directory, and 'unified' to the cgroup2 one.
+ */
+import { constants as fsConstants } from 'node:fs';
+import { access, mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { BerthError } from '../errors.js';
+import { hostCgroupLayout, versionOf, v2Name, type CgroupLayout, type CgroupVersion } from './cgroups-host.js';
+import { planResourceWrites, type CgroupWrite } from './cgroups-plan.js';
 import type { LinuxResources } from './spec-types.js';
+
+export type { CgroupLayout } from './cgroups-host.js';
 
 export interface CgroupManager {
   /** Controller name (or 'unified' for the cgroup2 hierarchy) → absolute cgroup directory. */
@@ -14,7 +32,304 @@ export interface CgroupManager {
   destroy(): Promise<void>;
 }
 
+/** The key of the cgroup2 directory in `paths`. */
+export const UNIFIED = 'unified';
+
+const FREEZE_TIMEOUT_MS = 5000;
+const DESTROY_RETRY_MS = 2000;
+
+export function defaultCgroupsPath(containerId: string): string {
+  return `/berth/${containerId}`;
+}
+
+/** Checks a cgroupsPath value: absolute or relative, no "." / ".." components, no NUL. */
+export function validateCgroupsPath(cgroupsPath: string): void {
+  const bad = (why: string): BerthError =>
+    new BerthError('RUNTIME_CONFIG_INVALID', `linux.cgroupsPath ${JSON.stringify(cgroupsPath)}: ${why}`);
+  if (cgroupsPath === '' || cgroupsPath === '/') throw bad('must name a cgroup below the root');
+  if (cgroupsPath.includes('\0')) throw bad('contains a NUL byte');
+  // runc's systemd form "slice:prefix:name" is not supported: berth drives cgroupfs.
+  if (!cgroupsPath.startsWith('/') && /^[^/]*:[^/]*:[^/]*$/.test(cgroupsPath)) {
+    throw bad('looks like a systemd "slice:prefix:name" path; berth-runtime manages cgroupfs directly, give a path like /machine/mycontainer');
+  }
+  for (const part of cgroupsPath.split('/')) {
+    if (part === '.' || part === '..') throw bad('must not contain "." or ".." components');
+  }
+}
+
 export function cgroupManagerFor(cgroupsPath: string | undefined, containerId: string): CgroupManager {
-  void cgroupsPath;
-  throw new BerthError('UNSUPPORTED', `cgroup manager not finished yet (container ${containerId})`);
+  return cgroupManagerWith(hostCgroupLayout(), cgroupsPath, containerId);
+}
+
+/** The manager for an explicit layout (tests use a fake cgroupfs directory). */
+export function cgroupManagerWith(layout: CgroupLayout, cgroupsPath: string | undefined, containerId: string): CgroupManager {
+  const path = cgroupsPath ?? defaultCgroupsPath(containerId);
+  validateCgroupsPath(path);
+  return new FsCgroupManager(layout, path);
+}
+
+function errnoOf(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | undefined)?.code;
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await access(file, fsConstants.F_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function readTrimmed(file: string): Promise<string> {
+  return (await readFile(file, 'utf8')).trim();
+}
+
+class FsCgroupManager implements CgroupManager {
+  readonly paths: Record<string, string> = {};
+  /** Mount point of the hierarchy behind each key of `paths`. */
+  private readonly mounts: Record<string, string> = {};
+
+  constructor(
+    private readonly layout: CgroupLayout,
+    cgroupsPath: string,
+  ) {
+    const resolve = (mountPoint: string, own: string | undefined): string =>
+      cgroupsPath.startsWith('/')
+        ? join(mountPoint, cgroupsPath)
+        : join(mountPoint, own ?? '/', cgroupsPath);
+    for (const [controller, mountPoint] of Object.entries(layout.v1)) {
+      this.paths[controller] = resolve(mountPoint, layout.own[controller]);
+      this.mounts[controller] = mountPoint;
+    }
+    if (layout.v2 !== undefined) {
+      this.paths[UNIFIED] = resolve(layout.v2.mountPoint, layout.own['']);
+      this.mounts[UNIFIED] = layout.v2.mountPoint;
+    }
+    if (Object.keys(this.paths).length === 0) {
+      throw new BerthError('UNSUPPORTED', 'no cgroup hierarchy is mounted on this host (neither cgroup v1 nor cgroup2 in /proc/self/mountinfo); mount cgroupfs at /sys/fs/cgroup');
+    }
+  }
+
+  private version(controller: string): CgroupVersion | undefined {
+    if (controller === '') return this.layout.v2 !== undefined ? 2 : undefined;
+    return versionOf(this.layout, controller);
+  }
+
+  private dirOf(controller: string, version: CgroupVersion): string {
+    const dir = version === 2 ? this.paths[UNIFIED] : this.paths[controller];
+    if (dir === undefined) throw new BerthError('INTERNAL', `no cgroup directory for ${controller}`);
+    return dir;
+  }
+
+  async create(): Promise<void> {
+    for (const [key, dir] of Object.entries(this.paths)) {
+      try {
+        await mkdir(dir, { recursive: true });
+      } catch (err) {
+        throw new BerthError('RUNTIME_ERROR', `cannot create cgroup ${dir}: ${(err as Error).message}`, { cause: err });
+      }
+      // A new v1 cpuset starts with empty cpus/mems and takes no tasks until they are set.
+      if (key === 'cpuset') await this.fillCpusets(dir);
+    }
+  }
+
+  private async fillCpusets(dir: string): Promise<void> {
+    const root = this.mounts.cpuset!;
+    const chain: string[] = [];
+    for (let d = dir; d.length > root.length; d = posix.dirname(d)) chain.unshift(d);
+    for (const d of chain) {
+      const parent = posix.dirname(d);
+      for (const f of ['cpuset.cpus', 'cpuset.mems']) {
+        const file = join(d, f);
+        if (!(await exists(file))) continue;
+        if ((await readTrimmed(file)) === '') await writeFile(file, await readTrimmed(join(parent, f)));
+      }
+    }
+  }
+
+  /** Enables v2 controllers in cgroup.subtree_control from the hierarchy's root down to the container's parent. */
+  private async enableV2(controllers: Set<string>): Promise<void> {
+    const dir = this.paths[UNIFIED];
+    const root = this.mounts[UNIFIED];
+    if (dir === undefined || root === undefined || controllers.size === 0) return;
+    const ancestors: string[] = [];
+    for (let d = posix.dirname(dir); d.length >= root.length; d = posix.dirname(d)) {
+      ancestors.unshift(d);
+      if (d === root) break;
+    }
+    for (const d of ancestors) {
+      const enabled = new Set((await readTrimmed(join(d, 'cgroup.subtree_control')).catch(() => '')).split(/\s+/));
+      const missing = [...controllers].filter((c) => !enabled.has(c));
+      if (missing.length === 0) continue;
+      try {
+        await writeFile(join(d, 'cgroup.subtree_control'), missing.map((c) => `+${c}`).join(' '));
+      } catch (err) {
+        throw new BerthError(
+          'RUNTIME_ERROR',
+          `cannot enable the cgroup v2 controllers ${missing.join(', ')} in ${d}: ${(err as Error).message} (a cgroup with processes cannot delegate controllers; move them to a leaf cgroup)`,
+          { cause: err },
+        );
+      }
+    }
+  }
+
+  async apply(resources: LinuxResources | undefined): Promise<void> {
+    const writes = planResourceWrites(resources, (c) => this.version(c));
+    const v2Controllers = new Set(
+      writes.filter((w) => w.version === 2 && w.controller !== '').map((w) => v2Name(w.controller)),
+    );
+    await this.enableV2(v2Controllers);
+    for (let i = 0; i < writes.length; i++) {
+      const w = writes[i]!;
+      const next = writes[i + 1];
+      // v1: memory.limit_in_bytes ≤ memory.memsw.limit_in_bytes at every moment; when the
+      // new limit exceeds the current memsw, the kernel refuses it: write memsw first.
+      if (w.file === 'memory.limit_in_bytes' && next?.file === 'memory.memsw.limit_in_bytes') {
+        try {
+          await this.write(w);
+          await this.write(next);
+        } catch {
+          await this.write(next);
+          await this.write(w);
+        }
+        i++;
+        continue;
+      }
+      await this.write(w);
+    }
+  }
+
+  private async write(w: CgroupWrite): Promise<void> {
+    const dir = this.dirOf(w.controller, w.version);
+    let { file, value } = w;
+    if (w.fallback !== undefined && !(await exists(join(dir, file)))) ({ file, value } = w.fallback);
+    try {
+      await writeFile(join(dir, file), value);
+    } catch (err) {
+      const code = errnoOf(err);
+      const why =
+        code === 'ENOENT' || code === 'EACCES'
+          ? 'the file does not exist (the kernel lacks this setting or the controller is not enabled)'
+          : code === 'EINVAL' || code === 'EBUSY' || code === 'EOPNOTSUPP'
+            ? 'the kernel refused the value'
+            : (err as Error).message;
+      throw new BerthError('RUNTIME_ERROR', `cannot write ${JSON.stringify(value)} to ${join(dir, file)}: ${why} (${code ?? 'error'})`, {
+        cause: err,
+      });
+    }
+  }
+
+  async addProcess(pid: number): Promise<void> {
+    if (!Number.isInteger(pid) || pid <= 0) throw new BerthError('INTERNAL', `addProcess: invalid pid ${pid}`);
+    for (const dir of Object.values(this.paths)) {
+      try {
+        await writeFile(join(dir, 'cgroup.procs'), String(pid));
+      } catch (err) {
+        throw new BerthError('RUNTIME_ERROR', `cannot move process ${pid} into cgroup ${dir}: ${(err as Error).message}`, { cause: err });
+      }
+    }
+  }
+
+  async freeze(): Promise<void> {
+    await this.setFrozen(true);
+  }
+
+  async thaw(): Promise<void> {
+    await this.setFrozen(false);
+  }
+
+  private async setFrozen(frozen: boolean): Promise<void> {
+    const v = this.version('freezer');
+    if (v === undefined) {
+      throw new BerthError('UNSUPPORTED', 'no freezer on this host (no v1 freezer hierarchy and no cgroup2); pause/resume cannot work');
+    }
+    const deadline = Date.now() + FREEZE_TIMEOUT_MS;
+    if (v === 1) {
+      const file = join(this.paths.freezer!, 'freezer.state');
+      const want = frozen ? 'FROZEN' : 'THAWED';
+      for (;;) {
+        await writeFile(file, want);
+        if ((await readTrimmed(file)) === want) return; // FREEZING means: tasks still being stopped
+        if (Date.now() > deadline) throw new BerthError('RUNTIME_ERROR', `cgroup ${this.paths.freezer} did not become ${want} within ${FREEZE_TIMEOUT_MS} ms`);
+        await sleep(10);
+      }
+    }
+    const dir = this.paths[UNIFIED]!;
+    await writeFile(join(dir, 'cgroup.freeze'), frozen ? '1' : '0');
+    for (;;) {
+      const events = await readFile(join(dir, 'cgroup.events'), 'utf8').catch(() => '');
+      const m = /^frozen (\d)$/m.exec(events);
+      if (m === null || m[1] === (frozen ? '1' : '0')) return;
+      if (Date.now() > deadline) throw new BerthError('RUNTIME_ERROR', `cgroup ${dir} did not ${frozen ? 'freeze' : 'thaw'} within ${FREEZE_TIMEOUT_MS} ms`);
+      await sleep(10);
+    }
+  }
+
+  async pids(): Promise<number[]> {
+    // Processes are in every hierarchy; read the one most likely to exist.
+    const dir = this.paths.pids ?? this.paths.memory ?? this.paths[UNIFIED] ?? Object.values(this.paths)[0]!;
+    let text: string;
+    try {
+      text = await readFile(join(dir, 'cgroup.procs'), 'utf8');
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') return [];
+      throw new BerthError('RUNTIME_ERROR', `cannot list the processes of cgroup ${dir}: ${(err as Error).message}`, { cause: err });
+    }
+    return text
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .map(Number);
+  }
+
+  async killAll(signal: NodeJS.Signals | number): Promise<void> {
+    const unified = this.paths[UNIFIED];
+    if ((signal === 'SIGKILL' || signal === 9) && unified !== undefined) {
+      // cgroup.kill (5.14+) kills the whole subtree atomically, no freezing needed.
+      if (await exists(join(unified, 'cgroup.kill'))) {
+        await writeFile(join(unified, 'cgroup.kill'), '1');
+        return;
+      }
+    }
+    // Freeze so that no process forks a child we would miss, signal all, thaw.
+    const canFreeze = this.version('freezer') !== undefined;
+    if (canFreeze) await this.freeze();
+    try {
+      for (const pid of await this.pids()) {
+        try {
+          process.kill(pid, signal);
+        } catch (err) {
+          if (errnoOf(err) !== 'ESRCH') throw err;
+        }
+      }
+    } finally {
+      if (canFreeze) await this.thaw();
+    }
+  }
+
+  async destroy(): Promise<void> {
+    const deadline = Date.now() + DESTROY_RETRY_MS;
+    for (const dir of Object.values(this.paths)) {
+      for (;;) {
+        try {
+          await rmdir(dir);
+          break;
+        } catch (err) {
+          const code = errnoOf(err);
+          if (code === 'ENOENT') break;
+          // EBUSY: processes are still exiting (the kernel releases them asynchronously).
+          if (code === 'EBUSY' && Date.now() < deadline) {
+            await sleep(20);
+            continue;
+          }
+          const left = code === 'EBUSY' ? await readFile(join(dir, 'cgroup.procs'), 'utf8').catch(() => '') : '';
+          throw new BerthError(
+            'RUNTIME_ERROR',
+            `cannot remove cgroup ${dir}: ${(err as Error).message}${left.trim() ? `; processes still in it: ${left.trim().split('\n').join(', ')} (kill them first)` : ''}`,
+            { cause: err },
+          );
+        }
+      }
+    }
+  }
 }

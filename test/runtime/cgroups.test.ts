@@ -1,0 +1,325 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { once } from 'node:events';
+import { isBerthError } from '../../src/errors.js';
+import { UNIFIED, cgroupManagerFor, cgroupManagerWith, validateCgroupsPath } from '../../src/runtime/cgroups.js';
+import { hostCgroupLayout, layoutFrom, parseProcCgroup, versionOf, type CgroupLayout } from '../../src/runtime/cgroups-host.js';
+import { blkioWeightToIoWeight, planResourceWrites, sharesToWeight, type VersionOf } from '../../src/runtime/cgroups-plan.js';
+import type { LinuxResources } from '../../src/runtime/spec-types.js';
+
+const allV2: VersionOf = (c) => (['memory', 'cpu', 'cpuset', 'pids', 'blkio', 'hugetlb', 'rdma', 'freezer', ''].includes(c) ? 2 : undefined);
+const allV1: VersionOf = (c) => (c === '' ? undefined : 1);
+
+function writesOf(resources: LinuxResources, v: VersionOf): string[] {
+  return planResourceWrites(resources, v).map((w) => `${w.file}=${w.value}${w.fallback ? ` | ${w.fallback.file}=${w.fallback.value}` : ''}`);
+}
+
+function expectError(fn: () => unknown, code: 'UNSUPPORTED' | 'RUNTIME_CONFIG_INVALID', re: RegExp): void {
+  assert.throws(fn, (e: unknown) => isBerthError(e, code) && re.test(e.message));
+}
+
+describe('cgroups host layout', () => {
+  it('parses a hybrid host (v1 controllers, cgroup2 at unified with hugetlb)', () => {
+    const mountinfo = [
+      '31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755',
+      '32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct',
+      '35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory',
+      '40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd',
+      '41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw',
+    ].join('\n');
+    const layout = layoutFrom(mountinfo, '4:memory:/a/b\n1:cpu,cpuacct:/\n0::/x\n', () => ['hugetlb']);
+    assert.deepEqual(layout.v1, { cpu: '/sys/fs/cgroup/cpu,cpuacct', cpuacct: '/sys/fs/cgroup/cpu,cpuacct', memory: '/sys/fs/cgroup/memory' });
+    assert.deepEqual(layout.v2, { mountPoint: '/sys/fs/cgroup/unified', controllers: ['hugetlb'] });
+    assert.equal(versionOf(layout, 'memory'), 1);
+    assert.equal(versionOf(layout, 'hugetlb'), 2);
+    assert.equal(versionOf(layout, 'pids'), undefined);
+    assert.equal(layout.own.memory, '/a/b');
+    assert.equal(layout.own[''], '/x');
+  });
+
+  it('parses a pure v2 host', () => {
+    const layout = layoutFrom('30 23 0:27 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n', '0::/user.slice\n', () => ['cpu', 'io', 'memory', 'pids']);
+    assert.equal(versionOf(layout, 'blkio'), 2);
+    assert.equal(versionOf(layout, 'freezer'), 2);
+    assert.equal(versionOf(layout, 'devices'), undefined);
+    assert.deepEqual(parseProcCgroup('0::/user.slice\n'), { '': '/user.slice' });
+  });
+
+  it('resolves absolute, relative and default cgroupsPath', () => {
+    const layout: CgroupLayout = { v1: { memory: '/cg/memory' }, v2: { mountPoint: '/cg/unified', controllers: [] }, own: { memory: '/runtime', '': '/svc' } };
+    assert.deepEqual(cgroupManagerWith(layout, '/a/b', 'c1').paths, { memory: '/cg/memory/a/b', [UNIFIED]: '/cg/unified/a/b' });
+    assert.deepEqual(cgroupManagerWith(layout, 'a/b', 'c1').paths, { memory: '/cg/memory/runtime/a/b', [UNIFIED]: '/cg/unified/svc/a/b' });
+    assert.deepEqual(cgroupManagerWith(layout, undefined, 'c1').paths, { memory: '/cg/memory/berth/c1', [UNIFIED]: '/cg/unified/berth/c1' });
+    for (const bad of ['/a/../b', '', '/', 'system.slice:berth:c1', 'a\0b']) {
+      expectError(() => validateCgroupsPath(bad), 'RUNTIME_CONFIG_INVALID', /cgroupsPath/);
+    }
+  });
+});
+
+describe('cgroups resource mapping', () => {
+  it('converts cpu shares to cpu.weight and blkio weights to io.weight as runc does', () => {
+    assert.equal(sharesToWeight(2), 1);
+    assert.equal(sharesToWeight(1024), 39);
+    assert.equal(sharesToWeight(262144), 10000);
+    assert.equal(blkioWeightToIoWeight(10), 1);
+    assert.equal(blkioWeightToIoWeight(500), 4950);
+    assert.equal(blkioWeightToIoWeight(1000), 10000);
+  });
+
+  it('maps memory, cpu, pids, io and hugetlb to cgroup v2 files', () => {
+    const res: LinuxResources = {
+      memory: { limit: 64 << 20, reservation: 32 << 20, swap: 96 << 20 },
+      cpu: { shares: 1024, quota: 50000, period: 100000, burst: 1000, cpus: '0-1', mems: '0', idle: 0 },
+      pids: { limit: 0 },
+      blockIO: {
+        weight: 500,
+        weightDevice: [{ major: 8, minor: 0, weight: 100 }],
+        throttleReadBpsDevice: [{ major: 8, minor: 0, rate: 1048576 }],
+        throttleWriteIOPSDevice: [{ major: 8, minor: 16, rate: 100 }],
+      },
+      hugepageLimits: [{ pageSize: '2MB', limit: 4194304 }],
+      unified: { 'memory.high': '50000000', 'cgroup.max.depth': '3' },
+    };
+    assert.deepEqual(writesOf(res, allV2), [
+      `memory.low=${32 << 20}`,
+      `memory.max=${64 << 20}`,
+      `memory.swap.max=${32 << 20}`,
+      'cpu.weight=39',
+      'cpu.max=50000 100000',
+      'cpu.max.burst=1000',
+      'cpu.idle=0',
+      'cpuset.cpus=0-1',
+      'cpuset.mems=0',
+      'pids.max=0',
+      'io.bfq.weight=500 | io.weight=4950',
+      'io.bfq.weight=8:0 100 | io.weight=8:0 910',
+      'io.max=8:0 rbps=1048576',
+      'io.max=8:16 wiops=100',
+      'hugetlb.2MB.rsvd.max=4194304 | hugetlb.2MB.max=4194304',
+      'memory.high=50000000',
+      'cgroup.max.depth=3',
+    ]);
+    assert.deepEqual(writesOf({ memory: { limit: -1, swap: -1 }, cpu: { quota: -1, period: 100000 }, pids: { limit: -1 } }, allV2), [
+      'memory.max=max',
+      'memory.swap.max=max',
+      'cpu.max=max 100000',
+      'pids.max=max',
+    ]);
+  });
+
+  it('maps the same resources to cgroup v1 files', () => {
+    const res: LinuxResources = {
+      memory: { limit: 64 << 20, swap: 96 << 20, reservation: 1, kernelTCP: 1 << 20, swappiness: 10, disableOOMKiller: true },
+      cpu: { shares: 512, quota: 20000, period: 100000, realtimeRuntime: 0, realtimePeriod: 1000000 },
+      pids: { limit: 10 },
+      blockIO: { weight: 300, leafWeight: 200, throttleReadIOPSDevice: [{ major: 254, minor: 0, rate: 5 }] },
+      devices: [{ allow: false, access: 'rwm' }, { allow: true, type: 'c', major: 1, minor: 3, access: 'rw' }, { allow: true, type: 'c', major: 136, access: 'rwm' }],
+      network: { classID: 0x100001, priorities: [{ name: 'eth0', priority: 5 }] },
+    };
+    assert.deepEqual(writesOf(res, allV1), [
+      `memory.limit_in_bytes=${64 << 20}`,
+      `memory.memsw.limit_in_bytes=${96 << 20}`,
+      'memory.soft_limit_in_bytes=1',
+      `memory.kmem.tcp.limit_in_bytes=${1 << 20}`,
+      'memory.swappiness=10',
+      'memory.oom_control=1',
+      'cpu.shares=512',
+      'cpu.cfs_period_us=100000',
+      'cpu.cfs_quota_us=20000',
+      'cpu.rt_period_us=1000000',
+      'cpu.rt_runtime_us=0',
+      'pids.max=10',
+      'blkio.weight=300 | blkio.bfq.weight=300',
+      'blkio.leaf_weight=200',
+      'blkio.throttle.read_iops_device=254:0 5',
+      'devices.deny=a *:* rwm',
+      'devices.allow=c 1:3 rw',
+      'devices.allow=c 136:* rwm',
+      `net_cls.classid=${0x100001}`,
+      'net_prio.ifpriomap=eth0 5',
+    ]);
+  });
+
+  it('refuses, clearly, what the chosen version cannot express', () => {
+    expectError(() => planResourceWrites({ memory: { swappiness: 10 } }, allV2), 'UNSUPPORTED', /swappiness.*v2/);
+    expectError(() => planResourceWrites({ memory: { kernel: 1 } }, allV2), 'UNSUPPORTED', /memory\.kernel/);
+    expectError(() => planResourceWrites({ memory: { disableOOMKiller: true } }, allV2), 'UNSUPPORTED', /OOM/);
+    expectError(() => planResourceWrites({ memory: { swap: 10 } }, allV2), 'RUNTIME_CONFIG_INVALID', /memory limit/);
+    expectError(() => planResourceWrites({ memory: { limit: 10, swap: 5 } }, allV2), 'RUNTIME_CONFIG_INVALID', /smaller/);
+    expectError(() => planResourceWrites({ cpu: { realtimeRuntime: 1 } }, allV2), 'UNSUPPORTED', /realtime/);
+    expectError(() => planResourceWrites({ cpu: { quota: 10, burst: 20 } }, allV2), 'RUNTIME_CONFIG_INVALID', /burst/);
+    expectError(() => planResourceWrites({ blockIO: { leafWeight: 10 } }, allV2), 'UNSUPPORTED', /leaf/);
+    expectError(() => planResourceWrites({ devices: [{ allow: false }] }, (c) => (c === 'devices' ? 2 : undefined)), 'UNSUPPORTED', /eBPF/);
+    expectError(() => planResourceWrites({ network: { classID: 1 } }, allV2), 'UNSUPPORTED', /net_cls/);
+    expectError(() => planResourceWrites({ unified: { 'memory.high': '1' } }, allV1), 'UNSUPPORTED', /v1 hierarchy/);
+    expectError(() => planResourceWrites({ unified: { '../x': '1' } }, allV2), 'RUNTIME_CONFIG_INVALID', /unified/);
+    expectError(() => planResourceWrites({ hugepageLimits: [{ pageSize: '2M', limit: 1 }] }, allV2), 'RUNTIME_CONFIG_INVALID', /pageSize/);
+    expectError(() => planResourceWrites({ pids: { limit: 1 } }, () => undefined), 'UNSUPPORTED', /pids cgroup controller is not available/);
+    expectError(() => planResourceWrites({ devices: [{ allow: true, type: 'x' }] }, allV1), 'RUNTIME_CONFIG_INVALID', /type/);
+  });
+});
+
+describe('cgroups on a fake cgroup2 filesystem', () => {
+  let root = '';
+  before(() => {
+    root = mkdtempSync(join(tmpdir(), 'berth-fake-cgroup2-'));
+  });
+  after(() => rmSync(root, { recursive: true, force: true }));
+
+  it('creates the cgroup, enables the needed controllers up the tree and writes the v2 files', async () => {
+    const layout: CgroupLayout = { v1: {}, v2: { mountPoint: root, controllers: ['cpu', 'memory', 'pids', 'io'] }, own: { '': '/' } };
+    const m = cgroupManagerWith(layout, '/machine/c1', 'c1');
+    assert.deepEqual(m.paths, { [UNIFIED]: join(root, 'machine/c1') });
+    await m.create();
+    const dir = join(root, 'machine/c1');
+    assert.ok(existsSync(dir));
+    await m.apply({ memory: { limit: 1 << 30 }, cpu: { shares: 2048, quota: 25000, period: 50000 }, pids: { limit: 42 }, blockIO: { weight: 1000 } });
+    const read = (f: string): string => readFileSync(join(dir, f), 'utf8');
+    assert.equal(read('memory.max'), String(1 << 30));
+    assert.equal(read('cpu.weight'), '79');
+    assert.equal(read('cpu.max'), '25000 50000');
+    assert.equal(read('pids.max'), '42');
+    assert.equal(read('io.weight'), '10000', 'no io.bfq.weight: falls back to io.weight');
+    for (const d of [root, join(root, 'machine')]) {
+      assert.deepEqual(readFileSync(join(d, 'cgroup.subtree_control'), 'utf8').split(' ').sort(), ['+cpu', '+io', '+memory', '+pids']);
+    }
+    writeFileSync(join(dir, 'io.bfq.weight'), '');
+    await m.apply({ blockIO: { weight: 200 } });
+    assert.equal(read('io.bfq.weight'), '200');
+    await m.freeze();
+    assert.equal(read('cgroup.freeze'), '1');
+    await m.thaw();
+    assert.equal(read('cgroup.freeze'), '0');
+    await assert.rejects(m.apply({ memory: { swappiness: 1 } }), (e: unknown) => isBerthError(e, 'UNSUPPORTED'));
+    await assert.rejects(m.apply({ hugepageLimits: [{ pageSize: '2MB', limit: 1 }] }), (e: unknown) => isBerthError(e, 'UNSUPPORTED') && /hugetlb/.test(e.message));
+  });
+});
+
+// ---- this host, as root ----------------------------------------------------------------
+
+const isRoot = process.getuid?.() === 0;
+const hostLayout = existsSync('/proc/self/mountinfo') ? hostCgroupLayout() : undefined;
+
+describe('cgroups on this host (root)', { skip: !isRoot ? 'needs root to create cgroups' : hostLayout === undefined ? 'no /proc' : false }, () => {
+  const top = `/berth-test-${process.pid}-${Date.now().toString(36)}`;
+  const children: ChildProcess[] = [];
+  after(() => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    const layout = hostLayout!;
+    const mounts = [...Object.values(layout.v1), ...(layout.v2 ? [layout.v2.mountPoint] : [])];
+    // Leaves first (left behind only by a failed test), then the test's parent cgroup.
+    for (const mp of new Set(mounts)) {
+      for (const dir of ['c1', 'c2', 'c3', ''].map((leaf) => join(mp, top, leaf))) {
+        try {
+          rmdirSync(dir);
+        } catch {
+          // already gone, or never created in this hierarchy
+        }
+      }
+    }
+  });
+
+  it('creates, limits, places a process, freezes, kills and destroys, leaving nothing', async () => {
+    const layout = hostLayout!;
+    const m = cgroupManagerFor(`${top}/c1`, 'c1');
+    await m.create();
+    for (const dir of Object.values(m.paths)) assert.ok(existsSync(dir), dir);
+
+    const resources: LinuxResources = {
+      memory: { limit: 64 << 20, reservation: 32 << 20 },
+      cpu: { shares: 512, quota: 50000, period: 100000, cpus: '0' },
+      pids: { limit: 20 },
+    };
+    const v1 = (c: string): boolean => versionOf(layout, c) === 1;
+    if (v1('devices')) resources.devices = [{ allow: false, access: 'rwm' }, { allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' }];
+    const disk = firstBlockDevice();
+    if (v1('blkio') && disk !== undefined) resources.blockIO = { throttleReadBpsDevice: [{ ...disk, rate: 1048576 }] };
+    await m.apply(resources);
+
+    const dirOf = (c: string): string => (versionOf(layout, c) === 1 ? m.paths[c]! : m.paths[UNIFIED]!);
+    const read = (c: string, f: string): string => readFileSync(join(dirOf(c), f), 'utf8').trim();
+    if (v1('memory')) {
+      assert.equal(read('memory', 'memory.limit_in_bytes'), String(64 << 20));
+      assert.equal(read('memory', 'memory.soft_limit_in_bytes'), String(32 << 20));
+    } else {
+      assert.equal(read('memory', 'memory.max'), String(64 << 20));
+    }
+    assert.equal(read('pids', 'pids.max'), '20');
+    if (v1('cpu')) {
+      assert.equal(read('cpu', 'cpu.shares'), '512');
+      assert.equal(read('cpu', 'cpu.cfs_quota_us'), '50000');
+    } else {
+      assert.equal(read('cpu', 'cpu.max'), '50000 100000');
+    }
+    assert.equal(read('cpuset', 'cpuset.cpus'), '0');
+    if (v1('devices')) assert.equal(read('devices', 'devices.list'), 'c 1:3 rwm');
+    if (resources.blockIO) assert.equal(read('blkio', 'blkio.throttle.read_bps_device'), `${disk!.major}:${disk!.minor} 1048576`);
+
+    const child = spawn('sleep', ['60'], { stdio: 'ignore' });
+    children.push(child);
+    await once(child, 'spawn');
+    const pid = child.pid!;
+    await m.addProcess(pid);
+    assert.deepEqual(await m.pids(), [pid]);
+    const procCgroup = readFileSync(`/proc/${pid}/cgroup`, 'utf8');
+    assert.match(procCgroup, new RegExp(`:memory:${top}/c1$`, 'm'));
+    if (layout.v2) assert.match(procCgroup, new RegExp(`^0::${top}/c1$`, 'm'));
+
+    await m.freeze();
+    if (v1('freezer')) assert.equal(read('freezer', 'freezer.state'), 'FROZEN');
+    else assert.match(readFileSync(join(m.paths[UNIFIED]!, 'cgroup.events'), 'utf8'), /^frozen 1$/m);
+    await m.thaw();
+    if (v1('freezer')) assert.equal(read('freezer', 'freezer.state'), 'THAWED');
+
+    // destroy refuses while a process is inside, and says which.
+    await assert.rejects(m.destroy(), (e: unknown) => isBerthError(e, 'RUNTIME_ERROR') && e.message.includes(String(pid)));
+
+    const exited = once(child, 'exit');
+    await m.killAll('SIGKILL');
+    const [, signal] = await exited;
+    assert.equal(signal, 'SIGKILL');
+    await m.destroy();
+    for (const dir of Object.values(m.paths)) assert.equal(existsSync(dir), false, `${dir} removed`);
+    await m.destroy(); // idempotent
+  });
+
+  it('applies a v2 hugetlb limit in the cgroup2 hierarchy of a hybrid host', { skip: versionOf(hostLayout ?? { v1: {}, own: {} }, 'hugetlb') !== 2 ? 'hugetlb is not on cgroup2 here' : false }, async () => {
+    const m = cgroupManagerFor(`${top}/c2`, 'c2');
+    await m.create();
+    try {
+      await m.apply({ hugepageLimits: [{ pageSize: '2MB', limit: 2 << 20 }] });
+      const dir = m.paths[UNIFIED]!;
+      const file = existsSync(join(dir, 'hugetlb.2MB.rsvd.max')) ? 'hugetlb.2MB.rsvd.max' : 'hugetlb.2MB.max';
+      assert.equal(readFileSync(join(dir, file), 'utf8').trim(), String(2 << 20));
+    } finally {
+      await m.destroy();
+    }
+  });
+
+  it('refuses unified settings for a controller on a v1 hierarchy, and a limit the kernel refuses', async () => {
+    const m = cgroupManagerFor(`${top}/c3`, 'c3');
+    await m.create();
+    try {
+      if (versionOf(hostLayout!, 'memory') === 1) {
+        await assert.rejects(m.apply({ unified: { 'memory.max': '1' } }), (e: unknown) => isBerthError(e, 'UNSUPPORTED') && /v1/.test(e.message));
+      }
+      await assert.rejects(m.apply({ cpu: { cpus: '4096' } }), (e: unknown) => isBerthError(e, 'RUNTIME_ERROR') && /cpuset\.cpus/.test(e.message));
+    } finally {
+      await m.destroy();
+    }
+  });
+});
+
+/** A whole disk of this machine (throttles refuse character devices and partitions). */
+function firstBlockDevice(): { major: number; minor: number } | undefined {
+  for (const name of readdirSync('/sys/block')) {
+    if (name.startsWith('loop') || name.startsWith('ram')) continue;
+    const [major, minor] = readFileSync(`/sys/block/${name}/dev`, 'utf8').trim().split(':').map(Number);
+    if (major !== undefined && minor !== undefined) return { major, minor };
+  }
+  return undefined;
+}

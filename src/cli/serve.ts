@@ -1,3 +1,205 @@
-import type { CommandGroup } from './common.js';
+/** `berth serve` (the registry server) and `berth registry gc|verify`. */
+import { BerthError } from '../errors.js';
+import { buildConfig, defaultConfig, overridesFromEnv, overridesFromFile, type ConfigOverrides, type RegistryConfig } from '../registry/config.js';
+import { collectGarbage } from '../registry/gc.js';
+import { openRegistry } from '../registry/registry.js';
+import { RegistryServer } from '../registry/server.js';
+import { verifyRegistry } from '../registry/verify.js';
+import { flag, printJson, printLine, str, strs, type CommandGroup, type ParsedCommand } from './common.js';
 
-export const commands: CommandGroup = {};
+const CONFIG_OPTIONS = {
+  config: { type: 'string' },
+  addr: { type: 'string' },
+  data: { type: 'string' },
+} as const;
+
+const SERVE_OPTIONS = {
+  ...CONFIG_OPTIONS,
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  htpasswd: { type: 'string' },
+  realm: { type: 'string' },
+  policy: { type: 'string' },
+  'token-realm': { type: 'string' },
+  'token-service': { type: 'string' },
+  'token-issuer': { type: 'string' },
+  'token-key': { type: 'string' },
+  'token-trust': { type: 'string', multiple: true },
+  'token-expires': { type: 'string' },
+  'no-delete': { type: 'boolean' },
+  'upload-purge-after': { type: 'string' },
+  'max-manifest-bytes': { type: 'string' },
+  'chunk-min-length': { type: 'string' },
+  'log-format': { type: 'string' },
+  'gc-interval': { type: 'string' },
+  'gc-delete-untagged': { type: 'boolean' },
+  'gc-grace': { type: 'string' },
+} as const;
+
+function num(p: ParsedCommand, key: string): number | undefined {
+  const v = str(p, key);
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v)) throw new BerthError('USAGE', `--${key} must be a non-negative integer, got ${JSON.stringify(v)}`);
+  return Number(v);
+}
+
+function flagOverrides(p: ParsedCommand): ConfigOverrides {
+  const o: ConfigOverrides = {
+    addr: str(p, 'addr'),
+    data: str(p, 'data'),
+    tlsCert: str(p, 'tls-cert'),
+    tlsKey: str(p, 'tls-key'),
+    htpasswd: str(p, 'htpasswd'),
+    realm: str(p, 'realm'),
+    policy: str(p, 'policy'),
+    tokenRealm: str(p, 'token-realm'),
+    tokenService: str(p, 'token-service'),
+    tokenIssuer: str(p, 'token-issuer'),
+    tokenKey: str(p, 'token-key'),
+    tokenExpiresIn: num(p, 'token-expires'),
+    uploadPurgeAfter: num(p, 'upload-purge-after'),
+    maxManifestBytes: num(p, 'max-manifest-bytes'),
+    chunkMinLength: num(p, 'chunk-min-length'),
+    logFormat: str(p, 'log-format'),
+    gcGrace: num(p, 'gc-grace'),
+  };
+  if (strs(p, 'token-trust').length > 0) o.tokenTrust = strs(p, 'token-trust');
+  if (flag(p, 'no-delete')) o.delete = false;
+  if (flag(p, 'gc-delete-untagged')) o.gcDeleteUntagged = true;
+  return o;
+}
+
+function loadConfig(p: ParsedCommand): RegistryConfig {
+  const env = overridesFromEnv(process.env);
+  const file = str(p, 'config') ?? process.env.BERTH_CONFIG;
+  const layers = [file ? overridesFromFile(file) : {}, env, flagOverrides(p)];
+  return buildConfig(defaultConfig(process.env), ...layers);
+}
+
+const SERVE_USAGE = `Usage: berth serve [OPTIONS]
+
+Serves an OCI distribution-spec registry. With no options: http://127.0.0.1:5000, data in
+$XDG_DATA_HOME/berth/registry (~/.local/share/berth/registry; /var/lib/berth/registry as root).
+
+Options (each also as a BERTH_* environment variable or a key of the --config JSON file):
+  --addr HOST:PORT             listen address (BERTH_ADDR, "addr")
+  --data DIR                   data directory (BERTH_DATA, "data")
+  --config FILE                JSON config file (BERTH_CONFIG)
+  --tls-cert FILE --tls-key FILE   serve HTTPS (BERTH_TLS_CERT/BERTH_TLS_KEY, "tlsCert"/"tlsKey")
+  --htpasswd FILE              Basic auth with bcrypt entries, htpasswd -B (BERTH_HTPASSWD, "htpasswd")
+  --realm NAME                 Basic auth realm (BERTH_AUTH_REALM, "realm")
+  --policy FILE                JSON access policy: users/groups -> repositories -> actions (BERTH_POLICY)
+  --token-key FILE             PEM key (RSA or EC P-256): token auth with the built-in /token issuer
+  --token-trust FILE           PEM key or certificate of an external token issuer (repeatable)
+  --token-realm URL --token-service NAME --token-issuer NAME --token-expires SECONDS
+  --no-delete                  refuse deletes with 405 UNSUPPORTED (BERTH_DELETE=false, "delete": false)
+  --upload-purge-after SECONDS purge upload sessions older than this (default 86400)
+  --max-manifest-bytes N       largest manifest accepted (default 4194304; 413 beyond)
+  --chunk-min-length N         advertise OCI-Chunk-Min-Length
+  --log-format text|json|off   access log on stderr (BERTH_LOG_FORMAT, "logFormat")
+  --gc-interval SECONDS        run garbage collection in the server periodically
+  --gc-delete-untagged --gc-grace SECONDS   garbage collection settings (default grace 3600)
+
+Examples:
+  berth serve
+  berth serve --addr 0.0.0.0:5000 --data /srv/registry --htpasswd /etc/berth/htpasswd
+`;
+
+async function serve(p: ParsedCommand): Promise<number> {
+  const config = loadConfig(p);
+  const registry = await openRegistry(config);
+  const server = new RegistryServer(registry);
+  const addr = await server.listen();
+  const scheme = config.tls ? 'https' : 'http';
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  const url = `${scheme}://${host}:${addr.port}`;
+  if (p.json) printJson({ url, address: addr.address, port: addr.port, data: config.dataDir, pid: process.pid });
+  else printLine(`berth registry listening on ${url}, data in ${config.dataDir}`);
+  let gcTimer: NodeJS.Timeout | undefined;
+  const gcInterval = num(p, 'gc-interval');
+  if (gcInterval) {
+    gcTimer = setInterval(() => {
+      collectGarbage(registry.meta, registry.blobs, registry.digestLocks, { dryRun: false, ...config.gc })
+        .then((r) => {
+          if (r.manifests.length + r.blobs.length + r.orphans.length > 0) {
+            registry.invalidateManifests();
+            server.logger.info('garbage collected', { manifests: r.manifests.length, blobs: r.blobs.length + r.orphans.length, bytes: r.bytesFreed });
+          }
+        })
+        .catch((err: Error) => server.logger.info('garbage collection failed', { error: err.message }));
+    }, gcInterval * 1000);
+    gcTimer.unref();
+  }
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      server.logger.info(`received ${signal}: finishing requests in flight and stopping`);
+      clearInterval(gcTimer);
+      server.close().then(resolve, (err: Error) => {
+        process.stderr.write(`berth: shutdown failed: ${err.message}\n`);
+        resolve();
+      });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  return 0;
+}
+
+const REGISTRY_USAGE = `Usage: berth registry gc [--dry-run] [--delete-untagged] [--grace SECONDS] [--data DIR] [--config FILE]
+       berth registry verify [--data DIR] [--config FILE]
+
+gc removes blobs no manifest references (and, with --delete-untagged, manifests no tag, index or
+subject reaches), keeping anything linked or pushed within the grace period (default 3600 s).
+--dry-run prints what would go. While a server runs on the same data, prefer "berth serve
+--gc-interval", which collects under the server's own locks.
+verify checks every blob against its digest and size, and every manifest reference.
+
+Examples:
+  berth registry gc --dry-run
+  berth registry verify --data /srv/registry
+`;
+
+async function registryCommand(p: ParsedCommand): Promise<number> {
+  const [sub] = p.positionals;
+  if (sub !== 'gc' && sub !== 'verify') throw new BerthError('USAGE', `berth registry: expected "gc" or "verify"\n\n${REGISTRY_USAGE}`);
+  const config = loadConfig(p);
+  const registry = await openRegistry({ ...config, auth: { realm: config.auth.realm } });
+  try {
+    if (sub === 'verify') {
+      const { checked, problems } = await verifyRegistry(registry.meta, registry.blobs);
+      if (p.json) printJson({ checked, problems });
+      else {
+        for (const pr of problems) printLine(`${pr.kind}: ${pr.message}`);
+        printLine(`checked ${checked} blobs and manifests: ${problems.length === 0 ? 'all good' : `${problems.length} problem(s)`}`);
+      }
+      return problems.length === 0 ? 0 : 1;
+    }
+    const grace = num(p, 'grace');
+    const report = await collectGarbage(registry.meta, registry.blobs, registry.digestLocks, {
+      dryRun: flag(p, 'dry-run'),
+      deleteUntagged: flag(p, 'delete-untagged') || config.gc.deleteUntagged,
+      graceMs: grace !== undefined ? grace * 1000 : config.gc.graceMs,
+    });
+    if (p.json) printJson(report);
+    else {
+      const verb = flag(p, 'dry-run') ? 'would remove' : 'removed';
+      for (const m of report.manifests) printLine(`${verb} manifest ${m.repo}@${m.digest}`);
+      for (const b of report.blobs) printLine(`${verb} blob ${b.digest} (${b.size} bytes)`);
+      for (const o of report.orphans) printLine(`${verb} orphan file ${o}`);
+      printLine(`${verb} ${report.manifests.length} manifest(s), ${report.blobs.length + report.orphans.length} blob(s), ${report.bytesFreed} bytes`);
+    }
+    return 0;
+  } finally {
+    await registry.close();
+  }
+}
+
+export const commands: CommandGroup = {
+  serve: { summary: 'Serve an OCI registry (distribution-spec) from a local directory', usage: SERVE_USAGE, options: SERVE_OPTIONS, run: serve },
+  registry: {
+    summary: 'Registry maintenance: gc (garbage collection), verify (check every blob)',
+    usage: REGISTRY_USAGE,
+    options: { ...CONFIG_OPTIONS, 'dry-run': { type: 'boolean' }, 'delete-untagged': { type: 'boolean' }, grace: { type: 'string' } },
+    run: registryCommand,
+  },
+};

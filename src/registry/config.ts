@@ -1,0 +1,220 @@
+/**
+ * `berth serve` configuration: built-in defaults, then a JSON config file (--config or
+ * BERTH_CONFIG), then BERTH_* environment variables, then command-line flags.
+ */
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { BerthError } from '../errors.js';
+
+export type LogFormat = 'text' | 'json' | 'off';
+
+export interface TokenConfig {
+  /** URL clients fetch tokens from (the `realm` of the Bearer challenge). */
+  realm: string;
+  service: string;
+  issuer: string;
+  /** PEM private key (RSA or EC P-256) that signs tokens of the built-in endpoint at /token. */
+  signingKey?: string;
+  /** PEM public keys or certificates of issuers whose tokens are accepted (the signing key's is added). */
+  trustedKeys: string[];
+  /** Lifetime of issued tokens, in seconds. */
+  expiresIn: number;
+}
+
+export interface RegistryConfig {
+  addr: string;
+  dataDir: string;
+  tls?: { cert: string; key: string };
+  auth: {
+    /** Realm of the Basic challenge. */
+    realm: string;
+    /** An htpasswd file with bcrypt entries (`htpasswd -B`). */
+    htpasswd?: string;
+    /** JSON access policy (users and groups → repository patterns → actions). */
+    policy?: string;
+    token?: TokenConfig;
+  };
+  deleteEnabled: boolean;
+  /** Upload sessions idle longer than this are purged. */
+  uploadPurgeAfterMs: number;
+  maxManifestBytes: number;
+  /** OCI-Chunk-Min-Length advertised on upload start (0: none). */
+  chunkMinLength: number;
+  logFormat: LogFormat;
+  gc: { deleteUntagged: boolean; graceMs: number };
+  shutdownTimeoutMs: number;
+}
+
+/** $XDG_DATA_HOME/berth/registry, ~/.local/share/berth/registry, or /var/lib/berth/registry as root. */
+export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.XDG_DATA_HOME) return join(env.XDG_DATA_HOME, 'berth', 'registry');
+  if (process.getuid?.() === 0) return '/var/lib/berth/registry';
+  return join(homedir(), '.local', 'share', 'berth', 'registry');
+}
+
+export function defaultConfig(env: NodeJS.ProcessEnv = process.env): RegistryConfig {
+  return {
+    addr: '127.0.0.1:5000',
+    dataDir: defaultDataDir(env),
+    auth: { realm: 'berth' },
+    deleteEnabled: true,
+    uploadPurgeAfterMs: 24 * 3600 * 1000,
+    maxManifestBytes: 4 * 1024 * 1024,
+    chunkMinLength: 0,
+    logFormat: 'text',
+    gc: { deleteUntagged: false, graceMs: 3600 * 1000 },
+    shutdownTimeoutMs: 10_000,
+  };
+}
+
+/** The subset of settings a file, the environment or flags can give, all optional. */
+export interface ConfigOverrides {
+  addr?: string;
+  data?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  htpasswd?: string;
+  realm?: string;
+  policy?: string;
+  tokenRealm?: string;
+  tokenService?: string;
+  tokenIssuer?: string;
+  tokenKey?: string;
+  tokenTrust?: string[];
+  tokenExpiresIn?: number;
+  delete?: boolean;
+  uploadPurgeAfter?: number;
+  maxManifestBytes?: number;
+  chunkMinLength?: number;
+  logFormat?: string;
+  gcDeleteUntagged?: boolean;
+  gcGrace?: number;
+}
+
+function bool(name: string, v: string): boolean {
+  if (/^(1|true|yes|on)$/i.test(v)) return true;
+  if (/^(0|false|no|off)$/i.test(v)) return false;
+  throw new BerthError('USAGE', `${name} must be true or false, got ${JSON.stringify(v)}`);
+}
+
+function int(name: string, v: string | number): number {
+  const n = typeof v === 'number' ? v : Number(v);
+  if (!Number.isSafeInteger(n) || n < 0) throw new BerthError('USAGE', `${name} must be a non-negative integer, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+export function overridesFromEnv(env: NodeJS.ProcessEnv): ConfigOverrides {
+  const o: ConfigOverrides = {};
+  const s = (k: string) => (env[k] !== undefined && env[k] !== '' ? env[k] : undefined);
+  o.addr = s('BERTH_ADDR');
+  o.data = s('BERTH_DATA');
+  o.tlsCert = s('BERTH_TLS_CERT');
+  o.tlsKey = s('BERTH_TLS_KEY');
+  o.htpasswd = s('BERTH_HTPASSWD');
+  o.realm = s('BERTH_AUTH_REALM');
+  o.policy = s('BERTH_POLICY');
+  o.tokenRealm = s('BERTH_TOKEN_REALM');
+  o.tokenService = s('BERTH_TOKEN_SERVICE');
+  o.tokenIssuer = s('BERTH_TOKEN_ISSUER');
+  o.tokenKey = s('BERTH_TOKEN_KEY');
+  if (s('BERTH_TOKEN_TRUST')) o.tokenTrust = s('BERTH_TOKEN_TRUST')!.split(',').filter(Boolean);
+  if (s('BERTH_TOKEN_EXPIRES')) o.tokenExpiresIn = int('BERTH_TOKEN_EXPIRES', s('BERTH_TOKEN_EXPIRES')!);
+  if (s('BERTH_DELETE')) o.delete = bool('BERTH_DELETE', s('BERTH_DELETE')!);
+  if (s('BERTH_UPLOAD_PURGE_AFTER')) o.uploadPurgeAfter = int('BERTH_UPLOAD_PURGE_AFTER', s('BERTH_UPLOAD_PURGE_AFTER')!);
+  if (s('BERTH_MAX_MANIFEST_BYTES')) o.maxManifestBytes = int('BERTH_MAX_MANIFEST_BYTES', s('BERTH_MAX_MANIFEST_BYTES')!);
+  if (s('BERTH_CHUNK_MIN_LENGTH')) o.chunkMinLength = int('BERTH_CHUNK_MIN_LENGTH', s('BERTH_CHUNK_MIN_LENGTH')!);
+  o.logFormat = s('BERTH_LOG_FORMAT');
+  if (s('BERTH_GC_DELETE_UNTAGGED')) o.gcDeleteUntagged = bool('BERTH_GC_DELETE_UNTAGGED', s('BERTH_GC_DELETE_UNTAGGED')!);
+  if (s('BERTH_GC_GRACE')) o.gcGrace = int('BERTH_GC_GRACE', s('BERTH_GC_GRACE')!);
+  return o;
+}
+
+/** Reads the JSON config file; its keys are those of ConfigOverrides (see the README). */
+export function overridesFromFile(path: string): ConfigOverrides {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new BerthError('USAGE', `cannot read the config file ${path}: ${(err as Error).message}`);
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
+    throw new BerthError('USAGE', `config file ${path} must hold a JSON object`);
+  }
+  const known = new Set([
+    'addr', 'data', 'tlsCert', 'tlsKey', 'htpasswd', 'realm', 'policy', 'tokenRealm', 'tokenService', 'tokenIssuer', 'tokenKey',
+    'tokenTrust', 'tokenExpiresIn', 'delete', 'uploadPurgeAfter', 'maxManifestBytes', 'chunkMinLength', 'logFormat',
+    'gcDeleteUntagged', 'gcGrace',
+  ]);
+  for (const k of Object.keys(doc)) {
+    if (!known.has(k)) throw new BerthError('USAGE', `config file ${path}: unknown key ${JSON.stringify(k)}`);
+  }
+  return doc as ConfigOverrides;
+}
+
+/** Applies overrides in order (later wins) and checks the result. */
+export function buildConfig(base: RegistryConfig, ...layers: ConfigOverrides[]): RegistryConfig {
+  const c: RegistryConfig = structuredClone(base);
+  let tokenRealm: string | undefined;
+  let tokenService: string | undefined;
+  let tokenIssuer: string | undefined;
+  let tokenKey: string | undefined;
+  let tokenTrust: string[] = [];
+  let tokenExpiresIn = 300;
+  let tlsCert: string | undefined;
+  let tlsKey: string | undefined;
+  for (const o of layers) {
+    if (o.addr !== undefined) c.addr = o.addr;
+    if (o.data !== undefined) c.dataDir = o.data;
+    if (o.tlsCert !== undefined) tlsCert = o.tlsCert;
+    if (o.tlsKey !== undefined) tlsKey = o.tlsKey;
+    if (o.htpasswd !== undefined) c.auth.htpasswd = o.htpasswd;
+    if (o.realm !== undefined) c.auth.realm = o.realm;
+    if (o.policy !== undefined) c.auth.policy = o.policy;
+    if (o.tokenRealm !== undefined) tokenRealm = o.tokenRealm;
+    if (o.tokenService !== undefined) tokenService = o.tokenService;
+    if (o.tokenIssuer !== undefined) tokenIssuer = o.tokenIssuer;
+    if (o.tokenKey !== undefined) tokenKey = o.tokenKey;
+    if (o.tokenTrust !== undefined) tokenTrust = o.tokenTrust;
+    if (o.tokenExpiresIn !== undefined) tokenExpiresIn = int('tokenExpiresIn', o.tokenExpiresIn);
+    if (o.delete !== undefined) c.deleteEnabled = o.delete;
+    if (o.uploadPurgeAfter !== undefined) c.uploadPurgeAfterMs = int('uploadPurgeAfter', o.uploadPurgeAfter) * 1000;
+    if (o.maxManifestBytes !== undefined) c.maxManifestBytes = int('maxManifestBytes', o.maxManifestBytes);
+    if (o.chunkMinLength !== undefined) c.chunkMinLength = int('chunkMinLength', o.chunkMinLength);
+    if (o.logFormat !== undefined) {
+      if (o.logFormat !== 'text' && o.logFormat !== 'json' && o.logFormat !== 'off') {
+        throw new BerthError('USAGE', `log format must be text, json or off, got ${JSON.stringify(o.logFormat)}`);
+      }
+      c.logFormat = o.logFormat;
+    }
+    if (o.gcDeleteUntagged !== undefined) c.gc.deleteUntagged = o.gcDeleteUntagged;
+    if (o.gcGrace !== undefined) c.gc.graceMs = int('gcGrace', o.gcGrace) * 1000;
+  }
+  if ((tlsCert === undefined) !== (tlsKey === undefined)) {
+    throw new BerthError('USAGE', 'TLS needs both a certificate and a key (--tls-cert and --tls-key)');
+  }
+  if (tlsCert && tlsKey) c.tls = { cert: tlsCert, key: tlsKey };
+  if (tokenRealm !== undefined || tokenKey !== undefined || tokenTrust.length > 0) {
+    if (!tokenKey && tokenTrust.length === 0) {
+      throw new BerthError('USAGE', 'token auth needs a signing key (--token-key) or trusted issuer keys (--token-trust)');
+    }
+    const scheme = c.tls ? 'https' : 'http';
+    c.auth.token = {
+      realm: tokenRealm ?? `${scheme}://${c.addr}/token`,
+      service: tokenService ?? 'berth-registry',
+      issuer: tokenIssuer ?? 'berth',
+      signingKey: tokenKey,
+      trustedKeys: tokenTrust,
+      expiresIn: tokenExpiresIn,
+    };
+  }
+  splitAddr(c.addr);
+  return c;
+}
+
+export function splitAddr(addr: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(addr);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new BerthError('USAGE', `address must be HOST:PORT (e.g. 127.0.0.1:5000), got ${JSON.stringify(addr)}`);
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+}

@@ -1,0 +1,90 @@
+/** end-2 (GET/HEAD blob, with Range) and end-10 (DELETE blob). */
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { RegistryError } from '../errors.js';
+import { API_VERSION, API_VERSION_HEADER, parseRange, sendEmpty } from '../http-util.js';
+import { checkDigest } from '../names.js';
+import { SMALL_BLOB_BYTES, type Registry } from '../registry.js';
+
+function blobUnknown(name: string, digest: string): RegistryError {
+  return new RegistryError(404, 'BLOB_UNKNOWN', `blob ${digest} is unknown in ${name}`, { digest });
+}
+
+export async function getBlob(reg: Registry, req: IncomingMessage, res: ServerResponse, name: string, digest: string): Promise<void> {
+  checkDigest(digest);
+  const head = req.method === 'HEAD';
+  let size = await reg.meta.repoBlob(name, digest);
+  let inline: Buffer | undefined;
+  if (size === undefined) {
+    // Manifests are content too; some clients fetch them through the blobs endpoint.
+    const m = await reg.manifest(name, digest, true);
+    if (!m) throw blobUnknown(name, digest);
+    size = m.size;
+    inline = m.content;
+  }
+  const range = parseRange(req.headers.range, size);
+  if (range === 'invalid') {
+    throw new RegistryError(416, 'RANGE_INVALID', `range ${req.headers.range} is not satisfiable for a blob of ${size} bytes`, undefined, {
+      'Content-Range': `bytes */${size}`,
+    });
+  }
+  const headers: OutgoingHttpHeaders = {
+    'Content-Type': 'application/octet-stream',
+    'Docker-Content-Digest': digest,
+    'Accept-Ranges': 'bytes',
+    ETag: `"${digest}"`,
+    'Cache-Control': 'max-age=31536000',
+    [API_VERSION_HEADER]: API_VERSION,
+  };
+  const status = range ? 206 : 200;
+  if (range) headers['Content-Range'] = `bytes ${range.start}-${range.end}/${size}`;
+  const length = range ? range.end - range.start + 1 : size;
+  headers['Content-Length'] = length;
+  if (head) {
+    res.writeHead(status, headers);
+    res.end();
+    return;
+  }
+  if (inline === undefined && size <= SMALL_BLOB_BYTES) {
+    inline = reg.smallBlobs.get(digest);
+    if (inline === undefined) {
+      const data = await reg.blobs.readSmall(digest);
+      if (data.length !== size) throw new RegistryError(500, 'INTERNAL', `stored blob ${digest} has the wrong size: run "berth registry verify"`);
+      reg.smallBlobs.set(digest, data);
+      inline = data;
+    }
+  }
+  if (inline !== undefined) {
+    res.writeHead(status, headers);
+    res.end(range ? inline.subarray(range.start, range.end + 1) : inline);
+    return;
+  }
+  const stream = reg.blobs.read(digest, range);
+  await new Promise<void>((resolve) => {
+    stream.once('open', () => {
+      res.writeHead(status, headers);
+      stream.pipe(res);
+    });
+    stream.once('error', (err) => {
+      if (!res.headersSent) {
+        res.writeHead(500, { 'Content-Type': 'application/json', [API_VERSION_HEADER]: API_VERSION });
+        res.end(new RegistryError(500, 'INTERNAL', `stored blob ${digest} cannot be read: ${(err as Error).message}`).body());
+      } else res.destroy(err);
+      resolve();
+    });
+    stream.once('end', resolve);
+    res.once('close', () => {
+      stream.destroy();
+      resolve();
+    });
+  });
+}
+
+export async function deleteBlob(reg: Registry, res: ServerResponse, name: string, digest: string): Promise<void> {
+  checkDigest(digest);
+  if (!reg.config.deleteEnabled) {
+    throw new RegistryError(405, 'UNSUPPORTED', 'deletion is disabled on this registry');
+  }
+  if (!(await reg.meta.unlinkBlob(name, digest))) throw blobUnknown(name, digest);
+  // The bytes stay until garbage collection finds no repository and no manifest using them.
+  sendEmpty(res, 202, { 'Docker-Content-Digest': digest });
+}

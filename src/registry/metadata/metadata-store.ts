@@ -1,0 +1,93 @@
+/**
+ * Registry metadata: repositories, blob links, manifests (their exact bytes), tags,
+ * referrers and upload sessions. The HTTP layer only talks to this interface, so that a
+ * PostgreSQL driver can replace the SQLite one. Every method that writes is atomic.
+ */
+
+export interface ManifestRecord {
+  digest: string;
+  mediaType: string;
+  size: number;
+  content: Buffer;
+}
+
+export interface NewManifest extends ManifestRecord {
+  repo: string;
+  /** Digests of the blobs (config, layers) this manifest references, to be checked and recorded. */
+  blobRefs: string[];
+  /** Digests of the manifests (index entries) this manifest references. */
+  manifestRefs: string[];
+  subject?: string;
+  /** What the referrers API reports (artifactType, else the config media type for image manifests). */
+  artifactType?: string;
+  annotations?: Record<string, string>;
+  tags: string[];
+}
+
+export interface ReferrerRecord {
+  mediaType: string;
+  digest: string;
+  size: number;
+  artifactType?: string;
+  annotations?: Record<string, string>;
+}
+
+export interface UploadRecord {
+  id: string;
+  repo: string;
+  algorithm: 'sha256' | 'sha512';
+  startedAt: number;
+}
+
+export interface GcPlan {
+  /** Untagged manifests removed from repositories (repo, digest). */
+  manifests: { repo: string; digest: string }[];
+  /** Blobs no longer referenced by any manifest nor recently linked. */
+  blobs: { digest: string; size: number }[];
+}
+
+export interface MetadataStore {
+  /** The size of a blob linked into `repo`, or undefined. */
+  repoBlob(repo: string, digest: string): Promise<number | undefined>;
+  /** The size of a blob known to the registry (in any repository), or undefined. */
+  blob(digest: string): Promise<number | undefined>;
+  /** Records a committed blob and links it into `repo` (refreshing the link time). */
+  linkBlob(repo: string, digest: string, size: number): Promise<void>;
+  /** Repositories that link the blob (for mounts without `from`). */
+  reposWithBlob(digest: string, limit: number): Promise<string[]>;
+  unlinkBlob(repo: string, digest: string): Promise<boolean>;
+
+  manifestByDigest(repo: string, digest: string): Promise<ManifestRecord | undefined>;
+  manifestByTag(repo: string, tag: string): Promise<ManifestRecord | undefined>;
+  /**
+   * Stores the manifest, links it into the repository and points the tags at it, in one
+   * transaction; fails with the missing references (MANIFEST_BLOB_UNKNOWN) without writing.
+   */
+  putManifest(m: NewManifest): Promise<{ missing: string[] }>;
+  /** Removes the manifest from the repository with every tag pointing at it. */
+  deleteManifest(repo: string, digest: string): Promise<boolean>;
+  deleteTag(repo: string, tag: string): Promise<boolean>;
+
+  repoExists(repo: string): Promise<boolean>;
+  /** Tags in ASCII order after `last`, at most `limit`. */
+  listTags(repo: string, last: string | undefined, limit: number): Promise<string[]>;
+  listRepositories(last: string | undefined, limit: number): Promise<string[]>;
+  referrers(repo: string, subject: string, artifactType?: string): Promise<ReferrerRecord[]>;
+
+  createUpload(u: UploadRecord): Promise<void>;
+  upload(id: string): Promise<UploadRecord | undefined>;
+  deleteUpload(id: string): Promise<void>;
+  uploadsStartedBefore(time: number): Promise<UploadRecord[]>;
+
+  /** What garbage collection would remove now (nothing is changed). */
+  planGc(opts: { now: number; graceMs: number; deleteUntagged: boolean }): Promise<GcPlan>;
+  /** Forgets an unreferenced blob if it is still unreferenced and old; returns whether it did. */
+  forgetBlobIfUnreferenced(digest: string, olderThan: number): Promise<boolean>;
+  /** Every blob the metadata knows, and every manifest link (for verify). */
+  allBlobs(): Promise<{ digest: string; size: number }[]>;
+  allManifestRefs(): Promise<{ manifest: string; ref: string; kind: 'blob' | 'manifest' }[]>;
+  allManifests(): Promise<ManifestRecord[]>;
+  stats(): Promise<{ blobs: number; bytes: number; repositories: number; manifests: number }>;
+
+  close(): Promise<void>;
+}

@@ -1,0 +1,123 @@
+/**
+ * One registry: its stores, its access control and the state shared by the handlers.
+ * Built from a RegistryConfig by `openRegistry`; the HTTP server (server.ts) only dispatches.
+ */
+import { readFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { BerthError } from '../errors.js';
+import { AnonymousAuthorizer, type Authorizer } from './auth/access.js';
+import { BasicAuthorizer } from './auth/basic-authorizer.js';
+import { Htpasswd } from './auth/htpasswd.js';
+import { loadPrivateKey, loadPublicKey } from './auth/jwt.js';
+import { AccessPolicy } from './auth/policy.js';
+import { TokenAuthorizer } from './auth/token-authorizer.js';
+import { TokenIssuer } from './auth/token-endpoint.js';
+import type { RegistryConfig } from './config.js';
+import { KeyedMutex } from './keyed-mutex.js';
+import type { ManifestRecord, MetadataStore } from './metadata/metadata-store.js';
+import { SqliteMetadataStore } from './metadata/sqlite-store.js';
+import { Metrics } from './metrics.js';
+import type { BlobStore } from './storage/blob-store.js';
+import { FsBlobStore } from './storage/fs-blob-store.js';
+import { UploadManager } from './uploads.js';
+import { createPublicKey } from 'node:crypto';
+
+/** Blobs up to this size are kept in memory once read (they are immutable). */
+export const SMALL_BLOB_BYTES = 64 * 1024;
+const SMALL_BLOB_CACHE_BYTES = 32 * 1024 * 1024;
+const MANIFEST_CACHE_ENTRIES = 10_000;
+
+/** A bounded byte cache of small immutable blobs, evicting the oldest entries first. */
+class SmallBlobCache {
+  private readonly entries = new Map<string, Buffer>();
+  private bytes = 0;
+  get(digest: string): Buffer | undefined {
+    return this.entries.get(digest);
+  }
+  set(digest: string, data: Buffer): void {
+    if (this.entries.has(digest)) return;
+    this.entries.set(digest, data);
+    this.bytes += data.length;
+    for (const [k, v] of this.entries) {
+      if (this.bytes <= SMALL_BLOB_CACHE_BYTES) break;
+      this.entries.delete(k);
+      this.bytes -= v.length;
+    }
+  }
+  delete(digest: string): void {
+    const v = this.entries.get(digest);
+    if (v) {
+      this.entries.delete(digest);
+      this.bytes -= v.length;
+    }
+  }
+}
+
+export class Registry {
+  readonly digestLocks = new KeyedMutex();
+  readonly uploads: UploadManager;
+  readonly metrics = new Metrics();
+  readonly smallBlobs = new SmallBlobCache();
+  /** repo\0reference → manifest; cleared on every manifest write or delete. */
+  private readonly manifestCache = new Map<string, ManifestRecord | null>();
+
+  constructor(
+    readonly config: RegistryConfig,
+    readonly blobs: BlobStore,
+    readonly meta: MetadataStore,
+    readonly authorizer: Authorizer,
+    readonly tokenIssuer: TokenIssuer | undefined,
+  ) {
+    this.uploads = new UploadManager(blobs, meta, this.digestLocks, new KeyedMutex());
+  }
+
+  async manifest(repo: string, reference: string, byDigest: boolean): Promise<ManifestRecord | undefined> {
+    const key = `${repo}\0${reference}`;
+    const hit = this.manifestCache.get(key);
+    if (hit !== undefined) return hit ?? undefined;
+    const found = byDigest ? await this.meta.manifestByDigest(repo, reference) : await this.meta.manifestByTag(repo, reference);
+    if (this.manifestCache.size >= MANIFEST_CACHE_ENTRIES) this.manifestCache.clear();
+    // Only hits are cached by digest; misses by tag would hide a push from a second replica anyway.
+    if (found) this.manifestCache.set(key, found);
+    return found;
+  }
+
+  invalidateManifests(): void {
+    this.manifestCache.clear();
+  }
+
+  async close(): Promise<void> {
+    await this.meta.close();
+  }
+}
+
+function buildAuth(config: RegistryConfig): { authorizer: Authorizer; issuer?: TokenIssuer } {
+  const htpasswd = config.auth.htpasswd ? new Htpasswd(config.auth.htpasswd) : undefined;
+  const policy = config.auth.policy ? AccessPolicy.fromFile(config.auth.policy) : AccessPolicy.authenticatedOnly();
+  const token = config.auth.token;
+  if (token) {
+    const keys = token.trustedKeys.map((f) => loadPublicKey(readFileSync(f, 'utf8')));
+    let issuer: TokenIssuer | undefined;
+    if (token.signingKey) {
+      const key = loadPrivateKey(readFileSync(token.signingKey, 'utf8'));
+      keys.push(createPublicKey(key));
+      issuer = new TokenIssuer(key, token.issuer, token.service, token.expiresIn, htpasswd, policy);
+    }
+    return { authorizer: new TokenAuthorizer(keys, token.realm, token.service, token.issuer), issuer };
+  }
+  if (htpasswd) return { authorizer: new BasicAuthorizer(htpasswd, policy, config.auth.realm) };
+  if (config.auth.policy) {
+    throw new BerthError('USAGE', 'an access policy needs users: configure an htpasswd file (--htpasswd) or token auth');
+  }
+  return { authorizer: new AnonymousAuthorizer() };
+}
+
+/** Opens (creating if needed) the registry in config.dataDir: blobs under it, metadata in registry.db. */
+export async function openRegistry(config: RegistryConfig): Promise<Registry> {
+  mkdirSync(config.dataDir, { recursive: true });
+  const blobs = new FsBlobStore(config.dataDir);
+  await blobs.init();
+  const meta = new SqliteMetadataStore(join(config.dataDir, 'registry.db'));
+  const { authorizer, issuer } = buildAuth(config);
+  return new Registry(config, blobs, meta, authorizer, issuer);
+}

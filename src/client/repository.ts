@@ -341,6 +341,11 @@ export class Repository implements Target, TagLister, ReferrerLister, Deleter, M
           discard(res.body);
           return this.locationOf(res, what);
         }
+        if (res.status === 404 && failures > 0) {
+          // The session died with the broken connection (distribution 2.8 cancels it).
+          const err = await registryError(res.body, what);
+          throw new BerthError('NETWORK', `${what}: the registry dropped the upload session after the connection broke (${err.message})`, { cause: err });
+        }
         if (res.status !== 416) throw await registryError(res.body, `${what} (bytes ${committed}-${committed + part.length - 1})`);
         discard(res.body);
       } catch (err) {
@@ -348,7 +353,15 @@ export class Repository implements Target, TagLister, ReferrerLister, Deleter, M
       }
       if (++failures > maxFailures) throw new BerthError('NETWORK', `${what}: chunk at byte ${committed} failed ${failures} times`);
       // spec.md "Resuming an upload": ask where the registry is, continue from there.
-      const status = await this.uploadStatus(location);
+      let status: { next: number; location: URL };
+      try {
+        status = await this.uploadStatus(location);
+      } catch (err) {
+        if (!isBerthError(err, 'NOT_FOUND')) throw err;
+        // Some registries (distribution 2.8) drop a session whose chunk was cut short: the
+        // blob has to be sent again from its start, which copy() does on NETWORK errors.
+        throw new BerthError('NETWORK', `${what}: the registry dropped the upload session after the connection broke at byte ${committed}`, { cause: err });
+      }
       location = status.location;
       const end = chunkStart + chunk.length;
       if (status.next >= end) return location;

@@ -90,6 +90,17 @@ export async function copy(src: Target, srcRef: string, dst: Target, dstRef: str
   };
 }
 
+/**
+ * Like Promise.all, but waits for every task to finish before failing, so that no transfer
+ * is still writing into the destination when copy() reports an error.
+ */
+async function settleAll<T>(tasks: Promise<T>[]): Promise<T[]> {
+  const results = await Promise.allSettled(tasks);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return results.map((r) => (r as PromiseFulfilledResult<T>).value);
+}
+
 class Copier {
   readonly stats = { copied: 0, skipped: 0, mounted: 0, bytes: 0, referrers: 0 };
   converted = false;
@@ -144,7 +155,7 @@ class Copier {
     this.copiedDocuments.push(desc);
     let out: Descriptor = { ...desc };
     if (isIndexMediaType(desc.mediaType)) {
-      const children = await Promise.all(
+      const children = await settleAll(
         (doc.manifests ?? []).map(async (child) => {
           if (isManifestOrIndexMediaType(child.mediaType)) {
             const pushed = await this.copyDocument(child);
@@ -164,7 +175,7 @@ class Copier {
       if (!manifest.config || !Array.isArray(manifest.layers)) {
         throw new BerthError('MANIFEST_INVALID', `${desc.digest} from ${this.src.name ?? 'source'} has no config or layers`);
       }
-      await Promise.all([manifest.config, ...manifest.layers].map((d) => this.copyBlob(d)));
+      await settleAll([manifest.config, ...manifest.layers].map((d) => this.copyBlob(d)));
       if (this.opts.convertToOci && desc.mediaType === MediaType.dockerManifest) {
         bytes = Buffer.from(JSON.stringify(manifestToOci(manifest)));
       }

@@ -106,12 +106,17 @@ function decodeEntry(entry: AuthFileEntry, where: string): Credentials | undefin
 }
 
 /** Runs `docker-credential-NAME ACTION` with `input` on stdin and returns stdout. */
-export function runCredentialHelper(name: string, action: 'get' | 'store' | 'erase', input: string): Promise<string> {
+export function runCredentialHelper(
+  name: string,
+  action: 'get' | 'store' | 'erase',
+  input: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<string> {
   if (!/^[A-Za-z0-9._-]+$/.test(name)) {
     return Promise.reject(new BerthError('USAGE', `invalid credential helper name ${JSON.stringify(name)}`));
   }
   return new Promise((resolve, reject) => {
-    const child = spawn(`docker-credential-${name}`, [action], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(`docker-credential-${name}`, [action], { stdio: ['pipe', 'pipe', 'pipe'], env });
     let out = '';
     let errText = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -132,8 +137,8 @@ export function runCredentialHelper(name: string, action: 'get' | 'store' | 'era
   });
 }
 
-async function fromHelper(helper: string, host: string): Promise<Credentials | undefined> {
-  const out = await runCredentialHelper(helper, 'get', authKey(host));
+async function fromHelper(helper: string, host: string, env: NodeJS.ProcessEnv): Promise<Credentials | undefined> {
+  const out = await runCredentialHelper(helper, 'get', authKey(host), env);
   if (!out.trim()) return undefined;
   const parsed = JSON.parse(out) as { Username?: string; Secret?: string };
   if (!parsed.Secret) return undefined;
@@ -149,7 +154,7 @@ export async function findCredentials(host: string, env: NodeJS.ProcessEnv = pro
     if (!file) continue;
     const helper = file.credHelpers?.[authKey(host)] ?? file.credHelpers?.[host];
     if (helper) {
-      const c = await fromHelper(helper, host);
+      const c = await fromHelper(helper, host, env);
       if (c) return c;
     }
     const entry = findEntry(file.auths, host);
@@ -158,7 +163,7 @@ export async function findCredentials(host: string, env: NodeJS.ProcessEnv = pro
       if (c) return c;
     }
     if (file.credsStore) {
-      const c = await fromHelper(file.credsStore, host);
+      const c = await fromHelper(file.credsStore, host, env);
       if (c) return c;
     }
   }
@@ -166,14 +171,19 @@ export async function findCredentials(host: string, env: NodeJS.ProcessEnv = pro
 }
 
 /** Stores credentials as `docker login` does: via credsStore/credHelpers when configured, else in `auths`. */
-export async function storeCredentials(host: string, creds: Credentials, path: string = defaultLoginFile()): Promise<string> {
+export async function storeCredentials(
+  host: string,
+  creds: Credentials,
+  path: string = defaultLoginFile(),
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<string> {
   const file = (await readAuthFile(path)) ?? {};
   const key = authKey(host);
   const helper = file.credHelpers?.[key] ?? file.credsStore;
   if (helper) {
     const secret = creds.identityToken ?? creds.password ?? '';
     const username = creds.identityToken ? '<token>' : (creds.username ?? '');
-    await runCredentialHelper(helper, 'store', JSON.stringify({ ServerURL: key, Username: username, Secret: secret }));
+    await runCredentialHelper(helper, 'store', JSON.stringify({ ServerURL: key, Username: username, Secret: secret }), env);
     // docker leaves an empty entry so that `docker info` knows about the login.
     file.auths = { ...(file.auths ?? {}), [key]: {} };
   } else {
@@ -200,7 +210,7 @@ export async function removeCredentials(host: string, env: NodeJS.ProcessEnv = p
     let touched = false;
     if (helper) {
       try {
-        await runCredentialHelper(helper, 'erase', key);
+        await runCredentialHelper(helper, 'erase', key, env);
         touched = true;
       } catch {
         /* nothing stored in the helper */

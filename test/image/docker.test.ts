@@ -1,5 +1,11 @@
-import { describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { isBerthError } from '../../src/errors.js';
 import { digestOf } from '../../src/image/digest.js';
 import {
@@ -170,5 +176,95 @@ describe('index conversion', () => {
     assert.throws(() => ociIndexToDocker({ ...oci, artifactType: 'application/x' }), unsupported(/artifact/));
     assert.throws(() => dockerIndexToOci(oci), unsupported(/not a Docker manifest list/));
     assert.throws(() => ociIndexToDocker(dockerList()), unsupported(/not an OCI index/));
+  });
+});
+
+/**
+ * The same conversions done by skopeo (a real peer): berth's result must equal skopeo's,
+ * field for field, in both directions, and skopeo's documents must pass berth's validation.
+ */
+describe('conversion agrees with skopeo', () => {
+  const skopeoMissing = spawnSync('skopeo', ['--version']).status === 0 ? undefined : 'skopeo is not installed (apt-get install -y skopeo)';
+  let work: string;
+
+  before(async () => {
+    if (skopeoMissing) return;
+    work = await mkdtemp(join(tmpdir(), 'berth-docker-conv-'));
+  });
+  after(async () => {
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  function writeBlob(layout: string, bytes: Uint8Array): Descriptor['digest'] {
+    const digest = digestOf(bytes);
+    writeFileSync(join(layout, 'blobs', 'sha256', digest.slice(7)), bytes);
+    return digest;
+  }
+
+  /** An OCI layout with one image: a gzip layer and an uncompressed layer, built from real tars. */
+  function ociLayout(dir: string): ImageManifest {
+    mkdirSync(join(dir, 'blobs', 'sha256'), { recursive: true });
+    writeFileSync(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+    const files = join(dir, '..', `${basename(dir)}-files`);
+    mkdirSync(files, { recursive: true });
+    writeFileSync(join(files, 'a.txt'), 'layer one\n');
+    writeFileSync(join(files, 'b.txt'), 'layer two\n');
+    const tarOf = (name: string): Buffer => execFileSync('tar', ['-C', files, '--owner=0', '--group=0', '--mtime=@0', '-cf', '-', name]);
+    const tar1 = tarOf('a.txt');
+    const tar2 = tarOf('b.txt');
+    const gz1 = gzipSync(tar1);
+    const config = Buffer.from(
+      JSON.stringify({
+        created: '2024-01-31T12:00:00Z',
+        architecture: 'amd64',
+        os: 'linux',
+        config: { Cmd: ['/bin/sh'] },
+        rootfs: { type: 'layers', diff_ids: [digestOf(tar1), digestOf(tar2)] },
+        history: [{ created_by: 'ADD a.txt' }, { created_by: 'ADD b.txt' }],
+      }),
+    );
+    const manifest: ImageManifest = {
+      schemaVersion: 2,
+      mediaType: MediaType.imageManifest,
+      config: { mediaType: MediaType.imageConfig, digest: writeBlob(dir, config), size: config.length },
+      layers: [
+        { mediaType: MediaType.layerTarGzip, digest: writeBlob(dir, gz1), size: gz1.length },
+        { mediaType: MediaType.layerTar, digest: writeBlob(dir, tar2), size: tar2.length },
+      ],
+    };
+    const { bytes, descriptor } = encodeDocument(manifest, MediaType.imageManifest);
+    writeBlob(dir, bytes);
+    const index = { schemaVersion: 2, manifests: [{ ...descriptor, annotations: { 'org.opencontainers.image.ref.name': 'v1' } }] };
+    writeFileSync(join(dir, 'index.json'), JSON.stringify(index));
+    return manifest;
+  }
+
+  function skopeo(...args: string[]): void {
+    const r = spawnSync('skopeo', ['--insecure-policy', 'copy', '--quiet', ...args], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `skopeo ${args.join(' ')} failed: ${r.stderr}`);
+  }
+
+  it('OCI → Docker schema 2 like `skopeo copy --format v2s2`, and back like `--format oci`', (t) => {
+    if (skopeoMissing) {
+      t.skip(skopeoMissing);
+      return;
+    }
+    const src = join(work, 'oci');
+    const oci = ociLayout(src);
+    const dockerDir = join(work, 'docker-dir');
+    skopeo('--format', 'v2s2', `oci:${src}:v1`, `dir:${dockerDir}`);
+    const skopeoDockerBytes = readFileSync(join(dockerDir, 'manifest.json'));
+    const skopeoDocker = parseManifestOrIndex(skopeoDockerBytes).manifest!;
+    assert.equal(skopeoDocker.mediaType, MediaType.dockerManifest);
+    assert.deepEqual(ociManifestToDocker(oci), skopeoDocker);
+
+    const back = join(work, 'oci-back');
+    // skopeo compresses uncompressed layers written to oci: unless told not to.
+    skopeo('--format', 'oci', '--dest-oci-accept-uncompressed-layers', `dir:${dockerDir}`, `oci:${back}:v1`);
+    const backIndex = validateIndex(JSON.parse(readFileSync(join(back, 'index.json'), 'utf8')));
+    const backDesc = backIndex.manifests[0]!;
+    const skopeoOci = parseManifestOrIndex(readFileSync(join(back, 'blobs', 'sha256', backDesc.digest.slice(7))), backDesc.mediaType).manifest!;
+    assert.deepEqual(dockerManifestToOci(skopeoDocker), skopeoOci);
+    assert.deepEqual(skopeoOci, oci, 'the round trip through skopeo reproduces the original');
   });
 });

@@ -1,5 +1,10 @@
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { isBerthError, type ErrorCode } from '../../src/errors.js';
 import { digestOf } from '../../src/image/digest.js';
 import { EMPTY_JSON_DIGEST, MediaType } from '../../src/image/media-types.js';
@@ -326,5 +331,58 @@ describe('parseManifestOrIndex', () => {
     assert.throws(() => parseManifestOrIndex(Uint8Array.from([0x7b, 0xff, 0x7d])), (e: unknown) => isBerthError(e, 'MANIFEST_INVALID'));
     assert.throws(() => parseManifestOrIndex(bytes([1, 2])), (e: unknown) => isBerthError(e, 'MANIFEST_INVALID') && /got an array/.test(e.message));
     rejects(() => parseManifestOrIndex(bytes(withField(imageManifest(), 'config.digest', 'bad'))), 'MANIFEST_INVALID', 'manifest.config.digest', /invalid digest/);
+  });
+});
+
+/** Documents written by a real peer (umoci) must pass berth's validation unchanged. */
+describe('documents written by umoci', () => {
+  const umociMissing = spawnSync('umoci', ['--version']).status === 0 ? undefined : 'umoci is not installed (apt-get install -y umoci)';
+  const dirs: string[] = [];
+  after(async () => {
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  });
+
+  function umoci(...args: string[]): void {
+    const r = spawnSync('umoci', args, { encoding: 'utf8' });
+    assert.equal(r.status, 0, `umoci ${args.join(' ')} failed: ${r.stderr}`);
+  }
+
+  it('validates the layout, index, manifests and configs of an image built with umoci', async (t) => {
+    if (umociMissing) {
+      t.skip(umociMissing);
+      return;
+    }
+    const work = await mkdtemp(join(tmpdir(), 'berth-validate-umoci-'));
+    dirs.push(work);
+    const layout = join(work, 'layout');
+    const bundle = join(work, 'bundle');
+    umoci('init', '--layout', layout);
+    umoci('new', '--image', `${layout}:base`);
+    umoci(
+      'config', '--image', `${layout}:base`, '--tag', 'configured',
+      '--config.cmd', '/bin/sh', '--config.env', 'A=1', '--config.exposedports', '80/tcp', '--config.volume', '/data',
+      '--config.label', 'a=b', '--config.workingdir', '/srv', '--architecture', 'arm64', '--os', 'linux',
+      '--author', 'berth tests', '--history.comment', 'configured',
+    );
+    umoci('unpack', '--image', `${layout}:configured`, bundle);
+    writeFileSync(join(bundle, 'rootfs', 'hello.txt'), 'hello\n');
+    umoci('repack', '--image', `${layout}:layered`, bundle);
+
+    const blob = (digest: string): Buffer => readFileSync(join(layout, 'blobs', 'sha256', digest.slice(7)));
+    validateLayoutHeader(JSON.parse(readFileSync(join(layout, 'oci-layout'), 'utf8')));
+    const idx = validateIndex(JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')));
+    assert.equal(idx.manifests.length, 3);
+    for (const desc of idx.manifests) {
+      const { manifest, mediaType } = parseManifestOrIndex(blob(desc.digest), desc.mediaType);
+      assert.equal(mediaType, MediaType.imageManifest);
+      const config = validateConfig(JSON.parse(blob(manifest!.config.digest).toString('utf8')));
+      assert.equal(config.rootfs.diff_ids.length, manifest!.layers.length);
+    }
+    const layered = idx.manifests.find((d) => d.annotations?.['org.opencontainers.image.ref.name'] === 'layered')!;
+    const m = parseManifestOrIndex(blob(layered.digest)).manifest!;
+    assert.equal(m.layers.length, 1);
+    const cfg = validateConfig(JSON.parse(blob(m.config.digest).toString('utf8')));
+    assert.equal(cfg.architecture, 'arm64');
+    assert.deepEqual(cfg.config?.Cmd, ['/bin/sh']);
   });
 });

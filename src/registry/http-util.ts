@@ -52,19 +52,22 @@ export function contentLength(req: IncomingMessage): number | undefined {
   return Number(len);
 }
 
+/** Bodies over a limit are still read (and discarded) up to this size, so that the client sees the 413. */
+const MAX_DRAIN_BYTES = 64 * 1024 * 1024;
+
 /** Reads a request body of at most `limit` bytes; 413 beyond it. */
 export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = contentLength(req);
-  if (declared !== undefined && declared > limit) {
-    throw new RegistryError(413, 'SIZE_INVALID', `body of ${declared} bytes is over the limit of ${limit} bytes`);
-  }
+  const tooLarge = () => new RegistryError(413, 'SIZE_INVALID', `body of ${declared ?? 'more than ' + limit} bytes is over the limit of ${limit} bytes`);
+  if (declared !== undefined && declared > MAX_DRAIN_BYTES) throw tooLarge();
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > limit) throw new RegistryError(413, 'SIZE_INVALID', `body is over the limit of ${limit} bytes`);
-    chunks.push(chunk);
+    if (size > MAX_DRAIN_BYTES) throw tooLarge();
+    if (size <= limit) chunks.push(chunk);
   }
+  if (size > limit) throw tooLarge();
   return Buffer.concat(chunks, size);
 }
 

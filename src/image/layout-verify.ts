@@ -65,8 +65,11 @@ async function listBlobFiles(layout: OciLayout, problems: LayoutProblem[] | unde
   return { blobs, temps };
 }
 
-/** Every problem of the layout: header, index.json, blob names and content, and the graph from index.json. */
-export async function verifyLayout(layout: OciLayout): Promise<LayoutProblem[]> {
+/**
+ * Every problem of the layout: header, index.json, blob names and content, and the graph from
+ * index.json. With `ref`, only what that reference reaches (plus the layout's own files).
+ */
+export async function verifyLayout(layout: OciLayout, opts: { ref?: string } = {}): Promise<LayoutProblem[]> {
   const problems: LayoutProblem[] = [];
   const err = (problem: string, where: { digest?: string; path?: string } = {}): void => {
     problems.push({ ...where, problem, severity: 'error' });
@@ -84,16 +87,25 @@ export async function verifyLayout(layout: OciLayout): Promise<LayoutProblem[]> 
     err((e as Error).message, { path: 'index.json' });
   }
 
-  const { blobs } = await listBlobFiles(layout, problems);
-  // Every blob's content must match its name, referenced or not.
-  for (const [digest, file] of blobs) {
-    const algorithm = digest.slice(0, digest.indexOf(':')) as DigestAlgorithm;
-    file.actual = (await digestStream(createReadStream(layout.blobPath(digest)), algorithm)).digest;
-    if (file.actual !== digest) err(`content hashes to ${file.actual}, not to its name`, { digest, path: `blobs/${digest.replace(':', '/')}` });
-  }
+  const { blobs } = await listBlobFiles(layout, opts.ref === undefined ? problems : undefined);
+  const mismatchReported = new Set<string>();
+  /** Whether the blob's content matches its name (hashed once; a mismatch reported once). */
+  const intact = async (digest: string, where: string): Promise<boolean> => {
+    const file = blobs.get(digest)!;
+    if (file.actual === undefined) {
+      const algorithm = digest.slice(0, digest.indexOf(':')) as DigestAlgorithm;
+      file.actual = (await digestStream(createReadStream(layout.blobPath(digest)), algorithm)).digest;
+    }
+    if (file.actual === digest) return true;
+    if (!mismatchReported.has(digest)) {
+      mismatchReported.add(digest);
+      err(`content hashes to ${file.actual}, not to its name`, { digest, path: where });
+    }
+    return false;
+  };
 
   const visited = new Set<string>();
-  const visit = async (desc: Descriptor, where: string, role: 'manifest' | 'config' | 'layer' | 'subject' | 'other'): Promise<void> => {
+  const visit = async (desc: Descriptor, where: string, role: 'manifest' | 'config' | 'layer' | 'subject'): Promise<void> => {
     const key = `${desc.digest}|${desc.size}|${role}`;
     if (visited.has(key)) return;
     visited.add(key);
@@ -107,8 +119,7 @@ export async function verifyLayout(layout: OciLayout): Promise<LayoutProblem[]> 
       err(`size mismatch: descriptor says ${desc.size} bytes, blob has ${file.size}`, { digest: desc.digest, path: where });
       return;
     }
-    if (file.actual !== desc.digest) return; // already reported
-    const isDoc = isManifestMediaType(desc.mediaType) || isIndexMediaType(desc.mediaType);
+    if (!(await intact(desc.digest, where))) return;
     if (role === 'config' && IMAGE_CONFIG_TYPES.includes(desc.mediaType)) {
       try {
         validateConfig(JSON.parse((await readAll(await layout.fetch(desc))).toString('utf8')));
@@ -118,7 +129,7 @@ export async function verifyLayout(layout: OciLayout): Promise<LayoutProblem[]> 
       return;
     }
     // Layers and other blobs (artifacts carry any media type) need only exist and match.
-    if (!isDoc) return;
+    if (!isManifestMediaType(desc.mediaType) && !isIndexMediaType(desc.mediaType)) return;
     let parsed: { mediaType: string; manifest?: ImageManifest; index?: ImageIndex };
     try {
       parsed = parseManifestOrIndex(await readAll(await layout.fetch(desc)), desc.mediaType);
@@ -148,9 +159,23 @@ export async function verifyLayout(layout: OciLayout): Promise<LayoutProblem[]> 
     }
   };
 
-  for (const [i, d] of (index?.manifests ?? []).entries()) {
+  const ref = opts.ref;
+  let roots = (index?.manifests ?? []).map((d, i) => ({ d, i }));
+  if (ref !== undefined) {
+    roots = roots.filter(({ d }) => d.annotations?.[REF_NAME_ANNOTATION] === ref || d.digest === ref || `@${d.digest}` === ref);
+    if (roots.length === 0) {
+      // A digest present only in blobs/ (resolve throws NOT_FOUND for anything else).
+      const desc = await layout.resolve(ref);
+      await visit(desc, ref, 'manifest');
+    }
+  }
+  for (const { d, i } of roots) {
     const name = d.annotations?.[REF_NAME_ANNOTATION];
     await visit(d, `index.json manifests[${i}]${name ? ` (${name})` : ''}`, 'manifest');
+  }
+  if (ref === undefined) {
+    // Every blob's content must match its name, referenced or not.
+    for (const digest of blobs.keys()) await intact(digest, `blobs/${digest.replace(':', '/')}`);
   }
   return problems;
 }

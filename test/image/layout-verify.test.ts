@@ -75,6 +75,12 @@ describe('verifyLayout and gcLayout', () => {
     has(/stray temporary file/);
     assert.equal(problems.find((p) => /stray/.test(p.problem))?.severity, 'warning');
     assert.ok(problems.filter((p) => p.severity === 'error').length >= 6);
+
+    // Restricted to one reference: only what it reaches.
+    const one = await verifyLayout(layout, { ref: 'corrupt-config' });
+    assert.deepEqual(one.map((p) => [p.digest, /content hashes to/.test(p.problem)]), [[corrupt.configDesc.digest, true]]);
+    assert.match(one[0]!.path ?? '', /\(corrupt-config\) → config/);
+    await assert.rejects(verifyLayout(layout, { ref: 'no-such-tag' }), (e) => isBerthError(e, 'NOT_FOUND'));
   });
 
   test('gc removes only unreferenced blobs; referrers in index.json and their subjects stay; stale temps go', async () => {

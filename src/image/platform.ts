@@ -44,8 +44,7 @@ function normalizeArch(arch: string, variant: string): { architecture: string; v
     case 'aarch64':
     case 'arm64':
       a = 'arm64';
-      if (v === '8' || v === 'v8' || v === 'v8.0') v = '';
-      else if (v === '9' || v === '9.0' || v === 'v9.0') v = 'v9';
+      if (v === '8' || v === 'v8') v = '';
       break;
     case 'armhf':
       a = 'arm';
@@ -66,100 +65,102 @@ function normalizeArch(arch: string, variant: string): { architecture: string; v
 /**
  * The canonical form of a platform, used for comparisons: lower case, aliases resolved
  * (x86_64→amd64, aarch64→arm64, armhf→arm/v7, macos→darwin), default variants made explicit
- * for arm (v7) and implicit for arm64 (v8) and amd64 (v1), as containerd does.
+ * for arm (v7) and implicit for arm64 (v8) and amd64 (v1), os.features sorted and unique,
+ * as containerd does.
  */
 export function normalizePlatform(p: Platform): Platform {
   const { architecture, variant } = normalizeArch(p.architecture, p.variant ?? '');
   const out: Platform = { architecture, os: normalizeOs(p.os) };
   if (p['os.version'] !== undefined && p['os.version'] !== '') out['os.version'] = p['os.version'];
-  if (p['os.features'] !== undefined && p['os.features'].length > 0) out['os.features'] = [...p['os.features']];
+  if (p['os.features'] !== undefined && p['os.features'].length > 0) out['os.features'] = [...new Set(p['os.features'])].sort();
   if (variant !== '') out.variant = variant;
   if (p.features !== undefined && p.features.length > 0) out.features = [...p.features];
   return out;
 }
 
-function checkComponent(part: string, what: string, whole: string): string {
-  if (!COMPONENT.test(part)) {
-    throw new BerthError(
-      'USAGE',
-      `invalid platform ${JSON.stringify(whole)}: ${what} ${JSON.stringify(part)} must match [A-Za-z0-9_.-]+ (expected os/arch[/variant], e.g. linux/arm64/v8)`,
-    );
+function usage(whole: string, why: string): BerthError {
+  return new BerthError('USAGE', `invalid platform ${JSON.stringify(whole)}: ${why} (expected os[(os.version)]/arch[/variant], e.g. linux/arm64/v8)`);
+}
+
+// containerd: <os>[(<os.version>[+<os.feature>]*)], values percent-encoded where ambiguous.
+const OS_COMPONENT = /^([A-Za-z0-9_-]+)(?:\(([A-Za-z0-9_.%-]*)((?:\+[A-Za-z0-9_.%-]+)*)\))?$/;
+
+function decodeOsOption(v: string, whole: string): string {
+  try {
+    return v.includes('%') ? decodeURIComponent(v) : v;
+  } catch {
+    throw usage(whole, `bad percent-encoding in ${JSON.stringify(v)}`);
   }
-  return part;
+}
+
+function encodeOsOption(v: string): string {
+  return v.replace(/%/g, '%25').replace(/\+/g, '%2B').replace(/\(/g, '%28').replace(/\)/g, '%29').replace(/\//g, '%2F');
 }
 
 /**
  * Parses a platform specifier as containerd does: `os/arch[/variant]`, or a lone `os` or `arch`
- * (completed from the host). The OS may carry a version, `windows(10.0.17763.1)/amd64`
- * (containerd's form); `windows/amd64:10.0.17763.1` is accepted too.
+ * (the rest completed from the host). The OS may carry a version and features,
+ * `windows(10.0.17763+win32k)/amd64` (containerd's form); `windows/amd64:10.0.17763.1` is
+ * accepted too.
  */
 export function parsePlatform(s: string): Platform {
   let spec = s.trim();
-  let osVersion: string | undefined;
-  const paren = /^([^/()]+)\(([^()]*)\)(\/.*)?$/.exec(spec);
-  if (paren) {
-    osVersion = paren[2];
-    spec = paren[1] + (paren[3] ?? '');
-  } else {
-    const colon = spec.lastIndexOf(':');
-    if (colon !== -1) {
-      osVersion = spec.slice(colon + 1);
-      spec = spec.slice(0, colon);
-    }
+  let colonVersion: string | undefined;
+  if (spec.includes('*')) throw usage(s, 'wildcards are not supported');
+  const colon = spec.lastIndexOf(':');
+  if (colon !== -1 && !spec.includes('(')) {
+    colonVersion = spec.slice(colon + 1);
+    spec = spec.slice(0, colon);
+    if (!/^[A-Za-z0-9_.-]*$/.test(colonVersion)) throw usage(s, `bad os.version ${JSON.stringify(colonVersion)}`);
   }
-  if (osVersion !== undefined && !/^[A-Za-z0-9_.-]*$/.test(osVersion)) {
-    throw new BerthError('USAGE', `invalid platform ${JSON.stringify(s)}: bad os.version ${JSON.stringify(osVersion)}`);
-  }
-  if (spec === '') throw new BerthError('USAGE', 'invalid platform "": expected os/arch[/variant], e.g. linux/amd64');
+  if (spec === '') throw usage(s, 'it is empty');
   const parts = spec.split('/');
-  if (parts.length > 3) {
-    throw new BerthError('USAGE', `invalid platform ${JSON.stringify(s)}: too many components (expected os/arch[/variant])`);
-  }
-  parts.forEach((part, i) => checkComponent(part, ['os', 'architecture', 'variant'][i] ?? 'component', s));
-  const withVersion = (p: Platform): Platform => {
-    if (osVersion !== undefined && osVersion !== '') p['os.version'] = osVersion;
+  if (parts.length > 3) throw usage(s, 'too many components');
+  const osMatch = OS_COMPONENT.exec(parts[0]!);
+  if (!osMatch) throw usage(s, `os ${JSON.stringify(parts[0])} must match [A-Za-z0-9_-]+, optionally followed by (version+feature...)`);
+  parts.slice(1).forEach((part, i) => {
+    if (!COMPONENT.test(part)) throw usage(s, `${i === 0 ? 'architecture' : 'variant'} ${JSON.stringify(part)} must match [A-Za-z0-9_.-]+`);
+  });
+  const os = normalizeOs(osMatch[1]!);
+  const osVersion = colonVersion ?? decodeOsOption(osMatch[2] ?? '', s);
+  const osFeatures = osMatch[3] ? osMatch[3].slice(1).split('+').map((f) => decodeOsOption(f, s)) : [];
+  const finish = (architecture: string, variant: string): Platform => {
+    const p: Platform = { os, architecture };
+    if (variant) p.variant = variant;
+    if (osVersion) p['os.version'] = osVersion;
+    if (osFeatures.length > 0) p['os.features'] = osFeatures;
     return p;
   };
-  const host = hostPlatform();
+
   if (parts.length === 1) {
-    const only = parts[0]!.toLowerCase();
-    const os = normalizeOs(only);
+    const host = hostPlatform();
     if (KNOWN_OS.has(os)) {
-      const p: Platform = { os, architecture: host.architecture };
-      if (host.variant) p.variant = host.variant;
-      return withVersion(p);
+      // containerd: the host architecture; its variant only for arm other than the default v7.
+      return finish(host.architecture, host.architecture === 'arm' && host.variant !== 'v7' ? (host.variant ?? '') : '');
     }
-    const { architecture, variant } = normalizeArch(only, '');
+    const { architecture, variant } = normalizeArch(parts[0]!, '');
     if (KNOWN_ARCH.has(architecture)) {
-      const p: Platform = { os: host.os, architecture };
-      if (variant) p.variant = variant;
-      return withVersion(p);
+      const p = finish(architecture, architecture === 'arm' && variant === 'v7' ? '' : variant);
+      p.os = host.os;
+      return p;
     }
-    throw new BerthError(
-      'USAGE',
-      `invalid platform ${JSON.stringify(s)}: ${JSON.stringify(only)} is neither a known operating system nor a known architecture`,
-    );
+    throw usage(s, `${JSON.stringify(parts[0])} is neither a known operating system nor a known architecture`);
   }
-  const os = normalizeOs(parts[0]!);
   if (parts.length === 2) {
     const { architecture, variant } = normalizeArch(parts[1]!, '');
-    const p: Platform = { os, architecture };
-    // containerd: for a 2-part specifier, arm's default variant v7 stays implicit.
-    if (variant && !(architecture === 'arm' && variant === 'v7')) p.variant = variant;
-    return withVersion(p);
+    // containerd: for os/arch, arm's default variant v7 stays implicit.
+    return finish(architecture, architecture === 'arm' && variant === 'v7' ? '' : variant);
   }
   const { architecture, variant } = normalizeArch(parts[1]!, parts[2]!);
-  const p: Platform = { os, architecture };
   // containerd: an explicit arm64 v8 is kept in the parsed form.
-  if (variant) p.variant = variant;
-  else if (architecture === 'arm64') p.variant = 'v8';
-  else if (architecture === 'amd64' && parts[2]!.toLowerCase() === 'v1') p.variant = 'v1';
-  return withVersion(p);
+  return finish(architecture, architecture === 'arm64' && variant === '' ? 'v8' : variant);
 }
 
-/** `os[(os.version)]/arch[/variant]`, the form parsePlatform reads. */
+/** `os[(os.version[+feature…])]/arch[/variant]`, the form parsePlatform reads (containerd FormatAll). */
 export function formatPlatform(p: Platform): string {
-  const os = p['os.version'] ? `${p.os}(${p['os.version']})` : p.os;
+  let options = encodeOsOption(p['os.version'] ?? '');
+  for (const f of [...(p['os.features'] ?? [])].sort()) options += `+${encodeOsOption(f)}`;
+  const os = options !== '' ? `${p.os}(${options})` : p.os;
   return [os, p.architecture, p.variant].filter((x) => x !== undefined && x !== '').join('/');
 }
 
@@ -199,10 +200,14 @@ export function hostPlatform(): Platform {
 
 /**
  * containerd platformVector: the platforms a machine of `p` can run, best first.
- * amd64/vN runs vN…v1 then 386; arm/vN runs vN…v5; arm64 runs arm64 then arm/v8…v5.
+ * amd64/vN runs vN…v1 then 386; arm/vN runs vN…v5; arm64/v8.x runs v8.x…v8, arm64/v9.x runs
+ * v9.x…v9 then v8.(x+5)…v8; every arm64 then runs 32-bit arm.
  */
 function platformVector(p: Platform): Platform[] {
-  const base = { os: p.os, ...(p['os.version'] ? { 'os.version': p['os.version'] } : {}) };
+  const base: Platform = { os: p.os, architecture: p.architecture };
+  if (p['os.version']) base['os.version'] = p['os.version'];
+  if (p['os.features']) base['os.features'] = p['os.features'];
+  const at = (architecture: string, variant?: string): Platform => (variant ? { ...base, architecture, variant } : { ...base, architecture });
   const vector: Platform[] = [p];
   const level = (v: string | undefined): number => {
     const m = /^v?(\d+)$/.exec(v ?? '');
@@ -211,39 +216,71 @@ function platformVector(p: Platform): Platform[] {
   switch (p.architecture) {
     case 'amd64': {
       const n = level(p.variant);
-      for (let i = n - 1; i >= 1; i--) vector.push({ ...base, architecture: 'amd64', ...(i > 1 ? { variant: `v${i}` } : {}) });
-      vector.push({ ...base, architecture: '386' });
+      for (let i = n - 1; i >= 1; i--) vector.push(at('amd64', `v${i}`));
+      vector.push(at('386'));
       break;
     }
     case 'arm': {
       const n = level(p.variant);
-      for (let i = n - 1; i >= 5; i--) vector.push({ ...base, architecture: 'arm', variant: `v${i}` });
+      for (let i = n - 1; i >= 5; i--) vector.push(at('arm', `v${i}`));
       break;
     }
     case 'arm64': {
-      const m = /^v(\d+)(?:\.(\d+))?$/.exec(p.variant ?? 'v8');
-      const major = m ? Number(m[1]) : 8;
-      // arm64 v9 runs v8 (the implicit default) images.
-      if (major > 8) vector.push({ ...base, architecture: 'arm64' });
-      vector.push(...platformVector({ ...base, architecture: 'arm', variant: 'v8' }));
+      let variant = p.variant || 'v8';
+      const m = /^v?(\d+)(?:\.(\d+))?$/.exec(variant);
+      let major = m ? Number(m[1]) : NaN;
+      // containerd only reads a minor version from a 4-character variant such as v8.2.
+      let minor = m && m[2] !== undefined && variant.length === 4 ? Number(m[2]) : 0;
+      if (major >= 8) {
+        const minorsDown = (maj: number, from: number): void => {
+          for (let i = from - 1; i >= 0; i--) vector.push(at('arm64', i === 0 ? `v${maj}` : `v${maj}.${i}`));
+        };
+        if (major === 9) {
+          minorsDown(9, minor);
+          // arm v9.0 branched from v8.5: v9.x runs v8.(x+5) and below.
+          minor += 5;
+          major = 8;
+          vector.push(at('arm64', `v8.${minor}`));
+        }
+        minorsDown(major, minor);
+      }
+      if (variant.startsWith('v8.') || variant.startsWith('v9.')) variant = 'v8';
+      vector.push(...platformVector(at('arm', variant)));
       break;
     }
   }
   return vector.map(normalizePlatform);
 }
 
-// containerd matchOSVersion: on Windows the build (major.minor.build) must agree when both
-// sides give one; elsewhere os.version does not take part in matching.
-function osVersionCompatible(want: Platform, have: Platform): boolean {
-  if (want.os !== 'windows') return true;
-  const w = want['os.version'];
-  const h = have['os.version'];
-  if (!w || !h) return true;
-  return buildPrefix(w) === buildPrefix(h);
+// containerd windowsVersionMatcher: major.minor.build of a Windows os.version.
+function windowsBuild(v: string | undefined): { major: number; minor: number; build: number } | undefined {
+  if (!v || (v.match(/\./g) ?? []).length < 2) return undefined;
+  const [major, minor, build] = v.split('.').map((x) => (/^\d+$/.test(x) ? Number(x) : NaN));
+  if (!(major! <= 255 && minor! <= 255 && build! <= 65535)) return undefined;
+  return { major: major!, minor: minor!, build: build! };
 }
 
-function buildPrefix(v: string): string {
-  return v.split('.').slice(0, 3).join('.');
+const WINDOWS_SERVER_2022 = 20348; // the first build with a stable container ABI (LTSC releases)
+
+/**
+ * Whether a Windows host of version `want` runs a container image of version `have`
+ * (containerd checkWindowsHostAndContainerCompat): same major.minor; before Server 2022 the same
+ * build; from Server 2022 on, any build from 20348 up to the host's. Other OSes ignore os.version.
+ */
+function osVersionCompatible(want: Platform, have: Platform): boolean {
+  if (want.os !== 'windows') return true;
+  const host = windowsBuild(want['os.version']);
+  if (host === undefined || !have['os.version']) return true;
+  const image = windowsBuild(have['os.version']) ?? { major: 0, minor: 0, build: 0 };
+  if (host.major !== image.major || host.minor !== image.minor) return false;
+  if (host.build < WINDOWS_SERVER_2022) return host.build === image.build;
+  return image.build >= WINDOWS_SERVER_2022 && image.build <= host.build;
+}
+
+// containerd matcher: the image's os.features must all be among the host's.
+function osFeaturesCompatible(want: Platform, have: Platform): boolean {
+  const hostFeatures = new Set(want['os.features'] ?? []);
+  return (have['os.features'] ?? []).every((f) => hostFeatures.has(f));
 }
 
 function sameTriple(a: Platform, b: Platform): boolean {
@@ -254,11 +291,9 @@ function sameTriple(a: Platform, b: Platform): boolean {
 function matchRank(want: Platform, have: Platform): number {
   const h = normalizePlatform(have);
   const w = normalizePlatform(want);
+  if (!osVersionCompatible(w, h) || !osFeaturesCompatible(w, h)) return -1;
   const vector = platformVector(w);
-  for (let i = 0; i < vector.length; i++) {
-    if (sameTriple(vector[i]!, h) && osVersionCompatible(w, h)) return i;
-  }
-  return -1;
+  return vector.findIndex((candidate) => sameTriple(candidate, h));
 }
 
 /**
@@ -272,19 +307,19 @@ export function platformMatches(want: Platform, have: Platform): boolean {
 
 /**
  * The manifests of an index that a `want` machine can run, best first (containerd's
- * `Only(want).Less` ordering: the closer fallback first; for Windows an exact os.version first;
- * otherwise the index's order). Descriptors without a platform are not selected.
+ * `Only(want).Less` ordering: the closer fallback first; among Windows images of equal rank the
+ * higher os.version first, as containerd's Windows comparer does; otherwise the index's order).
+ * Descriptors without a platform are not selected.
  */
 export function selectManifests(index: ImageIndex, want: Platform): Descriptor[] {
   const w = normalizePlatform(want);
-  const ranked: { desc: Descriptor; rank: number; exactVersion: number; order: number }[] = [];
+  const ranked: { desc: Descriptor; rank: number; osVersion: string; order: number }[] = [];
   index.manifests.forEach((desc, order) => {
     if (desc.platform === undefined) return;
     const rank = matchRank(w, desc.platform);
     if (rank === -1) return;
-    const exactVersion = w['os.version'] !== undefined && desc.platform['os.version'] === w['os.version'] ? 0 : 1;
-    ranked.push({ desc, rank, exactVersion, order });
+    ranked.push({ desc, rank, osVersion: w.os === 'windows' ? (desc.platform['os.version'] ?? '') : '', order });
   });
-  ranked.sort((a, b) => a.rank - b.rank || a.exactVersion - b.exactVersion || a.order - b.order);
+  ranked.sort((a, b) => a.rank - b.rank || (a.osVersion === b.osVersion ? 0 : a.osVersion > b.osVersion ? -1 : 1) || a.order - b.order);
   return ranked.map((r) => r.desc);
 }

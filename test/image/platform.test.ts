@@ -65,14 +65,30 @@ describe('parsePlatform', () => {
     assert.deepEqual(P(formatPlatform(want)), want);
   });
 
+  it('reads os.features and percent-encoded options in containerd form', () => {
+    const want = { os: 'windows', architecture: 'amd64', 'os.version': '10.0.17763', 'os.features': ['win32k', 'x+y'] };
+    assert.deepEqual(P('windows(10.0.17763+win32k+x%2By)/amd64'), want);
+    assert.equal(formatPlatform(want), 'windows(10.0.17763+win32k+x%2By)/amd64');
+    assert.deepEqual(P('linux(+f1)/arm64'), { os: 'linux', architecture: 'arm64', 'os.features': ['f1'] });
+    assert.deepEqual(P(formatPlatform({ os: 'linux', architecture: 'arm', variant: 'v6', 'os.version': 'a(b)/c%' })), {
+      os: 'linux',
+      architecture: 'arm',
+      variant: 'v6',
+      'os.version': 'a(b)/c%',
+    });
+  });
+
   it('rejects malformed specifiers with a message naming the problem', () => {
     for (const [bad, pattern] of [
-      ['', /expected os\/arch/],
+      ['', /it is empty/],
       ['linux/amd64/v8/extra', /too many components/],
       ['linux//v7', /architecture ""/],
       ['linux/am d64', /architecture "am d64"/],
+      ['linux/amd64/v 8', /variant "v 8"/],
       ['plan10', /neither a known operating system nor a known architecture/],
       ['lin$ux/amd64', /os "lin\$ux"/],
+      ['linux/*', /wildcards/],
+      ['windows(10%zz)/amd64', /percent-encoding/],
     ] as const) {
       assert.throws(() => P(bad), (e: unknown) => isBerthError(e, 'USAGE') && pattern.test(e.message), bad);
     }
@@ -89,7 +105,7 @@ describe('normalizePlatform', () => {
   it('drops default variants for arm64 and amd64, makes arm v7 explicit', () => {
     assert.deepEqual(normalizePlatform({ os: 'linux', architecture: 'arm64', variant: 'v8' }), { os: 'linux', architecture: 'arm64' });
     assert.deepEqual(normalizePlatform({ os: 'linux', architecture: 'aarch64' }), { os: 'linux', architecture: 'arm64' });
-    assert.deepEqual(normalizePlatform({ os: 'linux', architecture: 'arm64', variant: '9.0' }), {
+    assert.deepEqual(normalizePlatform({ os: 'linux', architecture: 'arm64', variant: 'v9' }), {
       os: 'linux',
       architecture: 'arm64',
       variant: 'v9',
@@ -99,12 +115,12 @@ describe('normalizePlatform', () => {
     assert.deepEqual(normalizePlatform({ os: 'linux', architecture: 'arm', variant: '5' }), { os: 'linux', architecture: 'arm', variant: 'v5' });
   });
 
-  it('keeps os.version and features, drops empty ones', () => {
-    assert.deepEqual(normalizePlatform({ os: 'Windows', architecture: 'AMD64', 'os.version': '10.0.1', 'os.features': ['win32k'] }), {
+  it('keeps os.version and features (sorted, unique), drops empty ones', () => {
+    assert.deepEqual(normalizePlatform({ os: 'Windows', architecture: 'AMD64', 'os.version': '10.0.1', 'os.features': ['win32k', 'b', 'win32k'] }), {
       os: 'windows',
       architecture: 'amd64',
       'os.version': '10.0.1',
-      'os.features': ['win32k'],
+      'os.features': ['b', 'win32k'],
     });
     assert.deepEqual(normalizePlatform({ os: 'linux', architecture: 'amd64', 'os.version': '', 'os.features': [], variant: '' }), {
       os: 'linux',
@@ -153,9 +169,29 @@ describe('platformMatches', () => {
   });
 
   it('lets arm64 run 32-bit arm images (containerd fallback)', () => {
+    assert.ok(platformMatches(P('linux/arm64'), P('linux/arm/v8')));
     assert.ok(platformMatches(P('linux/arm64'), P('linux/arm/v7')));
-    assert.ok(platformMatches(P('linux/arm64/v9'), P('linux/arm64')));
+    assert.ok(platformMatches(P('linux/arm64'), P('linux/arm/v5')));
     assert.ok(!platformMatches(P('linux/arm64'), P('linux/arm64/v9')));
+    assert.ok(!platformMatches(P('linux/arm64'), P('linux/arm64/v8.1')));
+  });
+
+  it('lets arm64 v8.x run lower v8 minors, and v9.x run v9 minors then v8.(x+5) and below', () => {
+    const v82 = P('linux/arm64/v8.2');
+    for (const ok of ['linux/arm64/v8.2', 'linux/arm64/v8.1', 'linux/arm64/v8', 'linux/arm64', 'linux/arm/v7']) assert.ok(platformMatches(v82, P(ok)), ok);
+    assert.ok(!platformMatches(v82, P('linux/arm64/v8.3')));
+    const v91 = P('linux/arm64/v9.1');
+    for (const ok of ['linux/arm64/v9.1', 'linux/arm64/v9', 'linux/arm64/v8.6', 'linux/arm64/v8.1', 'linux/arm64']) assert.ok(platformMatches(v91, P(ok)), ok);
+    assert.ok(!platformMatches(v91, P('linux/arm64/v8.7')));
+    assert.ok(!platformMatches(v91, P('linux/arm64/v9.2')));
+    assert.ok(platformMatches(P('linux/arm64/v9'), P('linux/arm64/v8.5')));
+  });
+
+  it('requires the image os.features to be among the host ones', () => {
+    const host = { os: 'windows', architecture: 'amd64', 'os.features': ['win32k', 'x'] };
+    assert.ok(platformMatches(host, { os: 'windows', architecture: 'amd64', 'os.features': ['win32k'] }));
+    assert.ok(platformMatches(host, { os: 'windows', architecture: 'amd64' }));
+    assert.ok(!platformMatches({ os: 'windows', architecture: 'amd64' }, { os: 'windows', architecture: 'amd64', 'os.features': ['win32k'] }));
   });
 
   it('never matches across operating systems', () => {
@@ -164,11 +200,22 @@ describe('platformMatches', () => {
     assert.ok(!platformMatches(P('linux/amd64'), P('linux/arm64')));
   });
 
-  it('compares os.version builds on Windows only', () => {
-    const want = P('windows(10.0.17763.1)/amd64');
-    assert.ok(platformMatches(want, P('windows(10.0.17763.5122)/amd64')));
-    assert.ok(!platformMatches(want, P('windows(10.0.20348.1)/amd64')));
-    assert.ok(platformMatches(want, P('windows/amd64')));
+  it('applies the Windows host/container compatibility rules, and ignores os.version elsewhere', () => {
+    // Before Server 2022 (build 20348) the build must be the same.
+    const rs5 = P('windows(10.0.17763.1)/amd64');
+    assert.ok(platformMatches(rs5, P('windows(10.0.17763.5122)/amd64')));
+    assert.ok(!platformMatches(rs5, P('windows(10.0.20348.1)/amd64')));
+    assert.ok(!platformMatches(rs5, P('windows(10.0.14393.1)/amd64')));
+    assert.ok(platformMatches(rs5, P('windows/amd64')));
+    // From Server 2022 on, a host runs any build from 20348 up to its own.
+    const newer = P('windows(10.0.26100.1)/amd64');
+    assert.ok(platformMatches(newer, P('windows(10.0.20348.2)/amd64')));
+    assert.ok(platformMatches(newer, P('windows(10.0.26100.9)/amd64')));
+    assert.ok(!platformMatches(newer, P('windows(10.0.17763.1)/amd64')));
+    assert.ok(!platformMatches(P('windows(10.0.20348.1)/amd64'), P('windows(10.0.26100.1)/amd64')));
+    assert.ok(!platformMatches(newer, P('windows(6.3.26100.1)/amd64')));
+    // A host version that is not major.minor.build does not constrain.
+    assert.ok(platformMatches(P('windows(10)/amd64'), P('windows(10.0.17763.1)/amd64')));
     assert.ok(platformMatches({ os: 'linux', architecture: 'amd64', 'os.version': '5.10' }, { os: 'linux', architecture: 'amd64', 'os.version': '6.1' }));
   });
 });
@@ -195,7 +242,12 @@ describe('selectManifests', () => {
     assert.deepEqual(sizesOf(selectManifests(idx, P('linux/amd64'))), [2, 4]);
   });
 
-  it('prefers the exact Windows os.version', () => {
+  it('orders arm64 v9.1 candidates as containerd does', () => {
+    const idx = index(P('linux/arm/v7'), P('linux/arm64'), P('linux/arm64/v8.6'), P('linux/arm64/v9'), P('linux/arm64/v9.1'));
+    assert.deepEqual(sizesOf(selectManifests(idx, P('linux/arm64/v9.1'))), [5, 4, 3, 2, 1]);
+  });
+
+  it('puts the highest compatible Windows os.version first', () => {
     const idx = index(P('windows(10.0.17763.100)/amd64'), P('windows(10.0.17763.5122)/amd64'), P('windows(10.0.20348.1)/amd64'));
     assert.deepEqual(sizesOf(selectManifests(idx, P('windows(10.0.17763.5122)/amd64'))), [2, 1]);
   });

@@ -1,0 +1,134 @@
+/**
+ * The client commands end to end through bin/berth.js against docker-registry with htpasswd
+ * auth: login (password on stdin) and logout write the auth file; copy, pull and push through
+ * the local store; inspect, digest, tags, catalog, attach, referrers and delete.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { copy } from '../../src/content/copy.js';
+import { MemoryStore } from '../../src/content/memory.js';
+import { OciLayout } from '../../src/image/layout.js';
+import { registryMissingReason, startRegistry, type RegistryServer } from '../helpers/distribution.js';
+import { addImage } from './fixtures.js';
+
+const BIN = join(import.meta.dirname, '..', '..', '..', 'bin', 'berth.js');
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function berth(args: string[], env: NodeJS.ProcessEnv, input?: string): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+    child.stdin.end(input ?? '');
+  });
+}
+
+const skip = registryMissingReason();
+if (skip) console.log(`skipping client CLI tests: ${skip}`);
+
+describe('berth client commands', { skip }, () => {
+  let reg: RegistryServer;
+  let tmp: string;
+  let env: NodeJS.ProcessEnv;
+  let digest: string;
+
+  before(async () => {
+    reg = await startRegistry({ auth: 'htpasswd' });
+    tmp = await mkdtemp(join(tmpdir(), 'berth-cli-client-'));
+    env = { ...process.env, HOME: tmp, DOCKER_CONFIG: join(tmp, 'docker'), REGISTRY_AUTH_FILE: join(tmp, 'auth.json'), XDG_RUNTIME_DIR: join(tmp, 'run'), BERTH_ROOT: join(tmp, 'root') };
+    const mem = new MemoryStore();
+    const img = addImage(mem, { files: [{ 'etc/motd': 'cli' }], platform: { architecture: 'amd64', os: 'linux' }, label: 'cli-test' });
+    digest = img.manifest.digest;
+    await mem.tag(img.manifest, 'v1');
+    await copy(mem, 'v1', await OciLayout.open(join(tmp, 'layout'), { create: true }), 'v1');
+  });
+  after(async () => {
+    await reg?.stop();
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+  });
+
+  it('fails clearly without login, then logs in with --password-stdin', async () => {
+    const denied = await berth(['copy', '-q', `oci:${join(tmp, 'layout')}:v1`, `docker://${reg.host}/cli/app:v1`], env);
+    assert.equal(denied.code, 1);
+    assert.match(denied.stderr, /berth login/);
+    const bad = await berth(['login', '-u', reg.username, '--password-stdin', reg.host], env, 'wrong\n');
+    assert.equal(bad.code, 1);
+    const ok = await berth(['login', '-u', reg.username, '--password-stdin', reg.host], env, `${reg.password}\n`);
+    assert.equal(ok.code, 0, ok.stderr);
+    const file = JSON.parse(await readFile(join(tmp, 'auth.json'), 'utf8'));
+    assert.equal(file.auths[reg.host].auth, Buffer.from(`${reg.username}:${reg.password}`).toString('base64'));
+  });
+
+  it('copies, inspects, digests, lists tags and the catalog', async () => {
+    const c = await berth(['copy', '--format', 'json', `oci:${join(tmp, 'layout')}:v1`, `docker://${reg.host}/cli/app:v1`], env);
+    assert.equal(c.code, 0, c.stderr);
+    assert.equal(JSON.parse(c.stdout).digest, digest);
+    const d = await berth(['digest', `${reg.host}/cli/app:v1`], env);
+    assert.equal(d.stdout.trim(), digest);
+    const i = await berth(['inspect', '--format', 'json', `${reg.host}/cli/app:v1`], env);
+    assert.equal(i.code, 0, i.stderr);
+    const info = JSON.parse(i.stdout);
+    assert.equal(info.digest, digest);
+    assert.equal(info.labels['test.label'], 'cli-test');
+    const raw = await berth(['inspect', '--raw', `docker://${reg.host}/cli/app:v1`], env);
+    assert.equal(JSON.parse(raw.stdout).schemaVersion, 2);
+    const t = await berth(['tags', `${reg.host}/cli/app`], env);
+    assert.deepEqual(t.stdout.trim().split('\n'), ['v1']);
+    const cat = await berth(['catalog', '--format', 'json', reg.host], env);
+    assert.deepEqual(JSON.parse(cat.stdout), ['cli/app']);
+  });
+
+  it('pulls into the local store and pushes from it', async () => {
+    const pull = await berth(['pull', '-q', `${reg.host}/cli/app:v1`], env);
+    assert.equal(pull.code, 0, pull.stderr);
+    assert.equal(pull.stdout.trim(), digest);
+    const store = await OciLayout.open(join(tmp, 'root', 'images'));
+    assert.equal((await store.resolve(`${reg.host}/cli/app:v1`)).digest, digest);
+    // push needs the image under the target name in the store: tag it there.
+    await store.tag(await store.resolve(`${reg.host}/cli/app:v1`), `${reg.host}/cli/pushed:v2`);
+    const push = await berth(['push', '-q', `${reg.host}/cli/pushed:v2`], env);
+    assert.equal(push.code, 0, push.stderr);
+    assert.equal((await berth(['digest', `${reg.host}/cli/pushed:v2`], env)).stdout.trim(), digest);
+  });
+
+  it('attaches an artifact, lists it as a referrer, and deletes it', async () => {
+    const file = join(tmp, 'sbom.json');
+    await writeFile(file, '{"sbom":true}');
+    const a = await berth(['attach', '--artifact-type', 'application/vnd.example.sbom', `${reg.host}/cli/app:v1`, `${file}:application/json`], env);
+    assert.equal(a.code, 0, a.stderr);
+    const artifact = a.stdout.trim();
+    const r = await berth(['referrers', '--format', 'json', '--artifact-type', 'application/vnd.example.sbom', `${reg.host}/cli/app:v1`], env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout).map((x: { digest: string }) => x.digest), [artifact]);
+    const del = await berth(['delete', `${reg.host}/cli/app@${artifact}`], env);
+    assert.equal(del.code, 0, del.stderr);
+    const after = await berth(['referrers', '--format', 'json', `${reg.host}/cli/app:v1`], env);
+    assert.deepEqual(JSON.parse(after.stdout), []);
+  });
+
+  it('logs out', async () => {
+    const out = await berth(['logout', reg.host], env);
+    assert.equal(out.code, 0, out.stderr);
+    assert.deepEqual(JSON.parse(await readFile(join(tmp, 'auth.json'), 'utf8')).auths, {});
+    const again = await berth(['logout', reg.host], env);
+    assert.equal(again.code, 1);
+  });
+});

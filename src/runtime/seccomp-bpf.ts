@@ -41,6 +41,12 @@ type Node =
 export class Program {
   private readonly nodes: Node[] = [];
   private readonly pending: Label[] = [];
+  private assembled = false;
+
+  /** Instructions emitted so far. */
+  get size(): number {
+    return this.nodes.length;
+  }
 
   label(name: string): Label {
     return new Label(name);
@@ -89,42 +95,33 @@ export class Program {
 
   /** Lays the program out, inserting long jumps where needed, and encodes it. */
   assemble(): Buffer {
+    // Relaxation rewires jump labels in place: a Program is assembled once.
+    if (this.assembled) throw new BerthError('INTERNAL', 'seccomp: program assembled twice');
+    this.assembled = true;
     if (this.pending.length > 0) {
       throw new BerthError('INTERNAL', `seccomp: label ${this.pending[0]!.name} bound past the end of the program`);
     }
-    const nodes = [...this.nodes];
-    // Relaxation: each pass replaces out-of-range conditional targets with a nearby `ja`.
-    // Inserting only moves instructions apart, so this converges.
+    let nodes = [...this.nodes];
+    // Relaxation: each pass gives every out-of-range conditional target a `ja` placed right
+    // after its jump. Insertion only moves instructions apart, so this converges (a few
+    // passes); each pass is linear.
     for (;;) {
       const index = indexOf(nodes);
+      const relaxed: Node[] = [];
       let changed = false;
-      for (let i = 0; i < nodes.length; i++) {
-        const n = nodes[i]!;
+      for (const [i, n] of nodes.entries()) {
+        relaxed.push(n);
         if (n.kind !== 'jmp') continue;
         const far = (l: Label): boolean => target(index, l) - i - 1 > 255;
-        const tFar = far(n.jt);
-        const fFar = far(n.jf);
-        if (!tFar && !fFar) continue;
-        const inserted: Node[] = [];
-        let jt = n.jt;
-        let jf = n.jf;
-        if (tFar) {
-          const tramp: Node = { kind: 'ja', target: n.jt };
-          jt = labelAt(tramp, `${n.jt.name}~far`);
-          inserted.push(tramp);
+        for (const side of ['jt', 'jf'] as const) {
+          if (!far(n[side])) continue;
+          const tramp: Node = { kind: 'ja', target: n[side] };
+          n[side] = labelAt(tramp, `${n[side].name}~far`);
+          relaxed.push(tramp);
+          changed = true;
         }
-        if (fFar) {
-          const tramp: Node = { kind: 'ja', target: n.jf };
-          jf = labelAt(tramp, `${n.jf.name}~far`);
-          inserted.push(tramp);
-        }
-        // The instruction after the trampolines is where a near fall-through target was.
-        const replacement: Node = { kind: 'jmp', op: n.op, k: n.k, jt, jf };
-        retarget(nodes, n, replacement);
-        nodes.splice(i, 1, replacement, ...inserted);
-        changed = true;
-        break;
       }
+      nodes = relaxed;
       if (!changed) break;
     }
     if (nodes.length > BPF_MAXINSNS) {
@@ -135,6 +132,8 @@ export class Program {
     }
     const index = indexOf(nodes);
     const out = Buffer.alloc(nodes.length * 8);
+    const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+    const le = NATIVE_LITTLE_ENDIAN;
     nodes.forEach((n, i) => {
       let code: number;
       let jt = 0;
@@ -169,13 +168,11 @@ export class Program {
           break;
       }
       // struct sock_filter { __u16 code; __u8 jt; __u8 jf; __u32 k; } in host byte order
-      const le = NATIVE_LITTLE_ENDIAN;
-      if (le) out.writeUInt16LE(code, i * 8);
-      else out.writeUInt16BE(code, i * 8);
-      out.writeUInt8(jt, i * 8 + 2);
-      out.writeUInt8(jf, i * 8 + 3);
-      if (le) out.writeUInt32LE(k >>> 0, i * 8 + 4);
-      else out.writeUInt32BE(k >>> 0, i * 8 + 4);
+      const o = i * 8;
+      view.setUint16(o, code, le);
+      view.setUint8(o + 2, jt);
+      view.setUint8(o + 3, jf);
+      view.setUint32(o + 4, k >>> 0, le);
     });
     return out;
   }
@@ -187,19 +184,6 @@ function labelAt(node: Node, name: string): Label {
   const l = new Label(name);
   l.node = node;
   return l;
-}
-
-/** Labels that pointed at `from` now point at `to` (labels are shared objects). */
-function retarget(nodes: Node[], from: Node, to: Node): void {
-  for (const n of nodes) {
-    for (const l of labelsOf(n)) if (l.node === from) l.node = to;
-  }
-}
-
-function labelsOf(n: Node): Label[] {
-  if (n.kind === 'ja') return [n.target];
-  if (n.kind === 'jmp') return [n.jt, n.jf];
-  return [];
 }
 
 function indexOf(nodes: Node[]): Map<Node, number> {

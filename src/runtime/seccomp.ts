@@ -396,8 +396,21 @@ function emitSection(
       bySyscall.set(nr, rules);
     }
   }
-  // Unconditional single-rule syscalls share one `ret` per action at the section's end.
+  // Unconditional single-rule syscalls share one `ret` per action, emitted in "islands"
+  // (jumped over) at most ~200 instructions after their users, so that jumps stay short.
   const sharedRet = new Map<number, Label>();
+  let islandStart = prog.size;
+  const flushIsland = (): void => {
+    if (sharedRet.size === 0) return;
+    const after = prog.label(`${arch}-island-end`);
+    prog.jump(after);
+    for (const [ret, l] of sharedRet) {
+      prog.bind(l);
+      prog.ret(ret);
+    }
+    sharedRet.clear();
+    prog.bind(after);
+  };
   const retLabel = (ret: number): Label => {
     let l = sharedRet.get(ret);
     if (l === undefined) {
@@ -406,15 +419,18 @@ function emitSection(
     }
     return l;
   };
-  const defaultLabel = prog.label(`${arch}-default`);
   const bits32 = THIRTY_TWO_BIT.has(arch);
 
   for (const [nr, rules] of bySyscall) {
+    if (prog.size - islandStart > 200) {
+      flushIsland();
+      islandStart = prog.size;
+    }
     const next = prog.label(`${arch}-after-${nr}`);
     const first = rules[0]!;
     if (first.conditions.length === 0) {
       // The first rule always matches: later ones for this syscall can never apply.
-      prog.jmp(BPF_JEQ, nr, first.ret === defaultRet ? defaultLabel : retLabel(first.ret), next);
+      prog.jmp(BPF_JEQ, nr, retLabel(first.ret), next);
       prog.bind(next);
       continue;
     }
@@ -433,10 +449,10 @@ function emitSection(
       if (rule.conditions.length === 0) break; // unconditional: nothing after it is reachable
     }
     // No rule matched: the default action. (nr is no longer in A: jump, don't fall through.)
-    prog.jump(defaultLabel);
+    prog.jump(retLabel(defaultRet));
     prog.bind(next);
   }
-  prog.bind(defaultLabel);
+  // No syscall matched: the default action; the last island needs no jump over it.
   prog.ret(defaultRet);
   for (const [ret, l] of sharedRet) {
     prog.bind(l);

@@ -392,6 +392,28 @@ describe('compileSeccomp: program size', () => {
     assert.equal(run(filter, { arch: X86_64, nr: 1000 }).ret, errno(EPERM));
   });
 
+  it('keeps long conditional blocks correct (jumps over more than 255 instructions)', () => {
+    // 60 entries for ioctl, each with six 64-bit conditions: a block of ~1500 instructions
+    // that the "not ioctl" branch must jump over.
+    const entries = Array.from({ length: 60 }, (_, i) => ({
+      names: ['ioctl'],
+      action: 'SCMP_ACT_ERRNO' as const,
+      errnoRet: i + 1,
+      args: Array.from({ length: 6 }, (_, index) => ({ index, value: BigInt(i * 10 + index), op: 'SCMP_CMP_EQ' as const })),
+    }));
+    const { filter } = compileSeccomp({ defaultAction: 'SCMP_ACT_LOG', syscalls: [...entries, { names: ['read'], action: 'SCMP_ACT_KILL_PROCESS' }] }, 'x64');
+    assert.ok(decodeFilter(filter).length > 1000);
+    const argsFor = (i: number): bigint[] => Array.from({ length: 6 }, (_, index) => BigInt(i * 10 + index));
+    for (const i of [0, 1, 30, 59]) {
+      assert.equal(run(filter, { arch: X86_64, nr: 16, args: argsFor(i) }).ret, errno(i + 1), `entry ${i}`);
+    }
+    const almost = argsFor(59);
+    almost[5] = 0n;
+    assert.equal(run(filter, { arch: X86_64, nr: 16, args: almost }).ret, SECCOMP_RET_LOG, 'five of six conditions');
+    assert.equal(run(filter, { arch: X86_64, nr: 0 }).ret, SECCOMP_RET_KILL_PROCESS, 'read, after the long block');
+    assert.equal(run(filter, { arch: X86_64, nr: 1 }).ret, SECCOMP_RET_LOG);
+  });
+
   it('refuses a program over the kernel\'s 4096-instruction limit', () => {
     const syscalls = [...syscallTable('SCMP_ARCH_X86_64')!.keys()].map((name) => ({
       names: [name],

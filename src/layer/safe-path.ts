@@ -10,7 +10,7 @@
  * can change the tree between a check and its use; the root must not be modified concurrently
  * by another process while a layer is applied (as with umoci and containerd).
  */
-import { lstatSync, mkdirSync, readlinkSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readlinkSync } from 'node:fs';
 import { BerthError } from '../errors.js';
 
 /** Symlinks followed while resolving one path before giving up (Linux's MAXSYMLINKS). */
@@ -109,6 +109,7 @@ export class SafeRoot {
       if (st === undefined) {
         if (!create) return undefined;
         mkdirSync(this.abs(rel), 0o755);
+        chmodSync(this.abs(rel), 0o755); // whatever the umask: parents the archive omits get tar's default
         this.dirs.add(rel);
         onCreate?.(rel);
         current.push(c);

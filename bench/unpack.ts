@@ -1,0 +1,104 @@
+/**
+ * Unpacking a 4-layer image (~275 MB uncompressed, gzip layers made with `tar -cz` from this
+ * machine's /usr) into a fresh root: berth's unpackLayers vs `umoci unpack` vs `tar -xzf` of the
+ * same layers one after another. Same input, one run each (BENCH_RUNS=n for best of n), page cache
+ * warm for the blobs, `sync` before each timed run so no run pays for the previous one's writeback.
+ *
+ *   node dist/bench/unpack.js            (as root: umoci unpack and ownership need it)
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createGunzip } from 'node:zlib';
+import { unpackLayers } from '../src/layer/unpack-layers.js';
+import { MediaType } from '../src/image/media-types.js';
+import { writeOciLayout, type FixtureLayer } from '../test/layer/oci-fixture.js';
+
+const LAYER_DIRS: string[][] = [
+  ['usr/lib/python3.11', 'usr/share/perl', 'usr/share/zoneinfo'],
+  ['usr/include'],
+  ['usr/libexec'],
+  ['usr/share/i18n'],
+];
+
+async function tarDigest(gz: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(gz).pipe(createGunzip())) hash.update(chunk as Buffer);
+  return `sha256:${hash.digest('hex')}`;
+}
+
+function time(fn: () => void): number {
+  const t = process.hrtime.bigint();
+  fn();
+  return Number(process.hrtime.bigint() - t) / 1e9;
+}
+
+async function timeAsync(fn: () => Promise<unknown>): Promise<number> {
+  const t = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t) / 1e9;
+}
+
+function settle(...dirs: string[]): void {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  execFileSync('sync');
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) {
+    console.error('bench/unpack: run as root (umoci unpack and ownership need it)');
+    process.exit(2);
+  }
+  const runs = Number(process.env.BENCH_RUNS ?? 1);
+  const work = mkdtempSync(join(tmpdir(), 'berth-bench-unpack-'));
+  try {
+    const layers: FixtureLayer[] = [];
+    let uncompressed = 0;
+    for (const [i, dirs] of LAYER_DIRS.entries()) {
+      const present = dirs.filter((d) => existsSync(`/${d}`));
+      const file = join(work, `layer${i}.tar.gz`);
+      execFileSync('tar', ['-C', '/', '-czf', file, ...present]);
+      layers.push({ mediaType: MediaType.layerTarGzip, file, diffId: await tarDigest(file) });
+      uncompressed += Number(execFileSync('sh', ['-c', `gzip -dc '${file}' | wc -c`], { encoding: 'utf8' }).trim());
+    }
+    const layout = join(work, 'layout');
+    const sources = await writeOciLayout(layout, 'bench', layers, { move: true });
+    const blobs = sources.map((s) => join(layout, 'blobs', 'sha256', s.digest.slice(7)));
+    const compressed = sources.reduce((n, s) => n + s.size, 0);
+    console.log(
+      `image: ${layers.length} gzip layers, ${(compressed / 1e6).toFixed(0)} MB compressed, ${(uncompressed / 1e6).toFixed(0)} MB uncompressed`,
+    );
+
+    const best = { berth: Infinity, umoci: Infinity, tar: Infinity };
+    for (let r = 0; r < runs; r++) {
+      const berthRoot = join(work, 'berth-root');
+      settle(berthRoot);
+      mkdirSync(berthRoot);
+      best.berth = Math.min(best.berth, await timeAsync(() => unpackLayers(berthRoot, sources)));
+      settle(berthRoot);
+
+      const bundle = join(work, 'umoci-bundle');
+      settle(bundle);
+      best.umoci = Math.min(best.umoci, time(() => execFileSync('umoci', ['unpack', '--image', `${layout}:bench`, bundle], { stdio: 'pipe' })));
+      settle(bundle);
+
+      const tarRoot = join(work, 'tar-root');
+      settle(tarRoot);
+      mkdirSync(tarRoot);
+      const script = blobs.map((b) => `tar -xzf '${b}' -C '${tarRoot}'`).join(' && ');
+      best.tar = Math.min(best.tar, time(() => execFileSync('sh', ['-c', script])));
+      settle(tarRoot);
+    }
+    console.log(`berth unpackLayers      ${best.berth.toFixed(2)} s`);
+    console.log(`umoci unpack            ${best.umoci.toFixed(2)} s`);
+    console.log(`tar -xzf (sequential)   ${best.tar.toFixed(2)} s`);
+    console.log(`berth / umoci = ${(best.berth / best.umoci).toFixed(2)}x   (target <= 0.70x)`);
+    console.log(`berth / tar   = ${(best.berth / best.tar).toFixed(2)}x   (target <= 1.00x)`);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+await main();

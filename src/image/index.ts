@@ -3,6 +3,7 @@ export * from './digest.js';
 export * from './media-types.js';
 export * from './types.js';
 export * from './formats.js';
+export * from './json.js';
 export * from './validate.js';
 export * from './platform.js';
 export * from './reference.js';

@@ -8,6 +8,7 @@ import { BerthError, type ErrorCode } from '../errors.js';
 import { validateAnnotations } from './annotations.js';
 import { digestOf, parseDigest } from './digest.js';
 import { isBase64, isMediaType, isRfc3339DateTime, isUri } from './formats.js';
+import { parseStrictJson } from './json.js';
 import { EMPTY_JSON_DIGEST, MediaType } from './media-types.js';
 import type { Descriptor, ImageConfig, ImageIndex, ImageManifest, LayoutHeader, Platform } from './types.js';
 
@@ -332,7 +333,7 @@ function bareMediaType(mt: string | undefined): string | undefined {
 }
 
 /**
- * Parses manifest bytes: JSON.parse, detect the kind (from the hint, e.g. a registry's
+ * Parses manifest bytes: strict JSON (UTF-8, no duplicate names), detect the kind (from the hint, e.g. a registry's
  * Content-Type, when it names a manifest or index type; else the document's mediaType; else its
  * shape), validate. Refuses Docker schema 1 (UNSUPPORTED), documents that are both a manifest
  * and an index, and a hint that contradicts the document's own mediaType.
@@ -341,12 +342,7 @@ export function parseManifestOrIndex(
   bytes: Uint8Array,
   mediaTypeHint?: string,
 ): { mediaType: string; manifest?: ImageManifest; index?: ImageIndex } {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
-  } catch (err) {
-    throw new BerthError('MANIFEST_INVALID', `manifest is not valid UTF-8 JSON: ${(err as Error).message}`, { cause: err });
-  }
+  const doc = parseStrictJson(bytes, 'manifest', 'MANIFEST_INVALID');
   const hint = bareMediaType(mediaTypeHint);
   if ((hint !== undefined && SCHEMA1_TYPES.includes(hint)) || (isObject(doc) && doc['schemaVersion'] === 1)) throw schema1Error();
   if (!isObject(doc)) throw new BerthError('MANIFEST_INVALID', `manifest: must be a JSON object, got ${describe(doc)}`);
@@ -381,4 +377,26 @@ export function parseManifestOrIndex(
     return { mediaType, manifest: validateManifest(doc) };
   }
   throw new BerthError('MEDIA_TYPE_UNKNOWN', `unknown manifest media type ${JSON.stringify(mediaType)}: expected one of ${[...OCI_OR_DOCKER_MANIFEST, ...OCI_OR_DOCKER_INDEX].join(', ')}`);
+}
+
+/** Parses and validates image config bytes (strict JSON, then validateConfig); throws CONFIG_INVALID. */
+export function parseConfig(bytes: Uint8Array): ImageConfig {
+  return validateConfig(parseStrictJson(bytes, 'config', 'CONFIG_INVALID'));
+}
+
+/**
+ * Checks that a manifest and its config describe the same layers: config.md's rootfs.diff_ids
+ * has one entry per layer, in order (only for image configs; artifacts have no rootfs).
+ * Throws CONFIG_INVALID.
+ */
+export function validateConfigForManifest(manifest: ImageManifest, config: ImageConfig): void {
+  const layers = manifest.layers.length;
+  const diffIds = config.rootfs.diff_ids.length;
+  if (layers !== diffIds) {
+    throw new BerthError(
+      'CONFIG_INVALID',
+      `config.rootfs.diff_ids: has ${diffIds} entries but the manifest has ${layers} layers; each layer needs its uncompressed digest, in order`,
+      { detail: { field: 'config.rootfs.diff_ids' } },
+    );
+  }
 }

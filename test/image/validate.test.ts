@@ -16,7 +16,10 @@ import {
   validateLayoutHeader,
   validateManifest,
   validatePlatform,
+  parseConfig,
+  validateConfigForManifest,
 } from '../../src/image/validate.js';
+import { findDuplicateKey } from '../../src/image/json.js';
 
 const D1 = `sha256:${'1'.repeat(64)}`;
 const D2 = `sha256:${'2'.repeat(64)}`;
@@ -334,6 +337,46 @@ describe('parseManifestOrIndex', () => {
   });
 });
 
+describe('strict JSON (considerations.md: I-JSON)', () => {
+  it('finds duplicate names anywhere, with their path, including escaped spellings', () => {
+    assert.equal(findDuplicateKey('{"a":1,"b":[{"c":1},{"c":2,"d":"x\\"y","c":3}]}', 'doc'), 'doc.b[1].c');
+    assert.equal(findDuplicateKey('{"a":1,"\\u0061":2}'), '$.a');
+    assert.equal(findDuplicateKey('{"a":{"a":{"a":1}},"b":"a","c":["a","a"]}'), undefined);
+    assert.equal(findDuplicateKey('[{"k":1},{"k":2}] '), undefined);
+    assert.equal(findDuplicateKey('{"x":"}{\\"","x":1}'), '$.x');
+  });
+
+  it('refuses a manifest with a duplicate name, naming it', () => {
+    const m = JSON.stringify(imageManifest());
+    const twoLayers = m.replace('"layers":', '"layers":[],"layers":');
+    assert.throws(
+      () => parseManifestOrIndex(Buffer.from(twoLayers)),
+      (e: unknown) => isBerthError(e, 'MANIFEST_INVALID') && e.message.startsWith('manifest.layers: ') && /I-JSON/.test(e.message),
+    );
+    const dupDigest = m.replace(`"digest":"${D2}"`, `"digest":"${D2}","digest":"${D3}"`);
+    assert.throws(() => parseManifestOrIndex(Buffer.from(dupDigest)), (e: unknown) => isBerthError(e, 'MANIFEST_INVALID') && e.message.startsWith('manifest.layers[0].digest: '));
+  });
+
+  it('refuses a byte order mark (the digest covers the bytes; Go parsers refuse it too)', () => {
+    const withBom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify(imageManifest()))]);
+    assert.throws(() => parseManifestOrIndex(withBom), (e: unknown) => isBerthError(e, 'MANIFEST_INVALID') && /not valid UTF-8 JSON/.test(e.message));
+  });
+});
+
+describe('parseConfig and validateConfigForManifest', () => {
+  it('parse and validate config bytes strictly', () => {
+    assert.equal(parseConfig(Buffer.from(JSON.stringify(config()))).architecture, 'amd64');
+    assert.throws(() => parseConfig(Buffer.from('{"architecture":"amd64","architecture":"arm64"}')), (e: unknown) => isBerthError(e, 'CONFIG_INVALID') && e.message.startsWith('config.architecture: '));
+    assert.throws(() => parseConfig(Buffer.from('{"os":"linux"}')), (e: unknown) => isBerthError(e, 'CONFIG_INVALID') && e.message.startsWith('config.architecture: '));
+  });
+
+  it('require one diff_id per layer', () => {
+    const m = validateManifest(imageManifest());
+    assert.doesNotThrow(() => validateConfigForManifest(m, validateConfig({ ...config(), rootfs: { type: 'layers', diff_ids: [D1, D2] } })));
+    assert.throws(() => validateConfigForManifest(m, validateConfig(config())), (e: unknown) => isBerthError(e, 'CONFIG_INVALID') && /1 entries but the manifest has 2 layers/.test(e.message));
+  });
+});
+
 /** Documents written by a real peer (umoci) must pass berth's validation unchanged. */
 describe('documents written by umoci', () => {
   const umociMissing = spawnSync('umoci', ['--version']).status === 0 ? undefined : 'umoci is not installed (apt-get install -y umoci)';
@@ -375,13 +418,12 @@ describe('documents written by umoci', () => {
     for (const desc of idx.manifests) {
       const { manifest, mediaType } = parseManifestOrIndex(blob(desc.digest), desc.mediaType);
       assert.equal(mediaType, MediaType.imageManifest);
-      const config = validateConfig(JSON.parse(blob(manifest!.config.digest).toString('utf8')));
-      assert.equal(config.rootfs.diff_ids.length, manifest!.layers.length);
+      validateConfigForManifest(manifest!, parseConfig(blob(manifest!.config.digest)));
     }
     const layered = idx.manifests.find((d) => d.annotations?.['org.opencontainers.image.ref.name'] === 'layered')!;
     const m = parseManifestOrIndex(blob(layered.digest)).manifest!;
     assert.equal(m.layers.length, 1);
-    const cfg = validateConfig(JSON.parse(blob(m.config.digest).toString('utf8')));
+    const cfg = parseConfig(blob(m.config.digest));
     assert.equal(cfg.architecture, 'arm64');
     assert.deepEqual(cfg.config?.Cmd, ['/bin/sh']);
   });

@@ -10,8 +10,8 @@ import { BerthError } from '../errors.js';
 export type LogFormat = 'text' | 'json' | 'off';
 
 export interface TokenConfig {
-  /** URL clients fetch tokens from (the `realm` of the Bearer challenge). */
-  realm: string;
+  /** URL clients fetch tokens from (the `realm` of the Bearer challenge); default: /token on the Host the client used. */
+  realm?: string;
   service: string;
   issuer: string;
   /** PEM private key (RSA or EC P-256) that signs tokens of the built-in endpoint at /token. */
@@ -198,9 +198,8 @@ export function buildConfig(base: RegistryConfig, ...layers: ConfigOverrides[]):
     if (!tokenKey && tokenTrust.length === 0) {
       throw new BerthError('USAGE', 'token auth needs a signing key (--token-key) or trusted issuer keys (--token-trust)');
     }
-    const scheme = c.tls ? 'https' : 'http';
     c.auth.token = {
-      realm: tokenRealm ?? `${scheme}://${c.addr}/token`,
+      realm: tokenRealm,
       service: tokenService ?? 'berth-registry',
       issuer: tokenIssuer ?? 'berth',
       signingKey: tokenKey,

@@ -103,7 +103,7 @@ function buildAuth(config: RegistryConfig): { authorizer: Authorizer; issuer?: T
       keys.push(createPublicKey(key));
       issuer = new TokenIssuer(key, token.issuer, token.service, token.expiresIn, htpasswd, policy);
     }
-    return { authorizer: new TokenAuthorizer(keys, token.realm, token.service, token.issuer), issuer };
+    return { authorizer: new TokenAuthorizer(keys, token.realm, token.service, token.issuer, config.tls !== undefined), issuer };
   }
   if (htpasswd) return { authorizer: new BasicAuthorizer(htpasswd, policy, config.auth.realm) };
   if (config.auth.policy) {

@@ -30,7 +30,7 @@ export class BasicAuthorizer implements Authorizer {
   async authorize(req: IncomingMessage, scopes: AccessScope[]): Promise<Principal> {
     const principal = await this.authenticate(req);
     if (scopes.length === 0) {
-      if (principal.user === undefined && !this.policy.allows(undefined, { type: 'repository', name: '', actions: [] })) {
+      if (principal.user === undefined && !this.policy.grantsAnonymous()) {
         throw this.challenge('authentication required: log in with a user of the htpasswd file');
       }
       return principal;

@@ -103,6 +103,11 @@ export class AccessPolicy {
     return [...out];
   }
 
+  /** Whether anonymous clients are granted anything at all. */
+  grantsAnonymous(): boolean {
+    return this.rules.some((r) => r.who.includes('anonymous'));
+  }
+
   allows(user: string | undefined, scope: AccessScope): boolean {
     const g = this.granted(user, scope);
     return scope.actions.every((a) => g.includes(a));

@@ -30,13 +30,21 @@ export class TokenAuthorizer implements Authorizer {
 
   constructor(
     private readonly keys: KeyObject[],
-    private readonly realm: string,
+    private readonly realm: string | undefined,
     private readonly service: string,
     private readonly issuer: string,
+    private readonly tls: boolean,
   ) {}
 
-  private challenge(scopes: AccessScope[], error?: string): RegistryError {
-    let value = `Bearer realm=${JSON.stringify(this.realm)},service=${JSON.stringify(this.service)}`;
+  /** The configured realm, else the built-in endpoint on the host the client addressed. */
+  private realmFor(req: IncomingMessage): string {
+    if (this.realm) return this.realm;
+    const host = /^[A-Za-z0-9.:[\]-]+$/.test(req.headers.host ?? '') ? req.headers.host : 'localhost';
+    return `${this.tls ? 'https' : 'http'}://${host}/token`;
+  }
+
+  private challenge(req: IncomingMessage, scopes: AccessScope[], error?: string): RegistryError {
+    let value = `Bearer realm=${JSON.stringify(this.realmFor(req))},service=${JSON.stringify(this.service)}`;
     if (scopes.length > 0) value += `,scope=${JSON.stringify(scopes.map(formatScope).join(' '))}`;
     if (error) value += `,error=${JSON.stringify(error)}`;
     const message = error === 'insufficient_scope' ? 'the token does not grant this access' : 'authentication required: fetch a token from the realm';
@@ -87,9 +95,9 @@ export class TokenAuthorizer implements Authorizer {
 
   async authorize(req: IncomingMessage, scopes: AccessScope[]): Promise<Principal> {
     const token = this.tokenOf(req);
-    if (token === 'none') throw this.challenge(scopes);
-    if (token === 'invalid') throw this.challenge(scopes, 'invalid_token');
-    for (const scope of scopes) if (!this.grants(token, scope)) throw this.challenge(scopes, 'insufficient_scope');
+    if (token === 'none') throw this.challenge(req, scopes);
+    if (token === 'invalid') throw this.challenge(req, scopes, 'invalid_token');
+    for (const scope of scopes) if (!this.grants(token, scope)) throw this.challenge(req, scopes, 'insufficient_scope');
     return { user: token.user };
   }
 

@@ -38,6 +38,8 @@ export interface TarEntry {
 const BLOCK = 512;
 /** Bytes gathered before one write to the output stream. */
 const CHUNK = 1024 * 1024;
+/** Block padding and the end-of-archive marker (two zero blocks). */
+const ZEROS = Buffer.alloc(2 * BLOCK);
 
 const TYPEFLAG: Record<TarEntryType, string> = {
   file: '0',
@@ -280,7 +282,7 @@ export class TarWriter {
       if (written !== size) {
         throw new BerthError('SIZE_MISMATCH', `tar entry ${JSON.stringify(e.path)} declared ${size} bytes but its body ${written > size ? 'has more' : `has ${written}`}: the file changed while it was archived? Retry on a quiescent tree.`);
       }
-      await this.put(Buffer.alloc(padding(size)));
+      await this.put(ZEROS.subarray(0, padding(size)));
     } finally {
       this.busy = false;
     }
@@ -316,7 +318,7 @@ export class TarWriter {
           closeSync(fd);
         }
       }
-      await this.put(Buffer.alloc(padding(size)));
+      await this.put(ZEROS.subarray(0, padding(size)));
     } finally {
       this.busy = false;
     }
@@ -326,7 +328,7 @@ export class TarWriter {
   async finish(): Promise<void> {
     this.begin();
     try {
-      await this.put(Buffer.alloc(2 * BLOCK));
+      await this.put(ZEROS);
       await this.flush();
       this.finished = true;
       await new Promise<void>((resolve, reject) => {

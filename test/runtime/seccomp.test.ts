@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { isBerthError } from '../../src/errors.js';
 import {
   AUDIT_ARCH,
+  actionValue,
   SECCOMP_FILTER_FLAG,
   SECCOMP_RET_ALLOW,
   SECCOMP_RET_ERRNO,
@@ -482,4 +483,132 @@ describe('compileSeccomp: loaded by the kernel', { skip: process.arch !== 'x64' 
     assert.equal(r.signal, 'SIGSYS');
     assert.equal(r.stdout, '');
   });
+});
+
+// ---- libseccomp as the oracle ----------------------------------------------------------
+
+const libseccompSource = resolve(here, '../../../test/runtime/fixtures/libseccomp-export.c');
+const haveLibseccomp = existsSync('/usr/include/seccomp.h');
+if (!haveLibseccomp) console.log('# libseccomp differential tests skipped: /usr/include/seccomp.h missing (apt-get install libseccomp-dev)');
+
+const OP_NUMBER = { SCMP_CMP_NE: 1, SCMP_CMP_LT: 2, SCMP_CMP_LE: 3, SCMP_CMP_EQ: 4, SCMP_CMP_GE: 5, SCMP_CMP_GT: 6, SCMP_CMP_MASKED_EQ: 7 } as const;
+const ARCH_WORD: Partial<Record<LinuxSeccompArch, string>> = { SCMP_ARCH_X86_64: 'x86_64', SCMP_ARCH_X86: 'x86', SCMP_ARCH_X32: 'x32', SCMP_ARCH_AARCH64: 'aarch64' };
+
+/** The same config, described for the libseccomp helper. */
+function describeForLibseccomp(sc: LinuxSeccomp): string {
+  const lines = [`default ${actionValue(sc.defaultAction, sc.defaultErrnoRet, 'd').toString(16)}`];
+  for (const a of sc.architectures ?? []) lines.push(`arch ${ARCH_WORD[a]}`);
+  for (const rule of sc.syscalls ?? []) {
+    const act = actionValue(rule.action, rule.errnoRet, 'r').toString(16);
+    const args = rule.args ?? [];
+    const conds = args.map((a) => `${a.index} ${OP_NUMBER[a.op]} ${BigInt(a.value)} ${BigInt(a.valueTwo ?? 0)}`).join(' ');
+    for (const name of rule.names) lines.push(`rule ${act} ${name} ${args.length} ${conds}`.trim());
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+describe('compileSeccomp: same decisions as libseccomp', { skip: !haveLibseccomp || process.arch !== 'x64' ? 'needs libseccomp-dev on x86_64' : false }, () => {
+  let dir = '';
+  let exporter = '';
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'berth-libseccomp-'));
+    exporter = join(dir, 'libseccomp-export');
+    execFileSync('cc', ['-O', '-o', exporter, libseccompSource, '-lseccomp'], { stdio: 'inherit' });
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('syscall tables agree with libseccomp\'s wherever libseccomp knows the name', () => {
+    const lines: string[] = [];
+    for (const arch of ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32', 'SCMP_ARCH_AARCH64'] as const) {
+      for (const name of syscallTable(arch)!.keys()) lines.push(`${ARCH_WORD[arch]} ${name}`);
+    }
+    const out = execFileSync(exporter, ['resolve'], { input: `${lines.join('\n')}\n`, encoding: 'utf8' });
+    const byWord = Object.fromEntries(Object.entries(ARCH_WORD).map(([k, v]) => [v, k])) as Record<string, LinuxSeccompArch>;
+    let checked = 0;
+    const mismatches: string[] = [];
+    for (const line of out.trim().split('\n')) {
+      const [word, name, nr] = line.split(' ') as [string, string, string];
+      if (nr === '-') continue; // newer than libseccomp 2.5's tables
+      checked++;
+      const ours = syscallTable(byWord[word]!)!.get(name);
+      if (String(ours) !== nr) mismatches.push(`${word} ${name}: berth ${ours}, libseccomp ${nr}`);
+    }
+    assert.deepEqual(mismatches, []);
+    assert.ok(checked > 1200, `checked ${checked} names`);
+  });
+
+  const HI = 1n << 32n;
+  const x86Arches: LinuxSeccompArch[] = ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32'];
+  const profiles: [string, LinuxSeccomp][] = [
+    [
+      'deny-list with every action and operator',
+      {
+        defaultAction: 'SCMP_ACT_ALLOW',
+        architectures: x86Arches,
+        syscalls: [
+          { names: ['mkdir', 'rmdir'], action: 'SCMP_ACT_ERRNO', errnoRet: 13 },
+          { names: ['ioctl'], action: 'SCMP_ACT_ERRNO', args: [{ index: 1, value: 0x5401, op: 'SCMP_CMP_EQ' }] },
+          { names: ['socket'], action: 'SCMP_ACT_ERRNO', errnoRet: 97, args: [{ index: 0, value: 16, op: 'SCMP_CMP_EQ' }, { index: 2, value: 9, op: 'SCMP_CMP_EQ' }] },
+          { names: ['kill'], action: 'SCMP_ACT_KILL_PROCESS', args: [{ index: 1, value: 64, op: 'SCMP_CMP_GT' }] },
+          { names: ['personality'], action: 'SCMP_ACT_TRAP', args: [{ index: 0, value: 0, op: 'SCMP_CMP_NE' }] },
+          { names: ['mmap'], action: 'SCMP_ACT_LOG', args: [{ index: 2, value: 4, valueTwo: 4, op: 'SCMP_CMP_MASKED_EQ' }] },
+          { names: ['prctl'], action: 'SCMP_ACT_ERRNO', errnoRet: 22, args: [{ index: 0, value: 10, op: 'SCMP_CMP_LT' }] },
+          { names: ['setsockopt'], action: 'SCMP_ACT_TRACE', errnoRet: 5, args: [{ index: 1, value: 1, op: 'SCMP_CMP_LE' }] },
+          { names: ['mount'], action: 'SCMP_ACT_ERRNO', errnoRet: 1, args: [{ index: 3, value: 2n * HI + 7n, op: 'SCMP_CMP_GE' }] },
+          { names: ['umount2'], action: 'SCMP_ACT_KILL_THREAD', args: [{ index: 1, value: HI + 1n, op: 'SCMP_CMP_NE' }] },
+        ],
+      },
+    ],
+    [
+      'allow-list with ORed conditional entries (docker-like)',
+      {
+        defaultAction: 'SCMP_ACT_ERRNO',
+        defaultErrnoRet: 1,
+        architectures: x86Arches,
+        syscalls: [
+          { names: ['read', 'write', 'openat', 'close', 'fstat', 'mmap', 'brk', 'exit_group', 'futex', 'getpid', 'mkdir'], action: 'SCMP_ACT_ALLOW' },
+          { names: ['personality'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: 0, op: 'SCMP_CMP_EQ' }] },
+          { names: ['personality'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: 8, op: 'SCMP_CMP_EQ' }] },
+          { names: ['personality'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: 0xffffffff, op: 'SCMP_CMP_EQ' }] },
+          { names: ['clone'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: 0x7e020000, valueTwo: 0, op: 'SCMP_CMP_MASKED_EQ' }] },
+          { names: ['clone3'], action: 'SCMP_ACT_ERRNO', errnoRet: 38 },
+        ],
+      },
+    ],
+    [
+      'native architecture only, default kill',
+      { defaultAction: 'SCMP_ACT_KILL_PROCESS', syscalls: [{ names: ['read', 'write', 'exit_group'], action: 'SCMP_ACT_ALLOW' }] },
+    ],
+  ];
+
+  const argValues = [0n, 1n, 4n, 5n, 8n, 9n, 10n, 16n, 64n, 65n, 0x5401n, 0x7e020000n, 0xffffffffn, HI, HI + 1n, 2n * HI + 6n, 2n * HI + 7n, 3n * HI, 0xffff_ffff_ffff_ffffn];
+
+  for (const [name, profile] of profiles) {
+    it(name, () => {
+      const ours = compileSeccomp(profile, 'x64').filter;
+      const theirs = execFileSync(exporter, { input: describeForLibseccomp(profile) });
+      assert.ok(theirs.length > 0 && theirs.length % 8 === 0, 'libseccomp exported a program');
+      const names = new Set([...(profile.syscalls ?? []).flatMap((s) => s.names), 'getuid', 'uname']);
+      let compared = 0;
+      for (const [arch, auditArch] of [['SCMP_ARCH_X86_64', X86_64], ['SCMP_ARCH_X86', X86], ['SCMP_ARCH_X32', X86_64], ['SCMP_ARCH_AARCH64', AARCH64]] as const) {
+        const table = syscallTable(arch)!;
+        for (const sys of names) {
+          const nr = table.get(sys);
+          if (nr === undefined) continue;
+          for (let k = 0; k < argValues.length; k++) {
+            // Rotate the values through the six arguments so every index sees every value.
+            const args = Array.from({ length: 6 }, (_, i) => argValues[(k + i * 3) % argValues.length]!);
+            const d: SeccompData = { arch: auditArch, nr, args };
+            assert.equal(
+              run(ours, d).ret.toString(16),
+              run(theirs, d).ret.toString(16),
+              `${arch} ${sys}(${args.join(', ')})`,
+            );
+            compared++;
+          }
+        }
+      }
+      assert.ok(compared > 100, `compared ${compared} calls`);
+    });
+  }
 });

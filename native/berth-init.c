@@ -532,17 +532,30 @@ static void wait_exec_fifo(int fd, int dummy) {
   close(dummy);
 }
 
-/* The state document for startContainer hooks: written by the runtime once our pid is known. */
+/* The state document for startContainer hooks: the runtime sends it with the second "go",
+ * once our pid is known, as "state LEN\n" + LEN bytes. */
 static char *hook_state;
-static void read_state_file(void) {
-  const char *path = get("state_file");
-  if (!path) return;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) die("open %s: %s", path, strerror(errno));
-  hook_state = calloc(1, 65536);
-  if (!hook_state || read(fd, hook_state, 65535) < 0) die("read %s: %s", path, strerror(errno));
-  close(fd);
+static void read_state(void) {
+  char head[32];
+  size_t i = 0;
+  for (;;) {
+    if (i >= sizeof head - 1) die("bad sync message");
+    read_full(SYNC_FD, head + i, 1);
+    if (head[i] == '\n') break;
+    i++;
+  }
+  head[i] = 0;
+  if (strncmp(head, "state ", 6) != 0) die("expected the state from the runtime, got \"%s\"", head);
+  size_t len = strtoul(head + 6, NULL, 10);
+  hook_state = malloc(len + 1);
+  if (!hook_state) die("out of memory");
+  read_full(SYNC_FD, hook_state, len);
+  hook_state[len] = 0;
 }
+
+/* Opened by stage 1 as the host's root, inherited by the container process, which in a user
+ * namespace could not open the runtime's state directory. */
+static int fifo = -1, fifo_dummy = -1;
 
 static void container_main(void) {
   int is_exec = get("exec") != NULL;
@@ -559,7 +572,6 @@ static void container_main(void) {
     die("setdomainname: %s", strerror(errno));
 
   const char *rootfs = get("rootfs");
-  int fifo_dummy = -1, fifo = -1;
   if (!is_exec) {
     if (get("mountns")) {
       unsigned long prop = (unsigned long)get_num("root_propagation", MS_SLAVE | MS_REC);
@@ -573,10 +585,9 @@ static void container_main(void) {
         else if (strcmp(r->key, "symlink") == 0) do_symlink(r);
       }
     }
-    fifo = open_exec_fifo(&fifo_dummy);
     say("mounted\n");
+    read_state();
     wait_go();
-    read_state_file();
     if (chdir(rootfs) < 0) die("chdir %s: %s", rootfs, strerror(errno));
     if (get("mountns")) {
       if (get("no_pivot")) {
@@ -674,6 +685,7 @@ int main(void) {
     if (offsets) write_file("/proc/self/timens_offsets", offsets);
   }
 
+  if (!get("exec")) fifo = open_exec_fifo(&fifo_dummy);
   unsigned long flags = (unsigned long)get_num("clone", 0);
   pid_t pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, NULL);
   if (pid < 0) die("clone into new namespaces (flags 0x%lx): %s", flags, strerror(errno));

@@ -106,9 +106,8 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       ...(spec.linux?.cgroupsPath ? { cgroupsPath: spec.linux.cgroupsPath } : {}),
       namespaces: {}, poststart: spec.hooks?.poststart ?? [], poststop: spec.hooks?.poststop ?? [],
     };
-    const stateFile = join(dir, 'oci-state.json');
     const plan = buildInitPlan({
-      spec, rootfs, fifoPath: join(dir, 'exec.fifo'), cgroupPaths: cg.paths, stateFile,
+      spec, rootfs, fifoPath: join(dir, 'exec.fifo'), cgroupPaths: cg.paths,
       ...(opts.consoleSocket ? { consoleSocket: resolve(opts.consoleSocket) } : {}),
       ...(opts.keep ? { keep: true } : {}), ...(opts.noPivot ? { noPivot: true } : {}),
     });
@@ -134,6 +133,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
         await runHooks('prestart', spec.hooks?.prestart, state);
         await runHooks('createRuntime', spec.hooks?.createRuntime, state);
         await runHooks('createContainer', spec.hooks?.createContainer, state);
+        return JSON.stringify(state);
       },
     }, opts.stdio ?? 'inherit');
     if (opts.pidFile) writeAtomic(resolve(opts.pidFile), String(started.pid));

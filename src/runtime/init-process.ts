@@ -29,8 +29,9 @@ export function nativeBinary(name: 'berth-init' | 'berth-runtime'): string {
 export interface InitEvents {
   /** The container process exists (host pid); id maps and cgroups go here. */
   onPid(pid: number): Promise<void>;
-  /** Mounts are done, pivot_root is next: hooks run here (create only). */
-  onMounted?(): Promise<void>;
+  /** Mounts are done, pivot_root is next: hooks run here (create only). Returns the state
+   * document for the startContainer hooks. */
+  onMounted?(): Promise<string>;
 }
 
 export interface StartedInit {
@@ -95,8 +96,8 @@ export async function runInit(plan: Plan, events: InitEvents, stdio: 'inherit' |
     if (events.onMounted) {
       const mounted = await expect('mounted');
       if (mounted !== 'mounted') throw new BerthError('RUNTIME_ERROR', `berth-init: unexpected message ${JSON.stringify(mounted)}`);
-      await events.onMounted();
-      sock.write('go\n');
+      const state = Buffer.from(await events.onMounted());
+      sock.write(Buffer.concat([Buffer.from(`state ${state.length}\n`), state, Buffer.from('go\n')]));
     }
     const ready = await expect('ready');
     if (ready !== 'ready') throw new BerthError('RUNTIME_ERROR', `berth-init: unexpected message ${JSON.stringify(ready)}`);

@@ -38,8 +38,6 @@ export interface InitPlanInput {
   noPivot?: boolean;
   /** Controller → cgroup directory, for cgroup mounts without a cgroup namespace. */
   cgroupPaths: Record<string, string>;
-  /** Where the runtime writes the state document for startContainer hooks before the second "go". */
-  stateFile: string;
 }
 
 /** config-linux.md "Default Devices". */
@@ -319,7 +317,6 @@ export function buildInitPlan(input: InitPlanInput): Plan {
   planSeccomp(spec, out);
   out.push(['fifo', input.fifoPath]);
   for (const h of spec.hooks?.startContainer ?? []) out.push(hookRecord(h));
-  out.push(['state_file', input.stateFile]);
   return {
     records: out,
     namespaces,

@@ -42,9 +42,9 @@ export function validateId(id: string): void {
 
 export const containerDir = (root: string, id: string): string => join(root, id);
 
-export function writeAtomic(path: string, data: string | Buffer): void {
+export function writeAtomic(path: string, data: string | Buffer, mode = 0o600): void {
   const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w', 0o600);
+  const fd = openSync(tmp, 'w', mode);
   try {
     if (typeof data === 'string') writeSync(fd, data); else writeSync(fd, data);
     fsyncSync(fd);

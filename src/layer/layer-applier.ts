@@ -38,6 +38,15 @@ interface DeferredDir {
   header: TarHeader;
 }
 
+/**
+ * The time to hand to utimes: Node passes seconds as a double and libuv truncates it to the
+ * microsecond, so aim at the middle of the intended microsecond to land on it exactly.
+ */
+function utimesArg(h: TarHeader): number {
+  if (h.mtimeNsec === undefined) return h.mtime;
+  return Math.trunc(h.mtime) + (Math.floor(h.mtimeNsec / 1000) + 0.5) / 1e6;
+}
+
 function errno(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException)?.code;
 }
@@ -125,7 +134,7 @@ export class LayerApplier implements TarSink {
       this.applyOwner(this.fileRel, h, (uid, gid) => fchownSync(fd, uid, gid));
       fchmodSync(fd, this.fileMode(h));
       if (h.xattrs) this.setXattrs(this.fileRel, h.xattrs);
-      futimesSync(fd, h.mtime, h.mtime);
+      futimesSync(fd, utimesArg(h), utimesArg(h));
     } finally {
       closeSync(fd);
     }
@@ -138,11 +147,11 @@ export class LayerApplier implements TarSink {
       const abs = this.safe.abs(rel);
       const st = lstatSync(abs, { throwIfNoEntry: false });
       if (!st?.isDirectory()) continue; // removed or replaced later in the layer
-      this.applyOwner(rel, h, (uid, gid) => lchownSync(abs, uid, gid));
+      this.applyOwner(rel, h, (uid, gid) => lchownSync(abs, uid, gid), st);
       chmodSync(abs, h.mode);
       this.unlocked.delete(rel);
       if (h.xattrs) this.setXattrs(rel, h.xattrs);
-      lutimesSync(abs, h.mtime, h.mtime);
+      lutimesSync(abs, utimesArg(h), utimesArg(h));
     }
     for (const [rel, mode] of this.unlocked) {
       const st = lstatSync(this.safe.abs(rel), { throwIfNoEntry: false });
@@ -238,7 +247,7 @@ export class LayerApplier implements TarSink {
     this.replacing(rel, () => symlinkSync(h.linkname!, abs));
     this.applyOwner(rel, h, (uid, gid) => lchownSync(abs, uid, gid));
     if (h.xattrs) this.setXattrs(rel, h.xattrs);
-    lutimesSync(abs, h.mtime, h.mtime);
+    lutimesSync(abs, utimesArg(h), utimesArg(h));
   }
 
   private makeHardlink(rel: string, h: TarHeader): void {
@@ -292,7 +301,7 @@ export class LayerApplier implements TarSink {
     if (lstatSync(abs, { throwIfNoEntry: false }) === undefined) return;
     this.applyOwner(rel, h, (uid, gid) => lchownSync(abs, uid, gid));
     chmodSync(abs, this.fileMode(h));
-    lutimesSync(abs, h.mtime, h.mtime);
+    lutimesSync(abs, utimesArg(h), utimesArg(h));
   }
 
   // --- helpers ---
@@ -348,10 +357,16 @@ export class LayerApplier implements TarSink {
     return this.opts.dropSetuid ? h.mode & ~0o6000 : h.mode;
   }
 
-  private applyOwner(rel: string, h: TarHeader, chown: (uid: number, gid: number) => void): void {
+  /** `current` is the owner the path has now: the caller for everything this layer just created. */
+  private applyOwner(
+    rel: string,
+    h: TarHeader,
+    chown: (uid: number, gid: number) => void,
+    current: { uid: number; gid: number } = { uid: this.myUid, gid: this.myGid },
+  ): void {
     const uid = this.opts.idMap ? this.opts.idMap.uid(h.uid) : h.uid;
     const gid = this.opts.idMap ? this.opts.idMap.gid(h.gid) : h.gid;
-    if (uid === this.myUid && gid === this.myGid) return; // already owned so
+    if (uid === current.uid && gid === current.gid) return; // already owned so: saves a syscall per file
     if (this.preserveOwnership) {
       try {
         chown(uid, gid);

@@ -16,6 +16,8 @@ export interface TarHeader {
   uname?: string;
   gname?: string;
   mtime: number;
+  /** The sub-second part of a PAX mtime in nanoseconds, exact (a double cannot hold it next to the seconds). */
+  mtimeNsec?: number;
   size: number;
   linkname?: string;
   devmajor?: number;
@@ -224,9 +226,13 @@ export function finalHeader(
         case 'gid':
           h.gid = paxNumber(value, key);
           break;
-        case 'mtime':
+        case 'mtime': {
           h.mtime = paxNumber(value, key);
+          const frac = /\.(\d+)$/.exec(value.toString('latin1'));
+          if (frac) h.mtimeNsec = Number(frac[1]!.slice(0, 9).padEnd(9, '0'));
+          else delete h.mtimeNsec;
           break;
+        }
         case 'uname':
           h.uname = value.toString('utf8');
           break;

@@ -228,6 +228,10 @@ describe('applyLayer', () => {
     assert.equal(st.mtimeMs, 2_000_000);
     assert.equal(st.uid, 7);
     assert.equal(readFileSync(join(root, 'd', 'child'), 'utf8'), 'kept');
+    if (process.getuid?.() === 0) {
+      await apply(root, [{ path: 'd/', type: 'dir', mode: 0o755, uid: 0, gid: 0 }]);
+      assert.equal(lstatSync(join(root, 'd')).uid, 0, 'ownership back to the caller is applied too');
+    }
   });
 
   test('a file over a hardlinked file is unlinked, not written through', async () => {

@@ -120,6 +120,7 @@ describe('readTar', () => {
     const entries = await readAllEntries(Readable.from([data]));
     assert.equal(entries[0]!.header.path, 'renamed/by/pax');
     assert.equal(entries[0]!.header.mtime, 1700000000.5);
+    assert.equal(entries[0]!.header.mtimeNsec, 500_000_000);
     assert.equal(entries[0]!.header.gid, 77);
     assert.equal(entries[0]!.header.uid, 4000000000);
     assert.equal(entries[1]!.header.path, 'second');

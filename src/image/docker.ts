@@ -4,11 +4,16 @@
  * manifest changes its bytes and so its digest: encodeDocument() gives the new bytes and
  * descriptor, and an index is converted with the descriptors of its converted children.
  * The config and layer blobs are unchanged (only the media types that point at them change).
+ *
+ * The converted documents hold exactly the fields of the target format, in the order of the Go
+ * types docker, containerd and skopeo serialise (annotation keys sorted, as Go sorts maps), so
+ * that encodeDocument() gives byte for byte the document skopeo writes for the same conversion,
+ * and so the same digest.
  */
 import { BerthError } from '../errors.js';
 import { digestOf } from './digest.js';
 import { MediaType } from './media-types.js';
-import type { Descriptor, ImageIndex, ImageManifest } from './types.js';
+import type { Descriptor, ImageIndex, ImageManifest, Platform } from './types.js';
 
 /** Docker's uncompressed layer type (moby schema2.MediaTypeUncompressedLayer). */
 export const DOCKER_LAYER_TAR = 'application/vnd.docker.image.rootfs.diff.tar';
@@ -30,8 +35,46 @@ function unsupported(message: string): BerthError {
   return new BerthError('UNSUPPORTED', message);
 }
 
-function withMediaType(d: Descriptor, mediaType: string): Descriptor {
-  return { ...d, mediaType };
+function sortedMap(m: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k of Object.keys(m).sort()) out[k] = m[k]!;
+  return out;
+}
+
+function nonEmptyMap(m: Record<string, string> | undefined): m is Record<string, string> {
+  return m !== undefined && Object.keys(m).length > 0;
+}
+
+/** image-spec specs-go Platform field order. */
+function ociPlatform(p: Platform): Platform {
+  const out: Platform = { architecture: p.architecture, os: p.os };
+  if (p['os.version']) out['os.version'] = p['os.version'];
+  if (p['os.features']?.length) out['os.features'] = [...p['os.features']];
+  if (p.variant) out.variant = p.variant;
+  if (p.features?.length) out.features = [...p.features];
+  return out;
+}
+
+/** image-spec specs-go Descriptor: mediaType, digest, size, urls, annotations, data, platform, artifactType. */
+function ociDescriptor(d: Descriptor, mediaType = d.mediaType): Descriptor {
+  const out: Descriptor = { mediaType, digest: d.digest, size: d.size };
+  if (d.urls?.length) out.urls = [...d.urls];
+  if (nonEmptyMap(d.annotations)) out.annotations = sortedMap(d.annotations);
+  if (d.data) out.data = d.data;
+  if (d.platform) out.platform = ociPlatform(d.platform);
+  if (d.artifactType) out.artifactType = d.artifactType;
+  return out;
+}
+
+/**
+ * manifest-v2-2.md descriptor fields: mediaType, size, digest, urls, then a list entry's
+ * platform. Schema 2 has no descriptor annotations: they are dropped, as skopeo does.
+ */
+function dockerDescriptor(d: Descriptor, mediaType = d.mediaType): Descriptor {
+  const out = { mediaType, size: d.size, digest: d.digest } as Descriptor;
+  if (d.urls?.length) out.urls = [...d.urls];
+  if (d.platform) out.platform = ociPlatform(d.platform);
+  return out;
 }
 
 /** Whether a manifest document is Docker schema 2 (by its mediaType). */
@@ -56,22 +99,22 @@ export function dockerManifestToOci(m: ImageManifest): ImageManifest {
     if (oci === undefined) {
       throw unsupported(`cannot convert layer ${i} (${l.mediaType}) to OCI: it has no OCI equivalent`);
     }
-    return withMediaType(l, oci);
+    return ociDescriptor(l, oci);
   });
   const out: ImageManifest = {
     schemaVersion: 2,
     mediaType: MediaType.imageManifest,
-    config: withMediaType(m.config, MediaType.imageConfig),
+    config: ociDescriptor(m.config, MediaType.imageConfig),
     layers,
   };
-  if (m.annotations !== undefined) out.annotations = { ...m.annotations };
+  if (nonEmptyMap(m.annotations)) out.annotations = sortedMap(m.annotations);
   return out;
 }
 
 /**
  * OCI image manifest → Docker schema 2 manifest. Throws UNSUPPORTED for what Docker schema 2
  * cannot express: zstd layers, artifacts (artifactType or a non-image config), a subject.
- * Manifest-level annotations are dropped (schema 2 has none); descriptor annotations are kept.
+ * Annotations are dropped (schema 2 has none, neither on the manifest nor on descriptors).
  */
 export function ociManifestToDocker(m: ImageManifest): ImageManifest {
   if (m.mediaType !== undefined && m.mediaType !== MediaType.imageManifest) {
@@ -92,12 +135,12 @@ export function ociManifestToDocker(m: ImageManifest): ImageManifest {
       const why = l.mediaType.endsWith('+zstd') ? 'Docker schema 2 has no zstd layers; recompress it with gzip first' : 'it has no Docker equivalent';
       throw unsupported(`cannot convert layer ${i} (${l.mediaType}) to Docker schema 2: ${why}`);
     }
-    return withMediaType(l, docker);
+    return dockerDescriptor(l, docker);
   });
   return {
     schemaVersion: 2,
     mediaType: MediaType.dockerManifest,
-    config: withMediaType(m.config, MediaType.dockerConfig),
+    config: dockerDescriptor(m.config, MediaType.dockerConfig),
     layers,
   };
 }
@@ -105,9 +148,10 @@ export function ociManifestToDocker(m: ImageManifest): ImageManifest {
 /** Child descriptors after their manifests were converted: old digest → new descriptor. */
 export type ConvertedChildren = ReadonlyMap<string, Descriptor>;
 
+/** A child descriptor of an index, with its converted identity when it was converted. */
 function replaceChild(d: Descriptor, converted: ConvertedChildren | undefined): Descriptor {
   const replacement = converted?.get(d.digest);
-  if (replacement === undefined) return { ...d };
+  if (replacement === undefined) return d;
   // Keep what the index says about the child (platform, annotations); take the new identity.
   const out: Descriptor = { ...d, mediaType: replacement.mediaType, digest: replacement.digest, size: replacement.size };
   delete out.data;
@@ -126,9 +170,9 @@ export function dockerIndexToOci(i: ImageIndex, converted?: ConvertedChildren): 
   const out: ImageIndex = {
     schemaVersion: 2,
     mediaType: MediaType.imageIndex,
-    manifests: i.manifests.map((d) => replaceChild(d, converted)),
+    manifests: i.manifests.map((d) => ociDescriptor(replaceChild(d, converted))),
   };
-  if (i.annotations !== undefined) out.annotations = { ...i.annotations };
+  if (nonEmptyMap(i.annotations)) out.annotations = sortedMap(i.annotations);
   return out;
 }
 
@@ -136,7 +180,7 @@ export function dockerIndexToOci(i: ImageIndex, converted?: ConvertedChildren): 
  * OCI index → Docker manifest list. Every child must end up a Docker schema 2 manifest: either
  * it already is one, or its converted descriptor is in `converted`. Throws UNSUPPORTED for
  * artifacts, subjects and children that cannot be listed (nested indexes, OCI manifests not
- * converted). Index-level annotations are dropped (manifest lists have none).
+ * converted). Annotations are dropped (manifest lists have none).
  */
 export function ociIndexToDocker(i: ImageIndex, converted?: ConvertedChildren): ImageIndex {
   if (i.mediaType !== undefined && i.mediaType !== MediaType.imageIndex) {
@@ -151,14 +195,14 @@ export function ociIndexToDocker(i: ImageIndex, converted?: ConvertedChildren): 
         `cannot list manifests[${n}] (${d.mediaType} ${d.digest}) in a Docker manifest list: convert it with ociManifestToDocker and pass its new descriptor`,
       );
     }
-    return child;
+    return dockerDescriptor(child);
   });
   return { schemaVersion: 2, mediaType: MediaType.dockerManifestList, manifests };
 }
 
 /**
- * Serialises a manifest, index or config as compact JSON (the key order of the object) and
- * describes it. The result is a new blob with its own digest.
+ * Serialises a manifest, index or config as compact JSON (in the key order of the object, which
+ * the converters set to Go's) and describes it. The result is a new blob with its own digest.
  */
 export function encodeDocument(doc: object, mediaType: string): { bytes: Uint8Array; descriptor: Descriptor } {
   const bytes = Buffer.from(JSON.stringify(doc), 'utf8');

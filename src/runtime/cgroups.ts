@@ -122,7 +122,12 @@ class FsCgroupManager implements CgroupManager {
     return dir;
   }
 
+  /**
+   * Creates the cgroup in every hierarchy. An existing one must be fit for a new container
+   * (config-linux.md "Control groups": a non-empty or frozen cgroup MUST be an error).
+   */
   async create(): Promise<void> {
+    await this.checkFitForCreate();
     for (const [key, dir] of Object.entries(this.paths)) {
       try {
         await mkdir(dir, { recursive: true });
@@ -131,6 +136,23 @@ class FsCgroupManager implements CgroupManager {
       }
       // A new v1 cpuset starts with empty cpus/mems and takes no tasks until they are set.
       if (key === 'cpuset') await this.fillCpusets(dir);
+    }
+  }
+
+  private async checkFitForCreate(): Promise<void> {
+    const occupied = await this.pids();
+    if (occupied.length > 0) {
+      throw new BerthError(
+        'RUNTIME_ERROR',
+        `cgroup ${Object.values(this.paths)[0]} already has processes (${occupied.slice(0, 10).join(', ')}); another container may use this cgroupsPath: choose another one or stop those processes`,
+      );
+    }
+    const freezer = this.paths.freezer;
+    const state = freezer !== undefined ? await readTrimmed(join(freezer, 'freezer.state')).catch(() => 'THAWED') : undefined;
+    const unified = this.paths[UNIFIED];
+    const v2Frozen = unified !== undefined && freezer === undefined ? await readTrimmed(join(unified, 'cgroup.freeze')).catch(() => '0') : '0';
+    if ((state !== undefined && state !== 'THAWED') || v2Frozen === '1') {
+      throw new BerthError('RUNTIME_ERROR', `cgroup ${freezer ?? unified} exists and is frozen; thaw or remove it, or choose another cgroupsPath`);
     }
   }
 
@@ -176,6 +198,7 @@ class FsCgroupManager implements CgroupManager {
 
   async apply(resources: LinuxResources | undefined): Promise<void> {
     const writes = planResourceWrites(resources, (c) => this.version(c));
+    await this.checkBeforeUpdate(resources);
     const v2Controllers = new Set(
       writes.filter((w) => w.version === 2 && w.controller !== '').map((w) => v2Name(w.controller)),
     );
@@ -197,6 +220,22 @@ class FsCgroupManager implements CgroupManager {
         continue;
       }
       await this.write(w);
+    }
+  }
+
+  /**
+   * config-linux.md memory.checkBeforeUpdate: a new limit below the current usage MUST be
+   * rejected. (cgroup v1's kernel refuses it itself; v2 would invoke the OOM killer.)
+   */
+  private async checkBeforeUpdate(resources: LinuxResources | undefined): Promise<void> {
+    const m = resources?.memory;
+    if (m?.checkBeforeUpdate !== true || m.limit === undefined || m.limit < 0 || this.version('memory') !== 2) return;
+    const current = Number(await readTrimmed(join(this.paths[UNIFIED]!, 'memory.current')).catch(() => '0'));
+    if (m.limit < current) {
+      throw new BerthError(
+        'RUNTIME_ERROR',
+        `memory limit ${m.limit} is below the container's current usage ${current} (memory.checkBeforeUpdate is set); raise the limit or free memory first`,
+      );
     }
   }
 

@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
@@ -170,6 +170,19 @@ describe('cgroups on a fake cgroup2 filesystem', () => {
   });
   after(() => rmSync(root, { recursive: true, force: true }));
 
+  it('refuses to create over a cgroup that has processes or is frozen', async () => {
+    const layout: CgroupLayout = { v1: {}, v2: { mountPoint: root, controllers: [] }, own: { '': '/' } };
+    const dir = join(root, 'busy');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'cgroup.procs'), '4242\n');
+    await assert.rejects(cgroupManagerWith(layout, '/busy', 'x').create(), (e: unknown) => isBerthError(e, 'RUNTIME_ERROR') && /already has processes \(4242\)/.test(e.message));
+    writeFileSync(join(dir, 'cgroup.procs'), '');
+    writeFileSync(join(dir, 'cgroup.freeze'), '1\n');
+    await assert.rejects(cgroupManagerWith(layout, '/busy', 'x').create(), (e: unknown) => isBerthError(e, 'RUNTIME_ERROR') && /frozen/.test(e.message));
+    writeFileSync(join(dir, 'cgroup.freeze'), '0\n');
+    await cgroupManagerWith(layout, '/busy', 'x').create();
+  });
+
   it('creates the cgroup, enables the needed controllers up the tree and writes the v2 files', async () => {
     const layout: CgroupLayout = { v1: {}, v2: { mountPoint: root, controllers: ['cpu', 'memory', 'pids', 'io'] }, own: { '': '/' } };
     const m = cgroupManagerWith(layout, '/machine/c1', 'c1');
@@ -194,6 +207,15 @@ describe('cgroups on a fake cgroup2 filesystem', () => {
     assert.equal(read('cgroup.freeze'), '1');
     await m.thaw();
     assert.equal(read('cgroup.freeze'), '0');
+    // memory.checkBeforeUpdate: a limit below the current usage is refused before writing.
+    writeFileSync(join(dir, 'memory.current'), '1000\n');
+    await assert.rejects(
+      m.apply({ memory: { limit: 500, checkBeforeUpdate: true } }),
+      (e: unknown) => isBerthError(e, 'RUNTIME_ERROR') && /below the container's current usage 1000/.test(e.message),
+    );
+    assert.equal(read('memory.max'), String(1 << 30), 'unchanged');
+    await m.apply({ memory: { limit: 2000, checkBeforeUpdate: true } });
+    assert.equal(read('memory.max'), '2000');
     await assert.rejects(m.apply({ memory: { swappiness: 1 } }), (e: unknown) => isBerthError(e, 'UNSUPPORTED'));
     await assert.rejects(m.apply({ hugepageLimits: [{ pageSize: '2MB', limit: 1 }] }), (e: unknown) => isBerthError(e, 'UNSUPPORTED') && /hugetlb/.test(e.message));
   });
@@ -268,6 +290,9 @@ describe('cgroups on this host (root)', { skip: !isRoot ? 'needs root to create 
     const procCgroup = readFileSync(`/proc/${pid}/cgroup`, 'utf8');
     assert.match(procCgroup, new RegExp(`:memory:${top}/c1$`, 'm'));
     if (layout.v2) assert.match(procCgroup, new RegExp(`^0::${top}/c1$`, 'm'));
+
+    // Another container cannot be created over this occupied cgroup.
+    await assert.rejects(cgroupManagerFor(`${top}/c1`, 'other').create(), (e: unknown) => isBerthError(e, 'RUNTIME_ERROR') && e.message.includes(String(pid)));
 
     await m.freeze();
     if (v1('freezer')) assert.equal(read('freezer', 'freezer.state'), 'FROZEN');

@@ -421,6 +421,8 @@ function berthSays(kind: Kind, doc: Json): { valid: boolean; message?: string } 
     return { valid: true };
   } catch (err) {
     if (!(err instanceof BerthError)) throw new Error(`berth threw a non-BerthError on ${JSON.stringify(doc)}: ${String(err)}`, { cause: err });
+    const field = (err.detail as { field?: string } | undefined)?.field;
+    assert.ok(field !== undefined && err.message.startsWith(`${field}: `), `the error names the field: ${err.message}`);
     return { valid: false, message: err.message };
   }
 }
@@ -491,7 +493,7 @@ describe('validation agrees with the image-spec JSON schemas', () => {
       const berth = berthSays(c.kind, c.doc);
       if (!berth.valid) {
         invalid++;
-        assert.ok(berth.message && berth.message.length > 10, 'error messages say what is wrong');
+        assert.ok(berth.message && berth.message.length > 20, 'error messages say what is wrong');
       }
       if (schema === berth.valid) continue;
       const direction = berth.valid ? 'looser' : 'stricter';

@@ -19,7 +19,15 @@ const HOST_ONLY = new Set(['security.selinux']);
 let available: boolean | undefined;
 
 export function xattrsAvailable(): boolean {
-  available ??= spawnSync('getfattr', ['--version'], { stdio: 'ignore' }).status === 0;
+  if (available === undefined) {
+    available = spawnSync('getfattr', ['--version'], { stdio: 'ignore' }).status === 0;
+    if (!available) {
+      // Said once, loudly: layers without security.capability break binaries such as ping.
+      process.emitWarning('getfattr not found (Debian package "attr"): layers are created without extended attributes', {
+        code: 'BERTH_NO_XATTRS',
+      });
+    }
+  }
   return available;
 }
 

@@ -5,7 +5,7 @@ import { chmodSync, chownSync, existsSync, linkSync, lutimesSync, mkdirSync, rea
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createLayerFile, writeLayerFromDir } from '../../src/layer/create.js';
-import { xattrsAvailable } from '../../src/layer/xattrs.js';
+import { parseGetfattrDump, readTreeXattrs, xattrsAvailable } from '../../src/layer/xattrs.js';
 import { MediaType } from '../../src/image/media-types.js';
 import { gnuTarExtract, gnuTarList, gnuTarNames, hasCommand, isRoot, removeDir, run, snapshotTree, tempDir } from './layer-write-helpers.js';
 
@@ -218,6 +218,33 @@ describe('writeLayerFromDir / createLayerFile', () => {
     } finally {
       await new Promise((resolve) => server.close(resolve));
     }
+  });
+
+  it('reads xattrs of files whose names need quoting (newline, backslash, space)', { skip: xattrsAvailable() && hasCommand('setfattr') ? false : 'needs getfattr/setfattr (Debian package attr)' }, async () => {
+    const tree = join(work, 'quoted');
+    mkdirSync(tree);
+    const names = ['with space', 'new\nline', 'back\\slash', 'tab\there', 'ünï'];
+    for (const name of names) {
+      writeFileSync(join(tree, name), name);
+      run('setfattr', ['-n', 'user.name', '-v', `0x${Buffer.from(name).toString('hex')}`, join(tree, name)]);
+    }
+    const xattrs = await readTreeXattrs(tree);
+    assert.deepEqual([...xattrs.keys()].sort(), [...names].sort());
+    for (const name of names) assert.equal(xattrs.get(name)!['user.name']!.toString(), name);
+    const file = join(work, 'quoted.tar');
+    await createLayerFile(tree, file, { compression: 'none' });
+    const dest = join(work, 'quoted-x');
+    mkdirSync(dest);
+    gnuTarExtract(file, dest);
+    assert.deepEqual(await snapshotTree(dest), await snapshotTree(tree));
+  });
+
+  it('parses getfattr dumps, dropping host-only SELinux labels', () => {
+    const dump = '# file: a\\012b\nuser.x=0x6869\nsecurity.selinux=0x73797374656d5f7500\n\n# file: c\nsecurity.selinux=0x00\n\n# file: d\nuser.empty\n';
+    const parsed = parseGetfattrDump(dump);
+    assert.deepEqual([...parsed.keys()], ['a\nb', 'd']);
+    assert.equal(parsed.get('a\nb')!['user.x']!.toString(), 'hi');
+    assert.equal(parsed.get('d')!['user.empty']!.length, 0);
   });
 
   it('refuses what is not a directory and bad options', async () => {

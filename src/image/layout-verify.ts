@@ -112,6 +112,8 @@ export async function verifyLayout(layout: OciLayout, opts: { ref?: string } = {
     const file = blobs.get(desc.digest);
     if (!file) {
       if (role === 'subject') problems.push({ digest: desc.digest, path: where, problem: 'subject is not in the layout (dangling reference)', severity: 'warning' });
+      // descriptor.md "urls": such a blob (e.g. a non-distributable layer) may be fetched from elsewhere.
+      else if (desc.urls?.length) problems.push({ digest: desc.digest, path: where, problem: `blob not in the layout; its descriptor lists urls (${desc.urls[0]})`, severity: 'warning' });
       else err(`missing blob (${desc.mediaType})`, { digest: desc.digest, path: where });
       return;
     }

@@ -18,6 +18,7 @@ import { MediaType, isIndexMediaType, isManifestMediaType } from './media-types.
 import type { Descriptor, ImageIndex, ImageManifest } from './types.js';
 import { TEMP_PREFIX, fsyncDir, writeFileAtomic } from './atomic-file.js';
 import { withLock } from './layout-lock.js';
+import { hostPlatform, selectManifests } from './platform.js';
 
 export const REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name';
 export const LAYOUT_VERSION = '1.0.0';
@@ -80,11 +81,6 @@ class SkipBytes extends Transform {
     this.skip = 0;
     cb(null, out);
   }
-}
-
-function hostArchitecture(): string {
-  const map: Record<string, string> = { x64: 'amd64', ia32: '386', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
-  return map[process.arch] ?? process.arch;
 }
 
 export class OciLayout implements Target, TagLister, ReferrerLister {
@@ -351,9 +347,9 @@ export class OciLayout implements Target, TagLister, ReferrerLister {
         `no reference ${JSON.stringify(ref)} in ${this.name}${known.length ? ` (it has: ${known.slice(0, 10).join(', ')}${known.length > 10 ? ', …' : ''})` : ' (it has no tags)'}`,
       );
     }
-    // Several entries may share a name (one per platform): prefer this host's platform.
-    const host = matches.find((d) => d.platform?.os === 'linux' && d.platform.architecture === hostArchitecture());
-    return withoutRefName(host ?? matches[0]!);
+    // Several entries may share a name (one per platform): prefer what this host runs.
+    const best = selectManifests({ schemaVersion: 2, manifests: matches }, hostPlatform())[0];
+    return withoutRefName(best ?? matches[0]!);
   }
 
   /** A descriptor for a manifest or index blob found by digest alone. */

@@ -10,6 +10,7 @@ import { digestOf } from '../../src/image/digest.js';
 import { readAll } from '../../src/content/read.js';
 import { MediaType } from '../../src/image/media-types.js';
 import { isBerthError } from '../../src/errors.js';
+import { hostPlatform } from '../../src/image/platform.js';
 import type { Descriptor } from '../../src/image/types.js';
 
 function blobDesc(bytes: Buffer, mediaType = 'application/octet-stream'): Descriptor {
@@ -151,6 +152,21 @@ describe('OciLayout', () => {
     assert.ok(await layout.exists(m2), 'delete keeps the blob until gc');
     assert.throws(() => validateRefName('a//b'));
     assert.equal(validateRefName('example.com/app:v1.0--x'), 'example.com/app:v1.0--x');
+  });
+
+  test('a name shared by per-platform entries (as other tools write) resolves to the host platform', async () => {
+    const layout = await OciLayout.open(join(tmp, 'shared-name'), { create: true });
+    const a = await pushManifest(layout, { annotations: { p: 'other' } });
+    const b = await pushManifest(layout, { annotations: { p: 'host' } });
+    const index = await layout.index();
+    const arch = hostPlatform().architecture;
+    index.manifests = [
+      { ...a, platform: { os: 'linux', architecture: arch === 's390x' ? 'ppc64le' : 's390x' }, annotations: { [REF_NAME_ANNOTATION]: 'multi' } },
+      { ...b, platform: hostPlatform(), annotations: { [REF_NAME_ANNOTATION]: 'multi' } },
+    ];
+    await writeFile(join(layout.dir, 'index.json'), JSON.stringify(index));
+    assert.equal((await layout.resolve('multi')).digest, b.digest);
+    assert.deepEqual(await layout.tags(), ['multi']);
   });
 
   test('concurrent tag() calls keep every tag, in-process and across processes', async () => {

@@ -24,7 +24,14 @@ import { BerthError } from '../errors.js';
 import { BPF_JEQ, BPF_JGE, BPF_JGT, Label, NATIVE_LITTLE_ENDIAN, Program } from './seccomp-bpf.js';
 import {
   SYSCALLS_AARCH64,
+  SYSCALLS_ARM,
+  SYSCALLS_MIPSEL,
+  SYSCALLS_MIPSEL64,
+  SYSCALLS_MIPSEL64N32,
+  SYSCALLS_PPC64LE,
   SYSCALLS_RISCV64,
+  SYSCALLS_S390,
+  SYSCALLS_S390X,
   SYSCALLS_X32,
   SYSCALLS_X86,
   SYSCALLS_X86_64,
@@ -122,7 +129,14 @@ const SYSCALL_TABLE_SOURCES: Partial<Record<LinuxSeccompArch, string>> = {
   SCMP_ARCH_X86: SYSCALLS_X86,
   SCMP_ARCH_X32: SYSCALLS_X32,
   SCMP_ARCH_AARCH64: SYSCALLS_AARCH64,
+  SCMP_ARCH_ARM: SYSCALLS_ARM,
   SCMP_ARCH_RISCV64: SYSCALLS_RISCV64,
+  SCMP_ARCH_PPC64LE: SYSCALLS_PPC64LE,
+  SCMP_ARCH_S390X: SYSCALLS_S390X,
+  SCMP_ARCH_S390: SYSCALLS_S390,
+  SCMP_ARCH_MIPSEL: SYSCALLS_MIPSEL,
+  SCMP_ARCH_MIPSEL64: SYSCALLS_MIPSEL64,
+  SCMP_ARCH_MIPSEL64N32: SYSCALLS_MIPSEL64N32,
 };
 
 const THIRTY_TWO_BIT: ReadonlySet<LinuxSeccompArch> = new Set<LinuxSeccompArch>([
@@ -347,7 +361,7 @@ export function compileSeccomp(seccomp: LinuxSeccomp, arch: string = process.arc
     if (table === undefined) {
       throw new BerthError(
         'UNSUPPORTED',
-        `${field}: berth has no syscall table for ${s.arch}, which processes on this ${arch} machine can use; remove it from architectures or run on x86_64/aarch64/riscv64`,
+        `${field}: berth has no syscall table for ${s.arch}, which processes on this ${arch} machine can use; remove it from architectures or run on a machine berth has tables for (x86_64, aarch64, arm, riscv64, ppc64le, s390x, mips64el)`,
       );
     }
     prog.bind(s.label);

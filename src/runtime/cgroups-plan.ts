@@ -64,8 +64,28 @@ export function swapToV2(swap: number, limit: number | undefined): string {
 const maxOr = (n: number): string => (n === -1 ? 'max' : String(n));
 const v1Value = (n: number): string => String(n);
 
+/**
+ * runc and crun read 0 as "not set" for these fields (a 0-byte memory limit or 0 CPU
+ * shares cannot be meant); berth does the same so that engines' configs mean the same.
+ */
+function zeroAsUnset(r: LinuxResources): LinuxResources {
+  const drop = <T extends object>(o: T | undefined, keys: (keyof T)[]): T | undefined => {
+    if (o === undefined) return undefined;
+    const copy = { ...o };
+    for (const k of keys) if ((copy[k] as unknown) === 0) delete copy[k];
+    return copy;
+  };
+  return {
+    ...r,
+    memory: drop(r.memory, ['limit', 'reservation', 'swap', 'kernel', 'kernelTCP']),
+    cpu: drop(r.cpu, ['shares', 'quota', 'period']),
+    blockIO: drop(r.blockIO, ['weight', 'leafWeight']),
+  };
+}
+
 export function planResourceWrites(resources: LinuxResources | undefined, versionOf: VersionOf): CgroupWrite[] {
   if (resources === undefined) return [];
+  resources = zeroAsUnset(resources);
   const out: CgroupWrite[] = [];
   if (resources.memory !== undefined) planMemory(resources.memory, versionOf, out);
   if (resources.cpu !== undefined) planCpu(resources.cpu, versionOf, out);

@@ -269,7 +269,8 @@ function checkMounts(c: Checker, mounts: unknown, hasUserNs: boolean): Spec['mou
     const type = c.optString(`${p}.type`, mnt.type);
     const source = c.optString(`${p}.source`, mnt.source);
     const options = c.strings(`${p}.options`, mnt.options);
-    const isBind = options.includes('bind') || options.includes('rbind');
+    // runc and crun also take type "bind" alone as a bind mount.
+    const isBind = options.includes('bind') || options.includes('rbind') || type === 'bind';
     if (isBind && (source === undefined || source === '')) c.fail(`${p}.source`, 'a bind mount needs a source');
     if (!isBind && type === undefined && !options.includes('remount')) {
       c.fail(`${p}.type`, 'is required unless the mount is a bind mount (options bind or rbind)');

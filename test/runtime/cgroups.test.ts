@@ -144,6 +144,12 @@ describe('cgroups resource mapping', () => {
     ]);
   });
 
+  it('reads 0 as unset for memory limits, cpu shares/quota/period and blkio weights, as runc does', () => {
+    const zeros: LinuxResources = { memory: { limit: 0, reservation: 0, swap: 0 }, cpu: { shares: 0, quota: 0, period: 0 }, blockIO: { weight: 0 }, pids: { limit: 0 } };
+    assert.deepEqual(writesOf(zeros, allV2), ['pids.max=0']);
+    assert.deepEqual(writesOf(zeros, allV1), ['pids.max=0']);
+  });
+
   it('refuses, clearly, what the chosen version cannot express', () => {
     expectError(() => planResourceWrites({ memory: { swappiness: 10 } }, allV2), 'UNSUPPORTED', /swappiness.*v2/);
     expectError(() => planResourceWrites({ memory: { kernel: 1 } }, allV2), 'UNSUPPORTED', /memory\.kernel/);

@@ -5,7 +5,7 @@
  * Wire format (parsed by berth-init without a JSON library): records "KEY LEN\n" + LEN bytes
  * + "\n"; fields inside a value are joined with NUL bytes; the plan ends with "end 0\n\n".
  */
-import { lstatSync, readlinkSync, statSync } from 'node:fs';
+import { lstatSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { isAbsolute, join, posix } from 'node:path';
 import { BerthError } from '../errors.js';
 import type { Hook, LinuxDevice, LinuxIDMapping, Mount, Process, Spec } from './spec-types.js';
@@ -140,7 +140,7 @@ function planCgroupMount(m: Mount, dst: string, opts: ParsedOptions, cgroupns: b
     out.push(sub(h, join(dst, name)));
     if (name.includes(',')) for (const alias of name.split(',')) out.push(['symlink', fields(name, join(dst, alias))]);
   }
-  if (flags & MS.RDONLY) out.push(mountRecord('', dst, '', MS.REMOUNT | MS.BIND | MS.RDONLY | MS.NOSUID | MS.NODEV | MS.NOEXEC, '', []));
+  // Like runc, the tmpfs holding the hierarchies stays writable; the hierarchies get the flags.
   void m;
   return out;
 }
@@ -240,6 +240,19 @@ function planProcess(p: Process, out: PlanRecord[]): void {
   for (const e of p.env ?? []) out.push(['env', e]);
 }
 
+/** As runc does: without HOME in env, use the user's home from the rootfs's /etc/passwd, else "/". */
+export function withHome(p: Process, rootfs: string): Process {
+  if ((p.env ?? []).some((e) => e.startsWith('HOME='))) return p;
+  let home = '/';
+  try {
+    for (const line of readFileSync(join(rootfs, 'etc/passwd'), 'utf8').split('\n')) {
+      const f = line.split(':');
+      if (f.length >= 7 && Number(f[2]) === p.user.uid && f[5]) { home = f[5]; break; }
+    }
+  } catch { /* no passwd file: "/" */ }
+  return { ...p, env: [...(p.env ?? []), `HOME=${home}`] };
+}
+
 function planSeccomp(spec: Spec, out: PlanRecord[]): void {
   const sc = spec.linux?.seccomp;
   if (!sc) return;
@@ -313,7 +326,7 @@ export function buildInitPlan(input: InitPlanInput): Plan {
     }, 0);
     out.push(['personality', String(PERSONALITY_DOMAINS[pers.domain]! | flags)]);
   }
-  planProcess(p, out);
+  planProcess(withHome(p, input.rootfs), out);
   planSeccomp(spec, out);
   out.push(['fifo', input.fifoPath]);
   for (const h of spec.hooks?.startContainer ?? []) out.push(hookRecord(h));

@@ -5,7 +5,7 @@
  * and resume with `Range` after a broken connection; uploads go as one streamed PUT or in
  * chunks (PATCH with Content-Range) that resume from the offset the registry reports.
  */
-import { Readable } from 'node:stream';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { BerthError, isBerthError } from '../errors.js';
 import { DigestingStream, parseDigest, validateDigest } from '../image/digest.js';
 import { ALL_MANIFEST_MEDIA_TYPES, isIndexMediaType, isManifestOrIndexMediaType, MediaType } from '../image/media-types.js';
@@ -99,11 +99,21 @@ export class Repository implements Target, TagLister, ReferrerLister, Deleter, M
       return Readable.from([opts.offset ? bytes.subarray(opts.offset) : bytes]);
     }
     const offset = opts.offset ?? 0;
-    const source = Readable.from(this.blobChunks(desc, offset, opts.signal), { objectMode: false, highWaterMark: 1 << 20 });
+    const source = this.fetchUnverified(desc, opts);
     // With an offset only the size of the rest can be checked; the caller hashes the whole.
     const verify = new DigestingStream(offset ? { expectedSize: desc.size - offset } : { expectedDigest: desc.digest, expectedSize: desc.size });
     source.on('error', (err) => verify.destroy(err));
     return source.pipe(verify);
+  }
+
+  /**
+   * A blob's bytes without digest verification (resumed with Range after a broken
+   * connection). Only for consumers that verify what they receive themselves: every
+   * Pusher does (content/types.ts), so copy() uses this to avoid hashing twice.
+   */
+  fetchUnverified(desc: Descriptor, opts: FetchOptions = {}): Readable {
+    validateDigest(desc.digest);
+    return Readable.from(this.blobChunks(desc, opts.offset ?? 0, opts.signal), { objectMode: false, highWaterMark: 1 << 20 });
   }
 
   /** Manifest bytes by digest, verified and capped at 4 MiB. */
@@ -227,15 +237,13 @@ export class Repository implements Target, TagLister, ReferrerLister, Deleter, M
   }
 
   private async pushBlob(desc: Descriptor, content: Readable, opts: PushOptions): Promise<void> {
-    const verified = new DigestingStream({ expectedDigest: desc.digest, expectedSize: desc.size });
+    // The registry hashes what it receives and refuses a wrong digest (DIGEST_INVALID), and
+    // sources verify as they stream, so only the size is checked here: no third hash pass.
+    const verified = new SizeLimit(desc);
     content.on('error', (err) => verified.destroy(err));
-    let sent = 0;
     if (opts.onBytes) {
-      verified.on('data', (chunk: Buffer) => {
-        sent += chunk.length;
-        opts.onBytes!(sent);
-      });
-      verified.pause();
+      const onBytes = opts.onBytes;
+      verified.onBytes = onBytes;
     }
     content.pipe(verified);
     const singleMax = this.options.singlePostMaxBytes ?? 0;
@@ -563,6 +571,34 @@ export class Repository implements Target, TagLister, ReferrerLister, Deleter, M
       this.manifestCache.delete(this.manifestCache.keys().next().value!);
     }
     this.manifestCache.set(digest, bytes);
+  }
+}
+
+/** Passes bytes through, reporting progress and failing on more or fewer bytes than the descriptor says. */
+class SizeLimit extends Transform {
+  private count = 0;
+  onBytes?: (bytes: number) => void;
+
+  constructor(private readonly desc: Descriptor) {
+    super({ highWaterMark: 1 << 20 });
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.count += chunk.length;
+    if (this.count > this.desc.size) {
+      cb(new BerthError('SIZE_MISMATCH', `blob ${this.desc.digest} is larger than its descriptor says (${this.desc.size} bytes): refusing it`));
+      return;
+    }
+    this.onBytes?.(this.count);
+    cb(null, chunk);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    if (this.count !== this.desc.size) {
+      cb(new BerthError('SIZE_MISMATCH', `blob ${this.desc.digest}: expected ${this.desc.size} bytes, got ${this.count}`));
+      return;
+    }
+    cb();
   }
 }
 

@@ -63,6 +63,10 @@ function isReferrerLister(t: unknown): t is ReferrerLister {
   return typeof (t as ReferrerLister).referrers === 'function';
 }
 
+function hasFetchUnverified(t: unknown): t is { fetchUnverified(d: Descriptor): Readable } {
+  return typeof (t as { fetchUnverified?: unknown }).fetchUnverified === 'function';
+}
+
 function hasAddManifest(t: unknown): t is { addManifest(d: Descriptor): Promise<void> } {
   return typeof (t as { addManifest?: unknown }).addManifest === 'function';
 }
@@ -222,7 +226,9 @@ class Copier {
     for (let attempt = 1; ; attempt++) {
       this.emit({ type: 'start', desc });
       try {
-        const stream = await this.src.fetch(desc);
+        // Every Pusher verifies digest and size itself; a source that can skip its own
+        // verification then saves a second hash pass over the blob.
+        const stream = hasFetchUnverified(this.src) ? this.src.fetchUnverified(desc) : await this.src.fetch(desc);
         await this.dst.push(desc, stream, {
           onBytes: (bytes) => this.emit({ type: 'bytes', desc, bytes, total: desc.size }),
         });

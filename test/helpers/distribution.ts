@@ -187,11 +187,13 @@ async function startTokenServer(dir: string, username: string, password: string)
 
 // ---- the registry -------------------------------------------------------------------------------
 
-export async function startRegistry(opts: { auth?: RegistryAuth; username?: string; password?: string } = {}): Promise<RegistryServer> {
+export async function startRegistry(
+  opts: { auth?: RegistryAuth; username?: string; password?: string; /** Parent of the temp dir (e.g. /dev/shm for benchmarks). */ baseDir?: string } = {},
+): Promise<RegistryServer> {
   const auth = opts.auth ?? 'none';
   const username = opts.username ?? 'berth';
   const password = opts.password ?? 'secret-pass';
-  const dir = await mkdtemp(join(tmpdir(), 'berth-registry-'));
+  const dir = await mkdtemp(join(opts.baseDir ?? tmpdir(), 'berth-registry-'));
   const port = await freePort();
   const lines = [
     'version: 0.1',

@@ -1,0 +1,151 @@
+/**
+ * Push and pull through Debian's docker-registry on loopback: berth vs skopeo on the same
+ * images in one run, ratio printed. Images: ~200 MB in five gzip layers (tars of /usr
+ * subtrees) and one 1 GiB incompressible layer. Fresh repository names per run so nothing is
+ * skipped or mounted; skopeo runs with a memory-only blob-info cache (as root it would
+ * otherwise turn pushes into mounts). Peak RSS from GNU time's "Maximum resident set size".
+ * Targets: berth <= 0.7x skopeo's time both ways; berth peak RSS < 150 MB on the 1 GiB copy.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream, existsSync } from 'node:fs';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { digestStream, digestOf } from '../src/image/digest.js';
+import { OciLayout } from '../src/image/layout.js';
+import { MediaType } from '../src/image/media-types.js';
+import type { Descriptor, ImageManifest } from '../src/image/types.js';
+import { startRegistry } from '../test/helpers/distribution.js';
+import { Readable } from 'node:stream';
+
+const BIN = join(import.meta.dirname, '..', '..', 'bin', 'berth.js');
+const TREES = ['/usr/lib/python3.11', '/usr/lib/python3', '/usr/share/vim', '/usr/share/icons', '/usr/share/perl'];
+const BIG_BYTES = Number(process.env.BERTH_BENCH_BIG_MB ?? 1024) * 1024 * 1024;
+
+function sh(cmd: string): void {
+  const r = spawnSync('sh', ['-c', cmd], { stdio: ['ignore', 'ignore', 'inherit'] });
+  if (r.status !== 0) throw new Error(`${cmd} failed (${r.status})`);
+}
+
+async function writeRandom(file: string, bytes: number): Promise<void> {
+  const out = createWriteStream(file);
+  let left = bytes;
+  await new Promise<void>((resolve, reject) => {
+    out.on('error', reject);
+    const pump = () => {
+      while (left > 0) {
+        const n = Math.min(left, 4 << 20);
+        left -= n;
+        if (!out.write(randomBytes(n))) return out.once('drain', pump);
+      }
+      out.end(resolve);
+    };
+    pump();
+  });
+}
+
+async function addFileBlob(layout: OciLayout, file: string, mediaType: string): Promise<Descriptor> {
+  const { digest, size } = await digestStream(createReadStream(file));
+  const desc = { mediaType, digest, size };
+  await layout.push(desc, createReadStream(file));
+  return desc;
+}
+
+async function addImage(layout: OciLayout, tag: string, layerFiles: string[], diffIds: string[]): Promise<void> {
+  const layers: Descriptor[] = [];
+  for (const f of layerFiles) layers.push(await addFileBlob(layout, f, MediaType.layerTarGzip));
+  const configBytes = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: diffIds }, config: {} }));
+  const config = { mediaType: MediaType.imageConfig, digest: digestOf(configBytes), size: configBytes.length };
+  await layout.push(config, Readable.from([configBytes]));
+  const manifest: ImageManifest = { schemaVersion: 2, mediaType: MediaType.imageManifest, config, layers };
+  const bytes = Buffer.from(JSON.stringify(manifest));
+  const desc = { mediaType: MediaType.imageManifest, digest: digestOf(bytes), size: bytes.length };
+  await layout.push(desc, Readable.from([bytes]));
+  await layout.tag(desc, tag);
+}
+
+interface Measured {
+  seconds: number;
+  maxRssMb: number;
+}
+
+/** Runs a command under GNU time -v; returns wall time and peak RSS. */
+function measure(cmd: string[], env: NodeJS.ProcessEnv = process.env): Promise<Measured> {
+  return new Promise((resolve, reject) => {
+    const start = process.hrtime.bigint();
+    const child = spawn('/usr/bin/time', ['-v', ...cmd], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+      if (code !== 0) return reject(new Error(`${cmd.join(' ')} failed (${code}): ${err.slice(-2000)}`));
+      const m = /Maximum resident set size \(kbytes\): (\d+)/.exec(err);
+      resolve({ seconds, maxRssMb: m ? Number(m[1]) / 1024 : NaN });
+    });
+  });
+}
+
+const SKOPEO_ENV = { ...process.env, _CONTAINERS_ROOTLESS_UID: '1000', XDG_DATA_HOME: '/proc/nonexistent' };
+
+async function main(): Promise<void> {
+  for (const t of ['/usr/bin/docker-registry', '/usr/bin/skopeo', '/usr/bin/time']) {
+    if (!existsSync(t)) {
+      console.log(`skipping push-pull benchmark: ${t} is missing`);
+      return;
+    }
+  }
+  const tmp = await mkdtemp(join(tmpdir(), 'berth-bench-push-pull-'));
+  const reg = await startRegistry();
+  try {
+    console.log('preparing images (gzip -1 layers)…');
+    const layout = await OciLayout.open(join(tmp, 'src'), { create: true });
+    const multiFiles: string[] = [];
+    const multiDiff: string[] = [];
+    for (const [i, tree] of TREES.filter((t) => existsSync(t)).entries()) {
+      const tar = join(tmp, `layer${i}.tar`);
+      sh(`tar -cf ${tar} -C ${tree} . 2>/dev/null; gzip -1 -k ${tar}`);
+      multiDiff.push((await digestStream(createReadStream(tar))).digest);
+      multiFiles.push(`${tar}.gz`);
+    }
+    await addImage(layout, 'multi', multiFiles, multiDiff);
+    const bigRaw = join(tmp, 'big.bin');
+    await writeRandom(bigRaw, BIG_BYTES);
+    sh(`gzip -1 -k ${bigRaw}`);
+    await addImage(layout, 'big', [`${bigRaw}.gz`], [(await digestStream(createReadStream(bigRaw))).digest]);
+    let multiBytes = 0;
+    for (const f of multiFiles) multiBytes += (await stat(f)).size;
+    const bigBytes = (await stat(`${bigRaw}.gz`)).size;
+    console.log(`multi: ${multiFiles.length} layers, ${(multiBytes / 1e6).toFixed(0)} MB compressed; big: 1 layer, ${(bigBytes / 1e6).toFixed(0)} MB`);
+    sh(`rm -f ${join(tmp, '*.tar')} ${join(tmp, '*.gz')} ${bigRaw}`);
+
+    const run = Date.now().toString(36);
+    const rows: string[] = [];
+    let peak = 0;
+    for (const image of ['multi', 'big']) {
+      const berthPush = await measure([process.execPath, BIN, 'copy', '-q', `oci:${join(tmp, 'src')}:${image}`, `docker://${reg.host}/bench/berth-${run}-${image}:t`]);
+      const skopeoPush = await measure(['skopeo', 'copy', '-q', '--dest-tls-verify=false', `oci:${join(tmp, 'src')}:${image}`, `docker://${reg.host}/bench/skopeo-${run}-${image}:t`], SKOPEO_ENV);
+      const berthPull = await measure([process.execPath, BIN, 'copy', '-q', `docker://${reg.host}/bench/berth-${run}-${image}:t`, `oci:${join(tmp, `berth-pull-${image}`)}:t`]);
+      const skopeoPull = await measure(['skopeo', 'copy', '-q', '--src-tls-verify=false', `docker://${reg.host}/bench/skopeo-${run}-${image}:t`, `oci:${join(tmp, `skopeo-pull-${image}`)}:t`], SKOPEO_ENV);
+      if (image === 'big') peak = Math.max(berthPush.maxRssMb, berthPull.maxRssMb);
+      for (const [what, b, s] of [['push', berthPush, skopeoPush], ['pull', berthPull, skopeoPull]] as const) {
+        rows.push(
+          `${`${what} ${image}`.padEnd(11)} berth ${b.seconds.toFixed(2).padStart(6)} s (${b.maxRssMb.toFixed(0)} MB RSS)  skopeo ${s.seconds.toFixed(2).padStart(6)} s (${s.maxRssMb.toFixed(0)} MB RSS)  ratio ${(b.seconds / s.seconds).toFixed(2)}x${b.seconds / s.seconds <= 0.7 ? '' : '  (target <= 0.7x)'}`,
+        );
+      }
+      await rm(join(tmp, `berth-pull-${image}`), { recursive: true, force: true });
+      await rm(join(tmp, `skopeo-pull-${image}`), { recursive: true, force: true });
+    }
+    for (const r of rows) console.log(r);
+    console.log(`berth peak RSS during the 1 GiB copies: ${peak.toFixed(0)} MB (target < 150 MB)`);
+  } finally {
+    await reg.stop();
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -10,6 +10,13 @@ type Frame =
   | { kind: 'object'; path: string; keys: Set<string>; expectKey: boolean; key: string }
   | { kind: 'array'; path: string; index: number };
 
+/** Whether the quote at `at` is escaped: preceded by an odd number of backslashes. */
+function isEscaped(text: string, at: number): boolean {
+  let n = 0;
+  while (text.charCodeAt(at - 1 - n) === 0x5c) n++;
+  return n % 2 === 1;
+}
+
 /**
  * The path (e.g. `manifest.layers[0].digest`) of the first duplicate object name in `text`,
  * or undefined. `text` must already be valid JSON (run JSON.parse first).
@@ -52,8 +59,8 @@ export function findDuplicateKey(text: string, root = '$'): string | undefined {
         break;
       }
       case '"': {
-        let end = i + 1;
-        while (text[end] !== '"') end += text[end] === '\\' ? 2 : 1;
+        let end = text.indexOf('"', i + 1);
+        while (isEscaped(text, end)) end = text.indexOf('"', end + 1);
         const top = stack[stack.length - 1];
         if (top?.kind === 'object' && top.expectKey) {
           const key = JSON.parse(text.slice(i, end + 1)) as string;

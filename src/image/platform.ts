@@ -287,13 +287,15 @@ function sameTriple(a: Platform, b: Platform): boolean {
   return a.os === b.os && a.architecture === b.architecture && (a.variant ?? '') === (b.variant ?? '');
 }
 
-/** The rank of `have` among what `want` can run (0 = exact), or -1 when it cannot run it. */
-function matchRank(want: Platform, have: Platform): number {
-  const h = normalizePlatform(have);
+/** A ranking function: the rank of `have` among what `want` can run (0 = exact), or -1 when it cannot run it. */
+function rankerFor(want: Platform): (have: Platform) => number {
   const w = normalizePlatform(want);
-  if (!osVersionCompatible(w, h) || !osFeaturesCompatible(w, h)) return -1;
   const vector = platformVector(w);
-  return vector.findIndex((candidate) => sameTriple(candidate, h));
+  return (have) => {
+    const h = normalizePlatform(have);
+    if (!osVersionCompatible(w, h) || !osFeaturesCompatible(w, h)) return -1;
+    return vector.findIndex((candidate) => sameTriple(candidate, h));
+  };
 }
 
 /**
@@ -302,7 +304,7 @@ function matchRank(want: Platform, have: Platform): number {
  * fallbacks (arm/v7 runs v6 and v5, amd64/v3 runs v2, v1 and 386, arm64 runs arm).
  */
 export function platformMatches(want: Platform, have: Platform): boolean {
-  return matchRank(want, have) !== -1;
+  return rankerFor(want)(have) !== -1;
 }
 
 /**
@@ -312,13 +314,14 @@ export function platformMatches(want: Platform, have: Platform): boolean {
  * Descriptors without a platform are not selected.
  */
 export function selectManifests(index: ImageIndex, want: Platform): Descriptor[] {
-  const w = normalizePlatform(want);
+  const isWindows = normalizePlatform(want).os === 'windows';
+  const rankOf = rankerFor(want);
   const ranked: { desc: Descriptor; rank: number; osVersion: string; order: number }[] = [];
   index.manifests.forEach((desc, order) => {
     if (desc.platform === undefined) return;
-    const rank = matchRank(w, desc.platform);
+    const rank = rankOf(desc.platform);
     if (rank === -1) return;
-    ranked.push({ desc, rank, osVersion: w.os === 'windows' ? (desc.platform['os.version'] ?? '') : '', order });
+    ranked.push({ desc, rank, osVersion: isWindows ? (desc.platform['os.version'] ?? '') : '', order });
   });
   ranked.sort((a, b) => a.rank - b.rank || (a.osVersion === b.osVersion ? 0 : a.osVersion > b.osVersion ? -1 : 1) || a.order - b.order);
   return ranked.map((r) => r.desc);

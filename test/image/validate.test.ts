@@ -344,6 +344,8 @@ describe('strict JSON (considerations.md: I-JSON)', () => {
     assert.equal(findDuplicateKey('{"a":{"a":{"a":1}},"b":"a","c":["a","a"]}'), undefined);
     assert.equal(findDuplicateKey('[{"k":1},{"k":2}] '), undefined);
     assert.equal(findDuplicateKey('{"x":"}{\\"","x":1}'), '$.x');
+    assert.equal(findDuplicateKey('{"a\\\\":1,"b":"\\\\","a\\\\":2}'), '$.a\\');
+    assert.equal(findDuplicateKey('{"a\\\\":1,"a":2}'), undefined);
   });
 
   it('refuses a manifest with a duplicate name, naming it', () => {

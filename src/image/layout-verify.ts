@@ -10,6 +10,7 @@ import { readAll } from '../content/read.js';
 import { digestStream, isValidDigest, SUPPORTED_ALGORITHMS, type DigestAlgorithm } from './digest.js';
 import { BLOB_TEMP_PREFIX, REF_NAME_ANNOTATION, type OciLayout } from './layout.js';
 import { withLock } from './layout-lock.js';
+import { TEMP_PREFIX } from './atomic-file.js';
 import { isIndexMediaType, isManifestMediaType, MediaType } from './media-types.js';
 import type { Descriptor, ImageIndex, ImageManifest } from './types.js';
 import { parseManifestOrIndex, validateConfig, validateIndex, validateLayoutHeader } from './validate.js';
@@ -36,6 +37,12 @@ async function listBlobFiles(layout: OciLayout, problems: LayoutProblem[] | unde
   const blobsDir = join(layout.dir, 'blobs');
   const blobs = new Map<string, BlobFile>();
   const temps: string[] = [];
+  // Temp files of atomic index.json / oci-layout rewrites live beside them.
+  for (const entry of await readdir(layout.dir, { withFileTypes: true })) {
+    if (!entry.isFile() || !entry.name.startsWith(TEMP_PREFIX)) continue;
+    temps.push(join(layout.dir, entry.name));
+    problems?.push({ path: entry.name, problem: 'stray temporary file of an interrupted write (berth layout gc removes it)', severity: 'warning' });
+  }
   for (const entry of await readdir(blobsDir, { withFileTypes: true })) {
     const rel = `blobs/${entry.name}`;
     if (entry.name.startsWith(BLOB_TEMP_PREFIX)) {

@@ -99,15 +99,19 @@ describe('verifyLayout and gcLayout', () => {
     await layout.untag('gone');
     const staleTemp = join(layout.dir, 'blobs', `${BLOB_TEMP_PREFIX}stale`);
     const freshTemp = join(layout.dir, 'blobs', `${BLOB_TEMP_PREFIX}fresh`);
+    const staleIndexTemp = join(layout.dir, `${BLOB_TEMP_PREFIX}index.json-0123`);
+    await writeFile(staleIndexTemp, '{}');
     await writeFile(staleTemp, orphanBytes);
     await writeFile(freshTemp, orphanBytes);
     const old = new Date(Date.now() - 3600_000);
     await utimes(staleTemp, old, old);
+    await utimes(staleIndexTemp, old, old);
 
     const dry = await gcLayout(layout, { dryRun: true });
     const expected = [gone.digest, goneImage.configDesc.digest, digestOf(JSON.stringify({ orphan: true }))];
     assert.deepEqual(dry.removed.filter((r) => r.startsWith('sha256:')).sort(), expected.sort());
     assert.ok(dry.removed.includes(`blobs/${BLOB_TEMP_PREFIX}stale`));
+    assert.ok(dry.removed.includes(`${BLOB_TEMP_PREFIX}index.json-0123`));
     assert.ok(!dry.removed.includes(`blobs/${BLOB_TEMP_PREFIX}fresh`), 'a recent temp file may be a write in progress');
     assert.ok(await layout.exists(gone), 'dry run removes nothing');
 

@@ -1,0 +1,83 @@
+// podman (Debian's 4.3) driving berth-runtime through --runtime, on a local busybox image:
+// run with output and exit code, a terminal through the console socket, detached run + exec +
+// stop + rm. Needs root and podman (apt-get install -y podman); configured as
+// /work/shared/peers.md says, with storage in a temp dir.
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { makeRootfs } from '../helpers/bundle.js';
+import { FRONT } from '../runtime/runtime-cli.js';
+
+const hasPodman = spawnSync('podman', ['--version']).status === 0;
+if (!hasPodman) console.log('# runtime-podman: podman is not installed (apt-get install -y podman); these tests are skipped');
+
+describe('podman --runtime berth-runtime (root)', { skip: !hasPodman && 'podman is not installed' }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'berth-podman-'));
+  const env: NodeJS.ProcessEnv = { ...process.env, CONTAINERS_CONF: join(dir, 'containers.conf'), CONTAINERS_STORAGE_CONF: join(dir, 'storage.conf') };
+  delete env.NODE_EXTRA_CA_CERTS;
+  const podman = (args: string[], timeout = 60_000) => {
+    const r = spawnSync('podman', ['--runtime', FRONT, ...args], { env, encoding: 'utf8', timeout });
+    return { status: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+  };
+
+  before(() => {
+    writeFileSync(env.CONTAINERS_CONF!, [
+      '[containers]', 'default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]', 'netns = "none"',
+      '[engine]', 'cgroup_manager = "cgroupfs"', 'events_logger = "file"', 'runtime = "runc"', '',
+    ].join('\n'));
+    writeFileSync(env.CONTAINERS_STORAGE_CONF!, `[storage]\ndriver = "overlay"\ngraphroot = "${dir}/graph"\nrunroot = "${dir}/run"\n`);
+    const rootfs = join(dir, 'rootfs');
+    makeRootfs(rootfs);
+    const tar = execFileSync('tar', ['-C', rootfs, '-c', '.'], { maxBuffer: 64 << 20 });
+    const r = spawnSync('podman', ['import', '-', 'localhost/berth-bb:test'], { env, input: tar, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+  });
+
+  after(() => {
+    spawnSync('podman', ['--runtime', FRONT, 'rm', '-af', '-t', '0'], { env, timeout: 60_000 });
+    spawnSync('podman', ['rmi', '-af'], { env, timeout: 60_000 });
+    spawnSync('podman', ['system', 'reset', '-f'], { env, timeout: 60_000 });
+    // Unmount whatever the overlay driver left under our temp dir, deepest first.
+    const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m): m is string => !!m && m.startsWith(dir));
+    for (const m of mounts.sort((a, b) => b.length - a.length)) spawnSync('umount', ['-l', m]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('runs a container: output, hostname, exit code, --rm', () => {
+    const r = podman(['run', '--rm', '--hostname', 'podbox', 'localhost/berth-bb:test', 'sh', '-c', 'echo hello from berth; hostname; id -u; exit 5']);
+    assert.equal(r.status, 5, r.stderr);
+    assert.equal(r.stdout, 'hello from berth\npodbox\n0\n');
+    const ps = podman(['ps', '-aq']);
+    assert.equal(ps.stdout.trim(), '', '--rm removed it');
+  });
+
+  it('gives the container a terminal through --console-socket', () => {
+    const r = podman(['run', '--rm', '-t', 'localhost/berth-bb:test', 'sh', '-c', 'tty; stty size']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^\/dev\/pts\/\d+\r?\n/);
+  });
+
+  it('detached run, exec (with and without a terminal), stop and rm', () => {
+    const run = podman(['run', '-d', '--name', 'berthpod', 'localhost/berth-bb:test', 'sleep', '60']);
+    assert.equal(run.status, 0, run.stderr);
+    const ex = podman(['exec', 'berthpod', 'sh', '-c', 'echo in-exec; cat /proc/1/cmdline | tr "\\0" " "']);
+    assert.equal(ex.status, 0, ex.stderr);
+    assert.equal(ex.stdout, 'in-exec\nsleep 60 ');
+    const code = podman(['exec', 'berthpod', 'sh', '-c', 'exit 9']);
+    assert.equal(code.status, 9);
+    const tty = podman(['exec', '-t', 'berthpod', 'tty']);
+    assert.equal(tty.status, 0, tty.stderr);
+    assert.match(tty.stdout, /^\/dev\/pts\/\d+/);
+    const inspect = podman(['inspect', '--format', '{{.State.Status}} {{.State.Pid}}', 'berthpod']);
+    const [status, pid] = inspect.stdout.trim().split(' ');
+    assert.equal(status, 'running');
+    assert.ok(existsSync(`/proc/${pid}`));
+    const stop = podman(['stop', '-t', '1', 'berthpod']);
+    assert.equal(stop.status, 0, stop.stderr);
+    assert.equal(podman(['inspect', '--format', '{{.State.Status}}', 'berthpod']).stdout.trim(), 'exited');
+    assert.equal(podman(['rm', 'berthpod']).status, 0);
+  });
+});

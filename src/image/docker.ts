@@ -35,10 +35,9 @@ function unsupported(message: string): BerthError {
   return new BerthError('UNSUPPORTED', message);
 }
 
+// Object.fromEntries keeps a "__proto__" key as data, where assignment would not.
 function sortedMap(m: Record<string, string>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const k of Object.keys(m).sort()) out[k] = m[k]!;
-  return out;
+  return Object.fromEntries(Object.entries(m).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
 function nonEmptyMap(m: Record<string, string> | undefined): m is Record<string, string> {

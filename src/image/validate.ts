@@ -38,7 +38,7 @@ function requireObject(v: unknown, code: ErrorCode, field: string): Obj {
 
 /** A present property (undefined = absent); `nullable` for config.md's "MAY also be set to null". */
 function present(o: Obj, key: string, nullable: boolean): boolean {
-  if (!(key in o) || o[key] === undefined) return false;
+  if (!Object.hasOwn(o, key) || o[key] === undefined) return false;
   return !(nullable && o[key] === null);
 }
 
@@ -356,8 +356,8 @@ export function parseManifestOrIndex(
       `manifest media type mismatch: it was served as ${hint} but its mediaType field says ${own}; refusing an ambiguous document`,
     );
   }
-  const looksLikeIndex = 'manifests' in doc;
-  const looksLikeManifest = 'config' in doc || 'layers' in doc;
+  const looksLikeIndex = Object.hasOwn(doc, 'manifests');
+  const looksLikeManifest = Object.hasOwn(doc, 'config') || Object.hasOwn(doc, 'layers');
   // image-index.md / manifest.md security: a document that is both cannot be interpreted safely.
   if (looksLikeIndex && looksLikeManifest) {
     throw new BerthError('MANIFEST_INVALID', 'document has both "manifests" (index) and "config"/"layers" (manifest) fields: refusing an ambiguous document');

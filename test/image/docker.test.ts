@@ -115,6 +115,13 @@ describe('manifest conversion', () => {
     assert.throws(() => dockerManifestToOci(odd), unsupported(/layer 0/));
   });
 
+  it('sorts annotation keys as Go does and keeps unusual keys as data', () => {
+    const annotations = JSON.parse('{"z":"1","__proto__":"p","a":"2"}') as Record<string, string>;
+    const oci = dockerManifestToOci({ ...dockerManifest(), annotations });
+    assert.deepEqual(Object.keys(oci.annotations!), ['__proto__', 'a', 'z']);
+    assert.equal(JSON.stringify(oci.annotations), '{"__proto__":"p","a":"2","z":"1"}');
+  });
+
   it('does not modify its input', () => {
     const input = dockerManifest();
     dockerManifestToOci(input);

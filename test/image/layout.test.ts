@@ -97,6 +97,18 @@ describe('OciLayout', () => {
     assert.deepEqual(leftovers, []);
   });
 
+  test('an aborted push (AbortSignal) leaves no blob and no temp file', async () => {
+    const layout = await OciLayout.open(join(tmp, 'abort'), { create: true });
+    const bytes = Buffer.alloc(1 << 20, 3);
+    const source = new Readable({ read() {} });
+    source.push(bytes.subarray(0, 1000));
+    const ac = new AbortController();
+    const pushing = layout.push(blobDesc(bytes), source, { signal: ac.signal });
+    setTimeout(() => ac.abort(), 20);
+    await assert.rejects(pushing, (e: Error) => e.name === 'AbortError');
+    assert.deepEqual(await readdir(join(layout.dir, 'blobs'), { recursive: true }), []);
+  });
+
   test('8 concurrent pushes of one blob leave one intact blob', async () => {
     const layout = await OciLayout.open(join(tmp, 'conc'), { create: true });
     const bytes = Buffer.alloc(3 << 20);

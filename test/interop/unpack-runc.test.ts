@@ -3,7 +3,7 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, readFile } from 'node:fs/promises';
+import { mkdtemp, rm, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -72,5 +72,23 @@ describe('berth unpack → runc run', { skip }, () => {
     const r = runc(bundle);
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(r.stdout.trim().split('\n'), ['1', 'worker']);
+  });
+
+  test('the same bundle runs under crun (inside a private mount namespace, as peers.md describes)', { skip: spawnSync('crun', ['--version']).status !== 0 ? 'crun is not installed' : undefined }, async () => {
+    const bundle = join(tmp, 'bundle-crun');
+    await unpackImage(layout, 'bb', bundle);
+    const empty = join(tmp, 'empty-controllers');
+    await writeFile(empty, '');
+    const id = `berth-crun-${randomBytes(6).toString('hex')}`;
+    const root = join(tmp, 'crun-state');
+    // crun refuses hybrid cgroup hosts unless the cgroup2 controller list reads empty.
+    const script = `mount --bind ${empty} /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null; exec crun --root ${root} run --bundle ${bundle} ${id}`;
+    try {
+      const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script], { encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'] });
+      assert.equal(r.stdout.trim(), 'hello from berth in /tmp as 1234:1234 groups 1234 44', r.stderr);
+      assert.equal(r.status, 7);
+    } finally {
+      spawnSync('crun', ['--root', root, 'delete', '--force', id], { stdio: 'ignore' });
+    }
   });
 });

@@ -83,7 +83,15 @@ function zeroAsUnset(r: LinuxResources): LinuxResources {
   };
 }
 
-export function planResourceWrites(resources: LinuxResources | undefined, versionOf: VersionOf): CgroupWrite[] {
+export interface PlanOptions {
+  /**
+   * The caller attaches the cgroup v2 device filter itself (compileDeviceFilter in
+   * cgroups-devices.ts, loaded with bpf(2) by the executor): devices produce no writes.
+   */
+  devicesByBpf?: boolean;
+}
+
+export function planResourceWrites(resources: LinuxResources | undefined, versionOf: VersionOf, opts: PlanOptions = {}): CgroupWrite[] {
   if (resources === undefined) return [];
   resources = zeroAsUnset(resources);
   const out: CgroupWrite[] = [];
@@ -109,11 +117,15 @@ export function planResourceWrites(resources: LinuxResources | undefined, versio
     const value = String(h.limit);
     out.push({ controller: 'hugetlb', version: v, file: rsvd, value, fallback: { file: plain, value } });
   }
-  if (resources.devices !== undefined && resources.devices.length > 0) {
-    const v = need(versionOf, 'devices', 'devices');
-    if (v === 2) {
-      throw unsupported('devices', 'device access control on cgroup v2 needs an eBPF program, which berth-runtime does not load yet; run on a host with the v1 devices controller or remove linux.resources.devices');
+  const v1Devices = versionOf('devices') === 1;
+  if (resources.devices !== undefined && resources.devices.length > 0 && !v1Devices) {
+    // cgroup v2 has no devices files: an eBPF program (cgroups-devices.ts) does the job.
+    if (versionOf('') !== 2) need(versionOf, 'devices', 'devices');
+    if (!opts.devicesByBpf) {
+      throw unsupported('devices', 'on cgroup v2, device access control is an eBPF program that the executor must attach (compileDeviceFilter); this caller does not, so remove linux.resources.devices or run where the v1 devices controller is mounted');
     }
+  }
+  if (resources.devices !== undefined && resources.devices.length > 0 && v1Devices) {
     for (const [i, d] of resources.devices.entries()) {
       const type = d.type ?? 'a';
       if (!['a', 'c', 'b'].includes(type)) throw invalid(`devices[${i}].type`, `${JSON.stringify(type)} is not a, c or b`);

@@ -14,7 +14,8 @@ import { join, posix } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BerthError } from '../errors.js';
 import { hostCgroupLayout, versionOf, v2Name, type CgroupLayout, type CgroupVersion } from './cgroups-host.js';
-import { planResourceWrites, type CgroupWrite } from './cgroups-plan.js';
+import { compileDeviceFilter } from './cgroups-devices.js';
+import { planResourceWrites, type CgroupWrite, type PlanOptions } from './cgroups-plan.js';
 import type { LinuxResources } from './spec-types.js';
 
 export type { CgroupLayout } from './cgroups-host.js';
@@ -23,7 +24,17 @@ export interface CgroupManager {
   /** Controller name (or 'unified' for the cgroup2 hierarchy) → absolute cgroup directory. */
   readonly paths: Record<string, string>;
   create(): Promise<void>;
-  apply(resources: LinuxResources | undefined): Promise<void>;
+  /**
+   * Writes the resources. On a host whose devices controller is cgroup v2, pass
+   * `devicesByBpf` when the executor attaches `deviceFilter()`'s program itself.
+   */
+  apply(resources: LinuxResources | undefined, opts?: PlanOptions): Promise<void>;
+  /**
+   * The BPF_PROG_TYPE_CGROUP_DEVICE program for resources.devices when this host controls
+   * devices through cgroup v2 (no v1 devices hierarchy), else undefined. The executor
+   * loads it and attaches it to `paths.unified` (BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI).
+   */
+  deviceFilter(resources: LinuxResources | undefined): Buffer | undefined;
   addProcess(pid: number): Promise<void>;
   freeze(): Promise<void>;
   thaw(): Promise<void>;
@@ -196,8 +207,15 @@ class FsCgroupManager implements CgroupManager {
     }
   }
 
-  async apply(resources: LinuxResources | undefined): Promise<void> {
-    const writes = planResourceWrites(resources, (c) => this.version(c));
+  deviceFilter(resources: LinuxResources | undefined): Buffer | undefined {
+    const devices = resources?.devices;
+    if (devices === undefined || devices.length === 0) return undefined;
+    if (this.version('devices') === 1 || this.paths[UNIFIED] === undefined) return undefined;
+    return compileDeviceFilter(devices).program;
+  }
+
+  async apply(resources: LinuxResources | undefined, opts: PlanOptions = {}): Promise<void> {
+    const writes = planResourceWrites(resources, (c) => this.version(c), opts);
     await this.checkBeforeUpdate(resources);
     const v2Controllers = new Set(
       writes.filter((w) => w.version === 2 && w.controller !== '').map((w) => v2Name(w.controller)),

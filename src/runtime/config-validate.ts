@@ -33,6 +33,8 @@ export interface ValidateOptions {
   checkHost?: boolean;
   /** Require process (with args), as `create`/`run` do; default true. */
   requireProcess?: boolean;
+  /** With checkHost on a cgroup v2 host: the executor attaches the eBPF device filter (see CgroupManager.deviceFilter). */
+  devicesByBpf?: boolean;
   /** Receives warnings (config.md: ungrantable capabilities MUST be logged). Default: process.emitWarning. */
   onWarning?: (message: string) => void;
 }
@@ -468,7 +470,7 @@ function checkLinux(c: Checker, linux: Json, namespaces: Map<string, string>, op
   }
 
   if (linux.cgroupsPath !== undefined) validateCgroupsPath(c.string('linux.cgroupsPath', linux.cgroupsPath));
-  checkResources(c, linux.resources, opts.checkHost === true);
+  checkResources(c, linux.resources, opts.checkHost === true, opts.devicesByBpf === true);
 
   const sysctl = c.stringMap('linux.sysctl', linux.sysctl);
   for (const name of Object.keys(sysctl ?? {})) checkSysctl(c, name, namespaces);
@@ -531,7 +533,7 @@ function checkLinux(c: Checker, linux: Json, namespaces: Map<string, string>, op
   }
 }
 
-function checkResources(c: Checker, raw: unknown, checkHost: boolean): void {
+function checkResources(c: Checker, raw: unknown, checkHost: boolean, devicesByBpf: boolean): void {
   const res = c.optObject('linux.resources', raw);
   if (res === undefined) return;
   const p = 'linux.resources';
@@ -607,7 +609,7 @@ function checkResources(c: Checker, raw: unknown, checkHost: boolean): void {
   // rules that hold on every host.
   if (checkHost) {
     const layout = hostCgroupLayout();
-    planResourceWrites(res as never, (ctl) => (ctl === '' ? (layout.v2 ? 2 : undefined) : versionOf(layout, ctl)));
+    planResourceWrites(res as never, (ctl) => (ctl === '' ? (layout.v2 ? 2 : undefined) : versionOf(layout, ctl)), { devicesByBpf });
   }
 }
 

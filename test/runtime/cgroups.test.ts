@@ -1,15 +1,17 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { once } from 'node:events';
 import { isBerthError } from '../../src/errors.js';
 import { UNIFIED, cgroupManagerFor, cgroupManagerWith, validateCgroupsPath } from '../../src/runtime/cgroups.js';
 import { hostCgroupLayout, layoutFrom, parseProcCgroup, versionOf, type CgroupLayout } from '../../src/runtime/cgroups-host.js';
+import { compileDeviceFilter, reduceDeviceRules } from '../../src/runtime/cgroups-devices.js';
 import { blkioWeightToIoWeight, planResourceWrites, sharesToWeight, type VersionOf } from '../../src/runtime/cgroups-plan.js';
-import type { LinuxResources } from '../../src/runtime/spec-types.js';
+import type { LinuxDeviceCgroup, LinuxResources } from '../../src/runtime/spec-types.js';
 
 const allV2: VersionOf = (c) => (['memory', 'cpu', 'cpuset', 'pids', 'blkio', 'hugetlb', 'rdma', 'freezer', ''].includes(c) ? 2 : undefined);
 const allV1: VersionOf = (c) => (c === '' ? undefined : 1);
@@ -159,7 +161,8 @@ describe('cgroups resource mapping', () => {
     expectError(() => planResourceWrites({ cpu: { realtimeRuntime: 1 } }, allV2), 'UNSUPPORTED', /realtime/);
     expectError(() => planResourceWrites({ cpu: { quota: 10, burst: 20 } }, allV2), 'RUNTIME_CONFIG_INVALID', /burst/);
     expectError(() => planResourceWrites({ blockIO: { leafWeight: 10 } }, allV2), 'UNSUPPORTED', /leaf/);
-    expectError(() => planResourceWrites({ devices: [{ allow: false }] }, (c) => (c === 'devices' ? 2 : undefined)), 'UNSUPPORTED', /eBPF/);
+    expectError(() => planResourceWrites({ devices: [{ allow: false }] }, allV2), 'UNSUPPORTED', /eBPF/);
+    assert.deepEqual(planResourceWrites({ devices: [{ allow: false }] }, allV2, { devicesByBpf: true }), []);
     expectError(() => planResourceWrites({ network: { classID: 1 } }, allV2), 'UNSUPPORTED', /net_cls/);
     expectError(() => planResourceWrites({ unified: { 'memory.high': '1' } }, allV1), 'UNSUPPORTED', /v1 hierarchy/);
     expectError(() => planResourceWrites({ unified: { '../x': '1' } }, allV2), 'RUNTIME_CONFIG_INVALID', /unified/);
@@ -224,6 +227,12 @@ describe('cgroups on a fake cgroup2 filesystem', () => {
     assert.equal(read('memory.max'), '2000');
     await assert.rejects(m.apply({ memory: { swappiness: 1 } }), (e: unknown) => isBerthError(e, 'UNSUPPORTED'));
     await assert.rejects(m.apply({ hugepageLimits: [{ pageSize: '2MB', limit: 1 }] }), (e: unknown) => isBerthError(e, 'UNSUPPORTED') && /hugetlb/.test(e.message));
+    // Devices on pure v2: the eBPF program for the executor, and no files written.
+    const devices: LinuxResources = { devices: [{ allow: false }, { allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' }] };
+    assert.ok(m.deviceFilter(devices)!.length > 0);
+    assert.equal(m.deviceFilter({}), undefined);
+    await assert.rejects(m.apply(devices), (e: unknown) => isBerthError(e, 'UNSUPPORTED') && /eBPF/.test(e.message));
+    await m.apply(devices, { devicesByBpf: true });
   });
 });
 
@@ -267,6 +276,7 @@ describe('cgroups on this host (root)', { skip: !isRoot ? 'needs root to create 
     const disk = firstBlockDevice();
     if (v1('blkio') && disk !== undefined) resources.blockIO = { throttleReadBpsDevice: [{ ...disk, rate: 1048576 }] };
     await m.apply(resources);
+    if (v1('devices')) assert.equal(m.deviceFilter(resources), undefined, 'v1 devices: no eBPF program needed');
 
     const dirOf = (c: string): string => (versionOf(layout, c) === 1 ? m.paths[c]! : m.paths[UNIFIED]!);
     const read = (c: string, f: string): string => readFileSync(join(dirOf(c), f), 'utf8').trim();
@@ -354,3 +364,159 @@ function firstBlockDevice(): { major: number; minor: number } | undefined {
   }
   return undefined;
 }
+
+// ---- cgroup v2 device filter (eBPF) ----------------------------------------------------
+
+interface DevRequest {
+  type: 'b' | 'c';
+  major: number;
+  minor: number;
+  access: number; // 1 mknod, 2 read, 4 write
+}
+
+/** Runs a BPF_PROG_TYPE_CGROUP_DEVICE program on one request (the subset berth emits). */
+function runDeviceProgram(program: Buffer, req: DevRequest): number {
+  const regs = new Array<number>(11).fill(0);
+  const ctx = [((req.access << 16) | (req.type === 'c' ? 2 : 1)) >>> 0, req.major, req.minor];
+  for (let pc = 0; ; ) {
+    assert.ok(pc * 8 < program.length, 'ran off the end');
+    const code = program.readUInt8(pc * 8);
+    const regByte = program.readUInt8(pc * 8 + 1);
+    const dst = regByte & 0xf;
+    const src = regByte >> 4;
+    const off = program.readInt16LE(pc * 8 + 2);
+    const imm = program.readInt32LE(pc * 8 + 4);
+    pc++;
+    switch (code) {
+      case 0x61:
+        assert.equal(src, 1, 'loads only from the context');
+        regs[dst] = ctx[off / 4]!;
+        break;
+      case 0x57:
+        regs[dst] = Number(BigInt(regs[dst]!) & BigInt.asUintN(64, BigInt(imm)));
+        break;
+      case 0x77:
+        regs[dst] = regs[dst]! >>> imm;
+        break;
+      case 0xb7:
+        regs[dst] = imm;
+        break;
+      case 0xbf:
+        regs[dst] = regs[src]!;
+        break;
+      case 0x55:
+        if (regs[dst] !== imm) pc += off;
+        break;
+      case 0x15:
+        if (regs[dst] === imm) pc += off;
+        break;
+      case 0x95:
+        return regs[0]!;
+      default:
+        assert.fail(`opcode 0x${code.toString(16)}`);
+    }
+  }
+}
+
+describe('cgroup v2 device filter', () => {
+  it('reduces rules the way cgroup v1 applies them', () => {
+    assert.deepEqual(reduceDeviceRules([]), { defaultAllow: true, exceptions: [] });
+    assert.deepEqual(
+      reduceDeviceRules([
+        { allow: false, access: 'rwm' },
+        { allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' },
+        { allow: true, type: 'c', major: 1, minor: 5, access: 'r' },
+        { allow: false, type: 'c', major: 1, minor: 3, access: 'w' },
+        { allow: true, type: 'c', major: 136, access: 'rw' },
+      ]),
+      {
+        defaultAllow: false,
+        exceptions: [
+          { type: 'c', major: 1, minor: 3, access: 3 },
+          { type: 'c', major: 1, minor: 5, access: 2 },
+          { type: 'c', major: 136, minor: -1, access: 6 },
+        ],
+      },
+    );
+    assert.deepEqual(reduceDeviceRules([{ allow: false }, { allow: true, type: 'c', major: 1, minor: 3 }, { allow: true }]), { defaultAllow: true, exceptions: [] });
+  });
+
+  it('decides every request like the v1 semantics it mirrors', () => {
+    const ruleSets: LinuxDeviceCgroup[][] = [
+      [],
+      [{ allow: false }],
+      [{ allow: false }, { allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' }, { allow: true, type: 'c', major: 1, minor: 5, access: 'r' }, { allow: true, type: 'b', major: 8, access: 'rw' }],
+      [{ allow: true, type: 'c', major: 1, minor: 3, access: 'w' }, { allow: false, type: 'c', major: 1, minor: 3, access: 'w' }, { allow: false, type: 'a', major: 10, minor: 200, access: 'm' }],
+      [{ allow: false }, { allow: true, type: 'a', major: -1, minor: 9, access: 'rwm' }],
+    ];
+    for (const rules of ruleSets) {
+      const { program, rules: set } = compileDeviceFilter(rules);
+      for (const type of ['b', 'c'] as const) {
+        for (const [major, minor] of [[1, 3], [1, 5], [8, 0], [8, 9], [10, 200], [136, 9]] as const) {
+          for (let access = 1; access <= 7; access++) {
+            const matching = set.exceptions.filter(
+              (e) => (e.type === 'a' || e.type === type) && (e.major === -1 || e.major === major) && (e.minor === -1 || e.minor === minor),
+            );
+            const expected = set.defaultAllow
+              ? matching.every((e) => (e.access & access) === 0)
+              : matching.some((e) => (access & ~e.access) === 0);
+            const got = runDeviceProgram(program, { type, major, minor, access });
+            assert.equal(got, expected ? 1 : 0, `${JSON.stringify(rules)}: ${type} ${major}:${minor} access ${access}`);
+          }
+        }
+      }
+    }
+  });
+});
+
+const hereDir = dirname(fileURLToPath(import.meta.url));
+const deviceHelperSource = resolve(hereDir, '../../../test/runtime/fixtures/devices-bpf.c');
+const v2Mount = hostLayout?.v2?.mountPoint;
+
+describe('cgroup v2 device filter, loaded by the kernel (root)', { skip: !isRoot ? 'needs root' : v2Mount === undefined ? 'no cgroup2 hierarchy here' : false }, () => {
+  let tmp = '';
+  let helper = '';
+  const cgroups: string[] = [];
+  before(() => {
+    tmp = mkdtempSync(join(tmpdir(), 'berth-devbpf-'));
+    helper = join(tmp, 'devices-bpf');
+    execFileSync('cc', ['-O', '-o', helper, deviceHelperSource], { stdio: 'inherit' });
+  });
+  after(async () => {
+    for (const dir of cgroups) {
+      for (let i = 0; i < 50; i++) {
+        try {
+          rmdirSync(dir);
+          break;
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') break;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      }
+    }
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  function probe(rules: LinuxDeviceCgroup[]): string {
+    const dir = join(v2Mount!, `berth-test-dev-${process.pid}-${cgroups.length}`);
+    mkdirSync(dir);
+    cgroups.push(dir);
+    const r = spawnSync(helper, [dir, tmp], { input: compileDeviceFilter(rules).program, encoding: 'buffer' });
+    assert.equal(r.status, 0, r.stderr.toString());
+    return r.stdout.toString().trim();
+  }
+
+  it('an allow-list lets only the listed accesses through', () => {
+    const out = probe([
+      { allow: false },
+      { allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' },
+      { allow: true, type: 'c', major: 1, minor: 5, access: 'r' },
+    ]);
+    assert.equal(out, 'null-r=0 null-w=0 zero-r=0 zero-w=1 mknod-null=0');
+  });
+
+  it('a deny-list blocks only the listed accesses', () => {
+    const out = probe([{ allow: true }, { allow: false, type: 'c', major: 1, minor: 3, access: 'wm' }]);
+    assert.equal(out, 'null-r=0 null-w=1 zero-r=0 zero-w=0 mknod-null=1');
+  });
+});

@@ -1,5 +1,11 @@
-import { describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { digestOf } from '../../src/image/digest.js';
 import {
   formatPlatform,
   hostPlatform,
@@ -255,5 +261,116 @@ describe('selectManifests', () => {
   it('returns nothing when no manifest fits', () => {
     assert.deepEqual(selectManifests(index(P('linux/s390x'), P('windows/amd64')), P('linux/amd64')), []);
     assert.deepEqual(selectManifests({ schemaVersion: 2, manifests: [] }, P('linux/amd64')), []);
+  });
+});
+
+/**
+ * The same choices made by a real peer: skopeo 1.9 (containers/image) picking an instance of an
+ * index with --override-arch/--override-variant. Where containerd and containers/image agree
+ * (arm variant fallbacks, arm64 = arm64/v8, exact matches) berth must choose what skopeo chooses;
+ * where they differ by design, berth follows containerd and the test records skopeo's choice.
+ */
+describe('platform choice compared with skopeo', () => {
+  const skopeoMissing = spawnSync('skopeo', ['--version']).status === 0 ? undefined : 'skopeo is not installed (apt-get install -y skopeo)';
+  let layout = '';
+  const refs: { name: string; index: ImageIndex }[] = [];
+
+  const writeBlob = (bytes: Buffer): Descriptor['digest'] => {
+    const digest = digestOf(bytes);
+    writeFileSync(join(layout, 'blobs', 'sha256', digest.slice(7)), bytes);
+    return digest;
+  };
+
+  /** An index whose entries are distinct manifests, each annotated with its platform. */
+  function addIndex(name: string, platforms: string[]): void {
+    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }));
+    const configDesc = { mediaType: 'application/vnd.oci.image.config.v1+json', digest: writeBlob(config), size: config.length };
+    const manifests = platforms.map((spec) => {
+      const m = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: configDesc, layers: [], annotations: { which: spec } }));
+      return { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: writeBlob(m), size: m.length, platform: P(spec) };
+    });
+    refs.push({ name, index: { schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests } });
+  }
+
+  before(async () => {
+    if (skopeoMissing) return;
+    layout = await mkdtemp(join(tmpdir(), 'berth-platform-skopeo-'));
+    mkdirSync(join(layout, 'blobs', 'sha256'), { recursive: true });
+    writeFileSync(join(layout, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+    addIndex('mixed', ['linux/arm/v5', 'linux/arm/v6', 'linux/amd64', 'linux/386', 'linux/arm64', 'linux/amd64/v2']);
+    addIndex('arm64-and-arm', ['linux/arm64/v8', 'linux/arm/v7']);
+    addIndex('arm-only', ['linux/arm/v6', 'linux/arm/v7']);
+    addIndex('x86-only', ['linux/386']);
+    const entries = refs.map(({ name, index }) => {
+      const bytes = Buffer.from(JSON.stringify(index));
+      return { mediaType: index.mediaType, digest: writeBlob(bytes), size: bytes.length, annotations: { 'org.opencontainers.image.ref.name': name } };
+    });
+    writeFileSync(join(layout, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: entries }));
+  });
+  after(async () => {
+    if (layout) await rm(layout, { recursive: true, force: true });
+  });
+
+  /** The platform annotation of the instance skopeo copies for `want`, or undefined when it finds none. */
+  function skopeoChoice(ref: string, want: string): string | undefined {
+    const p = P(want);
+    const out = `${layout}-out-${ref}-${want.replace(/\//g, '_')}`;
+    const args = ['--insecure-policy', '--override-os', p.os, '--override-arch', p.architecture];
+    if (p.variant) args.push('--override-variant', p.variant);
+    const r = spawnSync('skopeo', [...args, 'copy', '--quiet', `oci:${layout}:${ref}`, `dir:${out}`], { encoding: 'utf8' });
+    try {
+      if (r.status !== 0) {
+        assert.match(r.stderr, /no image found in (image index|manifest list)/, `skopeo failed otherwise: ${r.stderr}`);
+        return undefined;
+      }
+      return (JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as { annotations: { which: string } }).annotations.which;
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  }
+
+  function berthChoice(ref: string, want: string): string | undefined {
+    const index = refs.find((r) => r.name === ref)!.index;
+    const best = selectManifests(index, P(want))[0];
+    return best === undefined ? undefined : formatPlatform(best.platform!);
+  }
+
+  it('chooses what skopeo chooses where containerd and containers/image agree', (t) => {
+    if (skopeoMissing) {
+      t.skip(skopeoMissing);
+      return;
+    }
+    const cases: [string, string, string][] = [
+      ['mixed', 'linux/arm/v7', 'linux/arm/v6'],
+      ['mixed', 'linux/arm/v6', 'linux/arm/v6'],
+      ['mixed', 'linux/arm64', 'linux/arm64'],
+      ['mixed', 'linux/386', 'linux/386'],
+      ['mixed', 'linux/amd64', 'linux/amd64'],
+      ['arm64-and-arm', 'linux/arm64', 'linux/arm64/v8'],
+      ['arm64-and-arm', 'linux/arm64/v8', 'linux/arm64/v8'],
+      ['arm64-and-arm', 'linux/arm/v8', 'linux/arm/v7'],
+      ['arm-only', 'linux/arm', 'linux/arm/v7'],
+    ];
+    for (const [ref, want, expected] of cases) {
+      assert.equal(skopeoChoice(ref, want), expected, `skopeo, ${ref} for ${want}`);
+      assert.equal(berthChoice(ref, want), expected, `berth, ${ref} for ${want}`);
+    }
+  });
+
+  it('follows containerd where skopeo 1.9 does not fall back', (t) => {
+    if (skopeoMissing) {
+      t.skip(skopeoMissing);
+      return;
+    }
+    const cases: [string, string, string, string | undefined][] = [
+      // [index, want, berth/containerd, skopeo]
+      ['arm-only', 'linux/arm64', 'linux/arm/v7', undefined],
+      ['x86-only', 'linux/amd64', 'linux/386', undefined],
+      ['mixed', 'linux/amd64/v3', 'linux/amd64/v2', 'linux/amd64'],
+    ];
+    for (const [ref, want, containerd, skopeo] of cases) {
+      assert.equal(berthChoice(ref, want), containerd, `berth, ${ref} for ${want}`);
+      assert.equal(skopeoChoice(ref, want), skopeo, `skopeo, ${ref} for ${want}`);
+    }
   });
 });

@@ -3,7 +3,7 @@
  * "Whiteouts", "Opaque Whiteout").
  *
  * A file counts as modified when its type, mode, owner, size, mtime, device number,
- * symlink target or xattrs differ. Contents are compared only where metadata cannot tell:
+ * symlink target, xattrs or link count differ. Contents are compared only where metadata cannot tell:
  * same size and an mtime in whole seconds (trees unpacked from tar lose sub-second
  * times, so equal mtimes there prove nothing); an equal nanosecond mtime is trusted, as
  * containerd does.
@@ -70,7 +70,8 @@ function sameMetadata(t: Trees, rel: string, l: Stats, u: Stats): boolean {
     l.mode === u.mode &&
     l.uid === u.uid &&
     l.gid === u.gid &&
-    (l.isDirectory() || l.size === u.size) &&
+    // A changed link count on a file means its hardlinks changed (layer.md "Hardlinks").
+    (l.isDirectory() || (l.size === u.size && l.nlink === u.nlink)) &&
     l.mtimeMs === u.mtimeMs &&
     l.rdev === u.rdev &&
     sameXattrs(t.lowerXattrs.get(rel), t.upperXattrs.get(rel))

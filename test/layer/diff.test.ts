@@ -203,6 +203,35 @@ describe('diffTrees / writeDiffLayer', () => {
     assert.ok(list.some((l) => /^h.* new\/b link to new\/a$/.test(l)));
   });
 
+  it('notices files that became hardlinks of each other, and applies them as links', async () => {
+    const { lower, upper } = pair((l) => {
+      write(l, 'a', 'same');
+      write(l, 'b', 'same');
+    });
+    rmSync(join(upper, 'b'));
+    linkSync(join(upper, 'a'), join(upper, 'b'));
+    setTimes(upper, T0);
+    assert.deepEqual(await diffTrees(lower, upper), [
+      { path: 'a', kind: 'modified' },
+      { path: 'b', kind: 'modified' },
+    ]);
+    const file = join(work, 'relink.tar');
+    await diffLayerFile(lower, upper, file);
+    assert.match(gnuTarList(file)[1]!, / b link to a$/);
+    const target = join(work, 'relink-applied');
+    run('cp', ['-a', lower, target]);
+    applyChangesetWithGnuTar(file, target);
+    assert.deepEqual(await snapshotTree(target), await snapshotTree(upper));
+  });
+
+  it('writes the same changeset bytes for the same trees', async () => {
+    const { lower, upper } = mixedPair();
+    const one = await writeDiffLayer(lower, upper, createWriteStream(join(work, 'det1.tgz')), { compression: 'gzip' });
+    const two = await writeDiffLayer(lower, upper, createWriteStream(join(work, 'det2.tgz')), { compression: 'gzip' });
+    assert.deepEqual(one, two);
+    assert.equal(one.digest, `sha256:${createHash('sha256').update(readFileSync(join(work, 'det1.tgz'))).digest('hex')}`);
+  });
+
   it('refuses .wh. names in the upper tree', async () => {
     const { lower, upper } = pair((l) => write(l, 'x', 'x'));
     write(upper, 'dir/.wh.x', '');

@@ -49,6 +49,10 @@ describe('validateAnnotations (annotations.md "Rules")', () => {
       () => validateAnnotations({ a: 'b', n: 3 }, 'index.annotations', 'INDEX_INVALID'),
       (e: unknown) => isBerthError(e, 'INDEX_INVALID') && e.message.startsWith('index.annotations["n"]: ') && /got number 3/.test(e.message),
     );
+    assert.throws(
+      () => validateAnnotations(JSON.parse('{"__proto__":1}'), 'm.annotations'),
+      (e: unknown) => isBerthError(e, 'MANIFEST_INVALID') && e.message.startsWith('m.annotations["__proto__"]: '),
+    );
     for (const bad of [null, [], 'x', 1]) {
       assert.throws(() => validateAnnotations(bad, 'a'), (e: unknown) => isBerthError(e, 'MANIFEST_INVALID') && /object mapping strings to strings/.test(e.message));
     }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { TarWriter, encodeHeaders, splitUstarPath, type TarEntry } from '../../src/layer/tar-writer.js';
 import { xattrsAvailable } from '../../src/layer/xattrs.js';
-import { gnuTarExtract, gnuTarList, isRoot, removeDir, run, snapshotTree, tempDir } from './layer-write-helpers.js';
+import { gnuTarExtract, gnuTarList, hasCommand, isRoot, removeDir, run, snapshotTree, tempDir } from './layer-write-helpers.js';
 
 const MTIME = 1_700_000_000; // 2023-11-14T22:13:20Z
 
@@ -172,6 +172,34 @@ describe('tar writer', () => {
     } finally {
       removeDir(dest);
     }
+  });
+
+  it("reads back the same with Python's tarfile (a second, independent reader)", { skip: hasCommand('python3') ? false : 'python3 not installed' }, async () => {
+    const longName = `${'p'.repeat(130)}/${'q'.repeat(120)}`;
+    const data = await archive([
+      [{ ...base, path: longName, type: 'file', mode: 0o4750, size: 3, uid: 5_000_000, gid: 7, mtime: 9_000_000_000, xattrs: { 'user.k': Buffer.from('v') } }, Buffer.from('abc')],
+      [{ ...base, path: 'dev', type: 'block', mode: 0o600, devmajor: 8, devminor: 17 }],
+      [{ ...base, path: 'ln', type: 'symlink', mode: 0o777, linkname: 'l'.repeat(150) }],
+      [{ ...base, path: 'hl', type: 'hardlink', mode: 0o4750, linkname: longName }],
+      [{ ...base, path: 'dir', type: 'dir', mode: 0o2755 }],
+      [{ ...base, path: 'fifo', type: 'fifo', mode: 0o644 }],
+    ]);
+    const file = save('python.tar', data);
+    const script = [
+      'import json, sys, tarfile',
+      'with tarfile.open(sys.argv[1]) as t:',
+      '  print(json.dumps([[m.name, m.type.decode(), m.mode, m.uid, m.gid, m.mtime, m.size, m.linkname, m.devmajor, m.devminor,',
+      '    {k: v for k, v in m.pax_headers.items() if k.startswith("SCHILY")}] for m in t.getmembers()]))',
+    ].join('\n');
+    const members = JSON.parse(run('python3', ['-c', script, file])) as unknown[];
+    assert.deepEqual(members, [
+      [longName, '0', 0o4750, 5_000_000, 7, 9_000_000_000, 3, '', 0, 0, { 'SCHILY.xattr.user.k': 'v' }],
+      ['dev', '4', 0o600, 0, 0, MTIME, 0, '', 8, 17, {}],
+      ['ln', '2', 0o777, 0, 0, MTIME, 0, 'l'.repeat(150), 0, 0, {}],
+      ['hl', '1', 0o4750, 0, 0, MTIME, 0, longName, 0, 0, {}],
+      ['dir', '5', 0o2755, 0, 0, MTIME, 0, '', 0, 0, {}],
+      ['fifo', '6', 0o644, 0, 0, MTIME, 0, '', 0, 0, {}],
+    ]);
   });
 
   it('streams bodies from a Readable and refuses a body of the wrong size', async () => {

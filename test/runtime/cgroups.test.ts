@@ -365,6 +365,57 @@ function firstBlockDevice(): { major: number; minor: number } | undefined {
   return undefined;
 }
 
+describe('cgroups as on a pure cgroup v2 host, on this host\'s real cgroup2 hierarchy (root)', {
+  skip: !isRoot ? 'needs root' : hostLayout?.v2 === undefined ? 'no cgroup2 hierarchy here' : false,
+}, () => {
+  const top = `/berth-test-v2-${process.pid}-${Date.now().toString(36)}`;
+  const children: ChildProcess[] = [];
+  after(() => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    for (const d of [join(hostLayout!.v2!.mountPoint, top, 'c'), join(hostLayout!.v2!.mountPoint, top)]) {
+      try {
+        rmdirSync(d);
+      } catch {
+        // already removed by the test
+      }
+    }
+  });
+
+  it('freezes with cgroup.freeze, signals through the freezer, kills with cgroup.kill, destroys', async () => {
+    // Only the cgroup2 hierarchy: every core v2 file (freeze, kill, events, procs) is real.
+    const layout: CgroupLayout = { v1: {}, v2: hostLayout!.v2!, own: { '': '/' } };
+    const m = cgroupManagerWith(layout, `${top}/c`, 'c');
+    await m.create();
+    const dir = m.paths[UNIFIED]!;
+    const spawnSleep = async (): Promise<ChildProcess> => {
+      const child = spawn('sleep', ['60'], { stdio: 'ignore' });
+      children.push(child);
+      await once(child, 'spawn');
+      await m.addProcess(child.pid!);
+      return child;
+    };
+    const a = await spawnSleep();
+    const b = await spawnSleep();
+    assert.deepEqual((await m.pids()).sort(), [a.pid!, b.pid!].sort());
+
+    await m.freeze();
+    assert.match(readFileSync(join(dir, 'cgroup.events'), 'utf8'), /^frozen 1$/m);
+    await m.thaw();
+    assert.match(readFileSync(join(dir, 'cgroup.events'), 'utf8'), /^frozen 0$/m);
+
+    const exits = [once(a, 'exit'), once(b, 'exit')];
+    await m.killAll('SIGTERM'); // freeze, signal each, thaw
+    for (const [, signal] of await Promise.all(exits)) assert.equal(signal, 'SIGTERM');
+
+    const c = await spawnSleep();
+    const exitC = once(c, 'exit');
+    await m.killAll('SIGKILL'); // cgroup.kill
+    assert.equal((await exitC)[1], 'SIGKILL');
+    await m.destroy();
+    assert.equal(existsSync(dir), false);
+  });
+});
+
 // ---- cgroup v2 device filter (eBPF) ----------------------------------------------------
 
 interface DevRequest {

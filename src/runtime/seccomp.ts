@@ -272,9 +272,7 @@ function condition(arg: LinuxSeccompArg, field: string): Condition {
   if (!SECCOMP_OPERATORS.includes(arg.op)) {
     throw invalid(`${field}.op`, `unknown operator ${JSON.stringify(arg.op)}; expected one of ${SECCOMP_OPERATORS.join(', ')}`);
   }
-  if (arg.op === 'SCMP_CMP_MASKED_EQ' && arg.valueTwo === undefined) {
-    // libseccomp: SCMP_CMP_MASKED_EQ compares (arg & value) with valueTwo; 0 when unset.
-  }
+  // SCMP_CMP_MASKED_EQ compares (arg & value) with valueTwo, 0 when unset (as libseccomp).
   return {
     index: arg.index,
     op: arg.op,

@@ -11,6 +11,7 @@ import { readAll } from '../../src/content/read.js';
 import { MediaType } from '../../src/image/media-types.js';
 import { isBerthError } from '../../src/errors.js';
 import { hostPlatform } from '../../src/image/platform.js';
+import { parseLayoutPlace } from '../../src/image/place.js';
 import type { Descriptor } from '../../src/image/types.js';
 
 function blobDesc(bytes: Buffer, mediaType = 'application/octet-stream'): Descriptor {
@@ -213,5 +214,21 @@ describe('OciLayout', () => {
     assert.deepEqual(all.map((d) => d.digest).sort(), [sig.digest, sbom.digest].sort());
     const sigs = await layout.referrers(subject, 'application/example.sig');
     assert.deepEqual(sigs, [{ ...sig, artifactType: 'application/example.sig', annotations: { a: 'b' } }]);
+  });
+});
+
+describe('parseLayoutPlace (oci:DIR[:REF])', () => {
+  test('splits at the first colon after oci:, accepts @digest, enforces the ref policy', () => {
+    const d = `sha256:${'a'.repeat(64)}`;
+    assert.deepEqual(parseLayoutPlace('oci:./images'), { dir: './images' });
+    assert.deepEqual(parseLayoutPlace('oci:/x/y:v1.0'), { dir: '/x/y', ref: 'v1.0' });
+    assert.deepEqual(parseLayoutPlace('oci:/x:example.com/app:v1'), { dir: '/x', ref: 'example.com/app:v1' });
+    assert.deepEqual(parseLayoutPlace(`oci:/x:${d}`), { dir: '/x', ref: d });
+    assert.deepEqual(parseLayoutPlace(`oci:/x@${d}`), { dir: '/x', ref: d });
+    assert.deepEqual(parseLayoutPlace('oci:/x:'), { dir: '/x' });
+    assert.throws(() => parseLayoutPlace('/x:v1'), (e) => isBerthError(e, 'USAGE'));
+    assert.throws(() => parseLayoutPlace('oci::v1'), (e) => isBerthError(e, 'USAGE'));
+    assert.throws(() => parseLayoutPlace('oci:/x', { ref: 'required' }), (e) => isBerthError(e, 'USAGE') && /needs a reference/.test(e.message));
+    assert.throws(() => parseLayoutPlace('oci:/x:v1', { ref: 'forbidden' }), (e) => isBerthError(e, 'USAGE'));
   });
 });

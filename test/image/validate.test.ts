@@ -430,3 +430,45 @@ describe('documents written by umoci', () => {
     assert.deepEqual(cfg.config?.Cmd, ['/bin/sh']);
   });
 });
+
+describe('robustness', () => {
+  /** A deterministic PRNG (mulberry32) so that failures reproduce. */
+  function prng(seed: number): () => number {
+    let a = seed;
+    return () => {
+      a = (a + 0x6d2b79f5) | 0;
+      let t = Math.imul(a ^ (a >>> 15), 1 | a);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+  const KEYS = ['schemaVersion', 'mediaType', 'config', 'layers', 'manifests', 'digest', 'size', 'platform', 'annotations', 'rootfs', 'diff_ids', 'type', 'history', 'os', 'architecture', 'urls', 'data', 'subject', 'artifactType', '__proto__', 'constructor'];
+  const LEAVES: unknown[] = [null, true, 0, 2, -1, 1.5, '', 'x', D1, MediaType.imageManifest, MediaType.imageIndex, MediaType.empty, 'layers', 'e30=', 2 ** 60];
+
+  function randomValue(rand: () => number, depth: number): unknown {
+    const r = rand();
+    if (depth > 4 || r < 0.4) return LEAVES[Math.floor(rand() * LEAVES.length)];
+    if (r < 0.55) return Array.from({ length: Math.floor(rand() * 4) }, () => randomValue(rand, depth + 1));
+    const o: Record<string, unknown> = {};
+    for (let i = Math.floor(rand() * 6); i > 0; i--) Object.defineProperty(o, KEYS[Math.floor(rand() * KEYS.length)]!, { value: randomValue(rand, depth + 1), enumerable: true, configurable: true, writable: true });
+    return o;
+  }
+
+  it('answers random documents with a BerthError or a result, never a crash', () => {
+    const rand = prng(20261128);
+    const validators: ((d: unknown) => unknown)[] = [validateManifest, validateIndex, validateConfig, (d) => validateDescriptor(d), validateLayoutHeader, (d) => parseManifestOrIndex(Buffer.from(JSON.stringify(d) ?? 'null'))];
+    let accepted = 0;
+    for (let i = 0; i < 3000; i++) {
+      const doc = randomValue(rand, 0);
+      for (const validate of validators) {
+        try {
+          validate(doc);
+          accepted++;
+        } catch (err) {
+          assert.ok(isBerthError(err), `non-BerthError for ${JSON.stringify(doc)}: ${String(err)}`);
+        }
+      }
+    }
+    assert.ok(accepted < 3000 * validators.length);
+  });
+});

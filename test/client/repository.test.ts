@@ -116,6 +116,21 @@ describe('Repository against docker-registry', { skip }, () => {
     }
   });
 
+  it('tries the single POST with digest= for small blobs and falls back to POST+PUT where the registry ignores it', async () => {
+    const single = new RegistryClient({ backoffMs: 20, credentials: async () => undefined, repository: { singlePostMaxBytes: 1 << 20 } });
+    try {
+      const src = new MemoryStore();
+      const img = addImage(src, { files: [{ small: 'single post' }] });
+      await src.tag(img.manifest, 's');
+      const repo = single.repository(reg.host, 'test/single-post');
+      const r = await copy(src, 's', repo, 's');
+      assert.equal(r.blobsCopied, 2);
+      assert.equal(digestOf(await readAll(await repo.fetch(img.layers[0]!))), img.layers[0]!.digest);
+    } finally {
+      single.close();
+    }
+  });
+
   it('lists the catalog', async () => {
     const names = await client.catalog(reg.host, 2);
     for (const n of ['test/push', 'test/multi', 'test/single', 'test/chunked']) assert.ok(names.includes(n), `${n} in ${names}`);

@@ -427,8 +427,9 @@ function checkLinux(c: Checker, linux: Json, namespaces: Map<string, string>, op
   const hasNew = (t: string): boolean => namespaces.get(t) === 'new';
   const uid = checkIdMappings(c, 'linux.uidMappings', linux.uidMappings);
   const gid = checkIdMappings(c, 'linux.gidMappings', linux.gidMappings);
-  if ((uid !== undefined || gid !== undefined) && !hasNew('user')) {
-    c.fail(uid !== undefined ? 'linux.uidMappings' : 'linux.gidMappings', 'id mappings need a new user namespace in linux.namespaces');
+  // With a joined user namespace (path), mappings describe it (runc accepts them too).
+  if ((uid !== undefined || gid !== undefined) && !namespaces.has('user')) {
+    c.fail(uid !== undefined ? 'linux.uidMappings' : 'linux.gidMappings', 'id mappings need a user namespace in linux.namespaces');
   }
   if (hasNew('user') && (uid === undefined || uid.length === 0 || gid === undefined || gid.length === 0)) {
     c.fail('linux.uidMappings', 'a new user namespace needs uidMappings and gidMappings (without them every id in the container is unmapped)');

@@ -199,6 +199,11 @@ describe('config-validate: mutations, judged by the schema and by berth', () => 
     }],
     ['user namespace without mappings (schema: allowed; runc refuses)', (d) => d.linux.namespaces.push({ type: 'user' }), /uidMappings and gidMappings/],
     ['mappings without a user namespace (schema: allowed)', (d) => (d.linux.uidMappings = [{ containerID: 0, hostID: 1, size: 1 }]), /user namespace/],
+    ['mappings with a joined user namespace', (d) => {
+      d.linux.namespaces.push({ type: 'user', path: '/proc/1/ns/user' });
+      d.linux.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+      d.linux.gidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+    }],
     ['device type x', (d) => (d.linux.devices = [{ type: 'x', path: '/dev/x', major: 1, minor: 1 }])],
     ['device without path', (d) => (d.linux.devices = [{ type: 'c', major: 1, minor: 3 }])],
     ['device char without major (schema: optional; config-linux.md: REQUIRED unless p)', (d) => (d.linux.devices = [{ type: 'c', path: '/dev/x' }]), /major and minor/],

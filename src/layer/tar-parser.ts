@@ -140,12 +140,13 @@ export class TarParser {
         this.startBody(raw.size, 'meta');
         if (raw.size === 0) this.onMetaComplete(Buffer.alloc(0));
         return;
-      case 'V': // GNU volume label: no content, nothing to apply
-        this.startBody(raw.size, 'pad');
-        this.pad += raw.size;
+      case 'V': {
+        // GNU volume label: nothing to apply; skip its data and padding.
         this.remaining = 0;
-        if (this.pad === 0) this.state = 'header';
+        this.pad = raw.size + ((BLOCK - (raw.size % BLOCK)) % BLOCK);
+        this.state = this.pad > 0 ? 'pad' : 'header';
         return;
+      }
     }
     const header = finalHeader(raw, this.longName, this.longLink, this.pax, this.globalPax);
     this.longName = undefined;
@@ -157,7 +158,7 @@ export class TarParser {
     if (header.size === 0) this.sink.entryEnd();
   }
 
-  private startBody(size: number, state: 'body' | 'meta' | 'pad'): void {
+  private startBody(size: number, state: 'body' | 'meta'): void {
     this.remaining = size;
     this.pad = (BLOCK - (size % BLOCK)) % BLOCK;
     if (size > 0) this.state = state;

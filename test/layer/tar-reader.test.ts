@@ -81,6 +81,12 @@ describe('readTar', () => {
     });
   }
 
+  test('a GNU volume label header is skipped', async () => {
+    const archive = execFileSync('tar', ['--format=gnu', '--label=berth-volume', '-C', join(dir, 'src'), '-cf', '-', 'sub'], { maxBuffer: 1 << 24 });
+    const entries = await readAllEntries(chunked(archive, 100));
+    assert.deepEqual(entries.map((e) => e.header.path), ['sub/', 'sub/hello.txt']);
+  });
+
   test('bodies left unread are drained, and the next entry is correct', async () => {
     const data = tarArchive([
       { path: 'a', body: Buffer.alloc(10_000, 1) },

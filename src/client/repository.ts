@@ -23,6 +23,8 @@ export interface RepositoryOptions {
   chunkSize?: number;
   /** Blobs up to this size go in a single `POST ?digest=` (falling back to POST+PUT); 0 disables (default). */
   singlePostMaxBytes?: number;
+  /** Ask for the automatic mount (`POST ?mount=<digest>` without `from`) when starting uploads (default true). */
+  autoMount?: boolean;
   /** How many times a broken blob download or chunk upload is resumed (default 5). */
   resumeAttempts?: number;
 }
@@ -113,7 +115,7 @@ export class Repository implements Target, TagLister, ReferrerLister, Deleter, M
    */
   fetchUnverified(desc: Descriptor, opts: FetchOptions = {}): Readable {
     validateDigest(desc.digest);
-    return Readable.from(this.blobChunks(desc, opts.offset ?? 0, opts.signal), { objectMode: false, highWaterMark: 1 << 20 });
+    return Readable.from(coalesce(this.blobChunks(desc, opts.offset ?? 0, opts.signal), COALESCE_BYTES), { objectMode: false, highWaterMark: 2 });
   }
 
   /** Manifest bytes by digest, verified and capped at 4 MiB. */
@@ -251,10 +253,16 @@ export class Repository implements Target, TagLister, ReferrerLister, Deleter, M
       const bytes = await readAll(verified, singleMax);
       if (await this.singlePost(desc, bytes)) return;
       const location = await this.startUpload(desc);
-      await this.finishUpload(desc, location, bytes);
+      if (location) await this.finishUpload(desc, location, bytes);
       return;
     }
     const location = await this.startUpload(desc);
+    if (!location) {
+      // Mounted automatically: the content is not needed.
+      verified.resume();
+      content.destroy();
+      return;
+    }
     const chunkSize = this.options.chunkSize ?? 0;
     if (chunkSize > 0) {
       await this.uploadChunks(desc, location, verified, chunkSize);
@@ -290,9 +298,20 @@ export class Repository implements Target, TagLister, ReferrerLister, Deleter, M
     throw await registryError(res.body, what);
   }
 
-  private async startUpload(desc: Descriptor): Promise<URL> {
+  /**
+   * Opens an upload session, asking for the automatic mount (`?mount=` without `from`,
+   * spec.md "Mounting a blob from another repository"): a registry that already has the blob
+   * may answer 201 and we are done (undefined); otherwise the 202 session is used as usual.
+   */
+  private async startUpload(desc: Descriptor): Promise<URL | undefined> {
     const what = `starting upload of blob ${desc.digest} to ${this.name}`;
-    const res = await this.send({ method: 'POST', path: this.path('blobs', 'uploads/'), scopes: this.pushScopes }, what);
+    const auto = this.options.autoMount ?? true;
+    const path = `${this.path('blobs', 'uploads/')}${auto ? `?mount=${encodeURIComponent(desc.digest)}` : ''}`;
+    const res = await this.send({ method: 'POST', path, scopes: this.pushScopes }, what);
+    if (res.status === 201 && auto) {
+      discard(res.body);
+      return undefined;
+    }
     if (res.status !== 202) throw await registryError(res.body, what);
     discard(res.body);
     return this.locationOf(res, what);
@@ -619,6 +638,27 @@ function mediaTypeOfDocument(bytes: Buffer): string {
   const doc = parseDocument(bytes);
   if (doc?.mediaType) return doc.mediaType;
   return Array.isArray(doc?.manifests) ? MediaType.imageIndex : MediaType.imageManifest;
+}
+
+/**
+ * Sockets deliver 16-64 KiB pieces; writers that do one asynchronous file write per chunk
+ * (layouts, archives) are far faster with fewer, larger chunks.
+ */
+const COALESCE_BYTES = 1 << 20;
+
+async function* coalesce(source: AsyncIterable<Buffer>, size: number): AsyncGenerator<Buffer> {
+  let parts: Buffer[] = [];
+  let have = 0;
+  for await (const chunk of source) {
+    parts.push(chunk);
+    have += chunk.length;
+    if (have >= size) {
+      yield parts.length === 1 ? parts[0]! : Buffer.concat(parts, have);
+      parts = [];
+      have = 0;
+    }
+  }
+  if (have > 0) yield parts.length === 1 ? parts[0]! : Buffer.concat(parts, have);
 }
 
 /** Splits a stream into buffers of exactly `size` bytes (the last may be shorter). */

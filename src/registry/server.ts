@@ -112,9 +112,12 @@ export class RegistryServer {
     this.closing = true;
     clearInterval(this.purgeTimer);
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    // Keep-alive connections become idle as their last request finishes: close them then.
+    const sweep = setInterval(() => this.server.closeIdleConnections(), 50);
     this.server.closeIdleConnections();
     const timer = setTimeout(() => this.server.closeAllConnections(), timeoutMs);
     await closed;
+    clearInterval(sweep);
     clearTimeout(timer);
     this.log.flush();
     await this.registry.close();

@@ -21,6 +21,8 @@ import type { ValidateFunction } from 'ajv';
 import { BerthError } from '../../src/errors.js';
 import { EMPTY_JSON_DIGEST, MediaType } from '../../src/image/media-types.js';
 import { validateConfig, validateDescriptor, validateIndex, validateLayoutHeader, validateManifest } from '../../src/image/validate.js';
+import { dockerIndexToOci, dockerManifestToOci, ociIndexToDocker, ociManifestToDocker } from '../../src/image/docker.js';
+import type { ImageIndex, ImageManifest } from '../../src/image/types.js';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type JsonObject = { [key: string]: Json };
@@ -479,6 +481,17 @@ describe('validation agrees with the image-spec JSON schemas', () => {
         assert.ok(schemaSays(validators.get(kind)!, doc), `schema rejects base ${kind}/${name}: ${JSON.stringify(validators.get(kind)!.errors)}`);
         assert.deepEqual(berthSays(kind, doc), { valid: true }, `berth rejects base ${kind}/${name}`);
       }
+    }
+  });
+
+  it('accepts the documents the Docker ↔ OCI converters produce', () => {
+    const fromDocker = dockerManifestToOci(manifestBases['docker'] as unknown as ImageManifest);
+    const toDocker = ociManifestToDocker({ ...(manifestBases['image'] as unknown as ImageManifest), layers: [(manifestBases['image']!['layers'] as unknown as ImageManifest['layers'])[0]!] });
+    const listToOci = dockerIndexToOci(indexBases['dockerList'] as unknown as ImageIndex);
+    const ociToList = ociIndexToDocker(listToOci);
+    for (const [kind, doc] of [['manifest', fromDocker], ['manifest', toDocker], ['index', listToOci], ['index', ociToList]] as unknown as [Kind, Json][]) {
+      assert.ok(schemaSays(validators.get(kind)!, doc), `schema rejects converted ${kind}: ${JSON.stringify(validators.get(kind)!.errors)}`);
+      assert.deepEqual(berthSays(kind, doc), { valid: true });
     }
   });
 

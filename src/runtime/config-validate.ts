@@ -8,7 +8,7 @@
  * Deliberately stricter than the schemas (each is a MUST elsewhere or protects the host):
  * - ociVersion must be SemVer with major version 1 (config.md: compatible within a major);
  * - root is required (config.md: REQUIRED on all platforms but Windows) and process.user;
- * - hostname/domainname need a new UTS namespace, sysctls need the namespace they
+ * - hostname/domainname need a UTS namespace, sysctls need the namespace they
  *   belong to, as runc requires: otherwise they would change the host;
  * - uid/gid mappings need a new user namespace and vice versa (as runc requires);
  * - env entries must be NAME=value; rlimit soft ≤ hard (setrlimit refuses otherwise);
@@ -198,7 +198,6 @@ export function validateRuntimeConfig(doc: unknown, opts: ValidateOptions = {}):
   }
 
   const namespaces = checkNamespaces(c, spec.linux, opts.checkHost === true);
-  const hasNew = (t: string): boolean => namespaces.get(t) === 'new';
 
   checkRoot(c, spec.root, opts.bundleDir);
   const out: Spec = { ...(spec as unknown as Spec) };
@@ -209,8 +208,8 @@ export function validateRuntimeConfig(doc: unknown, opts: ValidateOptions = {}):
 
   for (const key of ['hostname', 'domainname'] as const) {
     const v = c.optString(key, spec[key]);
-    if (v !== undefined && v !== '' && !hasNew('uts')) {
-      c.fail(key, 'needs a new uts namespace in linux.namespaces (otherwise it would change the host\'s name)');
+    if (v !== undefined && v !== '' && !namespaces.has('uts')) {
+      c.fail(key, 'needs a uts namespace in linux.namespaces (otherwise it would change the host\'s name)');
     }
   }
   checkHooks(c, spec.hooks);

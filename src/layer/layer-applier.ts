@@ -144,9 +144,9 @@ export class LayerApplier implements TarSink {
   finish(): void {
     for (let i = this.deferredDirs.length - 1; i >= 0; i--) {
       const { rel, header: h } = this.deferredDirs[i]!;
+      const st = this.stillRealDir(rel);
+      if (st === undefined) continue; // removed, replaced, or now reached through a symlink
       const abs = this.safe.abs(rel);
-      const st = lstatSync(abs, { throwIfNoEntry: false });
-      if (!st?.isDirectory()) continue; // removed or replaced later in the layer
       this.applyOwner(rel, h, (uid, gid) => lchownSync(abs, uid, gid), st);
       chmodSync(abs, h.mode);
       this.unlocked.delete(rel);
@@ -154,10 +154,20 @@ export class LayerApplier implements TarSink {
       lutimesSync(abs, utimesArg(h), utimesArg(h));
     }
     for (const [rel, mode] of this.unlocked) {
-      const st = lstatSync(this.safe.abs(rel), { throwIfNoEntry: false });
-      if (st?.isDirectory()) chmodSync(this.safe.abs(rel), mode);
+      if (this.stillRealDir(rel) !== undefined) chmodSync(this.safe.abs(rel), mode);
     }
     this.unlocked.clear();
+  }
+
+  /**
+   * The stats of `rel` if it is still a directory reached without any symlink: a later entry
+   * of the layer may have replaced one of its parents by a symlink (to outside the root), and a
+   * path-based chmod would then follow it.
+   */
+  private stillRealDir(rel: string): Stats | undefined {
+    if (rel !== '' && this.safe.resolveDir(rel.split('/'), false) !== rel) return undefined;
+    const st = lstatSync(this.safe.abs(rel), { throwIfNoEntry: false });
+    return st?.isDirectory() ? st : undefined;
   }
 
   /** Closes what is open after a failure. */

@@ -27,14 +27,15 @@ describe('applyLayer against hostile archives', () => {
   let before: string;
 
   /** Every path, type, mode, size, link count and content hash outside the root. */
-  const snapshotOutside = () => execFileSync('find', [outside, '-printf', '%p %y %m %s %n %l\n'], { encoding: 'utf8' }) + readFileSync(sentinel, 'utf8');
+  const snapshotOutside = () =>
+    execFileSync('find', [outside, '-printf', '%p %y %m %U:%G %s %n %l %T@\n'], { encoding: 'utf8' }) + readFileSync(sentinel, 'utf8');
 
   beforeEach(() => {
     base = mkdtempSync(join(tmpdir(), 'berth-apply-sec-'));
     root = join(base, 'root');
     outside = join(base, 'outside');
     mkdirSync(root);
-    mkdirSync(join(outside, 'sub'), { recursive: true });
+    mkdirSync(join(outside, 'sub'), { recursive: true, mode: 0o755 });
     sentinel = join(outside, 'sentinel');
     writeFileSync(sentinel, 'untouched');
     writeFileSync(join(outside, 'sub', 'keep'), 'keep');
@@ -105,6 +106,17 @@ describe('applyLayer against hostile archives', () => {
     ]);
     assert.ok(lstatSync(join(root, 'd')).isSymbolicLink());
     assert.equal(readFileSync(join(root, outside, 'sentinel'), 'utf8'), 'pwned');
+  });
+
+  test('a parent swapped for a symlink after its subdirectory: deferred directory attributes stay inside', async () => {
+    await apply(root, [
+      { path: 'd/', type: 'dir' },
+      { path: 'd/sub/', type: 'dir', mode: 0o777, uid: 4242, mtime: 1 },
+      { path: 'd', type: 'symlink', linkname: outside },
+    ]);
+    // outside/sub (reachable as root/d/sub through the new symlink) keeps its mode and owner.
+    assert.equal(statSync(join(outside, 'sub')).mode & 0o777, 0o755);
+    assert.notEqual(statSync(join(outside, 'sub')).uid, 4242);
   });
 
   test('an existing symlink as the final component is replaced, never written through', async () => {

@@ -7,7 +7,7 @@
  */
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { BerthError, isBerthError } from '../errors.js';
-import { DigestingStream, parseDigest, validateDigest } from '../image/digest.js';
+import { DigestingStream, digestOf, validateDigest } from '../image/digest.js';
 import { ALL_MANIFEST_MEDIA_TYPES, isIndexMediaType, isManifestOrIndexMediaType, MediaType } from '../image/media-types.js';
 import type { Descriptor, ImageIndex, ImageManifest } from '../image/types.js';
 import { MAX_MANIFEST_BYTES, readAll } from '../content/read.js';
@@ -86,8 +86,7 @@ export class Repository implements Target, TagLister, ReferrerLister, Deleter, M
     if (res.status === 404) throw new BerthError('NOT_FOUND', `${this.name}: manifest ${ref} not found`);
     if (res.status !== 200) throw await registryError(res.body, what);
     const bytes = await readBody(res.body, MAX_MANIFEST_BYTES);
-    const { createHash } = await import('node:crypto');
-    const computed = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    const computed = digestOf(bytes, isDigest ? (ref.startsWith('sha512:') ? 'sha512' : 'sha256') : 'sha256');
     if (isDigest && computed !== ref) throw new BerthError('DIGEST_MISMATCH', `${this.name}: manifest ${ref} hashes to ${computed}`);
     const type = header(res, 'content-type')?.split(';')[0]?.trim() || mediaTypeOfDocument(bytes);
     this.remember(computed, bytes);
@@ -536,7 +535,6 @@ export class Repository implements Target, TagLister, ReferrerLister, Deleter, M
   private async writeReferrersIndex(subject: Descriptor, manifests: Descriptor[]): Promise<void> {
     const index: ImageIndex = { schemaVersion: 2, mediaType: MediaType.imageIndex, manifests };
     const bytes = Buffer.from(JSON.stringify(index));
-    const { digestOf } = await import('../image/digest.js');
     const desc: Descriptor = { mediaType: MediaType.imageIndex, digest: digestOf(bytes), size: bytes.length };
     await this.putManifest(desc, bytes, referrersTag(subject.digest));
   }
@@ -683,4 +681,3 @@ export async function* chunksOf(source: Readable, size: number): AsyncGenerator<
   if (have > 0) yield Buffer.concat(parts, have);
 }
 
-export { parseDigest };

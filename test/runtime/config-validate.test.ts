@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import { isBerthError } from '../../src/errors.js';
 import { hostBoundingSet, validateRuntimeConfig, CAPABILITIES } from '../../src/runtime/config-validate.js';
 import type { Spec } from '../../src/runtime/spec-types.js';
+import { capturePodmanConfig, type PodmanCapture } from './fixtures/podman-capture.js';
 
 // The repo is <repo>; the specs live in <repo>/../shared/specs. Tests run from dist/test/runtime.
 const here = dirname(fileURLToPath(import.meta.url));
@@ -389,3 +390,24 @@ function existsLsm(name: 'apparmor' | 'selinux'): boolean {
     return false;
   }
 }
+
+describe('config-validate: what a real engine writes', { skip: process.getuid?.() !== 0 ? 'podman needs root here' : false }, () => {
+  let capture: PodmanCapture | undefined;
+  before(() => {
+    const c = capturePodmanConfig();
+    if ('skip' in c) console.log(`# podman config test skipped: ${c.skip}`);
+    else capture = c;
+  });
+  after(() => capture?.cleanup());
+
+  it('podman\'s config.json is valid for berth (with host checks) and for the schema', (t) => {
+    if (capture === undefined) return t.skip('podman unavailable');
+    const doc = capture.config;
+    doc.root.path = capture.rootfs; // podman's overlay mount is gone once the capture runtime refused
+    const warnings: string[] = [];
+    const spec = validateRuntimeConfig(doc, { checkHost: true, onWarning: (m) => warnings.push(m) });
+    assert.deepEqual(warnings, []);
+    assert.equal(spec.process?.args?.[0], '/bin/true');
+    assert.equal(schemaValidator()(doc), true);
+  });
+});

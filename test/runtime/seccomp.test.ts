@@ -23,6 +23,7 @@ import {
 } from '../../src/runtime/seccomp.js';
 import { BPF_MAXINSNS, NATIVE_LITTLE_ENDIAN, decodeFilter, type SockFilter } from '../../src/runtime/seccomp-bpf.js';
 import type { LinuxSeccomp, LinuxSeccompArch } from '../../src/runtime/spec-types.js';
+import { capturePodmanConfig, type PodmanCapture } from './fixtures/podman-capture.js';
 
 // ---- a classic BPF interpreter, enough for seccomp filters -----------------------------
 
@@ -32,7 +33,7 @@ interface SeccompData {
   args?: bigint[];
 }
 
-function seccompDataWord(d: SeccompData, offset: number): number {
+function seccompDataBuffer(d: SeccompData): Buffer {
   const buf = Buffer.alloc(64);
   const w32 = (v: number, o: number): void => {
     if (NATIVE_LITTLE_ENDIAN) buf.writeUInt32LE(v >>> 0, o);
@@ -44,31 +45,38 @@ function seccompDataWord(d: SeccompData, offset: number): number {
     if (NATIVE_LITTLE_ENDIAN) buf.writeBigUInt64LE(a, 16 + 8 * i);
     else buf.writeBigUInt64BE(a, 16 + 8 * i);
   });
-  assert.ok(offset % 4 === 0 && offset < 64, `load offset ${offset} outside seccomp_data`);
-  return NATIVE_LITTLE_ENDIAN ? buf.readUInt32LE(offset) : buf.readUInt32BE(offset);
+  return buf;
 }
+
+const decoded = new WeakMap<Buffer, SockFilter[]>();
 
 /** Runs the filter like the kernel does; returns the SECCOMP_RET_* value and the steps taken. */
 function run(filter: Buffer, d: SeccompData): { ret: number; steps: number } {
-  const prog: SockFilter[] = decodeFilter(filter);
+  let prog = decoded.get(filter);
+  if (prog === undefined) {
+    prog = decodeFilter(filter);
+    decoded.set(filter, prog);
+  }
+  const data = seccompDataBuffer(d);
   let a = 0;
   let pc = 0;
   let steps = 0;
   for (;;) {
-    assert.ok(pc < prog.length, `pc ${pc} ran off the end of the program`);
-    const ins = prog[pc]!;
+    if (pc >= prog.length) assert.fail(`pc ${pc} ran off the end of the program`);
+    const ins: SockFilter = prog[pc]!;
     steps++;
     const cls = ins.code & 0x07;
     if (cls === 0x00) {
-      assert.equal(ins.code, 0x20, 'only ld|w|abs loads');
-      a = seccompDataWord(d, ins.k);
+      if (ins.code !== 0x20) assert.fail('only ld|w|abs loads');
+      if (ins.k % 4 !== 0 || ins.k >= 64) assert.fail(`load offset ${ins.k} outside seccomp_data`);
+      a = NATIVE_LITTLE_ENDIAN ? data.readUInt32LE(ins.k) : data.readUInt32BE(ins.k);
       pc++;
     } else if (cls === 0x04) {
-      assert.equal(ins.code, 0x54, 'only alu|and|k');
+      if (ins.code !== 0x54) assert.fail('only alu|and|k');
       a = (a & ins.k) >>> 0;
       pc++;
     } else if (cls === 0x06) {
-      assert.equal(ins.code, 0x06, 'only ret|k');
+      if (ins.code !== 0x06) assert.fail('only ret|k');
       return { ret: ins.k >>> 0, steps };
     } else if (cls === 0x05) {
       const op = ins.code & 0xf0;
@@ -627,4 +635,50 @@ describe('compileSeccomp: same decisions as libseccomp', { skip: !haveLibseccomp
       assert.ok(compared > 100, `compared ${compared} calls`);
     });
   }
+});
+
+// ---- podman's default profile ----------------------------------------------------------
+
+describe('compileSeccomp: podman\'s default profile', { skip: !haveLibseccomp || process.arch !== 'x64' || process.getuid?.() !== 0 ? 'needs root, libseccomp-dev and x86_64' : false }, () => {
+  let capture: PodmanCapture | undefined;
+  let dir = '';
+  before(() => {
+    const c = capturePodmanConfig();
+    if ('skip' in c) console.log(`# podman profile tests skipped: ${c.skip}`);
+    else capture = c;
+    dir = mkdtempSync(join(tmpdir(), 'berth-podman-seccomp-'));
+    execFileSync('cc', ['-O', '-o', join(dir, 'libseccomp-export'), libseccompSource, '-lseccomp'], { stdio: 'inherit' });
+    execFileSync('cc', ['-O', '-o', join(dir, 'seccomp-load'), fixtureSource], { stdio: 'inherit' });
+  });
+  after(() => {
+    capture?.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('decides every syscall of x86_64, x86 and x32 as libseccomp does', (t) => {
+    if (capture === undefined) return t.skip('podman unavailable');
+    const profile = capture.config.linux.seccomp as LinuxSeccomp;
+    assert.ok((profile.syscalls ?? []).length > 5, 'podman wrote a seccomp profile');
+    const ours = compileSeccomp(profile, 'x64').filter;
+    const theirs = execFileSync(join(dir, 'libseccomp-export'), { input: describeForLibseccomp(profile) });
+    const vectors = [[0n, 0n, 0n, 0n, 0n, 0n], [40n, 1n, 0n, 0n, 0n, 0n], [0x10000000n, 0n, 0n, 0n, 0n, 0n], [0xffffffffn, 8n, 2n, 0n, 0n, 0n], [1n << 40n, 0x7e020000n, 0n, 0n, 0n, 0n]];
+    let compared = 0;
+    for (const [arch, auditArch] of [['SCMP_ARCH_X86_64', X86_64], ['SCMP_ARCH_X86', X86], ['SCMP_ARCH_X32', X86_64]] as const) {
+      for (const [name, n] of syscallTable(arch)!) {
+        for (const args of vectors) {
+          const d: SeccompData = { arch: auditArch, nr: n, args };
+          assert.equal(run(ours, d).ret.toString(16), run(theirs, d).ret.toString(16), `${arch} ${name}(${args.join(', ')})`);
+          compared++;
+        }
+      }
+    }
+    assert.ok(compared > 5000, `compared ${compared}`);
+  });
+
+  it('is accepted by the kernel and allows what it should', (t) => {
+    if (capture === undefined) return t.skip('podman unavailable');
+    const c = compileSeccomp(capture.config.linux.seccomp as LinuxSeccomp);
+    const r = spawnSync(join(dir, 'seccomp-load'), [String(c.flags), join(dir, 'made-by-mkdir'), '755'], { input: c.filter });
+    assert.equal(r.stdout.toString(), 'mkdir=0\n', r.stderr.toString());
+  });
 });

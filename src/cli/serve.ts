@@ -34,6 +34,7 @@ const SERVE_OPTIONS = {
   'gc-interval': { type: 'string' },
   'gc-delete-untagged': { type: 'boolean' },
   'gc-grace': { type: 'string' },
+  warning: { type: 'string', multiple: true },
 } as const;
 
 function num(p: ParsedCommand, key: string): number | undefined {
@@ -64,6 +65,7 @@ function flagOverrides(p: ParsedCommand): ConfigOverrides {
     gcGrace: num(p, 'gc-grace'),
   };
   if (strs(p, 'token-trust').length > 0) o.tokenTrust = strs(p, 'token-trust');
+  if (strs(p, 'warning').length > 0) o.warnings = strs(p, 'warning');
   if (flag(p, 'no-delete')) o.delete = false;
   if (flag(p, 'gc-delete-untagged')) o.gcDeleteUntagged = true;
   return o;
@@ -99,6 +101,7 @@ Options (each also as a BERTH_* environment variable or a key of the --config JS
   --log-format text|json|off   access log on stderr (BERTH_LOG_FORMAT, "logFormat")
   --gc-interval SECONDS        run garbage collection in the server periodically
   --gc-delete-untagged --gc-grace SECONDS   garbage collection settings (default grace 3600)
+  --warning TEXT               a notice sent to clients as a Warning header (repeatable; BERTH_WARNING)
 
 Examples:
   berth serve

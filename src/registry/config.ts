@@ -44,6 +44,8 @@ export interface RegistryConfig {
   logFormat: LogFormat;
   gc: { deleteUntagged: boolean; graceMs: number };
   shutdownTimeoutMs: number;
+  /** Operator notices sent on every API response as `Warning: 299 - "…"` (spec.md "Warnings"). */
+  warnings: string[];
 }
 
 /** $XDG_DATA_HOME/berth/registry, ~/.local/share/berth/registry, or /var/lib/berth/registry as root. */
@@ -65,6 +67,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): RegistryCon
     logFormat: 'text',
     gc: { deleteUntagged: false, graceMs: 3600 * 1000 },
     shutdownTimeoutMs: 10_000,
+    warnings: [],
   };
 }
 
@@ -90,6 +93,7 @@ export interface ConfigOverrides {
   logFormat?: string;
   gcDeleteUntagged?: boolean;
   gcGrace?: number;
+  warnings?: string[];
 }
 
 function bool(name: string, v: string): boolean {
@@ -126,6 +130,7 @@ export function overridesFromEnv(env: NodeJS.ProcessEnv): ConfigOverrides {
   if (s('BERTH_CHUNK_MIN_LENGTH')) o.chunkMinLength = int('BERTH_CHUNK_MIN_LENGTH', s('BERTH_CHUNK_MIN_LENGTH')!);
   o.logFormat = s('BERTH_LOG_FORMAT');
   if (s('BERTH_GC_DELETE_UNTAGGED')) o.gcDeleteUntagged = bool('BERTH_GC_DELETE_UNTAGGED', s('BERTH_GC_DELETE_UNTAGGED')!);
+  if (s('BERTH_WARNING')) o.warnings = [s('BERTH_WARNING')!];
   if (s('BERTH_GC_GRACE')) o.gcGrace = int('BERTH_GC_GRACE', s('BERTH_GC_GRACE')!);
   return o;
 }
@@ -144,7 +149,7 @@ export function overridesFromFile(path: string): ConfigOverrides {
   const known = new Set([
     'addr', 'data', 'tlsCert', 'tlsKey', 'htpasswd', 'realm', 'policy', 'tokenRealm', 'tokenService', 'tokenIssuer', 'tokenKey',
     'tokenTrust', 'tokenExpiresIn', 'delete', 'uploadPurgeAfter', 'maxManifestBytes', 'chunkMinLength', 'logFormat',
-    'gcDeleteUntagged', 'gcGrace',
+    'gcDeleteUntagged', 'gcGrace', 'warnings',
   ]);
   for (const k of Object.keys(doc)) {
     if (!known.has(k)) throw new BerthError('USAGE', `config file ${path}: unknown key ${JSON.stringify(k)}`);
@@ -189,6 +194,13 @@ export function buildConfig(base: RegistryConfig, ...layers: ConfigOverrides[]):
     }
     if (o.gcDeleteUntagged !== undefined) c.gc.deleteUntagged = o.gcDeleteUntagged;
     if (o.gcGrace !== undefined) c.gc.graceMs = int('gcGrace', o.gcGrace) * 1000;
+    if (o.warnings !== undefined) c.warnings = o.warnings.map(String);
+  }
+  // spec.md "Warnings": at most 4096 bytes of warning data in all headers combined.
+  const warningBytes = c.warnings.reduce((n, w) => n + Buffer.byteLength(w) + 9, 0);
+  if (warningBytes > 4096) throw new BerthError('USAGE', `warnings take ${warningBytes} bytes; at most 4096 bytes may be sent`);
+  for (const w of c.warnings) {
+    if (/["\\\r\n]/.test(w) || /[^\x20-\x7e]/.test(w)) throw new BerthError('USAGE', `warning ${JSON.stringify(w)}: use printable ASCII without quotes or backslashes`);
   }
   if ((tlsCert === undefined) !== (tlsKey === undefined)) {
     throw new BerthError('USAGE', 'TLS needs both a certificate and a key (--tls-cert and --tls-key)');

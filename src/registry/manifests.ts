@@ -1,10 +1,10 @@
 /**
  * What the registry needs to know about a pushed manifest: its media type, the blobs and
  * manifests it references (which must exist), its subject and the referrers descriptor fields.
- * Structural checks only: image-spec validation in depth is the client's job.
+ * Well-formedness is image-spec validation (src/image/validate.ts); failures are MANIFEST_INVALID.
  */
-import { isValidDigest } from '../image/digest.js';
-import { MediaType, isIndexMediaType, isManifestMediaType } from '../image/media-types.js';
+import { BerthError } from '../errors.js';
+import { parseManifestOrIndex } from '../image/validate.js';
 import { RegistryError } from './errors.js';
 
 export interface ParsedManifest {
@@ -16,94 +16,39 @@ export interface ParsedManifest {
   annotations?: Record<string, string>;
 }
 
-function invalid(message: string, detail?: unknown): RegistryError {
-  return new RegistryError(400, 'MANIFEST_INVALID', message, detail);
-}
-
-interface RawDescriptor {
-  mediaType?: unknown;
-  digest?: unknown;
-  size?: unknown;
-  urls?: unknown;
-  artifactType?: unknown;
-}
-
-function checkDescriptor(d: unknown, where: string): RawDescriptor & { digest: string; mediaType: string } {
-  if (typeof d !== 'object' || d === null || Array.isArray(d)) throw invalid(`${where} must be a descriptor object`);
-  const desc = d as RawDescriptor;
-  if (typeof desc.mediaType !== 'string' || desc.mediaType === '') throw invalid(`${where}.mediaType must be a non-empty string`);
-  if (!isValidDigest(desc.digest)) throw invalid(`${where}.digest ${JSON.stringify(desc.digest)} is not a valid sha256/sha512 digest`);
-  if (typeof desc.size !== 'number' || !Number.isSafeInteger(desc.size) || desc.size < 0) {
-    throw invalid(`${where}.size must be a non-negative integer`);
-  }
-  return desc as RawDescriptor & { digest: string; mediaType: string };
-}
-
-function stringMap(v: unknown, where: string): Record<string, string> | undefined {
-  if (v === undefined) return undefined;
-  if (typeof v !== 'object' || v === null || Array.isArray(v) || Object.values(v).some((x) => typeof x !== 'string')) {
-    throw invalid(`${where} must be a map of strings`);
-  }
-  return v as Record<string, string>;
-}
-
 /**
  * Parses manifest bytes pushed with `contentType` (parameters ignored, spec.md "Pushing Manifests").
- * The media type is the Content-Type, else the `mediaType` field; when both are given they must agree.
+ * The media type is the Content-Type, else the `mediaType` field, else the document's shape; a
+ * Content-Type that contradicts the `mediaType` field is refused.
  */
 export function parsePushedManifest(bytes: Buffer, contentType: string | undefined): ParsedManifest {
-  let doc: unknown;
+  let parsed: ReturnType<typeof parseManifestOrIndex>;
   try {
-    doc = JSON.parse(bytes.toString('utf8'));
+    parsed = parseManifestOrIndex(bytes, contentType);
   } catch (err) {
-    throw invalid(`manifest is not valid JSON: ${(err as Error).message}`);
+    if (err instanceof BerthError) throw new RegistryError(400, 'MANIFEST_INVALID', err.message, err.detail);
+    throw err;
   }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw invalid('manifest must be a JSON object');
-  const m = doc as Record<string, unknown>;
-  const header = contentType?.split(';')[0]?.trim().toLowerCase() || undefined;
-  const field = typeof m.mediaType === 'string' ? m.mediaType : undefined;
-  if (m.mediaType !== undefined && field === undefined) throw invalid('manifest mediaType must be a string');
-  if (field === MediaType.dockerManifestV1 || field === MediaType.dockerManifestV1Signed || m.schemaVersion === 1) {
-    throw invalid('Docker schema 1 manifests are not supported: push an OCI or Docker schema 2 manifest');
-  }
-  let mediaType = field ?? header;
-  if (header && field && header !== field && header !== 'application/json' && header !== 'application/octet-stream') {
-    throw invalid(`Content-Type ${header} does not match the manifest's mediaType ${field}`);
-  }
-  if (mediaType === undefined || mediaType === 'application/json' || mediaType === 'application/octet-stream') {
-    // No declared type: infer from the shape (image-spec allows an absent mediaType).
-    mediaType = Array.isArray(m.manifests) ? MediaType.imageIndex : MediaType.imageManifest;
-  }
-  if (m.schemaVersion !== 2) throw invalid('manifest schemaVersion must be 2');
-  const annotations = stringMap(m.annotations, 'annotations');
-  let subject: string | undefined;
-  if (m.subject !== undefined) subject = checkDescriptor(m.subject, 'subject').digest;
-  const artifactType = m.artifactType === undefined ? undefined : String(m.artifactType);
-
-  if (isManifestMediaType(mediaType)) {
-    const config = checkDescriptor(m.config, 'config');
-    if (!Array.isArray(m.layers)) throw invalid('image manifest must have a layers array');
-    const blobRefs = [config.digest];
-    m.layers.forEach((l, i) => {
-      const d = checkDescriptor(l, `layers[${i}]`);
-      // Foreign layers (with urls) need not be in the registry (manifest.md "urls").
-      if (!(Array.isArray(d.urls) && d.urls.length > 0)) blobRefs.push(d.digest);
-    });
+  const { mediaType, manifest, index } = parsed;
+  if (manifest) {
+    // Foreign layers (with urls) need not be in the registry (manifest.md "urls").
+    const layers = manifest.layers.filter((l) => !(Array.isArray(l.urls) && l.urls.length > 0)).map((l) => l.digest);
     return {
       mediaType,
-      blobRefs: [...new Set(blobRefs)],
+      blobRefs: [...new Set([manifest.config.digest, ...layers])],
       manifestRefs: [],
-      subject,
-      artifactType: artifactType || config.mediaType,
-      annotations,
+      subject: manifest.subject?.digest,
+      // spec.md "Listing Referrers": artifactType, else the config media type.
+      artifactType: manifest.artifactType || manifest.config.mediaType,
+      annotations: manifest.annotations,
     };
   }
-  if (isIndexMediaType(mediaType)) {
-    if (!Array.isArray(m.manifests)) throw invalid('image index must have a manifests array');
-    const manifestRefs = m.manifests.map((d, i) => checkDescriptor(d, `manifests[${i}]`).digest);
-    return { mediaType, blobRefs: [], manifestRefs: [...new Set(manifestRefs)], subject, artifactType: artifactType || undefined, annotations };
-  }
-  throw invalid(
-    `unsupported manifest media type ${JSON.stringify(mediaType)}: push an OCI image manifest or index, or a Docker schema 2 manifest or manifest list`,
-  );
+  return {
+    mediaType,
+    blobRefs: [],
+    manifestRefs: [...new Set(index!.manifests.map((m) => m.digest))],
+    subject: index!.subject?.digest,
+    artifactType: index!.artifactType || undefined,
+    annotations: index!.annotations,
+  };
 }

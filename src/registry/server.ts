@@ -56,6 +56,7 @@ function scopesFor(route: Route, method: string): AccessScope[] | 'none' {
 export class RegistryServer {
   private readonly server: http.Server;
   private readonly log: AccessLog;
+  private readonly warnings: string[] | undefined;
   private purgeTimer?: NodeJS.Timeout;
   private closing = false;
 
@@ -65,6 +66,8 @@ export class RegistryServer {
   ) {
     const cfg = registry.config;
     this.log = new AccessLog(cfg.logFormat, logOut);
+    // spec.md "Warnings": warn-code 299, warn-agent "-", no warn-date.
+    this.warnings = cfg.warnings.length > 0 ? cfg.warnings.map((w) => `299 - "${w}"`) : undefined;
     const handler = (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res);
     this.server = cfg.tls
       ? https.createServer({ cert: readFileSync(cfg.tls.cert), key: readFileSync(cfg.tls.key) }, handler)
@@ -134,6 +137,7 @@ export class RegistryServer {
     const readBefore = socket.bytesRead;
     const writtenBefore = socket.bytesWritten;
     if (this.closing) res.setHeader('Connection', 'close');
+    if (this.warnings && pathname.startsWith('/v2')) res.setHeader('Warning', this.warnings);
     res.once('finish', () => {
       const ms = Number(process.hrtime.bigint() - start) / 1e6;
       // Wire bytes of this exchange (requests on one connection never overlap in HTTP/1.1).

@@ -477,6 +477,18 @@ describe('manifests (end-3, end-7a, end-7b)', () => {
     assert.equal((await fetch(`${base}/v2/man/docker/manifests/list`, { method: 'HEAD' })).headers.get('content-type'), DOCKER_LIST);
   });
 
+  it('concurrent pushes of the same manifest (and of different manifests to one tag) are safe', async () => {
+    const img = await pushImageBlobs(base, 'man/race', 'race');
+    const results = await Promise.all([1, 2, 3, 4, 5, 6].map(() => putManifest(base, 'man/race', 'same', img.manifest)));
+    assert.ok(results.every((r) => r.status === 201));
+    const others = await Promise.all(['a', 'b', 'c'].map((s) => pushImageBlobs(base, 'man/race', s)));
+    const puts = await Promise.all(others.map((o) => putManifest(base, 'man/race', 'contended', o.manifest)));
+    assert.ok(puts.every((r) => r.status === 201));
+    const winner = (await fetch(`${base}/v2/man/race/manifests/contended`, { method: 'HEAD' })).headers.get('docker-content-digest');
+    assert.ok(others.some((o) => o.digest === winner), 'the tag points at one of the pushed manifests');
+    for (const o of others) assert.equal((await fetch(`${base}/v2/man/race/manifests/${o.digest}`, { method: 'HEAD' })).status, 200);
+  });
+
   it('re-tagging moves the tag', async () => {
     const a = await pushImage(base, 'man/retag', 'latest', 'a');
     const b = await pushImage(base, 'man/retag', 'latest', 'b');
@@ -714,7 +726,9 @@ describe('operations endpoints', () => {
 describe('a registry with deletion disabled, a chunk minimum and a short upload lifetime', () => {
   let r: BerthRegistry;
   before(async () => {
-    r = await startBerthRegistry({ args: ['--no-delete', '--chunk-min-length', '1024', '--upload-purge-after', '1'] });
+    r = await startBerthRegistry({
+      args: ['--no-delete', '--chunk-min-length', '1024', '--upload-purge-after', '1', '--warning', 'this registry is a test', '--warning', 'second notice'],
+    });
   });
   after(async () => {
     await r?.stop();
@@ -728,6 +742,12 @@ describe('a registry with deletion disabled, a chunk minimum and a short upload 
       assert.equal(await errorCode(res), 'UNSUPPORTED');
     }
     assert.equal((await fetch(`${r.url}/v2/nodel/app/manifests/v1`)).status, 200);
+  });
+
+  it('sends Warning headers with warn-code 299 and warn-agent "-" (spec.md "Warnings")', async () => {
+    const res = await fetch(`${r.url}/v2/`);
+    assert.equal(res.headers.get('warning'), '299 - "this registry is a test", 299 - "second notice"');
+    await res.arrayBuffer();
   });
 
   it('POST advertises OCI-Chunk-Min-Length', async () => {

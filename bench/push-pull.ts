@@ -124,22 +124,33 @@ async function main(): Promise<void> {
     sh(`rm -f ${join(tmp, '*.tar')} ${join(tmp, '*.gz')} ${bigRaw}`);
 
     const run = Date.now().toString(36);
+    const reps = Number(process.env.BERTH_BENCH_REPS ?? 3);
     const rows: string[] = [];
     let peak = 0;
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     for (const image of ['multi', 'big']) {
-      const berthPush = await measure([process.execPath, BIN, 'copy', '-q', `oci:${join(tmp, 'src')}:${image}`, `docker://${reg.host}/bench/berth-${run}-${image}:t`]);
-      const skopeoPush = await measure(['skopeo', 'copy', '-q', '--dest-tls-verify=false', `oci:${join(tmp, 'src')}:${image}`, `docker://${reg.host}/bench/skopeo-${run}-${image}:t`], SKOPEO_ENV);
-      const berthPull = await measure([process.execPath, BIN, 'copy', '-q', `docker://${reg.host}/bench/berth-${run}-${image}:t`, `oci:${join(tmp, `berth-pull-${image}`)}:t`]);
-      const skopeoPull = await measure(['skopeo', 'copy', '-q', '--src-tls-verify=false', `docker://${reg.host}/bench/skopeo-${run}-${image}:t`, `oci:${join(tmp, `skopeo-pull-${image}`)}:t`], SKOPEO_ENV);
-      if (image === 'big') peak = Math.max(berthPush.maxRssMb, berthPull.maxRssMb);
-      for (const [what, b, s] of [['push', berthPush, skopeoPush], ['pull', berthPull, skopeoPull]] as const) {
+      const times = { berthPush: [] as Measured[], skopeoPush: [] as Measured[], berthPull: [] as Measured[], skopeoPull: [] as Measured[] };
+      // Interleaved repetitions: the machine's load varies, so each pair runs under similar conditions.
+      for (let rep = 0; rep < reps; rep++) {
+        const tag = `${run}-${image}-${rep}`;
+        times.berthPush.push(await measure([process.execPath, BIN, 'copy', '-q', `oci:${join(tmp, 'src')}:${image}`, `docker://${reg.host}/bench/berth-${tag}:t`]));
+        times.skopeoPush.push(await measure(['skopeo', 'copy', '-q', '--dest-tls-verify=false', `oci:${join(tmp, 'src')}:${image}`, `docker://${reg.host}/bench/skopeo-${tag}:t`], SKOPEO_ENV));
+        times.berthPull.push(await measure([process.execPath, BIN, 'copy', '-q', `docker://${reg.host}/bench/berth-${tag}:t`, `oci:${join(tmp, `berth-pull-${tag}`)}:t`]));
+        times.skopeoPull.push(await measure(['skopeo', 'copy', '-q', '--src-tls-verify=false', `docker://${reg.host}/bench/skopeo-${tag}:t`, `oci:${join(tmp, `skopeo-pull-${tag}`)}:t`], SKOPEO_ENV));
+        await rm(join(tmp, `berth-pull-${tag}`), { recursive: true, force: true });
+        await rm(join(tmp, `skopeo-pull-${tag}`), { recursive: true, force: true });
+      }
+      if (image === 'big') peak = Math.max(...times.berthPush.map((m) => m.maxRssMb), ...times.berthPull.map((m) => m.maxRssMb));
+      for (const [what, b, s] of [['push', times.berthPush, times.skopeoPush], ['pull', times.berthPull, times.skopeoPull]] as const) {
+        const bt = median(b.map((m) => m.seconds));
+        const st = median(s.map((m) => m.seconds));
+        const rss = Math.max(...b.map((m) => m.maxRssMb));
         rows.push(
-          `${`${what} ${image}`.padEnd(11)} berth ${b.seconds.toFixed(2).padStart(6)} s (${b.maxRssMb.toFixed(0)} MB RSS)  skopeo ${s.seconds.toFixed(2).padStart(6)} s (${s.maxRssMb.toFixed(0)} MB RSS)  ratio ${(b.seconds / s.seconds).toFixed(2)}x${b.seconds / s.seconds <= 0.7 ? '' : '  (target <= 0.7x)'}`,
+          `${`${what} ${image}`.padEnd(11)} berth ${bt.toFixed(2).padStart(6)} s (max ${rss.toFixed(0)} MB RSS)  skopeo ${st.toFixed(2).padStart(6)} s  ratio ${(bt / st).toFixed(2)}x${bt / st <= 0.7 ? '' : '  (target <= 0.7x)'}  [berth ${b.map((m) => m.seconds.toFixed(1)).join(' ')} | skopeo ${s.map((m) => m.seconds.toFixed(1)).join(' ')}]`,
         );
       }
-      await rm(join(tmp, `berth-pull-${image}`), { recursive: true, force: true });
-      await rm(join(tmp, `skopeo-pull-${image}`), { recursive: true, force: true });
     }
+    console.log(`medians of ${reps} interleaved runs; load average now ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
     for (const r of rows) console.log(r);
     console.log(`berth peak RSS during the 1 GiB copies: ${peak.toFixed(0)} MB (target < 150 MB)`);
   } finally {

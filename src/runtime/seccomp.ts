@@ -19,6 +19,10 @@
  *   whose argument conditions all hold decides (conditions within an entry are ANDed);
  * - on 32-bit ABIs (x86, x32, arm) only the low 32 bits of an argument are compared, as
  *   libseccomp does; on 64-bit ABIs both halves are.
+ * The tests check these decisions against libseccomp's own programs.
+ *
+ * `arch` is Node's name for the machine the filter will run on (default: this one); the
+ * instructions and seccomp_data offsets are in this host's byte order.
  */
 import { BerthError } from '../errors.js';
 import { BPF_JEQ, BPF_JGE, BPF_JGT, Label, NATIVE_LITTLE_ENDIAN, Program } from './seccomp-bpf.js';
@@ -68,11 +72,12 @@ export const SECCOMP_RET_ALLOW = 0x7fff0000;
 export const SECCOMP_RET_DATA = 0x0000ffff;
 
 // linux/seccomp.h filter flags
-export const SECCOMP_FILTER_FLAG: Record<LinuxSeccompFlag | 'SECCOMP_FILTER_FLAG_NEW_LISTENER', number> = {
+export const SECCOMP_FILTER_FLAG: Record<LinuxSeccompFlag | 'SECCOMP_FILTER_FLAG_NEW_LISTENER' | 'SECCOMP_FILTER_FLAG_TSYNC_ESRCH', number> = {
   SECCOMP_FILTER_FLAG_TSYNC: 1,
   SECCOMP_FILTER_FLAG_LOG: 2,
   SECCOMP_FILTER_FLAG_SPEC_ALLOW: 4,
   SECCOMP_FILTER_FLAG_NEW_LISTENER: 8,
+  SECCOMP_FILTER_FLAG_TSYNC_ESRCH: 16,
   SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV: 32,
 };
 
@@ -293,7 +298,7 @@ export function compileSeccomp(seccomp: LinuxSeccomp, arch: string = process.arc
   let flags = 0;
   for (const [i, f] of (seccomp.flags ?? []).entries()) {
     const bit = SECCOMP_FILTER_FLAG[f];
-    if (bit === undefined || f === ('SECCOMP_FILTER_FLAG_NEW_LISTENER' as string)) {
+    if (bit === undefined || f === ('SECCOMP_FILTER_FLAG_NEW_LISTENER' as string) || f === ('SECCOMP_FILTER_FLAG_TSYNC_ESRCH' as string)) {
       throw invalid(`${field}.flags[${i}]`, `unknown flag ${JSON.stringify(f)}; expected one of SECCOMP_FILTER_FLAG_TSYNC, _LOG, _SPEC_ALLOW, _WAIT_KILLABLE_RECV`);
     }
     flags |= bit;
@@ -329,6 +334,8 @@ export function compileSeccomp(seccomp: LinuxSeccomp, arch: string = process.arc
       throw invalid(`${field}.listenerPath`, 'SCMP_ACT_NOTIFY is used but no listenerPath names the socket of the seccomp agent');
     }
     flags |= SECCOMP_FILTER_FLAG.SECCOMP_FILTER_FLAG_NEW_LISTENER;
+    // seccomp(2): TSYNC with NEW_LISTENER is EINVAL unless TSYNC_ESRCH says how to fail.
+    if (flags & SECCOMP_FILTER_FLAG.SECCOMP_FILTER_FLAG_TSYNC) flags |= SECCOMP_FILTER_FLAG.SECCOMP_FILTER_FLAG_TSYNC_ESRCH;
   }
   if (seccomp.listenerMetadata !== undefined && seccomp.listenerPath === undefined) {
     throw invalid(`${field}.listenerMetadata`, 'MUST NOT be set without listenerPath (config-linux.md)');

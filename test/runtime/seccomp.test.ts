@@ -168,6 +168,11 @@ describe('compileSeccomp: actions', () => {
     assert.equal(run(c.filter, { arch: X86_64, nr: nr('SCMP_ARCH_X86_64', 'mount') }).ret, SECCOMP_RET_USER_NOTIF);
     assert.equal(c.flags & SECCOMP_FILTER_FLAG.SECCOMP_FILTER_FLAG_NEW_LISTENER, 8);
     assert.equal(c.listenerPath, '/run/agent.sock');
+    const tsync = compileSeccomp(
+      { defaultAction: 'SCMP_ACT_ALLOW', listenerPath: '/a', flags: ['SECCOMP_FILTER_FLAG_TSYNC'], syscalls: [{ names: ['mount'], action: 'SCMP_ACT_NOTIFY' }] },
+      'x64',
+    );
+    assert.equal(tsync.flags, 1 | 8 | 16, 'TSYNC with NEW_LISTENER needs TSYNC_ESRCH');
   });
 
   it('rejects NOTIFY without listenerPath, NOTIFY as default, errnoRet on an action without errno', () => {

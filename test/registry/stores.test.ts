@@ -1,0 +1,203 @@
+/**
+ * The storage and metadata driver contracts, run for every driver (today: the filesystem
+ * BlobStore and the SQLite MetadataStore; S3 and PostgreSQL drivers join these lists).
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { after, describe, it } from 'node:test';
+import type { MetadataStore } from '../../src/registry/metadata/metadata-store.js';
+import { SqliteMetadataStore } from '../../src/registry/metadata/sqlite-store.js';
+import type { BlobStore } from '../../src/registry/storage/blob-store.js';
+import { FsBlobStore } from '../../src/registry/storage/fs-blob-store.js';
+
+const root = mkdtempSync(join(tmpdir(), 'berth-stores-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+let n = 0;
+const fresh = () => join(root, String(n++));
+
+const blobDrivers: { name: string; make: () => Promise<BlobStore> }[] = [
+  {
+    name: 'filesystem',
+    make: async () => {
+      const s = new FsBlobStore(fresh());
+      await s.init();
+      return s;
+    },
+  },
+];
+const metaDrivers: { name: string; make: () => MetadataStore }[] = [
+  {
+    name: 'sqlite',
+    make: () => {
+      const dir = fresh();
+      mkdirSync(dir, { recursive: true });
+      return new SqliteMetadataStore(join(dir, 'registry.db'));
+    },
+  },
+];
+
+const sha = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+const ID = '123e4567-e89b-12d3-a456-426614174000';
+
+for (const driver of blobDrivers) {
+  describe(`BlobStore contract: ${driver.name}`, () => {
+    it('stages uploads in pieces, commits under the digest, reads whole and ranges', async () => {
+      const s = await driver.make();
+      await s.startUpload(ID);
+      assert.equal(await s.uploadSize(ID), 0);
+      const seen: Buffer[] = [];
+      assert.equal(await s.appendUpload(ID, Readable.from([Buffer.from('hello ')]), (c) => seen.push(c)), 6);
+      assert.equal(await s.appendUpload(ID, Readable.from([Buffer.from('world')])), 5);
+      assert.equal(Buffer.concat(seen).toString(), 'hello ');
+      let staged = '';
+      for await (const c of s.readUpload(ID)) staged += c;
+      assert.equal(staged, 'hello world');
+      const digest = sha('hello world');
+      assert.equal(await s.stat(digest), undefined, 'invisible before commit');
+      await s.commitUpload(ID, digest);
+      assert.equal(await s.uploadSize(ID), undefined);
+      assert.equal((await s.stat(digest))!.size, 11);
+      assert.equal((await s.readSmall(digest)).toString(), 'hello world');
+      let part = '';
+      for await (const c of s.read(digest, { start: 6, end: 10 })) part += c;
+      assert.equal(part, 'world');
+      const listed = [];
+      for await (const b of s.list()) listed.push(b.digest);
+      assert.deepEqual(listed, [digest]);
+      // committing the same content again keeps one copy and drops the staged one
+      await s.startUpload(ID);
+      await s.appendUpload(ID, Readable.from([Buffer.from('hello world')]));
+      await s.commitUpload(ID, digest);
+      assert.deepEqual(await s.listUploads(), []);
+      assert.equal(await s.delete(digest), true);
+      assert.equal(await s.delete(digest), false);
+      assert.equal(await s.stat(digest), undefined);
+    });
+
+    it('cancels uploads and refuses malformed upload ids', async () => {
+      const s = await driver.make();
+      await s.startUpload(ID);
+      assert.equal((await s.listUploads()).length, 1);
+      await s.cancelUpload(ID);
+      assert.equal(await s.uploadSize(ID), undefined);
+      await assert.rejects(s.startUpload('../../etc/passwd'));
+    });
+  });
+}
+
+for (const driver of metaDrivers) {
+  describe(`MetadataStore contract: ${driver.name}`, () => {
+    const manifest = (repo: string, content: string, blobRefs: string[], extra: Partial<Parameters<MetadataStore['putManifest']>[0]> = {}) => ({
+      repo,
+      digest: sha(content),
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      size: content.length,
+      content: Buffer.from(content),
+      blobRefs,
+      manifestRefs: [],
+      tags: [],
+      ...extra,
+    });
+
+    it('links blobs per repository and refuses manifests with missing references, atomically', async () => {
+      const m = driver.make();
+      try {
+        const b = sha('blob');
+        assert.equal(await m.repoBlob('a', b), undefined);
+        await m.linkBlob('a', b, 4);
+        assert.equal(await m.repoBlob('a', b), 4);
+        assert.equal(await m.repoBlob('other', b), undefined);
+        assert.equal(await m.blob(b), 4);
+        assert.deepEqual(await m.reposWithBlob(b, 10), ['a']);
+        const missing = sha('missing');
+        assert.deepEqual((await m.putManifest(manifest('a', 'm1', [b, missing], { tags: ['t'] }))).missing, [missing]);
+        assert.equal(await m.manifestByTag('a', 't'), undefined, 'nothing written');
+        assert.deepEqual((await m.putManifest(manifest('a', 'm1', [b], { tags: ['t', 'u'] }))).missing, []);
+        const got = await m.manifestByTag('a', 'u');
+        assert.equal(got!.digest, sha('m1'));
+        assert.equal(got!.content.toString(), 'm1');
+        assert.equal((await m.manifestByDigest('a', sha('m1')))!.size, 2);
+        assert.equal(await m.manifestByDigest('other', sha('m1')), undefined);
+      } finally {
+        await m.close();
+      }
+    });
+
+    it('lists tags and repositories in ASCII order with last/limit; deletes tags and manifests', async () => {
+      const m = driver.make();
+      try {
+        const b = sha('x');
+        await m.linkBlob('r', b, 1);
+        await m.putManifest(manifest('r', 'm', [b], { tags: ['b', 'B', 'a', '1'] }));
+        assert.deepEqual(await m.listTags('r', undefined, -1), ['1', 'B', 'a', 'b']);
+        assert.deepEqual(await m.listTags('r', 'B', 2), ['a', 'b']);
+        assert.ok(await m.repoExists('r'));
+        assert.ok(!(await m.repoExists('nope')));
+        await m.linkBlob('q', b, 1);
+        assert.deepEqual(await m.listRepositories(undefined, 10), ['q', 'r']);
+        assert.deepEqual(await m.listRepositories('q', 10), ['r']);
+        assert.ok(await m.deleteTag('r', 'a'));
+        assert.ok(!(await m.deleteTag('r', 'a')));
+        assert.ok(await m.deleteManifest('r', sha('m')));
+        assert.deepEqual(await m.listTags('r', undefined, -1), []);
+        assert.deepEqual(await m.allManifests(), []);
+      } finally {
+        await m.close();
+      }
+    });
+
+    it('answers referrers with artifactType filtering, per repository', async () => {
+      const m = driver.make();
+      try {
+        const subject = sha('subject');
+        await m.putManifest(manifest('r', 'sig', [], { subject, artifactType: 'application/x.sig', annotations: { k: 'v' } }));
+        await m.putManifest(manifest('r', 'sbom', [], { subject, artifactType: 'application/x.sbom' }));
+        await m.putManifest(manifest('other', 'elsewhere', [], { subject, artifactType: 'application/x.sig' }));
+        const all = await m.referrers('r', subject);
+        assert.equal(all.length, 2);
+        assert.deepEqual(all.find((r) => r.digest === sha('sig')), {
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          digest: sha('sig'),
+          size: 3,
+          artifactType: 'application/x.sig',
+          annotations: { k: 'v' },
+        });
+        assert.deepEqual((await m.referrers('r', subject, 'application/x.sbom')).map((r) => r.digest), [sha('sbom')]);
+        assert.deepEqual(await m.referrers('r', sha('unknown')), []);
+      } finally {
+        await m.close();
+      }
+    });
+
+    it('keeps upload sessions and plans garbage collection', async () => {
+      const m = driver.make();
+      try {
+        await m.createUpload({ id: ID, repo: 'r', algorithm: 'sha512', startedAt: 1000 });
+        assert.deepEqual(await m.upload(ID), { id: ID, repo: 'r', algorithm: 'sha512', startedAt: 1000 });
+        assert.deepEqual((await m.uploadsStartedBefore(2000)).map((u) => u.id), [ID]);
+        assert.deepEqual(await m.uploadsStartedBefore(500), []);
+        await m.deleteUpload(ID);
+        assert.equal(await m.upload(ID), undefined);
+        const used = sha('used');
+        const unused = sha('unused');
+        await m.linkBlob('r', used, 4);
+        await m.linkBlob('r', unused, 6);
+        await m.putManifest(manifest('r', 'mm', [used], { tags: ['t'] }));
+        const later = Date.now() + 10_000;
+        assert.deepEqual((await m.planGc({ now: later, graceMs: 0, deleteUntagged: true })).blobs, [{ digest: unused, size: 6 }]);
+        assert.deepEqual((await m.planGc({ now: later, graceMs: 3600_000, deleteUntagged: true })).blobs, []);
+        assert.ok(!(await m.forgetBlobIfUnreferenced(used, later)));
+        assert.ok(await m.forgetBlobIfUnreferenced(unused, later));
+        assert.equal(await m.blob(unused), undefined);
+        const stats = await m.stats();
+        assert.deepEqual(stats, { blobs: 1, bytes: 4, repositories: 1, manifests: 1 });
+      } finally {
+        await m.close();
+      }
+    });
+  });
+}

@@ -274,7 +274,7 @@ describe('cgroups on this host (root)', { skip: !isRoot ? 'needs root to create 
     const v1 = (c: string): boolean => versionOf(layout, c) === 1;
     if (v1('devices')) resources.devices = [{ allow: false, access: 'rwm' }, { allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' }];
     const disk = firstBlockDevice();
-    if (v1('blkio') && disk !== undefined) resources.blockIO = { throttleReadBpsDevice: [{ ...disk, rate: 1048576 }] };
+    if (v1('blkio') && disk !== undefined) resources.blockIO = { weight: 300, throttleReadBpsDevice: [{ ...disk, rate: 1048576 }] };
     await m.apply(resources);
     if (v1('devices')) assert.equal(m.deviceFilter(resources), undefined, 'v1 devices: no eBPF program needed');
 
@@ -295,7 +295,11 @@ describe('cgroups on this host (root)', { skip: !isRoot ? 'needs root to create 
     }
     assert.equal(read('cpuset', 'cpuset.cpus'), '0');
     if (v1('devices')) assert.equal(read('devices', 'devices.list'), 'c 1:3 rwm');
-    if (resources.blockIO) assert.equal(read('blkio', 'blkio.throttle.read_bps_device'), `${disk!.major}:${disk!.minor} 1048576`);
+    if (resources.blockIO) {
+      assert.equal(read('blkio', 'blkio.throttle.read_bps_device'), `${disk!.major}:${disk!.minor} 1048576`);
+      const weightFile = existsSync(join(dirOf('blkio'), 'blkio.weight')) ? 'blkio.weight' : 'blkio.bfq.weight';
+      assert.match(read('blkio', weightFile), /^(default )?300$/m, `${weightFile} (bfq when CFQ's file is absent)`);
+    }
 
     const child = spawn('sleep', ['60'], { stdio: 'ignore' });
     children.push(child);

@@ -26,6 +26,11 @@ import { createPublicKey } from 'node:crypto';
 export const SMALL_BLOB_BYTES = 64 * 1024;
 const SMALL_BLOB_CACHE_BYTES = 32 * 1024 * 1024;
 const MANIFEST_CACHE_ENTRIES = 10_000;
+/**
+ * Cached manifests are re-read after this long, which bounds how stale a replica (or a server
+ * whose data an offline `berth registry gc` changed) can be; this process's own writes clear it.
+ */
+const MANIFEST_CACHE_TTL_MS = 2000;
 
 /** A bounded byte cache of small immutable blobs, evicting the oldest entries first. */
 class SmallBlobCache {
@@ -58,8 +63,8 @@ export class Registry {
   readonly uploads: UploadManager;
   readonly metrics = new Metrics();
   readonly smallBlobs = new SmallBlobCache();
-  /** repo\0reference → manifest; cleared on every manifest write or delete. */
-  private readonly manifestCache = new Map<string, ManifestRecord | null>();
+  /** repo\0reference → manifest and when it was read; cleared on every manifest write or delete. */
+  private readonly manifestCache = new Map<string, { record: ManifestRecord; at: number }>();
 
   constructor(
     readonly config: RegistryConfig,
@@ -73,12 +78,14 @@ export class Registry {
 
   async manifest(repo: string, reference: string, byDigest: boolean): Promise<ManifestRecord | undefined> {
     const key = `${repo}\0${reference}`;
+    const now = Date.now();
     const hit = this.manifestCache.get(key);
-    if (hit !== undefined) return hit ?? undefined;
+    if (hit !== undefined && now - hit.at < MANIFEST_CACHE_TTL_MS) return hit.record;
     const found = byDigest ? await this.meta.manifestByDigest(repo, reference) : await this.meta.manifestByTag(repo, reference);
     if (this.manifestCache.size >= MANIFEST_CACHE_ENTRIES) this.manifestCache.clear();
-    // Only hits are cached by digest; misses by tag would hide a push from a second replica anyway.
-    if (found) this.manifestCache.set(key, found);
+    // Only hits are cached: a miss must see the next push at once.
+    if (found) this.manifestCache.set(key, { record: found, at: now });
+    else this.manifestCache.delete(key);
     return found;
   }
 

@@ -280,7 +280,7 @@ describe('config-validate: mutations, judged by the schema and by berth', () => 
 describe('config-validate: targeted rules', () => {
   let bundle = '';
   before(() => {
-    bundle = mkdtempSync(join(tmpdir(), 'berth-bundle-'));
+    bundle = mkdtempSync(join(tmpdir(), 'berth-validate-bundle-'));
     mkdirSync(join(bundle, 'rootfs'));
     writeFileSync(join(bundle, 'notadir'), '');
   });

@@ -575,3 +575,81 @@ describe('cgroup v2 device filter, loaded by the kernel (root)', { skip: !isRoot
     assert.equal(out, 'null-r=0 null-w=1 zero-r=0 zero-w=0 mknod-null=1');
   });
 });
+
+// ---- runc as the oracle for the v1 file mapping ---------------------------------------
+
+describe('cgroups: the same files as runc writes (root)', {
+  skip: !isRoot ? 'needs root' : !existsSync('/usr/sbin/runc') ? 'runc is not installed' : !existsSync('/bin/busybox') ? 'busybox is not installed' : false,
+}, () => {
+  const id = `berth-test-runc-${process.pid}`;
+  let tmp = '';
+  let runcCreated = false;
+  const runcPath = `/${id}-runc`;
+  const berthPath = `/${id}-berth`;
+  before(() => {
+    tmp = mkdtempSync(join(tmpdir(), 'berth-runc-cgroups-'));
+  });
+  after(async () => {
+    if (runcCreated) spawnSync('runc', ['--root', join(tmp, 'state'), 'delete', '--force', id], { stdio: 'ignore' });
+    await cgroupManagerFor(berthPath, id).destroy().catch(() => {});
+    await cgroupManagerFor(runcPath, id).destroy().catch(() => {});
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('memory, cpu, cpuset, pids and blkio values land in the same files with the same contents', async () => {
+    const layout = hostLayout!;
+    const bundle = join(tmp, 'bundle');
+    mkdirSync(join(bundle, 'rootfs/bin'), { recursive: true });
+    execFileSync('cp', ['/bin/busybox', join(bundle, 'rootfs/bin/busybox')]);
+    execFileSync('ln', ['-s', 'busybox', join(bundle, 'rootfs/bin/sh')]);
+    execFileSync('runc', ['spec'], { cwd: bundle });
+    const config = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8'));
+    const disk = firstBlockDevice();
+    const resources: LinuxResources = {
+      memory: { limit: 96 << 20, reservation: 48 << 20, swappiness: 20 },
+      cpu: { shares: 700, quota: 30000, period: 60000, cpus: '0', mems: '0' },
+      pids: { limit: 77 },
+      ...(disk !== undefined && versionOf(layout, 'blkio') === 1 ? { blockIO: { weight: 250, throttleWriteIOPSDevice: [{ ...disk, rate: 123 }] } } : {}),
+    };
+    if (existsSync(join(layout.v1.memory ?? '/nonexistent', 'memory.memsw.limit_in_bytes'))) resources.memory!.swap = 128 << 20;
+    config.process.terminal = false;
+    config.process.args = ['sh'];
+    config.linux.cgroupsPath = runcPath;
+    config.linux.resources = { ...config.linux.resources, ...resources };
+    writeFileSync(join(bundle, 'config.json'), JSON.stringify(config));
+    const created = spawnSync('runc', ['--root', join(tmp, 'state'), 'create', '--bundle', bundle, id], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 30000 });
+    assert.equal(created.status, 0, `runc create: ${created.stderr?.toString()}`);
+    runcCreated = true;
+
+    const m = cgroupManagerFor(berthPath, id);
+    await m.create();
+    await m.apply(resources);
+
+    const files: [string, string][] = [
+      ['memory', 'memory.limit_in_bytes'],
+      ['memory', 'memory.soft_limit_in_bytes'],
+      ['memory', 'memory.memsw.limit_in_bytes'],
+      ['memory', 'memory.swappiness'],
+      ['cpu', 'cpu.shares'],
+      ['cpu', 'cpu.cfs_quota_us'],
+      ['cpu', 'cpu.cfs_period_us'],
+      ['cpuset', 'cpuset.cpus'],
+      ['cpuset', 'cpuset.mems'],
+      ['pids', 'pids.max'],
+      ['blkio', 'blkio.throttle.write_iops_device'],
+      ['blkio', 'blkio.weight'],
+      ['blkio', 'blkio.bfq.weight'],
+    ];
+    let compared = 0;
+    for (const [controller, file] of files) {
+      const mount = layout.v1[controller];
+      if (mount === undefined) continue;
+      const theirs = join(mount, runcPath, file);
+      const ours = join(mount, berthPath, file);
+      if (!existsSync(theirs)) continue;
+      assert.equal(readFileSync(ours, 'utf8'), readFileSync(theirs, 'utf8'), `${controller}/${file}`);
+      compared++;
+    }
+    assert.ok(compared >= 8, `compared ${compared} files`);
+  });
+});

@@ -39,8 +39,10 @@ export interface HttpClientOptions {
   maxBackoffMs?: number;
   /** Socket idle timeout in ms (default 60 s). */
   timeoutMs?: number;
-  /** Skip TLS certificate verification (only for registries marked insecure). */
+  /** Skip TLS certificate verification for every host (`--tls-verify=false`). */
   insecureSkipVerify?: boolean;
+  /** Hosts (`host[:port]`) whose TLS certificates are not verified (registries marked insecure). */
+  insecureHosts?: Iterable<string>;
   userAgent?: string;
   maxSockets?: number;
 }
@@ -52,7 +54,8 @@ const MAX_RETRY_AFTER_MS = 60_000;
 
 export class HttpClient {
   private readonly agents = new Map<string, http.Agent>();
-  readonly options: Required<Omit<HttpClientOptions, 'insecureSkipVerify'>> & { insecureSkipVerify: boolean };
+  readonly options: Required<Omit<HttpClientOptions, 'insecureSkipVerify' | 'insecureHosts'>> & { insecureSkipVerify: boolean };
+  private readonly insecureHosts: Set<string>;
 
   constructor(options: HttpClientOptions = {}) {
     this.options = {
@@ -64,6 +67,8 @@ export class HttpClient {
       userAgent: options.userAgent ?? 'berth/0.1.0',
       maxSockets: options.maxSockets ?? 16,
     };
+    // Compared with URL.host, which normalises (e.g. IPv6 forms): normalise the same way.
+    this.insecureHosts = new Set([...(options.insecureHosts ?? [])].map((h) => new URL(`https://${h}`).host));
   }
 
   /** Closes idle keep-alive sockets (call when done, so the process can exit promptly). */
@@ -79,7 +84,7 @@ export class HttpClient {
       const opts = { keepAlive: true, maxSockets: this.options.maxSockets, scheduling: 'lifo' as const };
       agent =
         url.protocol === 'https:'
-          ? new https.Agent({ ...opts, rejectUnauthorized: !this.options.insecureSkipVerify })
+          ? new https.Agent({ ...opts, rejectUnauthorized: !(this.options.insecureSkipVerify || this.insecureHosts.has(url.host)) })
           : new http.Agent(opts);
       this.agents.set(key, agent);
     }

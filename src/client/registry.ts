@@ -33,12 +33,13 @@ export class RegistryClient {
   readonly auth: Authenticator;
   private readonly insecure: Set<string>;
   private readonly insecureAll: boolean;
+  private readonly probed = new Map<string, 'http' | 'https'>();
   private readonly repositoryDefaults: RepositoryOptions;
 
   constructor(options: RegistryClientOptions = {}) {
-    this.http = new HttpClient({ ...options, insecureSkipVerify: options.insecureAll || options.insecureSkipVerify });
-    this.auth = new Authenticator(this.http, options.credentials ?? ((host) => findCredentials(host)));
     this.insecure = new Set([...(options.insecure ?? []), ...configuredInsecureRegistries()]);
+    this.http = new HttpClient({ ...options, insecureSkipVerify: options.insecureAll || options.insecureSkipVerify, insecureHosts: [...this.insecure].map(apiHost) });
+    this.auth = new Authenticator(this.http, options.credentials ?? ((host) => findCredentials(host)));
     this.insecureAll = options.insecureAll ?? false;
     this.repositoryDefaults = options.repository ?? {};
   }
@@ -47,10 +48,31 @@ export class RegistryClient {
     this.http.close();
   }
 
-  /** `http://` for loopback and insecure hosts, `https://` otherwise. */
+  /**
+   * `http://` for loopback hosts; `https://` otherwise. A host marked insecure is tried over
+   * HTTPS without certificate verification first and over plain HTTP when that fails (as
+   * skopeo and docker do); the answer is remembered per host.
+   */
   baseUrl(host: string): URL {
-    const plain = this.insecureAll || isLoopbackHost(host) || this.insecure.has(host);
-    return new URL(`${plain ? 'http' : 'https'}://${apiHost(host)}`);
+    const scheme = isLoopbackHost(host) ? 'http' : (this.probed.get(host) ?? 'https');
+    return new URL(`${scheme}://${apiHost(host)}`);
+  }
+
+  private isInsecure(host: string): boolean {
+    return this.insecureAll || this.insecure.has(host);
+  }
+
+  /** For an insecure host: does it answer HTTPS? Otherwise plain HTTP it is. */
+  private async probe(host: string): Promise<void> {
+    if (isLoopbackHost(host) || this.probed.has(host) || !this.isInsecure(host)) return;
+    let scheme: 'http' | 'https' = 'https';
+    try {
+      const res = await this.http.request({ method: 'GET', url: new URL(`https://${apiHost(host)}/v2/`), retries: 0 });
+      discard(res.body);
+    } catch {
+      scheme = 'http';
+    }
+    this.probed.set(host, scheme);
   }
 
   repository(host: string, name: string, options: RepositoryOptions = {}): Repository {
@@ -59,7 +81,11 @@ export class RegistryClient {
 
   /** Sends a request with authentication, answering one 401 challenge. */
   async send(host: string, opts: SendOptions): Promise<HttpResponse> {
-    const url = opts.path instanceof URL ? opts.path : new URL(opts.path, this.baseUrl(host));
+    await this.probe(host);
+    const url = opts.path instanceof URL ? new URL(opts.path) : new URL(opts.path, this.baseUrl(host));
+    // URLs built before the probe answered carry the default scheme.
+    const base = this.baseUrl(host);
+    if (url.host === base.host) url.protocol = base.protocol;
     const build = async (): Promise<HttpRequest> => {
       const headers = { ...(opts.headers ?? {}) };
       const authz = await this.auth.header(host, opts.scopes);

@@ -10,6 +10,7 @@ import { createHash, createPrivateKey, createPublicKey, randomBytes, sign, type 
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -52,7 +53,8 @@ async function waitForHttp(url: string, child: ChildProcess, logFile: string): P
       throw new Error(`docker-registry exited with ${child.exitCode}: ${await readFile(logFile, 'utf8').catch(() => '')}`);
     }
     const ok = await new Promise<boolean>((resolve) => {
-      const req = http.get(url, (res) => {
+      const get = url.startsWith('https:') ? (u: string, cb: (res: http.IncomingMessage) => void) => https.get(u, { rejectUnauthorized: false }, cb) : http.get;
+      const req = get(url, (res) => {
         res.resume();
         resolve(true);
       });
@@ -188,7 +190,7 @@ async function startTokenServer(dir: string, username: string, password: string)
 // ---- the registry -------------------------------------------------------------------------------
 
 export async function startRegistry(
-  opts: { auth?: RegistryAuth; username?: string; password?: string; /** Parent of the temp dir (e.g. /dev/shm for benchmarks). */ baseDir?: string } = {},
+  opts: { auth?: RegistryAuth; username?: string; password?: string; /** Parent of the temp dir (e.g. /dev/shm for benchmarks). */ baseDir?: string; /** Serve HTTPS with a self-signed certificate. */ tls?: boolean } = {},
 ): Promise<RegistryServer> {
   const auth = opts.auth ?? 'none';
   const username = opts.username ?? 'berth';
@@ -214,6 +216,14 @@ export async function startRegistry(
     '  secret: berth-test-secret',
   ];
   let tokenServer: TokenServer | undefined;
+  if (opts.tls) {
+    const key = join(dir, 'tls-key.pem');
+    const cert = join(dir, 'tls-cert.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], {
+      stdio: 'ignore',
+    });
+    lines.push('  tls:', `    certificate: ${cert}`, `    key: ${key}`);
+  }
   if (auth === 'htpasswd') {
     const file = join(dir, 'htpasswd');
     execFileSync('htpasswd', ['-B', '-C', '5', '-b', '-c', file, username, password], { stdio: 'ignore' });
@@ -249,7 +259,7 @@ export async function startRegistry(
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    await waitForHttp(`http://127.0.0.1:${port}/v2/`, child, logFile);
+    await waitForHttp(`${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}/v2/`, child, logFile);
   } catch (err) {
     await stop();
     throw err;

@@ -11,6 +11,7 @@ import { parseDigest } from '../../image/digest.js';
 import type { BlobStat, BlobStore, ByteRange } from './blob-store.js';
 
 const UPLOAD_ID_RE = /^[a-f0-9-]{36}$/;
+const READ_CHUNK = 1024 * 1024;
 
 export class FsBlobStore implements BlobStore {
   private readonly blobsDir: string;
@@ -48,7 +49,8 @@ export class FsBlobStore implements BlobStore {
   }
 
   read(digest: string, range?: ByteRange): Readable {
-    return createReadStream(this.blobPath(digest), range ? { start: range.start, end: range.end } : undefined);
+    // Large reads: fewer syscalls and socket writes per layer than the 64 KiB default.
+    return createReadStream(this.blobPath(digest), { highWaterMark: READ_CHUNK, ...(range ? { start: range.start, end: range.end } : {}) });
   }
 
   readSmall(digest: string): Promise<Buffer> {

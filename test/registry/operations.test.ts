@@ -90,6 +90,26 @@ describe('berth serve operations', () => {
     }
   });
 
+  it('--gc-interval collects garbage inside the running server', async () => {
+    const reg = await startBerthRegistry({ args: ['--log-format', 'off', '--gc-interval', '1', '--gc-grace', '0'] });
+    try {
+      const data = Buffer.from('collect me');
+      const post = await fetch(`${reg.url}/v2/gc/live/blobs/uploads/?digest=${sha256(data)}`, { method: 'POST', body: data });
+      assert.equal(post.status, 201);
+      let status = 200;
+      for (let i = 0; i < 60 && status === 200; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        const res = await fetch(`${reg.url}/v2/gc/live/blobs/${sha256(data)}`, { method: 'HEAD' });
+        status = res.status;
+      }
+      assert.equal(status, 404, 'an unreferenced blob past the grace period is collected');
+      const hex = sha256(data).slice(7);
+      assert.ok(!existsSync(join(reg.dataDir, 'blobs', 'sha256', hex.slice(0, 2), hex)));
+    } finally {
+      await reg.stop();
+    }
+  });
+
   it('without --data, keeps its data under $XDG_DATA_HOME/berth/registry and says so', async () => {
     const xdg = join(dir, 'xdg');
     const child = spawn(process.execPath, [BERTH_BIN, 'serve', '--addr', '127.0.0.1:0', '--log-format', 'off'], { env: { ...process.env, XDG_DATA_HOME: xdg }, stdio: ['ignore', 'pipe', 'ignore'] });

@@ -377,6 +377,17 @@ describe('manifests (end-3, end-7a, end-7b)', () => {
     assert.equal(await errorCode(wrong), 'DIGEST_INVALID');
   });
 
+  it('a manifest pushed by its sha512 digest is served by that digest', async () => {
+    const img = await pushImageBlobs(base, 'man/sha512', 'sha512');
+    const d512 = sha512(img.manifest);
+    const put = await fetch(`${base}/v2/man/sha512/manifests/${d512}?tag=v512`, { method: 'PUT', body: img.manifest, headers: { 'Content-Type': OCI_MANIFEST } });
+    assert.equal(put.status, 201);
+    assert.equal(put.headers.get('docker-content-digest'), d512);
+    const get = await fetch(`${base}/v2/man/sha512/manifests/v512`);
+    assert.equal(get.headers.get('docker-content-digest'), d512);
+    assert.deepEqual(Buffer.from(await get.arrayBuffer()), img.manifest);
+  });
+
   it('several tags in one PUT (end-7b): OCI-Tag headers, every tag resolves', async () => {
     const img = await pushImageBlobs(base, 'man/tags', 'tags');
     const res = await fetch(`${base}/v2/man/tags/manifests/${img.digest}?tag=1.2.3&tag=1.2&tag=1&tag=latest`, {

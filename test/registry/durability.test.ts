@@ -78,7 +78,9 @@ describe('durability across kill -9', () => {
 
   it('keeps every acknowledged push and shows nothing half-written', async () => {
     const done: Completed = { blobs: new Map(), attempted: new Map(), manifests: [] };
-    for (let round = 0; round < 2; round++) {
+    // BERTH_SLOW_TESTS=1: more kills (a soak); the default still kills twice.
+    const rounds = process.env.BERTH_SLOW_TESTS === '1' ? 8 : 2;
+    for (let round = 0; round < rounds; round++) {
       reg = await startBerthRegistry({ dataDir, args: ['--log-format', 'off'] });
       const stop = { now: false };
       const workers = [0, 1, 2, 3, 4, 5].map((i) => worker(reg!.url, i + round * 10, done, stop));

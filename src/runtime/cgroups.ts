@@ -139,14 +139,25 @@ class FsCgroupManager implements CgroupManager {
    */
   async create(): Promise<void> {
     await this.checkFitForCreate();
-    for (const [key, dir] of Object.entries(this.paths)) {
-      try {
-        await mkdir(dir, { recursive: true });
-      } catch (err) {
-        throw new BerthError('RUNTIME_ERROR', `cannot create cgroup ${dir}: ${(err as Error).message}`, { cause: err });
+    // Directories this call created (deepest last), removed again if a later step fails.
+    const created: string[] = [];
+    try {
+      for (const [key, dir] of Object.entries(this.paths)) {
+        let first: string | undefined;
+        try {
+          first = await mkdir(dir, { recursive: true });
+        } catch (err) {
+          throw new BerthError('RUNTIME_ERROR', `cannot create cgroup ${dir}: ${(err as Error).message}`, { cause: err });
+        }
+        if (first !== undefined) {
+          for (let d = dir; d.length >= first.length; d = posix.dirname(d)) created.unshift(d);
+        }
+        // A new v1 cpuset starts with empty cpus/mems and takes no tasks until they are set.
+        if (key === 'cpuset') await this.fillCpusets(dir);
       }
-      // A new v1 cpuset starts with empty cpus/mems and takes no tasks until they are set.
-      if (key === 'cpuset') await this.fillCpusets(dir);
+    } catch (err) {
+      for (const d of created.sort((a, b) => b.length - a.length)) await rmdir(d).catch(() => {});
+      throw err;
     }
   }
 
@@ -330,7 +341,7 @@ class FsCgroupManager implements CgroupManager {
     try {
       text = await readFile(join(dir, 'cgroup.procs'), 'utf8');
     } catch (err) {
-      if (errnoOf(err) === 'ENOENT') return [];
+      if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') return [];
       throw new BerthError('RUNTIME_ERROR', `cannot list the processes of cgroup ${dir}: ${(err as Error).message}`, { cause: err });
     }
     return text

@@ -179,6 +179,19 @@ describe('cgroups on a fake cgroup2 filesystem', () => {
   });
   after(() => rmSync(root, { recursive: true, force: true }));
 
+  it('removes what create made when a later hierarchy fails', async () => {
+    // Two v1 "hierarchies": cpu works, memory's mount point is a file, so mkdir under it
+    // fails after the cpu directories were made.
+    mkdirSync(join(root, 'cpu-h'));
+    writeFileSync(join(root, 'not-a-hierarchy'), '');
+    const layout: CgroupLayout = { v1: { cpu: join(root, 'cpu-h'), memory: join(root, 'not-a-hierarchy') }, own: {} };
+    const m = cgroupManagerWith(layout, '/rollback/deep/c', 'c');
+    assert.deepEqual(Object.keys(m.paths), ['cpu', 'memory']);
+    await assert.rejects(m.create(), (e: unknown) => isBerthError(e, 'RUNTIME_ERROR') && /cannot create cgroup .*not-a-hierarchy/.test(e.message));
+    assert.equal(existsSync(join(root, 'cpu-h/rollback')), false, 'nothing left behind');
+    assert.equal(existsSync(join(root, 'cpu-h')), true, 'the hierarchy itself stays');
+  });
+
   it('refuses to create over a cgroup that has processes or is frozen', async () => {
     const layout: CgroupLayout = { v1: {}, v2: { mountPoint: root, controllers: [] }, own: { '': '/' } };
     const dir = join(root, 'busy');

@@ -23,7 +23,7 @@ import { BerthError } from '../errors.js';
 import { hostCgroupLayout, versionOf } from './cgroups-host.js';
 import { planResourceWrites } from './cgroups-plan.js';
 import { validateCgroupsPath } from './cgroups.js';
-import { SECCOMP_ACTIONS, SECCOMP_ARCHES, SECCOMP_OPERATORS, actionValue } from './seccomp.js';
+import { SECCOMP_ACTIONS, SECCOMP_ARCHES, SECCOMP_OPERATORS, actionValue } from './seccomp-constants.js';
 import { LINUX_NAMESPACE_TYPES, type Spec } from './spec-types.js';
 
 export interface ValidateOptions {

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { BerthError } from '../errors.js';
 import type { AccessScope, Principal } from './auth/access.js';
 import { splitAddr } from './config.js';
 import { AccessLog } from './access-log.js';
@@ -80,11 +81,16 @@ export class RegistryServer {
 
   /** Starts listening on config.addr (or `addrOverride`), and purging stale uploads periodically. */
   async listen(addrOverride?: string): Promise<AddressInfo> {
-    const { host, port } = splitAddr(addrOverride ?? this.registry.config.addr);
+    const addr = addrOverride ?? this.registry.config.addr;
+    const { host, port } = splitAddr(addr);
     await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
+      const fail = (err: NodeJS.ErrnoException) => {
+        const why = err.code === 'EADDRINUSE' ? 'is in use' : err.code === 'EACCES' ? 'needs privileges' : `cannot be used (${err.message})`;
+        reject(new BerthError('NETWORK', `address ${addr} ${why}: choose another with --addr HOST:PORT`, { cause: err }));
+      };
+      this.server.once('error', fail);
       this.server.listen(port, host, () => {
-        this.server.off('error', reject);
+        this.server.off('error', fail);
         resolve();
       });
     });

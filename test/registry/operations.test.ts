@@ -90,6 +90,15 @@ describe('berth serve operations', () => {
     }
   });
 
+  it('an address in use is reported in one clear line', async () => {
+    const first = await startBerthRegistry({ args: ['--log-format', 'off'] });
+    try {
+      await assert.rejects(startBerthRegistry({ port: first.port }), /address 127\.0\.0\.1:\d+ is in use: choose another with --addr/);
+    } finally {
+      await first.stop();
+    }
+  });
+
   it('--gc-interval collects garbage inside the running server', async () => {
     const reg = await startBerthRegistry({ args: ['--log-format', 'off', '--gc-interval', '1', '--gc-grace', '0'] });
     try {

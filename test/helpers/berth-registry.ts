@@ -55,7 +55,7 @@ export async function startBerthRegistry(opts: BerthRegistryOptions = {}): Promi
     if (opts.onLog) opts.onLog(d);
     else if (stderr.length < 64 * 1024) stderr += d;
   });
-  const url = await new Promise<string>((resolve, reject) => {
+  const started = new Promise<string>((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
@@ -75,6 +75,13 @@ export async function startBerthRegistry(opts: BerthRegistryOptions = {}): Promi
       reject(new Error(`berth serve exited with ${code} before listening: ${stderr}`));
     });
   });
+  let url: string;
+  try {
+    url = await started;
+  } catch (err) {
+    if (ownData) rmSync(dataDir, { recursive: true, force: true });
+    throw err;
+  }
   const port = Number(new URL(url).port);
   const stopWith = async (signal: NodeJS.Signals, removeData: boolean) => {
     if (child.exitCode === null && child.signalCode === null) {

@@ -4,6 +4,7 @@ import { buildConfig, defaultConfig, overridesFromEnv, overridesFromFile, type C
 import { collectGarbage } from '../registry/gc.js';
 import { openRegistry } from '../registry/registry.js';
 import { RegistryServer } from '../registry/server.js';
+import { removeServePid, runningServer, writeServePid } from '../registry/serve-lock.js';
 import { verifyRegistry } from '../registry/verify.js';
 import { flag, printJson, printLine, str, strs, type CommandGroup, type ParsedCommand } from './common.js';
 
@@ -113,6 +114,7 @@ async function serve(p: ParsedCommand): Promise<number> {
   const registry = await openRegistry(config);
   const server = new RegistryServer(registry);
   const addr = await server.listen();
+  writeServePid(config.dataDir);
   const scheme = config.tls ? 'https' : 'http';
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   const url = `${scheme}://${host}:${addr.port}`;
@@ -137,6 +139,7 @@ async function serve(p: ParsedCommand): Promise<number> {
     const stop = (signal: string) => {
       server.logger.info(`received ${signal}: finishing requests in flight and stopping`);
       clearInterval(gcTimer);
+      removeServePid(config.dataDir);
       server.close().then(resolve, (err: Error) => {
         process.stderr.write(`berth: shutdown failed: ${err.message}\n`);
         resolve();
@@ -148,13 +151,13 @@ async function serve(p: ParsedCommand): Promise<number> {
   return 0;
 }
 
-const REGISTRY_USAGE = `Usage: berth registry gc [--dry-run] [--delete-untagged] [--grace SECONDS] [--data DIR] [--config FILE]
+const REGISTRY_USAGE = `Usage: berth registry gc [--dry-run] [--delete-untagged] [--grace SECONDS] [--force] [--data DIR] [--config FILE]
        berth registry verify [--data DIR] [--config FILE]
 
 gc removes blobs no manifest references (and, with --delete-untagged, manifests no tag, index or
 subject reaches), keeping anything linked or pushed within the grace period (default 3600 s).
---dry-run prints what would go. While a server runs on the same data, prefer "berth serve
---gc-interval", which collects under the server's own locks.
+--dry-run prints what would go. While "berth serve" runs on the same data, gc refuses to delete
+(unless --force): use "berth serve --gc-interval SECONDS", which collects under the server's locks.
 verify checks every blob against its digest and size, and every manifest reference.
 
 Examples:
@@ -166,6 +169,13 @@ async function registryCommand(p: ParsedCommand): Promise<number> {
   const [sub] = p.positionals;
   if (sub !== 'gc' && sub !== 'verify') throw new BerthError('USAGE', `berth registry: expected "gc" or "verify"\n\n${REGISTRY_USAGE}`);
   const config = loadConfig(p);
+  const serving = runningServer(config.dataDir);
+  if (sub === 'gc' && serving !== undefined && !flag(p, 'dry-run') && !flag(p, 'force')) {
+    throw new BerthError(
+      'USAGE',
+      `berth serve (pid ${serving}) is using ${config.dataDir}: collect inside it with "berth serve --gc-interval SECONDS", or use --dry-run (or --force if that server is gone)`,
+    );
+  }
   const registry = await openRegistry({ ...config, auth: { realm: config.auth.realm } });
   try {
     if (sub === 'verify') {
@@ -202,7 +212,7 @@ export const commands: CommandGroup = {
   registry: {
     summary: 'Registry maintenance: gc (garbage collection), verify (check every blob)',
     usage: REGISTRY_USAGE,
-    options: { ...CONFIG_OPTIONS, 'dry-run': { type: 'boolean' }, 'delete-untagged': { type: 'boolean' }, grace: { type: 'string' } },
+    options: { ...CONFIG_OPTIONS, 'dry-run': { type: 'boolean' }, 'delete-untagged': { type: 'boolean' }, grace: { type: 'string' }, force: { type: 'boolean' } },
     run: registryCommand,
   },
 };

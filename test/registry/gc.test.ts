@@ -14,7 +14,7 @@ import { collectGarbage, type GcReport } from '../../src/registry/gc.js';
 import { openRegistry, type Registry } from '../../src/registry/registry.js';
 import { RegistryServer } from '../../src/registry/server.js';
 import { verifyRegistry } from '../../src/registry/verify.js';
-import { BERTH_BIN } from '../helpers/berth-registry.js';
+import { BERTH_BIN, startBerthRegistry } from '../helpers/berth-registry.js';
 import { OCI_MANIFEST, pushBlob, pushImage, pushImageBlobs, putManifest, sha256 } from './registry-client.js';
 
 describe('garbage collection', () => {
@@ -133,6 +133,23 @@ describe('garbage collection', () => {
       assert.equal(sha256(Buffer.from(await blob.arrayBuffer())), sha256(p.layer));
     }
     assert.deepEqual((await verifyRegistry(registry.meta, registry.blobs)).problems, []);
+  });
+
+  it('berth registry gc refuses to delete while berth serve runs on the same data (dry runs are fine)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'berth-gc-live-'));
+    const live = await startBerthRegistry({ dataDir: dir, args: ['--log-format', 'off'] });
+    try {
+      const gcCli = (...args: string[]) => spawnSync(process.execPath, [BERTH_BIN, 'registry', 'gc', '--data', dir, ...args], { encoding: 'utf8' });
+      const refused = gcCli();
+      assert.equal(refused.status, 2);
+      assert.match(refused.stderr, new RegExp(`berth serve \\(pid ${live.child.pid}\\) is using .*--gc-interval`));
+      assert.equal(gcCli('--dry-run').status, 0);
+      await live.stop();
+      assert.equal(gcCli().status, 0, 'allowed once the server stopped');
+    } finally {
+      await live.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('berth registry gc --dry-run prints what would go; berth registry verify finds corruption', async () => {

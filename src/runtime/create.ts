@@ -83,7 +83,13 @@ async function waitGone(pid: number): Promise<void> {
   }
 }
 
+/** BERTH_RUNTIME_TRACE=1 prints how long each step of create takes (to stderr). */
+const trace = process.env.BERTH_RUNTIME_TRACE
+  ? (() => { let last = performance.now(); return (what: string) => { const now = performance.now(); process.stderr.write(`berth-runtime: ${what} ${(now - last).toFixed(1)} ms\n`); last = now; }; })()
+  : (_what: string) => undefined;
+
 export async function createContainer(opts: CreateOptions): Promise<Created> {
+  trace(`node start-up until create (${performance.now().toFixed(1)} ms since process start)`);
   const bundle = resolve(opts.bundle);
   const spec = loadBundleConfig(bundle);
   if (!spec.root?.path) throw new BerthError('RUNTIME_CONFIG_INVALID', 'config.json: root.path is required on Linux');
@@ -93,12 +99,14 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
   } catch (err) {
     throw new BerthError('RUNTIME_CONFIG_INVALID', `root.path ${rootfs} is not a directory: create the root filesystem there or fix root.path`, { cause: err });
   }
+  trace('config validated');
   const dir = reserveId(opts.root, opts.id);
   let cgroups: CgroupManager | undefined;
   let pid = 0;
   try {
     cgroups = cgroupManagerFor(spec.linux?.cgroupsPath, opts.id);
     await cgroups.create();
+    trace('cgroups created');
     const cg = cgroups;
     const record: ContainerRecord = {
       id: opts.id, ociVersion: spec.ociVersion, bundle, rootfs, pid: 0, startTime: 0,
@@ -112,6 +120,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       ...(opts.keep ? { keep: true } : {}), ...(opts.noPivot ? { noPivot: true } : {}),
     });
     record.namespaces = plan.namespaces;
+    trace('plan built');
     const started = await runInit(plan, {
       onPid: async (p) => {
         pid = p;
@@ -121,11 +130,15 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
           writeIdMap(p, 'uid_map', plan.uidMappings);
           writeIdMap(p, 'gid_map', plan.gidMappings);
         }
+        trace('berth-init cloned the container process');
         await cg.addProcess(p);
+        trace('process placed in cgroups');
         await cg.apply(withDeviceDefaults(spec));
+        trace('resources applied');
         if (spec.process?.oomScoreAdj !== undefined) writeFileSync(`/proc/${p}/oom_score_adj`, String(spec.process.oomScoreAdj));
       },
       onMounted: async () => {
+        trace('container mounts done');
         writeRecord(opts.root, record, 'created');
         const state = ociState(record, 'created');
         // runtime.md lifecycle 3-4: prestart (deprecated) and createRuntime in the runtime
@@ -136,6 +149,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
         return JSON.stringify(state);
       },
     }, opts.stdio ?? 'inherit');
+    trace('container ready');
     if (opts.pidFile) writeAtomic(resolve(opts.pidFile), String(started.pid));
     return { record, init: started.child };
   } catch (err) {

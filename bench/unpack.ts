@@ -55,6 +55,14 @@ function better(a: Timing | undefined, b: Timing): Timing {
   return a === undefined || b.wall < a.wall ? b : a;
 }
 
+/** A digest of the tree's paths, types, modes, owners, sizes and link targets: the three results must agree. */
+function treeDigest(dir: string): string {
+  const listing = execFileSync('sh', ['-c', `cd '${dir}' && find . -printf '%p %y %m %U:%G %s %l\\n' | LC_ALL=C sort`], {
+    maxBuffer: 1 << 28,
+  });
+  return createHash('sha256').update(listing).digest('hex').slice(0, 16);
+}
+
 function settle(...dirs: string[]): void {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
   execFileSync('sync');
@@ -86,16 +94,19 @@ async function main(): Promise<void> {
     );
 
     const best: { berth?: Timing; umoci?: Timing; tar?: Timing } = {};
+    const trees = new Map<string, string>();
     for (let r = 0; r < runs; r++) {
       const berthRoot = join(work, 'berth-root');
       settle(berthRoot);
       mkdirSync(berthRoot);
       best.berth = better(best.berth, await measure(() => unpackLayers(berthRoot, sources)));
+      trees.set('berth', treeDigest(berthRoot));
       settle(berthRoot);
 
       const bundle = join(work, 'umoci-bundle');
       settle(bundle);
       best.umoci = better(best.umoci, await measure(() => execFileSync('umoci', ['unpack', '--image', `${layout}:bench`, bundle], { stdio: 'pipe' })));
+      trees.set('umoci', treeDigest(join(bundle, 'rootfs')));
       settle(bundle);
 
       const tarRoot = join(work, 'tar-root');
@@ -103,6 +114,7 @@ async function main(): Promise<void> {
       mkdirSync(tarRoot);
       const script = blobs.map((b) => `tar -xzf '${b}' -C '${tarRoot}'`).join(' && ');
       best.tar = better(best.tar, await measure(() => execFileSync('sh', ['-c', script])));
+      trees.set('tar', treeDigest(tarRoot));
       settle(tarRoot);
     }
     const { berth, umoci, tar } = best as Required<typeof best>;
@@ -112,6 +124,8 @@ async function main(): Promise<void> {
     row('tar -xzf (sequential)', tar);
     console.log(`berth / umoci = ${(berth.wall / umoci.wall).toFixed(2)}x wall, ${(berth.cpu / umoci.cpu).toFixed(2)}x cpu   (target <= 0.70x)`);
     console.log(`berth / tar   = ${(berth.wall / tar.wall).toFixed(2)}x wall, ${(berth.cpu / tar.cpu).toFixed(2)}x cpu   (target <= 1.00x)`);
+    const same = new Set(trees.values()).size === 1;
+    console.log(`resulting trees identical: ${same ? 'yes' : `NO ${JSON.stringify(Object.fromEntries(trees))}`}`);
     console.log(`load average at the end: ${loadavg().map((l) => l.toFixed(1)).join(' ')} on this machine's cores (other work skews wall times)`);
   } finally {
     rmSync(work, { recursive: true, force: true });

@@ -190,6 +190,10 @@ describe('berth-runtime config.json features, checked inside the container (root
       assert.deepEqual(text.trim().split('\n'), ['42', String(64 * 1024 * 1024)]);
     } finally {
       assert.equal(rt.run(['delete', '--force', id]).status, 0);
+      const { readdirSync, rmdirSync } = await import('node:fs');
+      for (const ctrl of readdirSync('/sys/fs/cgroup')) {
+        try { rmdirSync(join('/sys/fs/cgroup', ctrl, 'berth-test')); } catch { /* not there, or not a hierarchy */ }
+      }
     }
   });
 

@@ -659,25 +659,32 @@ static void forward_signal(int sig) {
   if (child_pid > 0) kill(child_pid, sig);
 }
 
-static void join_namespaces(int user_first) {
-  for (int i = 0; i < nrecs; i++) {
+/* Opens every namespace to join before joining any: once in the container's mount namespace,
+ * /proc/PID/ns paths of the host would no longer resolve. The user namespace goes first. */
+static void join_namespaces(void) {
+  int fds[16], is_user[16], n = 0;
+  char *names[16];
+  for (int i = 0; i < nrecs && n < 16; i++) {
     if (strcmp(recs[i].key, "join") != 0) continue;
     char *f[2];
     if (fields(&recs[i], f, 2) < 2) die("bad join record");
-    int is_user = strcmp(f[0], "user") == 0;
-    if (is_user != user_first) continue;
-    int fd = open(f[1], O_RDONLY | O_CLOEXEC);
-    if (fd < 0) die("open %s namespace %s: %s", f[0], f[1], strerror(errno));
-    if (setns(fd, 0) < 0) die("join %s namespace %s: %s", f[0], f[1], strerror(errno));
-    close(fd);
+    fds[n] = open(f[1], O_RDONLY | O_CLOEXEC);
+    if (fds[n] < 0) die("open %s namespace %s: %s", f[0], f[1], strerror(errno));
+    is_user[n] = strcmp(f[0], "user") == 0;
+    names[n++] = f[0];
   }
+  for (int pass = 1; pass >= 0; pass--)
+    for (int k = 0; k < n; k++) {
+      if (is_user[k] != pass) continue;
+      if (setns(fds[k], 0) < 0) die("join %s namespace: %s", names[k], strerror(errno));
+      close(fds[k]);
+    }
 }
 
 int main(void) {
   read_plan();
   connect_console();
-  join_namespaces(1);
-  join_namespaces(0);
+  join_namespaces();
 
   if (get("timens")) {
     if (unshare(CLONE_NEWTIME) < 0) die("unshare time namespace: %s", strerror(errno));

@@ -227,7 +227,7 @@ async function main(argv: string[]): Promise<number> {
     if (name === 'root') g.root = resolve(takeValue());
     else if (name === 'log') g.log = takeValue();
     else if (name === 'log-format') g.logJson = takeValue() === 'json';
-    else if (name === 'debug') g.debug = true;
+    else if (name === 'debug') { g.debug = true; process.env.BERTH_RUNTIME_TRACE = '1'; }
     else if (name === 'criu' || name === 'rootless') takeValue();
     else if (name === 'systemd-cgroup') {
       throw new BerthError('UNSUPPORTED', '--systemd-cgroup is not supported: berth-runtime manages cgroupfs directly; configure your engine with cgroup_manager = "cgroupfs"');

@@ -83,10 +83,14 @@ async function waitGone(pid: number): Promise<void> {
   }
 }
 
-/** BERTH_RUNTIME_TRACE=1 prints how long each step of create takes (to stderr). */
-const trace = process.env.BERTH_RUNTIME_TRACE
-  ? (() => { let last = performance.now(); return (what: string) => { const now = performance.now(); process.stderr.write(`berth-runtime: ${what} ${(now - last).toFixed(1)} ms\n`); last = now; }; })()
-  : (_what: string) => undefined;
+/** BERTH_RUNTIME_TRACE=1 (or --debug) prints how long each step of create takes (to stderr). */
+let lastTrace = 0;
+function trace(what: string): void {
+  if (!process.env.BERTH_RUNTIME_TRACE) return;
+  const now = performance.now();
+  process.stderr.write(`berth-runtime: ${what} ${(now - lastTrace).toFixed(1)} ms\n`);
+  lastTrace = now;
+}
 
 export async function createContainer(opts: CreateOptions): Promise<Created> {
   trace(`node start-up until create (${performance.now().toFixed(1)} ms since process start)`);

@@ -94,7 +94,7 @@ static void load(struct container *c, const char *id) {
   valid_id(id);
   snprintf(c->id, sizeof c->id, "%s", id);
   snprintf(c->dir, sizeof c->dir, "%s/%s", root_dir, id);
-  char path[4200];
+  char path[8400];
   snprintf(path, sizeof path, "%s/state.txt", c->dir);
   FILE *f = fopen(path, "re");
   if (!f) {
@@ -137,7 +137,7 @@ static int alive(const struct container *c) {
 
 static const char *status_of(const struct container *c) {
   if (!alive(c)) return "stopped";
-  char fifo[4200];
+  char fifo[8400];
   snprintf(fifo, sizeof fifo, "%s/exec.fifo", c->dir);
   return access(fifo, F_OK) == 0 ? "created" : "running";
 }
@@ -228,7 +228,7 @@ static int cmd_start(const char *id) {
   const char *status = status_of(&c);
   if (strcmp(status, "created") != 0)
     fail("cannot start container %s: it is %s, not created (runtime.md: start needs a created container)", id, status);
-  char fifo[4200];
+  char fifo[8400];
   snprintf(fifo, sizeof fifo, "%s/exec.fifo", c.dir);
   int fd = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) fail("cannot start container %s: its init is not waiting on %s: %s", id, fifo, strerror(errno));
@@ -268,7 +268,7 @@ static int kill_cgroup(const struct container *c, int sig) {
   int sent = 0;
   for (int i = 0; i < c->nlines; i++) {
     if (strncmp(c->lines[i], "cgroup ", 7) != 0) continue;
-    char path[4200];
+    char path[8400];
     snprintf(path, sizeof path, "%s/cgroup.procs", c->lines[i] + 7);
     FILE *f = fopen(path, "re");
     if (!f) continue;
@@ -328,7 +328,7 @@ static int cmd_delete(const char *id, int force) {
   remove_cgroups(&c);
   const char *files[] = { "state.txt", "state.json", "oci-state.json", "exec.fifo" };
   /* Remove state.txt first: a concurrent verb then sees the container as gone. */
-  char path[4200];
+  char path[8400];
   for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
     snprintf(path, sizeof path, "%s/%s", c.dir, files[i]);
     unlink(path);

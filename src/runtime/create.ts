@@ -106,12 +106,16 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
   trace('config validated');
   const dir = reserveId(opts.root, opts.id);
   let cgroups: CgroupManager | undefined;
+  let cgReady: Promise<void> | undefined;
   let pid = 0;
   try {
     cgroups = cgroupManagerFor(spec.linux?.cgroupsPath, opts.id);
-    await cgroups.create();
-    trace('cgroups created');
     const cg = cgroups;
+    // The cgroup directories are made while berth-init starts (their paths are known now);
+    // the container process waits for them before it is placed.
+    cgReady = cg.create().then(() => trace('cgroups created'));
+    cgReady.catch(() => undefined);
+    const cgMade = cgReady;
     const record: ContainerRecord = {
       id: opts.id, ociVersion: spec.ociVersion, bundle, rootfs, pid: 0, startTime: 0,
       created: new Date().toISOString(), annotations: spec.annotations ?? {}, cgroupPaths: { ...cg.paths },
@@ -135,6 +139,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
           writeIdMap(p, 'gid_map', plan.gidMappings);
         }
         trace('berth-init cloned the container process');
+        await cgMade;
         await cg.addProcess(p);
         trace('process placed in cgroups');
         await cg.apply(withDeviceDefaults(spec));
@@ -161,7 +166,11 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
       await waitGone(pid);
     }
-    if (cgroups) await cgroups.destroy().catch(() => undefined);
+    // rmdir only: a populated cgroup (another container's) cannot be removed by it.
+    if (cgroups) {
+      await cgReady?.catch(() => undefined); // never race the mkdirs still in flight
+      await cgroups.destroy().catch(() => undefined);
+    }
     removeContainerDir(opts.root, opts.id);
     throw err;
   }

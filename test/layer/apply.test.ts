@@ -130,6 +130,30 @@ describe('applyLayer', () => {
     }
   });
 
+  // Real trees of this machine, archived by GNU tar: /etc always, larger ones with BERTH_SLOW_TESTS=1.
+  for (const tree of process.env.BERTH_SLOW_TESTS === '1' ? ['etc', 'usr/include', 'usr/lib/python3.11', 'usr/bin'] : ['etc']) {
+    test(`round trip of this machine's /${tree} archived by GNU tar`, async () => {
+      const blob = join(work, `${tree.replaceAll('/', '_')}.tar.gz`);
+      execFileSync('sh', ['-c', `tar --xattrs --xattrs-include='*' --format=pax -C / -czf '${blob}' ${tree} 2>/dev/null; test -s '${blob}'`]);
+      const ours = fresh();
+      const theirs = fresh();
+      const { createReadStream } = await import('node:fs');
+      const r = await applyLayer(ours, createReadStream(blob), MediaType.layerTarGzip);
+      execFileSync('tar', ['--xattrs', '--xattrs-include=*', '-C', theirs, '-xpzf', blob]);
+      const digest = execFileSync('sh', ['-c', `gzip -dc '${blob}' | sha256sum`], { encoding: 'utf8' }).split(' ')[0];
+      assert.equal(r.diffId, `sha256:${digest}`);
+      const list = (d: string) =>
+        execFileSync('sh', ['-c', `cd '${d}' && find . -printf '%p %y %m %U:%G %s %n %l %T@\\n' | LC_ALL=C sort`], { encoding: 'utf8', maxBuffer: 1 << 28 })
+          .replace(/ (\d+\.\d{6})\d*\n/g, ' $1\n')
+          .split('\n')
+          // only what the archive holds: implicit parents (usr/ of usr/include) get the time of the unpack
+          .filter((l) => l.startsWith(`./${tree} `) || l.startsWith(`./${tree}/`));
+      const a = list(ours);
+      assert.ok(a.length > 100);
+      assert.deepEqual(a, list(theirs));
+    });
+  }
+
   test('whiteouts (layer.md example): files, nested files and directories are removed', async () => {
     const root = fresh();
     await apply(root, [

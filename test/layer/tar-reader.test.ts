@@ -146,6 +146,15 @@ describe('readTar', () => {
     assert.equal(entry!.body.toString(), 'abc');
   });
 
+  test('stopping early destroys the input', async () => {
+    const input = Readable.from([tarArchive([{ path: 'a', body: 'x' }, { path: 'b', body: 'y' }])]);
+    for await (const { header } of readTar(input)) {
+      assert.equal(header.path, 'a');
+      break;
+    }
+    assert.equal(input.destroyed, true);
+  });
+
   test('a truncated archive is an error, not a short listing', async () => {
     const data = tarArchive([{ path: 'f', body: Buffer.alloc(5000, 1) }]);
     await assert.rejects(readAllEntries(Readable.from([data.subarray(0, 2000)])), (err) => isBerthError(err, 'LAYER_INVALID') && /truncated/.test(err.message));

@@ -261,10 +261,24 @@ function planSeccomp(spec: Spec, out: PlanRecord[]): void {
   out.push(['seccomp', compiled.filter], ['seccomp_flags', String(compiled.flags)]);
 }
 
+/** Settings berth-runtime does not carry out: a clear error rather than a silent skip. */
+function refuseUnsupported(spec: Spec): void {
+  const no = (field: string, why: string) => {
+    throw new BerthError('UNSUPPORTED', `${field} is not supported by berth-runtime (${why}); remove it from config.json`);
+  };
+  const l = spec.linux ?? {};
+  if (l.intelRdt) no('linux.intelRdt', 'no resctrl support');
+  if (l.memoryPolicy) no('linux.memoryPolicy', 'no set_mempolicy support');
+  if (l.netDevices && Object.keys(l.netDevices).length) no('linux.netDevices', 'network devices are not moved into the container');
+  if (l.mountLabel) no('linux.mountLabel', 'no SELinux mount labels');
+  if (spec.process?.execCPUAffinity) no('process.execCPUAffinity', 'no CPU affinity at exec');
+}
+
 export function buildInitPlan(input: InitPlanInput): Plan {
   const { spec } = input;
   const p = spec.process;
   if (!p) throw new BerthError('RUNTIME_CONFIG_INVALID', 'config.json: process is required to create a container');
+  refuseUnsupported(spec);
   const out: PlanRecord[] = [];
   const namespaces: Record<string, string> = {};
   let clone = 0;

@@ -87,5 +87,8 @@ describe('init plan', () => {
     const s3 = base();
     s3.linux!.timeOffsets = { monotonic: { secs: 1 } };
     assert.throws(() => buildInitPlan({ spec: s3, rootfs: root, fifoPath: 'f', cgroupPaths: {} }), /time namespace/);
+    const s4 = base();
+    s4.linux!.intelRdt = { closID: 'x' };
+    assert.throws(() => buildInitPlan({ spec: s4, rootfs: root, fifoPath: 'f', cgroupPaths: {} }), (e) => isBerthError(e, 'UNSUPPORTED') && /intelRdt/.test(e.message));
   });
 });

@@ -124,6 +124,7 @@ async function main(): Promise<void> {
     row('tar -xzf (sequential)', tar);
     console.log(`berth / umoci = ${(berth.wall / umoci.wall).toFixed(2)}x wall, ${(berth.cpu / umoci.cpu).toFixed(2)}x cpu   (target <= 0.70x)`);
     console.log(`berth / tar   = ${(berth.wall / tar.wall).toFixed(2)}x wall, ${(berth.cpu / tar.cpu).toFixed(2)}x cpu   (target <= 1.00x)`);
+    console.log(`berth peak RSS (whole bench process): ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
     const same = new Set(trees.values()).size === 1;
     console.log(`resulting trees identical: ${same ? 'yes' : `NO ${JSON.stringify(Object.fromEntries(trees))}`}`);
     console.log(`load average at the end: ${loadavg().map((l) => l.toFixed(1)).join(' ')} on this machine's cores (other work skews wall times)`);

@@ -87,15 +87,13 @@ export async function unpackLayers(root: string, layers: LayerSource[], opts: Un
         result = await applyTarStream(root, tar, opts);
       } catch (err) {
         const e = describeStreamError(err, `cannot unpack ${describe(i, layer)}`);
-        if (e instanceof BerthError && e !== err) throw e;
-        if (e instanceof BerthError && (e.code === 'DIGEST_MISMATCH' || e.code === 'SIZE_MISMATCH')) {
-          throw new BerthError(
-            e.code,
-            `${describe(i, layer)}: ${e.message}; the root was partly written and must be discarded; fetch the blob again`,
-            { cause: err },
-          );
-        }
-        throw err;
+        if (e !== err || !(e instanceof BerthError)) throw e;
+        // Name the layer in every layer error; a corrupt blob also says what to do.
+        const refetch = e.code === 'DIGEST_MISMATCH' || e.code === 'SIZE_MISMATCH' ? '; fetch the blob again' : '';
+        throw new BerthError(e.code, `${describe(i, layer)}: ${e.message}; the root was partly written and must be discarded${refetch}`, {
+          cause: err,
+          detail: e.detail,
+        });
       }
       if (layer.diffId !== undefined && layer.diffId !== result.diffId) {
         throw new BerthError(

@@ -134,6 +134,11 @@ describe('unpackLayers', () => {
     await assert.rejects(unpackLayers(fresh(), [wrongSize]), (e) => isBerthError(e, 'SIZE_MISMATCH'));
   });
 
+  test('an unsafe entry names the layer it is in', async () => {
+    const built = [await layer(LAYERS[0]!, 'gzip'), await layer([{ path: '../escape', body: 'x' }], 'gzip')];
+    await assert.rejects(unpackLayers(fresh(), built.map((b) => b.source)), (e) => isBerthError(e, 'UNSAFE_PATH') && /^layer 1 \(sha256:/.test(e.message));
+  });
+
   test('a truncated gzip blob (its digest matching the truncated bytes) is an error', async () => {
     const tar = tarArchive([{ path: 'f', body: randomBytes(300_000) }]);
     const full = gzipSync(tar);

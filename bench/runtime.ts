@@ -30,7 +30,8 @@ if (!process.env.BERTH_BENCH_IN_NS) {
 type Name = 'berth-runtime' | 'runc' | 'crun';
 const binaries: Record<Name, string> = { 'berth-runtime': FRONT, runc: 'runc', crun: 'crun' };
 
-const work = mkdtempSync(join(tmpdir(), 'berth-bench-rt-'));
+// State roots under /run (tmpfs), where the runtimes keep them by default.
+const work = mkdtempSync('/run/berth-bench-rt-');
 const bundle = makeBusyboxBundle(['/bin/true']);
 bundle.spec.ociVersion = '1.0.2'; // crun 1.8 accepts only 1.0.x
 bundle.save();

@@ -1,5 +1,5 @@
 /** Streaming compression for layers: gzip (node:zlib), zstd (zstd-napi), or none. */
-import { createGzip, createGunzip, constants as zlibConstants } from 'node:zlib';
+import { createGzip, createGunzip } from 'node:zlib';
 import { PassThrough, type Transform } from 'node:stream';
 import { createRequire } from 'node:module';
 import { BerthError } from '../errors.js';
@@ -43,8 +43,9 @@ export function decompressStream(compression: LayerCompression): Transform {
     case 'none':
       return new PassThrough();
     case 'gzip':
-      // Layers may be concatenated gzip members; zlib's gunzip handles them.
-      return createGunzip({ chunkSize: 256 * 1024, finishFlush: zlibConstants.Z_SYNC_FLUSH });
+      // Concatenated gzip members decode as one stream; a truncated stream is an error
+      // (no Z_SYNC_FLUSH finish, which would accept a cut-off layer silently).
+      return createGunzip({ chunkSize: 256 * 1024 });
     case 'zstd':
       return new (loadZstd().DecompressStream)();
   }

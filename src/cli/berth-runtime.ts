@@ -280,7 +280,9 @@ function globalLog(argv: string[]): { log?: string; logJson: boolean } {
 
 const argv = process.argv.slice(2);
 main(argv).then(
-  (code) => { process.exitCode = code; },
+  // Exit at once: nothing is left to flush (stdout/stderr are synchronous for files and pipes
+  // on Linux), and waiting for the released child handles only delays the engine.
+  (code) => process.exit(code),
   (err: unknown) => {
     const msg = err instanceof Error ? err.message : String(err);
     process.stderr.write(`berth-runtime: ${msg}\n`);

@@ -67,6 +67,18 @@ const CREATE_FLAGS: FlagSpec = {
   detach: { value: false, short: 'd' }, keep: { value: false },
 };
 
+/** Flags runc has that berth-runtime cannot honour: an error, not a silent no-op. */
+function refuseIgnoredFlags(p: Parsed, names: string[]): void {
+  for (const n of names) {
+    const v = p.flags[n];
+    if (v !== undefined && v !== '' && !(Array.isArray(v) && v.length === 0)) {
+      throw new BerthError('UNSUPPORTED', `--${n} is not supported by berth-runtime; leave it out`);
+    }
+  }
+  const fds = p.flags['preserve-fds'];
+  if (typeof fds === 'string' && fds !== '0') throw new BerthError('UNSUPPORTED', '--preserve-fds is not supported by berth-runtime (only stdio is passed to the container)');
+}
+
 function native(g: Global, args: string[]): number {
   const r = spawnSync(nativeBinary('berth-runtime'), ['--root', g.root, ...(g.log ? ['--log', g.log] : []), ...(g.logJson ? ['--log-format', 'json'] : []), ...args], { stdio: 'inherit' });
   return r.status ?? 1;
@@ -75,6 +87,7 @@ function native(g: Global, args: string[]): number {
 async function cmdCreate(g: Global, argv: string[]): Promise<number> {
   const p = parseFlags(argv, CREATE_FLAGS);
   const id = oneId(p, 'create <container-id> [--bundle DIR] [--pid-file F] [--console-socket S]');
+  refuseIgnoredFlags(p, []);
   const { init } = await createContainer({
     root: g.root, id, bundle: str(p, 'bundle') ?? '.',
     ...(str(p, 'pid-file') ? { pidFile: str(p, 'pid-file')! } : {}),
@@ -88,6 +101,7 @@ async function cmdCreate(g: Global, argv: string[]): Promise<number> {
 async function cmdRun(g: Global, argv: string[]): Promise<number> {
   const p = parseFlags(argv, CREATE_FLAGS);
   const id = oneId(p, 'run <container-id> [--bundle DIR] [--detach] [--pid-file F] [--console-socket S]');
+  refuseIgnoredFlags(p, []);
   const detach = bool(p, 'detach');
   const { init } = await createContainer({
     root: g.root, id, bundle: str(p, 'bundle') ?? '.', keep: !detach,
@@ -145,6 +159,7 @@ async function cmdExec(g: Global, argv: string[]): Promise<number> {
   }, true);
   const id = p.positionals[0];
   if (!id) throw new BerthError('USAGE', 'usage: berth-runtime exec <container-id> [--process FILE | COMMAND [ARG...]]');
+  refuseIgnoredFlags(p, ['apparmor', 'process-label', 'cgroup']);
   const proc = execProcess(g, id, p);
   const caps = (p.flags.cap as string[] | undefined) ?? [];
   if (caps.length) {

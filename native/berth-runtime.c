@@ -213,8 +213,43 @@ static void run_hooks(const struct container *c, const char *kind) {
 
 /* ---- verbs ----------------------------------------------------------------------------- */
 
+static void json_string(const char *v) {
+  putchar('"');
+  for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+    if (*p == '"' || *p == '\\') printf("\\%c", *p);
+    else if (*p < 0x20) printf("\\u%04x", *p);
+    else putchar(*p);
+  }
+  putchar('"');
+}
+
+/* A container whose create has not finished: runtime.md status "creating". */
+static int creating(const char *id) {
+  char path[8400], bundle[4096] = "";
+  snprintf(path, sizeof path, "%s/%s/bundle", root_dir, id);
+  FILE *f = fopen(path, "re");
+  if (f) { if (!fgets(bundle, sizeof bundle, f)) bundle[0] = 0; fclose(f); }
+  printf("{\"ociVersion\":\"1.2.0\",\"id\":");
+  json_string(id);
+  printf(",\"status\":\"creating\",\"bundle\":");
+  json_string(bundle);
+  printf("}\n");
+  return 0;
+}
+
+static int being_created(const char *id) {
+  char path[8400];
+  struct stat st;
+  snprintf(path, sizeof path, "%s/%s/state.txt", root_dir, id);
+  if (stat(path, &st) == 0) return 0;
+  snprintf(path, sizeof path, "%s/%s", root_dir, id);
+  return stat(path, &st) == 0;
+}
+
 static int cmd_state(const char *id) {
   struct container c = {0};
+  valid_id(id);
+  if (being_created(id)) return creating(id);
   load(&c, id);
   char *json = state_json(&c);
   printf("%s\n", json);
@@ -314,6 +349,17 @@ static int cmd_delete(const char *id, int force) {
   snprintf(dir, sizeof dir, "%s/%s", root_dir, id);
   valid_id(id);
   if (force && access(dir, F_OK) != 0) return 0; /* runc: delete --force of a missing container succeeds */
+  if (force && being_created(id)) {
+    /* What a create that died half-way left: its own cleanup did not run. */
+    char path[8400];
+    const char *files[] = { "bundle", "exec.fifo", "state.json", "oci-state.json" };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+      snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+      unlink(path);
+    }
+    if (rmdir(dir) < 0) fail("remove %s: %s", dir, strerror(errno));
+    return 0;
+  }
   load(&c, id);
   const char *status = status_of(&c);
   if (strcmp(status, "stopped") != 0) {
@@ -326,7 +372,7 @@ static int cmd_delete(const char *id, int force) {
     }
   }
   remove_cgroups(&c);
-  const char *files[] = { "state.txt", "state.json", "oci-state.json", "exec.fifo" };
+  const char *files[] = { "state.txt", "state.json", "oci-state.json", "exec.fifo", "bundle" };
   /* Remove state.txt first: a concurrent verb then sees the container as gone. */
   char path[8400];
   for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {

@@ -105,6 +105,8 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
   }
   trace('config validated');
   const dir = reserveId(opts.root, opts.id);
+  // Until state.txt exists, `state` reports "creating" with this bundle (runtime.md "State").
+  writeAtomic(join(dir, 'bundle'), bundle);
   let cgroups: CgroupManager | undefined;
   let cgReady: Promise<void> | undefined;
   let pid = 0;

@@ -1,7 +1,7 @@
 // berth-runtime's command line: spec, features, global flags, usage errors, logs. Needs no
 // container, but runs the native front end (built by `make -C native`).
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -71,5 +71,16 @@ describe('berth-runtime CLI', () => {
     assert.match(rt.run(['start', 'bad/id']).stderr, /invalid container id/);
     assert.match(rt.run(['kill', 'nosuch', 'NOSIG']).stderr, /does not exist|unknown signal/);
     assert.equal(rt.run(['delete', '--force', 'nosuch']).status, 0, 'delete --force of a missing container succeeds (as runc)');
+  });
+
+  it('state of a container whose create has not finished is "creating"; delete --force clears a dead create', () => {
+    mkdirSync(join(rt.root, 'half'));
+    writeFileSync(join(rt.root, 'half', 'bundle'), '/some/bundle');
+    const st = rt.run(['state', 'half']);
+    assert.equal(st.status, 0, st.stderr);
+    assert.deepEqual(JSON.parse(st.stdout), { ociVersion: '1.2.0', id: 'half', status: 'creating', bundle: '/some/bundle' });
+    assert.match(rt.run(['delete', 'half']).stderr, /still being created/);
+    assert.equal(rt.run(['delete', '--force', 'half']).status, 0);
+    assert.deepEqual(rt.ids(), []);
   });
 });

@@ -88,6 +88,8 @@ static void read_full(int fd, char *buf, size_t len) {
   }
 }
 
+static void join_cgroup(struct record *r);
+
 static void read_plan(void) {
   for (;;) {
     char head[64];
@@ -111,6 +113,9 @@ static void read_plan(void) {
     read_full(SYNC_FD, r->val, r->len + 1);
     r->val[r->len] = 0;
     if (strcmp(r->key, "end") == 0) return;
+    /* Sent ahead of the rest of the plan, so that the (slow, on cgroup v1) placement runs
+     * while the runtime is still validating and planning. */
+    if (strcmp(r->key, "cgroup") == 0) join_cgroup(r);
     nrecs++;
   }
 }
@@ -193,6 +198,77 @@ static void write_file(const char *path, const char *data) {
   if (fd < 0) die("open %s: %s", path, strerror(errno));
   size_t len = strlen(data);
   if (write(fd, data, len) != (ssize_t)len) die("write %s: %s", path, strerror(errno));
+  close(fd);
+}
+
+/* ---- cgroups ------------------------------------------------------------------------ */
+
+static int read_small(const char *path, char *buf, size_t size) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = read(fd, buf, size - 1);
+  close(fd);
+  if (n < 0) return -1;
+  while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' ')) n--;
+  buf[n] = 0;
+  return (int)n;
+}
+
+/* A new v1 cpuset has empty cpus/mems and takes no tasks: copy them down from the parent,
+ * from the hierarchy's root to dir. */
+static void fill_cpuset(const char *mount_point, const char *dir) {
+  size_t root = strlen(mount_point);
+  for (size_t end = root + 1; end <= strlen(dir); end++) {
+    if (dir[end] != '/' && dir[end] != 0) continue;
+    char d[4096], parent[4096];
+    snprintf(d, sizeof d, "%.*s", (int)end, dir);
+    snprintf(parent, sizeof parent, "%s", d);
+    *strrchr(parent, '/') = 0;
+    const char *files[] = { "cpuset.cpus", "cpuset.mems" };
+    for (int i = 0; i < 2; i++) {
+      char file[4200], pfile[4200], val[4096];
+      snprintf(file, sizeof file, "%s/%s", d, files[i]);
+      if (read_small(file, val, sizeof val) != 0) continue; /* absent or already set */
+      snprintf(pfile, sizeof pfile, "%s/%s", parent, files[i]);
+      if (read_small(pfile, val, sizeof val) < 0) die("read %s: %s", pfile, strerror(errno));
+      write_file(file, val);
+    }
+  }
+}
+
+/* Record "cgroup": MOUNTPOINT NUL DIR. Makes DIR (config-linux.md "Control groups": an
+ * existing one must be empty and not frozen) and moves this process into it; the container
+ * process, cloned later, starts there. The runtime applies the resources and removes DIR on
+ * failure. */
+static void join_cgroup(struct record *r) {
+  char *f[2];
+  if (fields(r, f, 2) != 2) die("bad cgroup record");
+  const char *mount_point = f[0], *dir = f[1];
+  char file[4200], val[4096];
+  snprintf(file, sizeof file, "%s/cgroup.procs", dir);
+  if (read_small(file, val, sizeof val) > 0)
+    die("cgroup %s already has processes (%.64s); another container may use this cgroupsPath: choose another one or stop those processes", dir, val);
+  snprintf(file, sizeof file, "%s/freezer.state", dir);
+  if (read_small(file, val, sizeof val) > 0 && strcmp(val, "THAWED") != 0)
+    die("cgroup %s exists and is frozen; thaw or remove it, or choose another cgroupsPath", dir);
+  snprintf(file, sizeof file, "%s/cgroup.freeze", dir);
+  if (read_small(file, val, sizeof val) > 0 && strcmp(val, "1") == 0)
+    die("cgroup %s exists and is frozen; thaw or remove it, or choose another cgroupsPath", dir);
+  char tmp[4096];
+  snprintf(tmp, sizeof tmp, "%s", dir);
+  for (char *p = tmp + strlen(mount_point) + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
+    if (mkdir(tmp, 0755) < 0 && errno != EEXIST) die("cannot create cgroup %s: %s", tmp, strerror(errno));
+    *p = '/';
+  }
+  if (mkdir(tmp, 0755) < 0 && errno != EEXIST) die("cannot create cgroup %s: %s", dir, strerror(errno));
+  snprintf(file, sizeof file, "%s/cpuset.cpus", dir);
+  if (access(file, F_OK) == 0) fill_cpuset(mount_point, dir);
+  snprintf(file, sizeof file, "%s/cgroup.procs", dir);
+  int fd = open(file, O_WRONLY | O_CLOEXEC);
+  if (fd < 0 || write(fd, "0", 1) != 1)
+    die("cannot move berth-init into cgroup %s: %s", dir, strerror(errno));
   close(fd);
 }
 

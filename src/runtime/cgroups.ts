@@ -8,7 +8,7 @@
  * - absent: /berth/<containerId>.
  * `paths` maps each v1 controller to its directory, and 'unified' to the cgroup2 one.
  */
-import { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { access, mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -23,6 +23,8 @@ export type { CgroupLayout } from './cgroups-host.js';
 export interface CgroupManager {
   /** Controller name (or 'unified' for the cgroup2 hierarchy) → absolute cgroup directory. */
   readonly paths: Record<string, string>;
+  /** The mount point of the hierarchy behind each key of `paths`. */
+  readonly mountPoints: Record<string, string>;
   create(): Promise<void>;
   /**
    * Writes the resources. On a host whose devices controller is cgroup v2, pass
@@ -96,10 +98,22 @@ async function readTrimmed(file: string): Promise<string> {
   return (await readFile(file, 'utf8')).trim();
 }
 
+function readOr(file: string, dflt: string): string {
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch {
+    return dflt;
+  }
+}
+
 class FsCgroupManager implements CgroupManager {
   readonly paths: Record<string, string> = {};
   /** Mount point of the hierarchy behind each key of `paths`. */
   private readonly mounts: Record<string, string> = {};
+
+  get mountPoints(): Record<string, string> {
+    return { ...this.mounts };
+  }
 
   constructor(
     private readonly layout: CgroupLayout,
@@ -193,7 +207,7 @@ class FsCgroupManager implements CgroupManager {
   }
 
   /** Enables v2 controllers in cgroup.subtree_control from the hierarchy's root down to the container's parent. */
-  private async enableV2(controllers: Set<string>): Promise<void> {
+  private enableV2(controllers: Set<string>): void {
     const dir = this.paths[UNIFIED];
     const root = this.mounts[UNIFIED];
     if (dir === undefined || root === undefined || controllers.size === 0) return;
@@ -203,11 +217,11 @@ class FsCgroupManager implements CgroupManager {
       if (d === root) break;
     }
     for (const d of ancestors) {
-      const enabled = new Set((await readTrimmed(join(d, 'cgroup.subtree_control')).catch(() => '')).split(/\s+/));
+      const enabled = new Set(readOr(join(d, 'cgroup.subtree_control'), '').split(/\s+/));
       const missing = [...controllers].filter((c) => !enabled.has(c));
       if (missing.length === 0) continue;
       try {
-        await writeFile(join(d, 'cgroup.subtree_control'), missing.map((c) => `+${c}`).join(' '));
+        writeFileSync(join(d, 'cgroup.subtree_control'), missing.map((c) => `+${c}`).join(' '));
       } catch (err) {
         throw new BerthError(
           'RUNTIME_ERROR',
@@ -225,13 +239,15 @@ class FsCgroupManager implements CgroupManager {
     return compileDeviceFilter(devices).program;
   }
 
+  // Synchronous writes: create waits for them anyway, and a cgroupfs write takes microseconds
+  // while a thread-pool round trip per file made applying ~15 device rules take 5-10 ms.
   async apply(resources: LinuxResources | undefined, opts: PlanOptions = {}): Promise<void> {
     const writes = planResourceWrites(resources, (c) => this.version(c), opts);
-    await this.checkBeforeUpdate(resources);
+    this.checkBeforeUpdate(resources);
     const v2Controllers = new Set(
       writes.filter((w) => w.version === 2 && w.controller !== '').map((w) => v2Name(w.controller)),
     );
-    await this.enableV2(v2Controllers);
+    this.enableV2(v2Controllers);
     for (let i = 0; i < writes.length; i++) {
       const w = writes[i]!;
       const next = writes[i + 1];
@@ -239,16 +255,16 @@ class FsCgroupManager implements CgroupManager {
       // new limit exceeds the current memsw, the kernel refuses it: write memsw first.
       if (w.file === 'memory.limit_in_bytes' && next?.file === 'memory.memsw.limit_in_bytes') {
         try {
-          await this.write(w);
-          await this.write(next);
+          this.write(w);
+          this.write(next);
         } catch {
-          await this.write(next);
-          await this.write(w);
+          this.write(next);
+          this.write(w);
         }
         i++;
         continue;
       }
-      await this.write(w);
+      this.write(w);
     }
   }
 
@@ -256,10 +272,10 @@ class FsCgroupManager implements CgroupManager {
    * config-linux.md memory.checkBeforeUpdate: a new limit below the current usage MUST be
    * rejected. (cgroup v1's kernel refuses it itself; v2 would invoke the OOM killer.)
    */
-  private async checkBeforeUpdate(resources: LinuxResources | undefined): Promise<void> {
+  private checkBeforeUpdate(resources: LinuxResources | undefined): void {
     const m = resources?.memory;
     if (m?.checkBeforeUpdate !== true || m.limit === undefined || m.limit < 0 || this.version('memory') !== 2) return;
-    const current = Number(await readTrimmed(join(this.paths[UNIFIED]!, 'memory.current')).catch(() => '0'));
+    const current = Number(readOr(join(this.paths[UNIFIED]!, 'memory.current'), '0'));
     if (m.limit < current) {
       throw new BerthError(
         'RUNTIME_ERROR',
@@ -268,12 +284,12 @@ class FsCgroupManager implements CgroupManager {
     }
   }
 
-  private async write(w: CgroupWrite): Promise<void> {
+  private write(w: CgroupWrite): void {
     const dir = this.dirOf(w.controller, w.version);
     let { file, value } = w;
-    if (w.fallback !== undefined && !(await exists(join(dir, file)))) ({ file, value } = w.fallback);
+    if (w.fallback !== undefined && !existsSync(join(dir, file))) ({ file, value } = w.fallback);
     try {
-      await writeFile(join(dir, file), value);
+      writeFileSync(join(dir, file), value);
     } catch (err) {
       const code = errnoOf(err);
       const why =

@@ -11,7 +11,7 @@ import { BerthError } from '../errors.js';
 import { cgroupManagerFor, type CgroupManager } from './cgroups.js';
 import { validateRuntimeConfig } from './config-validate.js';
 import { runHooks } from './hooks.js';
-import { runInit } from './init-process.js';
+import { abandonInit, runInit, spawnInit, type SpawnedInit } from './init-process.js';
 import { buildInitPlan, DEFAULT_DEVICES } from './plan.js';
 import type { LinuxDeviceCgroup, LinuxIDMapping, LinuxResources, Spec } from './spec-types.js';
 import { containerDir, ociState, procStat, removeContainerDir, reserveId, writeAtomic, writeRecord, type ContainerRecord } from './state.js';
@@ -35,7 +35,8 @@ export interface Created {
   init: ChildProcess;
 }
 
-export function loadBundleConfig(bundle: string): Spec {
+/** Reads and parses config.json (no validation). */
+function readBundleConfig(bundle: string): unknown {
   const path = join(bundle, 'config.json');
   let text: string;
   try {
@@ -43,13 +44,15 @@ export function loadBundleConfig(bundle: string): Spec {
   } catch (err) {
     throw new BerthError('RUNTIME_CONFIG_INVALID', `cannot read ${path}: ${(err as Error).message}; --bundle must name a directory holding config.json`, { cause: err });
   }
-  let doc: unknown;
   try {
-    doc = JSON.parse(text);
+    return JSON.parse(text);
   } catch (err) {
     throw new BerthError('RUNTIME_CONFIG_INVALID', `${path} is not valid JSON: ${(err as Error).message}`, { cause: err });
   }
-  return validateRuntimeConfig(doc, { bundleDir: bundle, checkHost: true });
+}
+
+export function loadBundleConfig(bundle: string): Spec {
+  return validateRuntimeConfig(readBundleConfig(bundle), { bundleDir: bundle, checkHost: true });
 }
 
 function writeIdMap(pid: number, file: 'uid_map' | 'gid_map', maps: LinuxIDMapping[] | undefined): void {
@@ -92,31 +95,48 @@ function trace(what: string): void {
   lastTrace = now;
 }
 
+/** linux.cgroupsPath of a config.json not validated yet (validation checks it later). */
+function rawCgroupsPath(doc: unknown): string | undefined {
+  const p = (doc as { linux?: { cgroupsPath?: unknown } } | null)?.linux?.cgroupsPath;
+  return typeof p === 'string' ? p : undefined;
+}
+
 export async function createContainer(opts: CreateOptions): Promise<Created> {
   trace(`node start-up until create (${performance.now().toFixed(1)} ms since process start)`);
   const bundle = resolve(opts.bundle);
-  const spec = loadBundleConfig(bundle);
-  if (!spec.root?.path) throw new BerthError('RUNTIME_CONFIG_INVALID', 'config.json: root.path is required on Linux');
-  const rootfs = resolve(bundle, spec.root.path);
-  try {
-    if (!statSync(rootfs).isDirectory()) throw new Error('not a directory');
-  } catch (err) {
-    throw new BerthError('RUNTIME_CONFIG_INVALID', `root.path ${rootfs} is not a directory: create the root filesystem there or fix root.path`, { cause: err });
-  }
-  trace('config validated');
+  const doc = readBundleConfig(bundle);
   const dir = reserveId(opts.root, opts.id);
   // Until state.txt exists, `state` reports "creating" with this bundle (runtime.md "State").
   writeAtomic(join(dir, 'bundle'), bundle);
   let cgroups: CgroupManager | undefined;
   let cgReady: Promise<void> | undefined;
+  let early: SpawnedInit | undefined;
   let pid = 0;
   try {
-    cgroups = cgroupManagerFor(spec.linux?.cgroupsPath, opts.id);
+    cgroups = cgroupManagerFor(rawCgroupsPath(doc), opts.id);
     const cg = cgroups;
-    // The cgroup directories are made while berth-init starts (their paths are known now);
-    // the container process waits for them before it is placed.
-    cgReady = cg.create().then(() => trace('cgroups created'));
-    cgReady.catch(() => undefined);
+    if (!opts.keep) {
+      // berth-init starts now and makes the cgroups and moves itself into them (slow on
+      // cgroup v1: each cgroup.procs write waits for an RCU grace period) while this process
+      // validates and plans; the container process, cloned later, inherits them. (With keep,
+      // berth-init stays as the container's parent and must stay outside its cgroups.)
+      const mounts = cg.mountPoints;
+      early = spawnInit(opts.stdio ?? 'inherit', Object.entries(cg.paths).map(([k, d]) => ['cgroup', `${mounts[k]}\0${d}`]));
+    }
+    const spec = validateRuntimeConfig(doc, { bundleDir: bundle, checkHost: true });
+    if (!spec.root?.path) throw new BerthError('RUNTIME_CONFIG_INVALID', 'config.json: root.path is required on Linux');
+    const rootfs = resolve(bundle, spec.root.path);
+    try {
+      if (!statSync(rootfs).isDirectory()) throw new Error('not a directory');
+    } catch (err) {
+      throw new BerthError('RUNTIME_CONFIG_INVALID', `root.path ${rootfs} is not a directory: create the root filesystem there or fix root.path`, { cause: err });
+    }
+    trace('config validated');
+    if (opts.keep) {
+      // The container process waits for these before it is placed.
+      cgReady = cg.create().then(() => trace('cgroups created'));
+      cgReady.catch(() => undefined);
+    }
     const cgMade = cgReady;
     const record: ContainerRecord = {
       id: opts.id, ociVersion: spec.ociVersion, bundle, rootfs, pid: 0, startTime: 0,
@@ -140,10 +160,12 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
           writeIdMap(p, 'uid_map', plan.uidMappings);
           writeIdMap(p, 'gid_map', plan.gidMappings);
         }
-        trace('berth-init cloned the container process');
-        await cgMade;
-        await cg.addProcess(p);
-        trace('process placed in cgroups');
+        trace('berth-init cloned the container process (in its cgroups)');
+        if (cgMade) {
+          await cgMade;
+          await cg.addProcess(p);
+          trace('process placed in cgroups');
+        }
         await cg.apply(withDeviceDefaults(spec));
         trace('resources applied');
         if (spec.process?.oomScoreAdj !== undefined) writeFileSync(`/proc/${p}/oom_score_adj`, String(spec.process.oomScoreAdj));
@@ -159,7 +181,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
         await runHooks('createContainer', spec.hooks?.createContainer, state);
         return JSON.stringify(state);
       },
-    }, opts.stdio ?? 'inherit');
+    }, opts.stdio ?? 'inherit', early);
     trace('container ready');
     if (opts.pidFile) writeAtomic(resolve(opts.pidFile), String(started.pid));
     return { record, init: started.child };
@@ -168,6 +190,8 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
       await waitGone(pid);
     }
+    // berth-init sits in the cgroups until it is gone.
+    if (early) await abandonInit(early);
     // rmdir only: a populated cgroup (another container's) cannot be removed by it.
     if (cgroups) {
       await cgReady?.catch(() => undefined); // never race the mkdirs still in flight

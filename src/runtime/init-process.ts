@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { BerthError } from '../errors.js';
-import { encodePlan, type Plan } from './plan.js';
+import { encodePlan, encodeRecords, type Plan, type PlanRecord } from './plan.js';
 
 /** The package root: works from dist/src/runtime (tsc) and from dist/ (the esbuild bundle). */
 function packageRoot(): string {
@@ -41,7 +41,7 @@ export interface StartedInit {
 }
 
 /** Line reader over the sync socket. */
-class SyncReader {
+export class SyncReader {
   private buf = '';
   private waiters: ((line: string | null) => void)[] = [];
   private lines: string[] = [];
@@ -73,11 +73,36 @@ class SyncReader {
   }
 }
 
-export async function runInit(plan: Plan, events: InitEvents, stdio: 'inherit' | 'ignore' = 'inherit'): Promise<StartedInit> {
+/** A started berth-init waiting for its plan (records may be sent ahead of it). */
+export interface SpawnedInit {
+  child: ChildProcess;
+  sock: Duplex;
+  reader: SyncReader;
+  spawnError: Promise<never>;
+}
+
+/** Starts berth-init; `early` records (e.g. "cgroup") are sent at once, the plan follows in runInit. */
+export function spawnInit(stdio: 'inherit' | 'ignore' = 'inherit', early: PlanRecord[] = []): SpawnedInit {
   const child = spawn(nativeBinary('berth-init'), [], { stdio: [stdio, stdio, stdio, 'pipe'] });
   const sock = child.stdio[3] as Duplex;
   const reader = new SyncReader(sock);
   const spawnError = new Promise<never>((_, reject) => child.once('error', (err) => reject(new BerthError('RUNTIME_ERROR', `cannot start berth-init: ${err.message}`, { cause: err }))));
+  spawnError.catch(() => undefined);
+  if (early.length) sock.write(encodeRecords(early));
+  return { child, sock, reader, spawnError };
+}
+
+/** Kills a berth-init that will not get (or finish) its plan, and waits until it is gone. */
+export async function abandonInit(init: SpawnedInit): Promise<void> {
+  init.sock.destroy();
+  if (init.child.exitCode !== null || init.child.signalCode !== null) return;
+  const exited = new Promise<void>((r) => init.child.once('exit', () => r()));
+  init.child.kill('SIGKILL');
+  await Promise.race([exited, new Promise<void>((r) => setTimeout(r, 2000))]);
+}
+
+export async function runInit(plan: Plan, events: InitEvents, stdio: 'inherit' | 'ignore' = 'inherit', spawned?: SpawnedInit): Promise<StartedInit> {
+  const { child, sock, reader, spawnError } = spawned ?? spawnInit(stdio);
   sock.write(encodePlan(plan.records));
   let pid = 0;
   const expect = async (what: string): Promise<string> => {

@@ -52,14 +52,18 @@ export const DEFAULT_DEVICES: LinuxDevice[] = [
 
 const fields = (...parts: (string | number | bigint)[]): string => parts.map(String).join('\0');
 
-export function encodePlan(records: PlanRecord[]): Buffer {
+/** Records without the closing "end" (berth-init reads them as they come). */
+export function encodeRecords(records: PlanRecord[]): Buffer {
   const chunks: Buffer[] = [];
   for (const [key, value] of records) {
     const body = typeof value === 'string' ? Buffer.from(value) : value;
     chunks.push(Buffer.from(`${key} ${body.length}\n`), body, Buffer.from('\n'));
   }
-  chunks.push(Buffer.from('end 0\n\n'));
   return Buffer.concat(chunks);
+}
+
+export function encodePlan(records: PlanRecord[]): Buffer {
+  return Buffer.concat([encodeRecords(records), Buffer.from('end 0\n\n')]);
 }
 
 export function capMask(names: string[] | undefined, where: string): bigint {

@@ -1,24 +1,14 @@
 /** The decompressor for a layer blob, strict about truncation, and clear errors for bad streams. */
-import { createGunzip } from 'node:zlib';
 import type { Transform } from 'node:stream';
 import { BerthError, isBerthError } from '../errors.js';
-import { layerCompression } from '../image/media-types.js';
-import { decompressStream } from './compress.js';
+import { decompressorForMediaType } from './compress.js';
 
 /**
- * A Transform that decompresses a layer of `mediaType`. gzip is decoded with zlib's default
- * finish flush so that a truncated stream (missing data or trailer) is an error, not a short tar.
+ * A Transform that decompresses a layer of `mediaType`; a truncated stream (missing data or
+ * trailer) is an error, not a short tar (compress.ts finishes gzip without Z_SYNC_FLUSH).
  */
 export function layerDecompressor(mediaType: string): Transform {
-  const c = layerCompression(mediaType);
-  if (c === undefined) {
-    throw new BerthError(
-      'MEDIA_TYPE_UNKNOWN',
-      `cannot unpack a layer of media type ${JSON.stringify(mediaType)}: berth knows tar, tar+gzip and tar+zstd layers`,
-    );
-  }
-  if (c === 'gzip') return createGunzip({ chunkSize: 256 * 1024 });
-  return decompressStream(c);
+  return decompressorForMediaType(mediaType);
 }
 
 /** Turns a zlib/zstd failure into LAYER_INVALID with what to do; other errors pass through. */

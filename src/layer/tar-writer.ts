@@ -11,8 +11,9 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { BerthError } from '../errors.js';
+import type { TarEntryType } from './tar-header.js';
 
-export type TarEntryType = 'file' | 'dir' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo';
+export type { TarEntryType };
 
 export interface TarEntry {
   /** Relative path with '/' separators; directories may end in '/' (added if missing). */

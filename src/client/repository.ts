@@ -17,6 +17,7 @@ import { registryError } from './errors.js';
 import { discard, isNetworkError, nextLink, readBody, type HttpResponse } from './http.js';
 import type { RegistryClient, SendOptions } from './registry.js';
 import { referrersTag, referrerDescriptor } from './referrers.js';
+import { BlobDownload } from './blob-download.js';
 
 export interface RepositoryOptions {
   /** Upload blobs in chunks of this many bytes (PATCH + Content-Range); 0 sends one streamed PUT (default). */
@@ -114,7 +115,25 @@ export class Repository implements Target, TagLister, ReferrerLister, Deleter, M
    */
   fetchUnverified(desc: Descriptor, opts: FetchOptions = {}): Readable {
     validateDigest(desc.digest);
-    return Readable.from(coalesce(this.blobChunks(desc, opts.offset ?? 0, opts.signal), COALESCE_BYTES), { objectMode: false, highWaterMark: 2 });
+    const what = `fetching blob ${desc.digest} from ${this.name}`;
+    const signal = opts.signal;
+    return new BlobDownload({
+      size: desc.size,
+      start: opts.offset ?? 0,
+      maxFailures: this.options.resumeAttempts ?? 5,
+      what,
+      open: async (offset) => {
+        const headers: Record<string, string> = {};
+        if (offset > 0) headers.Range = `bytes=${offset}-`;
+        const res = await this.send({ method: 'GET', path: this.path('blobs', desc.digest), headers, scopes: this.pullScopes, signal }, what);
+        if (res.status === 404) {
+          discard(res.body);
+          throw new BerthError('NOT_FOUND', `${this.name}: blob ${desc.digest} not found`);
+        }
+        if (res.status !== 200 && res.status !== 206) throw await registryError(res.body, what);
+        return res;
+      },
+    });
   }
 
   /** Manifest bytes by digest, verified and capped at 4 MiB. */
@@ -135,57 +154,6 @@ export class Repository implements Target, TagLister, ReferrerLister, Deleter, M
     const bytes = await readAll(res.body.pipe(new DigestingStream({ expectedDigest: desc.digest, expectedSize: desc.size })), MAX_MANIFEST_BYTES);
     this.remember(desc.digest, bytes);
     return bytes;
-  }
-
-  /** Blob bytes from `offset`, re-requesting with `Range: bytes=N-` when the connection breaks. */
-  private async *blobChunks(desc: Descriptor, start: number, signal?: AbortSignal): AsyncGenerator<Buffer> {
-    let offset = start;
-    let failures = 0;
-    const maxFailures = this.options.resumeAttempts ?? 5;
-    const what = `fetching blob ${desc.digest} from ${this.name}`;
-    for (;;) {
-      const headers: Record<string, string> = {};
-      if (offset > 0) headers.Range = `bytes=${offset}-`;
-      let res: HttpResponse;
-      try {
-        res = await this.send({ method: 'GET', path: this.path('blobs', desc.digest), headers, scopes: this.pullScopes, signal }, what);
-      } catch (err) {
-        if (isNetworkError(err) && offset > start && ++failures <= maxFailures) continue;
-        throw err;
-      }
-      if (res.status === 404) {
-        discard(res.body);
-        throw new BerthError('NOT_FOUND', `${this.name}: blob ${desc.digest} not found`);
-      }
-      if (res.status !== 200 && res.status !== 206) throw await registryError(res.body, what);
-      // A registry that ignores Range answers 200 with the whole blob: skip what we have.
-      let skip = res.status === 200 ? offset : 0;
-      try {
-        for await (const raw of res.body as AsyncIterable<Buffer>) {
-          let chunk = raw;
-          if (skip > 0) {
-            if (chunk.length <= skip) {
-              skip -= chunk.length;
-              continue;
-            }
-            chunk = chunk.subarray(skip);
-            skip = 0;
-          }
-          offset += chunk.length;
-          yield chunk;
-        }
-        if (offset >= desc.size) return;
-        throw Object.assign(new Error(`connection closed after ${offset} of ${desc.size} bytes`), { code: 'ECONNRESET' });
-      } catch (err) {
-        res.body.destroy();
-        if (!isNetworkError(err) || ++failures > maxFailures) {
-          if (isNetworkError(err)) {
-            throw new BerthError('NETWORK', `${what}: connection broke ${failures} times, last at byte ${offset} of ${desc.size}`, { cause: err });
-          }
-          throw err;
-        }
-      }
-    }
   }
 
   async exists(desc: Descriptor): Promise<boolean> {
@@ -636,27 +604,6 @@ function mediaTypeOfDocument(bytes: Buffer): string {
   const doc = parseDocument(bytes);
   if (doc?.mediaType) return doc.mediaType;
   return Array.isArray(doc?.manifests) ? MediaType.imageIndex : MediaType.imageManifest;
-}
-
-/**
- * Sockets deliver 16-64 KiB pieces; writers that do one asynchronous file write per chunk
- * (layouts, archives) are far faster with fewer, larger chunks.
- */
-const COALESCE_BYTES = 1 << 20;
-
-async function* coalesce(source: AsyncIterable<Buffer>, size: number): AsyncGenerator<Buffer> {
-  let parts: Buffer[] = [];
-  let have = 0;
-  for await (const chunk of source) {
-    parts.push(chunk);
-    have += chunk.length;
-    if (have >= size) {
-      yield parts.length === 1 ? parts[0]! : Buffer.concat(parts, have);
-      parts = [];
-      have = 0;
-    }
-  }
-  if (have > 0) yield parts.length === 1 ? parts[0]! : Buffer.concat(parts, have);
 }
 
 /** Splits a stream into buffers of exactly `size` bytes (the last may be shorter). */

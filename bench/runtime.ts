@@ -27,8 +27,11 @@ if (!process.env.BERTH_BENCH_IN_NS) {
   process.exit(r.status ?? 1);
 }
 
-type Name = 'berth-runtime' | 'runc' | 'crun';
-const binaries: Record<Name, string> = { 'berth-runtime': FRONT, runc: 'runc', crun: 'crun' };
+// BERTH_BENCH_COMPARE=<another build's native/build/berth-runtime> adds it as "berth-other",
+// interleaved with the rest: an A/B comparison on the same (possibly busy) machine.
+const OTHER = process.env.BERTH_BENCH_COMPARE;
+type Name = 'berth-runtime' | 'berth-other' | 'runc' | 'crun';
+const binaries: Record<Name, string> = { 'berth-runtime': FRONT, 'berth-other': OTHER ?? FRONT, runc: 'runc', crun: 'crun' };
 
 // State roots under /run (tmpfs), where the runtimes keep them by default.
 const work = mkdtempSync('/run/berth-bench-rt-');
@@ -70,14 +73,15 @@ function cycle(name: Name): number {
 
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))]!;
 
-const names: Name[] = ['berth-runtime', 'runc', 'crun'];
-const times: Record<Name, number[]> = { 'berth-runtime': [], runc: [], crun: [] };
+const names: Name[] = OTHER ? ['berth-runtime', 'berth-other', 'runc', 'crun'] : ['berth-runtime', 'runc', 'crun'];
+const times: Record<Name, number[]> = { 'berth-runtime': [], 'berth-other': [], runc: [], crun: [] };
 try {
   for (const n of names) for (let i = 0; i < 3; i++) cycle(n); // warm-up
   for (let i = 0; i < CYCLES; i++) for (const n of names) times[n].push(cycle(n));
 
   console.log(`create + start + wait + delete of busybox /bin/true, ${CYCLES} cycles each (interleaved), NODE_EXTRA_CA_CERTS unset`);
   for (const n of names) console.log(`${n.padEnd(14)} median ${pct(times[n], 0.5).toFixed(1).padStart(6)} ms   p90 ${pct(times[n], 0.9).toFixed(1).padStart(6)} ms`);
+  if (OTHER) console.log(`berth-other is ${OTHER}`);
   const b = pct(times['berth-runtime'], 0.5);
   console.log(`ratio (median) berth-runtime/runc ${(b / pct(times.runc, 0.5)).toFixed(2)}   berth-runtime/crun ${(b / pct(times.crun, 0.5)).toFixed(2)}`);
   console.log(`ratio (p90)    berth-runtime/runc ${(pct(times['berth-runtime'], 0.9) / pct(times.runc, 0.9)).toFixed(2)}   berth-runtime/crun ${(pct(times['berth-runtime'], 0.9) / pct(times.crun, 0.9)).toFixed(2)}`);

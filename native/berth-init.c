@@ -78,12 +78,16 @@ static void die(const char *fmt, ...) {
   _exit(1);
 }
 
+static int got_any; /* a byte of the plan arrived */
+
 static void read_full(int fd, char *buf, size_t len) {
   size_t off = 0;
   while (off < len) {
     ssize_t n = read(fd, buf + off, len - off);
     if (n < 0 && errno == EINTR) continue;
+    if (n == 0 && !got_any) _exit(1); /* started ahead by the front end, then not needed */
     if (n <= 0) die("plan truncated");
+    got_any = 1;
     off += (size_t)n;
   }
 }

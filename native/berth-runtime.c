@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -420,6 +421,40 @@ static void exec_node(char **argv) {
   fail("cannot run node (%s): %s; set BERTH_NODE to the node binary", node, strerror(errno));
 }
 
+/* `create`: starts berth-init now, with its sync socket on its fd 3, so that it is up (and
+ * can make and join the cgroups as soon as the planner names them) while Node starts; Node
+ * finds the other end through BERTH_INIT_FD and BERTH_INIT_PID (src/runtime/init-process.ts).
+ * berth-init exits quietly if Node closes the socket before sending anything. */
+static void prestart_init(void) {
+  char path[4200];
+  ssize_t n = readlink("/proc/self/exe", path, sizeof path - 16);
+  if (n < 0) return;
+  path[n] = 0;
+  char *slash = strrchr(path, '/');
+  if (!slash) return;
+  strcpy(slash + 1, "berth-init");
+  if (access(path, X_OK) != 0) return; /* Node reports it */
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return;
+  pid_t pid = fork();
+  if (pid < 0) { close(sv[0]); close(sv[1]); return; }
+  if (pid == 0) {
+    if (sv[1] == 3) fcntl(3, F_SETFD, 0);
+    else if (dup2(sv[1], 3) < 0) _exit(127);
+    char *args[] = { path, NULL };
+    execv(path, args);
+    fprintf(stderr, "berth-runtime: exec %s: %s\n", path, strerror(errno));
+    _exit(127);
+  }
+  close(sv[1]);
+  fcntl(sv[0], F_SETFD, 0);
+  char num[32];
+  snprintf(num, sizeof num, "%d", sv[0]);
+  setenv("BERTH_INIT_FD", num, 1);
+  snprintf(num, sizeof num, "%d", (int)pid);
+  setenv("BERTH_INIT_PID", num, 1);
+}
+
 static int takes_value(const char *flag) {
   const char *with[] = { "--root", "--log", "--log-format", "--criu", "--rootless", "-root", "-log", "-log-format" };
   for (size_t i = 0; i < sizeof with / sizeof with[0]; i++) if (!strcmp(flag, with[i])) return 1;
@@ -442,6 +477,7 @@ int main(int argc, char **argv) {
   if (i >= argc) exec_node(argv);
   const char *verb = argv[i++];
   int native = !strcmp(verb, "start") || !strcmp(verb, "state") || !strcmp(verb, "kill") || !strcmp(verb, "delete");
+  if (!strcmp(verb, "create")) prestart_init();
   if (!native) exec_node(argv);
 
   const char *pos[4] = {0};

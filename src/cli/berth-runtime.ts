@@ -4,7 +4,6 @@
  * into dist/berth-runtime.mjs) for everything else. Kept free of the rest of berth's CLI so
  * the bundle stays small.
  */
-import { spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { BerthError } from '../errors.js';
@@ -79,7 +78,9 @@ function refuseIgnoredFlags(p: Parsed, names: string[]): void {
   if (typeof fds === 'string' && fds !== '0') throw new BerthError('UNSUPPORTED', '--preserve-fds is not supported by berth-runtime (only stdio is passed to the container)');
 }
 
-function native(g: Global, args: string[]): number {
+// child_process is loaded only when needed: create does without it (it is a few ms of Node's start-up).
+async function native(g: Global, args: string[]): Promise<number> {
+  const { spawnSync } = await import('node:child_process');
   const r = spawnSync(nativeBinary('berth-runtime'), ['--root', g.root, ...(g.log ? ['--log', g.log] : []), ...(g.logJson ? ['--log-format', 'json'] : []), ...args], { stdio: 'inherit' });
   return r.status ?? 1;
 }
@@ -94,7 +95,7 @@ async function cmdCreate(g: Global, argv: string[]): Promise<number> {
     ...(str(p, 'console-socket') ? { consoleSocket: str(p, 'console-socket')! } : {}),
     noPivot: bool(p, 'no-pivot'),
   });
-  init.unref();
+  init?.unref();
   return 0;
 }
 
@@ -109,18 +110,18 @@ async function cmdRun(g: Global, argv: string[]): Promise<number> {
     ...(str(p, 'console-socket') ? { consoleSocket: str(p, 'console-socket')! } : {}),
     noPivot: bool(p, 'no-pivot'),
   });
-  const exited = detach ? undefined : new Promise<number>((res) => init.on('exit', (code, sig) => res(code ?? 128 + (sig ? 9 : 0))));
+  const exited = detach || !init ? undefined : new Promise<number>((res) => init.on('exit', (code, sig) => res(code ?? 128 + (sig ? 9 : 0))));
   // Forward the usual signals to stage 1, which forwards them to the container.
-  const forward = (sig: NodeJS.Signals) => { try { init.kill(sig); } catch { /* gone */ } };
+  const forward = (sig: NodeJS.Signals) => { try { init?.kill(sig); } catch { /* gone */ } };
   if (!detach) for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'] as const) process.on(s, forward);
-  const started = native(g, ['start', id]);
+  const started = await native(g, ['start', id]);
   if (started !== 0) {
-    native(g, ['delete', '--force', id]);
+    await native(g, ['delete', '--force', id]);
     return started;
   }
-  if (!exited) { init.unref(); return 0; }
+  if (!exited) { init?.unref(); return 0; }
   const code = await exited;
-  native(g, ['delete', '--force', id]);
+  await native(g, ['delete', '--force', id]);
   return code;
 }
 

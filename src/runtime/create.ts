@@ -31,8 +31,9 @@ export interface CreateOptions {
 
 export interface Created {
   record: ContainerRecord;
-  /** Stage 1 of berth-init (with keep: exits with the container's status). */
-  init: ChildProcess;
+  /** Stage 1 of berth-init when this process spawned it (with keep: exits with the
+   * container's status); absent when the front end started it. */
+  init?: ChildProcess;
 }
 
 /** Reads and parses config.json (no validation). */
@@ -121,7 +122,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       // validates and plans; the container process, cloned later, inherits them. (With keep,
       // berth-init stays as the container's parent and must stay outside its cgroups.)
       const mounts = cg.mountPoints;
-      early = spawnInit(opts.stdio ?? 'inherit', Object.entries(cg.paths).map(([k, d]) => ['cgroup', `${mounts[k]}\0${d}`]));
+      early = await spawnInit(opts.stdio ?? 'inherit', Object.entries(cg.paths).map(([k, d]) => ['cgroup', `${mounts[k]}\0${d}`]), true);
     }
     const spec = validateRuntimeConfig(doc, { bundleDir: bundle, checkHost: true });
     if (!spec.root?.path) throw new BerthError('RUNTIME_CONFIG_INVALID', 'config.json: root.path is required on Linux');
@@ -184,7 +185,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     }, opts.stdio ?? 'inherit', early);
     trace('container ready');
     if (opts.pidFile) writeAtomic(resolve(opts.pidFile), String(started.pid));
-    return { record, init: started.child };
+    return { record, ...(started.child ? { init: started.child } : {}) };
   } catch (err) {
     if (pid) {
       try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }

@@ -37,9 +37,11 @@ export async function execInContainer(opts: ExecOptions): Promise<number> {
     },
   });
   if (opts.pidFile) writeAtomic(resolve(opts.pidFile), String(started.pid));
-  if (opts.detach) { started.child.unref(); return 0; }
+  const child = started.child;
+  if (!child) throw new BerthError('INTERNAL', 'exec: berth-init was not started by this process');
+  if (opts.detach) { child.unref(); return 0; }
   return new Promise((res) => {
-    if (started.child.exitCode !== null) res(started.child.exitCode);
-    else started.child.on('exit', (code) => res(code ?? 1));
+    if (child.exitCode !== null) res(child.exitCode);
+    else child.on('exit', (code) => res(code ?? 1));
   });
 }

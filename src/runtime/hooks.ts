@@ -1,10 +1,10 @@
 /** Runs lifecycle hooks from the runtime namespace (config.md "POSIX-platform Hooks"). */
-import { spawn } from 'node:child_process';
 import { BerthError } from '../errors.js';
 import type { Hook, State } from './spec-types.js';
 
 export async function runHook(kind: string, hook: Hook, state: State): Promise<void> {
   const args = hook.args ?? [hook.path];
+  const { spawn } = await import('node:child_process'); // loaded only when a hook runs
   await new Promise<void>((resolve, reject) => {
     const child = spawn(hook.path, args.slice(1), { argv0: args[0], env: Object.fromEntries((hook.env ?? []).map((e) => {
       const i = e.indexOf('=');

@@ -2,13 +2,14 @@
  * Starts native/build/berth-init, sends it a plan and drives the sync protocol: "pid N",
  * "mounted", "ready" and "error MSG" from the executor; "go" from us.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, readSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { BerthError } from '../errors.js';
 import { encodePlan, encodeRecords, type Plan, type PlanRecord } from './plan.js';
+import { procStat } from './state.js';
 
 /** The package root: works from dist/src/runtime (tsc) and from dist/ (the esbuild bundle). */
 function packageRoot(): string {
@@ -36,8 +37,9 @@ export interface InitEvents {
 
 export interface StartedInit {
   pid: number;
-  /** Stage 1: exits at once, or with `keep` when the container process exits. */
-  child: ChildProcess;
+  /** Stage 1 when this process spawned it: exits at once, or with `keep` when the container
+   * process exits. */
+  child?: ChildProcess;
 }
 
 /** Line reader over the sync socket. */
@@ -73,40 +75,129 @@ export class SyncReader {
   }
 }
 
+/** The sync socket to berth-init. */
+interface Channel {
+  write(data: string | Buffer): void;
+  next(): Promise<string | null>;
+  close(): void;
+}
+
 /** A started berth-init waiting for its plan (records may be sent ahead of it). */
 export interface SpawnedInit {
-  child: ChildProcess;
-  sock: Duplex;
-  reader: SyncReader;
+  /** Set when this process spawned it (absent when the front end started it ahead). */
+  child?: ChildProcess;
+  pid: number;
+  channel: Channel;
   spawnError: Promise<never>;
 }
 
-/** Starts berth-init; `early` records (e.g. "cgroup") are sent at once, the plan follows in runInit. */
-export function spawnInit(stdio: 'inherit' | 'ignore' = 'inherit', early: PlanRecord[] = []): SpawnedInit {
-  const child = spawn(nativeBinary('berth-init'), [], { stdio: [stdio, stdio, stdio, 'pipe'] });
-  const sock = child.stdio[3] as Duplex;
-  const reader = new SyncReader(sock);
-  const spawnError = new Promise<never>((_, reject) => child.once('error', (err) => reject(new BerthError('RUNTIME_ERROR', `cannot start berth-init: ${err.message}`, { cause: err }))));
-  spawnError.catch(() => undefined);
-  if (early.length) sock.write(encodeRecords(early));
-  return { child, sock, reader, spawnError };
+/** Sync I/O on an inherited socket fd: nothing else runs while create waits for berth-init. */
+class FdChannel implements Channel {
+  private buf = '';
+  private closed = false;
+  private fdClosed = false;
+  constructor(private readonly fd: number) {}
+  write(data: string | Buffer): void {
+    const b = typeof data === 'string' ? Buffer.from(data) : data;
+    try {
+      for (let off = 0; off < b.length;) off += writeSync(this.fd, b, off);
+    } catch { /* berth-init is gone: next() reports what it said */ }
+  }
+  async next(): Promise<string | null> {
+    const chunk = Buffer.alloc(4096);
+    for (;;) {
+      const nl = this.buf.indexOf('\n');
+      if (nl >= 0) {
+        const line = this.buf.slice(0, nl);
+        this.buf = this.buf.slice(nl + 1);
+        return line;
+      }
+      if (this.closed) return null;
+      let n = 0;
+      try { n = readSync(this.fd, chunk, 0, chunk.length, null); } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EAGAIN') { await new Promise((r) => setTimeout(r, 1)); continue; }
+      }
+      if (n <= 0) { this.closed = true; continue; }
+      this.buf += chunk.toString('utf8', 0, n);
+    }
+  }
+  close(): void {
+    this.closed = true;
+    if (this.fdClosed) return;
+    this.fdClosed = true;
+    try { closeSync(this.fd); } catch { /* closed */ }
+  }
+}
+
+class SocketChannel implements Channel {
+  private readonly reader: SyncReader;
+  constructor(private readonly sock: Duplex) { this.reader = new SyncReader(sock); }
+  write(data: string | Buffer): void { this.sock.write(data); }
+  next(): Promise<string | null> { return this.reader.next(); }
+  close(): void { this.sock.destroy(); }
+}
+
+/** The berth-init the front end started for this create (native/berth-runtime.c), taken once. */
+function takePrestarted(): SpawnedInit | undefined {
+  const fd = Number(process.env.BERTH_INIT_FD);
+  const pid = Number(process.env.BERTH_INIT_PID);
+  delete process.env.BERTH_INIT_FD;
+  delete process.env.BERTH_INIT_PID;
+  if (!Number.isInteger(fd) || fd < 3 || !Number.isInteger(pid) || pid <= 0) return undefined;
+  const never = new Promise<never>(() => undefined);
+  return { pid, channel: new FdChannel(fd), spawnError: never };
+}
+
+/** Closes the front end's berth-init when this process does not use it (it then exits). */
+export function dropPrestartedInit(): void {
+  takePrestarted()?.channel.close();
+}
+
+/**
+ * Starts berth-init (or takes the one the front end started, if `prestarted` allows it);
+ * `early` records (e.g. "cgroup") are sent at once, the plan follows in runInit.
+ */
+export async function spawnInit(stdio: 'inherit' | 'ignore' = 'inherit', early: PlanRecord[] = [], prestarted = false): Promise<SpawnedInit> {
+  let init = prestarted && stdio === 'inherit' ? takePrestarted() : undefined;
+  if (!init) {
+    dropPrestartedInit();
+    const { spawn } = await import('node:child_process');
+    const child = spawn(nativeBinary('berth-init'), [], { stdio: [stdio, stdio, stdio, 'pipe'] });
+    const spawnError = new Promise<never>((_, reject) => child.once('error', (err) => reject(new BerthError('RUNTIME_ERROR', `cannot start berth-init: ${err.message}`, { cause: err }))));
+    spawnError.catch(() => undefined);
+    init = { child, pid: child.pid ?? 0, channel: new SocketChannel(child.stdio[3] as Duplex), spawnError };
+  }
+  if (early.length) init.channel.write(encodeRecords(early));
+  return init;
 }
 
 /** Kills a berth-init that will not get (or finish) its plan, and waits until it is gone. */
 export async function abandonInit(init: SpawnedInit): Promise<void> {
-  init.sock.destroy();
-  if (init.child.exitCode !== null || init.child.signalCode !== null) return;
-  const exited = new Promise<void>((r) => init.child.once('exit', () => r()));
-  init.child.kill('SIGKILL');
+  init.channel.close();
+  const { child } = init;
+  if (!child) {
+    // Not our child as far as Node knows: it stays a zombie (out of its cgroups) until we exit.
+    try { process.kill(init.pid, 'SIGKILL'); } catch { /* gone */ }
+    for (let i = 0; i < 2000; i++) {
+      const st = procStat(init.pid);
+      if (!st || st.state === 'Z' || st.state === 'X') return;
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    return;
+  }
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  child.kill('SIGKILL');
   await Promise.race([exited, new Promise<void>((r) => setTimeout(r, 2000))]);
 }
 
 export async function runInit(plan: Plan, events: InitEvents, stdio: 'inherit' | 'ignore' = 'inherit', spawned?: SpawnedInit): Promise<StartedInit> {
-  const { child, sock, reader, spawnError } = spawned ?? spawnInit(stdio);
-  sock.write(encodePlan(plan.records));
+  const init = spawned ?? await spawnInit(stdio);
+  const { channel, spawnError } = init;
+  channel.write(encodePlan(plan.records));
   let pid = 0;
   const expect = async (what: string): Promise<string> => {
-    const line = await Promise.race([reader.next(), spawnError]);
+    const line = await Promise.race([channel.next(), spawnError]);
     if (line === null) throw new BerthError('RUNTIME_ERROR', `berth-init exited before "${what}" (see its message above)`);
     if (line.startsWith('error ')) throw new BerthError('RUNTIME_ERROR', line.slice(6), { detail: { pid } });
     return line;
@@ -117,22 +208,23 @@ export async function runInit(plan: Plan, events: InitEvents, stdio: 'inherit' |
     if (!m) throw new BerthError('RUNTIME_ERROR', `berth-init: unexpected message ${JSON.stringify(first)}`);
     pid = Number(m[1]);
     await events.onPid(pid);
-    sock.write('go\n');
+    channel.write('go\n');
     if (events.onMounted) {
       const mounted = await expect('mounted');
       if (mounted !== 'mounted') throw new BerthError('RUNTIME_ERROR', `berth-init: unexpected message ${JSON.stringify(mounted)}`);
       const state = Buffer.from(await events.onMounted());
-      sock.write(Buffer.concat([Buffer.from(`state ${state.length}\n`), state, Buffer.from('go\n')]));
+      channel.write(Buffer.concat([Buffer.from(`state ${state.length}\n`), state, Buffer.from('go\n')]));
     }
     const ready = await expect('ready');
     if (ready !== 'ready') throw new BerthError('RUNTIME_ERROR', `berth-init: unexpected message ${JSON.stringify(ready)}`);
   } catch (err) {
     if (pid) { try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ } }
-    child.kill('SIGKILL');
-    sock.destroy();
+    if (init.child) init.child.kill('SIGKILL');
+    else { try { process.kill(init.pid, 'SIGKILL'); } catch { /* gone */ } }
+    channel.close();
     if (err instanceof BerthError && pid) (err as BerthError & { pid?: number }).pid = pid;
     throw err;
   }
-  sock.destroy();
-  return { pid, child };
+  channel.close();
+  return { pid, ...(init.child ? { child: init.child } : {}) };
 }

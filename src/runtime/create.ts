@@ -103,7 +103,8 @@ function rawCgroupsPath(doc: unknown): string | undefined {
 }
 
 export async function createContainer(opts: CreateOptions): Promise<Created> {
-  trace(`node start-up until create (${performance.now().toFixed(1)} ms since process start)`);
+  // (The `performance` global loads perf_hooks on first use: only when tracing.)
+  if (process.env.BERTH_RUNTIME_TRACE) trace(`node start-up until create (${performance.now().toFixed(1)} ms since process start)`);
   const bundle = resolve(opts.bundle);
   const doc = readBundleConfig(bundle);
   const dir = reserveId(opts.root, opts.id);

@@ -63,7 +63,7 @@ function isReferrerLister(t: unknown): t is ReferrerLister {
   return typeof (t as ReferrerLister).referrers === 'function';
 }
 
-function hasFetchUnverified(t: unknown): t is { fetchUnverified(d: Descriptor): Readable } {
+function hasFetchUnverified(t: unknown): t is { fetchUnverified(d: Descriptor): Readable | Promise<Readable> } {
   return typeof (t as { fetchUnverified?: unknown }).fetchUnverified === 'function';
 }
 
@@ -228,7 +228,7 @@ class Copier {
       try {
         // Every Pusher verifies digest and size itself; a source that can skip its own
         // verification then saves a second hash pass over the blob.
-        const stream = hasFetchUnverified(this.src) ? this.src.fetchUnverified(desc) : await this.src.fetch(desc);
+        const stream = hasFetchUnverified(this.src) ? await this.src.fetchUnverified(desc) : await this.src.fetch(desc);
         await this.dst.push(desc, stream, {
           onBytes: (bytes) => this.emit({ type: 'bytes', desc, bytes, total: desc.size }),
         });

@@ -405,7 +405,7 @@ static void exec_node(char **argv) {
   /* self = PKG/native/build/berth-runtime */
   for (int up = 0; up < 3; up++) { char *s = strrchr(self, '/'); if (s) *s = 0; }
   char cli[4200];
-  snprintf(cli, sizeof cli, "%s/dist/berth-runtime.mjs", self);
+  snprintf(cli, sizeof cli, "%s/dist/berth-runtime.cjs", self);
   if (access(cli, R_OK) != 0) snprintf(cli, sizeof cli, "%s/dist/src/cli/berth-runtime.js", self);
   int argc = 0;
   while (argv[argc]) argc++;

@@ -1,7 +1,7 @@
 /**
  * berth-runtime: an OCI runtime-spec runtime with runc's command line. The native front end
  * (native/berth-runtime.c) runs start/state/kill/delete itself and execs this module (bundled
- * into dist/berth-runtime.mjs) for everything else. Kept free of the rest of berth's CLI so
+ * into dist/berth-runtime.cjs) for everything else. Kept free of the rest of berth's CLI so
  * the bundle stays small.
  */
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';

@@ -16,12 +16,10 @@ import { findCredentials, removeCredentials, storeCredentials, defaultLoginFile,
 import { RegistryClient } from '../client/registry.js';
 import type { Repository } from '../client/repository.js';
 import { copy, type CopyOptions, type CopyResult } from '../content/copy.js';
-import { MemoryStore } from '../content/memory.js';
 import { openDestination, openSource, parsePlace, type OpenedPlace, type Place } from '../content/places.js';
 import { ProgressPrinter } from '../content/progress.js';
 import { fetchBytes, fetchJson } from '../content/read.js';
 import type { Target } from '../content/types.js';
-import { openImageStore, storeRefName } from '../engine/store.js';
 import { flag, needPositionals, printJson, printLine, str, strs, type CommandGroup, type ParsedCommand } from './common.js';
 
 const REGISTRY_OPTIONS = {
@@ -254,6 +252,7 @@ Examples:
       const ref = registryRef(p.positionals[0]!);
       const client = clientFor(p);
       try {
+        const { openImageStore, storeRefName } = await import('../engine/store.js');
         const store = await openImageStore({ root: str(p, 'root') });
         const progress = progressFor(p);
         const name = storeRefName(ref);
@@ -285,6 +284,7 @@ Example:
       const ref = registryRef(p.positionals[0]!);
       const client = clientFor(p);
       try {
+        const { openImageStore, storeRefName } = await import('../engine/store.js');
         const store = await openImageStore({ root: str(p, 'root') });
         const progress = progressFor(p);
         const opts = copyOptions(p, progress);
@@ -578,6 +578,7 @@ ${REGISTRY_HELP}`,
           if (!(await repo.exists(desc))) await repo.push(desc, createReadStream(path));
           layers.push(desc);
         }
+        const { MemoryStore } = await import('../content/memory.js');
         const mem = new MemoryStore();
         const empty = mem.add(MediaType.empty, '{}');
         if (!(await repo.exists(empty))) await repo.push(empty, await mem.fetch(empty));

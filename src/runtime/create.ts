@@ -108,8 +108,6 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
   const bundle = resolve(opts.bundle);
   const doc = readBundleConfig(bundle);
   const dir = reserveId(opts.root, opts.id);
-  // Until state.txt exists, `state` reports "creating" with this bundle (runtime.md "State").
-  writeAtomic(join(dir, 'bundle'), bundle);
   let cgroups: CgroupManager | undefined;
   let cgReady: Promise<void> | undefined;
   let early: SpawnedInit | undefined;
@@ -125,6 +123,8 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       const mounts = cg.mountPoints;
       early = await spawnInit(opts.stdio ?? 'inherit', Object.entries(cg.paths).map(([k, d]) => ['cgroup', `${mounts[k]}\0${d}`]), true);
     }
+    // Until state.txt exists, `state` reports "creating" with this bundle (runtime.md "State").
+    writeAtomic(join(dir, 'bundle'), bundle, 0o600, false);
     const spec = validateRuntimeConfig(doc, { bundleDir: bundle, checkHost: true });
     if (!spec.root?.path) throw new BerthError('RUNTIME_CONFIG_INVALID', 'config.json: root.path is required on Linux');
     const rootfs = resolve(bundle, spec.root.path);
@@ -185,7 +185,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       },
     }, opts.stdio ?? 'inherit', early);
     trace('container ready');
-    if (opts.pidFile) writeAtomic(resolve(opts.pidFile), String(started.pid));
+    if (opts.pidFile) writeAtomic(resolve(opts.pidFile), String(started.pid), 0o600, false);
     return { record, ...(started.child ? { init: started.child } : {}) };
   } catch (err) {
     if (pid) {

@@ -36,7 +36,7 @@ export async function execInContainer(opts: ExecOptions): Promise<number> {
       for (const dir of new Set(Object.values(rec.cgroupPaths))) appendFileSync(join(dir, 'cgroup.procs'), String(pid));
     },
   });
-  if (opts.pidFile) writeAtomic(resolve(opts.pidFile), String(started.pid));
+  if (opts.pidFile) writeAtomic(resolve(opts.pidFile), String(started.pid), 0o600, false);
   const child = started.child;
   if (!child) throw new BerthError('INTERNAL', 'exec: berth-init was not started by this process');
   if (opts.detach) { child.unref(); return 0; }

@@ -8,10 +8,10 @@
  * - absent: /berth/<containerId>.
  * `paths` maps each v1 controller to its directory, and 'unified' to the cgroup2 one.
  */
-import { constants as fsConstants, existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { access, mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+// fs.promises is a lazy getter: create, which needs none of the async calls here, does not
+// pay for loading node:fs/promises at start-up.
+import { constants as fsConstants, existsSync, promises as fsp, readFileSync, writeFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { BerthError } from '../errors.js';
 import { hostCgroupLayout, versionOf, v2Name, type CgroupLayout, type CgroupVersion } from './cgroups-host.js';
 import { compileDeviceFilter } from './cgroups-devices.js';
@@ -19,6 +19,8 @@ import { planResourceWrites, type CgroupWrite, type PlanOptions } from './cgroup
 import type { LinuxResources } from './spec-types.js';
 
 export type { CgroupLayout } from './cgroups-host.js';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export interface CgroupManager {
   /** Controller name (or 'unified' for the cgroup2 hierarchy) → absolute cgroup directory. */
@@ -87,7 +89,7 @@ function errnoOf(err: unknown): string | undefined {
 
 async function exists(file: string): Promise<boolean> {
   try {
-    await access(file, fsConstants.F_OK);
+    await fsp.access(file, fsConstants.F_OK);
     return true;
   } catch {
     return false;
@@ -95,7 +97,7 @@ async function exists(file: string): Promise<boolean> {
 }
 
 async function readTrimmed(file: string): Promise<string> {
-  return (await readFile(file, 'utf8')).trim();
+  return (await fsp.readFile(file, 'utf8')).trim();
 }
 
 function readOr(file: string, dflt: string): string {
@@ -159,7 +161,7 @@ class FsCgroupManager implements CgroupManager {
       for (const [key, dir] of Object.entries(this.paths)) {
         let first: string | undefined;
         try {
-          first = await mkdir(dir, { recursive: true });
+          first = await fsp.mkdir(dir, { recursive: true });
         } catch (err) {
           throw new BerthError('RUNTIME_ERROR', `cannot create cgroup ${dir}: ${(err as Error).message}`, { cause: err });
         }
@@ -170,7 +172,7 @@ class FsCgroupManager implements CgroupManager {
         if (key === 'cpuset') await this.fillCpusets(dir);
       }
     } catch (err) {
-      for (const d of created.sort((a, b) => b.length - a.length)) await rmdir(d).catch(() => {});
+      for (const d of created.sort((a, b) => b.length - a.length)) await fsp.rmdir(d).catch(() => {});
       throw err;
     }
   }
@@ -201,7 +203,7 @@ class FsCgroupManager implements CgroupManager {
       for (const f of ['cpuset.cpus', 'cpuset.mems']) {
         const file = join(d, f);
         if (!(await exists(file))) continue;
-        if ((await readTrimmed(file)) === '') await writeFile(file, await readTrimmed(join(parent, f)));
+        if ((await readTrimmed(file)) === '') await fsp.writeFile(file, await readTrimmed(join(parent, f)));
       }
     }
   }
@@ -308,7 +310,7 @@ class FsCgroupManager implements CgroupManager {
     if (!Number.isInteger(pid) || pid <= 0) throw new BerthError('INTERNAL', `addProcess: invalid pid ${pid}`);
     for (const dir of Object.values(this.paths)) {
       try {
-        await writeFile(join(dir, 'cgroup.procs'), String(pid));
+        await fsp.writeFile(join(dir, 'cgroup.procs'), String(pid));
       } catch (err) {
         throw new BerthError('RUNTIME_ERROR', `cannot move process ${pid} into cgroup ${dir}: ${(err as Error).message}`, { cause: err });
       }
@@ -333,16 +335,16 @@ class FsCgroupManager implements CgroupManager {
       const file = join(this.paths.freezer!, 'freezer.state');
       const want = frozen ? 'FROZEN' : 'THAWED';
       for (;;) {
-        await writeFile(file, want);
+        await fsp.writeFile(file, want);
         if ((await readTrimmed(file)) === want) return; // FREEZING means: tasks still being stopped
         if (Date.now() > deadline) throw new BerthError('RUNTIME_ERROR', `cgroup ${this.paths.freezer} did not become ${want} within ${FREEZE_TIMEOUT_MS} ms`);
         await sleep(10);
       }
     }
     const dir = this.paths[UNIFIED]!;
-    await writeFile(join(dir, 'cgroup.freeze'), frozen ? '1' : '0');
+    await fsp.writeFile(join(dir, 'cgroup.freeze'), frozen ? '1' : '0');
     for (;;) {
-      const events = await readFile(join(dir, 'cgroup.events'), 'utf8').catch(() => '');
+      const events = await fsp.readFile(join(dir, 'cgroup.events'), 'utf8').catch(() => '');
       const m = /^frozen (\d)$/m.exec(events);
       if (m === null || m[1] === (frozen ? '1' : '0')) return;
       if (Date.now() > deadline) throw new BerthError('RUNTIME_ERROR', `cgroup ${dir} did not ${frozen ? 'freeze' : 'thaw'} within ${FREEZE_TIMEOUT_MS} ms`);
@@ -355,7 +357,7 @@ class FsCgroupManager implements CgroupManager {
     const dir = this.paths.pids ?? this.paths.memory ?? this.paths[UNIFIED] ?? Object.values(this.paths)[0]!;
     let text: string;
     try {
-      text = await readFile(join(dir, 'cgroup.procs'), 'utf8');
+      text = await fsp.readFile(join(dir, 'cgroup.procs'), 'utf8');
     } catch (err) {
       if (errnoOf(err) === 'ENOENT' || errnoOf(err) === 'ENOTDIR') return [];
       throw new BerthError('RUNTIME_ERROR', `cannot list the processes of cgroup ${dir}: ${(err as Error).message}`, { cause: err });
@@ -371,7 +373,7 @@ class FsCgroupManager implements CgroupManager {
     if ((signal === 'SIGKILL' || signal === 9) && unified !== undefined) {
       // cgroup.kill (5.14+) kills the whole subtree atomically, no freezing needed.
       if (await exists(join(unified, 'cgroup.kill'))) {
-        await writeFile(join(unified, 'cgroup.kill'), '1');
+        await fsp.writeFile(join(unified, 'cgroup.kill'), '1');
         return;
       }
     }
@@ -396,7 +398,7 @@ class FsCgroupManager implements CgroupManager {
     for (const dir of Object.values(this.paths)) {
       for (;;) {
         try {
-          await rmdir(dir);
+          await fsp.rmdir(dir);
           break;
         } catch (err) {
           const code = errnoOf(err);
@@ -406,7 +408,7 @@ class FsCgroupManager implements CgroupManager {
             await sleep(20);
             continue;
           }
-          const left = code === 'EBUSY' ? await readFile(join(dir, 'cgroup.procs'), 'utf8').catch(() => '') : '';
+          const left = code === 'EBUSY' ? await fsp.readFile(join(dir, 'cgroup.procs'), 'utf8').catch(() => '') : '';
           throw new BerthError(
             'RUNTIME_ERROR',
             `cannot remove cgroup ${dir}: ${(err as Error).message}${left.trim() ? `; processes still in it: ${left.trim().split('\n').join(', ')} (kill them first)` : ''}`,

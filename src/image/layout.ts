@@ -5,15 +5,15 @@
  * serialised by a lock (layout-lock.ts).
  */
 import { createReadStream, type Stats } from 'node:fs';
-import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { join, resolve as resolvePath } from 'node:path';
 import { PassThrough, Readable, Transform, Writable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BerthError, isBerthError } from '../errors.js';
 import type { FetchOptions, PushOptions, ReferrerLister, TagLister, Target } from '../content/types.js';
 import { readAll } from '../content/read.js';
-import { DigestingStream, isValidDigest, parseDigest, verifyingStream, type Digest } from './digest.js';
+import { isValidDigest, parseDigest, verifyingStream, type Digest, type DigestAlgorithm } from './digest.js';
 import { MediaType, isIndexMediaType, isManifestMediaType } from './media-types.js';
 import type { Descriptor, ImageIndex, ImageManifest } from './types.js';
 import { TEMP_PREFIX, fsyncDir, writeFileAtomic } from './atomic-file.js';
@@ -25,6 +25,8 @@ export const LAYOUT_VERSION = '1.0.0';
 /** Temp files of blob writes live directly in blobs/ under this prefix (never a valid algorithm name). */
 export const BLOB_TEMP_PREFIX = TEMP_PREFIX;
 const READ_CHUNK_BYTES = 1 << 20;
+/** Bytes queued for the file before the source is paused; they go out in one writev. */
+const WRITE_BUFFER_BYTES = 1 << 20;
 
 // annotations.md: ref ::= component ("/" component)*; component ::= alphanum (separator alphanum)*;
 // alphanum ::= [A-Za-z0-9]+; separator ::= [-._:@+] | "--"
@@ -81,6 +83,65 @@ class SkipBytes extends Transform {
     const out = this.skip > 0 ? chunk.subarray(this.skip) : chunk;
     this.skip = 0;
     cb(null, out);
+  }
+}
+
+/**
+ * The write end of a blob: hashes and counts what it is given and writes it with writev (the
+ * chunks that queue up while a write is in flight go in one syscall). Refuses more bytes
+ * than expected as they arrive; `verify()` checks size and digest once everything is written.
+ */
+class HashingFileSink extends Writable {
+  private readonly hash: Hash;
+  private readonly algorithm: DigestAlgorithm;
+  size = 0;
+  private written = 0;
+
+  constructor(
+    private readonly fh: FileHandle,
+    private readonly expected: { digest: Digest; size: number } | undefined,
+    private readonly onBytes: ((bytes: number) => void) | undefined,
+  ) {
+    super({ highWaterMark: WRITE_BUFFER_BYTES });
+    this.algorithm = expected ? parseDigest(expected.digest).algorithm : 'sha256';
+    this.hash = createHash(this.algorithm);
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
+    const buffers = chunks.map((c) => c.chunk);
+    for (const b of buffers) {
+      this.size += b.length;
+      this.hash.update(b);
+    }
+    if (this.expected && this.size > this.expected.size) {
+      cb(new BerthError('SIZE_MISMATCH', `content is larger than its descriptor says (${this.expected.size} bytes for ${this.expected.digest}): refusing it`));
+      return;
+    }
+    this.fh.writev(buffers).then(
+      ({ bytesWritten }) => {
+        this.written += bytesWritten;
+        this.onBytes?.(this.written);
+        cb();
+      },
+      (err: Error) => cb(err),
+    );
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this._writev([{ chunk }], cb);
+  }
+
+  /** The digest of what was written; SIZE_MISMATCH or DIGEST_MISMATCH when it is not what was expected. */
+  verify(): Digest {
+    const digest: Digest = `${this.algorithm}:${this.hash.digest('hex')}`;
+    const exp = this.expected;
+    if (exp && this.size !== exp.size) {
+      throw new BerthError('SIZE_MISMATCH', `size mismatch for ${exp.digest}: expected ${exp.size} bytes, got ${this.size}`);
+    }
+    if (exp && digest !== exp.digest) {
+      throw new BerthError('DIGEST_MISMATCH', `digest mismatch: expected ${exp.digest}, content hashes to ${digest}`);
+    }
+    return digest;
   }
 }
 
@@ -265,8 +326,7 @@ export class OciLayout implements Target, TagLister, ReferrerLister {
       });
       return;
     }
-    const verifier = new DigestingStream({ expectedDigest: desc.digest, expectedSize: desc.size });
-    await this.writeBlob(desc.digest, content, verifier, opts);
+    await this.writeBlob({ digest: desc.digest, size: desc.size }, content, opts);
   }
 
   /**
@@ -274,7 +334,6 @@ export class OciLayout implements Target, TagLister, ReferrerLister {
    * the content to the given stream; the blob lands under the digest of what was written.
    */
   async ingest(mediaType: string, produce: (out: Writable) => Promise<void>): Promise<Descriptor> {
-    const hasher = new DigestingStream();
     const source = new PassThrough({ highWaterMark: 256 * 1024 });
     source.on('error', () => undefined); // reported through the promises below
     const producing = produce(source).then(
@@ -286,52 +345,41 @@ export class OciLayout implements Target, TagLister, ReferrerLister {
         throw err;
       },
     );
-    const [produced, written] = await Promise.allSettled([producing, this.writeBlob(undefined, source, hasher, {})]);
+    const [produced, written] = await Promise.allSettled([producing, this.writeBlob(undefined, source, {})]);
     // The producer's failure is the cause; the writer's is then only its consequence.
     if (produced.status === 'rejected') throw produced.reason;
     if (written.status === 'rejected') throw written.reason;
-    const digest = written.value;
-    return { mediaType, digest, size: hasher.size };
+    const { digest, size } = written.value;
+    return { mediaType, digest, size };
   }
 
+  /**
+   * Streams content into a temp file in blobs/, hashing each batch of chunks on the main
+   * thread while the previous batch is written on the thread pool; fsyncs, verifies digest
+   * and size, and only then renames it into place.
+   */
   private async writeBlob(
-    expected: Digest | undefined,
+    expected: { digest: Digest; size: number } | undefined,
     content: Readable,
-    hasher: DigestingStream,
     opts: PushOptions,
-  ): Promise<Digest> {
+  ): Promise<{ digest: Digest; size: number }> {
     const blobs = join(this.dir, 'blobs');
     const tmp = join(blobs, `${BLOB_TEMP_PREFIX}${randomBytes(8).toString('hex')}`);
     this.activeTempFiles.add(tmp);
     const fh = await open(tmp, 'wx', 0o644);
     let closed = false;
     try {
-      let written = 0;
-      // writev batches the chunks that queue up while a write is in flight: fewer syscalls.
-      const sink = new Writable({
-        highWaterMark: 1024 * 1024,
-        writev(chunks: { chunk: Buffer }[], cb) {
-          const buffers = chunks.map((c) => c.chunk);
-          fh.writev(buffers).then(
-            ({ bytesWritten }) => {
-              written += bytesWritten;
-              opts.onBytes?.(written);
-              cb();
-            },
-            (err: Error) => cb(err),
-          );
-        },
-      });
-      await pipeline(content, hasher, sink, opts.signal ? { signal: opts.signal } : {});
+      const sink = new HashingFileSink(fh, expected, opts.onBytes);
+      await pipeline(content, sink, opts.signal ? { signal: opts.signal } : {});
       await fh.sync();
       await fh.close();
       closed = true;
-      const digest = expected ?? hasher.digest;
+      const digest = sink.verify();
       const { algorithm } = parseDigest(digest);
       await mkdir(join(blobs, algorithm), { recursive: true });
       await rename(tmp, this.blobPath(digest));
       await fsyncDir(join(blobs, algorithm));
-      return digest;
+      return { digest, size: sink.size };
     } catch (err) {
       if (!closed) await fh.close().catch(() => undefined);
       await unlink(tmp).catch(() => undefined);

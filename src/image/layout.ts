@@ -26,7 +26,7 @@ export const LAYOUT_VERSION = '1.0.0';
 export const BLOB_TEMP_PREFIX = TEMP_PREFIX;
 const READ_CHUNK_BYTES = 1 << 20;
 /** Bytes queued for the file before the source is paused; they go out in one writev. */
-const WRITE_BUFFER_BYTES = 1 << 20;
+const WRITE_BUFFER_BYTES = 4 << 20;
 
 // annotations.md: ref ::= component ("/" component)*; component ::= alphanum (separator alphanum)*;
 // alphanum ::= [A-Za-z0-9]+; separator ::= [-._:@+] | "--"

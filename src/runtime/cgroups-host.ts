@@ -98,11 +98,19 @@ export function layoutFrom(
   return layout;
 }
 
+let mountinfo: string | undefined;
+
+/** /proc/self/mountinfo, read once per process (the planner's cgroup mounts use it too). */
+export function selfMountinfo(): string {
+  mountinfo ??= readFileSync('/proc/self/mountinfo', 'utf8');
+  return mountinfo;
+}
+
 let cached: CgroupLayout | undefined;
 
 /** This host's layout (read once per process). */
 export function hostCgroupLayout(): CgroupLayout {
-  cached ??= layoutFrom(readFileSync('/proc/self/mountinfo', 'utf8'), readFileSync('/proc/self/cgroup', 'utf8'), (mp) => {
+  cached ??= layoutFrom(selfMountinfo(), readFileSync('/proc/self/cgroup', 'utf8'), (mp) => {
     try {
       return readFileSync(join(mp, 'cgroup.controllers'), 'utf8').trim().split(/\s+/).filter(Boolean);
     } catch {

@@ -174,7 +174,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       },
       onMounted: async () => {
         trace('container mounts done');
-        writeRecord(opts.root, record, 'created');
+        writeRecord(opts.root, record);
         const state = ociState(record, 'created');
         // runtime.md lifecycle 3-4: prestart (deprecated) and createRuntime in the runtime
         // namespace, then createContainer; all before pivot_root.

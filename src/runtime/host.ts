@@ -1,5 +1,5 @@
 /** Facts about this host the planner needs (read from /proc). */
-import { readFileSync } from 'node:fs';
+import { selfMountinfo } from './cgroups-host.js';
 
 export interface CgroupHierarchy {
   mountpoint: string;
@@ -14,7 +14,7 @@ let cached: CgroupHierarchy[] | undefined;
 export function cgroupMounts(): CgroupHierarchy[] {
   if (cached) return cached;
   const out: CgroupHierarchy[] = [];
-  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+  for (const line of selfMountinfo().split('\n')) {
     const sep = line.indexOf(' - ');
     if (sep < 0) continue;
     const pre = line.slice(0, sep).split(' ');

@@ -2,7 +2,7 @@
  * Container state on disk, under --root (default /run/berth-runtime), one directory per id:
  *   state.json     everything later verbs need (this module's ContainerRecord)
  *   state.txt      the same, as "key value" lines, for the native front end (start/state/kill/delete)
- *   oci-state.json the runtime.md state document given to hooks
+ *   bundle         the bundle path, written first: `state` reports "creating" until state.txt exists
  *   exec.fifo      exists while the container is created and not yet started
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync, existsSync } from 'node:fs';
@@ -107,9 +107,9 @@ export function stateText(rec: ContainerRecord): string {
   return lines.join('\n') + '\n';
 }
 
-export function writeRecord(root: string, rec: ContainerRecord, status: ContainerStatus): void {
+/** (Hooks get the state document on stdin: nothing reads a copy on disk, so none is written.) */
+export function writeRecord(root: string, rec: ContainerRecord): void {
   const dir = containerDir(root, rec.id);
-  writeAtomic(join(dir, 'oci-state.json'), JSON.stringify(ociState(rec, status)), 0o600, false);
   writeAtomic(join(dir, 'state.json'), JSON.stringify(rec), 0o600, false);
   writeAtomic(join(dir, 'state.txt'), stateText(rec), 0o600, false);
 }

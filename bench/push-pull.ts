@@ -8,7 +8,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -69,7 +69,11 @@ async function addImage(layout: OciLayout, tag: string, layerFiles: string[], di
 
 interface Measured {
   seconds: number;
+  /** User + system CPU seconds: steadier than wall time when other work shares the machine. */
+  cpuSeconds: number;
   maxRssMb: number;
+  /** The registry's CPU seconds during the run (pushes are bound by it on 2 cores). */
+  registryCpuSeconds?: number;
 }
 
 /** Runs a command under GNU time -v; returns wall time and peak RSS. */
@@ -84,9 +88,35 @@ function measure(cmd: string[], env: NodeJS.ProcessEnv = process.env): Promise<M
       const seconds = Number(process.hrtime.bigint() - start) / 1e9;
       if (code !== 0) return reject(new Error(`${cmd.join(' ')} failed (${code}): ${err.slice(-2000)}`));
       const m = /Maximum resident set size \(kbytes\): (\d+)/.exec(err);
-      resolve({ seconds, maxRssMb: m ? Number(m[1]) / 1024 : NaN });
+      const user = /User time \(seconds\): ([\d.]+)/.exec(err);
+      const sys = /System time \(seconds\): ([\d.]+)/.exec(err);
+      resolve({ seconds, cpuSeconds: user && sys ? Number(user[1]) + Number(sys[1]) : NaN, maxRssMb: m ? Number(m[1]) / 1024 : NaN });
     });
   });
+}
+
+/** The registry process's CPU seconds so far (Linux /proc), found by its config path; NaN if not found. */
+function registryCpu(dir: string): () => number {
+  const pid = readdirSync('/proc').find((p) => {
+    if (!/^\d+$/.test(p)) return false;
+    try {
+      return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(dir) && readFileSync(`/proc/${p}/comm`, 'utf8').startsWith('docker-registry');
+    } catch {
+      return false;
+    }
+  });
+  return () => {
+    if (!pid) return NaN;
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+  };
+}
+
+/** Runs a measurement and adds the registry's CPU seconds during it. */
+async function withRegistryCpu(cpu: () => number, run: () => Promise<Measured>): Promise<Measured> {
+  const before = cpu();
+  const m = await run();
+  return { ...m, registryCpuSeconds: cpu() - before };
 }
 
 const SKOPEO_ENV = { ...process.env, _CONTAINERS_ROOTLESS_UID: '1000', XDG_DATA_HOME: '/proc/nonexistent' };
@@ -124,6 +154,7 @@ async function main(): Promise<void> {
     sh(`rm -f ${join(tmp, '*.tar')} ${join(tmp, '*.gz')} ${bigRaw}`);
 
     const run = Date.now().toString(36);
+    const regCpu = registryCpu(reg.dir);
     const reps = Number(process.env.BERTH_BENCH_REPS ?? 3);
     const rows: string[] = [];
     let peak = 0;
@@ -133,10 +164,10 @@ async function main(): Promise<void> {
       // Interleaved repetitions: the machine's load varies, so each pair runs under similar conditions.
       for (let rep = 0; rep < reps; rep++) {
         const tag = `${run}-${image}-${rep}`;
-        times.berthPush.push(await measure([process.execPath, BIN, 'copy', '-q', `oci:${join(tmp, 'src')}:${image}`, `docker://${reg.host}/bench/berth-${tag}:t`]));
-        times.skopeoPush.push(await measure(['skopeo', 'copy', '-q', '--dest-tls-verify=false', `oci:${join(tmp, 'src')}:${image}`, `docker://${reg.host}/bench/skopeo-${tag}:t`], SKOPEO_ENV));
-        times.berthPull.push(await measure([process.execPath, BIN, 'copy', '-q', `docker://${reg.host}/bench/berth-${tag}:t`, `oci:${join(tmp, `berth-pull-${tag}`)}:t`]));
-        times.skopeoPull.push(await measure(['skopeo', 'copy', '-q', '--src-tls-verify=false', `docker://${reg.host}/bench/skopeo-${tag}:t`, `oci:${join(tmp, `skopeo-pull-${tag}`)}:t`], SKOPEO_ENV));
+        times.berthPush.push(await withRegistryCpu(regCpu, () => measure([process.execPath, BIN, 'copy', '-q', `oci:${join(tmp, 'src')}:${image}`, `docker://${reg.host}/bench/berth-${tag}:t`])));
+        times.skopeoPush.push(await withRegistryCpu(regCpu, () => measure(['skopeo', 'copy', '-q', '--dest-tls-verify=false', `oci:${join(tmp, 'src')}:${image}`, `docker://${reg.host}/bench/skopeo-${tag}:t`], SKOPEO_ENV)));
+        times.berthPull.push(await withRegistryCpu(regCpu, () => measure([process.execPath, BIN, 'copy', '-q', `docker://${reg.host}/bench/berth-${tag}:t`, `oci:${join(tmp, `berth-pull-${tag}`)}:t`])));
+        times.skopeoPull.push(await withRegistryCpu(regCpu, () => measure(['skopeo', 'copy', '-q', '--src-tls-verify=false', `docker://${reg.host}/bench/skopeo-${tag}:t`, `oci:${join(tmp, `skopeo-pull-${tag}`)}:t`], SKOPEO_ENV)));
         await rm(join(tmp, `berth-pull-${tag}`), { recursive: true, force: true });
         await rm(join(tmp, `skopeo-pull-${tag}`), { recursive: true, force: true });
       }
@@ -145,8 +176,12 @@ async function main(): Promise<void> {
         const bt = median(b.map((m) => m.seconds));
         const st = median(s.map((m) => m.seconds));
         const rss = Math.max(...b.map((m) => m.maxRssMb));
+        const bc = median(b.map((m) => m.cpuSeconds));
+        const sc = median(s.map((m) => m.cpuSeconds));
+        const br = median(b.map((m) => m.registryCpuSeconds ?? NaN));
+        const sr = median(s.map((m) => m.registryCpuSeconds ?? NaN));
         rows.push(
-          `${`${what} ${image}`.padEnd(11)} berth ${bt.toFixed(2).padStart(6)} s (max ${rss.toFixed(0)} MB RSS)  skopeo ${st.toFixed(2).padStart(6)} s  ratio ${(bt / st).toFixed(2)}x${bt / st <= 0.7 ? '' : '  (target <= 0.7x)'}  [berth ${b.map((m) => m.seconds.toFixed(1)).join(' ')} | skopeo ${s.map((m) => m.seconds.toFixed(1)).join(' ')}]`,
+          `${`${what} ${image}`.padEnd(11)} berth ${bt.toFixed(2).padStart(6)} s (max ${rss.toFixed(0)} MB RSS)  skopeo ${st.toFixed(2).padStart(6)} s  ratio ${(bt / st).toFixed(2)}x${bt / st <= 0.7 ? '' : '  (target <= 0.7x)'}  [berth ${b.map((m) => m.seconds.toFixed(1)).join(' ')} | skopeo ${s.map((m) => m.seconds.toFixed(1)).join(' ')}]  CPU berth ${bc.toFixed(2)} s, skopeo ${sc.toFixed(2)} s; registry CPU meanwhile ${br.toFixed(2)} s, ${sr.toFixed(2)} s`,
         );
       }
     }

@@ -6,6 +6,8 @@ import { posix } from 'node:path';
 import { BerthError } from '../errors.js';
 import type { ImageConfig } from './types.js';
 import { resolveUser } from './passwd.js';
+import { DEFAULT_CAPS, DEFAULT_PATH_ENV, defaultLinux, defaultMounts } from '../runtime/spec-default.js';
+import type { Linux, Mount } from '../runtime/spec-types.js';
 
 /** The parts of runtime-spec config.md that a converted image uses. */
 export interface RuntimeSpec {
@@ -22,14 +24,9 @@ export interface RuntimeSpec {
   };
   root: { path: string; readonly: boolean };
   hostname: string;
-  mounts: { destination: string; type: string; source: string; options?: string[] }[];
+  mounts: Mount[];
   annotations: Record<string, string>;
-  linux: {
-    resources: { devices: { allow: boolean; access: string }[] };
-    namespaces: { type: string }[];
-    maskedPaths: string[];
-    readonlyPaths: string[];
-  };
+  linux: Linux;
 }
 
 export interface ConversionOptions {
@@ -52,10 +49,10 @@ export interface ConversionOptions {
 
 /** The version written to config.json; crun 1.8 accepts only 1.0.x. */
 export const RUNTIME_SPEC_VERSION = '1.0.2';
-export const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+export const DEFAULT_PATH = DEFAULT_PATH_ENV;
 /** What `runc spec` runs when nothing else is given. */
 const DEFAULT_ARGS = ['sh'];
-const DEFAULT_CAPABILITIES = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE'];
+const DEFAULT_CAPABILITIES = DEFAULT_CAPS;
 
 const ANNOTATION = {
   os: 'org.opencontainers.image.os',
@@ -135,15 +132,7 @@ export async function imageConfigToRuntimeSpec(config: ImageConfig, opts: Conver
 
   const workdir = typeof c.WorkingDir === 'string' && c.WorkingDir !== '' ? posix.resolve('/', c.WorkingDir) : '/';
 
-  const mounts: RuntimeSpec['mounts'] = [
-    { destination: '/proc', type: 'proc', source: 'proc' },
-    { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
-    { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
-    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
-    { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
-    { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
-    { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] },
-  ];
+  const mounts: RuntimeSpec['mounts'] = defaultMounts();
   if (opts.volumes === 'tmpfs') {
     for (const volume of Object.keys(c.Volumes ?? {})) {
       mounts.push({ destination: posix.resolve('/', volume), type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'mode=755'] });
@@ -174,22 +163,6 @@ export async function imageConfigToRuntimeSpec(config: ImageConfig, opts: Conver
     hostname: opts.hostname ?? 'berth',
     mounts,
     annotations: imageAnnotations(config),
-    linux: {
-      resources: { devices: [{ allow: false, access: 'rwm' }] },
-      namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
-      maskedPaths: [
-        '/proc/acpi',
-        '/proc/asound',
-        '/proc/kcore',
-        '/proc/keys',
-        '/proc/latency_stats',
-        '/proc/timer_list',
-        '/proc/timer_stats',
-        '/proc/sched_debug',
-        '/sys/firmware',
-        '/proc/scsi',
-      ],
-      readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
-    },
+    linux: defaultLinux(),
   };
 }

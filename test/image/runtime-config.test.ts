@@ -97,10 +97,10 @@ describe('imageConfigToRuntimeSpec (conversion.md)', () => {
     const spec = await imageConfigToRuntimeSpec(image({}), { rootfs, rootPath: '/abs/rootfs' });
     assert.equal(spec.ociVersion, '1.0.2');
     assert.deepEqual(spec.root, { path: '/abs/rootfs', readonly: false });
-    assert.deepEqual(spec.linux.namespaces.map((n) => n.type), ['pid', 'network', 'ipc', 'uts', 'mount']);
+    assert.deepEqual((spec.linux.namespaces ?? []).map((n) => n.type), ['pid', 'network', 'ipc', 'uts', 'mount']);
     assert.deepEqual(spec.mounts.map((m) => m.destination), ['/proc', '/dev', '/dev/pts', '/dev/shm', '/dev/mqueue', '/sys', '/sys/fs/cgroup']);
-    assert.ok(spec.linux.maskedPaths.includes('/proc/kcore'));
-    assert.ok(spec.linux.readonlyPaths.includes('/proc/sysrq-trigger'));
+    assert.ok(spec.linux.maskedPaths?.includes('/proc/kcore'));
+    assert.ok(spec.linux.readonlyPaths?.includes('/proc/sysrq-trigger'));
     assert.deepEqual(spec.process.capabilities.bounding, ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE']);
     assert.deepEqual(spec.process.rlimits, [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }]);
     assert.equal(spec.process.noNewPrivileges, true);

@@ -11,10 +11,10 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, renameSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort, startRegistry } from '../test/helpers/distribution.js';
 
 const SECONDS = Number(process.env.BERTH_BENCH_SECONDS ?? 10);
 const TARGET_MB = Number(process.env.BERTH_BENCH_MB ?? 200);
@@ -26,18 +26,8 @@ interface Server {
   name: string;
   url: string;
   host: string;
-  child: ChildProcess;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
+  pid: number;
+  stop(): Promise<void>;
 }
 
 async function waitFor(url: string, child: ChildProcess): Promise<void> {
@@ -54,32 +44,10 @@ async function waitFor(url: string, child: ChildProcess): Promise<void> {
   throw new Error(`${url} did not come up`);
 }
 
-async function startDistribution(dir: string): Promise<Server> {
-  const port = await freePort();
-  const config = join(dir, 'config.yml');
-  writeFileSync(
-    config,
-    [
-      'version: 0.1',
-      'log:',
-      '  level: error',
-      '  accesslog:',
-      '    disabled: true',
-      'storage:',
-      '  filesystem:',
-      `    rootdirectory: ${join(dir, 'data')}`,
-      '  delete:',
-      '    enabled: true',
-      'http:',
-      `  addr: 127.0.0.1:${port}`,
-      '  secret: bench',
-      '',
-    ].join('\n'),
-  );
-  const child = spawn('/usr/bin/docker-registry', ['serve', config], { stdio: 'ignore' });
-  const url = `http://127.0.0.1:${port}`;
-  await waitFor(`${url}/v2/`, child);
-  return { name: 'distribution', url, host: `127.0.0.1:${port}`, child };
+/** Debian's docker-registry, started as the client tests start it. */
+async function startDistribution(): Promise<Server> {
+  const reg = await startRegistry();
+  return { name: 'distribution', url: `http://${reg.host}`, host: reg.host, pid: reg.pid, stop: reg.stop };
 }
 
 async function startBerth(dir: string): Promise<Server> {
@@ -89,7 +57,10 @@ async function startBerth(dir: string): Promise<Server> {
   });
   const url = `http://127.0.0.1:${port}`;
   await waitFor(`${url}/v2/`, child);
-  return { name: 'berth', url, host: `127.0.0.1:${port}`, child };
+  const stop = async () => {
+    child.kill('SIGKILL');
+  };
+  return { name: 'berth', url, host: `127.0.0.1:${port}`, pid: child.pid!, stop };
 }
 
 function sha256(b: Buffer): string {
@@ -232,13 +203,12 @@ async function main(): Promise<void> {
   const servers: Server[] = [];
   try {
     console.log(`load average before: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-    mkdirSync(join(work, 'dist'));
     mkdirSync(join(work, 'berth'));
-    const dist = await startDistribution(join(work, 'dist'));
+    const dist = await startDistribution();
     servers.push(dist);
     const berth = await startBerth(join(work, 'berth'));
     servers.push(berth);
-    const idle = rssMb(berth.child.pid!);
+    const idle = rssMb(berth.pid);
     const smallBlob = new Map<Server, string>();
     for (const s of [berth, dist]) smallBlob.set(s, await pushSmallImage(s.url));
 
@@ -251,8 +221,8 @@ async function main(): Promise<void> {
     measureAll('GET manifest by tag (wrk)', (s) => wrk(`${s.url}/v2/bench/app/manifests/latest`, [`Accept: ${MANIFEST_TYPE}`]));
     measureAll('HEAD blob (ab -i -k)', (s) => abHead(`${s.url}/v2/bench/app/blobs/${smallBlob.get(s)}`));
     measureAll('GET small blob 1 KiB (wrk)', (s) => wrk(`${s.url}/v2/bench/app/blobs/${smallBlob.get(s)}`));
-    const loaded = rssMb(berth.child.pid!);
-    const distMem = rssMb(dist.child.pid!);
+    const loaded = rssMb(berth.pid);
+    const distMem = rssMb(dist.pid);
 
     console.log('');
     for (const [label, m] of results) {
@@ -280,13 +250,13 @@ async function main(): Promise<void> {
     }
     row('skopeo copy push ~200 MB (best of 2)', push.get(berth)!, push.get(dist)!, 's', false);
     row('skopeo copy pull ~200 MB (best of 2)', pull.get(berth)!, pull.get(dist)!, 's', false);
-    const after = rssMb(berth.child.pid!);
+    const after = rssMb(berth.pid);
     console.log('');
     console.log(`berth serve memory: idle ${idle.rss.toFixed(1)} MB, after request load VmRSS ${loaded.rss.toFixed(1)} MB (peak ${loaded.hwm.toFixed(1)} MB), after pushes/pulls peak ${after.hwm.toFixed(1)} MB`);
     console.log(`distribution memory after request load: VmRSS ${distMem.rss.toFixed(1)} MB (peak ${distMem.hwm.toFixed(1)} MB)`);
     console.log(`load average after: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   } finally {
-    for (const s of servers) s.child.kill('SIGKILL');
+    for (const s of servers) await s.stop();
     rmSync(work, { recursive: true, force: true });
   }
 }

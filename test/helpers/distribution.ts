@@ -28,6 +28,8 @@ export interface RegistryServer {
   password: string;
   /** With token auth: the token server, its request log and the refresh token it accepts. */
   tokenServer?: TokenServer;
+  /** The docker-registry process (benchmarks read its memory). */
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -264,7 +266,7 @@ export async function startRegistry(
     await stop();
     throw err;
   }
-  return { host: `127.0.0.1:${port}`, dir, auth, username, password, tokenServer, stop };
+  return { host: `127.0.0.1:${port}`, dir, auth, username, password, tokenServer, pid: child.pid!, stop };
 }
 
 /** skopeo with a memory-only blob-info cache (as root it would otherwise remember blobs between runs). */

@@ -160,6 +160,19 @@ describe('readTar', () => {
     await assert.rejects(readAllEntries(Readable.from([data.subarray(0, 2000)])), (err) => isBerthError(err, 'LAYER_INVALID') && /truncated/.test(err.message));
   });
 
+  test('an archive whose last entry lacks only its block padding (umoci insert) is read whole', async () => {
+    const data = tarArchive([{ path: 'a.txt', body: 'hello\n' }]);
+    const cut = data.subarray(0, 512 + 6); // header + data, no padding, no end-of-archive blocks
+    for (const piece of [1, 7, 512, 1024]) {
+      const entries = await readAllEntries(chunked(cut, piece));
+      assert.equal(entries.length, 1);
+      assert.equal(entries[0]!.header.path, 'a.txt');
+      assert.equal(entries[0]!.body.toString(), 'hello\n');
+    }
+    // Missing data (not only padding) is still an error.
+    await assert.rejects(readAllEntries(Readable.from([data.subarray(0, 512 + 3)])), (err) => isBerthError(err, 'LAYER_INVALID'));
+  });
+
   test('a corrupt header (bad checksum) is an error', async () => {
     const data = tarArchive([{ path: 'f', body: 'x' }]);
     data[10] = 0x41; // change the name without fixing the checksum

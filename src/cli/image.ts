@@ -197,7 +197,7 @@ async function validatePlace(p: ParsedCommand, target: string): Promise<number> 
 
 export const commands: CommandGroup = {
   validate: {
-    summary: 'validate a manifest, index or config file, or a whole OCI layout',
+    summary: 'Validate a manifest, index or config file, or a whole OCI layout',
     usage: `Usage: berth validate FILE|oci:DIR[:REF] [--type manifest|index|config|layout-header]
 
 Checks a JSON document against the image spec (the kind is detected unless --type is given),
@@ -218,7 +218,7 @@ Examples:
   },
 
   layout: {
-    summary: 'work on an OCI image layout: verify, gc, tags',
+    summary: 'Work on an OCI image layout: verify, gc, tags',
     usage: `Usage: berth layout verify oci:DIR
        berth layout gc oci:DIR [--dry-run]
        berth layout tags oci:DIR
@@ -264,7 +264,7 @@ Examples:
   },
 
   unpack: {
-    summary: 'unpack an image from a layout into a runtime bundle (rootfs + config.json)',
+    summary: 'Unpack an image from a layout into a runtime bundle (rootfs + config.json)',
     usage: `Usage: berth unpack oci:DIR[:REF] BUNDLE [--platform OS/ARCH[/VARIANT]] [--force]
 
 Applies the image's layers into BUNDLE/rootfs and converts its config into BUNDLE/config.json
@@ -303,7 +303,7 @@ Examples:
   },
 
   create: {
-    summary: 'create an image from a directory (one layer, from scratch) in a layout',
+    summary: 'Create an image from a directory (one layer, from scratch) in a layout',
     usage: `Usage: berth create DIR oci:LAYOUT:TAG [OPTIONS]
 
 Makes DIR one layer of a new image, writes its config and manifest into the layout (created
@@ -339,7 +339,7 @@ Examples:
   },
 
   append: {
-    summary: 'add a directory as a new layer on top of an image in a layout',
+    summary: 'Add a directory as a new layer on top of an image in a layout',
     usage: `Usage: berth append oci:LAYOUT:REF DIR [--tag NEWTAG] [--compression gzip|zstd|none] [--source-date-epoch N] [--platform P]
 
 Writes DIR as a layer on top of REF's image (its config gains the diff_id and a history entry).
@@ -404,7 +404,7 @@ Examples:
   },
 
   artifact: {
-    summary: 'store files as an OCI artifact (as oras push does) in a layout',
+    summary: 'Store files as an OCI artifact (as oras push does) in a layout',
     usage: `Usage: berth artifact oci:LAYOUT[:TAG] --artifact-type TYPE FILE[:MEDIATYPE]... [--subject REF] [--annotation KEY=VALUE]...
 
 Writes an artifact manifest: artifactType TYPE, the empty config, one layer per file (titled with

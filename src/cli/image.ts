@@ -367,7 +367,7 @@ Examples:
   },
 
   mutate: {
-    summary: "change an image's config (entrypoint, cmd, env, labels, …) or annotations in a layout",
+    summary: "Change an image's config (entrypoint, cmd, env, labels, …) or annotations in a layout",
     usage: `Usage: berth mutate oci:LAYOUT:REF [OPTIONS]
 
 Writes a new config and manifest with the changes (layers untouched). The result is tagged

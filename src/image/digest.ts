@@ -113,9 +113,17 @@ export class DigestingStream extends Transform {
   private readonly expected?: { digest?: Digest; size?: number };
   private count = 0;
   private result?: Digest;
+  /** With holdLast: the newest chunk, passed on only once the next arrives or the content is verified. */
+  private held?: Buffer;
+  private readonly holdLast: boolean;
 
-  constructor(options: { algorithm?: DigestAlgorithm; expectedDigest?: Digest; expectedSize?: number } = {}) {
+  /**
+   * `holdLast` withholds the final chunk until digest and size are verified, so that a consumer
+   * (an HTTP response with a Content-Length, say) never receives a complete body that is wrong.
+   */
+  constructor(options: { algorithm?: DigestAlgorithm; expectedDigest?: Digest; expectedSize?: number; holdLast?: boolean } = {}) {
     super();
+    this.holdLast = options.holdLast ?? false;
     let algorithm = options.algorithm ?? 'sha256';
     if (options.expectedDigest !== undefined) algorithm = parseDigest(options.expectedDigest).algorithm;
     this.algorithm = algorithm;
@@ -149,7 +157,13 @@ export class DigestingStream extends Transform {
       return;
     }
     this.hash.update(chunk);
-    cb(null, chunk);
+    if (!this.holdLast) {
+      cb(null, chunk);
+      return;
+    }
+    const previous = this.held;
+    this.held = chunk;
+    cb(null, previous);
   }
 
   override _flush(cb: TransformCallback): void {
@@ -168,7 +182,7 @@ export class DigestingStream extends Transform {
       cb(new BerthError('DIGEST_MISMATCH', `digest mismatch: expected ${exp.digest}, content hashes to ${this.result}`));
       return;
     }
-    cb();
+    cb(null, this.held);
   }
 }
 

@@ -132,6 +132,34 @@ describe('DigestingStream', () => {
   });
 });
 
+describe('DigestingStream with holdLast', () => {
+  const chunks = [Buffer.alloc(1000, 1), Buffer.alloc(1000, 2), Buffer.alloc(1000, 3)];
+  const whole = Buffer.concat(chunks);
+  const digest = `sha256:${createHash('sha256').update(whole).digest('hex')}`;
+
+  async function received(expectedDigest: string): Promise<{ bytes: number; error?: unknown }> {
+    let bytes = 0;
+    try {
+      await pipeline(Readable.from(chunks), new DigestingStream({ expectedDigest, expectedSize: whole.length, holdLast: true }), async (src: AsyncIterable<Buffer>) => {
+        for await (const c of src) bytes += c.length;
+      });
+      return { bytes };
+    } catch (error) {
+      return { bytes, error };
+    }
+  }
+
+  it('passes every byte on when the content matches', async () => {
+    assert.deepEqual(await received(digest), { bytes: whole.length });
+  });
+
+  it('withholds the last chunk when the content does not match, so no consumer sees it whole', async () => {
+    const r = await received(`sha256:${'0'.repeat(64)}`);
+    assert.ok(isBerthError(r.error, 'DIGEST_MISMATCH'));
+    assert.ok(r.bytes < whole.length, `received ${r.bytes} of ${whole.length} bytes`);
+  });
+});
+
 describe('verifyingStream', () => {
   it('yields verified content', async () => {
     assert.equal((await drain(verifyingStream(Readable.from([Buffer.from('hello')]), HELLO_SHA256, 5))).toString(), 'hello');

@@ -1,9 +1,15 @@
 /** end-2 (GET/HEAD blob, with Range) and end-10 (DELETE blob). */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
+import { DigestingStream, digestOf, parseDigest } from '../../image/digest.js';
 import { RegistryError } from '../errors.js';
 import { API_VERSION, API_VERSION_HEADER, parseRange, sendEmpty } from '../http-util.js';
 import { checkDigest } from '../names.js';
 import { SMALL_BLOB_BYTES, type Registry } from '../registry.js';
+
+function corruptBlob(digest: string): RegistryError {
+  return new RegistryError(500, 'INTERNAL', `stored blob ${digest} does not match its digest: run "berth registry verify" and push it again`);
+}
 
 function blobUnknown(name: string, digest: string): RegistryError {
   return new RegistryError(404, 'BLOB_UNKNOWN', `blob ${digest} is unknown in ${name}`, { digest });
@@ -49,6 +55,8 @@ export async function getBlob(reg: Registry, req: IncomingMessage, res: ServerRe
     if (inline === undefined) {
       const data = await reg.blobs.readSmall(digest);
       if (data.length !== size) throw new RegistryError(500, 'INTERNAL', `stored blob ${digest} has the wrong size: run "berth registry verify"`);
+      // Never serve content whose digest does not match: checked once, before it enters the cache.
+      if (digestOf(data, parseDigest(digest).algorithm) !== digest) throw corruptBlob(digest);
       reg.smallBlobs.set(digest, data);
       inline = data;
     }
@@ -58,7 +66,15 @@ export async function getBlob(reg: Registry, req: IncomingMessage, res: ServerRe
     res.end(range ? inline.subarray(range.start, range.end + 1) : inline);
     return;
   }
-  const stream = reg.blobs.read(digest, range);
+  const file = reg.blobs.read(digest, range);
+  // A whole blob is hashed on its way out; on a mismatch the response is cut before its end, so
+  // a client never receives a complete body that does not match its digest. A range cannot be
+  // checked by itself: `berth registry verify` covers data at rest.
+  const stream: Readable = range ? file : file.pipe(new DigestingStream({ expectedDigest: digest, expectedSize: size, holdLast: true }));
+  if (stream !== file) {
+    file.once('open', () => stream.emit('open'));
+    file.once('error', (err) => stream.destroy(err));
+  }
   await new Promise<void>((resolve) => {
     stream.once('open', () => {
       res.writeHead(status, headers);

@@ -251,18 +251,8 @@ export class Repository implements Target, TagLister, ReferrerLister, Deleter, M
       },
       what,
     );
-    if (res.status === 201) {
-      discard(res.body);
-      return true;
-    }
-    if (res.status === 202) {
-      // Registry ignored the body and opened a session: cancel it; we start a normal upload.
-      const location = header(res, 'location');
-      discard(res.body);
-      if (location) await this.cancelUpload(location);
-      return false;
-    }
-    throw await registryError(res.body, what);
+    // A 202 means the registry ignored the body and opened a session: we start a normal upload.
+    return this.createdOrCancelled(res, what);
   }
 
   /**
@@ -391,12 +381,20 @@ export class Repository implements Target, TagLister, ReferrerLister, Deleter, M
     const what = `mounting blob ${desc.digest} from ${fromRepository} into ${this.name}`;
     const path = `${this.path('blobs', 'uploads/')}?mount=${encodeURIComponent(desc.digest)}&from=${encodeURIComponent(fromRepository)}`;
     const res = await this.send({ method: 'POST', path, scopes: [...this.pushScopes, repositoryScope(fromRepository, 'pull')] }, what);
+    // spec.md: a registry that cannot mount starts an ordinary upload (202) instead.
+    return this.createdOrCancelled(res, what);
+  }
+
+  /**
+   * The answer to a POST that may complete at once (single-POST push, mount): 201 is done; 202
+   * opened an upload session that we do not want, so it is cancelled and the caller uploads.
+   */
+  private async createdOrCancelled(res: HttpResponse, what: string): Promise<boolean> {
     if (res.status === 201) {
       discard(res.body);
       return true;
     }
     if (res.status === 202) {
-      // spec.md: a registry that cannot mount starts an ordinary upload instead.
       const location = header(res, 'location');
       discard(res.body);
       if (location) await this.cancelUpload(location);

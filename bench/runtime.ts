@@ -87,10 +87,12 @@ try {
   console.log(`ratio (p90)    berth-runtime/runc ${(pct(times['berth-runtime'], 0.9) / pct(times.runc, 0.9)).toFixed(2)}   berth-runtime/crun ${(pct(times['berth-runtime'], 0.9) / pct(times.crun, 0.9)).toFixed(2)}`);
 
   // Peak memory of one container start: max RSS of `create` (with its children) under GNU time.
+  // berth-runtime's front end returns before Node has exited (Node is then not its waited-for
+  // child): BERTH_RUNTIME_WAIT_NODE makes it wait, so that Node's RSS is counted.
   for (const n of names) {
     const id = `mem-${process.pid}-${n}`;
     const out = join(work, 'time.out');
-    spawnSync('/usr/bin/time', ['-o', out, '-f', '%M', binaries[n], '--root', join(work, n), 'create', '--bundle', bundle.dir, id], { env, stdio: ['ignore', 'ignore', errFd] });
+    spawnSync('/usr/bin/time', ['-o', out, '-f', '%M', binaries[n], '--root', join(work, n), 'create', '--bundle', bundle.dir, id], { env: { ...env, BERTH_RUNTIME_WAIT_NODE: '1' }, stdio: ['ignore', 'ignore', errFd] });
     const kb = Number(readFileSync(out, 'utf8').trim().split('\n').pop());
     console.log(`peak RSS of one create: ${n.padEnd(14)} ${(kb / 1024).toFixed(1)} MiB`);
     verb(n, ['delete', '--force', id]);

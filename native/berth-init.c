@@ -15,6 +15,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <setjmp.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <sched.h>
@@ -65,12 +66,24 @@ static int nrecs;
 
 static int in_child;
 
+/* The front end may send its guess of the cgroup records ahead of the runtime ("guess"
+ * record first). A guessed record that fails is not reported at once: the runtime may still
+ * reject the guess (and kill us) or fail for its own reasons (and close the socket). Only
+ * when the runtime goes on with its plan, i.e. adopts the guess, is the failure reported. */
+static int guessing;
+static jmp_buf guess_failed_at;
+static char guess_error[1024];
+
 static void die(const char *fmt, ...) {
   char msg[1024];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  if (guessing) {
+    snprintf(guess_error, sizeof guess_error, "%s", msg);
+    longjmp(guess_failed_at, 1);
+  }
   char line[1200];
   int n = snprintf(line, sizeof line, "error %s\n", msg);
   if (write(SYNC_FD, line, (size_t)n) < 0) { /* runtime gone: stderr below still says it */ }
@@ -79,6 +92,7 @@ static void die(const char *fmt, ...) {
 }
 
 static int got_any; /* a byte of the plan arrived */
+static int at_record_start; /* between records: EOF here is the runtime giving up */
 
 /* Sync socket input, buffered: the plan is thousands of small fields, and one read(2) per
  * header byte cost ~2000 syscalls per create. Only this process (and, after clone, its copy
@@ -104,10 +118,13 @@ static void read_full(int fd, char *buf, size_t len) {
   size_t off = 0;
   while (off < len) {
     if (sync_off == sync_len && sync_fill() == 0) {
-      if (!got_any) _exit(1); /* started ahead by the front end, then not needed */
+      /* Started ahead by the front end, then not needed (perhaps after the cgroups it was
+       * sent ahead): the runtime removes what it made. */
+      if (!got_any || at_record_start) _exit(1);
       die("plan truncated");
     }
     got_any = 1;
+    at_record_start = 0;
     size_t n = sync_len - sync_off < len - off ? sync_len - sync_off : len - off;
     memcpy(buf + off, sync_buf + sync_off, n);
     sync_off += n;
@@ -121,6 +138,7 @@ static void read_plan(void) {
   for (;;) {
     char head[64];
     size_t i = 0;
+    at_record_start = 1;
     for (;;) {
       if (i >= sizeof head - 1) die("plan header too long");
       read_full(SYNC_FD, head + i, 1);
@@ -139,10 +157,16 @@ static void read_plan(void) {
     if (!r->val) die("out of memory");
     read_full(SYNC_FD, r->val, r->len + 1);
     r->val[r->len] = 0;
+    if (strcmp(r->key, "guess") == 0) { guessing = 1; continue; }
+    if (strcmp(r->key, "cgroup") == 0) {
+      /* Sent ahead of the rest of the plan, so that the (slow, on cgroup v1) placement runs
+       * while the runtime is still validating and planning. */
+      if (!guess_error[0] && (!guessing || setjmp(guess_failed_at) == 0)) join_cgroup(r);
+    } else if (guessing) {
+      guessing = 0;
+      if (guess_error[0]) die("%s", guess_error);
+    }
     if (strcmp(r->key, "end") == 0) return;
-    /* Sent ahead of the rest of the plan, so that the (slow, on cgroup v1) placement runs
-     * while the runtime is still validating and planning. */
-    if (strcmp(r->key, "cgroup") == 0) join_cgroup(r);
     nrecs++;
   }
 }

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -397,6 +398,55 @@ static int cmd_delete(const char *id, int force) {
 
 /* ---- dispatch ---------------------------------------------------------------------------- */
 
+/* `create` hands over to Node as a child rather than by exec, and returns as soon as Node
+ * reports its exit status on the BERTH_DONE_FD pipe (src/cli/berth-runtime.ts), after the
+ * state and pid file are written: Node's own teardown (5-10 ms of freeing its heap and
+ * threads) then no longer delays the engine. Node dies with this process (PDEATHSIG), as it
+ * would if this process had exec'd it; the usual signals are passed on. */
+static int report_early;
+static pid_t node_child;
+static int cg_n;
+static pid_t prestarted_init;
+static void remove_guessed_cgroups(pid_t init);
+static void pass_signal(int sig) { if (node_child > 0) kill(node_child, sig); }
+
+static void run_node_until_done(void) {
+  int done[2];
+  if (pipe2(done, O_CLOEXEC) < 0) return;
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid < 0) { close(done[0]); close(done[1]); return; }
+  if (pid == 0) {
+    close(done[0]);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(1);
+    fcntl(done[1], F_SETFD, 0);
+    char num[32];
+    snprintf(num, sizeof num, "%d", done[1]);
+    setenv("BERTH_DONE_FD", num, 1);
+    return; /* the caller execs node */
+  }
+  close(done[1]);
+  node_child = pid;
+  /* berth-init (prestarted) is ours too: its socket end belongs to Node now. */
+  const char *fd = getenv("BERTH_INIT_FD");
+  if (fd) close(atoi(fd));
+  struct sigaction sa = { .sa_handler = pass_signal };
+  sigemptyset(&sa.sa_mask);
+  int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
+  for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaction(sigs[i], &sa, NULL);
+  unsigned char code;
+  ssize_t n;
+  do n = read(done[0], &code, 1); while (n < 0 && errno == EINTR);
+  if (n == 1 && code == 0) _exit(0);
+  int st = 0;
+  if (n != 1) while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+  if (cg_n) remove_guessed_cgroups(prestarted_init);
+  if (n == 1) _exit(code);
+  if (WIFEXITED(st)) _exit(WEXITSTATUS(st));
+  _exit(128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0));
+}
+
 static void exec_node(char **argv) {
   char self[4096];
   ssize_t n = readlink("/proc/self/exe", self, sizeof self - 64);
@@ -416,16 +466,248 @@ static void exec_node(char **argv) {
   for (int i = 1; i < argc; i++) args[i + 1] = argv[i];
   /* The runtime makes no TLS connections; extra CA certificates only slow Node's start. */
   unsetenv("NODE_EXTRA_CA_CERTS");
+  if (report_early) run_node_until_done();
   execvp(node, args);
   if (strcmp(node, "node") != 0) { args[0] = "node"; execvp("node", args); }
   fail("cannot run node (%s): %s; set BERTH_NODE to the node binary", node, strerror(errno));
+}
+
+/* ---- create: the cgroups, guessed ahead ------------------------------------------------
+ * The first write to a cgroup v1 `cgroup.procs` waits 6-10 ms for an RCU grace period. So
+ * that this wait overlaps Node's start-up instead of following it, the front end works out
+ * the cgroups the planner will choose (src/runtime/cgroups.ts: linux.cgroupsPath, absolute
+ * under each hierarchy's mount point or relative to our own cgroup, default /berth/<id>) and
+ * sends them to berth-init at once. This is a guess, not a decision: Node compares it with
+ * its own records (BERTH_INIT_CGROUPS) and replaces the berth-init if they differ; anything
+ * unusual (no parse, an odd path) means no guess. If Node fails, the directories the guess
+ * made are removed here. */
+
+#define MAX_CG 32
+static char cg_mount[MAX_CG][512], cg_dir[MAX_CG][1024];
+static int cg_made[MAX_CG];
+
+static const char *json_ws(const char *p) { while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++; return p; }
+
+/* Skips a JSON string at p (on its opening quote); returns the position after it or NULL. */
+static const char *json_skip_string(const char *p) {
+  for (p++; *p && *p != '"'; p++) if (*p == '\\' && !*++p) return NULL;
+  return *p == '"' ? p + 1 : NULL;
+}
+
+static const char *json_skip_value(const char *p, int depth) {
+  p = json_ws(p);
+  if (depth > 64) return NULL;
+  if (*p == '"') return json_skip_string(p);
+  if (*p == '{' || *p == '[') {
+    char close = *p == '{' ? '}' : ']';
+    p = json_ws(p + 1);
+    if (*p == close) return p + 1;
+    for (;;) {
+      if (close == '}') {
+        if (*p != '"' || !(p = json_skip_string(p))) return NULL;
+        p = json_ws(p);
+        if (*p++ != ':') return NULL;
+      }
+      if (!(p = json_skip_value(p, depth + 1))) return NULL;
+      p = json_ws(p);
+      if (*p == ',') { p = json_ws(p + 1); continue; }
+      return *p == close ? p + 1 : NULL;
+    }
+  }
+  const char *start = p;
+  while (*p && strchr("+-.0123456789eEtruefalsn", *p)) p++;
+  return p > start ? p : NULL;
+}
+
+/* The value of member `key` of the object at p (the last one, as JSON.parse keeps): 1 and
+ * *val set, 0 if absent, -1 if p is not an object or does not parse. */
+static int json_member(const char *p, const char *key, const char **val) {
+  p = json_ws(p);
+  if (*p++ != '{') return -1;
+  int found = 0;
+  p = json_ws(p);
+  if (*p == '}') return 0;
+  for (;;) {
+    if (*p != '"') return -1;
+    const char *k = p + 1, *end = json_skip_string(p);
+    if (!end) return -1;
+    int match = (size_t)(end - 1 - k) == strlen(key) && !strncmp(k, key, strlen(key));
+    p = json_ws(end);
+    if (*p++ != ':') return -1;
+    p = json_ws(p);
+    if (match) { *val = p; found = 1; }
+    if (!(p = json_skip_value(p, 1))) return -1;
+    p = json_ws(p);
+    if (*p == ',') { p = json_ws(p + 1); continue; }
+    return *p == '}' ? found : -1;
+  }
+}
+
+/* linux.cgroupsPath of config.json, or the default; 0 when there is no safe guess. */
+static int guess_cgroups_path(const char *bundle, const char *id, char *out, size_t size) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/config.json", bundle);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  static char text[1 << 20];
+  ssize_t n, len = 0;
+  while (len < (ssize_t)sizeof text - 1 && (n = read(fd, text + len, sizeof text - 1 - len)) > 0) len += n;
+  close(fd);
+  if (len <= 0 || len >= (ssize_t)sizeof text - 1) return 0;
+  text[len] = 0;
+  const char *linux_obj, *cp;
+  int r = json_member(text, "linux", &linux_obj);
+  if (r < 0) return 0;
+  if (r == 1 && *linux_obj == '{') r = json_member(linux_obj, "cgroupsPath", &cp);
+  else r = 0;
+  if (r < 0) return 0;
+  if (r == 0 || *cp != '"') {
+    if (r == 1) return 0; /* not a string: validation will say so */
+    for (const char *q = id; *q; q++) if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_+.-", *q)) return 0;
+    return snprintf(out, size, "/berth/%s", id) < (int)size;
+  }
+  const char *end = json_skip_string(cp);
+  size_t l = (size_t)(end - cp - 2);
+  if (l == 0 || l >= size || memchr(cp + 1, '\\', l) || memchr(cp + 1, ':', l)) return 0;
+  memcpy(out, cp + 1, l);
+  out[l] = 0;
+  if (!strcmp(out, "/")) return 0;
+  for (const char *c = out; *c; ) { /* no "." or ".." components */
+    const char *e = strchr(c, '/');
+    size_t cl = e ? (size_t)(e - c) : strlen(c);
+    if ((cl == 1 && c[0] == '.') || (cl == 2 && c[0] == '.' && c[1] == '.')) return 0;
+    c += cl + (e ? 1 : 0);
+    if (!e) break;
+  }
+  return 1;
+}
+
+/* path.join of the parts: "/"-separated, repeated "/" collapsed. */
+static void join_path(char *out, size_t size, const char *a, const char *b, const char *c) {
+  char tmp[2048];
+  snprintf(tmp, sizeof tmp, "%s/%s/%s", a, b ? b : "", c);
+  size_t o = 0;
+  for (const char *p = tmp; *p && o + 1 < size; p++) if (!(*p == '/' && o > 0 && out[o - 1] == '/')) out[o++] = *p;
+  out[o] = 0;
+}
+
+static void unescape_octal(char *s) {
+  char *o = s;
+  for (char *p = s; *p; p++) {
+    if (p[0] == '\\' && p[1] >= '0' && p[1] <= '7' && p[2] >= '0' && p[2] <= '7' && p[3] >= '0' && p[3] <= '7') {
+      *o++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
+      p += 3;
+    } else *o++ = *p;
+  }
+  *o = 0;
+}
+
+/* Our own cgroup in the hierarchy with `controller` ("" for cgroup2), from /proc/self/cgroup. */
+static int own_cgroup(const char *controller, char *out, size_t size) {
+  FILE *f = fopen("/proc/self/cgroup", "re");
+  if (!f) return 0;
+  char line[4096];
+  int found = 0;
+  while (!found && fgets(line, sizeof line, f)) {
+    line[strcspn(line, "\n")] = 0;
+    char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+    if (!c2) continue;
+    *c2 = 0;
+    if (!*controller) found = !strcmp(line, "0:");
+    else for (char *t = strtok(c1 + 1, ","); t && !found; t = strtok(NULL, ",")) found = !strcmp(t, controller);
+    if (found) snprintf(out, size, "%s", c2 + 1);
+  }
+  fclose(f);
+  return found;
+}
+
+static const char *const V1[] = { "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids",
+  "hugetlb", "net_cls", "net_prio", "perf_event", "rdma", "misc" };
+
+/* The "cgroup" records the planner would send first (cgroups-host.ts, cgroups.ts), in its
+ * order: each v1 controller as mountinfo lists it, then the cgroup2 hierarchy. */
+static int guess_cgroups(const char *bundle, const char *id) {
+  char cgpath[1024];
+  if (!guess_cgroups_path(bundle, id, cgpath, sizeof cgpath)) return 0;
+  FILE *f = fopen("/proc/self/mountinfo", "re");
+  if (!f) return 0;
+  char line[8192], v1_seen[sizeof V1 / sizeof V1[0]] = {0}, v2_mount[512] = "";
+  char controller_of[MAX_CG][16];
+  cg_n = 0;
+  while (fgets(line, sizeof line, f)) {
+    char *field[6] = {0}, *save = NULL, *tok = strtok_r(line, " \n", &save);
+    for (int i = 0; tok && i < 6; i++, tok = i < 6 ? strtok_r(NULL, " \n", &save) : tok) field[i] = tok;
+    if (!field[4]) continue;
+    char *fstype = NULL, *super = NULL;
+    while ((tok = strtok_r(NULL, " \n", &save))) {
+      if (!strcmp(tok, "-")) { fstype = strtok_r(NULL, " \n", &save); strtok_r(NULL, " \n", &save); super = strtok_r(NULL, " \n", &save); break; }
+    }
+    if (!fstype || !super) continue;
+    unescape_octal(field[4]);
+    if (!strcmp(fstype, "cgroup2")) { if (!v2_mount[0]) snprintf(v2_mount, sizeof v2_mount, "%s", field[4]); continue; }
+    if (strcmp(fstype, "cgroup")) continue;
+    for (char *o = strtok_r(super, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+      for (size_t k = 0; k < sizeof V1 / sizeof V1[0]; k++) {
+        if (strcmp(o, V1[k]) || v1_seen[k] || cg_n >= MAX_CG - 1) continue;
+        v1_seen[k] = 1;
+        snprintf(controller_of[cg_n], sizeof controller_of[0], "%s", V1[k]);
+        snprintf(cg_mount[cg_n++], sizeof cg_mount[0], "%s", field[4]);
+      }
+    }
+  }
+  fclose(f);
+  if (v2_mount[0]) { controller_of[cg_n][0] = 0; snprintf(cg_mount[cg_n++], sizeof cg_mount[0], "%s", v2_mount); }
+  for (int i = 0; i < cg_n; i++) {
+    char own[1024];
+    if (cgpath[0] == '/') join_path(cg_dir[i], sizeof cg_dir[i], cg_mount[i], NULL, cgpath);
+    else if (own_cgroup(controller_of[i], own, sizeof own)) join_path(cg_dir[i], sizeof cg_dir[i], cg_mount[i], own, cgpath);
+    else join_path(cg_dir[i], sizeof cg_dir[i], cg_mount[i], "/", cgpath);
+    struct stat st;
+    cg_made[i] = stat(cg_dir[i], &st) != 0;
+  }
+  return cg_n;
+}
+
+/* Sends the guessed records on the sync socket and tells Node what they were (hex). */
+static void send_cgroup_guess(int sock) {
+  static char buf[MAX_CG * 1600], hex[sizeof buf * 2 + 1];
+  size_t len = 0;
+  for (int i = 0; i < cg_n; i++) {
+    size_t body = strlen(cg_mount[i]) + 1 + strlen(cg_dir[i]);
+    len += (size_t)snprintf(buf + len, sizeof buf - len, "cgroup %zu\n", body);
+    memcpy(buf + len, cg_mount[i], strlen(cg_mount[i]) + 1);
+    len += strlen(cg_mount[i]) + 1;
+    memcpy(buf + len, cg_dir[i], strlen(cg_dir[i]));
+    len += strlen(cg_dir[i]);
+    buf[len++] = '\n';
+  }
+  for (size_t i = 0; i < len; i++) snprintf(hex + 2 * i, 3, "%02x", (unsigned char)buf[i]);
+  const char *marker = "guess 0\n\n"; /* berth-init: hold back errors until adopted */
+  if (write(sock, marker, strlen(marker)) != (ssize_t)strlen(marker)) { cg_n = 0; return; }
+  for (size_t off = 0; off < len;) {
+    ssize_t w = write(sock, buf + off, len - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) { cg_n = 0; return; }
+    off += (size_t)w;
+  }
+  setenv("BERTH_INIT_CGROUPS", hex, 1);
+  char made[MAX_CG + 1];
+  for (int i = 0; i < cg_n; i++) made[i] = cg_made[i] ? '1' : '0';
+  made[cg_n] = 0;
+  setenv("BERTH_INIT_CGROUPS_MADE", made, 1);
+}
+
+/* After a failed create: the directories the guess made (Node removes the ones it adopted). */
+static void remove_guessed_cgroups(pid_t init) {
+  if (init > 0) while (waitpid(init, NULL, 0) < 0 && errno == EINTR) {}
+  for (int i = 0; i < cg_n; i++) if (cg_made[i]) rmdir(cg_dir[i]);
 }
 
 /* `create`: starts berth-init now, with its sync socket on its fd 3, so that it is up (and
  * can make and join the cgroups as soon as the planner names them) while Node starts; Node
  * finds the other end through BERTH_INIT_FD and BERTH_INIT_PID (src/runtime/init-process.ts).
  * berth-init exits quietly if Node closes the socket before sending anything. */
-static void prestart_init(void) {
+static void prestart_init(const char *bundle, const char *id) {
   char path[4200];
   ssize_t n = readlink("/proc/self/exe", path, sizeof path - 16);
   if (n < 0) return;
@@ -447,6 +729,8 @@ static void prestart_init(void) {
     _exit(127);
   }
   close(sv[1]);
+  prestarted_init = pid;
+  if (id && guess_cgroups(bundle, id)) send_cgroup_guess(sv[0]);
   fcntl(sv[0], F_SETFD, 0);
   char num[32];
   snprintf(num, sizeof num, "%d", sv[0]);
@@ -477,7 +761,23 @@ int main(int argc, char **argv) {
   if (i >= argc) exec_node(argv);
   const char *verb = argv[i++];
   int native = !strcmp(verb, "start") || !strcmp(verb, "state") || !strcmp(verb, "kill") || !strcmp(verb, "delete");
-  if (!strcmp(verb, "create")) prestart_init();
+  if (!strcmp(verb, "create")) {
+    /* runc's create flags: only --bundle and the id matter here. */
+    const char *bundle = ".", *id = NULL;
+    int ok = 1;
+    for (int j = i; j < argc && ok; j++) {
+      const char *a = argv[j];
+      if (!strcmp(a, "--bundle") || !strcmp(a, "-b")) { if (j + 1 < argc) bundle = argv[++j]; else ok = 0; }
+      else if (!strncmp(a, "--bundle=", 9)) bundle = a + 9;
+      else if (!strcmp(a, "--pid-file") || !strcmp(a, "--console-socket") || !strcmp(a, "--preserve-fds")) j++;
+      else if (a[0] == '-') { if (!strchr(a, '=') && strcmp(a, "--no-pivot") && strcmp(a, "--no-new-keyring")) ok = 0; }
+      else if (!id) id = a;
+      else ok = 0;
+    }
+    prestart_init(bundle, ok ? id : NULL);
+    /* BERTH_RUNTIME_WAIT_NODE=1: return only when Node has exited (profiling, max RSS). */
+    report_early = !getenv("BERTH_RUNTIME_WAIT_NODE");
+  }
   if (!native) exec_node(argv);
 
   const char *pos[4] = {0};

@@ -23,7 +23,7 @@ await build({
   platform: 'node',
   format: 'cjs',
   target: 'node20',
-  minify: true,
+  minify: !process.env.BERTH_NO_MINIFY,
   legalComments: 'none',
   logLevel: 'warning',
   // import() of built-ins becomes require(): the loader's vm.Script has no import() callback.

@@ -4,7 +4,7 @@
  * into dist/berth-runtime.cjs) for everything else. Kept free of the rest of berth's CLI so
  * the bundle stays small.
  */
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { BerthError } from '../errors.js';
 import { createContainer, loadBundleConfig } from '../runtime/create.js';
@@ -292,6 +292,15 @@ function globalLog(argv: string[]): { log?: string; logJson: boolean } {
     else if (a === '--root' || a === '-root') i++;
   }
   return out;
+}
+
+// The front end (native/berth-runtime.c) waits for create's exit status on this pipe and
+// returns to the engine at once, without waiting for Node to tear itself down. Registered
+// after the loader's code-cache writer, so the cache is written first.
+const doneFd = Number(process.env.BERTH_DONE_FD);
+delete process.env.BERTH_DONE_FD;
+if (Number.isInteger(doneFd) && doneFd > 2) {
+  process.once('exit', (code) => { try { writeSync(doneFd, Buffer.from([code & 255])); } catch { /* front end gone */ } });
 }
 
 const argv = process.argv.slice(2);

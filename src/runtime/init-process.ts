@@ -3,7 +3,7 @@
  * "mounted", "ready" and "error MSG" from the executor; "go" from us.
  */
 import type { ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, readSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, readSync, rmdirSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -89,6 +89,9 @@ export interface SpawnedInit {
   pid: number;
   channel: Channel;
   spawnError: Promise<never>;
+  /** The front end's guess of the "cgroup" records, already sent (hex), and which of their
+   * directories did not exist before ('1'/'0' per record). */
+  guess?: { records: string; made: string };
 }
 
 /** Sync I/O on an inherited socket fd: nothing else runs while create waits for berth-init. */
@@ -141,33 +144,65 @@ class SocketChannel implements Channel {
 function takePrestarted(): SpawnedInit | undefined {
   const fd = Number(process.env.BERTH_INIT_FD);
   const pid = Number(process.env.BERTH_INIT_PID);
-  delete process.env.BERTH_INIT_FD;
-  delete process.env.BERTH_INIT_PID;
+  const guess = process.env.BERTH_INIT_CGROUPS;
+  const made = process.env.BERTH_INIT_CGROUPS_MADE ?? '';
+  for (const v of ['BERTH_INIT_FD', 'BERTH_INIT_PID', 'BERTH_INIT_CGROUPS', 'BERTH_INIT_CGROUPS_MADE']) delete process.env[v];
   if (!Number.isInteger(fd) || fd < 3 || !Number.isInteger(pid) || pid <= 0) return undefined;
   const never = new Promise<never>(() => undefined);
-  return { pid, channel: new FdChannel(fd), spawnError: never };
+  return { pid, channel: new FdChannel(fd), spawnError: never, ...(guess ? { guess: { records: guess, made } } : {}) };
 }
 
-/** Closes the front end's berth-init when this process does not use it (it then exits). */
-export function dropPrestartedInit(): void {
-  takePrestarted()?.channel.close();
+/**
+ * Lets go of a prestarted berth-init this process will not use. One that was sent the front
+ * end's guess of the cgroups may sit in them: it is killed and waited for, and the cgroup
+ * directories the guess made are removed, so that they neither leak nor look busy.
+ */
+async function releasePrestarted(init: SpawnedInit): Promise<void> {
+  if (!init.guess) { init.channel.close(); return; }
+  await abandonInit(init);
+  const dirs = guessedDirs(init.guess.records);
+  for (let i = dirs.length - 1; i >= 0; i--) {
+    if (init.guess.made[i] !== '1') continue;
+    try { rmdirSync(dirs[i]!); } catch { /* not empty, or gone */ }
+  }
+}
+
+/** The cgroup directories named in the front end's guess (hex of "cgroup" records). */
+function guessedDirs(hex: string): string[] {
+  const text = Buffer.from(hex, 'hex').toString('utf8');
+  const dirs: string[] = [];
+  for (let off = 0; off < text.length;) {
+    const nl = text.indexOf('\n', off);
+    if (nl < 0) break;
+    const len = Number(text.slice(off, nl).split(' ')[1]);
+    const body = text.slice(nl + 1, nl + 1 + len);
+    dirs.push(body.slice(body.indexOf('\0') + 1));
+    off = nl + 1 + len + 1;
+  }
+  return dirs;
 }
 
 /**
  * Starts berth-init (or takes the one the front end started, if `prestarted` allows it);
- * `early` records (e.g. "cgroup") are sent at once, the plan follows in runInit.
+ * `early` records (e.g. "cgroup") are sent at once, the plan follows in runInit. A prestarted
+ * berth-init that was already sent the front end's guess of these records is kept only if
+ * the guess is exactly what this process decided.
  */
 export async function spawnInit(stdio: 'inherit' | 'ignore' = 'inherit', early: PlanRecord[] = [], prestarted = false): Promise<SpawnedInit> {
-  let init = prestarted && stdio === 'inherit' ? takePrestarted() : undefined;
+  const mine = early.length ? encodeRecords(early) : undefined;
+  let init = takePrestarted();
+  if (init && !(prestarted && stdio === 'inherit' && (init.guess === undefined || init.guess.records === mine?.toString('hex')))) {
+    await releasePrestarted(init);
+    init = undefined;
+  }
   if (!init) {
-    dropPrestartedInit();
     const { spawn } = await import('node:child_process');
     const child = spawn(nativeBinary('berth-init'), [], { stdio: [stdio, stdio, stdio, 'pipe'] });
     const spawnError = new Promise<never>((_, reject) => child.once('error', (err) => reject(new BerthError('RUNTIME_ERROR', `cannot start berth-init: ${err.message}`, { cause: err }))));
     spawnError.catch(() => undefined);
     init = { child, pid: child.pid ?? 0, channel: new SocketChannel(child.stdio[3] as Duplex), spawnError };
   }
-  if (early.length) init.channel.write(encodeRecords(early));
+  if (mine && !init.guess) init.channel.write(mine);
   return init;
 }
 

@@ -7,7 +7,13 @@
  */
 import { Readable } from 'node:stream';
 import { BerthError } from '../errors.js';
-import { isNetworkError, type HttpResponse } from './http.js';
+import { isNetworkError } from './http.js';
+
+/** An answer whose body is the blob's bytes from the requested offset (200 or 206). */
+export interface BlobResponse {
+  status: number;
+  body: Readable;
+}
 
 export interface BlobDownloadOptions {
   size: number;
@@ -18,7 +24,7 @@ export interface BlobDownloadOptions {
   /** What is being fetched, for error messages. */
   what: string;
   /** Sends the GET for bytes from `offset` on; throws on a status that is not 200 or 206. */
-  open(offset: number): Promise<HttpResponse>;
+  open(offset: number): Promise<BlobResponse>;
 }
 
 /** 4 MiB buffered ahead, so sockets keep streaming while the consumer writes (1 MiB cost ~5% more CPU). */
@@ -27,7 +33,7 @@ const HIGH_WATER_MARK = 4 << 20;
 export class BlobDownload extends Readable {
   private offset: number;
   private failures = 0;
-  private res: HttpResponse | undefined;
+  private res: BlobResponse | undefined;
   private opening = false;
   /** Bytes of the current response to drop (a 200 answer to a ranged request). */
   private skip = 0;
@@ -71,7 +77,7 @@ export class BlobDownload extends Readable {
     );
   }
 
-  private attach(res: HttpResponse): void {
+  private attach(res: BlobResponse): void {
     this.res = res;
     this.skip = res.status === 200 ? this.offset : 0;
     const body = res.body;

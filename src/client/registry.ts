@@ -9,6 +9,7 @@ import { findCredentials, type Credentials } from './credentials.js';
 import { Authenticator, type CredentialSource } from './auth.js';
 import { discard, nextLink, readBody, HttpClient, type HttpClientOptions, type HttpRequest, type HttpResponse } from './http.js';
 import { registryError } from './errors.js';
+import { rawGet, type RawBody } from './raw-get.js';
 import { Repository, type RepositoryOptions } from './repository.js';
 
 export interface RegistryClientOptions extends HttpClientOptions {
@@ -104,6 +105,25 @@ export class RegistryClient {
       }
     }
     return res;
+  }
+
+  /**
+   * A blob GET over plain HTTP through rawGet (raw-get.ts), with the credentials already
+   * learnt for the host; undefined when the answer is anything but a 200/206 body or the
+   * connection failed before it, and the caller then sends the request through send().
+   */
+  async rawBlobGet(host: string, opts: { path: string; headers: Record<string, string>; scopes: string[]; signal?: AbortSignal }): Promise<RawBody | undefined> {
+    const base = this.baseUrl(host);
+    if (base.protocol !== 'http:') return undefined;
+    const headers: Record<string, string> = { 'User-Agent': this.http.options.userAgent, ...opts.headers };
+    const authz = await this.auth.header(host, opts.scopes);
+    if (authz) headers.Authorization = authz;
+    try {
+      return await rawGet(new URL(opts.path, base), { headers, timeoutMs: this.http.options.timeoutMs, signal: opts.signal });
+    } catch (err) {
+      if ((err as Error)?.name === 'AbortError') throw err;
+      return undefined;
+    }
   }
 
   /** Throws a clear error for 401/403 answers; the caller handles other statuses. */

@@ -125,7 +125,10 @@ export class Repository implements Target, TagLister, ReferrerLister, Deleter, M
       open: async (offset) => {
         const headers: Record<string, string> = {};
         if (offset > 0) headers.Range = `bytes=${offset}-`;
-        const res = await this.send({ method: 'GET', path: this.path('blobs', desc.digest), headers, scopes: this.pullScopes, signal }, what);
+        const path = this.path('blobs', desc.digest);
+        const raw = await this.client.rawBlobGet(this.host, { path, headers, scopes: this.pullScopes, signal });
+        if (raw) return raw;
+        const res = await this.send({ method: 'GET', path, headers, scopes: this.pullScopes, signal }, what);
         if (res.status === 404) {
           discard(res.body);
           throw new BerthError('NOT_FOUND', `${this.name}: blob ${desc.digest} not found`);

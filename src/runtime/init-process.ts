@@ -244,7 +244,9 @@ export async function runInit(plan: Plan, events: InitEvents, stdio: 'inherit' |
     pid = Number(m[1]);
     await events.onPid(pid);
     channel.write('go\n');
-    if (events.onMounted) {
+    if (events.onMounted && plan.straight) {
+      await events.onMounted(); // records the state while berth-init carries on
+    } else if (events.onMounted) {
       const mounted = await expect('mounted');
       if (mounted !== 'mounted') throw new BerthError('RUNTIME_ERROR', `berth-init: unexpected message ${JSON.stringify(mounted)}`);
       const state = Buffer.from(await events.onMounted());

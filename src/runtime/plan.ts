@@ -25,6 +25,8 @@ export interface Plan {
   gidMappings?: LinuxIDMapping[];
   /** Namespaces the container gets or joins, type → path ('' when new). */
   namespaces: Record<string, string>;
+  /** No hooks run before start: berth-init does not stop after the mounts ("mounted"). */
+  straight?: boolean;
 }
 
 export interface InitPlanInput {
@@ -348,9 +350,15 @@ export function buildInitPlan(input: InitPlanInput): Plan {
   planSeccomp(spec, out);
   out.push(['fifo', input.fifoPath]);
   for (const h of spec.hooks?.startContainer ?? []) out.push(hookRecord(h));
+  // Without hooks before start, nothing needs the container to stop once mounted: it goes
+  // straight on to pivot_root while the runtime records the state.
+  const h = spec.hooks;
+  const straight = !(h?.prestart?.length || h?.createRuntime?.length || h?.createContainer?.length || h?.startContainer?.length);
+  if (straight) out.push(['straight', '1']);
   return {
     records: out,
     namespaces,
+    ...(straight ? { straight } : {}),
     ...(userns ? { uidMappings: spec.linux?.uidMappings ?? [], gidMappings: spec.linux?.gidMappings ?? [] } : {}),
   };
 }

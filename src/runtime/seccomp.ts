@@ -26,20 +26,7 @@
  */
 import { BerthError } from '../errors.js';
 import { BPF_JEQ, BPF_JGE, BPF_JGT, Label, NATIVE_LITTLE_ENDIAN, Program } from './seccomp-bpf.js';
-import {
-  SYSCALLS_AARCH64,
-  SYSCALLS_ARM,
-  SYSCALLS_MIPSEL,
-  SYSCALLS_MIPSEL64,
-  SYSCALLS_MIPSEL64N32,
-  SYSCALLS_PPC64LE,
-  SYSCALLS_RISCV64,
-  SYSCALLS_S390,
-  SYSCALLS_S390X,
-  SYSCALLS_X32,
-  SYSCALLS_X86,
-  SYSCALLS_X86_64,
-} from './seccomp-syscalls.js';
+import { syscallTableSources } from './seccomp-syscalls.js';
 import {
   AUDIT_ARCH,
   SECCOMP_ARCHES,
@@ -86,20 +73,7 @@ const RUNNABLE_ARCHES: Record<string, LinuxSeccompArch[]> = {
   mips64el: ['SCMP_ARCH_MIPSEL64', 'SCMP_ARCH_MIPSEL64N32', 'SCMP_ARCH_MIPSEL'],
 };
 
-const SYSCALL_TABLE_SOURCES: Partial<Record<LinuxSeccompArch, string>> = {
-  SCMP_ARCH_X86_64: SYSCALLS_X86_64,
-  SCMP_ARCH_X86: SYSCALLS_X86,
-  SCMP_ARCH_X32: SYSCALLS_X32,
-  SCMP_ARCH_AARCH64: SYSCALLS_AARCH64,
-  SCMP_ARCH_ARM: SYSCALLS_ARM,
-  SCMP_ARCH_RISCV64: SYSCALLS_RISCV64,
-  SCMP_ARCH_PPC64LE: SYSCALLS_PPC64LE,
-  SCMP_ARCH_S390X: SYSCALLS_S390X,
-  SCMP_ARCH_S390: SYSCALLS_S390,
-  SCMP_ARCH_MIPSEL: SYSCALLS_MIPSEL,
-  SCMP_ARCH_MIPSEL64: SYSCALLS_MIPSEL64,
-  SCMP_ARCH_MIPSEL64N32: SYSCALLS_MIPSEL64N32,
-};
+let tableSources: Partial<Record<LinuxSeccompArch, string>> | undefined;
 
 const THIRTY_TWO_BIT: ReadonlySet<LinuxSeccompArch> = new Set<LinuxSeccompArch>([
   'SCMP_ARCH_X86',
@@ -123,7 +97,8 @@ const parsedTables = new Map<LinuxSeccompArch, Map<string, number>>();
 export function syscallTable(arch: LinuxSeccompArch): Map<string, number> | undefined {
   let table = parsedTables.get(arch);
   if (table === undefined) {
-    const src = SYSCALL_TABLE_SOURCES[arch];
+    tableSources ??= syscallTableSources() as Partial<Record<LinuxSeccompArch, string>>;
+    const src = tableSources[arch];
     if (src === undefined) return undefined;
     const tokens = src.trim().split(/\s+/);
     table = new Map();

@@ -134,6 +134,8 @@ static void read_full(int fd, char *buf, size_t len) {
 
 static void join_cgroup(struct record *r);
 
+static int forked;
+
 static void read_plan(void) {
   for (;;) {
     char head[64];
@@ -167,6 +169,8 @@ static void read_plan(void) {
       if (guess_error[0]) die("%s", guess_error);
     }
     if (strcmp(r->key, "end") == 0) return;
+    /* The head of a plan: stage 1 clones now, stage 2 reads the rest (up to "end"). */
+    if (strcmp(r->key, "fork") == 0) { forked = 1; return; }
     nrecs++;
   }
 }
@@ -824,6 +828,7 @@ int main(void) {
   if (pid < 0) die("clone into new namespaces (flags 0x%lx): %s", flags, strerror(errno));
   if (pid == 0) {
     in_child = 1;
+    if (forked) read_plan();
     container_main();
     _exit(1);
   }

@@ -12,7 +12,7 @@ import { cgroupManagerFor, type CgroupManager } from './cgroups.js';
 import { validateRuntimeConfig } from './config-validate.js';
 import { runHooks } from './hooks.js';
 import { abandonInit, runInit, spawnInit, type SpawnedInit } from './init-process.js';
-import { buildInitPlan, DEFAULT_DEVICES } from './plan.js';
+import { buildInitPlanBody, buildInitPlanHead, DEFAULT_DEVICES, type InitPlanInput } from './plan.js';
 import type { LinuxDeviceCgroup, LinuxIDMapping, LinuxResources, Spec } from './spec-types.js';
 import { containerDir, ociState, procStat, removeContainerDir, reserveId, writeAtomic, writeRecord, type ContainerRecord } from './state.js';
 
@@ -146,13 +146,16 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       ...(spec.linux?.cgroupsPath ? { cgroupsPath: spec.linux.cgroupsPath } : {}),
       namespaces: {}, poststart: spec.hooks?.poststart ?? [], poststop: spec.hooks?.poststop ?? [],
     };
-    const plan = buildInitPlan({
+    const planInput: InitPlanInput = {
       spec, rootfs, fifoPath: join(dir, 'exec.fifo'), cgroupPaths: cg.paths,
       ...(opts.consoleSocket ? { consoleSocket: resolve(opts.consoleSocket) } : {}),
       ...(opts.keep ? { keep: true } : {}), ...(opts.noPivot ? { noPivot: true } : {}),
-    });
+    };
+    // berth-init clones the container process as soon as it has the head; the body (mounts,
+    // devices, process, seccomp) is built meanwhile.
+    const plan = buildInitPlanHead(planInput);
     record.namespaces = plan.namespaces;
-    trace('plan built');
+    trace('plan head built');
     const started = await runInit(plan, {
       onPid: async (p) => {
         pid = p;
@@ -183,7 +186,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
         await runHooks('createContainer', spec.hooks?.createContainer, state);
         return JSON.stringify(state);
       },
-    }, opts.stdio ?? 'inherit', early);
+    }, opts.stdio ?? 'inherit', early, () => buildInitPlanBody(planInput, plan));
     trace('container ready');
     if (opts.pidFile) writeAtomic(resolve(opts.pidFile), String(started.pid), 0o600, false);
     return { record, ...(started.child ? { init: started.child } : {}) };

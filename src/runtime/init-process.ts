@@ -206,6 +206,15 @@ export async function spawnInit(stdio: 'inherit' | 'ignore' = 'inherit', early: 
   return init;
 }
 
+/** Waits (up to 2 s) until pid has exited; a zombie counts, PID 1 may take seconds to reap it. */
+async function gone(pid: number): Promise<void> {
+  for (let i = 0; i < 2000; i++) {
+    const st = procStat(pid);
+    if (!st || st.state === 'Z' || st.state === 'X') return;
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
+
 /** Kills a berth-init that will not get (or finish) its plan, and waits until it is gone. */
 export async function abandonInit(init: SpawnedInit): Promise<void> {
   init.channel.close();
@@ -213,11 +222,7 @@ export async function abandonInit(init: SpawnedInit): Promise<void> {
   if (!child) {
     // Not our child as far as Node knows: it stays a zombie (out of its cgroups) until we exit.
     try { process.kill(init.pid, 'SIGKILL'); } catch { /* gone */ }
-    for (let i = 0; i < 2000; i++) {
-      const st = procStat(init.pid);
-      if (!st || st.state === 'Z' || st.state === 'X') return;
-      await new Promise((r) => setTimeout(r, 1));
-    }
+    await gone(init.pid);
     return;
   }
   if (child.exitCode !== null || child.signalCode !== null) return;
@@ -226,10 +231,15 @@ export async function abandonInit(init: SpawnedInit): Promise<void> {
   await Promise.race([exited, new Promise<void>((r) => setTimeout(r, 2000))]);
 }
 
-export async function runInit(plan: Plan, events: InitEvents, stdio: 'inherit' | 'ignore' = 'inherit', spawned?: SpawnedInit): Promise<StartedInit> {
+/**
+ * Sends the plan and drives berth-init to "ready". With `body`, plan.records is only the head
+ * (plan.ts buildInitPlanHead): it goes first with a "fork" record, so that stage 1 clones
+ * while body() builds the rest, which stage 2 reads.
+ */
+export async function runInit(plan: Plan, events: InitEvents, stdio: 'inherit' | 'ignore' = 'inherit', spawned?: SpawnedInit, body?: () => PlanRecord[]): Promise<StartedInit> {
   const init = spawned ?? await spawnInit(stdio);
   const { channel, spawnError } = init;
-  channel.write(encodePlan(plan.records));
+  channel.write(body ? encodeRecords([...plan.records, ['fork', '']]) : encodePlan(plan.records));
   let pid = 0;
   const expect = async (what: string): Promise<string> => {
     const line = await Promise.race([channel.next(), spawnError]);
@@ -238,10 +248,15 @@ export async function runInit(plan: Plan, events: InitEvents, stdio: 'inherit' |
     return line;
   };
   try {
+    let bodyError: unknown;
+    if (body) {
+      try { channel.write(encodePlan(body())); } catch (err) { bodyError = err; }
+    }
     const first = await expect('pid');
     const m = /^pid (\d+)$/.exec(first);
     if (!m) throw new BerthError('RUNTIME_ERROR', `berth-init: unexpected message ${JSON.stringify(first)}`);
     pid = Number(m[1]);
+    if (bodyError !== undefined) throw bodyError; // the container process, waiting for its body, is killed below
     await events.onPid(pid);
     channel.write('go\n');
     if (events.onMounted && plan.straight) {
@@ -255,7 +270,10 @@ export async function runInit(plan: Plan, events: InitEvents, stdio: 'inherit' |
     const ready = await expect('ready');
     if (ready !== 'ready') throw new BerthError('RUNTIME_ERROR', `berth-init: unexpected message ${JSON.stringify(ready)}`);
   } catch (err) {
-    if (pid) { try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ } }
+    if (pid) {
+      try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
+      await gone(pid); // out of its cgroups before the caller removes them
+    }
     if (init.child) init.child.kill('SIGKILL');
     else { try { process.kill(init.pid, 'SIGKILL'); } catch { /* gone */ } }
     channel.close();

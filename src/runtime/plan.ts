@@ -281,6 +281,16 @@ function refuseUnsupported(spec: Spec): void {
 }
 
 export function buildInitPlan(input: InitPlanInput): Plan {
+  const head = buildInitPlanHead(input);
+  return { ...head, records: [...head.records, ...buildInitPlanBody(input, head)] };
+}
+
+/**
+ * What stage 1 of berth-init needs before it clones the container process (namespaces to
+ * join or make, the exec fifo, the console socket, time offsets). create sends it first, with
+ * a "fork" record, so that berth-init clones while the body is built; stage 2 reads the body.
+ */
+export function buildInitPlanHead(input: InitPlanInput): Plan {
   const { spec } = input;
   const p = spec.process;
   if (!p) throw new BerthError('RUNTIME_CONFIG_INVALID', 'config.json: process is required to create a container');
@@ -319,7 +329,28 @@ export function buildInitPlan(input: InitPlanInput): Plan {
   }
   if (spec.hostname !== undefined && spec.hostname !== '') out.push(['hostname', spec.hostname]);
   if (spec.domainname !== undefined && spec.domainname !== '') out.push(['domainname', spec.domainname]);
+  out.push(['fifo', input.fifoPath]);
+  // Without hooks before start, nothing needs the container to stop once mounted: it goes
+  // straight on to pivot_root while the runtime records the state.
+  const h = spec.hooks;
+  const straight = !(h?.prestart?.length || h?.createRuntime?.length || h?.createContainer?.length || h?.startContainer?.length);
+  if (straight) out.push(['straight', '1']);
+  return {
+    records: out,
+    namespaces,
+    ...(straight ? { straight } : {}),
+    ...(userns ? { uidMappings: spec.linux?.uidMappings ?? [], gidMappings: spec.linux?.gidMappings ?? [] } : {}),
+  };
+}
 
+/** The rest of the plan (stage 2's: mounts, devices, paths, process, seccomp, hooks). */
+export function buildInitPlanBody(input: InitPlanInput, head: Plan): PlanRecord[] {
+  const { spec } = input;
+  const p = spec.process!;
+  const { namespaces } = head;
+  const userns = namespaces.user === '';
+  const mountns = 'mount' in namespaces;
+  const out: PlanRecord[] = [];
   out.push(['rootfs', input.rootfs]);
   const prop = spec.linux?.rootfsPropagation;
   // runtime-linux/runc: make the whole tree a slave (or private) so nothing leaks to the host;
@@ -348,19 +379,8 @@ export function buildInitPlan(input: InitPlanInput): Plan {
   }
   planProcess(withHome(p, input.rootfs), out);
   planSeccomp(spec, out);
-  out.push(['fifo', input.fifoPath]);
   for (const h of spec.hooks?.startContainer ?? []) out.push(hookRecord(h));
-  // Without hooks before start, nothing needs the container to stop once mounted: it goes
-  // straight on to pivot_root while the runtime records the state.
-  const h = spec.hooks;
-  const straight = !(h?.prestart?.length || h?.createRuntime?.length || h?.createContainer?.length || h?.startContainer?.length);
-  if (straight) out.push(['straight', '1']);
-  return {
-    records: out,
-    namespaces,
-    ...(straight ? { straight } : {}),
-    ...(userns ? { uidMappings: spec.linux?.uidMappings ?? [], gidMappings: spec.linux?.gidMappings ?? [] } : {}),
-  };
+  return out;
 }
 
 export interface ExecPlanInput {

@@ -1,0 +1,74 @@
+/**
+ * The bundled CLI (scripts/bundle-cli.mjs, run by `npm run build`): bin/berth.js runs it, it
+ * answers as tsc's module graph does, and a registry/layout copy loads neither the registry
+ * server nor the addons nor node:https / node:child_process.
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const repo = join(import.meta.dirname, '..', '..', '..');
+const BIN = join(repo, 'bin', 'berth.js');
+const BUNDLE = join(repo, 'dist', 'berth.bundle.cjs');
+
+function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, args, { cwd: repo, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+describe('bundled berth CLI', () => {
+  let tmp: string;
+
+  before(async () => {
+    assert.ok(existsSync(BUNDLE), `${BUNDLE} is missing: run \`npm run build\` (it runs scripts/bundle-cli.mjs)`);
+    tmp = await mkdtemp(join(tmpdir(), 'berth-bundle-test-'));
+  });
+
+  after(async () => {
+    await rm(tmp, { recursive: true, force: true });
+  });
+
+  it('lists the same commands as the module graph it was built from', async () => {
+    const bundled = await run([BIN, '--help']);
+    const graph = await run([join(repo, 'dist', 'src', 'cli', 'berth.js'), '--help']);
+    assert.equal(bundled.code, 0, bundled.stderr);
+    assert.equal(bundled.stdout, graph.stdout);
+    for (const cmd of ['copy', 'inspect', 'create', 'unpack', 'serve', 'registry']) assert.match(bundled.stdout, new RegExp(`^  ${cmd} `, 'm'));
+  });
+
+  it('reports usage errors with exit status 2 and failures with 1', async () => {
+    const unknown = await run([BIN, 'no-such-command']);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /unknown command "no-such-command"/);
+    const missing = await run([BIN, 'copy', '-q', `oci:${join(tmp, 'missing')}:x`, `oci:${join(tmp, 'out')}:x`]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /does not exist/);
+  });
+
+  it('runs a copy without loading the registry server, the addons, node:https or node:child_process', async () => {
+    const probe = join(tmp, 'probe.cjs');
+    await writeFile(
+      probe,
+      `process.on('exit', () => {
+        const builtins = process.moduleLoadList.filter((m) => m.startsWith('NativeModule ')).map((m) => m.slice(13));
+        const files = Object.keys(require.cache);
+        require('node:fs').writeSync(2, '\\nPROBE ' + JSON.stringify({ builtins, files }) + '\\n');
+      });`,
+    );
+    const r = await run(['-r', probe, BIN, 'copy', '-q', `oci:${join(tmp, 'missing')}:x`, `oci:${join(tmp, 'out')}:x`]);
+    const line = r.stderr.split('\n').find((l) => l.startsWith('PROBE '));
+    assert.ok(line, r.stderr);
+    const { builtins, files } = JSON.parse(line.slice('PROBE '.length)) as { builtins: string[]; files: string[] };
+    assert.ok(files.some((f) => f.endsWith('berth.bundle.cjs')) || files.some((f) => f.endsWith('berth.cjs')), `the bundle was not run: ${files.join(', ')}`);
+    assert.ok(builtins.includes('http'), 'the client group (node:http) should have loaded');
+    for (const lazy of ['https', 'tls', 'child_process']) assert.ok(!builtins.includes(lazy), `${lazy} was loaded`);
+    for (const addon of ['better-sqlite3', 'zstd-napi', 'bcryptjs']) assert.ok(!files.some((f) => f.includes(`/node_modules/${addon}/`)), `${addon} was loaded`);
+  });
+});

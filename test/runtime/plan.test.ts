@@ -18,6 +18,9 @@ describe('init plan', () => {
   it('encodes records as "KEY LEN\\n" + bytes + "\\n" and ends with "end"', () => {
     const buf = encodePlan([['arg', 'a b'], ['seccomp', Buffer.from([0, 1, 2])]]);
     assert.deepEqual(buf, Buffer.concat([Buffer.from('arg 3\na b\nseccomp 3\n'), Buffer.from([0, 1, 2]), Buffer.from('\nend 0\n\n')]));
+    // Lengths count bytes, not UTF-16 units; text after a binary record keeps its framing.
+    const mixed = encodePlan([['env', 'É=ü'], ['seccomp', Buffer.from([10, 0])], ['arg', '/bin/sh']]);
+    assert.deepEqual(mixed, Buffer.concat([Buffer.from('env 5\nÉ=ü\nseccomp 2\n'), Buffer.from([10, 0]), Buffer.from('\narg 7\n/bin/sh\nend 0\n\n')]));
   });
 
   it('maps capability names to bits and refuses unknown ones', () => {

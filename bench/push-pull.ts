@@ -5,11 +5,16 @@
  * skipped or mounted; skopeo runs with a memory-only blob-info cache (as root it would
  * otherwise turn pushes into mounts). Peak RSS from GNU time's "Maximum resident set size".
  * Targets: berth <= 0.7x skopeo's time both ways; berth peak RSS < 150 MB on the 1 GiB copy.
+ * Floors: curl moving the same layers the cheapest way the registry offers (pushes: POST then
+ * one PUT with Content-Length per layer; pulls: one GET per layer, written to files, not
+ * hashed), all layers at once; what neither tool can beat on this registry.
+ * berth runs without NODE_EXTRA_CA_CERTS (as the runtime benchmark does): where it is set,
+ * Node parses that CA file at every start (~85 ms here), which registries on loopback never use.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { digestStream, digestOf } from '../src/image/digest.js';
@@ -119,7 +124,27 @@ async function withRegistryCpu(cpu: () => number, run: () => Promise<Measured>):
   return { ...m, registryCpuSeconds: cpu() - before };
 }
 
+const BERTH_ENV = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_EXTRA_CA_CERTS'));
 const SKOPEO_ENV = { ...process.env, _CONTAINERS_ROOTLESS_UID: '1000', XDG_DATA_HOME: '/proc/nonexistent' };
+
+/** POST + one PUT per blob, all at once, as a shell script for curl. */
+function curlPushScript(host: string, repo: string, blobs: { file: string; digest: string }[]): string {
+  return blobs
+    .map(
+      (b) =>
+        `(loc=$(curl -sS -f -X POST -D - -o /dev/null http://${host}/v2/${repo}/blobs/uploads/ | tr -d '\\r' | sed -n 's/^[Ll]ocation: //p') && ` +
+        `curl -sS -f -o /dev/null -X PUT -H 'Content-Type: application/octet-stream' -T ${b.file} "$loc&digest=${b.digest}") &`,
+    )
+    .concat(['wait'])
+    .join('\n');
+}
+
+/** One GET per blob into files, all at once (curl --parallel). */
+function curlPullArgs(host: string, repo: string, digests: string[], dir: string): string[] {
+  const args = ['curl', '-sS', '-f', '--parallel', '--parallel-max', String(digests.length)];
+  digests.forEach((d, i) => args.push('-o', join(dir, `blob${i}`), `http://${host}/v2/${repo}/blobs/${d}`));
+  return args;
+}
 
 async function main(): Promise<void> {
   for (const t of ['/usr/bin/docker-registry', '/usr/bin/skopeo', '/usr/bin/time']) {
@@ -153,6 +178,12 @@ async function main(): Promise<void> {
     console.log(`multi: ${multiFiles.length} layers, ${(multiBytes / 1e6).toFixed(0)} MB compressed; big: 1 layer, ${(bigBytes / 1e6).toFixed(0)} MB`);
     sh(`rm -f ${join(tmp, '*.tar')} ${join(tmp, '*.gz')} ${bigRaw}`);
 
+    const srcLayout = join(tmp, 'src');
+    const layersOf = async (image: string) => {
+      const desc = await layout.resolve(image);
+      const manifest = (await layout.readJson(desc)) as ImageManifest;
+      return [manifest.config, ...manifest.layers].map((d) => ({ digest: d.digest, file: join(srcLayout, 'blobs', 'sha256', d.digest.slice('sha256:'.length)) }));
+    };
     const run = Date.now().toString(36);
     const regCpu = registryCpu(reg.dir);
     const reps = Number(process.env.BERTH_BENCH_REPS ?? 3);
@@ -160,19 +191,25 @@ async function main(): Promise<void> {
     let peak = 0;
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     for (const image of ['multi', 'big']) {
-      const times = { berthPush: [] as Measured[], skopeoPush: [] as Measured[], berthPull: [] as Measured[], skopeoPull: [] as Measured[] };
+      const times = { berthPush: [] as Measured[], skopeoPush: [] as Measured[], berthPull: [] as Measured[], skopeoPull: [] as Measured[], curlPush: [] as Measured[], curlPull: [] as Measured[] };
+      const blobs = await layersOf(image);
       // Interleaved repetitions: the machine's load varies, so each pair runs under similar conditions.
       for (let rep = 0; rep < reps; rep++) {
         const tag = `${run}-${image}-${rep}`;
-        times.berthPush.push(await withRegistryCpu(regCpu, () => measure([process.execPath, BIN, 'copy', '-q', `oci:${join(tmp, 'src')}:${image}`, `docker://${reg.host}/bench/berth-${tag}:t`])));
+        times.berthPush.push(await withRegistryCpu(regCpu, () => measure([process.execPath, BIN, 'copy', '-q', `oci:${join(tmp, 'src')}:${image}`, `docker://${reg.host}/bench/berth-${tag}:t`], BERTH_ENV)));
         times.skopeoPush.push(await withRegistryCpu(regCpu, () => measure(['skopeo', 'copy', '-q', '--dest-tls-verify=false', `oci:${join(tmp, 'src')}:${image}`, `docker://${reg.host}/bench/skopeo-${tag}:t`], SKOPEO_ENV)));
-        times.berthPull.push(await withRegistryCpu(regCpu, () => measure([process.execPath, BIN, 'copy', '-q', `docker://${reg.host}/bench/berth-${tag}:t`, `oci:${join(tmp, `berth-pull-${tag}`)}:t`])));
+        times.berthPull.push(await withRegistryCpu(regCpu, () => measure([process.execPath, BIN, 'copy', '-q', `docker://${reg.host}/bench/berth-${tag}:t`, `oci:${join(tmp, `berth-pull-${tag}`)}:t`], BERTH_ENV)));
         times.skopeoPull.push(await withRegistryCpu(regCpu, () => measure(['skopeo', 'copy', '-q', '--src-tls-verify=false', `docker://${reg.host}/bench/skopeo-${tag}:t`, `oci:${join(tmp, `skopeo-pull-${tag}`)}:t`], SKOPEO_ENV)));
+        times.curlPush.push(await withRegistryCpu(regCpu, () => measure(['sh', '-c', curlPushScript(reg.host, `bench/curl-${tag}`, blobs)])));
+        const curlDir = join(tmp, `curl-pull-${tag}`);
+        await mkdir(curlDir);
+        times.curlPull.push(await withRegistryCpu(regCpu, () => measure(curlPullArgs(reg.host, `bench/berth-${tag}`, blobs.map((b) => b.digest), curlDir))));
+        await rm(curlDir, { recursive: true, force: true });
         await rm(join(tmp, `berth-pull-${tag}`), { recursive: true, force: true });
         await rm(join(tmp, `skopeo-pull-${tag}`), { recursive: true, force: true });
       }
       if (image === 'big') peak = Math.max(...times.berthPush.map((m) => m.maxRssMb), ...times.berthPull.map((m) => m.maxRssMb));
-      for (const [what, b, s] of [['push', times.berthPush, times.skopeoPush], ['pull', times.berthPull, times.skopeoPull]] as const) {
+      for (const [what, b, s, c] of [['push', times.berthPush, times.skopeoPush, times.curlPush], ['pull', times.berthPull, times.skopeoPull, times.curlPull]] as const) {
         const bt = median(b.map((m) => m.seconds));
         const st = median(s.map((m) => m.seconds));
         const rss = Math.max(...b.map((m) => m.maxRssMb));
@@ -180,8 +217,10 @@ async function main(): Promise<void> {
         const sc = median(s.map((m) => m.cpuSeconds));
         const br = median(b.map((m) => m.registryCpuSeconds ?? NaN));
         const sr = median(s.map((m) => m.registryCpuSeconds ?? NaN));
+        const ct = median(c.map((m) => m.seconds));
+        const cr = median(c.map((m) => m.registryCpuSeconds ?? NaN));
         rows.push(
-          `${`${what} ${image}`.padEnd(11)} berth ${bt.toFixed(2).padStart(6)} s (max ${rss.toFixed(0)} MB RSS)  skopeo ${st.toFixed(2).padStart(6)} s  ratio ${(bt / st).toFixed(2)}x${bt / st <= 0.7 ? '' : '  (target <= 0.7x)'}  [berth ${b.map((m) => m.seconds.toFixed(1)).join(' ')} | skopeo ${s.map((m) => m.seconds.toFixed(1)).join(' ')}]  CPU berth ${bc.toFixed(2)} s, skopeo ${sc.toFixed(2)} s; registry CPU meanwhile ${br.toFixed(2)} s, ${sr.toFixed(2)} s`,
+          `${`${what} ${image}`.padEnd(11)} berth ${bt.toFixed(2).padStart(6)} s (max ${rss.toFixed(0)} MB RSS)  skopeo ${st.toFixed(2).padStart(6)} s  ratio ${(bt / st).toFixed(2)}x${bt / st <= 0.7 ? '' : '  (target <= 0.7x)'}  [berth ${b.map((m) => m.seconds.toFixed(1)).join(' ')} | skopeo ${s.map((m) => m.seconds.toFixed(1)).join(' ')}]  CPU berth ${bc.toFixed(2)} s, skopeo ${sc.toFixed(2)} s; registry CPU meanwhile ${br.toFixed(2)} s, ${sr.toFixed(2)} s; curl floor ${ct.toFixed(2)} s (${(ct / st).toFixed(2)}x skopeo; registry CPU ${cr.toFixed(2)} s)`,
         );
       }
     }

@@ -85,6 +85,11 @@ export class HttpClient {
     this.agents.clear();
   }
 
+  /** Whether the TLS certificate of this URL's host is verified (not for insecure registries). */
+  verifiesTls(url: URL): boolean {
+    return !(this.options.insecureSkipVerify || this.insecureHosts.has(url.host));
+  }
+
   private agentFor(url: URL): http.Agent {
     const key = url.origin;
     let agent = this.agents.get(key);
@@ -92,7 +97,7 @@ export class HttpClient {
       const opts = { keepAlive: true, maxSockets: this.options.maxSockets, scheduling: 'lifo' as const };
       agent =
         url.protocol === 'https:'
-          ? new (https().Agent)({ ...opts, rejectUnauthorized: !(this.options.insecureSkipVerify || this.insecureHosts.has(url.host)) })
+          ? new (https().Agent)({ ...opts, rejectUnauthorized: this.verifiesTls(url) })
           : new http.Agent(opts);
       this.agents.set(key, agent);
     }

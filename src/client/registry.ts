@@ -108,18 +108,17 @@ export class RegistryClient {
   }
 
   /**
-   * A blob GET over plain HTTP through rawGet (raw-get.ts), with the credentials already
+   * A blob GET through rawGet (raw-get.ts), with the credentials already
    * learnt for the host; undefined when the answer is anything but a 200/206 body or the
    * connection failed before it, and the caller then sends the request through send().
    */
   async rawBlobGet(host: string, opts: { path: string; headers: Record<string, string>; scopes: string[]; signal?: AbortSignal }): Promise<RawBody | undefined> {
-    const base = this.baseUrl(host);
-    if (base.protocol !== 'http:') return undefined;
+    const url = new URL(opts.path, this.baseUrl(host));
     const headers: Record<string, string> = { 'User-Agent': this.http.options.userAgent, ...opts.headers };
     const authz = await this.auth.header(host, opts.scopes);
     if (authz) headers.Authorization = authz;
     try {
-      return await rawGet(new URL(opts.path, base), { headers, timeoutMs: this.http.options.timeoutMs, signal: opts.signal });
+      return await rawGet(url, { headers, timeoutMs: this.http.options.timeoutMs, signal: opts.signal, rejectUnauthorized: this.http.verifiesTls(url) });
     } catch (err) {
       if ((err as Error)?.name === 'AbortError') throw err;
       return undefined;

@@ -1,12 +1,18 @@
 /**
  * rawGet (the plain-HTTP blob body reader) against a node:http server on 127.0.0.1: bodies
  * that span several slabs arrive intact with a slow consumer, headers and Range go out, and
- * every answer it does not handle (errors, redirects, chunked bodies, HTTPS) comes back as
- * undefined; a cut body fails with a network error that BlobDownload resumes from.
+ * every answer it does not handle (errors, redirects, chunked bodies) comes back as undefined;
+ * a cut body fails with a network error that BlobDownload resumes from; HTTPS verifies the
+ * certificate unless told not to.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
 import { rawGet } from '../../src/client/raw-get.js';
@@ -101,13 +107,37 @@ describe('rawGet', () => {
     assert.equal((await readAll(res.body, 10)).length, 0);
   });
 
-  it('returns undefined for errors, redirects, chunked bodies and HTTPS, so that the caller uses HttpClient', async () => {
+  it('returns undefined for errors, redirects and chunked bodies, so that the caller uses HttpClient', async () => {
     for (const path of ['/missing', '/redirect', '/chunked']) {
       assert.equal(await rawGet(new URL(`${base}${path}`), { headers: {}, timeoutMs: 10_000 }), undefined, path);
     }
-    const before = seen.length;
-    assert.equal(await rawGet(new URL(`https://127.0.0.1:1/blob`), { headers: {}, timeoutMs: 10_000 }), undefined);
-    assert.equal(seen.length, before);
+  });
+
+  it('reads over TLS, refusing a self-signed certificate unless verification is off', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'berth-raw-get-tls-'));
+    const tlsServer = await (async () => {
+      try {
+        execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+        const srv = https.createServer({ key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }, (_req, res) => {
+          res.writeHead(200, { 'Content-Length': String(BLOB.length) });
+          res.end(BLOB);
+        });
+        await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+        return srv;
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    })();
+    try {
+      const url = new URL(`https://127.0.0.1:${(tlsServer.address() as AddressInfo).port}/blob`);
+      await assert.rejects(rawGet(url, { headers: {}, timeoutMs: 10_000 }), /self[- ]signed/i);
+      const res = await rawGet(url, { headers: {}, timeoutMs: 10_000, rejectUnauthorized: false });
+      assert.ok(res);
+      const got = await readAll(res.body, BLOB.length);
+      assert.equal(sha(got), sha(BLOB));
+    } finally {
+      await new Promise<void>((resolve) => tlsServer.close(() => resolve()));
+    }
   });
 
   it('fails a cut body with a network error, which BlobDownload resumes with Range', async () => {

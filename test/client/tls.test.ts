@@ -56,6 +56,11 @@ describe('TLS and insecure registries', { skip }, () => {
       await copy(src, 't', client.repository(host, 'tls/app'), 't');
       assert.equal(client.baseUrl(host).protocol, 'https:');
       assert.equal((await client.repository(host, 'tls/app').resolve('t')).digest, img.manifest.digest);
+      // And back: the blobs come over TLS through the raw blob reader (raw-get.ts).
+      const back = new MemoryStore();
+      const result = await copy(client.repository(host, 'tls/app'), 't', back, 't');
+      assert.equal(result.blobsCopied, 2);
+      for (const layer of img.layers) assert.ok(await back.exists(layer), `layer ${layer.digest} missing after the pull`);
     } finally {
       client.close();
     }

@@ -191,7 +191,11 @@ function guessedDirs(hex: string): string[] {
 export async function spawnInit(stdio: 'inherit' | 'ignore' = 'inherit', early: PlanRecord[] = [], prestarted = false): Promise<SpawnedInit> {
   const mine = early.length ? encodeRecords(early) : undefined;
   let init = takePrestarted();
-  if (init && !(prestarted && stdio === 'inherit' && (init.guess === undefined || init.guess.records === mine?.toString('hex')))) {
+  const adopt = init !== undefined && prestarted && stdio === 'inherit' && (init.guess === undefined || init.guess.records === mine?.toString('hex'));
+  if (init?.guess && process.env.BERTH_RUNTIME_TRACE) {
+    process.stderr.write(`berth-runtime: the front end's guess of the cgroups was ${adopt ? 'right: kept' : 'wrong: replaced'}\n`);
+  }
+  if (init && !adopt) {
     await releasePrestarted(init);
     init = undefined;
   }

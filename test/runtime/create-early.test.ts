@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { hostCgroupLayout } from '../../src/runtime/cgroups-host.js';
 import { makeBusyboxBundle, type Bundle } from '../helpers/bundle.js';
@@ -53,13 +53,15 @@ describe('create: the front end\'s guessed cgroups', { skip: isRoot ? false : 'n
     const cases: [string, string | undefined, (pid: number) => string][] = [
       [`${tag}-default`, undefined, () => `/berth/${tag}-default`],
       [`${tag}-abs`, `/berth-guess-${tag}/abs`, () => `/berth-guess-${tag}/abs`],
+      // Relative: below the runtime's own cgroup (ours: the front end is our child).
+      [`${tag}-rel`, `berth-guess-${tag}-rel`, () => posix.join(memoryCgroupOf(process.pid), `berth-guess-${tag}-rel`)],
     ];
     for (const [id, path, expected] of cases) {
       if (path === undefined) delete bundle.spec.linux!.cgroupsPath; else bundle.spec.linux!.cgroupsPath = path;
       bundle.save();
-      const r = rt.create(id, bundle.dir, out(id));
+      const r = rt.withFiles(['--debug', 'create', '--bundle', bundle.dir, id], out(id));
       assert.equal(r.status, 0, r.stderr);
-      assert.equal(r.stderr, '');
+      assert.match(r.stderr, /guess of the cgroups was right: kept/);
       const pid = rt.state(id).pid!;
       assert.equal(memoryCgroupOf(pid), expected(pid));
       assert.equal(rt.run(['delete', '--force', id]).status, 0);
@@ -75,8 +77,9 @@ describe('create: the front end\'s guessed cgroups', { skip: isRoot ? false : 'n
     const id = `${tag}-a`;
     const text = JSON.stringify(bundle.spec).replace('"linux":{', `"linux":{"cgroups\\u0050ath":"/berth-guess-${tag}/escaped",`);
     writeFileSync(join(bundle.dir, 'config.json'), text);
-    const r = rt.create(id, bundle.dir, out(id));
+    const r = rt.withFiles(['--debug', 'create', '--bundle', bundle.dir, id], out(id));
     assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /guess of the cgroups was wrong: replaced/);
     const pid = rt.state(id).pid!;
     assert.equal(memoryCgroupOf(pid), `/berth-guess-${tag}/escaped`);
     for (const d of cgroupDirs(`/berth/${id}`)) assert.ok(!existsSync(d), `the wrong guess left ${d}`);

@@ -59,15 +59,31 @@ function waitExit(pid: number): void {
   }
 }
 
+type Step = 'create' | 'start' | 'wait' | 'delete';
+const noSteps = (): Record<Step, number[]> => ({ create: [], start: [], wait: [], delete: [] });
+const steps: Record<Name, Record<Step, number[]>> = { 'berth-runtime': noSteps(), 'berth-other': noSteps(), runc: noSteps(), crun: noSteps() };
+
 let seq = 0;
 function cycle(name: Name): number {
   const id = `bench-${process.pid}-${++seq}`;
   const pidFile = join(work, `${id}.pid`);
-  const t0 = performance.now();
+  const t: number[] = [performance.now()];
   verb(name, ['create', '--bundle', bundle.dir, '--pid-file', pidFile, id]);
+  t.push(performance.now());
   verb(name, ['start', id]);
+  t.push(performance.now());
   waitExit(Number(readFileSync(pidFile, 'utf8')));
+  t.push(performance.now());
   verb(name, ['delete', id]);
+  t.push(performance.now());
+  (['create', 'start', 'wait', 'delete'] as const).forEach((s, i) => steps[name][s].push(t[i + 1]! - t[i]!));
+  return t[4]! - t[0]!;
+}
+
+/** Node.js alone: start, run an empty script, exit (what a create through Node cannot beat). */
+function nodeAlone(): number {
+  const t0 = performance.now();
+  spawnSync(process.execPath, ['-e', '0'], { stdio: 'ignore', env });
   return performance.now() - t0;
 }
 
@@ -77,11 +93,19 @@ const names: Name[] = OTHER ? ['berth-runtime', 'berth-other', 'runc', 'crun'] :
 const times: Record<Name, number[]> = { 'berth-runtime': [], 'berth-other': [], runc: [], crun: [] };
 try {
   for (const n of names) for (let i = 0; i < 3; i++) cycle(n); // warm-up
-  for (let i = 0; i < CYCLES; i++) for (const n of names) times[n].push(cycle(n));
+  const node: number[] = [];
+  for (let i = 0; i < CYCLES; i++) {
+    for (const n of names) times[n].push(cycle(n));
+    node.push(nodeAlone());
+  }
 
   console.log(`create + start + wait + delete of busybox /bin/true, ${CYCLES} cycles each (interleaved), NODE_EXTRA_CA_CERTS unset`);
   for (const n of names) console.log(`${n.padEnd(14)} median ${pct(times[n], 0.5).toFixed(1).padStart(6)} ms   p90 ${pct(times[n], 0.9).toFixed(1).padStart(6)} ms`);
   if (OTHER) console.log(`berth-other is ${OTHER}`);
+  for (const n of names) {
+    console.log(`  ${n.padEnd(14)} per verb (median): ${(['create', 'start', 'wait', 'delete'] as const).map((st) => `${st} ${pct(steps[n][st], 0.5).toFixed(1)}`).join('  ')} ms`);
+  }
+  console.log(`  node -e 0 (start, empty script, exit): median ${pct(node, 0.5).toFixed(1)} ms`);
   const b = pct(times['berth-runtime'], 0.5);
   console.log(`ratio (median) berth-runtime/runc ${(b / pct(times.runc, 0.5)).toFixed(2)}   berth-runtime/crun ${(b / pct(times.crun, 0.5)).toFixed(2)}`);
   console.log(`ratio (p90)    berth-runtime/runc ${(pct(times['berth-runtime'], 0.9) / pct(times.runc, 0.9)).toFixed(2)}   berth-runtime/crun ${(pct(times['berth-runtime'], 0.9) / pct(times.crun, 0.9)).toFixed(2)}`);

@@ -33,7 +33,7 @@ else
   npm ci --no-audit --no-fund
 fi
 
-berth() { node bin/berth.js "$@"; }  # the server below runs node directly, so that $! is its pid
+berth() { node bin/berth.cjs "$@"; }  # the server below runs node directly, so that $! is its pid
 work=$(mktemp -d /tmp/berth-quickstart.XXXXXX)
 server_pid=
 cleanup() {
@@ -55,7 +55,7 @@ berth layout verify "oci:$work/layout"
 
 port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
 say "starting the embedded registry (berth serve --addr 127.0.0.1:$port; its log: $work/registry.log)"
-node bin/berth.js serve --addr "127.0.0.1:$port" --data "$work/registry" > "$work/registry.log" 2>&1 &
+node bin/berth.cjs serve --addr "127.0.0.1:$port" --data "$work/registry" > "$work/registry.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 100); do
   node -e "require('http').get('http://127.0.0.1:$port/v2/',r=>process.exit(r.statusCode===200?0:1)).on('error',()=>process.exit(1))" && break
@@ -79,7 +79,7 @@ ls "$work/bundle"
 
 if [ "$(id -u)" = 0 ]; then
   say "running it (berth-runtime run)"
-  node bin/berth-runtime.js --root "$work/runtime-state" run --bundle "$work/bundle" "quickstart-$$"
+  bin/berth-runtime --root "$work/runtime-state" run --bundle "$work/bundle" "quickstart-$$"
 else
   say "skipping the run: berth-runtime needs root (namespaces, cgroups, mounts)"
 fi

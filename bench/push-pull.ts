@@ -24,7 +24,7 @@ import type { Descriptor, ImageManifest } from '../src/image/types.js';
 import { startRegistry } from '../test/helpers/distribution.js';
 import { Readable } from 'node:stream';
 
-const BIN = join(import.meta.dirname, '..', '..', 'bin', 'berth.js');
+const BIN = join(import.meta.dirname, '..', '..', 'bin', 'berth.cjs');
 const TREES = ['/usr/share/doc', '/usr/share/man', '/usr/share/locale', '/usr/lib/python3.11', '/usr/share/icons'];
 /** tmpfs when there is one: the disk's writeback noise would otherwise dominate both tools' times. */
 const WORK_BASE = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();

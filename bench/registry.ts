@@ -18,7 +18,7 @@ import { freePort, startRegistry } from '../test/helpers/distribution.js';
 
 const SECONDS = Number(process.env.BERTH_BENCH_SECONDS ?? 10);
 const TARGET_MB = Number(process.env.BERTH_BENCH_MB ?? 200);
-const BERTH_BIN = join(fileURLToPath(import.meta.url), '..', '..', '..', 'bin', 'berth.js');
+const BERTH_BIN = join(fileURLToPath(import.meta.url), '..', '..', '..', 'bin', 'berth.cjs');
 const SKOPEO_ENV = { ...process.env, _CONTAINERS_ROOTLESS_UID: '1000', XDG_DATA_HOME: '/proc/nonexistent' };
 const MANIFEST_TYPE = 'application/vnd.oci.image.manifest.v1+json';
 

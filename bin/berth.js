@@ -8,6 +8,6 @@ const require = createRequire(import.meta.url);
 try {
   require('../dist/berth.cjs');
 } catch (err) {
-  if (err?.code !== 'MODULE_NOT_FOUND' || !String(err.message).includes('berth.cjs')) throw err;
+  if (err?.code !== 'MODULE_NOT_FOUND' || !String(err.message).split('\n')[0].includes('berth.cjs')) throw err;
   await import('../dist/src/cli/berth.js');
 }

@@ -48,6 +48,9 @@ const MAX_HEAD_BYTES = 64 << 10;
 /** `GET url`; undefined when the answer is not a plain 200/206 body (see above). */
 export function rawGet(url: URL, opts: RawGetOptions): Promise<RawBody | undefined> {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return Promise.resolve(undefined);
+  // A header with CR or LF (say, a token from a hostile token server) would split the request:
+  // leave it to HttpClient, which refuses it with a clear error.
+  if (Object.entries(opts.headers).some(([k, v]) => /[\r\n]/.test(k) || /[\r\n]/.test(v))) return Promise.resolve(undefined);
   const secure = url.protocol === 'https:';
   return new Promise((resolve, reject) => {
     let slab = Buffer.allocUnsafeSlow(SLAB_BYTES);

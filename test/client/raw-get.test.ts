@@ -113,6 +113,13 @@ describe('rawGet', () => {
     }
   });
 
+  it('leaves a header with CR or LF to HttpClient instead of splitting the request', async () => {
+    const bad: Record<string, string>[] = [{ authorization: 'Bearer x\r\nX-Smuggled: 1' }, { 'x-a\nb': 'v' }];
+    for (const headers of bad) {
+      assert.equal(await rawGet(new URL(`${base}/blob`), { headers, timeoutMs: 10_000 }), undefined);
+    }
+  });
+
   it('reads over TLS, refusing a self-signed certificate unless verification is off', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'berth-raw-get-tls-'));
     const tlsServer = await (async () => {

@@ -169,14 +169,14 @@ async function releasePrestarted(init: SpawnedInit): Promise<void> {
 
 /** The cgroup directories named in the front end's guess (hex of "cgroup" records). */
 function guessedDirs(hex: string): string[] {
-  const text = Buffer.from(hex, 'hex').toString('utf8');
+  const bytes = Buffer.from(hex, 'hex'); // lengths in the records count bytes
   const dirs: string[] = [];
-  for (let off = 0; off < text.length;) {
-    const nl = text.indexOf('\n', off);
+  for (let off = 0; off < bytes.length;) {
+    const nl = bytes.indexOf(0x0a, off);
     if (nl < 0) break;
-    const len = Number(text.slice(off, nl).split(' ')[1]);
-    const body = text.slice(nl + 1, nl + 1 + len);
-    dirs.push(body.slice(body.indexOf('\0') + 1));
+    const len = Number(bytes.toString('latin1', off, nl).split(' ')[1]);
+    const body = bytes.subarray(nl + 1, nl + 1 + len);
+    dirs.push(body.subarray(body.indexOf(0) + 1).toString('utf8'));
     off = nl + 1 + len + 1;
   }
   return dirs;

@@ -159,11 +159,14 @@ static void read_plan(void) {
     if (!r->val) die("out of memory");
     read_full(SYNC_FD, r->val, r->len + 1);
     r->val[r->len] = 0;
-    if (strcmp(r->key, "guess") == 0) { guessing = 1; continue; }
+    if (strcmp(r->key, "guess") == 0) { guessing = 1; free(r->val); continue; }
     if (strcmp(r->key, "cgroup") == 0) {
       /* Sent ahead of the rest of the plan, so that the (slow, on cgroup v1) placement runs
        * while the runtime is still validating and planning. */
-      if (!guess_error[0] && (!guessing || setjmp(guess_failed_at) == 0)) join_cgroup(r);
+      if (!guessing) join_cgroup(r);
+      else if (!guess_error[0]) {
+        if (setjmp(guess_failed_at) == 0) join_cgroup(r); /* (C11 7.13.1.1: setjmp alone in the if) */
+      }
     } else if (guessing) {
       guessing = 0;
       if (guess_error[0]) die("%s", guess_error);

@@ -57,6 +57,12 @@
 #define AT_RECURSIVE 0x8000
 #endif
 struct berth_mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+struct berth_open_how { uint64_t flags, mode, resolve; };
+#define BERTH_RESOLVE_NO_MAGICLINKS 0x02
+#define BERTH_RESOLVE_IN_ROOT 0x10
 
 /* ---- plan ------------------------------------------------------------------------- */
 
@@ -353,7 +359,110 @@ static void remount_bind(const char *target, unsigned long flags) {
 
 /* ---- mounts --------------------------------------------------------------------------- */
 
-/* mount record: src, dst (host path inside rootfs), type, flags, data, propagation flags
+/* ---- paths inside the root filesystem ---------------------------------------------------
+ * Mount, device and symlink destinations are container paths, resolved here, at the moment
+ * they are used, with openat2(RESOLVE_IN_ROOT) on the rootfs: ".." and symlinks (absolute ones
+ * too) resolve as they would inside the container, so neither a symlink in the image nor one
+ * inside an earlier bind mount's source nor one swapped in meanwhile can take a mount outside
+ * the root. Mounts go onto the resolved file through /proc/self/fd/N (runc does the same). */
+
+static int root_fd = -1;
+
+static int open_in_root(const char *rel, uint64_t flags) {
+  struct berth_open_how how = { O_PATH | O_CLOEXEC | flags, 0, BERTH_RESOLVE_IN_ROOT | BERTH_RESOLVE_NO_MAGICLINKS };
+  return (int)syscall(SYS_openat2, root_fd, *rel ? rel : ".", &how, sizeof how);
+}
+
+static const char *relative(const char *cpath) {
+  while (*cpath == '/') cpath++;
+  return cpath;
+}
+
+/* The directory holding cpath's last component (made if missing, each level resolved in the
+ * root); *name is set to that component. */
+static int parent_in_root(const char *cpath, char *name, size_t size) {
+  char buf[4096];
+  snprintf(buf, sizeof buf, "%s", relative(cpath));
+  size_t n = strlen(buf);
+  while (n > 0 && buf[n - 1] == '/') buf[--n] = 0;
+  char *slash = strrchr(buf, '/');
+  snprintf(name, size, "%s", slash ? slash + 1 : buf);
+  if (!*name || !strcmp(name, ".") || !strcmp(name, "..")) die("bad container path %s", cpath);
+  if (!slash) return open_in_root("", O_DIRECTORY);
+  *slash = 0;
+  int fd = open_in_root(buf, O_DIRECTORY);
+  if (fd >= 0) return fd;
+  if (errno != ENOENT) die("open %s in the root filesystem: %s", buf, strerror(errno));
+  /* Make the missing levels one by one, each under a parent resolved in the root. */
+  for (char *p = buf;; p++) {
+    if (*p != '/' && *p != 0) continue;
+    char saved = *p;
+    *p = 0;
+    if (*buf) {
+      int dir = open_in_root(buf, O_DIRECTORY);
+      if (dir < 0) {
+        char level[256];
+        int parent = parent_in_root(buf, level, sizeof level);
+        if (mkdirat(parent, level, 0755) < 0 && errno != EEXIST) die("mkdir %s in the root filesystem: %s", buf, strerror(errno));
+        close(parent);
+      } else close(dir);
+    }
+    *p = saved;
+    if (!saved) break;
+  }
+  fd = open_in_root(buf, O_DIRECTORY);
+  if (fd < 0) die("open %s in the root filesystem: %s", buf, strerror(errno));
+  return fd;
+}
+
+/* An O_PATH fd on cpath inside the root; with `make` 'd' or 'f' it is created (directory or
+ * empty file) when missing, also where cpath is a dangling symlink (its target is made, in the
+ * root, as runc does for e.g. an image's /etc/resolv.conf). */
+static int in_root_hops(const char *cpath, char make, int hops) {
+  int fd = open_in_root(relative(cpath), 0);
+  if (fd >= 0 || errno != ENOENT || !make) {
+    if (fd < 0) die("open %s in the root filesystem: %s", cpath, strerror(errno));
+    return fd;
+  }
+  char name[256];
+  int parent = parent_in_root(cpath, name, sizeof name);
+  struct stat st;
+  if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) {
+    char link[4096], next[8192];
+    ssize_t n = readlinkat(parent, name, link, sizeof link - 1);
+    close(parent);
+    if (n < 0 || hops > 40) die("resolve %s in the root filesystem: %s", cpath, n < 0 ? strerror(errno) : "too many symlinks");
+    link[n] = 0;
+    if (link[0] == '/') snprintf(next, sizeof next, "%s", link);
+    else {
+      char dir[4096];
+      snprintf(dir, sizeof dir, "%s", cpath);
+      char *slash = strrchr(dir, '/');
+      if (slash) *slash = 0; else dir[0] = 0;
+      snprintf(next, sizeof next, "%s/%s", dir, link);
+    }
+    return in_root_hops(next, make, hops + 1);
+  }
+  if (make == 'd') {
+    if (mkdirat(parent, name, 0755) < 0 && errno != EEXIST) die("mkdir %s: %s", cpath, strerror(errno));
+  } else {
+    int f = openat(parent, name, O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (f < 0 && errno != EEXIST && errno != EISDIR) die("create %s: %s", cpath, strerror(errno));
+    if (f >= 0) close(f);
+  }
+  close(parent);
+  fd = open_in_root(relative(cpath), 0);
+  if (fd < 0) die("open %s in the root filesystem: %s", cpath, strerror(errno));
+  return fd;
+}
+
+static int in_root(const char *cpath, char make) { return in_root_hops(cpath, make, 0); }
+
+static void fd_path(int fd, char *out, size_t size) {
+  snprintf(out, size, "/proc/self/fd/%d", fd);
+}
+
+/* mount record: src, dst (container path), type, flags, data, propagation flags
  * (comma-separated numbers), attr_set, attr_clr, is_file (bind source is not a directory). */
 static void do_mount(struct record *r) {
   char *f[10];
@@ -362,61 +471,76 @@ static void do_mount(struct record *r) {
   unsigned long flags = strtoul(f[3], NULL, 0);
   uint64_t attr_set = strtoull(f[6], NULL, 0), attr_clr = strtoull(f[7], NULL, 0);
   int is_file = f[8][0] == '1';
+  char target[64];
+  int fd = in_root(dst, is_file ? 'f' : 'd');
+  fd_path(fd, target, sizeof target);
 
-  if (is_file) touch(dst); else mkdir_p(dst, 0755);
   if (flags & MS_REMOUNT) {
-    if (mount(NULL, dst, NULL, flags, data[0] ? data : NULL) < 0)
+    if (mount(NULL, target, NULL, flags, data[0] ? data : NULL) < 0)
       die("remount %s: %s", dst, strerror(errno));
   } else if (flags & MS_BIND) {
-    if (mount(src, dst, type[0] ? type : NULL, flags & (MS_BIND | MS_REC), NULL) < 0)
+    if (mount(src, target, type[0] ? type : NULL, flags & (MS_BIND | MS_REC), NULL) < 0)
       die("bind mount %s on %s: %s", src, dst, strerror(errno));
-    unsigned long rest = flags & ~(MS_BIND | MS_REC);
-    if (rest) remount_bind(dst, rest);
   } else {
-    if (mount(src, dst, type, flags, data[0] ? data : NULL) < 0) {
+    if (mount(src, target, type, flags, data[0] ? data : NULL) < 0) {
       /* A data option the filesystem does not take, or a flag it refuses: say which. */
       die("mount %s (type %s, options \"%s\") on %s: %s", src, type, data, dst, strerror(errno));
     }
   }
+  close(fd);
+  /* The fd named what was there before; the steps below need the new mount. */
+  fd = in_root(dst, 0);
+  fd_path(fd, target, sizeof target);
+  unsigned long rest = flags & ~(MS_BIND | MS_REC);
+  if ((flags & MS_BIND) && !(flags & MS_REMOUNT) && rest) remount_bind(target, rest);
   for (char *p = f[5]; *p;) {
     unsigned long prop = strtoul(p, &p, 0);
-    if (prop && mount(NULL, dst, NULL, prop, NULL) < 0)
+    if (prop && mount(NULL, target, NULL, prop, NULL) < 0)
       die("set propagation of %s: %s", dst, strerror(errno));
     if (*p == ',') p++;
   }
   if (attr_set || attr_clr) {
     struct berth_mount_attr a = { attr_set, attr_clr, 0, 0 };
-    if (syscall(SYS_mount_setattr, AT_FDCWD, dst, AT_RECURSIVE, &a, sizeof a) < 0)
+    if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a) < 0)
       die("mount_setattr %s: %s", dst, strerror(errno));
   }
+  close(fd);
 }
 
-/* device record: path, type (c|b|p|bind), major, minor, mode, uid, gid, host path (for bind) */
+/* device record: container path, type (c|b|p|bind), major, minor, mode, uid, gid, host path (for bind) */
 static void do_device(struct record *r) {
   char *f[8];
   if (fields(r, f, 8) < 8) die("bad device record");
   const char *path = f[0], *type = f[1];
   if (strcmp(type, "bind") == 0) {
-    touch(path);
-    if (mount(f[7], path, NULL, MS_BIND, NULL) < 0) die("bind device %s: %s", f[7], strerror(errno));
+    char target[64];
+    int fd = in_root(path, 'f');
+    fd_path(fd, target, sizeof target);
+    if (mount(f[7], target, NULL, MS_BIND, NULL) < 0) die("bind device %s: %s", f[7], strerror(errno));
+    close(fd);
     return;
   }
   mode_t mode = (mode_t)strtoul(f[4], NULL, 0);
   mode |= type[0] == 'c' ? S_IFCHR : type[0] == 'b' ? S_IFBLK : S_IFIFO;
   dev_t dev = makedev(strtoul(f[2], NULL, 0), strtoul(f[3], NULL, 0));
-  parent_dir(path);
-  unlink(path);
-  if (mknod(path, mode, dev) < 0) die("mknod %s: %s", path, strerror(errno));
-  if (chmod(path, mode & 07777) < 0) die("chmod %s: %s", path, strerror(errno));
-  if (chown(path, (uid_t)strtoul(f[5], NULL, 0), (gid_t)strtoul(f[6], NULL, 0)) < 0)
+  char name[256];
+  int dir = parent_in_root(path, name, sizeof name);
+  unlinkat(dir, name, 0);
+  if (mknodat(dir, name, mode, dev) < 0) die("mknod %s: %s", path, strerror(errno));
+  if (fchmodat(dir, name, mode & 07777, 0) < 0) die("chmod %s: %s", path, strerror(errno));
+  if (fchownat(dir, name, (uid_t)strtoul(f[5], NULL, 0), (gid_t)strtoul(f[6], NULL, 0), AT_SYMLINK_NOFOLLOW) < 0)
     die("chown %s: %s", path, strerror(errno));
+  close(dir);
 }
 
+/* symlink record: target, container path of the link */
 static void do_symlink(struct record *r) {
   char *f[2];
   if (fields(r, f, 2) < 2) die("bad symlink record");
-  parent_dir(f[1]);
-  if (symlink(f[0], f[1]) < 0 && errno != EEXIST) die("symlink %s: %s", f[1], strerror(errno));
+  char name[256];
+  int dir = parent_in_root(f[1], name, sizeof name);
+  if (symlinkat(f[0], dir, name) < 0 && errno != EEXIST) die("symlink %s: %s", f[1], strerror(errno));
+  close(dir);
 }
 
 static void mask_path(const char *path) {
@@ -709,6 +833,8 @@ static void container_main(void) {
       if (mount(NULL, "/", NULL, prop, NULL) < 0) die("set / propagation: %s", strerror(errno));
       if (mount(rootfs, rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
         die("bind rootfs %s: %s", rootfs, strerror(errno));
+      root_fd = open(rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+      if (root_fd < 0) die("open rootfs %s: %s", rootfs, strerror(errno));
       for (int i = 0; i < nrecs; i++) {
         struct record *r = &recs[i];
         if (strcmp(r->key, "mount") == 0) do_mount(r);

@@ -5,7 +5,7 @@
  * Wire format (parsed by berth-init without a JSON library): records "KEY LEN\n" + LEN bytes
  * + "\n"; fields inside a value are joined with NUL bytes; the plan ends with "end 0\n\n".
  */
-import { lstatSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join, posix } from 'node:path';
 import { BerthError } from '../errors.js';
 import type { Hook, LinuxDevice, LinuxIDMapping, Mount, Process, Spec } from './spec-types.js';
@@ -85,32 +85,6 @@ export function capMask(names: string[] | undefined, where: string): bigint {
   return mask;
 }
 
-/**
- * Resolves a container path inside rootfs the way the kernel would after pivot_root, so a
- * symlink in the rootfs cannot point a mount outside it.
- */
-export function resolveInRoot(rootfs: string, containerPath: string): string {
-  const parts = posix.normalize('/' + containerPath).split('/').filter(Boolean);
-  let current = '/';
-  for (let i = 0, hops = 0; i < parts.length; i++) {
-    const next = posix.join(current, parts[i]!);
-    // (No exception for a missing entry: an Error with its stack costs ~0.1 ms, per mount.)
-    let st;
-    try { st = lstatSync(join(rootfs, next), { throwIfNoEntry: false }); } catch { st = undefined; }
-    // Nothing exists below a missing (or unreadable) component, so no symlink can follow either.
-    if (st === undefined) return join(rootfs, next, ...parts.slice(i + 1));
-    if (!st.isSymbolicLink()) { current = next; continue; }
-    if (++hops > 40) throw new BerthError('UNSAFE_PATH', `too many symlinks resolving ${containerPath} in ${rootfs}`);
-    const link = readlinkSync(join(rootfs, next));
-    const rest = parts.slice(i + 1);
-    const base = link.startsWith('/') ? link : posix.join(current, link);
-    const target = posix.normalize('/' + base).split('/').filter(Boolean);
-    parts.splice(0, parts.length, ...target, ...rest);
-    current = '/';
-    i = -1;
-  }
-  return join(rootfs, current);
-}
 
 interface ParsedOptions { flags: number; clear: number; propagation: number[]; attrSet: number; attrClear: number; data: string[] }
 
@@ -168,7 +142,9 @@ function planMounts(spec: Spec, rootfs: string, cgroupns: boolean, cgroupPaths: 
     if (!isAbsolute(m.destination)) throw new BerthError('RUNTIME_CONFIG_INVALID', `${where}: destination must be an absolute path`);
     if (m.uidMappings || m.gidMappings) throw new BerthError('UNSUPPORTED', `${where}: id-mapped mounts are not supported by berth-runtime`);
     const opts = parseMountOptions(m.options, where);
-    const dst = resolveInRoot(rootfs, m.destination);
+    // A container path: berth-init resolves it inside the rootfs when it mounts (openat2
+    // RESOLVE_IN_ROOT), so symlinks, in the image or in earlier mounts, cannot lead outside.
+    const dst = m.destination;
     const type = m.type ?? '';
     if (type === 'bind' && !(opts.flags & MS.BIND)) opts.flags |= MS.BIND;
     if (type === 'cgroup' || type === 'cgroup2') {
@@ -188,12 +164,12 @@ function planMounts(spec: Spec, rootfs: string, cgroupns: boolean, cgroupPaths: 
   return out;
 }
 
-function planDevices(spec: Spec, rootfs: string, userns: boolean, terminal: boolean): PlanRecord[] {
+function planDevices(spec: Spec, userns: boolean, terminal: boolean): PlanRecord[] {
   const out: PlanRecord[] = [];
   const given = spec.linux?.devices ?? [];
   const all = [...given, ...DEFAULT_DEVICES.filter((d) => !given.some((g) => g.path === d.path))];
   for (const d of all) {
-    const path = resolveInRoot(rootfs, d.path);
+    const path = d.path; // resolved inside the rootfs by berth-init, as mount destinations
     if (userns) {
       // mknod is not allowed in a user namespace: bind the host's node instead.
       out.push(['device', fields(path, 'bind', 0, 0, 0, 0, 0, d.path)]);
@@ -207,7 +183,7 @@ function planDevices(spec: Spec, rootfs: string, userns: boolean, terminal: bool
     ['/proc/self/fd/2', '/dev/stderr'],
   ];
   if (!all.some((d) => d.path === '/dev/ptmx')) links.push(['pts/ptmx', '/dev/ptmx']);
-  for (const [target, link] of links) out.push(['symlink', fields(target, join(rootfs, link))]);
+  for (const [target, link] of links) out.push(['symlink', fields(target, link)]);
   void terminal;
   return out;
 }
@@ -369,7 +345,7 @@ export function buildInitPlanBody(input: InitPlanInput, head: Plan): PlanRecord[
   if (prop) out.push(['root_propagation_after', String(PROPAGATION_OPTIONS[prop]!)]);
   if (mountns) {
     out.push(...planMounts(spec, input.rootfs, namespaces.cgroup !== undefined, input.cgroupPaths));
-    out.push(...planDevices(spec, input.rootfs, userns || namespaces.user !== undefined, !!p.terminal));
+    out.push(...planDevices(spec, userns || namespaces.user !== undefined, !!p.terminal));
     if (p.terminal) out.push(['console_bind', '1']);
   } else if ((spec.mounts ?? []).length > 0) {
     throw new BerthError('RUNTIME_CONFIG_INVALID', 'mounts are given but linux.namespaces has no mount namespace; add {"type":"mount"}');

@@ -5,13 +5,13 @@
  * On any failure nothing is left behind: no state directory, cgroup or process.
  */
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { BerthError } from '../errors.js';
 import { cgroupManagerFor, type CgroupManager } from './cgroups.js';
 import { validateRuntimeConfig } from './config-validate.js';
 import { runHooks } from './hooks.js';
-import { abandonInit, runInit, spawnInit, type SpawnedInit } from './init-process.js';
+import { abandonInit, runInit, spawnInit, waitGone, type SpawnedInit } from './init-process.js';
 import { buildInitPlanBody, buildInitPlanHead, DEFAULT_DEVICES, type InitPlanInput } from './plan.js';
 import type { LinuxDeviceCgroup, LinuxIDMapping, LinuxResources, Spec } from './spec-types.js';
 import { containerDir, ociState, procStat, removeContainerDir, reserveId, writeAtomic, writeRecord, type ContainerRecord } from './state.js';
@@ -79,14 +79,6 @@ export function withDeviceDefaults(spec: Spec): LinuxResources | undefined {
   return { ...r, devices: [...r.devices, ...extra] };
 }
 
-async function waitGone(pid: number): Promise<void> {
-  for (let i = 0; i < 2000; i++) {
-    const st = procStat(pid);
-    if (!st || st.state === 'Z' || st.state === 'X') return;
-    await new Promise((r) => setTimeout(r, 1));
-  }
-}
-
 /** BERTH_RUNTIME_TRACE=1 (or --debug) prints how long each step of create takes (to stderr). */
 let lastTrace = 0;
 function trace(what: string): void {
@@ -125,14 +117,9 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     }
     // Until state.txt exists, `state` reports "creating" with this bundle (runtime.md "State").
     writeAtomic(join(dir, 'bundle'), bundle, 0o600, false);
+    // (Validation with bundleDir requires root.path and checks that it is a directory.)
     const spec = validateRuntimeConfig(doc, { bundleDir: bundle, checkHost: true });
-    if (!spec.root?.path) throw new BerthError('RUNTIME_CONFIG_INVALID', 'config.json: root.path is required on Linux');
-    const rootfs = resolve(bundle, spec.root.path);
-    try {
-      if (!statSync(rootfs).isDirectory()) throw new Error('not a directory');
-    } catch (err) {
-      throw new BerthError('RUNTIME_CONFIG_INVALID', `root.path ${rootfs} is not a directory: create the root filesystem there or fix root.path`, { cause: err });
-    }
+    const rootfs = resolve(bundle, spec.root!.path);
     trace('config validated');
     if (opts.keep) {
       // The container process waits for these before it is placed.

@@ -211,7 +211,7 @@ export async function spawnInit(stdio: 'inherit' | 'ignore' = 'inherit', early: 
 }
 
 /** Waits (up to 2 s) until pid has exited; a zombie counts, PID 1 may take seconds to reap it. */
-async function gone(pid: number): Promise<void> {
+export async function waitGone(pid: number): Promise<void> {
   for (let i = 0; i < 2000; i++) {
     const st = procStat(pid);
     if (!st || st.state === 'Z' || st.state === 'X') return;
@@ -226,7 +226,7 @@ export async function abandonInit(init: SpawnedInit): Promise<void> {
   if (!child) {
     // Not our child as far as Node knows: it stays a zombie (out of its cgroups) until we exit.
     try { process.kill(init.pid, 'SIGKILL'); } catch { /* gone */ }
-    await gone(init.pid);
+    await waitGone(init.pid);
     return;
   }
   if (child.exitCode !== null || child.signalCode !== null) return;
@@ -276,7 +276,7 @@ export async function runInit(plan: Plan, events: InitEvents, stdio: 'inherit' |
   } catch (err) {
     if (pid) {
       try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
-      await gone(pid); // out of its cgroups before the caller removes them
+      await waitGone(pid); // out of its cgroups before the caller removes them
     }
     if (init.child) init.child.kill('SIGKILL');
     else { try { process.kill(init.pid, 'SIGKILL'); } catch { /* gone */ } }

@@ -51,24 +51,26 @@ static void log_line(const char *level, const char *msg) {
   fclose(f);
 }
 
-static void warn(const char *fmt, ...) {
+/* Says msg on stderr ("berth-runtime: [warning: ]…") and in the --log file. */
+static void report(const char *level, const char *fmt, va_list ap) {
   char msg[1024];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  fprintf(stderr, "berth-runtime: %s%s\n", strcmp(level, "warning") ? "" : "warning: ", msg);
+  log_line(level, msg);
+}
+
+static void warn(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  report("warning", fmt, ap);
   va_end(ap);
-  fprintf(stderr, "berth-runtime: warning: %s\n", msg);
-  log_line("warning", msg);
 }
 
 static void fail(const char *fmt, ...) {
-  char msg[1024];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  report("error", fmt, ap);
   va_end(ap);
-  fprintf(stderr, "berth-runtime: %s\n", msg);
-  log_line("error", msg);
   exit(1);
 }
 

@@ -1,5 +1,5 @@
 /**
- * The bundled CLI (scripts/bundle-cli.mjs, run by `npm run build`): bin/berth.js runs it, it
+ * The bundled CLI (scripts/bundle-cli.mjs, run by `npm run build`): bin/berth.cjs runs it, it
  * answers as tsc's module graph does, and a registry/layout copy loads neither the registry
  * server nor the addons nor node:https / node:child_process.
  */
@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const repo = join(import.meta.dirname, '..', '..', '..');
-const BIN = join(repo, 'bin', 'berth.js');
+const BIN = join(repo, 'bin', 'berth.cjs');
 const BUNDLE = join(repo, 'dist', 'berth.bundle.cjs');
 
 function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -1,4 +1,4 @@
-/** The image commands run through the built CLI (node bin/berth.js) from the repository root. */
+/** The image commands run through the built CLI (node bin/berth.cjs) from the repository root. */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, mkdir, writeFile, readFile } from 'node:fs/promises';
@@ -12,7 +12,7 @@ const repo = fileURLToPath(new URL('../../../', import.meta.url));
 
 function berth(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((res) => {
-    execFile(process.execPath, [join(repo, 'bin', 'berth.js'), ...args], { cwd: repo, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [join(repo, 'bin', 'berth.cjs'), ...args], { cwd: repo, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
       res({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });

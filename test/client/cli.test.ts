@@ -1,5 +1,5 @@
 /**
- * The client commands end to end through bin/berth.js against docker-registry with htpasswd
+ * The client commands end to end through bin/berth.cjs against docker-registry with htpasswd
  * auth: login (password on stdin) and logout write the auth file; copy, pull and push through
  * the local store; inspect, digest, tags, catalog, attach, referrers and delete.
  */
@@ -16,7 +16,7 @@ import { OciLayout } from '../../src/image/layout.js';
 import { registryMissingReason, startRegistry, type RegistryServer } from '../helpers/distribution.js';
 import { addImage } from './fixtures.js';
 
-const BIN = join(import.meta.dirname, '..', '..', '..', 'bin', 'berth.js');
+const BIN = join(import.meta.dirname, '..', '..', '..', 'bin', 'berth.cjs');
 
 interface Run {
   code: number;

@@ -13,8 +13,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** bin/berth.js at the root of the repository (this file runs from dist/test/helpers/). */
-export const BERTH_BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'berth.js');
+/** bin/berth.cjs at the root of the repository (this file runs from dist/test/helpers/). */
+export const BERTH_BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'berth.cjs');
 
 export interface BerthRegistryOptions {
   /** Extra `berth serve` arguments (auth, TLS, …). */

@@ -210,13 +210,16 @@ Examples:
         const srcPlace = parsePlace(p.positionals[0]!);
         const dstPlace = parsePlace(p.positionals[1]!);
         const src = await openSource(srcPlace, { client });
+        // The source resolves (a registry round trip) while the destination opens (a layout's files).
+        const root = src.target.resolve(src.ref ?? '', { prefetch: true });
+        root.catch(() => undefined); // awaited below, once the destination is open
         const dst = await openDestination(dstPlace, { client }).catch(async (err: unknown) => {
           await src.close(false);
           throw err;
         });
         const progress = progressFor(p);
         const result = await withPlaces(src, dst, async () => {
-          const r = await copy(src.target, src.ref ?? '', dst.target, dst.ref, copyOptions(p, progress));
+          const r = await copy(src.target, await root, dst.target, dst.ref, copyOptions(p, progress));
           if (dstPlace.kind === 'docker' && dstPlace.reference.digest && dstPlace.reference.digest !== r.descriptor.digest) {
             throw new BerthError('DIGEST_MISMATCH', `the copied image has digest ${r.descriptor.digest}, not ${dstPlace.reference.digest} as the destination names`);
           }
@@ -252,11 +255,14 @@ Examples:
       const ref = registryRef(p.positionals[0]!);
       const client = clientFor(p);
       try {
+        const repo = client.repository(ref.registry, ref.repository);
+        const root = repo.resolve(ref.digest ?? ref.tag ?? 'latest', { prefetch: true });
+        root.catch(() => undefined); // awaited below, once the store is open
         const { openImageStore, storeRefName } = await import('../engine/store.js');
         const store = await openImageStore({ root: str(p, 'root') });
         const progress = progressFor(p);
         const name = storeRefName(ref);
-        const result = await copy(client.repository(ref.registry, ref.repository), ref.digest ?? ref.tag ?? 'latest', store, name, copyOptions(p, progress));
+        const result = await copy(repo, await root, store, name, copyOptions(p, progress));
         report(p, result, progress, { reference: name, store: store.dir });
         return 0;
       } finally {

@@ -1,5 +1,5 @@
 /** Turning a registry's error answer (distribution-spec "Error Codes") into a BerthError. */
-import type { IncomingMessage } from 'node:http';
+import type { Readable } from 'node:stream';
 import { BerthError, type ErrorCode } from '../errors.js';
 import { readBody } from './http.js';
 
@@ -40,7 +40,7 @@ function codeFor(status: number, entries: RegistryErrorEntry[]): ErrorCode {
  * Reads the error body of a failed response and builds an error that names what was being
  * done (`what`, e.g. "pushing blob sha256:…"), the registry's code and message.
  */
-export async function registryError(res: IncomingMessage, what: string, hint?: string): Promise<BerthError> {
+export async function registryError(res: Readable & { statusCode?: number; url?: string }, what: string, hint?: string): Promise<BerthError> {
   let body: Buffer = Buffer.alloc(0);
   try {
     body = await readBody(res, 64 * 1024);

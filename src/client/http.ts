@@ -4,7 +4,8 @@
  * retries with exponential backoff and jitter on network errors, 429 and 5xx (honouring
  * Retry-After). Bodies given as a Buffer or a factory are retried; a one-shot stream is not.
  */
-import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import type * as HttpModule from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type * as HttpsModule from 'node:https';
 import { createRequire } from 'node:module';
 import type { Readable } from 'node:stream';
@@ -48,6 +49,13 @@ export interface HttpClientOptions {
   maxSockets?: number;
 }
 
+let httpModule: typeof HttpModule | undefined;
+/** node:http loads at the first request that needs it: blob and manifest GETs go through raw-get.ts (~3 ms of a start). */
+function http(): typeof HttpModule {
+  httpModule ??= createRequire(import.meta.url)('node:http') as typeof HttpModule;
+  return httpModule;
+}
+
 let httpsModule: typeof HttpsModule | undefined;
 /** node:https (and tls under it) loads only for an HTTPS registry: ~5 ms of every start otherwise. */
 function https(): typeof HttpsModule {
@@ -61,7 +69,7 @@ const MAX_REDIRECTS = 10;
 const MAX_RETRY_AFTER_MS = 60_000;
 
 export class HttpClient {
-  private readonly agents = new Map<string, http.Agent>();
+  private readonly agents = new Map<string, HttpModule.Agent>();
   readonly options: Required<Omit<HttpClientOptions, 'insecureSkipVerify' | 'insecureHosts'>> & { insecureSkipVerify: boolean };
   private readonly insecureHosts: Set<string>;
 
@@ -90,7 +98,7 @@ export class HttpClient {
     return !(this.options.insecureSkipVerify || this.insecureHosts.has(url.host));
   }
 
-  private agentFor(url: URL): http.Agent {
+  private agentFor(url: URL): HttpModule.Agent {
     const key = url.origin;
     let agent = this.agents.get(key);
     if (!agent) {
@@ -98,7 +106,7 @@ export class HttpClient {
       agent =
         url.protocol === 'https:'
           ? new (https().Agent)({ ...opts, rejectUnauthorized: this.verifiesTls(url) })
-          : new http.Agent(opts);
+          : new (http().Agent)(opts);
       this.agents.set(key, agent);
     }
     return agent;
@@ -176,7 +184,7 @@ export class HttpClient {
     signal?: AbortSignal,
   ): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
-      const mod = url.protocol === 'https:' ? https() : http;
+      const mod = url.protocol === 'https:' ? https() : http();
       const allHeaders: Record<string, string> = { 'User-Agent': this.options.userAgent, ...headers };
       let payload: Buffer | Readable | undefined;
       if (typeof body === 'string') payload = Buffer.from(body);
@@ -207,7 +215,7 @@ export class HttpClient {
 }
 
 /** Reads a response body fully (small bodies only: JSON documents and errors). */
-export async function readBody(res: IncomingMessage, limit = 4 * 1024 * 1024): Promise<Buffer> {
+export async function readBody(res: Readable & { url?: string }, limit = 4 * 1024 * 1024): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of res as AsyncIterable<Buffer>) {
@@ -222,7 +230,7 @@ export async function readBody(res: IncomingMessage, limit = 4 * 1024 * 1024): P
 }
 
 /** Drains a body we do not need so that its keep-alive socket is reused. */
-export function discard(res: IncomingMessage): void {
+export function discard(res: Readable): void {
   res.on('error', () => {});
   res.resume();
 }

@@ -4,7 +4,8 @@
  * 192 MB pull that was ~40% of berth's main-thread time. Here the socket (or the TLS socket,
  * which decrypts into the same buffers) reads straight into
  * 1 MiB slabs (net.Socket `onread`), and the body is handed on as views of them, contiguous
- * reads coalesced, with no copy.
+ * reads coalesced, with no copy. Slabs come from content/slab-pool.ts: a consumer that owns the
+ * body's chunks releases them once used, and their slab is reused.
  *
  * Deliberately narrow: a GET over HTTP or HTTPS whose answer is 200 or 206 with a
  * Content-Length body. Anything else (redirects, auth challenges, errors, chunked or
@@ -14,6 +15,7 @@
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import { Readable } from 'node:stream';
+import { handedOn, retireSlab, takeSlab } from '../content/slab-pool.js';
 import type * as TlsModule from 'node:tls';
 
 export interface RawBody {
@@ -38,7 +40,6 @@ function tls(): typeof TlsModule {
   return tlsModule;
 }
 
-const SLAB_BYTES = 1 << 20;
 /** A slab with less room than this is retired: socket reads on loopback are mostly 32-64 KiB. */
 const MIN_READ_ROOM = 64 << 10;
 /** Contiguous reads are handed on together once this many bytes have gathered. */
@@ -53,7 +54,7 @@ export function rawGet(url: URL, opts: RawGetOptions): Promise<RawBody | undefin
   if (Object.entries(opts.headers).some(([k, v]) => /[\r\n]/.test(k) || /[\r\n]/.test(v))) return Promise.resolve(undefined);
   const secure = url.protocol === 'https:';
   return new Promise((resolve, reject) => {
-    let slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+    let slab = takeSlab();
     let used = 0;
     /** Start in `slab` of the bytes read but not yet handed on. */
     let pendingStart = 0;
@@ -77,6 +78,7 @@ export function rawGet(url: URL, opts: RawGetOptions): Promise<RawBody | undefin
       if (used === pendingStart || !body) return true;
       const chunk = slab.subarray(pendingStart, used);
       pendingStart = used;
+      handedOn(slab, chunk.length);
       return body.push(chunk);
     };
 
@@ -154,7 +156,8 @@ export function rawGet(url: URL, opts: RawGetOptions): Promise<RawBody | undefin
           if (finished) return slab;
           if (slab.length - used < MIN_READ_ROOM) {
             if (body) handOn();
-            slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+            retireSlab(slab);
+            slab = takeSlab();
             used = pendingStart = 0;
           }
           return slab.subarray(used);
@@ -174,6 +177,7 @@ export function rawGet(url: URL, opts: RawGetOptions): Promise<RawBody | undefin
     });
     socket.on('error', (err) => fail(err));
     socket.on('close', () => {
+      retireSlab(slab);
       if (!settled || (body && remaining > 0)) {
         fail(Object.assign(new Error(`connection to ${url.host} closed ${settled ? `with ${remaining} bytes of the body still to come` : 'before the answer'}`), { code: 'ECONNRESET' }));
       }

@@ -108,11 +108,11 @@ export class RegistryClient {
   }
 
   /**
-   * A blob GET through rawGet (raw-get.ts), with the credentials already
+   * A GET of a blob or manifest through rawGet (raw-get.ts), with the credentials already
    * learnt for the host; undefined when the answer is anything but a 200/206 body or the
    * connection failed before it, and the caller then sends the request through send().
    */
-  async rawBlobGet(host: string, opts: { path: string; headers: Record<string, string>; scopes: string[]; signal?: AbortSignal }): Promise<RawBody | undefined> {
+  async rawGet(host: string, opts: { path: string; headers: Record<string, string>; scopes: string[]; signal?: AbortSignal }): Promise<RawBody | undefined> {
     const url = new URL(opts.path, this.baseUrl(host));
     const headers: Record<string, string> = { 'User-Agent': this.http.options.userAgent, ...opts.headers };
     const authz = await this.auth.header(host, opts.scopes);

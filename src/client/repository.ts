@@ -11,11 +11,12 @@ import { DigestingStream, digestOf, validateDigest } from '../image/digest.js';
 import { ALL_MANIFEST_MEDIA_TYPES, isIndexMediaType, isManifestOrIndexMediaType, MediaType } from '../image/media-types.js';
 import type { Descriptor, ImageIndex, ImageManifest } from '../image/types.js';
 import { MAX_MANIFEST_BYTES, readAll } from '../content/read.js';
-import type { Deleter, FetchOptions, Mounter, PushOptions, ReferrerLister, TagLister, Target } from '../content/types.js';
+import type { Deleter, FetchOptions, Mounter, PushOptions, ReferrerLister, ResolveOptions, TagLister, Target } from '../content/types.js';
 import { repositoryScope } from './auth.js';
 import { registryError } from './errors.js';
 import { discard, isNetworkError, nextLink, readBody, type HttpResponse } from './http.js';
 import type { RegistryClient, SendOptions } from './registry.js';
+import type { RawBody } from './raw-get.js';
 import { referrersTag, referrerDescriptor } from './referrers.js';
 import { BlobDownload } from './blob-download.js';
 
@@ -63,12 +64,13 @@ export class Repository implements Target, TagLister, ReferrerLister, Deleter, M
 
   // ---- resolve and fetch ----------------------------------------------------------------
 
-  async resolve(ref: string): Promise<Descriptor> {
+  async resolve(ref: string, opts: ResolveOptions = {}): Promise<Descriptor> {
     const isDigest = ref.includes(':');
     if (isDigest) validateDigest(ref);
     else if (!TAG_RE.test(ref)) throw new BerthError('TAG_INVALID', `invalid tag ${JSON.stringify(ref)}: tags match [\\w][\\w.-]{0,127}`);
     const what = `resolving ${this.name}:${ref}`;
     const accept = ALL_MANIFEST_MEDIA_TYPES.join(', ');
+    if (opts.prefetch) return this.resolveByGet(ref, accept, what);
     const head = await this.send({ method: 'HEAD', path: this.path('manifests', ref), headers: { Accept: accept }, scopes: this.pullScopes }, what);
     discard(head.body);
     if (head.status === 404) throw new BerthError('NOT_FOUND', `${this.name}: manifest ${ref} not found`);
@@ -83,13 +85,23 @@ export class Repository implements Target, TagLister, ReferrerLister, Deleter, M
       return { mediaType, digest, size };
     }
     // Some registries answer HEAD without the digest: fetch the manifest and hash it.
-    const res = await this.send({ method: 'GET', path: this.path('manifests', ref), headers: { Accept: accept }, scopes: this.pullScopes }, what);
-    if (res.status === 404) throw new BerthError('NOT_FOUND', `${this.name}: manifest ${ref} not found`);
+    return this.resolveByGet(ref, accept, what);
+  }
+
+  /** Resolves by fetching the manifest and hashing it; the bytes are kept for the fetch that follows. */
+  private async resolveByGet(ref: string, accept: string, what: string): Promise<Descriptor> {
+    const isDigest = ref.includes(':');
+    const res = await this.getManifest(ref, accept, what);
+    if (res.status === 404) {
+      discard(res.body);
+      throw new BerthError('NOT_FOUND', `${this.name}: manifest ${ref} not found`);
+    }
     if (res.status !== 200) throw await registryError(res.body, what);
     const bytes = await readBody(res.body, MAX_MANIFEST_BYTES);
     const computed = digestOf(bytes, isDigest ? (ref.startsWith('sha512:') ? 'sha512' : 'sha256') : 'sha256');
     if (isDigest && computed !== ref) throw new BerthError('DIGEST_MISMATCH', `${this.name}: manifest ${ref} hashes to ${computed}`);
-    const type = header(res, 'content-type')?.split(';')[0]?.trim() || mediaTypeOfDocument(bytes);
+    const headerType = header(res, 'content-type')?.split(';')[0]?.trim();
+    const type = headerType && isManifestOrIndexMediaType(headerType) ? headerType : mediaTypeOfDocument(bytes);
     this.remember(computed, bytes);
     return { mediaType: type, digest: computed, size: bytes.length };
   }
@@ -126,7 +138,7 @@ export class Repository implements Target, TagLister, ReferrerLister, Deleter, M
         const headers: Record<string, string> = {};
         if (offset > 0) headers.Range = `bytes=${offset}-`;
         const path = this.path('blobs', desc.digest);
-        const raw = await this.client.rawBlobGet(this.host, { path, headers, scopes: this.pullScopes, signal });
+        const raw = await this.client.rawGet(this.host, { path, headers, scopes: this.pullScopes, signal });
         if (raw) return raw;
         const res = await this.send({ method: 'GET', path, headers, scopes: this.pullScopes, signal }, what);
         if (res.status === 404) {
@@ -139,6 +151,13 @@ export class Repository implements Target, TagLister, ReferrerLister, Deleter, M
     });
   }
 
+  /** `GET …/manifests/REF`: through raw-get.ts when the answer is a plain 200, else through send(). */
+  private async getManifest(ref: string, accept: string, what: string): Promise<RawBody | HttpResponse> {
+    const path = this.path('manifests', ref);
+    const headers = { Accept: accept };
+    return (await this.client.rawGet(this.host, { path, headers, scopes: this.pullScopes })) ?? (await this.send({ method: 'GET', path, headers, scopes: this.pullScopes }, what));
+  }
+
   /** Manifest bytes by digest, verified and capped at 4 MiB. */
   async fetchManifestBytes(desc: Descriptor): Promise<Buffer> {
     const cached = this.manifestCache.get(desc.digest);
@@ -148,7 +167,7 @@ export class Repository implements Target, TagLister, ReferrerLister, Deleter, M
     }
     const what = `fetching manifest ${desc.digest} from ${this.name}`;
     const accept = [desc.mediaType, ...ALL_MANIFEST_MEDIA_TYPES.filter((t) => t !== desc.mediaType)].join(', ');
-    const res = await this.send({ method: 'GET', path: this.path('manifests', desc.digest), headers: { Accept: accept }, scopes: this.pullScopes }, what);
+    const res = await this.getManifest(desc.digest, accept, what);
     if (res.status === 404) {
       discard(res.body);
       throw new BerthError('NOT_FOUND', `${this.name}: manifest ${desc.digest} not found`);
@@ -588,7 +607,7 @@ class SizeLimit extends Transform {
   }
 }
 
-function header(res: HttpResponse, name: string): string | undefined {
+function header(res: { headers: Record<string, string | string[] | undefined> }, name: string): string | undefined {
   const v = res.headers[name];
   return Array.isArray(v) ? v[0] : v;
 }

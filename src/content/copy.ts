@@ -71,8 +71,12 @@ function hasAddManifest(t: unknown): t is { addManifest(d: Descriptor): Promise<
   return typeof (t as { addManifest?: unknown }).addManifest === 'function';
 }
 
-export async function copy(src: Target, srcRef: string, dst: Target, dstRef: string | undefined, opts: CopyOptions = {}): Promise<CopyResult> {
-  const root = await src.resolve(srcRef);
+/**
+ * Copies what `srcRef` names in `src` (a tag or digest, or the descriptor it resolved to) to `dst`,
+ * tagged `dstRef` when given.
+ */
+export async function copy(src: Target, srcRef: string | Descriptor, dst: Target, dstRef: string | undefined, opts: CopyOptions = {}): Promise<CopyResult> {
+  const root = typeof srcRef === 'string' ? await src.resolve(srcRef, { prefetch: true }) : srcRef;
   const copier = new Copier(src, dst, opts);
   let start = root;
   if (isIndexMediaType(root.mediaType) && !opts.all) {
@@ -231,6 +235,8 @@ class Copier {
         const stream = hasFetchUnverified(this.src) ? await this.src.fetchUnverified(desc) : await this.src.fetch(desc);
         await this.dst.push(desc, stream, {
           onBytes: (bytes) => this.emit({ type: 'bytes', desc, bytes, total: desc.size }),
+          // Nothing but the destination reads this stream.
+          releaseChunks: true,
         });
         this.stats.copied++;
         this.stats.bytes += desc.size;

@@ -16,6 +16,19 @@ export interface PushOptions {
   signal?: AbortSignal;
   /** Called with the number of bytes sent so far. */
   onBytes?: (bytes: number) => void;
+  /**
+   * The content's chunks are the pusher's alone (nothing else reads the stream): once written,
+   * their memory may be reused (content/slab-pool.ts). Pushers that cannot tell may ignore it.
+   */
+  releaseChunks?: boolean;
+}
+
+export interface ResolveOptions {
+  /**
+   * The caller reads the document next: a target that would otherwise ask for the digest alone
+   * (a registry's HEAD) may fetch the document at once and keep it for that read.
+   */
+  prefetch?: boolean;
 }
 
 export interface Fetcher {
@@ -37,7 +50,7 @@ export interface Storage extends Fetcher, Pusher {
 
 export interface TagResolver {
   /** A tag or digest to the descriptor of the manifest or index it names. NOT_FOUND if absent. */
-  resolve(ref: string): Promise<Descriptor>;
+  resolve(ref: string, opts?: ResolveOptions): Promise<Descriptor>;
   /** Points a tag at a manifest or index that the target already holds. */
   tag(desc: Descriptor, ref: string): Promise<void>;
 }

@@ -13,6 +13,7 @@ import { pipeline } from 'node:stream/promises';
 import { BerthError, isBerthError } from '../errors.js';
 import type { FetchOptions, PushOptions, ReferrerLister, TagLister, Target } from '../content/types.js';
 import { readAll } from '../content/read.js';
+import { releaseChunk } from '../content/slab-pool.js';
 import { isValidDigest, parseDigest, verifyingStream, type Digest, type DigestAlgorithm } from './digest.js';
 import { MediaType, isIndexMediaType, isManifestMediaType } from './media-types.js';
 import type { Descriptor, ImageIndex, ImageManifest } from './types.js';
@@ -101,6 +102,8 @@ class HashingFileSink extends Writable {
     private readonly fh: FileHandle,
     private readonly expected: { digest: Digest; size: number } | undefined,
     private readonly onBytes: ((bytes: number) => void) | undefined,
+    /** The chunks are ours alone: give their memory back once written (PushOptions.releaseChunks). */
+    private readonly releaseChunks: boolean,
   ) {
     super({ highWaterMark: WRITE_BUFFER_BYTES });
     this.algorithm = expected ? parseDigest(expected.digest).algorithm : 'sha256';
@@ -119,6 +122,7 @@ class HashingFileSink extends Writable {
     }
     this.fh.writev(buffers).then(
       ({ bytesWritten }) => {
+        if (this.releaseChunks) for (const b of buffers) releaseChunk(b);
         this.written += bytesWritten;
         this.onBytes?.(this.written);
         cb();
@@ -369,7 +373,7 @@ export class OciLayout implements Target, TagLister, ReferrerLister {
     const fh = await open(tmp, 'wx', 0o644);
     let closed = false;
     try {
-      const sink = new HashingFileSink(fh, expected, opts.onBytes);
+      const sink = new HashingFileSink(fh, expected, opts.onBytes, opts.releaseChunks ?? false);
       await pipeline(content, sink, opts.signal ? { signal: opts.signal } : {});
       await fh.sync();
       await fh.close();

@@ -52,7 +52,7 @@ describe('bundled berth CLI', () => {
     assert.match(missing.stderr, /does not exist/);
   });
 
-  it('runs a copy without loading the registry server, the addons, node:https or node:child_process', async () => {
+  it('runs a copy without loading the registry server, the addons, node:http(s) or node:child_process', async () => {
     const probe = join(tmp, 'probe.cjs');
     await writeFile(
       probe,
@@ -67,8 +67,8 @@ describe('bundled berth CLI', () => {
     assert.ok(line, r.stderr);
     const { builtins, files } = JSON.parse(line.slice('PROBE '.length)) as { builtins: string[]; files: string[] };
     assert.ok(files.some((f) => f.endsWith('berth.bundle.cjs')) || files.some((f) => f.endsWith('berth.cjs')), `the bundle was not run: ${files.join(', ')}`);
-    assert.ok(builtins.includes('http'), 'the client group (node:http) should have loaded');
-    for (const lazy of ['https', 'tls', 'child_process']) assert.ok(!builtins.includes(lazy), `${lazy} was loaded`);
+    assert.ok(builtins.includes('net'), 'the client group (raw-get.ts, node:net) should have loaded');
+    for (const lazy of ['http', 'https', 'tls', 'child_process']) assert.ok(!builtins.includes(lazy), `${lazy} was loaded`);
     for (const addon of ['better-sqlite3', 'zstd-napi', 'bcryptjs']) assert.ok(!files.some((f) => f.includes(`/node_modules/${addon}/`)), `${addon} was loaded`);
   });
 });

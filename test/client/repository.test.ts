@@ -6,13 +6,15 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RegistryClient } from '../../src/client/registry.js';
 import { copy } from '../../src/content/copy.js';
 import { MemoryStore } from '../../src/content/memory.js';
 import { readAll } from '../../src/content/read.js';
+import { freeSlabCount } from '../../src/content/slab-pool.js';
 import { OciLayout } from '../../src/image/layout.js';
 import { digestOf } from '../../src/image/digest.js';
 import { MediaType } from '../../src/image/media-types.js';
@@ -72,6 +74,52 @@ describe('Repository against docker-registry', { skip }, () => {
     const pulled = await copy(repo, 'v1', layout, 'v1');
     assert.equal(pulled.descriptor.digest, img.manifest.digest);
     assert.equal((await layout.resolve('v1')).digest, img.manifest.digest);
+  });
+
+  it('pulls several multi-MiB layers at once into a layout, reusing receive buffers, every file intact', async () => {
+    const src = new MemoryStore();
+    const files = Array.from({ length: 6 }, (_, i) => ({ [`f${i}.bin`]: randomBytes((3 << 20) + i * 4099) }));
+    const img = addImage(src, { files });
+    await src.tag(img.manifest, 'v1');
+    const repo = client.repository(reg.host, 'test/slabs');
+    await copy(src, 'v1', repo, 'v1');
+    const freeBefore = freeSlabCount();
+    const layout = await OciLayout.open(join(tmp, 'slabs'), { create: true });
+    const result = await copy(client.repository(reg.host, 'test/slabs'), 'v1', layout, 'v1', { concurrency: 4 });
+    assert.equal(result.blobsCopied, 7);
+    // Receive buffers went back to the pool once the layout had written their bytes...
+    assert.ok(freeSlabCount() > freeBefore, `no slab was released (${freeSlabCount()} free)`);
+    // ...and no bytes were overwritten before they reached the disk: every file hashes to its name.
+    const dir = join(tmp, 'slabs', 'blobs', 'sha256');
+    for (const name of await readdir(dir)) {
+      assert.equal(createHash('sha256').update(await readFile(join(dir, name))).digest('hex'), name);
+    }
+    assert.equal((await readdir(dir)).length, 8);
+  });
+
+  it('resolves with prefetch by one GET (no HEAD) and serves the following fetch from it', async () => {
+    const src = new MemoryStore();
+    const img = addImage(src, { files: [{ 'p.txt': 'prefetch' }] });
+    await src.tag(img.manifest, 'v1');
+    await copy(src, 'v1', client.repository(reg.host, 'test/prefetch'), 'v1');
+    const seen: string[] = [];
+    const proxy = await startHttpProxy(reg.host, (req) => {
+      if (req.url?.includes('/manifests/')) seen.push(`${req.method} ${req.url.replace(/.*\/manifests\//, '')}`);
+      return undefined;
+    });
+    const viaProxy = new RegistryClient({ backoffMs: 20, credentials: async () => undefined });
+    try {
+      const repo = viaProxy.repository(proxy.host, 'test/prefetch');
+      const desc = await repo.resolve('v1', { prefetch: true });
+      assert.equal(desc.digest, img.manifest.digest);
+      assert.equal(desc.mediaType, MediaType.imageManifest);
+      assert.equal(digestOf(await readAll(await repo.fetch(desc))), img.manifest.digest);
+      assert.deepEqual(seen, ['GET v1']);
+      await assert.rejects(repo.resolve('nope', { prefetch: true }), (err) => isBerthError(err, 'NOT_FOUND'));
+    } finally {
+      viaProxy.close();
+      await proxy.close();
+    }
   });
 
   it('reports a missing tag as NOT_FOUND and an unknown blob as absent', async () => {

@@ -165,7 +165,14 @@ static void read_plan(void) {
     if (!r->val) die("out of memory");
     read_full(SYNC_FD, r->val, r->len + 1);
     r->val[r->len] = 0;
-    if (strcmp(r->key, "guess") == 0) { guessing = 1; free(r->val); continue; }
+    if (strcmp(r->key, "guess") == 0) {
+      /* Named apart until adopted: a concurrent create whose cgroup this guess sits in can
+       * tell it will leave (init-process.ts, guessOccupants). */
+      guessing = 1;
+      prctl(PR_SET_NAME, "berth-guess", 0, 0, 0);
+      free(r->val);
+      continue;
+    }
     if (strcmp(r->key, "cgroup") == 0) {
       /* Sent ahead of the rest of the plan, so that the (slow, on cgroup v1) placement runs
        * while the runtime is still validating and planning. */
@@ -175,6 +182,7 @@ static void read_plan(void) {
       }
     } else if (guessing) {
       guessing = 0;
+      prctl(PR_SET_NAME, "berth-init", 0, 0, 0);
       if (guess_error[0]) die("%s", guess_error);
     }
     if (strcmp(r->key, "end") == 0) return;

@@ -11,7 +11,7 @@ import { BerthError } from '../errors.js';
 import { cgroupManagerFor, type CgroupManager } from './cgroups.js';
 import { validateRuntimeConfig } from './config-validate.js';
 import { runHooks } from './hooks.js';
-import { abandonInit, runInit, spawnInit, waitGone, type SpawnedInit } from './init-process.js';
+import { abandonInit, releaseUnusedInit, runInit, spawnInit, waitGone, type SpawnedInit } from './init-process.js';
 import { buildInitPlanBody, buildInitPlanHead, DEFAULT_DEVICES, type InitPlanInput } from './plan.js';
 import type { LinuxDeviceCgroup, LinuxIDMapping, LinuxResources, Spec } from './spec-types.js';
 import { containerDir, ociState, procStat, removeContainerDir, reserveId, writeAtomic, writeRecord, type ContainerRecord } from './state.js';
@@ -95,11 +95,67 @@ function rawCgroupsPath(doc: unknown): string | undefined {
 }
 
 export async function createContainer(opts: CreateOptions): Promise<Created> {
+  const attempt: Attempt = {};
+  try {
+    return await createOnce(opts, attempt);
+  } catch (err) {
+    // Concurrent creates of one container: each front end's guessed berth-init may sit in the
+    // cgroup before the id is reserved, and ours found the loser's there. It leaves as soon as
+    // its create fails on the id; then try once more, with a berth-init of our own.
+    if (!attempt.guessedCgroups || !(err instanceof BerthError) || !/already has processes/.test(err.message)) throw err;
+    if (!(await guessesLeft(attempt.guessedCgroups))) throw err;
+    trace('another create\'s guessed berth-init left the cgroup: trying again');
+    return createOnce(opts, {});
+  }
+}
+
+/** What a failed create attempt had got to (for the retry above). */
+interface Attempt {
+  /** The cgroup directories, when a guessed berth-init was adopted for them. */
+  guessedCgroups?: string[];
+}
+
+/**
+ * Waits (up to 2 s) while the processes in `dirs` are all unadopted guesses of other creates
+ * (named "berth-guess" by native/berth-init.c); true once the cgroups are empty.
+ */
+async function guessesLeft(dirs: string[]): Promise<boolean> {
+  for (let i = 0; i < 400; i++) {
+    const pids = dirs.flatMap((d) => {
+      try {
+        return readFileSync(join(d, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean);
+      } catch {
+        return []; // removed: empty
+      }
+    });
+    if (pids.length === 0) return true;
+    const comm = (pid: string) => {
+      try {
+        return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+      } catch {
+        return 'berth-guess'; // exited meanwhile
+      }
+    };
+    if (!pids.every((pid) => comm(pid) === 'berth-guess')) return false;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return false;
+}
+
+async function createOnce(opts: CreateOptions, attempt: Attempt): Promise<Created> {
   // (The `performance` global loads perf_hooks on first use: only when tracing.)
   if (process.env.BERTH_RUNTIME_TRACE) trace(`node start-up until create (${performance.now().toFixed(1)} ms since process start)`);
   const bundle = resolve(opts.bundle);
   const doc = readBundleConfig(bundle);
-  const dir = reserveId(opts.root, opts.id);
+  let dir: string;
+  try {
+    dir = reserveId(opts.root, opts.id);
+  } catch (err) {
+    // The front end's berth-init may sit in this container's cgroups: let go of it at once,
+    // so that a create that holds the id does not find it there.
+    await releaseUnusedInit();
+    throw err;
+  }
   let cgroups: CgroupManager | undefined;
   let cgReady: Promise<void> | undefined;
   let early: SpawnedInit | undefined;
@@ -114,6 +170,7 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
       // berth-init stays as the container's parent and must stay outside its cgroups.)
       const mounts = cg.mountPoints;
       early = await spawnInit(opts.stdio ?? 'inherit', Object.entries(cg.paths).map(([k, d]) => ['cgroup', `${mounts[k]}\0${d}`]), true);
+      if (early.guess) attempt.guessedCgroups = Object.values(cg.paths);
     }
     // Until state.txt exists, `state` reports "creating" with this bundle (runtime.md "State").
     writeAtomic(join(dir, 'bundle'), bundle, 0o600, false);

@@ -167,6 +167,12 @@ async function releasePrestarted(init: SpawnedInit): Promise<void> {
   }
 }
 
+/** Lets go of the berth-init the front end started, if this process has not taken it (create failed early). */
+export async function releaseUnusedInit(): Promise<void> {
+  const init = takePrestarted();
+  if (init) await releasePrestarted(init);
+}
+
 /** The cgroup directories named in the front end's guess (hex of "cgroup" records). */
 function guessedDirs(hex: string): string[] {
   const bytes = Buffer.from(hex, 'hex'); // lengths in the records count bytes

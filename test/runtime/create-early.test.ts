@@ -118,6 +118,22 @@ describe('create: the front end\'s guessed cgroups', { skip: isRoot ? false : 'n
     }
   });
 
+  it('lets exactly one of several concurrent creates of one id win; the others say it exists', async () => {
+    // Each front end's guessed berth-init may sit in the shared cgroup before the id is
+    // reserved: the winner must not fail on a loser's guess.
+    for (let round = 0; round < 6; round++) {
+      const id = `${tag}-race${round}`;
+      const results = await Promise.all([0, 1, 2].map((i) => rt.createAsync(id, bundle.dir, out(`${id}-${i}`))));
+      const won = results.filter((r) => r.status === 0);
+      assert.equal(won.length, 1, `round ${round}: ${won.length} winners: ${results.map((r) => r.stderr.trim()).join(' | ')}`);
+      for (const r of results) if (r.status !== 0) assert.match(r.stderr, /already exists/);
+      const pid = rt.state(id).pid!;
+      assert.equal(memoryCgroupOf(pid), `/berth/${id}`);
+      assert.equal(rt.run(['delete', '--force', id]).status, 0);
+      assert.ok(cgroupDirs(`/berth/${id}`).every((d) => !existsSync(d)), `round ${round}: cgroup left behind`);
+    }
+  });
+
   it('answers an id in use without touching that container\'s cgroups', () => {
     const id = `${tag}-dup`;
     assert.equal(rt.create(id, bundle.dir, out(id)).status, 0);

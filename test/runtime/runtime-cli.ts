@@ -1,5 +1,5 @@
 /** Runs berth-runtime (the native front end) as an engine would, for the runtime tests. */
-import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +26,21 @@ export class Runtime {
   /** create: the container's stdio goes to outFile so no pipe of ours stays open. */
   create(id: string, bundle: string, outFile: string, extra: string[] = []): Result {
     return this.withFiles(['create', '--bundle', bundle, ...extra, id], outFile);
+  }
+  /** create without waiting: for creates that race each other. */
+  createAsync(id: string, bundle: string, outFile: string): Promise<Result> {
+    const errFile = `${outFile}.create-err`;
+    const fd = openSync(outFile, 'a');
+    const efd = openSync(errFile, 'w');
+    const env = { ...process.env };
+    delete env.NODE_EXTRA_CA_CERTS;
+    const child = spawn(this.binary, [...this.globalArgs, '--root', this.root, 'create', '--bundle', bundle, id], { stdio: ['ignore', fd, efd], env });
+    closeSync(fd);
+    closeSync(efd);
+    return new Promise((resolve, reject) => {
+      child.once('error', reject);
+      child.once('exit', (code) => resolve({ status: code ?? -1, stdout: '', stderr: readFileSync(errFile, 'utf8') }));
+    });
   }
   /** Runs a verb whose processes outlive it (create, exec --detach) with stdio on files. */
   withFiles(args: string[], outFile: string): Result {

@@ -13,6 +13,9 @@
 export const SLAB_BYTES = 1 << 20;
 /** Free slabs kept for reuse; more are left to the garbage collector. */
 const MAX_FREE_SLABS = 32;
+/** Free slabs are dropped once none has been released for this long (a process that goes on
+ * after a pull, as `berth run` does, does not keep them). */
+export const IDLE_TRIM_MS = 1000;
 
 interface SlabState {
   slab: Buffer;
@@ -24,6 +27,7 @@ interface SlabState {
 
 const states = new WeakMap<ArrayBufferLike, SlabState>();
 const free: Buffer[] = [];
+let trimTimer: NodeJS.Timeout | undefined;
 
 /** A slab to read into: a released one when there is one (its pages are already mapped). */
 export function takeSlab(): Buffer {
@@ -60,7 +64,17 @@ export function releaseChunk(chunk: Buffer): void {
 function recycleIfDone(state: SlabState): void {
   if (!state.retired || state.outstanding > 0) return;
   states.delete(state.slab.buffer);
-  if (state.outstanding === 0 && free.length < MAX_FREE_SLABS) free.push(state.slab);
+  if (state.outstanding === 0 && free.length < MAX_FREE_SLABS) {
+    free.push(state.slab);
+    if (trimTimer) trimTimer.refresh();
+    else {
+      trimTimer = setTimeout(() => {
+        free.length = 0;
+        trimTimer = undefined;
+      }, IDLE_TRIM_MS);
+      trimTimer.unref();
+    }
+  }
 }
 
 /** Free slabs waiting for reuse (for tests). */

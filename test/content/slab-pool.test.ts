@@ -1,11 +1,11 @@
 /**
  * The slab pool: a slab is reused only once its producer has retired it and every byte handed
  * on from it has been released, however the consumer split the chunks; chunks from elsewhere
- * are ignored.
+ * are ignored; free slabs are dropped once the pool has been idle for a while.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { SLAB_BYTES, freeSlabCount, handedOn, releaseChunk, retireSlab, takeSlab } from '../../src/content/slab-pool.js';
+import { IDLE_TRIM_MS, SLAB_BYTES, freeSlabCount, handedOn, releaseChunk, retireSlab, takeSlab } from '../../src/content/slab-pool.js';
 
 describe('slab pool', () => {
   it('reuses a slab only after it is retired and all its bytes are released', () => {
@@ -40,5 +40,13 @@ describe('slab pool', () => {
     // Retiring twice or releasing after reuse changes nothing.
     retireSlab(slab);
     assert.equal(freeSlabCount(), free0 + 1);
+  });
+
+  it('drops the free slabs once none has been released for a while', async () => {
+    const slab = takeSlab();
+    retireSlab(slab);
+    assert.ok(freeSlabCount() > 0);
+    await new Promise((r) => setTimeout(r, IDLE_TRIM_MS + 200));
+    assert.equal(freeSlabCount(), 0);
   });
 });

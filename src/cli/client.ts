@@ -100,10 +100,6 @@ function progressFor(p: ParsedCommand): ProgressPrinter | undefined {
   return new ProgressPrinter(process.stderr);
 }
 
-async function resolveIn(target: Target, ref: string): Promise<Descriptor> {
-  return target.resolve(ref);
-}
-
 const COPY_OPTIONS = {
   ...REGISTRY_OPTIONS,
   all: { type: 'boolean', short: 'a' },
@@ -328,7 +324,8 @@ Examples:
       const client = clientFor(p);
       const src = await openSource(placeOf(p.positionals[0]!), { client });
       try {
-        const desc = await resolveIn(src.target, src.ref ?? '');
+        // The document is read next: a registry answers both with one GET.
+        const desc = await src.target.resolve(src.ref ?? '', { prefetch: true });
         const raw = await fetchBytes(src.target, desc);
         if (flag(p, 'raw')) {
           process.stdout.write(raw);

@@ -167,7 +167,7 @@ static void read_plan(void) {
     r->val[r->len] = 0;
     if (strcmp(r->key, "guess") == 0) {
       /* Named apart until adopted: a concurrent create whose cgroup this guess sits in can
-       * tell it will leave (init-process.ts, guessOccupants). */
+       * tell that it will leave (src/runtime/create.ts, guessesLeft). */
       guessing = 1;
       prctl(PR_SET_NAME, "berth-guess", 0, 0, 0);
       free(r->val);

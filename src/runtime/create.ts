@@ -102,8 +102,8 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
     // Concurrent creates of one container: each front end's guessed berth-init may sit in the
     // cgroup before the id is reserved, and ours found the loser's there. It leaves as soon as
     // its create fails on the id; then try once more, with a berth-init of our own.
-    if (!attempt.guessedCgroups || !(err instanceof BerthError) || !/already has processes/.test(err.message)) throw err;
-    if (!(await guessesLeft(attempt.guessedCgroups))) throw err;
+    if (!attempt.cgroupDirs || !(err instanceof BerthError) || !/already has processes/.test(err.message)) throw err;
+    if (!(await guessesLeft(attempt.cgroupDirs))) throw err;
     trace('another create\'s guessed berth-init left the cgroup: trying again');
     return createOnce(opts, {});
   }
@@ -111,8 +111,8 @@ export async function createContainer(opts: CreateOptions): Promise<Created> {
 
 /** What a failed create attempt had got to (for the retry above). */
 interface Attempt {
-  /** The cgroup directories, when a guessed berth-init was adopted for them. */
-  guessedCgroups?: string[];
+  /** The container's cgroup directories, once decided. */
+  cgroupDirs?: string[];
 }
 
 /**
@@ -163,6 +163,7 @@ async function createOnce(opts: CreateOptions, attempt: Attempt): Promise<Create
   try {
     cgroups = cgroupManagerFor(rawCgroupsPath(doc), opts.id);
     const cg = cgroups;
+    attempt.cgroupDirs = Object.values(cg.paths);
     if (!opts.keep) {
       // berth-init starts now and makes the cgroups and moves itself into them (slow on
       // cgroup v1: each cgroup.procs write waits for an RCU grace period) while this process
@@ -170,7 +171,6 @@ async function createOnce(opts: CreateOptions, attempt: Attempt): Promise<Create
       // berth-init stays as the container's parent and must stay outside its cgroups.)
       const mounts = cg.mountPoints;
       early = await spawnInit(opts.stdio ?? 'inherit', Object.entries(cg.paths).map(([k, d]) => ['cgroup', `${mounts[k]}\0${d}`]), true);
-      if (early.guess) attempt.guessedCgroups = Object.values(cg.paths);
     }
     // Until state.txt exists, `state` reports "creating" with this bundle (runtime.md "State").
     writeAtomic(join(dir, 'bundle'), bundle, 0o600, false);

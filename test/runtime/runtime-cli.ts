@@ -11,6 +11,13 @@ export interface Result { status: number; stdout: string; stderr: string }
 
 const result = (r: SpawnSyncReturns<string>): Result => ({ status: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' });
 
+/** Our environment without NODE_EXTRA_CA_CERTS (the runtime never needs it; it slows Node's start). */
+function runtimeEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.NODE_EXTRA_CA_CERTS;
+  return env;
+}
+
 /** A runtime with its own --root in a temp dir. */
 export class Runtime {
   readonly root: string;
@@ -19,9 +26,7 @@ export class Runtime {
   }
   /** Runs a verb and captures its output (for verbs that do not leave the container holding our pipes). */
   run(args: string[], timeout = 30_000): Result {
-    const env = { ...process.env };
-    delete env.NODE_EXTRA_CA_CERTS;
-    return result(spawnSync(this.binary, [...this.globalArgs, '--root', this.root, ...args], { encoding: 'utf8', timeout, env }));
+    return result(spawnSync(this.binary, [...this.globalArgs, '--root', this.root, ...args], { encoding: 'utf8', timeout, env: runtimeEnv() }));
   }
   /** create: the container's stdio goes to outFile so no pipe of ours stays open. */
   create(id: string, bundle: string, outFile: string, extra: string[] = []): Result {
@@ -32,9 +37,7 @@ export class Runtime {
     const errFile = `${outFile}.create-err`;
     const fd = openSync(outFile, 'a');
     const efd = openSync(errFile, 'w');
-    const env = { ...process.env };
-    delete env.NODE_EXTRA_CA_CERTS;
-    const child = spawn(this.binary, [...this.globalArgs, '--root', this.root, 'create', '--bundle', bundle, id], { stdio: ['ignore', fd, efd], env });
+    const child = spawn(this.binary, [...this.globalArgs, '--root', this.root, 'create', '--bundle', bundle, id], { stdio: ['ignore', fd, efd], env: runtimeEnv() });
     closeSync(fd);
     closeSync(efd);
     return new Promise((resolve, reject) => {
@@ -49,10 +52,8 @@ export class Runtime {
     const fd = openSync(outFile, 'a');
     const efd = openSync(errFile, 'w');
     try {
-      const env = { ...process.env };
-      delete env.NODE_EXTRA_CA_CERTS;
       const r = spawnSync(this.binary, [...this.globalArgs, '--root', this.root, ...args], {
-        stdio: ['ignore', fd, efd], timeout: 30_000, env,
+        stdio: ['ignore', fd, efd], timeout: 30_000, env: runtimeEnv(),
       });
       return { status: r.status ?? -1, stdout: '', stderr: readFileSync(errFile, 'utf8') };
     } finally {

@@ -5,13 +5,16 @@
  * `credHelpers[host]`, then `auths[host]` (base64 `auth`, `identitytoken`), then `credsStore`.
  * Helpers run as docker runs them: `docker-credential-NAME get|store|erase` with JSON on stdio.
  */
-import type { spawn as Spawn } from 'node:child_process';
-import { createRequire } from 'node:module';
+import type * as ChildProcessModule from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { BerthError } from '../errors.js';
+import { lazyRequire } from '../lazy-require.js';
 import { writeFileAtomic } from './atomic.js';
+
+/** node:child_process loads only when a credential helper runs (~5 ms of every start otherwise). */
+const childProcess = lazyRequire<typeof ChildProcessModule>('node:child_process');
 
 export interface Credentials {
   username?: string;
@@ -117,9 +120,7 @@ export function runCredentialHelper(
     return Promise.reject(new BerthError('USAGE', `invalid credential helper name ${JSON.stringify(name)}`));
   }
   return new Promise((resolve, reject) => {
-    // node:child_process loads only when a credential helper runs (~5 ms of every start otherwise).
-    const spawn = (createRequire(import.meta.url)('node:child_process') as { spawn: typeof Spawn }).spawn;
-    const child = spawn(`docker-credential-${name}`, [action], { stdio: ['pipe', 'pipe', 'pipe'], env });
+    const child = childProcess().spawn(`docker-credential-${name}`, [action], { stdio: ['pipe', 'pipe', 'pipe'], env });
     let out = '';
     let errText = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));

@@ -7,9 +7,9 @@
 import type * as HttpModule from 'node:http';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type * as HttpsModule from 'node:https';
-import { createRequire } from 'node:module';
 import type { Readable } from 'node:stream';
 import { BerthError } from '../errors.js';
+import { lazyRequire } from '../lazy-require.js';
 
 export type RequestBody = Buffer | string | (() => Readable) | Readable;
 
@@ -49,19 +49,10 @@ export interface HttpClientOptions {
   maxSockets?: number;
 }
 
-let httpModule: typeof HttpModule | undefined;
 /** node:http loads at the first request that needs it: blob and manifest GETs go through raw-get.ts (~3 ms of a start). */
-function http(): typeof HttpModule {
-  httpModule ??= createRequire(import.meta.url)('node:http') as typeof HttpModule;
-  return httpModule;
-}
-
-let httpsModule: typeof HttpsModule | undefined;
+const http = lazyRequire<typeof HttpModule>('node:http');
 /** node:https (and tls under it) loads only for an HTTPS registry: ~5 ms of every start otherwise. */
-function https(): typeof HttpsModule {
-  httpsModule ??= createRequire(import.meta.url)('node:https') as typeof HttpsModule;
-  return httpsModule;
-}
+const https = lazyRequire<typeof HttpsModule>('node:https');
 
 const RETRYABLE_STATUS = new Set([429, 500, 502, 503, 504]);
 const REDIRECT_STATUS = new Set([301, 302, 303, 307, 308]);

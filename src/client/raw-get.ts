@@ -12,10 +12,10 @@
  * close-delimited bodies) returns undefined before any body byte is used, and the caller sends
  * the request through HttpClient, which handles all of it.
  */
-import { createRequire } from 'node:module';
 import net from 'node:net';
 import { Readable } from 'node:stream';
 import { handedOn, retireSlab, takeSlab } from '../content/slab-pool.js';
+import { lazyRequire } from '../lazy-require.js';
 import type * as TlsModule from 'node:tls';
 
 export interface RawBody {
@@ -34,11 +34,8 @@ export interface RawGetOptions {
   rejectUnauthorized?: boolean;
 }
 
-let tlsModule: typeof TlsModule | undefined;
-function tls(): typeof TlsModule {
-  tlsModule ??= createRequire(import.meta.url)('node:tls') as typeof TlsModule;
-  return tlsModule;
-}
+/** node:tls loads only for an HTTPS registry. */
+const tls = lazyRequire<typeof TlsModule>('node:tls');
 
 /** A slab with less room than this is retired: socket reads on loopback are mostly 32-64 KiB. */
 const MIN_READ_ROOM = 64 << 10;

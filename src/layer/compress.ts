@@ -1,7 +1,7 @@
 /** Streaming compression for layers: gzip (node:zlib), zstd (zstd-napi), or none. */
 import { createGzip, createGunzip } from 'node:zlib';
 import { PassThrough, type Transform } from 'node:stream';
-import { createRequire } from 'node:module';
+import { lazyRequire } from '../lazy-require.js';
 import { BerthError } from '../errors.js';
 import { layerCompression, type LayerCompression } from '../image/media-types.js';
 
@@ -12,12 +12,8 @@ interface ZstdModule {
   DecompressStream: new () => Transform;
 }
 
-let zstd: ZstdModule | undefined;
-function loadZstd(): ZstdModule {
-  // Loaded lazily: only zstd layers pay for the native addon.
-  zstd ??= createRequire(import.meta.url)('zstd-napi') as ZstdModule;
-  return zstd;
-}
+/** Loaded lazily: only zstd layers pay for the native addon. */
+const loadZstd = lazyRequire<ZstdModule>('zstd-napi');
 
 export interface CompressOptions {
   /** gzip 1-9 (default 6, what `gzip` uses); zstd 1-19 (default 3, what `zstd` uses). */

@@ -32,7 +32,8 @@ const REGISTRY_HELP = `Registry options:
   --tls-verify=false   plain HTTP (or unverified HTTPS) for every registry (also --insecure);
                        loopback registries always use plain HTTP; others can be listed in
                        BERTH_INSECURE_REGISTRIES=host:port,… or $XDG_CONFIG_HOME/berth/registries.json
-  --authfile FILE      credentials file (default: $REGISTRY_AUTH_FILE, podman's and docker's files)`;
+  --authfile FILE      credentials file (default: $REGISTRY_AUTH_FILE, podman's and docker's files)
+Proxies: $HTTPS_PROXY, $HTTP_PROXY (http:// or https://, credentials in the URL), $NO_PROXY.`;
 
 function clientFor(p: ParsedCommand): RegistryClient {
   const tls = str(p, 'tls-verify');

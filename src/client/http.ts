@@ -7,9 +7,12 @@
 import type * as HttpModule from 'node:http';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type * as HttpsModule from 'node:https';
-import type { Readable } from 'node:stream';
+import { isIP } from 'node:net';
+import type { Duplex, Readable } from 'node:stream';
+import type * as TlsModule from 'node:tls';
 import { BerthError } from '../errors.js';
 import { lazyRequire } from '../lazy-require.js';
+import { openTunnel, proxyAuthorization, proxyCredentialsHint, proxyFor, proxySettingsFromEnv, type ProxySettings } from './proxy.js';
 
 export type RequestBody = Buffer | string | (() => Readable) | Readable;
 
@@ -47,12 +50,15 @@ export interface HttpClientOptions {
   insecureHosts?: Iterable<string>;
   userAgent?: string;
   maxSockets?: number;
+  /** Forward proxies (default: HTTPS_PROXY, HTTP_PROXY and NO_PROXY from the environment; proxy.ts). */
+  proxy?: ProxySettings;
 }
 
 /** node:http loads at the first request that needs it: blob and manifest GETs go through raw-get.ts (~3 ms of a start). */
 const http = lazyRequire<typeof HttpModule>('node:http');
 /** node:https (and tls under it) loads only for an HTTPS registry: ~5 ms of every start otherwise. */
 const https = lazyRequire<typeof HttpsModule>('node:https');
+const tls = lazyRequire<typeof TlsModule>('node:tls');
 
 const RETRYABLE_STATUS = new Set([429, 500, 502, 503, 504]);
 const REDIRECT_STATUS = new Set([301, 302, 303, 307, 308]);
@@ -61,8 +67,9 @@ const MAX_RETRY_AFTER_MS = 60_000;
 
 export class HttpClient {
   private readonly agents = new Map<string, HttpModule.Agent>();
-  readonly options: Required<Omit<HttpClientOptions, 'insecureSkipVerify' | 'insecureHosts'>> & { insecureSkipVerify: boolean };
+  readonly options: Required<Omit<HttpClientOptions, 'insecureSkipVerify' | 'insecureHosts' | 'proxy'>> & { insecureSkipVerify: boolean };
   private readonly insecureHosts: Set<string>;
+  private readonly proxySettings: ProxySettings;
 
   constructor(options: HttpClientOptions = {}) {
     this.options = {
@@ -76,6 +83,12 @@ export class HttpClient {
     };
     // Compared with URL.host, which normalises (e.g. IPv6 forms): normalise the same way.
     this.insecureHosts = new Set([...(options.insecureHosts ?? [])].map((h) => new URL(`https://${h}`).host));
+    this.proxySettings = options.proxy ?? proxySettingsFromEnv();
+  }
+
+  /** The forward proxy requests to this URL go through, if any. */
+  proxyFor(url: URL): URL | undefined {
+    return proxyFor(url, this.proxySettings);
   }
 
   /** Closes idle keep-alive sockets (call when done, so the process can exit promptly). */
@@ -89,17 +102,38 @@ export class HttpClient {
     return !(this.options.insecureSkipVerify || this.insecureHosts.has(url.host));
   }
 
-  private agentFor(url: URL): HttpModule.Agent {
-    const key = url.origin;
+  /**
+   * Keep-alive agents: one per origin; through a proxy, one per origin whose connections are
+   * CONNECT tunnels (HTTPS), or one per proxy that plain-HTTP requests are sent to.
+   */
+  private agentFor(url: URL, proxy: URL | undefined): HttpModule.Agent {
+    const key = proxy ? (url.protocol === 'https:' ? `${url.origin} via ${proxy.href}` : `proxy ${proxy.href}`) : url.origin;
     let agent = this.agents.get(key);
     if (!agent) {
       const opts = { keepAlive: true, maxSockets: this.options.maxSockets, scheduling: 'lifo' as const };
-      agent =
-        url.protocol === 'https:'
-          ? new (https().Agent)({ ...opts, rejectUnauthorized: this.verifiesTls(url) })
-          : new (http().Agent)(opts);
+      if (proxy && url.protocol === 'https:') agent = this.tunnelAgent(url, proxy, opts);
+      else if (proxy) agent = proxy.protocol === 'https:' ? new (https().Agent)(opts) : new (http().Agent)(opts);
+      else agent = url.protocol === 'https:' ? new (https().Agent)({ ...opts, rejectUnauthorized: this.verifiesTls(url) }) : new (http().Agent)(opts);
       this.agents.set(key, agent);
     }
+    return agent;
+  }
+
+  /** An HTTPS agent whose connections are TLS inside a CONNECT tunnel through `proxy`. */
+  private tunnelAgent(url: URL, proxy: URL, opts: HttpModule.AgentOptions): HttpModule.Agent {
+    const agent = new (https().Agent)(opts);
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    const port = Number(url.port || 443);
+    const rejectUnauthorized = this.verifiesTls(url);
+    const timeoutMs = this.options.timeoutMs;
+    // http.Agent accepts a connection handed over later through the callback.
+    (agent as unknown as { createConnection: (o: unknown, cb: (err: Error | null, s?: Duplex) => void) => undefined }).createConnection = (_o, cb) => {
+      openTunnel(proxy, host, port, timeoutMs, (err, socket) => {
+        if (err) return cb(err);
+        cb(null, tls().connect({ socket, servername: isIP(host) ? undefined : host, rejectUnauthorized, ALPNProtocols: ['http/1.1'] }));
+      });
+      return undefined;
+    };
     return agent;
   }
 
@@ -175,7 +209,6 @@ export class HttpClient {
     signal?: AbortSignal,
   ): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
-      const mod = url.protocol === 'https:' ? https() : http();
       const allHeaders: Record<string, string> = { 'User-Agent': this.options.userAgent, ...headers };
       let payload: Buffer | Readable | undefined;
       if (typeof body === 'string') payload = Buffer.from(body);
@@ -185,11 +218,31 @@ export class HttpClient {
       else if (payload === undefined && (method === 'PUT' || method === 'POST' || method === 'PATCH')) {
         allHeaders['Content-Length'] = '0';
       }
-      const req = mod.request(url, { method, headers: allHeaders, agent: this.agentFor(url), signal });
+      const proxy = this.proxyFor(url);
+      let req: HttpModule.ClientRequest;
+      if (proxy && url.protocol === 'http:') {
+        // Plain HTTP through a proxy: the request goes to the proxy with the absolute URL.
+        const auth = proxyAuthorization(proxy);
+        if (auth) allHeaders['Proxy-Authorization'] = auth;
+        allHeaders.Host = url.host;
+        const proxyMod = proxy.protocol === 'https:' ? https() : http();
+        req = proxyMod.request({
+          protocol: proxy.protocol, hostname: proxy.hostname.replace(/^\[|\]$/g, ''), port: proxy.port || (proxy.protocol === 'https:' ? 443 : 80),
+          path: url.href, method, headers: allHeaders, agent: this.agentFor(url, proxy), signal,
+        });
+      } else {
+        const mod = url.protocol === 'https:' ? https() : http();
+        req = mod.request(url, { method, headers: allHeaders, agent: this.agentFor(url, proxy), signal });
+      }
       req.setTimeout(this.options.timeoutMs, () => {
         req.destroy(Object.assign(new Error(`no data for ${this.options.timeoutMs} ms`), { code: 'ETIMEDOUT' }));
       });
       req.on('response', (res) => {
+        if (res.statusCode === 407 && proxy && url.protocol === 'http:') {
+          discard(res);
+          reject(new BerthError('UNAUTHORIZED', `proxy ${proxy.host} refused ${method} ${url.href}: 407 ${res.statusMessage ?? ''}; ${proxyCredentialsHint(proxy)}`));
+          return;
+        }
         // Idle timeout while the body streams, too.
         res.socket?.setTimeout(this.options.timeoutMs);
         resolve(res);

@@ -3,7 +3,7 @@
  * every host it talks to. `send` adds authentication and handles the 401 challenge dance;
  * `repository(host, name)` gives a Target; `catalog(host)` lists repositories.
  */
-import { BerthError } from '../errors.js';
+import { BerthError, isBerthError } from '../errors.js';
 import { apiHost, configuredInsecureRegistries, isLoopbackHost } from './config.js';
 import { findCredentials, type Credentials } from './credentials.js';
 import { Authenticator, type CredentialSource } from './auth.js';
@@ -35,6 +35,7 @@ export class RegistryClient {
   private readonly insecure: Set<string>;
   private readonly insecureAll: boolean;
   private readonly probed = new Map<string, 'http' | 'https'>();
+  private readonly probing = new Map<string, Promise<void>>();
   private readonly repositoryDefaults: RepositoryOptions;
 
   constructor(options: RegistryClientOptions = {}) {
@@ -63,14 +64,25 @@ export class RegistryClient {
     return this.insecureAll || this.insecure.has(host);
   }
 
-  /** For an insecure host: does it answer HTTPS? Otherwise plain HTTP it is. */
-  private async probe(host: string): Promise<void> {
-    if (isLoopbackHost(host) || this.probed.has(host) || !this.isInsecure(host)) return;
+  /** For an insecure host: does it answer HTTPS? Otherwise plain HTTP it is. One probe per host at a time. */
+  private probe(host: string): Promise<void> {
+    if (isLoopbackHost(host) || this.probed.has(host) || !this.isInsecure(host)) return Promise.resolve();
+    let probing = this.probing.get(host);
+    if (!probing) {
+      probing = this.probeOnce(host).finally(() => this.probing.delete(host));
+      this.probing.set(host, probing);
+    }
+    return probing;
+  }
+
+  private async probeOnce(host: string): Promise<void> {
     let scheme: 'http' | 'https' = 'https';
     try {
       const res = await this.http.request({ method: 'GET', url: new URL(`https://${apiHost(host)}/v2/`), retries: 0 });
       discard(res.body);
-    } catch {
+    } catch (err) {
+      // A forward proxy that refuses the tunnel says nothing about the registry's TLS.
+      if (isBerthError(err, 'UNAUTHORIZED') || isBerthError(err, 'DENIED')) throw err;
       scheme = 'http';
     }
     this.probed.set(host, scheme);
@@ -114,6 +126,8 @@ export class RegistryClient {
    */
   async rawGet(host: string, opts: { path: string; headers: Record<string, string>; scopes: string[]; signal?: AbortSignal }): Promise<RawBody | undefined> {
     const url = new URL(opts.path, this.baseUrl(host));
+    // Through a forward proxy every request takes HttpClient's way (tunnel or absolute form).
+    if (this.http.proxyFor(url)) return undefined;
     const headers: Record<string, string> = { 'User-Agent': this.http.options.userAgent, ...opts.headers };
     const authz = await this.auth.header(host, opts.scopes);
     if (authz) headers.Authorization = authz;

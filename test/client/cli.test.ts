@@ -5,7 +5,6 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,32 +13,10 @@ import { copy } from '../../src/content/copy.js';
 import { MemoryStore } from '../../src/content/memory.js';
 import { OciLayout } from '../../src/image/layout.js';
 import { registryMissingReason, startRegistry, type RegistryServer } from '../helpers/distribution.js';
+import { runBerth } from '../helpers/run-berth.js';
 import { addImage } from './fixtures.js';
 
-const BIN = join(import.meta.dirname, '..', '..', '..', 'bin', 'berth.cjs');
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function berth(args: string[], env: NodeJS.ProcessEnv, input?: string): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-    child.stdin.end(input ?? '');
-  });
-}
+const berth = runBerth;
 
 const skip = registryMissingReason();
 if (skip) console.log(`skipping client CLI tests: ${skip}`);

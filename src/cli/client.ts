@@ -26,6 +26,7 @@ const REGISTRY_OPTIONS = {
   'tls-verify': { type: 'string' },
   insecure: { type: 'boolean' },
   authfile: { type: 'string' },
+  'cert-dir': { type: 'string' },
 } as const;
 
 const REGISTRY_HELP = `Registry options:
@@ -33,13 +34,18 @@ const REGISTRY_HELP = `Registry options:
                        loopback registries always use plain HTTP; others can be listed in
                        BERTH_INSECURE_REGISTRIES=host:port,… or $XDG_CONFIG_HOME/berth/registries.json
   --authfile FILE      credentials file (default: $REGISTRY_AUTH_FILE, podman's and docker's files)
+  --cert-dir DIR       CAs (*.crt) and client certificate (*.cert + *.key) for the registries,
+                       instead of /etc/containers/certs.d/HOST and /etc/docker/certs.d/HOST
+                       (the system's CA bundle is trusted either way)
 Proxies: $HTTPS_PROXY, $HTTP_PROXY (http:// or https://, credentials in the URL), $NO_PROXY.`;
 
 function clientFor(p: ParsedCommand): RegistryClient {
   const tls = str(p, 'tls-verify');
   if (tls !== undefined && tls !== 'true' && tls !== 'false') throw new BerthError('USAGE', `--tls-verify must be true or false, got ${JSON.stringify(tls)}`);
   const authfile = str(p, 'authfile');
+  const certDir = str(p, 'cert-dir');
   return new RegistryClient({
+    ...(certDir ? { certDir } : {}),
     insecureAll: tls === 'false' || flag(p, 'insecure'),
     credentials: authfile ? (host) => findCredentials(host, { ...process.env, REGISTRY_AUTH_FILE: authfile }) : undefined,
   });

@@ -13,6 +13,7 @@ import type * as TlsModule from 'node:tls';
 import { BerthError } from '../errors.js';
 import { lazyRequire } from '../lazy-require.js';
 import { openTunnel, proxyAuthorization, proxyCredentialsHint, proxyFor, proxySettingsFromEnv, type ProxySettings } from './proxy.js';
+import { RegistryTrust } from './trust.js';
 
 export type RequestBody = Buffer | string | (() => Readable) | Readable;
 
@@ -52,6 +53,8 @@ export interface HttpClientOptions {
   maxSockets?: number;
   /** Forward proxies (default: HTTPS_PROXY, HTTP_PROXY and NO_PROXY from the environment; proxy.ts). */
   proxy?: ProxySettings;
+  /** CAs and client certificates per host (default: the system's CAs and certs.d; trust.ts). */
+  trust?: RegistryTrust;
 }
 
 /** node:http loads at the first request that needs it: blob and manifest GETs go through raw-get.ts (~3 ms of a start). */
@@ -67,9 +70,10 @@ const MAX_RETRY_AFTER_MS = 60_000;
 
 export class HttpClient {
   private readonly agents = new Map<string, HttpModule.Agent>();
-  readonly options: Required<Omit<HttpClientOptions, 'insecureSkipVerify' | 'insecureHosts' | 'proxy'>> & { insecureSkipVerify: boolean };
+  readonly options: Required<Omit<HttpClientOptions, 'insecureSkipVerify' | 'insecureHosts' | 'proxy' | 'trust'>> & { insecureSkipVerify: boolean };
   private readonly insecureHosts: Set<string>;
   private readonly proxySettings: ProxySettings;
+  private readonly trust: RegistryTrust;
 
   constructor(options: HttpClientOptions = {}) {
     this.options = {
@@ -84,6 +88,12 @@ export class HttpClient {
     // Compared with URL.host, which normalises (e.g. IPv6 forms): normalise the same way.
     this.insecureHosts = new Set([...(options.insecureHosts ?? [])].map((h) => new URL(`https://${h}`).host));
     this.proxySettings = options.proxy ?? proxySettingsFromEnv();
+    this.trust = options.trust ?? new RegistryTrust();
+  }
+
+  /** The TLS context of connections to this https: URL's host (its CAs and client certificate). */
+  secureContextFor(url: URL): TlsModule.SecureContext {
+    return this.trust.contextFor(url.host);
   }
 
   /** The forward proxy requests to this URL go through, if any. */
@@ -113,7 +123,7 @@ export class HttpClient {
       const opts = { keepAlive: true, maxSockets: this.options.maxSockets, scheduling: 'lifo' as const };
       if (proxy && url.protocol === 'https:') agent = this.tunnelAgent(url, proxy, opts);
       else if (proxy) agent = proxy.protocol === 'https:' ? new (https().Agent)(opts) : new (http().Agent)(opts);
-      else agent = url.protocol === 'https:' ? new (https().Agent)({ ...opts, rejectUnauthorized: this.verifiesTls(url) }) : new (http().Agent)(opts);
+      else agent = url.protocol === 'https:' ? new (https().Agent)({ ...opts, rejectUnauthorized: this.verifiesTls(url), secureContext: this.secureContextFor(url) }) : new (http().Agent)(opts);
       this.agents.set(key, agent);
     }
     return agent;
@@ -125,12 +135,13 @@ export class HttpClient {
     const host = url.hostname.replace(/^\[|\]$/g, '');
     const port = Number(url.port || 443);
     const rejectUnauthorized = this.verifiesTls(url);
+    const secureContext = this.secureContextFor(url);
     const timeoutMs = this.options.timeoutMs;
     // http.Agent accepts a connection handed over later through the callback.
     (agent as unknown as { createConnection: (o: unknown, cb: (err: Error | null, s?: Duplex) => void) => undefined }).createConnection = (_o, cb) => {
       openTunnel(proxy, host, port, timeoutMs, (err, socket) => {
         if (err) return cb(err);
-        cb(null, tls().connect({ socket, servername: isIP(host) ? undefined : host, rejectUnauthorized, ALPNProtocols: ['http/1.1'] }));
+        cb(null, tls().connect({ socket, servername: isIP(host) ? undefined : host, rejectUnauthorized, secureContext, ALPNProtocols: ['http/1.1'] }));
       });
       return undefined;
     };
@@ -310,11 +321,26 @@ export function isNetworkError(err: unknown): boolean {
   return /socket hang up|aborted/i.test(e.message ?? '') && e.name !== 'AbortError';
 }
 
+/** TLS verification failures: the registry's certificate is not one this client trusts. */
+const CERTIFICATE_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_UNTRUSTED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
 function toNetworkError(err: unknown, req: HttpRequest): unknown {
   if (err instanceof BerthError) return err;
-  const e = err as Error;
+  const e = err as NodeJS.ErrnoException;
   if (e?.name === 'AbortError') return err;
-  return new BerthError('NETWORK', `${req.method} ${req.url.href} failed: ${e?.message ?? String(err)}`, { cause: err });
+  const host = req.url.host;
+  const hint = e?.code && CERTIFICATE_CODES.has(e.code)
+    ? ` (${e.code}): to trust this registry's CA, put it in /etc/containers/certs.d/${host}/ca.crt (or a --cert-dir, or the system's CA store); or mark ${host} insecure (--tls-verify=false) to skip verification`
+    : '';
+  return new BerthError('NETWORK', `${req.method} ${req.url.href} failed: ${e?.message ?? String(err)}${hint}`, { cause: err });
 }
 
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {

@@ -32,6 +32,8 @@ export interface RawGetOptions {
   signal?: AbortSignal;
   /** For https: URLs: verify the server's certificate (default true; false for insecure registries). */
   rejectUnauthorized?: boolean;
+  /** For https: URLs: the CAs and client certificate (trust.ts; default: Node's). */
+  secureContext?: TlsModule.SecureContext;
 }
 
 /** node:tls loads only for an HTTPS registry. */
@@ -163,7 +165,7 @@ export function rawGet(url: URL, opts: RawGetOptions): Promise<RawBody | undefin
       },
     };
     const socket: net.Socket = secure
-      ? tls().connect({ ...connectOptions, servername: net.isIP(host) ? undefined : host, rejectUnauthorized: opts.rejectUnauthorized ?? true, ALPNProtocols: ['http/1.1'] })
+      ? tls().connect({ ...connectOptions, servername: net.isIP(host) ? undefined : host, rejectUnauthorized: opts.rejectUnauthorized ?? true, ...(opts.secureContext ? { secureContext: opts.secureContext } : {}), ALPNProtocols: ['http/1.1'] })
       : net.connect(connectOptions);
     socket.setNoDelay(true);
     socket.setTimeout(opts.timeoutMs, () => fail(Object.assign(new Error(`no data from ${url.host} for ${opts.timeoutMs} ms`), { code: 'ETIMEDOUT' })));

@@ -11,6 +11,7 @@ import { discard, nextLink, readBody, HttpClient, type HttpClientOptions, type H
 import { registryError } from './errors.js';
 import { rawGet, type RawBody } from './raw-get.js';
 import { Repository, type RepositoryOptions } from './repository.js';
+import { RegistryTrust } from './trust.js';
 
 export interface RegistryClientOptions extends HttpClientOptions {
   /** Hosts reached over plain HTTP in addition to loopback and the configured ones. */
@@ -21,6 +22,8 @@ export interface RegistryClientOptions extends HttpClientOptions {
   credentials?: CredentialSource;
   /** Defaults for repositories this client opens. */
   repository?: RepositoryOptions;
+  /** Use only this directory's *.crt (CAs) and *.cert/*.key (client certificate) for every registry, instead of certs.d (`--cert-dir`). */
+  certDir?: string;
 }
 
 export interface SendOptions extends Omit<HttpRequest, 'url'> {
@@ -40,7 +43,8 @@ export class RegistryClient {
 
   constructor(options: RegistryClientOptions = {}) {
     this.insecure = new Set([...(options.insecure ?? []), ...configuredInsecureRegistries()]);
-    this.http = new HttpClient({ ...options, insecureSkipVerify: options.insecureAll || options.insecureSkipVerify, insecureHosts: [...this.insecure].map(apiHost) });
+    const trust = options.trust ?? new RegistryTrust(options.certDir ? { certDir: options.certDir } : {});
+    this.http = new HttpClient({ ...options, trust, insecureSkipVerify: options.insecureAll || options.insecureSkipVerify, insecureHosts: [...this.insecure].map(apiHost) });
     this.auth = new Authenticator(this.http, options.credentials ?? ((host) => findCredentials(host)));
     this.insecureAll = options.insecureAll ?? false;
     this.repositoryDefaults = options.repository ?? {};
@@ -132,7 +136,8 @@ export class RegistryClient {
     const authz = await this.auth.header(host, opts.scopes);
     if (authz) headers.Authorization = authz;
     try {
-      return await rawGet(url, { headers, timeoutMs: this.http.options.timeoutMs, signal: opts.signal, rejectUnauthorized: this.http.verifiesTls(url) });
+      const tlsOptions = url.protocol === 'https:' ? { rejectUnauthorized: this.http.verifiesTls(url), secureContext: this.http.secureContextFor(url) } : {};
+      return await rawGet(url, { headers, timeoutMs: this.http.options.timeoutMs, signal: opts.signal, ...tlsOptions });
     } catch (err) {
       if ((err as Error)?.name === 'AbortError') throw err;
       return undefined;

@@ -3,6 +3,9 @@ import { gzipSync } from 'node:zlib';
 import { digestOf } from '../../src/image/digest.js';
 import { MediaType } from '../../src/image/media-types.js';
 import type { Descriptor, ImageIndex, ImageManifest, Platform } from '../../src/image/types.js';
+import assert from 'node:assert/strict';
+import type { RegistryClient } from '../../src/client/registry.js';
+import { copy } from '../../src/content/copy.js';
 import { MemoryStore } from '../../src/content/memory.js';
 
 function header(name: string, size: number): Buffer {
@@ -93,4 +96,16 @@ export function noise(kb: number, seed: string): Buffer {
   const out: Buffer[] = [];
   for (let i = 0; out.length * 32 < kb * 1024; i++) out.push(Buffer.from(digestOf(`${seed}-${i}`).slice(7, 71), "hex"));
   return Buffer.concat(out).subarray(0, kb * 1024);
+}
+
+/** Pushes a small two-layer image to `host/repo:v1` through `client` and pulls it back, digests compared. */
+export async function pushAndPull(client: RegistryClient, host: string, repo: string): Promise<void> {
+  const src = new MemoryStore();
+  const img = addImage(src, { files: [{ f: `${repo} one` }, { g: `${repo} two` }] });
+  await src.tag(img.manifest, 'v1');
+  await copy(src, 'v1', client.repository(host, repo), 'v1');
+  const back = new MemoryStore();
+  const result = await copy(client.repository(host, repo), 'v1', back, 'v1');
+  assert.equal(result.descriptor.digest, img.manifest.digest);
+  for (const layer of img.layers) assert.ok(await back.exists(layer), `layer ${layer.digest} missing after the pull`);
 }

@@ -10,13 +10,11 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseProxyUrl, proxyFor, proxySettingsFromEnv } from '../../src/client/proxy.js';
 import { RegistryClient } from '../../src/client/registry.js';
-import { copy } from '../../src/content/copy.js';
-import { MemoryStore } from '../../src/content/memory.js';
 import { isBerthError } from '../../src/errors.js';
 import { registryMissingReason, startRegistry, type RegistryServer } from '../helpers/distribution.js';
 import { startForwardProxy, type ForwardProxy } from '../helpers/forward-proxy.js';
 import { runBerth } from '../helpers/run-berth.js';
-import { addImage } from './fixtures.js';
+import { pushAndPull } from './fixtures.js';
 
 describe('proxy choice (HTTPS_PROXY, HTTP_PROXY, NO_PROXY)', () => {
   const settings = {
@@ -85,24 +83,13 @@ describe('transfers through a forward proxy', { skip }, () => {
     await Promise.all([tlsReg?.stop(), plainReg?.stop(), proxy?.close(), authProxy?.close()]);
   });
 
-  async function roundTrip(client: RegistryClient, host: string, repo: string): Promise<void> {
-    const src = new MemoryStore();
-    const img = addImage(src, { files: [{ f: `${repo} one` }, { g: `${repo} two` }] });
-    await src.tag(img.manifest, 'v1');
-    await copy(src, 'v1', client.repository(host, repo), 'v1');
-    const back = new MemoryStore();
-    const result = await copy(client.repository(host, repo), 'v1', back, 'v1');
-    assert.equal(result.descriptor.digest, img.manifest.digest);
-    for (const layer of img.layers) assert.ok(await back.exists(layer), `layer ${layer.digest} missing after the pull`);
-  }
-
   it('pushes and pulls over HTTPS inside a CONNECT tunnel', async () => {
     const host = name(tlsReg);
     proxy.log.length = 0;
     // The test certificate names 127.0.0.1, not registry.test: verification is off for this host.
     const client = new RegistryClient({ credentials: async () => undefined, insecure: [host], proxy: { httpsProxy: proxy.url } });
     try {
-      await roundTrip(client, host, 'proxied/tls');
+      await pushAndPull(client, host, 'proxied/tls');
       assert.equal(client.baseUrl(host).protocol, 'https:');
     } finally {
       client.close();
@@ -124,7 +111,7 @@ describe('transfers through a forward proxy', { skip }, () => {
     proxy.log.length = 0;
     const client = new RegistryClient({ credentials: async () => undefined, insecure: [host], proxy: { httpProxy: proxy.url, httpsProxy: proxy.url } });
     try {
-      await roundTrip(client, host, 'proxied/plain');
+      await pushAndPull(client, host, 'proxied/plain');
       assert.equal(client.baseUrl(host).protocol, 'http:');
     } finally {
       client.close();
@@ -155,7 +142,7 @@ describe('transfers through a forward proxy', { skip }, () => {
     }
     const withCreds = new RegistryClient({ credentials: async () => undefined, insecure: [host], proxy: { httpsProxy: authProxy.urlWithCredentials } });
     try {
-      await roundTrip(withCreds, host, 'proxied/auth');
+      await pushAndPull(withCreds, host, 'proxied/auth');
     } finally {
       withCreds.close();
     }
@@ -178,7 +165,7 @@ describe('transfers through a forward proxy', { skip }, () => {
     const host = name(plainReg);
     const client = new RegistryClient({ credentials: async () => undefined, insecure: [host], proxy: { httpProxy: proxy.url, httpsProxy: proxy.url } });
     try {
-      await roundTrip(client, host, 'proxied/cli');
+      await pushAndPull(client, host, 'proxied/cli');
     } finally {
       client.close();
     }

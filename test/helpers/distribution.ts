@@ -19,6 +19,14 @@ export const REGISTRY_BIN = '/usr/bin/docker-registry';
 
 export type RegistryAuth = 'none' | 'htpasswd' | 'token';
 
+/** PEM files for a registry's HTTPS; with clientCa it asks for client certificates signed by it (probe: one such, to see it is up). */
+export interface RegistryTls {
+  cert: string;
+  key: string;
+  clientCa?: string;
+  probe?: { cert: string; key: string };
+}
+
 export interface RegistryServer {
   /** `127.0.0.1:PORT` */
   host: string;
@@ -48,14 +56,15 @@ export async function freePort(): Promise<number> {
   });
 }
 
-async function waitForHttp(url: string, child: ChildProcess, logFile: string): Promise<void> {
+async function waitForHttp(url: string, child: ChildProcess, logFile: string, clientCert?: { cert: string; key: string }): Promise<void> {
+  const tlsOptions = { rejectUnauthorized: false, ...(clientCert ? { cert: await readFile(clientCert.cert), key: await readFile(clientCert.key) } : {}) };
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) {
       throw new Error(`docker-registry exited with ${child.exitCode}: ${await readFile(logFile, 'utf8').catch(() => '')}`);
     }
     const ok = await new Promise<boolean>((resolve) => {
-      const get = url.startsWith('https:') ? (u: string, cb: (res: http.IncomingMessage) => void) => https.get(u, { rejectUnauthorized: false }, cb) : http.get;
+      const get = url.startsWith('https:') ? (u: string, cb: (res: http.IncomingMessage) => void) => https.get(u, tlsOptions, cb) : http.get;
       const req = get(url, (res) => {
         res.resume();
         resolve(true);
@@ -192,7 +201,7 @@ async function startTokenServer(dir: string, username: string, password: string)
 // ---- the registry -------------------------------------------------------------------------------
 
 export async function startRegistry(
-  opts: { auth?: RegistryAuth; username?: string; password?: string; /** Parent of the temp dir (e.g. /dev/shm for benchmarks). */ baseDir?: string; /** Serve HTTPS with a self-signed certificate. */ tls?: boolean } = {},
+  opts: { auth?: RegistryAuth; username?: string; password?: string; /** Parent of the temp dir (e.g. /dev/shm for benchmarks). */ baseDir?: string; /** Serve HTTPS: with a self-signed certificate for 127.0.0.1, or with these (mutual TLS with clientCa). */ tls?: boolean | RegistryTls } = {},
 ): Promise<RegistryServer> {
   const auth = opts.auth ?? 'none';
   const username = opts.username ?? 'berth';
@@ -218,13 +227,16 @@ export async function startRegistry(
     '  secret: berth-test-secret',
   ];
   let tokenServer: TokenServer | undefined;
-  if (opts.tls) {
+  if (opts.tls === true) {
     const key = join(dir, 'tls-key.pem');
     const cert = join(dir, 'tls-cert.pem');
     execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], {
       stdio: 'ignore',
     });
     lines.push('  tls:', `    certificate: ${cert}`, `    key: ${key}`);
+  } else if (opts.tls) {
+    lines.push('  tls:', `    certificate: ${opts.tls.cert}`, `    key: ${opts.tls.key}`);
+    if (opts.tls.clientCa) lines.push('    clientcas:', `      - ${opts.tls.clientCa}`);
   }
   if (auth === 'htpasswd') {
     const file = join(dir, 'htpasswd');
@@ -261,7 +273,7 @@ export async function startRegistry(
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    await waitForHttp(`${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}/v2/`, child, logFile);
+    await waitForHttp(`${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}/v2/`, child, logFile, typeof opts.tls === 'object' ? opts.tls.probe : undefined);
   } catch (err) {
     await stop();
     throw err;

@@ -37,7 +37,9 @@ const REGISTRY_HELP = `Registry options:
   --cert-dir DIR       CAs (*.crt) and client certificate (*.cert + *.key) for the registries,
                        instead of /etc/containers/certs.d/HOST and /etc/docker/certs.d/HOST
                        (the system's CA bundle is trusted either way)
-Proxies: $HTTPS_PROXY, $HTTP_PROXY (http:// or https://, credentials in the URL), $NO_PROXY.`;
+Proxies: $HTTPS_PROXY, $HTTP_PROXY (http:// or https://, credentials in the URL), $NO_PROXY.
+Mirrors, moved, blocked and insecure registries: containers-registries.conf(5)
+($CONTAINERS_REGISTRIES_CONF, ~/.config/containers/registries.conf, /etc/containers/registries.conf).`;
 
 function clientFor(p: ParsedCommand): RegistryClient {
   const tls = str(p, 'tls-verify');
@@ -49,6 +51,12 @@ function clientFor(p: ParsedCommand): RegistryClient {
     insecureAll: tls === 'false' || flag(p, 'insecure'),
     credentials: authfile ? (host) => findCredentials(host, { ...process.env, REGISTRY_AUTH_FILE: authfile }) : undefined,
   });
+}
+
+/** The repository a reference names, where registries.conf says it is (DENIED when blocked). */
+function locatedRepository(client: RegistryClient, ref: Reference): Repository {
+  const at = client.locate(ref.registry, ref.repository);
+  return client.repository(at.host, at.repository);
 }
 
 /** A place (`docker://…`, `oci:…`, …) or a bare image reference, which means the registry. */
@@ -212,14 +220,19 @@ Examples:
       try {
         const srcPlace = parsePlace(p.positionals[0]!);
         const dstPlace = parsePlace(p.positionals[1]!);
-        const src = await openSource(srcPlace, { client });
-        // The source resolves (a registry round trip) while the destination opens (a layout's files).
-        const root = src.target.resolve(src.ref ?? '', { prefetch: true });
-        root.catch(() => undefined); // awaited below, once the destination is open
+        // The source opens and resolves (a registry round trip, through its mirrors) while the
+        // destination opens (a layout's files).
+        const opening = openSource(srcPlace, { client });
+        opening.catch(() => undefined); // awaited below
         const dst = await openDestination(dstPlace, { client }).catch(async (err: unknown) => {
-          await src.close(false);
+          await (await opening.catch(() => undefined))?.close(false);
           throw err;
         });
+        const src = await opening.catch(async (err: unknown) => {
+          await dst.close(false);
+          throw err;
+        });
+        const root = src.resolved ? Promise.resolve(src.resolved) : src.target.resolve(src.ref ?? '', { prefetch: true });
         const progress = progressFor(p);
         const result = await withPlaces(src, dst, async () => {
           const r = await copy(src.target, await root, dst.target, dst.ref, copyOptions(p, progress));
@@ -258,14 +271,15 @@ Examples:
       const ref = registryRef(p.positionals[0]!);
       const client = clientFor(p);
       try {
-        const repo = client.repository(ref.registry, ref.repository);
-        const root = repo.resolve(ref.digest ?? ref.tag ?? 'latest', { prefetch: true });
-        root.catch(() => undefined); // awaited below, once the store is open
+        // Resolved through the mirrors registries.conf names, while the store opens.
+        const resolving = client.resolveForPull(ref.registry, ref.repository, ref.digest ?? ref.tag ?? 'latest', { prefetch: true });
+        resolving.catch(() => undefined); // awaited below, once the store is open
         const { openImageStore, storeRefName } = await import('../engine/store.js');
         const store = await openImageStore({ root: str(p, 'root') });
         const progress = progressFor(p);
         const name = storeRefName(ref);
-        const result = await copy(repo, await root, store, name, copyOptions(p, progress));
+        const { repository: repo, descriptor: root } = await resolving;
+        const result = await copy(repo, root, store, name, copyOptions(p, progress));
         report(p, result, progress, { reference: name, store: store.dir });
         return 0;
       } finally {
@@ -299,7 +313,7 @@ Example:
         const opts = copyOptions(p, progress);
         // The store keeps what was pulled; push it as it is unless a platform is asked for.
         if (!opts.platform) opts.all = true;
-        const result = await copy(store, storeRefName(ref), client.repository(ref.registry, ref.repository), ref.tag, opts);
+        const result = await copy(store, storeRefName(ref), locatedRepository(client, ref), ref.tag, opts);
         report(p, result, progress, { reference: formatReference(ref) });
         return 0;
       } finally {
@@ -332,7 +346,7 @@ Examples:
       const src = await openSource(placeOf(p.positionals[0]!), { client });
       try {
         // The document is read next: a registry answers both with one GET.
-        const desc = await src.target.resolve(src.ref ?? '', { prefetch: true });
+        const desc = src.resolved ?? (await src.target.resolve(src.ref ?? '', { prefetch: true }));
         const raw = await fetchBytes(src.target, desc);
         if (flag(p, 'raw')) {
           process.stdout.write(raw);
@@ -429,7 +443,7 @@ ${REGISTRY_HELP}`,
           tags = await (await OciLayout.open(arg.slice(4))).tags();
         } else {
           const ref = registryRef(arg.replace(/@.*$/, ''));
-          tags = await client.repository(ref.registry, ref.repository).tags();
+          tags = await locatedRepository(client, ref).tags();
         }
         if (p.json) printJson(tags);
         else for (const t of tags) printLine(t);
@@ -475,7 +489,7 @@ ${REGISTRY_HELP}`,
       const client = clientFor(p);
       const src = await openSource(placeOf(p.positionals[0]!), { client });
       try {
-        const desc = await src.target.resolve(src.ref ?? '');
+        const desc = src.resolved ?? (await src.target.resolve(src.ref ?? ''));
         if (p.json) printJson(desc);
         else printLine(desc.digest);
         return 0;
@@ -502,7 +516,7 @@ ${REGISTRY_HELP}`,
       const ref = registryRef(p.positionals[0]!);
       const client = clientFor(p);
       try {
-        const repo = client.repository(ref.registry, ref.repository);
+        const repo = locatedRepository(client, ref);
         const desc = await repo.resolve(ref.digest ?? ref.tag ?? 'latest');
         await repo.delete(desc);
         if (p.json) printJson({ deleted: desc.digest });
@@ -534,7 +548,7 @@ ${REGISTRY_HELP}`,
       try {
         const lister = src.target as Target & { referrers?: (d: Descriptor, t?: string) => Promise<Descriptor[]> };
         if (!lister.referrers) throw new BerthError('UNSUPPORTED', `${p.positionals[0]} cannot list referrers`);
-        const subject = await src.target.resolve(src.ref ?? '');
+        const subject = src.resolved ?? (await src.target.resolve(src.ref ?? ''));
         const list = await lister.referrers(subject, str(p, 'artifact-type'));
         if (p.json) printJson(list);
         else for (const d of list) printLine(`${d.digest}  ${d.artifactType ?? '-'}  ${d.size}`);
@@ -575,7 +589,7 @@ ${REGISTRY_HELP}`,
       }
       const client = clientFor(p);
       try {
-        const repo: Repository = client.repository(ref.registry, ref.repository);
+        const repo: Repository = locatedRepository(client, ref);
         const subject = await repo.resolve(ref.digest ?? ref.tag ?? 'latest');
         const layers: Descriptor[] = [];
         for (const spec of p.positionals.slice(1)) {

@@ -49,6 +49,8 @@ export interface HttpClientOptions {
   insecureSkipVerify?: boolean;
   /** Hosts (`host[:port]`) whose TLS certificates are not verified (registries marked insecure). */
   insecureHosts?: Iterable<string>;
+  /** More such hosts, decided per host (e.g. registries.conf wildcards). */
+  isInsecureHost?: (host: string) => boolean;
   userAgent?: string;
   maxSockets?: number;
   /** Forward proxies (default: HTTPS_PROXY, HTTP_PROXY and NO_PROXY from the environment; proxy.ts). */
@@ -70,10 +72,11 @@ const MAX_RETRY_AFTER_MS = 60_000;
 
 export class HttpClient {
   private readonly agents = new Map<string, HttpModule.Agent>();
-  readonly options: Required<Omit<HttpClientOptions, 'insecureSkipVerify' | 'insecureHosts' | 'proxy' | 'trust'>> & { insecureSkipVerify: boolean };
+  readonly options: Required<Omit<HttpClientOptions, 'insecureSkipVerify' | 'insecureHosts' | 'isInsecureHost' | 'proxy' | 'trust'>> & { insecureSkipVerify: boolean };
   private readonly insecureHosts: Set<string>;
   private readonly proxySettings: ProxySettings;
   private readonly trust: RegistryTrust;
+  private readonly isInsecureHost: (host: string) => boolean;
 
   constructor(options: HttpClientOptions = {}) {
     this.options = {
@@ -89,6 +92,7 @@ export class HttpClient {
     this.insecureHosts = new Set([...(options.insecureHosts ?? [])].map((h) => new URL(`https://${h}`).host));
     this.proxySettings = options.proxy ?? proxySettingsFromEnv();
     this.trust = options.trust ?? new RegistryTrust();
+    this.isInsecureHost = options.isInsecureHost ?? (() => false);
   }
 
   /** The TLS context of connections to this https: URL's host (its CAs and client certificate). */
@@ -109,7 +113,7 @@ export class HttpClient {
 
   /** Whether the TLS certificate of this URL's host is verified (not for insecure registries). */
   verifiesTls(url: URL): boolean {
-    return !(this.options.insecureSkipVerify || this.insecureHosts.has(url.host));
+    return !(this.options.insecureSkipVerify || this.insecureHosts.has(url.host) || this.isInsecureHost(url.host));
   }
 
   /**

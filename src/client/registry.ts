@@ -12,6 +12,9 @@ import { registryError } from './errors.js';
 import { rawGet, type RawBody } from './raw-get.js';
 import { Repository, type RepositoryOptions } from './repository.js';
 import { RegistryTrust } from './trust.js';
+import { isInsecureHost, loadRegistriesConf, locate, pullSources, type RegistriesConf } from './registries-conf.js';
+import type { Descriptor } from '../image/types.js';
+import type { ResolveOptions } from '../content/types.js';
 
 export interface RegistryClientOptions extends HttpClientOptions {
   /** Hosts reached over plain HTTP in addition to loopback and the configured ones. */
@@ -24,6 +27,8 @@ export interface RegistryClientOptions extends HttpClientOptions {
   repository?: RepositoryOptions;
   /** Use only this directory's *.crt (CAs) and *.cert/*.key (client certificate) for every registry, instead of certs.d (`--cert-dir`). */
   certDir?: string;
+  /** Moved, blocked, insecure and mirrored registries (default: containers-registries.conf files; registries-conf.ts). */
+  registriesConf?: RegistriesConf;
 }
 
 export interface SendOptions extends Omit<HttpRequest, 'url'> {
@@ -40,11 +45,20 @@ export class RegistryClient {
   private readonly probed = new Map<string, 'http' | 'https'>();
   private readonly probing = new Map<string, Promise<void>>();
   private readonly repositoryDefaults: RepositoryOptions;
+  readonly registriesConf: RegistriesConf;
 
   constructor(options: RegistryClientOptions = {}) {
     this.insecure = new Set([...(options.insecure ?? []), ...configuredInsecureRegistries()]);
+    this.registriesConf = options.registriesConf ?? loadRegistriesConf();
+    const conf = this.registriesConf;
     const trust = options.trust ?? new RegistryTrust(options.certDir ? { certDir: options.certDir } : {});
-    this.http = new HttpClient({ ...options, trust, insecureSkipVerify: options.insecureAll || options.insecureSkipVerify, insecureHosts: [...this.insecure].map(apiHost) });
+    this.http = new HttpClient({
+      ...options,
+      trust,
+      insecureSkipVerify: options.insecureAll || options.insecureSkipVerify,
+      insecureHosts: [...this.insecure].map(apiHost),
+      isInsecureHost: conf.entries.length ? (host) => isInsecureHost(conf, host) : undefined,
+    });
     this.auth = new Authenticator(this.http, options.credentials ?? ((host) => findCredentials(host)));
     this.insecureAll = options.insecureAll ?? false;
     this.repositoryDefaults = options.repository ?? {};
@@ -65,7 +79,38 @@ export class RegistryClient {
   }
 
   private isInsecure(host: string): boolean {
-    return this.insecureAll || this.insecure.has(host);
+    return this.insecureAll || this.insecure.has(host) || isInsecureHost(this.registriesConf, host);
+  }
+
+  /** Where `host/repository` really is (registries.conf `location`); DENIED when the registry is blocked there. */
+  locate(host: string, repository: string): { host: string; repository: string } {
+    return locate(this.registriesConf, host, repository);
+  }
+
+  /**
+   * Resolves `ref` (a tag or digest) of `host/repository` for reading: through the mirrors
+   * registries.conf gives it, in order, then the registry itself; the first that answers is
+   * the repository to read from. When all fail, the registry's own error is thrown, naming the
+   * mirrors that failed before it.
+   */
+  async resolveForPull(host: string, repository: string, ref: string, opts: ResolveOptions = {}): Promise<{ repository: Repository; descriptor: Descriptor }> {
+    const sources = pullSources(this.registriesConf, host, repository, ref.includes(':'));
+    const failed: string[] = [];
+    for (const source of sources) {
+      const repo = this.repository(source.host, source.repository);
+      try {
+        return { repository: repo, descriptor: await repo.resolve(ref, opts) };
+      } catch (err) {
+        if (!source.mirror) {
+          if (failed.length && err instanceof BerthError) {
+            throw new BerthError(err.code, `${err.message} (mirrors tried first: ${failed.join('; ')})`, { cause: err, detail: err.detail });
+          }
+          throw err;
+        }
+        failed.push(`${source.host}/${source.repository}: ${(err as Error).message}`);
+      }
+    }
+    throw new BerthError('INTERNAL', `no source to pull ${host}/${repository} from`); // pullSources always ends with the registry
   }
 
   /** For an insecure host: does it answer HTTPS? Otherwise plain HTTP it is. One probe per host at a time. */

@@ -12,6 +12,7 @@ import { BerthError } from '../errors.js';
 import { OciLayout } from '../image/layout.js';
 import { parseReference, type Reference } from '../image/reference.js';
 import type { RegistryClient } from '../client/registry.js';
+import type { Descriptor } from '../image/types.js';
 import type { Target } from './types.js';
 
 export type Place =
@@ -22,6 +23,8 @@ export interface OpenedPlace {
   target: Target;
   /** The tag or digest to read (sources) or to tag (destinations); undefined for none. */
   ref: string | undefined;
+  /** A source already resolved while opening (a registry, to choose among its mirrors). */
+  resolved?: Descriptor;
   /** Finishes the place: packs archives when `ok`, always removes temp dirs. */
   close(ok: boolean): Promise<void>;
 }
@@ -76,8 +79,11 @@ async function defaultLayoutRef(layout: OciLayout, what: string): Promise<string
 export async function openSource(place: Place, ctx: OpenContext): Promise<OpenedPlace> {
   switch (place.kind) {
     case 'docker': {
+      // Through the mirrors registries.conf names, if any: the first that has it is the source.
       const r = place.reference;
-      return { target: ctx.client.repository(r.registry, r.repository), ref: r.digest ?? r.tag ?? 'latest', close: async () => {} };
+      const ref = r.digest ?? r.tag ?? 'latest';
+      const { repository, descriptor } = await ctx.client.resolveForPull(r.registry, r.repository, ref, { prefetch: true });
+      return { target: repository, ref, resolved: descriptor, close: async () => {} };
     }
     case 'oci': {
       const layout = await OciLayout.open(place.path);
@@ -115,7 +121,8 @@ export async function openDestination(place: Place, ctx: OpenContext): Promise<O
   switch (place.kind) {
     case 'docker': {
       const r = place.reference;
-      return { target: ctx.client.repository(r.registry, r.repository), ref: r.tag, close: async () => {} };
+      const at = ctx.client.locate(r.registry, r.repository);
+      return { target: ctx.client.repository(at.host, at.repository), ref: r.tag, close: async () => {} };
     }
     case 'oci': {
       const layout = await OciLayout.open(place.path, { create: true });

@@ -34,10 +34,11 @@ export async function bundleCli({ entry, name, external = [], cacheWhen = 'true'
     external,
     // import() becomes require()/lazy init: the loader's vm.Script has no import() callback.
     supported: { 'dynamic-import': false },
-    // Sources find their files (the package root, zstd-napi) from import.meta.url.
-    define: { 'import.meta.url': '__berthModuleUrl' },
+    // Sources find their files (the package root, zstd-napi) from import.meta.url, worked out
+    // at its first use (pathToFileURL costs ~0.8 ms, and most runs never ask).
+    define: { 'import.meta.url': '__berthModule.url' },
     // "use strict" first: a banner before esbuild's own directive would leave the bundle sloppy.
-    banner: { js: '"use strict";const __berthModuleUrl=require("node:url").pathToFileURL(__filename).href;' },
+    banner: { js: '"use strict";const __berthModule={get url(){return require("node:url").pathToFileURL(__filename).href;}};' },
   });
   // A shebang is a syntax error inside the loader's function wrapper.
   writeFileSync(join(dist, `${name}.bundle.cjs`), result.outputFiles[0].text.replace(/^#!.*\n/m, ''));

@@ -4,10 +4,10 @@
  */
 import { createRequire } from 'node:module';
 
-const requireHere = createRequire(import.meta.url);
+let requireHere: NodeJS.Require | undefined;
 
 /** A getter that requires `id` on its first call and returns the same module afterwards. */
 export function lazyRequire<T>(id: string): () => T {
   let mod: T | undefined;
-  return () => (mod ??= requireHere(id) as T);
+  return () => (mod ??= (requireHere ??= createRequire(import.meta.url))(id) as T);
 }

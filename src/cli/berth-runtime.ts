@@ -13,6 +13,8 @@ import { features } from '../runtime/features.js';
 import { nativeBinary } from '../runtime/init-process.js';
 import { freezeContainer, listContainers, containerPids } from '../runtime/manage.js';
 import { defaultSpec } from '../runtime/spec-default.js';
+import { updateContainer } from '../runtime/update.js';
+import { resourcesFromFlags, UPDATE_FLAG_NAMES, type UpdateFlags } from '../runtime/update-flags.js';
 import type { Process } from '../runtime/spec-types.js';
 import { DEFAULT_ROOT } from '../runtime/state.js';
 
@@ -151,6 +153,31 @@ function execProcess(g: Global, id: string, p: Parsed): Process {
   return proc;
 }
 
+async function cmdUpdate(g: Global, argv: string[]): Promise<number> {
+  const spec: FlagSpec = { resources: { value: true, short: 'r' } };
+  for (const n of UPDATE_FLAG_NAMES) spec[n] = { value: true };
+  const p = parseFlags(argv, spec);
+  const id = oneId(p, 'update [--resources FILE|-] [--memory SIZE] [--cpu-quota N] [--pids-limit N] … <container-id>');
+  const flags: UpdateFlags = {};
+  for (const n of UPDATE_FLAG_NAMES) if (str(p, n) !== undefined) flags[n] = str(p, n)!;
+  const file = str(p, 'resources');
+  let resources: unknown;
+  if (file !== undefined) {
+    // runc ignores the other flags when --resources is given; saying so is kinder.
+    if (Object.keys(flags).length) throw new BerthError('USAGE', `--resources cannot be combined with --${Object.keys(flags).join(', --')}: put everything in the resources document`);
+    const text = file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8');
+    try {
+      resources = JSON.parse(text);
+    } catch (err) {
+      throw new BerthError('USAGE', `--resources ${file === '-' ? '(stdin)' : file} is not JSON: ${(err as Error).message}`);
+    }
+  } else {
+    resources = resourcesFromFlags(flags);
+  }
+  await updateContainer(g.root, id, resources);
+  return 0;
+}
+
 async function cmdExec(g: Global, argv: string[]): Promise<number> {
   const p = parseFlags(argv, {
     process: { value: true, short: 'p' }, tty: { value: false, short: 't' }, detach: { value: false, short: 'd' },
@@ -224,6 +251,8 @@ Commands:
   list [--format json] [-q]     list containers
   ps [--format json] <id>       processes in a container
   pause <id> / resume <id>      freeze / thaw a container's processes (freezer cgroup)
+  update [--resources FILE|-] [--memory SIZE] [--pids-limit N] [--cpu-quota N] … <id>
+                                new resource limits (runc's flags; only what is given changes)
   spec [--bundle DIR] [--rootless]   write a default config.json
   features                      print the features JSON (features.md)
 
@@ -267,6 +296,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'spec': return cmdSpec(g, rest);
+    case 'update': return cmdUpdate(g, rest);
     case 'features': process.stdout.write(JSON.stringify(features(), null, 2) + '\n'); return 0;
     case 'start': case 'state': case 'kill': case 'delete': return native(g, [verb, ...rest]);
     default: throw new BerthError('USAGE', `unknown command ${JSON.stringify(verb)}\n\n${USAGE}`);

@@ -24,7 +24,7 @@ import { hostCgroupLayout, versionOf } from './cgroups-host.js';
 import { planResourceWrites } from './cgroups-plan.js';
 import { validateCgroupsPath } from './cgroups.js';
 import { SECCOMP_ACTIONS, SECCOMP_ARCHES, SECCOMP_OPERATORS, actionValue } from './seccomp-constants.js';
-import { LINUX_NAMESPACE_TYPES, type Spec } from './spec-types.js';
+import { LINUX_NAMESPACE_TYPES, type LinuxResources, type Spec } from './spec-types.js';
 
 export interface ValidateOptions {
   /** The bundle directory: when given, root.path is resolved against it and must be a directory. */
@@ -37,6 +37,18 @@ export interface ValidateOptions {
   devicesByBpf?: boolean;
   /** Receives warnings (config.md: ungrantable capabilities MUST be logged). Default: process.emitWarning. */
   onWarning?: (message: string) => void;
+}
+
+/**
+ * Validates a LinuxResources document on its own, as `update` receives it (the same rules as
+ * linux.resources in config.json, and what this host's cgroups can do); `document` names it in
+ * messages.
+ */
+export function validateResources(raw: unknown, document: string): LinuxResources {
+  const c = new Checker((m) => process.emitWarning(m, 'BerthRuntimeWarning'), document);
+  c.object('(document)', raw);
+  checkResources(c, raw, true, false);
+  return raw as LinuxResources;
 }
 
 /** capabilities(7), linux/capability.h: name → number. */
@@ -96,14 +108,15 @@ type Json = Record<string, unknown>;
 
 /** Collects the field path in messages: "process.rlimits[1].type: …". */
 class Checker {
-  constructor(readonly warn: (message: string) => void) {}
+  /** `document` names what is checked in messages (config.json, or update's resources). */
+  constructor(readonly warn: (message: string) => void, readonly document = 'config.json') {}
 
   fail(path: string, rule: string): never {
-    throw new BerthError('RUNTIME_CONFIG_INVALID', `config.json ${path}: ${rule}`, { detail: { field: path } });
+    throw new BerthError('RUNTIME_CONFIG_INVALID', `${this.document} ${path}: ${rule}`, { detail: { field: path } });
   }
 
   unsupported(path: string, why: string): never {
-    throw new BerthError('UNSUPPORTED', `config.json ${path}: ${why}`, { detail: { field: path } });
+    throw new BerthError('UNSUPPORTED', `${this.document} ${path}: ${why}`, { detail: { field: path } });
   }
 
   object(path: string, v: unknown): Json {

@@ -60,6 +60,24 @@ describe('podman --runtime berth-runtime (root)', { skip: !hasPodman && 'podman 
     assert.match(r.stdout, /^\/dev\/pts\/\d+\r?\n/);
   });
 
+  it('podman update changes a running container\'s limits through berth-runtime update', () => {
+    const run = podman(['run', '-d', '--name', 'berthupd', '--memory', '64m', 'localhost/berth-bb:test', 'sleep', '60']);
+    assert.equal(run.status, 0, run.stderr);
+    const pid = podman(['inspect', '--format', '{{.State.Pid}}', 'berthupd']).stdout.trim();
+    const limit = () => {
+      const lines = readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n');
+      const v1 = lines.find((l) => /^\d+:memory:/.test(l));
+      return v1
+        ? readFileSync(`/sys/fs/cgroup/memory${v1.split(':')[2]}/memory.limit_in_bytes`, 'utf8').trim()
+        : readFileSync(`/sys/fs/cgroup${lines.find((l) => l.startsWith('0::'))!.slice(3)}/memory.max`, 'utf8').trim();
+    };
+    assert.equal(limit(), String(64 << 20));
+    const up = podman(['update', '--memory', '128m', 'berthupd']);
+    assert.equal(up.status, 0, up.stderr);
+    assert.equal(limit(), String(128 << 20));
+    assert.equal(podman(['rm', '-f', '-t', '0', 'berthupd']).status, 0);
+  });
+
   it('detached run, exec (with and without a terminal), stop and rm', () => {
     const run = podman(['run', '-d', '--name', 'berthpod', 'localhost/berth-bb:test', 'sleep', '60']);
     assert.equal(run.status, 0, run.stderr);

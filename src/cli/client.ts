@@ -29,6 +29,11 @@ const REGISTRY_OPTIONS = {
   'cert-dir': { type: 'string' },
 } as const;
 
+/** Options of the commands that act on registries as a user (everything but login/logout). */
+const USER_REGISTRY_OPTIONS = { ...REGISTRY_OPTIONS, creds: { type: 'string' } } as const;
+
+const CREDS_HELP = `  --creds USER[:PASS]  credentials to use instead of the auth files (prompts for PASS on a terminal)`;
+
 const REGISTRY_HELP = `Registry options:
   --tls-verify=false   plain HTTP (or unverified HTTPS) for every registry (also --insecure);
                        loopback registries always use plain HTTP; others can be listed in
@@ -41,7 +46,19 @@ Proxies: $HTTPS_PROXY, $HTTP_PROXY (http:// or https://, credentials in the URL)
 Mirrors, moved, blocked and insecure registries: containers-registries.conf(5)
 ($CONTAINERS_REGISTRIES_CONF, ~/.config/containers/registries.conf, /etc/containers/registries.conf).`;
 
-function clientFor(p: ParsedCommand): RegistryClient {
+/** Credentials as skopeo's --creds give them: USER:PASSWORD, or USER and a prompt on a terminal. */
+async function credsOption(p: ParsedCommand, name: 'creds' | 'src-creds' | 'dest-creds'): Promise<Credentials | undefined> {
+  const v = str(p, name);
+  if (v === undefined) return undefined;
+  const colon = v.indexOf(':');
+  if (colon === 0 || v === '') throw new BerthError('USAGE', `--${name}: the user name is empty (give USER[:PASSWORD])`);
+  if (colon > 0) return { username: v.slice(0, colon), password: v.slice(colon + 1) };
+  if (!process.stdin.isTTY) throw new BerthError('USAGE', `--${name} ${v}: no password; give ${v}:PASSWORD (or run on a terminal to be prompted)`);
+  return { username: v, password: await promptHidden(`Password for ${v}: `) };
+}
+
+/** A client for one command; `creds`, when given, are used for every registry it talks to instead of the auth files. */
+function clientFor(p: ParsedCommand, creds?: Credentials): RegistryClient {
   const tls = str(p, 'tls-verify');
   if (tls !== undefined && tls !== 'true' && tls !== 'false') throw new BerthError('USAGE', `--tls-verify must be true or false, got ${JSON.stringify(tls)}`);
   const authfile = str(p, 'authfile');
@@ -49,7 +66,7 @@ function clientFor(p: ParsedCommand): RegistryClient {
   return new RegistryClient({
     ...(certDir ? { certDir } : {}),
     insecureAll: tls === 'false' || flag(p, 'insecure'),
-    credentials: authfile ? (host) => findCredentials(host, { ...process.env, REGISTRY_AUTH_FILE: authfile }) : undefined,
+    credentials: creds ? async () => creds : authfile ? (host) => findCredentials(host, { ...process.env, REGISTRY_AUTH_FILE: authfile }) : undefined,
   });
 }
 
@@ -207,16 +224,22 @@ Places: docker://HOST/REPO[:TAG|@DIGEST], oci:DIR[:REF], oci-archive:FILE[:REF],
 
 Options:
 ${COPY_FLAGS_HELP}
+  --src-creds USER[:PASS], --dest-creds USER[:PASS]
+                       credentials for the source / the destination registry (instead of the auth files)
 ${REGISTRY_HELP}
 
 Examples:
   berth copy --all docker://localhost:5000/app:1 oci:./app-layout:1
   berth copy oci:./app-layout:1 docker://registry.example/team/app:1
   berth copy docker://localhost:5000/app:1 docker-archive:app.tar:app:1`,
-    options: COPY_OPTIONS,
+    options: { ...COPY_OPTIONS, 'src-creds': { type: 'string' }, 'dest-creds': { type: 'string' } },
     async run(p) {
       needPositionals(p, 2, 2, this.usage);
-      const client = clientFor(p);
+      // Separate credentials for the two sides mean separate clients (they may be one registry).
+      const srcCreds = await credsOption(p, 'src-creds');
+      const dstCreds = await credsOption(p, 'dest-creds');
+      const client = clientFor(p, srcCreds);
+      const dstClient = srcCreds || dstCreds ? clientFor(p, dstCreds) : client;
       try {
         const srcPlace = parsePlace(p.positionals[0]!);
         const dstPlace = parsePlace(p.positionals[1]!);
@@ -224,7 +247,7 @@ Examples:
         // destination opens (a layout's files).
         const opening = openSource(srcPlace, { client });
         opening.catch(() => undefined); // awaited below
-        const dst = await openDestination(dstPlace, { client }).catch(async (err: unknown) => {
+        const dst = await openDestination(dstPlace, { client: dstClient }).catch(async (err: unknown) => {
           await (await opening.catch(() => undefined))?.close(false);
           throw err;
         });
@@ -245,6 +268,7 @@ Examples:
         return 0;
       } finally {
         client.close();
+        if (dstClient !== client) dstClient.close();
       }
     },
   },
@@ -260,16 +284,17 @@ Store: --root DIR, else $BERTH_ROOT, else /var/lib/berth (root) or $XDG_DATA_HOM
 Options:
 ${COPY_FLAGS_HELP}
   --root DIR           berth root directory (the store is DIR/images)
+${CREDS_HELP}
 ${REGISTRY_HELP}
 
 Examples:
   berth pull localhost:5000/busybox:latest
   berth pull --platform linux/arm64 registry.example/app@sha256:…`,
-    options: { ...COPY_OPTIONS, root: { type: 'string' } },
+    options: { ...COPY_OPTIONS, creds: { type: 'string' }, root: { type: 'string' } },
     async run(p) {
       needPositionals(p, 1, 1, this.usage);
       const ref = registryRef(p.positionals[0]!);
-      const client = clientFor(p);
+      const client = clientFor(p, await credsOption(p, 'creds'));
       try {
         // Resolved through the mirrors registries.conf names, while the store opens.
         const resolving = client.resolveForPull(ref.registry, ref.repository, ref.digest ?? ref.tag ?? 'latest', { prefetch: true });
@@ -297,15 +322,16 @@ Copies the image the local store holds under REF to the registry REF names.
 Options:
 ${COPY_FLAGS_HELP}
   --root DIR           berth root directory (the store is DIR/images)
+${CREDS_HELP}
 ${REGISTRY_HELP}
 
 Example:
   berth push localhost:5000/busybox:latest`,
-    options: { ...COPY_OPTIONS, root: { type: 'string' } },
+    options: { ...COPY_OPTIONS, creds: { type: 'string' }, root: { type: 'string' } },
     async run(p) {
       needPositionals(p, 1, 1, this.usage);
       const ref = registryRef(p.positionals[0]!);
-      const client = clientFor(p);
+      const client = clientFor(p, await credsOption(p, 'creds'));
       try {
         const { openImageStore, storeRefName } = await import('../engine/store.js');
         const store = await openImageStore({ root: str(p, 'root') });
@@ -333,16 +359,17 @@ Options:
   --config             print the image config (of this host's platform for an index)
   --platform P         the platform to describe when REF is an index
   --format json        structured output
+${CREDS_HELP}
 ${REGISTRY_HELP}
 
 Examples:
   berth inspect localhost:5000/busybox:latest
   berth inspect --raw docker://localhost:5000/app@sha256:…
   berth inspect --config oci:./layout:1`,
-    options: { ...REGISTRY_OPTIONS, raw: { type: 'boolean' }, config: { type: 'boolean' }, platform: { type: 'string' } },
+    options: { ...USER_REGISTRY_OPTIONS, raw: { type: 'boolean' }, config: { type: 'boolean' }, platform: { type: 'string' } },
     async run(p) {
       needPositionals(p, 1, 1, this.usage);
-      const client = clientFor(p);
+      const client = clientFor(p, await credsOption(p, 'creds'));
       const src = await openSource(placeOf(p.positionals[0]!), { client });
       try {
         // The document is read next: a registry answers both with one GET.
@@ -430,12 +457,13 @@ REPO is HOST/REPO (docker.io defaults) or oci:DIR.
 
 Example:
   berth tags localhost:5000/busybox
+${CREDS_HELP}
 ${REGISTRY_HELP}`,
-    options: REGISTRY_OPTIONS,
+    options: USER_REGISTRY_OPTIONS,
     async run(p) {
       needPositionals(p, 1, 1, this.usage);
       const arg = p.positionals[0]!;
-      const client = clientFor(p);
+      const client = clientFor(p, await credsOption(p, 'creds'));
       try {
         let tags: string[];
         if (arg.startsWith('oci:')) {
@@ -460,11 +488,12 @@ ${REGISTRY_HELP}`,
 
 Example:
   berth catalog localhost:5000
+${CREDS_HELP}
 ${REGISTRY_HELP}`,
-    options: REGISTRY_OPTIONS,
+    options: USER_REGISTRY_OPTIONS,
     async run(p) {
       needPositionals(p, 1, 1, this.usage);
-      const client = clientFor(p);
+      const client = clientFor(p, await credsOption(p, 'creds'));
       try {
         const names = await client.catalog(normalizeHost(p.positionals[0]!));
         if (p.json) printJson(names);
@@ -482,11 +511,12 @@ ${REGISTRY_HELP}`,
 
 Example:
   berth digest localhost:5000/busybox:latest
+${CREDS_HELP}
 ${REGISTRY_HELP}`,
-    options: REGISTRY_OPTIONS,
+    options: USER_REGISTRY_OPTIONS,
     async run(p) {
       needPositionals(p, 1, 1, this.usage);
-      const client = clientFor(p);
+      const client = clientFor(p, await credsOption(p, 'creds'));
       const src = await openSource(placeOf(p.positionals[0]!), { client });
       try {
         const desc = src.resolved ?? (await src.target.resolve(src.ref ?? ''));
@@ -509,12 +539,13 @@ every tag on that manifest goes). The registry must allow deletes.
 
 Example:
   berth delete localhost:5000/app:old
+${CREDS_HELP}
 ${REGISTRY_HELP}`,
-    options: REGISTRY_OPTIONS,
+    options: USER_REGISTRY_OPTIONS,
     async run(p) {
       needPositionals(p, 1, 1, this.usage);
       const ref = registryRef(p.positionals[0]!);
-      const client = clientFor(p);
+      const client = clientFor(p, await credsOption(p, 'creds'));
       try {
         const repo = locatedRepository(client, ref);
         const desc = await repo.resolve(ref.digest ?? ref.tag ?? 'latest');
@@ -539,11 +570,12 @@ Options:
 
 Example:
   berth referrers --artifact-type application/vnd.example.sbom localhost:5000/app:1
+${CREDS_HELP}
 ${REGISTRY_HELP}`,
-    options: { ...REGISTRY_OPTIONS, 'artifact-type': { type: 'string' } },
+    options: { ...USER_REGISTRY_OPTIONS, 'artifact-type': { type: 'string' } },
     async run(p) {
       needPositionals(p, 1, 1, this.usage);
-      const client = clientFor(p);
+      const client = clientFor(p, await credsOption(p, 'creds'));
       const src = await openSource(placeOf(p.positionals[0]!), { client });
       try {
         const lister = src.target as Target & { referrers?: (d: Descriptor, t?: string) => Promise<Descriptor[]> };
@@ -574,8 +606,9 @@ Options:
 
 Example:
   berth attach --artifact-type application/vnd.example.sbom localhost:5000/app:1 sbom.json:application/json
+${CREDS_HELP}
 ${REGISTRY_HELP}`,
-    options: { ...REGISTRY_OPTIONS, 'artifact-type': { type: 'string' }, annotation: { type: 'string', multiple: true } },
+    options: { ...USER_REGISTRY_OPTIONS, 'artifact-type': { type: 'string' }, annotation: { type: 'string', multiple: true } },
     async run(p) {
       if (p.positionals.length < 2) throw new BerthError('USAGE', `REF and at least one FILE are required\n\n${this.usage}`);
       const artifactType = str(p, 'artifact-type');
@@ -587,7 +620,7 @@ ${REGISTRY_HELP}`,
         if (eq <= 0) throw new BerthError('USAGE', `--annotation must be KEY=VALUE, got ${JSON.stringify(a)}`);
         annotations[a.slice(0, eq)] = a.slice(eq + 1);
       }
-      const client = clientFor(p);
+      const client = clientFor(p, await credsOption(p, 'creds'));
       try {
         const repo: Repository = locatedRepository(client, ref);
         const subject = await repo.resolve(ref.digest ?? ref.tag ?? 'latest');

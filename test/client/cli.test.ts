@@ -73,6 +73,29 @@ describe('berth client commands', { skip }, () => {
     assert.deepEqual(JSON.parse(cat.stdout), ['cli/app']);
   });
 
+  it('takes credentials from --creds, --src-creds and --dest-creds instead of the auth files', async () => {
+    // No auth file anywhere: only the flags can authenticate.
+    const bare = { ...env, HOME: join(tmp, 'bare'), DOCKER_CONFIG: join(tmp, 'bare', 'docker'), REGISTRY_AUTH_FILE: join(tmp, 'bare', 'auth.json'), XDG_RUNTIME_DIR: join(tmp, 'bare', 'run') };
+    const creds = `${reg.username}:${reg.password}`;
+    const denied = await berth(['copy', '-q', `oci:${join(tmp, 'layout')}:v1`, `docker://${reg.host}/creds/app:v1`], bare);
+    assert.equal(denied.code, 1);
+    const pushed = await berth(['copy', '-q', '--dest-creds', creds, `oci:${join(tmp, 'layout')}:v1`, `docker://${reg.host}/creds/app:v1`], bare);
+    assert.equal(pushed.code, 0, pushed.stderr);
+    const tags = await berth(['tags', '--creds', creds, `${reg.host}/creds/app`], bare);
+    assert.equal(tags.stdout.trim(), 'v1', tags.stderr);
+    // Registry to registry (one registry, each side with its own flag).
+    const both = await berth(['copy', '-q', '--src-creds', creds, '--dest-creds', creds, `docker://${reg.host}/creds/app:v1`, `docker://${reg.host}/creds/copied:v2`], bare);
+    assert.equal(both.code, 0, both.stderr);
+    const d = await berth(['digest', '--creds', creds, `${reg.host}/creds/copied:v2`], bare);
+    assert.equal(d.stdout.trim(), digest, d.stderr);
+    const wrong = await berth(['tags', '--creds', `${reg.username}:nope`, `${reg.host}/creds/app`], bare);
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /were refused|credentials/i);
+    const noPass = await berth(['tags', '--creds', reg.username, `${reg.host}/creds/app`], bare);
+    assert.equal(noPass.code, 2);
+    assert.match(noPass.stderr, new RegExp(`--creds ${reg.username}: no password; give ${reg.username}:PASSWORD`));
+  });
+
   it('pulls into the local store and pushes from it', async () => {
     const pull = await berth(['pull', '-q', `${reg.host}/cli/app:v1`], env);
     assert.equal(pull.code, 0, pull.stderr);

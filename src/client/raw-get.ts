@@ -34,6 +34,8 @@ export interface RawGetOptions {
   rejectUnauthorized?: boolean;
   /** For https: URLs: the CAs and client certificate (trust.ts; default: Node's). */
   secureContext?: TlsModule.SecureContext;
+  /** Told the status of an answer this reader leaves to the caller (a redirect, a challenge, an error). */
+  onRefused?: (status: number) => void;
 }
 
 /** node:tls loads only for an HTTPS registry. */
@@ -109,6 +111,7 @@ export function rawGet(url: URL, opts: RawGetOptions): Promise<RawBody | undefin
       head = undefined;
       const length = Number(parsed?.headers['content-length']);
       if (!parsed || (parsed.status !== 200 && parsed.status !== 206) || parsed.headers['transfer-encoding'] || !Number.isSafeInteger(length) || length < 0) {
+        if (parsed) opts.onRefused?.(parsed.status);
         finished = true;
         socket.destroy();
         settled = true;

@@ -44,6 +44,8 @@ export class RegistryClient {
   private readonly insecureAll: boolean;
   private readonly probed = new Map<string, 'http' | 'https'>();
   private readonly probing = new Map<string, Promise<void>>();
+  /** `host blobs` / `host manifests` that answered a raw GET with a redirect: HttpClient's from then on. */
+  private readonly redirecting = new Set<string>();
   private readonly repositoryDefaults: RepositoryOptions;
   readonly registriesConf: RegistriesConf;
 
@@ -177,12 +179,19 @@ export class RegistryClient {
     const url = new URL(opts.path, this.baseUrl(host));
     // Through a forward proxy every request takes HttpClient's way (tunnel or absolute form).
     if (this.http.proxyFor(url)) return undefined;
+    // A registry that redirects its blobs (to object storage or a CDN, as Docker Hub does) would
+    // be asked twice for each: once here, once by HttpClient to follow the redirect.
+    const kind = `${host} ${opts.path.includes('/blobs/') ? 'blobs' : 'manifests'}`;
+    if (this.redirecting.has(kind)) return undefined;
     const headers: Record<string, string> = { 'User-Agent': this.http.options.userAgent, ...opts.headers };
     const authz = await this.auth.header(host, opts.scopes);
     if (authz) headers.Authorization = authz;
     try {
       const tlsOptions = url.protocol === 'https:' ? { rejectUnauthorized: this.http.verifiesTls(url), secureContext: this.http.secureContextFor(url) } : {};
-      return await rawGet(url, { headers, timeoutMs: this.http.options.timeoutMs, signal: opts.signal, ...tlsOptions });
+      const onRefused = (status: number) => {
+        if (status >= 300 && status < 400) this.redirecting.add(kind);
+      };
+      return await rawGet(url, { headers, timeoutMs: this.http.options.timeoutMs, signal: opts.signal, onRefused, ...tlsOptions });
     } catch (err) {
       if ((err as Error)?.name === 'AbortError') throw err;
       return undefined;

@@ -122,6 +122,34 @@ describe('Repository against docker-registry', { skip }, () => {
     }
   });
 
+  it('asks a registry that redirects its blobs once per blob, not twice', async () => {
+    const src = new MemoryStore();
+    const img = addImage(src, { files: [{ a: 'redirect one' }, { b: 'redirect two' }, { c: 'redirect three' }] });
+    await src.tag(img.manifest, 'v1');
+    await copy(src, 'v1', client.repository(reg.host, 'test/redirect'), 'v1');
+    // A front that sends every blob GET to the registry itself, as Docker Hub sends them to its CDN.
+    const blobGets: string[] = [];
+    const front = await startHttpProxy(reg.host, (req) => {
+      if (req.method === 'GET' && req.url?.includes('/blobs/')) {
+        blobGets.push(req.url);
+        return { status: 307, headers: { Location: `http://${reg.host}${req.url}` } };
+      }
+      return undefined;
+    });
+    const viaFront = new RegistryClient({ backoffMs: 20, credentials: async () => undefined });
+    try {
+      const back = new MemoryStore();
+      const result = await copy(viaFront.repository(front.host, 'test/redirect'), 'v1', back, 'v1', { concurrency: 1 });
+      assert.equal(result.blobsCopied, 4);
+      for (const layer of img.layers) assert.ok(await back.exists(layer));
+      // The first blob: a raw GET answered 307, then HttpClient's; every later one: HttpClient's only.
+      assert.equal(blobGets.length, 5, blobGets.join('\n'));
+    } finally {
+      viaFront.close();
+      await front.close();
+    }
+  });
+
   it('reports a missing tag as NOT_FOUND and an unknown blob as absent', async () => {
     const repo = client.repository(reg.host, 'test/push');
     await assert.rejects(repo.resolve('nope'), (err: unknown) => isBerthError(err, 'NOT_FOUND'));

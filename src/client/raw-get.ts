@@ -36,6 +36,8 @@ export interface RawGetOptions {
   secureContext?: TlsModule.SecureContext;
   /** Told the status of an answer this reader leaves to the caller (a redirect, a challenge, an error). */
   onRefused?: (status: number) => void;
+  /** Connections kept open between GETs (a RegistryClient's); without one, every GET has its own. */
+  pool?: RawConnectionPool;
 }
 
 /** node:tls loads only for an HTTPS registry. */
@@ -47,13 +49,123 @@ const MIN_READ_ROOM = 64 << 10;
 const HAND_ON_BYTES = 256 << 10;
 const MAX_HEAD_BYTES = 64 << 10;
 
+/** How long an idle connection is kept for the next GET, and how many per origin. */
+const IDLE_MS = 15_000;
+const MAX_IDLE_PER_ORIGIN = 8;
+/** Where an idle connection's reads land: nothing should arrive there. */
+const IDLE_BUFFER = Buffer.alloc(1024);
+
+/** What a connection does with what it reads: the current request's, or nothing while idle. */
+interface Reader {
+  buffer(): Uint8Array;
+  /** `n` bytes arrived in `buf`: the last buffer() gave, or (first read after idling) the idle buffer. */
+  read(n: number, buf: Uint8Array): boolean;
+  failed(err: Error): void;
+  closed(): void;
+}
+
+/** One connection, used by one GET after another (HTTP/1.1 keep-alive, no pipelining). */
+class RawConnection {
+  reader: Reader | undefined;
+  idleTimer: NodeJS.Timeout | undefined;
+  readonly socket: net.Socket;
+
+  constructor(readonly key: string, url: URL, opts: RawGetOptions, onReady: () => void, first: Reader) {
+    // Set before the socket exists: it asks for its first read buffer as it is created.
+    this.reader = first;
+    const secure = url.protocol === 'https:';
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    const connectOptions = {
+      host,
+      port: Number(url.port || (secure ? 443 : 80)),
+      onread: {
+        buffer: () => (this.reader ? this.reader.buffer() : IDLE_BUFFER),
+        // Bytes while idle break the protocol: the connection goes.
+        callback: (n: number, buf: Uint8Array) => (this.reader ? this.reader.read(n, buf) : (this.socket.destroy(), false)),
+      },
+    };
+    this.socket = secure
+      ? tls().connect({ ...connectOptions, servername: net.isIP(host) ? undefined : host, rejectUnauthorized: opts.rejectUnauthorized ?? true, ...(opts.secureContext ? { secureContext: opts.secureContext } : {}), ALPNProtocols: ['http/1.1'] })
+      : net.connect(connectOptions);
+    this.socket.setNoDelay(true);
+    this.socket.once(secure ? 'secureConnect' : 'connect', onReady);
+    this.socket.on('error', (err) => this.reader?.failed(err));
+    this.socket.on('timeout', () => this.reader?.failed(Object.assign(new Error(`no data from ${url.host} for ${opts.timeoutMs} ms`), { code: 'ETIMEDOUT' })));
+    this.socket.on('close', () => {
+      opts.pool?.forget(this);
+      this.reader?.closed();
+    });
+  }
+}
+
+/**
+ * Connections kept between GETs to one origin (one pool per RegistryClient): a pull of many
+ * blobs from a registry that serves them itself then pays one TCP and TLS handshake per
+ * connection, not per blob. Idle connections do not keep the process alive.
+ */
+export class RawConnectionPool {
+  private readonly idle = new Map<string, RawConnection[]>();
+  private closed = false;
+
+  /** An idle connection to `key`'s origin, if one is open. */
+  take(key: string): RawConnection | undefined {
+    const c = this.idle.get(key)?.pop();
+    if (!c) return undefined;
+    clearTimeout(c.idleTimer);
+    c.socket.ref();
+    return c;
+  }
+
+  /** Keeps a connection whose last answer is fully read, for the next GET. */
+  release(c: RawConnection): void {
+    const list = this.idle.get(c.key) ?? [];
+    if (this.closed || c.socket.destroyed || list.length >= MAX_IDLE_PER_ORIGIN) {
+      c.socket.destroy();
+      return;
+    }
+    c.socket.setTimeout(0);
+    c.socket.unref();
+    c.idleTimer = setTimeout(() => c.socket.destroy(), IDLE_MS).unref();
+    list.push(c);
+    this.idle.set(c.key, list);
+  }
+
+  /** A connection that closed: out of the pool. */
+  forget(c: RawConnection): void {
+    clearTimeout(c.idleTimer);
+    const list = this.idle.get(c.key);
+    const i = list?.indexOf(c) ?? -1;
+    if (i >= 0) list!.splice(i, 1);
+  }
+
+  /** Closes every idle connection; later ones are closed when their GET ends. */
+  close(): void {
+    this.closed = true;
+    for (const list of this.idle.values()) for (const c of list) c.socket.destroy();
+    this.idle.clear();
+  }
+}
+
 /** `GET url`; undefined when the answer is not a plain 200/206 body (see above). */
-export function rawGet(url: URL, opts: RawGetOptions): Promise<RawBody | undefined> {
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return Promise.resolve(undefined);
+export async function rawGet(url: URL, opts: RawGetOptions): Promise<RawBody | undefined> {
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return undefined;
   // A header with CR or LF (say, a token from a hostile token server) would split the request:
   // leave it to HttpClient, which refuses it with a clear error.
-  if (Object.entries(opts.headers).some(([k, v]) => /[\r\n]/.test(k) || /[\r\n]/.test(v))) return Promise.resolve(undefined);
-  const secure = url.protocol === 'https:';
+  if (Object.entries(opts.headers).some(([k, v]) => /[\r\n]/.test(k) || /[\r\n]/.test(v))) return undefined;
+  const key = `${url.protocol}//${url.host} ${opts.rejectUnauthorized ?? true}`;
+  const idle = opts.pool?.take(key);
+  if (idle) {
+    try {
+      return await request(url, opts, key, idle);
+    } catch (err) {
+      // The server closed the idle connection as the request went out: a fresh one.
+      if (!(err as { stale?: boolean }).stale) throw err;
+    }
+  }
+  return request(url, opts, key, undefined);
+}
+
+function request(url: URL, opts: RawGetOptions, key: string, reused: RawConnection | undefined): Promise<RawBody | undefined> {
   return new Promise((resolve, reject) => {
     let slab = takeSlab();
     let used = 0;
@@ -63,14 +175,28 @@ export function rawGet(url: URL, opts: RawGetOptions): Promise<RawBody | undefin
     let body: Readable | undefined;
     let remaining = 0;
     let settled = false;
-    /** The body is complete or the answer was refused: no more reads are wanted. */
+    /** The body is complete or the answer was refused: this request reads no more. */
     let finished = false;
+    /** Whether the server answered anything on this connection for this request. */
+    let answered = false;
+    let keepAlive = false;
+
+    /** The request is over: its slab and the connection go their ways. */
+    const end = (connectionKept: boolean) => {
+      finished = true;
+      if (connection.reader === reader) connection.reader = undefined;
+      retireSlab(slab);
+      signal?.removeEventListener('abort', onAbort);
+      if (connectionKept && opts.pool) opts.pool.release(connection);
+      else connection.socket.destroy();
+    };
 
     const fail = (err: Error) => {
-      socket.destroy();
+      if (finished) return;
+      end(false);
       if (!settled) {
         settled = true;
-        reject(err);
+        reject(reused && !answered ? Object.assign(err, { stale: true }) : err);
       } else body?.destroy(err);
     };
 
@@ -90,9 +216,10 @@ export function rawGet(url: URL, opts: RawGetOptions): Promise<RawBody | undefin
       if (remaining === 0) {
         handOn();
         body!.push(null);
-        finished = true;
-        socket.destroy();
-        return false;
+        // Bytes past the body (nothing was pipelined) mean the connection cannot be trusted.
+        const kept = keepAlive && take === n;
+        end(kept);
+        return kept;
       }
       let more = true;
       if (used - pendingStart >= HAND_ON_BYTES || slab.length - used < MIN_READ_ROOM) more = handOn();
@@ -101,32 +228,33 @@ export function rawGet(url: URL, opts: RawGetOptions): Promise<RawBody | undefin
 
     const onHeadBytes = (n: number): boolean => {
       head = Buffer.concat([head!, slab.subarray(used, used + n)]);
-      const end = head.indexOf('\r\n\r\n');
-      if (end < 0) {
+      const headEnd = head.indexOf('\r\n\r\n');
+      if (headEnd < 0) {
         if (head.length > MAX_HEAD_BYTES) fail(new Error(`response head larger than ${MAX_HEAD_BYTES} bytes from ${url.host}`));
         return true;
       }
-      const parsed = parseHead(head.subarray(0, end).toString('latin1'));
-      const rest = head.subarray(end + 4);
+      const parsed = parseHead(head.subarray(0, headEnd).toString('latin1'));
+      const rest = head.subarray(headEnd + 4);
       head = undefined;
       const length = Number(parsed?.headers['content-length']);
       if (!parsed || (parsed.status !== 200 && parsed.status !== 206) || parsed.headers['transfer-encoding'] || !Number.isSafeInteger(length) || length < 0) {
         if (parsed) opts.onRefused?.(parsed.status);
-        finished = true;
-        socket.destroy();
+        end(false);
         settled = true;
         resolve(undefined);
         return false;
       }
+      keepAlive = parsed.http11 && !/(^|,)\s*close\s*(,|$)/i.test(parsed.headers.connection ?? '');
       remaining = length;
       body = new Readable({
         highWaterMark: 0,
         // net.Socket.resume() restarts reading after the onread callback returned false.
         read: () => {
-          socket.resume();
+          if (!finished) connection.socket.resume();
         },
+        // Once the body is complete the connection belongs to the pool (or the next GET).
         destroy: (err, cb) => {
-          socket.destroy();
+          if (!finished) fail(err ?? new Error('the body was destroyed before it ended'));
           cb(err);
         },
       });
@@ -140,66 +268,70 @@ export function rawGet(url: URL, opts: RawGetOptions): Promise<RawBody | undefin
       }
       if (remaining === 0) {
         body.push(null);
-        finished = true;
-        socket.destroy();
-        return false;
+        end(keepAlive);
+        return keepAlive;
       }
       return true;
     };
 
-    const host = url.hostname.replace(/^\[|\]$/g, '');
-    const connectOptions = {
-      host,
-      port: Number(url.port || (secure ? 443 : 80)),
-      onread: {
-        // The next read lands after the bytes already read into this slab; a full slab is
-        // left to the chunks that view it and a fresh one is taken.
-        buffer: () => {
-          if (finished) return slab;
-          if (slab.length - used < MIN_READ_ROOM) {
-            if (body) handOn();
-            retireSlab(slab);
-            slab = takeSlab();
-            used = pendingStart = 0;
-          }
-          return slab.subarray(used);
-        },
-        callback: (n: number) => (head ? onHeadBytes(n) : onBodyBytes(n)),
-      },
-    };
-    const socket: net.Socket = secure
-      ? tls().connect({ ...connectOptions, servername: net.isIP(host) ? undefined : host, rejectUnauthorized: opts.rejectUnauthorized ?? true, ...(opts.secureContext ? { secureContext: opts.secureContext } : {}), ALPNProtocols: ['http/1.1'] })
-      : net.connect(connectOptions);
-    socket.setNoDelay(true);
-    socket.setTimeout(opts.timeoutMs, () => fail(Object.assign(new Error(`no data from ${url.host} for ${opts.timeoutMs} ms`), { code: 'ETIMEDOUT' })));
-    socket.on(secure ? 'secureConnect' : 'connect', () => {
-      const lines = [`GET ${url.pathname}${url.search} HTTP/1.1`, `Host: ${url.host}`, 'Connection: close'];
-      for (const [k, v] of Object.entries(opts.headers)) lines.push(`${k}: ${v}`);
-      socket.write(lines.join('\r\n') + '\r\n\r\n');
-    });
-    socket.on('error', (err) => fail(err));
-    socket.on('close', () => {
+    /** Starts a fresh slab when this one has too little room left (its chunks keep it). */
+    const ensureRoom = (room: number) => {
+      if (slab.length - used >= room) return;
+      if (body) handOn();
       retireSlab(slab);
-      if (!settled || (body && remaining > 0)) {
-        fail(Object.assign(new Error(`connection to ${url.host} closed ${settled ? `with ${remaining} bytes of the body still to come` : 'before the answer'}`), { code: 'ECONNRESET' }));
-      }
-    });
+      slab = takeSlab();
+      used = pendingStart = 0;
+    };
+    let handed: Uint8Array | undefined;
+    const reader: Reader = {
+      // The next read lands after the bytes already read into this slab.
+      buffer: () => {
+        ensureRoom(MIN_READ_ROOM);
+        handed = slab.subarray(used);
+        return handed;
+      },
+      read: (n: number, buf: Uint8Array) => {
+        if (n > 0) answered = true;
+        if (buf !== handed) {
+          // The first read on a connection taken from the pool lands in its idle buffer (small).
+          ensureRoom(n);
+          slab.set(buf.subarray(0, n), used);
+        }
+        return head ? onHeadBytes(n) : onBodyBytes(n);
+      },
+      failed: (err) => fail(err),
+      closed: () => fail(Object.assign(new Error(`connection to ${url.host} closed ${settled ? `with ${remaining} bytes of the body still to come` : 'before the answer'}`), { code: 'ECONNRESET' })),
+    };
+
+    const send = () => {
+      const lines = [`GET ${url.pathname}${url.search} HTTP/1.1`, `Host: ${url.host}`];
+      // Without a pool to keep it, the connection closes with the answer.
+      if (!opts.pool) lines.push('Connection: close');
+      for (const [k, v] of Object.entries(opts.headers)) lines.push(`${k}: ${v}`);
+      connection.socket.write(lines.join('\r\n') + '\r\n\r\n');
+    };
+
+    const connection: RawConnection = reused ?? new RawConnection(key, url, opts, send, reader);
+    connection.reader = reader;
+    connection.socket.setTimeout(opts.timeoutMs);
+    if (reused) {
+      connection.socket.resume();
+      send();
+    }
+
     const signal = opts.signal;
+    const onAbort = () => fail(signal!.reason as Error);
     if (signal) {
-      const onAbort = () => fail(signal.reason as Error);
       if (signal.aborted) onAbort();
-      else {
-        signal.addEventListener('abort', onAbort, { once: true });
-        socket.once('close', () => signal.removeEventListener('abort', onAbort));
-      }
+      else signal.addEventListener('abort', onAbort, { once: true });
     }
   });
 }
 
 /** Status line and headers (names lower-cased, repeats joined with ", "); undefined if malformed. */
-function parseHead(text: string): { status: number; headers: Record<string, string> } | undefined {
+function parseHead(text: string): { status: number; http11: boolean; headers: Record<string, string> } | undefined {
   const [statusLine, ...lines] = text.split('\r\n');
-  const m = /^HTTP\/1\.[01] (\d{3})/.exec(statusLine ?? '');
+  const m = /^HTTP\/1\.([01]) (\d{3})/.exec(statusLine ?? '');
   if (!m) return undefined;
   const headers: Record<string, string> = {};
   for (const line of lines) {
@@ -209,5 +341,5 @@ function parseHead(text: string): { status: number; headers: Record<string, stri
     const value = line.slice(colon + 1).trim();
     headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
   }
-  return { status: Number(m[1]), headers };
+  return { status: Number(m[2]), http11: m[1] === '1', headers };
 }

@@ -9,7 +9,7 @@ import { findCredentials, type Credentials } from './credentials.js';
 import { Authenticator, type CredentialSource } from './auth.js';
 import { discard, nextLink, readBody, HttpClient, type HttpClientOptions, type HttpRequest, type HttpResponse } from './http.js';
 import { registryError } from './errors.js';
-import { rawGet, type RawBody } from './raw-get.js';
+import { RawConnectionPool, rawGet, type RawBody } from './raw-get.js';
 import { Repository, type RepositoryOptions } from './repository.js';
 import { RegistryTrust } from './trust.js';
 import { isInsecureHost, loadRegistriesConf, locate, pullSources, type RegistriesConf } from './registries-conf.js';
@@ -46,6 +46,8 @@ export class RegistryClient {
   private readonly probing = new Map<string, Promise<void>>();
   /** `host blobs` / `host manifests` that answered a raw GET with a redirect: HttpClient's from then on. */
   private readonly redirecting = new Set<string>();
+  /** Blob and manifest GETs' connections, kept between requests. */
+  private readonly rawPool = new RawConnectionPool();
   private readonly repositoryDefaults: RepositoryOptions;
   readonly registriesConf: RegistriesConf;
 
@@ -68,6 +70,7 @@ export class RegistryClient {
 
   close(): void {
     this.http.close();
+    this.rawPool.close();
   }
 
   /**
@@ -191,7 +194,7 @@ export class RegistryClient {
       const onRefused = (status: number) => {
         if (status >= 300 && status < 400) this.redirecting.add(kind);
       };
-      return await rawGet(url, { headers, timeoutMs: this.http.options.timeoutMs, signal: opts.signal, onRefused, ...tlsOptions });
+      return await rawGet(url, { headers, timeoutMs: this.http.options.timeoutMs, signal: opts.signal, onRefused, pool: this.rawPool, ...tlsOptions });
     } catch (err) {
       if ((err as Error)?.name === 'AbortError') throw err;
       return undefined;

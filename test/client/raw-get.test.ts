@@ -13,9 +13,9 @@ import http from 'node:http';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
-import { rawGet } from '../../src/client/raw-get.js';
+import { RawConnectionPool, rawGet } from '../../src/client/raw-get.js';
 import { BlobDownload } from '../../src/client/blob-download.js';
 import { isNetworkError } from '../../src/client/http.js';
 import { readAll } from '../../src/content/read.js';
@@ -47,6 +47,10 @@ describe('rawGet', () => {
         case '/missing':
           res.writeHead(404, { 'Content-Type': 'application/json' });
           res.end('{"errors":[{"code":"BLOB_UNKNOWN"}]}');
+          return;
+        case '/close':
+          res.writeHead(200, { 'Content-Length': '10', Connection: 'close' });
+          res.end('0123456789');
           return;
         case '/redirect':
           res.writeHead(307, { Location: '/blob', 'Content-Length': '0' });
@@ -169,6 +173,72 @@ describe('rawGet', () => {
     const got = await readAll(download, BLOB.length);
     assert.equal(opened, 2);
     assert.equal(sha(got), sha(BLOB));
+  });
+
+  it('keeps connections for the next GET in a pool, and not when the server says close', async () => {
+    let connections = 0;
+    const countConnections = () => connections++;
+    server.on('connection', countConnections);
+    const pool = new RawConnectionPool();
+    try {
+      for (let i = 0; i < 3; i++) {
+        const res = await rawGet(new URL(`${base}/blob`), { headers: {}, timeoutMs: 10_000, pool });
+        assert.ok(res);
+        assert.equal(sha(await readAll(res.body, BLOB.length)), sha(BLOB));
+        assert.equal(seen.at(-1)!.connection, undefined, 'no Connection: close when pooled');
+      }
+      assert.equal(connections, 1);
+      // An answer refused (a redirect) or one that says close leaves the pool without its connection.
+      assert.equal(await rawGet(new URL(`${base}/redirect`), { headers: {}, timeoutMs: 10_000, pool }), undefined);
+      const closing = await rawGet(new URL(`${base}/close`), { headers: {}, timeoutMs: 10_000, pool });
+      assert.ok(closing);
+      await readAll(closing.body, 10);
+      const again = await rawGet(new URL(`${base}/empty`), { headers: {}, timeoutMs: 10_000, pool });
+      assert.ok(again);
+      assert.equal(connections, 3, 'the redirect and the close answer took their connections with them');
+      // The server drops its idle connections: the next GET opens a new one.
+      server.closeIdleConnections();
+      await new Promise((r) => setTimeout(r, 50));
+      const fresh = await rawGet(new URL(`${base}/empty`), { headers: {}, timeoutMs: 10_000, pool });
+      assert.ok(fresh);
+      assert.equal(connections, 4);
+    } finally {
+      pool.close();
+      server.off('connection', countConnections);
+    }
+  });
+
+  it('sends again on a fresh connection when a pooled one turns out closed', async () => {
+    // Answers the first GET on each connection and drops the connection at the second, as a
+    // server does whose idle timeout fires just as the request arrives.
+    let connections = 0;
+    const racy = net.createServer((sock) => {
+      connections++;
+      let requests = 0;
+      let buffered = '';
+      sock.on('data', (d) => {
+        buffered += d.toString('latin1');
+        while (buffered.includes('\r\n\r\n')) {
+          buffered = buffered.slice(buffered.indexOf('\r\n\r\n') + 4);
+          if (++requests === 1) sock.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello');
+          else sock.destroy();
+        }
+      });
+    });
+    await new Promise<void>((resolve) => racy.listen(0, '127.0.0.1', resolve));
+    const url = new URL(`http://127.0.0.1:${(racy.address() as AddressInfo).port}/b`);
+    const pool = new RawConnectionPool();
+    try {
+      for (let i = 0; i < 3; i++) {
+        const res = await rawGet(url, { headers: {}, timeoutMs: 10_000, pool });
+        assert.ok(res);
+        assert.equal((await readAll(res.body, 5)).toString(), 'hello');
+      }
+      assert.equal(connections, 3, 'each retry opened one new connection');
+    } finally {
+      pool.close();
+      await new Promise<void>((resolve) => racy.close(() => resolve()));
+    }
   });
 
   it('fails with a network error when nothing listens', async () => {

@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { once } from 'node:events';
@@ -630,8 +630,12 @@ describe('cgroups: the same files as runc writes (root)', {
     config.linux.cgroupsPath = runcPath;
     config.linux.resources = { ...config.linux.resources, ...resources };
     writeFileSync(join(bundle, 'config.json'), JSON.stringify(config));
-    const created = spawnSync('runc', ['--root', join(tmp, 'state'), 'create', '--bundle', bundle, id], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 30000 });
-    assert.equal(created.status, 0, `runc create: ${created.stderr?.toString()}`);
+    // The container keeps create's stdio open until it exits: a file, not a pipe to wait on (30 s).
+    const errFile = join(tmp, 'runc-create.err');
+    const errFd = openSync(errFile, 'w');
+    const created = spawnSync('runc', ['--root', join(tmp, 'state'), 'create', '--bundle', bundle, id], { stdio: ['ignore', 'ignore', errFd], timeout: 30000 });
+    closeSync(errFd);
+    assert.equal(created.status, 0, `runc create: ${readFileSync(errFile, 'utf8')}`);
     runcCreated = true;
 
     const m = cgroupManagerFor(berthPath, id);

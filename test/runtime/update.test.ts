@@ -3,7 +3,7 @@
 // runc, given the same flags for the same bundle, writes the same values. Needs root.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -113,8 +113,12 @@ describe('berth-runtime update (root)', () => {
     try {
       const flags = ['--memory', '96m', '--memory-reservation', '32m', '--cpu-quota', '30000', '--cpu-period', '100000', '--pids-limit', '64'];
       assert.equal(rt.create('upd3', bundle.dir, join(bundle.dir, 'o3')).status, 0);
-      const c = spawnSync('runc', ['--root', runcRoot, 'create', '--bundle', bundle.dir, 'upd3-runc'], { encoding: 'utf8', env, stdio: ['ignore', 'ignore', 'pipe'], timeout: 30_000 });
-      assert.equal(c.status, 0, c.stderr);
+      // The container keeps create's stdio open until it exits: a file, not a pipe to wait on.
+      const errFile = join(runcRoot, 'create.err');
+      const errFd = openSync(errFile, 'w');
+      const c = spawnSync('runc', ['--root', runcRoot, 'create', '--bundle', bundle.dir, 'upd3-runc'], { env, stdio: ['ignore', 'ignore', errFd], timeout: 30_000 });
+      closeSync(errFd);
+      assert.equal(c.status, 0, readFileSync(errFile, 'utf8'));
       assert.equal(rt.run(['update', ...flags, 'upd3']).status, 0);
       const u = spawnSync('runc', ['--root', runcRoot, 'update', ...flags, 'upd3-runc'], { encoding: 'utf8', env });
       assert.equal(u.status, 0, u.stderr);

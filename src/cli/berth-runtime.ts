@@ -165,7 +165,12 @@ async function cmdUpdate(g: Global, argv: string[]): Promise<number> {
   if (file !== undefined) {
     // runc ignores the other flags when --resources is given; saying so is kinder.
     if (Object.keys(flags).length) throw new BerthError('USAGE', `--resources cannot be combined with --${Object.keys(flags).join(', --')}: put everything in the resources document`);
-    const text = file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8');
+    let text: string;
+    try {
+      text = file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new BerthError('USAGE', `--resources ${file}: cannot read it: ${(err as Error).message}`);
+    }
     try {
       resources = JSON.parse(text);
     } catch (err) {

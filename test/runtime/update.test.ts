@@ -95,6 +95,7 @@ describe('berth-runtime update (root)', () => {
     fails(['--memory', 'lots', 'upd2'], /not a size/);
     fails(['--resources', '-', '--memory', '1g', 'upd2'], /cannot be combined with --memory/, '{}');
     fails(['--resources', '-', 'upd2'], /not JSON/, '{"pids":');
+    fails(['--resources', '/nonexistent/res.json', 'upd2'], /--resources \/nonexistent\/res\.json: cannot read it/);
     fails(['--resources', '-', 'upd2'], /update resources linux\.resources\.pids\.limit/, '{"pids":{"limit":"ten"}}');
     fails(['--resources', '-', 'upd2'], /devices cannot be changed/, '{"devices":[{"allow":false,"access":"rwm"}]}');
     fails(['--l3-cache-schema', 'L3:0=f', 'upd2'], /Intel RDT/);

@@ -115,6 +115,46 @@ function report(p: ParsedCommand, result: CopyResult, progress: ProgressPrinter 
   printLine(result.descriptor.digest);
 }
 
+/** Whether a docker:// place names a tag or digest (references default to :latest once parsed). */
+function namesTagOrDigest(place: string): boolean {
+  const rest = place.replace(/^docker:\/\//, '');
+  return rest.includes('@') || rest.lastIndexOf(':') > rest.lastIndexOf('/');
+}
+
+/** copy --all-tags: every tag of a registry repository to another repository or a layout, under the same tags (as crane copy --all-tags). */
+async function copyAllTags(p: ParsedCommand, client: RegistryClient, dstClient: RegistryClient): Promise<number> {
+  const [srcArg, dstArg] = p.positionals as [string, string];
+  const srcPlace = parsePlace(srcArg);
+  const dstPlace = parsePlace(dstArg);
+  if (srcPlace.kind !== 'docker' || namesTagOrDigest(srcArg)) {
+    throw new BerthError('USAGE', `--all-tags copies a registry repository: give the source as docker://HOST/REPO, without a tag (got ${srcArg})`);
+  }
+  const dstNamed = dstPlace.kind === 'docker' ? namesTagOrDigest(dstArg) : dstPlace.ref !== undefined;
+  if (dstPlace.kind === 'docker-archive' || dstNamed) {
+    throw new BerthError('USAGE', `--all-tags keeps the source's tags: give the destination as docker://HOST/REPO, oci:DIR or oci-archive:FILE, without a tag (got ${dstArg})`);
+  }
+  const source = locatedRepository(client, srcPlace.reference);
+  const tags = await source.tags();
+  if (tags.length === 0) throw new BerthError('NOT_FOUND', `${srcArg} has no tags to copy`);
+  const dst = await openDestination(dstPlace, { client: dstClient });
+  const copied: { tag: string; digest: string }[] = [];
+  let ok = false;
+  try {
+    for (const tag of tags) {
+      const progress = progressFor(p);
+      const r = await copy(source, tag, dst.target, tag, copyOptions(p, progress));
+      if (progress) process.stderr.write(`${tag}: ${progress.finish()}\n`);
+      copied.push({ tag, digest: r.descriptor.digest });
+    }
+    ok = true;
+  } finally {
+    await dst.close(ok);
+  }
+  if (p.json) printJson(copied);
+  else for (const c of copied) printLine(`${c.tag} ${c.digest}`);
+  return 0;
+}
+
 async function withPlaces<T>(src: OpenedPlace, dst: OpenedPlace, fn: () => Promise<T>): Promise<T> {
   let ok = false;
   try {
@@ -224,15 +264,17 @@ Places: docker://HOST/REPO[:TAG|@DIGEST], oci:DIR[:REF], oci-archive:FILE[:REF],
 
 Options:
 ${COPY_FLAGS_HELP}
+  --all-tags           every tag of the source repository (SRC without a tag), under the same tags
   --src-creds USER[:PASS], --dest-creds USER[:PASS]
                        credentials for the source / the destination registry (instead of the auth files)
 ${REGISTRY_HELP}
 
 Examples:
   berth copy --all docker://localhost:5000/app:1 oci:./app-layout:1
+  berth copy --all-tags docker://registry.example/team/app docker://mirror.internal/team/app
   berth copy oci:./app-layout:1 docker://registry.example/team/app:1
   berth copy docker://localhost:5000/app:1 docker-archive:app.tar:app:1`,
-    options: { ...COPY_OPTIONS, 'src-creds': { type: 'string' }, 'dest-creds': { type: 'string' } },
+    options: { ...COPY_OPTIONS, 'src-creds': { type: 'string' }, 'dest-creds': { type: 'string' }, 'all-tags': { type: 'boolean' } },
     async run(p) {
       needPositionals(p, 2, 2, this.usage);
       // Separate credentials for the two sides mean separate clients (they may be one registry).
@@ -241,6 +283,7 @@ Examples:
       const client = clientFor(p, srcCreds);
       const dstClient = srcCreds || dstCreds ? clientFor(p, dstCreds) : client;
       try {
+        if (flag(p, 'all-tags')) return await copyAllTags(p, client, dstClient);
         const srcPlace = parsePlace(p.positionals[0]!);
         const dstPlace = parsePlace(p.positionals[1]!);
         // The source opens and resolves (a registry round trip, through its mirrors) while the

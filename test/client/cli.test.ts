@@ -96,6 +96,25 @@ describe('berth client commands', { skip }, () => {
     assert.match(noPass.stderr, new RegExp(`--creds ${reg.username}: no password; give ${reg.username}:PASSWORD`));
   });
 
+  it('copies every tag of a repository with --all-tags, to a registry and to a layout', async () => {
+    const second = await berth(['copy', '-q', `oci:${join(tmp, 'layout')}:v1`, `docker://${reg.host}/cli/app:v2`], env);
+    assert.equal(second.code, 0, second.stderr);
+    const mirrored = await berth(['copy', '-q', '--all-tags', '--format', 'json', `docker://${reg.host}/cli/app`, `docker://${reg.host}/cli/mirror`], env);
+    assert.equal(mirrored.code, 0, mirrored.stderr);
+    assert.deepEqual(JSON.parse(mirrored.stdout), [{ tag: 'v1', digest }, { tag: 'v2', digest }]);
+    const tags = await berth(['tags', `${reg.host}/cli/mirror`], env);
+    assert.deepEqual(tags.stdout.trim().split('\n'), ['v1', 'v2']);
+    const dir = join(tmp, 'all-tags');
+    const toLayout = await berth(['copy', '-q', '--all-tags', `docker://${reg.host}/cli/app`, `oci:${dir}`], env);
+    assert.equal(toLayout.code, 0, toLayout.stderr);
+    assert.deepEqual((await (await OciLayout.open(dir)).tags()).sort(), ['v1', 'v2']);
+    const tagged = await berth(['copy', '--all-tags', `docker://${reg.host}/cli/app:v1`, `oci:${dir}`], env);
+    assert.equal(tagged.code, 2);
+    assert.match(tagged.stderr, /--all-tags copies a registry repository: give the source as docker:\/\/HOST\/REPO, without a tag/);
+    const dstTagged = await berth(['copy', '--all-tags', `docker://${reg.host}/cli/app`, `oci:${dir}:x`], env);
+    assert.equal(dstTagged.code, 2);
+  });
+
   it('pulls into the local store and pushes from it', async () => {
     const pull = await berth(['pull', '-q', `${reg.host}/cli/app:v1`], env);
     assert.equal(pull.code, 0, pull.stderr);

@@ -32,6 +32,7 @@ const commandGroup: Record<string, keyof typeof groups> = {
   tags: 'client',
   catalog: 'client',
   digest: 'client',
+  tag: 'client',
   delete: 'client',
   referrers: 'client',
   attach: 'client',

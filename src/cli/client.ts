@@ -10,7 +10,7 @@ import { BerthError } from '../errors.js';
 import { digestStream } from '../image/digest.js';
 import { isIndexMediaType, MediaType } from '../image/media-types.js';
 import { formatPlatform } from '../image/platform.js';
-import { parseReference, formatReference, type Reference } from '../image/reference.js';
+import { parseReference, formatReference, validateTag, type Reference } from '../image/reference.js';
 import type { Descriptor, ImageConfig, ImageIndex, ImageManifest } from '../image/types.js';
 import { findCredentials, removeCredentials, storeCredentials, defaultLoginFile, type Credentials } from '../client/credentials.js';
 import { RegistryClient } from '../client/registry.js';
@@ -568,6 +568,37 @@ ${REGISTRY_HELP}`,
         return 0;
       } finally {
         await src.close(true);
+        client.close();
+      }
+    },
+  },
+
+  tag: {
+    summary: 'Tag an image in a registry again, without copying it',
+    usage: `Usage: berth tag [OPTIONS] REF TAG
+
+Puts the manifest REF names under TAG in the same repository (as crane tag): one manifest
+read and one write, no blobs.
+
+Example:
+  berth tag registry.example/team/app:rc1 v1.0.0
+${CREDS_HELP}
+${REGISTRY_HELP}`,
+    options: USER_REGISTRY_OPTIONS,
+    async run(p) {
+      needPositionals(p, 2, 2, this.usage);
+      const ref = registryRef(p.positionals[0]!);
+      const tag = p.positionals[1]!;
+      validateTag(tag);
+      const client = clientFor(p, await credsOption(p, 'creds'));
+      try {
+        const repo = locatedRepository(client, ref);
+        const desc = await repo.resolve(ref.digest ?? ref.tag ?? 'latest', { prefetch: true });
+        await repo.tag(desc, tag);
+        if (p.json) printJson({ ...desc, tag });
+        else printLine(desc.digest);
+        return 0;
+      } finally {
         client.close();
       }
     },

@@ -115,6 +115,19 @@ describe('berth client commands', { skip }, () => {
     assert.equal(dstTagged.code, 2);
   });
 
+  it('tags an image again in the registry without copying it', async () => {
+    const t = await berth(['tag', `${reg.host}/cli/app:v1`, 'promoted'], env);
+    assert.equal(t.code, 0, t.stderr);
+    assert.equal(t.stdout.trim(), digest);
+    const d = await berth(['digest', `${reg.host}/cli/app:promoted`], env);
+    assert.equal(d.stdout.trim(), digest);
+    const bad = await berth(['tag', `${reg.host}/cli/app:v1`, '-nope'], env);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /tag/i);
+    const missing = await berth(['tag', `${reg.host}/cli/app:absent`, 'x'], env);
+    assert.equal(missing.code, 1);
+  });
+
   it('pulls into the local store and pushes from it', async () => {
     const pull = await berth(['pull', '-q', `${reg.host}/cli/app:v1`], env);
     assert.equal(pull.code, 0, pull.stderr);

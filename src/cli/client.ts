@@ -10,7 +10,7 @@ import { BerthError } from '../errors.js';
 import { digestStream } from '../image/digest.js';
 import { isIndexMediaType, MediaType } from '../image/media-types.js';
 import { formatPlatform } from '../image/platform.js';
-import { parseReference, formatReference, validateTag, type Reference } from '../image/reference.js';
+import { parseReference, formatReference, referenceTarget, validateTag, type Reference } from '../image/reference.js';
 import type { Descriptor, ImageConfig, ImageIndex, ImageManifest } from '../image/types.js';
 import { findCredentials, removeCredentials, storeCredentials, defaultLoginFile, type Credentials } from '../client/credentials.js';
 import { RegistryClient } from '../client/registry.js';
@@ -298,10 +298,10 @@ Examples:
           await dst.close(false);
           throw err;
         });
-        const root = src.resolved ? Promise.resolve(src.resolved) : src.target.resolve(src.ref ?? '', { prefetch: true });
+        const root = src.resolved ?? (await src.target.resolve(src.ref ?? '', { prefetch: true }));
         const progress = progressFor(p);
         const result = await withPlaces(src, dst, async () => {
-          const r = await copy(src.target, await root, dst.target, dst.ref, copyOptions(p, progress));
+          const r = await copy(src.target, root, dst.target, dst.ref, copyOptions(p, progress));
           if (dstPlace.kind === 'docker' && dstPlace.reference.digest && dstPlace.reference.digest !== r.descriptor.digest) {
             throw new BerthError('DIGEST_MISMATCH', `the copied image has digest ${r.descriptor.digest}, not ${dstPlace.reference.digest} as the destination names`);
           }
@@ -340,7 +340,7 @@ Examples:
       const client = clientFor(p, await credsOption(p, 'creds'));
       try {
         // Resolved through the mirrors registries.conf names, while the store opens.
-        const resolving = client.resolveForPull(ref.registry, ref.repository, ref.digest ?? ref.tag ?? 'latest', { prefetch: true });
+        const resolving = client.resolveForPull(ref.registry, ref.repository, referenceTarget(ref), { prefetch: true });
         resolving.catch(() => undefined); // awaited below, once the store is open
         const { openImageStore, storeRefName } = await import('../engine/store.js');
         const store = await openImageStore({ root: str(p, 'root') });
@@ -593,7 +593,7 @@ ${REGISTRY_HELP}`,
       const client = clientFor(p, await credsOption(p, 'creds'));
       try {
         const repo = locatedRepository(client, ref);
-        const desc = await repo.resolve(ref.digest ?? ref.tag ?? 'latest', { prefetch: true });
+        const desc = await repo.resolve(referenceTarget(ref), { prefetch: true });
         await repo.tag(desc, tag);
         if (p.json) printJson({ ...desc, tag });
         else printLine(desc.digest);
@@ -622,7 +622,7 @@ ${REGISTRY_HELP}`,
       const client = clientFor(p, await credsOption(p, 'creds'));
       try {
         const repo = locatedRepository(client, ref);
-        const desc = await repo.resolve(ref.digest ?? ref.tag ?? 'latest');
+        const desc = await repo.resolve(referenceTarget(ref));
         await repo.delete(desc);
         if (p.json) printJson({ deleted: desc.digest });
         else printLine(`Deleted ${desc.digest}`);
@@ -697,7 +697,7 @@ ${REGISTRY_HELP}`,
       const client = clientFor(p, await credsOption(p, 'creds'));
       try {
         const repo: Repository = locatedRepository(client, ref);
-        const subject = await repo.resolve(ref.digest ?? ref.tag ?? 'latest');
+        const subject = await repo.resolve(referenceTarget(ref));
         const layers: Descriptor[] = [];
         for (const spec of p.positionals.slice(1)) {
           const m = /^(.*?)(?::([\w.+-]+\/[\w.+-]+))?$/.exec(spec)!;

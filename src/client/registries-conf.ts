@@ -181,23 +181,27 @@ function blockedError(e: RegistryEntry, name: string): BerthError {
   return new BerthError('DENIED', `${name} is blocked: ${e.file} marks registry ${e.prefix} blocked`);
 }
 
+/** The entry for `name` with a prefix (not a wildcard) to rewrite by; DENIED when it is blocked. */
+function usableEntry(conf: RegistriesConf, name: string): RegistryEntry | undefined {
+  const e = findEntry(conf, name);
+  if (e?.blocked) throw blockedError(e, name);
+  return e && !e.prefix.startsWith('*.') ? e : undefined;
+}
+
 /** Where `host/repository` really is (a moved location applied); DENIED when blocked. */
 export function locate(conf: RegistriesConf, host: string, repository: string): { host: string; repository: string } {
   const name = `${host}/${repository}`;
-  const e = findEntry(conf, name);
-  if (!e) return { host, repository };
-  if (e.blocked) throw blockedError(e, name);
-  if (e.prefix.startsWith('*.')) return { host, repository };
-  return split(e.location + name.slice(e.prefix.length));
+  const e = usableEntry(conf, name);
+  return e ? split(e.location + name.slice(e.prefix.length)) : { host, repository };
 }
 
 /** Where to read `host/repository` from, in order: the mirrors that serve this kind of reference, then the registry. */
 export function pullSources(conf: RegistriesConf, host: string, repository: string, byDigest: boolean): PullSource[] {
   const name = `${host}/${repository}`;
-  const primary = { ...locate(conf, host, repository), mirror: false };
-  const e = findEntry(conf, name);
-  if (!e || e.prefix.startsWith('*.')) return [primary];
+  const e = usableEntry(conf, name);
+  if (!e) return [{ host, repository, mirror: false }];
   const rest = name.slice(e.prefix.length);
+  const primary = { ...split(e.location + rest), mirror: false };
   const mirrors = e.mirrors
     .filter((m) => m.pullFromMirror === 'all' || (m.pullFromMirror === 'digest-only') === byDigest)
     .map((m) => ({ ...split(m.location + rest), mirror: true }));

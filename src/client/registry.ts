@@ -100,22 +100,25 @@ export class RegistryClient {
    */
   async resolveForPull(host: string, repository: string, ref: string, opts: ResolveOptions = {}): Promise<{ repository: Repository; descriptor: Descriptor }> {
     const sources = pullSources(this.registriesConf, host, repository, ref.includes(':'));
+    const primary = sources.pop()!; // the registry itself comes last
     const failed: string[] = [];
-    for (const source of sources) {
-      const repo = this.repository(source.host, source.repository);
+    for (const mirror of sources) {
+      const repo = this.repository(mirror.host, mirror.repository);
       try {
         return { repository: repo, descriptor: await repo.resolve(ref, opts) };
       } catch (err) {
-        if (!source.mirror) {
-          if (failed.length && err instanceof BerthError) {
-            throw new BerthError(err.code, `${err.message} (mirrors tried first: ${failed.join('; ')})`, { cause: err, detail: err.detail });
-          }
-          throw err;
-        }
-        failed.push(`${source.host}/${source.repository}: ${(err as Error).message}`);
+        failed.push(`${mirror.host}/${mirror.repository}: ${(err as Error).message}`);
       }
     }
-    throw new BerthError('INTERNAL', `no source to pull ${host}/${repository} from`); // pullSources always ends with the registry
+    const repo = this.repository(primary.host, primary.repository);
+    try {
+      return { repository: repo, descriptor: await repo.resolve(ref, opts) };
+    } catch (err) {
+      if (failed.length && err instanceof BerthError) {
+        throw new BerthError(err.code, `${err.message} (mirrors tried first: ${failed.join('; ')})`, { cause: err, detail: err.detail });
+      }
+      throw err;
+    }
   }
 
   /** For an insecure host: does it answer HTTPS? Otherwise plain HTTP it is. One probe per host at a time. */

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { BerthError } from '../errors.js';
 import { OciLayout } from '../image/layout.js';
-import { parseReference, type Reference } from '../image/reference.js';
+import { parseReference, referenceTarget, type Reference } from '../image/reference.js';
 import type { RegistryClient } from '../client/registry.js';
 import type { Descriptor } from '../image/types.js';
 import type { Target } from './types.js';
@@ -81,7 +81,7 @@ export async function openSource(place: Place, ctx: OpenContext): Promise<Opened
     case 'docker': {
       // Through the mirrors registries.conf names, if any: the first that has it is the source.
       const r = place.reference;
-      const ref = r.digest ?? r.tag ?? 'latest';
+      const ref = referenceTarget(r);
       const { repository, descriptor } = await ctx.client.resolveForPull(r.registry, r.repository, ref, { prefetch: true });
       return { target: repository, ref, resolved: descriptor, close: async () => {} };
     }

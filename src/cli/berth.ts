@@ -110,7 +110,21 @@ export function reportError(err: unknown): number {
 // Every command awaits its own work and stdio writes are synchronous on Linux, so once main()
 // settles nothing is left to do: exit at once. Node's own teardown would free every buffer one by
 // one first (10-20 ms after a pull, for nothing).
-main(process.argv.slice(2)).then(
+/**
+ * Build time only (scripts/bundle-cli.mjs): BERTH_CODE_CACHE_WARMUP holds a JSON list of
+ * command lines run one after another in this process, so that the V8 code cache written at
+ * exit holds the functions a push and a pull compile, not only those of `--help`.
+ */
+async function warmUp(commands: string[][]): Promise<number> {
+  for (const argv of commands) {
+    const code = await main(argv).catch(reportError);
+    if (code !== 0) return code;
+  }
+  return 0;
+}
+
+const warmup = process.env.BERTH_CODE_CACHE_WARMUP;
+(warmup === undefined ? main(process.argv.slice(2)) : warmUp(JSON.parse(warmup) as string[][])).then(
   (code) => process.exit(code),
   (err) => process.exit(reportError(err)),
 );

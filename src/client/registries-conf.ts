@@ -87,8 +87,10 @@ const PULL_FROM_MIRROR = new Set(['all', 'digest-only', 'tag-only']);
 /** The registry entries of one file (version 2, or version 1's insecure and blocked lists). */
 export function parseRegistriesConf(text: string, file: string): RegistryEntry[] {
   // Most files hold only short-name aliases (unused here): without a [[registry]] or
-  // [registries.*] table or a registry/registries key there is nothing to parse for.
-  if (!/^\s*(\[\[?\s*"?registr|"?registr(y|ies)"?\s*=)/m.test(text)) return [];
+  // [registries.*] table or a registry/registries key outside the [aliases] tables (Debian's
+  // shortnames.conf has an alias named "registry") there is nothing to parse for.
+  const outsideAliases = text.replace(/^\s*\[\s*"?aliases"?\s*\][^]*?(?=^\s*\[|(?![^]))/gm, '');
+  if (!/^\s*(\[\[?\s*"?registr|"?registr(y|ies)"?\s*=)/m.test(outsideAliases)) return [];
   let doc: Record<string, unknown>;
   try {
     doc = parseToml(text) as Record<string, unknown>;

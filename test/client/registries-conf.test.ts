@@ -98,6 +98,15 @@ describe('registries.conf parsing and matching', () => {
     assert.deepEqual(v1.map((e) => [e.prefix, e.insecure, e.blocked]), [['old.example:5000', true, false], ['bad.example', false, true]]);
   });
 
+  it('does not parse a file of aliases only, even with an alias named "registry" (Debian shortnames.conf)', () => {
+    // Not parsed: the stray line after the alias would fail the TOML parser.
+    assert.deepEqual(parseRegistriesConf('[aliases]\n  "registry" = "docker.io/library/registry"\n  this is not toml\n', 'shortnames.conf'), []);
+    // A [[registry]] table after the aliases is still read.
+    const after = parseRegistriesConf('[aliases]\n"registry" = "docker.io/library/registry"\n[[registry]]\nlocation = "late.example"\ninsecure = true\n', 'mixed.conf');
+    assert.deepEqual(after.map((e) => [e.prefix, e.insecure]), [['late.example', true]]);
+    assert.throws(() => parseRegistriesConf('[aliases]\n"a" = "b"\n[[registry]]\nlocation = "x"\n  this is not toml\n', 'bad.conf'), /not valid TOML/);
+  });
+
   it('says what is wrong with a bad file', () => {
     const fails = (text: string, pattern: RegExp) =>
       assert.throws(() => parseRegistriesConf(text, '/etc/x.conf'), (err: unknown) => isBerthError(err, 'USAGE') && pattern.test((err as Error).message) && (err as Error).message.startsWith('/etc/x.conf'));

@@ -560,7 +560,7 @@ ${REGISTRY_HELP}`,
     async run(p) {
       needPositionals(p, 1, 1, this.usage);
       const client = clientFor(p, await credsOption(p, 'creds'));
-      const src = await openSource(placeOf(p.positionals[0]!), { client });
+      const src = await openSource(placeOf(p.positionals[0]!), { client, digestOnly: true });
       try {
         const desc = src.resolved ?? (await src.target.resolve(src.ref ?? ''));
         if (p.json) printJson(desc);
@@ -650,7 +650,7 @@ ${REGISTRY_HELP}`,
     async run(p) {
       needPositionals(p, 1, 1, this.usage);
       const client = clientFor(p, await credsOption(p, 'creds'));
-      const src = await openSource(placeOf(p.positionals[0]!), { client });
+      const src = await openSource(placeOf(p.positionals[0]!), { client, digestOnly: true });
       try {
         const lister = src.target as Target & { referrers?: (d: Descriptor, t?: string) => Promise<Descriptor[]> };
         if (!lister.referrers) throw new BerthError('UNSUPPORTED', `${p.positionals[0]} cannot list referrers`);

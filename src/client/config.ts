@@ -34,6 +34,4 @@ export function configuredInsecureRegistries(env: NodeJS.ProcessEnv = process.en
 }
 
 /** The host the registry API is served from (Docker Hub's API is not on docker.io itself). */
-export function apiHost(host: string): string {
-  return host === 'docker.io' || host === 'index.docker.io' ? 'registry-1.docker.io' : host;
-}
+export { registryApiHost as apiHost } from '../image/reference.js';

@@ -58,6 +58,9 @@ export function formatPlace(p: Place): string {
 
 export interface OpenContext {
   client: RegistryClient;
+  /** Only the digest is wanted (a registry source resolves with HEAD, as crane digest does:
+   * Docker Hub counts manifest GETs, not HEADs, against its pull limits). */
+  digestOnly?: boolean;
 }
 
 async function tempDirNear(file: string): Promise<string> {
@@ -82,7 +85,7 @@ export async function openSource(place: Place, ctx: OpenContext): Promise<Opened
       // Through the mirrors registries.conf names, if any: the first that has it is the source.
       const r = place.reference;
       const ref = referenceTarget(r);
-      const { repository, descriptor } = await ctx.client.resolveForPull(r.registry, r.repository, ref, { prefetch: true });
+      const { repository, descriptor } = await ctx.client.resolveForPull(r.registry, r.repository, ref, { prefetch: !ctx.digestOnly });
       return { target: repository, ref, resolved: descriptor, close: async () => {} };
     }
     case 'oci': {

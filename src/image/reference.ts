@@ -180,5 +180,5 @@ export function referenceTarget(r: Reference): string {
 
 /** The host to contact for a registry name (Docker Hub's API is not served at docker.io). */
 export function registryApiHost(registry: string): string {
-  return registry === DOCKER_HUB ? DOCKER_HUB_API_HOST : registry;
+  return registry === DOCKER_HUB || registry === LEGACY_DOCKER_HUB ? DOCKER_HUB_API_HOST : registry;
 }

@@ -175,5 +175,11 @@ describe('transfers through a forward proxy', { skip }, () => {
     assert.equal(run.code, 0, run.stderr);
     assert.equal(run.stdout.trim(), 'v1');
     assert.ok(proxy.log.some((l) => l.startsWith(`GET http://${host}/v2/proxied/cli/tags/list`)), proxy.log.join('\n'));
+    // `digest` asks with HEAD only (Docker Hub does not count HEADs against pull limits), as crane does.
+    proxy.log.length = 0;
+    const digest = await runBerth(['digest', '--tls-verify=false', `${host}/proxied/cli:v1`], env);
+    assert.equal(digest.code, 0, digest.stderr);
+    assert.match(digest.stdout.trim(), /^sha256:[0-9a-f]{64}$/);
+    assert.deepEqual(proxy.log.filter((l) => l.includes('/manifests/')), [`HEAD http://${host}/v2/proxied/cli/manifests/v1`]);
   });
 });

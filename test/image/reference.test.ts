@@ -110,6 +110,7 @@ describe('formatReference and familiarReference', () => {
 
   it('knows where Docker Hub is served', () => {
     assert.equal(registryApiHost('docker.io'), 'registry-1.docker.io');
+    assert.equal(registryApiHost('index.docker.io'), 'registry-1.docker.io');
     assert.equal(registryApiHost('localhost:5000'), 'localhost:5000');
   });
 });

@@ -20,6 +20,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 
 #ifndef BERTH_NODE
@@ -411,6 +412,9 @@ static int cg_n;
 static pid_t prestarted_init;
 static void remove_guessed_cgroups(pid_t init);
 static void pass_signal(int sig) { if (node_child > 0) kill(node_child, sig); }
+static void prestart_init(const char *bundle, const char *id, int becoming_node);
+static void keep_init_channel(void);
+static const char *create_bundle, *create_id;
 
 static void run_node_until_done(void) {
   int done[2];
@@ -426,13 +430,12 @@ static void run_node_until_done(void) {
     char num[32];
     snprintf(num, sizeof num, "%d", done[1]);
     setenv("BERTH_DONE_FD", num, 1);
+    keep_init_channel();
     return; /* the caller execs node */
   }
   close(done[1]);
   node_child = pid;
-  /* berth-init (prestarted) is ours too: its socket end belongs to Node now. */
-  const char *fd = getenv("BERTH_INIT_FD");
-  if (fd) close(atoi(fd));
+  if (create_bundle) prestart_init(create_bundle, create_id, 0);
   struct sigaction sa = { .sa_handler = pass_signal };
   sigemptyset(&sa.sa_mask);
   int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
@@ -670,9 +673,13 @@ static int guess_cgroups(const char *bundle, const char *id) {
   return cg_n;
 }
 
-/* Sends the guessed records on the sync socket and tells Node what they were (hex). */
+/* What was guessed, for Node: the records in hex and which directories the guess made. */
+static char guess_hex[MAX_CG * 1600 * 2 + 1], guess_made[MAX_CG + 1];
+
+/* Sends the guessed records on the sync socket and keeps what they were for Node. */
 static void send_cgroup_guess(int sock) {
-  static char buf[MAX_CG * 1600], hex[sizeof buf * 2 + 1];
+  static char buf[MAX_CG * 1600];
+  char *hex = guess_hex;
   size_t len = 0;
   for (int i = 0; i < cg_n; i++) {
     size_t body = strlen(cg_mount[i]) + 1 + strlen(cg_dir[i]);
@@ -692,11 +699,8 @@ static void send_cgroup_guess(int sock) {
     if (w <= 0) { cg_n = 0; return; }
     off += (size_t)w;
   }
-  setenv("BERTH_INIT_CGROUPS", hex, 1);
-  char made[MAX_CG + 1];
-  for (int i = 0; i < cg_n; i++) made[i] = cg_made[i] ? '1' : '0';
-  made[cg_n] = 0;
-  setenv("BERTH_INIT_CGROUPS_MADE", made, 1);
+  for (int i = 0; i < cg_n; i++) guess_made[i] = cg_made[i] ? '1' : '0';
+  guess_made[cg_n] = 0;
 }
 
 /* After a failed create: the directories the guess made (Node removes the ones it adopted). */
@@ -706,39 +710,79 @@ static void remove_guessed_cgroups(pid_t init) {
 }
 
 /* `create`: starts berth-init now, with its sync socket on its fd 3, so that it is up (and
- * can make and join the cgroups as soon as the planner names them) while Node starts; Node
- * finds the other end through BERTH_INIT_FD and BERTH_INIT_PID (src/runtime/init-process.ts).
- * berth-init exits quietly if Node closes the socket before sending anything. */
-static void prestart_init(const char *bundle, const char *id) {
+ * can make and join the cgroups as soon as the planner names them) while Node starts. Node
+ * holds the socket's other end (BERTH_INIT_FD) and reads berth-init's pid and the guess from
+ * BERTH_INIT_INFO_FD (src/runtime/init-process.ts); this runs after Node was started, so that
+ * Node's start-up, the longest step of create, begins first (~2 ms sooner). berth-init exits
+ * quietly if Node closes the socket before sending anything. */
+static int init_sock[2] = { -1, -1 }; /* [0] Node's end, [1] berth-init's */
+static int init_info[2] = { -1, -1 };
+
+/* Opens the socket and the info pipe, and names them for Node. */
+static void prepare_init_channel(void) {
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, init_sock) < 0) return;
+  if (pipe2(init_info, O_CLOEXEC) < 0) {
+    close(init_sock[0]); close(init_sock[1]);
+    init_sock[0] = init_sock[1] = -1;
+    return;
+  }
+  char num[32];
+  snprintf(num, sizeof num, "%d", init_sock[0]);
+  setenv("BERTH_INIT_FD", num, 1);
+  snprintf(num, sizeof num, "%d", init_info[0]);
+  setenv("BERTH_INIT_INFO_FD", num, 1);
+}
+
+/* In Node's process, before exec: it keeps its two ends. */
+static void keep_init_channel(void) {
+  if (init_sock[0] < 0) return;
+  fcntl(init_sock[0], F_SETFD, 0);
+  fcntl(init_info[0], F_SETFD, 0);
+}
+
+/* Starts berth-init and sends it the guess; then tells Node "PID\nGUESS-HEX\nMADE" on the
+ * info pipe (a pid of 0: none started) and lets go of Node's ends, unless this process is
+ * about to become Node (`becoming_node`). */
+static void prestart_init(const char *bundle, const char *id, int becoming_node) {
+  if (init_sock[0] < 0) return;
+  pid_t pid = 0;
   char path[4200];
   ssize_t n = readlink("/proc/self/exe", path, sizeof path - 16);
-  if (n < 0) return;
-  path[n] = 0;
-  char *slash = strrchr(path, '/');
-  if (!slash) return;
-  strcpy(slash + 1, "berth-init");
-  if (access(path, X_OK) != 0) return; /* Node reports it */
-  int sv[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return;
-  pid_t pid = fork();
-  if (pid < 0) { close(sv[0]); close(sv[1]); return; }
-  if (pid == 0) {
-    if (sv[1] == 3) fcntl(3, F_SETFD, 0);
-    else if (dup2(sv[1], 3) < 0) _exit(127);
+  char *slash = n > 0 ? (path[n] = 0, strrchr(path, '/')) : NULL;
+  if (slash) strcpy(slash + 1, "berth-init");
+  if (slash && access(path, X_OK) == 0 && (pid = fork()) == 0) {
+    if (init_sock[1] == 3) fcntl(3, F_SETFD, 0);
+    else if (dup2(init_sock[1], 3) < 0) _exit(127);
     char *args[] = { path, NULL };
     execv(path, args);
     fprintf(stderr, "berth-runtime: exec %s: %s\n", path, strerror(errno));
     _exit(127);
   }
-  close(sv[1]);
-  prestarted_init = pid;
-  if (id && guess_cgroups(bundle, id)) send_cgroup_guess(sv[0]);
-  fcntl(sv[0], F_SETFD, 0);
-  char num[32];
-  snprintf(num, sizeof num, "%d", sv[0]);
-  setenv("BERTH_INIT_FD", num, 1);
-  snprintf(num, sizeof num, "%d", (int)pid);
-  setenv("BERTH_INIT_PID", num, 1);
+  if (pid < 0) pid = 0;
+  close(init_sock[1]);
+  if (pid > 0) {
+    prestarted_init = pid;
+    if (id && guess_cgroups(bundle, id)) send_cgroup_guess(init_sock[0]);
+  }
+  char head[64];
+  int len = snprintf(head, sizeof head, "%d\n", (int)pid);
+  struct iovec iov[4] = { { head, (size_t)len }, { guess_hex, strlen(guess_hex) }, { "\n", 1 }, { guess_made, strlen(guess_made) } };
+  /* Well under PIPE_BUF for the usual handful of hierarchies; Node reads to the end anyway. */
+  for (int i = 0; i < 4; i++) {
+    for (size_t off = 0; off < iov[i].iov_len;) {
+      ssize_t w = write(init_info[1], (char *)iov[i].iov_base + off, iov[i].iov_len - off);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) break;
+      off += (size_t)w;
+    }
+  }
+  close(init_info[1]);
+  if (becoming_node) {
+    keep_init_channel();
+  } else {
+    close(init_info[0]);
+    close(init_sock[0]);
+  }
 }
 
 static int takes_value(const char *flag) {
@@ -776,9 +820,16 @@ int main(int argc, char **argv) {
       else if (!id) id = a;
       else ok = 0;
     }
-    prestart_init(bundle, ok ? id : NULL);
-    /* BERTH_RUNTIME_WAIT_NODE=1: return only when Node has exited (profiling, max RSS). */
+    prepare_init_channel();
+    /* BERTH_RUNTIME_WAIT_NODE=1: return only when Node has exited (profiling, max RSS); then
+     * berth-init starts first, as this process becomes Node. */
     report_early = !getenv("BERTH_RUNTIME_WAIT_NODE");
+    if (report_early) {
+      create_bundle = bundle;
+      create_id = ok ? id : NULL;
+    } else {
+      prestart_init(bundle, ok ? id : NULL, 1);
+    }
   }
   if (!native) exec_node(argv);
 

@@ -5,7 +5,8 @@
 //   of CPU per start that the CommonJS loader does not.
 // - The code cache holds the functions a run compiled, so later starts neither parse the bundle
 //   nor compile them. V8 rejects a cache that does not fit the source, its version or flags;
-//   the loader then compiles as usual and writes a new one (when `cacheWhen` holds). An
+//   the loader then compiles as usual and writes a new one when the run succeeds (exit status
+//   0: a run that failed early compiled too little to cache) and `cacheWhen` holds. An
 //   unwritable dist/ only means no cache.
 import { build } from 'esbuild';
 import { rmSync, writeFileSync } from 'node:fs';
@@ -54,7 +55,8 @@ let cachedData;
 try { cachedData = readFileSync(cacheFile); } catch { /* none yet */ }
 const script = new Script('(function (exports, require, module, __filename, __dirname) { ' + readFileSync(file, 'utf8') + '\\n});', { filename: file, cachedData });
 if ((cachedData === undefined || script.cachedDataRejected) && (${cacheWhen})) {
-  process.once('exit', () => {
+  process.once('exit', (code) => {
+    if (code !== 0) return;
     const tmp = cacheFile + '.tmp-' + process.pid;
     try { writeFileSync(tmp, script.createCachedData()); renameSync(tmp, cacheFile); } catch { /* read-only: no cache */ }
   });

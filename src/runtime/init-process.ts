@@ -140,14 +140,37 @@ class SocketChannel implements Channel {
   close(): void { this.sock.destroy(); }
 }
 
+/**
+ * What the front end says of the berth-init it started: "PID\nGUESS-HEX\nMADE" on the pipe
+ * BERTH_INIT_INFO_FD names, written once berth-init is up (after this process was started),
+ * and read to its end here (a pid of 0: none was started).
+ */
+function readInitInfo(fd: number): { pid: number; guess: string; made: string } {
+  const chunks: Buffer[] = [];
+  const buf = Buffer.alloc(64 << 10);
+  try {
+    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0;) chunks.push(Buffer.from(buf.subarray(0, n)));
+  } catch {
+    /* a broken pipe: no berth-init */
+  } finally {
+    try { closeSync(fd); } catch { /* closed */ }
+  }
+  const [pid = '0', guess = '', made = ''] = Buffer.concat(chunks).toString('latin1').split('\n');
+  return { pid: Number(pid), guess, made };
+}
+
 /** The berth-init the front end started for this create (native/berth-runtime.c), taken once. */
 function takePrestarted(): SpawnedInit | undefined {
   const fd = Number(process.env.BERTH_INIT_FD);
-  const pid = Number(process.env.BERTH_INIT_PID);
-  const guess = process.env.BERTH_INIT_CGROUPS;
-  const made = process.env.BERTH_INIT_CGROUPS_MADE ?? '';
-  for (const v of ['BERTH_INIT_FD', 'BERTH_INIT_PID', 'BERTH_INIT_CGROUPS', 'BERTH_INIT_CGROUPS_MADE']) delete process.env[v];
-  if (!Number.isInteger(fd) || fd < 3 || !Number.isInteger(pid) || pid <= 0) return undefined;
+  const infoFd = Number(process.env.BERTH_INIT_INFO_FD);
+  for (const v of ['BERTH_INIT_FD', 'BERTH_INIT_INFO_FD']) delete process.env[v];
+  if (!Number.isInteger(infoFd) || infoFd < 3) return undefined;
+  const { pid, guess, made } = readInitInfo(infoFd);
+  if (!Number.isInteger(fd) || fd < 3) return undefined;
+  if (!Number.isInteger(pid) || pid <= 0) {
+    try { closeSync(fd); } catch { /* closed */ }
+    return undefined;
+  }
   const never = new Promise<never>(() => undefined);
   return { pid, channel: new FdChannel(fd), spawnError: never, ...(guess ? { guess: { records: guess, made } } : {}) };
 }

@@ -6,8 +6,9 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { Script } from 'node:vm';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -15,9 +16,9 @@ const repo = join(import.meta.dirname, '..', '..', '..');
 const BIN = join(repo, 'bin', 'berth.cjs');
 const BUNDLE = join(repo, 'dist', 'berth.bundle.cjs');
 
-function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+function run(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, args, { cwd: repo, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+    execFile(process.execPath, args, { cwd: repo, maxBuffer: 16 << 20, env }, (err, stdout, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
     });
   });
@@ -70,5 +71,32 @@ describe('bundled berth CLI', () => {
     assert.ok(builtins.includes('net'), 'the client group (raw-get.ts, node:net) should have loaded');
     for (const lazy of ['http', 'https', 'tls', 'child_process']) assert.ok(!builtins.includes(lazy), `${lazy} was loaded`);
     for (const addon of ['better-sqlite3', 'zstd-napi', 'bcryptjs']) assert.ok(!files.some((f) => f.includes(`/node_modules/${addon}/`)), `${addon} was loaded`);
+  });
+
+  it('writes its V8 code cache only after a run that succeeded, and the build\'s cache covers a push and a pull', async () => {
+    // A copy of the loader and bundle without a cache, under dist/ so that the command groups
+    // --help loads find node_modules as the real bundle does.
+    const dir = await mkdtemp(join(repo, 'dist', '.cache-test-'));
+    try {
+      for (const f of ['berth.cjs', 'berth.bundle.cjs']) await copyFile(join(repo, 'dist', f), join(dir, f));
+      const loader = join(dir, 'berth.cjs');
+      const cache = join(dir, 'berth.cache');
+      assert.equal((await run([loader, 'no-such-command'])).code, 2);
+      assert.ok(!existsSync(cache), 'a failed run wrote a code cache');
+      assert.equal((await run([loader, '--help'], { ...process.env, BERTH_CODE_CACHE_WRITE: '0' })).code, 0);
+      assert.ok(!existsSync(cache), 'BERTH_CODE_CACHE_WRITE=0 wrote a code cache');
+      const help = await run([loader, '--help']);
+      assert.equal(help.code, 0, help.stderr);
+      assert.ok(existsSync(cache), 'a successful run wrote no code cache');
+      // The build's cache fits the bundle and holds more than --help compiles: the build's
+      // warm-up also pushed to and pulled from berth serve (~1.6x the size here).
+      const built = join(repo, 'dist', 'berth.cache');
+      const source = '(function (exports, require, module, __filename, __dirname) { ' + readFileSync(BUNDLE, 'utf8') + '\n});';
+      assert.equal(new Script(source, { filename: BUNDLE, cachedData: readFileSync(built) }).cachedDataRejected, false);
+      const [builtSize, helpSize] = [statSync(built).size, statSync(cache).size];
+      assert.ok(builtSize > 1.3 * helpSize, `dist/berth.cache (${builtSize} bytes) is hardly larger than a --help cache (${helpSize}): did the build's warm-up fall back?`);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

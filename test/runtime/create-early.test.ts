@@ -71,6 +71,19 @@ describe('create: the front end\'s guessed cgroups', { skip: isRoot ? false : 'n
     bundle.save();
   });
 
+  it('hands berth-init over whichever starts first: Node (the default) or berth-init (BERTH_RUNTIME_WAIT_NODE)', () => {
+    // By default Node starts first and learns berth-init's pid and the guess from a pipe; when
+    // the front end waits for Node's exit, berth-init starts first and the front end becomes Node.
+    for (const [id, env] of [[`${tag}-node-first`, {}], [`${tag}-init-first`, { BERTH_RUNTIME_WAIT_NODE: '1' }]] as const) {
+      const r = rt.withFiles(['--debug', 'create', '--bundle', bundle.dir, id], out(id), env);
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stderr, /guess of the cgroups was right: kept/);
+      assert.equal(rt.state(id).status, 'created');
+      assert.equal(memoryCgroupOf(rt.state(id).pid!), `/berth/${id}`);
+      assert.equal(rt.run(['delete', '--force', id]).status, 0);
+    }
+  });
+
   it('follows the planner when the guess is wrong, and removes what the wrong guess made', () => {
     // A key written with a \u escape: JSON.parse reads "cgroupsPath", the front end's
     // byte-level scan does not, so it guesses the default /berth/<id>.

@@ -46,14 +46,14 @@ export class Runtime {
     });
   }
   /** Runs a verb whose processes outlive it (create, exec --detach) with stdio on files. */
-  withFiles(args: string[], outFile: string): Result {
+  withFiles(args: string[], outFile: string, extraEnv: NodeJS.ProcessEnv = {}): Result {
     // The container inherits create's stdio: files, not pipes, or we would wait for it to exit.
     const errFile = `${outFile}.create-err`;
     const fd = openSync(outFile, 'a');
     const efd = openSync(errFile, 'w');
     try {
       const r = spawnSync(this.binary, [...this.globalArgs, '--root', this.root, ...args], {
-        stdio: ['ignore', fd, efd], timeout: 30_000, env: runtimeEnv(),
+        stdio: ['ignore', fd, efd], timeout: 30_000, env: { ...runtimeEnv(), ...extraEnv },
       });
       return { status: r.status ?? -1, stdout: '', stderr: readFileSync(errFile, 'utf8') };
     } finally {

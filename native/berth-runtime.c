@@ -430,7 +430,6 @@ static void run_node_until_done(void) {
     char num[32];
     snprintf(num, sizeof num, "%d", done[1]);
     setenv("BERTH_DONE_FD", num, 1);
-    keep_init_channel();
     return; /* the caller execs node */
   }
   close(done[1]);
@@ -472,6 +471,8 @@ static void exec_node(char **argv) {
   /* The runtime makes no TLS connections; extra CA certificates only slow Node's start. */
   unsetenv("NODE_EXTRA_CA_CERTS");
   if (report_early) run_node_until_done();
+  /* This process becomes Node (also when Node could not be started as a child). */
+  keep_init_channel();
   execvp(node, args);
   if (strcmp(node, "node") != 0) { args[0] = "node"; execvp("node", args); }
   fail("cannot run node (%s): %s; set BERTH_NODE to the node binary", node, strerror(errno));
@@ -767,7 +768,7 @@ static void prestart_init(const char *bundle, const char *id, int becoming_node)
   char head[64];
   int len = snprintf(head, sizeof head, "%d\n", (int)pid);
   struct iovec iov[4] = { { head, (size_t)len }, { guess_hex, strlen(guess_hex) }, { "\n", 1 }, { guess_made, strlen(guess_made) } };
-  /* Well under PIPE_BUF for the usual handful of hierarchies; Node reads to the end anyway. */
+  /* Node reads to the end; a guess larger than the pipe's buffer only waits for it to read. */
   for (int i = 0; i < 4; i++) {
     for (size_t off = 0; off < iov[i].iov_len;) {
       ssize_t w = write(init_info[1], (char *)iov[i].iov_base + off, iov[i].iov_len - off);

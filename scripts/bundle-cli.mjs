@@ -75,6 +75,7 @@ function warm(commands) {
   return spawnSync(process.execPath, [loader], {
     env: { ...process.env, BERTH_CODE_CACHE_WARMUP: JSON.stringify(commands) },
     stdio: ['ignore', 'ignore', 'inherit'],
+    timeout: 120_000, // a build never hangs on it (a killed run has status null: --help alone)
   }).status;
 }
 

@@ -107,9 +107,6 @@ export function reportError(err: unknown): number {
   return 1;
 }
 
-// Every command awaits its own work and stdio writes are synchronous on Linux, so once main()
-// settles nothing is left to do: exit at once. Node's own teardown would free every buffer one by
-// one first (10-20 ms after a pull, for nothing).
 /**
  * Build time only (scripts/bundle-cli.mjs): BERTH_CODE_CACHE_WARMUP holds a JSON list of
  * command lines run one after another in this process, so that the V8 code cache written at
@@ -123,6 +120,9 @@ async function warmUp(commands: string[][]): Promise<number> {
   return 0;
 }
 
+// Every command awaits its own work and stdio writes are synchronous on Linux, so once main()
+// settles nothing is left to do: exit at once. Node's own teardown would free every buffer one by
+// one first (10-20 ms after a pull, for nothing).
 const warmup = process.env.BERTH_CODE_CACHE_WARMUP;
 (warmup === undefined ? main(process.argv.slice(2)) : warmUp(JSON.parse(warmup) as string[][])).then(
   (code) => process.exit(code),

@@ -9,10 +9,26 @@
 //   0: a run that failed early compiled too little to cache) and `cacheWhen` holds. An
 //   unwritable dist/ only means no cache.
 import { build } from 'esbuild';
-import { rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const dist = join(import.meta.dirname, '..', 'dist');
+
+/** A hash of the compiled sources (dist/src): BERTH_BUILD_ID in the bundles, for caches that
+ * must not outlive the code that made them (runtime/seccomp-cache.ts). */
+function buildId() {
+  const hash = createHash('sha256');
+  const walk = (dir) => {
+    for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('.js')) hash.update(p.slice(dist.length)).update('\0').update(readFileSync(p)).update('\0');
+    }
+  };
+  walk(join(dist, 'src'));
+  return hash.digest('hex').slice(0, 32);
+}
 
 /**
  * @param {{ entry: string, name: string, external?: string[], cacheWhen?: string }} opts
@@ -37,7 +53,7 @@ export async function bundleCli({ entry, name, external = [], cacheWhen = 'true'
     supported: { 'dynamic-import': false },
     // Sources find their files (the package root, zstd-napi) from import.meta.url, worked out
     // at its first use (pathToFileURL costs ~0.8 ms, and most runs never ask).
-    define: { 'import.meta.url': '__berthModule.url' },
+    define: { 'import.meta.url': '__berthModule.url', BERTH_BUILD_ID: JSON.stringify(buildId()) },
     // "use strict" first: a banner before esbuild's own directive would leave the bundle sloppy.
     banner: { js: '"use strict";const __berthModule={get url(){return require("node:url").pathToFileURL(__filename).href;}};' },
   });

@@ -14,7 +14,7 @@ import { runHooks } from './hooks.js';
 import { abandonInit, releaseUnusedInit, runInit, spawnInit, waitGone, type SpawnedInit } from './init-process.js';
 import { buildInitPlanBody, buildInitPlanHead, DEFAULT_DEVICES, type InitPlanInput } from './plan.js';
 import type { LinuxDeviceCgroup, LinuxIDMapping, LinuxResources, Spec } from './spec-types.js';
-import { containerDir, ociState, procStat, removeContainerDir, reserveId, writeAtomic, writeRecord, type ContainerRecord } from './state.js';
+import { containerDir, ociState, procStat, removeContainerDir, reserveId, seccompCacheDir, writeAtomic, writeRecord, type ContainerRecord } from './state.js';
 
 export interface CreateOptions {
   root: string;
@@ -191,7 +191,7 @@ async function createOnce(opts: CreateOptions, attempt: Attempt): Promise<Create
       namespaces: {}, poststart: spec.hooks?.poststart ?? [], poststop: spec.hooks?.poststop ?? [],
     };
     const planInput: InitPlanInput = {
-      spec, rootfs, fifoPath: join(dir, 'exec.fifo'), cgroupPaths: cg.paths,
+      spec, rootfs, fifoPath: join(dir, 'exec.fifo'), cgroupPaths: cg.paths, seccompCacheDir: seccompCacheDir(opts.root),
       ...(opts.consoleSocket ? { consoleSocket: resolve(opts.consoleSocket) } : {}),
       ...(opts.keep ? { keep: true } : {}), ...(opts.noPivot ? { noPivot: true } : {}),
     };

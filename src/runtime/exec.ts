@@ -6,7 +6,7 @@ import { loadBundleConfig } from './create.js';
 import { runInit } from './init-process.js';
 import { buildExecPlan } from './plan.js';
 import type { Process } from './spec-types.js';
-import { readRecord, statusOf, writeAtomic } from './state.js';
+import { readRecord, seccompCacheDir, statusOf, writeAtomic } from './state.js';
 
 export interface ExecOptions {
   root: string;
@@ -27,7 +27,7 @@ export async function execInContainer(opts: ExecOptions): Promise<number> {
   if (!opts.process.args?.length) throw new BerthError('USAGE', 'exec: the process needs args');
   const spec = loadBundleConfig(rec.bundle);
   const plan = buildExecPlan({
-    process: opts.process, containerPid: rec.pid, namespaces: rec.namespaces, keep: !opts.detach,
+    process: opts.process, containerPid: rec.pid, namespaces: rec.namespaces, keep: !opts.detach, seccompCacheDir: seccompCacheDir(opts.root),
     ...(spec.linux ? { seccomp: spec.linux } : {}),
     ...(opts.consoleSocket ? { consoleSocket: resolve(opts.consoleSocket) } : {}),
   });

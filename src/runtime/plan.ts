@@ -13,7 +13,7 @@ import {
   CAPABILITIES, CLONE_FLAGS, IOPRIO_CLASSES, MOUNT_FLAG_OPTIONS, MS, NS_PROC_NAME, PERSONALITY_DOMAINS,
   PERSONALITY_FLAGS, PROPAGATION_OPTIONS, RECURSIVE_OPTIONS, RLIMITS, SCHED_FLAGS, SCHED_POLICIES,
 } from './linux-constants.js';
-import { compileSeccomp } from './seccomp.js';
+import { compileSeccompCached } from './seccomp-cache.js';
 import { cgroupMounts } from './host.js';
 
 export type PlanRecord = [key: string, value: string | Buffer];
@@ -40,6 +40,8 @@ export interface InitPlanInput {
   noPivot?: boolean;
   /** Controller → cgroup directory, for cgroup mounts without a cgroup namespace. */
   cgroupPaths: Record<string, string>;
+  /** Where compiled seccomp filters are kept (runtime/seccomp-cache.ts); none: always compile. */
+  seccompCacheDir?: string;
 }
 
 /** config-linux.md "Default Devices". */
@@ -245,10 +247,10 @@ export function withHome(p: Process, rootfs: string): Process {
   return { ...p, env: [...(p.env ?? []), `HOME=${home}`] };
 }
 
-function planSeccomp(spec: Spec, out: PlanRecord[]): void {
+function planSeccomp(spec: Spec, out: PlanRecord[], cacheDir: string | undefined): void {
   const sc = spec.linux?.seccomp;
   if (!sc) return;
-  const compiled = compileSeccomp(sc);
+  const compiled = compileSeccompCached(sc, cacheDir);
   if (compiled.listenerPath) throw new BerthError('UNSUPPORTED', 'linux.seccomp.listenerPath (SCMP_ACT_NOTIFY) is not supported by berth-runtime');
   out.push(['seccomp', compiled.filter], ['seccomp_flags', String(compiled.flags)]);
 }
@@ -364,7 +366,7 @@ export function buildInitPlanBody(input: InitPlanInput, head: Plan): PlanRecord[
     out.push(['personality', String(PERSONALITY_DOMAINS[pers.domain]! | flags)]);
   }
   planProcess(withHome(p, input.rootfs), out);
-  planSeccomp(spec, out);
+  planSeccomp(spec, out, input.seccompCacheDir);
   for (const h of spec.hooks?.startContainer ?? []) out.push(hookRecord(h));
   return out;
 }
@@ -375,6 +377,7 @@ export interface ExecPlanInput {
   /** The container's namespaces (type → '' or path), as recorded at create. */
   namespaces: Record<string, string>;
   seccomp?: Spec['linux'];
+  seccompCacheDir?: string;
   consoleSocket?: string;
   keep: boolean;
 }
@@ -393,6 +396,6 @@ export function buildExecPlan(input: ExecPlanInput): Plan {
   if (input.process.terminal) out.push(['setsid', '1']);
   if (input.keep) out.push(['keep', '1']);
   planProcess(input.process, out);
-  if (input.seccomp?.seccomp) planSeccomp({ ociVersion: '1.0.0', linux: input.seccomp }, out);
+  if (input.seccomp?.seccomp) planSeccomp({ ociVersion: '1.0.0', linux: input.seccomp }, out, input.seccompCacheDir);
   return { records: out, namespaces: input.namespaces };
 }

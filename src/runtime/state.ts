@@ -42,6 +42,9 @@ export function validateId(id: string): void {
 
 export const containerDir = (root: string, id: string): string => join(root, id);
 
+/** Compiled seccomp filters (runtime/seccomp-cache.ts): ids cannot hold "@", so no container is named so. */
+export const seccompCacheDir = (root: string): string => join(root, '@seccomp-cache');
+
 /**
  * Temp file, (fsync,) rename: readers never see a partial file. `durable: false` skips the
  * fsync for what cannot outlive the processes it describes (the state under --root, which
@@ -128,7 +131,7 @@ export function readRecord(root: string, id: string): ContainerRecord {
 
 export function listIds(root: string): string[] {
   try {
-    return readdirSync(root, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+    return readdirSync(root, { withFileTypes: true }).filter((d) => d.isDirectory() && ID_RE.test(d.name)).map((d) => d.name).sort();
   } catch {
     return [];
   }

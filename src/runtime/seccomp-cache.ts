@@ -4,7 +4,8 @@
  * architectures) had cost each create ~20 ms of its ~80. An entry holds the exact seccomp
  * section it was compiled from, and is used only by the same build of berth-runtime on the
  * same architecture; the file name is just a fast hash of those. Only the bundled CLI has a
- * build id (scripts/bundle.mjs); without one nothing is cached.
+ * build id (scripts/bundle.mjs); without one nothing is cached. The directory is 0700 inside
+ * the runtime's root: whoever can write there can already rewrite any container's state.
  */
 import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -7,11 +7,12 @@
  * build id (scripts/bundle.mjs); without one nothing is cached. The directory is 0700 inside
  * the runtime's root: whoever can write there can already rewrite any container's state.
  */
-import { mkdirSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { BPF_MAXINSNS } from './seccomp-bpf.js';
 import { compileSeccomp, type CompiledSeccomp } from './seccomp.js';
 import type { LinuxSeccomp } from './spec-types.js';
+import { writeAtomic } from './state.js';
 
 declare const BERTH_BUILD_ID: string | undefined;
 /** Set by esbuild for the bundled CLIs: a hash of the compiled sources. */
@@ -83,9 +84,8 @@ function readEntry(file: string, build: string, input: string): CompiledSeccomp 
 
 function writeEntry(dir: string, file: string, e: Entry): void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(e), { mode: 0o600 });
-  renameSync(tmp, file);
+  // Not fsynced: the cache only saves work, and an entry torn by a crash is ignored.
+  writeAtomic(file, JSON.stringify(e), 0o600, false);
   const names = readdirSync(dir).filter((n) => n.endsWith('.json'));
   if (names.length <= MAX_ENTRIES) return;
   const byAge = names

@@ -84,9 +84,9 @@ describe('compiled seccomp cache', () => {
     const cache = join(dir, 'd');
     const written: string[] = [];
     for (let i = 0; i < 34; i++) {
-      const before = new Set(existsSync(cache) ? entries(cache) : []);
+      const existing = new Set(existsSync(cache) ? entries(cache) : []);
       compileSeccompCached(denyMkdir(i + 1), cache, 'd');
-      const added = entries(cache).find((n) => !before.has(n) && !written.includes(n));
+      const added = entries(cache).find((n) => !existing.has(n) && !written.includes(n));
       assert.ok(added, `entry ${i} not written`);
       written.push(added);
       const t = 1_700_000_000 + i; // distinct ages, oldest first

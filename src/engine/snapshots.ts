@@ -40,7 +40,7 @@ import { Limiter } from '../content/limit.js';
 import { writeFileAtomic, fsyncDir } from '../image/atomic-file.js';
 import { digestOf, DigestingStream } from '../image/digest.js';
 import type { OciLayout } from '../image/layout.js';
-import { withLock } from '../image/layout-lock.js';
+import { processAlive, withLock } from '../image/layout-lock.js';
 import { loadImage } from '../image/load-image.js';
 import { parseReference } from '../image/reference.js';
 import type { Descriptor, ImageConfig, ImageManifest, Platform } from '../image/types.js';
@@ -115,15 +115,6 @@ function hexOf(chainId: string): string {
   const m = /^sha256:([0-9a-f]{64})$/.exec(chainId);
   if (!m) throw new BerthError('DIGEST_INVALID', `layer chain ID ${JSON.stringify(chainId)} is not a sha256 digest: berth keys snapshots by sha256 chain IDs`);
   return m[1]!;
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Bytes allocated under `root`, each inode once. */

@@ -90,6 +90,8 @@ export interface PrepareOptions {
   onUnpacked?: (meta: SnapshotMeta) => void;
   /** The layer blob, if not from the image's layout (pullImage streams it while it downloads). */
   openLayer?: (layer: Descriptor, index: number) => Promise<Readable>;
+  /** Called for a layer whose snapshot is already there (or was made meanwhile by another process). */
+  onExisting?: (layer: Descriptor, index: number) => void;
 }
 
 export interface MountOptions {
@@ -235,13 +237,19 @@ export class SnapshotStore {
   /** The snapshot of layer `i`: existing, or unpacked now under its lock. */
   private async ensure(img: SnapshotImage, i: number, chainId: string, parent: string | undefined, opts: PrepareOptions): Promise<SnapshotMeta> {
     const existing = await this.meta(chainId);
-    if (existing) return existing;
+    if (existing) {
+      opts.onExisting?.(img.manifest.layers[i]!, i);
+      return existing;
+    }
     await mkdir(this.dir, { recursive: true });
     return withLock(
       join(this.dir, `${hexOf(chainId)}.lock`),
       async () => {
         const again = await this.meta(chainId);
-        if (again) return again; // another process made it while we waited
+        if (again) {
+          opts.onExisting?.(img.manifest.layers[i]!, i); // another process made it while we waited
+          return again;
+        }
         const meta = await this.unpack(img, i, chainId, parent, opts);
         opts.onUnpacked?.(meta);
         return meta;

@@ -6,8 +6,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { isBerthError } from '../../src/errors.js';
-import { hostBoundingSet, validateRuntimeConfig, CAPABILITIES } from '../../src/runtime/config-validate.js';
-import type { Spec } from '../../src/runtime/spec-types.js';
+import { hostBoundingSet, validateRuntimeConfig, CAPABILITIES } from '../../src/runtime/spec/validate.js';
+import type { Spec } from '../../src/runtime/spec/types.js';
 import { capturePodmanConfig, type PodmanCapture } from './fixtures/podman-capture.js';
 
 // The repo is <repo>; the specs live in <repo>/../shared/specs. Tests run from dist/test/runtime.

@@ -20,9 +20,9 @@ import {
   SECCOMP_RET_USER_NOTIF,
   compileSeccomp,
   syscallTable,
-} from '../../src/runtime/seccomp.js';
-import { BPF_MAXINSNS, NATIVE_LITTLE_ENDIAN, decodeFilter, type SockFilter } from '../../src/runtime/seccomp-bpf.js';
-import type { LinuxSeccomp, LinuxSeccompArch } from '../../src/runtime/spec-types.js';
+} from '../../src/runtime/seccomp/compile.js';
+import { BPF_MAXINSNS, NATIVE_LITTLE_ENDIAN, decodeFilter, type SockFilter } from '../../src/runtime/seccomp/bpf.js';
+import type { LinuxSeccomp, LinuxSeccompArch } from '../../src/runtime/spec/types.js';
 import { capturePodmanConfig, type PodmanCapture } from './fixtures/podman-capture.js';
 import { arch, peer, root, skipOrFail, skipUnless, type Need } from '../helpers/requirements.js';
 

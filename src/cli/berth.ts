@@ -3,7 +3,7 @@
  * The `berth` command: a thin dispatcher. Each command group lives in its own module,
  * loaded only when one of its commands runs, so that start-up stays small.
  */
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
 import { parseCommand, type CommandGroup } from './common.js';
 
 type GroupLoader = () => Promise<{ commands: CommandGroup }>;

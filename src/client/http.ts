@@ -10,8 +10,8 @@ import type * as HttpsModule from 'node:https';
 import { isIP } from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
 import type * as TlsModule from 'node:tls';
-import { BerthError } from '../errors.js';
-import { lazyRequire } from '../lazy-require.js';
+import { BerthError } from '../base/errors.js';
+import { lazyRequire } from '../base/lazy-require.js';
 import { openTunnel, proxyAuthorization, proxyCredentialsHint, proxyFor, proxySettingsFromEnv, type ProxySettings } from './proxy.js';
 import { RegistryTrust } from './trust.js';
 

@@ -4,7 +4,7 @@
  * 192 MB pull that was ~40% of berth's main-thread time. Here the socket (or the TLS socket,
  * which decrypts into the same buffers) reads straight into
  * 1 MiB slabs (net.Socket `onread`), and the body is handed on as views of them, contiguous
- * reads coalesced, with no copy. Slabs come from content/slab-pool.ts: a consumer that owns the
+ * reads coalesced, with no copy. Slabs come from base/slab-pool.ts: a consumer that owns the
  * body's chunks releases them once used, and their slab is reused.
  *
  * Deliberately narrow: a GET over HTTP or HTTPS whose answer is 200 or 206 with a
@@ -14,8 +14,8 @@
  */
 import net from 'node:net';
 import { Readable } from 'node:stream';
-import { handedOn, retireSlab, takeSlab } from '../content/slab-pool.js';
-import { lazyRequire } from '../lazy-require.js';
+import { handedOn, retireSlab, takeSlab } from '../base/slab-pool.js';
+import { lazyRequire } from '../base/lazy-require.js';
 import type * as TlsModule from 'node:tls';
 
 export interface RawBody {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { digestOf } from '../../src/image/digest.js';
+import { digestOf } from '../../src/base/digest.js';
 import { isMediaType } from '../../src/image/formats.js';
 import {
   ALL_MANIFEST_MEDIA_TYPES,
@@ -16,7 +16,7 @@ import {
   isManifestOrIndexMediaType,
   layerCompression,
   ociLayerMediaType,
-} from '../../src/image/media-types.js';
+} from '../../src/base/media-types.js';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const SPEC = join(REPO, '..', 'shared', 'specs');

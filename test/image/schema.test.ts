@@ -18,11 +18,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import type { ValidateFunction } from 'ajv';
-import { BerthError } from '../../src/errors.js';
-import { EMPTY_JSON_DIGEST, MediaType } from '../../src/image/media-types.js';
+import { BerthError } from '../../src/base/errors.js';
+import { EMPTY_JSON_DIGEST, MediaType } from '../../src/base/media-types.js';
 import { validateConfig, validateDescriptor, validateIndex, validateLayoutHeader, validateManifest } from '../../src/image/validate.js';
 import { dockerIndexToOci, dockerManifestToOci, ociIndexToDocker, ociManifestToDocker } from '../../src/image/docker.js';
-import type { ImageIndex, ImageManifest } from '../../src/image/types.js';
+import type { ImageIndex, ImageManifest } from '../../src/base/types.js';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type JsonObject = { [key: string]: Json };

@@ -9,9 +9,9 @@ import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { unpackLayers, type LayerSource } from '../../src/layer/unpack-layers.js';
 import { compressStream, type LayerCompression } from '../../src/layer/compress.js';
-import { readAll } from '../../src/content/read.js';
-import { MediaType } from '../../src/image/media-types.js';
-import { isBerthError } from '../../src/errors.js';
+import { readAll } from '../../src/base/read.js';
+import { MediaType } from '../../src/base/media-types.js';
+import { isBerthError } from '../../src/base/errors.js';
 import { sha256, tarArchive, type FixtureEntry } from './tar-fixture.js';
 import { writeOciLayout } from './oci-fixture.js';
 

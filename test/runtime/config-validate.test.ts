@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
-import { isBerthError } from '../../src/errors.js';
+import { isBerthError } from '../../src/base/errors.js';
 import { hostBoundingSet, validateRuntimeConfig, CAPABILITIES } from '../../src/runtime/config-validate.js';
 import type { Spec } from '../../src/runtime/spec-types.js';
 import { capturePodmanConfig, type PodmanCapture } from './fixtures/podman-capture.js';

@@ -5,7 +5,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { IDLE_TRIM_MS, SLAB_BYTES, freeSlabCount, handedOn, releaseChunk, retireSlab, takeSlab } from '../../src/content/slab-pool.js';
+import { IDLE_TRIM_MS, SLAB_BYTES, freeSlabCount, handedOn, releaseChunk, retireSlab, takeSlab } from '../../src/base/slab-pool.js';
 
 describe('slab pool', () => {
   it('reuses a slab only after it is retired and all its bytes are released', () => {

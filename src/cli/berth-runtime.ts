@@ -6,7 +6,8 @@
  */
 import { appendFileSync, existsSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
+import { berthVersion } from '../base/package.js';
 import { createContainer, loadBundleConfig } from '../runtime/create.js';
 import { execInContainer } from '../runtime/exec.js';
 import { features } from '../runtime/features.js';

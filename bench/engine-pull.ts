@@ -19,7 +19,7 @@ import { copy } from '../src/content/copy.js';
 import { pullImage } from '../src/engine/pull.js';
 import { SnapshotStore } from '../src/engine/snapshots.js';
 import { OciLayout } from '../src/image/layout.js';
-import { MediaType } from '../src/image/media-types.js';
+import { MediaType } from '../src/base/media-types.js';
 import { startBerthRegistry } from '../test/helpers/berth-registry.js';
 import { writeOciLayout, type FixtureLayer } from '../test/layer/oci-fixture.js';
 

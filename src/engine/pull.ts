@@ -13,12 +13,12 @@
 import { PassThrough, type Readable } from 'node:stream';
 import type { RegistryClient } from '../client/registry.js';
 import { copy, type CopyResult } from '../content/copy.js';
-import type { PushOptions, ProgressEvent, Target } from '../content/types.js';
+import type { PushOptions, ProgressEvent, Target } from '../base/target.js';
 import { loadImageFrom } from '../image/load-image.js';
 import type { OciLayout } from '../image/layout.js';
 import { parsePlatform } from '../image/platform.js';
 import { parseReference, referenceTarget, type Reference } from '../image/reference.js';
-import type { Descriptor, Platform } from '../image/types.js';
+import type { Descriptor, Platform } from '../base/types.js';
 import { chainIds, SnapshotStore, type Prepared, type SnapshotImage } from './snapshots.js';
 import { berthRoot as defaultBerthRoot, storeRefName } from './store.js';
 

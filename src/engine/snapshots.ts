@@ -35,20 +35,20 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pipeline, type Readable } from 'node:stream';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
 import { Limiter } from '../content/limit.js';
 import { writeFileAtomic, fsyncDir } from '../image/atomic-file.js';
-import { digestOf, DigestingStream } from '../image/digest.js';
+import { digestOf, DigestingStream } from '../base/digest.js';
 import type { OciLayout } from '../image/layout.js';
 import { processAlive, withLock } from '../image/layout-lock.js';
 import { loadImage } from '../image/load-image.js';
 import { parseReference } from '../image/reference.js';
-import type { Descriptor, ImageConfig, ImageManifest, Platform } from '../image/types.js';
+import type { Descriptor, ImageConfig, ImageManifest, Platform } from '../base/types.js';
 import { applyTarStream, type ApplyResult } from '../layer/apply.js';
 import { describeStreamError, layerDecompressor } from '../layer/decompress.js';
 import { unpackLayers } from '../layer/unpack-layers.js';
 import { walkTree } from '../layer/walk.js';
-import { parseMountinfo } from '../runtime/cgroups-host.js';
+import { parseMountinfo } from '../runtime/mountinfo.js';
 import { openImageStore, storeRefName } from './store.js';
 
 /** An image with the layout holding its blobs. */

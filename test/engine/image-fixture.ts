@@ -2,7 +2,7 @@
 import { gzipSync } from 'node:zlib';
 import { Readable } from 'node:stream';
 import type { OciLayout } from '../../src/image/layout.js';
-import type { Descriptor, ImageConfig, ImageManifest } from '../../src/image/types.js';
+import type { Descriptor, ImageConfig, ImageManifest } from '../../src/base/types.js';
 import { sha256, tarArchive, type FixtureEntry } from '../layer/tar-fixture.js';
 
 export interface FixtureImage {

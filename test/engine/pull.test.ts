@@ -14,7 +14,7 @@ import { pullImage } from '../../src/engine/pull.js';
 import { chainIds, SnapshotStore } from '../../src/engine/snapshots.js';
 import { openImageStore } from '../../src/engine/store.js';
 import { OciLayout } from '../../src/image/layout.js';
-import { isBerthError } from '../../src/errors.js';
+import { isBerthError } from '../../src/base/errors.js';
 import { startBerthRegistry, type BerthRegistry } from '../helpers/berth-registry.js';
 import { peer, root, skipUnless } from '../helpers/requirements.js';
 import { removeDir, snapshotTree, tempDir } from '../layer/layer-write-helpers.js';

@@ -13,7 +13,7 @@ import { chainIds, SnapshotStore } from '../../src/engine/snapshots.js';
 import { openImageStore } from '../../src/engine/store.js';
 import { unpackLayers } from '../../src/layer/unpack-layers.js';
 import type { OciLayout } from '../../src/image/layout.js';
-import { isBerthError } from '../../src/errors.js';
+import { isBerthError } from '../../src/base/errors.js';
 import { peer, root, skipUnless } from '../helpers/requirements.js';
 import { removeDir, snapshotTree, tempDir } from '../layer/layer-write-helpers.js';
 import { sha256, type FixtureEntry } from '../layer/tar-fixture.js';

@@ -12,6 +12,7 @@
  */
 import { PassThrough, type Readable } from 'node:stream';
 import type { RegistryClient } from '../client/registry.js';
+import type { Repository } from '../client/repository.js';
 import { copy, type CopyResult } from '../content/copy.js';
 import type { PushOptions, ProgressEvent, Target } from '../base/target.js';
 import { loadImageFrom } from '../image/load-image.js';
@@ -19,6 +20,7 @@ import type { OciLayout } from '../image/layout.js';
 import { parsePlatform } from '../image/platform.js';
 import { parseReference, referenceTarget, type Reference } from '../image/reference.js';
 import type { Descriptor, Platform } from '../base/types.js';
+import { takeLease } from './leases.js';
 import { chainIds, SnapshotStore, type Prepared, type SnapshotImage } from './snapshots.js';
 import { berthRoot as defaultBerthRoot, storeRefName } from './store.js';
 
@@ -115,7 +117,22 @@ export async function pullImage(ref: string | Reference, opts: PullOptions): Pro
   const resolving = opts.client.resolveForPull(reference.registry, reference.repository, referenceTarget(reference), { prefetch: true });
   resolving.catch(() => undefined); // awaited below, once the store is open
   const store = await snapshots.imageStore();
-  const { repository, descriptor } = await resolving;
+  // Blobs land in the store before the tag that makes them reachable: gc must keep them meanwhile.
+  const endLease = await takeLease(root, { writesBlobs: true });
+  try {
+    return await pullInto(snapshots, store, reference, await resolving, opts);
+  } finally {
+    await endLease();
+  }
+}
+
+async function pullInto(
+  snapshots: SnapshotStore,
+  store: OciLayout,
+  reference: Reference,
+  { repository, descriptor }: { repository: Repository; descriptor: Descriptor },
+  opts: PullOptions,
+): Promise<PulledImage> {
   const platform = typeof opts.platform === 'string' ? parsePlatform(opts.platform) : opts.platform;
   const name = storeRefName(reference);
   const loaded = await loadImageFrom(repository, descriptor, name, platform);

@@ -14,8 +14,8 @@
  *   tmp-<pid>-<rand>/            a snapshot being unpacked: renamed to <hex> once complete and synced,
  *                                so a half-unpacked snapshot is never used; removed by the next
  *                                command once its process is gone
- *   leases/<pid>-<rand>.json     chains a running prepare uses: prune keeps them until released
- *                                (or until that process is gone)
+ * and BERTH_ROOT/leases (leases.ts) holds the chains running prepares use: prune keeps them
+ * until released (or until that process is gone).
  *
  * Interface (what the engine codes against):
  *   new SnapshotStore(berthRoot)
@@ -32,7 +32,7 @@
 import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { mkdir, readFile, readdir, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pipeline, type Readable } from 'node:stream';
 import { BerthError } from '../base/errors.js';
@@ -42,6 +42,7 @@ import { digestOf, DigestingStream } from '../base/digest.js';
 import type { OciLayout } from '../image/layout.js';
 import { processAlive, withLock } from '../image/layout-lock.js';
 import { loadImage } from '../image/load-image.js';
+import { liveLeases, takeLease } from './leases.js';
 import { parseReference } from '../image/reference.js';
 import type { Descriptor, ImageConfig, ImageManifest, Platform } from '../base/types.js';
 import { applyTarStream, type ApplyResult } from '../layer/apply.js';
@@ -207,14 +208,7 @@ export class SnapshotStore {
     }
     const chain = chainIds(diffIds);
     chain.forEach(hexOf);
-    await mkdir(join(this.dir, 'leases'), { recursive: true });
-    const lease = join(this.dir, 'leases', `${process.pid}-${randomBytes(6).toString('hex')}.json`);
-    // Renamed into place so that prune never reads half a lease (no fsync: a lease dies with its process).
-    await writeFile(`${lease}.tmp`, JSON.stringify({ pid: process.pid, chains: chain, created: new Date().toISOString() }));
-    await rename(`${lease}.tmp`, lease);
-    const release = async (): Promise<void> => {
-      await unlink(lease).catch(() => undefined);
-    };
+    const release = await takeLease(this.berthRoot, { chains: chain });
     try {
       await this.cleanup();
       const limiter = new Limiter(Math.max(1, opts.concurrency ?? 3));
@@ -331,31 +325,9 @@ export class SnapshotStore {
     return out;
   }
 
-  /** Chains that live leases hold (stale leases, of processes gone, are removed). */
+  /** Chains that live leases hold. */
   async leasedChains(): Promise<Set<string>> {
-    const held = new Set<string>();
-    const dir = join(this.dir, 'leases');
-    let names: string[];
-    try {
-      names = await readdir(dir);
-    } catch {
-      return held;
-    }
-    for (const name of names) {
-      const pid = Number.parseInt(name, 10);
-      if (!(pid > 0) || !processAlive(pid)) {
-        await unlink(join(dir, name)).catch(() => undefined);
-        continue;
-      }
-      if (!name.endsWith('.json')) continue; // being written: its chains are not in use before the rename
-      try {
-        const lease = JSON.parse(await readFile(join(dir, name), 'utf8')) as { chains?: string[] };
-        for (const c of lease.chains ?? []) held.add(c);
-      } catch {
-        // released meanwhile
-      }
-    }
-    return held;
+    return new Set((await liveLeases(this.berthRoot)).flatMap((l) => l.chains ?? []));
   }
 
   /** Removes what interrupted commands left: unpack dirs of processes that are gone. */

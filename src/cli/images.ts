@@ -54,6 +54,16 @@ function repoTag(name: string): { repository: string; tag: string } {
   }
 }
 
+/** REGISTRY/REPO@DIGEST for a stored name. */
+function repoDigest(name: string, digest: string): string {
+  try {
+    const r = parseReference(name);
+    return `${r.registry}/${r.repository}@${digest}`;
+  } catch {
+    return `${name}@${digest}`;
+  }
+}
+
 // ---- images ----
 
 async function listImages(p: ParsedCommand): Promise<number> {
@@ -138,7 +148,7 @@ function inspectDocument(img: LocalImage, snapshotDirs: string[]): Record<string
     Id: img.id,
     Digest: img.digest,
     RepoTags: img.names.filter((n) => !n.includes('@')),
-    RepoDigests: img.names.map((n) => `${n.replace(/[:@].*$/, '').replace(/:[^/]*$/, '')}@${img.manifestDigest}`),
+    RepoDigests: [...new Set(img.names.map((n) => repoDigest(n, img.manifestDigest)))],
     Created: c?.created ?? null,
     Author: c?.author ?? '',
     Architecture: c?.architecture ?? null,

@@ -5,7 +5,7 @@ import { BerthError } from '../base/errors.js';
 import { loadBundleConfig } from './create.js';
 import { runInit } from './init-process.js';
 import { buildExecPlan } from './plan.js';
-import type { Process } from './spec-types.js';
+import type { Process } from './spec/types.js';
 import { readRecord, seccompCacheDir, statusOf, writeAtomic } from './state.js';
 
 export interface ExecOptions {

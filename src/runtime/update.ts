@@ -3,9 +3,9 @@
  * update and containerd's CRI resize call it). Only what is given changes; the rest stays.
  */
 import { BerthError } from '../base/errors.js';
-import { cgroupManagerFor } from './cgroups.js';
-import { validateResources } from './config-validate.js';
-import type { LinuxResources } from './spec-types.js';
+import { cgroupManagerFor } from './cgroups/manager.js';
+import { validateResources } from './spec/validate.js';
+import type { LinuxResources } from './spec/types.js';
 import { readRecord, statusOf } from './state.js';
 
 export async function updateContainer(root: string, id: string, raw: unknown): Promise<void> {

@@ -20,12 +20,12 @@ import { digestOf } from '../../src/base/digest.js';
 import { MediaType } from '../../src/base/media-types.js';
 import type { ProgressEvent } from '../../src/base/target.js';
 import { isBerthError } from '../../src/base/errors.js';
-import { registryMissingReason, startRegistry, type RegistryServer } from '../helpers/distribution.js';
+import { REGISTRY_BIN, startRegistry, type RegistryServer } from '../helpers/distribution.js';
 import { addArtifact, addImage, addIndex, noise } from './fixtures.js';
 import { startCuttingProxy, startHttpProxy } from './proxy.js';
+import { peer, skipUnless } from '../helpers/requirements.js';
 
-const skip = registryMissingReason();
-if (skip) console.log(`skipping registry client tests: ${skip}`);
+const skip = skipUnless(peer(REGISTRY_BIN, 'docker-registry'));
 
 describe('Repository against docker-registry', { skip }, () => {
   let reg: RegistryServer;

@@ -21,6 +21,7 @@ import {
 import { EMPTY_JSON_DIGEST, MediaType } from '../../src/base/media-types.js';
 import type { Descriptor, ImageIndex, ImageManifest } from '../../src/base/types.js';
 import { parseManifestOrIndex, validateIndex, validateManifest } from '../../src/image/validate.js';
+import { peer, skipUnless } from '../helpers/requirements.js';
 
 const D = (c: string): string => `sha256:${c.repeat(64)}`;
 
@@ -197,7 +198,7 @@ describe('index conversion', () => {
  * both directions.
  */
 describe('conversion agrees with skopeo byte for byte', () => {
-  const skopeoMissing = spawnSync('skopeo', ['--version']).status === 0 ? undefined : 'skopeo is not installed (apt-get install -y skopeo)';
+  const skopeoMissing = skipUnless(peer('skopeo', 'skopeo'));
   let work = '';
 
   before(async () => {

@@ -16,6 +16,7 @@ import {
 } from '../../src/image/platform.js';
 import { isBerthError } from '../../src/base/errors.js';
 import type { Descriptor, ImageIndex, Platform } from '../../src/base/types.js';
+import { peer, skipUnless } from '../helpers/requirements.js';
 
 const P = (s: string): Platform => parsePlatform(s);
 
@@ -271,7 +272,7 @@ describe('selectManifests', () => {
  * where they differ by design, berth follows containerd and the test records skopeo's choice.
  */
 describe('platform choice compared with skopeo', () => {
-  const skopeoMissing = spawnSync('skopeo', ['--version']).status === 0 ? undefined : 'skopeo is not installed (apt-get install -y skopeo)';
+  const skopeoMissing = skipUnless(peer('skopeo', 'skopeo'));
   let layout = '';
   const refs: { name: string; index: ImageIndex }[] = [];
 

@@ -14,6 +14,7 @@ import { MediaType } from '../../src/base/media-types.js';
 import { isBerthError } from '../../src/base/errors.js';
 import { sha256, tarArchive, type FixtureEntry } from './tar-fixture.js';
 import { writeOciLayout } from './oci-fixture.js';
+import { peer, root, skipUnless } from '../helpers/requirements.js';
 
 const MEDIA: Record<LayerCompression, string> = {
   none: MediaType.layerTar,
@@ -174,7 +175,7 @@ describe('unpackLayers', () => {
     }
   });
 
-  test('same root filesystem as umoci unpack of the same OCI layout', { skip: process.getuid?.() !== 0 ? 'umoci unpack needs root here' : false }, async () => {
+  test('same root filesystem as umoci unpack of the same OCI layout', { skip: skipUnless(root('umoci unpack'), peer('umoci', 'umoci')) }, async () => {
     const files = await Promise.all(
       LAYERS.map(async (entries, i) => {
         const built = await layer(entries, 'gzip');

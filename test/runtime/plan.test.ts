@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { buildInitPlan, capMask, encodePlan, parseMountOptions, type PlanRecord } from '../../src/runtime/plan.js';
-import { defaultSpec } from '../../src/runtime/spec-default.js';
+import { defaultSpec } from '../../src/runtime/spec/default.js';
 import { MS } from '../../src/runtime/linux-constants.js';
 import { isBerthError } from '../../src/base/errors.js';
 

@@ -3,7 +3,7 @@
  * writes them (`512m`, `1g`: binary units), `-1` for unlimited.
  */
 import { BerthError } from '../base/errors.js';
-import type { LinuxResources } from './spec-types.js';
+import type { LinuxResources } from '../runtime/spec/types.js';
 
 export const UPDATE_FLAG_NAMES = [
   'blkio-weight', 'cpu-period', 'cpu-quota', 'cpu-share', 'cpu-rt-period', 'cpu-rt-runtime', 'cpu-idle',

@@ -284,7 +284,7 @@ async function main(argv: string[]): Promise<number> {
     else if (name === 'systemd-cgroup') {
       throw new BerthError('UNSUPPORTED', '--systemd-cgroup is not supported: berth-runtime manages cgroupfs directly; configure your engine with cgroup_manager = "cgroupfs"');
     } else if (name === 'help' || name === 'h') { process.stdout.write(USAGE); return 0; }
-    else if (name === 'version' || name === 'v') { process.stdout.write(`berth-runtime version 0.1.0\nspec: ${OCI_VERSION}\n`); return 0; }
+    else if (name === 'version' || name === 'v') { process.stdout.write(`berth-runtime version ${berthVersion()}\nspec: ${OCI_VERSION}\n`); return 0; }
     else throw new BerthError('USAGE', `unknown global flag ${a}\n\n${USAGE}`);
   }
   const verb = argv[i];

@@ -1,5 +1,5 @@
 /**
- * A registry repository as a Target (design.md "One idea underneath everything"), with
+ * A registry repository as a Target (docs/ARCHITECTURE.md "One idea underneath everything"), with
  * tags, referrers (API, and the referrers tag schema where the registry has none), delete
  * and cross-repository mount. Blobs stream through: downloads are verified while they flow
  * and resume with `Range` after a broken connection; uploads go as one streamed PUT or in

@@ -15,6 +15,7 @@ import type { LinuxSeccomp } from '../../src/runtime/spec/types.js';
 import { seccompCacheDir } from '../../src/runtime/state.js';
 import { makeBusyboxBundle, type Bundle } from '../helpers/bundle.js';
 import { Runtime } from './runtime-cli.js';
+import { root, skipUnless } from '../helpers/requirements.js';
 
 const denyMkdir = (errnoRet: number): LinuxSeccomp => ({
   defaultAction: 'SCMP_ACT_ALLOW',
@@ -99,7 +100,7 @@ describe('compiled seccomp cache', () => {
   });
 });
 
-describe('berth-runtime with the seccomp cache', { skip: process.getuid?.() !== 0 ? 'needs root (containers)' : false }, () => {
+describe('berth-runtime with the seccomp cache', { skip: skipUnless(root('containers')) }, () => {
   let rt: Runtime;
   let bundle: Bundle;
   before(() => {

@@ -365,6 +365,12 @@ static void remount_bind(const char *target, unsigned long flags) {
   die("remount %s: %s", target, strerror(errno));
 }
 
+/* Makes a mount read-only and keeps its other flags (nosuid, nodev, noexec, atime), as runc
+ * does: a remount takes the flags it is given, so without them they would be cleared. */
+static void remount_ro(const char *target) {
+  remount_bind(target, MS_RDONLY | locked_flags(target));
+}
+
 /* ---- mounts --------------------------------------------------------------------------- */
 
 /* ---- paths inside the root filesystem ---------------------------------------------------
@@ -569,7 +575,7 @@ static void readonly_path(const char *path) {
     if (errno == ENOENT) return;
     die("bind readonly path %s: %s", path, strerror(errno));
   }
-  remount_bind(path, MS_RDONLY | MS_REC);
+  remount_ro(path);
 }
 
 /* ---- terminal --------------------------------------------------------------------------- */
@@ -890,7 +896,7 @@ static void container_main(void) {
       if (strcmp(recs[i].key, "mask") == 0) mask_path(recs[i].val);
       else if (strcmp(recs[i].key, "readonly") == 0) readonly_path(recs[i].val);
     }
-    if (get("root_readonly")) remount_bind("/", MS_RDONLY);
+    if (get("root_readonly")) remount_ro("/");
   }
   if (get("terminal")) setup_terminal();
   apply_process_attrs();

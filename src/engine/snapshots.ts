@@ -21,9 +21,14 @@
  *   new SnapshotStore(berthRoot)
  *   prepare(image, opts) → Prepared { chainId, dirs (lowest first), snapshots, release() }
  *     image: a name in the local store ('busybox', 'docker.io/library/busybox:latest', a digest)
- *            or { layout, manifest, config } (a LoadedImage with its layout)
+ *            or { layout, manifest, config } (a LoadedImage with its layout; LocalImages.find
+ *            in images.ts resolves image IDs and prefixes too). release() once the container
+ *            is recorded: until then the lease keeps prune away.
+ *   (pull.ts's pullImage pulls and prepares in one go, unpacking while it downloads.)
  *   mountRootfs(dirs, containerDir, { driver?: 'overlay' | 'vfs', readOnly? }) → rootfs path
- *     (CONTAINER/rootfs; overlay: CONTAINER/upper + CONTAINER/work; idempotent)
+ *     (CONTAINER/rootfs; overlay: CONTAINER/upper + CONTAINER/work; idempotent). It records
+ *     CONTAINER/rootfs.json: with containerDir = BERTH_ROOT/containers/<id>, prune and rmi -f
+ *     keep the container's snapshots even once its image is gone (usage.ts reads it).
  *   unmountRootfs(containerDir)          unmounts (if mounted); leaves the directories
  *   upperDir(containerDir)               CONTAINER/upper (overlay; with vfs the changes are in rootfs)
  *   rootfsDriver(containerDir)           'overlay' | 'vfs' | undefined, as mountRootfs recorded it

@@ -1,7 +1,7 @@
 // podman (Debian's 4.3) driving berth-runtime through --runtime, on a local busybox image:
 // run with output and exit code, a terminal through the console socket, detached run + exec +
 // stop + rm. Needs root and podman (apt-get install -y podman); configured as
-// /work/shared/peers.md says, with storage in a temp dir.
+// docs/ARCHITECTURE.md "Tests and peers" says, with storage in a temp dir.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

@@ -24,6 +24,7 @@ import {
 } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { BerthError } from '../base/errors.js';
+import { nativeBinary } from '../base/package.js';
 import { SafeRoot, entryComponents, joinRel } from './safe-path.js';
 import type { TarHeader } from './tar-header.js';
 import type { TarSink } from './tar-parser.js';
@@ -67,7 +68,8 @@ export class LayerApplier implements TarSink {
   private fd = -1;
   private fileRel = '';
   private fileHeader?: TarHeader;
-  private setfattrMissing = false;
+  /** Extended attributes to set once every entry is written (rel → name → value). */
+  private readonly xattrs = new Map<string, Record<string, Buffer>>();
 
   constructor(
     root: string,
@@ -98,6 +100,7 @@ export class LayerApplier implements TarSink {
     const parentRel = this.safe.resolveDir(parentComponents, true, (rel) => this.inThisLayer.add(rel))!;
     const rel = joinRel(parentRel, base);
     this.inThisLayer.add(rel);
+    this.xattrs.delete(rel); // a later entry replaces the file, and its attributes
     switch (h.type) {
       case 'dir':
         this.makeDir(rel, h);
@@ -157,6 +160,7 @@ export class LayerApplier implements TarSink {
       if (this.stillRealDir(rel) !== undefined) chmodSync(this.safe.abs(rel), mode);
     }
     this.unlocked.clear();
+    this.writeXattrs();
   }
 
   /**
@@ -389,22 +393,43 @@ export class LayerApplier implements TarSink {
     this.ownership.set(rel, { uid, gid });
   }
 
-  /** Node has no xattr API: `setfattr` (Debian package attr) sets them when it is installed. */
+  /** Kept for the end of the layer: a chown after them would clear security.capability. */
   private setXattrs(rel: string, xattrs: Record<string, Buffer>): void {
-    for (const [name, value] of Object.entries(xattrs)) {
-      if (this.setfattrMissing) {
-        this.notes.push(`xattr ${name} on /${rel} not set: setfattr is not installed`);
-        continue;
+    this.xattrs.set(rel, { ...(this.xattrs.get(rel) ?? {}), ...xattrs });
+  }
+
+  /**
+   * Sets the layer's extended attributes with lsetxattr(2), through native/berth-xattr (Node has
+   * no xattr call): one process for the whole layer. An attribute that cannot be set fails the
+   * apply, except where the caller may not set it (not root: security.* and trusted.* need
+   * privileges) or the filesystem has no room for its namespace: those are listed in notes.
+   */
+  private writeXattrs(): void {
+    if (this.xattrs.size === 0) return;
+    const list: [rel: string, name: string][] = [];
+    const input: Buffer[] = [];
+    for (const [rel, attrs] of this.xattrs) {
+      for (const [name, value] of Object.entries(attrs)) {
+        list.push([rel, name]);
+        input.push(Buffer.from(`${rel}\0${name}\0${value.toString('hex')}\0`));
       }
-      const r = spawnSync('setfattr', ['-h', '-n', name, '-v', `0x${value.toString('hex')}`, this.safe.abs(rel)], {
-        encoding: 'utf8',
-      });
-      if (r.error && errno(r.error) === 'ENOENT') {
-        this.setfattrMissing = true;
-        this.notes.push(`xattr ${name} on /${rel} not set: setfattr is not installed (apt-get install attr)`);
-      } else if (r.status !== 0) {
-        this.notes.push(`xattr ${name} on /${rel} not set: ${r.error?.message ?? r.stderr.trim()}`);
-      }
+    }
+    this.xattrs.clear();
+    const r = spawnSync(nativeBinary('berth-xattr'), [this.safe.abs('')], { input: Buffer.concat(input), encoding: 'utf8', maxBuffer: 64 << 20 });
+    if (r.error || r.status !== 0) {
+      throw new BerthError('INTERNAL', `cannot set extended attributes under ${this.safe.abs('')}: ${r.error?.message ?? r.stderr.trim()}`);
+    }
+    for (const line of r.stdout.split('\n').filter(Boolean)) {
+      const m = /^(\d+) (\d+) (.*)$/.exec(line);
+      const [rel, name] = (m && list[Number(m[1])]) || ['?', '?'];
+      const code = Number(m?.[2]);
+      const what = `extended attribute ${name} on /${rel}: ${m?.[3] ?? line}`;
+      if (code === 2 /* ENOENT: removed by a later entry */) continue;
+      const privileged = name.startsWith('security.') || name.startsWith('trusted.');
+      const mayNot = this.myUid !== 0 && privileged && (code === 1 /* EPERM */ || code === 13 /* EACCES */);
+      const unsupported = !privileged && code === 95 /* EOPNOTSUPP */;
+      if (mayNot || unsupported) this.notes.push(`${what} (not set${mayNot ? ': only root can set it' : ''})`);
+      else throw new BerthError(code === 95 ? 'UNSUPPORTED' : 'INTERNAL', `cannot set ${what}; unpack as root onto a filesystem with extended attributes`);
     }
   }
 }

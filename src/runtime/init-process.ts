@@ -3,19 +3,13 @@
  * "mounted", "ready" and "error MSG" from the executor; "go" from us.
  */
 import type { ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, readSync, rmdirSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, readSync, rmdirSync, writeSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { BerthError } from '../base/errors.js';
-import { packageRoot } from '../base/package.js';
+import { nativeBinary } from '../base/package.js';
 import { encodePlan, encodeRecords, type Plan, type PlanRecord } from './plan.js';
 import { procStat } from './state.js';
 
-export function nativeBinary(name: 'berth-init' | 'berth-runtime'): string {
-  const path = join(packageRoot(), 'native', 'build', name);
-  if (!existsSync(path)) throw new BerthError('RUNTIME_ERROR', `${path} is missing: build it with \`make -C native\` (npm install runs it)`);
-  return path;
-}
 
 export interface InitEvents {
   /** The container process exists (host pid); id maps and cgroups go here. */

@@ -341,7 +341,13 @@ int main(int argc, char **argv) {
     }
     if (np == 0 || (exited && np == (in_open ? 1 : 0))) {
       if (exited) break;
-      waitpid(child, &status, 0);
+      /* Output closed before the exit: wait for it (EINTR: a forwarded signal). */
+      if (waitpid(child, &status, 0) == child) {
+        exited = 1;
+        code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      } else if (errno != EINTR) {
+        break;
+      }
       continue;
     }
     /* After the exit, a pty master never reports EOF while other holders live: drain briefly. */

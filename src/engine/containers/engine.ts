@@ -336,7 +336,8 @@ const PATH_DEFAULT = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
  * messages; checked in the rootfs before anything runs. Paths under a mount are left to exec.
  */
 async function checkCommand(rootfs: string, spec: Spec, opts: RunOptions): Promise<void> {
-  const cmd = spec.process!.args![0]!;
+  const args = spec.process!.args!;
+  const cmd = (opts.init ? args[args.indexOf('--') + 1] : args[0])!;
   const under = (p: string) => opts.mounts.some((m) => p === m.destination || p.startsWith(m.destination + '/'));
   const executable = (host: string): 'ok' | 'dir' | 'noexec' => {
     const st = lstatSync(host);

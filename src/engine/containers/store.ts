@@ -114,9 +114,13 @@ export class ContainerStore {
     }
     const id = randomBytes(ID_BYTES).toString('hex');
     const dir = this.containerDir(id);
-    mkdirSync(dir, { mode: 0o711 });
+    // The directory appears with its marker already inside (made aside, then renamed): a
+    // sweep never sees a container directory it cannot tell from an abandoned one.
+    const fresh = join(this.dir, `.new-${id}`);
+    mkdirSync(fresh, { mode: 0o711 });
     const me = procStat(process.pid);
-    writeAtomic(join(dir, 'creating'), `${process.pid} ${me?.startTime ?? 0}\n`, 0o600, false);
+    writeAtomic(join(fresh, 'creating'), `${process.pid} ${me?.startTime ?? 0}\n`, 0o600, false);
+    renameSync(fresh, dir);
     let chosen = name ?? randomName();
     for (let attempt = 0; ; attempt++) {
       try {
@@ -194,20 +198,11 @@ export class ContainerStore {
       text = readFileSync(join(this.containerDir(id), 'creating'), 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return false;
-      return !existsSync(join(this.containerDir(id), 'container.json')) && existsSync(this.containerDir(id)) ? this.olderThanASecond(id) : false;
+      // A complete record without its marker: in use. Neither: not a container of ours.
+      return false;
     }
     const [pid, start] = text.trim().split(' ').map(Number);
     return !isAlive(pid!, start!);
-  }
-
-  /** A directory without marker nor record: a create killed between mkdir and the marker. */
-  private olderThanASecond(id: string): boolean {
-    try {
-      const { mtimeMs } = statSync(this.containerDir(id));
-      return Date.now() - mtimeMs > 1000;
-    } catch {
-      return false;
-    }
   }
 
   /** Renames the directory away (one remover wins), then deletes it. */
@@ -313,7 +308,13 @@ export class ContainerStore {
       return;
     }
     for (const n of entries) {
-      if (n.startsWith('.removing-')) {
+      if (n.startsWith('.new-')) {
+        // A reservation killed before its rename: the marker says whose it was.
+        let text = '';
+        try { text = readFileSync(join(this.dir, n, 'creating'), 'utf8'); } catch { /* not written yet */ }
+        const [pid, start] = text.trim().split(' ').map(Number);
+        if (text ? !isAlive(pid!, start!) : !this.recentlyTouched(join(this.dir, n), 60_000)) rmSync(join(this.dir, n), { recursive: true, force: true });
+      } else if (n.startsWith('.removing-')) {
         const id = n.slice('.removing-'.length);
         // A monitor may still be deleting it: leave a fresh one alone.
         if (!this.recentlyTouched(join(this.dir, n))) {
@@ -334,9 +335,9 @@ export class ContainerStore {
     }
   }
 
-  private recentlyTouched(path: string): boolean {
+  private recentlyTouched(path: string, ms = 2000): boolean {
     try {
-      return Date.now() - statSync(path).mtimeMs < 2000;
+      return Date.now() - statSync(path).mtimeMs < ms;
     } catch {
       return true;
     }

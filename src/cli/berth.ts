@@ -4,7 +4,8 @@
  * loaded only when one of its commands runs, so that start-up stays small.
  */
 import * as fs from 'node:fs';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
+import { berthVersion } from '../base/package.js';
 import { parseCommand, type CommandGroup } from './common.js';
 
 type GroupLoader = () => Promise<{ commands: CommandGroup }>;
@@ -128,7 +129,7 @@ export async function main(argv: string[]): Promise<number> {
     return cmd === undefined ? 2 : 0;
   }
   if (cmd === '--version' || cmd === 'version') {
-    process.stdout.write('berth 0.1.0\n');
+    process.stdout.write(`berth ${berthVersion()}\n`);
     return 0;
   }
   const groupName = sharedGroup(cmd, rest) ?? commandGroup[cmd];

@@ -4,7 +4,7 @@
  * Exit status: the container's own for run/start -a/exec/wait; 125 when berth fails,
  * 126 when the command cannot be invoked, 127 when it is not found.
  */
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
 import { flag, printJson, printLine, str, strs, type CommandGroup, type CommandSpec, type ParsedCommand } from './common.js';
 import type { Container } from '../engine/containers/store.js';
 import type { Engine, ImageSource } from '../engine/containers/engine.js';
@@ -108,15 +108,13 @@ async function runOptions(p: ParsedCommand, command: string[]): Promise<RunOptio
   for (const lo of strs(p, 'log-opt')) {
     const m = /^max-size=(.+)$/.exec(lo);
     if (!m) throw new BerthError('USAGE', `--log-opt ${lo}: only max-size=SIZE is supported`);
-    const { parseBytes } = await import('../runtime/update-flags.js');
-    logMaxSize = parseBytes('log-opt max-size', m[1]!);
+    logMaxSize = o.parseSize('log-opt max-size', m[1]!);
   }
   const runtime = str(p, 'runtime') ?? 'berth';
   const pids = str(p, 'pids-limit');
   if (pids !== undefined && !/^-?\d+$/.test(pids)) throw new BerthError('USAGE', `--pids-limit ${pids}: an integer`);
   const stopSignal = str(p, 'stop-signal');
   if (stopSignal) o.signalNumber(stopSignal);
-  const { parseBytes } = await import('../runtime/update-flags.js');
   return {
     ...(str(p, 'name') !== undefined ? { name: str(p, 'name')! } : {}),
     command,
@@ -133,7 +131,7 @@ async function runOptions(p: ParsedCommand, command: string[]): Promise<RunOptio
     privileged: flag(p, 'privileged'),
     noNewPrivileges: sec.noNewPrivileges,
     ...(sec.seccomp !== undefined ? { seccomp: sec.seccomp } : {}),
-    ...(str(p, 'memory') ? { memory: parseBytes('memory', str(p, 'memory')!) } : {}),
+    ...(str(p, 'memory') ? { memory: o.parseSize('memory', str(p, 'memory')!) } : {}),
     ...(str(p, 'cpus') ? { cpus: o.parseCpus(str(p, 'cpus')!) } : {}),
     ...(pids !== undefined ? { pidsLimit: Number(pids) } : {}),
     ulimits: strs(p, 'ulimit').map(o.parseUlimit),

@@ -4,8 +4,8 @@
  * linux.seccomp for a container's capabilities and architecture by defaultSeccomp().
  * Generated once from the profile; edit as data.
  */
-import { BerthError } from '../errors.js';
-import type { LinuxSeccomp, LinuxSyscall } from '../runtime/spec-types.js';
+import { BerthError } from '../base/errors.js';
+import type { LinuxSeccomp, LinuxSyscall } from '../runtime/spec/types.js';
 
 interface Rule {
   names: string[];

@@ -10,11 +10,10 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { makeRootfs } from '../helpers/bundle.js';
 import { FRONT } from '../runtime/runtime-cli.js';
+import { peer, root, skipUnless } from '../helpers/requirements.js';
 
-const hasPodman = spawnSync('podman', ['--version']).status === 0;
-if (!hasPodman) console.log('# runtime-podman: podman is not installed (apt-get install -y podman); these tests are skipped');
 
-describe('podman --runtime berth-runtime (root)', { skip: !hasPodman && 'podman is not installed' }, () => {
+describe('podman --runtime berth-runtime (root)', { skip: skipUnless(peer('podman', 'podman'), root('containers')) }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'berth-podman-'));
   const env: NodeJS.ProcessEnv = { ...process.env, CONTAINERS_CONF: join(dir, 'containers.conf'), CONTAINERS_STORAGE_CONF: join(dir, 'storage.conf') };
   delete env.NODE_EXTRA_CA_CERTS;

@@ -1,8 +1,7 @@
 /** `run`/`create` options as docker takes them, checked and turned into plain data. */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, posix, resolve } from 'node:path';
-import { BerthError } from '../../errors.js';
-import { parseBytes } from '../../runtime/update-flags.js';
+import { BerthError } from '../../base/errors.js';
 
 export interface MountSpec {
   type: 'bind' | 'tmpfs';
@@ -45,6 +44,15 @@ export interface RunOptions {
 }
 
 const usage = (msg: string): BerthError => new BerthError('USAGE', msg);
+
+const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4, p: 1024 ** 5 };
+
+/** docker's sizes (RAMInBytes): 512, 64m, 1.5g, 100kb; binary units. */
+export function parseSize(flag: string, value: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([bkmgtp]?)(?:i?b)?\s*$/i.exec(value);
+  if (!m) throw usage(`--${flag}: ${JSON.stringify(value)} is not a size (bytes, or a number with k, m, g, t or p)`);
+  return Math.floor(Number(m[1]) * UNITS[m[2]!.toLowerCase()]!);
+}
 
 /** `-e K=V`, `-e K` (the value from our environment, dropped when unset), as docker. */
 export function parseEnv(entries: string[], envFiles: string[], env: NodeJS.ProcessEnv = process.env): string[] {
@@ -118,7 +126,7 @@ export function parseMount(spec: string): MountSpec {
   }
   if (type === 'tmpfs') {
     const opts = ['nosuid', 'nodev', 'noexec'];
-    if (kv.has('tmpfs-size')) opts.push(`size=${parseBytes('mount tmpfs-size', kv.get('tmpfs-size')!)}`);
+    if (kv.has('tmpfs-size')) opts.push(`size=${parseSize('mount tmpfs-size', kv.get('tmpfs-size')!)}`);
     if (kv.has('tmpfs-mode')) opts.push(`mode=${kv.get('tmpfs-mode')}`);
     if (ro) opts.push('ro');
     return { type: 'tmpfs', source: 'tmpfs', destination: checkDestination(dst, `--mount ${spec}`), options: opts };

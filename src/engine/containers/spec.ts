@@ -6,13 +6,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { posix } from 'node:path';
-import { BerthError } from '../../errors.js';
+import { BerthError } from '../../base/errors.js';
 import { resolveUser } from '../../image/passwd.js';
 import { mergeEnv, imageAnnotations } from '../../image/runtime-config.js';
-import type { ImageConfig } from '../../image/types.js';
+import type { ImageConfig } from '../../base/types.js';
 import { CAPABILITIES } from '../../runtime/linux-constants.js';
-import { DEFAULT_PATH_ENV } from '../../runtime/spec-default.js';
-import type { LinuxResources, LinuxSeccomp, Mount, Rlimit, Spec } from '../../runtime/spec-types.js';
+import { DEFAULT_PATH_ENV } from '../../runtime/spec/default.js';
+import type { LinuxResources, LinuxSeccomp, Mount, Rlimit, Spec } from '../../runtime/spec/types.js';
 import { dockerProfileToSeccomp, defaultSeccomp } from '../seccomp-profile.js';
 import type { RunOptions } from './options.js';
 

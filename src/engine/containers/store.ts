@@ -18,7 +18,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { BerthError } from '../../errors.js';
+import { BerthError } from '../../base/errors.js';
 import { isAlive, procStat, writeAtomic } from '../../runtime/state.js';
 
 export interface ContainerConfig {

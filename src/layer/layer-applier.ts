@@ -32,6 +32,9 @@ import type { ApplyOptions } from './apply.js';
 const WHITEOUT_PREFIX = '.wh.';
 const OPAQUE = '.wh..wh..opq';
 const FILE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+/** overlayfs's own xattrs (Documentation/filesystems/overlayfs.rst): an archive must not set them. */
+const OVERLAY_XATTR_PREFIX = 'trusted.overlay.';
+const OVERLAY_OPAQUE = { 'trusted.overlay.opaque': Buffer.from('y') };
 
 interface DeferredDir {
   rel: string;
@@ -51,6 +54,19 @@ function errno(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException)?.code;
 }
 
+/** The name a `.wh.` entry deletes, or undefined for aufs metadata to ignore; refuses invalid ones. */
+function whiteoutName(h: TarHeader, base: string): string | undefined {
+  if (base.startsWith(`${WHITEOUT_PREFIX}${WHITEOUT_PREFIX}`)) return undefined; // other aufs metadata: ignored, like docker
+  const name = base.slice(WHITEOUT_PREFIX.length);
+  if (name === '') {
+    throw new BerthError('LAYER_INVALID', `whiteout ${JSON.stringify(h.path)} has no name to delete (layer.md: such an entry is invalid)`);
+  }
+  if (name === '.' || name === '..') {
+    throw new BerthError('UNSAFE_PATH', `whiteout ${JSON.stringify(h.path)} names ${name}: refusing the layer`);
+  }
+  return name;
+}
+
 export class LayerApplier implements TarSink {
   readonly ownership = new Map<string, { uid: number; gid: number }>();
   readonly notes: string[] = [];
@@ -68,6 +84,9 @@ export class LayerApplier implements TarSink {
   private fileRel = '';
   private fileHeader?: TarHeader;
   private setfattrMissing = false;
+  private readonly overlay: boolean;
+  /** overlay mode: paths where this layer wrote a whiteout device (a later entry there must hide the lower one). */
+  private readonly overlayWhiteouts = new Set<string>();
 
   constructor(
     root: string,
@@ -78,6 +97,7 @@ export class LayerApplier implements TarSink {
     this.myGid = process.getgid?.() ?? 0;
     this.preserveOwnership = opts.preserveOwnership ?? this.myUid === 0;
     this.allowDevices = opts.allowDevices ?? this.myUid === 0;
+    this.overlay = opts.whiteouts === 'overlay';
   }
 
   entry(h: TarHeader): void {
@@ -185,23 +205,48 @@ export class LayerApplier implements TarSink {
   // --- whiteouts (layer.md "Whiteouts", "Opaque Whiteout") ---
 
   private whiteout(h: TarHeader, parentComponents: string[], base: string): void {
+    if (this.overlay) {
+      this.overlayWhiteout(h, parentComponents, base);
+      return;
+    }
     const dirRel = this.safe.resolveDir(parentComponents, false);
     if (base === OPAQUE) {
       if (dirRel !== undefined) this.hideLowerChildren(dirRel);
       return;
     }
-    if (base.startsWith(`${WHITEOUT_PREFIX}${WHITEOUT_PREFIX}`)) return; // other aufs metadata: ignored, like docker
-    const name = base.slice(WHITEOUT_PREFIX.length);
-    if (name === '') {
-      throw new BerthError('LAYER_INVALID', `whiteout ${JSON.stringify(h.path)} has no name to delete (layer.md: such an entry is invalid)`);
-    }
-    if (name === '.' || name === '..') {
-      throw new BerthError('UNSAFE_PATH', `whiteout ${JSON.stringify(h.path)} names ${name}: refusing the layer`);
-    }
+    const name = whiteoutName(h, base);
+    if (name === undefined) return;
     if (dirRel === undefined) return; // nothing below to hide
     const rel = joinRel(dirRel, name);
     if (this.inThisLayer.has(rel)) return; // whiteouts hide only lower layers
     this.remove(rel);
+  }
+
+  /**
+   * overlay mode: the layer's directory starts empty, so nothing is removed; the whiteout is
+   * written for overlayfs to hide the lower layers' path (a 0/0 character device), an opaque
+   * whiteout marks its directory (which this layer then holds) opaque.
+   */
+  private overlayWhiteout(h: TarHeader, parentComponents: string[], base: string): void {
+    const dirRel = this.safe.resolveDir(parentComponents, true, (rel) => this.inThisLayer.add(rel))!;
+    if (base === OPAQUE) {
+      this.inThisLayer.add(dirRel);
+      this.setXattrs(dirRel, OVERLAY_OPAQUE, true);
+      return;
+    }
+    const name = whiteoutName(h, base);
+    if (name === undefined) return;
+    const rel = joinRel(dirRel, name);
+    if (this.inThisLayer.has(rel) || this.overlayWhiteouts.has(rel)) return; // whiteouts hide only lower layers
+    const abs = this.safe.abs(rel);
+    const r = spawnSync('mknod', ['-m', '000', abs, 'c', '0', '0'], { encoding: 'utf8' });
+    if (r.status !== 0) {
+      throw new BerthError(
+        'LAYER_INVALID',
+        `cannot write the overlay whiteout for /${rel}: ${r.error?.message ?? r.stderr.trim()} (overlay snapshots need root; use the vfs storage driver otherwise)`,
+      );
+    }
+    this.overlayWhiteouts.add(rel);
   }
 
   /** Removes every child of dirRel that came from a lower layer, keeping what this layer wrote. */
@@ -229,6 +274,8 @@ export class LayerApplier implements TarSink {
       if (!st.isDirectory()) {
         this.removeExisting(rel, st);
         mkdirSync(abs, 0o700);
+        // The layer deleted the lower path and made a directory there: none of the lower one shows.
+        if (this.overlayWhiteouts.delete(rel)) this.setXattrs(rel, OVERLAY_OPAQUE, true);
       }
     }
     this.safe.noteDir(rel);
@@ -390,15 +437,25 @@ export class LayerApplier implements TarSink {
   }
 
   /** Node has no xattr API: `setfattr` (Debian package attr) sets them when it is installed. */
-  private setXattrs(rel: string, xattrs: Record<string, Buffer>): void {
+  private setXattrs(rel: string, xattrs: Record<string, Buffer>, required = false): void {
     for (const [name, value] of Object.entries(xattrs)) {
-      if (this.setfattrMissing) {
+      if (!required && this.overlay && name.startsWith(OVERLAY_XATTR_PREFIX)) {
+        this.notes.push(`xattr ${name} on /${rel} dropped: overlayfs's own attributes cannot come from a layer`);
+        continue;
+      }
+      if (this.setfattrMissing && !required) {
         this.notes.push(`xattr ${name} on /${rel} not set: setfattr is not installed`);
         continue;
       }
       const r = spawnSync('setfattr', ['-h', '-n', name, '-v', `0x${value.toString('hex')}`, this.safe.abs(rel)], {
         encoding: 'utf8',
       });
+      if (required && (r.error || r.status !== 0)) {
+        throw new BerthError(
+          'LAYER_INVALID',
+          `cannot set ${name} on /${rel}: ${r.error?.message ?? r.stderr.trim()} (overlay snapshots need root, setfattr from the Debian package attr, and a file system with trusted xattrs; use the vfs storage driver otherwise)`,
+        );
+      }
       if (r.error && errno(r.error) === 'ENOENT') {
         this.setfattrMissing = true;
         this.notes.push(`xattr ${name} on /${rel} not set: setfattr is not installed (apt-get install attr)`);

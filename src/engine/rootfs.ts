@@ -1,54 +1,69 @@
 /**
- * A container's root filesystem, made from an image in the local store. One function, so that
- * the way it is made (today: the layers unpacked into the container's directory; next: an
- * overlay of shared snapshots keyed by chain id) changes in one place.
+ * A container's root filesystem, made from an image in the local store: an overlay of the
+ * image's shared snapshots (snapshots.ts, keyed by layer chain ID) with the container's own
+ * upper dir, or a copy of the chain where overlayfs is refused. One module, so that the way a
+ * root is made changes in one place.
  */
-import { mkdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import type { LoadedImage } from '../image/load-image.js';
 import type { OciLayout } from '../image/layout.js';
-import { unpackLayers } from '../layer/unpack-layers.js';
+import { SnapshotStore } from './snapshots.js';
 
 export interface PreparedRootfs {
   /** The directory the container sees as `/`. */
   path: string;
-  /** Where the container's changes are (for commit): the rootfs itself when unpacked. */
-  upper: string;
-  /** The layers below (empty when unpacked): commit diffs upper against them. */
-  lower: string[];
-  /** Whether rootfs is a mount to detach at removal. */
-  mounted: boolean;
 }
 
-export async function prepareRootfs(store: OciLayout, image: LoadedImage, containerDir: string): Promise<PreparedRootfs> {
+export async function prepareRootfs(berthRoot: string, store: OciLayout, image: LoadedImage, containerDir: string): Promise<PreparedRootfs> {
+  const snapshots = new SnapshotStore(berthRoot);
+  const prepared = await snapshots.prepare({ layout: store, manifest: image.manifest, config: image.config });
+  try {
+    // mountRootfs records the chain in CONTAINER/rootfs.json: from then on the container's
+    // record (being created) keeps prune away from these snapshots, so the lease can end.
+    return { path: await snapshots.mountRootfs(prepared.dirs, containerDir) };
+  } finally {
+    await prepared.release();
+  }
+}
+
+/** Undoes prepareRootfs: the mount goes, and the container's own layers (rootfs, upper, work). */
+export async function releaseRootfs(berthRoot: string, containerDir: string): Promise<void> {
+  await new SnapshotStore(berthRoot).unmountRootfs(containerDir).catch(() => detachRootfs(containerDir));
+  for (const sub of ['rootfs', 'upper', 'work']) await rm(join(containerDir, sub), { recursive: true, force: true });
+}
+
+/** Whether path is a mount point here (/proc/self/mountinfo). */
+function mounted(path: string): boolean {
+  const want = resolve(path);
+  try {
+    return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === want);
+  } catch {
+    return false;
+  }
+}
+
+/** Synchronous and lazy (MNT_DETACH): for sweeps of what a killed command left mounted. */
+export function detachRootfs(containerDir: string): void {
   const rootfs = join(containerDir, 'rootfs');
-  await mkdir(rootfs, { recursive: true, mode: 0o755 });
-  const layers = image.manifest.layers;
-  await unpackLayers(
-    rootfs,
-    layers.map((layer, i) => ({
-      mediaType: layer.mediaType,
-      digest: layer.digest,
-      size: layer.size,
-      diffId: image.config.rootfs.diff_ids[i],
-      open: () => store.fetch(layer),
-    })),
-  );
-  return { path: rootfs, upper: rootfs, lower: [], mounted: false };
-}
-
-/** Undoes prepareRootfs (the container directory itself is removed by the caller). */
-export async function releaseRootfs(containerDir: string): Promise<void> {
-  await rm(join(containerDir, 'rootfs'), { recursive: true, force: true });
+  if (mounted(rootfs)) spawnSync('umount', ['-l', rootfs], { stdio: 'ignore' });
 }
 
 /**
- * The two trees a commit diffs: the image's root (unpacked afresh into a scratch directory,
- * as the container's rootfs is a full copy) and the container's rootfs.
+ * The two trees a commit diffs: the image's root (unpacked afresh into a scratch directory)
+ * and the container's root as it sees it.
  */
-export async function commitTrees(store: OciLayout, image: LoadedImage, containerDir: string): Promise<{ lower: string; upper: string; cleanup(): Promise<void> }> {
+export async function commitTrees(berthRoot: string, store: OciLayout, image: LoadedImage, containerDir: string): Promise<{ lower: string; upper: string; cleanup(): Promise<void> }> {
   const scratch = join(containerDir, 'commit-lower');
   await rm(scratch, { recursive: true, force: true });
-  const lower = await prepareRootfs(store, image, scratch);
-  return { lower: lower.path, upper: join(containerDir, 'rootfs'), cleanup: () => rm(scratch, { recursive: true, force: true }) };
+  const snapshots = new SnapshotStore(berthRoot);
+  const prepared = await snapshots.prepare({ layout: store, manifest: image.manifest, config: image.config });
+  try {
+    const lower = await snapshots.mountRootfs(prepared.dirs, scratch, { driver: 'vfs' });
+    return { lower, upper: join(containerDir, 'rootfs'), cleanup: () => rm(scratch, { recursive: true, force: true }) };
+  } finally {
+    await prepared.release();
+  }
 }

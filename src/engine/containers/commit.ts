@@ -12,7 +12,7 @@ export async function commitContainer(engine: Engine, c: Container, ref: string 
   const layout = await openImageStore({ root: engine.root });
   const base = c.config.imageDigest;
   const image = await loadImage(layout, base);
-  const trees = await commitTrees(layout, image, c.dir);
+  const trees = await commitTrees(engine.root, layout, image, c.dir);
   try {
     const desc = await appendLayer(layout, base, {
       dir: trees.upper, lower: trees.lower,

@@ -19,8 +19,9 @@ import { createContainer } from '../../runtime/create.js';
 import { nativeBinary, waitGone, type InitStdio, type Launcher } from '../../runtime/init-process.js';
 import { isAlive, readRecord as readRuntimeRecord, removeContainerDir, writeAtomic } from '../../runtime/state.js';
 import type { Spec } from '../../runtime/spec/types.js';
-import { prepareRootfs, releaseRootfs } from '../rootfs.js';
+import { detachRootfs, prepareRootfs, releaseRootfs } from '../rootfs.js';
 import { openImageStore, storeRefName } from '../store.js';
+import { resolveVolume } from '../volumes.js';
 import { writeHostFiles } from './hostfiles.js';
 import { signalNumber, type RunOptions } from './options.js';
 import { buildSpec } from './spec.js';
@@ -56,7 +57,10 @@ export class Engine {
 
   /** Cleans what interrupted commands left (see ContainerStore.sweep). */
   sweep(): void {
-    this.store.sweep((id) => this.cleanupRuntime(id, undefined));
+    this.store.sweep((id, dir) => {
+      detachRootfs(dir);
+      this.cleanupRuntime(id, undefined);
+    });
   }
 
   async loadImage(ref: string, platform: string | undefined, source?: ImageSource): Promise<{ layout: OciLayout; image: LoadedImage; name: string }> {
@@ -80,11 +84,16 @@ export class Engine {
     const { layout, image, name: imageName } = await this.loadImage(ref, platform, source);
     const { id, name, dir } = this.store.reserve(opts.name);
     try {
-      const rootfs = await prepareRootfs(layout, image, dir);
+      const rootfs = await prepareRootfs(this.root, layout, image, dir);
       const hostname = opts.hostname ?? (opts.network === 'host' ? osHostname() : id.slice(0, 12));
       const files = writeHostFiles(dir, hostname, opts.network);
       if (opts.init) files.init = nativeBinary('berth-monitor').replace(/berth-monitor$/, 'berth-reaper');
-      const built = await buildSpec(id, image.config, { ...opts, hostname }, rootfs.path, files);
+      // Named volumes are bind mounts of their directories (made on first use, as docker).
+      const specMounts = [];
+      for (const m of opts.mounts) {
+        specMounts.push(m.type === 'volume' ? { ...m, type: 'bind' as const, source: await resolveVolume(this.root, m.source, { create: true }) } : m);
+      }
+      const built = await buildSpec(id, image.config, { ...opts, hostname, mounts: specMounts }, rootfs.path, files);
       await prepareWorkdir(rootfs.path, built.spec);
       await checkCommand(rootfs.path, built.spec, opts);
       mkdirSync(join(dir, 'bundle'), { mode: 0o700 });
@@ -105,7 +114,7 @@ export class Engine {
       this.store.complete(rec, { status: 'created', pid: 0, pidStart: 0, monitorPid: 0 });
       return this.store.load(id)!;
     } catch (err) {
-      await releaseRootfs(dir).catch(() => undefined);
+      await releaseRootfs(this.root, dir).catch(() => undefined);
       this.store.discard(id);
       this.store.sweep();
       throw err;
@@ -141,7 +150,7 @@ export class Engine {
       if (cfg.tty) a.push('-t', join(c.dir, 'console.sock'));
       if (!attach) a.push('-l', this.logPath(c), '-s', String(cfg.logMaxSize), '-e', join(c.dir, 'exit'));
       if (!attach && cfg.autoRemove) {
-        a.push('-r', c.dir, '-n', join(this.store.namesDir, c.name), '-R', join(this.runtimeRoot, c.id));
+        a.push('-r', c.dir, '-n', join(this.store.namesDir, c.name), '-R', join(this.runtimeRoot, c.id), '-m', join(c.dir, 'rootfs'));
         for (const d of new Set(Object.values(cgroupManagerFor(`/berth/${c.id}`, c.id).paths))) a.push('-g', d);
       }
       return a;
@@ -305,7 +314,7 @@ export class Engine {
       await this.waitStopped(c.id, 5000);
     }
     this.cleanupRuntime(c.id, c);
-    await releaseRootfs(c.dir).catch(() => undefined);
+    await releaseRootfs(this.root, c.dir).catch(() => undefined);
     this.store.remove(c);
   }
 

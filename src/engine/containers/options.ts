@@ -4,7 +4,8 @@ import { isAbsolute, posix, resolve } from 'node:path';
 import { BerthError } from '../../base/errors.js';
 
 export interface MountSpec {
-  type: 'bind' | 'tmpfs';
+  /** 'volume': source is a named volume (volumes.ts), made on first use. */
+  type: 'bind' | 'tmpfs' | 'volume';
   source: string;
   destination: string;
   options: string[];
@@ -100,12 +101,14 @@ export function parseVolume(spec: string): MountSpec {
     throw usage(`invalid volume ${JSON.stringify(spec)}: use -v HOST-PATH:CONTAINER-PATH[:ro|rw]`);
   }
   const [src, dst, mode = 'rw'] = parts as [string, string, string?];
-  if (!isAbsolute(src) && !src.startsWith('.')) {
-    throw new BerthError('UNSUPPORTED', `-v ${spec}: named volumes are not supported yet; give an absolute host path`);
-  }
   const opts = mode.split(',');
   for (const o of opts) if (!['ro', 'rw', 'z', 'Z', 'private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave'].includes(o)) throw usage(`invalid volume ${JSON.stringify(spec)}: unknown mode ${JSON.stringify(o)}`);
-  return { type: 'bind', source: bindSource(src, `-v ${spec}`), destination: checkDestination(dst!, `-v ${spec}`), options: ['rbind', 'rprivate', ...(opts.includes('ro') ? ['ro'] : [])] };
+  const options = ['rbind', 'rprivate', ...(opts.includes('ro') ? ['ro'] : [])];
+  if (!isAbsolute(src) && !src.startsWith('.')) {
+    if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(src)) throw usage(`invalid volume ${JSON.stringify(spec)}: ${JSON.stringify(src)} is neither an absolute host path nor a volume name`);
+    return { type: 'volume', source: src, destination: checkDestination(dst!, `-v ${spec}`), options };
+  }
+  return { type: 'bind', source: bindSource(src, `-v ${spec}`), destination: checkDestination(dst!, `-v ${spec}`), options };
 }
 
 /** `--mount type=bind|tmpfs,source=…,target=…[,readonly][,tmpfs-size=…][,tmpfs-mode=…]`. */
@@ -131,7 +134,11 @@ export function parseMount(spec: string): MountSpec {
     if (ro) opts.push('ro');
     return { type: 'tmpfs', source: 'tmpfs', destination: checkDestination(dst, `--mount ${spec}`), options: opts };
   }
-  if (type === 'volume') throw new BerthError('UNSUPPORTED', `--mount ${spec}: named volumes are not supported yet; use type=bind or type=tmpfs`);
+  if (type === 'volume') {
+    const src = kv.get('source') ?? kv.get('src');
+    if (!src) throw new BerthError('UNSUPPORTED', `--mount ${spec}: anonymous volumes are not supported yet; give source=NAME`);
+    return { type: 'volume', source: src, destination: checkDestination(dst, `--mount ${spec}`), options: ['rbind', 'rprivate', ...(ro ? ['ro'] : [])] };
+  }
   throw usage(`--mount ${spec}: unknown type ${JSON.stringify(type)} (bind, tmpfs)`);
 }
 

@@ -300,7 +300,7 @@ export class ContainerStore {
    * Finishes what interrupted commands left: removals half done, creates whose process is
    * gone, names that point nowhere. Cheap enough to run at the start of every command.
    */
-  sweep(onAbandoned?: (id: string) => void): void {
+  sweep(onAbandoned?: (id: string, dir: string) => void): void {
     let entries: string[];
     try {
       entries = readdirSync(this.dir);
@@ -318,11 +318,11 @@ export class ContainerStore {
         const id = n.slice('.removing-'.length);
         // A monitor may still be deleting it: leave a fresh one alone.
         if (!this.recentlyTouched(join(this.dir, n))) {
-          onAbandoned?.(id);
+          onAbandoned?.(id, join(this.dir, n));
           rmSync(join(this.dir, n), { recursive: true, force: true });
         }
       } else if (/^[0-9a-f]{64}$/.test(n) && !existsSync(join(this.dir, n, 'container.json')) && this.abandoned(n)) {
-        onAbandoned?.(n);
+        onAbandoned?.(n, this.containerDir(n));
         this.removeDir(n);
       }
     }

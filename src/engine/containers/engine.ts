@@ -27,6 +27,8 @@ import { signalNumber, type RunOptions } from './options.js';
 import { buildSpec } from './spec.js';
 import { ContainerStore, readExitFile, writeExitFile, type Container, type ContainerRecord, type ContainerState } from './store.js';
 
+const CONSOLE_DIR = '/run/berth';
+
 /** An error with the exit status docker gives it (125 engine, 126 cannot invoke, 127 not found). */
 export class EngineError extends BerthError {
   constructor(readonly exitCode: number, message: string, cause?: unknown) {
@@ -129,6 +131,15 @@ export class Engine {
     return join(this.store.containerDir(c.id), 'ctr.log');
   }
 
+  /**
+   * Where the monitor listens for the pty (unix socket paths are limited to 107 bytes, which a
+   * deep BERTH_ROOT exceeds): /run/berth, one per container start.
+   */
+  consoleSocket(c: ContainerRecord): string {
+    mkdirSync(CONSOLE_DIR, { recursive: true, mode: 0o700 });
+    return join(CONSOLE_DIR, `${c.id.slice(0, 24)}-${process.pid}.sock`);
+  }
+
   /** The runc-compatible command and its state root for --runtime (not berth). */
   private runcArgs(c: ContainerRecord, ...verb: string[]): string[] {
     return [c.config.runtime, '--root', join(this.root, 'runtimes', c.config.runtime.replace(/[^A-Za-z0-9_.-]/g, '_')), ...verb];
@@ -143,11 +154,12 @@ export class Engine {
     this.cleanupRuntime(c.id, c);
     rmSync(join(c.dir, 'exit'), { force: true });
     const cfg = c.config;
+    const sock = cfg.tty ? this.consoleSocket(c) : '';
     const monitorArgs = (): string[] => {
       const a: string[] = [];
       if (attach) a.push('-a');
       if (cfg.interactive) a.push('-i');
-      if (cfg.tty) a.push('-t', join(c.dir, 'console.sock'));
+      if (cfg.tty) a.push('-t', sock);
       if (!attach) a.push('-l', this.logPath(c), '-s', String(cfg.logMaxSize), '-e', join(c.dir, 'exit'));
       if (!attach && cfg.autoRemove) {
         a.push('-r', c.dir, '-n', join(this.store.namesDir, c.name), '-R', join(this.runtimeRoot, c.id), '-m', join(c.dir, 'rootfs'));
@@ -157,7 +169,7 @@ export class Engine {
     };
     const useMonitor = !attach || cfg.tty;
     const now = new Date().toISOString();
-    if (cfg.runtime !== 'berth') return this.startWithRuntime(c, attach, useMonitor ? monitorArgs() : undefined, now);
+    if (cfg.runtime !== 'berth') return this.startWithRuntime(c, attach, useMonitor ? monitorArgs() : undefined, now, sock);
 
     const launcher: Launcher | undefined = useMonitor ? { command: nativeBinary('berth-monitor'), args: [...monitorArgs(), '--'], detached: !attach } : undefined;
     const stdio: InitStdio = useMonitor ? (attach ? 'inherit' : 'ignore') : [cfg.interactive ? 'inherit' : 'ignore', 'inherit', 'inherit'];
@@ -165,7 +177,7 @@ export class Engine {
     try {
       created = await createContainer({
         root: this.runtimeRoot, id: c.id, bundle: this.bundleDir(c), keep: true, stdio,
-        ...(cfg.tty ? { consoleSocket: join(c.dir, 'console.sock') } : {}),
+        ...(cfg.tty ? { consoleSocket: sock } : {}),
         ...(launcher ? { launcher } : {}),
       });
     } catch (err) {
@@ -209,10 +221,10 @@ export class Engine {
     if (st) this.store.writeState(c.id, { ...st, status: 'exited', exitCode: code, finishedAt: new Date().toISOString() });
   }
 
-  private async startWithRuntime(c: Container, attach: boolean, monitor: string[] | undefined, now: string): Promise<number> {
+  private async startWithRuntime(c: Container, attach: boolean, monitor: string[] | undefined, now: string, sock: string): Promise<number> {
     const args = this.runcArgs(c, 'run', '--bundle', this.bundleDir(c), c.id);
     const full = monitor ? [nativeBinary('berth-monitor'), ...monitor, '--', ...args] : args;
-    if (monitor && c.config.tty) full.splice(full.indexOf('run') + 1, 0, '--console-socket', join(c.dir, 'console.sock'));
+    if (monitor && c.config.tty) full.splice(full.indexOf('run') + 1, 0, '--console-socket', sock);
     const child = spawn(full[0]!, full.slice(1), {
       stdio: attach ? [c.config.interactive ? 'inherit' : 'ignore', 'inherit', 'inherit'] : 'ignore',
       detached: !attach,

@@ -46,7 +46,7 @@ export async function execIn(engine: Engine, c: Container, req: ExecRequest): Pr
     proc.user = { uid: u.uid, gid: u.gid, ...(u.additionalGids?.length ? { additionalGids: u.additionalGids } : {}) };
   }
   if (c.config.runtime !== 'berth') return execWithRuntime(engine, c, proc, req);
-  const sock = join(c.dir, `exec-${randomBytes(6).toString('hex')}.sock`);
+  const sock = engine.consoleSocket(c).replace(/\.sock$/, `-${randomBytes(4).toString('hex')}.sock`);
   return execInContainer({
     root: engine.runtimeRoot, id: c.id, process: proc, detach: req.detach,
     ...(req.tty ? { consoleSocket: sock, launcher: { command: nativeBinary('berth-monitor'), args: ['-a', ...(req.interactive ? ['-i'] : []), '-t', sock, '--'] } } : {}),

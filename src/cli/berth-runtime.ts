@@ -105,7 +105,7 @@ async function cmdCreate(g: Global, argv: string[]): Promise<number> {
     root: g.root, id, bundle: str(p, 'bundle') ?? '.',
     ...(str(p, 'pid-file') ? { pidFile: str(p, 'pid-file')! } : {}),
     ...(str(p, 'console-socket') ? { consoleSocket: str(p, 'console-socket')! } : {}),
-    noPivot: bool(p, 'no-pivot'),
+    noPivot: bool(p, 'no-pivot'), rootless: g.rootless,
   });
   init?.unref();
   return 0;
@@ -120,7 +120,7 @@ async function cmdRun(g: Global, argv: string[]): Promise<number> {
     root: g.root, id, bundle: str(p, 'bundle') ?? '.', keep: !detach,
     ...(str(p, 'pid-file') ? { pidFile: str(p, 'pid-file')! } : {}),
     ...(str(p, 'console-socket') ? { consoleSocket: str(p, 'console-socket')! } : {}),
-    noPivot: bool(p, 'no-pivot'),
+    noPivot: bool(p, 'no-pivot'), rootless: g.rootless,
   });
   const exited = detach || !init ? undefined : new Promise<number>((res) => init.on('exit', (code, sig) => res(code ?? 128 + (sig ? 9 : 0))));
   // Forward the usual signals to stage 1, which forwards them to the container.

@@ -27,6 +27,8 @@ export interface CreateOptions {
   keep?: boolean;
   /** Where the container's stdio goes ('inherit': ours). */
   stdio?: 'inherit' | 'ignore';
+  /** runc's --rootless: cgroups this process may not create are left out (cgroups/manager.ts). */
+  rootless?: boolean;
 }
 
 export interface Created {
@@ -161,7 +163,7 @@ async function createOnce(opts: CreateOptions, attempt: Attempt): Promise<Create
   let early: SpawnedInit | undefined;
   let pid = 0;
   try {
-    cgroups = cgroupManagerFor(rawCgroupsPath(doc), opts.id);
+    cgroups = cgroupManagerFor(rawCgroupsPath(doc), opts.id, { rootless: opts.rootless === true });
     const cg = cgroups;
     attempt.cgroupDirs = Object.values(cg.paths);
     if (!opts.keep) {

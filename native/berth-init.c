@@ -569,7 +569,8 @@ static void readonly_path(const char *path) {
     if (errno == ENOENT) return;
     die("bind readonly path %s: %s", path, strerror(errno));
   }
-  remount_bind(path, MS_RDONLY | MS_REC);
+  /* Keeping nosuid, nodev, noexec of the mount below, as runc does: /proc/sys stays noexec. */
+  remount_bind(path, MS_RDONLY | MS_REC | locked_flags(path));
 }
 
 /* ---- terminal --------------------------------------------------------------------------- */

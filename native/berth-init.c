@@ -365,6 +365,12 @@ static void remount_bind(const char *target, unsigned long flags) {
   die("remount %s: %s", target, strerror(errno));
 }
 
+/* Makes a mount read-only and keeps its other flags (nosuid, nodev, noexec, atime), as runc
+ * does: a remount takes the flags it is given, so without them they would be cleared. */
+static void remount_ro(const char *target) {
+  remount_bind(target, MS_RDONLY | locked_flags(target));
+}
+
 /* ---- mounts --------------------------------------------------------------------------- */
 
 /* ---- paths inside the root filesystem ---------------------------------------------------
@@ -569,8 +575,7 @@ static void readonly_path(const char *path) {
     if (errno == ENOENT) return;
     die("bind readonly path %s: %s", path, strerror(errno));
   }
-  /* Keeping nosuid, nodev, noexec of the mount below, as runc does: /proc/sys stays noexec. */
-  remount_bind(path, MS_RDONLY | MS_REC | locked_flags(path));
+  remount_ro(path);
 }
 
 /* ---- terminal --------------------------------------------------------------------------- */
@@ -712,10 +717,10 @@ static void apply_process_attrs(void) {
   }
 }
 
-/* ---- hooks run inside the container (startContainer) ---------------------------------- */
+/* ---- hooks run inside the container (createContainer, startContainer) ------------------------------- */
 
 /* hook record: timeout seconds, path, argc, args..., env... */
-static void run_hook(struct record *r, const char *state) {
+static void run_hook(struct record *r, const char *state, const char *kind) {
   char *f[512];
   int n = fields(r, f, 512);
   if (n < 3) die("bad hook record");
@@ -750,11 +755,11 @@ static void run_hook(struct record *r, const char *state) {
     if (timeout && ++waited > timeout * 500) {
       kill(pid, SIGKILL);
       waitpid(pid, &status, 0);
-      die("startContainer hook %s timed out after %d s", f[1], timeout);
+      die("%s hook %s timed out after %d s", kind, f[1], timeout);
     }
   }
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    die("startContainer hook %s failed (status %d)", f[1], status);
+    die("%s hook %s failed (status %d)", kind, f[1], status);
 }
 
 /* ---- the container process ------------------------------------------------------------- */
@@ -860,6 +865,9 @@ static void container_main(void) {
       say("mounted\n");
       read_state();
       wait_go();
+      /* config.md: createContainer hooks run in the container namespace, before pivot_root. */
+      for (int i = 0; i < nrecs; i++)
+        if (strcmp(recs[i].key, "cchook") == 0) run_hook(&recs[i], hook_state, "createContainer");
     }
     if (chdir(rootfs) < 0) die("chdir %s: %s", rootfs, strerror(errno));
     if (get("mountns")) {
@@ -894,7 +902,7 @@ static void container_main(void) {
       if (strcmp(recs[i].key, "mask") == 0) mask_path(recs[i].val);
       else if (strcmp(recs[i].key, "readonly") == 0) readonly_path(recs[i].val);
     }
-    if (get("root_readonly")) remount_bind("/", MS_RDONLY);
+    if (get("root_readonly")) remount_ro("/");
   }
   if (get("terminal")) setup_terminal();
   apply_process_attrs();
@@ -919,7 +927,7 @@ static void container_main(void) {
   wait_exec_fifo(fifo, fifo_dummy);
   const char *state = hook_state ? hook_state : "{}";
   for (int i = 0; i < nrecs; i++)
-    if (strcmp(recs[i].key, "hook") == 0) run_hook(&recs[i], state);
+    if (strcmp(recs[i].key, "hook") == 0) run_hook(&recs[i], state, "startContainer");
   if (nnp) load_seccomp();
   exec_process();
 }
@@ -932,10 +940,35 @@ static void forward_signal(int sig) {
   if (child_pid > 0) kill(child_pid, sig);
 }
 
+/* config-linux.md namespace type -> CLONE_NEW* flag. */
+static int ns_flag(const char *type) {
+  static const struct { const char *name; int flag; } t[] = {
+    { "mount", CLONE_NEWNS }, { "uts", CLONE_NEWUTS }, { "ipc", CLONE_NEWIPC }, { "user", CLONE_NEWUSER },
+    { "pid", CLONE_NEWPID }, { "network", CLONE_NEWNET }, { "cgroup", CLONE_NEWCGROUP }, { "time", CLONE_NEWTIME },
+  };
+  for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) if (strcmp(t[i].name, type) == 0) return t[i].flag;
+  die("unknown namespace type %s", type);
+  return 0;
+}
+
+static const char *ns_type_name(int flag) {
+  switch (flag) {
+  case CLONE_NEWNS: return "mount"; case CLONE_NEWUTS: return "uts"; case CLONE_NEWIPC: return "ipc";
+  case CLONE_NEWUSER: return "user"; case CLONE_NEWPID: return "pid"; case CLONE_NEWNET: return "network";
+  case CLONE_NEWCGROUP: return "cgroup"; case CLONE_NEWTIME: return "time"; default: return "unknown";
+  }
+}
+
+#ifndef NS_GET_NSTYPE
+#define NS_GET_NSTYPE _IO(0xb7, 0x3)
+#endif
+
 /* Opens every namespace to join before joining any: once in the container's mount namespace,
- * /proc/PID/ns paths of the host would no longer resolve. The user namespace goes first. */
+ * /proc/PID/ns paths of the host would no longer resolve. The user namespace goes first.
+ * config-linux.md "Namespaces": the runtime MUST generate an error when a path is not a
+ * namespace of the type given; setns with that type makes the kernel refuse one too. */
 static void join_namespaces(void) {
-  int fds[16], is_user[16], n = 0;
+  int fds[16], is_user[16], flag[16], n = 0;
   char *names[16];
   for (int i = 0; i < nrecs && n < 16; i++) {
     if (strcmp(recs[i].key, "join") != 0) continue;
@@ -943,13 +976,21 @@ static void join_namespaces(void) {
     if (fields(&recs[i], f, 2) < 2) die("bad join record");
     fds[n] = open(f[1], O_RDONLY | O_CLOEXEC);
     if (fds[n] < 0) die("open %s namespace %s: %s", f[0], f[1], strerror(errno));
-    is_user[n] = strcmp(f[0], "user") == 0;
+    flag[n] = ns_flag(f[0]);
+    int actual = ioctl(fds[n], NS_GET_NSTYPE);
+    if (actual < 0)
+      die("linux.namespaces: the %s path %s is not a namespace file (%s); give a /proc/PID/ns/%s file or a bind mount of one",
+          f[0], f[1], strerror(errno), f[0]);
+    if (actual != flag[n])
+      die("linux.namespaces: the %s path %s is a %s namespace, not a %s namespace; give a path to a %s namespace",
+          f[0], f[1], ns_type_name(actual), f[0], f[0]);
+    is_user[n] = flag[n] == CLONE_NEWUSER;
     names[n++] = f[0];
   }
   for (int pass = 1; pass >= 0; pass--)
     for (int k = 0; k < n; k++) {
       if (is_user[k] != pass) continue;
-      if (setns(fds[k], 0) < 0) die("join %s namespace: %s", names[k], strerror(errno));
+      if (setns(fds[k], flag[k]) < 0) die("join %s namespace: %s", names[k], strerror(errno));
       close(fds[k]);
     }
 }

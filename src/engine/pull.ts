@@ -21,7 +21,7 @@ import { parsePlatform } from '../image/platform.js';
 import { parseReference, referenceTarget, type Reference } from '../image/reference.js';
 import type { Descriptor, Platform } from '../base/types.js';
 import { takeLease } from './leases.js';
-import { chainIds, SnapshotStore, type Prepared, type SnapshotImage } from './snapshots.js';
+import { chainIds, SnapshotStore, type Prepared, type SnapshotImage, type SnapshotMeta } from './snapshots.js';
 import { berthRoot as defaultBerthRoot, storeRefName } from './store.js';
 
 export interface PullOptions {
@@ -35,6 +35,8 @@ export interface PullOptions {
   /** Also make the snapshots (default true); false only copies into the store. */
   unpack?: boolean;
   onProgress?: (event: ProgressEvent) => void;
+  /** Called for each snapshot this pull unpacked (not for those that existed). */
+  onUnpacked?: (meta: SnapshotMeta) => void;
 }
 
 export interface PulledImage {
@@ -179,6 +181,7 @@ async function pullInto(
       return store.fetch(layer);
     },
     onExisting: (layer) => target.drop(layer.digest),
+    ...(opts.onUnpacked ? { onUnpacked: opts.onUnpacked } : {}),
   });
   // A failed unpack must not hold up the downloads it was reading: they go on to the store alone.
   preparing.catch(() => {
@@ -193,7 +196,7 @@ async function pullInto(
   if (prepareResult.status === 'fulfilled') prepared = prepareResult.value;
   else {
     // Everything is stored now: unpack from the store (a diff_id mismatch fails again, with its message).
-    prepared = await snapshots.prepare(image);
+    prepared = await snapshots.prepare(image, opts.onUnpacked ? { onUnpacked: opts.onUnpacked } : {});
     streamedLayers = 0;
   }
   return { name, manifestDesc: copyResult.value.descriptor, image, copy: copyResult.value, prepared, streamedLayers };

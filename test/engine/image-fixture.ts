@@ -1,4 +1,5 @@
 /** Test-only: images built from fixture tar entries, written into an OCI layout (the local store) and tagged. */
+import { spawn } from 'node:child_process';
 import { gzipSync } from 'node:zlib';
 import { Readable } from 'node:stream';
 import type { OciLayout } from '../../src/image/layout.js';
@@ -90,3 +91,25 @@ export const TOP: FixtureEntry[] = [
   { path: 'etc/', type: 'dir', mtime: T + 2 },
   { path: 'etc/hostname', body: 'top\n', mtime: T + 2 },
 ];
+
+/** A layer of many small files under DIR/: slow enough to kill in the middle of its unpack. */
+export function manyFiles(n: number, dir = 'many'): FixtureEntry[] {
+  const entries: FixtureEntry[] = [{ path: `${dir}/`, type: 'dir', mtime: T }];
+  for (let i = 0; i < n; i++) entries.push({ path: `${dir}/f${i}`, body: `${dir} ${i}\n`.repeat(40), mtime: T });
+  return entries;
+}
+
+export interface ChildRun {
+  done: Promise<{ code: number | null; out: string; err: string }>;
+  pid: number;
+}
+
+/** Runs an ES module script in a separate Node process (a second berth process), collecting its output. */
+export function nodeScript(script: string): ChildRun {
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  return { done: new Promise((resolve) => child.on('close', (code) => resolve({ code, out, err }))), pid: child.pid! };
+}

@@ -6,7 +6,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { RegistryClient } from '../../src/client/registry.js';
 import { copy } from '../../src/content/copy.js';
@@ -19,7 +21,24 @@ import { startBerthRegistry, type BerthRegistry } from '../helpers/berth-registr
 import { peer, root, skipUnless } from '../helpers/requirements.js';
 import { removeDir, snapshotTree, tempDir } from '../layer/layer-write-helpers.js';
 import { sha256 } from '../layer/tar-fixture.js';
-import { BASE, CHANGES, TOP, storeFixtureImage, type FixtureImage } from './image-fixture.js';
+import { checkSystem } from '../../src/engine/system.js';
+import { BASE, CHANGES, TOP, manyFiles, nodeScript, storeFixtureImage, type ChildRun, type FixtureImage } from './image-fixture.js';
+
+const DIST_SRC = join(import.meta.dirname, '..', '..', 'src');
+
+/** pullImage in a separate Node process; prints how many snapshots it unpacked. */
+function pullInChild(berthRoot: string, ref: string): ChildRun {
+  const mod = (p: string) => JSON.stringify(pathToFileURL(join(DIST_SRC, p)).href);
+  return nodeScript(`
+    const { pullImage } = await import(${mod('engine/pull.js')});
+    const { RegistryClient } = await import(${mod('client/registry.js')});
+    const client = new RegistryClient();
+    let unpacked = 0;
+    const r = await pullImage(${JSON.stringify(ref)}, { berthRoot: ${JSON.stringify(berthRoot)}, client, onUnpacked: () => unpacked++ });
+    client.close();
+    console.log(JSON.stringify({ unpacked, dirs: r.prepared.dirs }));
+  `);
+}
 
 describe('pullImage', { skip: skipUnless(root('snapshots in the overlay format need root'), peer('setfattr', 'attr'), peer('getfattr', 'attr')) }, () => {
   let dir: string;
@@ -38,7 +57,8 @@ describe('pullImage', { skip: skipUnless(root('snapshots in the overlay format n
     imgB = await storeFixtureImage(source, 'b', [BASE, CHANGES, [{ path: 'app', body: 'app' }]]);
     const bad = await storeFixtureImage(source, 'bad', [BASE, [{ path: 'x', body: 'x' }]], { diffIdOverride: { 1: sha256(Buffer.from('other')) } });
     assert.ok(bad);
-    for (const tag of ['a', 'b', 'bad']) await copy(source, tag, client.repository(reg.host, 'test/img'), tag);
+    await storeFixtureImage(source, 'big', [manyFiles(2500, 'one'), manyFiles(2500, 'two')]);
+    for (const tag of ['a', 'b', 'bad', 'big']) await copy(source, tag, client.repository(reg.host, 'test/img'), tag);
   });
 
   after(async () => {
@@ -116,5 +136,41 @@ describe('pullImage', { skip: skipUnless(root('snapshots in the overlay format n
 
   it('says so when the image is not in the registry', async () => {
     await assert.rejects(pullImage(`${reg.host}/test/none:1`, { berthRoot: join(dir, 'root-none'), client }), (err: unknown) => isBerthError(err, 'NOT_FOUND'));
+  });
+
+  it('unpacks each layer once when two processes pull the same image at the same time', async () => {
+    const berthRoot = join(dir, 'root-concurrent');
+    const runs = [pullInChild(berthRoot, `${reg.host}/test/img:big`), pullInChild(berthRoot, `${reg.host}/test/img:big`)];
+    const results = await Promise.all(runs.map((r) => r.done));
+    for (const r of results) assert.equal(r.code, 0, r.err);
+    const outs = results.map((r) => JSON.parse(r.out) as { unpacked: number; dirs: string[] });
+    assert.equal(outs[0]!.unpacked + outs[1]!.unpacked, 2, 'two layers, each unpacked by one of the two');
+    assert.deepEqual(outs[0]!.dirs, outs[1]!.dirs);
+    assert.deepEqual((await checkSystem(berthRoot)).filter((p) => p.severity === 'error'), []);
+  });
+
+  it('survives kill -9 in the middle of a pull: the next pull works and the store checks clean', async () => {
+    const berthRoot = join(dir, 'root-killed');
+    const child = pullInChild(berthRoot, `${reg.host}/test/img:big`);
+    const snapshotsDir = join(berthRoot, 'snapshots');
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      // Both layers unpack side by side, each in its own temp dir: wait until one of them is well under way.
+      const tmps = existsSync(snapshotsDir) ? readdirSync(snapshotsDir).filter((n) => n.startsWith(`tmp-${child.pid}-`)) : [];
+      const started = (t: string) => ['one', 'two'].some((d) => existsSync(join(snapshotsDir, t, 'fs', d)) && readdirSync(join(snapshotsDir, t, 'fs', d)).length > 50);
+      if (tmps.some(started)) break;
+      assert.ok(Date.now() < deadline, 'the child never started unpacking');
+      await sleep(5);
+    }
+    process.kill(child.pid, 'SIGKILL');
+    await child.done;
+    const snapshots = new SnapshotStore(berthRoot);
+    assert.equal((await snapshots.list()).length < 2, true, 'the interrupted snapshot was not published');
+    const pulled = await pullImage(`${reg.host}/test/img:big`, { berthRoot, client });
+    await pulled.prepared!.release();
+    assert.equal((await snapshots.list()).length, 2);
+    assert.equal((await snapshotTree(pulled.prepared!.dirs[1]!))['two/f2499']?.kind, 'file');
+    assert.deepEqual(readdirSync(snapshotsDir).filter((n) => n.startsWith('tmp-')), [], 'the half-unpacked snapshot was removed');
+    assert.deepEqual((await checkSystem(berthRoot)).filter((p) => p.severity === 'error'), []);
   });
 });

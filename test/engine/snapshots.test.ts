@@ -4,7 +4,6 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -17,7 +16,7 @@ import { isBerthError } from '../../src/base/errors.js';
 import { peer, root, skipUnless } from '../helpers/requirements.js';
 import { removeDir, snapshotTree, tempDir } from '../layer/layer-write-helpers.js';
 import { sha256, type FixtureEntry } from '../layer/tar-fixture.js';
-import { BASE, CHANGES, TOP, storeFixtureImage, type FixtureImage } from './image-fixture.js';
+import { BASE, CHANGES, TOP, manyFiles, nodeScript, storeFixtureImage, type ChildRun, type FixtureImage } from './image-fixture.js';
 
 const SNAPSHOTS_MODULE = pathToFileURL(join(import.meta.dirname, '..', '..', 'src', 'engine', 'snapshots.js')).href;
 
@@ -30,29 +29,15 @@ async function flatUnpack(layout: OciLayout, img: FixtureImage, dir: string): Pr
   );
 }
 
-/** Runs prepare(tag) in a separate Node process; resolves with what it printed and its exit code. */
-function prepareInChild(berthRoot: string, tag: string): { done: Promise<{ code: number | null; out: string; err: string }>; pid: number } {
-  const script = `
+/** Runs prepare(tag) in a separate Node process; prints how many snapshots it unpacked. */
+function prepareInChild(berthRoot: string, tag: string): ChildRun {
+  return nodeScript(`
     const { SnapshotStore } = await import(${JSON.stringify(SNAPSHOTS_MODULE)});
     let unpacked = 0;
     const store = new SnapshotStore(${JSON.stringify(berthRoot)});
     const p = await store.prepare(${JSON.stringify(tag)}, { onUnpacked: () => unpacked++ });
     console.log(JSON.stringify({ unpacked, dirs: p.dirs }));
-  `;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const done = new Promise<{ code: number | null; out: string; err: string }>((resolve) => child.on('close', (code) => resolve({ code, out, err })));
-  return { done, pid: child.pid! };
-}
-
-/** A layer of many small files: slow enough to kill in the middle of its unpack. */
-function manyFiles(n: number): FixtureEntry[] {
-  const entries: FixtureEntry[] = [{ path: 'many/', type: 'dir', mtime: 1_700_000_000 }];
-  for (let i = 0; i < n; i++) entries.push({ path: `many/f${i}`, body: `file ${i}\n`.repeat(50), mtime: 1_700_000_000 });
-  return entries;
+  `);
 }
 
 describe('snapshots', { skip: skipUnless(root('overlay mounts, whiteout devices and trusted.* xattrs need root'), peer('setfattr', 'attr'), peer('getfattr', 'attr')) }, () => {

@@ -16,7 +16,8 @@ import { parsePlatform } from '../../image/platform.js';
 import { parseReference } from '../../image/reference.js';
 import { cgroupManagerFor } from '../../runtime/cgroups/manager.js';
 import { createContainer } from '../../runtime/create.js';
-import { nativeBinary, waitGone, type InitStdio, type Launcher } from '../../runtime/init-process.js';
+import { nativeBinary } from '../../base/package.js';
+import { waitGone, type InitStdio, type Launcher } from '../../runtime/init-process.js';
 import { isAlive, readRecord as readRuntimeRecord, removeContainerDir, writeAtomic } from '../../runtime/state.js';
 import type { Spec } from '../../runtime/spec/types.js';
 import { detachRootfs, prepareRootfs, releaseRootfs } from '../rootfs.js';
@@ -89,7 +90,7 @@ export class Engine {
       const rootfs = await prepareRootfs(this.root, layout, image, dir);
       const hostname = opts.hostname ?? (opts.network === 'host' ? osHostname() : id.slice(0, 12));
       const files = writeHostFiles(dir, hostname, opts.network);
-      if (opts.init) files.init = nativeBinary('berth-monitor').replace(/berth-monitor$/, 'berth-reaper');
+      if (opts.init) files.init = nativeBinary('berth-reaper');
       // Named volumes are bind mounts of their directories (made on first use, as docker).
       const specMounts = [];
       for (const m of opts.mounts) {

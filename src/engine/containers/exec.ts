@@ -7,7 +7,7 @@ import { BerthError } from '../../base/errors.js';
 import { resolveInRoot, resolveUser } from '../../image/passwd.js';
 import { mergeEnv } from '../../image/runtime-config.js';
 import { execInContainer } from '../../runtime/exec.js';
-import { nativeBinary } from '../../runtime/init-process.js';
+import { nativeBinary } from '../../base/package.js';
 import { containerPids } from '../../runtime/manage.js';
 import type { Process, Spec } from '../../runtime/spec/types.js';
 import type { Engine } from './engine.js';

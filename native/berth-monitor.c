@@ -255,6 +255,8 @@ int main(int argc, char **argv) {
     }
   }
   if (optind >= argc) fail("no command given");
+  /* fd 3, when given, is berth-init's plan channel: it passes to the command only. */
+  int has_channel = fcntl(3, F_GETFD) >= 0;
   if (!attached) setsid();
   if (log_path) open_log();
 
@@ -291,7 +293,7 @@ int main(int argc, char **argv) {
     _exit(127);
   }
   /* fd 3 is berth-init's now: without our copy, the engine sees its end close with it. */
-  close(3);
+  if (has_channel) close(3);
   if (out[1] >= 0) { close(out[1]); close(err[1]); }
 
   int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };

@@ -163,11 +163,13 @@ describe('berth run -d and the container commands', { skip: needs }, () => {
     const ps = await e.berth(['ps', '--format', 'json']);
     const listed = JSON.parse(ps.stdout) as { Id: string; Names: string[]; State: string }[];
     assert.deepEqual(listed.map((c) => [c.Id, c.Names[0], c.State]), [[id, 'ticker', 'running']]);
-    // No Node process holds it: its parent chain is the monitor, whose parent is init.
+    // No Node process holds it: its parent is the monitor (a subreaper), in a session of its own.
     const pid = (JSON.parse((await e.berth(['inspect', 'ticker'])).stdout) as { State: { Pid: number } }[])[0]!.State.Pid;
     const ppid = (p: number) => Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${p}/status`, 'utf8'))![1]);
-    const monitor = ppid(ppid(pid));
+    const monitor = ppid(pid);
     assert.match(readFileSync(`/proc/${monitor}/comm`, 'utf8'), /berth-monitor/);
+    const stat = readFileSync(`/proc/${monitor}/stat`, 'utf8');
+    assert.equal(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3], String(monitor), 'the monitor leads its own session');
 
     const exec = await e.berth(['exec', '-e', 'X=9', '-w', '/tmp', 'ticker', 'sh', '-c', 'echo $X $(pwd); exit 4']);
     assert.equal(exec.code, 4);

@@ -168,25 +168,28 @@ export class Engine {
       }
       return a;
     };
-    const useMonitor = !attach || cfg.tty;
     const now = new Date().toISOString();
-    if (cfg.runtime !== 'berth') return this.startWithRuntime(c, attach, useMonitor ? monitorArgs() : undefined, now, sock);
+    if (cfg.runtime !== 'berth') return this.startWithRuntime(c, attach, !attach || cfg.tty ? monitorArgs() : undefined, now, sock);
 
-    const launcher: Launcher | undefined = useMonitor ? { command: nativeBinary('berth-monitor'), args: [...monitorArgs(), '--'], detached: !attach } : undefined;
-    const stdio: InitStdio = useMonitor ? (attach ? 'inherit' : 'ignore') : [cfg.interactive ? 'inherit' : 'ignore', 'inherit', 'inherit'];
+    // berth-init runs without keep under the monitor, a subreaper that inherits the container
+    // process when berth-init exits: berth-init can then join the container's cgroups while
+    // this process plans (each cgroup v1 write waits for an RCU grace period). Attached without
+    // a terminal, the monitor hands our stdio straight to the container.
+    const launcher: Launcher = { command: nativeBinary('berth-monitor'), args: ['-S', ...monitorArgs(), '--'], detached: !attach };
+    const stdio: InitStdio = attach ? 'inherit' : 'ignore';
     let created;
     try {
       created = await createContainer({
-        root: this.runtimeRoot, id: c.id, bundle: this.bundleDir(c), keep: true, stdio,
+        root: this.runtimeRoot, id: c.id, bundle: this.bundleDir(c), keep: false, stdio,
         ...(cfg.tty ? { consoleSocket: sock } : {}),
-        ...(launcher ? { launcher } : {}),
+        launcher,
       });
     } catch (err) {
       throw new EngineError(125, `cannot start container ${c.name}: ${(err as Error).message}`, err);
     }
     const init = created.init!;
     const pid = created.record.pid;
-    const state: ContainerState = { status: 'running', pid, pidStart: created.record.startTime, monitorPid: useMonitor ? init.pid ?? 0 : process.pid, startedAt: now };
+    const state: ContainerState = { status: 'running', pid, pidStart: created.record.startTime, monitorPid: init.pid ?? 0, startedAt: now };
     const exited = new Promise<number>((res) => init.once('exit', (code, sig) => res(code ?? 128 + (sig ? signalNumber(sig) : 0))));
     this.store.writeState(c.id, state);
     // runtime.md "start": the process runs once the exec fifo is written.
@@ -205,9 +208,11 @@ export class Engine {
       init.unref();
       return 0;
     }
-    const forward = (sig: NodeJS.Signals) => { try { init.kill(sig); } catch { /* gone */ } };
+    // Signals go to the container's process; the window size to the monitor, which holds the pty.
+    const forward = (sig: NodeJS.Signals) => {
+      try { if (sig === 'SIGWINCH') init.kill(sig); else process.kill(pid, sig); } catch { /* gone */ }
+    };
     const sigs = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'] as const;
-    // With a terminal the pty makes Ctrl-C; the monitor forwards what still reaches us.
     for (const s of sigs) process.on(s, forward);
     const code = await exited;
     for (const s of sigs) process.off(s, forward);

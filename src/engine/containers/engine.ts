@@ -5,7 +5,7 @@
  * held by native/berth-monitor, not by a Node process.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, lstatSync, mkdirSync, openSync, rmdirSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, lstatSync, mkdirSync, openSync, rmdirSync, rmSync, writeSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
 import { BerthError } from '../../base/errors.js';
@@ -162,7 +162,8 @@ export class Engine {
       if (cfg.interactive) a.push('-i');
       if (cfg.tty) a.push('-t', sock);
       if (!attach) a.push('-l', this.logPath(c), '-s', String(cfg.logMaxSize), '-e', join(c.dir, 'exit'));
-      if (!attach && cfg.autoRemove) {
+      // --rm: the monitor removes the container as it exits (in C: no umount(8) or tree walk here).
+      if (cfg.autoRemove) {
         a.push('-r', c.dir, '-n', join(this.store.namesDir, c.name), '-R', join(this.runtimeRoot, c.id), '-m', join(c.dir, 'rootfs'));
         for (const d of new Set(Object.values(cgroupManagerFor(`/berth/${c.id}`, c.id).paths))) a.push('-g', d);
       }
@@ -222,6 +223,7 @@ export class Engine {
 
   /** Records an attached container's exit (the monitor does this for detached ones). */
   finish(c: Container, code: number): void {
+    if (!existsSync(c.dir)) return; // removed by its monitor (--rm)
     writeExitFile(c.dir, code);
     const st = this.store.load(c.id)?.state;
     if (st) this.store.writeState(c.id, { ...st, status: 'exited', exitCode: code, finishedAt: new Date().toISOString() });

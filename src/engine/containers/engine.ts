@@ -338,6 +338,18 @@ export class Engine {
     this.store.remove(c);
   }
 
+  /** docker container prune: removes every container that is not running; returns their ids. */
+  async pruneStopped(): Promise<string[]> {
+    this.sweep();
+    const removed: string[] = [];
+    for (const c of this.store.list()) {
+      if (c.state.status === 'running') continue;
+      await this.remove(c, false);
+      removed.push(c.id);
+    }
+    return removed;
+  }
+
   exitOf(c: Container): number | undefined {
     return readExitFile(join(c.dir, 'exit'))?.code ?? c.state.exitCode;
   }

@@ -8,11 +8,24 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { after, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import type { MetadataStore } from '../../src/registry/metadata/metadata-store.js';
+import { PostgresMetadataStore } from '../../src/registry/metadata/postgres-store.js';
 import { SqliteMetadataStore } from '../../src/registry/metadata/sqlite-store.js';
 import type { BlobStore } from '../../src/registry/storage/blob-store.js';
 import { FsBlobStore } from '../../src/registry/storage/fs-blob-store.js';
+import { startPostgres, postgresNeeds, type PgServer } from '../helpers/postgres.js';
+import { skipUnless } from '../helpers/requirements.js';
+
+const pgSkip = skipUnless(...postgresNeeds);
+let pg: PgServer | undefined;
+const pgServer = () => pg!;
+if (!pgSkip) {
+  before(async () => {
+    pg = await startPostgres();
+  });
+  after(() => pg?.stop());
+}
 
 const root = mkdtempSync(join(tmpdir(), 'berth-stores-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -29,14 +42,19 @@ const blobDrivers: { name: string; make: () => Promise<BlobStore> }[] = [
     },
   },
 ];
-const metaDrivers: { name: string; make: () => MetadataStore }[] = [
+const metaDrivers: { name: string; skip?: string | false; make: () => Promise<MetadataStore> }[] = [
   {
     name: 'sqlite',
-    make: () => {
+    make: async () => {
       const dir = fresh();
       mkdirSync(dir, { recursive: true });
       return new SqliteMetadataStore(join(dir, 'registry.db'));
     },
+  },
+  {
+    name: 'postgres',
+    skip: pgSkip,
+    make: async () => PostgresMetadataStore.open(await pgServer().createDatabase()),
   },
 ];
 
@@ -90,7 +108,7 @@ for (const driver of blobDrivers) {
 }
 
 for (const driver of metaDrivers) {
-  describe(`MetadataStore contract: ${driver.name}`, () => {
+  describe(`MetadataStore contract: ${driver.name}`, { skip: driver.skip ?? false }, () => {
     const manifest = (repo: string, content: string, blobRefs: string[], extra: Partial<Parameters<MetadataStore['putManifest']>[0]> = {}) => ({
       repo,
       digest: sha(content),
@@ -104,7 +122,7 @@ for (const driver of metaDrivers) {
     });
 
     it('links blobs per repository and refuses manifests with missing references, atomically', async () => {
-      const m = driver.make();
+      const m = await driver.make();
       try {
         const b = sha('blob');
         assert.equal(await m.repoBlob('a', b), undefined);
@@ -128,7 +146,7 @@ for (const driver of metaDrivers) {
     });
 
     it('lists tags and repositories in ASCII order with last/limit; deletes tags and manifests', async () => {
-      const m = driver.make();
+      const m = await driver.make();
       try {
         const b = sha('x');
         await m.linkBlob('r', b, 1);
@@ -151,7 +169,7 @@ for (const driver of metaDrivers) {
     });
 
     it('answers referrers with artifactType filtering, per repository', async () => {
-      const m = driver.make();
+      const m = await driver.make();
       try {
         const subject = sha('subject');
         await m.putManifest(manifest('r', 'sig', [], { subject, artifactType: 'application/x.sig', annotations: { k: 'v' } }));
@@ -174,7 +192,7 @@ for (const driver of metaDrivers) {
     });
 
     it('keeps upload sessions and plans garbage collection', async () => {
-      const m = driver.make();
+      const m = await driver.make();
       try {
         await m.createUpload({ id: ID, repo: 'r', algorithm: 'sha512', startedAt: 1000 });
         assert.deepEqual(await m.upload(ID), { id: ID, repo: 'r', algorithm: 'sha512', startedAt: 1000 });
@@ -195,6 +213,54 @@ for (const driver of metaDrivers) {
         assert.equal(await m.blob(unused), undefined);
         const stats = await m.stats();
         assert.deepEqual(stats, { blobs: 1, bytes: 4, repositories: 1, manifests: 1 });
+      } finally {
+        await m.close();
+      }
+    });
+
+    it('keeps resumable hash state and versioned staging state of upload sessions', async () => {
+      const m = await driver.make();
+      try {
+        assert.equal(await m.setUploadHashState(ID, 5, Buffer.from('x')), false, 'no session yet');
+        await m.createUpload({ id: ID, repo: 'r', algorithm: 'sha256', startedAt: 1000 });
+        assert.ok(await m.setUploadHashState(ID, 5, Buffer.from([0, 1, 2])));
+        assert.deepEqual((await m.upload(ID))!.hashState, { size: 5, state: Buffer.from([0, 1, 2]) });
+        assert.equal(await m.stagingState(ID), undefined);
+        assert.ok(await m.putStagingState(ID, Buffer.from('v1'), 0));
+        assert.ok(!(await m.putStagingState(ID, Buffer.from('again'), 0)), 'created once');
+        const s1 = (await m.stagingState(ID))!;
+        assert.equal(s1.version, 1);
+        assert.equal(s1.state.toString(), 'v1');
+        assert.ok(await m.putStagingState(ID, Buffer.from('v2'), 1));
+        assert.ok(!(await m.putStagingState(ID, Buffer.from('lost'), 1)), 'a stale writer loses');
+        assert.equal((await m.stagingState(ID))!.state.toString(), 'v2');
+        assert.deepEqual((await m.stagingStates()).map((s) => s.id), [ID]);
+        await m.deleteStagingState(ID);
+        assert.equal(await m.stagingState(ID), undefined);
+      } finally {
+        await m.close();
+      }
+    });
+
+    it('serialises work under a named lock', async () => {
+      const m = await driver.make();
+      try {
+        const order: string[] = [];
+        const slow = m.withLock('k', async () => {
+          order.push('a+');
+          await new Promise((r) => setTimeout(r, 50));
+          order.push('a-');
+        });
+        const fast = m.withLock('k', async () => {
+          order.push('b');
+        });
+        const other = m.withLock('other', async () => {
+          order.push('c');
+        });
+        await Promise.all([slow, fast, other]);
+        assert.deepEqual(order.filter((o) => o !== 'c'), ['a+', 'a-', 'b']);
+        assert.ok(order.indexOf('c') < order.indexOf('a-'), 'another key does not wait');
+        await m.ping();
       } finally {
         await m.close();
       }

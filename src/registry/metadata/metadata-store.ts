@@ -37,6 +37,18 @@ export interface UploadRecord {
   repo: string;
   algorithm: 'sha256' | 'sha512';
   startedAt: number;
+  /**
+   * Resumable hash state after `hashedSize` bytes (serialised by the hasher), so that another
+   * replica continues the session without re-reading the staged bytes.
+   */
+  hashState?: { size: number; state: Buffer };
+}
+
+/** A driver's own state of an upload's staged bytes (e.g. an S3 multipart upload), versioned. */
+export interface StagingState {
+  state: Buffer;
+  version: number;
+  updatedAt: number;
 }
 
 export interface GcPlan {
@@ -78,6 +90,30 @@ export interface MetadataStore {
   upload(id: string): Promise<UploadRecord | undefined>;
   deleteUpload(id: string): Promise<void>;
   uploadsStartedBefore(time: number): Promise<UploadRecord[]>;
+  /** Records the hash state of a session; false when the session is gone. */
+  setUploadHashState(id: string, size: number, state: Buffer): Promise<boolean>;
+
+  /** The staging state the blob store keeps for an upload. */
+  stagingState(id: string): Promise<StagingState | undefined>;
+  /**
+   * Writes the staging state if its version is still `expectedVersion` (0: it must not exist),
+   * making it version expectedVersion + 1; false when another writer came first.
+   */
+  putStagingState(id: string, state: Buffer, expectedVersion: number): Promise<boolean>;
+  deleteStagingState(id: string): Promise<void>;
+  stagingStates(): Promise<{ id: string; mtimeMs: number }[]>;
+
+  /**
+   * Runs `work` holding the lock named `key` across every process sharing this metadata (a
+   * blob digest while it is committed or collected, "gc" while collecting).
+   */
+  withLock<T>(key: string, work: () => Promise<T>): Promise<T>;
+  /** True when other processes (replicas) write the same metadata: caches must not outlive a request by tag. */
+  readonly shared: boolean;
+  /** Calls `listener` when another process changed or deleted manifests or tags (where the driver can tell). */
+  onManifestsChanged(listener: () => void): void;
+  /** Whether the database answers (for /healthz). */
+  ping(): Promise<void>;
 
   /** What garbage collection would remove now (nothing is changed). */
   planGc(opts: { now: number; graceMs: number; deleteUntagged: boolean }): Promise<GcPlan>;

@@ -10,8 +10,9 @@ import type * as HttpsModule from 'node:https';
 import { isIP } from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
 import type * as TlsModule from 'node:tls';
-import { BerthError } from '../errors.js';
-import { lazyRequire } from '../lazy-require.js';
+import { BerthError } from '../base/errors.js';
+import { lazyRequire } from '../base/lazy-require.js';
+import { userAgent } from '../base/package.js';
 import { openTunnel, proxyAuthorization, proxyCredentialsHint, proxyFor, proxySettingsFromEnv, type ProxySettings } from './proxy.js';
 import { RegistryTrust } from './trust.js';
 
@@ -85,7 +86,7 @@ export class HttpClient {
       maxBackoffMs: options.maxBackoffMs ?? 10_000,
       timeoutMs: options.timeoutMs ?? 60_000,
       insecureSkipVerify: options.insecureSkipVerify ?? false,
-      userAgent: options.userAgent ?? 'berth/0.1.0',
+      userAgent: options.userAgent ?? userAgent(),
       maxSockets: options.maxSockets ?? 16,
     };
     // Compared with URL.host, which normalises (e.g. IPv6 forms): normalise the same way.
@@ -274,20 +275,6 @@ export class HttpClient {
 }
 
 /** Reads a response body fully (small bodies only: JSON documents and errors). */
-export async function readBody(res: Readable & { url?: string }, limit = 4 * 1024 * 1024): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of res as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) {
-      res.destroy();
-      throw new BerthError('TOO_LARGE', `response from ${res.url ?? 'registry'} is larger than ${limit} bytes`);
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, size);
-}
-
 /** Drains a body we do not need so that its keep-alive socket is reused. */
 export function discard(res: Readable): void {
   res.on('error', () => {});

@@ -3,18 +3,19 @@
  * every host it talks to. `send` adds authentication and handles the 401 challenge dance;
  * `repository(host, name)` gives a Target; `catalog(host)` lists repositories.
  */
-import { BerthError, isBerthError } from '../errors.js';
+import { BerthError, isBerthError } from '../base/errors.js';
 import { apiHost, configuredInsecureRegistries, isLoopbackHost } from './config.js';
 import { findCredentials, type Credentials } from './credentials.js';
 import { Authenticator, type CredentialSource } from './auth.js';
-import { discard, nextLink, readBody, HttpClient, type HttpClientOptions, type HttpRequest, type HttpResponse } from './http.js';
+import { discard, nextLink, HttpClient, type HttpClientOptions, type HttpRequest, type HttpResponse } from './http.js';
 import { registryError } from './errors.js';
+import { catalogPage, readJsonReply } from './json-reply.js';
 import { RawConnectionPool, rawGet, type RawBody } from './raw-get.js';
 import { Repository, type RepositoryOptions } from './repository.js';
 import { RegistryTrust } from './trust.js';
 import { isInsecureHost, loadRegistriesConf, locate, pullSources, type RegistriesConf } from './registries-conf.js';
-import type { Descriptor } from '../image/types.js';
-import type { ResolveOptions } from '../content/types.js';
+import type { Descriptor } from '../base/types.js';
+import type { ResolveOptions } from '../base/target.js';
 
 export interface RegistryClientOptions extends HttpClientOptions {
   /** Hosts reached over plain HTTP in addition to loopback and the configured ones. */
@@ -235,7 +236,7 @@ export class RegistryClient {
       const res = await this.send(host, { method: 'GET', path: url, scopes: ['registry:catalog:*'] });
       if (res.status === 401 || res.status === 403) await this.unauthorized(host, res, `listing repositories of ${host}`);
       if (res.status !== 200) throw await registryError(res.body, `listing repositories of ${host}`);
-      const body = JSON.parse((await readBody(res.body)).toString('utf8')) as { repositories?: string[] };
+      const body = await readJsonReply<{ repositories?: string[] | null }>(res, `listing repositories of ${host}`, catalogPage);
       const page = body.repositories ?? [];
       names.push(...page);
       url = nextLink(res.headers.link, url);

@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { busyboxMissingReason, buildBusyboxRootfs } from '../helpers/busybox.js';
+import { BUSYBOX, buildBusyboxRootfs } from '../helpers/busybox.js';
+import { peer, skipUnless } from '../helpers/requirements.js';
 
 const repo = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -28,8 +29,7 @@ async function json<T = any>(...args: string[]): Promise<T> {
   return JSON.parse(await ok(...args, '--format', 'json')) as T;
 }
 
-const skip = busyboxMissingReason();
-if (skip) console.log(`# skipping image CLI tests: ${skip}`);
+const skip = skipUnless(peer(BUSYBOX, 'busybox-static'));
 
 describe('berth image commands', { skip }, () => {
   let tmp: string;

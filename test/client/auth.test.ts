@@ -14,9 +14,10 @@ import { findCredentials, storeCredentials } from '../../src/client/credentials.
 import { RegistryClient } from '../../src/client/registry.js';
 import { copy } from '../../src/content/copy.js';
 import { MemoryStore } from '../../src/content/memory.js';
-import { isBerthError } from '../../src/errors.js';
-import { registryMissingReason, startRegistry, type RegistryServer } from '../helpers/distribution.js';
+import { isBerthError } from '../../src/base/errors.js';
+import { REGISTRY_BIN, startRegistry, type RegistryServer } from '../helpers/distribution.js';
 import { addImage } from './fixtures.js';
+import { peer, skipUnless } from '../helpers/requirements.js';
 
 describe('parseChallenges', () => {
   it('reads Bearer parameters, quoted commas included, and several challenges', () => {
@@ -28,8 +29,7 @@ describe('parseChallenges', () => {
   });
 });
 
-const skip = registryMissingReason();
-if (skip) console.log(`skipping registry auth tests: ${skip}`);
+const skip = skipUnless(peer(REGISTRY_BIN, 'docker-registry'));
 
 for (const kind of ['htpasswd', 'token'] as const) {
   describe(`docker-registry with ${kind} auth`, { skip }, () => {

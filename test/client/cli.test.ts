@@ -12,14 +12,14 @@ import { join } from 'node:path';
 import { copy } from '../../src/content/copy.js';
 import { MemoryStore } from '../../src/content/memory.js';
 import { OciLayout } from '../../src/image/layout.js';
-import { registryMissingReason, startRegistry, type RegistryServer } from '../helpers/distribution.js';
+import { REGISTRY_BIN, startRegistry, type RegistryServer } from '../helpers/distribution.js';
 import { runBerth } from '../helpers/run-berth.js';
 import { addImage } from './fixtures.js';
+import { peer, skipUnless } from '../helpers/requirements.js';
 
 const berth = runBerth;
 
-const skip = registryMissingReason();
-if (skip) console.log(`skipping client CLI tests: ${skip}`);
+const skip = skipUnless(peer(REGISTRY_BIN, 'docker-registry'));
 
 describe('berth client commands', { skip }, () => {
   let reg: RegistryServer;

@@ -10,11 +10,12 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseProxyUrl, proxyFor, proxySettingsFromEnv } from '../../src/client/proxy.js';
 import { RegistryClient } from '../../src/client/registry.js';
-import { isBerthError } from '../../src/errors.js';
-import { registryMissingReason, startRegistry, type RegistryServer } from '../helpers/distribution.js';
+import { isBerthError } from '../../src/base/errors.js';
+import { REGISTRY_BIN, startRegistry, type RegistryServer } from '../helpers/distribution.js';
 import { startForwardProxy, type ForwardProxy } from '../helpers/forward-proxy.js';
 import { runBerth } from '../helpers/run-berth.js';
 import { pushAndPull } from './fixtures.js';
+import { peer, skipUnless } from '../helpers/requirements.js';
 
 describe('proxy choice (HTTPS_PROXY, HTTP_PROXY, NO_PROXY)', () => {
   const settings = {
@@ -60,8 +61,7 @@ describe('proxy choice (HTTPS_PROXY, HTTP_PROXY, NO_PROXY)', () => {
   });
 });
 
-const skip = registryMissingReason();
-if (skip) console.log(`skipping proxy transfer tests: ${skip}`);
+const skip = skipUnless(peer(REGISTRY_BIN, 'docker-registry'));
 
 describe('transfers through a forward proxy', { skip }, () => {
   let tlsReg: RegistryServer;

@@ -13,10 +13,11 @@ import { findEntry, loadRegistriesConf, locate, parseRegistriesConf, pullSources
 import { RegistryClient } from '../../src/client/registry.js';
 import { copy } from '../../src/content/copy.js';
 import { MemoryStore } from '../../src/content/memory.js';
-import { isBerthError } from '../../src/errors.js';
-import { registryMissingReason, startRegistry, type RegistryServer } from '../helpers/distribution.js';
+import { isBerthError } from '../../src/base/errors.js';
+import { REGISTRY_BIN, startRegistry, type RegistryServer } from '../helpers/distribution.js';
 import { runBerth } from '../helpers/run-berth.js';
 import { addImage } from './fixtures.js';
+import { peer, skipUnless } from '../helpers/requirements.js';
 
 const V2 = `
 unqualified-search-registries = ["docker.io"]
@@ -143,8 +144,7 @@ describe('registries.conf parsing and matching', () => {
   });
 });
 
-const skip = registryMissingReason();
-if (skip) console.log(`skipping registries.conf transfer tests: ${skip}`);
+const skip = skipUnless(peer(REGISTRY_BIN, 'docker-registry'));
 
 describe('mirrors and blocked registries with docker-registry', { skip }, () => {
   let primary: RegistryServer;

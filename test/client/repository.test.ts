@@ -13,19 +13,19 @@ import { join } from 'node:path';
 import { RegistryClient } from '../../src/client/registry.js';
 import { copy } from '../../src/content/copy.js';
 import { MemoryStore } from '../../src/content/memory.js';
-import { readAll } from '../../src/content/read.js';
-import { freeSlabCount } from '../../src/content/slab-pool.js';
+import { readAll } from '../../src/base/read.js';
+import { freeSlabCount } from '../../src/base/slab-pool.js';
 import { OciLayout } from '../../src/image/layout.js';
-import { digestOf } from '../../src/image/digest.js';
-import { MediaType } from '../../src/image/media-types.js';
-import type { ProgressEvent } from '../../src/content/types.js';
-import { isBerthError } from '../../src/errors.js';
-import { registryMissingReason, startRegistry, type RegistryServer } from '../helpers/distribution.js';
+import { digestOf } from '../../src/base/digest.js';
+import { MediaType } from '../../src/base/media-types.js';
+import type { ProgressEvent } from '../../src/base/target.js';
+import { isBerthError } from '../../src/base/errors.js';
+import { REGISTRY_BIN, startRegistry, type RegistryServer } from '../helpers/distribution.js';
 import { addArtifact, addImage, addIndex, noise } from './fixtures.js';
 import { startCuttingProxy, startHttpProxy } from './proxy.js';
+import { peer, skipUnless } from '../helpers/requirements.js';
 
-const skip = registryMissingReason();
-if (skip) console.log(`skipping registry client tests: ${skip}`);
+const skip = skipUnless(peer(REGISTRY_BIN, 'docker-registry'));
 
 describe('Repository against docker-registry', { skip }, () => {
   let reg: RegistryServer;

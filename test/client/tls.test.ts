@@ -10,12 +10,12 @@ import assert from 'node:assert/strict';
 import { RegistryClient } from '../../src/client/registry.js';
 import { copy } from '../../src/content/copy.js';
 import { MemoryStore } from '../../src/content/memory.js';
-import { isBerthError } from '../../src/errors.js';
-import { registryMissingReason, startRegistry, type RegistryServer } from '../helpers/distribution.js';
+import { isBerthError } from '../../src/base/errors.js';
+import { REGISTRY_BIN, startRegistry, type RegistryServer } from '../helpers/distribution.js';
 import { addImage } from './fixtures.js';
+import { peer, skipUnless } from '../helpers/requirements.js';
 
-const skip = registryMissingReason();
-if (skip) console.log(`skipping TLS tests: ${skip}`);
+const skip = skipUnless(peer(REGISTRY_BIN, 'docker-registry'));
 
 function mapped(host: string): string {
   return `[::ffff:127.0.0.1]:${host.split(':')[1]}`;

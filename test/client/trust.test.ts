@@ -13,12 +13,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RegistryClient } from '../../src/client/registry.js';
 import { RegistryTrust, readCertsDir, systemCaPems } from '../../src/client/trust.js';
-import { isBerthError } from '../../src/errors.js';
-import { registryMissingReason, startRegistry, type RegistryServer } from '../helpers/distribution.js';
+import { isBerthError } from '../../src/base/errors.js';
+import { REGISTRY_BIN, startRegistry, type RegistryServer } from '../helpers/distribution.js';
 import { startForwardProxy, type ForwardProxy } from '../helpers/forward-proxy.js';
 import { runBerth } from '../helpers/run-berth.js';
 import { issue, makeCa, type PemPair } from '../helpers/test-ca.js';
 import { pushAndPull } from './fixtures.js';
+import { peer, skipUnless } from '../helpers/requirements.js';
 
 describe('certs.d directories and the system CA bundle', () => {
   let dir: string;
@@ -77,8 +78,7 @@ describe('certs.d directories and the system CA bundle', () => {
   });
 });
 
-const skip = registryMissingReason();
-if (skip) console.log(`skipping registry TLS trust tests: ${skip}`);
+const skip = skipUnless(peer(REGISTRY_BIN, 'docker-registry'));
 
 describe('registries with a private CA', { skip }, () => {
   let dir: string;

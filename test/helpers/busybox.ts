@@ -5,7 +5,6 @@
  */
 import { execFileSync } from 'node:child_process';
 import { chmod, copyFile, mkdir, symlink, writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const BUSYBOX = '/bin/busybox';
@@ -17,15 +16,6 @@ export interface BusyboxUser {
   home?: string;
   /** Supplementary groups: [name, gid] pairs added to /etc/group with the user as member. */
   groups?: [string, number][];
-}
-
-export function busyboxAvailable(): boolean {
-  return existsSync(BUSYBOX);
-}
-
-/** The reason to skip when busybox-static is missing, or undefined. */
-export function busyboxMissingReason(): string | undefined {
-  return busyboxAvailable() ? undefined : `${BUSYBOX} is missing: apt-get install -y busybox-static`;
 }
 
 let applets: string[] | undefined;

@@ -7,7 +7,6 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, createPrivateKey, createPublicKey, randomBytes, sign, type KeyObject } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
@@ -39,10 +38,6 @@ export interface RegistryServer {
   /** The docker-registry process (benchmarks read its memory). */
   pid: number;
   stop(): Promise<void>;
-}
-
-export function registryMissingReason(): string | undefined {
-  return existsSync(REGISTRY_BIN) ? undefined : `${REGISTRY_BIN} is missing: apt-get install -y docker-registry`;
 }
 
 export async function freePort(): Promise<number> {
@@ -291,6 +286,3 @@ export function skopeo(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutM
   });
 }
 
-export function skopeoMissingReason(): string | undefined {
-  return existsSync('/usr/bin/skopeo') ? undefined : '/usr/bin/skopeo is missing: apt-get install -y skopeo';
-}

@@ -6,8 +6,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { isBerthError } from '../../src/errors.js';
-import { digestOf } from '../../src/image/digest.js';
+import { isBerthError } from '../../src/base/errors.js';
+import { digestOf } from '../../src/base/digest.js';
 import {
   DOCKER_LAYER_TAR,
   convertDockerManifestToOci,
@@ -18,9 +18,10 @@ import {
   ociIndexToDocker,
   ociManifestToDocker,
 } from '../../src/image/docker.js';
-import { EMPTY_JSON_DIGEST, MediaType } from '../../src/image/media-types.js';
-import type { Descriptor, ImageIndex, ImageManifest } from '../../src/image/types.js';
+import { EMPTY_JSON_DIGEST, MediaType } from '../../src/base/media-types.js';
+import type { Descriptor, ImageIndex, ImageManifest } from '../../src/base/types.js';
 import { parseManifestOrIndex, validateIndex, validateManifest } from '../../src/image/validate.js';
+import { peer, skipUnless } from '../helpers/requirements.js';
 
 const D = (c: string): string => `sha256:${c.repeat(64)}`;
 
@@ -197,7 +198,7 @@ describe('index conversion', () => {
  * both directions.
  */
 describe('conversion agrees with skopeo byte for byte', () => {
-  const skopeoMissing = spawnSync('skopeo', ['--version']).status === 0 ? undefined : 'skopeo is not installed (apt-get install -y skopeo)';
+  const skopeoMissing = skipUnless(peer('skopeo', 'skopeo'));
   let work = '';
 
   before(async () => {

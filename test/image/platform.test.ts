@@ -5,7 +5,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { digestOf } from '../../src/image/digest.js';
+import { digestOf } from '../../src/base/digest.js';
 import {
   formatPlatform,
   hostPlatform,
@@ -14,8 +14,9 @@ import {
   platformMatches,
   selectManifests,
 } from '../../src/image/platform.js';
-import { isBerthError } from '../../src/errors.js';
-import type { Descriptor, ImageIndex, Platform } from '../../src/image/types.js';
+import { isBerthError } from '../../src/base/errors.js';
+import type { Descriptor, ImageIndex, Platform } from '../../src/base/types.js';
+import { peer, skipUnless } from '../helpers/requirements.js';
 
 const P = (s: string): Platform => parsePlatform(s);
 
@@ -271,7 +272,7 @@ describe('selectManifests', () => {
  * where they differ by design, berth follows containerd and the test records skopeo's choice.
  */
 describe('platform choice compared with skopeo', () => {
-  const skopeoMissing = spawnSync('skopeo', ['--version']).status === 0 ? undefined : 'skopeo is not installed (apt-get install -y skopeo)';
+  const skopeoMissing = skipUnless(peer('skopeo', 'skopeo'));
   let layout = '';
   const refs: { name: string; index: ImageIndex }[] = [];
 

@@ -6,13 +6,13 @@ import { join } from 'node:path';
 import { OciLayout } from '../../src/image/layout.js';
 import { appendLayer, createImage, pushJson } from '../../src/image/build.js';
 import { unpackImage } from '../../src/image/unpack.js';
-import { MediaType } from '../../src/image/media-types.js';
-import { isBerthError } from '../../src/errors.js';
-import { buildBusyboxRootfs, busyboxMissingReason } from '../helpers/busybox.js';
+import { MediaType } from '../../src/base/media-types.js';
+import { isBerthError } from '../../src/base/errors.js';
+import { BUSYBOX, buildBusyboxRootfs } from '../helpers/busybox.js';
 import type { RuntimeSpec } from '../../src/image/runtime-config.js';
+import { peer, skipUnless } from '../helpers/requirements.js';
 
-const skip = busyboxMissingReason();
-if (skip) console.log(`# skipping unpack tests: ${skip}`);
+const skip = skipUnless(peer(BUSYBOX, 'busybox-static'));
 
 describe('unpackImage', { skip }, () => {
   let tmp: string;

@@ -5,9 +5,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isBerthError, type ErrorCode } from '../../src/errors.js';
-import { digestOf } from '../../src/image/digest.js';
-import { EMPTY_JSON_DIGEST, MediaType } from '../../src/image/media-types.js';
+import { isBerthError, type ErrorCode } from '../../src/base/errors.js';
+import { digestOf } from '../../src/base/digest.js';
+import { EMPTY_JSON_DIGEST, MediaType } from '../../src/base/media-types.js';
 import {
   parseManifestOrIndex,
   validateConfig,
@@ -20,6 +20,7 @@ import {
   validateConfigForManifest,
 } from '../../src/image/validate.js';
 import { findDuplicateKey } from '../../src/image/json.js';
+import { peer, skipUnless } from '../helpers/requirements.js';
 
 const D1 = `sha256:${'1'.repeat(64)}`;
 const D2 = `sha256:${'2'.repeat(64)}`;
@@ -381,7 +382,7 @@ describe('parseConfig and validateConfigForManifest', () => {
 
 /** Documents written by a real peer (umoci) must pass berth's validation unchanged. */
 describe('documents written by umoci', () => {
-  const umociMissing = spawnSync('umoci', ['--version']).status === 0 ? undefined : 'umoci is not installed (apt-get install -y umoci)';
+  const umociMissing = skipUnless(peer('umoci', 'umoci'));
   const dirs: string[] = [];
   after(async () => {
     for (const d of dirs) await rm(d, { recursive: true, force: true });

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { OciLayout } from '../../src/image/layout.js';
 import { verifyLayout } from '../../src/image/layout-verify.js';
@@ -15,22 +15,18 @@ import { createImage } from '../../src/image/build.js';
 import { createArtifact } from '../../src/image/artifact.js';
 import { unpackImage } from '../../src/image/unpack.js';
 import { loadImage } from '../../src/image/load-image.js';
-import { MediaType } from '../../src/image/media-types.js';
-import { buildBusyboxRootfs, busyboxMissingReason } from '../helpers/busybox.js';
+import { MediaType } from '../../src/base/media-types.js';
+import { BUSYBOX, buildBusyboxRootfs } from '../helpers/busybox.js';
+import { peer, skipUnless } from '../helpers/requirements.js';
 
 const run = promisify(execFile);
-// skopeo as root keeps a blob-info cache; point it elsewhere so runs are independent (peers.md).
+// skopeo as root keeps a blob-info cache; point it elsewhere so runs are independent (docs/ARCHITECTURE.md "Tests and peers").
 const env = { ...process.env, _CONTAINERS_ROOTLESS_UID: '1000', XDG_DATA_HOME: '/proc/nonexistent' };
 async function skopeo(...args: string[]): Promise<string> {
   return (await run('skopeo', args, { env, maxBuffer: 16 << 20 })).stdout;
 }
 
-function skipReason(): string | undefined {
-  if (spawnSync('skopeo', ['--version']).status !== 0) return 'skopeo is not installed (apt-get install -y skopeo)';
-  return busyboxMissingReason();
-}
-const skip = skipReason();
-if (skip) console.log(`# skipping skopeo interop: ${skip}`);
+const skip = skipUnless(peer('skopeo', 'skopeo'), peer(BUSYBOX, 'busybox-static'));
 
 describe('interop with skopeo', { skip }, () => {
   let tmp: string;

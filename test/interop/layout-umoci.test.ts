@@ -7,13 +7,14 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile, readFile, lstat, readdir, readlink, mkdir, symlink, chmod } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { OciLayout } from '../../src/image/layout.js';
 import { verifyLayout } from '../../src/image/layout-verify.js';
 import { appendLayer, createImage, mutateImage } from '../../src/image/build.js';
 import { unpackImage } from '../../src/image/unpack.js';
 import { loadImage } from '../../src/image/load-image.js';
-import { buildBusyboxRootfs, busyboxMissingReason } from '../helpers/busybox.js';
+import { BUSYBOX, buildBusyboxRootfs } from '../helpers/busybox.js';
+import { peer, root, skipUnless } from '../helpers/requirements.js';
 
 /** type, mode, owner, size and link target of every path under root. */
 async function describeTree(root: string): Promise<Record<string, string>> {
@@ -40,13 +41,7 @@ function umoci(...args: string[]): string {
   return execFileSync('umoci', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-function skipReason(): string | undefined {
-  if (spawnSync('umoci', ['--version']).status !== 0) return 'umoci is not installed (apt-get install -y umoci)';
-  if (process.getuid?.() !== 0) return 'umoci unpack without --rootless needs root';
-  return busyboxMissingReason();
-}
-const skip = skipReason();
-if (skip) console.log(`# skipping umoci interop: ${skip}`);
+const skip = skipUnless(peer('umoci', 'umoci'), root('umoci unpack without --rootless'), peer(BUSYBOX, 'busybox-static'));
 
 describe('interop with umoci', { skip }, () => {
   let tmp: string;

@@ -11,16 +11,16 @@ import { join } from 'node:path';
 import { RegistryClient } from '../../src/client/registry.js';
 import { copy } from '../../src/content/copy.js';
 import { MemoryStore } from '../../src/content/memory.js';
-import { openDestination, openSource, parsePlace } from '../../src/content/places.js';
-import { fetchJson } from '../../src/content/read.js';
-import { digestOf } from '../../src/image/digest.js';
+import { openDestination, openSource, parsePlace } from '../../src/client/places.js';
+import { fetchJson } from '../../src/base/read.js';
+import { digestOf } from '../../src/base/digest.js';
 import { OciLayout } from '../../src/image/layout.js';
-import type { ImageConfig, ImageIndex, ImageManifest } from '../../src/image/types.js';
-import { registryMissingReason, skopeo, skopeoMissingReason, startRegistry, type RegistryServer } from '../helpers/distribution.js';
+import type { ImageConfig, ImageIndex, ImageManifest } from '../../src/base/types.js';
+import { REGISTRY_BIN, skopeo, startRegistry, type RegistryServer } from '../helpers/distribution.js';
 import { addImage, addIndex, noise } from '../client/fixtures.js';
+import { peer, skipUnless } from '../helpers/requirements.js';
 
-const skip = registryMissingReason() ?? skopeoMissingReason();
-if (skip) console.log(`skipping registry interop tests: ${skip}`);
+const skip = skipUnless(peer(REGISTRY_BIN, 'docker-registry'), peer('/usr/bin/skopeo', 'skopeo'));
 
 function rawDigest(ref: string, tlsFlag = '--tls-verify=false'): string {
   const args = ['inspect', '--raw', ref];

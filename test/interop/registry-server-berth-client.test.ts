@@ -4,17 +4,16 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BERTH_BIN, startBerthRegistry, type BerthRegistry } from '../helpers/berth-registry.js';
 import { buildBusyboxImage, verifyPulled, type BusyboxImage } from '../registry/busybox-image.js';
+import { peer, skipUnless } from '../helpers/requirements.js';
 
-const present = existsSync('/usr/bin/umoci');
-if (!present) console.log('# skipping berth client interop: /usr/bin/umoci (to build the test image) is not installed');
 
-describe('the berth client against berth serve', { skip: !present }, () => {
+describe('the berth client against berth serve', { skip: skipUnless(peer('/usr/bin/umoci', 'umoci')) }, () => {
   const work = mkdtempSync(join(tmpdir(), 'berth-own-client-'));
   let image: BusyboxImage;
   let reg: BerthRegistry;

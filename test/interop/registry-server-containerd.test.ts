@@ -5,21 +5,18 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startBerthRegistry, type BerthRegistry } from '../helpers/berth-registry.js';
 import { buildBusyboxImage, verifyPulled, type BusyboxImage } from '../registry/busybox-image.js';
+import { peer, root, skipUnless } from '../helpers/requirements.js';
 
 const CONTAINERD = '/usr/bin/containerd';
 const CTR = '/usr/bin/ctr';
-const isRoot = process.getuid?.() === 0;
-const present = existsSync(CONTAINERD) && existsSync(CTR) && existsSync('/usr/bin/skopeo');
-if (!present) console.log('# skipping containerd interop: /usr/bin/containerd or /usr/bin/ctr is not installed (apt-get install -y containerd)');
-else if (!isRoot) console.log('# skipping containerd interop: containerd needs root');
 
-describe('containerd ctr against berth serve (needs root)', { skip: !present || !isRoot }, () => {
+describe('containerd ctr against berth serve (needs root)', { skip: skipUnless(peer(CONTAINERD, 'containerd'), peer(CTR, 'containerd'), peer('/usr/bin/skopeo', 'skopeo'), root('containerd')) }, () => {
   const work = mkdtempSync(join(tmpdir(), 'berth-ctr-'));
   const sock = join(work, 'containerd.sock');
   let containerd: ChildProcess | undefined;

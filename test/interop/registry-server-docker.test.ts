@@ -1,26 +1,23 @@
 /**
- * docker 20.10 (dockerd started here, data in a temp dir, as peers.md says) against
+ * docker 20.10 (dockerd started here, data in a temp dir, as docs/ARCHITECTURE.md "Tests and peers" says) against
  * `berth serve`: pull an image pushed by skopeo, run it, tag and push it to another
  * repository; digests must match what the registry holds. Needs root.
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startBerthRegistry, type BerthRegistry } from '../helpers/berth-registry.js';
 import { buildBusyboxImage, verifyPulled, type BusyboxImage } from '../registry/busybox-image.js';
+import { peer, root, skipUnless } from '../helpers/requirements.js';
 
 // Another, unrelated docker client may come first in PATH: use Debian's.
 const DOCKER = '/usr/bin/docker';
 const DOCKERD = '/usr/sbin/dockerd';
-const isRoot = process.getuid?.() === 0;
-const present = existsSync(DOCKER) && existsSync(DOCKERD) && existsSync('/usr/bin/skopeo');
-if (!present) console.log('# skipping docker interop: /usr/bin/docker or /usr/sbin/dockerd is not installed (apt-get install -y docker.io)');
-else if (!isRoot) console.log('# skipping docker interop: dockerd needs root');
 
-describe('docker against berth serve (needs root)', { skip: !present || !isRoot }, () => {
+describe('docker against berth serve (needs root)', { skip: skipUnless(peer(DOCKER, 'docker.io'), peer(DOCKERD, 'docker.io'), peer('/usr/bin/skopeo', 'skopeo'), root('dockerd')) }, () => {
   const work = mkdtempSync(join(tmpdir(), 'berth-docker-'));
   const sock = join(work, 'docker.sock');
   let dockerd: ChildProcess | undefined;

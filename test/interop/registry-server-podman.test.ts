@@ -1,24 +1,21 @@
 /**
  * podman 4.3 against `berth serve`: pull an image, run it, push it to another repository;
  * digests must match what the registry holds. podman needs the
- * CONTAINERS_CONF / CONTAINERS_STORAGE_CONF of peers.md on these machines (as root).
+ * CONTAINERS_CONF / CONTAINERS_STORAGE_CONF of docs/ARCHITECTURE.md "Tests and peers" on these machines (as root).
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startBerthRegistry, type BerthRegistry } from '../helpers/berth-registry.js';
 import { buildBusyboxImage, verifyPulled, type BusyboxImage } from '../registry/busybox-image.js';
+import { peer, root, skipUnless } from '../helpers/requirements.js';
 
 const PODMAN = '/usr/bin/podman';
-const isRoot = process.getuid?.() === 0;
-const present = existsSync(PODMAN) && existsSync('/usr/bin/umoci');
-if (!present) console.log('# skipping podman interop: /usr/bin/podman is not installed (apt-get install -y podman)');
-else if (!isRoot) console.log('# skipping podman interop: needs root (its storage uses overlay mounts)');
 
-describe('podman against berth serve (needs root)', { skip: !present || !isRoot }, () => {
+describe('podman against berth serve (needs root)', { skip: skipUnless(peer(PODMAN, 'podman'), peer('/usr/bin/umoci', 'umoci'), root('podman\'s storage uses overlay mounts')) }, () => {
   const work = mkdtempSync(join(tmpdir(), 'berth-podman-'));
   let image: BusyboxImage;
   let reg: BerthRegistry;

@@ -4,19 +4,19 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { generateKeyPairSync } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startBerthRegistry, type BerthRegistry } from '../helpers/berth-registry.js';
 import { buildBusyboxImage, verifyPulled, type BusyboxImage } from '../registry/busybox-image.js';
+import { peer, skipUnless } from '../helpers/requirements.js';
 
 const SKOPEO = '/usr/bin/skopeo';
-const present = existsSync(SKOPEO) && existsSync('/usr/bin/umoci');
-if (!present) console.log('# skipping skopeo interop: /usr/bin/skopeo or /usr/bin/umoci is not installed (apt-get install -y skopeo umoci)');
+const skip = skipUnless(peer(SKOPEO, 'skopeo'), peer('/usr/bin/umoci', 'umoci'));
 
-// The memory-only blob-info cache (peers.md): otherwise skopeo as root turns pushes into mounts.
+// The memory-only blob-info cache (docs/ARCHITECTURE.md "Tests and peers"): otherwise skopeo as root turns pushes into mounts.
 const env = { ...process.env, _CONTAINERS_ROOTLESS_UID: '1000', XDG_DATA_HOME: '/proc/nonexistent' };
 
 function skopeo(...args: string[]): string {
@@ -30,7 +30,7 @@ function layoutDigest(layout: string, tag: string): string {
   return index.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === tag)!.digest;
 }
 
-describe('skopeo against berth serve', { skip: !present }, () => {
+describe('skopeo against berth serve', { skip }, () => {
   const work = mkdtempSync(join(tmpdir(), 'berth-skopeo-'));
   let image: BusyboxImage;
   let reg: BerthRegistry;
@@ -78,7 +78,7 @@ describe('skopeo against berth serve', { skip: !present }, () => {
   });
 });
 
-describe('skopeo with auth', { skip: !present }, () => {
+describe('skopeo with auth', { skip }, () => {
   const work = mkdtempSync(join(tmpdir(), 'berth-skopeo-auth-'));
   let image: BusyboxImage;
   let basic: BerthRegistry;

@@ -9,11 +9,10 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { makeRootfs } from '../helpers/bundle.js';
 import { FRONT } from '../runtime/runtime-cli.js';
+import { peer, root, skipUnless } from '../helpers/requirements.js';
 
-const hasContainerd = spawnSync('containerd', ['--version']).status === 0 && spawnSync('ctr', ['--version']).status === 0;
-if (!hasContainerd) console.log('# runtime-containerd: containerd/ctr are not installed (apt-get install -y containerd); skipped');
 
-describe('containerd (ctr run --runc-binary berth-runtime) (root)', { skip: !hasContainerd && 'containerd is not installed' }, () => {
+describe('containerd (ctr run --runc-binary berth-runtime) (root)', { skip: skipUnless(peer('containerd', 'containerd'), peer('ctr', 'containerd'), root('containers')) }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'berth-containerd-'));
   const sock = join(dir, 'containerd.sock');
   const rootfs = join(dir, 'rootfs');

@@ -11,15 +11,10 @@ import { randomBytes } from 'node:crypto';
 import { OciLayout } from '../../src/image/layout.js';
 import { createImage } from '../../src/image/build.js';
 import { unpackImage } from '../../src/image/unpack.js';
-import { buildBusyboxRootfs, busyboxMissingReason } from '../helpers/busybox.js';
+import { BUSYBOX, buildBusyboxRootfs } from '../helpers/busybox.js';
+import { peer, root, skipUnless } from '../helpers/requirements.js';
 
-function skipReason(): string | undefined {
-  if (process.getuid?.() !== 0) return 'runc needs root';
-  if (spawnSync('runc', ['--version']).status !== 0) return 'runc is not installed (apt-get install -y runc)';
-  return busyboxMissingReason();
-}
-const skip = skipReason();
-if (skip) console.log(`# skipping runc interop: ${skip}`);
+const skip = skipUnless(root('runc'), peer('runc', 'runc'), peer(BUSYBOX, 'busybox-static'));
 
 describe('berth unpack → runc run', { skip }, () => {
   let tmp: string;
@@ -74,7 +69,7 @@ describe('berth unpack → runc run', { skip }, () => {
     assert.deepEqual(r.stdout.trim().split('\n'), ['1', 'worker']);
   });
 
-  test('the same bundle runs under crun (inside a private mount namespace, as peers.md describes)', { skip: spawnSync('crun', ['--version']).status !== 0 ? 'crun is not installed' : undefined }, async () => {
+  test('the same bundle runs under crun (inside a private mount namespace, as docs/ARCHITECTURE.md describes)', { skip: skipUnless(peer('crun', 'crun')) }, async () => {
     const bundle = join(tmp, 'bundle-crun');
     await unpackImage(layout, 'bb', bundle);
     const empty = join(tmp, 'empty-controllers');

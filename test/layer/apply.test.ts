@@ -24,10 +24,11 @@ import { gzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { applyLayer, type ApplyOptions } from '../../src/layer/apply.js';
 import { compressStream, type LayerCompression } from '../../src/layer/compress.js';
-import { MediaType } from '../../src/image/media-types.js';
-import { isBerthError } from '../../src/errors.js';
-import { readAll } from '../../src/content/read.js';
+import { MediaType } from '../../src/base/media-types.js';
+import { isBerthError } from '../../src/base/errors.js';
+import { readAll } from '../../src/base/read.js';
 import { sha256, tarArchive, type FixtureEntry } from './tar-fixture.js';
+import { root, skipUnless } from '../helpers/requirements.js';
 
 const MEDIA: Record<LayerCompression, string> = {
   none: MediaType.layerTar,
@@ -297,7 +298,7 @@ describe('applyLayer', () => {
     assert.equal(lstatSync(join(root, 'p')).mtimeMs, 1_700_000_000_250);
   });
 
-  test('devices and fifos (as root: mknod); with allowDevices false devices are skipped and noted', { skip: process.getuid?.() !== 0 ? 'needs root to create device nodes' : false }, async () => {
+  test('devices and fifos (as root: mknod); with allowDevices false devices are skipped and noted', { skip: skipUnless(root('creates device nodes')) }, async () => {
     const root = fresh();
     const r = await apply(root, [
       { path: 'dev/null', type: 'char', devmajor: 1, devminor: 3, mode: 0o666 },
@@ -326,7 +327,7 @@ describe('applyLayer', () => {
     assert.deepEqual(r.ownership?.get('f'), { uid: 1234, gid: 5678 });
   });
 
-  test('idMap maps archive ids to host ids', { skip: process.getuid?.() !== 0 ? 'needs root to chown' : false }, async () => {
+  test('idMap maps archive ids to host ids', { skip: skipUnless(root('chown')) }, async () => {
     const root = fresh();
     await apply(root, [{ path: 'f', body: 'x', uid: 0, gid: 0 }, { path: 'g', body: 'y', uid: 1000, gid: 1000 }], {
       idMap: { uid: (id) => id + 100000, gid: (id) => id + 200000 },
@@ -369,7 +370,7 @@ describe('applyLayer', () => {
     await assert.rejects(apply(join(work, 'nope'), [{ path: 'f' }]), (e) => isBerthError(e, 'NOT_FOUND'));
   });
 
-  test('as uid 65534 (not root): files written, read-only dirs handled, ownership recorded, no crash', { skip: process.getuid?.() !== 0 ? 'needs root to switch to uid 65534' : false }, async () => {
+  test('as uid 65534 (not root): files written, read-only dirs handled, ownership recorded, no crash', { skip: skipUnless(root('switches to uid 65534')) }, async () => {
     const root = fresh();
     chownSync(root, 65534, 65534);
     const layer1 = join(work, 'nonroot-1.tar.gz');

@@ -6,8 +6,9 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createLayerFile, writeLayerFromDir } from '../../src/layer/create.js';
 import { parseGetfattrDump, readTreeXattrs, xattrsAvailable } from '../../src/layer/xattrs.js';
-import { MediaType } from '../../src/image/media-types.js';
+import { MediaType } from '../../src/base/media-types.js';
 import { gnuTarExtract, gnuTarList, gnuTarNames, hasCommand, isRoot, removeDir, run, snapshotTree, tempDir } from './layer-write-helpers.js';
+import { hostHas, peer, skipUnless } from '../helpers/requirements.js';
 
 const T0 = 1_600_000_000;
 const LONG_DIR = 'l'.repeat(105);
@@ -220,7 +221,7 @@ describe('writeLayerFromDir / createLayerFile', () => {
     }
   });
 
-  it('reads xattrs of files whose names need quoting (newline, backslash, space)', { skip: xattrsAvailable() && hasCommand('setfattr') ? false : 'needs getfattr/setfattr (Debian package attr)' }, async () => {
+  it('reads xattrs of files whose names need quoting (newline, backslash, space)', { skip: skipUnless(peer('getfattr', 'attr'), peer('setfattr', 'attr'), hostHas(xattrsAvailable(), 'the temp dir\'s file system refuses user xattrs')) }, async () => {
     const tree = join(work, 'quoted');
     mkdirSync(tree);
     const names = ['with space', 'new\nline', 'back\\slash', 'tab\there', 'ünï'];

@@ -17,6 +17,7 @@ import {
   snapshotTree,
   tempDir,
 } from './layer-write-helpers.js';
+import { peer, root, skipUnless } from '../helpers/requirements.js';
 
 const T0 = 1_600_000_000;
 const T1 = 1_650_000_000;
@@ -290,7 +291,7 @@ describe('diffTrees / writeDiffLayer', () => {
     assert.deepEqual(await snapshotTree(target), await snapshotTree(upper));
   });
 
-  it('gives upper when umoci unpacks an image of lower plus the changeset', { skip: !isRoot || !hasCommand('umoci') ? 'needs root and umoci' : false }, async () => {
+  it('gives upper when umoci unpacks an image of lower plus the changeset', { skip: skipUnless(root('umoci unpack'), peer('umoci', 'umoci')) }, async () => {
     const { lower, upper } = mixedPair();
     const layout = join(work, 'layout');
     mkdirSync(join(layout, 'blobs/sha256'), { recursive: true });

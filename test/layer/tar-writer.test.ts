@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { TarWriter, encodeHeaders, splitUstarPath, type TarEntry } from '../../src/layer/tar-writer.js';
 import { xattrsAvailable } from '../../src/layer/xattrs.js';
-import { gnuTarExtract, gnuTarList, hasCommand, isRoot, removeDir, run, snapshotTree, tempDir } from './layer-write-helpers.js';
+import { gnuTarExtract, gnuTarList, removeDir, run, snapshotTree, tempDir } from './layer-write-helpers.js';
+import { hostHas, peer, root, skipUnless } from '../helpers/requirements.js';
 
 const MTIME = 1_700_000_000; // 2023-11-14T22:13:20Z
 
@@ -160,7 +161,7 @@ describe('tar writer', () => {
     }
   });
 
-  it('stores xattrs as SCHILY.xattr records that GNU tar extracts', { skip: !xattrsAvailable() || !isRoot ? 'needs getfattr (Debian package attr) and root' : false }, async () => {
+  it('stores xattrs as SCHILY.xattr records that GNU tar extracts', { skip: skipUnless(peer('getfattr', 'attr'), root('trusted xattrs'), hostHas(xattrsAvailable(), 'the temp dir\'s file system refuses xattrs')) }, async () => {
     const data = await archive([
       [{ ...base, path: 'f', type: 'file', mode: 0o644, size: 1, xattrs: { 'user.greeting': Buffer.from('hi'), 'user.bin': Buffer.from([0, 255, 10]) } }, Buffer.from('x')],
     ]);
@@ -174,7 +175,7 @@ describe('tar writer', () => {
     }
   });
 
-  it("reads back the same with Python's tarfile (a second, independent reader)", { skip: hasCommand('python3') ? false : 'python3 not installed' }, async () => {
+  it("reads back the same with Python's tarfile (a second, independent reader)", { skip: skipUnless(peer('python3', 'python3')) }, async () => {
     const longName = `${'p'.repeat(130)}/${'q'.repeat(120)}`;
     const data = await archive([
       [{ ...base, path: longName, type: 'file', mode: 0o4750, size: 3, uid: 5_000_000, gid: 7, mtime: 9_000_000_000, xattrs: { 'user.k': Buffer.from('v') } }, Buffer.from('abc')],

@@ -9,11 +9,12 @@ import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { unpackLayers, type LayerSource } from '../../src/layer/unpack-layers.js';
 import { compressStream, type LayerCompression } from '../../src/layer/compress.js';
-import { readAll } from '../../src/content/read.js';
-import { MediaType } from '../../src/image/media-types.js';
-import { isBerthError } from '../../src/errors.js';
+import { readAll } from '../../src/base/read.js';
+import { MediaType } from '../../src/base/media-types.js';
+import { isBerthError } from '../../src/base/errors.js';
 import { sha256, tarArchive, type FixtureEntry } from './tar-fixture.js';
 import { writeOciLayout } from './oci-fixture.js';
+import { peer, root, skipUnless } from '../helpers/requirements.js';
 
 const MEDIA: Record<LayerCompression, string> = {
   none: MediaType.layerTar,
@@ -174,7 +175,7 @@ describe('unpackLayers', () => {
     }
   });
 
-  test('same root filesystem as umoci unpack of the same OCI layout', { skip: process.getuid?.() !== 0 ? 'umoci unpack needs root here' : false }, async () => {
+  test('same root filesystem as umoci unpack of the same OCI layout', { skip: skipUnless(root('umoci unpack'), peer('umoci', 'umoci')) }, async () => {
     const files = await Promise.all(
       LAYERS.map(async (entries, i) => {
         const built = await layer(entries, 'gzip');

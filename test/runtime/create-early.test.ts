@@ -9,11 +9,11 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { hostCgroupLayout } from '../../src/runtime/cgroups-host.js';
+import { hostCgroupLayout } from '../../src/runtime/cgroups/host.js';
 import { makeBusyboxBundle, type Bundle } from '../helpers/bundle.js';
 import { Runtime } from './runtime-cli.js';
+import { root, skipUnless } from '../helpers/requirements.js';
 
-const isRoot = process.getuid?.() === 0;
 
 /** Every directory the cgroup path would have, one per hierarchy. */
 function cgroupDirs(cgroupsPath: string): string[] {
@@ -30,7 +30,7 @@ function memoryCgroupOf(pid: number): string {
   return mem.slice(mem.indexOf(':', mem.indexOf(':') + 1) + 1);
 }
 
-describe('create: the front end\'s guessed cgroups', { skip: isRoot ? false : 'needs root (cgroups): run as root, as CI does' }, () => {
+describe('create: the front end\'s guessed cgroups', { skip: skipUnless(root('cgroups')) }, () => {
   let rt: Runtime;
   let bundle: Bundle;
   const tag = `early-${process.pid}`;

@@ -7,9 +7,21 @@ import Ajv from 'ajv';
 import { makeBusyboxBundle, type Bundle } from '../helpers/bundle.js';
 import { Runtime, readText } from './runtime-cli.js';
 
-const SCHEMA_DIR = '/work/shared/specs/runtime-spec/schema';
+import { peer, root, skipUnless, specDir } from '../helpers/requirements.js';
 
+// state-schema.json, found through BERTH_SPEC_DIR; without it the state is checked by hand only.
+const SCHEMA_DIR = specDir('runtime-spec/schema').dir;
+
+/** state.md's state as a validator: the schema when BERTH_SPEC_DIR has it, else the REQUIRED fields by hand. */
 function stateValidator(): (doc: unknown) => boolean {
+  if (SCHEMA_DIR === undefined) {
+    console.log('# lifecycle: BERTH_SPEC_DIR is not set: states are checked against state.md\'s required fields, not state-schema.json');
+    return (doc) => {
+      const s = doc as Record<string, unknown>;
+      return typeof s.ociVersion === 'string' && typeof s.id === 'string' && typeof s.bundle === 'string' &&
+        ['creating', 'created', 'running', 'stopped'].includes(s.status as string);
+    };
+  }
   const strip = (s: Record<string, unknown>) => { delete s.$schema; return s; };
   const ajv = new Ajv.default({ strict: false, allErrors: true });
   ajv.addSchema(strip(JSON.parse(readFileSync(join(SCHEMA_DIR, 'defs.json'), 'utf8'))), 'defs.json');
@@ -21,7 +33,7 @@ function stateValidator(): (doc: unknown) => boolean {
   };
 }
 
-describe('berth-runtime lifecycle (root)', () => {
+describe('berth-runtime lifecycle (root)', { skip: skipUnless(root('namespaces and cgroups'), peer('/bin/busybox', 'busybox-static')) }, () => {
   let rt: Runtime;
   let bundle: Bundle;
   const validState = stateValidator();

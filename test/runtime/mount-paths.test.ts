@@ -12,10 +12,10 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { makeBusyboxBundle, type Bundle } from '../helpers/bundle.js';
 import { Runtime } from './runtime-cli.js';
+import { root, skipUnless } from '../helpers/requirements.js';
 
-const isRoot = process.getuid?.() === 0;
 
-describe('mount destinations resolve inside the root filesystem', { skip: isRoot ? false : 'needs root (mounts): run as root, as CI does' }, () => {
+describe('mount destinations resolve inside the root filesystem', { skip: skipUnless(root('mounts')) }, () => {
   let rt: Runtime;
   let bundle: Bundle;
   let host: string;

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isBerthError } from '../../src/errors.js';
+import { isBerthError } from '../../src/base/errors.js';
 import {
   AUDIT_ARCH,
   actionValue,
@@ -20,10 +20,11 @@ import {
   SECCOMP_RET_USER_NOTIF,
   compileSeccomp,
   syscallTable,
-} from '../../src/runtime/seccomp.js';
-import { BPF_MAXINSNS, NATIVE_LITTLE_ENDIAN, decodeFilter, type SockFilter } from '../../src/runtime/seccomp-bpf.js';
-import type { LinuxSeccomp, LinuxSeccompArch } from '../../src/runtime/spec-types.js';
+} from '../../src/runtime/seccomp/compile.js';
+import { BPF_MAXINSNS, NATIVE_LITTLE_ENDIAN, decodeFilter, type SockFilter } from '../../src/runtime/seccomp/bpf.js';
+import type { LinuxSeccomp, LinuxSeccompArch } from '../../src/runtime/spec/types.js';
 import { capturePodmanConfig, type PodmanCapture } from './fixtures/podman-capture.js';
+import { arch, peer, root, skipOrFail, skipUnless, type Need } from '../helpers/requirements.js';
 
 // ---- a classic BPF interpreter, enough for seccomp filters -----------------------------
 
@@ -455,7 +456,7 @@ describe('compileSeccomp: program size', () => {
 const here = dirname(fileURLToPath(import.meta.url));
 const fixtureSource = resolve(here, '../../../test/runtime/fixtures/seccomp-load.c');
 
-describe('compileSeccomp: loaded by the kernel', { skip: process.arch !== 'x64' && process.arch !== 'arm64' ? 'needs x86_64 or aarch64' : false }, () => {
+describe('compileSeccomp: loaded by the kernel', { skip: skipUnless(arch('x64', 'arm64')) }, () => {
   let dir = '';
   let loader = '';
   before(() => {
@@ -514,7 +515,7 @@ describe('compileSeccomp: loaded by the kernel', { skip: process.arch !== 'x64' 
 
 const libseccompSource = resolve(here, '../../../test/runtime/fixtures/libseccomp-export.c');
 const haveLibseccomp = existsSync('/usr/include/seccomp.h');
-if (!haveLibseccomp) console.log('# libseccomp differential tests skipped: /usr/include/seccomp.h missing (apt-get install libseccomp-dev)');
+const libseccomp: Need = peer('/usr/include/seccomp.h', 'libseccomp-dev');
 
 const OP_NUMBER = { SCMP_CMP_NE: 1, SCMP_CMP_LT: 2, SCMP_CMP_LE: 3, SCMP_CMP_EQ: 4, SCMP_CMP_GE: 5, SCMP_CMP_GT: 6, SCMP_CMP_MASKED_EQ: 7 } as const;
 const ARCH_WORD: Partial<Record<LinuxSeccompArch, string>> = {
@@ -536,7 +537,7 @@ function describeForLibseccomp(sc: LinuxSeccomp): string {
   return `${lines.join('\n')}\n`;
 }
 
-describe('compileSeccomp: same decisions as libseccomp', { skip: !haveLibseccomp || process.arch !== 'x64' ? 'needs libseccomp-dev on x86_64' : false }, () => {
+describe('compileSeccomp: same decisions as libseccomp', { skip: skipUnless(libseccomp, arch('x64')) }, () => {
   let dir = '';
   let exporter = '';
   before(() => {
@@ -644,12 +645,13 @@ describe('compileSeccomp: same decisions as libseccomp', { skip: !haveLibseccomp
 
 // ---- podman's default profile ----------------------------------------------------------
 
-describe('compileSeccomp: podman\'s default profile', { skip: !haveLibseccomp || process.arch !== 'x64' || process.getuid?.() !== 0 ? 'needs root, libseccomp-dev and x86_64' : false }, () => {
+describe('compileSeccomp: podman\'s default profile', { skip: skipUnless(libseccomp, arch('x64'), root('containers'), peer('podman', 'podman')) }, () => {
   let capture: PodmanCapture | undefined;
+  let unavailable = 'podman unavailable';
   let dir = '';
   before(() => {
     const c = capturePodmanConfig();
-    if ('skip' in c) console.log(`# podman profile tests skipped: ${c.skip}`);
+    if ('skip' in c) unavailable = c.skip;
     else capture = c;
     dir = mkdtempSync(join(tmpdir(), 'berth-podman-seccomp-'));
     execFileSync('cc', ['-O', '-o', join(dir, 'libseccomp-export'), libseccompSource, '-lseccomp'], { stdio: 'inherit' });
@@ -661,7 +663,7 @@ describe('compileSeccomp: podman\'s default profile', { skip: !haveLibseccomp ||
   });
 
   it('decides every syscall of x86_64, x86 and x32 as libseccomp does', (t) => {
-    if (capture === undefined) return t.skip('podman unavailable');
+    if (capture === undefined) return skipOrFail(t, unavailable);
     const profile = capture.config.linux.seccomp as LinuxSeccomp;
     assert.ok((profile.syscalls ?? []).length > 5, 'podman wrote a seccomp profile');
     const ours = compileSeccomp(profile, 'x64').filter;
@@ -681,7 +683,7 @@ describe('compileSeccomp: podman\'s default profile', { skip: !haveLibseccomp ||
   });
 
   it('is accepted by the kernel and allows what it should', (t) => {
-    if (capture === undefined) return t.skip('podman unavailable');
+    if (capture === undefined) return skipOrFail(t, unavailable);
     const c = compileSeccomp(capture.config.linux.seccomp as LinuxSeccomp);
     const r = spawnSync(join(dir, 'seccomp-load'), [String(c.flags), join(dir, 'made-by-mkdir'), '755'], { input: c.filter });
     assert.equal(r.stdout.toString(), 'mkdir=0\n', r.stderr.toString());

@@ -7,10 +7,11 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { hostCgroupLayout } from '../../src/runtime/cgroups-host.js';
-import { parseBytes, resourcesFromFlags } from '../../src/runtime/update-flags.js';
+import { hostCgroupLayout } from '../../src/runtime/cgroups/host.js';
+import { parseBytes, resourcesFromFlags } from '../../src/cli/update-flags.js';
 import { makeBusyboxBundle, type Bundle } from '../helpers/bundle.js';
 import { Runtime } from './runtime-cli.js';
+import { peer, skipUnless } from '../helpers/requirements.js';
 
 /** A cgroup file of `pid`'s cgroup for `controller` (v1 hierarchy, or the v2 one that holds it). */
 function cgroupValue(pid: number, controller: string, v1File: string, v2File: string): string {
@@ -108,7 +109,7 @@ describe('berth-runtime update (root)', () => {
     assert.equal(rt.run(['delete', 'upd2']).status, 0);
   });
 
-  it('writes what runc writes for the same flags', { skip: spawnSync('runc', ['--version']).status === 0 ? false : 'runc is not installed' }, () => {
+  it('writes what runc writes for the same flags', { skip: skipUnless(peer('runc', 'runc')) }, () => {
     const runcRoot = mkdtempSync(join(tmpdir(), 'berth-runc-root-'));
     const env = { ...process.env };
     try {

@@ -14,7 +14,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import postgres from 'postgres';
-import { BerthError } from '../../errors.js';
+import { BerthError } from '../../base/errors.js';
 import { KeyedMutex } from '../keyed-mutex.js';
 import { planFromRows, type GcRows } from './gc-plan.js';
 import type { GcPlan, ManifestRecord, MetadataStore, NewManifest, ReferrerRecord, StagingState, UploadRecord } from './metadata-store.js';

@@ -37,8 +37,8 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { PassThrough, Readable } from 'node:stream';
 import http from 'node:http';
 import https from 'node:https';
-import { BerthError } from '../../errors.js';
-import { parseDigest } from '../../image/digest.js';
+import { BerthError } from '../../base/errors.js';
+import { parseDigest } from '../../base/digest.js';
 import type { MetadataStore } from '../metadata/metadata-store.js';
 import type { BlobStat, BlobStore, ByteRange } from './blob-store.js';
 

@@ -13,6 +13,8 @@ const CONFIG_OPTIONS = {
   config: { type: 'string' },
   addr: { type: 'string' },
   data: { type: 'string' },
+  storage: { type: 'string' },
+  metadata: { type: 'string' },
 } as const;
 
 const SERVE_OPTIONS = {
@@ -30,6 +32,7 @@ const SERVE_OPTIONS = {
   'token-trust': { type: 'string', multiple: true },
   'token-expires': { type: 'string' },
   'no-delete': { type: 'boolean' },
+  'no-redirect': { type: 'boolean' },
   'upload-purge-after': { type: 'string' },
   'max-manifest-bytes': { type: 'string' },
   'chunk-min-length': { type: 'string' },
@@ -52,6 +55,8 @@ function flagOverrides(p: ParsedCommand): ConfigOverrides {
     addr: str(p, 'addr'),
     debugAddr: str(p, 'debug-addr'),
     data: str(p, 'data'),
+    storage: str(p, 'storage'),
+    metadata: str(p, 'metadata'),
     tlsCert: str(p, 'tls-cert'),
     tlsKey: str(p, 'tls-key'),
     htpasswd: str(p, 'htpasswd'),
@@ -71,6 +76,7 @@ function flagOverrides(p: ParsedCommand): ConfigOverrides {
   if (strs(p, 'token-trust').length > 0) o.tokenTrust = strs(p, 'token-trust');
   if (strs(p, 'warning').length > 0) o.warnings = strs(p, 'warning');
   if (flag(p, 'no-delete')) o.delete = false;
+  if (flag(p, 'no-redirect')) o.redirect = false;
   if (flag(p, 'gc-delete-untagged')) o.gcDeleteUntagged = true;
   return o;
 }
@@ -90,6 +96,10 @@ $XDG_DATA_HOME/berth/registry (~/.local/share/berth/registry; /var/lib/berth/reg
 Options (each also as a BERTH_* environment variable or a key of the --config JSON file):
   --addr HOST:PORT             listen address (BERTH_ADDR, "addr")
   --data DIR                   data directory (BERTH_DATA, "data")
+  --storage s3://BUCKET[/PREFIX]?endpoint=URL&region=R   blobs in S3 (BERTH_STORAGE, "storage");
+                               credentials from the AWS chain (AWS_ACCESS_KEY_ID/…, ~/.aws)
+  --metadata postgres://USER@HOST:PORT/DB   metadata in PostgreSQL, shared by replicas (BERTH_METADATA, "metadata")
+  --no-redirect                proxy blob GETs from S3 instead of redirecting to presigned URLs (BERTH_REDIRECT=false)
   --debug-addr HOST:PORT       plain-HTTP listener with /metrics and /healthz, no auth (BERTH_DEBUG_ADDR,
                                "debugAddr"); on --addr, /metrics needs the catalog right
   --config FILE                JSON config file (BERTH_CONFIG)
@@ -123,11 +133,12 @@ async function serve(p: ParsedCommand): Promise<number> {
   const registry = await openRegistry(config);
   const server = new RegistryServer(registry);
   const addr = await server.listen();
-  writeServePid(config.dataDir);
+  // serve.pid keeps an offline `berth registry gc` away from a SQLite registry in use.
+  if (!config.metadata) writeServePid(config.dataDir);
   const url = urlOf(config.tls ? 'https' : 'http', addr);
   const debug = server.debugAddress;
   const debugUrl = debug ? urlOf('http', debug) : undefined;
-  if (p.json) printJson({ url, address: addr.address, port: addr.port, data: config.dataDir, pid: process.pid, ...(debugUrl ? { debugUrl } : {}) });
+  if (p.json) printJson({ url, address: addr.address, port: addr.port, data: config.dataDir, storage: config.storage ?? 'data', metadata: config.metadata ? 'postgres' : 'sqlite', pid: process.pid, ...(debugUrl ? { debugUrl } : {}) });
   else printLine(`berth registry listening on ${url}, data in ${config.dataDir}${debugUrl ? `; /metrics and /healthz on ${debugUrl}` : ''}`);
   let gcTimer: NodeJS.Timeout | undefined;
   const gcInterval = num(p, 'gc-interval');
@@ -178,7 +189,8 @@ async function registryCommand(p: ParsedCommand): Promise<number> {
   const [sub] = p.positionals;
   if (sub !== 'gc' && sub !== 'verify') throw new BerthError('USAGE', `berth registry: expected "gc" or "verify"\n\n${REGISTRY_USAGE}`);
   const config = loadConfig(p);
-  const serving = runningServer(config.dataDir);
+  // With shared metadata the locks hold across processes: gc may run beside the servers.
+  const serving = config.metadata ? undefined : runningServer(config.dataDir);
   if (sub === 'gc' && serving !== undefined && !flag(p, 'dry-run') && !flag(p, 'force')) {
     throw new BerthError(
       'USAGE',

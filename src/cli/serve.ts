@@ -3,7 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { BerthError } from '../base/errors.js';
 import { buildConfig, defaultConfig, overridesFromEnv, overridesFromFile, type ConfigOverrides, type RegistryConfig } from '../registry/config.js';
 import { collectGarbage } from '../registry/gc.js';
-import { openRegistry } from '../registry/registry.js';
+import { migrateRegistry } from '../registry/migrate.js';
+import { openBlobStore, openMetadata, openRegistry } from '../registry/registry.js';
 import { RegistryServer } from '../registry/server.js';
 import { removeServePid, runningServer, writeServePid } from '../registry/serve-lock.js';
 import { verifyRegistry } from '../registry/verify.js';
@@ -173,24 +174,34 @@ async function serve(p: ParsedCommand): Promise<number> {
 
 const REGISTRY_USAGE = `Usage: berth registry gc [--dry-run] [--delete-untagged] [--grace SECONDS] [--force] [--data DIR] [--config FILE]
        berth registry verify [--data DIR] [--config FILE]
+       berth registry migrate --to-storage s3://… --to-metadata postgres://… [--data DIR] [--force]
 
 gc removes blobs no manifest references (and, with --delete-untagged, manifests no tag, index or
 subject reaches), keeping anything linked or pushed within the grace period (default 3600 s).
 --dry-run prints what would go. While "berth serve" runs on the same data, gc refuses to delete
 (unless --force): use "berth serve --gc-interval SECONDS", which collects under the server's locks.
 verify checks every blob against its digest and size, and every manifest reference.
+migrate copies the registry (blobs hashed on the way, manifests with their tags) into S3 and
+PostgreSQL and verifies the copy; run it again to resume. Stop "berth serve" on the source first.
 
 Examples:
   berth registry gc --dry-run
   berth registry verify --data /srv/registry
+  berth registry migrate --data /srv/registry --to-storage 's3://reg?endpoint=http://s3:7480' --to-metadata postgres://berth@db/reg
 `;
 
 async function registryCommand(p: ParsedCommand): Promise<number> {
   const [sub] = p.positionals;
-  if (sub !== 'gc' && sub !== 'verify') throw new BerthError('USAGE', `berth registry: expected "gc" or "verify"\n\n${REGISTRY_USAGE}`);
+  if (sub !== 'gc' && sub !== 'verify' && sub !== 'migrate') throw new BerthError('USAGE', `berth registry: expected "gc", "verify" or "migrate"\n\n${REGISTRY_USAGE}`);
   const config = loadConfig(p);
   // With shared metadata the locks hold across processes: gc may run beside the servers.
   const serving = config.metadata ? undefined : runningServer(config.dataDir);
+  if (sub === 'migrate') {
+    if (serving !== undefined && !flag(p, 'force')) {
+      throw new BerthError('USAGE', `berth serve (pid ${serving}) is using ${config.dataDir}: stop it before migrating (or --force if that server is gone)`);
+    }
+    return migrateCommand(p, config);
+  }
   if (sub === 'gc' && serving !== undefined && !flag(p, 'dry-run') && !flag(p, 'force')) {
     throw new BerthError(
       'USAGE',
@@ -228,12 +239,40 @@ async function registryCommand(p: ParsedCommand): Promise<number> {
   }
 }
 
+async function migrateCommand(p: ParsedCommand, config: RegistryConfig): Promise<number> {
+  const storage = str(p, 'to-storage');
+  const metadata = str(p, 'to-metadata');
+  if (!storage || !metadata) throw new BerthError('USAGE', `berth registry migrate needs --to-storage s3://… and --to-metadata postgres://…\n\n${REGISTRY_USAGE}`);
+  const target = buildConfig(defaultConfig(process.env), { storage, metadata });
+  const fromMeta = await openMetadata(config);
+  try {
+    const from = { meta: fromMeta, blobs: await openBlobStore(config, fromMeta) };
+    const toMeta = await openMetadata(target);
+    try {
+      const to = { meta: toMeta, blobs: await openBlobStore(target, toMeta) };
+      const report = await migrateRegistry(from, to, p.json ? undefined : (line) => printLine(`copied ${line}`)).finally(() => to.blobs.close?.());
+      if (p.json) printJson(report);
+      else {
+        for (const pr of report.problems) printLine(`${pr.kind}: ${pr.message}`);
+        printLine(
+          `${report.blobsCopied} blob(s) copied (${report.bytesCopied} bytes), ${report.blobsPresent} already there, ${report.manifests} manifest(s), ${report.tags} tag(s): ${report.problems.length === 0 ? 'verified' : `${report.problems.length} problem(s)`}`,
+        );
+      }
+      return report.problems.length === 0 ? 0 : 1;
+    } finally {
+      await toMeta.close();
+    }
+  } finally {
+    await fromMeta.close();
+  }
+}
+
 export const commands: CommandGroup = {
   serve: { summary: 'Serve an OCI registry (distribution-spec) from a local directory', usage: SERVE_USAGE, options: SERVE_OPTIONS, run: serve },
   registry: {
-    summary: 'Registry maintenance: gc (garbage collection), verify (check every blob)',
+    summary: 'Registry maintenance: gc (garbage collection), verify (check every blob), migrate (to S3 and PostgreSQL)',
     usage: REGISTRY_USAGE,
-    options: { ...CONFIG_OPTIONS, 'dry-run': { type: 'boolean' }, 'delete-untagged': { type: 'boolean' }, grace: { type: 'string' }, force: { type: 'boolean' } },
+    options: { ...CONFIG_OPTIONS, 'dry-run': { type: 'boolean' }, 'delete-untagged': { type: 'boolean' }, grace: { type: 'string' }, force: { type: 'boolean' }, 'to-storage': { type: 'string' }, 'to-metadata': { type: 'string' } },
     run: registryCommand,
   },
 };

@@ -5,6 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startBerthRegistry, type BerthRegistry } from '../helpers/berth-registry.js';
 import { cephNeeds, startCeph, type CephRgw } from '../helpers/ceph.js';
@@ -12,7 +15,7 @@ import { haproxyNeeds, startHaproxy, type Haproxy } from '../helpers/haproxy.js'
 import { postgresNeeds, startPostgres, type PgServer } from '../helpers/postgres.js';
 import { skipUnless } from '../helpers/requirements.js';
 import { runBerth } from '../helpers/run-berth.js';
-import { OCI_MANIFEST, pushBlob, pushImage, pushImageBlobs, putManifest, sha256 } from './registry-client.js';
+import { OCI_INDEX, OCI_MANIFEST, pushBlob, pushImage, pushImageBlobs, putManifest, sha256 } from './registry-client.js';
 
 describe('replicas over S3 and PostgreSQL behind haproxy', { skip: skipUnless(...cephNeeds, ...postgresNeeds, ...haproxyNeeds) }, () => {
   let ceph: CephRgw;
@@ -219,5 +222,45 @@ describe('replicas over S3 and PostgreSQL behind haproxy', { skip: skipUnless(..
     assert.equal(verify.code, 0, verify.stdout + verify.stderr);
     assert.deepEqual((JSON.parse(verify.stdout) as { problems: unknown[] }).problems, []);
     assert.equal((await fetch(`${lb.url}/v2/app/crash/blobs/${sha256(data)}`, { method: 'HEAD' })).status, 200);
+  });
+
+  it('migrates a filesystem + SQLite registry into S3 + PostgreSQL, verified, resumable, served by a replica', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'berth-migrate-'));
+    try {
+      const src = await startBerthRegistry({ dataDir, args: ['--log-format', 'off'] });
+      const big = randomBytes(7 * 1024 * 1024);
+      const one = await pushImage(src.url, 'm/app', 'v1', 'm1');
+      const two = await pushImage(src.url, 'm/app', 'v2', 'm2', { annotations: { big: await pushBlob(src.url, 'm/app', big) } });
+      await pushBlob(src.url, 'm/other', big);
+      const index = Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: OCI_INDEX,
+          manifests: [one, two].map((i) => ({ mediaType: OCI_MANIFEST, digest: i.digest, size: i.manifest.length, platform: { os: 'linux', architecture: 'amd64' } })),
+        }),
+      );
+      assert.equal((await putManifest(src.url, 'm/app', 'multi', index, OCI_INDEX)).status, 201);
+      await src.stop();
+
+      const db2 = await pg.createDatabase();
+      const target = `s3://migrated?endpoint=${encodeURIComponent(ceph.endpoint)}&region=${ceph.region}`;
+      const migrate = () => runBerth(['registry', 'migrate', '--data', dataDir, '--to-storage', target, '--to-metadata', db2, '--format', 'json'], { ...process.env, ...env });
+      const first = await migrate();
+      assert.equal(first.code, 0, first.stdout + first.stderr);
+      const r1 = JSON.parse(first.stdout) as { blobsCopied: number; blobsPresent: number; manifests: number; tags: number; problems: unknown[] };
+      assert.deepEqual({ copied: r1.blobsCopied, manifests: r1.manifests, tags: r1.tags, problems: r1.problems }, { copied: 5, manifests: 3, tags: 3, problems: [] });
+      const again = JSON.parse((await migrate()).stdout) as { blobsCopied: number; blobsPresent: number };
+      assert.deepEqual([again.blobsCopied, again.blobsPresent], [0, 5], 'a second run copies nothing again');
+
+      const served = await startBerthRegistry({ args: ['--storage', target, '--metadata', db2, '--log-format', 'off'], env });
+      extra.push(served);
+      const idx = await fetch(`${served.url}/v2/m/app/manifests/multi`, { headers: { Accept: OCI_INDEX } });
+      assert.ok(Buffer.from(await idx.arrayBuffer()).equals(index));
+      assert.deepEqual(((await (await fetch(`${served.url}/v2/m/app/tags/list`)).json()) as { tags: string[] }).tags, ['multi', 'v1', 'v2']);
+      assert.ok(Buffer.from(await (await fetch(`${served.url}/v2/m/other/blobs/${sha256(big)}`)).arrayBuffer()).equals(big));
+      assert.ok(Buffer.from(await (await fetch(`${served.url}/v2/m/app/blobs/${sha256(two.layer)}`)).arrayBuffer()).equals(two.layer));
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });

@@ -227,6 +227,14 @@ for (const driver of metaDrivers) {
         await m.linkBlob('q', b, 1);
         assert.deepEqual(await m.listRepositories(undefined, 10), ['q', 'r']);
         assert.deepEqual(await m.listRepositories('q', 10), ['r']);
+        assert.deepEqual(await m.allLinks(), {
+          blobs: [
+            { repo: 'q', digest: b, size: 1 },
+            { repo: 'r', digest: b, size: 1 },
+          ],
+          manifests: [{ repo: 'r', digest: sha('m') }],
+          tags: ['1', 'B', 'a', 'b'].map((tag) => ({ repo: 'r', tag, digest: sha('m') })),
+        });
         assert.ok(await m.deleteTag('r', 'a'));
         assert.ok(!(await m.deleteTag('r', 'a')));
         assert.ok(await m.deleteManifest('r', sha('m')));

@@ -51,6 +51,12 @@ export interface StagingState {
   updatedAt: number;
 }
 
+export interface RegistryLinks {
+  blobs: { repo: string; digest: string; size: number }[];
+  manifests: { repo: string; digest: string }[];
+  tags: { repo: string; tag: string; digest: string }[];
+}
+
 export interface GcPlan {
   /** Untagged manifests removed from repositories (repo, digest). */
   manifests: { repo: string; digest: string }[];
@@ -123,6 +129,8 @@ export interface MetadataStore {
   allBlobs(): Promise<{ digest: string; size: number }[]>;
   allManifestRefs(): Promise<{ manifest: string; ref: string; kind: 'blob' | 'manifest' }[]>;
   allManifests(): Promise<ManifestRecord[]>;
+  /** Every link: blobs and manifests into repositories, and tags (to copy a registry). */
+  allLinks(): Promise<RegistryLinks>;
   stats(): Promise<{ blobs: number; bytes: number; repositories: number; manifests: number }>;
 
   close(): Promise<void>;

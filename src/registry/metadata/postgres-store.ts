@@ -17,7 +17,7 @@ import postgres from 'postgres';
 import { BerthError } from '../../base/errors.js';
 import { KeyedMutex } from '../keyed-mutex.js';
 import { planFromRows, type GcRows } from './gc-plan.js';
-import type { GcPlan, ManifestRecord, MetadataStore, NewManifest, ReferrerRecord, StagingState, UploadRecord } from './metadata-store.js';
+import type { GcPlan, ManifestRecord, MetadataStore, NewManifest, ReferrerRecord, RegistryLinks, StagingState, UploadRecord } from './metadata-store.js';
 
 /** Key of the advisory lock migrations run under ("berth" in ASCII). */
 const MIGRATION_LOCK = 0x6265727468;
@@ -377,6 +377,14 @@ export class PostgresMetadataStore implements MetadataStore {
 
   async allManifests(): Promise<ManifestRecord[]> {
     return (await this.sql<ManifestRow[]>`SELECT digest, media_type, size, content FROM manifests`).map((r) => toRecord(r)!);
+  }
+
+  async allLinks(): Promise<RegistryLinks> {
+    return this.sql.begin('ISOLATION LEVEL REPEATABLE READ READ ONLY', async (tx) => ({
+      blobs: [...(await tx<RegistryLinks['blobs']>`SELECT r.repo, r.digest, b.size FROM repo_blobs r JOIN blobs b ON b.digest = r.digest ORDER BY r.repo, r.digest`)],
+      manifests: [...(await tx<RegistryLinks['manifests']>`SELECT repo, digest FROM repo_manifests ORDER BY repo, digest`)],
+      tags: [...(await tx<RegistryLinks['tags']>`SELECT repo, tag, digest FROM tags ORDER BY repo, tag`)],
+    }));
   }
 
   async stats(): Promise<{ blobs: number; bytes: number; repositories: number; manifests: number }> {

@@ -6,7 +6,7 @@
 import Database from 'better-sqlite3';
 import { planFromRows, type GcRows } from './gc-plan.js';
 import { KeyedMutex } from '../keyed-mutex.js';
-import type { GcPlan, ManifestRecord, MetadataStore, NewManifest, ReferrerRecord, StagingState, UploadRecord } from './metadata-store.js';
+import type { GcPlan, ManifestRecord, MetadataStore, NewManifest, ReferrerRecord, RegistryLinks, StagingState, UploadRecord } from './metadata-store.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS repositories(name TEXT PRIMARY KEY, created_at INTEGER NOT NULL) WITHOUT ROWID;
@@ -347,6 +347,14 @@ export class SqliteMetadataStore implements MetadataStore {
     return (this.db.prepare('SELECT digest, media_type, size, content FROM manifests').all() as ManifestRow[]).map(
       (r) => toRecord(r)!,
     );
+  }
+
+  async allLinks(): Promise<RegistryLinks> {
+    return this.db.transaction(() => ({
+      blobs: this.db.prepare('SELECT r.repo, r.digest, b.size FROM repo_blobs r JOIN blobs b ON b.digest = r.digest ORDER BY r.repo, r.digest').all() as RegistryLinks['blobs'],
+      manifests: this.db.prepare('SELECT repo, digest FROM repo_manifests ORDER BY repo, digest').all() as RegistryLinks['manifests'],
+      tags: this.db.prepare('SELECT repo, tag, digest FROM tags ORDER BY repo, tag').all() as RegistryLinks['tags'],
+    }))();
   }
 
   async stats(): Promise<{ blobs: number; bytes: number; repositories: number; manifests: number }> {

@@ -3,29 +3,13 @@
  * "mounted", "ready" and "error MSG" from the executor; "go" from us.
  */
 import type { ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, readSync, rmdirSync, writeSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { closeSync, readSync, rmdirSync, writeSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { BerthError } from '../base/errors.js';
+import { nativeBinary } from '../base/package.js';
 import { encodePlan, encodeRecords, type Plan, type PlanRecord } from './plan.js';
 import { procStat } from './state.js';
 
-/** The package root: works from dist/src/runtime (tsc) and from dist/ (the esbuild bundle). */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'native'))) return dir;
-    dir = dirname(dir);
-  }
-  throw new BerthError('INTERNAL', 'cannot find the berth package root (native/ next to package.json)');
-}
-
-export function nativeBinary(name: 'berth-init' | 'berth-runtime'): string {
-  const path = join(packageRoot(), 'native', 'build', name);
-  if (!existsSync(path)) throw new BerthError('RUNTIME_ERROR', `${path} is missing: build it with \`make -C native\` (npm install runs it)`);
-  return path;
-}
 
 export interface InitEvents {
   /** The container process exists (host pid); id maps and cgroups go here. */
@@ -217,10 +201,20 @@ function guessedDirs(hex: string): string[] {
  * berth-init that was already sent the front end's guess of these records is kept only if
  * the guess is exactly what this process decided.
  */
-export async function spawnInit(stdio: 'inherit' | 'ignore' = 'inherit', early: PlanRecord[] = [], prestarted = false): Promise<SpawnedInit> {
+/**
+ * A program berth-init runs under (an engine's monitor, native/berth-monitor.c): started as
+ * `command ...args berth-init`, it passes fd 3 on to berth-init and exits with its status.
+ * `detached`: in a session of its own, not waited for by this process.
+ */
+export interface Launcher { command: string; args: string[]; detached?: boolean }
+
+/** Where berth-init's stdin, stdout and stderr go: all three alike, or each its own. */
+export type InitStdio = 'inherit' | 'ignore' | ['inherit' | 'ignore', 'inherit' | 'ignore', 'inherit' | 'ignore'];
+
+export async function spawnInit(stdio: InitStdio = 'inherit', early: PlanRecord[] = [], prestarted = false, launcher?: Launcher): Promise<SpawnedInit> {
   const mine = early.length ? encodeRecords(early) : undefined;
   let init = takePrestarted();
-  const adopt = init !== undefined && prestarted && stdio === 'inherit' && (init.guess === undefined || init.guess.records === mine?.toString('hex'));
+  const adopt = init !== undefined && prestarted && stdio === 'inherit' && !launcher && (init.guess === undefined || init.guess.records === mine?.toString('hex'));
   if (init?.guess && process.env.BERTH_RUNTIME_TRACE) {
     process.stderr.write(`berth-runtime: the front end's guess of the cgroups was ${adopt ? 'right: kept' : 'wrong: replaced'}\n`);
   }
@@ -230,7 +224,10 @@ export async function spawnInit(stdio: 'inherit' | 'ignore' = 'inherit', early: 
   }
   if (!init) {
     const { spawn } = await import('node:child_process');
-    const child = spawn(nativeBinary('berth-init'), [], { stdio: [stdio, stdio, stdio, 'pipe'] });
+    const three = typeof stdio === 'string' ? [stdio, stdio, stdio] : stdio;
+    const child = launcher
+      ? spawn(launcher.command, [...launcher.args, nativeBinary('berth-init')], { stdio: [...three, 'pipe'], detached: launcher.detached ?? false })
+      : spawn(nativeBinary('berth-init'), [], { stdio: [...three, 'pipe'] });
     const spawnError = new Promise<never>((_, reject) => child.once('error', (err) => reject(new BerthError('RUNTIME_ERROR', `cannot start berth-init: ${err.message}`, { cause: err }))));
     spawnError.catch(() => undefined);
     init = { child, pid: child.pid ?? 0, channel: new SocketChannel(child.stdio[3] as Duplex), spawnError };
@@ -269,8 +266,8 @@ export async function abandonInit(init: SpawnedInit): Promise<void> {
  * (plan.ts buildInitPlanHead): it goes first with a "fork" record, so that stage 1 clones
  * while body() builds the rest, which stage 2 reads.
  */
-export async function runInit(plan: Plan, events: InitEvents, stdio: 'inherit' | 'ignore' = 'inherit', spawned?: SpawnedInit, body?: () => PlanRecord[]): Promise<StartedInit> {
-  const init = spawned ?? await spawnInit(stdio);
+export async function runInit(plan: Plan, events: InitEvents, stdio: InitStdio = 'inherit', spawned?: SpawnedInit, body?: () => PlanRecord[], launcher?: Launcher): Promise<StartedInit> {
+  const init = spawned ?? await spawnInit(stdio, [], false, launcher);
   const { channel, spawnError } = init;
   channel.write(body ? encodeRecords([...plan.records, ['fork', '']]) : encodePlan(plan.records));
   let pid = 0;

@@ -21,6 +21,11 @@ import { startHaproxy } from '../test/helpers/haproxy.js';
 import { startPostgres } from '../test/helpers/postgres.js';
 import { which } from '../test/helpers/requirements.js';
 import { buildBigLayout, MANIFEST_TYPE, pushSmallImage, rssMb, row, timeSkopeo, wrk, type Load } from './lib/registry-load.js';
+import { spawnSync } from 'node:child_process';
+
+function wrkWarmUp(url: string): void {
+  spawnSync('wrk', ['-t2', '-c32', '-d2s', url], { stdio: 'ignore' });
+}
 
 interface Target {
   name: string;
@@ -31,6 +36,7 @@ interface Target {
 
 /** docker-registry with storage.s3 on Ceph (its own bucket), without AWS_CA_BUNDLE (2.8.2 panics on it). */
 async function startDistributionS3(ceph: CephRgw, dir: string): Promise<Target & { stop(): Promise<void> }> {
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
   const s3 = new S3Client({
     region: ceph.region,
     endpoint: ceph.endpoint,
@@ -106,6 +112,8 @@ async function main(): Promise<void> {
     const small = new Map<Target, string>();
     for (const t of [berth, dist]) small.set(t, await pushSmallImage(t.url));
     small.set(two, small.get(berth)!);
+    // A short run first on each (JIT, connection pools), not counted.
+    for (const t of [berth, dist, two]) wrkWarmUp(`${t.url}/v2/bench/app/manifests/latest`);
     const manifestLoad = (t: Target) => wrk(`${t.url}/v2/bench/app/manifests/latest`, [`Accept: ${MANIFEST_TYPE}`]);
     const blobLoad = (t: Target) => wrk(`${t.url}/v2/bench/app/blobs/${small.get(t)}`);
     const m = { berth: manifestLoad(berth), dist: manifestLoad(dist), two: manifestLoad(two) };

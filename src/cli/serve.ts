@@ -34,6 +34,7 @@ const SERVE_OPTIONS = {
   'token-expires': { type: 'string' },
   'no-delete': { type: 'boolean' },
   'no-redirect': { type: 'boolean' },
+  'sparse-manifests': { type: 'boolean' },
   'upload-purge-after': { type: 'string' },
   'max-manifest-bytes': { type: 'string' },
   'chunk-min-length': { type: 'string' },
@@ -78,6 +79,7 @@ function flagOverrides(p: ParsedCommand): ConfigOverrides {
   if (strs(p, 'warning').length > 0) o.warnings = strs(p, 'warning');
   if (flag(p, 'no-delete')) o.delete = false;
   if (flag(p, 'no-redirect')) o.redirect = false;
+  if (flag(p, 'sparse-manifests')) o.sparseManifests = true;
   if (flag(p, 'gc-delete-untagged')) o.gcDeleteUntagged = true;
   return o;
 }
@@ -100,6 +102,8 @@ Options (each also as a BERTH_* environment variable or a key of the --config JS
   --storage s3://BUCKET[/PREFIX]?endpoint=URL&region=R   blobs in S3 (BERTH_STORAGE, "storage");
                                credentials from the AWS chain (AWS_ACCESS_KEY_ID/…, ~/.aws)
   --metadata postgres://USER@HOST:PORT/DB   metadata in PostgreSQL, shared by replicas (BERTH_METADATA, "metadata")
+  --sparse-manifests           accept manifests whose blobs or child manifests are missing, as a mirror of
+                               part of an index needs (BERTH_SPARSE_MANIFESTS, "sparseManifests")
   --no-redirect                proxy blob GETs from S3 instead of redirecting to presigned URLs (BERTH_REDIRECT=false)
   --debug-addr HOST:PORT       plain-HTTP listener with /metrics and /healthz, no auth (BERTH_DEBUG_ADDR,
                                "debugAddr"); on --addr, /metrics needs the catalog right

@@ -31,6 +31,8 @@ export interface RegistryConfig {
   storage?: string;
   /** Where metadata lives: undefined for SQLite in the data directory, or postgres://… */
   metadata?: string;
+  /** Accept manifests whose references are missing (a mirror of part of an index). */
+  sparseManifests: boolean;
   /** Blob GETs from object storage answer 307 to a presigned URL (false: proxied, with ranges). */
   redirect: boolean;
   tls?: { cert: string; key: string };
@@ -69,6 +71,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): RegistryCon
     dataDir: defaultDataDir(env),
     auth: { realm: 'berth' },
     redirect: true,
+    sparseManifests: false,
     deleteEnabled: true,
     uploadPurgeAfterMs: 24 * 3600 * 1000,
     maxManifestBytes: 4 * 1024 * 1024,
@@ -88,6 +91,7 @@ export interface ConfigOverrides {
   storage?: string;
   metadata?: string;
   redirect?: boolean;
+  sparseManifests?: boolean;
   tlsCert?: string;
   tlsKey?: string;
   htpasswd?: string;
@@ -129,6 +133,7 @@ export function overridesFromEnv(env: NodeJS.ProcessEnv): ConfigOverrides {
   o.data = s('BERTH_DATA');
   o.storage = s('BERTH_STORAGE');
   o.metadata = s('BERTH_METADATA');
+  if (s('BERTH_SPARSE_MANIFESTS')) o.sparseManifests = bool('BERTH_SPARSE_MANIFESTS', s('BERTH_SPARSE_MANIFESTS')!);
   if (s('BERTH_REDIRECT')) o.redirect = bool('BERTH_REDIRECT', s('BERTH_REDIRECT')!);
   o.tlsCert = s('BERTH_TLS_CERT');
   o.tlsKey = s('BERTH_TLS_KEY');
@@ -164,7 +169,7 @@ export function overridesFromFile(path: string): ConfigOverrides {
     throw new BerthError('USAGE', `config file ${path} must hold a JSON object`);
   }
   const known = new Set([
-    'addr', 'debugAddr', 'data', 'storage', 'metadata', 'redirect', 'tlsCert', 'tlsKey', 'htpasswd', 'realm', 'policy', 'tokenRealm', 'tokenService', 'tokenIssuer', 'tokenKey',
+    'addr', 'debugAddr', 'data', 'storage', 'metadata', 'redirect', 'sparseManifests', 'tlsCert', 'tlsKey', 'htpasswd', 'realm', 'policy', 'tokenRealm', 'tokenService', 'tokenIssuer', 'tokenKey',
     'tokenTrust', 'tokenExpiresIn', 'delete', 'uploadPurgeAfter', 'maxManifestBytes', 'chunkMinLength', 'logFormat',
     'gcDeleteUntagged', 'gcGrace', 'warnings',
   ]);
@@ -192,6 +197,7 @@ export function buildConfig(base: RegistryConfig, ...layers: ConfigOverrides[]):
     if (o.storage !== undefined) c.storage = o.storage;
     if (o.metadata !== undefined) c.metadata = o.metadata;
     if (o.redirect !== undefined) c.redirect = o.redirect;
+    if (o.sparseManifests !== undefined) c.sparseManifests = o.sparseManifests;
     if (o.tlsCert !== undefined) tlsCert = o.tlsCert;
     if (o.tlsKey !== undefined) tlsKey = o.tlsKey;
     if (o.htpasswd !== undefined) c.auth.htpasswd = o.htpasswd;

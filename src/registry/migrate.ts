@@ -66,6 +66,7 @@ export async function migrateRegistry(from: Stores, to: Stores, progress: (line:
     report.blobLinks++;
   }
   const content = new Map<string, ManifestRecord>((await from.meta.allManifests()).map((m) => [m.digest, m]));
+  const sparse = new Set((await from.meta.allManifestRefs()).filter((r) => r.sparse).map((r) => r.manifest));
   const tagsOf = new Map<string, string[]>();
   for (const t of links.tags) tagsOf.set(`${t.repo}\0${t.digest}`, [...(tagsOf.get(`${t.repo}\0${t.digest}`) ?? []), t.tag]);
   // Children first: a pass stores every manifest whose references are there; repeat until done.
@@ -77,7 +78,7 @@ export async function migrateRegistry(from: Stores, to: Stores, progress: (line:
       if (!m) throw new BerthError('NOT_FOUND', `manifest ${l.digest} is linked into ${l.repo} but its content is missing in the source: run "berth registry verify" on it`);
       const parsed = parsePushedManifest(m.content, m.mediaType);
       const tags = tagsOf.get(`${l.repo}\0${l.digest}`) ?? [];
-      const { missing } = await to.meta.putManifest({ ...parsed, repo: l.repo, digest: m.digest, mediaType: m.mediaType, size: m.size, content: m.content, tags });
+      const { missing } = await to.meta.putManifest({ ...parsed, repo: l.repo, digest: m.digest, mediaType: m.mediaType, size: m.size, content: m.content, tags, sparse: sparse.has(m.digest) });
       if (missing.length > 0) left.push(l);
       else {
         report.manifests++;

@@ -208,6 +208,14 @@ for (const driver of metaDrivers) {
         assert.equal(got!.digest, sha('m1'));
         assert.equal(got!.content.toString(), 'm1');
         assert.equal((await m.manifestByDigest('a', sha('m1')))!.size, 2);
+        assert.ok((await m.allManifestRefs()).every((r) => !r.sparse));
+        // Sparse: stored with what is missing, and known as such.
+        assert.deepEqual((await m.putManifest(manifest('a', 'part', [b, missing], { tags: ['p'], sparse: true }))).missing, [missing]);
+        assert.equal((await m.manifestByTag('a', 'p'))!.digest, sha('part'));
+        assert.deepEqual(
+          (await m.allManifestRefs()).filter((r) => r.manifest === sha('part')).map((r) => [r.ref, r.sparse]).sort(),
+          [[b, true], [missing, true]].sort(),
+        );
         assert.equal(await m.manifestByDigest('other', sha('m1')), undefined);
       } finally {
         await m.close();

@@ -22,6 +22,11 @@ export interface NewManifest extends ManifestRecord {
   artifactType?: string;
   annotations?: Record<string, string>;
   tags: string[];
+  /**
+   * Accept the manifest even when references are missing (a mirror of part of an index,
+   * distribution-spec: a registry MAY reject such manifests); it is then recorded as sparse.
+   */
+  sparse?: boolean;
 }
 
 export interface ReferrerRecord {
@@ -79,7 +84,8 @@ export interface MetadataStore {
   manifestByTag(repo: string, tag: string): Promise<ManifestRecord | undefined>;
   /**
    * Stores the manifest, links it into the repository and points the tags at it, in one
-   * transaction; fails with the missing references (MANIFEST_BLOB_UNKNOWN) without writing.
+   * transaction; fails with the missing references (MANIFEST_BLOB_UNKNOWN) without writing,
+   * unless `sparse`, where it writes and still returns what is missing.
    */
   putManifest(m: NewManifest): Promise<{ missing: string[] }>;
   /** Removes the manifest from the repository with every tag pointing at it. */
@@ -127,7 +133,8 @@ export interface MetadataStore {
   forgetBlobIfUnreferenced(digest: string, olderThan: number): Promise<boolean>;
   /** Every blob the metadata knows, and every manifest link (for verify). */
   allBlobs(): Promise<{ digest: string; size: number }[]>;
-  allManifestRefs(): Promise<{ manifest: string; ref: string; kind: 'blob' | 'manifest' }[]>;
+  /** Every reference of every manifest; `sparse` when the manifest was accepted with references missing. */
+  allManifestRefs(): Promise<{ manifest: string; ref: string; kind: 'blob' | 'manifest'; sparse: boolean }[]>;
   allManifests(): Promise<ManifestRecord[]>;
   /** Every link: blobs and manifests into repositories, and tags (to copy a registry). */
   allLinks(): Promise<RegistryLinks>;

@@ -42,6 +42,7 @@ export const MIGRATIONS: string[] = [
    CREATE TABLE uploads(id TEXT PRIMARY KEY, repo TEXT NOT NULL, algorithm TEXT NOT NULL, started_at BIGINT NOT NULL,
      hash_size BIGINT, hash_state BYTEA);
    CREATE TABLE staging(id TEXT PRIMARY KEY, state BYTEA NOT NULL, version INTEGER NOT NULL, updated_at BIGINT NOT NULL);`,
+  `ALTER TABLE manifests ADD COLUMN sparse BOOLEAN NOT NULL DEFAULT false;`,
 ];
 
 type Sql = postgres.Sql<{ bigint: number }>;
@@ -203,11 +204,11 @@ export class PostgresMetadataStore implements MetadataStore {
         );
         for (const d of m.manifestRefs) if (!found.has(d)) missing.push(d);
       }
-      if (missing.length > 0) return { missing };
+      if (missing.length > 0 && !m.sparse) return { missing };
       await tx`INSERT INTO repositories(name, created_at) VALUES (${m.repo}, ${now}) ON CONFLICT DO NOTHING`;
-      await tx`INSERT INTO manifests(digest, media_type, size, content, subject, artifact_type, annotations, created_at)
+      await tx`INSERT INTO manifests(digest, media_type, size, content, subject, artifact_type, annotations, created_at, sparse)
         VALUES (${m.digest}, ${m.mediaType}, ${m.size}, ${m.content}, ${m.subject ?? null}, ${m.artifactType ?? null},
-                ${m.annotations ? JSON.stringify(m.annotations) : null}, ${now}) ON CONFLICT DO NOTHING`;
+                ${m.annotations ? JSON.stringify(m.annotations) : null}, ${now}, ${missing.length > 0}) ON CONFLICT DO NOTHING`;
       const refs = [...m.blobRefs.map((ref) => ({ manifest: m.digest, ref, kind: 'blob' })), ...m.manifestRefs.map((ref) => ({ manifest: m.digest, ref, kind: 'manifest' }))];
       if (refs.length > 0) await tx`INSERT INTO manifest_refs ${tx(refs)} ON CONFLICT DO NOTHING`;
       await tx`INSERT INTO repo_manifests(repo, digest, pushed_at) VALUES (${m.repo}, ${m.digest}, ${now})
@@ -371,8 +372,11 @@ export class PostgresMetadataStore implements MetadataStore {
     return [...(await this.sql<{ digest: string; size: number }[]>`SELECT digest, size FROM blobs ORDER BY digest`)];
   }
 
-  async allManifestRefs(): Promise<{ manifest: string; ref: string; kind: 'blob' | 'manifest' }[]> {
-    return [...(await this.sql<{ manifest: string; ref: string; kind: 'blob' | 'manifest' }[]>`SELECT manifest, ref, kind FROM manifest_refs`)];
+  async allManifestRefs(): Promise<{ manifest: string; ref: string; kind: 'blob' | 'manifest'; sparse: boolean }[]> {
+    return [
+      ...(await this.sql<{ manifest: string; ref: string; kind: 'blob' | 'manifest'; sparse: boolean }[]>`SELECT f.manifest, f.ref, f.kind,
+        COALESCE(m.sparse, false) AS sparse FROM manifest_refs f LEFT JOIN manifests m ON m.digest = f.manifest`),
+    ];
   }
 
   async allManifests(): Promise<ManifestRecord[]> {

@@ -35,6 +35,7 @@ const MIGRATIONS = [
   `ALTER TABLE uploads ADD COLUMN hash_size INTEGER;
    ALTER TABLE uploads ADD COLUMN hash_state BLOB;
    CREATE TABLE IF NOT EXISTS staging(id TEXT PRIMARY KEY, state BLOB NOT NULL, version INTEGER NOT NULL, updated_at INTEGER NOT NULL) WITHOUT ROWID;`,
+  `ALTER TABLE manifests ADD COLUMN sparse INTEGER NOT NULL DEFAULT 0;`,
 ];
 
 interface UploadRow {
@@ -95,7 +96,7 @@ export class SqliteMetadataStore implements MetadataStore {
       ),
       repoHasManifest: db.prepare('SELECT 1 FROM repo_manifests WHERE repo = ? AND digest = ?').pluck(),
       insertManifest: db.prepare(
-        'INSERT OR IGNORE INTO manifests(digest, media_type, size, content, subject, artifact_type, annotations, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT OR IGNORE INTO manifests(digest, media_type, size, content, subject, artifact_type, annotations, created_at, sparse) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
       insertRef: db.prepare('INSERT OR IGNORE INTO manifest_refs(manifest, ref, kind) VALUES (?, ?, ?)'),
       linkManifest: db.prepare(
@@ -177,7 +178,7 @@ export class SqliteMetadataStore implements MetadataStore {
       const missing: string[] = [];
       for (const d of m.blobRefs) if (this.q.repoBlob.get(m.repo, d) === undefined) missing.push(d);
       for (const d of m.manifestRefs) if (this.q.repoHasManifest.get(m.repo, d) === undefined) missing.push(d);
-      if (missing.length > 0) return { missing };
+      if (missing.length > 0 && !m.sparse) return { missing };
       this.q.insertRepo.run(m.repo, now);
       this.q.insertManifest.run(
         m.digest,
@@ -188,6 +189,7 @@ export class SqliteMetadataStore implements MetadataStore {
         m.artifactType ?? null,
         m.annotations ? JSON.stringify(m.annotations) : null,
         now,
+        missing.length > 0 ? 1 : 0,
       );
       for (const d of m.blobRefs) this.q.insertRef.run(m.digest, d, 'blob');
       for (const d of m.manifestRefs) this.q.insertRef.run(m.digest, d, 'manifest');
@@ -335,12 +337,14 @@ export class SqliteMetadataStore implements MetadataStore {
     return this.db.prepare('SELECT digest, size FROM blobs ORDER BY digest').all() as { digest: string; size: number }[];
   }
 
-  async allManifestRefs(): Promise<{ manifest: string; ref: string; kind: 'blob' | 'manifest' }[]> {
-    return this.db.prepare('SELECT manifest, ref, kind FROM manifest_refs').all() as {
+  async allManifestRefs(): Promise<{ manifest: string; ref: string; kind: 'blob' | 'manifest'; sparse: boolean }[]> {
+    const rows = this.db.prepare('SELECT f.manifest, f.ref, f.kind, COALESCE(m.sparse, 0) AS sparse FROM manifest_refs f LEFT JOIN manifests m ON m.digest = f.manifest').all() as {
       manifest: string;
       ref: string;
       kind: 'blob' | 'manifest';
+      sparse: number;
     }[];
+    return rows.map((r) => ({ ...r, sparse: r.sparse === 1 }));
   }
 
   async allManifests(): Promise<ManifestRecord[]> {

@@ -256,37 +256,57 @@ export class S3BlobStore implements BlobStore {
     return s && s.parts.reduce((n, p) => n + p.size, 0) + s.pending.length;
   }
 
-  private async uploadPart(id: string, s: Staging, body: Buffer): Promise<void> {
-    const n = (s.parts.at(-1)?.n ?? 0) + 1;
+  /** Sends `chunks` (`size` bytes) as part `n`, streamed from memory without copying them. */
+  private async uploadPart(id: string, s: Staging, chunks: Buffer[], size: number, n: number): Promise<Part> {
     const r = await this.client.send(
-      new UploadPartCommand({ Bucket: this.bucket, Key: this.stagingKey(id, s.generation), UploadId: s.mpu, PartNumber: n, Body: body, ContentLength: body.length }),
+      new UploadPartCommand({
+        Bucket: this.bucket,
+        Key: this.stagingKey(id, s.generation),
+        UploadId: s.mpu,
+        PartNumber: n,
+        Body: chunks.length === 1 ? chunks[0] : Readable.from(chunks),
+        ContentLength: size,
+      }),
     );
-    s.parts.push({ n, etag: r.ETag!, size: body.length });
+    return { n, etag: r.ETag!, size };
   }
 
   async appendUpload(id: string, source: Readable, onChunk?: (chunk: Buffer) => void): Promise<number> {
     const s = await this.loadOrFail(id);
-    const chunks: Buffer[] = s.pending.length > 0 ? [s.pending] : [];
+    let chunks: Buffer[] = s.pending.length > 0 ? [s.pending] : [];
     let buffered = s.pending.length;
     let count = 0;
-    for await (const chunk of source as AsyncIterable<Buffer>) {
-      count += chunk.length;
-      onChunk?.(chunk);
-      chunks.push(chunk);
-      buffered += chunk.length;
-      if (buffered >= PART_TARGET) {
-        // Reading pauses while the part is sent: at most one part per upload in memory.
-        await this.uploadPart(id, s, Buffer.concat(chunks, buffered));
-        chunks.length = 0;
+    let next = (s.parts.at(-1)?.n ?? 0) + 1;
+    // One part in flight while the next is read: at most two parts of this upload in memory.
+    let inFlight: Promise<Part> | undefined;
+    const send = async (body: Buffer[], size: number) => {
+      if (inFlight) s.parts.push(await inFlight);
+      inFlight = this.uploadPart(id, s, body, size, next++);
+      inFlight.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
+    };
+    try {
+      for await (const chunk of source as AsyncIterable<Buffer>) {
+        count += chunk.length;
+        onChunk?.(chunk);
+        chunks.push(chunk);
+        buffered += chunk.length;
+        if (buffered >= PART_TARGET) {
+          await send(chunks, buffered);
+          chunks = [];
+          buffered = 0;
+        }
+      }
+      if (buffered >= MIN_PART) {
+        await send(chunks, buffered);
+        chunks = [];
         buffered = 0;
       }
+      if (inFlight) s.parts.push(await inFlight);
+    } catch (err) {
+      await inFlight?.catch(() => undefined);
+      throw err;
     }
-    let rest = Buffer.concat(chunks, buffered);
-    if (rest.length >= MIN_PART) {
-      await this.uploadPart(id, s, rest);
-      rest = Buffer.alloc(0);
-    }
-    s.pending = rest;
+    s.pending = Buffer.concat(chunks, buffered);
     await this.save(id, s);
     return count;
   }
@@ -348,7 +368,7 @@ export class S3BlobStore implements BlobStore {
         await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: dst, Body: s.pending, ContentLength: s.pending.length }));
         await this.abort(id, s);
       } else {
-        if (s.pending.length > 0) await this.uploadPart(id, s, s.pending);
+        if (s.pending.length > 0) s.parts.push(await this.uploadPart(id, s, [s.pending], s.pending.length, (s.parts.at(-1)?.n ?? 0) + 1));
         const staged = (await this.completeStaging(id, s))!;
         const size = s.parts.reduce((n, p) => n + p.size, 0);
         await this.copy(staged, dst, size);

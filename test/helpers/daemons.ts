@@ -1,13 +1,13 @@
 /**
  * Long-running peer processes started by tests (Ceph's daemons, PostgreSQL): each logs to a
  * file in its temp dir, is stopped by its pid (SIGTERM, then SIGKILL), and is killed when the
- * test process exits without stopping it, so that no daemon outlives its test file.
+ * test process exits or is interrupted without stopping it, so that no daemon outlives its test file.
  */
 import { spawn, type SpawnOptions } from 'node:child_process';
 import { openSync, closeSync, readFileSync } from 'node:fs';
 
 const alive = new Set<number>();
-process.once('exit', () => {
+function killAll(): void {
   for (const pid of alive) {
     try {
       process.kill(pid, 'SIGKILL');
@@ -15,7 +15,15 @@ process.once('exit', () => {
       // already gone
     }
   }
-});
+}
+process.once('exit', killAll);
+// Interrupted (Ctrl-C, a runner's timeout): the daemons go too, then the default action.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    killAll();
+    process.kill(process.pid, signal);
+  });
+}
 
 export interface Daemon {
   pid: number;

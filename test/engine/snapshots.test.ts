@@ -117,6 +117,20 @@ describe('snapshots', { skip: skipUnless(root('overlay mounts, whiteout devices 
     assert.deepEqual(await snapshotTree(b), await snapshotTree(a));
   });
 
+  it('falls back to a copy where the file system refuses an overlay (an upper dir on overlayfs)', async () => {
+    const p = await store.prepare('example.test/a:1');
+    await p.release();
+    const outer = join(dir, 'c-outer');
+    mounted.push(outer);
+    const outerRoot = await store.mountRootfs(p.dirs, outer);
+    // overlayfs cannot be the upper layer of another overlay: this mount is refused.
+    const nested = join(outerRoot, 'nested-container');
+    const rootfs = await store.mountRootfs(p.dirs, nested);
+    assert.equal(store.rootfsDriver(nested), 'vfs');
+    assert.deepEqual(await snapshotTree(rootfs), await snapshotTree(join(dir, 'flat')));
+    assert.equal(existsSync(join(nested, 'upper')), false, 'the refused overlay left nothing behind');
+  });
+
   it('shares the snapshots of common base layers between images', async () => {
     const own: FixtureEntry[] = [{ path: 'app', body: 'app', mtime: 1_700_000_100 }];
     await storeFixtureImage(layout, 'example.test/b:1', [BASE, CHANGES, own]);

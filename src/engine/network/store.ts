@@ -143,6 +143,8 @@ export function networkDbPath(root?: string): string {
 export class NetworkStore {
   readonly db: Database.Database;
   readonly defaults: NetworkDefaults;
+  /** The host's routes, which the default network's subnet must not overlap when it is first recorded. */
+  hostRoutes: () => string[] = () => [];
   private readonly q;
 
   constructor(file: string, defaults: NetworkDefaults = defaultsFromEnv()) {
@@ -222,7 +224,7 @@ export class NetworkStore {
   ensureDefault(): NetworkRecord {
     return this.network(this.defaults.defaultName) ?? this.tx(() =>
       this.network(this.defaults.defaultName) ??
-      this.insertNetwork({ name: this.defaults.defaultName, subnet: this.defaults.defaultSubnet, bridge: this.defaults.defaultBridge }, false));
+      this.insertNetwork({ name: this.defaults.defaultName, subnet: this.defaults.defaultSubnet, bridge: this.defaults.defaultBridge, hostRoutes: this.hostRoutes() }, false));
   }
 
   /** Records a new network (the bridge itself is made when the first container joins). */

@@ -234,7 +234,7 @@ static int creating(const char *id) {
   snprintf(path, sizeof path, "%s/%s/bundle", root_dir, id);
   FILE *f = fopen(path, "re");
   if (f) { if (!fgets(bundle, sizeof bundle, f)) bundle[0] = 0; fclose(f); }
-  printf("{\"ociVersion\":\"1.2.0\",\"id\":");
+  printf("{\"ociVersion\":\"" BERTH_OCI_VERSION "\",\"id\":");
   json_string(id);
   printf(",\"status\":\"creating\",\"bundle\":");
   json_string(bundle);
@@ -481,7 +481,7 @@ static void exec_node(char **argv) {
 /* ---- create: the cgroups, guessed ahead ------------------------------------------------
  * The first write to a cgroup v1 `cgroup.procs` waits 6-10 ms for an RCU grace period. So
  * that this wait overlaps Node's start-up instead of following it, the front end works out
- * the cgroups the planner will choose (src/runtime/cgroups.ts: linux.cgroupsPath, absolute
+ * the cgroups the planner will choose (src/runtime/cgroups/manager.ts: linux.cgroupsPath, absolute
  * under each hierarchy's mount point or relative to our own cgroup, default /berth/<id>) and
  * sends them to berth-init at once. This is a guess, not a decision: Node compares it with
  * its own records (BERTH_INIT_CGROUPS) and replaces the berth-init if they differ; anything
@@ -630,7 +630,7 @@ static int own_cgroup(const char *controller, char *out, size_t size) {
 static const char *const V1[] = { "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids",
   "hugetlb", "net_cls", "net_prio", "perf_event", "rdma", "misc" };
 
-/* The "cgroup" records the planner would send first (cgroups-host.ts, cgroups.ts), in its
+/* The "cgroup" records the planner would send first (runtime/cgroups/host.ts, manager.ts), in its
  * order: each v1 controller as mountinfo lists it, then the cgroup2 hierarchy. */
 static int guess_cgroups(const char *bundle, const char *id) {
   char cgpath[1024];

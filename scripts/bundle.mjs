@@ -16,7 +16,7 @@ import { join } from 'node:path';
 export const dist = join(import.meta.dirname, '..', 'dist');
 
 /** A hash of the compiled sources (dist/src): BERTH_BUILD_ID in the bundles, for caches that
- * must not outlive the code that made them (runtime/seccomp-cache.ts). */
+ * must not outlive the code that made them (runtime/seccomp/cache.ts). */
 function buildId() {
   const hash = createHash('sha256');
   const walk = (dir) => {

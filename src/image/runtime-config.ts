@@ -3,11 +3,12 @@
  * `runc spec` writes (namespaces, mounts, masked and read-only paths, capabilities, rlimits).
  */
 import { posix } from 'node:path';
-import { BerthError } from '../errors.js';
-import type { ImageConfig } from './types.js';
+import { BerthError } from '../base/errors.js';
+import type { ImageConfig } from '../base/types.js';
 import { resolveUser } from './passwd.js';
-import { DEFAULT_CAPS, DEFAULT_PATH_ENV, defaultLinux, defaultMounts } from '../runtime/spec-default.js';
-import type { Linux, Mount } from '../runtime/spec-types.js';
+import { DEFAULT_CAPS, DEFAULT_PATH_ENV, defaultLinux, defaultMounts } from '../runtime/spec/default.js';
+import type { Linux, Mount } from '../runtime/spec/types.js';
+import { OCI_VERSION } from '../runtime/spec/version.js';
 
 /** The parts of runtime-spec config.md that a converted image uses. */
 export interface RuntimeSpec {
@@ -47,8 +48,6 @@ export interface ConversionOptions {
   volumes?: 'none' | 'tmpfs';
 }
 
-/** The version written to config.json; crun 1.8 accepts only 1.0.x. */
-export const RUNTIME_SPEC_VERSION = '1.0.2';
 export const DEFAULT_PATH = DEFAULT_PATH_ENV;
 /** What `runc spec` runs when nothing else is given. */
 const DEFAULT_ARGS = ['sh'];
@@ -143,7 +142,7 @@ export async function imageConfigToRuntimeSpec(config: ImageConfig, opts: Conver
   if (user.additionalGids?.length) processUser.additionalGids = user.additionalGids;
 
   return {
-    ociVersion: RUNTIME_SPEC_VERSION,
+    ociVersion: OCI_VERSION,
     process: {
       terminal: opts.terminal ?? false,
       user: processUser,

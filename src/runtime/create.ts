@@ -7,13 +7,13 @@
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { BerthError } from '../errors.js';
-import { cgroupManagerFor, type CgroupManager } from './cgroups.js';
-import { validateRuntimeConfig } from './config-validate.js';
+import { BerthError } from '../base/errors.js';
+import { cgroupManagerFor, type CgroupManager } from './cgroups/manager.js';
+import { validateRuntimeConfig } from './spec/validate.js';
 import { runHooks } from './hooks.js';
 import { abandonInit, releaseUnusedInit, runInit, spawnInit, waitGone, type SpawnedInit } from './init-process.js';
 import { buildInitPlanBody, buildInitPlanHead, DEFAULT_DEVICES, type InitPlanInput } from './plan.js';
-import type { LinuxDeviceCgroup, LinuxIDMapping, LinuxResources, Spec } from './spec-types.js';
+import type { LinuxDeviceCgroup, LinuxIDMapping, LinuxResources, Spec } from './spec/types.js';
 import { containerDir, ociState, procStat, removeContainerDir, reserveId, seccompCacheDir, writeAtomic, writeRecord, type ContainerRecord } from './state.js';
 
 export interface CreateOptions {
@@ -185,7 +185,7 @@ async function createOnce(opts: CreateOptions, attempt: Attempt): Promise<Create
     }
     const cgMade = cgReady;
     const record: ContainerRecord = {
-      id: opts.id, ociVersion: spec.ociVersion, bundle, rootfs, pid: 0, startTime: 0,
+      id: opts.id, bundle, rootfs, pid: 0, startTime: 0,
       created: new Date().toISOString(), annotations: spec.annotations ?? {}, cgroupPaths: { ...cg.paths },
       ...(spec.linux?.cgroupsPath ? { cgroupsPath: spec.linux.cgroupsPath } : {}),
       namespaces: {}, poststart: spec.hooks?.poststart ?? [], poststop: spec.hooks?.poststop ?? [],

@@ -1,9 +1,9 @@
 /** The features document (features.md, features-linux.md) for `berth-runtime features`. */
 import { existsSync, readFileSync } from 'node:fs';
 import { CAPABILITIES, MOUNT_FLAG_OPTIONS, PROPAGATION_OPTIONS, RECURSIVE_OPTIONS } from './linux-constants.js';
-import { cgroupMounts } from './host.js';
-import { LINUX_NAMESPACE_TYPES, type Features } from './spec-types.js';
-import { OCI_VERSION } from './state.js';
+import { cgroupMounts } from './cgroups/host.js';
+import { LINUX_NAMESPACE_TYPES, type Features } from './spec/types.js';
+import { OCI_VERSION } from './spec/version.js';
 
 export function features(): Features {
   const hier = cgroupMounts();

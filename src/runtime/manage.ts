@@ -1,9 +1,10 @@
 /** list, ps, pause and resume: verbs that read the recorded state and the cgroups. */
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { BerthError } from '../errors.js';
-import { cgroupManagerFor } from './cgroups.js';
+import { BerthError } from '../base/errors.js';
+import { cgroupManagerFor } from './cgroups/manager.js';
 import { listIds, readRecord, statusOf } from './state.js';
+import { OCI_VERSION } from './spec/version.js';
 
 export interface ListedContainer {
   ociVersion: string; id: string; pid: number; status: string; bundle: string; rootfs: string; created: string; owner: string;
@@ -17,7 +18,7 @@ export function listContainers(root: string): ListedContainer[] {
     const status = statusOf(root, rec);
     let owner = 'root';
     try { owner = statSync(join(root, id)).uid === 0 ? 'root' : String(statSync(join(root, id)).uid); } catch { /* raced with delete */ }
-    out.push({ ociVersion: rec.ociVersion, id, pid: status === 'stopped' ? 0 : rec.pid, status, bundle: rec.bundle, rootfs: rec.rootfs, created: rec.created, owner });
+    out.push({ ociVersion: OCI_VERSION, id, pid: status === 'stopped' ? 0 : rec.pid, status, bundle: rec.bundle, rootfs: rec.rootfs, created: rec.created, owner });
   }
   return out;
 }

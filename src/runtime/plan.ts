@@ -7,14 +7,14 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join, posix } from 'node:path';
-import { BerthError } from '../errors.js';
-import type { Hook, LinuxDevice, LinuxIDMapping, Mount, Process, Spec } from './spec-types.js';
+import { BerthError } from '../base/errors.js';
+import type { Hook, LinuxDevice, LinuxIDMapping, Mount, Process, Spec } from './spec/types.js';
 import {
   CAPABILITIES, CLONE_FLAGS, IOPRIO_CLASSES, MOUNT_FLAG_OPTIONS, MS, NS_PROC_NAME, PERSONALITY_DOMAINS,
   PERSONALITY_FLAGS, PROPAGATION_OPTIONS, RECURSIVE_OPTIONS, RLIMITS, SCHED_FLAGS, SCHED_POLICIES,
 } from './linux-constants.js';
-import { compileSeccompCached } from './seccomp-cache.js';
-import { cgroupMounts } from './host.js';
+import { compileSeccompCached } from './seccomp/cache.js';
+import { cgroupMounts } from './cgroups/host.js';
 
 export type PlanRecord = [key: string, value: string | Buffer];
 
@@ -40,7 +40,7 @@ export interface InitPlanInput {
   noPivot?: boolean;
   /** Controller → cgroup directory, for cgroup mounts without a cgroup namespace. */
   cgroupPaths: Record<string, string>;
-  /** Where compiled seccomp filters are kept (runtime/seccomp-cache.ts); none: always compile. */
+  /** Where compiled seccomp filters are kept (runtime/seccomp/cache.ts); none: always compile. */
   seccompCacheDir?: string;
 }
 

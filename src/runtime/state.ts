@@ -7,15 +7,14 @@
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { BerthError } from '../errors.js';
-import type { ContainerStatus, Hook, State } from './spec-types.js';
+import { BerthError } from '../base/errors.js';
+import type { ContainerStatus, Hook, State } from './spec/types.js';
+import { OCI_VERSION } from './spec/version.js';
 
 export const DEFAULT_ROOT = '/run/berth-runtime';
-export const OCI_VERSION = '1.2.0';
 
 export interface ContainerRecord {
   id: string;
-  ociVersion: string;
   bundle: string;
   rootfs: string;
   pid: number;
@@ -42,7 +41,7 @@ export function validateId(id: string): void {
 
 export const containerDir = (root: string, id: string): string => join(root, id);
 
-/** Compiled seccomp filters (runtime/seccomp-cache.ts): ids cannot hold "@", so no container is named so. */
+/** Compiled seccomp filters (runtime/seccomp/cache.ts): ids cannot hold "@", so no container is named so. */
 export const seccompCacheDir = (root: string): string => join(root, '@seccomp-cache');
 
 /**
@@ -81,7 +80,7 @@ export function reserveId(root: string, id: string): string {
 }
 
 export function ociState(rec: ContainerRecord, status: ContainerStatus): State {
-  const s: State = { ociVersion: rec.ociVersion, id: rec.id, status, bundle: rec.bundle };
+  const s: State = { ociVersion: OCI_VERSION, id: rec.id, status, bundle: rec.bundle };
   if (status === 'created' || status === 'running' || status === 'creating') s.pid = rec.pid;
   if (Object.keys(rec.annotations).length) s.annotations = rec.annotations;
   return s;
@@ -97,7 +96,7 @@ export function stateText(rec: ContainerRecord): string {
   const lines = [`pid ${rec.pid}`, `starttime ${rec.startTime}`];
   for (const dir of new Set(Object.values(rec.cgroupPaths))) lines.push(`cgroup ${oneLine(dir, 'cgroup path')}`);
   // The state document printed by `state`, split around the status and pid it computes.
-  const pre = JSON.stringify({ ociVersion: rec.ociVersion, id: rec.id });
+  const pre = JSON.stringify({ ociVersion: OCI_VERSION, id: rec.id });
   const post = JSON.stringify({ bundle: rec.bundle, ...(Object.keys(rec.annotations).length ? { annotations: rec.annotations } : {}) });
   lines.push(`pre ${pre.slice(0, -1)}`, `post ,${post.slice(1)}`);
   for (const [kind, hooks] of [['poststart', rec.poststart], ['poststop', rec.poststop]] as const) {

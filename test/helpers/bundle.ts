@@ -7,8 +7,8 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { defaultSpec } from '../../src/runtime/spec-default.js';
-import type { Spec } from '../../src/runtime/spec-types.js';
+import { defaultSpec } from '../../src/runtime/spec/default.js';
+import type { Spec } from '../../src/runtime/spec/types.js';
 
 export interface Bundle {
   dir: string;

@@ -4,8 +4,9 @@ import { mkdtemp, rm, mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_PATH, imageConfigToRuntimeSpec, mergeEnv } from '../../src/image/runtime-config.js';
-import type { ImageConfig } from '../../src/image/types.js';
-import { isBerthError } from '../../src/errors.js';
+import type { ImageConfig } from '../../src/base/types.js';
+import { isBerthError } from '../../src/base/errors.js';
+import { OCI_VERSION } from '../../src/runtime/spec/version.js';
 
 function image(config: ImageConfig['config'], extra: Partial<ImageConfig> = {}): ImageConfig {
   return { architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, config, ...extra };
@@ -95,7 +96,7 @@ describe('imageConfigToRuntimeSpec (conversion.md)', () => {
 
   test('runc spec defaults: namespaces, mounts, masked/readonly paths, capabilities, rlimits', async () => {
     const spec = await imageConfigToRuntimeSpec(image({}), { rootfs, rootPath: '/abs/rootfs' });
-    assert.equal(spec.ociVersion, '1.0.2');
+    assert.equal(spec.ociVersion, OCI_VERSION, 'the one version berth writes');
     assert.deepEqual(spec.root, { path: '/abs/rootfs', readonly: false });
     assert.deepEqual((spec.linux.namespaces ?? []).map((n) => n.type), ['pid', 'network', 'ipc', 'uts', 'mount']);
     assert.deepEqual(spec.mounts.map((m) => m.destination), ['/proc', '/dev', '/dev/pts', '/dev/shm', '/dev/mqueue', '/sys', '/sys/fs/cgroup']);

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { makeBusyboxBundle, type Bundle } from '../helpers/bundle.js';
-import type { Spec } from '../../src/runtime/spec-types.js';
+import type { Spec } from '../../src/runtime/spec/types.js';
 import { FRONT } from '../runtime/runtime-cli.js';
 
 const PROBE = `#!/bin/sh

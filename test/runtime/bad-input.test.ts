@@ -5,7 +5,7 @@ import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { makeBusyboxBundle, type Bundle } from '../helpers/bundle.js';
-import type { Spec } from '../../src/runtime/spec-types.js';
+import type { Spec } from '../../src/runtime/spec/types.js';
 import { Runtime } from './runtime-cli.js';
 
 let rt: Runtime;

@@ -6,12 +6,12 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, r
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { once } from 'node:events';
-import { isBerthError } from '../../src/errors.js';
-import { UNIFIED, cgroupManagerFor, cgroupManagerWith, validateCgroupsPath } from '../../src/runtime/cgroups.js';
-import { hostCgroupLayout, layoutFrom, parseProcCgroup, versionOf, type CgroupLayout } from '../../src/runtime/cgroups-host.js';
-import { compileDeviceFilter, reduceDeviceRules } from '../../src/runtime/cgroups-devices.js';
-import { blkioWeightToIoWeight, planResourceWrites, sharesToWeight, type VersionOf } from '../../src/runtime/cgroups-plan.js';
-import type { LinuxDeviceCgroup, LinuxResources } from '../../src/runtime/spec-types.js';
+import { isBerthError } from '../../src/base/errors.js';
+import { UNIFIED, cgroupManagerFor, cgroupManagerWith, validateCgroupsPath } from '../../src/runtime/cgroups/manager.js';
+import { hostCgroupLayout, layoutFrom, parseProcCgroup, versionOf, type CgroupLayout } from '../../src/runtime/cgroups/host.js';
+import { compileDeviceFilter, reduceDeviceRules } from '../../src/runtime/cgroups/devices.js';
+import { blkioWeightToIoWeight, planResourceWrites, sharesToWeight, type VersionOf } from '../../src/runtime/cgroups/plan.js';
+import type { LinuxDeviceCgroup, LinuxResources } from '../../src/runtime/spec/types.js';
 import { hostHas, peer, root, skipUnless } from '../helpers/requirements.js';
 
 const allV2: VersionOf = (c) => (['memory', 'cpu', 'cpuset', 'pids', 'blkio', 'hugetlb', 'rdma', 'freezer', ''].includes(c) ? 2 : undefined);

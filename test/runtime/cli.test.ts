@@ -5,7 +5,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { validateRuntimeConfig } from '../../src/runtime/config-validate.js';
+import { validateRuntimeConfig } from '../../src/runtime/spec/validate.js';
+import { OCI_VERSION } from '../../src/runtime/spec/version.js';
 import { Runtime } from './runtime-cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'berth-rt-cli-'));
@@ -78,7 +79,7 @@ describe('berth-runtime CLI', () => {
     writeFileSync(join(rt.root, 'half', 'bundle'), '/some/bundle');
     const st = rt.run(['state', 'half']);
     assert.equal(st.status, 0, st.stderr);
-    assert.deepEqual(JSON.parse(st.stdout), { ociVersion: '1.2.0', id: 'half', status: 'creating', bundle: '/some/bundle' });
+    assert.deepEqual(JSON.parse(st.stdout), { ociVersion: OCI_VERSION, id: 'half', status: 'creating', bundle: '/some/bundle' });
     assert.match(rt.run(['delete', 'half']).stderr, /still being created/);
     assert.equal(rt.run(['delete', '--force', 'half']).status, 0);
     assert.deepEqual(rt.ids(), []);

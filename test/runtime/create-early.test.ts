@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { hostCgroupLayout } from '../../src/runtime/cgroups-host.js';
+import { hostCgroupLayout } from '../../src/runtime/cgroups/host.js';
 import { makeBusyboxBundle, type Bundle } from '../helpers/bundle.js';
 import { Runtime } from './runtime-cli.js';
 import { root, skipUnless } from '../helpers/requirements.js';

@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { makeBusyboxBundle, type Bundle } from '../helpers/bundle.js';
-import type { Spec } from '../../src/runtime/spec-types.js';
+import type { Spec } from '../../src/runtime/spec/types.js';
 import { Runtime, type Result } from './runtime-cli.js';
 
 let rt: Runtime;

@@ -1,5 +1,5 @@
 /**
- * The compiled-seccomp cache (src/runtime/seccomp-cache.ts): an entry is used only for the same
+ * The compiled-seccomp cache (src/runtime/seccomp/cache.ts): an entry is used only for the same
  * build, architecture and seccomp section; torn or tampered entries are ignored; the directory
  * stays small. Then through berth-runtime (root): create fills ROOT/@seccomp-cache, the next
  * create loads its filter from there, and `list` does not take the cache for a container.
@@ -9,9 +9,9 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, u
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { compileSeccompCached } from '../../src/runtime/seccomp-cache.js';
-import { compileSeccomp } from '../../src/runtime/seccomp.js';
-import type { LinuxSeccomp } from '../../src/runtime/spec-types.js';
+import { compileSeccompCached } from '../../src/runtime/seccomp/cache.js';
+import { compileSeccomp } from '../../src/runtime/seccomp/compile.js';
+import type { LinuxSeccomp } from '../../src/runtime/spec/types.js';
 import { seccompCacheDir } from '../../src/runtime/state.js';
 import { makeBusyboxBundle, type Bundle } from '../helpers/bundle.js';
 import { Runtime } from './runtime-cli.js';

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isBerthError } from '../../src/errors.js';
+import { isBerthError } from '../../src/base/errors.js';
 import {
   AUDIT_ARCH,
   actionValue,
@@ -20,9 +20,9 @@ import {
   SECCOMP_RET_USER_NOTIF,
   compileSeccomp,
   syscallTable,
-} from '../../src/runtime/seccomp.js';
-import { BPF_MAXINSNS, NATIVE_LITTLE_ENDIAN, decodeFilter, type SockFilter } from '../../src/runtime/seccomp-bpf.js';
-import type { LinuxSeccomp, LinuxSeccompArch } from '../../src/runtime/spec-types.js';
+} from '../../src/runtime/seccomp/compile.js';
+import { BPF_MAXINSNS, NATIVE_LITTLE_ENDIAN, decodeFilter, type SockFilter } from '../../src/runtime/seccomp/bpf.js';
+import type { LinuxSeccomp, LinuxSeccompArch } from '../../src/runtime/spec/types.js';
 import { capturePodmanConfig, type PodmanCapture } from './fixtures/podman-capture.js';
 import { arch, peer, root, skipOrFail, skipUnless, type Need } from '../helpers/requirements.js';
 

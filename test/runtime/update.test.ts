@@ -7,8 +7,8 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { hostCgroupLayout } from '../../src/runtime/cgroups-host.js';
-import { parseBytes, resourcesFromFlags } from '../../src/runtime/update-flags.js';
+import { hostCgroupLayout } from '../../src/runtime/cgroups/host.js';
+import { parseBytes, resourcesFromFlags } from '../../src/cli/update-flags.js';
 import { makeBusyboxBundle, type Bundle } from '../helpers/bundle.js';
 import { Runtime } from './runtime-cli.js';
 import { peer, skipUnless } from '../helpers/requirements.js';

@@ -4,9 +4,9 @@
  * Pure: the caller supplies where each controller lives and writes the files in order.
  * What the chosen cgroup version cannot express is an UNSUPPORTED error, never skipped.
  */
-import { BerthError } from '../errors.js';
-import type { CgroupVersion } from './cgroups-host.js';
-import type { LinuxBlockIO, LinuxCPU, LinuxMemory, LinuxResources, LinuxThrottleDevice } from './spec-types.js';
+import { BerthError } from '../../base/errors.js';
+import type { CgroupVersion } from './host.js';
+import type { LinuxBlockIO, LinuxCPU, LinuxMemory, LinuxResources, LinuxThrottleDevice } from '../spec/types.js';
 
 export interface CgroupWrite {
   /** The controller whose hierarchy holds the file (the v1 name; v2 writes go to the unified dir). */
@@ -86,7 +86,7 @@ function zeroAsUnset(r: LinuxResources): LinuxResources {
 export interface PlanOptions {
   /**
    * The caller attaches the cgroup v2 device filter itself (compileDeviceFilter in
-   * cgroups-devices.ts, loaded with bpf(2) by the executor): devices produce no writes.
+   * devices.ts, loaded with bpf(2) by the executor): devices produce no writes.
    */
   devicesByBpf?: boolean;
 }
@@ -119,7 +119,7 @@ export function planResourceWrites(resources: LinuxResources | undefined, versio
   }
   const v1Devices = versionOf('devices') === 1;
   if (resources.devices !== undefined && resources.devices.length > 0 && !v1Devices) {
-    // cgroup v2 has no devices files: an eBPF program (cgroups-devices.ts) does the job.
+    // cgroup v2 has no devices files: an eBPF program (devices.ts) does the job.
     if (versionOf('') !== 2) need(versionOf, 'devices', 'devices');
     if (!opts.devicesByBpf) {
       throw unsupported('devices', 'on cgroup v2, device access control is an eBPF program that the executor must attach (compileDeviceFilter); this caller does not, so remove linux.resources.devices or run where the v1 devices controller is mounted');

@@ -19,12 +19,12 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import { BerthError } from '../errors.js';
-import { hostCgroupLayout, versionOf } from './cgroups-host.js';
-import { planResourceWrites } from './cgroups-plan.js';
-import { validateCgroupsPath } from './cgroups.js';
-import { SECCOMP_ACTIONS, SECCOMP_ARCHES, SECCOMP_OPERATORS, actionValue } from './seccomp-constants.js';
-import { LINUX_NAMESPACE_TYPES, type LinuxResources, type Spec } from './spec-types.js';
+import { BerthError } from '../../base/errors.js';
+import { hostCgroupLayout, versionOf } from '../cgroups/host.js';
+import { planResourceWrites } from '../cgroups/plan.js';
+import { validateCgroupsPath } from '../cgroups/manager.js';
+import { SECCOMP_ACTIONS, SECCOMP_ARCHES, SECCOMP_OPERATORS, actionValue } from '../seccomp/constants.js';
+import { LINUX_NAMESPACE_TYPES, type LinuxResources, type Spec } from './types.js';
 
 export interface ValidateOptions {
   /** The bundle directory: when given, root.path is resolved against it and must be a directory. */

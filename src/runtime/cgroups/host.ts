@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseMountinfo, selfMounts, type MountinfoEntry } from '../mountinfo.js';
 
 export interface CgroupLayout {
   /** v1 controller → the mount point of the hierarchy it is attached to. */
@@ -37,33 +38,6 @@ export const V1_CONTROLLERS = [
   'misc',
 ] as const;
 
-interface MountinfoEntry {
-  mountPoint: string;
-  fsType: string;
-  superOptions: string[];
-}
-
-/** /proc/self/mountinfo: "id parent maj:min root mountpoint opts [optional…] - fstype source superopts". */
-export function parseMountinfo(text: string): MountinfoEntry[] {
-  const out: MountinfoEntry[] = [];
-  for (const line of text.split('\n')) {
-    if (line.trim() === '') continue;
-    const fields = line.split(' ');
-    const sep = fields.indexOf('-');
-    if (sep < 0 || fields.length < sep + 4) continue;
-    out.push({
-      mountPoint: unescapeMountinfo(fields[4]!),
-      fsType: fields[sep + 1]!,
-      superOptions: fields[sep + 3]!.split(','),
-    });
-  }
-  return out;
-}
-
-function unescapeMountinfo(s: string): string {
-  return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-}
-
 /** /proc/self/cgroup: "id:controllers:path" → controller → path ('' for the cgroup2 line). */
 export function parseProcCgroup(text: string): Record<string, string> {
   const own: Record<string, string> = {};
@@ -79,12 +53,12 @@ export function parseProcCgroup(text: string): Record<string, string> {
 
 /** Builds the layout from the texts of mountinfo and /proc/self/cgroup (pure; for tests). */
 export function layoutFrom(
-  mountinfo: string,
+  mountinfo: string | readonly MountinfoEntry[],
   procSelfCgroup: string,
   readV2Controllers: (mountPoint: string) => string[],
 ): CgroupLayout {
   const layout: CgroupLayout = { v1: {}, own: parseProcCgroup(procSelfCgroup) };
-  for (const m of parseMountinfo(mountinfo)) {
+  for (const m of typeof mountinfo === 'string' ? parseMountinfo(mountinfo) : mountinfo) {
     if (m.fsType === 'cgroup') {
       for (const opt of m.superOptions) {
         if ((V1_CONTROLLERS as readonly string[]).includes(opt) && layout.v1[opt] === undefined) {
@@ -98,19 +72,11 @@ export function layoutFrom(
   return layout;
 }
 
-let mountinfo: string | undefined;
-
-/** /proc/self/mountinfo, read once per process (the planner's cgroup mounts use it too). */
-export function selfMountinfo(): string {
-  mountinfo ??= readFileSync('/proc/self/mountinfo', 'utf8');
-  return mountinfo;
-}
-
 let cached: CgroupLayout | undefined;
 
 /** This host's layout (read once per process). */
 export function hostCgroupLayout(): CgroupLayout {
-  cached ??= layoutFrom(selfMountinfo(), readFileSync('/proc/self/cgroup', 'utf8'), (mp) => {
+  cached ??= layoutFrom(selfMounts(), readFileSync('/proc/self/cgroup', 'utf8'), (mp) => {
     try {
       return readFileSync(join(mp, 'cgroup.controllers'), 'utf8').trim().split(/\s+/).filter(Boolean);
     } catch {
@@ -136,4 +102,23 @@ export function versionOf(layout: CgroupLayout, controller: string): CgroupVersi
   if (layout.v2 === undefined) return undefined;
   if (controller === 'freezer') return 2;
   return layout.v2.controllers.includes(v2Name(controller)) ? 2 : undefined;
+}
+
+export interface CgroupHierarchy {
+  mountpoint: string;
+  type: 'cgroup' | 'cgroup2';
+  /** Super options of a v1 hierarchy: its controllers (e.g. "cpu,cpuacct" or "name=systemd"). */
+  options: string;
+}
+
+let hierarchies: CgroupHierarchy[] | undefined;
+
+/** The cgroup hierarchies mounted on this host (v1, v2 or both: hybrid), in mount order. */
+export function cgroupMounts(): CgroupHierarchy[] {
+  hierarchies ??= selfMounts().flatMap((m): CgroupHierarchy[] => {
+    if (m.fsType !== 'cgroup' && m.fsType !== 'cgroup2') return [];
+    const options = m.superOptions.filter((o) => o !== 'rw' && o !== 'ro' && !o.startsWith('nsdelegate') && !o.startsWith('memory_')).join(',');
+    return [{ mountpoint: m.mountPoint, type: m.fsType, options }];
+  });
+  return hierarchies;
 }

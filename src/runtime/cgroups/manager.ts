@@ -1,6 +1,6 @@
 /**
  * The container's cgroups on cgroup v1, v2 and hybrid hosts, chosen per controller
- * (cgroups-host.ts), with linux.resources mapped to files by cgroups-plan.ts.
+ * (host.ts), with linux.resources mapped to files by plan.ts.
  *
  * cgroupsPath (config-linux.md "Cgroups Path"):
  * - absolute: relative to the mount point of every hierarchy;
@@ -12,13 +12,13 @@
 // pay for loading node:fs/promises at start-up.
 import { constants as fsConstants, existsSync, promises as fsp, readFileSync, writeFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
-import { BerthError } from '../errors.js';
-import { hostCgroupLayout, versionOf, v2Name, type CgroupLayout, type CgroupVersion } from './cgroups-host.js';
-import { compileDeviceFilter } from './cgroups-devices.js';
-import { planResourceWrites, type CgroupWrite, type PlanOptions } from './cgroups-plan.js';
-import type { LinuxResources } from './spec-types.js';
+import { BerthError } from '../../base/errors.js';
+import { hostCgroupLayout, versionOf, v2Name, type CgroupLayout, type CgroupVersion } from './host.js';
+import { compileDeviceFilter } from './devices.js';
+import { planResourceWrites, type CgroupWrite, type PlanOptions } from './plan.js';
+import type { LinuxResources } from '../spec/types.js';
 
-export type { CgroupLayout } from './cgroups-host.js';
+export type { CgroupLayout } from './host.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

@@ -24,9 +24,9 @@
  * `arch` is Node's name for the machine the filter will run on (default: this one); the
  * instructions and seccomp_data offsets are in this host's byte order.
  */
-import { BerthError } from '../errors.js';
-import { BPF_JEQ, BPF_JGE, BPF_JGT, Label, NATIVE_LITTLE_ENDIAN, Program } from './seccomp-bpf.js';
-import { syscallTableSources } from './seccomp-syscalls.js';
+import { BerthError } from '../../base/errors.js';
+import { BPF_JEQ, BPF_JGE, BPF_JGT, Label, NATIVE_LITTLE_ENDIAN, Program } from './bpf.js';
+import { syscallTableSources } from './syscalls.js';
 import {
   AUDIT_ARCH,
   SECCOMP_ARCHES,
@@ -37,15 +37,15 @@ import {
   SECCOMP_DATA_ARGS,
   SECCOMP_DATA_NR,
   actionValue,
-} from './seccomp-constants.js';
+} from './constants.js';
 import type {
   LinuxSeccomp,
   LinuxSeccompArch,
   LinuxSeccompArg,
   LinuxSeccompOperator,
-} from './spec-types.js';
+} from '../spec/types.js';
 
-export * from './seccomp-constants.js';
+export * from './constants.js';
 
 const X32_SYSCALL_BIT = 0x40000000;
 

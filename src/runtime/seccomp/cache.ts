@@ -9,10 +9,10 @@
  */
 import { mkdirSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { BPF_MAXINSNS } from './seccomp-bpf.js';
-import { compileSeccomp, type CompiledSeccomp } from './seccomp.js';
-import type { LinuxSeccomp } from './spec-types.js';
-import { writeAtomic } from './state.js';
+import { BPF_MAXINSNS } from './bpf.js';
+import { compileSeccomp, type CompiledSeccomp } from './compile.js';
+import type { LinuxSeccomp } from '../spec/types.js';
+import { writeAtomic } from '../state.js';
 
 declare const BERTH_BUILD_ID: string | undefined;
 /** Set by esbuild for the bundled CLIs: a hash of the compiled sources. */

@@ -1,6 +1,6 @@
 /** The config.json `berth-runtime spec` writes: the same defaults as `runc spec` (runc 1.1). */
-import { OCI_VERSION } from './state.js';
-import type { Spec } from './spec-types.js';
+import { OCI_VERSION } from './version.js';
+import type { Spec } from './types.js';
 
 /** runc's default capabilities (runc 1.1 `spec`). */
 export const DEFAULT_CAPS: readonly string[] = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE'];

@@ -2,8 +2,8 @@
  * `update`'s flags as runc has them, turned into a LinuxResources document: sizes as docker
  * writes them (`512m`, `1g`: binary units), `-1` for unlimited.
  */
-import { BerthError } from '../errors.js';
-import type { LinuxResources } from './spec-types.js';
+import { BerthError } from '../base/errors.js';
+import type { LinuxResources } from '../runtime/spec/types.js';
 
 export const UPDATE_FLAG_NAMES = [
   'blkio-weight', 'cpu-period', 'cpu-quota', 'cpu-share', 'cpu-rt-period', 'cpu-rt-runtime', 'cpu-idle',

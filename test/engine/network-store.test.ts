@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { NetworkStore, type NetworkDefaults, capacity } from '../../src/engine/network/store.js';
 import { contains, formatIPv4, overlaps, parseIPv4, parseSubnet } from '../../src/engine/network/ipv4.js';
-import { isBerthError } from '../../src/errors.js';
+import { isBerthError } from '../../src/base/errors.js';
 
 const defaults: NetworkDefaults = { defaultName: 'bridge', defaultBridge: 'tst0', defaultSubnet: '10.90.0.0/16', userPool: '10.91.0.0/16' };
 

@@ -18,7 +18,7 @@ import {
   pruneNetworks, removeDefaultBridge, removeNetwork, type NetworkDefaults, type StoreRef,
 } from '../../src/engine/network/index.js';
 import { vethName } from '../../src/engine/network/link.js';
-import { isBerthError } from '../../src/errors.js';
+import { isBerthError } from '../../src/base/errors.js';
 import { BUSYBOX } from '../helpers/busybox.js';
 import { Netns, randomSubnet24, runTag } from '../helpers/netns.js';
 import { peer, root, skipUnless } from '../helpers/requirements.js';

@@ -8,7 +8,7 @@
  * tools that ask a DNS server directly (busybox nslookup, dig) do not see these names.
  */
 import { openSync, closeSync, ftruncateSync, writeSync, readFileSync } from 'node:fs';
-import { BerthError } from '../../errors.js';
+import { BerthError } from '../../base/errors.js';
 import { tryParseIPv4 } from './ipv4.js';
 
 /** The lines every /etc/hosts starts with (docker's). */

@@ -26,7 +26,7 @@
  *
  * Needs root, iproute2 (`ip`) and nftables (`nft`).
  */
-import { BerthError } from '../../errors.js';
+import { BerthError } from '../../base/errors.js';
 import { hostsContent, resolvConfContent, rewriteInPlace, addHostLine, type HostsPeer } from './hosts.js';
 import { parseIPv4, parseSubnet } from './ipv4.js';
 import { bridgePorts, deleteLinks, hostLinks, hostRoutes, linkExists, plugVeth, vethName, type BridgeSpec } from './link.js';

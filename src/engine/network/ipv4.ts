@@ -1,5 +1,5 @@
 /** IPv4 addresses and subnets as numbers: parsing, formatting, containment, overlap. */
-import { BerthError } from '../../errors.js';
+import { BerthError } from '../../base/errors.js';
 
 export interface Subnet {
   /** The network address, as an unsigned 32-bit number. */

@@ -7,7 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { BerthError } from '../../errors.js';
+import { BerthError } from '../../base/errors.js';
 import { formatIPv4, formatSubnet, type Subnet } from './ipv4.js';
 
 /** Runs `ip [global...] -batch -` with `lines` on stdin; throws with ip's own message. */

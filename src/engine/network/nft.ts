@@ -14,7 +14,7 @@
  *   but the gateway reachable from it.
  */
 import { spawnSync } from 'node:child_process';
-import { BerthError } from '../../errors.js';
+import { BerthError } from '../../base/errors.js';
 import type { NetworkRecord, PortRecord } from './store.js';
 
 export const TABLE = 'berth';

@@ -4,7 +4,7 @@
  * container published, nor one a process on the host listens on.
  */
 import { readFileSync } from 'node:fs';
-import { BerthError } from '../../errors.js';
+import { BerthError } from '../../base/errors.js';
 import { tryParseIPv4 } from './ipv4.js';
 import type { PortRecord } from './store.js';
 

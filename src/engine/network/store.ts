@@ -12,7 +12,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { BerthError } from '../../errors.js';
+import { BerthError } from '../../base/errors.js';
 import { berthRoot } from '../store.js';
 import { broadcastOf, contains, formatIPv4, formatSubnet, overlaps, parseIPv4, parseSubnet, subnetSize, type Subnet } from './ipv4.js';
 

@@ -143,6 +143,7 @@ export function attachContainer(opts: AttachOptions): Attachment {
       for (const p of ports) store.addPort(p);
       const b = bridgeSpec(net);
       const newBridge = !linkExists(net.bridge);
+      if (!net.active) store.setActive(net.name, true);
       plugVeth(b, { veth, netnsPath: opts.netnsPath, iface, ip: parseIPv4(ip), defaultRoute: n === 0 && !net.internal }, newBridge);
       try {
         if (newBridge || ports.length) applyRules(store, net);
@@ -202,7 +203,13 @@ export function cleanupLeftovers(liveIds: Iterable<string>, opts: StoreRef = {})
       dropEndpoints(store, dead);
       const known = new Set(store.allEndpoints().map((e) => e.veth));
       for (const net of store.networks()) {
-        if (!linkExists(net.bridge)) continue;
+        if (!net.active) continue;
+        if (!linkExists(net.bridge)) {
+          // After a reboot: the bridge is made again by the next attach; stale rules go now.
+          nftApply(removeNetworkRules(net), `removing the rules of network ${net.name}`);
+          store.setActive(net.name, false);
+          continue;
+        }
         deleteLinks(bridgePorts(net.bridge).filter((p) => /^vb[0-9a-f]{12}$/.test(p) && !known.has(p)));
         applyRules(store, net);
       }
@@ -273,16 +280,19 @@ export function removeNetwork(nameOrId: string, opts: StoreRef = {}): NetworkRec
       if (users.length) {
         throw new BerthError('CONTAINER_STATE', `network ${net.name} is in use by ${users.map((u) => u.name).join(', ')}: stop or disconnect them first (berth network disconnect ${net.name} CONTAINER)`);
       }
-      teardownNetwork(net);
+      teardownNetwork(store, net);
       store.deleteNetwork(net.name);
       return net;
     }),
   );
 }
 
-function teardownNetwork(net: NetworkRecord): void {
+/** Deletes a network's bridge and chains, if it ever had them (recorded networks never used have none). */
+function teardownNetwork(store: NetworkStore, net: NetworkRecord): void {
+  if (!net.active && !linkExists(net.bridge)) return;
   deleteLinks([net.bridge]);
   nftApply(removeNetworkRules(net), `removing the rules of network ${net.name}`);
+  store.setActive(net.name, false);
 }
 
 /** `berth network prune`: removes every user network no container is on. Returns their names. */
@@ -292,7 +302,7 @@ export function pruneNetworks(opts: StoreRef = {}): string[] {
       const removed: string[] = [];
       for (const net of store.networks()) {
         if (net.name === store.defaults.defaultName || store.endpoints(net.name).length) continue;
-        teardownNetwork(net);
+        teardownNetwork(store, net);
         store.deleteNetwork(net.name);
         removed.push(net.name);
       }
@@ -310,7 +320,7 @@ export function removeDefaultBridge(opts: StoreRef = {}): void {
     store.tx(() => {
       const net = store.network(store.defaults.defaultName);
       if (!net || store.endpoints(net.name).length) return;
-      teardownNetwork(net);
+      teardownNetwork(store, net);
     }),
   );
 }

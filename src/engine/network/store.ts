@@ -29,6 +29,8 @@ export interface NetworkRecord {
   /** Containers on it find each other by name (user networks; not the default network, as docker). */
   dnsEnabled: boolean;
   created: string;
+  /** Its bridge and rules may exist in the kernel (set when a container first joins, cleared by teardown). */
+  active: boolean;
 }
 
 export interface EndpointRecord {
@@ -61,7 +63,8 @@ export interface PortRecord {
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS networks(name TEXT PRIMARY KEY, id TEXT NOT NULL UNIQUE, bridge TEXT NOT NULL UNIQUE,
-  subnet TEXT NOT NULL, gateway TEXT NOT NULL, internal INTEGER NOT NULL, dns INTEGER NOT NULL, created TEXT NOT NULL);
+  subnet TEXT NOT NULL, gateway TEXT NOT NULL, internal INTEGER NOT NULL, dns INTEGER NOT NULL, created TEXT NOT NULL,
+  active INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS endpoints(container TEXT NOT NULL, network TEXT NOT NULL REFERENCES networks(name),
   name TEXT NOT NULL, aliases TEXT NOT NULL, ip TEXT NOT NULL, iface TEXT NOT NULL, veth TEXT NOT NULL UNIQUE,
   hosts_path TEXT, hosts_extra TEXT NOT NULL, hostname TEXT NOT NULL,
@@ -119,12 +122,12 @@ export interface CreateNetworkOptions {
   hostLinks?: Set<string>;
 }
 
-interface NetworkRow { name: string; id: string; bridge: string; subnet: string; gateway: string; internal: number; dns: number; created: string }
+interface NetworkRow { name: string; id: string; bridge: string; subnet: string; gateway: string; internal: number; dns: number; created: string; active: number }
 interface EndpointRow { container: string; network: string; name: string; aliases: string; ip: string; iface: string; veth: string; hosts_path: string | null; hosts_extra: string; hostname: string }
 interface PortRow { host_ip: string; host_port: number; proto: 'tcp' | 'udp'; container: string; network: string; container_ip: string; container_port: number }
 
 function networkOf(r: NetworkRow): NetworkRecord {
-  return { name: r.name, id: r.id, bridge: r.bridge, subnet: r.subnet, gateway: r.gateway, internal: r.internal === 1, dnsEnabled: r.dns === 1, created: r.created };
+  return { name: r.name, id: r.id, bridge: r.bridge, subnet: r.subnet, gateway: r.gateway, internal: r.internal === 1, dnsEnabled: r.dns === 1, created: r.created, active: r.active === 1 };
 }
 function endpointOf(r: EndpointRow): EndpointRecord {
   return {
@@ -163,6 +166,7 @@ export class NetworkStore {
       networks: db.prepare<[], NetworkRow>('SELECT * FROM networks ORDER BY name'),
       insertNetwork: db.prepare('INSERT INTO networks(name, id, bridge, subnet, gateway, internal, dns, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
       deleteNetwork: db.prepare('DELETE FROM networks WHERE name = ?'),
+      setActive: db.prepare('UPDATE networks SET active = ? WHERE name = ?'),
       endpointsOf: db.prepare<[string], EndpointRow>('SELECT * FROM endpoints WHERE network = ? ORDER BY ip'),
       endpointsOfContainer: db.prepare<[string], EndpointRow>('SELECT * FROM endpoints WHERE container = ? ORDER BY iface'),
       allEndpoints: db.prepare<[], EndpointRow>('SELECT * FROM endpoints'),
@@ -290,6 +294,11 @@ export class NetworkStore {
       const name = `${stem}${i}`;
       if (!existing.some((n) => n.bridge === name) && !hostLinks.has(name)) return name;
     }
+  }
+
+  /** Records whether the network's bridge and rules may exist in the kernel. */
+  setActive(name: string, active: boolean): void {
+    this.q.setActive.run(active ? 1 : 0, name);
   }
 
   /** Removes the record of a network no container is on (the caller removes its bridge first). */

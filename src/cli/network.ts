@@ -1,0 +1,125 @@
+/**
+ * `berth network create|ls|inspect|rm|prune|connect|disconnect`: bridge networks as docker's and
+ * podman's `network` commands. Thin: the work is done by src/engine/network.
+ */
+import { BerthError } from '../base/errors.js';
+import {
+  attachContainer, createNetwork, detachContainer, inspectNetwork, listNetworks, pruneNetworks, removeNetwork, type StoreRef,
+} from '../engine/network/index.js';
+import { flag, needPositionals, printJson, printLine, str, strs, type CommandGroup, type ParsedCommand } from './common.js';
+
+const one = { type: 'string' } as const;
+const many = { type: 'string', multiple: true } as const;
+
+const USAGE = `Usage: berth network create [--subnet CIDR] [--gateway IP] [--internal] NAME
+       berth network ls [--quiet]
+       berth network inspect NAME...
+       berth network rm NAME...
+       berth network prune
+       berth network connect [--ip IP] [--alias NAME]... NETWORK CONTAINER
+       berth network disconnect NETWORK CONTAINER
+
+Bridge networks for containers. The default network "bridge" (bridge berth0, 10.90.0.0/16;
+BERTH_NETWORK_SUBNET and BERTH_NETWORK_BRIDGE change them) gives each container an address,
+a route out and published ports (-p). On a network made with "create", containers also reach
+each other by name and --network-alias. --internal: no route out of the host's networks, and
+no host address but the gateway. User networks without --subnet get a free /24 from
+10.91.0.0/16 (BERTH_NETWORK_POOL). A subnet that overlaps another network, or a route of this
+host, is refused.
+
+Options:
+  --subnet CIDR      e.g. 10.91.7.0/24 (IPv4)
+  --gateway IP       the bridge's address (default: the first address of the subnet)
+  --internal         no outbound traffic
+  --ip IP            (connect) the container's address on the network
+  --alias NAME       (connect) another name the container answers to on the network
+  --root DIR         berth's root (default: $BERTH_ROOT, /var/lib/berth as root)
+
+Examples:
+  berth network create app
+  berth network create --subnet 10.92.0.0/24 --internal backend
+  berth network ls --format json
+  berth network inspect app
+  berth network rm app`;
+
+function storeRef(p: ParsedCommand): StoreRef {
+  const root = str(p, 'root');
+  return root === undefined ? {} : { root };
+}
+
+async function run(p: ParsedCommand): Promise<number> {
+  const [sub, ...args] = p.positionals;
+  const ref = storeRef(p);
+  const need = (min: number, max: number) => needPositionals({ ...p, positionals: args }, min, max, USAGE);
+  switch (sub) {
+    case 'create': {
+      need(1, 1);
+      const subnet = str(p, 'subnet');
+      const gateway = str(p, 'gateway');
+      const net = createNetwork({ ...ref, name: args[0]!, ...(subnet ? { subnet } : {}), ...(gateway ? { gateway } : {}), internal: flag(p, 'internal') });
+      if (p.json) printJson(net);
+      else printLine(net.id);
+      return 0;
+    }
+    case 'ls':
+    case 'list': {
+      need(0, 0);
+      const nets = listNetworks(ref);
+      if (p.json) printJson(nets);
+      else if (flag(p, 'quiet')) for (const n of nets) printLine(n.name);
+      else {
+        printLine(`${'NETWORK ID'.padEnd(14)}${'NAME'.padEnd(20)}${'BRIDGE'.padEnd(10)}${'SUBNET'.padEnd(18)}INTERNAL`);
+        for (const n of nets) printLine(`${n.id.slice(0, 12).padEnd(14)}${n.name.padEnd(20)}${n.bridge.padEnd(10)}${n.subnet.padEnd(18)}${n.internal}`);
+      }
+      return 0;
+    }
+    case 'inspect': {
+      need(1, Infinity);
+      printJson(args.map((a) => inspectNetwork(a, ref)));
+      return 0;
+    }
+    case 'rm':
+    case 'remove': {
+      need(1, Infinity);
+      for (const a of args) printLine(removeNetwork(a, ref).name);
+      return 0;
+    }
+    case 'prune': {
+      need(0, 0);
+      const removed = pruneNetworks(ref);
+      if (p.json) printJson(removed);
+      else for (const r of removed) printLine(r);
+      return 0;
+    }
+    case 'connect': {
+      need(2, 2);
+      // Until the engine resolves container names, the namespace is given by path.
+      const netns = str(p, 'netns');
+      if (!netns) throw new BerthError('USAGE', `berth network connect: give the container's network namespace with --netns /proc/PID/ns/net\n\n${USAGE}`);
+      const ip = str(p, 'ip');
+      const a = attachContainer({ ...ref, network: args[0]!, id: args[1]!, name: str(p, 'name') ?? args[1]!, aliases: strs(p, 'alias'), netnsPath: netns, ...(ip ? { ip } : {}) });
+      if (p.json) printJson(a);
+      else printLine(`${args[1]} ${a.ip}/${a.prefixLength} on ${a.network}`);
+      return 0;
+    }
+    case 'disconnect': {
+      need(2, 2);
+      detachContainer(args[1]!, { ...ref, network: args[0]! });
+      return 0;
+    }
+    default:
+      throw new BerthError('USAGE', `berth network: unknown subcommand ${JSON.stringify(sub ?? '')}\n\n${USAGE}`);
+  }
+}
+
+export const commands: CommandGroup = {
+  network: {
+    summary: 'Bridge networks: create, ls, inspect, rm, prune, connect, disconnect',
+    usage: USAGE,
+    options: {
+      subnet: one, gateway: one, internal: { type: 'boolean' }, ip: one, alias: many, netns: one, name: one,
+      quiet: { type: 'boolean', short: 'q' }, root: one,
+    },
+    run,
+  },
+};

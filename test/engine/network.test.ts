@@ -7,7 +7,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createSocket } from 'node:dgram';
+import { createSocket, type Socket } from 'node:dgram';
 import { request } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,6 +25,26 @@ import { peer, root, skipUnless } from '../helpers/requirements.js';
 
 const tag = runTag();
 const defaults: NetworkDefaults = { defaultName: 'bridge', defaultBridge: `${tag}0`, defaultSubnet: randomSubnet24(), userPool: '10.208.0.0/16' };
+
+/** A DNS answer to query `q`: `addr` for `name`, REFUSED for anything else. */
+function fakeAnswer(q: Buffer, name: string, addr: number[]): Buffer {
+  let off = 12;
+  const labels: string[] = [];
+  while (q[off]) {
+    labels.push(q.subarray(off + 1, off + 1 + q[off]!).toString());
+    off += q[off]! + 1;
+  }
+  const qend = off + 5;
+  const head = Buffer.from(q.subarray(0, qend));
+  head[2] = 0x81;
+  if (labels.join('.') !== name || q.readUInt16BE(off + 1) !== 1) {
+    head[3] = 0x85;
+    return head;
+  }
+  head[3] = 0x80;
+  head.writeUInt16BE(1, 6);
+  return Buffer.concat([head, Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, ...addr])]);
+}
 
 function sh(cmd: string, args: string[]): string {
   try {
@@ -87,12 +107,17 @@ describe('container networking (bridge, veth, nftables)', { skip: skipUnless(roo
     s.start([BUSYBOX, 'httpd', '-f', '-p', String(port), '-h', www]);
   };
 
-  before(() => {
+  /** The name server user networks relay unknown names to: a fake on 127.0.0.1 that knows one name. */
+  let upstream: Socket;
+  before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'berth-net-'));
-    ref = { root: dir, defaults };
+    upstream = createSocket('udp4', (q, from) => upstream.send(fakeAnswer(q, 'outside.test', [192, 0, 2, 7]), from.port, from.address));
+    await new Promise<void>((r) => upstream.bind(0, '127.0.0.1', r));
+    ref = { root: dir, defaults, dnsUpstreams: [`127.0.0.1:${upstream.address().port}`] };
   });
 
   after(() => {
+    upstream.close();
     for (const s of servers) s.close();
     try {
       cleanupLeftovers([], ref);
@@ -171,7 +196,18 @@ describe('container networking (bridge, veth, nftables)', { skip: skipUnless(roo
     httpd(web, 'by name\n');
     const c = attachContainer({ ...ref, id: `${tag}c`, name: 'client1', network: 'app', netnsPath: client.path, hostsPath: client.hostsPath, dns: ['10.0.0.53'] });
     assert.notEqual(w.ip, c.ip);
-    assert.equal(c.resolvConf.split('\n').filter((l) => l.startsWith('nameserver')).join(), 'nameserver 10.0.0.53');
+    assert.equal(c.resolvConf.split('\n').filter((l) => l.startsWith('nameserver')).join(), 'nameserver 10.0.0.53', '--dns wins');
+    assert.equal(w.dnsServer, net.gateway);
+    assert.deepEqual(w.warnings, []);
+    assert.match(w.resolvConf, new RegExp(`^nameserver ${net.gateway.replaceAll('.', '\\.')}$`, 'm'), 'the network\'s name server');
+    writeFileSync(client.resolvPath, w.resolvConf);
+    // the network's name server (berth-dns on the gateway) answers names and aliases, and relays the rest
+    for (const [name, ip] of [['web1', w.ip], ['www', w.ip], ['client1', c.ip], ['outside.test', '192.0.2.7']]) {
+      const r = await client.exec(['timeout', '5', BUSYBOX, 'nslookup', name!, net.gateway]);
+      assert.match(r.stdout, new RegExp(`Address: ${ip!.replaceAll('.', '\\.')}$`, 'm'), `nslookup ${name}: ${r.stdout}${r.stderr}`);
+    }
+    const nxdomain = await client.exec(['timeout', '5', BUSYBOX, 'nslookup', 'nowhere.test', net.gateway]);
+    assert.doesNotMatch(nxdomain.stdout, /Address: \d/, 'an unknown name has no address');
     for (const name of ['web1', 'www']) {
       const r = await client.exec(['timeout', '5', BUSYBOX, 'wget', '-q', '-O', '-', `http://${name}/`]);
       assert.equal(r.stdout, 'by name\n', `${name}: ${r.stderr}`);
@@ -184,7 +220,13 @@ describe('container networking (bridge, veth, nftables)', { skip: skipUnless(roo
     assert.throws(() => removeNetwork('app', ref), (e) => isBerthError(e) && /network app is in use by web1, client1|network app is in use by client1, web1/.test(e.message));
     detachContainer(`${tag}c`, { ...ref, network: 'app' });
     assert.doesNotMatch(readFileSync(web.hostsPath, 'utf8'), /client1/, 'the name is gone when the container leaves');
+    writeFileSync(web.resolvPath, w.resolvConf);
+    const gone = await web.exec(['timeout', '5', BUSYBOX, 'nslookup', 'client1', net.gateway]);
+    assert.doesNotMatch(gone.stdout, new RegExp(`Address: ${c.ip.replaceAll('.', '\\.')}`), 'nor does the name server know it');
+    const responder = () => sh('ss', ['-ulpn', `src ${net.gateway}:53`]);
+    assert.match(responder(), /berth-dns/);
     detachContainer(`${tag}w`, ref);
+    assert.doesNotMatch(responder(), /berth-dns/, 'the name server stops with the last container');
     assert.equal(removeNetwork('app', ref).name, 'app');
     assert.ok(!links().includes(`${net.bridge}:`), 'bridge removed');
     assert.ok(!rules().includes(`_${net.bridge}`), 'chains removed');

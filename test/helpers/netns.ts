@@ -1,8 +1,8 @@
 /**
  * Network namespaces for network tests: made with `ip netns add` under names unique to the test
  * run, with processes started inside by `ip netns exec`, and everything removed afterwards.
- * `/etc/netns/NAME/hosts` is what `ip netns exec` mounts on /etc/hosts inside, so a test can
- * hand it to berth as the container's hosts file.
+ * `/etc/netns/NAME/hosts` and `resolv.conf` are what `ip netns exec` mounts on /etc/hosts and
+ * /etc/resolv.conf inside, so a test can hand them to berth as the container's files.
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -17,6 +17,13 @@ export class Netns {
     execFileSync('ip', ['netns', 'add', name]);
     mkdirSync(this.etcDir, { recursive: true });
     writeFileSync(this.hostsPath, '');
+    // Until a test writes its own: a name server no packet can reach, so no query leaves the machine.
+    writeFileSync(this.resolvPath, 'nameserver 127.0.0.1\n');
+  }
+
+  /** The file `ip netns exec` mounts on /etc/resolv.conf. */
+  get resolvPath(): string {
+    return `${this.etcDir}/resolv.conf`;
   }
 
   get path(): string {

@@ -32,6 +32,7 @@ import { parseIPv4, parseSubnet } from './ipv4.js';
 import { bridgePorts, deleteLinks, hostLinks, hostRoutes, linkExists, plugVeth, vethName, type BridgeSpec } from './link.js';
 import { networkRules, nftApply, removeNetworkRules } from './nft.js';
 import { bindPorts, type PortMapping } from './ports.js';
+import { ensureResponder, hostUpstreams, stopResponder, writeNames } from './dns.js';
 import { NetworkStore, type EndpointRecord, type NetworkDefaults, type NetworkRecord, type PortRecord } from './store.js';
 
 export { parsePublish, parsePublishAll, publishExposed, type PortMapping } from './ports.js';
@@ -42,6 +43,8 @@ export interface StoreRef {
   /** The berth root (defaults to BERTH_ROOT, then /var/lib/berth). */
   root?: string;
   defaults?: NetworkDefaults;
+  /** Where user networks' name servers relay names they do not know (default: the host's name servers). */
+  dnsUpstreams?: string[];
 }
 
 export interface AttachOptions extends StoreRef {
@@ -74,6 +77,10 @@ export interface Attachment {
   /** The container's /etc/hosts content (also written to hostsPath when given). */
   hosts: string;
   resolvConf: string;
+  /** The network's name server (its gateway) on a user network, when it runs. */
+  dnsServer?: string;
+  /** What did not work but did not stop the attach (e.g. the name server could not listen): print them. */
+  warnings: string[];
 }
 
 function withStore<T>(ref: StoreRef, fn: (s: NetworkStore) => T): T {
@@ -149,14 +156,22 @@ export function attachContainer(opts: AttachOptions): Attachment {
         if (newBridge || ports.length) applyRules(store, net);
         const hosts = hostsOf(store, opts.id);
         if (opts.hostsPath) rewriteInPlace(opts.hostsPath, hosts);
-        if (net.dnsEnabled) refreshHosts(store, net.name, opts.id);
-        return { network: net.name, ip, prefixLength: b.subnet.prefix, gateway: net.gateway, iface, veth, ports, hosts };
+        const warnings: string[] = [];
+        let dnsServer: string | undefined;
+        if (net.dnsEnabled) {
+          refreshHosts(store, net.name, opts.id);
+          const dns = syncResponder(store, net, opts);
+          if (dns === true) dnsServer = net.gateway;
+          else if (dns) warnings.push(`${dns}; names on network ${net.name} still resolve through /etc/hosts`);
+        }
+        return { network: net.name, ip, prefixLength: b.subnet.prefix, gateway: net.gateway, iface, veth, ports, hosts, warnings, ...(dnsServer ? { dnsServer } : {}) };
       } catch (err) {
         deleteLinks([veth]);
         throw err;
       }
     });
-    return { ...a, resolvConf: resolvConfContent(opts) };
+    const useResponder = a.dnsServer !== undefined && !opts.dns?.length;
+    return { ...a, resolvConf: resolvConfContent(useResponder ? { ...opts, dns: [a.dnsServer!] } : opts) };
   });
 }
 
@@ -169,7 +184,7 @@ export function detachContainer(id: string, opts: StoreRef & { network?: string 
         const net = store.requireNetwork(opts.network);
         throw new BerthError('CONTAINER_STATE', `container ${id} is not on network ${net.name}`);
       }
-      dropEndpoints(store, eps);
+      dropEndpoints(store, eps, opts);
       // The container keeps its other networks: its hosts file follows.
       const left = store.endpointsOfContainer(id)[0];
       if (left?.hostsPath) rewriteInPlace(left.hostsPath, hostsOf(store, id));
@@ -177,8 +192,28 @@ export function detachContainer(id: string, opts: StoreRef & { network?: string 
   );
 }
 
+/**
+ * Brings a user network's name server in line with its records: names written and the responder
+ * running while containers are on it, stopped when none are. Returns true when it runs, false
+ * when stopped, or the reason it could not start.
+ */
+function syncResponder(store: NetworkStore, net: NetworkRecord, ref: StoreRef): boolean | string {
+  const eps = store.endpoints(net.name);
+  if (eps.length === 0) {
+    stopResponder(store.dir, net);
+    return false;
+  }
+  writeNames(store.dir, net, eps);
+  try {
+    ensureResponder(store.dir, net, ref.dnsUpstreams ?? hostUpstreams());
+    return true;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
 /** Releases endpoints, deletes their veths, rewrites rules and hosts files that change. In a tx. */
-function dropEndpoints(store: NetworkStore, eps: EndpointRecord[]): void {
+function dropEndpoints(store: NetworkStore, eps: EndpointRecord[], ref: StoreRef): void {
   const hadPorts = new Set(eps.filter((e) => store.portsOfContainer(e.container).some((p) => p.network === e.network)).map((e) => e.network));
   for (const e of eps) store.release(e.container, e.network);
   deleteLinks(eps.map((e) => e.veth));
@@ -186,7 +221,10 @@ function dropEndpoints(store: NetworkStore, eps: EndpointRecord[]): void {
     const net = store.network(name);
     if (!net) continue;
     if (hadPorts.has(name) && linkExists(net.bridge)) applyRules(store, net);
-    if (net.dnsEnabled) refreshHosts(store, name);
+    if (net.dnsEnabled) {
+      refreshHosts(store, name);
+      syncResponder(store, net, ref);
+    }
   }
 }
 
@@ -200,7 +238,7 @@ export function cleanupLeftovers(liveIds: Iterable<string>, opts: StoreRef = {})
     store.tx(() => {
       const live = new Set(liveIds);
       const dead = store.allEndpoints().filter((e) => !live.has(e.container));
-      dropEndpoints(store, dead);
+      dropEndpoints(store, dead, opts);
       const known = new Set(store.allEndpoints().map((e) => e.veth));
       for (const net of store.networks()) {
         if (!net.active) continue;
@@ -212,6 +250,7 @@ export function cleanupLeftovers(liveIds: Iterable<string>, opts: StoreRef = {})
         }
         deleteLinks(bridgePorts(net.bridge).filter((p) => /^vb[0-9a-f]{12}$/.test(p) && !known.has(p)));
         applyRules(store, net);
+        if (net.dnsEnabled) syncResponder(store, net, opts);
       }
       return [...new Set(dead.map((e) => e.container))];
     }),
@@ -289,6 +328,7 @@ export function removeNetwork(nameOrId: string, opts: StoreRef = {}): NetworkRec
 
 /** Deletes a network's bridge and chains, if it ever had them (recorded networks never used have none). */
 function teardownNetwork(store: NetworkStore, net: NetworkRecord): void {
+  if (net.dnsEnabled) stopResponder(store.dir, net);
   if (!net.active && !linkExists(net.bridge)) return;
   deleteLinks([net.bridge]);
   nftApply(removeNetworkRules(net), `removing the rules of network ${net.name}`);

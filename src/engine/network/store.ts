@@ -145,13 +145,16 @@ export function networkDbPath(root?: string): string {
 
 export class NetworkStore {
   readonly db: Database.Database;
+  /** The directory of the database: ROOT/network. */
+  readonly dir: string;
   readonly defaults: NetworkDefaults;
   /** The host's routes, which the default network's subnet must not overlap when it is first recorded. */
   hostRoutes: () => string[] = () => [];
   private readonly q;
 
   constructor(file: string, defaults: NetworkDefaults = defaultsFromEnv()) {
-    mkdirSync(join(file, '..'), { recursive: true, mode: 0o700 });
+    this.dir = join(file, '..');
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');

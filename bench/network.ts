@@ -135,7 +135,13 @@ async function throughput(): Promise<void> {
     httpd.kill('SIGKILL');
     detachContainer('web', ref);
     spawnSync('ip', ['netns', 'del', ns]);
-    spawnSync('podman', ['rm', '-f', '-t', '0', 'berth-bench-httpd'], { env });
+    // stop first (podman tears its network down when the container has exited), then rm; under
+    // load a `rm -f` alone was seen to leave the container running
+    for (let i = 0; i < 3 && spawnSync('podman', ['ps', '-q', '--filter', 'name=berth-bench-httpd'], { env, encoding: 'utf8' }).stdout.trim(); i++) {
+      spawnSync('podman', ['stop', '-t', '0', 'berth-bench-httpd'], { env });
+    }
+    const rm = spawnSync('podman', ['rm', '-f', '-t', '0', 'berth-bench-httpd'], { env, encoding: 'utf8' });
+    if (rm.status !== 0) console.error(`podman rm failed: ${rm.stderr}`);
     spawnSync('podman', ['rmi', '-af'], { env });
     spawnSync('podman', ['system', 'reset', '-f'], { env });
     const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m): m is string => !!m && m.startsWith(work));

@@ -15,7 +15,8 @@
  *   root,                                           // the berth root (--root), else BERTH_ROOT
  * });
  * // a.ip, a.gateway, a.ports (host ports picked), a.hosts and a.resolvConf (file contents):
- * // bind-mount hostsPath on /etc/hosts and a file with a.resolvConf on /etc/resolv.conf.
+ * // bind-mount hostsPath on /etc/hosts and a file with a.resolvConf on /etc/resolv.conf;
+ * // print a.warnings (e.g. the network's name server could not listen).
  * detachContainer(id, { root });                    // on stop/rm (all networks, or { network })
  * cleanupLeftovers(liveIds, { root });              // after a crash: anything of a container not in liveIds
  * ```
@@ -24,7 +25,11 @@
  * links and rules are made, so concurrent `run`s never interleave their changes); an attach costs
  * two `ip` execs, plus one `nft` exec when ports are published or the bridge is new.
  *
- * Needs root, iproute2 (`ip`) and nftables (`nft`).
+ * Names on user networks resolve two ways: every container's /etc/hosts lists the others (kept
+ * up to date in place), and the network's name server (native/berth-dns on the gateway, one per
+ * network in use) answers them for tools that ask DNS directly and relays other names.
+ *
+ * Needs root, iproute2 (`ip`), nftables (`nft`) and native/build/berth-dns (make -C native).
  */
 import { BerthError } from '../../base/errors.js';
 import { hostsContent, resolvConfContent, rewriteInPlace, addHostLine, type HostsPeer } from './hosts.js';

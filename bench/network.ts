@@ -29,40 +29,49 @@ function childCpuMs(): number {
 }
 
 function attachCost(): void {
-  execFileSync('ip', ['netns', 'add', ns]);
-  const t: Record<'plain' | 'ports' | 'detach' | 'detachPorts' | 'ipExec', number[]> = { plain: [], ports: [], detach: [], detachPorts: [], ipExec: [] };
+  const t: Record<'plain' | 'gone' | 'detach' | 'ports' | 'detachPorts' | 'exec', number[]> = { plain: [], gone: [], detach: [], ports: [], detachPorts: [], exec: [] };
   const cpu = { plain: 0, ports: 0 };
+  const netns = (i: number) => `${ns}-${i}`;
+  const timed = (a: number[], f: () => void) => {
+    const t0 = performance.now();
+    f();
+    a.push(performance.now() - t0);
+  };
+  // the first attach makes the bridge and its rules: not counted
+  execFileSync('ip', ['netns', 'add', ns]);
   try {
-    // the first attach makes the bridge and its rules: not counted
     attachContainer({ ...ref, id: 'warm', name: 'warm', netnsPath: `/run/netns/${ns}` });
     detachContainer('warm', ref);
     for (let i = 0; i < CYCLES; i++) {
-      for (const kind of ['plain', 'ports'] as const) {
-        const c0 = childCpuMs();
-        let t0 = performance.now();
-        attachContainer({ ...ref, id: `c${i}`, name: 'c', netnsPath: `/run/netns/${ns}`, ...(kind === 'ports' ? { publish: parsePublishAll(['127.0.0.1::80']) } : {}) });
-        t[kind].push(performance.now() - t0);
-        t0 = performance.now();
-        detachContainer(`c${i}`, ref);
-        t[kind === 'plain' ? 'detach' : 'detachPorts'].push(performance.now() - t0);
-        cpu[kind] += childCpuMs() - c0;
-      }
-      const t0 = performance.now();
-      spawnSync('ip', ['-V']);
-      t.ipExec.push(performance.now() - t0);
+      // as `run --rm`: attach, the container exits (its namespace goes), detach
+      execFileSync('ip', ['netns', 'add', netns(i)]);
+      let c0 = childCpuMs();
+      timed(t.plain, () => attachContainer({ ...ref, id: `g${i}`, name: 'g', netnsPath: `/run/netns/${netns(i)}` }));
+      cpu.plain += childCpuMs() - c0;
+      execFileSync('ip', ['netns', 'del', netns(i)]);
+      timed(t.gone, () => detachContainer(`g${i}`, { ...ref, namespaceGone: true }));
+      // a namespace that stays (network disconnect): the veth is deleted here
+      attachContainer({ ...ref, id: `k${i}`, name: 'k', netnsPath: `/run/netns/${ns}` });
+      timed(t.detach, () => detachContainer(`k${i}`, ref));
+      c0 = childCpuMs();
+      timed(t.ports, () => attachContainer({ ...ref, id: `p${i}`, name: 'p', netnsPath: `/run/netns/${ns}`, publish: parsePublishAll(['127.0.0.1::80']) }));
+      timed(t.detachPorts, () => detachContainer(`p${i}`, ref));
+      cpu.ports += childCpuMs() - c0;
+      timed(t.exec, () => spawnSync('/bin/true'));
     }
   } finally {
     execFileSync('ip', ['netns', 'del', ns]);
   }
-  const row = (label: string, a: number[]) => console.log(`${label.padEnd(34)} median ${median(a).toFixed(1).padStart(6)} ms   p90 ${p90(a).toFixed(1).padStart(6)} ms`);
-  console.log(`attach + detach, ${CYCLES} cycles each (load average ${readFileSync('/proc/loadavg', 'utf8').split(' ')[0]}):`);
+  const row = (label: string, a: number[]) => console.log(`${label.padEnd(44)} median ${median(a).toFixed(1).padStart(6)} ms   p90 ${p90(a).toFixed(1).padStart(6)} ms`);
+  console.log(`attach and detach, ${CYCLES} cycles (load average ${readFileSync('/proc/loadavg', 'utf8').split(' ')[0]}):`);
   row('attach (no published port)', t.plain);
-  row('detach', t.detach);
-  row('attach -p 127.0.0.1::80', t.ports);
-  row('detach (with the port)', t.detachPorts);
-  row('one `ip -V` exec, for scale', t.ipExec);
-  row('attach + detach (no port)', t.plain.map((x, i) => x + t.detach[i]!));
-  console.log(`CPU of ip/nft per attach+detach: ${(cpu.plain / CYCLES).toFixed(1)} ms without a port, ${(cpu.ports / CYCLES).toFixed(1)} ms with one`);
+  row('detach after the namespace went (run --rm)', t.gone);
+  row('attach + detach as run --rm', t.plain.map((x, i) => x + t.gone[i]!));
+  row('detach, namespace kept (veth deleted here)', t.detach);
+  row('attach -p 127.0.0.1::80 (+ nft)', t.ports);
+  row('detach with the port (+ nft)', t.detachPorts);
+  row('one spawnSync(/bin/true) from Node, for scale', t.exec);
+  console.log(`CPU of berth-net/nft per attach: ${(cpu.plain / CYCLES).toFixed(1)} ms without a port, ${(cpu.ports / CYCLES).toFixed(1)} ms with one (attach + detach)`);
 }
 
 interface WrkResult { rps: number; p99: number }
@@ -149,9 +158,12 @@ async function throughput(): Promise<void> {
   }
 }
 
+// BERTH_BENCH_PARTS=attach or =wrk runs one part (e.g. the attach part under `chrt -f 10`, which
+// keeps the other work on a busy machine from inflating it; podman does not run under chrt).
+const parts = (process.env.BERTH_BENCH_PARTS ?? 'attach,wrk').split(',');
 try {
-  attachCost();
-  await throughput();
+  if (parts.includes('attach')) attachCost();
+  if (parts.includes('wrk')) await throughput();
 } finally {
   removeDefaultBridge(ref);
   rmSync(work, { recursive: true, force: true });

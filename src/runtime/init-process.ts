@@ -21,7 +21,7 @@ function packageRoot(): string {
   throw new BerthError('INTERNAL', 'cannot find the berth package root (native/ next to package.json)');
 }
 
-export function nativeBinary(name: 'berth-init' | 'berth-runtime' | 'berth-dns'): string {
+export function nativeBinary(name: 'berth-init' | 'berth-runtime' | 'berth-dns' | 'berth-net'): string {
   const path = join(packageRoot(), 'native', 'build', name);
   if (!existsSync(path)) throw new BerthError('RUNTIME_ERROR', `${path} is missing: build it with \`make -C native\` (npm install runs it)`);
   return path;

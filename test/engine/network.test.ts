@@ -278,6 +278,8 @@ describe('container networking (bridge, veth, nftables)', { skip: skipUnless(roo
     assert.throws(() => createNetwork({ ...ref, name: 'clash', subnet: defaults.defaultSubnet }), /overlaps network bridge/);
     assert.throws(() => attachContainer({ ...ref, id: `${tag}x`, name: 'x', netnsPath: s1.path }), /already on network bridge/);
     assert.throws(() => attachContainer({ ...ref, id: `${tag}z`, name: 'z', network: 'nonesuch', netnsPath: s2.path }), /network "nonesuch" not found/);
+    assert.throws(() => attachContainer({ ...ref, id: `${tag}z`, name: 'z', netnsPath: '/proc/999999999/ns/net' }), /\/proc\/999999999\/ns\/net: No such file or directory/);
+    assert.ok(!inspectNetwork('bridge', ref).containers.some((c) => c.id === `${tag}z`), 'a failed attach records nothing');
     detachContainer(`${tag}x`, ref);
   });
 
@@ -298,6 +300,21 @@ describe('container networking (bridge, veth, nftables)', { skip: skipUnless(roo
     detachContainer(`${tag}live`, ref);
     assert.ok(!rules().includes(`${a.ip}:81`));
     assert.ok(listNetworks(ref).some((x) => x.name === 'bridge'));
+  });
+
+  it('leaves the veth to the kernel when the namespace is gone (run --rm), and frees the address', async () => {
+    const s = new Netns(`${tag}-gone`);
+    try {
+      const a = attachContainer({ ...ref, id: `${tag}gone`, name: 'gone', netnsPath: s.path });
+      assert.ok(links().includes(a.veth));
+      s.destroy();
+      detachContainer(`${tag}gone`, { ...ref, namespaceGone: true });
+      assert.ok(!inspectNetwork('bridge', ref).containers.some((c) => c.id === `${tag}gone`), 'address released');
+      for (let i = 0; i < 50 && links().includes(a.veth); i++) await new Promise((r) => setTimeout(r, 100));
+      assert.ok(!links().includes(a.veth), 'the kernel deleted the pair with the namespace');
+    } finally {
+      s.destroy();
+    }
   });
 
   it('attaches 10 namespaces at once from separate processes, each with its own address', async () => {

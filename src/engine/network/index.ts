@@ -17,19 +17,23 @@
  * // a.ip, a.gateway, a.ports (host ports picked), a.hosts and a.resolvConf (file contents):
  * // bind-mount hostsPath on /etc/hosts and a file with a.resolvConf on /etc/resolv.conf;
  * // print a.warnings (e.g. the network's name server could not listen).
- * detachContainer(id, { root });                    // on stop/rm (all networks, or { network })
+ * detachContainer(id, { root, namespaceGone: true });// after the container exited (all networks, or
+ *                                                  // { network } for network disconnect)
  * cleanupLeftovers(liveIds, { root });              // after a crash: anything of a container not in liveIds
  * ```
  * and `berth network …` uses createNetwork, listNetworks, inspectNetwork, removeNetwork,
  * pruneNetworks. Everything is synchronous (one transaction holds the allocator's lock while the
  * links and rules are made, so concurrent `run`s never interleave their changes); an attach costs
- * two `ip` execs, plus one `nft` exec when ports are published or the bridge is new.
+ * one exec (native/berth-net, rtnetlink), plus one `nft` exec when ports are published or the
+ * bridge is new; a detach with namespaceGone none (the kernel deletes the veth with the namespace).
+ * The database stays open for the life of the process (NetworkStore.closeShared closes it).
  *
  * Names on user networks resolve two ways: every container's /etc/hosts lists the others (kept
  * up to date in place), and the network's name server (native/berth-dns on the gateway, one per
  * network in use) answers them for tools that ask DNS directly and relays other names.
  *
- * Needs root, iproute2 (`ip`), nftables (`nft`) and native/build/berth-dns (make -C native).
+ * Needs root, iproute2 (`ip`, for bridges), nftables (`nft`) and native/build/berth-net and
+ * berth-dns (make -C native).
  */
 import { BerthError } from '../../base/errors.js';
 import { hostsContent, resolvConfContent, rewriteInPlace, addHostLine, type HostsPeer } from './hosts.js';
@@ -38,7 +42,7 @@ import { bridgePorts, deleteLinks, hostLinks, hostRoutes, linkExists, plugVeth, 
 import { networkRules, nftApply, removeNetworkRules } from './nft.js';
 import { bindPorts, type PortMapping } from './ports.js';
 import { ensureResponder, hostUpstreams, stopResponder, writeNames } from './dns.js';
-import { NetworkStore, type EndpointRecord, type NetworkDefaults, type NetworkRecord, type PortRecord } from './store.js';
+import { defaultsFromEnv, NetworkStore, type EndpointRecord, type NetworkDefaults, type NetworkRecord, type PortRecord } from './store.js';
 
 export { parsePublish, parsePublishAll, publishExposed, type PortMapping } from './ports.js';
 export { resolvConfContent, hostsContent } from './hosts.js';
@@ -89,13 +93,9 @@ export interface Attachment {
 }
 
 function withStore<T>(ref: StoreRef, fn: (s: NetworkStore) => T): T {
-  const store = NetworkStore.open(ref.root, ref.defaults);
+  const store = NetworkStore.cached(ref.root, ref.defaults ?? defaultsFromEnv());
   store.hostRoutes = hostRoutes;
-  try {
-    return fn(store);
-  } finally {
-    store.close();
-  }
+  return fn(store);
 }
 
 function bridgeSpec(net: NetworkRecord): BridgeSpec {
@@ -180,8 +180,19 @@ export function attachContainer(opts: AttachOptions): Attachment {
   });
 }
 
+export interface DetachOptions extends StoreRef {
+  /** One network only (network disconnect); all of the container's networks when left out. */
+  network?: string;
+  /**
+   * The container's network namespace is gone (all its processes exited and nothing holds it):
+   * the kernel deletes the veth pairs with it, in the background, so they are not deleted here
+   * (that waits ~10 ms per pair for RCU). A pair that outlives it is found by cleanupLeftovers.
+   */
+  namespaceGone?: boolean;
+}
+
 /** Disconnects a container from one network, or from all. Missing links and records are fine. */
-export function detachContainer(id: string, opts: StoreRef & { network?: string } = {}): void {
+export function detachContainer(id: string, opts: DetachOptions = {}): void {
   withStore(opts, (store) =>
     store.tx(() => {
       const eps = store.endpointsOfContainer(id).filter((e) => opts.network === undefined || e.network === opts.network || store.findNetwork(opts.network)?.name === e.network);
@@ -189,7 +200,7 @@ export function detachContainer(id: string, opts: StoreRef & { network?: string 
         const net = store.requireNetwork(opts.network);
         throw new BerthError('CONTAINER_STATE', `container ${id} is not on network ${net.name}`);
       }
-      dropEndpoints(store, eps, opts);
+      dropEndpoints(store, eps, opts, opts.namespaceGone === true);
       // The container keeps its other networks: its hosts file follows.
       const left = store.endpointsOfContainer(id)[0];
       if (left?.hostsPath) rewriteInPlace(left.hostsPath, hostsOf(store, id));
@@ -218,10 +229,10 @@ function syncResponder(store: NetworkStore, net: NetworkRecord, ref: StoreRef): 
 }
 
 /** Releases endpoints, deletes their veths, rewrites rules and hosts files that change. In a tx. */
-function dropEndpoints(store: NetworkStore, eps: EndpointRecord[], ref: StoreRef): void {
+function dropEndpoints(store: NetworkStore, eps: EndpointRecord[], ref: StoreRef, keepLinks = false): void {
   const hadPorts = new Set(eps.filter((e) => store.portsOfContainer(e.container).some((p) => p.network === e.network)).map((e) => e.network));
   for (const e of eps) store.release(e.container, e.network);
-  deleteLinks(eps.map((e) => e.veth));
+  if (!keepLinks) deleteLinks(eps.map((e) => e.veth));
   for (const name of new Set(eps.map((e) => e.network))) {
     const net = store.network(name);
     if (!net) continue;

@@ -1,12 +1,14 @@
 /**
- * The links: a bridge per network and a veth pair per container, made with iproute2's `ip` in
- * batch mode (one exec for the host side, one inside the container's namespace). Measured on
- * this kind of machine, an `ip` exec costs ~1.5 ms; a netlink implementation of our own would
- * save ~3 ms per attach but needs a native helper, so `ip` it is (see bench/network.ts).
+ * The links: a bridge per network (made once, with iproute2's `ip` in batch mode) and a veth pair
+ * per container, made and deleted by native/berth-net through rtnetlink in one exec. Measured
+ * here, every exec from Node costs ~8-10 ms (fork of a large process, then exec) even at real-time
+ * priority: the `ip` way (`ip -batch` on the host, then `ip -n NS -batch` inside) paid it twice
+ * per attach, 43 ms in all; berth-net pays it once (see bench/network.ts).
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { nativeBinary } from '../../runtime/init-process.js';
 import { BerthError } from '../../base/errors.js';
 import { formatIPv4, formatSubnet, type Subnet } from './ipv4.js';
 
@@ -75,15 +77,6 @@ export function vethName(container: string, network: string): string {
   return 'vb' + createHash('sha256').update(`${container}\0${network}`).digest('hex').slice(0, 12);
 }
 
-/** `ip -n` takes a name under /run/netns; a path elsewhere is reached from there by `..`. */
-function netnsArg(path: string): string {
-  const m = /^\/(?:var\/)?run\/netns\/([^/]+)$/.exec(path);
-  if (m) return m[1]!;
-  if (!path.startsWith('/')) throw new BerthError('USAGE', `network namespace ${JSON.stringify(path)} must be an absolute path (e.g. /proc/PID/ns/net)`);
-  mkdirSync('/run/netns', { recursive: true });
-  return `../../..${path}`;
-}
-
 export interface BridgeSpec {
   bridge: string;
   subnet: Subnet;
@@ -113,14 +106,6 @@ function sysctl(path: string, value: string): void {
   }
 }
 
-/** Creates the bridge unless it exists. Returns true when it had to be created. */
-export function ensureBridge(b: BridgeSpec): boolean {
-  if (linkExists(b.bridge)) return false;
-  ipBatch(bridgeLines(b), [], `creating bridge ${b.bridge}`);
-  bridgeSysctls(b);
-  return true;
-}
-
 function bridgeSysctls(b: BridgeSpec): void {
   // Published ports answer on 127.0.0.1: the DNAT'd packets keep their loopback source out of the bridge.
   sysctl(`/proc/sys/net/ipv4/conf/${b.bridge}/route_localnet`, '1');
@@ -136,42 +121,31 @@ export interface VethSpec {
   defaultRoute: boolean;
 }
 
+/** Runs native/berth-net; throws with its one-line message. */
+function berthNet(args: string[], what: string): void {
+  const r = spawnSync(nativeBinary('berth-net'), args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new BerthError('NETWORK', `${what}: ${(r.stderr || r.error?.message || `exit status ${r.status}`).trim().replace(/^berth-net: /, '')}`);
+}
+
 /**
- * Plugs a namespace into a bridge: a veth pair, host end on the bridge, the other end moved
- * into the namespace as `iface` with its address, lo up and (for the first network) a default
- * route via the gateway. Creates the bridge first when `createBridge`. Undoes the veth on failure.
+ * Plugs a namespace into a bridge: a veth pair, host end on the bridge, the other end made in
+ * the namespace as `iface` with its address, lo up and (for the first network) a default route
+ * via the gateway. Creates the bridge first when `createBridge`. berth-net undoes the veth on failure.
  */
 export function plugVeth(b: BridgeSpec, v: VethSpec, createBridge: boolean): void {
-  const host = [
-    ...(createBridge ? bridgeLines(b) : []),
-    `link add ${v.veth} type veth peer name ${v.iface} netns ${v.netnsPath}`,
-    `link set ${v.veth} master ${b.bridge} up`,
-  ];
-  try {
-    ipBatch(host, [], `attaching ${v.netnsPath} to bridge ${b.bridge}`);
-    if (createBridge) bridgeSysctls(b);
-    ipBatch(
-      [
-        'link set lo up',
-        `addr add ${formatIPv4(v.ip)}/${b.subnet.prefix} dev ${v.iface}`,
-        `link set ${v.iface} up`,
-        ...(v.defaultRoute ? [`route add default via ${formatIPv4(b.gateway)} dev ${v.iface}`] : []),
-      ],
-      ['-n', netnsArg(v.netnsPath)],
-      `configuring ${v.iface} in ${v.netnsPath}`,
-    );
-  } catch (err) {
-    deleteLinks([v.veth]);
-    throw err;
+  if (!v.netnsPath.startsWith('/')) throw new BerthError('USAGE', `network namespace ${JSON.stringify(v.netnsPath)} must be an absolute path (e.g. /proc/PID/ns/net)`);
+  if (createBridge) {
+    ipBatch(bridgeLines(b), [], `creating bridge ${b.bridge}`);
+    bridgeSysctls(b);
   }
+  berthNet(
+    ['attach', b.bridge, v.veth, v.netnsPath, v.iface, `${formatIPv4(v.ip)}/${b.subnet.prefix}`, ...(v.defaultRoute ? [formatIPv4(b.gateway)] : [])],
+    `attaching ${v.netnsPath} to bridge ${b.bridge}`,
+  );
 }
 
 /** Deletes links that exist (a veth's peer goes with it); missing ones are fine. One exec. */
 export function deleteLinks(names: string[]): void {
   const present = names.filter(linkExists);
-  if (present.length === 0) return;
-  const r = spawnSync('ip', ['-force', '-batch', '-'], { input: present.map((n) => `link del ${n}`).join('\n') + '\n', encoding: 'utf8' });
-  // A link that vanished meanwhile (its namespace died) is what we wanted; anything else is an error.
-  const left = present.filter(linkExists);
-  if (left.length) throw new BerthError('NETWORK', `cannot delete ${left.join(', ')}: ${(r.stderr ?? '').trim() || r.error?.message || 'ip failed'}`);
+  if (present.length) berthNet(['detach', ...present], `deleting ${present.join(', ')}`);
 }

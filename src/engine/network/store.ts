@@ -75,6 +75,14 @@ CREATE TABLE IF NOT EXISTS ports(host_ip TEXT NOT NULL, host_port INTEGER NOT NU
 CREATE INDEX IF NOT EXISTS ports_by_container ON ports(container);
 `;
 
+const SCHEMA_VERSION = 1;
+
+/** A value made on first use (statements are prepared only when a command needs them). */
+function lazy<T>(make: () => T): () => T {
+  let v: T | undefined;
+  return () => (v ??= make());
+}
+
 /** Where networks come from when nobody configured them. */
 export interface NetworkDefaults {
   /** The default network's name (docker's is `bridge`). */
@@ -147,7 +155,7 @@ export class NetworkStore {
   readonly db: Database.Database;
   /** The directory of the database: ROOT/network. */
   readonly dir: string;
-  readonly defaults: NetworkDefaults;
+  defaults: NetworkDefaults;
   /** The host's routes, which the default network's subnet must not overlap when it is first recorded. */
   hostRoutes: () => string[] = () => [];
   private readonly q;
@@ -160,35 +168,60 @@ export class NetworkStore {
     this.db.pragma('synchronous = NORMAL');
     // 50 concurrent `run`s queue for the writer lock; each holds it for one attach (~10 ms).
     this.db.pragma('busy_timeout = 60000');
-    this.db.exec(SCHEMA);
+    // The schema once per database, not once per open: user_version says it is there.
+    if (this.db.pragma('user_version', { simple: true }) !== SCHEMA_VERSION) {
+      this.tx(() => {
+        this.db.exec(SCHEMA);
+        this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      });
+    }
     this.defaults = defaults;
     const db = this.db;
     this.q = {
-      network: db.prepare<[string], NetworkRow>('SELECT * FROM networks WHERE name = ?'),
-      networkById: db.prepare<[string], NetworkRow>('SELECT * FROM networks WHERE id LIKE ? || \'%\''),
-      networks: db.prepare<[], NetworkRow>('SELECT * FROM networks ORDER BY name'),
-      insertNetwork: db.prepare('INSERT INTO networks(name, id, bridge, subnet, gateway, internal, dns, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
-      deleteNetwork: db.prepare('DELETE FROM networks WHERE name = ?'),
-      setActive: db.prepare('UPDATE networks SET active = ? WHERE name = ?'),
-      endpointsOf: db.prepare<[string], EndpointRow>('SELECT * FROM endpoints WHERE network = ? ORDER BY ip'),
-      endpointsOfContainer: db.prepare<[string], EndpointRow>('SELECT * FROM endpoints WHERE container = ? ORDER BY iface'),
-      allEndpoints: db.prepare<[], EndpointRow>('SELECT * FROM endpoints'),
-      endpoint: db.prepare<[string, string], EndpointRow>('SELECT * FROM endpoints WHERE container = ? AND network = ?'),
-      ipsOf: db.prepare<[string], string>('SELECT ip FROM endpoints WHERE network = ?').pluck(),
-      insertEndpoint: db.prepare(
+      network: lazy(() => db.prepare<[string], NetworkRow>('SELECT * FROM networks WHERE name = ?')),
+      networkById: lazy(() => db.prepare<[string], NetworkRow>('SELECT * FROM networks WHERE id LIKE ? || \'%\'')),
+      networks: lazy(() => db.prepare<[], NetworkRow>('SELECT * FROM networks ORDER BY name')),
+      insertNetwork: lazy(() => db.prepare('INSERT INTO networks(name, id, bridge, subnet, gateway, internal, dns, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')),
+      deleteNetwork: lazy(() => db.prepare('DELETE FROM networks WHERE name = ?')),
+      setActive: lazy(() => db.prepare('UPDATE networks SET active = ? WHERE name = ?')),
+      endpointsOf: lazy(() => db.prepare<[string], EndpointRow>('SELECT * FROM endpoints WHERE network = ? ORDER BY ip')),
+      endpointsOfContainer: lazy(() => db.prepare<[string], EndpointRow>('SELECT * FROM endpoints WHERE container = ? ORDER BY iface')),
+      allEndpoints: lazy(() => db.prepare<[], EndpointRow>('SELECT * FROM endpoints')),
+      endpoint: lazy(() => db.prepare<[string, string], EndpointRow>('SELECT * FROM endpoints WHERE container = ? AND network = ?')),
+      ipsOf: lazy(() => db.prepare<[string], string>('SELECT ip FROM endpoints WHERE network = ?').pluck()),
+      insertEndpoint: lazy(() => db.prepare(
         'INSERT INTO endpoints(container, network, name, aliases, ip, iface, veth, hosts_path, hosts_extra, hostname) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-      ),
-      deleteEndpoint: db.prepare('DELETE FROM endpoints WHERE container = ? AND network = ?'),
-      ports: db.prepare<[], PortRow>('SELECT * FROM ports ORDER BY host_port'),
-      portsOfNetwork: db.prepare<[string], PortRow>('SELECT * FROM ports WHERE network = ? ORDER BY host_port'),
-      portsOfContainer: db.prepare<[string], PortRow>('SELECT * FROM ports WHERE container = ? ORDER BY host_port'),
-      insertPort: db.prepare('INSERT INTO ports(host_ip, host_port, proto, container, network, container_ip, container_port) VALUES (?, ?, ?, ?, ?, ?, ?)'),
-      deletePortsOf: db.prepare('DELETE FROM ports WHERE container = ? AND network = ?'),
+      )),
+      deleteEndpoint: lazy(() => db.prepare('DELETE FROM endpoints WHERE container = ? AND network = ?')),
+      ports: lazy(() => db.prepare<[], PortRow>('SELECT * FROM ports ORDER BY host_port')),
+      portsOfNetwork: lazy(() => db.prepare<[string], PortRow>('SELECT * FROM ports WHERE network = ? ORDER BY host_port')),
+      portsOfContainer: lazy(() => db.prepare<[string], PortRow>('SELECT * FROM ports WHERE container = ? ORDER BY host_port')),
+      insertPort: lazy(() => db.prepare('INSERT INTO ports(host_ip, host_port, proto, container, network, container_ip, container_port) VALUES (?, ?, ?, ?, ?, ?, ?)')),
+      deletePortsOf: lazy(() => db.prepare('DELETE FROM ports WHERE container = ? AND network = ?')),
     };
   }
 
   static open(root?: string, defaults?: NetworkDefaults): NetworkStore {
     return new NetworkStore(networkDbPath(root), defaults);
+  }
+
+  private static readonly open_ = new Map<string, NetworkStore>();
+  /**
+   * The store of a root, opened once per process and kept open: opening (and closing, which
+   * checkpoints the WAL with an fsync) cost ~5 ms per call, more than the rest of a detach.
+   */
+  static cached(root: string | undefined, defaults: NetworkDefaults): NetworkStore {
+    const path = networkDbPath(root);
+    let s = NetworkStore.open_.get(path);
+    if (!s) NetworkStore.open_.set(path, (s = new NetworkStore(path, defaults)));
+    s.defaults = defaults;
+    return s;
+  }
+
+  /** Closes the stores kept open by cached (for long-lived processes that are done with networks). */
+  static closeShared(): void {
+    for (const s of NetworkStore.open_.values()) s.close();
+    NetworkStore.open_.clear();
   }
 
   close(): void {
@@ -201,7 +234,7 @@ export class NetworkStore {
   }
 
   network(name: string): NetworkRecord | undefined {
-    const r = this.q.network.get(name);
+    const r = this.q.network().get(name);
     return r ? networkOf(r) : undefined;
   }
 
@@ -210,7 +243,7 @@ export class NetworkStore {
     const byName = this.network(nameOrId);
     if (byName) return byName;
     if (/^[0-9a-f]{12,64}$/.test(nameOrId)) {
-      const r = this.q.networkById.get(nameOrId);
+      const r = this.q.networkById().get(nameOrId);
       if (r) return networkOf(r);
     }
     return undefined;
@@ -224,7 +257,7 @@ export class NetworkStore {
   }
 
   networks(): NetworkRecord[] {
-    return this.q.networks.all().map(networkOf);
+    return this.q.networks().all().map(networkOf);
   }
 
   /** The default network's record, created with the configured subnet and bridge if missing. */
@@ -277,7 +310,7 @@ export class NetworkStore {
     if (opts.hostLinks?.has(bridge)) throw new BerthError('USAGE', `an interface named ${bridge} already exists on this host: choose another bridge name`);
     const id = randomHex(64);
     const created = new Date().toISOString();
-    this.q.insertNetwork.run(opts.name, id, bridge, formatSubnet(subnet), formatIPv4(gateway), opts.internal ? 1 : 0, dns ? 1 : 0, created);
+    this.q.insertNetwork().run(opts.name, id, bridge, formatSubnet(subnet), formatIPv4(gateway), opts.internal ? 1 : 0, dns ? 1 : 0, created);
     return this.network(opts.name)!;
   }
 
@@ -301,28 +334,28 @@ export class NetworkStore {
 
   /** Records whether the network's bridge and rules may exist in the kernel. */
   setActive(name: string, active: boolean): void {
-    this.q.setActive.run(active ? 1 : 0, name);
+    this.q.setActive().run(active ? 1 : 0, name);
   }
 
   /** Removes the record of a network no container is on (the caller removes its bridge first). */
   deleteNetwork(name: string): void {
-    this.q.deleteNetwork.run(name);
+    this.q.deleteNetwork().run(name);
   }
 
   endpoints(network: string): EndpointRecord[] {
-    return this.q.endpointsOf.all(network).map(endpointOf);
+    return this.q.endpointsOf().all(network).map(endpointOf);
   }
 
   endpointsOfContainer(container: string): EndpointRecord[] {
-    return this.q.endpointsOfContainer.all(container).map(endpointOf);
+    return this.q.endpointsOfContainer().all(container).map(endpointOf);
   }
 
   allEndpoints(): EndpointRecord[] {
-    return this.q.allEndpoints.all().map(endpointOf);
+    return this.q.allEndpoints().all().map(endpointOf);
   }
 
   endpoint(container: string, network: string): EndpointRecord | undefined {
-    const r = this.q.endpoint.get(container, network);
+    const r = this.q.endpoint().get(container, network);
     return r ? endpointOf(r) : undefined;
   }
 
@@ -333,7 +366,7 @@ export class NetworkStore {
   allocate(net: NetworkRecord, ep: Omit<EndpointRecord, 'network' | 'ip'>, wanted?: string): string {
     const subnet = parseSubnet(net.subnet);
     const gateway = parseIPv4(net.gateway);
-    const used = new Set(this.q.ipsOf.all(net.name).map((s) => parseIPv4(s)));
+    const used = new Set(this.q.ipsOf().all(net.name).map((s) => parseIPv4(s)));
     let ip: number | undefined;
     if (wanted !== undefined) {
       ip = parseIPv4(wanted, '--ip');
@@ -351,30 +384,30 @@ export class NetworkStore {
       if (ip === undefined) throw new BerthError('USAGE', `network ${net.name} (${net.subnet}) has no free address left: remove containers or use a larger subnet`);
     }
     const addr = formatIPv4(ip);
-    this.q.insertEndpoint.run(ep.container, net.name, ep.name, JSON.stringify(ep.aliases), addr, ep.iface, ep.veth, ep.hostsPath, JSON.stringify(ep.hostsExtra), ep.hostname);
+    this.q.insertEndpoint().run(ep.container, net.name, ep.name, JSON.stringify(ep.aliases), addr, ep.iface, ep.veth, ep.hostsPath, JSON.stringify(ep.hostsExtra), ep.hostname);
     return addr;
   }
 
   /** Frees a container's address (and its published ports) on one network. */
   release(container: string, network: string): void {
-    this.q.deletePortsOf.run(container, network);
-    this.q.deleteEndpoint.run(container, network);
+    this.q.deletePortsOf().run(container, network);
+    this.q.deleteEndpoint().run(container, network);
   }
 
   ports(): PortRecord[] {
-    return this.q.ports.all().map(portOf);
+    return this.q.ports().all().map(portOf);
   }
 
   portsOfNetwork(network: string): PortRecord[] {
-    return this.q.portsOfNetwork.all(network).map(portOf);
+    return this.q.portsOfNetwork().all(network).map(portOf);
   }
 
   portsOfContainer(container: string): PortRecord[] {
-    return this.q.portsOfContainer.all(container).map(portOf);
+    return this.q.portsOfContainer().all(container).map(portOf);
   }
 
   addPort(p: PortRecord): void {
-    this.q.insertPort.run(p.hostIp, p.hostPort, p.proto, p.container, p.network, p.containerIp, p.containerPort);
+    this.q.insertPort().run(p.hostIp, p.hostPort, p.proto, p.container, p.network, p.containerIp, p.containerPort);
   }
 
   /**

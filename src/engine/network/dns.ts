@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BerthError } from '../../base/errors.js';
-import { nativeBinary } from '../../runtime/init-process.js';
+import { nativeBinary } from '../../base/package.js';
 import { writeAtomic } from '../../runtime/state.js';
 import { tryParseIPv4 } from './ipv4.js';
 import type { EndpointRecord, NetworkRecord } from './store.js';

@@ -8,7 +8,7 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { nativeBinary } from '../../runtime/init-process.js';
+import { nativeBinary } from '../../base/package.js';
 import { BerthError } from '../../base/errors.js';
 import { formatIPv4, formatSubnet, type Subnet } from './ipv4.js';
 

@@ -776,7 +776,10 @@ static void exec_process(void) {
   if (a == 0) die("process.args is empty");
   environ = envp;
   execvp(argv[0], argv);
-  die("exec %s: %s", argv[0], strerror(errno));
+  /* As shells and engines do: 127 when the command is not there, 126 when it cannot run. */
+  int err = errno;
+  fprintf(stderr, "berth-init: exec %s: %s\n", argv[0], strerror(err));
+  _exit(err == ENOENT || err == ENOTDIR ? 127 : 126);
 }
 
 static int open_exec_fifo(int *dummy) {

@@ -3,6 +3,7 @@
  * The `berth` command: a thin dispatcher. Each command group lives in its own module,
  * loaded only when one of its commands runs, so that start-up stays small.
  */
+import * as fs from 'node:fs';
 import { BerthError } from '../base/errors.js';
 import { berthVersion } from '../base/package.js';
 import { parseCommand, type CommandGroup } from './common.js';
@@ -14,6 +15,7 @@ const groups: Record<string, GroupLoader> = {
   image: () => import('./image.js'),
   client: () => import('./client.js'),
   serve: () => import('./serve.js'),
+  engine: () => import('./engine.js'),
 };
 
 /** Which group serves each command: edit this table when adding a command. */
@@ -22,7 +24,7 @@ const commandGroup: Record<string, keyof typeof groups> = {
   validate: 'image',
   layout: 'image',
   unpack: 'image',
-  create: 'image',
+  create: 'image', // and containers: sharedGroup
   append: 'image',
   mutate: 'image',
   artifact: 'image',
@@ -30,7 +32,7 @@ const commandGroup: Record<string, keyof typeof groups> = {
   copy: 'client',
   pull: 'client',
   push: 'client',
-  inspect: 'client',
+  inspect: 'client', // and containers: sharedGroup
   tags: 'client',
   catalog: 'client',
   digest: 'client',
@@ -49,7 +51,54 @@ const commandGroup: Record<string, keyof typeof groups> = {
   // registry server (cli/serve.ts)
   serve: 'serve',
   registry: 'serve',
+  // containers (cli/engine.ts)
+  run: 'engine',
+  start: 'engine',
+  stop: 'engine',
+  kill: 'engine',
+  restart: 'engine',
+  rm: 'engine',
+  ps: 'engine',
+  logs: 'engine',
+  exec: 'engine',
+  wait: 'engine',
+  top: 'engine',
+  cp: 'engine',
+  commit: 'engine',
+  container: 'engine',
 };
+
+/**
+ * Commands two groups share, told apart by their arguments: `create DIR oci:LAYOUT:TAG` makes an
+ * image (else a container), `inspect X` shows a container when X names one (else an image).
+ */
+function sharedGroup(cmd: string, args: string[]): keyof typeof groups | undefined {
+  if (cmd === 'create') return args.some((a) => /^oci:/.test(a)) ? 'image' : 'engine';
+  if (cmd === 'inspect') {
+    const target = args.filter((a) => !a.startsWith('-')).pop();
+    return target !== undefined && namesContainer(target, args) ? 'engine' : 'client';
+  }
+  return undefined;
+}
+
+/** Whether ref is a container's name or id (prefix) in the berth root the args or environment name. */
+function namesContainer(ref: string, args: string[]): boolean {
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(ref)) return false;
+  const at = args.findIndex((a) => a === '--root' || a.startsWith('--root='));
+  const root = at < 0 ? undefined : args[at]!.includes('=') ? args[at]!.slice(7) : args[at + 1];
+  const base = root ?? process.env.BERTH_ROOT ?? (process.getuid?.() === 0 ? '/var/lib/berth' : undefined);
+  if (!base) return false;
+  const dir = `${base}/containers`;
+  try {
+    if (fs.lstatSync(`${dir}/names/${ref}`).isSymbolicLink()) return true;
+  } catch { /* not a name */ }
+  if (!/^[0-9a-f]+$/.test(ref)) return false;
+  try {
+    return fs.readdirSync(dir).some((n) => n.length === 64 && n.startsWith(ref));
+  } catch {
+    return false;
+  }
+}
 
 async function loadGroup(name: string): Promise<CommandGroup | undefined> {
   try {
@@ -90,7 +139,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`berth ${berthVersion()}\n`);
     return 0;
   }
-  const groupName = commandGroup[cmd];
+  const groupName = sharedGroup(cmd, rest) ?? commandGroup[cmd];
   const group = groupName ? await loadGroup(groupName) : undefined;
   const spec = group?.[cmd];
   if (!spec) {

@@ -8,6 +8,8 @@ export interface CommandSpec {
   /** Full usage text with examples, shown by `berth CMD --help`. */
   usage: string;
   options?: ParseArgsConfig['options'];
+  /** Options end after this many positionals (`run IMAGE CMD -x`: the command's own flags). */
+  optionsEndAfter?: number;
   run(parsed: ParsedCommand): Promise<number>;
 }
 
@@ -28,6 +30,12 @@ const COMMON_OPTIONS: NonNullable<ParseArgsConfig['options']> = {
 /** Parses argv for one command; throws USAGE with the usage text on bad flags. */
 export function parseCommand(name: string, spec: CommandSpec, argv: string[]): ParsedCommand | 'help' {
   let parsed;
+  let rest: string[] = [];
+  if (spec.optionsEndAfter !== undefined) {
+    const at = optionsEnd(argv, { ...COMMON_OPTIONS, ...(spec.options ?? {}) }, spec.optionsEndAfter);
+    rest = argv.slice(at);
+    argv = argv.slice(0, at);
+  }
   try {
     parsed = parseArgs({
       args: argv,
@@ -43,7 +51,29 @@ export function parseCommand(name: string, spec: CommandSpec, argv: string[]): P
   if (format !== undefined && format !== 'json' && format !== 'text') {
     throw new BerthError('USAGE', `berth ${name}: --format must be "json" or "text", got ${JSON.stringify(format)}`);
   }
-  return { values: parsed.values as ParsedCommand['values'], positionals: parsed.positionals, json: format === 'json' };
+  return { values: parsed.values as ParsedCommand['values'], positionals: [...parsed.positionals, ...rest], json: format === 'json' };
+}
+
+/** The index in argv just after the `count`-th positional (docker's parser stops there). */
+function optionsEnd(argv: string[], options: NonNullable<ParseArgsConfig['options']>, count: number): number {
+  const takesValue = (name: string) => options[name]?.type === 'string';
+  const byShort = new Map(Object.entries(options).filter(([, o]) => o.short).map(([n, o]) => [o.short!, n]));
+  let seen = 0;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') return argv.length; // parseArgs takes everything after it as positionals
+    if (a.startsWith('--')) {
+      if (!a.includes('=') && takesValue(a.slice(2))) i++;
+    } else if (a.startsWith('-') && a !== '-') {
+      for (let k = 1; k < a.length; k++) {
+        const name = byShort.get(a[k]!);
+        if (name && takesValue(name)) { if (k === a.length - 1) i++; break; }
+      }
+    } else if (++seen === count) {
+      return i + 1;
+    }
+  }
+  return argv.length;
 }
 
 export function str(p: ParsedCommand, key: string): string | undefined {

@@ -11,7 +11,7 @@ import { BerthError } from '../base/errors.js';
 import { cgroupManagerFor, type CgroupManager } from './cgroups/manager.js';
 import { validateRuntimeConfig } from './spec/validate.js';
 import { runHooks } from './hooks.js';
-import { abandonInit, releaseUnusedInit, runInit, spawnInit, waitGone, type SpawnedInit } from './init-process.js';
+import { abandonInit, releaseUnusedInit, runInit, spawnInit, waitGone, type InitStdio, type Launcher, type SpawnedInit } from './init-process.js';
 import { buildInitPlanBody, buildInitPlanHead, DEFAULT_DEVICES, type InitPlanInput } from './plan.js';
 import type { LinuxDeviceCgroup, LinuxIDMapping, LinuxResources, Spec } from './spec/types.js';
 import { containerDir, ociState, procStat, removeContainerDir, reserveId, seccompCacheDir, writeAtomic, writeRecord, type ContainerRecord } from './state.js';
@@ -26,7 +26,9 @@ export interface CreateOptions {
   /** `run`: berth-init stays as the container's parent and exits with its status. */
   keep?: boolean;
   /** Where the container's stdio goes ('inherit': ours). */
-  stdio?: 'inherit' | 'ignore';
+  stdio?: InitStdio;
+  /** With keep: berth-init runs under this program (an engine's monitor). */
+  launcher?: Launcher;
 }
 
 export interface Created {
@@ -229,7 +231,7 @@ async function createOnce(opts: CreateOptions, attempt: Attempt): Promise<Create
         await runHooks('createRuntime', spec.hooks?.createRuntime, state);
         return JSON.stringify(state);
       },
-    }, opts.stdio ?? 'inherit', early, () => buildInitPlanBody(planInput, plan));
+    }, opts.stdio ?? 'inherit', early, () => buildInitPlanBody(planInput, plan), opts.launcher);
     trace('container ready');
     if (opts.pidFile) writeAtomic(resolve(opts.pidFile), String(started.pid), 0o600, false);
     return { record, ...(started.child ? { init: started.child } : {}) };

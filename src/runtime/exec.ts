@@ -3,7 +3,7 @@ import { appendFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { BerthError } from '../base/errors.js';
 import { loadBundleConfig } from './create.js';
-import { runInit } from './init-process.js';
+import { runInit, type Launcher } from './init-process.js';
 import { buildExecPlan } from './plan.js';
 import type { Process } from './spec/types.js';
 import { readRecord, seccompCacheDir, statusOf, writeAtomic } from './state.js';
@@ -15,6 +15,8 @@ export interface ExecOptions {
   detach?: boolean;
   pidFile?: string;
   consoleSocket?: string;
+  /** berth-init runs under this program (an engine's monitor holding the pty). */
+  launcher?: Launcher;
 }
 
 /** Returns the exit code of the process (0 at once with detach). */
@@ -35,7 +37,7 @@ export async function execInContainer(opts: ExecOptions): Promise<number> {
     onPid: async (pid) => {
       for (const dir of new Set(Object.values(rec.cgroupPaths))) appendFileSync(join(dir, 'cgroup.procs'), String(pid));
     },
-  });
+  }, 'inherit', undefined, undefined, opts.launcher);
   if (opts.pidFile) writeAtomic(resolve(opts.pidFile), String(started.pid), 0o600, false);
   const child = started.child;
   if (!child) throw new BerthError('INTERNAL', 'exec: berth-init was not started by this process');

@@ -201,10 +201,20 @@ function guessedDirs(hex: string): string[] {
  * berth-init that was already sent the front end's guess of these records is kept only if
  * the guess is exactly what this process decided.
  */
-export async function spawnInit(stdio: 'inherit' | 'ignore' = 'inherit', early: PlanRecord[] = [], prestarted = false): Promise<SpawnedInit> {
+/**
+ * A program berth-init runs under (an engine's monitor, native/berth-monitor.c): started as
+ * `command ...args berth-init`, it passes fd 3 on to berth-init and exits with its status.
+ * `detached`: in a session of its own, not waited for by this process.
+ */
+export interface Launcher { command: string; args: string[]; detached?: boolean }
+
+/** Where berth-init's stdin, stdout and stderr go: all three alike, or each its own. */
+export type InitStdio = 'inherit' | 'ignore' | ['inherit' | 'ignore', 'inherit' | 'ignore', 'inherit' | 'ignore'];
+
+export async function spawnInit(stdio: InitStdio = 'inherit', early: PlanRecord[] = [], prestarted = false, launcher?: Launcher): Promise<SpawnedInit> {
   const mine = early.length ? encodeRecords(early) : undefined;
   let init = takePrestarted();
-  const adopt = init !== undefined && prestarted && stdio === 'inherit' && (init.guess === undefined || init.guess.records === mine?.toString('hex'));
+  const adopt = init !== undefined && prestarted && stdio === 'inherit' && !launcher && (init.guess === undefined || init.guess.records === mine?.toString('hex'));
   if (init?.guess && process.env.BERTH_RUNTIME_TRACE) {
     process.stderr.write(`berth-runtime: the front end's guess of the cgroups was ${adopt ? 'right: kept' : 'wrong: replaced'}\n`);
   }
@@ -214,7 +224,10 @@ export async function spawnInit(stdio: 'inherit' | 'ignore' = 'inherit', early: 
   }
   if (!init) {
     const { spawn } = await import('node:child_process');
-    const child = spawn(nativeBinary('berth-init'), [], { stdio: [stdio, stdio, stdio, 'pipe'] });
+    const three = typeof stdio === 'string' ? [stdio, stdio, stdio] : stdio;
+    const child = launcher
+      ? spawn(launcher.command, [...launcher.args, nativeBinary('berth-init')], { stdio: [...three, 'pipe'], detached: launcher.detached ?? false })
+      : spawn(nativeBinary('berth-init'), [], { stdio: [...three, 'pipe'] });
     const spawnError = new Promise<never>((_, reject) => child.once('error', (err) => reject(new BerthError('RUNTIME_ERROR', `cannot start berth-init: ${err.message}`, { cause: err }))));
     spawnError.catch(() => undefined);
     init = { child, pid: child.pid ?? 0, channel: new SocketChannel(child.stdio[3] as Duplex), spawnError };
@@ -253,8 +266,8 @@ export async function abandonInit(init: SpawnedInit): Promise<void> {
  * (plan.ts buildInitPlanHead): it goes first with a "fork" record, so that stage 1 clones
  * while body() builds the rest, which stage 2 reads.
  */
-export async function runInit(plan: Plan, events: InitEvents, stdio: 'inherit' | 'ignore' = 'inherit', spawned?: SpawnedInit, body?: () => PlanRecord[]): Promise<StartedInit> {
-  const init = spawned ?? await spawnInit(stdio);
+export async function runInit(plan: Plan, events: InitEvents, stdio: InitStdio = 'inherit', spawned?: SpawnedInit, body?: () => PlanRecord[], launcher?: Launcher): Promise<StartedInit> {
+  const init = spawned ?? await spawnInit(stdio, [], false, launcher);
   const { channel, spawnError } = init;
   channel.write(body ? encodeRecords([...plan.records, ['fork', '']]) : encodePlan(plan.records));
   let pid = 0;

@@ -1,0 +1,387 @@
+/*
+ * berth-monitor: holds one container's stdio, as conmon does for podman and the shim for
+ * containerd, so that a detached container needs no Node process and no daemon.
+ *
+ *   berth-monitor [-a] [-i] [-t SOCKET] [-l LOG] [-s MAXSIZE] [-e EXITFILE]
+ *                 [-r REMOVE-DIR -n NAME-LINK -R RUNTIME-DIR -m ROOTFS-MOUNT -g CGROUP-DIR...]
+ *                 -- COMMAND ARG...
+ *
+ * It runs COMMAND (berth-init in keep mode, or `runc run`), which stays the parent of the
+ * container process and exits with its status; fd 3 (berth-init's plan channel) passes through.
+ *  -t SOCKET  listen there for the pty master berth-init sends (runtime-spec console socket)
+ *  -a         attached: copy the container's output to our stdout/stderr (and stdin, with -i,
+ *             to the container); exit with the container's status. Otherwise detached: setsid.
+ *  -l LOG     docker's json-file log ({"log","stream","time"} per line), rotated to LOG.1 when
+ *             it would pass MAXSIZE bytes (-s, default 10 MiB)
+ *  -e FILE    written at exit: "CODE FINISHED-AT-NS\n" (temp, then rename)
+ *  -r DIR     `--rm`: after the exit, the container is removed: its cgroup directories (-g)
+ *             and the runtime's state (-R) go, the rootfs mount (-m) is detached, the name link
+ *             (-n) goes when it still points to this container, and DIR is renamed to a
+ *             ".removing-" sibling and deleted (the next berth command finishes a removal this
+ *             process could not).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <libgen.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+static const char *log_path, *exit_path, *sock_path, *rm_dir, *name_link, *runtime_dir, *rootfs_mount;
+static const char *cgroups[32];
+static int ncg;
+static long long max_size = 10 << 20;
+static int attached, with_stdin;
+static int log_fd = -1;
+static long long log_size;
+static pid_t child;
+static struct termios saved_tio;
+static int tio_saved;
+
+static void fail(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "berth-monitor: ");
+  vfprintf(stderr, fmt, ap);
+  fprintf(stderr, "\n");
+  va_end(ap);
+  exit(125);
+}
+
+static void write_all(int fd, const char *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0) { if (errno == EINTR) continue; return; }
+    p += w;
+    n -= (size_t)w;
+  }
+}
+
+static void open_log(void) {
+  log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  if (log_fd < 0) return;
+  struct stat st;
+  log_size = fstat(log_fd, &st) == 0 ? st.st_size : 0;
+}
+
+static void rotate_log(void) {
+  char old[4200];
+  snprintf(old, sizeof old, "%s.1", log_path);
+  close(log_fd);
+  rename(log_path, old);
+  open_log();
+}
+
+/* One json-file entry: {"log":"...","stream":"stdout","time":"RFC3339Nano"} */
+static void log_entry(const char *stream, const char *data, size_t n) {
+  if (log_fd < 0) return;
+  static char buf[6 * 16384 + 256];
+  size_t o = 0;
+  o += (size_t)snprintf(buf + o, sizeof buf - o, "{\"log\":\"");
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)data[i];
+    if (c == '"' || c == '\\') { buf[o++] = '\\'; buf[o++] = (char)c; }
+    else if (c == '\n') { buf[o++] = '\\'; buf[o++] = 'n'; }
+    else if (c == '\r') { buf[o++] = '\\'; buf[o++] = 'r'; }
+    else if (c == '\t') { buf[o++] = '\\'; buf[o++] = 't'; }
+    else if (c < 0x20) o += (size_t)snprintf(buf + o, sizeof buf - o, "\\u%04x", c);
+    else buf[o++] = (char)c;
+  }
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  struct tm tm;
+  gmtime_r(&ts.tv_sec, &tm);
+  o += (size_t)snprintf(buf + o, sizeof buf - o, "\",\"stream\":\"%s\",\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ\"}\n",
+                        stream, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec);
+  if (log_size > 0 && log_size + (long long)o > max_size) rotate_log();
+  if (log_fd < 0) return;
+  write_all(log_fd, buf, o);
+  log_size += (long long)o;
+}
+
+/* Per stream: the partial line waiting for its newline (flushed at 16 KiB, as docker does). */
+struct stream {
+  const char *name;
+  int fd;      /* read end, -1 once at EOF */
+  int out;     /* where attached output goes */
+  char line[16384];
+  size_t len;
+};
+
+static void feed(struct stream *s, const char *p, size_t n) {
+  if (attached) write_all(s->out, p, n);
+  if (log_fd < 0) return;
+  for (size_t i = 0; i < n; i++) {
+    s->line[s->len++] = p[i];
+    if (p[i] == '\n' || s->len == sizeof s->line) {
+      log_entry(s->name, s->line, s->len);
+      s->len = 0;
+    }
+  }
+}
+
+static void flush_stream(struct stream *s) {
+  if (s->len) log_entry(s->name, s->line, s->len);
+  s->len = 0;
+}
+
+static void forward(int sig) {
+  if (child > 0) kill(child, sig);
+}
+
+static volatile sig_atomic_t winch;
+static void on_winch(int sig) { (void)sig; winch = 1; }
+
+static int receive_pty(int listener) {
+  /* Wait for berth-init to connect, or to exit without connecting. */
+  for (;;) {
+    struct pollfd p = { .fd = listener, .events = POLLIN };
+    int r = poll(&p, 1, 100);
+    if (r > 0) break;
+    if (r < 0 && errno != EINTR) return -1;
+    int st;
+    if (waitpid(child, &st, WNOHANG) == child) {
+      /* put it back for the main loop: remember the status through a pipe-less trick */
+      errno = ECHILD;
+      return -2 - (WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+    }
+  }
+  int conn = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
+  if (conn < 0) return -1;
+  char data[256];
+  char ctrl[CMSG_SPACE(sizeof(int))];
+  struct iovec iov = { .iov_base = data, .iov_len = sizeof data };
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctrl, .msg_controllen = sizeof ctrl };
+  ssize_t n = recvmsg(conn, &msg, MSG_CMSG_CLOEXEC);
+  close(conn);
+  if (n < 0) return -1;
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  if (!c || c->cmsg_type != SCM_RIGHTS) return -1;
+  int fd;
+  memcpy(&fd, CMSG_DATA(c), sizeof fd);
+  return fd;
+}
+
+static void copy_winsize(int master) {
+  struct winsize ws;
+  if (ioctl(0, TIOCGWINSZ, &ws) == 0) ioctl(master, TIOCSWINSZ, &ws);
+}
+
+static void restore_tty(void) {
+  if (tio_saved) tcsetattr(0, TCSANOW, &saved_tio);
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+  (void)sb; (void)ftw;
+  if (flag == FTW_DP) rmdir(path); else unlink(path);
+  return 0;
+}
+
+static void remove_tree(const char *dir) {
+  nftw(dir, rm_entry, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+  rmdir(dir);
+}
+
+static void remove_container(void) {
+  for (int i = 0; i < ncg; i++) {
+    /* The cgroup empties as the kernel reaps the last process: retry briefly. */
+    for (int k = 0; k < 50 && rmdir(cgroups[i]) < 0 && errno == EBUSY; k++) usleep(2000);
+  }
+  if (runtime_dir) remove_tree(runtime_dir);
+  if (rootfs_mount) umount2(rootfs_mount, MNT_DETACH);
+  char target[4200];
+  if (name_link) {
+    ssize_t n = readlink(name_link, target, sizeof target - 1);
+    if (n > 0) {
+      target[n] = 0;
+      char copy[4200];
+      snprintf(copy, sizeof copy, "%s", rm_dir);
+      if (strcmp(target, basename(copy)) == 0) unlink(name_link);
+    }
+  }
+  char dircopy[4200], basecopy[4200], removing[8600];
+  snprintf(dircopy, sizeof dircopy, "%s", rm_dir);
+  snprintf(basecopy, sizeof basecopy, "%s", rm_dir);
+  snprintf(removing, sizeof removing, "%s/.removing-%s", dirname(dircopy), basename(basecopy));
+  if (rename(rm_dir, removing) == 0) remove_tree(removing);
+}
+
+static void write_exit(int code) {
+  if (!exit_path) return;
+  char tmp[4200], buf[64];
+  snprintf(tmp, sizeof tmp, "%s.tmp", exit_path);
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  int n = snprintf(buf, sizeof buf, "%d %lld\n", code, (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  write_all(fd, buf, (size_t)n);
+  fsync(fd);
+  close(fd);
+  rename(tmp, exit_path);
+}
+
+int main(int argc, char **argv) {
+  int opt;
+  while ((opt = getopt(argc, argv, "+ait:l:s:e:r:n:R:m:g:")) != -1) {
+    switch (opt) {
+    case 'a': attached = 1; break;
+    case 'i': with_stdin = 1; break;
+    case 't': sock_path = optarg; break;
+    case 'l': log_path = optarg; break;
+    case 's': max_size = atoll(optarg); break;
+    case 'e': exit_path = optarg; break;
+    case 'r': rm_dir = optarg; break;
+    case 'n': name_link = optarg; break;
+    case 'R': runtime_dir = optarg; break;
+    case 'm': rootfs_mount = optarg; break;
+    case 'g': if (ncg < 32) cgroups[ncg++] = optarg; break;
+    default: fail("usage: berth-monitor [-a] [-i] [-t SOCKET] [-l LOG] [-s MAX] [-e EXITFILE] [-r DIR ...] -- COMMAND ARG...");
+    }
+  }
+  if (optind >= argc) fail("no command given");
+  if (!attached) setsid();
+  if (log_path) open_log();
+
+  int listener = -1;
+  if (sock_path) {
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    if (strlen(sock_path) >= sizeof sa.sun_path) fail("console socket path too long: %s", sock_path);
+    strcpy(sa.sun_path, sock_path);
+    unlink(sock_path);
+    listener = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (listener < 0 || bind(listener, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(listener, 1) < 0)
+      fail("console socket %s: %s", sock_path, strerror(errno));
+  }
+
+  int out[2] = { -1, -1 }, err[2] = { -1, -1 };
+  if (!sock_path && (!attached || log_path)) {
+    if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) fail("pipe: %s", strerror(errno));
+  }
+  child = fork();
+  if (child < 0) fail("fork: %s", strerror(errno));
+  if (child == 0) {
+    if (!attached || !with_stdin) {
+      int null = open("/dev/null", O_RDONLY);
+      if (null >= 0 && !(attached && sock_path)) { dup2(null, 0); }
+      if (null > 0) close(null);
+    }
+    if (out[1] >= 0) { dup2(out[1], 1); dup2(err[1], 2); }
+    else if (!attached) {
+      int null = open("/dev/null", O_WRONLY);
+      if (null >= 0) { dup2(null, 1); dup2(null, 2); if (null > 2) close(null); }
+    }
+    execvp(argv[optind], argv + optind);
+    fprintf(stderr, "berth-monitor: exec %s: %s\n", argv[optind], strerror(errno));
+    _exit(127);
+  }
+  /* fd 3 is berth-init's now: without our copy, the engine sees its end close with it. */
+  close(3);
+  if (out[1] >= 0) { close(out[1]); close(err[1]); }
+
+  int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
+  for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) signal(sigs[i], forward);
+  signal(SIGPIPE, SIG_IGN);
+
+  struct stream sout = { .name = "stdout", .fd = out[0], .out = 1 }, serr = { .name = "stderr", .fd = err[0], .out = 2 };
+  int master = -1, status = -1, code = -1;
+  if (listener >= 0) {
+    master = receive_pty(listener);
+    close(listener);
+    unlink(sock_path);
+    if (master <= -2) code = -2 - master;
+    else if (master < 0) { kill(child, SIGKILL); }
+    else {
+      sout.fd = master;
+      if (attached && isatty(0)) {
+        if (tcgetattr(0, &saved_tio) == 0) {
+          tio_saved = 1;
+          atexit(restore_tty);
+          struct termios raw = saved_tio;
+          cfmakeraw(&raw);
+          tcsetattr(0, TCSANOW, &raw);
+        }
+        struct sigaction sa = { .sa_handler = on_winch };
+        sigaction(SIGWINCH, &sa, NULL);
+        copy_winsize(master);
+      }
+    }
+  }
+  int in_open = attached && with_stdin && master >= 0;
+  char buf[16384];
+  int exited = code >= 0;
+  for (;;) {
+    if (winch) { winch = 0; if (master >= 0) copy_winsize(master); }
+    struct pollfd p[3];
+    int np = 0;
+    if (sout.fd >= 0) p[np++] = (struct pollfd){ .fd = sout.fd, .events = POLLIN };
+    if (serr.fd >= 0) p[np++] = (struct pollfd){ .fd = serr.fd, .events = POLLIN };
+    if (in_open) p[np++] = (struct pollfd){ .fd = 0, .events = POLLIN };
+    if (!exited) {
+      pid_t w = waitpid(child, &status, WNOHANG);
+      if (w == child) {
+        exited = 1;
+        code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+    }
+    if (np == 0 || (exited && np == (in_open ? 1 : 0))) {
+      if (exited) break;
+      /* Output closed before the exit: wait for it (EINTR: a forwarded signal). */
+      if (waitpid(child, &status, 0) == child) {
+        exited = 1;
+        code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      } else if (errno != EINTR) {
+        break;
+      }
+      continue;
+    }
+    /* After the exit, a pty master never reports EOF while other holders live: drain briefly. */
+    int r = poll(p, (nfds_t)np, exited ? 50 : 200);
+    if (r < 0 && errno != EINTR) break;
+    if (r == 0 && exited) break;
+    for (int i = 0; i < np && r > 0; i++) {
+      if (!p[i].revents) continue;
+      if (p[i].fd == 0) {
+        ssize_t n = read(0, buf, sizeof buf);
+        if (n <= 0) { in_open = 0; if (master >= 0 && !isatty(0)) { char eot = 4; write_all(master, &eot, 1); } }
+        else write_all(master, buf, (size_t)n);
+        continue;
+      }
+      struct stream *s = p[i].fd == sout.fd ? &sout : &serr;
+      ssize_t n = read(s->fd, buf, sizeof buf);
+      if (n <= 0) {
+        if (n < 0 && errno == EINTR) continue;
+        flush_stream(s);
+        close(s->fd);
+        s->fd = -1;
+        continue;
+      }
+      feed(s, buf, (size_t)n);
+    }
+  }
+  flush_stream(&sout);
+  flush_stream(&serr);
+  if (code < 0) {
+    if (waitpid(child, &status, 0) == child) code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    else code = 255;
+  }
+  write_exit(code);
+  if (rm_dir) remove_container();
+  restore_tty();
+  return code;
+}

@@ -1,0 +1,607 @@
+/**
+ * Container commands (docker's names, flags and exit codes): run, create, start, stop, kill,
+ * restart, rm, ps, logs, exec, wait, inspect, top, cp, commit, container prune.
+ * Exit status: the container's own for run/start -a/exec/wait; 125 when berth fails,
+ * 126 when the command cannot be invoked, 127 when it is not found.
+ */
+import { BerthError } from '../base/errors.js';
+import { flag, printJson, printLine, str, strs, type CommandGroup, type CommandSpec, type ParsedCommand } from './common.js';
+import type { Container } from '../engine/containers/store.js';
+import type { Engine, ImageSource } from '../engine/containers/engine.js';
+import type { RunOptions } from '../engine/containers/options.js';
+
+type EngineModule = typeof import('../engine/containers/engine.js');
+
+async function engineOf(p: ParsedCommand): Promise<{ engine: Engine; mod: EngineModule }> {
+  const mod = await import('../engine/containers/engine.js');
+  const { berthRoot } = await import('../engine/store.js');
+  return { engine: new mod.Engine(berthRoot({ root: str(p, 'root') })), mod };
+}
+
+/** Runs a command body; errors print one line and give docker's exit status (125 unless said). */
+function engineCommand(spec: Omit<CommandSpec, 'run'> & { run(p: ParsedCommand): Promise<number> }): CommandSpec {
+  return {
+    ...spec,
+    async run(p) {
+      try {
+        return await spec.run(p);
+      } catch (err) {
+        const code = (err as { exitCode?: number }).exitCode ?? 125;
+        const msg = err instanceof Error ? err.message : String(err);
+        process.stderr.write(`berth: ${err instanceof BerthError ? msg : (err as Error).stack ?? msg}\n`);
+        return code;
+      }
+    },
+  };
+}
+
+const ROOT_OPTION = { root: { type: 'string' as const } };
+
+const RUN_OPTIONS = {
+  ...ROOT_OPTION,
+  rm: { type: 'boolean' as const },
+  detach: { type: 'boolean' as const, short: 'd' },
+  interactive: { type: 'boolean' as const, short: 'i' },
+  tty: { type: 'boolean' as const, short: 't' },
+  name: { type: 'string' as const },
+  env: { type: 'string' as const, short: 'e', multiple: true },
+  'env-file': { type: 'string' as const, multiple: true },
+  volume: { type: 'string' as const, short: 'v', multiple: true },
+  mount: { type: 'string' as const, multiple: true },
+  tmpfs: { type: 'string' as const, multiple: true },
+  workdir: { type: 'string' as const, short: 'w' },
+  user: { type: 'string' as const, short: 'u' },
+  entrypoint: { type: 'string' as const },
+  hostname: { type: 'string' as const, short: 'h' },
+  network: { type: 'string' as const },
+  net: { type: 'string' as const },
+  pull: { type: 'string' as const },
+  platform: { type: 'string' as const },
+  'read-only': { type: 'boolean' as const },
+  'cap-add': { type: 'string' as const, multiple: true },
+  'cap-drop': { type: 'string' as const, multiple: true },
+  privileged: { type: 'boolean' as const },
+  'security-opt': { type: 'string' as const, multiple: true },
+  memory: { type: 'string' as const, short: 'm' },
+  cpus: { type: 'string' as const },
+  'pids-limit': { type: 'string' as const },
+  ulimit: { type: 'string' as const, multiple: true },
+  init: { type: 'boolean' as const },
+  'stop-signal': { type: 'string' as const },
+  label: { type: 'string' as const, short: 'l', multiple: true },
+  runtime: { type: 'string' as const },
+  cidfile: { type: 'string' as const },
+  'log-opt': { type: 'string' as const, multiple: true },
+};
+
+const RUN_HELP = `Options:
+  --rm                  remove the container when it exits
+  -d, --detach          run in the background (held by berth-monitor) and print the id
+  -i, --interactive     keep stdin open;  -t, --tty  a pseudo-terminal (its size follows yours)
+  --name NAME           a unique name (default: berth_XXXXXXXX)
+  -e, --env K=V|K       environment (K alone: from this environment); --env-file FILE
+  -v, --volume HOST:CTR[:ro|rw]   bind a host path; --mount type=bind|tmpfs,source=,target=[,readonly]
+  --tmpfs PATH[:OPTS]   a tmpfs (noexec,nosuid,nodev by default)
+  -w, --workdir DIR     -u, --user USER[:GROUP]   --entrypoint CMD ("" to clear)   -h, --hostname NAME
+  --network none|host   (default none; bridge networking is not there yet)
+  --pull always|missing|never (default missing)   --platform OS/ARCH[/VARIANT]
+  --read-only           read-only root filesystem
+  --cap-add CAP, --cap-drop CAP (ALL allowed)   --privileged
+  --security-opt no-new-privileges | seccomp=unconfined | seccomp=PROFILE.json
+  -m, --memory SIZE     --cpus N   --pids-limit N   --ulimit NAME=SOFT[:HARD]
+  --init                a tiny reaper as PID 1 (berth-reaper)
+  --stop-signal SIG     -l, --label K=V   --cidfile FILE
+  --log-opt max-size=SIZE   rotate the json-file log at SIZE (default 10m)
+  --runtime berth|runc|crun|PATH   (default berth: planned in this process, berth-init executes)
+  --root DIR            berth root (default $BERTH_ROOT, else /var/lib/berth)
+State: containers live in ROOT/containers (one directory each; names in ROOT/containers/names).`;
+
+async function runOptions(p: ParsedCommand, command: string[]): Promise<RunOptions> {
+  const o = await import('../engine/containers/options.js');
+  const network = str(p, 'network') ?? str(p, 'net') ?? 'none';
+  if (network === 'bridge' || network === 'default') {
+    throw new BerthError('UNSUPPORTED', `--network ${network}: bridge networking is not supported yet; use --network none or --network host`);
+  }
+  if (network !== 'none' && network !== 'host') throw new BerthError('USAGE', `--network ${network}: use none or host`);
+  const sec = o.parseSecurityOpts(strs(p, 'security-opt'));
+  let logMaxSize = 10 << 20;
+  for (const lo of strs(p, 'log-opt')) {
+    const m = /^max-size=(.+)$/.exec(lo);
+    if (!m) throw new BerthError('USAGE', `--log-opt ${lo}: only max-size=SIZE is supported`);
+    logMaxSize = o.parseSize('log-opt max-size', m[1]!);
+  }
+  const runtime = str(p, 'runtime') ?? 'berth';
+  const pids = str(p, 'pids-limit');
+  if (pids !== undefined && !/^-?\d+$/.test(pids)) throw new BerthError('USAGE', `--pids-limit ${pids}: an integer`);
+  const stopSignal = str(p, 'stop-signal');
+  if (stopSignal) o.signalNumber(stopSignal);
+  return {
+    ...(str(p, 'name') !== undefined ? { name: str(p, 'name')! } : {}),
+    command,
+    ...(str(p, 'entrypoint') !== undefined ? { entrypoint: str(p, 'entrypoint')! } : {}),
+    env: o.parseEnv(strs(p, 'env'), strs(p, 'env-file')),
+    ...(str(p, 'workdir') ? { workdir: str(p, 'workdir')! } : {}),
+    ...(str(p, 'user') ? { user: str(p, 'user')! } : {}),
+    ...(str(p, 'hostname') ? { hostname: str(p, 'hostname')! } : {}),
+    network,
+    mounts: [...strs(p, 'volume').map(o.parseVolume), ...strs(p, 'mount').map(o.parseMount), ...strs(p, 'tmpfs').map(o.parseTmpfs)],
+    readOnly: flag(p, 'read-only'),
+    capAdd: strs(p, 'cap-add'),
+    capDrop: strs(p, 'cap-drop'),
+    privileged: flag(p, 'privileged'),
+    noNewPrivileges: sec.noNewPrivileges,
+    ...(sec.seccomp !== undefined ? { seccomp: sec.seccomp } : {}),
+    ...(str(p, 'memory') ? { memory: o.parseSize('memory', str(p, 'memory')!) } : {}),
+    ...(str(p, 'cpus') ? { cpus: o.parseCpus(str(p, 'cpus')!) } : {}),
+    ...(pids !== undefined ? { pidsLimit: Number(pids) } : {}),
+    ulimits: strs(p, 'ulimit').map(o.parseUlimit),
+    init: flag(p, 'init'),
+    ...(stopSignal ? { stopSignal } : {}),
+    labels: o.parseLabels(strs(p, 'label')),
+    tty: flag(p, 'tty'),
+    interactive: flag(p, 'interactive'),
+    autoRemove: flag(p, 'rm'),
+    runtime,
+    logMaxSize,
+  };
+}
+
+/** --pull always|missing|never through the registry client into the store. */
+function imageSource(p: ParsedCommand): ImageSource {
+  const policy = str(p, 'pull') ?? 'missing';
+  if (!['always', 'missing', 'never'].includes(policy)) throw new BerthError('USAGE', `--pull ${policy}: use always, missing or never`);
+  return {
+    async ensure(store, ref, name, platform) {
+      if (policy === 'never') return;
+      if (policy === 'missing') {
+        try {
+          await store.resolve(name);
+          return;
+        } catch (err) {
+          if (!(err instanceof BerthError) || err.code !== 'NOT_FOUND') throw err;
+        }
+      }
+      const { RegistryClient } = await import('../client/registry.js');
+      const { parseReference, referenceTarget } = await import('../image/reference.js');
+      const { copy } = await import('../content/copy.js');
+      const r = parseReference(ref);
+      const client = new RegistryClient({});
+      try {
+        const { repository, descriptor } = await client.resolveForPull(r.registry, r.repository, referenceTarget(r), { prefetch: true });
+        await copy(repository, descriptor, store, name, platform ? { platform } : {});
+      } catch (err) {
+        throw new BerthError((err as BerthError).code ?? 'REGISTRY_ERROR', `cannot pull ${ref}: ${(err as Error).message}`, { cause: err });
+      } finally {
+        client.close();
+      }
+    },
+  };
+}
+
+async function writeCidFile(path: string | undefined, id: string): Promise<void> {
+  if (!path) return;
+  const { openSync, writeSync, closeSync } = await import('node:fs');
+  let fd;
+  try {
+    fd = openSync(path, 'wx', 0o644);
+  } catch (err) {
+    throw new BerthError('USAGE', `--cidfile ${path}: ${(err as NodeJS.ErrnoException).code === 'EEXIST' ? 'the file exists' : (err as Error).message}`);
+  }
+  writeSync(fd, id);
+  closeSync(fd);
+}
+
+async function createFrom(p: ParsedCommand, usage: string): Promise<{ engine: Engine; c: Container }> {
+  if (p.positionals.length < 1) throw new BerthError('USAGE', `an image is required\n\n${usage}`);
+  const [image, ...command] = p.positionals as [string, ...string[]];
+  const opts = await runOptions(p, command);
+  if (opts.tty && !flag(p, 'detach') && !process.stdin.isTTY && opts.interactive) {
+    throw new BerthError('USAGE', 'the input device is not a TTY: drop -t, or run on a terminal');
+  }
+  const { engine } = await engineOf(p);
+  const c = await engine.create(image, opts, str(p, 'platform'), imageSource(p));
+  await writeCidFile(str(p, 'cidfile'), c.id);
+  return { engine, c };
+}
+
+const RUN_USAGE = `Usage: berth run [OPTIONS] IMAGE [COMMAND [ARG...]]
+
+Pulls IMAGE into the local store if needed, makes its root filesystem and runs COMMAND (the
+image's ENTRYPOINT and CMD by default), in the foreground unless -d. Exit status: the
+container's; 125 when berth fails, 126 when the command cannot run, 127 when it is not found.
+
+${RUN_HELP}
+
+Examples:
+  berth run --rm 127.0.0.1:5000/demo/app:v1
+  berth run --rm -it busybox sh
+  berth run -d --name web -v /srv/www:/www:ro busybox httpd -f -h /www`;
+
+function needOne(p: ParsedCommand, usage: string, min = 1): void {
+  if (p.positionals.length < min) throw new BerthError('USAGE', `wrong number of arguments\n\n${usage}`);
+}
+
+function shortId(id: string): string {
+  return id.slice(0, 12);
+}
+
+function ago(iso: string | undefined): string {
+  if (!iso) return '';
+  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+  if (s < 60) return s <= 1 ? 'Less than a second' : `${s} seconds`;
+  if (s < 3600) return Math.round(s / 60) === 1 ? 'About a minute' : `${Math.round(s / 60)} minutes`;
+  if (s < 86400) return Math.round(s / 3600) === 1 ? 'About an hour' : `${Math.round(s / 3600)} hours`;
+  return `${Math.round(s / 86400)} days`;
+}
+
+function statusText(c: Container, exit: number | undefined): string {
+  if (c.state.status === 'running') return `Up ${ago(c.state.startedAt)}`;
+  if (c.state.status === 'exited') return `Exited (${exit ?? c.state.exitCode ?? 0}) ${ago(c.state.finishedAt)} ago`;
+  return 'Created';
+}
+
+function table(rows: string[][]): void {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const r of rows) printLine(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('').trimEnd());
+}
+
+function matchesFilter(c: Container, filters: string[]): boolean {
+  for (const f of filters) {
+    const eq = f.indexOf('=');
+    const key = f.slice(0, eq);
+    const value = f.slice(eq + 1);
+    if (eq < 0) throw new BerthError('USAGE', `--filter ${f}: use KEY=VALUE (status, name, id, label, ancestor)`);
+    const ok =
+      key === 'status' ? c.state.status === value :
+      key === 'name' ? c.name.includes(value.replace(/^\//, '')) :
+      key === 'id' ? c.id.startsWith(value) :
+      key === 'label' ? (value.includes('=') ? c.config.labels[value.slice(0, value.indexOf('='))] === value.slice(value.indexOf('=') + 1) : value in c.config.labels) :
+      key === 'ancestor' ? c.config.image === value || c.config.image.endsWith(`/${value}`) || c.config.image.endsWith(`/${value}:latest`) || c.config.image.includes(`/library/${value}`) :
+      key === 'exited' ? c.state.status === 'exited' && String(c.state.exitCode) === value :
+      (() => { throw new BerthError('USAGE', `--filter ${f}: unknown key ${key} (status, name, id, label, ancestor, exited)`); })();
+    if (!ok) return false;
+  }
+  return true;
+}
+
+/** docker inspect's shape, for the fields berth has. */
+function inspectDoc(engine: Engine, c: Container): unknown {
+  const exit = engine.exitOf(c);
+  const running = c.state.status === 'running';
+  return {
+    Id: c.id,
+    Created: c.created,
+    Path: c.config.args[0],
+    Args: c.config.args.slice(1),
+    State: {
+      Status: c.state.status, Running: running, Paused: false, Restarting: false, OOMKilled: false, Dead: false,
+      Pid: running ? c.state.pid : 0, ExitCode: c.state.status === 'exited' ? exit ?? 0 : 0,
+      StartedAt: c.state.startedAt ?? '0001-01-01T00:00:00Z', FinishedAt: c.state.finishedAt ?? '0001-01-01T00:00:00Z',
+    },
+    Image: c.config.imageDigest,
+    Name: `/${c.name}`,
+    LogPath: engine.logPath(c),
+    HostConfig: {
+      AutoRemove: c.config.autoRemove, ReadonlyRootfs: c.config.readOnly, NetworkMode: c.config.network, Runtime: c.config.runtime,
+      LogConfig: { Type: 'json-file', Config: { 'max-size': String(c.config.logMaxSize) } },
+    },
+    Mounts: c.config.mounts.map((m) => ({ Type: m.type, Source: m.source, Destination: m.destination, RW: !m.options.includes('ro') })),
+    Config: {
+      Hostname: c.config.hostname, User: c.config.user, Tty: c.config.tty, OpenStdin: c.config.interactive, Env: c.config.env,
+      Cmd: c.config.cmd ?? null, Entrypoint: c.config.entrypoint ?? null, Image: c.config.image, WorkingDir: c.config.workdir,
+      Labels: c.config.labels, StopSignal: c.config.stopSignal,
+    },
+  };
+}
+
+async function forEachContainer(p: ParsedCommand, usage: string, fn: (engine: Engine, c: Container) => Promise<void>): Promise<number> {
+  needOne(p, usage);
+  const { engine } = await engineOf(p);
+  let status = 0;
+  for (const ref of p.positionals) {
+    try {
+      await fn(engine, engine.store.find(ref));
+    } catch (err) {
+      process.stderr.write(`berth: ${(err as Error).message}\n`);
+      status = (err as { exitCode?: number }).exitCode ?? 1;
+    }
+  }
+  return status;
+}
+
+async function followUntilExit(engine: Engine, c: Container): Promise<number> {
+  const { readLogs } = await import('../engine/containers/logs.js');
+  await readLogs(engine.logPath(c), { follow: true, stopped: () => engine.store.load(c.id)?.state.status !== 'running' }, (e) => {
+    (e.stream === 'stderr' ? process.stderr : process.stdout).write(e.log);
+  });
+  const done = engine.store.load(c.id);
+  return done ? engine.exitOf(done) ?? 0 : 0;
+}
+
+const commands: CommandGroup = {
+  run: engineCommand({
+    summary: 'Run a command in a new container (pulls the image when missing)',
+    usage: RUN_USAGE,
+    options: RUN_OPTIONS,
+    optionsEndAfter: 1,
+    async run(p) {
+      const detach = flag(p, 'detach');
+      const { engine, c } = await createFrom(p, RUN_USAGE);
+      if (detach) {
+        try {
+          await engine.start(c, false);
+        } catch (err) {
+          if (c.config.autoRemove) await engine.remove(engine.store.load(c.id) ?? c, true).catch(() => undefined);
+          throw err;
+        }
+        printLine(c.id);
+        return 0;
+      }
+      let code: number;
+      try {
+        code = await engine.start(c, true);
+      } finally {
+        if (c.config.autoRemove) {
+          const now = engine.store.load(c.id);
+          if (now) await engine.remove(now, true);
+        }
+      }
+      return code;
+    },
+  }),
+
+  create: engineCommand({
+    summary: 'Create a container (rootfs, config, name) without starting it; berth create DIR oci:… makes an image',
+    usage: `Usage: berth create [OPTIONS] IMAGE [COMMAND [ARG...]]\n\nAs berth run, without starting the container (berth start does). Prints the id.\n(berth create DIR oci:LAYOUT:TAG still makes an image from a directory.)\n\n${RUN_HELP}`,
+    options: RUN_OPTIONS,
+    optionsEndAfter: 1,
+    async run(p) {
+      const { c } = await createFrom(p, this.usage);
+      printLine(c.id);
+      return 0;
+    },
+  }),
+
+  start: engineCommand({
+    summary: 'Start one or more stopped containers',
+    usage: 'Usage: berth start [-a] CONTAINER...\n\n  -a, --attach   print the container\'s output and exit with its status',
+    options: { ...ROOT_OPTION, attach: { type: 'boolean', short: 'a' } },
+    async run(p) {
+      const usage = this.usage;
+      if (flag(p, 'attach')) {
+        needOne(p, usage);
+        const { engine } = await engineOf(p);
+        const c = engine.store.find(p.positionals[0]!);
+        await engine.start(c, false);
+        return followUntilExit(engine, engine.store.load(c.id) ?? c);
+      }
+      return forEachContainer(p, usage, async (engine, c) => {
+        if (c.state.status !== 'running') await engine.start(c, false);
+        printLine(p.positionals.find((r) => r === c.name || c.id.startsWith(r)) ?? c.id);
+      });
+    },
+  }),
+
+  stop: engineCommand({
+    summary: 'Stop running containers (the stop signal, then SIGKILL after -t seconds)',
+    usage: 'Usage: berth stop [-t SECONDS] CONTAINER...\n\n  -t, --time N   seconds to wait before SIGKILL (default 10)',
+    options: { ...ROOT_OPTION, time: { type: 'string', short: 't' } },
+    async run(p) {
+      const t = Number(str(p, 'time') ?? 10);
+      if (!Number.isFinite(t) || t < 0) throw new BerthError('USAGE', `--time ${str(p, 'time')}: seconds`);
+      return forEachContainer(p, this.usage, async (engine, c) => {
+        await engine.stop(c, t);
+        printLine(p.positionals.find((r) => r === c.name || c.id.startsWith(r)) ?? c.id);
+      });
+    },
+  }),
+
+  kill: engineCommand({
+    summary: 'Send a signal to running containers (default SIGKILL)',
+    usage: 'Usage: berth kill [-s SIGNAL] CONTAINER...',
+    options: { ...ROOT_OPTION, signal: { type: 'string', short: 's' } },
+    async run(p) {
+      return forEachContainer(p, this.usage, async (engine, c) => {
+        engine.kill(c, str(p, 'signal') ?? 'KILL');
+        printLine(p.positionals.find((r) => r === c.name || c.id.startsWith(r)) ?? c.id);
+      });
+    },
+  }),
+
+  restart: engineCommand({
+    summary: 'Stop and start containers again',
+    usage: 'Usage: berth restart [-t SECONDS] CONTAINER...',
+    options: { ...ROOT_OPTION, time: { type: 'string', short: 't' } },
+    async run(p) {
+      const t = Number(str(p, 'time') ?? 10);
+      return forEachContainer(p, this.usage, async (engine, c) => {
+        await engine.stop(c, t);
+        await engine.start(engine.store.load(c.id) ?? c, false);
+        printLine(p.positionals.find((r) => r === c.name || c.id.startsWith(r)) ?? c.id);
+      });
+    },
+  }),
+
+  rm: engineCommand({
+    summary: 'Remove containers (-f: running ones too)',
+    usage: 'Usage: berth rm [-f] [-v] CONTAINER...\n\n  -f, --force     kill a running container first\n  -v, --volumes   (anonymous volumes: berth makes none yet)',
+    options: { ...ROOT_OPTION, force: { type: 'boolean', short: 'f' }, volumes: { type: 'boolean', short: 'v' } },
+    async run(p) {
+      return forEachContainer(p, this.usage, async (engine, c) => {
+        await engine.remove(c, flag(p, 'force'));
+        printLine(p.positionals.find((r) => r === c.name || c.id.startsWith(r)) ?? c.id);
+      });
+    },
+  }),
+
+  ps: engineCommand({
+    summary: 'List containers',
+    usage: 'Usage: berth ps [-a] [-q] [--no-trunc] [--filter KEY=VALUE]... [--format json]\n\nFilters: status=created|running|exited, name=, id=, label=K[=V], ancestor=IMAGE, exited=CODE',
+    options: { ...ROOT_OPTION, all: { type: 'boolean', short: 'a' }, quiet: { type: 'boolean', short: 'q' }, filter: { type: 'string', short: 'f', multiple: true }, 'no-trunc': { type: 'boolean' } },
+    async run(p) {
+      const { engine } = await engineOf(p);
+      engine.sweep();
+      const filters = strs(p, 'filter');
+      const all = flag(p, 'all') || filters.some((f) => f.startsWith('status=') || f.startsWith('exited='));
+      const list = engine.store.list().filter((c) => (all || c.state.status === 'running') && matchesFilter(c, filters));
+      const id = (c: Container) => (flag(p, 'no-trunc') ? c.id : shortId(c.id));
+      if (flag(p, 'quiet')) { for (const c of list) printLine(id(c)); return 0; }
+      if (p.json) {
+        printJson(list.map((c) => ({
+          Id: c.id, Names: [c.name], Image: c.config.image, ImageID: c.config.imageDigest, Command: c.config.args.join(' '),
+          Created: c.created, State: c.state.status, Status: statusText(c, engine.exitOf(c)), Pid: c.state.status === 'running' ? c.state.pid : 0,
+          ExitCode: c.state.status === 'exited' ? engine.exitOf(c) ?? 0 : undefined, Labels: c.config.labels,
+        })));
+        return 0;
+      }
+      const cmd = (c: Container) => { const s = JSON.stringify(c.config.args.join(' ')); return flag(p, 'no-trunc') || s.length <= 22 ? s : `${s.slice(0, 20)}…"`; };
+      table([['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'NAMES'],
+        ...list.map((c) => [id(c), c.config.image, cmd(c), `${ago(c.created)} ago`, statusText(c, engine.exitOf(c)), c.name])]);
+      return 0;
+    },
+  }),
+
+  logs: engineCommand({
+    summary: 'Print a container\'s output (its json-file log)',
+    usage: 'Usage: berth logs [-f] [--tail N] [-t] [--since TIME] CONTAINER\n\n  -f, --follow       keep printing until the container exits\n  --tail N           only the last N lines\n  -t, --timestamps   prefix each line with its time\n  --since TIME       RFC 3339, Unix seconds, or a duration (10m)',
+    options: { ...ROOT_OPTION, follow: { type: 'boolean', short: 'f' }, tail: { type: 'string', short: 'n' }, timestamps: { type: 'boolean', short: 't' }, since: { type: 'string' } },
+    async run(p) {
+      needOne(p, this.usage);
+      const { engine } = await engineOf(p);
+      const c = engine.store.find(p.positionals[0]!);
+      const { readLogs, parseSince } = await import('../engine/containers/logs.js');
+      const tail = str(p, 'tail');
+      if (tail !== undefined && tail !== 'all' && !/^\d+$/.test(tail)) throw new BerthError('USAGE', `--tail ${tail}: a number of lines or "all"`);
+      let since: number | undefined;
+      try { since = str(p, 'since') ? parseSince(str(p, 'since')!) : undefined; } catch (err) { throw new BerthError('USAGE', (err as Error).message); }
+      const ts = flag(p, 'timestamps');
+      await readLogs(engine.logPath(c), {
+        ...(tail !== undefined && tail !== 'all' ? { tail: Number(tail) } : {}),
+        ...(since !== undefined ? { since } : {}),
+        follow: flag(p, 'follow'),
+        stopped: () => engine.store.load(c.id)?.state.status !== 'running',
+      }, (e) => (e.stream === 'stderr' ? process.stderr : process.stdout).write(ts ? `${e.time} ${e.log}` : e.log));
+      return 0;
+    },
+  }),
+
+  exec: engineCommand({
+    summary: 'Run a command in a running container',
+    usage: 'Usage: berth exec [-i] [-t] [-d] [-e K=V] [-u USER] [-w DIR] CONTAINER COMMAND [ARG...]',
+    options: {
+      ...ROOT_OPTION, interactive: { type: 'boolean', short: 'i' }, tty: { type: 'boolean', short: 't' }, detach: { type: 'boolean', short: 'd' },
+      env: { type: 'string', short: 'e', multiple: true }, user: { type: 'string', short: 'u' }, workdir: { type: 'string', short: 'w' },
+      privileged: { type: 'boolean' },
+    },
+    optionsEndAfter: 1,
+    async run(p) {
+      needOne(p, this.usage, 2);
+      const { engine } = await engineOf(p);
+      const c = engine.store.find(p.positionals[0]!);
+      const { execIn } = await import('../engine/containers/exec.js');
+      const { parseEnv } = await import('../engine/containers/options.js');
+      return execIn(engine, c, {
+        args: p.positionals.slice(1), env: parseEnv(strs(p, 'env'), []), tty: flag(p, 'tty'), interactive: flag(p, 'interactive'),
+        detach: flag(p, 'detach'), ...(str(p, 'user') ? { user: str(p, 'user')! } : {}), ...(str(p, 'workdir') ? { workdir: str(p, 'workdir')! } : {}),
+      });
+    },
+  }),
+
+  wait: engineCommand({
+    summary: 'Wait for containers to stop, then print their exit codes',
+    usage: 'Usage: berth wait CONTAINER...',
+    options: ROOT_OPTION,
+    async run(p) {
+      return forEachContainer(p, this.usage, async (engine, c) => {
+        const done = await engine.waitStopped(c.id);
+        printLine(String(done ? engine.exitOf(done) ?? 0 : 0));
+      });
+    },
+  }),
+
+  inspect: engineCommand({
+    summary: 'Show a container (docker\'s inspect document); an image reference shows the image',
+    usage: 'Usage: berth inspect [OPTIONS] CONTAINER|REF\n\nA container (name, id or id prefix) is shown as docker inspect shows it; anything else\nis an image reference or place (berth inspect --help of the image command).',
+    options: ROOT_OPTION,
+    async run(p) {
+      return forEachContainer(p, this.usage, async (engine, c) => { printJson([inspectDoc(engine, c)]); });
+    },
+  }),
+
+  top: engineCommand({
+    summary: 'Show the processes of a container',
+    usage: 'Usage: berth top CONTAINER',
+    options: ROOT_OPTION,
+    async run(p) {
+      needOne(p, this.usage);
+      const { engine } = await engineOf(p);
+      const c = engine.store.find(p.positionals[0]!);
+      if (c.state.status !== 'running') throw new BerthError('CONTAINER_STATE', `container ${c.name} is not running`);
+      const { containerProcesses } = await import('../engine/containers/exec.js');
+      table([['UID', 'PID', 'PPID', 'CMD'], ...containerProcesses(engine, c).map((x) => [String(x.uid), String(x.pid), String(x.ppid), x.cmd])]);
+      return 0;
+    },
+  }),
+
+  cp: engineCommand({
+    summary: 'Copy files between a container and the host',
+    usage: 'Usage: berth cp CONTAINER:SRC HOST-DEST | berth cp HOST-SRC CONTAINER:DEST\n\nA directory is copied with its contents; into an existing directory when DEST is one.',
+    options: ROOT_OPTION,
+    async run(p) {
+      if (p.positionals.length !== 2) throw new BerthError('USAGE', `wrong number of arguments\n\n${this.usage}`);
+      const { engine } = await engineOf(p);
+      const { copyFiles } = await import('../engine/containers/exec.js');
+      await copyFiles(engine, p.positionals[0]!, p.positionals[1]!);
+      return 0;
+    },
+  }),
+
+  commit: engineCommand({
+    summary: 'Make a new image from a container\'s changes (one more layer)',
+    usage: 'Usage: berth commit [-m MESSAGE] CONTAINER [IMAGE[:TAG]]\n\nThe changes (with whiteouts for deletions) become a layer on the container\'s image, stored\nin the local store under IMAGE (default: the image id only).',
+    options: { ...ROOT_OPTION, message: { type: 'string', short: 'm' }, author: { type: 'string', short: 'a' } },
+    async run(p) {
+      needOne(p, this.usage);
+      const { engine } = await engineOf(p);
+      const c = engine.store.find(p.positionals[0]!);
+      const { commitContainer } = await import('../engine/containers/commit.js');
+      const digest = await commitContainer(engine, c, p.positionals[1], str(p, 'message'));
+      printLine(digest);
+      return 0;
+    },
+  }),
+
+  container: engineCommand({
+    summary: 'Container commands: berth container prune|ls|create|start|stop|rm|inspect|…',
+    usage: 'Usage: berth container prune [-f] | berth container COMMAND ... (as berth COMMAND)',
+    options: { ...ROOT_OPTION, force: { type: 'boolean', short: 'f' } },
+    optionsEndAfter: 1,
+    async run(p) {
+      const [sub, ...rest] = p.positionals;
+      if (sub === 'prune') {
+        const { engine } = await engineOf(p);
+        engine.sweep();
+        const removed: string[] = [];
+        for (const c of engine.store.list()) {
+          if (c.state.status === 'running') continue;
+          await engine.remove(c, false);
+          removed.push(c.id);
+        }
+        if (removed.length) printLine('Deleted Containers:');
+        for (const id of removed) printLine(id);
+        return 0;
+      }
+      const name = sub === 'ls' || sub === 'list' ? 'ps' : sub;
+      const target = name ? commands[name] : undefined;
+      if (!target || name === 'container') throw new BerthError('USAGE', `berth container ${sub ?? ''}: unknown command\n\n${this.usage}`);
+      const { parseCommand } = await import('./common.js');
+      const argv = [...rest];
+      if (str(p, 'root')) argv.unshift('--root', str(p, 'root')!);
+      const parsed = parseCommand(name!, target, argv);
+      if (parsed === 'help') { printLine(target.usage); return 0; }
+      return target.run(parsed);
+    },
+  }),
+};
+
+export { commands };

@@ -1,0 +1,389 @@
+/**
+ * The container engine without a daemon: create (image → rootfs + runtime config + record),
+ * start (berth-init planned in this process, or a runc-compatible runtime), stop, kill, wait,
+ * remove. Every command works from the records in ContainerStore; detached containers are
+ * held by native/berth-monitor, not by a Node process.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, lstatSync, mkdirSync, openSync, rmdirSync, rmSync, writeSync } from 'node:fs';
+import { hostname as osHostname } from 'node:os';
+import { join } from 'node:path';
+import { BerthError } from '../../base/errors.js';
+import { loadImage, type LoadedImage } from '../../image/load-image.js';
+import type { OciLayout } from '../../image/layout.js';
+import { resolveInRoot } from '../../image/passwd.js';
+import { parsePlatform } from '../../image/platform.js';
+import { parseReference } from '../../image/reference.js';
+import { cgroupManagerFor } from '../../runtime/cgroups/manager.js';
+import { createContainer } from '../../runtime/create.js';
+import { waitGone, type InitStdio, type Launcher } from '../../runtime/init-process.js';
+import { nativeBinary } from '../../base/package.js';
+import { isAlive, readRecord as readRuntimeRecord, removeContainerDir, writeAtomic } from '../../runtime/state.js';
+import type { Spec } from '../../runtime/spec/types.js';
+import { detachRootfs, prepareRootfs, releaseRootfs } from '../rootfs.js';
+import { openImageStore, storeRefName } from '../store.js';
+import { resolveVolume } from '../volumes.js';
+import { writeHostFiles } from './hostfiles.js';
+import { signalNumber, type RunOptions } from './options.js';
+import { buildSpec } from './spec.js';
+import { ContainerStore, readExitFile, writeExitFile, type Container, type ContainerRecord, type ContainerState } from './store.js';
+
+const CONSOLE_DIR = '/run/berth';
+
+/** An error with the exit status docker gives it (125 engine, 126 cannot invoke, 127 not found). */
+export class EngineError extends BerthError {
+  constructor(readonly exitCode: number, message: string, cause?: unknown) {
+    super('RUNTIME_ERROR', message, cause === undefined ? undefined : { cause });
+  }
+}
+
+export function refuseRootless(): void {
+  if (process.getuid?.() !== 0) {
+    throw new EngineError(125, 'berth run needs root for now (rootless containers are not supported yet): run it with sudo or as root');
+  }
+}
+
+export interface ImageSource {
+  /** Makes sure the store has `ref` (per --pull); returns the store's name for it. */
+  ensure(store: OciLayout, ref: string, name: string, platform: string | undefined): Promise<void>;
+}
+
+export class Engine {
+  readonly store: ContainerStore;
+  /** The runtime's state (berth-init records), one directory per container id. */
+  readonly runtimeRoot: string;
+
+  constructor(readonly root: string) {
+    this.store = new ContainerStore(root);
+    this.runtimeRoot = join(root, 'run');
+  }
+
+  /** Cleans what interrupted commands left (see ContainerStore.sweep). */
+  sweep(): void {
+    this.store.sweep((id, dir) => {
+      detachRootfs(dir);
+      this.cleanupRuntime(id, undefined);
+    });
+  }
+
+  async loadImage(ref: string, platform: string | undefined, source?: ImageSource): Promise<{ layout: OciLayout; image: LoadedImage; name: string }> {
+    const layout = await openImageStore({ root: this.root });
+    const name = storeRefName(parseReference(ref));
+    if (source) await source.ensure(layout, ref, name, platform);
+    try {
+      return { layout, image: await loadImage(layout, name, platform ? parsePlatform(platform) : undefined), name };
+    } catch (err) {
+      if (err instanceof BerthError && err.code === 'NOT_FOUND') {
+        throw new EngineError(125, `unable to find image '${ref}' locally: pull it first (berth pull ${ref}) or use --pull missing`, err);
+      }
+      throw err;
+    }
+  }
+
+  /** `create`: the rootfs, host files, runtime config and record; no process yet. */
+  async create(ref: string, opts: RunOptions, platform: string | undefined, source?: ImageSource): Promise<Container> {
+    refuseRootless();
+    this.sweep();
+    const { layout, image, name: imageName } = await this.loadImage(ref, platform, source);
+    const { id, name, dir } = this.store.reserve(opts.name);
+    try {
+      const rootfs = await prepareRootfs(this.root, layout, image, dir);
+      const hostname = opts.hostname ?? (opts.network === 'host' ? osHostname() : id.slice(0, 12));
+      const files = writeHostFiles(dir, hostname, opts.network);
+      if (opts.init) files.init = nativeBinary('berth-monitor').replace(/berth-monitor$/, 'berth-reaper');
+      // Named volumes are bind mounts of their directories (made on first use, as docker).
+      const specMounts = [];
+      for (const m of opts.mounts) {
+        specMounts.push(m.type === 'volume' ? { ...m, type: 'bind' as const, source: await resolveVolume(this.root, m.source, { create: true }) } : m);
+      }
+      const built = await buildSpec(id, image.config, { ...opts, hostname, mounts: specMounts }, rootfs.path, files);
+      await prepareWorkdir(rootfs.path, built.spec);
+      await checkCommand(rootfs.path, built.spec, opts);
+      mkdirSync(join(dir, 'bundle'), { mode: 0o700 });
+      writeAtomic(join(dir, 'bundle', 'config.json'), JSON.stringify(built.spec), 0o600, false);
+      const c = image.config.config ?? {};
+      const rec: ContainerRecord = {
+        id, name, created: new Date().toISOString(),
+        config: {
+          image: imageName, imageDigest: image.manifestDesc.digest, args: built.args,
+          ...(opts.entrypoint !== undefined ? { entrypoint: opts.entrypoint === '' ? [] : [opts.entrypoint] } : c.Entrypoint ? { entrypoint: c.Entrypoint } : {}),
+          cmd: opts.command.length ? opts.command : opts.entrypoint !== undefined ? [] : (c.Cmd ?? []),
+          env: built.env, user: built.user, workdir: built.workdir, hostname, labels: opts.labels,
+          stopSignal: opts.stopSignal ?? c.StopSignal ?? 'SIGTERM', tty: opts.tty, interactive: opts.interactive,
+          autoRemove: opts.autoRemove, runtime: opts.runtime, network: opts.network, readOnly: opts.readOnly,
+          mounts: opts.mounts, logMaxSize: opts.logMaxSize,
+        },
+      };
+      this.store.complete(rec, { status: 'created', pid: 0, pidStart: 0, monitorPid: 0 });
+      return this.store.load(id)!;
+    } catch (err) {
+      await releaseRootfs(this.root, dir).catch(() => undefined);
+      this.store.discard(id);
+      this.store.sweep();
+      throw err;
+    }
+  }
+
+  bundleDir(c: ContainerRecord): string {
+    return join(this.store.containerDir(c.id), 'bundle');
+  }
+
+  logPath(c: ContainerRecord): string {
+    return join(this.store.containerDir(c.id), 'ctr.log');
+  }
+
+  /**
+   * Where the monitor listens for the pty (unix socket paths are limited to 107 bytes, which a
+   * deep BERTH_ROOT exceeds): /run/berth, one per container start.
+   */
+  consoleSocket(c: ContainerRecord): string {
+    mkdirSync(CONSOLE_DIR, { recursive: true, mode: 0o700 });
+    return join(CONSOLE_DIR, `${c.id.slice(0, 24)}-${process.pid}.sock`);
+  }
+
+  /** The runc-compatible command and its state root for --runtime (not berth). */
+  private runcArgs(c: ContainerRecord, ...verb: string[]): string[] {
+    return [c.config.runtime, '--root', join(this.root, 'runtimes', c.config.runtime.replace(/[^A-Za-z0-9_.-]/g, '_')), ...verb];
+  }
+
+  /**
+   * Starts the container's process. attach: in the foreground with our stdio (the exit status
+   * is returned); otherwise under a detached monitor (0 is returned once it runs).
+   */
+  async start(c: Container, attach: boolean, onStarted?: (pid: number) => void): Promise<number> {
+    if (c.state.status === 'running') throw new EngineError(125, `container ${c.name} is already running`);
+    this.cleanupRuntime(c.id, c);
+    rmSync(join(c.dir, 'exit'), { force: true });
+    const cfg = c.config;
+    const sock = cfg.tty ? this.consoleSocket(c) : '';
+    const monitorArgs = (): string[] => {
+      const a: string[] = [];
+      if (attach) a.push('-a');
+      if (cfg.interactive) a.push('-i');
+      if (cfg.tty) a.push('-t', sock);
+      if (!attach) a.push('-l', this.logPath(c), '-s', String(cfg.logMaxSize), '-e', join(c.dir, 'exit'));
+      if (!attach && cfg.autoRemove) {
+        a.push('-r', c.dir, '-n', join(this.store.namesDir, c.name), '-R', join(this.runtimeRoot, c.id), '-m', join(c.dir, 'rootfs'));
+        for (const d of new Set(Object.values(cgroupManagerFor(`/berth/${c.id}`, c.id).paths))) a.push('-g', d);
+      }
+      return a;
+    };
+    const useMonitor = !attach || cfg.tty;
+    const now = new Date().toISOString();
+    if (cfg.runtime !== 'berth') return this.startWithRuntime(c, attach, useMonitor ? monitorArgs() : undefined, now, sock);
+
+    const launcher: Launcher | undefined = useMonitor ? { command: nativeBinary('berth-monitor'), args: [...monitorArgs(), '--'], detached: !attach } : undefined;
+    const stdio: InitStdio = useMonitor ? (attach ? 'inherit' : 'ignore') : [cfg.interactive ? 'inherit' : 'ignore', 'inherit', 'inherit'];
+    let created;
+    try {
+      created = await createContainer({
+        root: this.runtimeRoot, id: c.id, bundle: this.bundleDir(c), keep: true, stdio,
+        ...(cfg.tty ? { consoleSocket: sock } : {}),
+        ...(launcher ? { launcher } : {}),
+      });
+    } catch (err) {
+      throw new EngineError(125, `cannot start container ${c.name}: ${(err as Error).message}`, err);
+    }
+    const init = created.init!;
+    const pid = created.record.pid;
+    const state: ContainerState = { status: 'running', pid, pidStart: created.record.startTime, monitorPid: useMonitor ? init.pid ?? 0 : process.pid, startedAt: now };
+    const exited = new Promise<number>((res) => init.once('exit', (code, sig) => res(code ?? 128 + (sig ? signalNumber(sig) : 0))));
+    this.store.writeState(c.id, state);
+    // runtime.md "start": the process runs once the exec fifo is written.
+    const fifo = join(this.runtimeRoot, c.id, 'exec.fifo');
+    try {
+      const fd = openSync(fifo, 'w');
+      writeSync(fd, '0');
+      closeSync(fd);
+      rmSync(fifo, { force: true });
+    } catch (err) {
+      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+      throw new EngineError(125, `cannot start container ${c.name}: ${(err as Error).message}`, err);
+    }
+    onStarted?.(pid);
+    if (!attach) {
+      init.unref();
+      return 0;
+    }
+    const forward = (sig: NodeJS.Signals) => { try { init.kill(sig); } catch { /* gone */ } };
+    const sigs = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'] as const;
+    // With a terminal the pty makes Ctrl-C; the monitor forwards what still reaches us.
+    for (const s of sigs) process.on(s, forward);
+    const code = await exited;
+    for (const s of sigs) process.off(s, forward);
+    this.finish(c, code);
+    return code;
+  }
+
+  /** Records an attached container's exit (the monitor does this for detached ones). */
+  finish(c: Container, code: number): void {
+    writeExitFile(c.dir, code);
+    const st = this.store.load(c.id)?.state;
+    if (st) this.store.writeState(c.id, { ...st, status: 'exited', exitCode: code, finishedAt: new Date().toISOString() });
+  }
+
+  private async startWithRuntime(c: Container, attach: boolean, monitor: string[] | undefined, now: string, sock: string): Promise<number> {
+    const args = this.runcArgs(c, 'run', '--bundle', this.bundleDir(c), c.id);
+    const full = monitor ? [nativeBinary('berth-monitor'), ...monitor, '--', ...args] : args;
+    if (monitor && c.config.tty) full.splice(full.indexOf('run') + 1, 0, '--console-socket', sock);
+    const child = spawn(full[0]!, full.slice(1), {
+      stdio: attach ? [c.config.interactive ? 'inherit' : 'ignore', 'inherit', 'inherit'] : 'ignore',
+      detached: !attach,
+    });
+    const exited = new Promise<number>((res, rej) => {
+      child.once('error', (err) => rej(new EngineError(125, `cannot run ${c.config.runtime}: ${err.message}`, err)));
+      child.once('exit', (code, sig) => res(code ?? 128 + (sig ? signalNumber(sig) : 0)));
+    });
+    this.store.writeState(c.id, { status: 'running', pid: 0, pidStart: 0, monitorPid: child.pid ?? 0, startedAt: now });
+    if (!attach) {
+      child.unref();
+      return 0;
+    }
+    const forward = (sig: NodeJS.Signals) => { try { child.kill(sig); } catch { /* gone */ } };
+    const sigs = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as const;
+    for (const s of sigs) process.on(s, forward);
+    const code = await exited;
+    for (const s of sigs) process.off(s, forward);
+    this.finish(c, code);
+    return code;
+  }
+
+  /** The container's process (host pid) while it runs, or 0. */
+  livePid(c: Container): number {
+    if (c.state.status !== 'running') return 0;
+    if (c.config.runtime === 'berth') return isAlive(c.state.pid, c.state.pidStart) ? c.state.pid : 0;
+    const r = spawnSync(this.runcArgs(c)[0]!, [...this.runcArgs(c).slice(1), 'state', c.id], { encoding: 'utf8' });
+    try {
+      const st = JSON.parse(r.stdout) as { pid?: number; status?: string };
+      return st.status === 'running' && st.pid ? st.pid : 0;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** Sends a signal to the container's main process. */
+  kill(c: Container, signal: string): void {
+    if (c.state.status !== 'running') throw new EngineError(125, `cannot kill container ${c.name}: it is not running`);
+    const sig = signalNumber(signal);
+    const pid = this.livePid(c);
+    if (!pid) throw new EngineError(125, `cannot kill container ${c.name}: it is not running`);
+    try {
+      process.kill(pid, sig);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+    }
+  }
+
+  /** Waits until the container is no longer running (up to timeoutMs); true when it stopped. */
+  async waitStopped(id: string, timeoutMs = Infinity): Promise<Container | undefined> {
+    const until = Date.now() + timeoutMs;
+    for (let delay = 5; ; delay = Math.min(delay * 2, 100)) {
+      const c = this.store.load(id);
+      if (!c || c.state.status !== 'running') return c;
+      if (Date.now() > until) return undefined;
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+
+  /** docker stop: the stop signal, then SIGKILL after `timeout` seconds. */
+  async stop(c: Container, timeout: number): Promise<void> {
+    if (c.state.status !== 'running') return;
+    const pid = this.livePid(c);
+    if (pid) {
+      try { process.kill(pid, signalNumber(c.config.stopSignal)); } catch { /* gone */ }
+      if (await this.waitStopped(c.id, timeout * 1000)) return;
+      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    }
+    await this.waitStopped(c.id, 10_000);
+  }
+
+  /** Removes the runtime's traces of the container: its cgroups and state directory. */
+  cleanupRuntime(id: string, c: ContainerRecord | undefined): void {
+    if (c && c.config.runtime !== 'berth') {
+      spawnSync(this.runcArgs(c)[0]!, [...this.runcArgs(c).slice(1), 'delete', '--force', id], { stdio: 'ignore' });
+      return;
+    }
+    let pid = 0;
+    let start = 0;
+    try {
+      const rec = readRuntimeRecord(this.runtimeRoot, id);
+      pid = rec.pid;
+      start = rec.startTime;
+    } catch { /* none */ }
+    if (pid && isAlive(pid, start)) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
+    removeContainerDir(this.runtimeRoot, id);
+    // rmdir only (as the runtime's delete): a cgroup still emptying is retried at the next removal.
+    for (const dir of new Set(Object.values(cgroupManagerFor(`/berth/${id}`, id).paths))) {
+      try { rmdirSync(dir); } catch { /* gone or busy */ }
+    }
+  }
+
+  /** docker rm: refuses a running container unless force (then SIGKILL first). */
+  async remove(c: Container, force: boolean): Promise<void> {
+    if (c.state.status === 'running') {
+      if (!force) throw new EngineError(125, `cannot remove container ${c.name}: it is running; stop it first or use rm -f`);
+      const pid = this.livePid(c);
+      if (pid) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } await waitGone(pid); }
+      await this.waitStopped(c.id, 5000);
+    }
+    this.cleanupRuntime(c.id, c);
+    await releaseRootfs(this.root, c.dir).catch(() => undefined);
+    this.store.remove(c);
+  }
+
+  exitOf(c: Container): number | undefined {
+    return readExitFile(join(c.dir, 'exit'))?.code ?? c.state.exitCode;
+  }
+}
+
+/** Docker creates the working directory when the image lacks it. */
+async function prepareWorkdir(rootfs: string, spec: Spec): Promise<void> {
+  const cwd = spec.process!.cwd;
+  if (cwd === '/' || (await resolveInRoot(rootfs, cwd))) return;
+  // Created below the deepest existing ancestor, resolved inside the root.
+  const parts = cwd.split('/').filter(Boolean);
+  let host = rootfs;
+  for (let i = 0; i < parts.length; i++) {
+    const next = await resolveInRoot(rootfs, '/' + parts.slice(0, i + 1).join('/'));
+    if (next) { host = next; continue; }
+    host = join(host, parts[i]!);
+    mkdirSync(host, { mode: 0o755 });
+  }
+}
+
+const PATH_DEFAULT = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/**
+ * Docker reports a command that is not there (127) or cannot run (126) at start, with these
+ * messages; checked in the rootfs before anything runs. Paths under a mount are left to exec.
+ */
+async function checkCommand(rootfs: string, spec: Spec, opts: RunOptions): Promise<void> {
+  const args = spec.process!.args!;
+  const cmd = (opts.init ? args[args.indexOf('--') + 1] : args[0])!;
+  const under = (p: string) => opts.mounts.some((m) => p === m.destination || p.startsWith(m.destination + '/'));
+  const executable = (host: string): 'ok' | 'dir' | 'noexec' => {
+    const st = lstatSync(host);
+    if (st.isDirectory()) return 'dir';
+    return st.mode & 0o111 ? 'ok' : 'noexec';
+  };
+  if (cmd.includes('/')) {
+    const path = cmd.startsWith('/') ? cmd : join(spec.process!.cwd, cmd);
+    if (under(path)) return;
+    const host = await resolveInRoot(rootfs, path);
+    if (!host) throw new EngineError(127, `exec: "${cmd}": stat ${cmd}: no such file or directory: unknown`);
+    if (executable(host) !== 'ok') throw new EngineError(126, `exec: "${cmd}": permission denied: unknown`);
+    return;
+  }
+  const pathEnv = (spec.process!.env ?? []).find((e) => e.startsWith('PATH='))?.slice(5) ?? PATH_DEFAULT;
+  let denied = false;
+  for (const dir of pathEnv.split(':').filter((d) => d.startsWith('/'))) {
+    const path = `${dir}/${cmd}`;
+    if (under(path)) return;
+    const host = await resolveInRoot(rootfs, path);
+    if (!host) continue;
+    if (executable(host) === 'ok') return;
+    denied = true;
+  }
+  if (denied) throw new EngineError(126, `exec: "${cmd}": permission denied: unknown`);
+  throw new EngineError(127, `exec: "${cmd}": executable file not found in $PATH: unknown`);
+}

@@ -1,0 +1,41 @@
+/** The per-container /etc/hosts, /etc/hostname and /etc/resolv.conf (bind-mounted, as docker does). */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeAtomic } from '../../runtime/state.js';
+import type { SpecFiles } from './spec.js';
+
+const LOCALHOST = [
+  '127.0.0.1\tlocalhost',
+  '::1\tlocalhost ip6-localhost ip6-loopback',
+  'fe00::0\tip6-localnet',
+  'ff00::0\tip6-mcastprefix',
+  'ff02::1\tip6-allnodes',
+  'ff02::2\tip6-allrouters',
+];
+
+function hostFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * resolv.conf: the host's, without loopback name servers for a container with its own network
+ * namespace (they would point at the container itself); docker falls back to public servers
+ * then, berth leaves none (there is no network to reach them with `--network none` anyway).
+ */
+export function containerResolvConf(hostText: string, network: 'none' | 'host'): string {
+  if (network === 'host') return hostText;
+  return hostText.split('\n').filter((l) => !/^\s*nameserver\s+(127\.|::1\s*$)/.test(l)).join('\n');
+}
+
+export function writeHostFiles(dir: string, hostname: string, network: 'none' | 'host'): SpecFiles {
+  const files: SpecFiles = { hosts: join(dir, 'hosts'), hostname: join(dir, 'hostname'), resolvConf: join(dir, 'resolv.conf') };
+  const hosts = network === 'host' ? hostFile('/etc/hosts') : LOCALHOST.join('\n') + '\n';
+  writeAtomic(files.hosts, hosts, 0o644, false);
+  writeAtomic(files.hostname, hostname + '\n', 0o644, false);
+  writeAtomic(files.resolvConf, containerResolvConf(hostFile('/etc/resolv.conf'), network), 0o644, false);
+  return files;
+}

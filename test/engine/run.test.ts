@@ -1,0 +1,260 @@
+/**
+ * berth run and the container commands, as a user runs them (the built CLI, as root), on a
+ * busybox image built in the test and put in the store of a temp BERTH_ROOT.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { BUSYBOX } from '../helpers/busybox.js';
+import { engineRoot, type EngineRoot } from '../helpers/engine.js';
+import { peer, root, skipUnless } from '../helpers/requirements.js';
+
+const needs = skipUnless(root('containers need root'), peer(BUSYBOX, 'busybox-static'));
+
+describe('berth run (foreground)', { skip: needs }, () => {
+  let e: EngineRoot;
+  before(async () => { e = await engineRoot(); });
+  after(async () => { await e.close(); });
+
+  it('passes the output and the exit status through, stdout and stderr apart', async () => {
+    const r = await e.berth(['run', '--rm', 'busybox', 'sh', '-c', 'echo out; echo err >&2; exit 7']);
+    assert.equal(r.code, 7);
+    assert.equal(r.stdout, 'out\n');
+    assert.equal(r.stderr, 'err\n');
+    assert.equal((await e.berth(['run', '--rm', 'busybox', 'true'])).code, 0);
+    assert.equal((await e.berth(['run', '--rm', 'busybox', 'false'])).code, 1);
+  });
+
+  it('gives 127 for a command that is not there and 126 for one that cannot run, with docker\'s messages', async () => {
+    const nf = await e.berth(['run', '--rm', 'busybox', 'no-such-command']);
+    assert.equal(nf.code, 127);
+    assert.match(nf.stderr, /exec: "no-such-command": executable file not found in \$PATH/);
+    const dir = await e.berth(['run', '--rm', 'busybox', '/etc']);
+    assert.equal(dir.code, 126);
+    assert.match(dir.stderr, /permission denied/);
+    const abs = await e.berth(['run', '--rm', 'busybox', '/nope/x']);
+    assert.equal(abs.code, 127);
+  });
+
+  it('gives 125 when berth itself fails: unknown image, bridge network, bad volume', async () => {
+    const img = await e.berth(['run', '--rm', '--pull', 'never', 'nosuchimage']);
+    assert.equal(img.code, 125);
+    assert.match(img.stderr, /unable to find image 'nosuchimage' locally/);
+    const net = await e.berth(['run', '--rm', '--network', 'bridge', 'busybox', 'true']);
+    assert.equal(net.code, 125);
+    assert.match(net.stderr, /bridge networking is not supported yet/);
+    const vol = await e.berth(['run', '--rm', '-v', '/does/not/exist:/x', 'busybox', 'true']);
+    assert.equal(vol.code, 125);
+    assert.match(vol.stderr, /does not exist/);
+    assert.equal((await e.berth(['ps', '-aq'])).stdout, '', 'a failed run leaves no container');
+  });
+
+  it('applies docker\'s defaults: root, /, PATH and HOSTNAME, its capabilities, seccomp, no no_new_privs', async () => {
+    const r = await e.berth(['run', '--rm', 'busybox', 'sh', '-c', 'id; pwd; env | sort; grep -E "^(CapEff|CapBnd|NoNewPrivs|Seccomp):" /proc/self/status; hostname']);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.split('\n');
+    assert.equal(lines[0], 'uid=0(root) gid=0(root)');
+    assert.equal(lines[1], '/');
+    assert.ok(lines.includes('PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'));
+    assert.ok(lines.includes('HOME=/root'));
+    const host = lines.find((l) => l.startsWith('HOSTNAME='))!.slice(9);
+    assert.match(host, /^[0-9a-f]{12}$/);
+    assert.equal(lines[lines.length - 2], host);
+    // docker's 14 capabilities: chown dac_override fowner fsetid kill setgid setuid setpcap
+    // net_bind_service net_raw sys_chroot mknod audit_write setfcap.
+    assert.ok(lines.includes('CapEff:\t00000000a80425fb'), r.stdout);
+    assert.ok(lines.includes('CapBnd:\t00000000a80425fb'));
+    assert.ok(lines.includes('NoNewPrivs:\t0'));
+    assert.ok(lines.includes('Seccomp:\t2'));
+  });
+
+  it('takes -e, --env-file, -w, -u, --entrypoint, --hostname, --read-only, --tmpfs, -v', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'berth-run-'));
+    chmodSync(dir, 0o777); // -u 65534 reads and writes it
+    try {
+      writeFileSync(join(dir, 'env'), '# comment\nFROM_FILE=yes\n');
+      writeFileSync(join(dir, 'in.txt'), 'from host\n');
+      const r = await e.berth(['run', '--rm', '-e', 'A=1', '--env-file', join(dir, 'env'), '-w', '/made/here', '-u', '65534', '--hostname', 'box',
+        '-v', `${dir}:/host`, 'busybox', 'sh', '-c', 'echo $A $FROM_FILE; pwd; id -u; id -g; hostname; cat /host/in.txt; echo back > /host/out.txt']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, '1 yes\n/made/here\n65534\n65534\nbox\nfrom host\n');
+      assert.equal(readFileSync(join(dir, 'out.txt'), 'utf8'), 'back\n');
+      const ro = await e.berth(['run', '--rm', '--read-only', '--tmpfs', '/scratch', '-v', `${dir}:/host:ro`, 'busybox', 'sh', '-c',
+        'touch /x 2>/dev/null && echo root-writable; touch /scratch/y && echo tmpfs-writable; touch /host/z 2>/dev/null && echo host-writable; true']);
+      assert.equal(ro.stdout, 'tmpfs-writable\n');
+      const ep = await e.berth(['run', '--rm', '--entrypoint', 'echo', 'busybox', 'a', 'b']);
+      assert.equal(ep.stdout, 'a b\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('takes capabilities, privileges and resources', async () => {
+    const caps = await e.berth(['run', '--rm', '--cap-drop', 'ALL', '--cap-add', 'NET_ADMIN', '--security-opt', 'no-new-privileges',
+      'busybox', 'grep', '-E', '^(CapEff|NoNewPrivs)', '/proc/self/status']);
+    assert.equal(caps.stdout, 'CapEff:\t0000000000001000\nNoNewPrivs:\t1\n');
+    const unconfined = await e.berth(['run', '--rm', '--security-opt', 'seccomp=unconfined', 'busybox', 'grep', '^Seccomp:', '/proc/self/status']);
+    assert.equal(unconfined.stdout, 'Seccomp:\t0\n');
+    const res = await e.berth(['run', '--rm', '--memory', '64m', '--pids-limit', '50', '--ulimit', 'nofile=100:200', 'busybox', 'sh', '-c',
+      'ulimit -n; ulimit -Hn; cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max']);
+    assert.equal(res.code, 0, res.stderr);
+    assert.equal(res.stdout, '100\n200\n50\n');
+  });
+
+  it('--init puts a reaper at PID 1 that passes the status on', async () => {
+    const r = await e.berth(['run', '--rm', '--init', 'busybox', 'sh', '-c', 'cat /proc/1/cmdline | tr "\\0" " "; exit 3']);
+    assert.equal(r.code, 3);
+    assert.match(r.stdout, /^\/sbin\/docker-init -- sh -c/);
+  });
+
+  it('--name is unique; --cidfile gets the id; --rm leaves nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'berth-cid-'));
+    try {
+      const a = await e.berth(['run', '--name', 'one', '--cidfile', join(dir, 'cid'), 'busybox', 'true']);
+      assert.equal(a.code, 0, a.stderr);
+      assert.match(readFileSync(join(dir, 'cid'), 'utf8'), /^[0-9a-f]{64}$/);
+      const b = await e.berth(['run', '--name', 'one', 'busybox', 'true']);
+      assert.equal(b.code, 125);
+      assert.match(b.stderr, /name "\/one" is already in use/);
+      assert.equal((await e.berth(['rm', 'one'])).code, 0);
+      assert.equal((await e.berth(['run', '--rm', '--name', 'one', 'busybox', 'true'])).code, 0);
+      assert.equal((await e.berth(['ps', '-aq'])).stdout, '');
+      assert.deepEqual(readdirSync(join(e.root, 'containers')).filter((n) => n !== 'names'), []);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('forwards signals to the container process', async () => {
+    const { spawn } = await import('node:child_process');
+    const { BERTH_BIN } = await import('../helpers/run-berth.js');
+    const child = spawn(process.execPath, [BERTH_BIN, 'run', '--rm', 'busybox', 'sh', '-c', 'trap "echo got-term; exit 42" TERM; echo ready; while true; do sleep 0.1; done'],
+      { env: e.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    await new Promise<void>((res) => child.stdout.on('data', (d: Buffer) => { out += d; if (out.includes('ready')) res(); }));
+    child.kill('SIGTERM');
+    const code = await new Promise<number>((res) => child.on('exit', (c) => res(c ?? -1)));
+    assert.equal(code, 42);
+    assert.match(out, /got-term/);
+  });
+
+  it('-t gives a terminal whose size follows ours (through script(1))', { skip: skipUnless(peer('script', 'bsdutils')) }, async () => {
+    const { BERTH_BIN } = await import('../helpers/run-berth.js');
+    const r = spawnSync('script', ['-qec', `stty cols 91 rows 33; ${process.execPath} ${BERTH_BIN} run --rm -it busybox sh -c 'tty; stty size; exit 5'`, '/dev/null'],
+      { env: e.env, encoding: 'utf8', timeout: 30_000, input: '' });
+    assert.equal(r.status, 5, `${r.stdout}${r.stderr}`);
+    assert.match(r.stdout, /\/dev\/pts\/\d+\r?\n33 91\r?\n/);
+  });
+});
+
+describe('berth run -d and the container commands', { skip: needs }, () => {
+  let e: EngineRoot;
+  before(async () => { e = await engineRoot(); });
+  after(async () => { await e.close(); });
+
+  it('-d outlives berth: logs -f, exec, top, stop (SIGTERM then SIGKILL), wait, inspect, rm', async () => {
+    const run = await e.berth(['run', '-d', '--name', 'ticker', 'busybox', 'sh', '-c', 'echo started; echo warn >&2; i=0; while [ $i -lt 1000 ]; do i=$((i+1)); echo tick $i; sleep 0.05; done']);
+    assert.equal(run.code, 0, run.stderr);
+    const id = run.stdout.trim();
+    assert.match(id, /^[0-9a-f]{64}$/);
+    const ps = await e.berth(['ps', '--format', 'json']);
+    const listed = JSON.parse(ps.stdout) as { Id: string; Names: string[]; State: string }[];
+    assert.deepEqual(listed.map((c) => [c.Id, c.Names[0], c.State]), [[id, 'ticker', 'running']]);
+    // No Node process holds it: its parent chain is the monitor, whose parent is init.
+    const pid = (JSON.parse((await e.berth(['inspect', 'ticker'])).stdout) as { State: { Pid: number } }[])[0]!.State.Pid;
+    const ppid = (p: number) => Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${p}/status`, 'utf8'))![1]);
+    const monitor = ppid(ppid(pid));
+    assert.match(readFileSync(`/proc/${monitor}/comm`, 'utf8'), /berth-monitor/);
+
+    const exec = await e.berth(['exec', '-e', 'X=9', '-w', '/tmp', 'ticker', 'sh', '-c', 'echo $X $(pwd); exit 4']);
+    assert.equal(exec.code, 4);
+    assert.equal(exec.stdout, '9 /tmp\n');
+    const top = await e.berth(['top', 'ticker']);
+    assert.match(top.stdout, /sh -c echo started/);
+
+    const logs = await e.berth(['logs', 'ticker']);
+    assert.match(logs.stdout, /^started\ntick 1\n/);
+    assert.equal(logs.stderr, 'warn\n');
+    const tail = await e.berth(['logs', '--tail', '1', '-t', 'ticker']);
+    assert.match(tail.stdout, /^\d{4}-\d\d-\d\dT[\d:.]+Z tick \d+\n$/);
+
+    // PID 1 of a pid namespace ignores SIGTERM without a handler: SIGKILL after -t.
+    const t0 = Date.now();
+    const stop = await e.berth(['stop', '-t', '1', 'ticker']);
+    assert.equal(stop.code, 0, stop.stderr);
+    assert.ok(Date.now() - t0 >= 1000);
+    assert.equal((await e.berth(['wait', 'ticker'])).stdout, '137\n');
+    const doc = JSON.parse((await e.berth(['inspect', id.slice(0, 10)])).stdout) as { State: { Status: string; ExitCode: number }; Name: string }[];
+    assert.equal(doc[0]!.State.Status, 'exited');
+    assert.equal(doc[0]!.State.ExitCode, 137);
+    assert.equal(doc[0]!.Name, '/ticker');
+    const follow = await e.berth(['logs', '-f', 'ticker']);
+    assert.equal(follow.code, 0);
+    assert.equal((await e.berth(['ps', '-q'])).stdout, '');
+    assert.match((await e.berth(['ps', '-a', '--filter', 'exited=137'])).stdout, /Exited \(137\)/);
+    assert.equal((await e.berth(['rm', 'ticker'])).code, 0);
+    assert.equal((await e.berth(['inspect', 'ticker'])).code, 1);
+  });
+
+  it('logs -f follows until the container exits; wait gives its code', async () => {
+    const id = (await e.berth(['run', '-d', 'busybox', 'sh', '-c', 'for i in 1 2 3; do echo line $i; sleep 0.2; done; exit 3'])).stdout.trim();
+    const f = await e.berth(['logs', '-f', id]);
+    assert.equal(f.stdout, 'line 1\nline 2\nline 3\n');
+    assert.equal((await e.berth(['wait', id])).stdout, '3\n');
+    await e.berth(['rm', id]);
+  });
+
+  it('create, start -a, restart, kill -s, rm of a running container needs -f', async () => {
+    const created = await e.berth(['create', '--name', 'later', 'busybox', 'sh', '-c', 'trap "exit 9" USR1; echo run; while true; do sleep 0.1; done']);
+    assert.equal(created.code, 0, created.stderr);
+    assert.match((await e.berth(['ps', '-a'])).stdout, /Created\s+later/);
+    assert.equal((await e.berth(['start', 'later'])).stdout, 'later\n');
+    const rm = await e.berth(['rm', 'later']);
+    assert.equal(rm.code, 125);
+    assert.match(rm.stderr, /it is running; stop it first or use rm -f/);
+    assert.equal((await e.berth(['kill', '-s', 'USR1', 'later'])).code, 0);
+    // (PID 1 of a pid namespace gets only the signals it handles.)
+    assert.equal((await e.berth(['wait', 'later'])).stdout, '9\n');
+    assert.equal((await e.berth(['restart', '-t', '1', 'later'])).code, 0);
+    assert.match((await e.berth(['ps'])).stdout, /Up .*later/);
+    assert.equal((await e.berth(['rm', '-f', 'later'])).code, 0);
+    const attached = await e.berth(['create', 'busybox', 'sh', '-c', 'echo attached; exit 6']);
+    const a = await e.berth(['start', '-a', attached.stdout.trim()]);
+    assert.equal(a.code, 6);
+    assert.equal(a.stdout, 'attached\n');
+    assert.equal((await e.berth(['rm', attached.stdout.trim()])).code, 0);
+  });
+
+  it('run -d --rm: the monitor removes the container when it exits', async () => {
+    const id = (await e.berth(['run', '-d', '--rm', 'busybox', 'true'])).stdout.trim();
+    for (let i = 0; i < 100 && existsSync(join(e.root, 'containers', id)); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(existsSync(join(e.root, 'containers', id)), false);
+    assert.equal((await e.berth(['ps', '-aq'])).stdout, '');
+  });
+
+  it('cp both ways, commit the changes as a layer, container prune', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'berth-cp-'));
+    try {
+      const id = (await e.berth(['run', '-d', 'busybox', 'sh', '-c', 'echo inside > /made; rm /etc/group; sleep 30'])).stdout.trim();
+      await new Promise((r) => setTimeout(r, 300));
+      writeFileSync(join(dir, 'up.txt'), 'uploaded\n');
+      assert.equal((await e.berth(['cp', join(dir, 'up.txt'), `${id}:/tmp/`])).code, 0);
+      assert.equal((await e.berth(['exec', id, 'cat', '/tmp/up.txt'])).stdout, 'uploaded\n');
+      assert.equal((await e.berth(['cp', `${id}:/made`, join(dir, 'down.txt')])).code, 0);
+      assert.equal(readFileSync(join(dir, 'down.txt'), 'utf8'), 'inside\n');
+      const commit = await e.berth(['commit', id, 'committed:v1']);
+      assert.equal(commit.code, 0, commit.stderr);
+      const r = await e.berth(['run', '--rm', 'committed:v1', 'sh', '-c', 'cat /made; test -e /etc/group || echo group-gone']);
+      assert.equal(r.stdout, 'inside\ngroup-gone\n');
+      await e.berth(['stop', '-t', '0', id]);
+      const prune = await e.berth(['container', 'prune', '-f']);
+      assert.match(prune.stdout, new RegExp(id));
+      assert.equal((await e.berth(['ps', '-aq'])).stdout, '');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

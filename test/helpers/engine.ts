@@ -1,0 +1,46 @@
+/**
+ * For engine tests: a berth root in a temp dir whose store holds a busybox image (built here
+ * from busybox-static, tagged docker.io/library/busybox:latest), and `berth` run against it.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createImage, type ImageSettings } from '../../src/image/build.js';
+import { openImageStore } from '../../src/engine/store.js';
+import { buildBusyboxRootfs, type BusyboxUser } from './busybox.js';
+import { runBerth, type BerthRun } from './run-berth.js';
+
+export interface EngineRoot {
+  root: string;
+  env: NodeJS.ProcessEnv;
+  berth(args: string[], input?: string): Promise<BerthRun>;
+  close(): Promise<void>;
+}
+
+/** Adds a busybox image to the store of `root` under `tag` (a full reference). */
+export async function addBusyboxImage(root: string, tag = 'docker.io/library/busybox:latest', settings: ImageSettings = { cmd: ['sh'] }, users: BusyboxUser[] = []): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'berth-bb-'));
+  try {
+    await buildBusyboxRootfs(join(dir, 'rootfs'), { users });
+    const store = await openImageStore({ root });
+    const desc = await createImage(store, { dir: join(dir, 'rootfs'), tag, ...settings });
+    return desc.digest;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+export async function engineRoot(): Promise<EngineRoot> {
+  const root = await mkdtemp(join(tmpdir(), 'berth-engine-'));
+  const env = { ...process.env, BERTH_ROOT: root };
+  await addBusyboxImage(root);
+  return {
+    root,
+    env,
+    berth: (args, input) => runBerth(args, env, input),
+    async close() {
+      await runBerth(['rm', '-f', ...(await runBerth(['ps', '-aq', '--no-trunc'], env)).stdout.split('\n').filter(Boolean)], env);
+      await rm(root, { recursive: true, force: true });
+    },
+  };
+}

@@ -45,7 +45,7 @@ import { ensureResponder, hostUpstreams, stopResponder, writeNames } from './dns
 import { defaultsFromEnv, NetworkStore, type EndpointRecord, type NetworkDefaults, type NetworkRecord, type PortRecord } from './store.js';
 
 export { parsePublish, parsePublishAll, publishExposed, type PortMapping } from './ports.js';
-export { resolvConfContent, hostsContent } from './hosts.js';
+export { resolvConfContent, hostsContent, rewriteInPlace } from './hosts.js';
 export { NetworkStore, DEFAULTS, type NetworkRecord, type EndpointRecord, type PortRecord, type NetworkDefaults } from './store.js';
 
 export interface StoreRef {

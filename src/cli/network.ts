@@ -19,16 +19,16 @@ const USAGE = `Usage: berth network create [--subnet CIDR] [--gateway IP] [--int
        berth network connect [--ip IP] [--alias NAME]... NETWORK CONTAINER
        berth network disconnect NETWORK CONTAINER
 
-Bridge networks for containers. The default network "bridge" (bridge berth0, 10.90.0.0/16;
+Bridge networks for containers. The default network "bridge" (bridge berth0, 10.87.0.0/16;
 BERTH_NETWORK_SUBNET and BERTH_NETWORK_BRIDGE change them) gives each container an address,
 a route out and published ports (-p). On a network made with "create", containers also reach
 each other by name and --network-alias. --internal: no route out of the host's networks, and
 no host address but the gateway. User networks without --subnet get a free /24 from
-10.91.0.0/16 (BERTH_NETWORK_POOL). A subnet that overlaps another network, or a route of this
+10.86.0.0/16 (BERTH_NETWORK_POOL). A subnet that overlaps another network, or a route of this
 host, is refused.
 
 Options:
-  --subnet CIDR      e.g. 10.91.7.0/24 (IPv4)
+  --subnet CIDR      e.g. 10.86.7.0/24 (IPv4)
   --gateway IP       the bridge's address (default: the first address of the subnet)
   --internal         no outbound traffic
   --ip IP            (connect) the container's address on the network

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { NetworkStore, type NetworkDefaults, capacity } from '../../src/engine/network/store.js';
+import { DEFAULTS, NetworkStore, capacity, defaultsFromEnv, type NetworkDefaults } from '../../src/engine/network/store.js';
 import { contains, formatIPv4, overlaps, parseIPv4, parseSubnet } from '../../src/engine/network/ipv4.js';
 import { isBerthError } from '../../src/base/errors.js';
 
@@ -29,6 +29,19 @@ describe('IPv4 subnets', () => {
     assert.ok(!overlaps(parseSubnet('10.90.0.0/16'), parseSubnet('10.91.0.0/16')));
     assert.ok(contains(parseSubnet('10.90.0.0/16'), parseIPv4('10.90.255.254')));
     assert.equal(capacity('10.0.0.0/24'), 253);
+  });
+});
+
+describe('default subnets', () => {
+  it('keep clear of podman\'s and docker\'s default networks and address pools', () => {
+    const podman = ['10.88.0.0/16', '10.89.0.0/16', '10.90.0.0/15', '10.92.0.0/14', '10.96.0.0/11', '10.128.0.0/9'];
+    const docker = ['172.17.0.0/16', '172.16.0.0/12', '192.168.0.0/16'];
+    for (const ours of [DEFAULTS.defaultSubnet, DEFAULTS.userPool]) {
+      for (const theirs of [...podman, ...docker]) assert.ok(!overlaps(parseSubnet(ours), parseSubnet(theirs)), `${ours} overlaps ${theirs}`);
+    }
+    assert.ok(!overlaps(parseSubnet(DEFAULTS.defaultSubnet), parseSubnet(DEFAULTS.userPool)));
+    assert.equal(defaultsFromEnv({ BERTH_NETWORK_SUBNET: '10.5.0.0/16', BERTH_NETWORK_BRIDGE: 'br9' }).defaultSubnet, '10.5.0.0/16');
+    assert.equal(defaultsFromEnv({}).defaultBridge, 'berth0');
   });
 });
 

@@ -9,7 +9,7 @@
  *   network: 'bridge',                              // or a user network's name (--network NAME)
  *   netnsPath: `/proc/${pid}/ns/net`,               // or /run/netns/NAME
  *   publish: parsePublishAll(['127.0.0.1:8080:80']),// -p; publishExposed(config.ExposedPorts) for -P
- *   ip: '10.91.0.9',                                // --ip (optional)
+ *   ip: '10.86.0.9',                                // --ip (optional)
  *   dns, dnsSearch, dnsOptions, addHosts,           // --dns, --dns-search, --dns-option, --add-host
  *   hostsPath: `${containerDir}/hosts`,             // berth writes it and keeps it up to date
  *   root,                                           // the berth root (--root), else BERTH_ROOT
@@ -61,7 +61,7 @@ export interface AttachOptions extends StoreRef {
   name: string;
   hostname?: string;
   aliases?: string[];
-  /** Network name or id; the default network (`bridge`, bridge berth0) when left out. */
+  /** Network name or id; the default network (`bridge`, bridge berth0, 10.87.0.0/16) when left out. */
   network?: string;
   netnsPath: string;
   publish?: PortMapping[];

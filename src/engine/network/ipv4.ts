@@ -24,7 +24,7 @@ export function tryParseIPv4(s: string): number | undefined {
 
 export function parseIPv4(s: string, what = 'address'): number {
   const n = tryParseIPv4(s);
-  if (n === undefined) throw new BerthError('USAGE', `${what} ${JSON.stringify(s)} is not an IPv4 address (give four numbers 0-255, e.g. 10.90.0.2)`);
+  if (n === undefined) throw new BerthError('USAGE', `${what} ${JSON.stringify(s)} is not an IPv4 address (give four numbers 0-255, e.g. 10.87.0.2)`);
   return n;
 }
 
@@ -36,12 +36,12 @@ export function maskOf(prefix: number): number {
   return prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
 }
 
-/** Parses `A.B.C.D/N`; the address must be the network address (10.90.0.0/16, not 10.90.0.1/16). */
+/** Parses `A.B.C.D/N`; the address must be the network address (10.87.0.0/16, not 10.87.0.1/16). */
 export function parseSubnet(s: string): Subnet {
   const slash = s.indexOf('/');
   const prefix = slash < 0 ? NaN : Number(s.slice(slash + 1));
   if (slash < 0 || !/^\d{1,2}$/.test(s.slice(slash + 1)) || prefix > 32) {
-    throw new BerthError('USAGE', `subnet ${JSON.stringify(s)} is not in CIDR form (give e.g. 10.91.3.0/24; IPv6 subnets are not supported)`);
+    throw new BerthError('USAGE', `subnet ${JSON.stringify(s)} is not in CIDR form (give e.g. 10.86.3.0/24; IPv6 subnets are not supported)`);
   }
   const base = parseIPv4(s.slice(0, slash), 'subnet address');
   if (prefix > 30) throw new BerthError('USAGE', `subnet ${s} is too small: give a prefix of /30 or shorter (room for a gateway and a container)`);

@@ -89,19 +89,20 @@ export interface NetworkDefaults {
   defaultName: string;
   defaultBridge: string;
   /**
-   * The default network's subnet: 10.90.0.0/16, clear of podman's 10.88.0.0/16 (and its user
-   * networks, 10.89.N.0/24) and docker's 172.17.0.0/16 (user networks 172.18-31, 192.168).
+   * The default network's subnet: 10.87.0.0/16, clear of podman's default network (10.88.0.0/16)
+   * and of the pools its user networks come from (10.89.0.0/16 up to 10.255.255.255), and of
+   * docker's (172.17.0.0/16, user networks in 172.18-31 and 192.168.0.0/16).
    */
   defaultSubnet: string;
-  /** User networks without --subnet get the first free /24 of this range. */
+  /** User networks without --subnet get the first free /24 of this range (10.86.0.0/16, clear of both as well). */
   userPool: string;
 }
 
 export const DEFAULTS: NetworkDefaults = {
   defaultName: 'bridge',
   defaultBridge: 'berth0',
-  defaultSubnet: '10.90.0.0/16',
-  userPool: '10.91.0.0/16',
+  defaultSubnet: '10.87.0.0/16',
+  userPool: '10.86.0.0/16',
 };
 
 /** The defaults, overridden by BERTH_NETWORK_SUBNET, BERTH_NETWORK_BRIDGE and BERTH_NETWORK_POOL. */

@@ -5,7 +5,7 @@
  *
  *   berth-net attach BRIDGE VETH NETNS_PATH IFACE IP/PREFIX [GATEWAY]
  *       creates the veth pair VETH (host end, up, on BRIDGE) / IFACE (moved into the namespace),
- *       then inside: lo up, IP/PREFIX on IFACE, IFACE up, and a default route via GATEWAY when
+ *       then inside: lo up, IP/PREFIX (with its broadcast address) on IFACE, IFACE up, and a default route via GATEWAY when
  *       given. On failure the pair is deleted again.
  *   berth-net detach LINK...
  *       deletes the links (a veth's peer goes with it); links that do not exist are fine.
@@ -156,6 +156,10 @@ static int attach(char **argv, int argc) {
     init_msg(&m, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, &ifa, sizeof ifa);
     add_attr(&m, IFA_LOCAL, &ip, 4);
     add_attr(&m, IFA_ADDRESS, &ip, 4);
+    if (prefix < 31) { /* the broadcast address, as podman's netavark and docker set it */
+        struct in_addr brd = { .s_addr = htonl(ntohl(ip.s_addr) | (0xffffffffu >> prefix)) };
+        add_attr(&m, IFA_BROADCAST, &brd, 4);
+    }
     step = "adding the address";
     if ((err = talk(in, &m))) goto undo;
     step = "setting the interface up";
@@ -166,6 +170,8 @@ static int attach(char **argv, int argc) {
         init_msg(&m, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, &rt, sizeof rt);
         add_attr(&m, RTA_GATEWAY, &gw, 4);
         add_attr(&m, RTA_OIF, &idx, sizeof idx);
+        unsigned metric = 100; /* as netavark's default route */
+        add_attr(&m, RTA_PRIORITY, &metric, sizeof metric);
         step = "adding the default route";
         if ((err = talk(in, &m))) goto undo;
     }

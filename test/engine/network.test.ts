@@ -46,6 +46,17 @@ function fakeAnswer(q: Buffer, name: string, addr: number[]): Buffer {
   return Buffer.concat([head, Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, ...addr])]);
 }
 
+/** busybox wget inside a namespace, retried while the server there starts. */
+async function wgetIn(ns: Netns, url: string): Promise<{ stdout: string; stderr: string }> {
+  let r = { stdout: '', stderr: '' };
+  for (let i = 0; i < 30; i++) {
+    r = await ns.exec(['timeout', '5', BUSYBOX, 'wget', '-q', '-O', '-', url]);
+    if (!/Connection refused/.test(r.stderr)) return r;
+    await new Promise((res) => setTimeout(res, 200));
+  }
+  return r;
+}
+
 function sh(cmd: string, args: string[]): string {
   try {
     return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -209,7 +220,7 @@ describe('container networking (bridge, veth, nftables)', { skip: skipUnless(roo
     const nxdomain = await client.exec(['timeout', '5', BUSYBOX, 'nslookup', 'nowhere.test', net.gateway]);
     assert.doesNotMatch(nxdomain.stdout, /Address: \d/, 'an unknown name has no address');
     for (const name of ['web1', 'www']) {
-      const r = await client.exec(['timeout', '5', BUSYBOX, 'wget', '-q', '-O', '-', `http://${name}/`]);
+      const r = await wgetIn(client, `http://${name}/`);
       assert.equal(r.stdout, 'by name\n', `${name}: ${r.stderr}`);
     }
     // the first container's hosts file was rewritten when the second joined
@@ -341,7 +352,7 @@ process.stdout.write(n.attachContainer({ root, defaults: JSON.parse(defaults), i
     // every namespace reaches the first over the bridge
     const first = spacesNow[0]!;
     httpd(first, 'bridge ok\n');
-    const r = await spacesNow[9]!.exec(['timeout', '5', BUSYBOX, 'wget', '-q', '-O', '-', `http://${ips[0]}/`]);
+    const r = await wgetIn(spacesNow[9]!, `http://${ips[0]}/`);
     assert.equal(r.stdout, 'bridge ok\n', r.stderr);
     for (let i = 0; i < 10; i++) detachContainer(`${tag}m${i}`, ref);
     assert.equal(inspectNetwork('bridge', ref).containers.length, 0);

@@ -245,11 +245,15 @@ function dropEndpoints(store: NetworkStore, eps: EndpointRecord[], ref: StoreRef
 }
 
 /**
- * After a crash (`kill -9` mid-run, a host reboot): frees what belongs to containers not in
- * `liveIds`, deletes veths on berth's bridges that no record explains, and rewrites every
- * network's rules from the records. Returns the container ids that were cleaned.
+ * After a crash (`kill -9` mid-run, a container removed by its monitor, a host reboot): frees
+ * what belongs to containers not in `liveIds` (their published ports' rules go too), deletes
+ * veths on berth's bridges that no record explains, drops the rules of bridges that vanished,
+ * and restarts or stops name servers. Cheap when there is nothing to do (no exec): the engine can
+ * call it from every command's sweep. `repairRules` also rewrites every network's rules from
+ * the records (one nft exec per network: for `berth system check`-like commands). Returns the
+ * container ids that were cleaned.
  */
-export function cleanupLeftovers(liveIds: Iterable<string>, opts: StoreRef = {}): string[] {
+export function cleanupLeftovers(liveIds: Iterable<string>, opts: StoreRef & { repairRules?: boolean } = {}): string[] {
   return withStore(opts, (store) =>
     store.tx(() => {
       const live = new Set(liveIds);
@@ -265,7 +269,7 @@ export function cleanupLeftovers(liveIds: Iterable<string>, opts: StoreRef = {})
           continue;
         }
         deleteLinks(bridgePorts(net.bridge).filter((p) => /^vb[0-9a-f]{12}$/.test(p) && !known.has(p)));
-        applyRules(store, net);
+        if (opts.repairRules) applyRules(store, net);
         if (net.dnsEnabled) syncResponder(store, net, opts);
       }
       return [...new Set(dead.map((e) => e.container))];

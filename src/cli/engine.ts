@@ -352,7 +352,7 @@ const commands: CommandGroup = {
 
   create: engineCommand({
     summary: 'Create a container (rootfs, config, name) without starting it; berth create DIR oci:… makes an image',
-    usage: `Usage: berth create [OPTIONS] IMAGE [COMMAND [ARG...]]\n\nAs berth run, without starting the container (berth start does). Prints the id.\n(berth create DIR oci:LAYOUT:TAG still makes an image from a directory.)\n\n${RUN_HELP}`,
+    usage: `Usage: berth create [OPTIONS] IMAGE [COMMAND [ARG...]]\n\nAs berth run, without starting the container (berth start does). Prints the id.\n(berth create DIR oci:LAYOUT:TAG still makes an image from a directory; its options: berth create DIR oci:LAYOUT --help.)\n\nExamples:\n  berth create --name web busybox httpd -f -p 8080 && berth start web\n  berth create ./rootfs oci:./images:v1 --cmd '["/bin/sh"]'   # an image, not a container\n\n${RUN_HELP}`,
     options: RUN_OPTIONS,
     optionsEndAfter: 1,
     async run(p) {

@@ -29,6 +29,8 @@ export interface CreateOptions {
   stdio?: InitStdio;
   /** With keep: berth-init runs under this program (an engine's monitor). */
   launcher?: Launcher;
+  /** runc's --rootless: cgroups this process may not create are left out (cgroups/manager.ts). */
+  rootless?: boolean;
 }
 
 export interface Created {
@@ -163,7 +165,7 @@ async function createOnce(opts: CreateOptions, attempt: Attempt): Promise<Create
   let early: SpawnedInit | undefined;
   let pid = 0;
   try {
-    cgroups = cgroupManagerFor(rawCgroupsPath(doc), opts.id);
+    cgroups = cgroupManagerFor(rawCgroupsPath(doc), opts.id, { rootless: opts.rootless === true });
     const cg = cgroups;
     attempt.cgroupDirs = Object.values(cg.paths);
     if (!opts.keep) {

@@ -143,8 +143,24 @@ static int attach(char **argv, int argc) {
         fail(what, err);
     }
 
+    /* Hairpin on the bridge port: a container that reaches its own published port through a
+     * host address gets the answer back through the port it came in by. */
+    unsigned vidx = if_nametoindex(veth);
+    const char *step = "setting hairpin mode on the bridge port";
+    if (!vidx) { err = errno; goto undo_host; }
+    struct ifinfomsg port = { .ifi_family = AF_UNSPEC, .ifi_index = (int)vidx };
+    init_msg(&m, RTM_NEWLINK, 0, &port, sizeof port);
+    info = add_attr(&m, IFLA_LINKINFO, NULL, 0);
+    add_attr(&m, IFLA_INFO_SLAVE_KIND, "bridge", 7);
+    data = add_attr(&m, IFLA_INFO_SLAVE_DATA, NULL, 0);
+    unsigned char on = 1;
+    add_attr(&m, IFLA_BRPORT_MODE, &on, 1);
+    end_nest(&m, data);
+    end_nest(&m, info);
+    if ((err = talk(host, &m))) goto undo_host;
+
     /* Inside the namespace: a socket made there talks to its own link table. */
-    const char *step = "entering the namespace";
+    step = "entering the namespace";
     if (setns(ns, CLONE_NEWNET) != 0) { err = errno; goto undo_host; }
     int in = rtnl();
     unsigned lo = if_nametoindex("lo"), idx = if_nametoindex(iface);

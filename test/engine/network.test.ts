@@ -160,6 +160,8 @@ describe('container networking (bridge, veth, nftables)', { skip: skipUnless(roo
     assert.equal(await get(local.hostPort), 'hello from a namespace\n');
     assert.equal(await get(any.hostPort), 'hello from a namespace\n');
     assert.equal(await get(any.hostPort, '127.0.0.2'), 'hello from a namespace\n', '0.0.0.0 covers every local address');
+    // hairpin: the container reaches its own published port through a host address
+    assert.equal((await wgetIn(s, `http://${a.gateway}:${any.hostPort}/`)).stdout, 'hello from a namespace\n');
     // the container reaches the host through its gateway (outbound path)
     const probe = createServer((c) => c.end('host says hi\n'));
     servers.push(probe);

@@ -6,6 +6,8 @@ import { BerthError } from '../base/errors.js';
 import {
   attachContainer, createNetwork, detachContainer, inspectNetwork, listNetworks, pruneNetworks, removeNetwork, type StoreRef,
 } from '../engine/network/index.js';
+import { join } from 'node:path';
+import { berthRoot } from '../engine/store.js';
 import { flag, needPositionals, printJson, printLine, str, strs, type CommandGroup, type ParsedCommand } from './common.js';
 
 const one = { type: 'string' } as const;
@@ -33,6 +35,8 @@ Options:
   --internal         no outbound traffic
   --ip IP            (connect) the container's address on the network
   --alias NAME       (connect) another name the container answers to on the network
+  --netns PATH       (connect, disconnect) a network namespace of your own instead of a
+                     container: CONTAINER is then an id of your choosing
   --root DIR         berth's root (default: $BERTH_ROOT, /var/lib/berth as root)
 
 Examples:
@@ -41,6 +45,34 @@ Examples:
   berth network ls --format json
   berth network inspect app
   berth network rm app`;
+
+/** The engine's container store, loaded only by connect and disconnect. */
+async function containers(p: ParsedCommand) {
+  const { Engine } = await import('../engine/containers/engine.js');
+  const root = str(p, 'root');
+  return new Engine(berthRoot(root === undefined ? {} : { root })).store;
+}
+
+/** A running container's id, name, namespace and hosts file (or --netns PATH for a namespace of your own). */
+async function containerTarget(p: ParsedCommand, ref: string): Promise<{ id: string; name: string; netnsPath: string; hostsPath?: string }> {
+  const netns = str(p, 'netns');
+  if (netns) return { id: ref, name: str(p, 'name') ?? ref, netnsPath: netns };
+  const c = (await containers(p)).find(ref);
+  if (c.state.status !== 'running' || !c.state.pid) throw new BerthError('CONTAINER_STATE', `container ${c.name} is not running: start it first (its network namespace lives as long as its process)`);
+  if (c.config.network === 'host') throw new BerthError('USAGE', `container ${c.name} uses the host's network: it cannot join another network`);
+  return { id: c.id, name: c.name, netnsPath: `/proc/${c.state.pid}/ns/net`, hostsPath: join(c.dir, 'hosts') };
+}
+
+/** The id of a container named or given by id prefix; a bare id when the engine knows no such container. */
+async function containerId(p: ParsedCommand, ref: string): Promise<string> {
+  if (str(p, 'netns')) return ref;
+  try {
+    return (await containers(p)).find(ref).id;
+  } catch (err) {
+    if (err instanceof BerthError && err.code === 'CONTAINER_NOT_FOUND') return ref;
+    throw err;
+  }
+}
 
 function storeRef(p: ParsedCommand): StoreRef {
   const root = str(p, 'root');
@@ -93,18 +125,18 @@ async function run(p: ParsedCommand): Promise<number> {
     }
     case 'connect': {
       need(2, 2);
-      // Until the engine resolves container names, the namespace is given by path.
-      const netns = str(p, 'netns');
-      if (!netns) throw new BerthError('USAGE', `berth network connect: give the container's network namespace with --netns /proc/PID/ns/net\n\n${USAGE}`);
       const ip = str(p, 'ip');
-      const a = attachContainer({ ...ref, network: args[0]!, id: args[1]!, name: str(p, 'name') ?? args[1]!, aliases: strs(p, 'alias'), netnsPath: netns, ...(ip ? { ip } : {}) });
+      const target = await containerTarget(p, args[1]!);
+      const a = attachContainer({ ...ref, network: args[0]!, ...target, aliases: strs(p, 'alias'), ...(ip ? { ip } : {}) });
+      for (const w of a.warnings) process.stderr.write(`berth: ${w}\n`);
       if (p.json) printJson(a);
-      else printLine(`${args[1]} ${a.ip}/${a.prefixLength} on ${a.network}`);
+      else printLine(`${target.name} ${a.ip}/${a.prefixLength} on ${a.network}`);
       return 0;
     }
     case 'disconnect': {
       need(2, 2);
-      detachContainer(args[1]!, { ...ref, network: args[0]! });
+      const id = await containerId(p, args[1]!);
+      detachContainer(id, { ...ref, network: args[0]! });
       return 0;
     }
     default:

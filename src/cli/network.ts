@@ -4,7 +4,7 @@
  */
 import { BerthError } from '../base/errors.js';
 import {
-  attachContainer, createNetwork, detachContainer, inspectNetwork, listNetworks, pruneNetworks, removeNetwork, type StoreRef,
+  attachContainer, containerPorts, createNetwork, detachContainer, inspectNetwork, listNetworks, pruneNetworks, removeNetwork, type StoreRef,
 } from '../engine/network/index.js';
 import { join } from 'node:path';
 import { berthRoot } from '../engine/store.js';
@@ -144,7 +144,38 @@ async function run(p: ParsedCommand): Promise<number> {
   }
 }
 
+const PORT_USAGE = `Usage: berth port CONTAINER [PRIVATE_PORT[/PROTO]]
+
+Lists the container's published ports (-p, -P) as docker port does: PORT/PROTO -> HOST_IP:HOST_PORT.
+
+Examples:
+  berth port web
+  berth port web 80/tcp
+  berth port web --format json`;
+
+async function port(p: ParsedCommand): Promise<number> {
+  needPositionals(p, 1, 2, PORT_USAGE);
+  const [ref, filter] = p.positionals as [string, string | undefined];
+  const id = await containerId(p, ref);
+  let ports = containerPorts(id, storeRef(p));
+  if (filter !== undefined) {
+    const m = /^(\d{1,5})(?:\/(tcp|udp))?$/.exec(filter);
+    if (!m) throw new BerthError('USAGE', `berth port: ${JSON.stringify(filter)} is not PORT[/tcp|/udp]\n\n${PORT_USAGE}`);
+    ports = ports.filter((x) => x.containerPort === Number(m[1]) && x.proto === (m[2] ?? 'tcp'));
+    if (ports.length === 0) throw new BerthError('NOT_FOUND', `no public port ${filter} published for ${ref}`);
+  }
+  if (p.json) printJson(ports);
+  else for (const x of ports) printLine(`${filter === undefined ? `${x.containerPort}/${x.proto} -> ` : ''}${x.hostIp}:${x.hostPort}`);
+  return 0;
+}
+
 export const commands: CommandGroup = {
+  port: {
+    summary: 'List a container\'s published ports',
+    usage: PORT_USAGE,
+    options: { root: one },
+    run: port,
+  },
   network: {
     summary: 'Bridge networks: create, ls, inspect, rm, prune, connect, disconnect',
     usage: USAGE,

@@ -6,15 +6,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { commands } from '../../src/cli/network.js';
 import { parseCommand } from '../../src/cli/common.js';
+import { DEFAULTS, NetworkStore } from '../../src/engine/network/store.js';
 
-async function berthNetwork(argv: string[]): Promise<{ code: number; out: string }> {
-  const parsed = parseCommand('network', commands.network!, argv);
+async function berthNetwork(argv: string[], cmd = 'network'): Promise<{ code: number; out: string }> {
+  const parsed = parseCommand(cmd, commands[cmd]!, argv);
   assert.notEqual(parsed, 'help');
   let out = '';
   const write = process.stdout.write;
   process.stdout.write = ((chunk: string) => ((out += chunk), true)) as typeof process.stdout.write;
   try {
-    const code = await commands.network!.run(parsed as Exclude<typeof parsed, 'help'>);
+    const code = await commands[cmd]!.run(parsed as Exclude<typeof parsed, 'help'>);
     return { code, out };
   } finally {
     process.stdout.write = write;
@@ -47,5 +48,19 @@ describe('berth network', () => {
     assert.equal((await berthNetwork(['rm', '--root', root, 'back'])).out, 'back\n');
     assert.equal((await berthNetwork(['prune', '--root', root])).out, 'front\n');
     assert.equal((await berthNetwork(['ls', '-q', '--root', root])).out, 'bridge\n');
+  });
+
+  it('berth port lists published ports as docker port does', async () => {
+    const store = NetworkStore.cached(root, DEFAULTS);
+    const net = store.requireNetwork('bridge');
+    store.tx(() => {
+      const ip = store.allocate(net, { container: 'c0ffee', name: 'web', aliases: [], iface: 'eth0', veth: 'vbc0ffee', hostsPath: null, hostsExtra: [], hostname: 'c0ffee' });
+      store.addPort({ hostIp: '127.0.0.1', hostPort: 8080, proto: 'tcp', container: 'c0ffee', network: 'bridge', containerIp: ip, containerPort: 80 });
+      store.addPort({ hostIp: '0.0.0.0', hostPort: 5353, proto: 'udp', container: 'c0ffee', network: 'bridge', containerIp: ip, containerPort: 53 });
+    });
+    assert.equal((await berthNetwork(['--root', root, 'c0ffee'], 'port')).out, '53/udp -> 0.0.0.0:5353\n80/tcp -> 127.0.0.1:8080\n');
+    assert.equal((await berthNetwork(['--root', root, 'c0ffee', '80'], 'port')).out, '127.0.0.1:8080\n');
+    await assert.rejects(berthNetwork(['--root', root, 'c0ffee', '81/udp'], 'port'), /no public port 81\/udp published/);
+    store.tx(() => store.release('c0ffee', 'bridge'));
   });
 });

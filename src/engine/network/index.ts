@@ -15,11 +15,15 @@
  *   root,                                           // the berth root (--root), else BERTH_ROOT
  * });
  * // a.ip, a.gateway, a.ports (host ports picked), a.hosts and a.resolvConf (file contents):
- * // bind-mount hostsPath on /etc/hosts and a file with a.resolvConf on /etc/resolv.conf;
+ * // hostsPath is already written; write a.resolvConf with rewriteInPlace when the file is already
+ * // bind-mounted (a rename would leave the container reading the old file);
  * // print a.warnings (e.g. the network's name server could not listen).
- * detachContainer(id, { root, namespaceGone: true });// after the container exited (all networks, or
- *                                                  // { network } for network disconnect)
- * cleanupLeftovers(liveIds, { root });              // after a crash: anything of a container not in liveIds
+ * detachContainer(id, { root, namespaceGone: true });// after the container exited, and before a
+ *                                                  // restart (all networks; { network } for
+ *                                                  // network disconnect, without namespaceGone)
+ * cleanupLeftovers(liveIds, { root });              // in every command's sweep: anything of a
+ *                                                  // container not in liveIds (--rm by the monitor,
+ *                                                  // kill -9); no exec when there is nothing to do
  * ```
  * and `berth network …` uses createNetwork, listNetworks, inspectNetwork, removeNetwork,
  * pruneNetworks. Everything is synchronous (one transaction holds the allocator's lock while the

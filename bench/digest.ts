@@ -10,7 +10,7 @@ import { randomFillSync } from 'node:crypto';
 import { createReadStream, mkdtempSync, openSync, closeSync, rmSync, writeSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { digestStream } from '../src/image/digest.js';
+import { digestStream } from '../src/base/digest.js';
 
 const RUNS = Number(process.env.BERTH_BENCH_RUNS ?? 3);
 const MIB = Number(process.env.BERTH_BENCH_MIB ?? 1024);

@@ -14,8 +14,8 @@ import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { RegistryClient } from '../src/client/registry.js';
-import { digestOf } from '../src/image/digest.js';
-import { MediaType } from '../src/image/media-types.js';
+import { digestOf } from '../src/base/digest.js';
+import { MediaType } from '../src/base/media-types.js';
 import { startRegistry } from '../test/helpers/distribution.js';
 
 const DELAY_MS = 10;

@@ -17,10 +17,10 @@ import { createReadStream, createWriteStream, existsSync, readdirSync, readFileS
 import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { digestStream, digestOf } from '../src/image/digest.js';
+import { digestStream, digestOf } from '../src/base/digest.js';
 import { OciLayout } from '../src/image/layout.js';
-import { MediaType } from '../src/image/media-types.js';
-import type { Descriptor, ImageManifest } from '../src/image/types.js';
+import { MediaType } from '../src/base/media-types.js';
+import type { Descriptor, ImageManifest } from '../src/base/types.js';
 import { startRegistry } from '../test/helpers/distribution.js';
 import { Readable } from 'node:stream';
 

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import { unpackLayers } from '../src/layer/unpack-layers.js';
-import { MediaType } from '../src/image/media-types.js';
+import { MediaType } from '../src/base/media-types.js';
 import { writeOciLayout, type FixtureLayer } from '../test/layer/oci-fixture.js';
 
 const LAYER_DIRS: string[][] = [

@@ -3,9 +3,9 @@
  * The image model is re-exported whole; the other areas export their main entry points
  * (deeper modules remain importable from dist/src/<area>/<module>.js).
  */
-export * from './errors.js';
+export * from './base/errors.js';
 export * from './image/index.js';
-export type * from './content/types.js';
+export type * from './base/target.js';
 
 // Image layout, conversion to a runtime bundle, creating images and artifacts.
 export { OciLayout } from './image/layout.js';
@@ -28,8 +28,8 @@ export { readTar, type TarEntry as TarReaderEntry } from './layer/tar-reader.js'
 // Content: copy between any two places.
 export { copy, type CopyOptions, type CopyResult } from './content/copy.js';
 export { MemoryStore } from './content/memory.js';
-export { parsePlace, formatPlace, openSource, openDestination, type Place, type OpenedPlace } from './content/places.js';
-export { readAll, fetchBytes, fetchJson } from './content/read.js';
+export { parsePlace, formatPlace, openSource, openDestination, type Place, type OpenedPlace } from './client/places.js';
+export { readAll, fetchBytes, fetchJson } from './base/read.js';
 
 // Registry client.
 export { RegistryClient } from './client/registry.js';

@@ -6,7 +6,8 @@
  */
 import { appendFileSync, existsSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
+import { berthVersion } from '../base/package.js';
 import { createContainer, loadBundleConfig } from '../runtime/create.js';
 import { execInContainer } from '../runtime/exec.js';
 import { features } from '../runtime/features.js';
@@ -283,7 +284,7 @@ async function main(argv: string[]): Promise<number> {
     else if (name === 'systemd-cgroup') {
       throw new BerthError('UNSUPPORTED', '--systemd-cgroup is not supported: berth-runtime manages cgroupfs directly; configure your engine with cgroup_manager = "cgroupfs"');
     } else if (name === 'help' || name === 'h') { process.stdout.write(USAGE); return 0; }
-    else if (name === 'version' || name === 'v') { process.stdout.write(`berth-runtime version 0.1.0\nspec: ${OCI_VERSION}\n`); return 0; }
+    else if (name === 'version' || name === 'v') { process.stdout.write(`berth-runtime version ${berthVersion()}\nspec: ${OCI_VERSION}\n`); return 0; }
     else throw new BerthError('USAGE', `unknown global flag ${a}\n\n${USAGE}`);
   }
   const verb = argv[i];

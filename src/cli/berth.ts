@@ -3,7 +3,8 @@
  * The `berth` command: a thin dispatcher. Each command group lives in its own module,
  * loaded only when one of its commands runs, so that start-up stays small.
  */
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
+import { berthVersion } from '../base/package.js';
 import { parseCommand, type CommandGroup } from './common.js';
 
 type GroupLoader = () => Promise<{ commands: CommandGroup }>;
@@ -79,7 +80,7 @@ export async function main(argv: string[]): Promise<number> {
     return cmd === undefined ? 2 : 0;
   }
   if (cmd === '--version' || cmd === 'version') {
-    process.stdout.write('berth 0.1.0\n');
+    process.stdout.write(`berth ${berthVersion()}\n`);
     return 0;
   }
   const groupName = commandGroup[cmd];

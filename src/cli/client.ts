@@ -6,20 +6,20 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { BerthError } from '../errors.js';
-import { digestStream } from '../image/digest.js';
-import { isIndexMediaType, MediaType } from '../image/media-types.js';
+import { BerthError } from '../base/errors.js';
+import { digestStream } from '../base/digest.js';
+import { isIndexMediaType, MediaType } from '../base/media-types.js';
 import { formatPlatform } from '../image/platform.js';
 import { parseReference, formatReference, referenceTarget, validateTag, type Reference } from '../image/reference.js';
-import type { Descriptor, ImageConfig, ImageIndex, ImageManifest } from '../image/types.js';
+import type { Descriptor, ImageConfig, ImageIndex, ImageManifest } from '../base/types.js';
 import { findCredentials, removeCredentials, storeCredentials, defaultLoginFile, type Credentials } from '../client/credentials.js';
 import { RegistryClient } from '../client/registry.js';
 import type { Repository } from '../client/repository.js';
 import { copy, type CopyOptions, type CopyResult } from '../content/copy.js';
-import { openDestination, openSource, parsePlace, type OpenedPlace, type Place } from '../content/places.js';
+import { openDestination, openSource, parsePlace, type OpenedPlace, type Place } from '../client/places.js';
 import { ProgressPrinter } from '../content/progress.js';
-import { fetchBytes, fetchJson } from '../content/read.js';
-import type { Target } from '../content/types.js';
+import { fetchBytes, fetchJson } from '../base/read.js';
+import type { Target } from '../base/target.js';
 import { flag, needPositionals, printJson, printLine, str, strs, type CommandGroup, type ParsedCommand } from './common.js';
 
 const REGISTRY_OPTIONS = {

@@ -1,6 +1,6 @@
 /** Small helpers shared by the command modules: argument parsing, help, output. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
 
 export interface CommandSpec {
   /** One-line summary shown in `berth --help`. */

@@ -3,7 +3,7 @@
  * artifact. Thin: the work is done by src/image/*.
  */
 import { readFile, stat } from 'node:fs/promises';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
 import { flag, needPositionals, printJson, printLine, str, strs, type CommandGroup, type ParsedCommand } from './common.js';
 import { OciLayout } from '../image/layout.js';
 import { gcLayout, verifyLayout, type LayoutProblem } from '../image/layout-verify.js';
@@ -13,9 +13,9 @@ import { createArtifact, type ArtifactFile } from '../image/artifact.js';
 import { unpackImage } from '../image/unpack.js';
 import { parsePlatform } from '../image/platform.js';
 import { validateConfig, validateIndex, validateLayoutHeader, validateManifest } from '../image/validate.js';
-import { MAX_MANIFEST_BYTES } from '../content/read.js';
-import type { LayerCompression } from '../image/media-types.js';
-import type { Descriptor, Platform } from '../image/types.js';
+import { MAX_MANIFEST_BYTES } from '../base/read.js';
+import type { LayerCompression } from '../base/media-types.js';
+import type { Descriptor, Platform } from '../base/types.js';
 
 // ---- option helpers --------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 /** `berth serve` (the registry server) and `berth registry gc|verify`. */
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
 import { buildConfig, defaultConfig, overridesFromEnv, overridesFromFile, type ConfigOverrides, type RegistryConfig } from '../registry/config.js';
 import { collectGarbage } from '../registry/gc.js';
 import { openRegistry } from '../registry/registry.js';

@@ -2,7 +2,7 @@
  * `update`'s flags as runc has them, turned into a LinuxResources document: sizes as docker
  * writes them (`512m`, `1g`: binary units), `-1` for unlimited.
  */
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
 import type { LinuxResources } from '../runtime/spec/types.js';
 
 export const UPDATE_FLAG_NAMES = [

@@ -5,7 +5,7 @@
  * or, when an identity (refresh) token is stored, by the OAuth2 POST form; they are cached
  * per scope set until they expire.
  */
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
 import type { Credentials } from './credentials.js';
 import { readBody, type HttpClient } from './http.js';
 import { registryError } from './errors.js';

@@ -6,7 +6,7 @@
  * the whole blob, and what we already have is skipped).
  */
 import { Readable } from 'node:stream';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
 import { isNetworkError } from './http.js';
 
 /** An answer whose body is the blob's bytes from the requested offset (200 or 206). */

@@ -9,8 +9,8 @@ import type * as ChildProcessModule from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { BerthError } from '../errors.js';
-import { lazyRequire } from '../lazy-require.js';
+import { BerthError } from '../base/errors.js';
+import { lazyRequire } from '../base/lazy-require.js';
 import { writeFileAtomic } from './atomic.js';
 
 /** node:child_process loads only when a credential helper runs (~5 ms of every start otherwise). */

@@ -1,6 +1,6 @@
 /** Turning a registry's error answer (distribution-spec "Error Codes") into a BerthError. */
 import type { Readable } from 'node:stream';
-import { BerthError, type ErrorCode } from '../errors.js';
+import { BerthError, type ErrorCode } from '../base/errors.js';
 import { readBody } from './http.js';
 
 export interface RegistryErrorEntry {

@@ -10,8 +10,9 @@ import type * as HttpsModule from 'node:https';
 import { isIP } from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
 import type * as TlsModule from 'node:tls';
-import { BerthError } from '../errors.js';
-import { lazyRequire } from '../lazy-require.js';
+import { BerthError } from '../base/errors.js';
+import { lazyRequire } from '../base/lazy-require.js';
+import { userAgent } from '../base/package.js';
 import { openTunnel, proxyAuthorization, proxyCredentialsHint, proxyFor, proxySettingsFromEnv, type ProxySettings } from './proxy.js';
 import { RegistryTrust } from './trust.js';
 
@@ -85,7 +86,7 @@ export class HttpClient {
       maxBackoffMs: options.maxBackoffMs ?? 10_000,
       timeoutMs: options.timeoutMs ?? 60_000,
       insecureSkipVerify: options.insecureSkipVerify ?? false,
-      userAgent: options.userAgent ?? 'berth/0.1.0',
+      userAgent: options.userAgent ?? userAgent(),
       maxSockets: options.maxSockets ?? 16,
     };
     // Compared with URL.host, which normalises (e.g. IPv6 forms): normalise the same way.

@@ -9,8 +9,8 @@
 import net from 'node:net';
 import type { Socket } from 'node:net';
 import type * as TlsModule from 'node:tls';
-import { BerthError } from '../errors.js';
-import { lazyRequire } from '../lazy-require.js';
+import { BerthError } from '../base/errors.js';
+import { lazyRequire } from '../base/lazy-require.js';
 
 export interface ProxySettings {
   /** Proxy for http: URLs (HTTP_PROXY). */

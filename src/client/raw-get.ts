@@ -4,7 +4,7 @@
  * 192 MB pull that was ~40% of berth's main-thread time. Here the socket (or the TLS socket,
  * which decrypts into the same buffers) reads straight into
  * 1 MiB slabs (net.Socket `onread`), and the body is handed on as views of them, contiguous
- * reads coalesced, with no copy. Slabs come from content/slab-pool.ts: a consumer that owns the
+ * reads coalesced, with no copy. Slabs come from base/slab-pool.ts: a consumer that owns the
  * body's chunks releases them once used, and their slab is reused.
  *
  * Deliberately narrow: a GET over HTTP or HTTPS whose answer is 200 or 206 with a
@@ -14,8 +14,8 @@
  */
 import net from 'node:net';
 import { Readable } from 'node:stream';
-import { handedOn, retireSlab, takeSlab } from '../content/slab-pool.js';
-import { lazyRequire } from '../lazy-require.js';
+import { SLAB_BYTES, takeSlab } from '../base/slab-pool.js';
+import { lazyRequire } from '../base/lazy-require.js';
 import type * as TlsModule from 'node:tls';
 
 export interface RawBody {
@@ -185,7 +185,7 @@ function request(url: URL, opts: RawGetOptions, key: string, reused: RawConnecti
     const end = (connectionKept: boolean) => {
       finished = true;
       if (connection.reader === reader) connection.reader = undefined;
-      retireSlab(slab);
+      slab.retire();
       signal?.removeEventListener('abort', onAbort);
       if (connectionKept && opts.pool) opts.pool.release(connection);
       else connection.socket.destroy();
@@ -203,9 +203,8 @@ function request(url: URL, opts: RawGetOptions, key: string, reused: RawConnecti
     /** Hands on what has gathered in the slab since the last hand-on; false asks the socket to pause. */
     const handOn = (): boolean => {
       if (used === pendingStart || !body) return true;
-      const chunk = slab.subarray(pendingStart, used);
+      const chunk = slab.handOn(pendingStart, used);
       pendingStart = used;
-      handedOn(slab, chunk.length);
       return body.push(chunk);
     };
 
@@ -222,12 +221,12 @@ function request(url: URL, opts: RawGetOptions, key: string, reused: RawConnecti
         return kept;
       }
       let more = true;
-      if (used - pendingStart >= HAND_ON_BYTES || slab.length - used < MIN_READ_ROOM) more = handOn();
+      if (used - pendingStart >= HAND_ON_BYTES || SLAB_BYTES - used < MIN_READ_ROOM) more = handOn();
       return more;
     };
 
     const onHeadBytes = (n: number): boolean => {
-      head = Buffer.concat([head!, slab.subarray(used, used + n)]);
+      head = Buffer.concat([head!, slab.bytes.subarray(used, used + n)]);
       const headEnd = head.indexOf('\r\n\r\n');
       if (headEnd < 0) {
         if (head.length > MAX_HEAD_BYTES) fail(new Error(`response head larger than ${MAX_HEAD_BYTES} bytes from ${url.host}`));
@@ -263,7 +262,7 @@ function request(url: URL, opts: RawGetOptions, key: string, reused: RawConnecti
       // Body bytes that came with the head: copy them to the slab's start (they are few).
       used = pendingStart = 0;
       if (rest.length > 0) {
-        rest.copy(slab, 0, 0, Math.min(rest.length, slab.length));
+        rest.copy(slab.bytes, 0, 0, Math.min(rest.length, SLAB_BYTES));
         return onBodyBytes(rest.length);
       }
       if (remaining === 0) {
@@ -276,9 +275,9 @@ function request(url: URL, opts: RawGetOptions, key: string, reused: RawConnecti
 
     /** Starts a fresh slab when this one has too little room left (its chunks keep it). */
     const ensureRoom = (room: number) => {
-      if (slab.length - used >= room) return;
+      if (SLAB_BYTES - used >= room) return;
       if (body) handOn();
-      retireSlab(slab);
+      slab.retire();
       slab = takeSlab();
       used = pendingStart = 0;
     };
@@ -287,7 +286,7 @@ function request(url: URL, opts: RawGetOptions, key: string, reused: RawConnecti
       // The next read lands after the bytes already read into this slab.
       buffer: () => {
         ensureRoom(MIN_READ_ROOM);
-        handed = slab.subarray(used);
+        handed = slab.bytes.subarray(used);
         return handed;
       },
       read: (n: number, buf: Uint8Array) => {
@@ -295,7 +294,7 @@ function request(url: URL, opts: RawGetOptions, key: string, reused: RawConnecti
         if (buf !== handed) {
           // The first read on a connection taken from the pool lands in its idle buffer (small).
           ensureRoom(n);
-          slab.set(buf.subarray(0, n), used);
+          slab.bytes.set(buf.subarray(0, n), used);
         }
         return head ? onHeadBytes(n) : onBodyBytes(n);
       },

@@ -1,6 +1,6 @@
 /** The referrers tag schema (distribution-spec "Referrers Tag Schema") and referrer descriptors. */
-import type { Descriptor, ImageIndex, ImageManifest } from '../image/types.js';
-import { parseDigest } from '../image/digest.js';
+import type { Descriptor, ImageIndex, ImageManifest } from '../base/types.js';
+import { parseDigest } from '../base/digest.js';
 
 /** `<alg>-<ref>`: the digest with `:` replaced by `-`, truncated to the 128 characters a tag allows. */
 export function referrersTag(subjectDigest: string): string {

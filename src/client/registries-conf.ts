@@ -13,7 +13,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
 
 export type PullFromMirror = 'all' | 'digest-only' | 'tag-only';
 

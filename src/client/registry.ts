@@ -3,7 +3,7 @@
  * every host it talks to. `send` adds authentication and handles the 401 challenge dance;
  * `repository(host, name)` gives a Target; `catalog(host)` lists repositories.
  */
-import { BerthError, isBerthError } from '../errors.js';
+import { BerthError, isBerthError } from '../base/errors.js';
 import { apiHost, configuredInsecureRegistries, isLoopbackHost } from './config.js';
 import { findCredentials, type Credentials } from './credentials.js';
 import { Authenticator, type CredentialSource } from './auth.js';
@@ -13,8 +13,8 @@ import { RawConnectionPool, rawGet, type RawBody } from './raw-get.js';
 import { Repository, type RepositoryOptions } from './repository.js';
 import { RegistryTrust } from './trust.js';
 import { isInsecureHost, loadRegistriesConf, locate, pullSources, type RegistriesConf } from './registries-conf.js';
-import type { Descriptor } from '../image/types.js';
-import type { ResolveOptions } from '../content/types.js';
+import type { Descriptor } from '../base/types.js';
+import type { ResolveOptions } from '../base/target.js';
 
 export interface RegistryClientOptions extends HttpClientOptions {
   /** Hosts reached over plain HTTP in addition to loopback and the configured ones. */

@@ -6,12 +6,12 @@
  * chunks (PATCH with Content-Range) that resume from the offset the registry reports.
  */
 import { Readable, Transform, type TransformCallback } from 'node:stream';
-import { BerthError, isBerthError } from '../errors.js';
-import { DigestingStream, digestOf, validateDigest } from '../image/digest.js';
-import { ALL_MANIFEST_MEDIA_TYPES, isIndexMediaType, isManifestOrIndexMediaType, MediaType } from '../image/media-types.js';
-import type { Descriptor, ImageIndex, ImageManifest } from '../image/types.js';
-import { MAX_MANIFEST_BYTES, readAll } from '../content/read.js';
-import type { Deleter, FetchOptions, Mounter, PushOptions, ReferrerLister, ResolveOptions, TagLister, Target } from '../content/types.js';
+import { BerthError, isBerthError } from '../base/errors.js';
+import { DigestingStream, digestOf, validateDigest } from '../base/digest.js';
+import { ALL_MANIFEST_MEDIA_TYPES, isIndexMediaType, isManifestOrIndexMediaType, MediaType } from '../base/media-types.js';
+import type { Descriptor, ImageIndex, ImageManifest } from '../base/types.js';
+import { MAX_MANIFEST_BYTES, readAll } from '../base/read.js';
+import type { Deleter, FetchOptions, Mounter, PushOptions, ReferrerLister, ResolveOptions, TagLister, Target } from '../base/target.js';
 import { repositoryScope } from './auth.js';
 import { registryError } from './errors.js';
 import { discard, isNetworkError, nextLink, readBody, type HttpResponse } from './http.js';
@@ -123,7 +123,7 @@ export class Repository implements Target, TagLister, ReferrerLister, Deleter, M
   /**
    * A blob's bytes without digest verification (resumed with Range after a broken
    * connection). Only for consumers that verify what they receive themselves: every
-   * Pusher does (content/types.ts), so copy() uses this to avoid hashing twice.
+   * Pusher does (base/target.ts), so copy() uses this to avoid hashing twice.
    */
   fetchUnverified(desc: Descriptor, opts: FetchOptions = {}): Readable {
     validateDigest(desc.digest);

@@ -15,8 +15,8 @@ import { existsSync, readdirSync, readFileSync, readlinkSync, statSync, type Dir
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type * as TlsModule from 'node:tls';
-import { BerthError } from '../errors.js';
-import { lazyRequire } from '../lazy-require.js';
+import { BerthError } from '../base/errors.js';
+import { lazyRequire } from '../base/lazy-require.js';
 
 const tls = lazyRequire<typeof TlsModule>('node:tls');
 

@@ -4,7 +4,7 @@
  * hostile archive cannot write outside the temp directory.
  */
 import { spawn } from 'node:child_process';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
 
 function run(args: string[], what: string): Promise<string> {
   return new Promise((resolve, reject) => {

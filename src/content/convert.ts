@@ -3,8 +3,8 @@
  * "Compatibility Matrix"). Converting rewrites manifests, so their digests change; blobs
  * (config and layers) keep their bytes and digests, only the descriptors' media types change.
  */
-import { MediaType } from '../image/media-types.js';
-import type { Descriptor, ImageIndex, ImageManifest } from '../image/types.js';
+import { MediaType } from '../base/media-types.js';
+import type { Descriptor, ImageIndex, ImageManifest } from '../base/types.js';
 
 const BLOB_TYPES: Record<string, string> = {
   [MediaType.dockerConfig]: MediaType.imageConfig,

@@ -5,16 +5,16 @@
  * repositories of one registry, and pushing children before parents (blobs, manifests, the
  * index, then the tag). Bytes and digests are preserved unless `convertToOci` is asked for.
  */
-import { BerthError, isBerthError } from '../errors.js';
-import { digestOf } from '../image/digest.js';
-import { isIndexMediaType, isManifestMediaType, isManifestOrIndexMediaType, MediaType } from '../image/media-types.js';
+import { BerthError, isBerthError } from '../base/errors.js';
+import { digestOf } from '../base/digest.js';
+import { isIndexMediaType, isManifestMediaType, isManifestOrIndexMediaType, MediaType } from '../base/media-types.js';
 import { formatPlatform, hostPlatform, parsePlatform, selectManifests } from '../image/platform.js';
-import type { Descriptor, ImageIndex, ImageManifest, Platform } from '../image/types.js';
+import type { Descriptor, ImageIndex, ImageManifest, Platform } from '../base/types.js';
 import { Readable } from 'node:stream';
-import { fetchBytes } from './read.js';
+import { fetchBytes } from '../base/read.js';
 import { indexToOci, manifestToOci, ociDocumentMediaType } from './convert.js';
 import { Limiter } from './limit.js';
-import type { Mounter, ProgressEvent, ReferrerLister, Target } from './types.js';
+import type { Mounter, ProgressEvent, ReferrerLister, Target } from '../base/target.js';
 
 export interface CopyOptions {
   /** The platform to pick from an index (default: this host's), unless `all`. */

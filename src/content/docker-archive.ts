@@ -8,15 +8,15 @@ import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { BerthError } from '../errors.js';
-import { DigestingStream, digestStream, encodedOf, validateDigest } from '../image/digest.js';
-import { isIndexMediaType, isManifestOrIndexMediaType, MediaType } from '../image/media-types.js';
-import type { Descriptor, ImageManifest } from '../image/types.js';
+import { BerthError } from '../base/errors.js';
+import { DigestingStream, digestStream, encodedOf, validateDigest } from '../base/digest.js';
+import { isIndexMediaType, isManifestOrIndexMediaType, MediaType } from '../base/media-types.js';
+import type { Descriptor, ImageManifest } from '../base/types.js';
 import { sniffCompression } from '../layer/compress.js';
 import { createArchive, extractArchive } from './archive-tar.js';
 import { MemoryStore } from './memory.js';
-import { readAll } from './read.js';
-import type { FetchOptions, Target } from './types.js';
+import { readAll } from '../base/read.js';
+import type { FetchOptions, Target } from '../base/target.js';
 
 export interface DockerArchiveEntry {
   Config: string;

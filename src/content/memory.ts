@@ -1,10 +1,10 @@
 /** An in-memory Target: for tests, small artifacts and documents built before pushing. */
 import { Readable } from 'node:stream';
-import { BerthError } from '../errors.js';
-import { digestOf, validateDigest } from '../image/digest.js';
-import type { Descriptor } from '../image/types.js';
-import { readAll } from './read.js';
-import type { FetchOptions, Target, TagLister } from './types.js';
+import { BerthError } from '../base/errors.js';
+import { digestOf, validateDigest } from '../base/digest.js';
+import type { Descriptor } from '../base/types.js';
+import { readAll } from '../base/read.js';
+import type { FetchOptions, Target, TagLister } from '../base/target.js';
 
 export class MemoryStore implements Target, TagLister {
   readonly name: string;

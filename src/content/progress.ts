@@ -2,8 +2,8 @@
  * Drawing copy() progress events: on a terminal, one bar per active blob with bytes and rate
  * plus a total line, redrawn at most ten times a second; elsewhere, one plain line per event.
  */
-import type { Descriptor } from '../image/types.js';
-import type { ProgressEvent } from './types.js';
+import type { Descriptor } from '../base/types.js';
+import type { ProgressEvent } from '../base/target.js';
 
 export function formatBytes(n: number): string {
   const units = ['B', 'KB', 'MB', 'GB', 'TB'];

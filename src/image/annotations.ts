@@ -1,9 +1,9 @@
 /** annotations.md: the rules for annotation maps and the pre-defined `org.opencontainers.image.*` keys. */
-import { BerthError, type ErrorCode } from '../errors.js';
-import { isValidDigest } from './digest.js';
+import { BerthError, type ErrorCode } from '../base/errors.js';
+import { isValidDigest } from '../base/digest.js';
 import { isRfc3339DateTime, isUri } from './formats.js';
 import { parseReference } from './reference.js';
-import type { Annotations } from './types.js';
+import type { Annotations } from '../base/types.js';
 
 /** Every pre-defined annotation key of annotations.md. */
 export const Annotation = {

@@ -7,11 +7,11 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
 import type { OciLayout } from './layout.js';
 import { pushJson } from './build.js';
-import { EMPTY_JSON_DIGEST, MediaType } from './media-types.js';
-import type { Annotations, Descriptor, ImageManifest } from './types.js';
+import { EMPTY_JSON_DIGEST, MediaType } from '../base/media-types.js';
+import type { Annotations, Descriptor, ImageManifest } from '../base/types.js';
 
 export const TITLE_ANNOTATION = 'org.opencontainers.image.title';
 export const CREATED_ANNOTATION = 'org.opencontainers.image.created';

@@ -5,15 +5,15 @@
  */
 import { stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
 import { writeLayerFromDir } from '../layer/create.js';
 import type { OciLayout } from './layout.js';
-import { isValidDigest, digestOf } from './digest.js';
+import { isValidDigest, digestOf } from '../base/digest.js';
 import { loadImage } from './load-image.js';
-import { MediaType, ociLayerMediaType, type LayerCompression } from './media-types.js';
+import { MediaType, ociLayerMediaType, type LayerCompression } from '../base/media-types.js';
 import { hostPlatform } from './platform.js';
 import { mergeEnv } from './runtime-config.js';
-import type { Annotations, Descriptor, ExecConfig, ImageConfig, ImageManifest, Platform } from './types.js';
+import type { Annotations, Descriptor, ExecConfig, ImageConfig, ImageManifest, Platform } from '../base/types.js';
 
 export const BASE_DIGEST_ANNOTATION = 'org.opencontainers.image.base.digest';
 

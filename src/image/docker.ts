@@ -10,10 +10,10 @@
  * that encodeDocument() gives byte for byte the document skopeo writes for the same conversion,
  * and so the same digest.
  */
-import { BerthError } from '../errors.js';
-import { digestOf } from './digest.js';
-import { MediaType } from './media-types.js';
-import type { Descriptor, ImageIndex, ImageManifest, Platform } from './types.js';
+import { BerthError } from '../base/errors.js';
+import { digestOf } from '../base/digest.js';
+import { MediaType } from '../base/media-types.js';
+import type { Descriptor, ImageIndex, ImageManifest, Platform } from '../base/types.js';
 
 /** Docker's uncompressed layer type (moby schema2.MediaTypeUncompressedLayer). */
 export const DOCKER_LAYER_TAR = 'application/vnd.docker.image.rootfs.diff.tar';

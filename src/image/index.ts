@@ -1,7 +1,7 @@
 /** The image-spec data model: digests, media types, documents, validation, platforms, references. */
-export * from './digest.js';
-export * from './media-types.js';
-export * from './types.js';
+export * from '../base/digest.js';
+export * from '../base/media-types.js';
+export * from '../base/types.js';
 export * from './formats.js';
 export * from './json.js';
 export * from './validate.js';

@@ -4,7 +4,7 @@
  * keeps the last of duplicate names while other parsers keep the first, so a document with
  * duplicates can mean different things to different tools: it is refused.
  */
-import { BerthError, type ErrorCode } from '../errors.js';
+import { BerthError, type ErrorCode } from '../base/errors.js';
 
 type Frame =
   | { kind: 'object'; path: string; keys: Set<string>; expectKey: boolean; key: string }

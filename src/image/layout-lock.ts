@@ -4,7 +4,7 @@
  */
 import { open, readFile, unlink } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
 
 const inProcess = new Map<string, Promise<unknown>>();
 

@@ -5,14 +5,14 @@
 import { createReadStream } from 'node:fs';
 import { readdir, readFile, lstat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BerthError } from '../errors.js';
-import { readAll } from '../content/read.js';
-import { digestStream, isValidDigest, SUPPORTED_ALGORITHMS, type DigestAlgorithm } from './digest.js';
+import { BerthError } from '../base/errors.js';
+import { readAll } from '../base/read.js';
+import { digestStream, isValidDigest, SUPPORTED_ALGORITHMS, type DigestAlgorithm } from '../base/digest.js';
 import { BLOB_TEMP_PREFIX, REF_NAME_ANNOTATION, type OciLayout } from './layout.js';
 import { withLock } from './layout-lock.js';
 import { TEMP_PREFIX } from './atomic-file.js';
-import { isIndexMediaType, isManifestMediaType, MediaType } from './media-types.js';
-import type { Descriptor, ImageIndex, ImageManifest } from './types.js';
+import { isIndexMediaType, isManifestMediaType, MediaType } from '../base/media-types.js';
+import type { Descriptor, ImageIndex, ImageManifest } from '../base/types.js';
 import { parseManifestOrIndex, validateConfig, validateIndex, validateLayoutHeader } from './validate.js';
 
 export interface LayoutProblem {

@@ -10,13 +10,13 @@ import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { join, resolve as resolvePath } from 'node:path';
 import { PassThrough, Readable, Transform, Writable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { BerthError, isBerthError } from '../errors.js';
-import type { FetchOptions, PushOptions, ReferrerLister, TagLister, Target } from '../content/types.js';
-import { readAll } from '../content/read.js';
-import { releaseChunk } from '../content/slab-pool.js';
-import { isValidDigest, parseDigest, verifyingStream, type Digest, type DigestAlgorithm } from './digest.js';
-import { MediaType, isIndexMediaType, isManifestMediaType } from './media-types.js';
-import type { Descriptor, ImageIndex, ImageManifest } from './types.js';
+import { BerthError, isBerthError } from '../base/errors.js';
+import type { FetchOptions, PushOptions, ReferrerLister, TagLister, Target } from '../base/target.js';
+import { readAll } from '../base/read.js';
+import { releaseChunk } from '../base/slab-pool.js';
+import { isValidDigest, parseDigest, verifyingStream, type Digest, type DigestAlgorithm } from '../base/digest.js';
+import { MediaType, isIndexMediaType, isManifestMediaType } from '../base/media-types.js';
+import type { Descriptor, ImageIndex, ImageManifest } from '../base/types.js';
 import { TEMP_PREFIX, fsyncDir, writeFileAtomic } from './atomic-file.js';
 import { withLock } from './layout-lock.js';
 import { hostPlatform, selectManifests } from './platform.js';
@@ -287,7 +287,7 @@ export class OciLayout implements Target, TagLister, ReferrerLister {
 
   /**
    * A blob's bytes, size-checked but not hashed: only for consumers that verify what they
-   * receive (every Pusher does, content/types.ts), so copy() does not hash a blob twice.
+   * receive (every Pusher does, base/target.ts), so copy() does not hash a blob twice.
    */
   async fetchUnverified(desc: Descriptor, opts: FetchOptions = {}): Promise<Readable> {
     const raw = await this.openBlob(desc, 'fetch', opts.signal);

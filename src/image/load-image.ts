@@ -1,10 +1,10 @@
 /** Following a reference in a layout to one image: index → manifest for a platform → config. */
-import { BerthError } from '../errors.js';
-import { readAll } from '../content/read.js';
+import { BerthError } from '../base/errors.js';
+import { readAll } from '../base/read.js';
 import type { OciLayout } from './layout.js';
-import { isIndexMediaType, isManifestMediaType, MediaType } from './media-types.js';
+import { isIndexMediaType, isManifestMediaType, MediaType } from '../base/media-types.js';
 import { formatPlatform, hostPlatform, selectManifests } from './platform.js';
-import type { Descriptor, ImageConfig, ImageManifest, Platform } from './types.js';
+import type { Descriptor, ImageConfig, ImageManifest, Platform } from '../base/types.js';
 import { parseManifestOrIndex, validateConfig } from './validate.js';
 
 export interface LoadedImage {

@@ -5,7 +5,7 @@
  */
 import { lstat, readFile, readlink } from 'node:fs/promises';
 import { posix, join } from 'node:path';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
 
 export interface PasswdEntry {
   name: string;

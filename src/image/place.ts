@@ -1,6 +1,6 @@
 /** Layout places named as skopeo names them: `oci:DIR[:REF]` (REF a tag or a digest; also `oci:DIR@DIGEST`). */
-import { BerthError } from '../errors.js';
-import { isValidDigest } from './digest.js';
+import { BerthError } from '../base/errors.js';
+import { isValidDigest } from '../base/digest.js';
 
 export interface LayoutPlace {
   dir: string;

@@ -4,8 +4,8 @@
  * from an index), so that berth picks the same image containerd, docker and podman would.
  */
 import { endianness } from 'node:os';
-import { BerthError } from '../errors.js';
-import type { Descriptor, ImageIndex, Platform } from './types.js';
+import { BerthError } from '../base/errors.js';
+import type { Descriptor, ImageIndex, Platform } from '../base/types.js';
 
 // containerd platforms.go: specifierRe = `^[A-Za-z0-9_.-]+$`
 const COMPONENT = /^[A-Za-z0-9_.-]+$/;

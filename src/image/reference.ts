@@ -3,8 +3,8 @@
  * tag grammars, with the Docker Hub defaults docker applies (docker.io, library/, latest), as
  * github.com/distribution/reference's ParseNormalizedNamed does.
  */
-import { BerthError } from '../errors.js';
-import { parseDigest } from './digest.js';
+import { BerthError } from '../base/errors.js';
+import { parseDigest } from '../base/digest.js';
 
 export interface Reference {
   /** Registry host with optional port, e.g. `docker.io`, `localhost:5000`, `[::1]:5000`. */

@@ -3,8 +3,8 @@
  * `runc spec` writes (namespaces, mounts, masked and read-only paths, capabilities, rlimits).
  */
 import { posix } from 'node:path';
-import { BerthError } from '../errors.js';
-import type { ImageConfig } from './types.js';
+import { BerthError } from '../base/errors.js';
+import type { ImageConfig } from '../base/types.js';
 import { resolveUser } from './passwd.js';
 import { DEFAULT_CAPS, DEFAULT_PATH_ENV, defaultLinux, defaultMounts } from '../runtime/spec/default.js';
 import type { Linux, Mount } from '../runtime/spec/types.js';

@@ -4,14 +4,14 @@
  */
 import { mkdir, readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
 import type { ApplyResult } from '../layer/apply.js';
 import { unpackLayers } from '../layer/unpack-layers.js';
 import { writeFileAtomic } from './atomic-file.js';
 import type { OciLayout } from './layout.js';
 import { loadImage } from './load-image.js';
 import { imageConfigToRuntimeSpec, type ConversionOptions } from './runtime-config.js';
-import type { Descriptor, ImageConfig, Platform } from './types.js';
+import type { Descriptor, ImageConfig, Platform } from '../base/types.js';
 
 export interface UnpackImageOptions {
   /** Which image of an index (default: this host's platform). */

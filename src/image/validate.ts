@@ -4,13 +4,13 @@
  * path and the rule broken, e.g. `manifest.layers[2].digest: …`. Unknown properties are kept
  * and never an error (considerations.md "Extensibility").
  */
-import { BerthError, type ErrorCode } from '../errors.js';
+import { BerthError, type ErrorCode } from '../base/errors.js';
 import { validateAnnotations } from './annotations.js';
-import { digestOf, parseDigest } from './digest.js';
+import { digestOf, parseDigest } from '../base/digest.js';
 import { isBase64, isMediaType, isRfc3339DateTime, isUri } from './formats.js';
 import { parseStrictJson } from './json.js';
-import { EMPTY_JSON_DIGEST, MediaType } from './media-types.js';
-import type { Descriptor, ImageConfig, ImageIndex, ImageManifest, LayoutHeader, Platform } from './types.js';
+import { EMPTY_JSON_DIGEST, MediaType } from '../base/media-types.js';
+import type { Descriptor, ImageConfig, ImageIndex, ImageManifest, LayoutHeader, Platform } from '../base/types.js';
 
 type Obj = Record<string, unknown>;
 

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { realpathSync, statSync } from 'node:fs';
 import { pipeline, type Readable } from 'node:stream';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
 import { LayerApplier } from './layer-applier.js';
 import { TarParser } from './tar-parser.js';
 import { describeStreamError, layerDecompressor } from './decompress.js';

@@ -1,9 +1,9 @@
 /** Streaming compression for layers: gzip (node:zlib), zstd (zstd-napi), or none. */
 import { createGzip, createGunzip } from 'node:zlib';
 import { PassThrough, type Transform } from 'node:stream';
-import { lazyRequire } from '../lazy-require.js';
-import { BerthError } from '../errors.js';
-import { layerCompression, type LayerCompression } from '../image/media-types.js';
+import { lazyRequire } from '../base/lazy-require.js';
+import { BerthError } from '../base/errors.js';
+import { layerCompression, type LayerCompression } from '../base/media-types.js';
 
 export type { LayerCompression };
 

@@ -3,7 +3,7 @@ import { createWriteStream, lstatSync } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
 import {
   HardlinkMap,
   checkLayerOptions,

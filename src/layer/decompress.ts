@@ -1,6 +1,6 @@
 /** The decompressor for a layer blob, strict about truncation, and clear errors for bad streams. */
 import type { Transform } from 'node:stream';
-import { BerthError, isBerthError } from '../errors.js';
+import { BerthError, isBerthError } from '../base/errors.js';
 import { decompressorForMediaType } from './compress.js';
 
 /**

@@ -12,7 +12,7 @@ import { lstatSync, readlinkSync, type Stats } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
 import { refuseWhiteoutName } from './create.js';
 import {
   HardlinkMap,

@@ -23,7 +23,7 @@ import {
   type Stats,
 } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
 import { SafeRoot, entryComponents, joinRel } from './safe-path.js';
 import type { TarHeader } from './tar-header.js';
 import type { TarSink } from './tar-parser.js';

@@ -11,7 +11,7 @@
  * by another process while a layer is applied (as with umoci and containerd).
  */
 import { chmodSync, lstatSync, mkdirSync, readlinkSync } from 'node:fs';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
 
 /** Symlinks followed while resolving one path before giving up (Linux's MAXSYMLINKS). */
 const MAX_SYMLINKS = 40;

@@ -3,7 +3,7 @@
  * PAX extended-header records that override them. Pure functions over bytes; the framing of
  * entries is in tar-parser.ts.
  */
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
 
 export type TarEntryType = 'file' | 'dir' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo';
 

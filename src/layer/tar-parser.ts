@@ -3,7 +3,7 @@
  * header, body bytes (slices of the chunks, never copied or accumulated) and end. Metadata
  * entries (PAX 'x'/'g', GNU 'L'/'K') are consumed here, size-capped, and folded into the header.
  */
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
 import {
   BLOCK,
   decodeHeaderBlock,

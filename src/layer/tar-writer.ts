@@ -10,7 +10,7 @@
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
 import type { TarEntryType } from './tar-header.js';
 
 export type { TarEntryType };

@@ -4,8 +4,8 @@
  * next layers overlaps the file writes of the current one.
  */
 import { PassThrough, pipeline, type Readable, type Transform } from 'node:stream';
-import { BerthError } from '../errors.js';
-import { DigestingStream, validateDigest } from '../image/digest.js';
+import { BerthError } from '../base/errors.js';
+import { DigestingStream, validateDigest } from '../base/digest.js';
 import { applyTarStream, type ApplyOptions, type ApplyResult } from './apply.js';
 import { describeStreamError, layerDecompressor } from './decompress.js';
 

@@ -5,7 +5,7 @@
  * `xattrsAvailable()` check lets callers and tests say so).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
 
 /** Relative path ('/'-separated, no leading './') → attribute name → value. */
 export type TreeXattrs = Map<string, Record<string, Buffer>>;

@@ -1,5 +1,5 @@
 /** Distribution-spec errors: an HTTP status plus the JSON error body of spec.md "Error Codes". */
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
 
 export type SpecErrorCode =
   | 'BLOB_UNKNOWN'

@@ -3,7 +3,7 @@
  * manifests it references (which must exist), its subject and the referrers descriptor fields.
  * Well-formedness is image-spec validation (src/image/validate.ts); failures are MANIFEST_INVALID.
  */
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
 import { parseManifestOrIndex } from '../image/validate.js';
 import { RegistryError } from './errors.js';
 

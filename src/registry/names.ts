@@ -2,8 +2,8 @@
  * The grammars of distribution-spec "Pulling manifests" (src/image/reference.ts), checked
  * before a name, tag or digest touches storage, answered with the spec's error codes.
  */
-import { BerthError } from '../errors.js';
-import { parseDigest } from '../image/digest.js';
+import { BerthError } from '../base/errors.js';
+import { parseDigest } from '../base/digest.js';
 import { TAG_REGEXP, validateRepositoryName, validateTag } from '../image/reference.js';
 import { RegistryError } from './errors.js';
 

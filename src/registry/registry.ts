@@ -4,7 +4,7 @@
  */
 import { readFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
 import { AnonymousAuthorizer, type Authorizer } from './auth/access.js';
 import { BasicAuthorizer } from './auth/basic-authorizer.js';
 import { Htpasswd } from './auth/htpasswd.js';

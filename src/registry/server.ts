@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
 import type { AccessScope, Principal } from './auth/access.js';
 import { splitAddr } from './config.js';
 import { AccessLog } from './access-log.js';

@@ -6,7 +6,7 @@
  */
 import { randomUUID, type Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { newHash, parseDigest, type DigestAlgorithm } from '../image/digest.js';
+import { newHash, parseDigest, type DigestAlgorithm } from '../base/digest.js';
 import { RegistryError } from './errors.js';
 import type { KeyedMutex } from './keyed-mutex.js';
 import type { MetadataStore, UploadRecord } from './metadata/metadata-store.js';

@@ -1,6 +1,6 @@
 /** `berth registry verify`: every stored blob against its digest and size, and every link. */
 import { createHash } from 'node:crypto';
-import { parseDigest } from '../image/digest.js';
+import { parseDigest } from '../base/digest.js';
 import type { MetadataStore } from './metadata/metadata-store.js';
 import type { BlobStore } from './storage/blob-store.js';
 

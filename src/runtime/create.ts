@@ -7,7 +7,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
 import { cgroupManagerFor, type CgroupManager } from './cgroups/manager.js';
 import { validateRuntimeConfig } from './spec/validate.js';
 import { runHooks } from './hooks.js';

@@ -1,7 +1,7 @@
 /** `exec`: run another process in a running container's namespaces and cgroups. */
 import { appendFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
 import { loadBundleConfig } from './create.js';
 import { runInit } from './init-process.js';
 import { buildExecPlan } from './plan.js';

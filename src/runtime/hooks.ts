@@ -1,5 +1,5 @@
 /** Runs lifecycle hooks from the runtime namespace (config.md "POSIX-platform Hooks"). */
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
 import type { Hook, State } from './spec/types.js';
 
 export async function runHook(kind: string, hook: Hook, state: State): Promise<void> {

@@ -7,7 +7,7 @@ import { closeSync, existsSync, readSync, rmdirSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
 import { encodePlan, encodeRecords, type Plan, type PlanRecord } from './plan.js';
 import { procStat } from './state.js';
 

@@ -1,7 +1,7 @@
 /** list, ps, pause and resume: verbs that read the recorded state and the cgroups. */
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
 import { cgroupManagerFor } from './cgroups/manager.js';
 import { listIds, readRecord, statusOf } from './state.js';
 import { OCI_VERSION } from './spec/version.js';

@@ -7,7 +7,7 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join, posix } from 'node:path';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
 import type { Hook, LinuxDevice, LinuxIDMapping, Mount, Process, Spec } from './spec/types.js';
 import {
   CAPABILITIES, CLONE_FLAGS, IOPRIO_CLASSES, MOUNT_FLAG_OPTIONS, MS, NS_PROC_NAME, PERSONALITY_DOMAINS,

@@ -7,7 +7,7 @@
  */
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
 import type { ContainerStatus, Hook, State } from './spec/types.js';
 import { OCI_VERSION } from './spec/version.js';
 

@@ -2,7 +2,7 @@
  * `update`: new resource limits for a container's cgroups, as `runc update` sets them (podman
  * update and containerd's CRI resize call it). Only what is given changes; the rest stays.
  */
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
 import { cgroupManagerFor } from './cgroups/manager.js';
 import { validateResources } from './spec/validate.js';
 import type { LinuxResources } from './spec/types.js';

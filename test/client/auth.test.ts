@@ -14,7 +14,7 @@ import { findCredentials, storeCredentials } from '../../src/client/credentials.
 import { RegistryClient } from '../../src/client/registry.js';
 import { copy } from '../../src/content/copy.js';
 import { MemoryStore } from '../../src/content/memory.js';
-import { isBerthError } from '../../src/errors.js';
+import { isBerthError } from '../../src/base/errors.js';
 import { REGISTRY_BIN, startRegistry, type RegistryServer } from '../helpers/distribution.js';
 import { addImage } from './fixtures.js';
 import { peer, skipUnless } from '../helpers/requirements.js';

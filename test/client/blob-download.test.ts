@@ -10,8 +10,8 @@ import type { AddressInfo } from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
 import { BlobDownload } from '../../src/client/blob-download.js';
 import { HttpClient } from '../../src/client/http.js';
-import { isBerthError } from '../../src/errors.js';
-import { readAll } from '../../src/content/read.js';
+import { isBerthError } from '../../src/base/errors.js';
+import { readAll } from '../../src/base/read.js';
 
 const BLOB = randomBytes(3 * 1024 * 1024 + 17);
 

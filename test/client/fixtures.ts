@@ -1,8 +1,8 @@
 /** Small real images and artifacts for client and copy tests: ustar layers, configs, manifests, indexes. */
 import { gzipSync } from 'node:zlib';
-import { digestOf } from '../../src/image/digest.js';
-import { MediaType } from '../../src/image/media-types.js';
-import type { Descriptor, ImageIndex, ImageManifest, Platform } from '../../src/image/types.js';
+import { digestOf } from '../../src/base/digest.js';
+import { MediaType } from '../../src/base/media-types.js';
+import type { Descriptor, ImageIndex, ImageManifest, Platform } from '../../src/base/types.js';
 import assert from 'node:assert/strict';
 import type { RegistryClient } from '../../src/client/registry.js';
 import { copy } from '../../src/content/copy.js';

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseProxyUrl, proxyFor, proxySettingsFromEnv } from '../../src/client/proxy.js';
 import { RegistryClient } from '../../src/client/registry.js';
-import { isBerthError } from '../../src/errors.js';
+import { isBerthError } from '../../src/base/errors.js';
 import { REGISTRY_BIN, startRegistry, type RegistryServer } from '../helpers/distribution.js';
 import { startForwardProxy, type ForwardProxy } from '../helpers/forward-proxy.js';
 import { runBerth } from '../helpers/run-berth.js';

@@ -18,7 +18,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { RawConnectionPool, rawGet } from '../../src/client/raw-get.js';
 import { BlobDownload } from '../../src/client/blob-download.js';
 import { isNetworkError } from '../../src/client/http.js';
-import { readAll } from '../../src/content/read.js';
+import { readAll } from '../../src/base/read.js';
 
 const BLOB = randomBytes(5 * 1024 * 1024 + 123);
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');

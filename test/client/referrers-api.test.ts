@@ -10,9 +10,9 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { RegistryClient } from '../../src/client/registry.js';
-import { digestOf } from '../../src/image/digest.js';
-import { MediaType } from '../../src/image/media-types.js';
-import type { Descriptor } from '../../src/image/types.js';
+import { digestOf } from '../../src/base/digest.js';
+import { MediaType } from '../../src/base/media-types.js';
+import type { Descriptor } from '../../src/base/types.js';
 
 const subject: Descriptor = { mediaType: MediaType.imageManifest, digest: digestOf('subject'), size: 7 };
 const referrers: Descriptor[] = [

@@ -13,7 +13,7 @@ import { findEntry, loadRegistriesConf, locate, parseRegistriesConf, pullSources
 import { RegistryClient } from '../../src/client/registry.js';
 import { copy } from '../../src/content/copy.js';
 import { MemoryStore } from '../../src/content/memory.js';
-import { isBerthError } from '../../src/errors.js';
+import { isBerthError } from '../../src/base/errors.js';
 import { REGISTRY_BIN, startRegistry, type RegistryServer } from '../helpers/distribution.js';
 import { runBerth } from '../helpers/run-berth.js';
 import { addImage } from './fixtures.js';

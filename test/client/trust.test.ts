@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RegistryClient } from '../../src/client/registry.js';
 import { RegistryTrust, readCertsDir, systemCaPems } from '../../src/client/trust.js';
-import { isBerthError } from '../../src/errors.js';
+import { isBerthError } from '../../src/base/errors.js';
 import { REGISTRY_BIN, startRegistry, type RegistryServer } from '../helpers/distribution.js';
 import { startForwardProxy, type ForwardProxy } from '../helpers/forward-proxy.js';
 import { runBerth } from '../helpers/run-berth.js';

@@ -14,10 +14,10 @@ import { copy } from '../../src/content/copy.js';
 import { MemoryStore } from '../../src/content/memory.js';
 import { ProgressPrinter, formatBytes } from '../../src/content/progress.js';
 import { RegistryClient } from '../../src/client/registry.js';
-import { openDestination, openSource, parsePlace } from '../../src/content/places.js';
-import { fetchJson } from '../../src/content/read.js';
-import type { ImageManifest } from '../../src/image/types.js';
-import { isBerthError } from '../../src/errors.js';
+import { openDestination, openSource, parsePlace } from '../../src/client/places.js';
+import { fetchJson } from '../../src/base/read.js';
+import type { ImageManifest } from '../../src/base/types.js';
+import { isBerthError } from '../../src/base/errors.js';
 import { addImage } from '../client/fixtures.js';
 
 describe('archives', () => {

@@ -10,13 +10,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { copy } from '../../src/content/copy.js';
 import { MemoryStore } from '../../src/content/memory.js';
-import { fetchJson } from '../../src/content/read.js';
-import { parsePlace, formatPlace } from '../../src/content/places.js';
+import { fetchJson } from '../../src/base/read.js';
+import { parsePlace, formatPlace } from '../../src/client/places.js';
 import { OciLayout } from '../../src/image/layout.js';
-import { MediaType } from '../../src/image/media-types.js';
-import type { ImageIndex, ImageManifest } from '../../src/image/types.js';
-import type { ProgressEvent } from '../../src/content/types.js';
-import { isBerthError } from '../../src/errors.js';
+import { MediaType } from '../../src/base/media-types.js';
+import type { ImageIndex, ImageManifest } from '../../src/base/types.js';
+import type { ProgressEvent } from '../../src/base/target.js';
+import { isBerthError } from '../../src/base/errors.js';
 import { addArtifact, addImage, addIndex } from '../client/fixtures.js';
 
 describe('copy', () => {

@@ -6,11 +6,11 @@ import { join } from 'node:path';
 import { OciLayout } from '../../src/image/layout.js';
 import { createArtifact, EMPTY_DESCRIPTOR, TITLE_ANNOTATION } from '../../src/image/artifact.js';
 import { createImage } from '../../src/image/build.js';
-import { digestOf } from '../../src/image/digest.js';
-import { EMPTY_JSON_DIGEST, MediaType } from '../../src/image/media-types.js';
+import { digestOf } from '../../src/base/digest.js';
+import { EMPTY_JSON_DIGEST, MediaType } from '../../src/base/media-types.js';
 import { validateManifest } from '../../src/image/validate.js';
-import type { ImageManifest } from '../../src/image/types.js';
-import { isBerthError } from '../../src/errors.js';
+import type { ImageManifest } from '../../src/base/types.js';
+import { isBerthError } from '../../src/base/errors.js';
 
 describe('createArtifact', () => {
   let tmp: string;

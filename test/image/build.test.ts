@@ -7,11 +7,11 @@ import { pipeline } from 'node:stream/promises';
 import { OciLayout } from '../../src/image/layout.js';
 import { appendLayer, createImage, mutateImage, BASE_DIGEST_ANNOTATION } from '../../src/image/build.js';
 import { loadImage } from '../../src/image/load-image.js';
-import { digestStream, DigestingStream } from '../../src/image/digest.js';
+import { digestStream, DigestingStream } from '../../src/base/digest.js';
 import { decompressorForMediaType } from '../../src/layer/compress.js';
-import { MediaType } from '../../src/image/media-types.js';
+import { MediaType } from '../../src/base/media-types.js';
 import { hostPlatform } from '../../src/image/platform.js';
-import { isBerthError } from '../../src/errors.js';
+import { isBerthError } from '../../src/base/errors.js';
 
 async function diffIdOf(layout: OciLayout, desc: { mediaType: string; digest: string; size: number }): Promise<string> {
   const hasher = new DigestingStream();

@@ -6,8 +6,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { isBerthError } from '../../src/errors.js';
-import { digestOf } from '../../src/image/digest.js';
+import { isBerthError } from '../../src/base/errors.js';
+import { digestOf } from '../../src/base/digest.js';
 import {
   DOCKER_LAYER_TAR,
   convertDockerManifestToOci,
@@ -18,8 +18,8 @@ import {
   ociIndexToDocker,
   ociManifestToDocker,
 } from '../../src/image/docker.js';
-import { EMPTY_JSON_DIGEST, MediaType } from '../../src/image/media-types.js';
-import type { Descriptor, ImageIndex, ImageManifest } from '../../src/image/types.js';
+import { EMPTY_JSON_DIGEST, MediaType } from '../../src/base/media-types.js';
+import type { Descriptor, ImageIndex, ImageManifest } from '../../src/base/types.js';
 import { parseManifestOrIndex, validateIndex, validateManifest } from '../../src/image/validate.js';
 import { peer, skipUnless } from '../helpers/requirements.js';
 

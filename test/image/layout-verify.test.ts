@@ -8,9 +8,9 @@ import { verifyLayout, gcLayout } from '../../src/image/layout-verify.js';
 import { createImage, pushJson } from '../../src/image/build.js';
 import { createArtifact } from '../../src/image/artifact.js';
 import { loadImage } from '../../src/image/load-image.js';
-import { digestOf } from '../../src/image/digest.js';
-import { MediaType } from '../../src/image/media-types.js';
-import { isBerthError } from '../../src/errors.js';
+import { digestOf } from '../../src/base/digest.js';
+import { MediaType } from '../../src/base/media-types.js';
+import { isBerthError } from '../../src/base/errors.js';
 
 describe('verifyLayout and gcLayout', () => {
   let tmp: string;

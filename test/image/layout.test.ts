@@ -6,13 +6,13 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { spawn } from 'node:child_process';
 import { OciLayout, REF_NAME_ANNOTATION, validateRefName } from '../../src/image/layout.js';
-import { digestOf } from '../../src/image/digest.js';
-import { readAll } from '../../src/content/read.js';
-import { MediaType } from '../../src/image/media-types.js';
-import { isBerthError } from '../../src/errors.js';
+import { digestOf } from '../../src/base/digest.js';
+import { readAll } from '../../src/base/read.js';
+import { MediaType } from '../../src/base/media-types.js';
+import { isBerthError } from '../../src/base/errors.js';
 import { hostPlatform } from '../../src/image/platform.js';
 import { parseLayoutPlace } from '../../src/image/place.js';
-import type { Descriptor } from '../../src/image/types.js';
+import type { Descriptor } from '../../src/base/types.js';
 
 function blobDesc(bytes: Buffer, mediaType = 'application/octet-stream'): Descriptor {
   return { mediaType, digest: digestOf(bytes), size: bytes.length };

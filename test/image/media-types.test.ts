@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { digestOf } from '../../src/image/digest.js';
+import { digestOf } from '../../src/base/digest.js';
 import { isMediaType } from '../../src/image/formats.js';
 import {
   ALL_MANIFEST_MEDIA_TYPES,
@@ -15,7 +15,7 @@ import {
   isManifestOrIndexMediaType,
   layerCompression,
   ociLayerMediaType,
-} from '../../src/image/media-types.js';
+} from '../../src/base/media-types.js';
 
 import { skipUnless, specDir } from '../helpers/requirements.js';
 

@@ -4,7 +4,7 @@ import { mkdtemp, rm, mkdir, writeFile, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseGroup, parsePasswd, readRootFile, resolveInRoot, resolveUser } from '../../src/image/passwd.js';
-import { isBerthError } from '../../src/errors.js';
+import { isBerthError } from '../../src/base/errors.js';
 
 describe('passwd and group', () => {
   let root: string;

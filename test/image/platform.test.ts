@@ -5,7 +5,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { digestOf } from '../../src/image/digest.js';
+import { digestOf } from '../../src/base/digest.js';
 import {
   formatPlatform,
   hostPlatform,
@@ -14,8 +14,8 @@ import {
   platformMatches,
   selectManifests,
 } from '../../src/image/platform.js';
-import { isBerthError } from '../../src/errors.js';
-import type { Descriptor, ImageIndex, Platform } from '../../src/image/types.js';
+import { isBerthError } from '../../src/base/errors.js';
+import type { Descriptor, ImageIndex, Platform } from '../../src/base/types.js';
 import { peer, skipUnless } from '../helpers/requirements.js';
 
 const P = (s: string): Platform => parsePlatform(s);

@@ -11,7 +11,7 @@ import {
   validateRepositoryName,
   validateTag,
 } from '../../src/image/reference.js';
-import { isBerthError, type ErrorCode } from '../../src/errors.js';
+import { isBerthError, type ErrorCode } from '../../src/base/errors.js';
 
 const D = `sha256:${'ab'.repeat(32)}`;
 

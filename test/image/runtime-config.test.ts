@@ -4,8 +4,8 @@ import { mkdtemp, rm, mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_PATH, imageConfigToRuntimeSpec, mergeEnv } from '../../src/image/runtime-config.js';
-import type { ImageConfig } from '../../src/image/types.js';
-import { isBerthError } from '../../src/errors.js';
+import type { ImageConfig } from '../../src/base/types.js';
+import { isBerthError } from '../../src/base/errors.js';
 import { OCI_VERSION } from '../../src/runtime/spec/version.js';
 
 function image(config: ImageConfig['config'], extra: Partial<ImageConfig> = {}): ImageConfig {

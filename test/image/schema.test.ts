@@ -17,11 +17,11 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import type { ValidateFunction } from 'ajv';
-import { BerthError } from '../../src/errors.js';
-import { EMPTY_JSON_DIGEST, MediaType } from '../../src/image/media-types.js';
+import { BerthError } from '../../src/base/errors.js';
+import { EMPTY_JSON_DIGEST, MediaType } from '../../src/base/media-types.js';
 import { validateConfig, validateDescriptor, validateIndex, validateLayoutHeader, validateManifest } from '../../src/image/validate.js';
 import { dockerIndexToOci, dockerManifestToOci, ociIndexToDocker, ociManifestToDocker } from '../../src/image/docker.js';
-import type { ImageIndex, ImageManifest } from '../../src/image/types.js';
+import type { ImageIndex, ImageManifest } from '../../src/base/types.js';
 import { skipUnless, specDir } from '../helpers/requirements.js';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };

@@ -5,9 +5,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isBerthError, type ErrorCode } from '../../src/errors.js';
-import { digestOf } from '../../src/image/digest.js';
-import { EMPTY_JSON_DIGEST, MediaType } from '../../src/image/media-types.js';
+import { isBerthError, type ErrorCode } from '../../src/base/errors.js';
+import { digestOf } from '../../src/base/digest.js';
+import { EMPTY_JSON_DIGEST, MediaType } from '../../src/base/media-types.js';
 import {
   parseManifestOrIndex,
   validateConfig,

@@ -15,7 +15,7 @@ import { createImage } from '../../src/image/build.js';
 import { createArtifact } from '../../src/image/artifact.js';
 import { unpackImage } from '../../src/image/unpack.js';
 import { loadImage } from '../../src/image/load-image.js';
-import { MediaType } from '../../src/image/media-types.js';
+import { MediaType } from '../../src/base/media-types.js';
 import { BUSYBOX, buildBusyboxRootfs } from '../helpers/busybox.js';
 import { peer, skipUnless } from '../helpers/requirements.js';
 

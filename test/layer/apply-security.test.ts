@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { applyLayer, type ApplyOptions, type ApplyResult } from '../../src/layer/apply.js';
-import { MediaType } from '../../src/image/media-types.js';
-import { isBerthError } from '../../src/errors.js';
+import { MediaType } from '../../src/base/media-types.js';
+import { isBerthError } from '../../src/base/errors.js';
 import { tarArchive, type FixtureEntry } from './tar-fixture.js';
 
 function apply(root: string, entries: FixtureEntry[], opts?: ApplyOptions): Promise<ApplyResult> {

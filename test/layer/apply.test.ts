@@ -24,9 +24,9 @@ import { gzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import { applyLayer, type ApplyOptions } from '../../src/layer/apply.js';
 import { compressStream, type LayerCompression } from '../../src/layer/compress.js';
-import { MediaType } from '../../src/image/media-types.js';
-import { isBerthError } from '../../src/errors.js';
-import { readAll } from '../../src/content/read.js';
+import { MediaType } from '../../src/base/media-types.js';
+import { isBerthError } from '../../src/base/errors.js';
+import { readAll } from '../../src/base/read.js';
 import { sha256, tarArchive, type FixtureEntry } from './tar-fixture.js';
 import { root, skipUnless } from '../helpers/requirements.js';
 

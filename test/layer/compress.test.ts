@@ -5,8 +5,8 @@ import { pipeline } from 'node:stream/promises';
 import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { compressStream, decompressStream, decompressorForMediaType, sniffCompression } from '../../src/layer/compress.js';
-import { MediaType } from '../../src/image/media-types.js';
-import { readAll } from '../../src/content/read.js';
+import { MediaType } from '../../src/base/media-types.js';
+import { readAll } from '../../src/base/read.js';
 
 async function through(data: Buffer, stage: NodeJS.ReadWriteStream): Promise<Buffer> {
   const chunks: Buffer[] = [];

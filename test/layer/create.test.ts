@@ -6,7 +6,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createLayerFile, writeLayerFromDir } from '../../src/layer/create.js';
 import { parseGetfattrDump, readTreeXattrs, xattrsAvailable } from '../../src/layer/xattrs.js';
-import { MediaType } from '../../src/image/media-types.js';
+import { MediaType } from '../../src/base/media-types.js';
 import { gnuTarExtract, gnuTarList, gnuTarNames, hasCommand, isRoot, removeDir, run, snapshotTree, tempDir } from './layer-write-helpers.js';
 import { hostHas, peer, skipUnless } from '../helpers/requirements.js';
 

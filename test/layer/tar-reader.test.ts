@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { readTar, type TarHeader } from '../../src/layer/tar-reader.js';
-import { isBerthError } from '../../src/errors.js';
+import { isBerthError } from '../../src/base/errors.js';
 import { headerBlock, setChecksum, tarArchive } from './tar-fixture.js';
 
 interface Read {

@@ -6,7 +6,7 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, r
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { once } from 'node:events';
-import { isBerthError } from '../../src/errors.js';
+import { isBerthError } from '../../src/base/errors.js';
 import { UNIFIED, cgroupManagerFor, cgroupManagerWith, validateCgroupsPath } from '../../src/runtime/cgroups/manager.js';
 import { hostCgroupLayout, layoutFrom, parseProcCgroup, versionOf, type CgroupLayout } from '../../src/runtime/cgroups/host.js';
 import { compileDeviceFilter, reduceDeviceRules } from '../../src/runtime/cgroups/devices.js';

@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
-import { isBerthError } from '../../src/errors.js';
+import { isBerthError } from '../../src/base/errors.js';
 import { hostBoundingSet, validateRuntimeConfig, CAPABILITIES } from '../../src/runtime/spec/validate.js';
 import type { Spec } from '../../src/runtime/spec/types.js';
 import { capturePodmanConfig, type PodmanCapture } from './fixtures/podman-capture.js';

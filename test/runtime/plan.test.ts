@@ -7,7 +7,7 @@ import { after, describe, it } from 'node:test';
 import { buildInitPlan, capMask, encodePlan, parseMountOptions, type PlanRecord } from '../../src/runtime/plan.js';
 import { defaultSpec } from '../../src/runtime/spec/default.js';
 import { MS } from '../../src/runtime/linux-constants.js';
-import { isBerthError } from '../../src/errors.js';
+import { isBerthError } from '../../src/base/errors.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'berth-plan-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));

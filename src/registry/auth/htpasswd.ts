@@ -6,7 +6,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import bcrypt from 'bcryptjs';
-import { BerthError } from '../../errors.js';
+import { BerthError } from '../../base/errors.js';
 
 const REMEMBER_MS = 60_000;
 

@@ -9,7 +9,7 @@
  * and anonymous clients nothing.
  */
 import { readFileSync } from 'node:fs';
-import { BerthError } from '../../errors.js';
+import { BerthError } from '../../base/errors.js';
 import type { AccessScope } from './access.js';
 
 interface Rule {

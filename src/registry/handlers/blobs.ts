@@ -1,7 +1,7 @@
 /** end-2 (GET/HEAD blob, with Range) and end-10 (DELETE blob). */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
-import { DigestingStream, digestOf, parseDigest } from '../../image/digest.js';
+import { DigestingStream, digestOf, parseDigest } from '../../base/digest.js';
 import { RegistryError } from '../errors.js';
 import { API_VERSION, API_VERSION_HEADER, parseRange, sendEmpty } from '../http-util.js';
 import { checkDigest } from '../names.js';

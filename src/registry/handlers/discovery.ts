@@ -1,6 +1,6 @@
 /** end-8a/b (tags list), end-12a/b (referrers), and `_catalog`, with n/last pagination and Link. */
 import type { ServerResponse } from 'node:http';
-import { MediaType } from '../../image/media-types.js';
+import { MediaType } from '../../base/media-types.js';
 import { RegistryError } from '../errors.js';
 import { sendJson } from '../http-util.js';
 import { checkDigest, checkTag } from '../names.js';

@@ -1,6 +1,6 @@
 /** end-3 (GET/HEAD manifest), end-7a/b (PUT manifest, several tags), end-9 (DELETE manifest or tag). */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { digestOf, parseDigest } from '../../image/digest.js';
+import { digestOf, parseDigest } from '../../base/digest.js';
 import { RegistryError } from '../errors.js';
 import { API_VERSION, API_VERSION_HEADER, readBody, sendEmpty } from '../http-util.js';
 import { parsePushedManifest } from '../manifests.js';

@@ -1,6 +1,6 @@
 /** end-4a/b/c (POST uploads, with mount end-11), end-5 (PATCH), end-6 (PUT), end-13 (GET status), end-14 (DELETE). */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { DigestAlgorithm } from '../../image/digest.js';
+import type { DigestAlgorithm } from '../../base/digest.js';
 import type { Principal } from '../auth/access.js';
 import { RegistryError } from '../errors.js';
 import { bodyExpected, contentLength, parseContentRange, sendEmpty } from '../http-util.js';

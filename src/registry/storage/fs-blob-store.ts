@@ -7,7 +7,7 @@ import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { parseDigest } from '../../image/digest.js';
+import { parseDigest } from '../../base/digest.js';
 import type { BlobStat, BlobStore, ByteRange } from './blob-store.js';
 
 const UPLOAD_ID_RE = /^[a-f0-9-]{36}$/;

@@ -12,7 +12,7 @@
  * The executor loads the program (bpf(BPF_PROG_LOAD), license "Apache-2.0") and attaches
  * it to the container's cgroup (BPF_PROG_ATTACH, BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI).
  */
-import { BerthError } from '../../errors.js';
+import { BerthError } from '../../base/errors.js';
 import type { LinuxDeviceCgroup } from '../spec/types.js';
 
 // linux/bpf.h

@@ -12,7 +12,7 @@
 // pay for loading node:fs/promises at start-up.
 import { constants as fsConstants, existsSync, promises as fsp, readFileSync, writeFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
-import { BerthError } from '../../errors.js';
+import { BerthError } from '../../base/errors.js';
 import { hostCgroupLayout, versionOf, v2Name, type CgroupLayout, type CgroupVersion } from './host.js';
 import { compileDeviceFilter } from './devices.js';
 import { planResourceWrites, type CgroupWrite, type PlanOptions } from './plan.js';

@@ -4,7 +4,7 @@
  * Pure: the caller supplies where each controller lives and writes the files in order.
  * What the chosen cgroup version cannot express is an UNSUPPORTED error, never skipped.
  */
-import { BerthError } from '../../errors.js';
+import { BerthError } from '../../base/errors.js';
 import type { CgroupVersion } from './host.js';
 import type { LinuxBlockIO, LinuxCPU, LinuxMemory, LinuxResources, LinuxThrottleDevice } from '../spec/types.js';
 

@@ -4,7 +4,7 @@
  * jump offset can reach (8 bits, 255 instructions) into a jump to an inserted
  * unconditional `ja` (32-bit offset). Output is `struct sock_filter[]` in host byte order.
  */
-import { BerthError } from '../../errors.js';
+import { BerthError } from '../../base/errors.js';
 
 // linux/bpf_common.h
 export const BPF_LD = 0x00;

@@ -24,7 +24,7 @@
  * `arch` is Node's name for the machine the filter will run on (default: this one); the
  * instructions and seccomp_data offsets are in this host's byte order.
  */
-import { BerthError } from '../../errors.js';
+import { BerthError } from '../../base/errors.js';
 import { BPF_JEQ, BPF_JGE, BPF_JGT, Label, NATIVE_LITTLE_ENDIAN, Program } from './bpf.js';
 import { syscallTableSources } from './syscalls.js';
 import {

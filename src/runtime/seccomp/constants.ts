@@ -3,7 +3,7 @@
  * "Seccomp"): return actions, filter flags, audit architectures, operators. Kept apart
  * from the compiler so that config validation does not load the syscall tables.
  */
-import { BerthError } from '../../errors.js';
+import { BerthError } from '../../base/errors.js';
 import type { LinuxSeccompAction, LinuxSeccompArch, LinuxSeccompFlag, LinuxSeccompOperator } from '../spec/types.js';
 
 function invalid(field: string, message: string): BerthError {

@@ -19,7 +19,7 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import { BerthError } from '../../errors.js';
+import { BerthError } from '../../base/errors.js';
 import { hostCgroupLayout, versionOf } from '../cgroups/host.js';
 import { planResourceWrites } from '../cgroups/plan.js';
 import { validateCgroupsPath } from '../cgroups/manager.js';

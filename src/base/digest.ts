@@ -1,6 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback, type Readable } from 'node:stream';
-import { BerthError } from '../errors.js';
+import { BerthError } from './errors.js';
 
 /** A validated digest string, `algorithm:encoded` (descriptor.md "Digests"). */
 export type Digest = string;

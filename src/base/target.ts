@@ -4,7 +4,7 @@
  * are each a Target; copy() walks the graph from one Target to another.
  */
 import type { Readable } from 'node:stream';
-import type { Descriptor } from '../image/types.js';
+import type { Descriptor } from './types.js';
 
 export interface FetchOptions {
   signal?: AbortSignal;
@@ -18,7 +18,7 @@ export interface PushOptions {
   onBytes?: (bytes: number) => void;
   /**
    * The content's chunks are the pusher's alone (nothing else reads the stream): once written,
-   * their memory may be reused (content/slab-pool.ts). Pushers that cannot tell may ignore it.
+   * their memory may be reused (base/slab-pool.ts). Pushers that cannot tell may ignore it.
    */
   releaseChunks?: boolean;
 }

@@ -1,8 +1,8 @@
 /** Reading small JSON documents (manifests, indexes, configs) from any Fetcher, size-capped. */
 import type { Readable } from 'node:stream';
-import { BerthError } from '../errors.js';
-import type { Descriptor } from '../image/types.js';
-import type { Fetcher } from './types.js';
+import { BerthError } from './errors.js';
+import type { Descriptor } from './types.js';
+import type { Fetcher } from './target.js';
 
 /** distribution-spec: registries MAY refuse manifests over 4 MiB; we never read more into memory. */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;

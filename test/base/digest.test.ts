@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { isBerthError, type ErrorCode } from '../../src/errors.js';
+import { isBerthError, type ErrorCode } from '../../src/base/errors.js';
 import {
   DigestingStream,
   algorithmOf,
@@ -14,7 +14,7 @@ import {
   parseDigest,
   validateDigest,
   verifyingStream,
-} from '../../src/image/digest.js';
+} from '../../src/base/digest.js';
 
 const HELLO_SHA256 = 'sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824';
 const HELLO_SHA512 = `sha512:${createHash('sha512').update('hello').digest('hex')}`;

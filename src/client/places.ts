@@ -8,12 +8,12 @@
 import { mkdtemp, rm, rename } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve as resolvePath } from 'node:path';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../base/errors.js';
 import { OciLayout } from '../image/layout.js';
 import { parseReference, referenceTarget, type Reference } from '../image/reference.js';
-import type { RegistryClient } from '../client/registry.js';
-import type { Descriptor } from '../image/types.js';
-import type { Target } from './types.js';
+import type { RegistryClient } from './registry.js';
+import type { Descriptor } from '../base/types.js';
+import type { Target } from '../base/target.js';
 
 export type Place =
   | { kind: 'docker'; reference: Reference }
@@ -96,7 +96,7 @@ export async function openSource(place: Place, ctx: OpenContext): Promise<Opened
       const dir = await mkdtemp(join(tmpdir(), 'berth-oci-archive-'));
       const cleanup = () => rm(dir, { recursive: true, force: true });
       try {
-        const { extractArchive } = await import('./archive-tar.js');
+        const { extractArchive } = await import('../content/archive-tar.js');
         await extractArchive(place.path, dir);
         const layout = await OciLayout.open(dir);
         return { target: layout, ref: place.ref ?? (await defaultLayoutRef(layout, `oci-archive:${place.path}`)), close: cleanup };
@@ -109,7 +109,7 @@ export async function openSource(place: Place, ctx: OpenContext): Promise<Opened
       const dir = await mkdtemp(join(tmpdir(), 'berth-docker-archive-'));
       const cleanup = () => rm(dir, { recursive: true, force: true });
       try {
-        const { DockerArchiveReader } = await import('./docker-archive.js');
+        const { DockerArchiveReader } = await import('../content/docker-archive.js');
         const reader = await DockerArchiveReader.open(place.path, dir);
         return { target: reader, ref: place.ref ?? '', close: cleanup };
       } catch (err) {
@@ -133,7 +133,7 @@ export async function openDestination(place: Place, ctx: OpenContext): Promise<O
     }
     case 'oci-archive': {
       const dir = await tempDirNear(place.path);
-      const { createArchive } = await import('./archive-tar.js');
+      const { createArchive } = await import('../content/archive-tar.js');
       const layout = await OciLayout.open(dir, { create: true });
       return {
         target: layout,
@@ -153,7 +153,7 @@ export async function openDestination(place: Place, ctx: OpenContext): Promise<O
     }
     case 'docker-archive': {
       const dir = await tempDirNear(place.path);
-      const { DockerArchiveWriter } = await import('./docker-archive.js');
+      const { DockerArchiveWriter } = await import('../content/docker-archive.js');
       const writer = new DockerArchiveWriter(place.path, dir);
       return {
         target: writer,

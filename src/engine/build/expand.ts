@@ -7,9 +7,9 @@
  * ARG; the predefined platform args are global and must be declared in a stage to be used there;
  * the proxy args need no declaration.
  */
-import { BerthError } from '../../errors.js';
+import { BerthError } from '../../base/errors.js';
 import { formatPlatform } from '../../image/platform.js';
-import type { Platform } from '../../image/types.js';
+import type { Platform } from '../../base/types.js';
 import { parseRunMount, type RunMount } from './flags.js';
 import type { ArgInstruction, CopyInstruction, FromInstruction, Instruction, Location } from './instructions.js';
 import { processHeredoc, processWord, processWords, SubstitutionError, type Lookup } from './lexer.js';

@@ -8,7 +8,7 @@
  */
 import { lstatSync, readdirSync, readFileSync, type Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { BerthError } from '../../errors.js';
+import { BerthError } from '../../base/errors.js';
 
 /** Go's path.Clean for slash paths. */
 export function cleanPath(p: string): string {

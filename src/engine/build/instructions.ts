@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { BerthError } from '../../errors.js';
+import { BerthError } from '../../base/errors.js';
 import { nodeError, parseFlags, parseGoDuration, parseRunMount, type RunMount } from './flags.js';
 import {
   chompHeredoc,

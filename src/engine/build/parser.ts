@@ -5,7 +5,7 @@
  * `--flags`, JSON (exec) form versus shell form, and heredocs in RUN, COPY and ADD.
  * instructions.ts turns the nodes into typed instructions.
  */
-import { BerthError } from '../../errors.js';
+import { BerthError } from '../../base/errors.js';
 
 export interface Location {
   file: string;

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { processHeredoc, processWord, processWords } from '../../../src/engine/build/lexer.js';
 import { ArgScope, expandInstruction, platformArgs } from '../../../src/engine/build/expand.js';
 import { parseDockerfile, type ArgInstruction, type CopyInstruction, type EnvInstruction, type Instruction } from '../../../src/engine/build/instructions.js';
-import { isBerthError } from '../../../src/errors.js';
+import { isBerthError } from '../../../src/base/errors.js';
 
 const env: Record<string, string> = { A: 'a', EMPTY: '', SP: 'x  y', PATHX: '/usr/local/bin:/usr/bin', FILE: 'archive.tar.gz' };
 const look = (n: string): string | undefined => env[n];

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { parseDockerfile, type CopyInstruction, type Instruction, type RunInstruction } from '../../../src/engine/build/instructions.js';
 import { parseDockerfileText, extractBuilderFlags, parseWords, parseHeredocMarker, parseJsonArray } from '../../../src/engine/build/parser.js';
 import { parseGoDuration, parseRunMount } from '../../../src/engine/build/flags.js';
-import { isBerthError } from '../../../src/errors.js';
+import { isBerthError } from '../../../src/base/errors.js';
 
 function only(text: string): Instruction {
   const df = parseDockerfile(`FROM scratch\n${text}`);

@@ -1,0 +1,464 @@
+/**
+ * `berth build` without a daemon: the plan's stages built wave by wave (independent stages in
+ * parallel), each over a root filesystem unpacked from its base (an image of an OCI layout or
+ * the local store, an earlier stage, or scratch). Config instructions change the config with a
+ * history entry as BuildKit writes it; COPY/ADD become layers made from a staging directory;
+ * RUN goes to the engine through a RunStepExecutor. The result is written to an OCI layout.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { isAbsolute, join, posix, resolve } from 'node:path';
+import type { Writable } from 'node:stream';
+import { BerthError } from '../../base/errors.js';
+import { MediaType, ociLayerMediaType, type LayerCompression } from '../../base/media-types.js';
+import type { Descriptor, HistoryEntry, ImageConfig, ImageManifest, Platform } from '../../base/types.js';
+import { BASE_DIGEST_ANNOTATION, nowOrEpoch, pushJson } from '../../image/build.js';
+import { OciLayout } from '../../image/layout.js';
+import { loadImage } from '../../image/load-image.js';
+import { formatPlatform, hostPlatform, normalizePlatform, parsePlatform } from '../../image/platform.js';
+import { parseReference } from '../../image/reference.js';
+import { applyLayer } from '../../layer/apply.js';
+import { writeLayerFromDir } from '../../layer/create.js';
+import type { LayerOptions, LayerResult } from '../../layer/layer-output.js';
+import { unpackLayers } from '../../layer/unpack-layers.js';
+import { DEFAULT_PATH_ENV } from '../../runtime/spec/default.js';
+import { openImageStore, storeRefName } from '../store.js';
+import { applyConfigStep, DEFAULT_SHELL, HISTORY_COMMENT, type ConfigState } from './config-steps.js';
+import { download, isTarArchive, parseChmod, realImagePath, resolveChown, Staging } from './copy-step.js';
+import { expandInstruction, type StageScope } from './expand.js';
+import { PatternMatcher, readIgnoreFile } from './ignore.js';
+import { parseDockerfile, parseTrigger, readDockerfile, type CopyInstruction, type Dockerfile, type Instruction, type RunInstruction } from './instructions.js';
+import { planBuild, resolveSourceRef, stepKey, type BuildPlan, type SourceRef } from './plan.js';
+import { noExecutorError, runArgv, type RunStepExecutor } from './run-step.js';
+import { contentHash, destinationPath, resolveCopy, type CopyRoot } from './sources.js';
+import { writeUpperLayer } from './upper.js';
+
+type LayerProducer = (dir: string, out: Writable, opts: LayerOptions) => Promise<LayerResult>;
+
+export interface BuildOptions {
+  /** The build context directory. */
+  contextDir: string;
+  /** -f: the Dockerfile (default CONTEXT/Dockerfile, else CONTEXT/Containerfile). */
+  dockerfile?: string;
+  /** The Dockerfile's text, instead of reading a file. */
+  dockerfileText?: string;
+  /** --target. */
+  targetStage?: string;
+  /** --build-arg NAME=VALUE (undefined: from the environment). */
+  buildArgs?: Record<string, string | undefined>;
+  /** --platform (default: this host). */
+  platform?: Platform;
+  /** Where the image goes: an OCI layout directory, and the tag in it. */
+  output: { layout: string; tag?: string };
+  /** SOURCE_DATE_EPOCH: file times clamped and `created` set, for reproducible images. */
+  sourceDateEpoch?: number;
+  compression?: LayerCompression;
+  /** Runs RUN steps (the engine); without it a Dockerfile with RUN fails before building. */
+  runExecutor?: RunStepExecutor;
+  /** How FROM/--from images are found; default: `oci:DIR[:REF]`, else the local image store. */
+  resolveImage?: (ref: string, platform: Platform) => Promise<{ layout: OciLayout; ref: string }>;
+  /** Where temporary root filesystems go (default the system temp directory). */
+  workDir?: string;
+  /** --secret id=…,src=…. */
+  secrets?: Map<string, string>;
+  /** Progress lines ("[2/5] COPY …"). */
+  log?: (line: string) => void;
+}
+
+export interface StepRecord {
+  stage: number;
+  instruction: string;
+  key: string;
+}
+
+export interface BuildResult {
+  manifest: Descriptor;
+  config: ImageConfig;
+  /** The cache key of every step built, in order. */
+  steps: StepRecord[];
+  /** Stages that were built (the target's dependencies). */
+  built: number[];
+  warnings: string[];
+}
+
+interface Layer {
+  desc: Descriptor;
+  diffId: string;
+}
+
+interface StageResult {
+  config: ImageConfig;
+  layers: Layer[];
+  key: string;
+  rootfs: string;
+  manifestMediaType: string;
+  baseDigest?: string;
+}
+
+/** `oci:DIR[:REF]` → the layout and the reference in it. */
+export function parseOciRef(ref: string): { dir: string; ref: string } | undefined {
+  if (!ref.startsWith('oci:')) return undefined;
+  const rest = ref.slice(4);
+  const colon = rest.lastIndexOf(':');
+  if (colon > 0 && !rest.slice(colon + 1).includes('/')) return { dir: rest.slice(0, colon), ref: rest.slice(colon + 1) };
+  return { dir: rest, ref: 'latest' };
+}
+
+async function defaultResolveImage(ref: string): Promise<{ layout: OciLayout; ref: string }> {
+  const oci = parseOciRef(ref);
+  if (oci) return { layout: await OciLayout.open(oci.dir), ref: oci.ref };
+  const store = await openImageStore();
+  return { layout: store, ref: storeRefName(parseReference(ref)) };
+}
+
+function where(ins: Instruction): string {
+  return `${ins.loc.file}:${ins.loc.line}:${ins.loc.column}`;
+}
+
+function locate(dockerfile: string | undefined, contextDir: string): string {
+  if (dockerfile !== undefined) return isAbsolute(dockerfile) ? dockerfile : resolve(dockerfile);
+  for (const name of ['Dockerfile', 'Containerfile']) if (existsSync(join(contextDir, name))) return join(contextDir, name);
+  throw new BerthError('USAGE', `no Dockerfile or Containerfile in ${contextDir}: give one with -f`);
+}
+
+/** A build in progress. */
+class Build {
+  readonly results = new Map<number, StageResult>();
+  readonly steps: StepRecord[] = [];
+  readonly warnings: string[] = [];
+  private readonly imageRoots = new Map<string, Promise<string>>();
+  private readonly created: string;
+  private readonly epoch: number;
+
+  constructor(
+    readonly opts: BuildOptions,
+    readonly plan: BuildPlan,
+    readonly out: OciLayout,
+    readonly tmp: string,
+    readonly matcher: PatternMatcher,
+    readonly platform: Platform,
+  ) {
+    this.created = nowOrEpoch(opts.sourceDateEpoch);
+    this.epoch = opts.sourceDateEpoch ?? Math.floor(Date.now() / 1000);
+  }
+
+  private get df(): Dockerfile {
+    return this.plan.dockerfile;
+  }
+
+  private log(line: string): void {
+    this.opts.log?.(line);
+  }
+
+  private resolveImage(ref: string): Promise<{ layout: OciLayout; ref: string }> {
+    return (this.opts.resolveImage ?? defaultResolveImage)(ref, this.platform);
+  }
+
+  /** Unpacks layers into a new directory under the build's temp dir. */
+  private async unpack(name: string, layout: OciLayout, layers: Layer[], diffIds: string[]): Promise<string> {
+    const dir = await mkdtemp(join(this.tmp, `${name}-`));
+    await unpackLayers(
+      dir,
+      layers.map((l, i) => ({ mediaType: l.desc.mediaType, digest: l.desc.digest, size: l.desc.size, diffId: diffIds[i], open: () => layout.fetch(l.desc) })),
+    );
+    return dir;
+  }
+
+  /** The root filesystem of an image read by COPY --from / mount from= (unpacked once). */
+  private imageRoot(ref: string): Promise<string> {
+    let p = this.imageRoots.get(ref);
+    if (!p) {
+      p = (async () => {
+        const { layout, ref: inner } = await this.resolveImage(ref);
+        const img = await loadImage(layout, inner, this.platform);
+        return this.unpack('image', layout, img.manifest.layers.map((desc, i) => ({ desc, diffId: img.config.rootfs.diff_ids[i]! })), img.config.rootfs.diff_ids);
+      })();
+      this.imageRoots.set(ref, p);
+    }
+    return p;
+  }
+
+  /** The starting point of a stage. */
+  private async base(index: number): Promise<StageResult & { triggers: string[] }> {
+    const sp = this.plan.stages[index]!;
+    const base: SourceRef = sp.base;
+    if (base.kind === 'scratch') {
+      const p = this.platform;
+      const config: ImageConfig = {
+        architecture: p.architecture,
+        os: p.os,
+        ...(p.variant ? { variant: p.variant } : {}),
+        config: { Env: [DEFAULT_PATH_ENV] },
+        rootfs: { type: 'layers', diff_ids: [] },
+        history: [],
+      };
+      const rootfs = await mkdtemp(join(this.tmp, 'scratch-'));
+      return { config, layers: [], key: 'scratch', rootfs, manifestMediaType: MediaType.imageManifest, triggers: [] };
+    }
+    if (base.kind === 'stage') {
+      const from = this.results.get(base.index)!;
+      const rootfs = await this.unpack(`stage${index}`, this.out, from.layers, from.config.rootfs.diff_ids);
+      return { ...from, config: structuredClone(from.config), layers: [...from.layers], rootfs, triggers: [] };
+    }
+    const { layout, ref } = await this.resolveImage(base.ref);
+    const img = await loadImage(layout, ref, this.platform);
+    const layers = img.manifest.layers.map((desc, i) => ({ desc, diffId: img.config.rootfs.diff_ids[i]! }));
+    // The result holds the base's blobs too.
+    for (const l of layers) if (!(await this.out.exists(l.desc))) await this.out.push(l.desc, await layout.fetch(l.desc));
+    const rootfs = await this.unpack(`stage${index}`, layout, layers, img.config.rootfs.diff_ids);
+    const config = structuredClone(img.config);
+    config.config ??= {};
+    if (!(config.config.Env ?? []).some((e) => e.startsWith('PATH='))) config.config.Env = [DEFAULT_PATH_ENV, ...(config.config.Env ?? [])];
+    const triggers = (config.config.OnBuild as string[] | null | undefined) ?? [];
+    // ONBUILD triggers fire once, in the image built FROM this one.
+    if (triggers.length) config.config.OnBuild = null;
+    return { config, layers, key: img.manifestDesc.digest, rootfs, manifestMediaType: MediaType.imageManifest, baseDigest: img.manifestDesc.digest, triggers };
+  }
+
+  private history(config: ImageConfig, createdBy: string, emptyLayer: boolean): void {
+    const h: HistoryEntry = { created: this.created, created_by: createdBy, comment: HISTORY_COMMENT };
+    if (emptyLayer) h.empty_layer = true;
+    config.history = [...(config.history ?? []), h];
+  }
+
+  /** A new layer on top of the stage: a staging directory, or what `produce` writes. */
+  private async commitLayer(state: StageResult, staging: string, produce: LayerProducer = writeLayerFromDir): Promise<void> {
+    const compression = this.opts.compression ?? 'gzip';
+    const opts: LayerOptions = { compression, ...(this.opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: this.opts.sourceDateEpoch } : {}) };
+    let diffId = '';
+    const desc = await this.out.ingest(ociLayerMediaType(compression), async (out) => {
+      diffId = (await produce(staging, out, opts)).diffId;
+    });
+    const layer: Layer = { desc, diffId };
+    await applyLayer(state.rootfs, await this.out.fetch(layer.desc), layer.desc.mediaType);
+    state.layers.push(layer);
+    state.config.rootfs = { type: 'layers', diff_ids: [...state.config.rootfs.diff_ids, layer.diffId] };
+  }
+
+  private async newStaging(): Promise<string> {
+    return mkdtemp(join(this.tmp, 'staging-'));
+  }
+
+  private record(index: number, state: StageResult, instruction: string, args: string[], content?: string): void {
+    state.key = stepKey({ parent: state.key, instruction, args, content, platform: formatPlatform(this.platform) });
+    this.steps.push({ stage: index, instruction, key: state.key });
+  }
+
+  /** Builds one stage. */
+  async stage(index: number): Promise<void> {
+    const sp = this.plan.stages[index]!;
+    const label = sp.stage.name ?? String(index);
+    this.log(`[stage ${label}] FROM ${sp.base.kind === 'image' ? sp.base.ref : sp.base.kind === 'stage' ? `stage ${sp.base.index}` : 'scratch'}`);
+    const { triggers, ...state } = await this.base(index);
+    const scope = this.plan.args.stage(state.config.config?.Env ?? [], this.df.directives.escape);
+    const cs: ConfigState = { config: state.config, cmdSet: false };
+    const instructions: Instruction[] = [...triggers.map((t) => parseTrigger(t, this.df.directives, sp.stage.from.loc)), ...sp.stage.instructions];
+    for (const ins of instructions) {
+      if (ins.kind === 'ARG') {
+        scope.declare(ins);
+        continue;
+      }
+      const ex = expandInstruction(ins, scope);
+      const e = ex.ins;
+      if (e.kind === 'COPY' || e.kind === 'ADD') {
+        await this.copy(index, state, scope, e);
+        continue;
+      }
+      if (e.kind === 'RUN') {
+        await this.run(index, state, scope, e);
+        continue;
+      }
+      const text = applyConfigStep(cs, e);
+      if (text === undefined) throw new BerthError('INTERNAL', `${where(e)}: ${e.kind} has no step`);
+      this.log(`[stage ${label}] ${text}`);
+      if (e.kind === 'ENV') scope.setEnv(state.config.config?.Env ?? []);
+      this.record(index, state, text, scope.argsIn(ex.used));
+      if (e.kind === 'WORKDIR') await this.workdir(state, text);
+      else this.history(state.config, text, true);
+    }
+    this.results.set(index, state);
+  }
+
+  /** WORKDIR creates its directory (owned by USER) when the image lacks it, as BuildKit does. */
+  private async workdir(state: StageResult, text: string): Promise<void> {
+    const wd = state.config.config?.WorkingDir ?? '/';
+    const real = await realImagePath(state.rootfs, wd);
+    const st = await stat(join(state.rootfs, real)).catch(() => undefined);
+    if (st?.isDirectory() || real === '/') {
+      this.history(state.config, text, true);
+      return;
+    }
+    const user = state.config.config?.User;
+    const owner = user ? await resolveChown(state.rootfs, user, 'WORKDIR').catch(() => ({ uid: 0, gid: 0 })) : undefined;
+    const dir = await this.newStaging();
+    const s = new Staging(dir, { rootfs: state.rootfs, now: this.epoch, ...(owner ? { owner } : {}) });
+    await s.parents(`${real}/x`);
+    await this.commitLayer(state, dir);
+    await rm(dir, { recursive: true, force: true });
+    this.history(state.config, text, false);
+  }
+
+  private async copyRoot(index: number, from: string | undefined): Promise<{ root: CopyRoot; key?: string }> {
+    if (from === undefined) return { root: { dir: this.opts.contextDir, matcher: this.matcher, label: 'the build context' } };
+    const ref = resolveSourceRef(this.df, from, index, true);
+    if (ref.kind === 'stage') {
+      const r = this.results.get(ref.index)!;
+      return { root: { dir: r.rootfs, label: `stage ${this.df.stages[ref.index]!.name ?? ref.index}` }, key: r.key };
+    }
+    if (ref.kind === 'scratch') throw new BerthError('USAGE', `--from=scratch has no files to copy: name a stage or an image`);
+    return { root: { dir: await this.imageRoot(ref.ref), label: `image ${ref.ref}` }, key: `image:${ref.ref}` };
+  }
+
+  private async copy(index: number, state: StageResult, _scope: StageScope, c: CopyInstruction): Promise<void> {
+    const at = where(c);
+    const workdir = state.config.config?.WorkingDir || '/';
+    const d = destinationPath(c.dest, workdir);
+    const real = await realImagePath(state.rootfs, d.path);
+    const isDirInImage = (p: string): boolean => {
+      try {
+        return statSync(join(state.rootfs, p)).isDirectory();
+      } catch {
+        return false;
+      }
+    };
+    const intoDir = d.isDir || isDirInImage(real);
+    const destArg = intoDir ? `${real}/` : real;
+    const owner = c.chown !== undefined ? await resolveChown(state.rootfs, c.chown, at) : undefined;
+    const mode = c.chmod !== undefined ? parseChmod(c.chmod, at) : undefined;
+    const { root, key: fromKey } = await this.copyRoot(index, c.from);
+    const exclude = c.exclude.length ? new PatternMatcher(c.exclude) : undefined;
+    const urls = c.kind === 'ADD' ? c.sources.filter((s) => /^https?:\/\//i.test(s)) : [];
+    const locals = c.sources.filter((s) => !urls.includes(s));
+    if (c.checksum !== undefined && (urls.length === 0 || locals.length > 0)) {
+      throw new BerthError('USAGE', `${at}: ADD --checksum verifies http(s) sources only: remove it or give a URL`);
+    }
+    if (c.sources.length + c.inline.length > 1 && !intoDir) {
+      throw new BerthError('USAGE', `${at}: ${c.kind} with more than one source needs a directory destination ending in /: write ${c.dest}/`);
+    }
+    if (c.kind === 'ADD' && c.sources.some((s) => /^git@|\.git(#.*)?$/.test(s) && !/^https?:/.test(s))) {
+      throw new BerthError('UNSUPPORTED', `${at}: ADD of a git repository is not supported: clone it into the context and COPY it`);
+    }
+    const opts = { workdir, isDirInImage, what: c.kind, ...(exclude ? { exclude } : {}) };
+    // Each local source on its own: ADD extracts a source that is a tar archive.
+    const groups = locals.map((src) => ({ src, entries: resolveCopy(root, [src], destArg, opts) }));
+    const downloads = await Promise.all(urls.map((u) => download(u, c.checksum, at)));
+    const allEntries = groups.flatMap((g) => g.entries);
+    const content = await contentHash(allEntries, [
+      ...c.inline.map((f) => ({ name: f.name, data: f.data })),
+      ...downloads.map((dl, i) => ({ name: urls[i]!, data: dl.data.toString('latin1') })),
+    ]);
+    const text = `${c.kind}${c.from !== undefined ? ` --from=${c.from}` : ''} ${[...c.sources, ...c.inline.map((f) => `<<${f.name}`)].join(' ')} ${c.dest}`;
+    const keyText = JSON.stringify({ kind: c.kind, sources: c.sources, inline: c.inline.map((f) => f.name), dest: c.dest, workdir, chown: c.chown, chmod: c.chmod, link: c.link, exclude: c.exclude, from: c.from });
+    this.log(`[stage ${this.df.stages[index]!.name ?? index}] ${text}`);
+
+    const dir = await this.newStaging();
+    try {
+      const s = new Staging(dir, { rootfs: state.rootfs, now: this.epoch, ...(owner ? { owner } : {}), ...(mode !== undefined ? { mode } : {}) });
+      for (const g of groups) {
+        const single = g.entries.length === 1 ? g.entries[0]! : undefined;
+        if (c.kind === 'ADD' && c.unpack !== false && single?.kind === 'file' && (await isTarArchive(single.abs))) {
+          await s.extract(single.abs, real);
+          continue;
+        }
+        await s.addEntries(g.entries);
+      }
+      for (const f of c.inline) await s.addFile(intoDir ? posix.join(real, f.name) : real, f.data, 0o644);
+      for (const dl of downloads) await s.addFile(intoDir ? posix.join(real, dl.name) : real, dl.data, 0o600, dl.mtime);
+      await this.commitLayer(state, dir);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    this.record(index, state, keyText, this.plan.args.stage([], '\\').argsIn([]), fromKey ? `${content}+${fromKey}` : content);
+    this.history(state.config, `${text} # buildkit`, false);
+  }
+
+  private async run(index: number, state: StageResult, scope: StageScope, ins: RunInstruction): Promise<void> {
+    const executor = this.opts.runExecutor;
+    if (!executor) throw noExecutorError(ins);
+    const c = state.config.config ?? {};
+    const argv = runArgv(ins, (c.Shell as string[] | undefined) ?? DEFAULT_SHELL);
+    const { args, proxy } = scope.runArgs();
+    const mounts = expandInstruction(ins, scope).mounts ?? [];
+    const text = `RUN ${args.length ? `|${args.length} ${args.join(' ')} ` : ''}${argv.join(' ')}`;
+    this.log(`[stage ${this.df.stages[index]!.name ?? index}] ${text}`);
+    const { upperDir } = await executor.run(
+      {
+        instruction: ins,
+        argv,
+        env: [...(c.Env ?? []), ...args, ...proxy],
+        user: c.User ?? '',
+        workdir: c.WorkingDir || '/',
+        mounts,
+        network: (ins.network ?? 'default') as 'default' | 'none' | 'host',
+        security: (ins.security ?? 'sandbox') as 'sandbox' | 'insecure',
+        platform: this.platform,
+        stage: { index, ...(this.df.stages[index]!.name ? { name: this.df.stages[index]!.name } : {}) },
+      },
+      state.rootfs,
+      {
+        stdout: process.stdout,
+        stderr: process.stderr,
+        stageRoot: (i) => this.results.get(i)!.rootfs,
+        contextDir: this.opts.contextDir,
+        secrets: this.opts.secrets ?? new Map(),
+      },
+    );
+    await this.commitLayer(state, upperDir, writeUpperLayer);
+    this.record(index, state, text, args);
+    this.history(state.config, `${text} # buildkit`, false);
+  }
+
+  /** Writes the target stage as an image into the output layout. */
+  async finish(target: number): Promise<{ manifest: Descriptor; config: ImageConfig }> {
+    const r = this.results.get(target)!;
+    const config: ImageConfig = { ...r.config, created: this.created };
+    const configDesc = await pushJson(this.out, MediaType.imageConfig, config);
+    const manifest: ImageManifest = { schemaVersion: 2, mediaType: MediaType.imageManifest, config: configDesc, layers: r.layers.map((l) => l.desc) };
+    if (r.baseDigest) manifest.annotations = { [BASE_DIGEST_ANNOTATION]: r.baseDigest };
+    const desc = await pushJson(this.out, MediaType.imageManifest, manifest);
+    const withPlatform: Descriptor = { ...desc, platform: { architecture: config.architecture, os: config.os, ...(config.variant ? { variant: config.variant } : {}) } };
+    if (this.opts.output.tag !== undefined) await this.out.tag(withPlatform, this.opts.output.tag);
+    else await this.out.addManifest(withPlatform);
+    return { manifest: desc, config };
+  }
+}
+
+/** The first RUN of the stages to build, when there is no executor for it. */
+function firstRun(plan: BuildPlan): RunInstruction | undefined {
+  for (const i of plan.needed) for (const ins of plan.stages[i]!.stage.instructions) if (ins.kind === 'RUN') return ins;
+  return undefined;
+}
+
+/** Builds an image from a Dockerfile into an OCI layout. */
+export async function build(opts: BuildOptions): Promise<BuildResult> {
+  const contextDir = resolve(opts.contextDir);
+  const st = await stat(contextDir).catch(() => undefined);
+  if (!st?.isDirectory()) throw new BerthError('USAGE', `the build context ${opts.contextDir} is not a directory: give the directory to build from`);
+  const dockerfilePath = opts.dockerfileText === undefined ? locate(opts.dockerfile, contextDir) : undefined;
+  const df = opts.dockerfileText !== undefined ? parseDockerfile(opts.dockerfileText, opts.dockerfile ?? 'Dockerfile') : await readDockerfile(dockerfilePath!);
+  const platform = normalizePlatform(opts.platform ?? hostPlatform());
+  const plan = planBuild(df, { target: platform, build: hostPlatform(), buildArgs: opts.buildArgs ?? {}, ...(opts.targetStage !== undefined ? { targetStage: opts.targetStage } : {}) });
+  for (const i of plan.needed) {
+    const p = plan.stages[i]!.platform;
+    if (p !== undefined && formatPlatform(normalizePlatform(parsePlatform(p))) !== formatPlatform(platform)) {
+      throw new BerthError('UNSUPPORTED', `${df.file}:${plan.stages[i]!.stage.from.loc.line}: FROM --platform=${p} differs from the build's ${formatPlatform(platform)}: berth builds one platform at a time`);
+    }
+  }
+  const run = firstRun(plan);
+  if (run && !opts.runExecutor) throw noExecutorError(run);
+  const { patterns } = readIgnoreFile(contextDir, dockerfilePath);
+  const out = await OciLayout.open(opts.output.layout, { create: true });
+  await mkdir(opts.workDir ?? tmpdir(), { recursive: true });
+  const tmp = await mkdtemp(join(opts.workDir ?? tmpdir(), 'berth-build-'));
+  const b = new Build({ ...opts, contextDir }, plan, out, tmp, new PatternMatcher(patterns), platform);
+  try {
+    for (const wave of plan.waves) await Promise.all(wave.map((i) => b.stage(i)));
+    const { manifest, config } = await b.finish(plan.target);
+    const unused = plan.args.unconsumed();
+    const warnings = [...df.warnings, ...(unused.length ? [`build args that no ARG uses: ${unused.join(', ')}`] : [])];
+    return { manifest, config, steps: b.steps, built: plan.needed, warnings };
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}

@@ -377,7 +377,7 @@ class Build {
     const executor = this.opts.runExecutor;
     if (!executor) throw noExecutorError(ins);
     const c = state.config.config ?? {};
-    const argv = runArgv(ins, (c.Shell as string[] | undefined) ?? DEFAULT_SHELL);
+    const { argv, script } = runArgv(ins, (c.Shell as string[] | undefined) ?? DEFAULT_SHELL);
     const { args, proxy } = scope.runArgs();
     const mounts = expandInstruction(ins, scope).mounts ?? [];
     const text = `RUN ${args.length ? `|${args.length} ${args.join(' ')} ` : ''}${argv.join(' ')}`;
@@ -393,6 +393,7 @@ class Build {
         network: (ins.network ?? 'default') as 'default' | 'none' | 'host',
         security: (ins.security ?? 'sandbox') as 'sandbox' | 'insecure',
         platform: this.platform,
+        ...(script ? { script } : {}),
         stage: { index, ...(this.df.stages[index]!.name ? { name: this.df.stages[index]!.name } : {}) },
       },
       state.rootfs,

@@ -24,6 +24,11 @@ export interface RunStep {
   network: 'default' | 'none' | 'host';
   security: 'sandbox' | 'insecure';
   platform: Platform;
+  /**
+   * `RUN <<EOF` whose body starts with `#!`: the executor writes `data` to `path` (mode 0755,
+   * outside the image's layer) and argv runs it, as BuildKit does.
+   */
+  script?: { path: string; data: string };
   /** Stage index and name, for messages. */
   stage: { index: number; name?: string };
 }
@@ -50,12 +55,24 @@ export interface RunStepExecutor {
   run(step: RunStep, rootfsSnapshot: string, opts: RunStepOptions): Promise<{ upperDir: string }>;
 }
 
-/** The argv of a RUN as BuildKit builds it (heredoc bodies appended for the shell to read). */
-export function runArgv(ins: RunInstruction, shell: readonly string[]): string[] {
-  if (ins.json) return [...ins.args];
+/**
+ * The argv of a RUN as BuildKit builds it: a RUN that is only a heredoc runs its body (a body
+ * with `#!` as a script file); otherwise heredoc bodies are appended for the shell to read.
+ */
+export function runArgv(ins: RunInstruction, shell: readonly string[]): { argv: string[]; script?: { path: string; data: string } } {
+  if (ins.json) return { argv: [...ins.args] };
+  const only = ins.heredocs.length === 1 ? ins.heredocs[0]! : undefined;
+  if (only && new RegExp(`^\\d*<<-?(['"]?)${only.name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\1$`).test(ins.args[0]!.trim())) {
+    const body = only.chomp ? only.content.replace(/^\t+/gm, '') : only.content;
+    if (body.startsWith('#!')) {
+      const path = `/dev/pipes/berth-heredoc-${only.name}`;
+      return { argv: [path], script: { path, data: body } };
+    }
+    return { argv: [...shell, body] };
+  }
   let text = ins.args[0]!;
   for (const h of ins.heredocs) text += `\n${h.content}${h.name}`;
-  return [...shell, text];
+  return { argv: [...shell, text] };
 }
 
 /** The error of a build that has RUN steps and no engine to run them. */

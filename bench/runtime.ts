@@ -4,7 +4,7 @@
 // Needs root, runc and crun. NODE_EXTRA_CA_CERTS is unset for every runtime (users rarely set
 // it; the berth-runtime front end also drops it, as the runtime makes no TLS connections).
 // crun refuses hybrid cgroup hosts, so the whole benchmark runs in one private mount namespace
-// where the cgroup2 controller list reads empty (peers.md); all three runtimes see the same host.
+// where the cgroup2 controller list reads empty (docs/ARCHITECTURE.md "Tests and peers"); all three runtimes see the same host.
 import { spawnSync } from 'node:child_process';
 import { ftruncateSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -365,6 +365,12 @@ static void remount_bind(const char *target, unsigned long flags) {
   die("remount %s: %s", target, strerror(errno));
 }
 
+/* Makes a mount read-only and keeps its other flags (nosuid, nodev, noexec, atime), as runc
+ * does: a remount takes the flags it is given, so without them they would be cleared. */
+static void remount_ro(const char *target) {
+  remount_bind(target, MS_RDONLY | locked_flags(target));
+}
+
 /* ---- mounts --------------------------------------------------------------------------- */
 
 /* ---- paths inside the root filesystem ---------------------------------------------------
@@ -569,7 +575,7 @@ static void readonly_path(const char *path) {
     if (errno == ENOENT) return;
     die("bind readonly path %s: %s", path, strerror(errno));
   }
-  remount_bind(path, MS_RDONLY | MS_REC);
+  remount_ro(path);
 }
 
 /* ---- terminal --------------------------------------------------------------------------- */
@@ -890,7 +896,7 @@ static void container_main(void) {
       if (strcmp(recs[i].key, "mask") == 0) mask_path(recs[i].val);
       else if (strcmp(recs[i].key, "readonly") == 0) readonly_path(recs[i].val);
     }
-    if (get("root_readonly")) remount_bind("/", MS_RDONLY);
+    if (get("root_readonly")) remount_ro("/");
   }
   if (get("terminal")) setup_terminal();
   apply_process_attrs();
@@ -928,10 +934,35 @@ static void forward_signal(int sig) {
   if (child_pid > 0) kill(child_pid, sig);
 }
 
+/* config-linux.md namespace type -> CLONE_NEW* flag. */
+static int ns_flag(const char *type) {
+  static const struct { const char *name; int flag; } t[] = {
+    { "mount", CLONE_NEWNS }, { "uts", CLONE_NEWUTS }, { "ipc", CLONE_NEWIPC }, { "user", CLONE_NEWUSER },
+    { "pid", CLONE_NEWPID }, { "network", CLONE_NEWNET }, { "cgroup", CLONE_NEWCGROUP }, { "time", CLONE_NEWTIME },
+  };
+  for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) if (strcmp(t[i].name, type) == 0) return t[i].flag;
+  die("unknown namespace type %s", type);
+  return 0;
+}
+
+static const char *ns_type_name(int flag) {
+  switch (flag) {
+  case CLONE_NEWNS: return "mount"; case CLONE_NEWUTS: return "uts"; case CLONE_NEWIPC: return "ipc";
+  case CLONE_NEWUSER: return "user"; case CLONE_NEWPID: return "pid"; case CLONE_NEWNET: return "network";
+  case CLONE_NEWCGROUP: return "cgroup"; case CLONE_NEWTIME: return "time"; default: return "unknown";
+  }
+}
+
+#ifndef NS_GET_NSTYPE
+#define NS_GET_NSTYPE _IO(0xb7, 0x3)
+#endif
+
 /* Opens every namespace to join before joining any: once in the container's mount namespace,
- * /proc/PID/ns paths of the host would no longer resolve. The user namespace goes first. */
+ * /proc/PID/ns paths of the host would no longer resolve. The user namespace goes first.
+ * config-linux.md "Namespaces": the runtime MUST generate an error when a path is not a
+ * namespace of the type given; setns with that type makes the kernel refuse one too. */
 static void join_namespaces(void) {
-  int fds[16], is_user[16], n = 0;
+  int fds[16], is_user[16], flag[16], n = 0;
   char *names[16];
   for (int i = 0; i < nrecs && n < 16; i++) {
     if (strcmp(recs[i].key, "join") != 0) continue;
@@ -939,13 +970,21 @@ static void join_namespaces(void) {
     if (fields(&recs[i], f, 2) < 2) die("bad join record");
     fds[n] = open(f[1], O_RDONLY | O_CLOEXEC);
     if (fds[n] < 0) die("open %s namespace %s: %s", f[0], f[1], strerror(errno));
-    is_user[n] = strcmp(f[0], "user") == 0;
+    flag[n] = ns_flag(f[0]);
+    int actual = ioctl(fds[n], NS_GET_NSTYPE);
+    if (actual < 0)
+      die("linux.namespaces: the %s path %s is not a namespace file (%s); give a /proc/PID/ns/%s file or a bind mount of one",
+          f[0], f[1], strerror(errno), f[0]);
+    if (actual != flag[n])
+      die("linux.namespaces: the %s path %s is a %s namespace, not a %s namespace; give a path to a %s namespace",
+          f[0], f[1], ns_type_name(actual), f[0], f[0]);
+    is_user[n] = flag[n] == CLONE_NEWUSER;
     names[n++] = f[0];
   }
   for (int pass = 1; pass >= 0; pass--)
     for (int k = 0; k < n; k++) {
       if (is_user[k] != pass) continue;
-      if (setns(fds[k], 0) < 0) die("join %s namespace: %s", names[k], strerror(errno));
+      if (setns(fds[k], flag[k]) < 0) die("join %s namespace: %s", names[k], strerror(errno));
       close(fds[k]);
     }
 }

@@ -7,15 +7,15 @@ import type { Fetcher } from './target.js';
 /** distribution-spec: registries MAY refuse manifests over 4 MiB; we never read more into memory. */
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
-/** Reads a whole stream into memory, failing with TOO_LARGE past `limit` bytes. */
-export async function readAll(stream: Readable, limit: number = MAX_MANIFEST_BYTES): Promise<Buffer> {
+/** Reads a whole stream into memory, failing with TOO_LARGE past `limit` bytes (`what` names it there). */
+export async function readAll(stream: Readable, limit: number = MAX_MANIFEST_BYTES, what = 'document'): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of stream as AsyncIterable<Buffer>) {
     size += chunk.length;
     if (size > limit) {
       stream.destroy();
-      throw new BerthError('TOO_LARGE', `document is larger than ${limit} bytes: refusing to read it into memory`);
+      throw new BerthError('TOO_LARGE', `${what} is larger than ${limit} bytes: refusing to read it into memory`);
     }
     chunks.push(chunk);
   }

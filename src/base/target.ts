@@ -1,5 +1,5 @@
 /**
- * The interfaces underneath everything (design.md "One idea underneath everything"):
+ * The interfaces underneath everything (docs/ARCHITECTURE.md "One idea underneath everything"):
  * a registry repository, an OCI layout, an archive, memory and the local image store
  * are each a Target; copy() walks the graph from one Target to another.
  */

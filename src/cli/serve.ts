@@ -1,4 +1,5 @@
 /** `berth serve` (the registry server) and `berth registry gc|verify`. */
+import type { AddressInfo } from 'node:net';
 import { BerthError } from '../base/errors.js';
 import { buildConfig, defaultConfig, overridesFromEnv, overridesFromFile, type ConfigOverrides, type RegistryConfig } from '../registry/config.js';
 import { collectGarbage } from '../registry/gc.js';
@@ -16,6 +17,7 @@ const CONFIG_OPTIONS = {
 
 const SERVE_OPTIONS = {
   ...CONFIG_OPTIONS,
+  'debug-addr': { type: 'string' },
   'tls-cert': { type: 'string' },
   'tls-key': { type: 'string' },
   htpasswd: { type: 'string' },
@@ -48,6 +50,7 @@ function num(p: ParsedCommand, key: string): number | undefined {
 function flagOverrides(p: ParsedCommand): ConfigOverrides {
   const o: ConfigOverrides = {
     addr: str(p, 'addr'),
+    debugAddr: str(p, 'debug-addr'),
     data: str(p, 'data'),
     tlsCert: str(p, 'tls-cert'),
     tlsKey: str(p, 'tls-key'),
@@ -87,6 +90,8 @@ $XDG_DATA_HOME/berth/registry (~/.local/share/berth/registry; /var/lib/berth/reg
 Options (each also as a BERTH_* environment variable or a key of the --config JSON file):
   --addr HOST:PORT             listen address (BERTH_ADDR, "addr")
   --data DIR                   data directory (BERTH_DATA, "data")
+  --debug-addr HOST:PORT       plain-HTTP listener with /metrics and /healthz, no auth (BERTH_DEBUG_ADDR,
+                               "debugAddr"); on --addr, /metrics needs the catalog right
   --config FILE                JSON config file (BERTH_CONFIG)
   --tls-cert FILE --tls-key FILE   serve HTTPS (BERTH_TLS_CERT/BERTH_TLS_KEY, "tlsCert"/"tlsKey")
   --htpasswd FILE              Basic auth with bcrypt entries, htpasswd -B (BERTH_HTPASSWD, "htpasswd")
@@ -109,17 +114,21 @@ Examples:
   berth serve --addr 0.0.0.0:5000 --data /srv/registry --htpasswd /etc/berth/htpasswd
 `;
 
+function urlOf(scheme: string, addr: AddressInfo): string {
+  return `${scheme}://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+}
+
 async function serve(p: ParsedCommand): Promise<number> {
   const config = loadConfig(p);
   const registry = await openRegistry(config);
   const server = new RegistryServer(registry);
   const addr = await server.listen();
   writeServePid(config.dataDir);
-  const scheme = config.tls ? 'https' : 'http';
-  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-  const url = `${scheme}://${host}:${addr.port}`;
-  if (p.json) printJson({ url, address: addr.address, port: addr.port, data: config.dataDir, pid: process.pid });
-  else printLine(`berth registry listening on ${url}, data in ${config.dataDir}`);
+  const url = urlOf(config.tls ? 'https' : 'http', addr);
+  const debug = server.debugAddress;
+  const debugUrl = debug ? urlOf('http', debug) : undefined;
+  if (p.json) printJson({ url, address: addr.address, port: addr.port, data: config.dataDir, pid: process.pid, ...(debugUrl ? { debugUrl } : {}) });
+  else printLine(`berth registry listening on ${url}, data in ${config.dataDir}${debugUrl ? `; /metrics and /healthz on ${debugUrl}` : ''}`);
   let gcTimer: NodeJS.Timeout | undefined;
   const gcInterval = num(p, 'gc-interval');
   if (gcInterval) {

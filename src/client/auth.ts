@@ -7,7 +7,8 @@
  */
 import { BerthError } from '../base/errors.js';
 import type { Credentials } from './credentials.js';
-import { readBody, type HttpClient } from './http.js';
+import type { HttpClient } from './http.js';
+import { readJsonReply, tokenAnswer } from './json-reply.js';
 import { registryError } from './errors.js';
 
 export interface Challenge {
@@ -151,12 +152,12 @@ export class Authenticator {
       const hint = res.status === 401 ? `check the credentials for ${host} (berth login ${host})` : undefined;
       throw await registryError(res.body, `getting a token for ${host} from ${realm.origin}${realm.pathname}`, hint);
     }
-    const body = JSON.parse((await readBody(res.body, 1024 * 1024)).toString('utf8')) as {
+    const body = await readJsonReply<{
       token?: string;
       access_token?: string;
       expires_in?: number;
       issued_at?: string;
-    };
+    }>(res, `getting a token for ${host} from ${realm.origin}${realm.pathname}`, tokenAnswer, 1024 * 1024);
     const token = body.token ?? body.access_token;
     if (!token) throw new BerthError('UNAUTHORIZED', `the token server for ${host} answered without a token`);
     // token.md: expires_in defaults to 60 s; keep a margin so a token never expires in flight.

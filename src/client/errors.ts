@@ -1,7 +1,7 @@
 /** Turning a registry's error answer (distribution-spec "Error Codes") into a BerthError. */
 import type { Readable } from 'node:stream';
 import { BerthError, type ErrorCode } from '../base/errors.js';
-import { readBody } from './http.js';
+import { readAll } from '../base/read.js';
 
 export interface RegistryErrorEntry {
   code: string;
@@ -43,7 +43,7 @@ function codeFor(status: number, entries: RegistryErrorEntry[]): ErrorCode {
 export async function registryError(res: Readable & { statusCode?: number; url?: string }, what: string, hint?: string): Promise<BerthError> {
   let body: Buffer = Buffer.alloc(0);
   try {
-    body = await readBody(res, 64 * 1024);
+    body = await readAll(res, 64 * 1024, 'an error answer');
   } catch {
     /* a huge or broken error body: report the status alone */
   }

@@ -275,20 +275,6 @@ export class HttpClient {
 }
 
 /** Reads a response body fully (small bodies only: JSON documents and errors). */
-export async function readBody(res: Readable & { url?: string }, limit = 4 * 1024 * 1024): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of res as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) {
-      res.destroy();
-      throw new BerthError('TOO_LARGE', `response from ${res.url ?? 'registry'} is larger than ${limit} bytes`);
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, size);
-}
-
 /** Drains a body we do not need so that its keep-alive socket is reused. */
 export function discard(res: Readable): void {
   res.on('error', () => {});

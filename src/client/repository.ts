@@ -1,5 +1,5 @@
 /**
- * A registry repository as a Target (design.md "One idea underneath everything"), with
+ * A registry repository as a Target (docs/ARCHITECTURE.md "One idea underneath everything"), with
  * tags, referrers (API, and the referrers tag schema where the registry has none), delete
  * and cross-repository mount. Blobs stream through: downloads are verified while they flow
  * and resume with `Range` after a broken connection; uploads go as one streamed PUT or in
@@ -12,9 +12,11 @@ import { ALL_MANIFEST_MEDIA_TYPES, isIndexMediaType, isManifestOrIndexMediaType,
 import type { Descriptor, ImageIndex, ImageManifest } from '../base/types.js';
 import { MAX_MANIFEST_BYTES, readAll } from '../base/read.js';
 import type { Deleter, FetchOptions, Mounter, PushOptions, ReferrerLister, ResolveOptions, TagLister, Target } from '../base/target.js';
+import { validateTag } from '../image/reference.js';
 import { repositoryScope } from './auth.js';
 import { registryError } from './errors.js';
-import { discard, isNetworkError, nextLink, readBody, type HttpResponse } from './http.js';
+import { discard, isNetworkError, nextLink, type HttpResponse } from './http.js';
+import { readJsonReply, referrersIndex, tagList } from './json-reply.js';
 import type { RegistryClient, SendOptions } from './registry.js';
 import type { RawBody } from './raw-get.js';
 import { referrersTag, referrerDescriptor } from './referrers.js';
@@ -31,7 +33,6 @@ export interface RepositoryOptions {
   resumeAttempts?: number;
 }
 
-const TAG_RE = /^[\w][\w.-]{0,127}$/;
 const MANIFEST_CACHE_ENTRIES = 128;
 
 export class Repository implements Target, TagLister, ReferrerLister, Deleter, Mounter {
@@ -67,7 +68,7 @@ export class Repository implements Target, TagLister, ReferrerLister, Deleter, M
   async resolve(ref: string, opts: ResolveOptions = {}): Promise<Descriptor> {
     const isDigest = ref.includes(':');
     if (isDigest) validateDigest(ref);
-    else if (!TAG_RE.test(ref)) throw new BerthError('TAG_INVALID', `invalid tag ${JSON.stringify(ref)}: tags match [\\w][\\w.-]{0,127}`);
+    else validateTag(ref);
     const what = `resolving ${this.name}:${ref}`;
     const accept = ALL_MANIFEST_MEDIA_TYPES.join(', ');
     if (opts.prefetch) return this.resolveByGet(ref, accept, what);
@@ -97,7 +98,7 @@ export class Repository implements Target, TagLister, ReferrerLister, Deleter, M
       throw new BerthError('NOT_FOUND', `${this.name}: manifest ${ref} not found`);
     }
     if (res.status !== 200) throw await registryError(res.body, what);
-    const bytes = await readBody(res.body, MAX_MANIFEST_BYTES);
+    const bytes = await readAll(res.body, MAX_MANIFEST_BYTES, `manifest ${ref} of ${this.name}`);
     const computed = digestOf(bytes, isDigest ? (ref.startsWith('sha512:') ? 'sha512' : 'sha256') : 'sha256');
     if (isDigest && computed !== ref) throw new BerthError('DIGEST_MISMATCH', `${this.name}: manifest ${ref} hashes to ${computed}`);
     const headerType = header(res, 'content-type')?.split(';')[0]?.trim();
@@ -428,7 +429,7 @@ export class Repository implements Target, TagLister, ReferrerLister, Deleter, M
   // ---- tags --------------------------------------------------------------------------------
 
   async tag(desc: Descriptor, ref: string): Promise<void> {
-    if (!TAG_RE.test(ref)) throw new BerthError('TAG_INVALID', `invalid tag ${JSON.stringify(ref)}: tags match [\\w][\\w.-]{0,127}`);
+    validateTag(ref);
     const bytes = await this.fetchManifestBytes(desc);
     await this.putManifest(desc, bytes, ref);
   }
@@ -446,7 +447,7 @@ export class Repository implements Target, TagLister, ReferrerLister, Deleter, M
         throw new BerthError('NOT_FOUND', `${this.name}: repository not found`);
       }
       if (res.status !== 200) throw await registryError(res.body, what);
-      const body = JSON.parse((await readBody(res.body)).toString('utf8')) as { tags?: string[] | null };
+      const body = await readJsonReply<{ tags?: string[] | null }>(res, what, tagList);
       const fresh = (body.tags ?? []).filter((t) => !seen.has(t));
       for (const t of fresh) seen.add(t);
       all.push(...fresh);
@@ -476,7 +477,7 @@ export class Repository implements Target, TagLister, ReferrerLister, Deleter, M
         break;
       }
       if (res.status !== 200) throw await registryError(res.body, what);
-      const index = JSON.parse((await readBody(res.body)).toString('utf8')) as ImageIndex;
+      const index = await readJsonReply<ImageIndex>(res, what, referrersIndex);
       out.push(...(index.manifests ?? []));
       filtered = (header(res, 'oci-filters-applied') ?? '').split(',').map((s) => s.trim()).includes('artifactType');
       url = nextLink(res.headers.link, url);
@@ -557,7 +558,7 @@ export class Repository implements Target, TagLister, ReferrerLister, Deleter, M
 
   /** Deletes a tag (distribution-spec end-9); registries may only allow deleting by digest. */
   async deleteTag(tag: string): Promise<void> {
-    if (!TAG_RE.test(tag)) throw new BerthError('TAG_INVALID', `invalid tag ${JSON.stringify(tag)}`);
+    validateTag(tag);
     const what = `deleting tag ${tag} from ${this.name}`;
     const res = await this.send({ method: 'DELETE', path: this.path('manifests', tag), scopes: [repositoryScope(this.repository, 'delete'), ...this.pushScopes] }, what);
     if (res.status === 202 || res.status === 200) {

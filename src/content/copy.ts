@@ -1,5 +1,5 @@
 /**
- * copy(): walks the graph from one Target to another once (design.md "One idea underneath
+ * copy(): walks the graph from one Target to another once (docs/ARCHITECTURE.md "One idea underneath
  * everything"): index → manifests → config and layers, blobs in parallel with bounded
  * concurrency, asking the destination first and skipping what it has, mounting across
  * repositories of one registry, and pushing children before parents (blobs, manifests, the

@@ -24,6 +24,8 @@ export interface TokenConfig {
 
 export interface RegistryConfig {
   addr: string;
+  /** A second listener, plain HTTP, with /metrics and /healthz and no auth (distribution's debug.addr). */
+  debugAddr?: string;
   dataDir: string;
   tls?: { cert: string; key: string };
   auth: {
@@ -74,6 +76,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): RegistryCon
 /** The subset of settings a file, the environment or flags can give, all optional. */
 export interface ConfigOverrides {
   addr?: string;
+  debugAddr?: string;
   data?: string;
   tlsCert?: string;
   tlsKey?: string;
@@ -112,6 +115,7 @@ export function overridesFromEnv(env: NodeJS.ProcessEnv): ConfigOverrides {
   const o: ConfigOverrides = {};
   const s = (k: string) => (env[k] !== undefined && env[k] !== '' ? env[k] : undefined);
   o.addr = s('BERTH_ADDR');
+  o.debugAddr = s('BERTH_DEBUG_ADDR');
   o.data = s('BERTH_DATA');
   o.tlsCert = s('BERTH_TLS_CERT');
   o.tlsKey = s('BERTH_TLS_KEY');
@@ -147,7 +151,7 @@ export function overridesFromFile(path: string): ConfigOverrides {
     throw new BerthError('USAGE', `config file ${path} must hold a JSON object`);
   }
   const known = new Set([
-    'addr', 'data', 'tlsCert', 'tlsKey', 'htpasswd', 'realm', 'policy', 'tokenRealm', 'tokenService', 'tokenIssuer', 'tokenKey',
+    'addr', 'debugAddr', 'data', 'tlsCert', 'tlsKey', 'htpasswd', 'realm', 'policy', 'tokenRealm', 'tokenService', 'tokenIssuer', 'tokenKey',
     'tokenTrust', 'tokenExpiresIn', 'delete', 'uploadPurgeAfter', 'maxManifestBytes', 'chunkMinLength', 'logFormat',
     'gcDeleteUntagged', 'gcGrace', 'warnings',
   ]);
@@ -170,6 +174,7 @@ export function buildConfig(base: RegistryConfig, ...layers: ConfigOverrides[]):
   let tlsKey: string | undefined;
   for (const o of layers) {
     if (o.addr !== undefined) c.addr = o.addr;
+    if (o.debugAddr !== undefined) c.debugAddr = o.debugAddr;
     if (o.data !== undefined) c.dataDir = o.data;
     if (o.tlsCert !== undefined) tlsCert = o.tlsCert;
     if (o.tlsKey !== undefined) tlsKey = o.tlsKey;
@@ -220,12 +225,13 @@ export function buildConfig(base: RegistryConfig, ...layers: ConfigOverrides[]):
     };
   }
   splitAddr(c.addr);
+  if (c.debugAddr !== undefined) splitAddr(c.debugAddr, 'the debug address (--debug-addr)');
   return c;
 }
 
-export function splitAddr(addr: string): { host: string; port: number } {
+export function splitAddr(addr: string, what = 'address'): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(addr);
   const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new BerthError('USAGE', `address must be HOST:PORT (e.g. 127.0.0.1:5000), got ${JSON.stringify(addr)}`);
+  if (!m || port > 65535) throw new BerthError('USAGE', `${what} must be HOST:PORT (e.g. 127.0.0.1:5000), got ${JSON.stringify(addr)}`);
   return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
 }

@@ -2,13 +2,13 @@
  * One registry: its stores, its access control and the state shared by the handlers.
  * Built from a RegistryConfig by `openRegistry`; the HTTP server (server.ts) only dispatches.
  */
-import { readFileSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { BerthError } from '../base/errors.js';
 import { AnonymousAuthorizer, type Authorizer } from './auth/access.js';
 import { BasicAuthorizer } from './auth/basic-authorizer.js';
 import { Htpasswd } from './auth/htpasswd.js';
-import { loadPrivateKey, loadPublicKey } from './auth/jwt.js';
+import { loadSigningKey, loadTrustedKey } from './auth/jwt.js';
 import { AccessPolicy } from './auth/policy.js';
 import { TokenAuthorizer } from './auth/token-authorizer.js';
 import { TokenIssuer } from './auth/token-endpoint.js';
@@ -103,10 +103,10 @@ function buildAuth(config: RegistryConfig): { authorizer: Authorizer; issuer?: T
   const policy = config.auth.policy ? AccessPolicy.fromFile(config.auth.policy) : AccessPolicy.authenticatedOnly();
   const token = config.auth.token;
   if (token) {
-    const keys = token.trustedKeys.map((f) => loadPublicKey(readFileSync(f, 'utf8')));
+    const keys = token.trustedKeys.map(loadTrustedKey);
     let issuer: TokenIssuer | undefined;
     if (token.signingKey) {
-      const key = loadPrivateKey(readFileSync(token.signingKey, 'utf8'));
+      const key = loadSigningKey(token.signingKey);
       keys.push(createPublicKey(key));
       issuer = new TokenIssuer(key, token.issuer, token.service, token.expiresIn, htpasswd, policy);
     }

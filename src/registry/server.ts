@@ -7,16 +7,17 @@ import { readFileSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { BerthError } from '../base/errors.js';
 import type { AccessScope, Principal } from './auth/access.js';
-import { splitAddr } from './config.js';
 import { AccessLog } from './access-log.js';
+import { DebugServer } from './debug-server.js';
 import { RegistryError, toRegistryError } from './errors.js';
 import { deleteBlob, getBlob } from './handlers/blobs.js';
 import { listCatalog, listReferrers, listTags } from './handlers/discovery.js';
 import { deleteManifest, getManifest, putManifest } from './handlers/manifests.js';
+import { sendHealth, sendMetrics } from './handlers/operations.js';
 import { cancelUpload, patchUpload, putUpload, startUpload, uploadStatus } from './handlers/uploads.js';
 import { readBody, sendError, sendJson } from './http-util.js';
+import { listenOn } from './listen.js';
 import { checkName } from './names.js';
 import type { Registry } from './registry.js';
 import { matchRoute, type Route } from './routes.js';
@@ -37,6 +38,10 @@ function scopesFor(route: Route, method: string): AccessScope[] | 'none' {
     case 'base':
       return [];
     case 'catalog':
+    // Metrics tell repository and blob counts: on the main port, only to whoever may list the
+    // catalog (any authenticated user without a policy; "catalog": true with one). --debug-addr
+    // serves them without auth on an address the operator keeps private.
+    case 'metrics':
       return [{ type: 'registry', name: 'catalog', actions: ['*'] }];
     case 'blob':
     case 'manifest':
@@ -59,6 +64,9 @@ export class RegistryServer {
   private readonly log: AccessLog;
   private readonly warnings: string[] | undefined;
   private purgeTimer?: NodeJS.Timeout;
+  private debug?: DebugServer;
+  /** Where the debug listener (config.debugAddr) listens, once listen() has started it. */
+  debugAddress?: AddressInfo;
   private closing = false;
 
   constructor(
@@ -79,25 +87,24 @@ export class RegistryServer {
     this.server.requestTimeout = 0;
   }
 
-  /** Starts listening on config.addr (or `addrOverride`), and purging stale uploads periodically. */
+  /** Starts listening on config.addr (or `addrOverride`) and config.debugAddr, and purging stale uploads periodically. */
   async listen(addrOverride?: string): Promise<AddressInfo> {
-    const addr = addrOverride ?? this.registry.config.addr;
-    const { host, port } = splitAddr(addr);
-    await new Promise<void>((resolve, reject) => {
-      const fail = (err: NodeJS.ErrnoException) => {
-        const why = err.code === 'EADDRINUSE' ? 'is in use' : err.code === 'EACCES' ? 'needs privileges' : `cannot be used (${err.message})`;
-        reject(new BerthError('NETWORK', `address ${addr} ${why}: choose another with --addr HOST:PORT`, { cause: err }));
-      };
-      this.server.once('error', fail);
-      this.server.listen(port, host, () => {
-        this.server.off('error', fail);
-        resolve();
-      });
-    });
+    const address = await listenOn(this.server, addrOverride ?? this.registry.config.addr, '--addr');
+    const debugAddr = this.registry.config.debugAddr;
+    if (debugAddr !== undefined) {
+      const debug = new DebugServer(this.registry);
+      try {
+        this.debugAddress = await debug.listen(debugAddr);
+      } catch (err) {
+        this.server.close();
+        throw err;
+      }
+      this.debug = debug;
+    }
     this.purgeTimer = setInterval(() => void this.purgeUploads(), Math.min(PURGE_INTERVAL_MS, this.registry.config.uploadPurgeAfterMs));
     this.purgeTimer.unref();
     void this.purgeUploads();
-    return this.server.address() as AddressInfo;
+    return address;
   }
 
   get logger(): AccessLog {
@@ -120,6 +127,7 @@ export class RegistryServer {
     if (this.closing) return;
     this.closing = true;
     clearInterval(this.purgeTimer);
+    await this.debug?.close();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     // Keep-alive connections become idle as their last request finishes: close them then.
     const sweep = setInterval(() => this.server.closeIdleConnections(), 50);
@@ -212,15 +220,11 @@ export class RegistryServer {
         throw methodNotAllowed(method);
       case 'token':
         return this.token(req, res, query());
-      case 'metrics': {
+      case 'metrics':
         if (method !== 'GET') throw methodNotAllowed(method);
-        const text = Buffer.from(reg.metrics.render(reg.uploads.metrics.inFlight, await reg.meta.stats()));
-        res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4', 'Content-Length': text.length });
-        res.end(text);
-        return;
-      }
+        return sendMetrics(reg, res);
       case 'health':
-        return sendJson(res, 200, { status: 'ok' });
+        return sendHealth(res);
       default:
         throw new RegistryError(404, 'UNSUPPORTED', `no such endpoint: ${req.method} ${req.url}`);
     }

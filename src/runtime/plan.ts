@@ -295,7 +295,10 @@ export function buildInitPlanHead(input: InitPlanInput): Plan {
     else if (ns.type !== 'cgroup') clone |= CLONE_FLAGS[ns.type]!;
   }
   const userns = namespaces.user === '';
-  const mountns = 'mount' in namespaces;
+  // Only a mount namespace made for the container is set up and pivoted: one joined by path
+  // belongs to someone else (perhaps the runtime's own, i.e. the host's), so the container is
+  // only chroot'ed there, as without a mount namespace (runc does the same).
+  const mountns = namespaces.mount === '';
   out.push(['clone', String(clone)]);
   if (userns) out.push(['userns', '1']);
   if (namespaces.cgroup === '') out.push(['cgroupns', '1']);
@@ -337,7 +340,7 @@ export function buildInitPlanBody(input: InitPlanInput, head: Plan): PlanRecord[
   const p = spec.process!;
   const { namespaces } = head;
   const userns = namespaces.user === '';
-  const mountns = 'mount' in namespaces;
+  const mountns = namespaces.mount === '';
   const out: PlanRecord[] = [];
   out.push(['rootfs', input.rootfs]);
   const prop = spec.linux?.rootfsPropagation;
@@ -349,8 +352,17 @@ export function buildInitPlanBody(input: InitPlanInput, head: Plan): PlanRecord[
     out.push(...planMounts(spec, input.rootfs, namespaces.cgroup !== undefined, input.cgroupPaths));
     out.push(...planDevices(spec, userns || namespaces.user !== undefined, !!p.terminal));
     if (p.terminal) out.push(['console_bind', '1']);
-  } else if ((spec.mounts ?? []).length > 0) {
-    throw new BerthError('RUNTIME_CONFIG_INVALID', 'mounts are given but linux.namespaces has no mount namespace; add {"type":"mount"}');
+  } else {
+    // Mounts made here would land in a mount namespace the container shares.
+    const needs = (what: string) => {
+      const why = namespaces.mount ? `the mount namespace is joined by path (${namespaces.mount}), and berth-runtime changes only a mount namespace it made for the container` : 'linux.namespaces has no mount namespace';
+      throw new BerthError('RUNTIME_CONFIG_INVALID', `${what} need a new mount namespace, but ${why}; add {"type":"mount"} without a path, or remove them`);
+    };
+    if ((spec.mounts ?? []).length > 0) needs('mounts');
+    if (spec.linux?.maskedPaths?.length) needs('linux.maskedPaths');
+    if (spec.linux?.readonlyPaths?.length) needs('linux.readonlyPaths');
+    if (spec.root?.readonly) needs('root.readonly');
+    if (spec.linux?.rootfsPropagation) needs('linux.rootfsPropagation');
   }
   for (const [k, v] of Object.entries(spec.linux?.sysctl ?? {})) out.push(['sysctl', fields(k, v)]);
   for (const m of spec.linux?.maskedPaths ?? []) out.push(['mask', m]);

@@ -8,7 +8,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { HttpClient, nextLink, readBody, retryAfterMs } from '../../src/client/http.js';
+import { HttpClient, nextLink, retryAfterMs } from '../../src/client/http.js';
+import { readAll } from '../../src/base/read.js';
 import { isBerthError } from '../../src/base/errors.js';
 
 async function serve(handler: http.RequestListener): Promise<{ url: string; server: http.Server }> {
@@ -45,7 +46,7 @@ describe('HttpClient', () => {
     servers.push(storage.server, registry.server);
     const res = await client.request({ method: 'GET', url: new URL(`${registry.url}/v2/r/blobs/x`), headers: { Authorization: 'Bearer secret' } });
     assert.equal(res.status, 200);
-    assert.equal((await readBody(res.body)).toString(), 'blob bytes');
+    assert.equal((await readAll(res.body)).toString(), 'blob bytes');
     assert.equal(seen, undefined);
   });
 
@@ -73,7 +74,7 @@ describe('HttpClient', () => {
     });
     servers.push(s.server);
     const res = await client.request({ method: 'GET', url: new URL(s.url), retries: 0 });
-    await assert.rejects(readBody(res.body));
+    await assert.rejects(readAll(res.body));
     await assert.rejects(
       client.request({ method: 'GET', url: new URL('http://127.0.0.1:1/'), retries: 0 }),
       (err: unknown) => isBerthError(err, 'NETWORK'),

@@ -20,7 +20,7 @@ import { BUSYBOX, buildBusyboxRootfs } from '../helpers/busybox.js';
 import { peer, skipUnless } from '../helpers/requirements.js';
 
 const run = promisify(execFile);
-// skopeo as root keeps a blob-info cache; point it elsewhere so runs are independent (peers.md).
+// skopeo as root keeps a blob-info cache; point it elsewhere so runs are independent (docs/ARCHITECTURE.md "Tests and peers").
 const env = { ...process.env, _CONTAINERS_ROOTLESS_UID: '1000', XDG_DATA_HOME: '/proc/nonexistent' };
 async function skopeo(...args: string[]): Promise<string> {
   return (await run('skopeo', args, { env, maxBuffer: 16 << 20 })).stdout;

@@ -1,5 +1,5 @@
 /**
- * docker 20.10 (dockerd started here, data in a temp dir, as peers.md says) against
+ * docker 20.10 (dockerd started here, data in a temp dir, as docs/ARCHITECTURE.md "Tests and peers" says) against
  * `berth serve`: pull an image pushed by skopeo, run it, tag and push it to another
  * repository; digests must match what the registry holds. Needs root.
  */

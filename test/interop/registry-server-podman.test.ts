@@ -1,7 +1,7 @@
 /**
  * podman 4.3 against `berth serve`: pull an image, run it, push it to another repository;
  * digests must match what the registry holds. podman needs the
- * CONTAINERS_CONF / CONTAINERS_STORAGE_CONF of peers.md on these machines (as root).
+ * CONTAINERS_CONF / CONTAINERS_STORAGE_CONF of docs/ARCHITECTURE.md "Tests and peers" on these machines (as root).
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';

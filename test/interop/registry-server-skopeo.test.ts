@@ -16,7 +16,7 @@ import { peer, skipUnless } from '../helpers/requirements.js';
 const SKOPEO = '/usr/bin/skopeo';
 const skip = skipUnless(peer(SKOPEO, 'skopeo'), peer('/usr/bin/umoci', 'umoci'));
 
-// The memory-only blob-info cache (peers.md): otherwise skopeo as root turns pushes into mounts.
+// The memory-only blob-info cache (docs/ARCHITECTURE.md "Tests and peers"): otherwise skopeo as root turns pushes into mounts.
 const env = { ...process.env, _CONTAINERS_ROOTLESS_UID: '1000', XDG_DATA_HOME: '/proc/nonexistent' };
 
 function skopeo(...args: string[]): string {

@@ -1,6 +1,6 @@
 // Differential tests: the same busybox bundle under berth-runtime, runc and crun (Debian's)
 // gives the same observable results inside the container. Needs root, runc and crun.
-// crun refuses hybrid cgroup hosts; as /work/shared/peers.md says, it runs in a private mount
+// crun refuses hybrid cgroup hosts; as docs/ARCHITECTURE.md "Tests and peers" says, it runs in a private mount
 // namespace where the cgroup2 controller list reads empty (nothing global changes).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';

@@ -1,7 +1,7 @@
 // podman (Debian's 4.3) driving berth-runtime through --runtime, on a local busybox image:
 // run with output and exit code, a terminal through the console socket, detached run + exec +
 // stop + rm. Needs root and podman (apt-get install -y podman); configured as
-// /work/shared/peers.md says, with storage in a temp dir.
+// docs/ARCHITECTURE.md "Tests and peers" says, with storage in a temp dir.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { makeRootfs } from '../helpers/bundle.js';
 import { FRONT } from '../runtime/runtime-cli.js';
 import { peer, root, skipUnless } from '../helpers/requirements.js';
+import { parseMountinfo } from '../../src/runtime/mountinfo.js';
 
 
 describe('podman --runtime berth-runtime (root)', { skip: skipUnless(peer('podman', 'podman'), root('containers')) }, () => {
@@ -96,5 +97,25 @@ describe('podman --runtime berth-runtime (root)', { skip: skipUnless(peer('podma
     assert.equal(stop.status, 0, stop.stderr);
     assert.equal(podman(['inspect', '--format', '{{.State.Status}}', 'berthpod']).stdout.trim(), 'exited');
     assert.equal(podman(['rm', 'berthpod']).status, 0);
+  });
+
+  it('every mount has the options runc gives it (read-only paths keep nosuid, nodev, noexec)', (t) => {
+    const withRuntime = (runtime: string) => {
+      const r = spawnSync('podman', ['--runtime', runtime, 'run', '--rm', 'localhost/berth-bb:test', 'cat', '/proc/self/mountinfo'], { env, encoding: 'utf8', timeout: 60_000 });
+      assert.equal(r.status, 0, `${runtime}: ${r.stderr}`);
+      // Mount point → per-mount options; several mounts on one point keep their order.
+      const out = new Map<string, string[]>();
+      for (const m of parseMountinfo(r.stdout)) out.set(m.mountPoint, [...(out.get(m.mountPoint) ?? []), m.options.sort().join(',')]);
+      return out;
+    };
+    const runc = withRuntime('runc');
+    const berth = withRuntime(FRONT);
+    // On a hybrid host berth-runtime also shows the cgroup2 hierarchy (/sys/fs/cgroup/unified),
+    // which runc 1.1 leaves out: extra cgroup hierarchies are listed, not compared.
+    const extra = [...berth.keys()].filter((p) => !runc.has(p));
+    assert.deepEqual(extra.filter((p) => !p.startsWith('/sys/fs/cgroup/')), [], 'no mount points runc does not make');
+    for (const [point, opts] of runc) assert.deepEqual(berth.get(point), opts, `options of ${point}`);
+    for (const p of ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys']) assert.deepEqual(berth.get(p), ['nodev,noexec,nosuid,relatime,ro'], p);
+    t.diagnostic(`${runc.size} mount points compared${extra.length ? `; berth-runtime also has ${extra.join(', ')}` : ''}`);
   });
 });

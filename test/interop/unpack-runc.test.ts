@@ -69,7 +69,7 @@ describe('berth unpack → runc run', { skip }, () => {
     assert.deepEqual(r.stdout.trim().split('\n'), ['1', 'worker']);
   });
 
-  test('the same bundle runs under crun (inside a private mount namespace, as peers.md describes)', { skip: skipUnless(peer('crun', 'crun')) }, async () => {
+  test('the same bundle runs under crun (inside a private mount namespace, as docs/ARCHITECTURE.md describes)', { skip: skipUnless(peer('crun', 'crun')) }, async () => {
     const bundle = join(tmp, 'bundle-crun');
     await unpackImage(layout, 'bb', bundle);
     const empty = join(tmp, 'empty-controllers');

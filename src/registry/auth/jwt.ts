@@ -1,5 +1,7 @@
 /** Compact JWS (RFC 7515) signing and verification with node:crypto: RS256 and ES256. */
 import { createPrivateKey, createPublicKey, sign, verify, X509Certificate, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { BerthError } from '../../base/errors.js';
 
 function b64url(data: Buffer | string): string {
   return Buffer.from(data).toString('base64url');
@@ -7,20 +9,56 @@ function b64url(data: Buffer | string): string {
 
 export type JwtAlgorithm = 'RS256' | 'ES256';
 
-export function algorithmFor(key: KeyObject): JwtAlgorithm {
+const KEY_TYPES = 'an RSA or EC P-256 key';
+
+/** The JWS algorithm for `key`: RSA signs RS256, EC P-256 ES256; any other key is UNSUPPORTED. */
+export function algorithmFor(key: KeyObject, source = 'the token key'): JwtAlgorithm {
   if (key.asymmetricKeyType === 'rsa') return 'RS256';
   if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') return 'ES256';
-  throw new Error(`unsupported token key type ${key.asymmetricKeyType}: use an RSA or EC P-256 key`);
+  const curve = key.asymmetricKeyDetails?.namedCurve;
+  throw new BerthError('UNSUPPORTED', `${source} is ${key.asymmetricKeyType ?? 'a'}${curve ? ` (${curve})` : ''} key: tokens are signed with ${KEY_TYPES} (RS256 or ES256)`);
 }
 
-export function loadPrivateKey(pem: string): KeyObject {
-  return createPrivateKey(pem);
+/** What a PEM text holds, by its labels ("a CERTIFICATE", "no PEM block"), for error messages. */
+function pemContents(pem: string): string {
+  const labels = [...pem.matchAll(/-----BEGIN ([A-Z0-9 ]+)-----/g)].map((m) => m[1]);
+  return labels.length ? labels.map((l) => `a ${l} block`).join(' and ') : 'no PEM block';
 }
 
-/** A public key from a PEM public key or an X.509 certificate. */
-export function loadPublicKey(pem: string): KeyObject {
-  if (pem.includes('BEGIN CERTIFICATE')) return new X509Certificate(pem).publicKey;
-  return createPublicKey(pem);
+function readPem(file: string, source: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new BerthError('USAGE', `cannot read ${source}: ${(err as Error).message}`);
+  }
+}
+
+/** The private key that signs the built-in issuer's tokens (--token-key FILE). */
+export function loadSigningKey(file: string): KeyObject {
+  const source = `the token signing key ${file} (--token-key)`;
+  const pem = readPem(file, source);
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(pem);
+  } catch {
+    throw new BerthError('USAGE', `${source} holds ${pemContents(pem)}, not a private key that node:crypto reads: give ${KEY_TYPES} in PEM (openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256)`);
+  }
+  algorithmFor(key, source);
+  return key;
+}
+
+/** A public key whose tokens are accepted, from a PEM public key or an X.509 certificate (--token-trust FILE). */
+export function loadTrustedKey(file: string): KeyObject {
+  const source = `the trusted token key ${file} (--token-trust)`;
+  const pem = readPem(file, source);
+  let key: KeyObject;
+  try {
+    key = pem.includes('BEGIN CERTIFICATE') ? new X509Certificate(pem).publicKey : createPublicKey(pem);
+  } catch {
+    throw new BerthError('USAGE', `${source} holds ${pemContents(pem)}, not a public key or certificate that node:crypto reads: give the issuer's ${KEY_TYPES} or certificate in PEM`);
+  }
+  algorithmFor(key, source);
+  return key;
 }
 
 export function signJwt(payload: object, key: KeyObject, kid?: string): string {

@@ -24,6 +24,7 @@ import type { LayerOptions, LayerResult } from '../../layer/layer-output.js';
 import { unpackLayers } from '../../layer/unpack-layers.js';
 import { DEFAULT_PATH_ENV } from '../../runtime/spec/default.js';
 import { openImageStore, storeRefName } from '../store.js';
+import { BuildCache } from './cache.js';
 import { applyConfigStep, DEFAULT_SHELL, HISTORY_COMMENT, type ConfigState } from './config-steps.js';
 import { download, isTarArchive, parseChmod, realImagePath, resolveChown, Staging } from './copy-step.js';
 import { expandInstruction, type StageScope } from './expand.js';
@@ -62,6 +63,10 @@ export interface BuildOptions {
   workDir?: string;
   /** --secret id=…,src=…. */
   secrets?: Map<string, string>;
+  /** The build cache (a directory or an open cache); none: nothing is reused or kept. */
+  cache?: BuildCache | string;
+  /** --no-cache: build every step (results are still cached). */
+  noCache?: boolean;
   /** Progress lines ("[2/5] COPY …"). */
   log?: (line: string) => void;
 }
@@ -70,6 +75,8 @@ export interface StepRecord {
   stage: number;
   instruction: string;
   key: string;
+  /** The step's layer came from the cache. */
+  cached: boolean;
 }
 
 export interface BuildResult {
@@ -138,6 +145,7 @@ class Build {
     readonly tmp: string,
     readonly matcher: PatternMatcher,
     readonly platform: Platform,
+    readonly cache: BuildCache | undefined,
   ) {
     this.created = nowOrEpoch(opts.sourceDateEpoch);
     this.epoch = opts.sourceDateEpoch ?? Math.floor(Date.now() / 1000);
@@ -223,7 +231,7 @@ class Build {
   }
 
   /** A new layer on top of the stage: a staging directory, or what `produce` writes. */
-  private async commitLayer(state: StageResult, staging: string, produce: LayerProducer = writeLayerFromDir): Promise<void> {
+  private async commitLayer(state: StageResult, staging: string, produce: LayerProducer = writeLayerFromDir): Promise<Layer> {
     const compression = this.opts.compression ?? 'gzip';
     const opts: LayerOptions = { compression, ...(this.opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: this.opts.sourceDateEpoch } : {}) };
     let diffId = '';
@@ -231,18 +239,57 @@ class Build {
       diffId = (await produce(staging, out, opts)).diffId;
     });
     const layer: Layer = { desc, diffId };
+    await this.addLayer(state, layer);
+    return layer;
+  }
+
+  /** Puts a layer (already in the output layout) on the stage: its root filesystem and config. */
+  private async addLayer(state: StageResult, layer: Layer): Promise<void> {
     await applyLayer(state.rootfs, await this.out.fetch(layer.desc), layer.desc.mediaType);
     state.layers.push(layer);
     state.config.rootfs = { type: 'layers', diff_ids: [...state.config.rootfs.diff_ids, layer.diffId] };
+  }
+
+  /**
+   * A step that may make a layer: reused from the cache when its key is there (the layer is
+   * then applied, not made), else `produce` runs and its result is cached.
+   */
+  private async layerStep(
+    index: number,
+    state: StageResult,
+    k: { instruction: string; args: string[]; content?: string },
+    createdBy: string,
+    produce: () => Promise<Layer | undefined>,
+  ): Promise<void> {
+    const key = stepKey({ parent: state.key, ...k, platform: formatPlatform(this.platform) });
+    const mediaType = ociLayerMediaType(this.opts.compression ?? 'gzip');
+    const hit = this.cache && !this.opts.noCache ? await this.cache.get(key, mediaType) : undefined;
+    let layer: Layer | undefined;
+    if (hit) {
+      this.log(`[stage ${this.df.stages[index]!.name ?? index}] CACHED ${createdBy}`);
+      layer = hit.layer;
+      if (layer) {
+        if (!(await this.out.exists(layer.desc))) await this.out.push(layer.desc, await this.cache!.layout.fetch(layer.desc));
+        await this.addLayer(state, layer);
+      }
+    } else {
+      layer = await produce();
+      if (this.cache) await this.cache.put({ key, createdBy, ...(layer ? { layer } : {}) }, this.out);
+    }
+    state.key = key;
+    this.steps.push({ stage: index, instruction: k.instruction, key, cached: hit !== undefined });
+    this.history(state.config, createdBy, layer === undefined);
   }
 
   private async newStaging(): Promise<string> {
     return mkdtemp(join(this.tmp, 'staging-'));
   }
 
-  private record(index: number, state: StageResult, instruction: string, args: string[], content?: string): void {
-    state.key = stepKey({ parent: state.key, instruction, args, content, platform: formatPlatform(this.platform) });
-    this.steps.push({ stage: index, instruction, key: state.key });
+  /** A config-only step: its key, and its history entry. */
+  private configStep(index: number, state: StageResult, instruction: string, args: string[]): void {
+    state.key = stepKey({ parent: state.key, instruction, args, platform: formatPlatform(this.platform) });
+    this.steps.push({ stage: index, instruction, key: state.key, cached: false });
+    this.history(state.config, instruction, true);
   }
 
   /** Builds one stage. */
@@ -273,30 +320,30 @@ class Build {
       if (text === undefined) throw new BerthError('INTERNAL', `${where(e)}: ${e.kind} has no step`);
       this.log(`[stage ${label}] ${text}`);
       if (e.kind === 'ENV') scope.setEnv(state.config.config?.Env ?? []);
-      this.record(index, state, text, scope.argsIn(ex.used));
-      if (e.kind === 'WORKDIR') await this.workdir(state, text);
-      else this.history(state.config, text, true);
+      if (e.kind === 'WORKDIR') await this.workdir(index, state, text, scope.argsIn(ex.used));
+      else this.configStep(index, state, text, scope.argsIn(ex.used));
     }
     this.results.set(index, state);
   }
 
   /** WORKDIR creates its directory (owned by USER) when the image lacks it, as BuildKit does. */
-  private async workdir(state: StageResult, text: string): Promise<void> {
-    const wd = state.config.config?.WorkingDir ?? '/';
-    const real = await realImagePath(state.rootfs, wd);
-    const st = await stat(join(state.rootfs, real)).catch(() => undefined);
-    if (st?.isDirectory() || real === '/') {
-      this.history(state.config, text, true);
-      return;
-    }
-    const user = state.config.config?.User;
-    const owner = user ? await resolveChown(state.rootfs, user, 'WORKDIR').catch(() => ({ uid: 0, gid: 0 })) : undefined;
-    const dir = await this.newStaging();
-    const s = new Staging(dir, { rootfs: state.rootfs, now: this.epoch, ...(owner ? { owner } : {}) });
-    await s.parents(`${real}/x`);
-    await this.commitLayer(state, dir);
-    await rm(dir, { recursive: true, force: true });
-    this.history(state.config, text, false);
+  private async workdir(index: number, state: StageResult, text: string, args: string[]): Promise<void> {
+    await this.layerStep(index, state, { instruction: text, args }, text, async () => {
+      const wd = state.config.config?.WorkingDir ?? '/';
+      const real = await realImagePath(state.rootfs, wd);
+      const st = await stat(join(state.rootfs, real)).catch(() => undefined);
+      if (st?.isDirectory() || real === '/') return undefined;
+      const user = state.config.config?.User;
+      const owner = user ? await resolveChown(state.rootfs, user, 'WORKDIR').catch(() => ({ uid: 0, gid: 0 })) : undefined;
+      const dir = await this.newStaging();
+      try {
+        const s = new Staging(dir, { rootfs: state.rootfs, now: this.epoch, ...(owner ? { owner } : {}) });
+        await s.parents(`${real}/x`);
+        return await this.commitLayer(state, dir);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
   }
 
   private async copyRoot(index: number, from: string | undefined): Promise<{ root: CopyRoot; key?: string }> {
@@ -350,27 +397,27 @@ class Build {
     ]);
     const text = `${c.kind}${c.from !== undefined ? ` --from=${c.from}` : ''} ${[...c.sources, ...c.inline.map((f) => `<<${f.name}`)].join(' ')} ${c.dest}`;
     const keyText = JSON.stringify({ kind: c.kind, sources: c.sources, inline: c.inline.map((f) => f.name), dest: c.dest, workdir, chown: c.chown, chmod: c.chmod, link: c.link, exclude: c.exclude, from: c.from });
-    this.log(`[stage ${this.df.stages[index]!.name ?? index}] ${text}`);
-
-    const dir = await this.newStaging();
-    try {
-      const s = new Staging(dir, { rootfs: state.rootfs, now: this.epoch, ...(owner ? { owner } : {}), ...(mode !== undefined ? { mode } : {}) });
-      for (const g of groups) {
-        const single = g.entries.length === 1 ? g.entries[0]! : undefined;
-        if (c.kind === 'ADD' && c.unpack !== false && single?.kind === 'file' && (await isTarArchive(single.abs))) {
-          await s.extract(single.abs, real);
-          continue;
+    const content2 = fromKey ? `${content}+${fromKey}` : content;
+    await this.layerStep(index, state, { instruction: keyText, args: [], content: content2 }, `${text} # buildkit`, async () => {
+      this.log(`[stage ${this.df.stages[index]!.name ?? index}] ${text}`);
+      const dir = await this.newStaging();
+      try {
+        const s = new Staging(dir, { rootfs: state.rootfs, now: this.epoch, ...(owner ? { owner } : {}), ...(mode !== undefined ? { mode } : {}) });
+        for (const g of groups) {
+          const single = g.entries.length === 1 ? g.entries[0]! : undefined;
+          if (c.kind === 'ADD' && c.unpack !== false && single?.kind === 'file' && (await isTarArchive(single.abs))) {
+            await s.extract(single.abs, real);
+            continue;
+          }
+          await s.addEntries(g.entries);
         }
-        await s.addEntries(g.entries);
+        for (const f of c.inline) await s.addFile(intoDir ? posix.join(real, f.name) : real, f.data, 0o644);
+        for (const dl of downloads) await s.addFile(intoDir ? posix.join(real, dl.name) : real, dl.data, 0o600, dl.mtime);
+        return await this.commitLayer(state, dir);
+      } finally {
+        await rm(dir, { recursive: true, force: true });
       }
-      for (const f of c.inline) await s.addFile(intoDir ? posix.join(real, f.name) : real, f.data, 0o644);
-      for (const dl of downloads) await s.addFile(intoDir ? posix.join(real, dl.name) : real, dl.data, 0o600, dl.mtime);
-      await this.commitLayer(state, dir);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
-    this.record(index, state, keyText, this.plan.args.stage([], '\\').argsIn([]), fromKey ? `${content}+${fromKey}` : content);
-    this.history(state.config, `${text} # buildkit`, false);
+    });
   }
 
   private async run(index: number, state: StageResult, scope: StageScope, ins: RunInstruction): Promise<void> {
@@ -381,33 +428,33 @@ class Build {
     const { args, proxy } = scope.runArgs();
     const mounts = expandInstruction(ins, scope).mounts ?? [];
     const text = `RUN ${args.length ? `|${args.length} ${args.join(' ')} ` : ''}${argv.join(' ')}`;
-    this.log(`[stage ${this.df.stages[index]!.name ?? index}] ${text}`);
-    const { upperDir } = await executor.run(
-      {
-        instruction: ins,
-        argv,
-        env: [...(c.Env ?? []), ...args, ...proxy],
-        user: c.User ?? '',
-        workdir: c.WorkingDir || '/',
-        mounts,
-        network: (ins.network ?? 'default') as 'default' | 'none' | 'host',
-        security: (ins.security ?? 'sandbox') as 'sandbox' | 'insecure',
-        platform: this.platform,
-        ...(script ? { script } : {}),
-        stage: { index, ...(this.df.stages[index]!.name ? { name: this.df.stages[index]!.name } : {}) },
-      },
-      state.rootfs,
-      {
-        stdout: process.stdout,
-        stderr: process.stderr,
-        stageRoot: (i) => this.results.get(i)!.rootfs,
-        contextDir: this.opts.contextDir,
-        secrets: this.opts.secrets ?? new Map(),
-      },
-    );
-    await this.commitLayer(state, upperDir, writeUpperLayer);
-    this.record(index, state, text, args);
-    this.history(state.config, `${text} # buildkit`, false);
+    await this.layerStep(index, state, { instruction: JSON.stringify({ text, mounts, network: ins.network, security: ins.security }), args: [...args] }, `${text} # buildkit`, async () => {
+      this.log(`[stage ${this.df.stages[index]!.name ?? index}] ${text}`);
+      const { upperDir } = await executor.run(
+        {
+          instruction: ins,
+          argv,
+          env: [...(c.Env ?? []), ...args, ...proxy],
+          user: c.User ?? '',
+          workdir: c.WorkingDir || '/',
+          mounts,
+          network: (ins.network ?? 'default') as 'default' | 'none' | 'host',
+          security: (ins.security ?? 'sandbox') as 'sandbox' | 'insecure',
+          platform: this.platform,
+          ...(script ? { script } : {}),
+          stage: { index, ...(this.df.stages[index]!.name ? { name: this.df.stages[index]!.name } : {}) },
+        },
+        state.rootfs,
+        {
+          stdout: process.stdout,
+          stderr: process.stderr,
+          stageRoot: (i) => this.results.get(i)!.rootfs,
+          contextDir: this.opts.contextDir,
+          secrets: this.opts.secrets ?? new Map(),
+        },
+      );
+      return this.commitLayer(state, upperDir, writeUpperLayer);
+    });
   }
 
   /** Writes the target stage as an image into the output layout. */
@@ -452,7 +499,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const out = await OciLayout.open(opts.output.layout, { create: true });
   await mkdir(opts.workDir ?? tmpdir(), { recursive: true });
   const tmp = await mkdtemp(join(opts.workDir ?? tmpdir(), 'berth-build-'));
-  const b = new Build({ ...opts, contextDir }, plan, out, tmp, new PatternMatcher(patterns), platform);
+  const cache = typeof opts.cache === 'string' ? await BuildCache.open(opts.cache) : opts.cache;
+  const b = new Build({ ...opts, contextDir }, plan, out, tmp, new PatternMatcher(patterns), platform, cache);
   try {
     for (const wave of plan.waves) await Promise.all(wave.map((i) => b.stage(i)));
     const { manifest, config } = await b.finish(plan.target);

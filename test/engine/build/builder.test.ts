@@ -266,6 +266,47 @@ describe('berth build without RUN', { skip: skipUnless(root('COPY sets owners wi
     assert.equal(img.config.history!.at(-1)!.created_by, 'RUN |1 V=1 /bin/sh -c echo $V <<EOF\nbody\nEOF # buildkit');
   });
 
+  it('reuses cached steps: nothing changed → every layer step cached; one file changed → only the steps after its COPY run', async (t) => {
+    const dir = await tempDir(t, 'berth-bld-');
+    const ctx = join(dir, 'ctx');
+    await writeTree(ctx, { 'one': '1\n', 'two': '2\n' });
+    let runs = 0;
+    const executor: RunStepExecutor = {
+      async run() {
+        runs++;
+        const upper = await mkdtemp(join(dir, 'upper-'));
+        await writeFile(join(upper, `ran${runs}`), 'x');
+        return { upperDir: upper };
+      },
+    };
+    const dockerfileText = 'FROM scratch\nCOPY one /one\nRUN make one\nWORKDIR /w\nCOPY two /two\nRUN make two\n';
+    const cache = join(dir, 'cache');
+    const opts = (tag: string): BuildOptions => ({ contextDir: ctx, dockerfileText, output: { layout: join(dir, 'out'), tag }, runExecutor: executor, cache, sourceDateEpoch: 1 });
+    const cold = await build(opts('a'));
+    assert.deepEqual(cold.steps.map((s) => s.cached), [false, false, false, false, false]);
+    assert.equal(runs, 2);
+    const warm = await build(opts('b'));
+    assert.deepEqual(warm.steps.map((s) => s.cached), [true, true, true, true, true]);
+    assert.equal(runs, 2, 'a cached RUN does not run');
+    assert.equal(warm.manifest.digest, cold.manifest.digest);
+    await writeFile(join(ctx, 'two'), 'changed\n');
+    const changed = await build(opts('c'));
+    assert.deepEqual(changed.steps.map((s) => s.cached), [true, true, true, false, false]);
+    assert.equal(runs, 3);
+    const rootfs = join(dir, 'rootfs');
+    await unpackTag(join(dir, 'out'), 'c', rootfs);
+    assert.equal(await readFile(join(rootfs, 'two'), 'utf8'), 'changed\n');
+    assert.equal(await readFile(join(rootfs, 'ran1'), 'utf8'), 'x', 'the cached RUN layer is in the image');
+    const noCache = await build({ ...opts('d'), noCache: true });
+    assert.deepEqual(noCache.steps.map((s) => s.cached), [false, false, false, false, false]);
+    assert.equal(runs, 5);
+    const { BuildCache } = await import('../../../src/engine/build/cache.js');
+    const pruned = await (await BuildCache.open(cache)).prune();
+    assert.ok(pruned.records >= 7 && pruned.blobs >= 5, JSON.stringify(pruned));
+    const after = await build(opts('e'));
+    assert.deepEqual(after.steps.map((s) => s.cached), [false, false, false, false, false], 'nothing left after prune');
+  });
+
   it('reads oci:DIR:REF references', () => {
     assert.deepEqual(parseOciRef('oci:/a/b:tag'), { dir: '/a/b', ref: 'tag' });
     assert.deepEqual(parseOciRef('oci:/a/b'), { dir: '/a/b', ref: 'latest' });

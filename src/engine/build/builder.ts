@@ -15,6 +15,7 @@ import { MediaType, ociLayerMediaType, type LayerCompression } from '../../base/
 import type { Descriptor, HistoryEntry, ImageConfig, ImageManifest, Platform } from '../../base/types.js';
 import { BASE_DIGEST_ANNOTATION, nowOrEpoch, pushJson } from '../../image/build.js';
 import { OciLayout } from '../../image/layout.js';
+import { isLayoutPlace, parseLayoutPlace } from '../../image/place.js';
 import { loadImage } from '../../image/load-image.js';
 import { formatPlatform, hostPlatform, normalizePlatform, parsePlatform } from '../../image/platform.js';
 import { parseReference } from '../../image/reference.js';
@@ -81,6 +82,8 @@ export interface StepRecord {
 
 export interface BuildResult {
   manifest: Descriptor;
+  /** The image ID docker prints: the config's digest. */
+  id: string;
   config: ImageConfig;
   /** The cache key of every step built, in order. */
   steps: StepRecord[];
@@ -103,18 +106,11 @@ interface StageResult {
   baseDigest?: string;
 }
 
-/** `oci:DIR[:REF]` → the layout and the reference in it. */
-export function parseOciRef(ref: string): { dir: string; ref: string } | undefined {
-  if (!ref.startsWith('oci:')) return undefined;
-  const rest = ref.slice(4);
-  const colon = rest.lastIndexOf(':');
-  if (colon > 0 && !rest.slice(colon + 1).includes('/')) return { dir: rest.slice(0, colon), ref: rest.slice(colon + 1) };
-  return { dir: rest, ref: 'latest' };
-}
-
 async function defaultResolveImage(ref: string): Promise<{ layout: OciLayout; ref: string }> {
-  const oci = parseOciRef(ref);
-  if (oci) return { layout: await OciLayout.open(oci.dir), ref: oci.ref };
+  if (isLayoutPlace(ref)) {
+    const place = parseLayoutPlace(ref);
+    return { layout: await OciLayout.open(place.dir), ref: place.ref ?? 'latest' };
+  }
   const store = await openImageStore();
   return { layout: store, ref: storeRefName(parseReference(ref)) };
 }
@@ -458,7 +454,7 @@ class Build {
   }
 
   /** Writes the target stage as an image into the output layout. */
-  async finish(target: number): Promise<{ manifest: Descriptor; config: ImageConfig }> {
+  async finish(target: number): Promise<{ manifest: Descriptor; config: ImageConfig; id: string }> {
     const r = this.results.get(target)!;
     const config: ImageConfig = { ...r.config, created: this.created };
     const configDesc = await pushJson(this.out, MediaType.imageConfig, config);
@@ -468,7 +464,7 @@ class Build {
     const withPlatform: Descriptor = { ...desc, platform: { architecture: config.architecture, os: config.os, ...(config.variant ? { variant: config.variant } : {}) } };
     if (this.opts.output.tag !== undefined) await this.out.tag(withPlatform, this.opts.output.tag);
     else await this.out.addManifest(withPlatform);
-    return { manifest: desc, config };
+    return { manifest: desc, config, id: configDesc.digest };
   }
 }
 
@@ -503,10 +499,10 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const b = new Build({ ...opts, contextDir }, plan, out, tmp, new PatternMatcher(patterns), platform, cache);
   try {
     for (const wave of plan.waves) await Promise.all(wave.map((i) => b.stage(i)));
-    const { manifest, config } = await b.finish(plan.target);
+    const { manifest, config, id } = await b.finish(plan.target);
     const unused = plan.args.unconsumed();
     const warnings = [...df.warnings, ...(unused.length ? [`build args that no ARG uses: ${unused.join(', ')}`] : [])];
-    return { manifest, config, steps: b.steps, built: plan.needed, warnings };
+    return { manifest, id, config, steps: b.steps, built: plan.needed, warnings };
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }

@@ -8,7 +8,7 @@ import { lstat, mkdir, mkdtemp, readFile, readlink, rm, symlink, writeFile, chmo
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { build, parseOciRef, type BuildOptions } from '../../../src/engine/build/builder.js';
+import { build, type BuildOptions } from '../../../src/engine/build/builder.js';
 import type { RunStep, RunStepExecutor } from '../../../src/engine/build/run-step.js';
 import { OciLayout } from '../../../src/image/layout.js';
 import { loadImage } from '../../../src/image/load-image.js';
@@ -306,13 +306,4 @@ describe('berth build without RUN', { skip: skipUnless(root('COPY sets owners wi
     const after = await build(opts('e'));
     assert.deepEqual(after.steps.map((s) => s.cached), [false, false, false, false, false], 'nothing left after prune');
   });
-
-  it('reads oci:DIR:REF references', () => {
-    assert.deepEqual(parseOciRef('oci:/a/b:tag'), { dir: '/a/b', ref: 'tag' });
-    assert.deepEqual(parseOciRef('oci:/a/b'), { dir: '/a/b', ref: 'latest' });
-    assert.deepEqual(parseOciRef('oci:rel:x/y'), { dir: 'rel:x/y', ref: 'latest' });
-    assert.equal(parseOciRef('busybox'), undefined);
-  });
 });
-
-

@@ -216,7 +216,7 @@ class Build {
     if (!(config.config.Env ?? []).some((e) => e.startsWith('PATH='))) config.config.Env = [DEFAULT_PATH_ENV, ...(config.config.Env ?? [])];
     const triggers = (config.config.OnBuild as string[] | null | undefined) ?? [];
     // ONBUILD triggers fire once, in the image built FROM this one.
-    if (triggers.length) config.config.OnBuild = null;
+    if (triggers.length) delete config.config.OnBuild;
     return { config, layers, key: img.manifestDesc.digest, rootfs, manifestMediaType: MediaType.imageManifest, baseDigest: img.manifestDesc.digest, triggers };
   }
 

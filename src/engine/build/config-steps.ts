@@ -116,7 +116,7 @@ export function applyConfigStep(state: ConfigState, ins: Instruction): string | 
     case 'ENTRYPOINT': {
       c.Entrypoint = commandArgv(ins, c.Shell as string[] | undefined);
       // Dockerfile reference: an ENTRYPOINT resets a CMD inherited from the base image.
-      if (!state.cmdSet) c.Cmd = null;
+      if (!state.cmdSet) delete c.Cmd;
       return `ENTRYPOINT ${goQuoteList(c.Entrypoint)}`;
     }
     case 'SHELL':

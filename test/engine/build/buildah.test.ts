@@ -7,10 +7,12 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from '../../../src/engine/build/builder.js';
+import { buildBusyboxRootfs } from '../../helpers/busybox.js';
 import { OciLayout } from '../../../src/image/layout.js';
 import { loadImage, type LoadedImage } from '../../../src/image/load-image.js';
 import { unpackLayers } from '../../../src/layer/unpack-layers.js';
@@ -60,7 +62,9 @@ describe('berth build and buildah bud make the same image', { skip: skipUnless(p
   let work = '';
   let env: NodeJS.ProcessEnv = {};
   before(async () => {
-    work = await mkdtemp(join(tmpdir(), 'berth-buildah-'));
+    // Lower case: buildah reads an oci: path in FROM as a reference, which must be lower case.
+    work = join(tmpdir(), `berth-buildah-${randomBytes(6).toString('hex')}`);
+    await mkdir(work);
     await writeFile(
       join(work, 'containers.conf'),
       '[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]\nnetns = "none"\n[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\nruntime = "runc"\n',
@@ -75,6 +79,33 @@ describe('berth build and buildah bud make the same image', { skip: skipUnless(p
     spawnSync('umount', ['-R', join(work, 'graph')], { stdio: 'ignore' });
     await rm(work, { recursive: true, force: true });
   });
+
+  /** Unpacks buildah's and berth's results; asserts the same files and config fields. */
+  async function compare(name: string, theirsDir: string, oursDir: string) {
+    const push = spawnSync('buildah', ['push', name, `oci:${join(work, theirsDir)}:t`], { env, encoding: 'utf8', timeout: 120_000 });
+    assert.equal(push.status, 0, push.stderr);
+    const theirs = await unpack(join(work, theirsDir), 't', join(work, `rootfs-${theirsDir}`));
+    const ours = await unpack(join(work, oursDir), 't', join(work, `rootfs-${oursDir}`));
+    const a = await snapshotTree(join(work, `rootfs-${theirsDir}`), { mtimes: false });
+    const b = await snapshotTree(join(work, `rootfs-${oursDir}`), { mtimes: false });
+    assert.deepEqual(b, a);
+    const fields = ['Env', 'Cmd', 'Entrypoint', 'WorkingDir', 'User', 'Labels', 'ExposedPorts', 'Volumes', 'StopSignal'] as const;
+    const pick = (img: LoadedImage) => {
+      const c = img.config.config ?? {};
+      const labels = { ...(c.Labels ?? {}) };
+      delete labels['io.buildah.version'];
+      return Object.fromEntries(fields.map((f) => [f, f === 'Labels' ? labels : c[f]]));
+    };
+    assert.deepEqual(pick(ours), pick(theirs));
+    assert.equal(ours.config.architecture, theirs.config.architecture);
+    assert.equal(ours.config.os, theirs.config.os);
+    return { ours, theirs, tree: b };
+  }
+
+  function bud(ctx: string, name: string, args: string[] = []): void {
+    const r = spawnSync('buildah', ['bud', '--layers', '--format', 'docker', ...args, '-t', name, ctx], { env, encoding: 'utf8', timeout: 300_000 });
+    assert.equal(r.status, 0, r.stderr);
+  }
 
   it('FROM scratch + multi-stage COPY/ADD/ENV/LABEL/WORKDIR/USER/EXPOSE/VOLUME/STOPSIGNAL/HEALTHCHECK/CMD/ENTRYPOINT', async () => {
     const ctx = join(work, 'ctx');
@@ -94,33 +125,48 @@ describe('berth build and buildah bud make the same image', { skip: skipUnless(p
     execFileSync('tar', ['-czf', join(ctx, 'bundle.tar.gz'), '--owner=0', '--group=0', '-C', join(work, 'arch'), 'inside']);
     await writeFile(join(ctx, 'Dockerfile'), DOCKERFILE);
 
-    const bud = spawnSync('buildah', ['bud', '--layers', '--format', 'docker', '-t', 'berth-diff', ctx], { env, encoding: 'utf8', timeout: 300_000 });
-    assert.equal(bud.status, 0, bud.stderr);
-    const push = spawnSync('buildah', ['push', 'berth-diff', `oci:${join(work, 'buildah-out')}:t`], { env, encoding: 'utf8', timeout: 120_000 });
-    assert.equal(push.status, 0, push.stderr);
+    bud(ctx, 'berth-diff');
     await build({ contextDir: ctx, output: { layout: join(work, 'berth-out'), tag: 't' } });
 
-    const theirs = await unpack(join(work, 'buildah-out'), 't', join(work, 'rootfs-buildah'));
-    const ours = await unpack(join(work, 'berth-out'), 't', join(work, 'rootfs-berth'));
-    const a = await snapshotTree(join(work, 'rootfs-buildah'), { mtimes: false });
-    const b = await snapshotTree(join(work, 'rootfs-berth'), { mtimes: false });
-    assert.deepEqual(b, a);
-    assert.ok(b['from-first/private'] && !b['multi/secret.txt'] && b['multi/b.txt']);
-
-    const fields = ['Env', 'Cmd', 'Entrypoint', 'WorkingDir', 'User', 'Labels', 'ExposedPorts', 'Volumes', 'StopSignal'] as const;
-    const pick = (img: LoadedImage) => {
-      const c = img.config.config ?? {};
-      const labels = { ...(c.Labels ?? {}) };
-      delete labels['io.buildah.version'];
-      return Object.fromEntries(fields.map((f) => [f, f === 'Labels' ? labels : c[f]]));
-    };
-    assert.deepEqual(pick(ours), pick(theirs));
+    const { ours, theirs, tree } = await compare('berth-diff', 'buildah-out', 'berth-out');
+    assert.ok(tree['from-first/private'] && !tree['multi/secret.txt'] && tree['multi/b.txt']);
     // buildah keeps a Healthcheck only in the Docker format, which `buildah push` to oci: drops: read it from inspect.
     const inspect = spawnSync('buildah', ['inspect', '--type', 'image', 'berth-diff'], { env, encoding: 'utf8' });
     assert.equal(inspect.status, 0, inspect.stderr);
     const docker = (JSON.parse(inspect.stdout) as { Docker: { config: { Healthcheck?: unknown } } }).Docker.config;
     assert.deepEqual(ours.config.config?.Healthcheck, docker.Healthcheck);
-    assert.equal(ours.config.architecture, theirs.config.architecture);
-    assert.equal(ours.config.os, theirs.config.os);
+    void theirs;
+  });
+
+  it('FROM an image of an OCI layout (ARG before FROM): --chown by name, WORKDIR, COPY into existing directories, ENTRYPOINT resetting CMD', async () => {
+    const base = join(work, 'base');
+    await buildBusyboxRootfs(join(base, 'rootfs'), { users: [{ name: 'app', uid: 1000, gid: 1000 }] });
+    await writeFile(join(base, 'Dockerfile'), 'FROM scratch\nCOPY rootfs/ /\nCMD ["sh"]\n');
+    await build({ contextDir: base, output: { layout: join(work, 'base-layout'), tag: 'bb' } });
+    const ctx = join(work, 'ctx2');
+    await mkdir(ctx);
+    await writeFile(join(ctx, 'f'), 'hi\n');
+    await writeFile(join(ctx, 'Dockerfile'), [
+      'ARG BASE',
+      'FROM $BASE',
+      'COPY --chown=app f /home/app/f',
+      'COPY --chown=app:app f /newdir/sub/f',
+      // Before USER: buildah makes a WORKDIR root's, BuildKit (and berth) the USER's.
+      'WORKDIR /made/by/workdir',
+      'USER app',
+      'COPY f rel',
+      'COPY f /usr/bin/',
+      'COPY f /bin',
+      'ENTRYPOINT ["/bin/sh"]',
+      '',
+    ].join('\n'));
+    const BASE = `oci:${join(work, 'base-layout')}:bb`;
+    bud(ctx, 'berth-diff2', ['--build-arg', `BASE=${BASE}`]);
+    await build({ contextDir: ctx, buildArgs: { BASE }, output: { layout: join(work, 'berth-out2'), tag: 't' } });
+    const { ours, tree } = await compare('berth-diff2', 'buildah-out2', 'berth-out2');
+    assert.deepEqual([tree['home/app/f']!.uid, tree['home/app/f']!.gid], [1000, 1000]);
+    assert.deepEqual([tree['made/by/workdir']!.uid, tree['made/by/workdir/rel']!.uid], [0, 0]);
+    assert.equal(tree['bin/f']!.kind, 'file');
+    assert.equal(ours.config.config!.Cmd, undefined);
   });
 });

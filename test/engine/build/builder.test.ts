@@ -166,6 +166,9 @@ describe('berth build without RUN', { skip: skipUnless(root('COPY sets owners wi
     await writeFile(join(ctx, 'Containerfile'), [
       `FROM oci:${join(dir, 'baselayout')}:bb AS base`,
       'COPY --chown=app app.txt /home/app/app.txt',
+      'USER app',
+      'WORKDIR /appwork/sub',
+      'USER root',
       'ENTRYPOINT ["/bin/sh"]',
       'FROM scratch AS unused',
       'COPY missing /nowhere',
@@ -182,10 +185,11 @@ describe('berth build without RUN', { skip: skipUnless(root('COPY sets owners wi
     assert.equal(await readFile(join(rootfs, 'again.txt'), 'utf8'), 'triggered\n');
     assert.equal((await lstat(join(rootfs, 'home/app/app.txt'))).uid, 1000);
     assert.equal((await lstat(join(rootfs, 'home/app/app.txt'))).gid, 1000);
+    assert.deepEqual([(await lstat(join(rootfs, 'appwork'))).uid, (await lstat(join(rootfs, 'appwork/sub'))).gid], [1000, 1000], 'WORKDIR makes its directories as USER (BuildKit)');
     assert.equal((await lstat(join(rootfs, 'copied/busybox'))).size, (await lstat(BUSYBOX)).size);
     assert.equal(await readlink(join(rootfs, 'bin/ls')), 'busybox');
-    assert.equal(img.config.config!.OnBuild, null, 'triggers fire once');
-    assert.equal(img.config.config!.Cmd, null, 'ENTRYPOINT resets the inherited CMD');
+    assert.equal(img.config.config!.OnBuild, undefined, 'triggers fire once');
+    assert.equal(img.config.config!.Cmd, undefined, 'ENTRYPOINT resets the inherited CMD');
     assert.deepEqual(img.config.config!.Entrypoint, ['/bin/sh']);
     assert.match(img.manifest.annotations!['org.opencontainers.image.base.digest']!, /^sha256:/);
   });

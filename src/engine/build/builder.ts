@@ -376,13 +376,13 @@ class Build {
     if (c.checksum !== undefined && (urls.length === 0 || locals.length > 0)) {
       throw new BerthError('USAGE', `${at}: ADD --checksum verifies http(s) sources only: remove it or give a URL`);
     }
-    if (c.sources.length + c.inline.length > 1 && !intoDir) {
+    if (c.sources.length + c.inline.length > 1 && !intoDir && !c.parents) {
       throw new BerthError('USAGE', `${at}: ${c.kind} with more than one source needs a directory destination ending in /: write ${c.dest}/`);
     }
     if (c.kind === 'ADD' && c.sources.some((s) => /^git@|\.git(#.*)?$/.test(s) && !/^https?:/.test(s))) {
       throw new BerthError('UNSUPPORTED', `${at}: ADD of a git repository is not supported: clone it into the context and COPY it`);
     }
-    const opts = { workdir, isDirInImage, what: c.kind, ...(exclude ? { exclude } : {}) };
+    const opts = { workdir, isDirInImage, what: c.kind, parents: c.parents, ...(exclude ? { exclude } : {}) };
     // Each local source on its own: ADD extracts a source that is a tar archive.
     const groups = locals.map((src) => ({ src, entries: resolveCopy(root, [src], destArg, opts) }));
     const downloads = await Promise.all(urls.map((u) => download(u, c.checksum, at)));

@@ -150,6 +150,8 @@ export interface ResolveCopyOptions {
   isDirInImage: (path: string) => boolean;
   /** The instruction, for messages: "COPY", "ADD". */
   what: string;
+  /** --parents: keep each source's path under the destination. */
+  parents?: boolean;
   /** --exclude patterns (matched like .dockerignore). */
   exclude?: PatternMatcher;
 }
@@ -160,7 +162,7 @@ export interface ResolveCopyOptions {
  */
 export function resolveCopy(root: CopyRoot, sources: string[], dest: string, opts: ResolveCopyOptions): CopyEntry[] {
   const d = destinationPath(dest, opts.workdir);
-  const matched: { rel: string; given: string }[] = [];
+  const matched: { rel: string; given: string; keep?: string }[] = [];
   for (const src of sources) {
     const rel = cleanPath(`/${src}`).slice(1) || '.';
     const found = rel === '.' ? ['.'] : matchSource(root, rel);
@@ -171,9 +173,15 @@ export function resolveCopy(root: CopyRoot, sources: string[], dest: string, opt
         `${opts.what} ${src}: ${hasWildcards(rel) ? 'no file matches it' : 'not found'} in ${root.label}${root.matcher && !root.matcher.empty ? ' (or excluded by the ignore file)' : ''}: check the path, which is relative to ${root.label}`,
       );
     }
-    for (const p of visible) matched.push({ rel: p, given: src });
+    // --parents keeps the source's path (after a `/./` pivot when there is one) under the destination.
+    const pivot = src.indexOf('/./');
+    const drop = pivot < 0 ? '' : cleanPath(`/${src.slice(0, pivot)}`).slice(1);
+    for (const p of visible) {
+      const keep = opts.parents ? (drop && p.startsWith(`${drop}/`) ? p.slice(drop.length + 1) : p) : undefined;
+      matched.push({ rel: p, given: src, ...(keep !== undefined ? { keep } : {}) });
+    }
   }
-  const intoDir = d.isDir || opts.isDirInImage(d.path);
+  const intoDir = d.isDir || opts.isDirInImage(d.path) || opts.parents === true;
   const several = matched.length > 1 || sources.some(hasWildcards);
   if (several && !intoDir && matched.length > 1) {
     throw new BerthError('USAGE', `${opts.what} with more than one source file needs a directory destination ending in /: write ${dest}/`);
@@ -190,6 +198,7 @@ export function resolveCopy(root: CopyRoot, sources: string[], dest: string, opt
     out.push(e);
   };
   for (const m of matched) {
+    const target = m.keep !== undefined && m.keep !== '.' ? posix.join(d.path, m.keep) : d.path;
     const resolved = m.rel === '.' ? { rel: '', stat: statSync(root.dir) } : followInRoot(root.dir, m.rel);
     if (!resolved) throw new BerthError('NOT_FOUND', `${opts.what} ${m.given}: it is a symbolic link to nothing in ${root.label}`);
     const abs = resolved.rel === '' ? root.dir : posix.join(root.dir, resolved.rel);
@@ -197,7 +206,7 @@ export function resolveCopy(root: CopyRoot, sources: string[], dest: string, opt
     if (kind === undefined) throw new BerthError('UNSUPPORTED', `${opts.what} ${m.given}: only files, directories and symbolic links can be copied`);
     if (kind === 'dir') {
       // The directory's contents go to the destination, which takes the directory's attributes.
-      add({ abs, dest: d.path, kind: 'dir', stat: resolved.stat });
+      add({ abs, dest: target, kind: 'dir', stat: resolved.stat });
       const direct = m.rel === '.' || resolved.rel === m.rel;
       const entries = root.matcher && direct ? walkContext(root.dir, root.matcher, resolved.rel) : walkPlain(abs, resolved.rel);
       const base = resolved.rel === '' ? '' : `${resolved.rel}/`;
@@ -206,13 +215,13 @@ export function resolveCopy(root: CopyRoot, sources: string[], dest: string, opt
         if (opts.exclude && !opts.exclude.empty && opts.exclude.matches(inner).ignored) continue;
         const k = entryKind(e.stat);
         if (k === undefined) continue;
-        add({ abs: e.abs, dest: posix.join(d.path, inner), kind: k, stat: e.stat, ...(k === 'symlink' ? { linkname: readlinkSync(e.abs) } : {}) });
+        add({ abs: e.abs, dest: posix.join(target, inner), kind: k, stat: e.stat, ...(k === 'symlink' ? { linkname: readlinkSync(e.abs) } : {}) });
       }
       continue;
     }
     const name = posix.basename(m.rel);
     if (opts.exclude && !opts.exclude.empty && opts.exclude.matches(name).ignored) continue;
-    add({ abs, dest: intoDir ? posix.join(d.path, name) : d.path, kind, stat: resolved.stat });
+    add({ abs, dest: m.keep !== undefined ? target : intoDir ? posix.join(d.path, name) : d.path, kind, stat: resolved.stat });
   }
   return out;
 }

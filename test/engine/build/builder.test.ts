@@ -15,7 +15,7 @@ import { loadImage } from '../../../src/image/load-image.js';
 import { unpackLayers } from '../../../src/layer/unpack-layers.js';
 import { isBerthError } from '../../../src/base/errors.js';
 import { buildBusyboxRootfs, BUSYBOX } from '../../helpers/busybox.js';
-import { root, skipUnless } from '../../helpers/requirements.js';
+import { peer, root, skipUnless } from '../../helpers/requirements.js';
 
 async function tempDir(t: { after: (fn: () => Promise<void>) => void }, prefix: string): Promise<string> {
   const d = await mkdtemp(join(tmpdir(), prefix));
@@ -231,7 +231,7 @@ describe('berth build without RUN', { skip: skipUnless(root('COPY sets owners wi
     await assert.rejects(build({ contextDir: dir, dockerfileText: 'FROM scratch\nCOPY nothing /\n', output: { layout: join(dir, 'out') } }), /COPY nothing: not found in the build context/);
   });
 
-  it('hands RUN to the executor and makes its upper directory a layer with whiteouts', async (t) => {
+  it('hands RUN to the executor and makes its upper directory a layer with whiteouts', { skip: skipUnless(peer('setfattr', 'attr')) }, async (t) => {
     const dir = await tempDir(t, 'berth-bld-');
     const ctx = join(dir, 'ctx');
     await writeTree(ctx, { 'gone': 'x\n', 'keep': 'k\n', 'd/old': 'o\n' });

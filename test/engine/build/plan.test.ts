@@ -134,6 +134,15 @@ describe('COPY sources', () => {
     assert.deepEqual(ex.map((e) => e.dest), ['/d', '/d/inner-link', '/d/x']);
   });
 
+  it('keeps source paths with --parents, after a /./ pivot', async (t) => {
+    const ctx = await context(t);
+    const root: CopyRoot = { dir: ctx, label: 'ctx' };
+    const p = { ...opts(), parents: true };
+    assert.deepEqual(resolveCopy(root, ['dir/x', 'other/z'], '/p', p).map((e) => e.dest), ['/p/dir/x', '/p/other/z']);
+    assert.deepEqual(resolveCopy(root, ['./dir/./sub'], '/p/', p).map((e) => e.dest), ['/p/sub', '/p/sub/y']);
+    assert.deepEqual(resolveCopy(root, ['*/z'], '/p/', p).map((e) => e.dest), ['/p/other/z']);
+  });
+
   it('hashes names, modes and contents, not mtimes', async (t) => {
     const ctx = await context(t);
     const root: CopyRoot = { dir: ctx, label: 'ctx' };

@@ -98,6 +98,8 @@ interface Layer {
 }
 
 interface StageResult {
+  /** "[name k/N]" of the step being built, for progress lines as BuildKit prints them. */
+  step?: string;
   config: ImageConfig;
   layers: Layer[];
   key: string;
@@ -131,6 +133,7 @@ class Build {
   readonly steps: StepRecord[] = [];
   readonly warnings: string[] = [];
   private readonly imageRoots = new Map<string, Promise<string>>();
+  private counter = 0;
   private readonly created: string;
   private readonly epoch: number;
 
@@ -261,8 +264,11 @@ class Build {
     const mediaType = ociLayerMediaType(this.opts.compression ?? 'gzip');
     const hit = this.cache && !this.opts.noCache ? await this.cache.get(key, mediaType) : undefined;
     let layer: Layer | undefined;
+    const n = ++this.counter;
+    const started = Date.now();
+    this.log(`#${n} ${state.step ?? ''} ${createdBy.replace(/ # buildkit$/, '')}`);
     if (hit) {
-      this.log(`[stage ${this.df.stages[index]!.name ?? index}] CACHED ${createdBy}`);
+      this.log(`#${n} CACHED`);
       layer = hit.layer;
       if (layer) {
         if (!(await this.out.exists(layer.desc))) await this.out.push(layer.desc, await this.cache!.layout.fetch(layer.desc));
@@ -271,6 +277,7 @@ class Build {
     } else {
       layer = await produce();
       if (this.cache) await this.cache.put({ key, createdBy, ...(layer ? { layer } : {}) }, this.out);
+      this.log(`#${n} DONE ${((Date.now() - started) / 1000).toFixed(1)}s`);
     }
     state.key = key;
     this.steps.push({ stage: index, instruction: k.instruction, key, cached: hit !== undefined });
@@ -283,6 +290,9 @@ class Build {
 
   /** A config-only step: its key, and its history entry. */
   private configStep(index: number, state: StageResult, instruction: string, args: string[]): void {
+    const n = ++this.counter;
+    this.log(`#${n} ${state.step ?? ''} ${instruction}`);
+    this.log(`#${n} DONE 0.0s`);
     state.key = stepKey({ parent: state.key, instruction, args, platform: formatPlatform(this.platform) });
     this.steps.push({ stage: index, instruction, key: state.key, cached: false });
     this.history(state.config, instruction, true);
@@ -291,13 +301,18 @@ class Build {
   /** Builds one stage. */
   async stage(index: number): Promise<void> {
     const sp = this.plan.stages[index]!;
-    const label = sp.stage.name ?? String(index);
-    this.log(`[stage ${label}] FROM ${sp.base.kind === 'image' ? sp.base.ref : sp.base.kind === 'stage' ? `stage ${sp.base.index}` : 'scratch'}`);
+    const label = sp.stage.name ?? `stage-${index}`;
+    const total = sp.stage.instructions.length + 1;
+    const n = ++this.counter;
+    const started = Date.now();
+    this.log(`#${n} [${label} 1/${total}] FROM ${sp.base.kind === 'image' ? sp.base.ref : sp.base.kind === 'stage' ? (this.df.stages[sp.base.index]!.name ?? String(sp.base.index)) : 'scratch'}`);
     const { triggers, ...state } = await this.base(index);
+    this.log(`#${n} DONE ${((Date.now() - started) / 1000).toFixed(1)}s`);
     const scope = this.plan.args.stage(state.config.config?.Env ?? [], this.df.directives.escape);
     const cs: ConfigState = { config: state.config, cmdSet: false };
     const instructions: Instruction[] = [...triggers.map((t) => parseTrigger(t, this.df.directives, sp.stage.from.loc)), ...sp.stage.instructions];
-    for (const ins of instructions) {
+    for (const [i, ins] of instructions.entries()) {
+      state.step = `[${label} ${Math.max(2, i - triggers.length + 2)}/${total}]`;
       if (ins.kind === 'ARG') {
         scope.declare(ins);
         continue;
@@ -314,7 +329,6 @@ class Build {
       }
       const text = applyConfigStep(cs, e);
       if (text === undefined) throw new BerthError('INTERNAL', `${where(e)}: ${e.kind} has no step`);
-      this.log(`[stage ${label}] ${text}`);
       if (e.kind === 'ENV') scope.setEnv(state.config.config?.Env ?? []);
       if (e.kind === 'WORKDIR') await this.workdir(index, state, text, scope.argsIn(ex.used));
       else this.configStep(index, state, text, scope.argsIn(ex.used));
@@ -395,7 +409,6 @@ class Build {
     const keyText = JSON.stringify({ kind: c.kind, sources: c.sources, inline: c.inline.map((f) => f.name), dest: c.dest, workdir, chown: c.chown, chmod: c.chmod, link: c.link, exclude: c.exclude, from: c.from });
     const content2 = fromKey ? `${content}+${fromKey}` : content;
     await this.layerStep(index, state, { instruction: keyText, args: [], content: content2 }, `${text} # buildkit`, async () => {
-      this.log(`[stage ${this.df.stages[index]!.name ?? index}] ${text}`);
       const dir = await this.newStaging();
       try {
         const s = new Staging(dir, { rootfs: state.rootfs, now: this.epoch, ...(owner ? { owner } : {}), ...(mode !== undefined ? { mode } : {}) });
@@ -425,7 +438,6 @@ class Build {
     const mounts = expandInstruction(ins, scope).mounts ?? [];
     const text = `RUN ${args.length ? `|${args.length} ${args.join(' ')} ` : ''}${argv.join(' ')}`;
     await this.layerStep(index, state, { instruction: JSON.stringify({ text, mounts, network: ins.network, security: ins.security }), args: [...args] }, `${text} # buildkit`, async () => {
-      this.log(`[stage ${this.df.stages[index]!.name ?? index}] ${text}`);
       const { upperDir } = await executor.run(
         {
           instruction: ins,

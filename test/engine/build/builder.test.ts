@@ -289,7 +289,10 @@ describe('berth build without RUN', { skip: skipUnless(root('COPY sets owners wi
     const cold = await build(opts('a'));
     assert.deepEqual(cold.steps.map((s) => s.cached), [false, false, false, false, false]);
     assert.equal(runs, 2);
-    const warm = await build(opts('b'));
+    const lines: string[] = [];
+    const warm = await build({ ...opts('b'), log: (l) => lines.push(l) });
+    assert.deepEqual(lines.slice(0, 6), ['#1 [stage-0 1/6] FROM scratch', lines[1], '#2 [stage-0 2/6] COPY one /one', '#2 CACHED', '#3 [stage-0 3/6] RUN /bin/sh -c make one', '#3 CACHED']);
+    assert.match(lines[1]!, /^#1 DONE \d+\.\ds$/);
     assert.deepEqual(warm.steps.map((s) => s.cached), [true, true, true, true, true]);
     assert.equal(runs, 2, 'a cached RUN does not run');
     assert.equal(warm.manifest.digest, cold.manifest.digest);

@@ -66,7 +66,7 @@ reg="127.0.0.1:$port/demo/busybox"
 say "pushing to it (berth copy), listing and inspecting"
 berth copy "oci:$work/layout:v1" "docker://$reg:v1"
 berth tags "$reg"
-berth inspect "$reg:v1"
+berth inspect "docker://$reg:v1"
 berth digest "$reg:v1"
 
 say "pulling it back (berth pull into the local store; berth copy into a layout)"

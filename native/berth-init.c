@@ -717,10 +717,10 @@ static void apply_process_attrs(void) {
   }
 }
 
-/* ---- hooks run inside the container (startContainer) ---------------------------------- */
+/* ---- hooks run inside the container (createContainer, startContainer) ------------------------------- */
 
 /* hook record: timeout seconds, path, argc, args..., env... */
-static void run_hook(struct record *r, const char *state) {
+static void run_hook(struct record *r, const char *state, const char *kind) {
   char *f[512];
   int n = fields(r, f, 512);
   if (n < 3) die("bad hook record");
@@ -755,11 +755,11 @@ static void run_hook(struct record *r, const char *state) {
     if (timeout && ++waited > timeout * 500) {
       kill(pid, SIGKILL);
       waitpid(pid, &status, 0);
-      die("startContainer hook %s timed out after %d s", f[1], timeout);
+      die("%s hook %s timed out after %d s", kind, f[1], timeout);
     }
   }
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    die("startContainer hook %s failed (status %d)", f[1], status);
+    die("%s hook %s failed (status %d)", kind, f[1], status);
 }
 
 /* ---- the container process ------------------------------------------------------------- */
@@ -862,6 +862,9 @@ static void container_main(void) {
       say("mounted\n");
       read_state();
       wait_go();
+      /* config.md: createContainer hooks run in the container namespace, before pivot_root. */
+      for (int i = 0; i < nrecs; i++)
+        if (strcmp(recs[i].key, "cchook") == 0) run_hook(&recs[i], hook_state, "createContainer");
     }
     if (chdir(rootfs) < 0) die("chdir %s: %s", rootfs, strerror(errno));
     if (get("mountns")) {
@@ -921,7 +924,7 @@ static void container_main(void) {
   wait_exec_fifo(fifo, fifo_dummy);
   const char *state = hook_state ? hook_state : "{}";
   for (int i = 0; i < nrecs; i++)
-    if (strcmp(recs[i].key, "hook") == 0) run_hook(&recs[i], state);
+    if (strcmp(recs[i].key, "hook") == 0) run_hook(&recs[i], state, "startContainer");
   if (nnp) load_seccomp();
   exec_process();
 }

@@ -6,6 +6,7 @@
 export * from './base/errors.js';
 export * from './image/index.js';
 export type * from './base/target.js';
+export { berthVersion } from './base/package.js';
 
 // Image layout, conversion to a runtime bundle, creating images and artifacts.
 export { OciLayout } from './image/layout.js';

@@ -35,3 +35,10 @@ export function berthVersion(): string {
 export function userAgent(): string {
   return `berth/${berthVersion()}`;
 }
+
+/** A helper program of native/ (built by `make -C native`, which npm install runs). */
+export function nativeBinary(name: 'berth-init' | 'berth-runtime' | 'berth-xattr'): string {
+  const path = join(packageRoot(), 'native', 'build', name);
+  if (!existsSync(path)) throw new BerthError('INTERNAL', `${path} is missing: build it with \`make -C native\` (npm install runs it)`);
+  return path;
+}

@@ -11,7 +11,7 @@ import { berthVersion } from '../base/package.js';
 import { createContainer, loadBundleConfig } from '../runtime/create.js';
 import { execInContainer } from '../runtime/exec.js';
 import { features } from '../runtime/features.js';
-import { nativeBinary } from '../runtime/init-process.js';
+import { nativeBinary } from '../base/package.js';
 import { freezeContainer, listContainers, containerPids } from '../runtime/manage.js';
 import { defaultSpec } from '../runtime/spec/default.js';
 import { updateContainer } from '../runtime/update.js';

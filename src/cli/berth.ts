@@ -10,6 +10,7 @@ import { parseCommand, type CommandGroup } from './common.js';
 type GroupLoader = () => Promise<{ commands: CommandGroup }>;
 
 const groups: Record<string, GroupLoader> = {
+  images: () => import('./images.js'),
   image: () => import('./image.js'),
   client: () => import('./client.js'),
   serve: () => import('./serve.js'),
@@ -38,6 +39,12 @@ const commandGroup: Record<string, keyof typeof groups> = {
   referrers: 'client',
   attach: 'client',
   login: 'client',
+  // the local store: images, volumes, disk usage (cli/images.ts)
+  images: 'images',
+  rmi: 'images',
+  image: 'images',
+  system: 'images',
+  volume: 'images',
   logout: 'client',
   // registry server (cli/serve.ts)
   serve: 'serve',

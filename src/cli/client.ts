@@ -77,9 +77,19 @@ function locatedRepository(client: RegistryClient, ref: Reference): Repository {
 }
 
 /** A place (`docker://…`, `oci:…`, …) or a bare image reference, which means the registry. */
+const PLACE_PREFIX = /^(docker:\/\/|oci:|oci-archive:|docker-archive:)/;
+
 function placeOf(s: string): Place {
-  if (/^(docker:\/\/|oci:|oci-archive:|docker-archive:)/.test(s)) return parsePlace(s);
+  if (PLACE_PREFIX.test(s)) return parsePlace(s);
   return { kind: 'docker', reference: parseReference(s) };
+}
+
+/**
+ * inspect and tag act on the local store unless their first argument is a place
+ * (docker://…, oci:…, oci-archive:…, docker-archive:…) or --remote is given.
+ */
+function isLocalForm(p: ParsedCommand): boolean {
+  return !flag(p, 'remote') && !PLACE_PREFIX.test(p.positionals[0] ?? '');
 }
 
 function registryRef(s: string): Reference {
@@ -392,12 +402,17 @@ Example:
   },
 
   inspect: {
-    summary: 'Show an image: manifest, config, platforms',
-    usage: `Usage: berth inspect [OPTIONS] REF
+    summary: 'Show an image of the local store, or of a registry or place: manifest, config, platforms',
+    usage: `Usage: berth inspect [OPTIONS] IMAGE|REF|CONTAINER
 
-REF is a registry reference or a place (docker://…, oci:DIR:REF, oci-archive:…, docker-archive:…).
+A bare name is looked up in the local store (as docker inspect does, never over the network):
+a reference (busybox, registry.example/app:1), an image ID or digest; the result is JSON in
+docker's shape. To inspect an image in its registry, give docker://REF or --remote REF; places
+(oci:DIR:REF, oci-archive:…, docker-archive:…) are read where they are.
 
 Options:
+  --remote             REF is in its registry (same as docker://REF)
+  --root DIR           berth root directory of the local store
   --raw                print the manifest or index exactly as stored
   --config             print the image config (of this host's platform for an index)
   --platform P         the platform to describe when REF is an index
@@ -406,12 +421,14 @@ ${CREDS_HELP}
 ${REGISTRY_HELP}
 
 Examples:
-  berth inspect localhost:5000/busybox:latest
-  berth inspect --raw docker://localhost:5000/app@sha256:…
+  berth inspect busybox
+  berth inspect docker://localhost:5000/busybox:latest
+  berth inspect --remote --raw localhost:5000/app@sha256:…
   berth inspect --config oci:./layout:1`,
-    options: { ...USER_REGISTRY_OPTIONS, raw: { type: 'boolean' }, config: { type: 'boolean' }, platform: { type: 'string' } },
+    options: { ...USER_REGISTRY_OPTIONS, raw: { type: 'boolean' }, config: { type: 'boolean' }, platform: { type: 'string' }, remote: { type: 'boolean' }, root: { type: 'string' } },
     async run(p) {
       needPositionals(p, 1, 1, this.usage);
+      if (isLocalForm(p)) return (await import('./images.js')).inspectLocal(p, p.positionals);
       const client = clientFor(p, await credsOption(p, 'creds'));
       const src = await openSource(placeOf(p.positionals[0]!), { client });
       try {
@@ -574,19 +591,28 @@ ${REGISTRY_HELP}`,
   },
 
   tag: {
-    summary: 'Tag an image in a registry again, without copying it',
-    usage: `Usage: berth tag [OPTIONS] REF TAG
+    summary: 'Name an image of the local store again (SRC DST), or tag an image in its registry (docker://REF TAG)',
+    usage: `Usage: berth tag [OPTIONS] SRC DST
+       berth tag [OPTIONS] docker://REF TAG    (or --remote REF TAG)
 
-Puts the manifest REF names under TAG in the same repository (as crane tag): one manifest
-read and one write, no blobs.
+In the local store (as docker tag): DST (a reference: app:v1, registry.example/app:v1) now
+names the image SRC names (a reference, an image ID or digest).
+In a registry (docker://REF or --remote): puts the manifest REF names under TAG in the same
+repository (as crane tag): one manifest read and one write, no blobs.
 
-Example:
-  berth tag registry.example/team/app:rc1 v1.0.0
+Options:
+  --remote             REF is in its registry (same as docker://REF)
+  --root DIR           berth root directory of the local store
 ${CREDS_HELP}
+
+Examples:
+  berth tag busybox registry.example/team/busybox:1.36
+  berth tag docker://registry.example/team/app:rc1 v1.0.0
 ${REGISTRY_HELP}`,
-    options: USER_REGISTRY_OPTIONS,
+    options: { ...USER_REGISTRY_OPTIONS, remote: { type: 'boolean' }, root: { type: 'string' } },
     async run(p) {
       needPositionals(p, 2, 2, this.usage);
+      if (isLocalForm(p)) return (await import('./images.js')).tagLocal(p);
       const ref = registryRef(p.positionals[0]!);
       const tag = p.positionals[1]!;
       validateTag(tag);

@@ -8,7 +8,8 @@ import { BerthError } from '../base/errors.js';
 
 const inProcess = new Map<string, Promise<unknown>>();
 
-function processAlive(pid: number): boolean {
+/** Whether a process with this pid exists (EPERM: it does, owned by someone else). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

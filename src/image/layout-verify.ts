@@ -217,8 +217,12 @@ async function reachable(layout: OciLayout, present: Map<string, BlobFile>): Pro
   return marked;
 }
 
-/** Removes blobs nothing in index.json reaches, and stale temp files. Holds the index lock meanwhile. */
-export async function gcLayout(layout: OciLayout, opts: { dryRun?: boolean } = {}): Promise<{ removed: string[]; bytes: number }> {
+/**
+ * Removes blobs nothing in index.json reaches, and stale temp files. Holds the index lock meanwhile.
+ * `keepSince` (ms since the epoch): unreferenced blobs written since then are kept, for writers
+ * that tag only at the end (a pull in another process).
+ */
+export async function gcLayout(layout: OciLayout, opts: { dryRun?: boolean; keepSince?: number } = {}): Promise<{ removed: string[]; bytes: number }> {
   return withLock(join(layout.dir, 'index.json.lock'), async () => {
     const { blobs, temps } = await listBlobFiles(layout, undefined);
     const live = await reachable(layout, blobs);
@@ -226,6 +230,10 @@ export async function gcLayout(layout: OciLayout, opts: { dryRun?: boolean } = {
     let bytes = 0;
     for (const [digest, file] of blobs) {
       if (live.has(digest)) continue;
+      if (opts.keepSince !== undefined) {
+        const st = await lstat(layout.blobPath(digest)).catch(() => undefined);
+        if (!st || st.mtimeMs >= opts.keepSince) continue;
+      }
       if (!opts.dryRun) await unlink(layout.blobPath(digest));
       removed.push(digest);
       bytes += file.size;

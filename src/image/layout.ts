@@ -320,6 +320,19 @@ export class OciLayout implements Target, TagLister, ReferrerLister {
   /** Writes a blob atomically: hashed while written, verified before it becomes visible. */
   async push(desc: Descriptor, content: Readable, opts: PushOptions = {}): Promise<void> {
     validateDescriptorShape(desc, 'push');
+    // The source may fail before the writer below listens (exists() takes a moment under load):
+    // its error must reject this push, not crash the process. The writer sees it as `errored`.
+    const held = (): void => undefined;
+    content.on('error', held);
+    try {
+      await this.pushChecked(desc, content, opts);
+    } finally {
+      content.off('error', held);
+    }
+  }
+
+  private async pushChecked(desc: Descriptor, content: Readable, opts: PushOptions): Promise<void> {
+    if (content.errored) throw content.errored;
     if (await this.exists(desc)) {
       content.resume();
       await new Promise<void>((res, rej) => {

@@ -1,4 +1,5 @@
 /** Following a reference in a layout to one image: index → manifest for a platform → config. */
+import type { Readable } from 'node:stream';
 import { BerthError } from '../base/errors.js';
 import { readAll } from '../base/read.js';
 import type { OciLayout } from './layout.js';
@@ -18,26 +19,43 @@ export interface LoadedImage {
 const IMAGE_CONFIG_TYPES: readonly string[] = [MediaType.imageConfig, MediaType.dockerConfig];
 const MAX_INDEX_DEPTH = 4;
 
+/** Where an image's documents are read from: a layout, a registry repository (anything that fetches verified blobs). */
+export interface DocumentSource {
+  fetch(desc: Descriptor): Promise<Readable>;
+  readonly name?: string;
+}
+
 /** The image manifest `ref` names, choosing among an index's manifests by platform (default: this host). */
 export async function resolveImageManifest(
   layout: OciLayout,
   ref: string,
   platform?: Platform,
 ): Promise<{ desc: Descriptor; manifest: ImageManifest }> {
-  let desc = await layout.resolve(ref);
+  return resolveImageManifestFrom(layout, await layout.resolve(ref), ref, platform);
+}
+
+/** From a resolved manifest or index descriptor (`ref` names it in messages) to the image manifest for the platform. */
+export async function resolveImageManifestFrom(
+  source: DocumentSource,
+  root: Descriptor,
+  ref: string,
+  platform?: Platform,
+): Promise<{ desc: Descriptor; manifest: ImageManifest }> {
+  let desc = root;
+  const where = source.name ?? 'the source';
   const want = platform ?? hostPlatform();
   for (let depth = 0; ; depth++) {
-    const { mediaType, manifest, index } = parseManifestOrIndex(await readAll(await layout.fetch(desc)), desc.mediaType);
+    const { mediaType, manifest, index } = parseManifestOrIndex(await readAll(await source.fetch(desc)), desc.mediaType);
     if (manifest) return { desc: { ...desc, mediaType }, manifest };
     if (!index || depth >= MAX_INDEX_DEPTH || !isIndexMediaType(mediaType)) {
-      throw new BerthError('MANIFEST_INVALID', `${ref} in ${layout.name} does not lead to an image manifest`);
+      throw new BerthError('MANIFEST_INVALID', `${ref} in ${where} does not lead to an image manifest`);
     }
     const candidates = selectManifests(index, want).filter((d) => isManifestMediaType(d.mediaType) || isIndexMediaType(d.mediaType));
     if (candidates.length === 0) {
       const have = index.manifests.map((d) => (d.platform ? formatPlatform(d.platform) : '(no platform)')).join(', ');
       throw new BerthError(
         'PLATFORM_NOT_FOUND',
-        `${ref} in ${layout.name} has no image for ${formatPlatform(want)} (it has: ${have || 'nothing'}); choose one with --platform`,
+        `${ref} in ${where} has no image for ${formatPlatform(want)} (it has: ${have || 'nothing'}); choose one with --platform`,
       );
     }
     desc = candidates[0]!;
@@ -46,14 +64,20 @@ export async function resolveImageManifest(
 
 /** The image (manifest and config) `ref` names; refuses artifacts, whose config is not an image config. */
 export async function loadImage(layout: OciLayout, ref: string, platform?: Platform): Promise<LoadedImage> {
-  const { desc, manifest } = await resolveImageManifest(layout, ref, platform);
+  return loadImageFrom(layout, await layout.resolve(ref), ref, platform);
+}
+
+/** loadImage from a resolved descriptor in any source (a registry repository for a pull). */
+export async function loadImageFrom(source: DocumentSource, root: Descriptor, ref: string, platform?: Platform): Promise<LoadedImage> {
+  const { desc, manifest } = await resolveImageManifestFrom(source, root, ref, platform);
+  const where = source.name ?? 'the source';
   if (!IMAGE_CONFIG_TYPES.includes(manifest.config.mediaType)) {
     throw new BerthError(
       'UNSUPPORTED',
-      `${ref} in ${layout.name} is not a container image: its config is ${manifest.config.mediaType}${manifest.artifactType ? ` (artifact type ${manifest.artifactType})` : ''}`,
+      `${ref} in ${where} is not a container image: its config is ${manifest.config.mediaType}${manifest.artifactType ? ` (artifact type ${manifest.artifactType})` : ''}`,
     );
   }
-  const bytes = await readAll(await layout.fetch(manifest.config));
+  const bytes = await readAll(await source.fetch(manifest.config));
   let doc: unknown;
   try {
     doc = JSON.parse(bytes.toString('utf8'));

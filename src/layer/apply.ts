@@ -20,6 +20,14 @@ export interface ApplyOptions {
   allowDevices?: boolean;
   /** Clear setuid/setgid bits on non-directories (default: false). */
   dropSetuid?: boolean;
+  /**
+   * How whiteouts are written (default 'apply'). 'apply' applies them to what the root holds
+   * (layer.md "Whiteouts"): the root is the flattened image. 'overlay' unpacks ONE layer into an
+   * empty directory in the overlayfs format, to be stacked as a lower dir: a whiteout becomes a
+   * 0/0 character device and an opaque whiteout the `trusted.overlay.opaque=y` xattr (needs root);
+   * `trusted.overlay.*` xattrs in the archive are dropped, since they would steer overlayfs.
+   */
+  whiteouts?: 'apply' | 'overlay';
 }
 
 export interface ApplyResult {

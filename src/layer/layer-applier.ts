@@ -24,6 +24,7 @@ import {
 } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { BerthError } from '../base/errors.js';
+import { nativeBinary } from '../base/package.js';
 import { SafeRoot, entryComponents, joinRel } from './safe-path.js';
 import type { TarHeader } from './tar-header.js';
 import type { TarSink } from './tar-parser.js';
@@ -32,6 +33,9 @@ import type { ApplyOptions } from './apply.js';
 const WHITEOUT_PREFIX = '.wh.';
 const OPAQUE = '.wh..wh..opq';
 const FILE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+/** overlayfs's own xattrs (Documentation/filesystems/overlayfs.rst): an archive must not set them. */
+const OVERLAY_XATTR_PREFIX = 'trusted.overlay.';
+const OVERLAY_OPAQUE = { 'trusted.overlay.opaque': Buffer.from('y') };
 
 interface DeferredDir {
   rel: string;
@@ -51,6 +55,19 @@ function errno(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException)?.code;
 }
 
+/** The name a `.wh.` entry deletes, or undefined for aufs metadata to ignore; refuses invalid ones. */
+function whiteoutName(h: TarHeader, base: string): string | undefined {
+  if (base.startsWith(`${WHITEOUT_PREFIX}${WHITEOUT_PREFIX}`)) return undefined; // other aufs metadata: ignored, like docker
+  const name = base.slice(WHITEOUT_PREFIX.length);
+  if (name === '') {
+    throw new BerthError('LAYER_INVALID', `whiteout ${JSON.stringify(h.path)} has no name to delete (layer.md: such an entry is invalid)`);
+  }
+  if (name === '.' || name === '..') {
+    throw new BerthError('UNSAFE_PATH', `whiteout ${JSON.stringify(h.path)} names ${name}: refusing the layer`);
+  }
+  return name;
+}
+
 export class LayerApplier implements TarSink {
   readonly ownership = new Map<string, { uid: number; gid: number }>();
   readonly notes: string[] = [];
@@ -67,7 +84,13 @@ export class LayerApplier implements TarSink {
   private fd = -1;
   private fileRel = '';
   private fileHeader?: TarHeader;
-  private setfattrMissing = false;
+  /** Extended attributes to set once every entry is written (rel → name → value). */
+  private readonly xattrs = new Map<string, Record<string, Buffer>>();
+  /** `rel\0name` of the attributes the applier itself needs (overlay's opaque marks): never only noted. */
+  private readonly requiredXattrs = new Set<string>();
+  private readonly overlay: boolean;
+  /** overlay mode: paths where this layer wrote a whiteout device (a later entry there must hide the lower one). */
+  private readonly overlayWhiteouts = new Set<string>();
 
   constructor(
     root: string,
@@ -78,6 +101,7 @@ export class LayerApplier implements TarSink {
     this.myGid = process.getgid?.() ?? 0;
     this.preserveOwnership = opts.preserveOwnership ?? this.myUid === 0;
     this.allowDevices = opts.allowDevices ?? this.myUid === 0;
+    this.overlay = opts.whiteouts === 'overlay';
   }
 
   entry(h: TarHeader): void {
@@ -98,6 +122,7 @@ export class LayerApplier implements TarSink {
     const parentRel = this.safe.resolveDir(parentComponents, true, (rel) => this.inThisLayer.add(rel))!;
     const rel = joinRel(parentRel, base);
     this.inThisLayer.add(rel);
+    this.xattrs.delete(rel); // a later entry replaces the file, and its attributes
     switch (h.type) {
       case 'dir':
         this.makeDir(rel, h);
@@ -157,6 +182,7 @@ export class LayerApplier implements TarSink {
       if (this.stillRealDir(rel) !== undefined) chmodSync(this.safe.abs(rel), mode);
     }
     this.unlocked.clear();
+    this.writeXattrs();
   }
 
   /**
@@ -185,23 +211,48 @@ export class LayerApplier implements TarSink {
   // --- whiteouts (layer.md "Whiteouts", "Opaque Whiteout") ---
 
   private whiteout(h: TarHeader, parentComponents: string[], base: string): void {
+    if (this.overlay) {
+      this.overlayWhiteout(h, parentComponents, base);
+      return;
+    }
     const dirRel = this.safe.resolveDir(parentComponents, false);
     if (base === OPAQUE) {
       if (dirRel !== undefined) this.hideLowerChildren(dirRel);
       return;
     }
-    if (base.startsWith(`${WHITEOUT_PREFIX}${WHITEOUT_PREFIX}`)) return; // other aufs metadata: ignored, like docker
-    const name = base.slice(WHITEOUT_PREFIX.length);
-    if (name === '') {
-      throw new BerthError('LAYER_INVALID', `whiteout ${JSON.stringify(h.path)} has no name to delete (layer.md: such an entry is invalid)`);
-    }
-    if (name === '.' || name === '..') {
-      throw new BerthError('UNSAFE_PATH', `whiteout ${JSON.stringify(h.path)} names ${name}: refusing the layer`);
-    }
+    const name = whiteoutName(h, base);
+    if (name === undefined) return;
     if (dirRel === undefined) return; // nothing below to hide
     const rel = joinRel(dirRel, name);
     if (this.inThisLayer.has(rel)) return; // whiteouts hide only lower layers
     this.remove(rel);
+  }
+
+  /**
+   * overlay mode: the layer's directory starts empty, so nothing is removed; the whiteout is
+   * written for overlayfs to hide the lower layers' path (a 0/0 character device), an opaque
+   * whiteout marks its directory (which this layer then holds) opaque.
+   */
+  private overlayWhiteout(h: TarHeader, parentComponents: string[], base: string): void {
+    const dirRel = this.safe.resolveDir(parentComponents, true, (rel) => this.inThisLayer.add(rel))!;
+    if (base === OPAQUE) {
+      this.inThisLayer.add(dirRel);
+      this.setXattrs(dirRel, OVERLAY_OPAQUE, true);
+      return;
+    }
+    const name = whiteoutName(h, base);
+    if (name === undefined) return;
+    const rel = joinRel(dirRel, name);
+    if (this.inThisLayer.has(rel) || this.overlayWhiteouts.has(rel)) return; // whiteouts hide only lower layers
+    const abs = this.safe.abs(rel);
+    const r = spawnSync('mknod', ['-m', '000', abs, 'c', '0', '0'], { encoding: 'utf8' });
+    if (r.status !== 0) {
+      throw new BerthError(
+        'LAYER_INVALID',
+        `cannot write the overlay whiteout for /${rel}: ${r.error?.message ?? r.stderr.trim()} (overlay snapshots need root; use the vfs storage driver otherwise)`,
+      );
+    }
+    this.overlayWhiteouts.add(rel);
   }
 
   /** Removes every child of dirRel that came from a lower layer, keeping what this layer wrote. */
@@ -229,6 +280,8 @@ export class LayerApplier implements TarSink {
       if (!st.isDirectory()) {
         this.removeExisting(rel, st);
         mkdirSync(abs, 0o700);
+        // The layer deleted the lower path and made a directory there: none of the lower one shows.
+        if (this.overlayWhiteouts.delete(rel)) this.setXattrs(rel, OVERLAY_OPAQUE, true);
       }
     }
     this.safe.noteDir(rel);
@@ -389,22 +442,58 @@ export class LayerApplier implements TarSink {
     this.ownership.set(rel, { uid, gid });
   }
 
-  /** Node has no xattr API: `setfattr` (Debian package attr) sets them when it is installed. */
-  private setXattrs(rel: string, xattrs: Record<string, Buffer>): void {
+  /**
+   * Kept for the end of the layer: a chown after them would clear security.capability. `required`
+   * marks the applier's own attributes (overlay's opaque directories), which must be set or fail.
+   */
+  private setXattrs(rel: string, xattrs: Record<string, Buffer>, required = false): void {
+    const kept: Record<string, Buffer> = {};
     for (const [name, value] of Object.entries(xattrs)) {
-      if (this.setfattrMissing) {
-        this.notes.push(`xattr ${name} on /${rel} not set: setfattr is not installed`);
+      if (!required && this.overlay && name.startsWith(OVERLAY_XATTR_PREFIX)) {
+        this.notes.push(`xattr ${name} on /${rel} dropped: overlayfs's own attributes cannot come from a layer`);
         continue;
       }
-      const r = spawnSync('setfattr', ['-h', '-n', name, '-v', `0x${value.toString('hex')}`, this.safe.abs(rel)], {
-        encoding: 'utf8',
-      });
-      if (r.error && errno(r.error) === 'ENOENT') {
-        this.setfattrMissing = true;
-        this.notes.push(`xattr ${name} on /${rel} not set: setfattr is not installed (apt-get install attr)`);
-      } else if (r.status !== 0) {
-        this.notes.push(`xattr ${name} on /${rel} not set: ${r.error?.message ?? r.stderr.trim()}`);
+      if (required) this.requiredXattrs.add(`${rel}\0${name}`);
+      kept[name] = value;
+    }
+    this.xattrs.set(rel, { ...(this.xattrs.get(rel) ?? {}), ...kept });
+  }
+
+  /**
+   * Sets the layer's extended attributes with lsetxattr(2), through native/berth-xattr (Node has
+   * no xattr call): one process for the whole layer. An attribute that cannot be set fails the
+   * apply, except where the caller may not set it (not root: security.* and trusted.* need
+   * privileges) or the filesystem has no room for its namespace: those are listed in notes.
+   */
+  private writeXattrs(): void {
+    if (this.xattrs.size === 0) return;
+    const list: [rel: string, name: string][] = [];
+    const input: Buffer[] = [];
+    for (const [rel, attrs] of this.xattrs) {
+      for (const [name, value] of Object.entries(attrs)) {
+        list.push([rel, name]);
+        input.push(Buffer.from(`${rel}\0${name}\0${value.toString('hex')}\0`));
       }
+    }
+    this.xattrs.clear();
+    const r = spawnSync(nativeBinary('berth-xattr'), [this.safe.abs('')], { input: Buffer.concat(input), encoding: 'utf8', maxBuffer: 64 << 20 });
+    if (r.error || r.status !== 0) {
+      throw new BerthError('INTERNAL', `cannot set extended attributes under ${this.safe.abs('')}: ${r.error?.message ?? r.stderr.trim()}`);
+    }
+    for (const line of r.stdout.split('\n').filter(Boolean)) {
+      const m = /^(\d+) (\d+) (.*)$/.exec(line);
+      const [rel, name] = (m && list[Number(m[1])]) || ['?', '?'];
+      const code = Number(m?.[2]);
+      const what = `extended attribute ${name} on /${rel}: ${m?.[3] ?? line}`;
+      if (code === 2 /* ENOENT: removed by a later entry */) continue;
+      if (this.requiredXattrs.has(`${rel}\0${name}`)) {
+        throw new BerthError('LAYER_INVALID', `cannot set ${what} (overlay snapshots need root and a file system with trusted xattrs; use the vfs storage driver otherwise)`);
+      }
+      const privileged = name.startsWith('security.') || name.startsWith('trusted.');
+      const mayNot = this.myUid !== 0 && privileged && (code === 1 /* EPERM */ || code === 13 /* EACCES */);
+      const unsupported = !privileged && code === 95 /* EOPNOTSUPP */;
+      if (mayNot || unsupported) this.notes.push(`${what} (not set${mayNot ? ': only root can set it' : ''})`);
+      else throw new BerthError(code === 95 ? 'UNSUPPORTED' : 'INTERNAL', `cannot set ${what}; unpack as root onto a filesystem with extended attributes`);
     }
   }
 }

@@ -1,7 +1,7 @@
 /**
  * `create` (runtime.md "Lifecycle" steps 1-4): validate config.json, reserve the id, make the
  * cgroups, start berth-init with the plan, write id maps and cgroups when it asks, run the
- * prestart/createRuntime/createContainer hooks before pivot_root, and record the state.
+ * prestart/createRuntime hooks (berth-init runs createContainer's) before pivot_root, and record the state.
  * On any failure nothing is left behind: no state directory, cgroup or process.
  */
 import type { ChildProcess } from 'node:child_process';
@@ -224,10 +224,9 @@ async function createOnce(opts: CreateOptions, attempt: Attempt): Promise<Create
         writeRecord(opts.root, record);
         const state = ociState(record, 'created');
         // runtime.md lifecycle 3-4: prestart (deprecated) and createRuntime in the runtime
-        // namespace, then createContainer; all before pivot_root.
+        // namespace; berth-init then runs createContainer in the container's, before pivot_root.
         await runHooks('prestart', spec.hooks?.prestart, state);
         await runHooks('createRuntime', spec.hooks?.createRuntime, state);
-        await runHooks('createContainer', spec.hooks?.createContainer, state);
         return JSON.stringify(state);
       },
     }, opts.stdio ?? 'inherit', early, () => buildInitPlanBody(planInput, plan));

@@ -3,29 +3,13 @@
  * "mounted", "ready" and "error MSG" from the executor; "go" from us.
  */
 import type { ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, readSync, rmdirSync, writeSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { closeSync, readSync, rmdirSync, writeSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { BerthError } from '../base/errors.js';
+import { nativeBinary } from '../base/package.js';
 import { encodePlan, encodeRecords, type Plan, type PlanRecord } from './plan.js';
 import { procStat } from './state.js';
 
-/** The package root: works from dist/src/runtime (tsc) and from dist/ (the esbuild bundle). */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'native'))) return dir;
-    dir = dirname(dir);
-  }
-  throw new BerthError('INTERNAL', 'cannot find the berth package root (native/ next to package.json)');
-}
-
-export function nativeBinary(name: 'berth-init' | 'berth-runtime'): string {
-  const path = join(packageRoot(), 'native', 'build', name);
-  if (!existsSync(path)) throw new BerthError('RUNTIME_ERROR', `${path} is missing: build it with \`make -C native\` (npm install runs it)`);
-  return path;
-}
 
 export interface InitEvents {
   /** The container process exists (host pid); id maps and cgroups go here. */

@@ -190,9 +190,10 @@ function planDevices(spec: Spec, userns: boolean, terminal: boolean): PlanRecord
   return out;
 }
 
-function hookRecord(h: Hook): PlanRecord {
+/** A hook berth-init runs: 'cchook' createContainer (before pivot_root), 'hook' startContainer. */
+function hookRecord(h: Hook, key: 'hook' | 'cchook' = 'hook'): PlanRecord {
   const args = h.args ?? [h.path];
-  return ['hook', fields(h.timeout ?? 0, h.path, args.length, ...args, ...(h.env ?? []))];
+  return [key, fields(h.timeout ?? 0, h.path, args.length, ...args, ...(h.env ?? []))];
 }
 
 /** Records shared by create and exec: the process's credentials, limits, terminal and command. */
@@ -379,6 +380,10 @@ export function buildInitPlanBody(input: InitPlanInput, head: Plan): PlanRecord[
   }
   planProcess(withHome(p, input.rootfs), out);
   planSeccomp(spec, out, input.seccompCacheDir);
+  // config.md "createContainer Hooks": executed in the container namespace, after the mounts
+  // and before pivot_root (their path resolves as in the runtime namespace: the host's root is
+  // still /); startContainer hooks run there too, after start, before the process's exec.
+  for (const h of spec.hooks?.createContainer ?? []) out.push(hookRecord(h, 'cchook'));
   for (const h of spec.hooks?.startContainer ?? []) out.push(hookRecord(h));
   return out;
 }

@@ -60,7 +60,7 @@ describe('berth client commands', { skip }, () => {
     assert.equal(JSON.parse(c.stdout).digest, digest);
     const d = await berth(['digest', `${reg.host}/cli/app:v1`], env);
     assert.equal(d.stdout.trim(), digest);
-    const i = await berth(['inspect', '--format', 'json', `${reg.host}/cli/app:v1`], env);
+    const i = await berth(['inspect', '--format', 'json', `docker://${reg.host}/cli/app:v1`], env);
     assert.equal(i.code, 0, i.stderr);
     const info = JSON.parse(i.stdout);
     assert.equal(info.digest, digest);
@@ -116,15 +116,15 @@ describe('berth client commands', { skip }, () => {
   });
 
   it('tags an image again in the registry without copying it', async () => {
-    const t = await berth(['tag', `${reg.host}/cli/app:v1`, 'promoted'], env);
+    const t = await berth(['tag', `docker://${reg.host}/cli/app:v1`, 'promoted'], env);
     assert.equal(t.code, 0, t.stderr);
     assert.equal(t.stdout.trim(), digest);
     const d = await berth(['digest', `${reg.host}/cli/app:promoted`], env);
     assert.equal(d.stdout.trim(), digest);
-    const bad = await berth(['tag', `${reg.host}/cli/app:v1`, '-nope'], env);
+    const bad = await berth(['tag', '--remote', `${reg.host}/cli/app:v1`, '-nope'], env);
     assert.notEqual(bad.code, 0);
     assert.match(bad.stderr, /tag/i);
-    const missing = await berth(['tag', `${reg.host}/cli/app:absent`, 'x'], env);
+    const missing = await berth(['tag', '--remote', `${reg.host}/cli/app:absent`, 'x'], env);
     assert.equal(missing.code, 1);
   });
 

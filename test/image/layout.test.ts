@@ -98,6 +98,19 @@ describe('OciLayout', () => {
     assert.deepEqual(leftovers, []);
   });
 
+  test('a source that fails before the push reads it rejects the push (no uncaught error)', async () => {
+    const layout = await OciLayout.open(join(tmp, 'early'), { create: true });
+    const bytes = Buffer.alloc(4096, 9);
+    for (const when of ['at once', 'next tick'] as const) {
+      const source = new Readable({ read() {} });
+      const pushing = layout.push(blobDesc(bytes), source);
+      if (when === 'at once') source.destroy(new Error('gone early'));
+      else process.nextTick(() => source.destroy(new Error('gone early')));
+      await assert.rejects(pushing, /gone early/);
+    }
+    assert.deepEqual(await readdir(join(layout.dir, 'blobs'), { recursive: true }), []);
+  });
+
   test('an aborted push (AbortSignal) leaves no blob and no temp file', async () => {
     const layout = await OciLayout.open(join(tmp, 'abort'), { create: true });
     const bytes = Buffer.alloc(1 << 20, 3);

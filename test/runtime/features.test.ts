@@ -2,7 +2,8 @@
 // outside where it shows there). Needs root: namespaces, mounts, cgroups.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { makeBusyboxBundle, type Bundle } from '../helpers/bundle.js';
@@ -262,5 +263,38 @@ describe('berth-runtime config.json features, checked inside the container (root
     assert.equal(doc.status, 'created');
     assert.ok(doc.pid > 0);
     assert.equal(env, 'inside');
+  });
+
+  it('createContainer hooks run in the container\'s namespaces before pivot_root, startContainer hooks after start, before the process', () => {
+    const out = mkdtempSync(join(tmpdir(), 'berth-hooks-'));
+    try {
+      // createContainer: the host's paths still resolve (its /bin/sh, our temp dir), the mounts are the container's.
+      const cc = `readlink /proc/self/ns/mnt /proc/self/ns/uts > ${out}/cc-ns; cat /proc/self/mountinfo > ${out}/cc-mountinfo; cat > ${out}/cc-state`;
+      const got = ok('readlink /proc/self/ns/mnt; readlink /proc/self/ns/uts; cat /tmp/sc-ns; ls /tmp', (s) => {
+        s.hooks = {
+          createContainer: [{ path: '/bin/sh', args: ['sh', '-c', cc] }],
+          startContainer: [{ path: '/bin/sh', args: ['sh', '-c', 'readlink /proc/self/ns/mnt > /tmp/sc-ns; readlink /proc/self/ns/uts >> /tmp/sc-ns; ls / > /tmp/sc-root'] }],
+        };
+      });
+      const [mnt, uts, scMnt, scUts, ...ls] = got.trim().split('\n');
+      const [ccMnt, ccUts] = readFileSync(join(out, 'cc-ns'), 'utf8').trim().split('\n');
+      assert.notEqual(mnt, readlinkSync('/proc/self/ns/mnt'), 'the container has its own mount namespace');
+      assert.deepEqual([ccMnt, ccUts], [mnt, uts], 'createContainer ran in the container\'s mount and uts namespaces');
+      assert.deepEqual([scMnt, scUts], [mnt, uts], 'startContainer ran in the container\'s namespaces');
+      assert.ok(ls.includes('sc-ns') && ls.includes('sc-root'), 'startContainer ran with the container\'s root, before the process');
+      // Before pivot_root: the container's mounts sit under the rootfs path.
+      const points = readFileSync(join(out, 'cc-mountinfo'), 'utf8').split('\n').map((l) => l.split(' ')[4]);
+      assert.ok(points.includes(join(bundle.rootfs, 'proc')), 'the container\'s /proc is mounted in the hook\'s namespace');
+      assert.ok(!readFileSync('/proc/self/mountinfo', 'utf8').includes(join(bundle.rootfs, 'proc')), 'and not in ours');
+      assert.equal(JSON.parse(readFileSync(join(out, 'cc-state'), 'utf8')).status, 'created');
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+
+  it('a failing createContainer hook fails create, naming the hook', () => {
+    const r = probe('true', (s) => { s.hooks = { createContainer: [{ path: '/bin/false' }] }; });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /createContainer hook \/bin\/false failed/);
   });
 });

@@ -19,7 +19,6 @@ import { isLayoutPlace, parseLayoutPlace } from '../../image/place.js';
 import { loadImage } from '../../image/load-image.js';
 import { formatPlatform, hostPlatform, normalizePlatform, parsePlatform } from '../../image/platform.js';
 import { parseReference } from '../../image/reference.js';
-import { applyLayer } from '../../layer/apply.js';
 import { writeLayerFromDir } from '../../layer/create.js';
 import type { LayerOptions, LayerResult } from '../../layer/layer-output.js';
 import { unpackLayers } from '../../layer/unpack-layers.js';
@@ -33,7 +32,7 @@ import { PatternMatcher, readIgnoreFile } from './ignore.js';
 import { parseDockerfile, parseTrigger, readDockerfile, type CopyInstruction, type Dockerfile, type Instruction, type RunInstruction } from './instructions.js';
 import { planBuild, resolveSourceRef, stepKey, type BuildPlan, type SourceRef } from './plan.js';
 import { noExecutorError, runArgv, type RunStepExecutor } from './run-step.js';
-import { contentHash, destinationPath, resolveCopy, type CopyRoot } from './sources.js';
+import { contentHash, destinationPath, DigestMemo, resolveCopy, type CopyRoot } from './sources.js';
 import { writeUpperLayer } from './upper.js';
 
 type LayerProducer = (dir: string, out: Writable, opts: LayerOptions) => Promise<LayerResult>;
@@ -103,7 +102,11 @@ interface StageResult {
   config: ImageConfig;
   layers: Layer[];
   key: string;
+  /** The root filesystem directory: layers[0..applied) are unpacked in it (see materialize). */
   rootfs: string;
+  applied: number;
+  /** Serialises materialize() calls on this stage. */
+  lock?: Promise<void>;
   manifestMediaType: string;
   baseDigest?: string;
 }
@@ -145,6 +148,7 @@ class Build {
     readonly matcher: PatternMatcher,
     readonly platform: Platform,
     readonly cache: BuildCache | undefined,
+    readonly digests: DigestMemo | undefined,
   ) {
     this.created = nowOrEpoch(opts.sourceDateEpoch);
     this.epoch = opts.sourceDateEpoch ?? Math.floor(Date.now() / 1000);
@@ -201,26 +205,27 @@ class Build {
         history: [],
       };
       const rootfs = await mkdtemp(join(this.tmp, 'scratch-'));
-      return { config, layers: [], key: 'scratch', rootfs, manifestMediaType: MediaType.imageManifest, triggers: [] };
+      return { config, layers: [], key: 'scratch', rootfs, applied: 0, manifestMediaType: MediaType.imageManifest, triggers: [] };
     }
     if (base.kind === 'stage') {
       const from = this.results.get(base.index)!;
-      const rootfs = await this.unpack(`stage${index}`, this.out, from.layers, from.config.rootfs.diff_ids);
-      return { ...from, config: structuredClone(from.config), layers: [...from.layers], rootfs, triggers: [] };
+      const rootfs = await mkdtemp(join(this.tmp, `stage${index}-`));
+      const { lock: _lock, ...rest } = from;
+      return { ...rest, config: structuredClone(from.config), layers: [...from.layers], rootfs, applied: 0, triggers: [] };
     }
     const { layout, ref } = await this.resolveImage(base.ref);
     const img = await loadImage(layout, ref, this.platform);
     const layers = img.manifest.layers.map((desc, i) => ({ desc, diffId: img.config.rootfs.diff_ids[i]! }));
     // The result holds the base's blobs too.
     for (const l of layers) if (!(await this.out.exists(l.desc))) await this.out.push(l.desc, await layout.fetch(l.desc));
-    const rootfs = await this.unpack(`stage${index}`, layout, layers, img.config.rootfs.diff_ids);
+    const rootfs = await mkdtemp(join(this.tmp, `stage${index}-`));
     const config = structuredClone(img.config);
     config.config ??= {};
     if (!(config.config.Env ?? []).some((e) => e.startsWith('PATH='))) config.config.Env = [DEFAULT_PATH_ENV, ...(config.config.Env ?? [])];
     const triggers = (config.config.OnBuild as string[] | null | undefined) ?? [];
     // ONBUILD triggers fire once, in the image built FROM this one.
     if (triggers.length) delete config.config.OnBuild;
-    return { config, layers, key: img.manifestDesc.digest, rootfs, manifestMediaType: MediaType.imageManifest, baseDigest: img.manifestDesc.digest, triggers };
+    return { config, layers, key: img.manifestDesc.digest, rootfs, applied: 0, manifestMediaType: MediaType.imageManifest, baseDigest: img.manifestDesc.digest, triggers };
   }
 
   private history(config: ImageConfig, createdBy: string, emptyLayer: boolean): void {
@@ -242,9 +247,8 @@ class Build {
     return layer;
   }
 
-  /** Puts a layer (already in the output layout) on the stage: its root filesystem and config. */
+  /** Puts a layer (already in the output layout) on the stage; its files reach the root filesystem when it is needed. */
   private async addLayer(state: StageResult, layer: Layer): Promise<void> {
-    await applyLayer(state.rootfs, await this.out.fetch(layer.desc), layer.desc.mediaType);
     state.layers.push(layer);
     state.config.rootfs = { type: 'layers', diff_ids: [...state.config.rootfs.diff_ids, layer.diffId] };
   }
@@ -284,6 +288,24 @@ class Build {
     this.history(state.config, createdBy, layer === undefined);
   }
 
+  /**
+   * The stage's root filesystem with all its layers: unpacked only when a step needs it (a COPY
+   * or RUN that is not cached, a COPY --from it), so that a rebuild of cached steps unpacks nothing.
+   */
+  private materialize(state: StageResult): Promise<string> {
+    const next = (state.lock ?? Promise.resolve()).then(async () => {
+      const pending = state.layers.slice(state.applied);
+      if (pending.length === 0) return;
+      await unpackLayers(
+        state.rootfs,
+        pending.map((l) => ({ mediaType: l.desc.mediaType, digest: l.desc.digest, size: l.desc.size, diffId: l.diffId, open: () => this.out.fetch(l.desc) })),
+      );
+      state.applied += pending.length;
+    });
+    state.lock = next.catch(() => undefined);
+    return next.then(() => state.rootfs);
+  }
+
   private async newStaging(): Promise<string> {
     return mkdtemp(join(this.tmp, 'staging-'));
   }
@@ -320,7 +342,7 @@ class Build {
       const ex = expandInstruction(ins, scope);
       const e = ex.ins;
       if (e.kind === 'COPY' || e.kind === 'ADD') {
-        await this.copy(index, state, scope, e);
+        await this.copy(index, state, e);
         continue;
       }
       if (e.kind === 'RUN') {
@@ -339,6 +361,7 @@ class Build {
   /** WORKDIR creates its directory (owned by USER) when the image lacks it, as BuildKit does. */
   private async workdir(index: number, state: StageResult, text: string, args: string[]): Promise<void> {
     await this.layerStep(index, state, { instruction: text, args }, text, async () => {
+      await this.materialize(state);
       const wd = state.config.config?.WorkingDir ?? '/';
       const real = await realImagePath(state.rootfs, wd);
       const st = await stat(join(state.rootfs, real)).catch(() => undefined);
@@ -356,69 +379,87 @@ class Build {
     });
   }
 
-  private async copyRoot(index: number, from: string | undefined): Promise<{ root: CopyRoot; key?: string }> {
-    if (from === undefined) return { root: { dir: this.opts.contextDir, matcher: this.matcher, label: 'the build context' } };
+  /**
+   * Where a COPY reads: the context (its content hashed), or a stage or an image, whose files
+   * follow from their cache key or digest (`key`); `open` gives the directory when the step runs.
+   */
+  private async copySource(index: number, from: string | undefined): Promise<{ open: () => Promise<CopyRoot>; key?: string }> {
+    if (from === undefined) {
+      const root: CopyRoot = { dir: this.opts.contextDir, matcher: this.matcher, label: 'the build context' };
+      return { open: async () => root };
+    }
     const ref = resolveSourceRef(this.df, from, index, true);
     if (ref.kind === 'stage') {
       const r = this.results.get(ref.index)!;
-      return { root: { dir: r.rootfs, label: `stage ${this.df.stages[ref.index]!.name ?? ref.index}` }, key: r.key };
+      const label = `stage ${this.df.stages[ref.index]!.name ?? ref.index}`;
+      return { open: async () => ({ dir: await this.materialize(r), label }), key: `stage:${r.key}` };
     }
     if (ref.kind === 'scratch') throw new BerthError('USAGE', `--from=scratch has no files to copy: name a stage or an image`);
-    return { root: { dir: await this.imageRoot(ref.ref), label: `image ${ref.ref}` }, key: `image:${ref.ref}` };
+    const { layout, ref: inner } = await this.resolveImage(ref.ref);
+    const digest = (await loadImage(layout, inner, this.platform)).manifestDesc.digest;
+    return { open: async () => ({ dir: await this.imageRoot(ref.ref), label: `image ${ref.ref}` }), key: `image:${digest}` };
   }
 
-  private async copy(index: number, state: StageResult, _scope: StageScope, c: CopyInstruction): Promise<void> {
+  private async copy(index: number, state: StageResult, c: CopyInstruction): Promise<void> {
     const at = where(c);
     const workdir = state.config.config?.WorkingDir || '/';
-    const d = destinationPath(c.dest, workdir);
-    const real = await realImagePath(state.rootfs, d.path);
-    const isDirInImage = (p: string): boolean => {
-      try {
-        return statSync(join(state.rootfs, p)).isDirectory();
-      } catch {
-        return false;
-      }
-    };
-    const intoDir = d.isDir || isDirInImage(real);
-    const destArg = intoDir ? `${real}/` : real;
-    const owner = c.chown !== undefined ? await resolveChown(state.rootfs, c.chown, at) : undefined;
     const mode = c.chmod !== undefined ? parseChmod(c.chmod, at) : undefined;
-    const { root, key: fromKey } = await this.copyRoot(index, c.from);
+    const source = await this.copySource(index, c.from);
     const exclude = c.exclude.length ? new PatternMatcher(c.exclude) : undefined;
     const urls = c.kind === 'ADD' ? c.sources.filter((s) => /^https?:\/\//i.test(s)) : [];
     const locals = c.sources.filter((s) => !urls.includes(s));
     if (c.checksum !== undefined && (urls.length === 0 || locals.length > 0)) {
       throw new BerthError('USAGE', `${at}: ADD --checksum verifies http(s) sources only: remove it or give a URL`);
     }
-    if (c.sources.length + c.inline.length > 1 && !intoDir && !c.parents) {
-      throw new BerthError('USAGE', `${at}: ${c.kind} with more than one source needs a directory destination ending in /: write ${c.dest}/`);
-    }
     if (c.kind === 'ADD' && c.sources.some((s) => /^git@|\.git(#.*)?$/.test(s) && !/^https?:/.test(s))) {
       throw new BerthError('UNSUPPORTED', `${at}: ADD of a git repository is not supported: clone it into the context and COPY it`);
     }
-    const opts = { workdir, isDirInImage, what: c.kind, parents: c.parents, ...(exclude ? { exclude } : {}) };
-    // Each local source on its own: ADD extracts a source that is a tar archive.
-    const groups = locals.map((src) => ({ src, entries: resolveCopy(root, [src], destArg, opts) }));
     const downloads = await Promise.all(urls.map((u) => download(u, c.checksum, at)));
-    const allEntries = groups.flatMap((g) => g.entries);
-    const content = await contentHash(allEntries, [
-      ...c.inline.map((f) => ({ name: f.name, data: f.data })),
-      ...downloads.map((dl, i) => ({ name: urls[i]!, data: dl.data.toString('latin1') })),
-    ]);
+    const inline = [...c.inline.map((f) => ({ name: f.name, data: f.data })), ...downloads.map((dl, i) => ({ name: urls[i]!, data: dl.data.toString('latin1') }))];
+    // The key: the context's files by content (each source resolved on its own, as if into /),
+    // another stage's or image's by its key or digest.
+    let content: string;
+    if (source.key === undefined) {
+      const root = await source.open();
+      const hashes: string[] = [];
+      for (const src of locals) {
+        const entries = resolveCopy(root, [src], '/', { workdir: '/', isDirInImage: () => true, what: c.kind, parents: c.parents, ...(exclude ? { exclude } : {}) });
+        hashes.push(`${src}=${await contentHash(entries, [], this.digests)}`);
+      }
+      content = await contentHash([], [...inline, { name: 'sources', data: hashes.join('\n') }]);
+    } else content = `${source.key}+${await contentHash([], inline)}`;
     const text = `${c.kind}${c.from !== undefined ? ` --from=${c.from}` : ''} ${[...c.sources, ...c.inline.map((f) => `<<${f.name}`)].join(' ')} ${c.dest}`;
-    const keyText = JSON.stringify({ kind: c.kind, sources: c.sources, inline: c.inline.map((f) => f.name), dest: c.dest, workdir, chown: c.chown, chmod: c.chmod, link: c.link, exclude: c.exclude, from: c.from });
-    const content2 = fromKey ? `${content}+${fromKey}` : content;
-    await this.layerStep(index, state, { instruction: keyText, args: [], content: content2 }, `${text} # buildkit`, async () => {
+    const keyText = JSON.stringify({ kind: c.kind, sources: c.sources, inline: c.inline.map((f) => f.name), dest: c.dest, workdir, chown: c.chown, chmod: c.chmod, link: c.link, parents: c.parents, exclude: c.exclude, from: c.from });
+    await this.layerStep(index, state, { instruction: keyText, args: [], content }, `${text} # buildkit`, async () => {
+      const rootfs = await this.materialize(state);
+      const root = await source.open();
+      const d = destinationPath(c.dest, workdir);
+      const real = await realImagePath(rootfs, d.path);
+      const isDirInImage = (p: string): boolean => {
+        try {
+          return statSync(join(rootfs, p)).isDirectory();
+        } catch {
+          return false;
+        }
+      };
+      const intoDir = d.isDir || isDirInImage(real);
+      if (c.sources.length + c.inline.length > 1 && !intoDir && !c.parents) {
+        throw new BerthError('USAGE', `${at}: ${c.kind} with more than one source needs a directory destination ending in /: write ${c.dest}/`);
+      }
+      const owner = c.chown !== undefined ? await resolveChown(rootfs, c.chown, at) : undefined;
+      const opts = { workdir, isDirInImage, what: c.kind, parents: c.parents, ...(exclude ? { exclude } : {}) };
       const dir = await this.newStaging();
       try {
-        const s = new Staging(dir, { rootfs: state.rootfs, now: this.epoch, ...(owner ? { owner } : {}), ...(mode !== undefined ? { mode } : {}) });
-        for (const g of groups) {
-          const single = g.entries.length === 1 ? g.entries[0]! : undefined;
+        const s = new Staging(dir, { rootfs, now: this.epoch, ...(owner ? { owner } : {}), ...(mode !== undefined ? { mode } : {}) });
+        // Each local source on its own: ADD extracts a source that is a tar archive.
+        for (const src of locals) {
+          const entries = resolveCopy(root, [src], intoDir ? `${real}/` : real, opts);
+          const single = entries.length === 1 ? entries[0]! : undefined;
           if (c.kind === 'ADD' && c.unpack !== false && single?.kind === 'file' && (await isTarArchive(single.abs))) {
             await s.extract(single.abs, real);
             continue;
           }
-          await s.addEntries(g.entries);
+          await s.addEntries(entries);
         }
         for (const f of c.inline) await s.addFile(intoDir ? posix.join(real, f.name) : real, f.data, 0o644);
         for (const dl of downloads) await s.addFile(intoDir ? posix.join(real, dl.name) : real, dl.data, 0o600, dl.mtime);
@@ -438,6 +479,9 @@ class Build {
     const mounts = expandInstruction(ins, scope).mounts ?? [];
     const text = `RUN ${args.length ? `|${args.length} ${args.join(' ')} ` : ''}${argv.join(' ')}`;
     await this.layerStep(index, state, { instruction: JSON.stringify({ text, mounts, network: ins.network, security: ins.security }), args: [...args] }, `${text} # buildkit`, async () => {
+      const rootfs = await this.materialize(state);
+      // --mount from= a stage reads its root filesystem.
+      for (const d of this.plan.stages[index]!.deps) await this.materialize(this.results.get(d)!);
       const { upperDir } = await executor.run(
         {
           instruction: ins,
@@ -452,7 +496,7 @@ class Build {
           ...(script ? { script } : {}),
           stage: { index, ...(this.df.stages[index]!.name ? { name: this.df.stages[index]!.name } : {}) },
         },
-        state.rootfs,
+        rootfs,
         {
           stdout: process.stdout,
           stderr: process.stderr,
@@ -508,10 +552,12 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   await mkdir(opts.workDir ?? tmpdir(), { recursive: true });
   const tmp = await mkdtemp(join(opts.workDir ?? tmpdir(), 'berth-build-'));
   const cache = typeof opts.cache === 'string' ? await BuildCache.open(opts.cache) : opts.cache;
-  const b = new Build({ ...opts, contextDir }, plan, out, tmp, new PatternMatcher(patterns), platform, cache);
+  const digests = cache ? await DigestMemo.load(join(cache.dir, 'file-digests.json')) : undefined;
+  const b = new Build({ ...opts, contextDir }, plan, out, tmp, new PatternMatcher(patterns), platform, cache, digests);
   try {
     for (const wave of plan.waves) await Promise.all(wave.map((i) => b.stage(i)));
     const { manifest, config, id } = await b.finish(plan.target);
+    await digests?.save();
     const unused = plan.args.unconsumed();
     const warnings = [...df.warnings, ...(unused.length ? [`build args that no ARG uses: ${unused.join(', ')}`] : [])];
     return { manifest, id, config, steps: b.steps, built: plan.needed, warnings };

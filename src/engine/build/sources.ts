@@ -9,6 +9,8 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, lstatSync, readdirSync, readlinkSync, statSync, type Stats } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { writeFileAtomic } from '../../image/atomic-file.js';
 import { posix } from 'node:path';
 import { BerthError } from '../../base/errors.js';
 import { cleanPath, walkContext, type PatternMatcher } from './ignore.js';
@@ -243,17 +245,57 @@ async function fileDigest(path: string): Promise<string> {
   return h.digest('hex');
 }
 
+type MemoEntry = [dev: number, ino: number, size: number, mtimeMs: number, ctimeMs: number, digest: string];
+
+/**
+ * Content digests of context files remembered between builds, trusted while the file's
+ * device, inode, size, mtime and ctime are unchanged (as git's index and BuildKit do), so that
+ * a rebuild does not read every file again.
+ */
+export class DigestMemo {
+  private changed = false;
+
+  private constructor(
+    private readonly file: string,
+    private readonly map: Map<string, MemoEntry>,
+  ) {}
+
+  static async load(file: string): Promise<DigestMemo> {
+    let map = new Map<string, MemoEntry>();
+    try {
+      map = new Map(Object.entries(JSON.parse(await readFile(file, 'utf8')) as Record<string, MemoEntry>));
+    } catch {
+      // absent or unreadable: start afresh
+    }
+    return new DigestMemo(file, map);
+  }
+
+  async digest(path: string, st: Stats): Promise<string> {
+    const e = this.map.get(path);
+    if (e && e[0] === st.dev && e[1] === st.ino && e[2] === st.size && e[3] === st.mtimeMs && e[4] === st.ctimeMs) return e[5];
+    const d = await fileDigest(path);
+    this.map.set(path, [st.dev, st.ino, st.size, st.mtimeMs, st.ctimeMs, d]);
+    this.changed = true;
+    return d;
+  }
+
+  async save(): Promise<void> {
+    if (this.changed) await writeFileAtomic(this.file, JSON.stringify(Object.fromEntries(this.map)));
+    this.changed = false;
+  }
+}
+
 /**
  * The content hash of what a COPY reads, for its cache key: each entry's destination, type,
  * permission bits, link target and contents (mtimes and owners of the sources excluded:
  * the owner in the image comes from --chown, which is part of the instruction).
  */
-export async function contentHash(entries: CopyEntry[], inline: { name: string; data: string }[] = []): Promise<string> {
+export async function contentHash(entries: CopyEntry[], inline: { name: string; data: string }[] = [], memo?: DigestMemo): Promise<string> {
   const h = createHash('sha256');
   for (const e of entries) {
     const mode = (e.stat.mode & 0o7777).toString(8);
     let body = '';
-    if (e.kind === 'file') body = await fileDigest(e.abs);
+    if (e.kind === 'file') body = memo ? await memo.digest(e.abs, e.stat) : await fileDigest(e.abs);
     else if (e.kind === 'symlink') body = e.linkname ?? readlinkSync(e.abs);
     h.update(`${JSON.stringify([e.dest, e.kind, mode, body])}\n`);
   }

@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseDockerfile } from '../../../src/engine/build/instructions.js';
 import { planBuild, stepKey } from '../../../src/engine/build/plan.js';
-import { contentHash, destinationPath, hasWildcards, resolveCopy, type CopyRoot } from '../../../src/engine/build/sources.js';
+import { contentHash, destinationPath, DigestMemo, hasWildcards, resolveCopy, type CopyRoot } from '../../../src/engine/build/sources.js';
+import { lstatSync } from 'node:fs';
 import { PatternMatcher } from '../../../src/engine/build/ignore.js';
 import { isBerthError } from '../../../src/base/errors.js';
 
@@ -141,6 +142,20 @@ describe('COPY sources', () => {
     assert.deepEqual(resolveCopy(root, ['dir/x', 'other/z'], '/p', p).map((e) => e.dest), ['/p/dir/x', '/p/other/z']);
     assert.deepEqual(resolveCopy(root, ['./dir/./sub'], '/p/', p).map((e) => e.dest), ['/p/sub', '/p/sub/y']);
     assert.deepEqual(resolveCopy(root, ['*/z'], '/p/', p).map((e) => e.dest), ['/p/other/z']);
+  });
+
+  it('remembers file digests between builds while dev, inode, size, mtime and ctime stay', async (t) => {
+    const ctx = await context(t);
+    const memoFile = join(ctx, 'memo.json');
+    const memo = await DigestMemo.load(memoFile);
+    const file = join(ctx, 'a.txt');
+    const before = lstatSync(file);
+    const d1 = await memo.digest(file, before);
+    await memo.save();
+    await writeFile(file, 'new content\n');
+    const again = await DigestMemo.load(memoFile);
+    assert.equal(await again.digest(file, before), d1, 'the same stat: the remembered digest, the file is not read');
+    assert.notEqual(await again.digest(file, lstatSync(file)), d1, 'a new stat: read again');
   });
 
   it('hashes names, modes and contents, not mtimes', async (t) => {

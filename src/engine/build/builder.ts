@@ -19,7 +19,6 @@ import { isLayoutPlace, parseLayoutPlace } from '../../image/place.js';
 import { loadImage } from '../../image/load-image.js';
 import { formatPlatform, hostPlatform, normalizePlatform, parsePlatform } from '../../image/platform.js';
 import { parseReference } from '../../image/reference.js';
-import { writeLayerFromDir } from '../../layer/create.js';
 import type { LayerOptions, LayerResult } from '../../layer/layer-output.js';
 import { unpackLayers } from '../../layer/unpack-layers.js';
 import { DEFAULT_PATH_ENV } from '../../runtime/spec/default.js';
@@ -35,7 +34,7 @@ import { noExecutorError, runArgv, type RunStepExecutor } from './run-step.js';
 import { contentHash, destinationPath, DigestMemo, resolveCopy, type CopyRoot } from './sources.js';
 import { writeUpperLayer } from './upper.js';
 
-type LayerProducer = (dir: string, out: Writable, opts: LayerOptions) => Promise<LayerResult>;
+type LayerProducer = (out: Writable, opts: LayerOptions) => Promise<LayerResult>;
 
 export interface BuildOptions {
   /** The build context directory. */
@@ -234,13 +233,13 @@ class Build {
     config.history = [...(config.history ?? []), h];
   }
 
-  /** A new layer on top of the stage: a staging directory, or what `produce` writes. */
-  private async commitLayer(state: StageResult, staging: string, produce: LayerProducer = writeLayerFromDir): Promise<Layer> {
+  /** A new layer on top of the stage: what `produce` writes. */
+  private async commitLayer(state: StageResult, produce: LayerProducer): Promise<Layer> {
     const compression = this.opts.compression ?? 'gzip';
     const opts: LayerOptions = { compression, ...(this.opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: this.opts.sourceDateEpoch } : {}) };
     let diffId = '';
     const desc = await this.out.ingest(ociLayerMediaType(compression), async (out) => {
-      diffId = (await produce(staging, out, opts)).diffId;
+      diffId = (await produce(out, opts)).diffId;
     });
     const layer: Layer = { desc, diffId };
     await this.addLayer(state, layer);
@@ -368,14 +367,9 @@ class Build {
       if (st?.isDirectory() || real === '/') return undefined;
       const user = state.config.config?.User;
       const owner = user ? await resolveChown(state.rootfs, user, 'WORKDIR').catch(() => ({ uid: 0, gid: 0 })) : undefined;
-      const dir = await this.newStaging();
-      try {
-        const s = new Staging(dir, { rootfs: state.rootfs, now: this.epoch, ...(owner ? { owner } : {}) });
-        await s.parents(`${real}/x`);
-        return await this.commitLayer(state, dir);
-      } finally {
-        await rm(dir, { recursive: true, force: true });
-      }
+      const s = new Staging({ rootfs: state.rootfs, now: this.epoch, ...(owner ? { owner } : {}) });
+      await s.parents(`${real}/x`);
+      return this.commitLayer(state, (out, o) => s.write(out, o));
     });
   }
 
@@ -450,7 +444,7 @@ class Build {
       const opts = { workdir, isDirInImage, what: c.kind, parents: c.parents, ...(exclude ? { exclude } : {}) };
       const dir = await this.newStaging();
       try {
-        const s = new Staging(dir, { rootfs, now: this.epoch, ...(owner ? { owner } : {}), ...(mode !== undefined ? { mode } : {}) });
+        const s = new Staging({ rootfs, now: this.epoch, scratchDir: dir, ...(owner ? { owner } : {}), ...(mode !== undefined ? { mode } : {}) });
         // Each local source on its own: ADD extracts a source that is a tar archive.
         for (const src of locals) {
           const entries = resolveCopy(root, [src], intoDir ? `${real}/` : real, opts);
@@ -463,7 +457,7 @@ class Build {
         }
         for (const f of c.inline) await s.addFile(intoDir ? posix.join(real, f.name) : real, f.data, 0o644);
         for (const dl of downloads) await s.addFile(intoDir ? posix.join(real, dl.name) : real, dl.data, 0o600, dl.mtime);
-        return await this.commitLayer(state, dir);
+        return await this.commitLayer(state, (out, o) => s.write(out, o));
       } finally {
         await rm(dir, { recursive: true, force: true });
       }
@@ -505,7 +499,7 @@ class Build {
           secrets: this.opts.secrets ?? new Map(),
         },
       );
-      return this.commitLayer(state, upperDir, writeUpperLayer);
+      return this.commitLayer(state, (out, o) => writeUpperLayer(upperDir, out, o));
     });
   }
 

@@ -6,12 +6,15 @@
  * attributes, new ones are 0755 and owned as --chown says.
  */
 import { createReadStream } from 'node:fs';
-import { chmod, chown, copyFile, lchown, lstat, lutimes, mkdir, open, symlink, utimes, writeFile } from 'node:fs/promises';
+import { lstat, mkdtemp, open, readlink } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
-import { posix } from 'node:path';
-import { Readable } from 'node:stream';
+import { join, posix } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
 import { BerthError } from '../../base/errors.js';
 import { applyTarStream } from '../../layer/apply.js';
+import { writeLayerStream, type LayerOptions, type LayerResult } from '../../layer/layer-output.js';
+import type { TarEntry } from '../../layer/tar-writer.js';
+import { walkTree } from '../../layer/walk.js';
 import { decompressStream, sniffCompression } from '../../layer/compress.js';
 import { resolveInRoot, resolveUser } from '../../image/passwd.js';
 import type { CopyEntry } from './sources.js';
@@ -49,106 +52,101 @@ export interface StagingOptions {
   mode?: number;
   /** Time for entries that have none of their own (heredocs, new parents), seconds. */
   now: number;
+  /** Where an ADD archive is extracted before it joins the layer. */
+  scratchDir?: string;
 }
 
-/** The staging tree of one COPY/ADD. */
+/** A tar entry of the layer, with where its body comes from. */
+type Planned = TarEntry & { abs?: string; data?: Buffer };
+
+/**
+ * The layer of one COPY/ADD (or WORKDIR), written straight from the source files: the tar
+ * entries are planned (paths in the image, owners from --chown, modes from --chmod, times
+ * from the sources) and the bodies read from where they are, with no copy on disk in between.
+ */
 export class Staging {
-  private readonly made = new Set<string>();
+  /** Image path (no leading /) → entry; insertion order keeps parents first. */
+  private readonly entries = new Map<string, Planned>();
 
-  constructor(
-    readonly dir: string,
-    private readonly opts: StagingOptions,
-  ) {}
+  constructor(private readonly opts: StagingOptions) {}
 
-  private host(path: string): string {
-    return posix.join(this.dir, path);
+  private owner(): Owner {
+    return this.opts.owner ?? { uid: 0, gid: 0 };
   }
 
-  /** Creates the parents of `path` (an image path), as the image has them or new. */
+  private put(path: string, e: Omit<Planned, 'path'>): void {
+    const rel = path.replace(/^\/+/, '');
+    if (rel === '') return;
+    this.entries.set(rel, { ...e, path: rel });
+  }
+
+  /** Entries for the parents of `path` (an image path), as the image has them or new. */
   async parents(path: string): Promise<void> {
     const parts = path.split('/').filter(Boolean);
     for (let i = 1; i < parts.length; i++) {
-      const p = `/${parts.slice(0, i).join('/')}`;
-      if (this.made.has(p)) continue;
-      this.made.add(p);
-      const existing = await lstat(posix.join(this.opts.rootfs, p)).catch(() => undefined);
-      await mkdir(this.host(p));
+      const rel = parts.slice(0, i).join('/');
+      if (this.entries.has(rel)) continue;
+      const existing = await lstat(posix.join(this.opts.rootfs, rel)).catch(() => undefined);
       if (existing?.isDirectory()) {
-        await chmod(this.host(p), existing.mode & 0o7777);
-        await chown(this.host(p), existing.uid, existing.gid);
-        await utimes(this.host(p), existing.atime, existing.mtime);
+        this.put(rel, { type: 'dir', mode: existing.mode & 0o7777, uid: existing.uid, gid: existing.gid, mtime: Math.floor(existing.mtimeMs / 1000) });
       } else {
-        await chmod(this.host(p), 0o755);
-        await chown(this.host(p), this.opts.owner?.uid ?? 0, this.opts.owner?.gid ?? 0);
-        await utimes(this.host(p), this.opts.now, this.opts.now);
+        this.put(rel, { type: 'dir', mode: 0o755, ...this.owner(), mtime: this.opts.now });
       }
     }
-  }
-
-  private async finish(path: string, mode: number, mtime: Date | number, link = false): Promise<void> {
-    const h = this.host(path);
-    const { uid, gid } = this.opts.owner ?? { uid: 0, gid: 0 };
-    if (link) {
-      await lchown(h, uid, gid);
-      await lutimes(h, mtime, mtime);
-      return;
-    }
-    await chown(h, uid, gid);
-    await chmod(h, this.opts.mode ?? mode);
-    await utimes(h, mtime, mtime);
   }
 
   /** Entries resolved from the context or a stage, in order (parents first). */
   async addEntries(entries: CopyEntry[]): Promise<void> {
-    const dirs: CopyEntry[] = [];
     for (const e of entries) {
       await this.parents(e.dest);
-      const h = this.host(e.dest);
-      if (e.kind === 'dir') {
-        if (!this.made.has(e.dest)) {
-          this.made.add(e.dest);
-          await mkdir(h, { recursive: true });
-        }
-        dirs.push(e);
-        continue;
-      }
-      this.made.add(e.dest);
-      if (e.kind === 'symlink') {
-        await symlink(e.linkname!, h);
-        await this.finish(e.dest, 0, e.stat.mtime, true);
-      } else {
-        await copyFile(e.abs, h);
-        await this.finish(e.dest, e.stat.mode & 0o7777, e.stat.mtime);
-      }
+      const mtime = Math.floor(e.stat.mtimeMs / 1000);
+      if (e.kind === 'dir') this.put(e.dest, { type: 'dir', mode: this.opts.mode ?? e.stat.mode & 0o7777, ...this.owner(), mtime });
+      else if (e.kind === 'symlink') this.put(e.dest, { type: 'symlink', mode: 0o777, ...this.owner(), mtime, linkname: e.linkname! });
+      else this.put(e.dest, { type: 'file', mode: this.opts.mode ?? e.stat.mode & 0o7777, ...this.owner(), mtime, size: e.stat.size, abs: e.abs });
     }
-    // Directory times last: writing into a directory changes its mtime.
-    for (const d of dirs.reverse()) await this.finish(d.dest, d.stat.mode & 0o7777, d.stat.mtime);
   }
 
   /** A file with given content (COPY <<EOF, ADD of a download). */
   async addFile(dest: string, data: Buffer | string, mode: number, mtime?: number): Promise<void> {
     await this.parents(dest);
-    this.made.add(dest);
-    await writeFile(this.host(dest), data);
-    await this.finish(dest, mode, mtime ?? this.opts.now);
+    const body = Buffer.from(data);
+    this.put(dest, { type: 'file', mode: this.opts.mode ?? mode, ...this.owner(), mtime: mtime ?? this.opts.now, size: body.length, data: body });
   }
 
   /** ADD of a local archive: extracted into `destDir` (ownership and modes from the archive). */
   async extract(archive: string, destDir: string): Promise<void> {
+    if (!this.opts.scratchDir) throw new BerthError('INTERNAL', 'extracting an archive needs a scratch directory');
     await this.parents(`${destDir}/x`);
-    if (!this.made.has(destDir)) {
-      this.made.add(destDir);
-      await mkdir(this.host(destDir), { recursive: true });
-      await this.finish(destDir, 0o755, this.opts.now);
-    }
-    const fh = await open(archive);
+    if (!this.entries.has(destDir.replace(/^\/+/, ''))) this.put(destDir, { type: 'dir', mode: 0o755, ...this.owner(), mtime: this.opts.now });
+    const into = await mkdtemp(join(this.opts.scratchDir, 'archive-'));
     const head = Buffer.alloc(4);
+    const fh = await open(archive);
     await fh.read(head, 0, 4, 0);
     await fh.close();
     const raw = createReadStream(archive);
     const compression = sniffCompression(head);
     const tar = compression === 'none' ? raw : raw.pipe(decompressStream(compression));
-    await applyTarStream(this.host(destDir), tar as Readable, { preserveOwnership: true });
+    await applyTarStream(into, tar as Readable, { preserveOwnership: true });
+    for (const w of walkTree(into)) {
+      const base = { mode: w.stat.mode & 0o7777, uid: w.stat.uid, gid: w.stat.gid, mtime: Math.floor(w.stat.mtimeMs / 1000) };
+      const dest = posix.join(destDir, w.rel);
+      if (w.kind === 'dir') this.put(dest, { type: 'dir', ...base });
+      else if (w.kind === 'file') this.put(dest, { type: 'file', ...base, size: w.stat.size, abs: w.abs });
+      else if (w.kind === 'symlink') this.put(dest, { type: 'symlink', ...base, linkname: await readlink(w.abs) });
+    }
+  }
+
+  /** Streams the layer (mtimes clamped to SOURCE_DATE_EPOCH when set). */
+  write(out: Writable, opts: LayerOptions): Promise<LayerResult> {
+    const sde = opts.sourceDateEpoch;
+    return writeLayerStream(out, opts, async (tar) => {
+      for (const { abs, data, ...e } of this.entries.values()) {
+        const entry: TarEntry = { ...e, mtime: sde !== undefined && e.mtime > sde ? sde : e.mtime };
+        if (abs !== undefined) await tar.addFile(entry, abs);
+        else if (data !== undefined) await tar.addEntry(entry, data);
+        else await tar.addEntry(entry);
+      }
+    });
   }
 }
 

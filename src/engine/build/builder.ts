@@ -487,6 +487,7 @@ class Build {
           network: (ins.network ?? 'default') as 'default' | 'none' | 'host',
           security: (ins.security ?? 'sandbox') as 'sandbox' | 'insecure',
           platform: this.platform,
+          image: { layout: this.out, layers: state.layers.map((l) => l.desc), diffIds: state.layers.map((l) => l.diffId), config: structuredClone(state.config) },
           ...(script ? { script } : {}),
           stage: { index, ...(this.df.stages[index]!.name ? { name: this.df.stages[index]!.name } : {}) },
         },

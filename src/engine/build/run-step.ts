@@ -6,7 +6,8 @@
  */
 import type { Writable } from 'node:stream';
 import { BerthError } from '../../base/errors.js';
-import type { Platform } from '../../base/types.js';
+import type { Descriptor, ImageConfig, Platform } from '../../base/types.js';
+import type { OciLayout } from '../../image/layout.js';
 import type { RunMount } from './flags.js';
 import type { RunInstruction } from './instructions.js';
 
@@ -24,6 +25,12 @@ export interface RunStep {
   network: 'default' | 'none' | 'host';
   security: 'sandbox' | 'insecure';
   platform: Platform;
+  /**
+   * The stage so far as an image: its layers (blobs in `layout`) and config. An engine with a
+   * snapshot store may prepare its own root filesystem from these (chain IDs of diffIds)
+   * instead of reading rootfsSnapshot.
+   */
+  image: { layout: OciLayout; layers: Descriptor[]; diffIds: string[]; config: ImageConfig };
   /**
    * `RUN <<EOF` whose body starts with `#!`: the executor writes `data` to `path` (mode 0755,
    * outside the image's layer) and argv runs it, as BuildKit does.

@@ -73,6 +73,23 @@ describe('berth build with RUN steps', { skip: skipUnless(root('containers need 
     assert.equal(lines.stdout, '2\n', 'the second run of the step saw the first one\'s file');
   });
 
+  it('berth build -t from the command line, then berth run', async () => {
+    const dir = join(e.root, 'cli-ctx');
+    await mkdir(dir);
+    await writeFile(join(dir, 'Containerfile'), 'FROM busybox\nRUN echo built by the cli > /cli\nCMD ["cat", "/cli"]\n');
+    const b = await e.berth(['build', '-t', 'cli:1', '-t', 'cli:2', dir]);
+    assert.equal(b.code, 0, b.stderr);
+    assert.match(b.stderr, /#2 \[stage-0 2\/3\] RUN \/bin\/sh -c echo built by the cli > \/cli\n#2 DONE/);
+    assert.match(b.stdout, /^built sha256:[0-9a-f]{64} as docker.io\/library\/cli:1, docker.io\/library\/cli:2/);
+    const r = await e.berth(['run', '--rm', 'cli:2']);
+    assert.equal(r.stdout, 'built by the cli\n');
+    await writeFile(join(dir, 'Containerfile'), 'FROM busybox\nRUN echo failing; exit 5\n');
+    const bad = await e.berth(['build', '-t', 'cli:bad', dir]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stdout + bad.stderr, /failing/);
+    assert.match(bad.stderr, /Containerfile:2:1: RUN \/bin\/sh -c echo failing; exit 5 failed with exit code 5/);
+  });
+
   it('stops at a RUN that fails, with its exit code, and tags nothing', async () => {
     await assert.rejects(build(opts('FROM busybox\nRUN echo before\n\nRUN exit 3\n', 'bad:1')), (err: unknown) => {
       assert.ok(isBerthError(err, 'RUNTIME_ERROR'));

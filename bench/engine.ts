@@ -2,7 +2,7 @@
  * The engine against podman (and docker when a dockerd can be started here), on one busybox
  * image built from busybox-static:
  *   - warm start: `run --rm IMAGE true` with the image local and unpacked (median of N runs)
- *   - 50 concurrent `run -d IMAGE sleep 60`, then `rm -f` of all of them (total time)
+ *   - 50 concurrent `run -d IMAGE sleep 600`, then `rm -f` of all of them (total time)
  *   - the per-container monitor's RSS (berth-monitor vs podman's conmon), and `ps` with 50
  *     containers vs none
  * podman 4.3 is configured as the peers notes say (runc, cgroupfs, no network), with docker's
@@ -133,7 +133,7 @@ async function main(): Promise<void> {
       const net = e.name === 'berth' ? [] : ['--network', 'none'];
       const psEmpty = median([0, 1, 2, 3, 4].map(() => run(e, ['ps']).ms));
       const t0 = process.hrtime.bigint();
-      await Promise.all(Array.from({ length: 50 }, (_, i) => runAsync(e, ['run', '-d', '--name', `bench${i}`, ...net, e.image, 'sleep', '60'])));
+      await Promise.all(Array.from({ length: 50 }, (_, i) => runAsync(e, ['run', '-d', '--name', `bench${i}`, ...net, e.image, 'sleep', '600'])));
       const tRun = Number(process.hrtime.bigint() - t0) / 1e6;
       const listed = run(e, ['ps', '-q']).stdout.split('\n').filter(Boolean).length;
       const psFull = median([0, 1, 2, 3, 4].map(() => run(e, ['ps']).ms));

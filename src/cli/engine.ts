@@ -162,13 +162,13 @@ function imageSource(p: ParsedCommand): ImageSource {
         }
       }
       const { RegistryClient } = await import('../client/registry.js');
-      const { parseReference, referenceTarget } = await import('../image/reference.js');
-      const { copy } = await import('../content/copy.js');
-      const r = parseReference(ref);
+      const { pullImage } = await import('../engine/pull.js');
+      const { dirname } = await import('node:path');
       const client = new RegistryClient({});
       try {
-        const { repository, descriptor } = await client.resolveForPull(r.registry, r.repository, referenceTarget(r), { prefetch: true });
-        await copy(repository, descriptor, store, name, platform ? { platform } : {});
+        // Into the store and the snapshots at once: each layer unpacks while it downloads.
+        const pulled = await pullImage(ref, { berthRoot: dirname(store.dir), client, ...(platform ? { platform } : {}) });
+        await pulled.prepared?.release();
       } catch (err) {
         throw new BerthError((err as BerthError).code ?? 'REGISTRY_ERROR', `cannot pull ${ref}: ${(err as Error).message}`, { cause: err });
       } finally {

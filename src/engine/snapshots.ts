@@ -254,7 +254,8 @@ export class SnapshotStore {
     try {
       await this.cleanup();
       const limiter = new Limiter(Math.max(1, opts.concurrency ?? 3));
-      const snapshots = await Promise.all(
+      // Every layer settles before prepare does: no unpack goes on in the background after a failure.
+      const settled = await Promise.allSettled(
         chain.map((chainId, i) =>
           limiter.run(() =>
             this.ensure(img, i, chainId, chain[i - 1], opts).catch((err: unknown) => {
@@ -263,6 +264,9 @@ export class SnapshotStore {
           ),
         ),
       );
+      const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+      const snapshots = settled.map((r) => (r as PromiseFulfilledResult<SnapshotMeta>).value);
       return { chainId: chain[chain.length - 1] ?? '', dirs: chain.map((c) => this.fsDir(c)), snapshots, release };
     } catch (err) {
       await release();

@@ -10,13 +10,16 @@ import { SnapshotStore } from '../../src/engine/snapshots.js';
 import { openImageStore } from '../../src/engine/store.js';
 import type { OciLayout } from '../../src/image/layout.js';
 import { runBerth } from '../helpers/run-berth.js';
+import { startBerthRegistry } from '../helpers/berth-registry.js';
+import { RegistryClient } from '../../src/client/registry.js';
+import { copy } from '../../src/content/copy.js';
 import { peer, root, skipUnless } from '../helpers/requirements.js';
 import { removeDir, tempDir } from '../layer/layer-write-helpers.js';
 import { BASE, CHANGES, TOP, storeFixtureImage, type FixtureImage } from '../engine/image-fixture.js';
-import { engineRoot, type EngineRoot } from '../helpers/engine.js';
+import { addBusyboxImage, engineRoot, type EngineRoot } from '../helpers/engine.js';
 import { BUSYBOX } from '../helpers/busybox.js';
 
-describe('berth images, rmi, tag, inspect, system, volume', { skip: skipUnless(root('snapshots in the overlay format need root'), peer('setfattr', 'attr'), peer('getfattr', 'attr')) }, () => {
+describe('berth images, rmi, tag, inspect, system, volume', { skip: skipUnless(root('snapshots in the overlay format need root'), peer('getfattr', 'attr')) }, () => {
   let dir: string;
   let env: NodeJS.ProcessEnv;
   let layout: OciLayout;
@@ -177,5 +180,31 @@ describe('images and volumes that containers use', { skip: skipUnless(root('cont
     assert.equal(after.snapshots.total, 0);
     const check = await eng.berth(['system', 'check']);
     assert.equal(check.code, 0, check.stdout);
+  });
+
+  it('run pulls a missing image into the store and its snapshots in one go', async () => {
+    const reg = await startBerthRegistry();
+    const client = new RegistryClient();
+    try {
+      await addBusyboxImage(eng.root); // the test before pruned it
+      const source = await openImageStore({ root: eng.root });
+      await copy(source, 'docker.io/library/busybox:latest', client.repository(reg.host, 'demo/bb'), 'v1');
+      const fresh = tempDir('images-cli-run');
+      try {
+        const env = { ...process.env, BERTH_ROOT: fresh };
+        const r = await runBerth(['run', '--rm', `${reg.host}/demo/bb:v1`, 'echo', 'pulled'], env);
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(r.stdout.trim(), 'pulled');
+        const df = JSON.parse((await runBerth(['system', 'df', '--format', 'json'], env)).stdout) as { images: { total: number }; snapshots: { total: number } };
+        assert.deepEqual([df.images.total, df.snapshots.total], [1, 1]);
+        const check = await runBerth(['system', 'check'], env);
+        assert.equal(check.code, 0, check.stdout);
+      } finally {
+        removeDir(fresh);
+      }
+    } finally {
+      client.close();
+      await reg.stop();
+    }
   });
 });

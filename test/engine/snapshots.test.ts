@@ -40,7 +40,7 @@ function prepareInChild(berthRoot: string, tag: string): ChildRun {
   `);
 }
 
-describe('snapshots', { skip: skipUnless(root('overlay mounts, whiteout devices and trusted.* xattrs need root'), peer('setfattr', 'attr'), peer('getfattr', 'attr')) }, () => {
+describe('snapshots', { skip: skipUnless(root('overlay mounts, whiteout devices and trusted.* xattrs need root'), peer('getfattr', 'attr')) }, () => {
   let dir: string;
   let berthRoot: string;
   let layout: OciLayout;
@@ -115,6 +115,20 @@ describe('snapshots', { skip: skipUnless(root('overlay mounts, whiteout devices 
     const b = await store.mountRootfs(p.dirs, vfs, { driver: 'vfs' });
     assert.equal(store.rootfsDriver(vfs), 'vfs');
     assert.deepEqual(await snapshotTree(b), await snapshotTree(a));
+  });
+
+  it('falls back to a copy where the file system refuses an overlay (an upper dir on overlayfs)', async () => {
+    const p = await store.prepare('example.test/a:1');
+    await p.release();
+    const outer = join(dir, 'c-outer');
+    mounted.push(outer);
+    const outerRoot = await store.mountRootfs(p.dirs, outer);
+    // overlayfs cannot be the upper layer of another overlay: this mount is refused.
+    const nested = join(outerRoot, 'nested-container');
+    const rootfs = await store.mountRootfs(p.dirs, nested);
+    assert.equal(store.rootfsDriver(nested), 'vfs');
+    assert.deepEqual(await snapshotTree(rootfs), await snapshotTree(join(dir, 'flat')));
+    assert.equal(existsSync(join(nested, 'upper')), false, 'the refused overlay left nothing behind');
   });
 
   it('shares the snapshots of common base layers between images', async () => {

@@ -803,6 +803,11 @@ int main(int argc, char **argv) {
     if (!strncmp(name, "root", 4) && (name[4] == 0 || name[4] == '=')) root_dir = val;
     else if (!strncmp(name, "log-format", 10)) log_json = val && !strcmp(val, "json");
     else if (!strncmp(name, "log", 3) && (name[3] == 0 || name[3] == '=')) log_path = val;
+    else if (!strncmp(name, "criu", 4) && (name[4] == 0 || name[4] == '='))
+      fail("--criu is not supported: berth-runtime has no checkpoint/restore; leave --criu out");
+    else if (!strncmp(name, "rootless", 8) && (name[8] == 0 || name[8] == '=') &&
+             (!val || (strcmp(val, "true") && strcmp(val, "false") && strcmp(val, "auto"))))
+      fail("--rootless \"%s\": give true, false or auto", val ? val : "");
     else if (!strcmp(name, "help") || !strcmp(name, "h") || !strcmp(name, "version") || !strcmp(name, "v")) exec_node(argv);
   }
   if (i >= argc) exec_node(argv);

@@ -12,7 +12,7 @@ import { createContainer, loadBundleConfig } from '../runtime/create.js';
 import { execInContainer } from '../runtime/exec.js';
 import { features } from '../runtime/features.js';
 import { nativeBinary } from '../base/package.js';
-import { freezeContainer, listContainers, containerPids } from '../runtime/manage.js';
+import { freezeContainer, listContainers, containerPids, statsEvent, streamEvents } from '../runtime/manage.js';
 import { defaultSpec } from '../runtime/spec/default.js';
 import { updateContainer } from '../runtime/update.js';
 import { resourcesFromFlags, UPDATE_FLAG_NAMES, type UpdateFlags } from './update-flags.js';
@@ -20,7 +20,15 @@ import type { Process } from '../runtime/spec/types.js';
 import { DEFAULT_ROOT } from '../runtime/state.js';
 import { OCI_VERSION } from '../runtime/spec/version.js';
 
-interface Global { root: string; log?: string; logJson: boolean; debug: boolean }
+interface Global { root: string; log?: string; logJson: boolean; debug: boolean; rootless: boolean }
+
+/** runc's --rootless: "true", "false" or "auto" (rootless when not running as root). */
+function rootlessFlag(value: string): boolean {
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  if (value === 'auto') return process.geteuid?.() !== 0;
+  throw new BerthError('USAGE', `--rootless ${JSON.stringify(value)}: give true, false or auto`);
+}
 
 type FlagSpec = Record<string, { value: boolean; short?: string; multi?: boolean }>;
 interface Parsed { flags: Record<string, string | boolean | string[]>; positionals: string[] }
@@ -97,7 +105,7 @@ async function cmdCreate(g: Global, argv: string[]): Promise<number> {
     root: g.root, id, bundle: str(p, 'bundle') ?? '.',
     ...(str(p, 'pid-file') ? { pidFile: str(p, 'pid-file')! } : {}),
     ...(str(p, 'console-socket') ? { consoleSocket: str(p, 'console-socket')! } : {}),
-    noPivot: bool(p, 'no-pivot'),
+    noPivot: bool(p, 'no-pivot'), rootless: g.rootless,
   });
   init?.unref();
   return 0;
@@ -112,7 +120,7 @@ async function cmdRun(g: Global, argv: string[]): Promise<number> {
     root: g.root, id, bundle: str(p, 'bundle') ?? '.', keep: !detach,
     ...(str(p, 'pid-file') ? { pidFile: str(p, 'pid-file')! } : {}),
     ...(str(p, 'console-socket') ? { consoleSocket: str(p, 'console-socket')! } : {}),
-    noPivot: bool(p, 'no-pivot'),
+    noPivot: bool(p, 'no-pivot'), rootless: g.rootless,
   });
   const exited = detach || !init ? undefined : new Promise<number>((res) => init.on('exit', (code, sig) => res(code ?? 128 + (sig ? 9 : 0))));
   // Forward the usual signals to stage 1, which forwards them to the container.
@@ -235,6 +243,25 @@ async function cmdPs(g: Global, argv: string[]): Promise<number> {
   return 0;
 }
 
+/** A Go duration as runc's --interval takes it: "5s", "500ms", "1m30s", "1.5s". */
+function parseDuration(text: string): number {
+  const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
+  let ms = 0;
+  let end = 0;
+  for (let m = re.exec(text); m; m = re.exec(text)) { ms += Number(m[1]) * unit[m[2]!]!; end = re.lastIndex; }
+  if (text === '' || end !== text.length || ms <= 0) throw new BerthError('USAGE', `--interval ${JSON.stringify(text)}: give a duration such as 5s or 500ms`);
+  return ms;
+}
+
+async function cmdEvents(g: Global, argv: string[]): Promise<number> {
+  const p = parseFlags(argv, { stats: { value: false }, interval: { value: true } });
+  const id = oneId(p, 'events [--stats] [--interval 5s] <container-id>');
+  if (bool(p, 'stats')) { process.stdout.write(statsEvent(g.root, id) + '\n'); return 0; }
+  await streamEvents(g.root, id, parseDuration(str(p, 'interval') ?? '5s'), (line) => process.stdout.write(line));
+  return 0;
+}
+
 async function cmdSpec(_g: Global, argv: string[]): Promise<number> {
   const p = parseFlags(argv, { bundle: { value: true, short: 'b' }, rootless: { value: false } });
   const path = join(resolve(str(p, 'bundle') ?? '.'), 'config.json');
@@ -262,13 +289,16 @@ Commands:
                                 new resource limits (runc's flags; only what is given changes)
   spec [--bundle DIR] [--rootless]   write a default config.json
   features                      print the features JSON (features.md)
+  events [--stats] [--interval 5s] <id>   resource usage (runc's JSON): once, or every interval
 
 Global flags: --root DIR (default ${DEFAULT_ROOT}), --log FILE, --log-format text|json, --debug,
-  --systemd-cgroup (refused: berth-runtime drives cgroupfs directly)
+  --rootless true|false|auto (runc's: ignore cgroup permission errors when no limits are set;
+  auto: when not root), --systemd-cgroup and --criu (refused: berth-runtime drives cgroupfs
+  directly and has no checkpoint/restore)
 `;
 
 async function main(argv: string[]): Promise<number> {
-  const g: Global = { root: DEFAULT_ROOT, logJson: false, debug: false };
+  const g: Global = { root: DEFAULT_ROOT, logJson: false, debug: false, rootless: rootlessFlag('auto') };
   let i = 0;
   for (; i < argv.length && argv[i]!.startsWith('-'); i++) {
     const a = argv[i]!;
@@ -280,7 +310,8 @@ async function main(argv: string[]): Promise<number> {
     else if (name === 'log') g.log = takeValue();
     else if (name === 'log-format') g.logJson = takeValue() === 'json';
     else if (name === 'debug') { g.debug = true; process.env.BERTH_RUNTIME_TRACE = '1'; }
-    else if (name === 'criu' || name === 'rootless') takeValue();
+    else if (name === 'rootless') g.rootless = rootlessFlag(takeValue());
+    else if (name === 'criu') throw new BerthError('UNSUPPORTED', `--criu is not supported: berth-runtime has no checkpoint/restore; leave --criu out`);
     else if (name === 'systemd-cgroup') {
       throw new BerthError('UNSUPPORTED', '--systemd-cgroup is not supported: berth-runtime manages cgroupfs directly; configure your engine with cgroup_manager = "cgroupfs"');
     } else if (name === 'help' || name === 'h') { process.stdout.write(USAGE); return 0; }
@@ -305,6 +336,9 @@ async function main(argv: string[]): Promise<number> {
     case 'spec': return cmdSpec(g, rest);
     case 'update': return cmdUpdate(g, rest);
     case 'features': process.stdout.write(JSON.stringify(features(), null, 2) + '\n'); return 0;
+    case 'events': return cmdEvents(g, rest);
+    case 'checkpoint': case 'restore':
+      throw new BerthError('UNSUPPORTED', `${verb} is not supported: berth-runtime has no checkpoint/restore (CRIU); use runc or crun for it`);
     case 'start': case 'state': case 'kill': case 'delete': return native(g, [verb, ...rest]);
     default: throw new BerthError('USAGE', `unknown command ${JSON.stringify(verb)}\n\n${USAGE}`);
   }

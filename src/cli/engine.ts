@@ -352,7 +352,7 @@ const commands: CommandGroup = {
 
   create: engineCommand({
     summary: 'Create a container (rootfs, config, name) without starting it; berth create DIR oci:… makes an image',
-    usage: `Usage: berth create [OPTIONS] IMAGE [COMMAND [ARG...]]\n\nAs berth run, without starting the container (berth start does). Prints the id.\n(berth create DIR oci:LAYOUT:TAG still makes an image from a directory.)\n\n${RUN_HELP}`,
+    usage: `Usage: berth create [OPTIONS] IMAGE [COMMAND [ARG...]]\n\nAs berth run, without starting the container (berth start does). Prints the id.\n(berth create DIR oci:LAYOUT:TAG still makes an image from a directory; its options: berth create DIR oci:LAYOUT --help.)\n\nExamples:\n  berth create --name web busybox httpd -f -p 8080 && berth start web\n  berth create ./rootfs oci:./images:v1 --cmd '["/bin/sh"]'   # an image, not a container\n\n${RUN_HELP}`,
     options: RUN_OPTIONS,
     optionsEndAfter: 1,
     async run(p) {
@@ -580,13 +580,7 @@ const commands: CommandGroup = {
       const [sub, ...rest] = p.positionals;
       if (sub === 'prune') {
         const { engine } = await engineOf(p);
-        engine.sweep();
-        const removed: string[] = [];
-        for (const c of engine.store.list()) {
-          if (c.state.status === 'running') continue;
-          await engine.remove(c, false);
-          removed.push(c.id);
-        }
+        const removed = await engine.pruneStopped();
         if (removed.length) printLine('Deleted Containers:');
         for (const id of removed) printLine(id);
         return 0;

@@ -1,8 +1,9 @@
-/** list, ps, pause and resume: verbs that read the recorded state and the cgroups. */
+/** list, ps, pause, resume and events: verbs that read the recorded state and the cgroups. */
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { BerthError } from '../base/errors.js';
 import { cgroupManagerFor } from './cgroups/manager.js';
+import { containerStats, oomCount, statsJson } from './cgroups/stats.js';
 import { listIds, readRecord, statusOf } from './state.js';
 import { OCI_VERSION } from './spec/version.js';
 
@@ -42,4 +43,35 @@ export async function freezeContainer(root: string, id: string, freeze: boolean)
   }
   const mgr = cgroupManagerFor(rec.cgroupsPath, id);
   if (freeze) await mgr.freeze(); else await mgr.thaw();
+}
+
+/** A running (or created, paused) container's record: events has nothing to say of others. */
+function liveRecord(root: string, id: string) {
+  const rec = readRecord(root, id);
+  const status = statusOf(root, rec);
+  if (status === 'stopped') throw new BerthError('CONTAINER_STATE', `container ${id} is not running (it is stopped): events are only for a live container`);
+  return rec;
+}
+
+/** `events --stats`: one line, runc's {"type":"stats","id":…,"data":{cpu,memory,pids,blkio,…}}. */
+export function statsEvent(root: string, id: string): string {
+  return statsJson({ type: 'stats', id, data: containerStats(liveRecord(root, id).cgroupPaths) });
+}
+
+/**
+ * `events`: a stats line every `intervalMs`, and an {"type":"oom"} line whenever the
+ * container's OOM kill count grows, until the container stops (then it returns).
+ */
+export async function streamEvents(root: string, id: string, intervalMs: number, write: (line: string) => void): Promise<void> {
+  const paths = liveRecord(root, id).cgroupPaths;
+  let ooms = oomCount(paths);
+  for (;;) {
+    const rec = readRecord(root, id);
+    if (statusOf(root, rec) === 'stopped') return;
+    const now = oomCount(paths);
+    if (now > ooms) write(JSON.stringify({ type: 'oom', id }) + '\n');
+    ooms = now;
+    write(statsJson({ type: 'stats', id, data: containerStats(paths) }) + '\n');
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
 }

@@ -12,6 +12,9 @@ import { makeBusyboxBundle, type Bundle } from '../helpers/bundle.js';
 import { peer, root, skipUnless } from '../helpers/requirements.js';
 import { NS_PROC_NAME } from '../../src/runtime/linux-constants.js';
 import type { Spec } from '../../src/runtime/spec/types.js';
+import { defaultSpec } from '../../src/runtime/spec/default.js';
+import { validateRuntimeConfig } from '../../src/runtime/spec/validate.js';
+import { isBerthError } from '../../src/base/errors.js';
 import { FRONT, Runtime } from './runtime-cli.js';
 
 const TYPES = Object.keys(NS_PROC_NAME);
@@ -86,16 +89,26 @@ describe('namespace paths: the type the config names, and no pivot_root of a mou
         cases.push({ name: `${type} → /proc/self/ns/${NS_PROC_NAME[other]}`, edit: (s) => joinAt(s, type, `/proc/self/ns/${NS_PROC_NAME[other]}`) });
       }
     }
+    const proc = cases.length;
+    // Bind mounts of namespace files are no /proc symlinks: only berth-init's NS_GET_NSTYPE sees their type.
+    const bound = join(bundle.dir, 'bound-ns');
+    const binds = `mkdir -p ${bound} && for n in net uts mnt; do touch ${bound}/$n; done && mount --bind /proc/self/ns/net ${bound}/net && mount --bind /proc/self/ns/uts ${bound}/uts`;
+    cases.push({ name: 'ipc → a bind mount of a network namespace', edit: (s) => joinAt(s, 'ipc', `${bound}/net`) });
+    cases.push({ name: 'mount → a bind mount of a uts namespace', edit: (s) => joinAt(s, 'mount', `${bound}/uts`) });
     cases.push({ name: 'network → a plain file', edit: (s) => joinAt(s, 'network', '/etc/hostname') });
-    const out = runCases(cases);
+    const out = runCases(cases, binds);
     cases.forEach((c, i) => {
       const o = out[i]!;
       assert.notEqual(o.status, 0, `${c.name}: created`);
       assert.ok(o.intact, `${c.name}: the runtime's mount namespace lost /usr/bin`);
-      if (c.name.includes('plain file')) assert.match(o.stderr, /is not a namespace file/, c.name);
-      else {
-        const [type, other] = [c.name.split(' ')[0]!, TYPES.find((t) => c.name.endsWith(`/${NS_PROC_NAME[t]}`))!];
+      if (c.name.includes('plain file')) assert.match(o.stderr, /the network path \/etc\/hostname is not a namespace file/, c.name);
+      else if (i >= proc) {
+        const [, type, other] = /^(\w+) → a bind mount of an? (\w+)/.exec(c.name)!;
         assert.match(o.stderr, new RegExp(`the ${type} path \\S+ is a ${other} namespace, not a ${type} namespace`), c.name);
+      } else {
+        // Refused while the config is validated (the /proc link names the type) or by berth-init.
+        const [type, other] = [c.name.split(' ')[0]!, TYPES.find((t) => c.name.endsWith(`/${NS_PROC_NAME[t]}`))!];
+        assert.match(o.stderr, new RegExp(`/proc/self/ns/${NS_PROC_NAME[other]} is a ${other} namespace, not a ${type} namespace`), c.name);
       }
     });
   });
@@ -138,10 +151,27 @@ describe('namespace paths: the type the config names, and no pivot_root of a mou
       assert.match(plain!.stdout, /^ran\n/);
       const after = spawnSync('nsenter', ['-t', child, '-m', 'sh', '-c', 'test -d /usr/bin && cat /proc/self/mountinfo'], { encoding: 'utf8' });
       assert.equal(after.status, 0, 'the holder\'s namespace still has /usr/bin');
-      const roots = (t: string) => t.split('\n').filter(Boolean).map((l) => l.split(' ').slice(3, 5).join(' ')).sort();
-      assert.deepEqual(roots(after.stdout), roots(before), 'the holder\'s mount table is unchanged');
+      // Other processes on the host may mount and unmount meanwhile (tests run side by side): what
+      // the container could have done is a new root (pivot_root) or mounts into the bundle's rootfs.
+      const entries = (t: string) => t.split('\n').filter(Boolean).map((l) => l.split(' ').slice(3, 5).join(' '));
+      const atRoot = (t: string) => entries(t).filter((e) => e.endsWith(' /'));
+      assert.deepEqual(atRoot(after.stdout), atRoot(before), 'the holder\'s root is the same mount');
+      const intoBundle = entries(after.stdout).filter((e) => e.split(' ')[1]!.startsWith(bundle.dir));
+      assert.deepEqual(intoBundle, [], 'nothing was mounted into the bundle in the holder\'s namespace');
     } finally {
       holder.kill('SIGKILL');
     }
+  });
+});
+
+describe('namespace paths in config validation (checkHost)', () => {
+  it('a /proc/PID/ns path of another type is refused before anything starts', () => {
+    const spec = defaultSpec();
+    joinAt(spec, 'ipc', '/proc/self/ns/mnt');
+    assert.throws(() => validateRuntimeConfig(spec, { checkHost: true, onWarning: () => {} }),
+      (e: unknown) => isBerthError(e, 'RUNTIME_CONFIG_INVALID') && /\/proc\/self\/ns\/mnt is a mount namespace, not a ipc namespace/.test(e.message));
+    const ok = defaultSpec();
+    joinAt(ok, 'network', '/proc/self/ns/net');
+    validateRuntimeConfig(ok, { checkHost: true, onWarning: () => {} });
   });
 });

@@ -10,7 +10,7 @@
  */
 // fs.promises is a lazy getter: create, which needs none of the async calls here, does not
 // pay for loading node:fs/promises at start-up.
-import { constants as fsConstants, existsSync, promises as fsp, readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, constants as fsConstants, existsSync, promises as fsp, readFileSync, writeFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { BerthError } from '../../base/errors.js';
 import { hostCgroupLayout, versionOf, v2Name, type CgroupLayout, type CgroupVersion } from './host.js';
@@ -72,15 +72,41 @@ export function validateCgroupsPath(cgroupsPath: string): void {
   }
 }
 
-export function cgroupManagerFor(cgroupsPath: string | undefined, containerId: string): CgroupManager {
-  return cgroupManagerWith(hostCgroupLayout(), cgroupsPath, containerId);
+export interface ManagerOptions {
+  /**
+   * runc's --rootless: without a linux.cgroupsPath, a hierarchy where the caller may not create
+   * the container's cgroup (EACCES, EPERM, EROFS) is left out instead of failing create; a
+   * limit for a controller left out is still an error (as runc's fs manager), device rules
+   * are then skipped (as runc does when rootless).
+   */
+  rootless?: boolean;
+}
+
+export function cgroupManagerFor(cgroupsPath: string | undefined, containerId: string, opts: ManagerOptions = {}): CgroupManager {
+  return cgroupManagerWith(hostCgroupLayout(), cgroupsPath, containerId, opts);
 }
 
 /** The manager for an explicit layout (tests use a fake cgroupfs directory). */
-export function cgroupManagerWith(layout: CgroupLayout, cgroupsPath: string | undefined, containerId: string): CgroupManager {
+export function cgroupManagerWith(layout: CgroupLayout, cgroupsPath: string | undefined, containerId: string, opts: ManagerOptions = {}): CgroupManager {
   const path = cgroupsPath ?? defaultCgroupsPath(containerId);
   validateCgroupsPath(path);
-  return new FsCgroupManager(layout, path);
+  return new FsCgroupManager(layout, path, opts.rootless === true && cgroupsPath === undefined);
+}
+
+/** Whether this process may create dir: its nearest existing ancestor is writable to us. */
+function mayCreate(dir: string): boolean {
+  for (let d = dir; ; d = posix.dirname(d)) {
+    if (existsSync(d)) {
+      try {
+        accessSync(d, fsConstants.W_OK);
+        return true;
+      } catch (err) {
+        const code = errnoOf(err);
+        return !(code === 'EACCES' || code === 'EPERM' || code === 'EROFS');
+      }
+    }
+    if (d === '/') return true;
+  }
 }
 
 function errnoOf(err: unknown): string | undefined {
@@ -117,9 +143,13 @@ class FsCgroupManager implements CgroupManager {
     return { ...this.mounts };
   }
 
+  /** Hierarchies left out under --rootless (no permission there). */
+  private readonly skipped = new Set<string>();
+
   constructor(
     private readonly layout: CgroupLayout,
     cgroupsPath: string,
+    private readonly rootless = false,
   ) {
     const resolve = (mountPoint: string, own: string | undefined): string =>
       cgroupsPath.startsWith('/')
@@ -136,6 +166,14 @@ class FsCgroupManager implements CgroupManager {
     if (Object.keys(this.paths).length === 0) {
       throw new BerthError('UNSUPPORTED', 'no cgroup hierarchy is mounted on this host (neither cgroup v1 nor cgroup2 in /proc/self/mountinfo); mount cgroupfs at /sys/fs/cgroup');
     }
+    if (rootless) {
+      for (const [key, dir] of Object.entries(this.paths)) {
+        if (mayCreate(dir)) continue;
+        this.skipped.add(key);
+        delete this.paths[key];
+        delete this.mounts[key];
+      }
+    }
   }
 
   private version(controller: string): CgroupVersion | undefined {
@@ -144,7 +182,11 @@ class FsCgroupManager implements CgroupManager {
   }
 
   private dirOf(controller: string, version: CgroupVersion): string {
-    const dir = version === 2 ? this.paths[UNIFIED] : this.paths[controller];
+    const key = version === 2 ? UNIFIED : controller;
+    const dir = this.paths[key];
+    if (dir === undefined && this.skipped.has(key)) {
+      throw new BerthError('RUNTIME_ERROR', `cannot set the ${controller || 'cgroup'} limits: --rootless left out the ${key} hierarchy, where berth-runtime may not create a cgroup; delegate a cgroup to this user and give it as linux.cgroupsPath, or remove the limits`);
+    }
     if (dir === undefined) throw new BerthError('INTERNAL', `no cgroup directory for ${controller}`);
     return dir;
   }
@@ -253,6 +295,8 @@ class FsCgroupManager implements CgroupManager {
     for (let i = 0; i < writes.length; i++) {
       const w = writes[i]!;
       const next = writes[i + 1];
+      // runc, rootless: device rules are skipped where the devices cgroup could not be made.
+      if (w.controller === 'devices' && this.skipped.has(w.version === 2 ? UNIFIED : 'devices')) continue;
       // v1: memory.limit_in_bytes ≤ memory.memsw.limit_in_bytes at every moment; when the
       // new limit exceeds the current memsw, the kernel refuses it: write memsw first.
       if (w.file === 'memory.limit_in_bytes' && next?.file === 'memory.memsw.limit_in_bytes') {
@@ -354,7 +398,8 @@ class FsCgroupManager implements CgroupManager {
 
   async pids(): Promise<number[]> {
     // Processes are in every hierarchy; read the one most likely to exist.
-    const dir = this.paths.pids ?? this.paths.memory ?? this.paths[UNIFIED] ?? Object.values(this.paths)[0]!;
+    const dir = this.paths.pids ?? this.paths.memory ?? this.paths[UNIFIED] ?? Object.values(this.paths)[0];
+    if (dir === undefined) return []; // --rootless without any cgroup
     let text: string;
     try {
       text = await fsp.readFile(join(dir, 'cgroup.procs'), 'utf8');

@@ -17,7 +17,7 @@
  * More lenient: other platforms' sections (windows, solaris, freebsd, zos, vm) are ignored.
  * Capabilities the host cannot grant are warnings, not errors (config.md: "SHOULD NOT fail").
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { BerthError } from '../../base/errors.js';
 import { hostCgroupLayout, versionOf } from '../cgroups/host.js';
@@ -25,6 +25,7 @@ import { planResourceWrites } from '../cgroups/plan.js';
 import { validateCgroupsPath } from '../cgroups/manager.js';
 import { SECCOMP_ACTIONS, SECCOMP_ARCHES, SECCOMP_OPERATORS, actionValue } from '../seccomp/constants.js';
 import { LINUX_NAMESPACE_TYPES, type LinuxResources, type Spec } from './types.js';
+import { NS_PROC_NAME } from '../linux-constants.js';
 
 export interface ValidateOptions {
   /** The bundle directory: when given, root.path is resolved against it and must be a directory. */
@@ -80,11 +81,6 @@ export const KNOWN_MOUNT_OPTIONS: readonly string[] = [
   'rsymfollow', 'runbindable', 'rw', 'shared', 'silent', 'slave', 'strictatime', 'suid', 'symfollow', 'sync',
   'tmpcopyup', 'unbindable', 'idmap', 'ridmap',
 ];
-
-/** /proc/self/ns entry of each namespace type. */
-export const NAMESPACE_PROC_NAME: Readonly<Record<string, string>> = Object.freeze({
-  pid: 'pid', network: 'net', mount: 'mnt', ipc: 'ipc', uts: 'uts', user: 'user', cgroup: 'cgroup', time: 'time',
-});
 
 const HOOK_NAMES = ['prestart', 'createRuntime', 'createContainer', 'startContainer', 'poststart', 'poststop'];
 const SCHED_POLICIES = ['SCHED_OTHER', 'SCHED_FIFO', 'SCHED_RR', 'SCHED_BATCH', 'SCHED_ISO', 'SCHED_IDLE', 'SCHED_DEADLINE'];
@@ -233,6 +229,15 @@ export function validateRuntimeConfig(doc: unknown, opts: ValidateOptions = {}):
 }
 
 /** namespace type → 'new' or the path it joins. */
+/** The type name of a /proc/PID/ns/ entry ("mnt" for "mnt:[4026531841]"), else undefined. */
+function procNsLink(path: string): string | undefined {
+  try {
+    return /^([a-z_]+):\[\d+\]$/.exec(readlinkSync(path))?.[1];
+  } catch {
+    return undefined; // not a symlink (e.g. a bind mount of a namespace): berth-init checks it
+  }
+}
+
 function checkNamespaces(c: Checker, linux: unknown, checkHost: boolean): Map<string, string> {
   const out = new Map<string, string>();
   if (linux === undefined) return out;
@@ -245,10 +250,18 @@ function checkNamespaces(c: Checker, linux: unknown, checkHost: boolean): Map<st
     const path = ns.path === undefined ? undefined : c.absolute(`${p}.path`, ns.path);
     out.set(type, path ?? 'new');
     if (checkHost) {
-      if (!existsSync(`/proc/self/ns/${NAMESPACE_PROC_NAME[type]}`)) {
-        c.unsupported(`${p}.type`, `this kernel has no ${type} namespaces (/proc/self/ns/${NAMESPACE_PROC_NAME[type]} is missing)`);
+      if (!existsSync(`/proc/self/ns/${NS_PROC_NAME[type]}`)) {
+        c.unsupported(`${p}.type`, `this kernel has no ${type} namespaces (/proc/self/ns/${NS_PROC_NAME[type]} is missing)`);
       }
       if (path !== undefined && !existsSync(path)) c.fail(`${p}.path`, `${path} does not exist`);
+      // config-linux.md: a path that is not a namespace of this type MUST be an error. A
+      // /proc/PID/ns entry names its type ("mnt:[4026531841]"); berth-init checks every path
+      // (bind mounts of namespaces too) with NS_GET_NSTYPE before it joins.
+      const link = path === undefined ? undefined : procNsLink(path);
+      if (link !== undefined && link !== NS_PROC_NAME[type]) {
+        const other = Object.entries(NS_PROC_NAME).find(([, n]) => n === link)?.[0] ?? link;
+        c.fail(`${p}.path`, `${path} is a ${other} namespace, not a ${type} namespace; give a path to a ${type} namespace`);
+      }
     }
   }
   return out;

@@ -1,0 +1,170 @@
+// Container networking: (1) what attaching a namespace to a bridge costs (attach + detach, with
+// and without a published port; median and p90 of the wall time, and the CPU time of the
+// `ip`/`nft` processes per attach, which load on the machine does not inflate), and (2) the
+// throughput of a published port on 127.0.0.1: wrk against busybox httpd in a namespace, through
+// berth's DNAT, vs podman's `--network bridge -p 127.0.0.1:P:80` (netavark), interleaved rounds,
+// req/s and p99 latency, and the ratio. Needs root, iproute2, nftables, wrk, podman.
+// BERTH_BENCH_CYCLES (attach cycles, default 30), BERTH_BENCH_SECONDS (wrk per round, default 10).
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { attachContainer, detachContainer, parsePublishAll, removeDefaultBridge, type NetworkDefaults } from '../src/engine/network/index.js';
+import { makeRootfs } from '../test/helpers/bundle.js';
+
+const CYCLES = Number(process.env.BERTH_BENCH_CYCLES ?? 30);
+const SECONDS = Number(process.env.BERTH_BENCH_SECONDS ?? 10);
+const work = mkdtempSync(join(tmpdir(), 'berth-bench-net-'));
+const defaults: NetworkDefaults = { defaultName: 'bridge', defaultBridge: 'bbench0', defaultSubnet: '10.209.0.0/24', userPool: '10.210.0.0/16' };
+const ref = { root: join(work, 'root'), defaults };
+const ns = `bbench${process.pid}`;
+
+const sorted = (a: number[]) => [...a].sort((x, y) => x - y);
+const median = (a: number[]) => sorted(a)[a.length >> 1]!;
+const p90 = (a: number[]) => sorted(a)[Math.floor(a.length * 0.9)]!;
+/** CPU time (ms) of this process's waited-for children so far: cutime + cstime of /proc/self/stat. */
+function childCpuMs(): number {
+  const f = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(f[13]) + Number(f[14])) * 1000) / 100; // fields 16 and 17, USER_HZ = 100
+}
+
+function attachCost(): void {
+  const t: Record<'plain' | 'gone' | 'detach' | 'ports' | 'detachPorts' | 'exec', number[]> = { plain: [], gone: [], detach: [], ports: [], detachPorts: [], exec: [] };
+  const cpu = { plain: 0, ports: 0 };
+  const netns = (i: number) => `${ns}-${i}`;
+  const timed = (a: number[], f: () => void) => {
+    const t0 = performance.now();
+    f();
+    a.push(performance.now() - t0);
+  };
+  // the first attach makes the bridge and its rules: not counted
+  execFileSync('ip', ['netns', 'add', ns]);
+  try {
+    attachContainer({ ...ref, id: 'warm', name: 'warm', netnsPath: `/run/netns/${ns}` });
+    detachContainer('warm', ref);
+    for (let i = 0; i < CYCLES; i++) {
+      // as `run --rm`: attach, the container exits (its namespace goes), detach
+      execFileSync('ip', ['netns', 'add', netns(i)]);
+      let c0 = childCpuMs();
+      timed(t.plain, () => attachContainer({ ...ref, id: `g${i}`, name: 'g', netnsPath: `/run/netns/${netns(i)}` }));
+      cpu.plain += childCpuMs() - c0;
+      execFileSync('ip', ['netns', 'del', netns(i)]);
+      timed(t.gone, () => detachContainer(`g${i}`, { ...ref, namespaceGone: true }));
+      // a namespace that stays (network disconnect): the veth is deleted here
+      attachContainer({ ...ref, id: `k${i}`, name: 'k', netnsPath: `/run/netns/${ns}` });
+      timed(t.detach, () => detachContainer(`k${i}`, ref));
+      c0 = childCpuMs();
+      timed(t.ports, () => attachContainer({ ...ref, id: `p${i}`, name: 'p', netnsPath: `/run/netns/${ns}`, publish: parsePublishAll(['127.0.0.1::80']) }));
+      timed(t.detachPorts, () => detachContainer(`p${i}`, ref));
+      cpu.ports += childCpuMs() - c0;
+      timed(t.exec, () => spawnSync('/bin/true'));
+    }
+  } finally {
+    execFileSync('ip', ['netns', 'del', ns]);
+  }
+  const row = (label: string, a: number[]) => console.log(`${label.padEnd(44)} median ${median(a).toFixed(1).padStart(6)} ms   p90 ${p90(a).toFixed(1).padStart(6)} ms`);
+  console.log(`attach and detach, ${CYCLES} cycles (load average ${readFileSync('/proc/loadavg', 'utf8').split(' ')[0]}):`);
+  row('attach (no published port)', t.plain);
+  row('detach after the namespace went (run --rm)', t.gone);
+  row('attach + detach as run --rm', t.plain.map((x, i) => x + t.gone[i]!));
+  row('detach, namespace kept (veth deleted here)', t.detach);
+  row('attach -p 127.0.0.1::80 (+ nft)', t.ports);
+  row('detach with the port (+ nft)', t.detachPorts);
+  row('one spawnSync(/bin/true) from Node, for scale', t.exec);
+  console.log(`CPU of berth-net/nft per attach: ${(cpu.plain / CYCLES).toFixed(1)} ms without a port, ${(cpu.ports / CYCLES).toFixed(1)} ms with one (attach + detach)`);
+}
+
+interface WrkResult { rps: number; p99: number }
+function wrk(port: number): WrkResult {
+  const r = spawnSync('wrk', ['-t2', '-c16', `-d${SECONDS}s`, '--latency', `http://127.0.0.1:${port}/`], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`wrk failed: ${r.stderr}`);
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1]);
+  const m = /99%\s+([\d.]+)(us|ms|s)/.exec(r.stdout);
+  const p99 = m ? Number(m[1]) * (m[2] === 'us' ? 0.001 : m[2] === 's' ? 1000 : 1) : NaN;
+  const errors = /Non-2xx|Socket errors: (.*)/.exec(r.stdout);
+  if (!rps) throw new Error(`wrk gave no rate: ${r.stdout}`);
+  if (errors) console.log(`  (wrk: ${errors[0]})`);
+  return { rps, p99 };
+}
+
+async function waitHttp(port: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if (spawnSync('curl', ['-sf', '-m', '1', '-o', '/dev/null', `http://127.0.0.1:${port}/`]).status === 0) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`nothing answers on 127.0.0.1:${port}`);
+}
+
+function freePort(): number {
+  return 20000 + Math.floor(Math.random() * 10000);
+}
+
+async function throughput(): Promise<void> {
+  const rootfs = join(work, 'rootfs');
+  makeRootfs(rootfs);
+  mkdirSync(join(rootfs, 'www'));
+  writeFileSync(join(rootfs, 'www', 'index.html'), 'hello from a container\n'.repeat(20));
+
+  // berth: a namespace, busybox httpd inside, attached with a published port on 127.0.0.1
+  execFileSync('ip', ['netns', 'add', ns]);
+  const berthPort = freePort();
+  const httpd = spawn('ip', ['netns', 'exec', ns, join(rootfs, 'bin', 'busybox'), 'httpd', '-f', '-p', '80', '-h', join(rootfs, 'www')], { stdio: 'ignore' });
+  attachContainer({ ...ref, id: 'web', name: 'web', netnsPath: `/run/netns/${ns}`, publish: parsePublishAll([`127.0.0.1:${berthPort}:80`]) });
+
+  // podman: the same root filesystem as an image, netavark's bridge and port forwarding
+  const env: NodeJS.ProcessEnv = { ...process.env, CONTAINERS_CONF: join(work, 'containers.conf'), CONTAINERS_STORAGE_CONF: join(work, 'storage.conf') };
+  delete env.NODE_EXTRA_CA_CERTS;
+  writeFileSync(env.CONTAINERS_CONF!, ['[containers]', 'default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]', 'netns = "none"',
+    '[engine]', 'cgroup_manager = "cgroupfs"', 'events_logger = "file"', 'runtime = "runc"', ''].join('\n'));
+  writeFileSync(env.CONTAINERS_STORAGE_CONF!, `[storage]\ndriver = "overlay"\ngraphroot = "${work}/graph"\nrunroot = "${work}/run"\n`);
+  const podman = (args: string[], input?: Buffer) => {
+    const r = spawnSync('podman', args, { env, encoding: 'utf8', timeout: 120_000, ...(input ? { input } : {}) });
+    if (r.status !== 0) throw new Error(`podman ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+  const podmanPort = freePort() + 10000;
+  try {
+    podman(['import', '-', 'localhost/berth-bench-httpd:1'], execFileSync('tar', ['-C', rootfs, '-c', '.'], { maxBuffer: 64 << 20 }));
+    podman(['run', '-d', '--name', 'berth-bench-httpd', '--network', 'bridge', '-p', `127.0.0.1:${podmanPort}:80`, 'localhost/berth-bench-httpd:1', 'httpd', '-f', '-p', '80', '-h', '/www']);
+    await waitHttp(berthPort);
+    await waitHttp(podmanPort);
+    const results: Record<'berth' | 'podman', WrkResult[]> = { berth: [], podman: [] };
+    for (let round = 0; round < 2; round++) {
+      results.berth.push(wrk(berthPort));
+      results.podman.push(wrk(podmanPort));
+    }
+    const best = (a: WrkResult[]) => ({ rps: Math.max(...a.map((x) => x.rps)), p99: Math.min(...a.map((x) => x.p99)) });
+    const b = best(results.berth);
+    const p = best(results.podman);
+    console.log(`\nwrk -t2 -c16 -d${SECONDS}s against busybox httpd through a published port on 127.0.0.1 (best of 2 interleaved rounds):`);
+    console.log(`berth  (nft DNAT)        ${b.rps.toFixed(0).padStart(7)} req/s   p99 ${b.p99.toFixed(2)} ms   rounds: ${results.berth.map((r) => r.rps.toFixed(0)).join(', ')}`);
+    console.log(`podman (netavark)        ${p.rps.toFixed(0).padStart(7)} req/s   p99 ${p.p99.toFixed(2)} ms   rounds: ${results.podman.map((r) => r.rps.toFixed(0)).join(', ')}`);
+    console.log(`ratio berth/podman: ${(b.rps / p.rps).toFixed(2)}x req/s, p99 ${(b.p99 / p.p99).toFixed(2)}x`);
+  } finally {
+    httpd.kill('SIGKILL');
+    detachContainer('web', ref);
+    spawnSync('ip', ['netns', 'del', ns]);
+    // stop first (podman tears its network down when the container has exited), then rm; under
+    // load a `rm -f` alone was seen to leave the container running
+    for (let i = 0; i < 3 && spawnSync('podman', ['ps', '-q', '--filter', 'name=berth-bench-httpd'], { env, encoding: 'utf8' }).stdout.trim(); i++) {
+      spawnSync('podman', ['stop', '-t', '0', 'berth-bench-httpd'], { env });
+    }
+    const rm = spawnSync('podman', ['rm', '-f', '-t', '0', 'berth-bench-httpd'], { env, encoding: 'utf8' });
+    if (rm.status !== 0) console.error(`podman rm failed: ${rm.stderr}`);
+    spawnSync('podman', ['rmi', '-af'], { env });
+    spawnSync('podman', ['system', 'reset', '-f'], { env });
+    const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m): m is string => !!m && m.startsWith(work));
+    for (const m of mounts.sort((a, c) => c.length - a.length)) spawnSync('umount', ['-l', m]);
+  }
+}
+
+// BERTH_BENCH_PARTS=attach or =wrk runs one part (e.g. the attach part under `chrt -f 10`, which
+// keeps the other work on a busy machine from inflating it; podman does not run under chrt).
+const parts = (process.env.BERTH_BENCH_PARTS ?? 'attach,wrk').split(',');
+try {
+  if (parts.includes('attach')) attachCost();
+  if (parts.includes('wrk')) await throughput();
+} finally {
+  removeDefaultBridge(ref);
+  rmSync(work, { recursive: true, force: true });
+}

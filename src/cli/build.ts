@@ -13,6 +13,7 @@ import { parseReference } from '../image/reference.js';
 import { parseGoDuration } from '../engine/build/flags.js';
 import { build, type BuildOptions } from '../engine/build/builder.js';
 import { BuildCache } from '../engine/build/cache.js';
+import { EngineRunExecutor } from '../engine/build/engine-run.js';
 import { berthRoot, imageStorePath, storeRefName } from '../engine/store.js';
 import { flag, needPositionals, printJson, printLine, str, strs, type CommandGroup, type ParsedCommand } from './common.js';
 
@@ -82,7 +83,8 @@ export const commands: CommandGroup = {
     usage: `Usage: berth build [OPTIONS] CONTEXT
 
 Builds the Dockerfile of CONTEXT (or -f FILE) stage by stage, without a daemon; COPY and ADD
-read CONTEXT minus what .dockerignore (.containerignore) excludes. RUN steps need the engine.
+read CONTEXT minus what .dockerignore (.containerignore) excludes. RUN steps run in containers
+of berth's engine (as root), with the host's network unless RUN --network=none.
 
 Options:
   -t, --tag NAME                 tag the image in the local store (repeatable)
@@ -132,6 +134,8 @@ Examples:
         buildArgs: buildArgsOf(strs(p, 'build-arg')),
         secrets: secretsOf(strs(p, 'secret')),
         cache: buildCacheDir(root),
+        storeRoot: berthRoot(root ? { root } : {}),
+        runExecutor: new EngineRunExecutor({ root: berthRoot(root ? { root } : {}) }),
         noCache: flag(p, 'no-cache'),
         ...(str(p, 'file') !== undefined ? { dockerfile: str(p, 'file')! } : {}),
         ...(str(p, 'target') !== undefined ? { targetStage: str(p, 'target')! } : {}),

@@ -35,6 +35,8 @@ const SERVE_OPTIONS = {
   'no-delete': { type: 'boolean' },
   'no-redirect': { type: 'boolean' },
   'sparse-manifests': { type: 'boolean' },
+  proxy: { type: 'string' },
+  'proxy-ttl': { type: 'string' },
   'upload-purge-after': { type: 'string' },
   'max-manifest-bytes': { type: 'string' },
   'chunk-min-length': { type: 'string' },
@@ -72,6 +74,8 @@ function flagOverrides(p: ParsedCommand): ConfigOverrides {
     uploadPurgeAfter: num(p, 'upload-purge-after'),
     maxManifestBytes: num(p, 'max-manifest-bytes'),
     chunkMinLength: num(p, 'chunk-min-length'),
+    proxy: str(p, 'proxy'),
+    proxyTtl: num(p, 'proxy-ttl'),
     logFormat: str(p, 'log-format'),
     gcGrace: num(p, 'gc-grace'),
   };
@@ -104,6 +108,9 @@ Options (each also as a BERTH_* environment variable or a key of the --config JS
   --metadata postgres://USER@HOST:PORT/DB   metadata in PostgreSQL, shared by replicas (BERTH_METADATA, "metadata")
   --sparse-manifests           accept manifests whose blobs or child manifests are missing, as a mirror of
                                part of an index needs (BERTH_SPARSE_MANIFESTS, "sparseManifests")
+  --proxy URL                  pull-through cache of the registry at URL (BERTH_PROXY, "proxy"); its
+                               credentials in BERTH_PROXY_USERNAME/_PASSWORD ("proxyUsername"/"proxyPassword")
+  --proxy-ttl SECONDS          serve a cached tag this long before asking the upstream again (default 300)
   --no-redirect                proxy blob GETs from S3 instead of redirecting to presigned URLs (BERTH_REDIRECT=false)
   --debug-addr HOST:PORT       plain-HTTP listener with /metrics and /healthz, no auth (BERTH_DEBUG_ADDR,
                                "debugAddr"); on --addr, /metrics needs the catalog right

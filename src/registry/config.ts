@@ -31,6 +31,8 @@ export interface RegistryConfig {
   storage?: string;
   /** Where metadata lives: undefined for SQLite in the data directory, or postgres://… */
   metadata?: string;
+  /** Pull-through cache of this upstream registry. */
+  proxy?: { url: string; username?: string; password?: string; ttlMs: number };
   /** Accept manifests whose references are missing (a mirror of part of an index). */
   sparseManifests: boolean;
   /** Blob GETs from object storage answer 307 to a presigned URL (false: proxied, with ranges). */
@@ -92,6 +94,10 @@ export interface ConfigOverrides {
   metadata?: string;
   redirect?: boolean;
   sparseManifests?: boolean;
+  proxy?: string;
+  proxyUsername?: string;
+  proxyPassword?: string;
+  proxyTtl?: number;
   tlsCert?: string;
   tlsKey?: string;
   htpasswd?: string;
@@ -133,6 +139,10 @@ export function overridesFromEnv(env: NodeJS.ProcessEnv): ConfigOverrides {
   o.data = s('BERTH_DATA');
   o.storage = s('BERTH_STORAGE');
   o.metadata = s('BERTH_METADATA');
+  o.proxy = s('BERTH_PROXY');
+  o.proxyUsername = s('BERTH_PROXY_USERNAME');
+  o.proxyPassword = s('BERTH_PROXY_PASSWORD');
+  if (s('BERTH_PROXY_TTL')) o.proxyTtl = int('BERTH_PROXY_TTL', s('BERTH_PROXY_TTL')!);
   if (s('BERTH_SPARSE_MANIFESTS')) o.sparseManifests = bool('BERTH_SPARSE_MANIFESTS', s('BERTH_SPARSE_MANIFESTS')!);
   if (s('BERTH_REDIRECT')) o.redirect = bool('BERTH_REDIRECT', s('BERTH_REDIRECT')!);
   o.tlsCert = s('BERTH_TLS_CERT');
@@ -169,7 +179,7 @@ export function overridesFromFile(path: string): ConfigOverrides {
     throw new BerthError('USAGE', `config file ${path} must hold a JSON object`);
   }
   const known = new Set([
-    'addr', 'debugAddr', 'data', 'storage', 'metadata', 'redirect', 'sparseManifests', 'tlsCert', 'tlsKey', 'htpasswd', 'realm', 'policy', 'tokenRealm', 'tokenService', 'tokenIssuer', 'tokenKey',
+    'addr', 'debugAddr', 'data', 'storage', 'metadata', 'redirect', 'sparseManifests', 'proxy', 'proxyUsername', 'proxyPassword', 'proxyTtl', 'tlsCert', 'tlsKey', 'htpasswd', 'realm', 'policy', 'tokenRealm', 'tokenService', 'tokenIssuer', 'tokenKey',
     'tokenTrust', 'tokenExpiresIn', 'delete', 'uploadPurgeAfter', 'maxManifestBytes', 'chunkMinLength', 'logFormat',
     'gcDeleteUntagged', 'gcGrace', 'warnings',
   ]);
@@ -190,6 +200,8 @@ export function buildConfig(base: RegistryConfig, ...layers: ConfigOverrides[]):
   let tokenExpiresIn = 300;
   let tlsCert: string | undefined;
   let tlsKey: string | undefined;
+  let sparseSet = false;
+  const proxy: { url?: string; username?: string; password?: string; ttlMs: number } = { ttlMs: 5 * 60 * 1000 };
   for (const o of layers) {
     if (o.addr !== undefined) c.addr = o.addr;
     if (o.debugAddr !== undefined) c.debugAddr = o.debugAddr;
@@ -197,7 +209,14 @@ export function buildConfig(base: RegistryConfig, ...layers: ConfigOverrides[]):
     if (o.storage !== undefined) c.storage = o.storage;
     if (o.metadata !== undefined) c.metadata = o.metadata;
     if (o.redirect !== undefined) c.redirect = o.redirect;
-    if (o.sparseManifests !== undefined) c.sparseManifests = o.sparseManifests;
+    if (o.sparseManifests !== undefined) {
+      c.sparseManifests = o.sparseManifests;
+      sparseSet = true;
+    }
+    if (o.proxy !== undefined) proxy.url = o.proxy;
+    if (o.proxyUsername !== undefined) proxy.username = o.proxyUsername;
+    if (o.proxyPassword !== undefined) proxy.password = o.proxyPassword;
+    if (o.proxyTtl !== undefined) proxy.ttlMs = int('proxyTtl', o.proxyTtl) * 1000;
     if (o.tlsCert !== undefined) tlsCert = o.tlsCert;
     if (o.tlsKey !== undefined) tlsKey = o.tlsKey;
     if (o.htpasswd !== undefined) c.auth.htpasswd = o.htpasswd;
@@ -245,6 +264,12 @@ export function buildConfig(base: RegistryConfig, ...layers: ConfigOverrides[]):
       trustedKeys: tokenTrust,
       expiresIn: tokenExpiresIn,
     };
+  }
+  if (proxy.url !== undefined) {
+    if (!/^https?:\/\/[^/]+\/?$/.test(proxy.url)) throw new BerthError('USAGE', `proxy must be the upstream's http(s)://HOST[:PORT], got ${JSON.stringify(proxy.url)}`);
+    c.proxy = { url: proxy.url, username: proxy.username, password: proxy.password, ttlMs: proxy.ttlMs };
+    // A mirror holds what was asked for: manifests arrive before (or without) all their parts.
+    if (!sparseSet) c.sparseManifests = true;
   }
   if (c.storage !== undefined && !c.storage.startsWith('s3://')) {
     throw new BerthError('USAGE', `storage must be s3://BUCKET?endpoint=…&region=… (or unset for the data directory), got ${JSON.stringify(c.storage)}`);

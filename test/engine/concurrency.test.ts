@@ -36,8 +36,8 @@ describe('concurrent berth commands', { skip: needs }, () => {
 
   it('50 run -d at once, with ps and rm beside them: none lost, all removed', { timeout: 600_000 }, async () => {
     // A container to remove while the others are created.
-    const victim = (await e.berth(['run', '-d', '--name', 'victim', 'busybox', 'sleep', '60'])).stdout.trim();
-    const runs = Array.from({ length: 50 }, (_, i) => e.berth(['run', '-d', '--name', `c${i}`, 'busybox', 'sleep', '60']));
+    const victim = (await e.berth(['run', '-d', '--name', 'victim', 'busybox', 'sleep', '600'])).stdout.trim();
+    const runs = Array.from({ length: 50 }, (_, i) => e.berth(['run', '-d', '--name', `c${i}`, 'busybox', 'sleep', '600']));
     const side = [e.berth(['ps', '-a']), e.berth(['rm', '-f', 'victim']), e.berth(['ps', '-q'])];
     const results = await Promise.all(runs);
     const sideResults = await Promise.all(side);
@@ -65,7 +65,7 @@ describe('concurrent berth commands', { skip: needs }, () => {
 
   it('kill -9 of berth at any moment of a create leaves a store the next command repairs', { timeout: 300_000 }, async () => {
     for (const delay of [30, 80, 130, 180, 250, 350, 500]) {
-      const child = spawn(process.execPath, [BERTH_BIN, 'run', '-d', '--name', `k${delay}`, 'busybox', 'sleep', '60'], { env: e.env, stdio: 'ignore' });
+      const child = spawn(process.execPath, [BERTH_BIN, 'run', '-d', '--name', `k${delay}`, 'busybox', 'sleep', '600'], { env: e.env, stdio: 'ignore' });
       await new Promise((r) => setTimeout(r, delay));
       child.kill('SIGKILL');
       await new Promise((r) => child.on('exit', r));

@@ -247,6 +247,13 @@ describe('berth run -d and the container commands', { skip: needs }, () => {
       assert.equal((await e.berth(['exec', id, 'cat', '/tmp/up.txt'])).stdout, 'uploaded\n');
       assert.equal((await e.berth(['cp', `${id}:/made`, join(dir, 'down.txt')])).code, 0);
       assert.equal(readFileSync(join(dir, 'down.txt'), 'utf8'), 'inside\n');
+      // As tar streams: out of the container, and into it (unpacked inside its root).
+      const { BERTH_BIN } = await import('../helpers/run-berth.js');
+      const tarOut = spawnSync('sh', ['-c', `"${process.execPath}" "${BERTH_BIN}" cp ${id}:/tmp - | tar -tf -`], { env: e.env, encoding: 'utf8' });
+      assert.match(tarOut.stdout, /^tmp\/up\.txt$/m);
+      const tarIn = spawnSync('sh', ['-c', `tar -C "${dir}" -cf - up.txt | "${process.execPath}" "${BERTH_BIN}" cp - ${id}:/root`], { env: e.env, encoding: 'utf8' });
+      assert.equal(tarIn.status, 0, tarIn.stderr);
+      assert.equal((await e.berth(['exec', id, 'cat', '/root/up.txt'])).stdout, 'uploaded\n');
       const commit = await e.berth(['commit', id, 'committed:v1']);
       assert.equal(commit.code, 0, commit.stderr);
       const r = await e.berth(['run', '--rm', 'committed:v1', 'sh', '-c', 'cat /made; test -e /etc/group || echo group-gone']);

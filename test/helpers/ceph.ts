@@ -18,7 +18,16 @@ import { peer, type Need } from './requirements.js';
 const run = promisify(execFile);
 
 /** What the fixture needs from the host (Debian packages). */
-export const cephNeeds: Need[] = [peer('ceph-mon', 'ceph-mon'), peer('ceph-osd', 'ceph-osd'), peer('radosgw', 'radosgw')];
+export const cephNeeds: Need[] = [
+  peer('ceph-mon', 'ceph-mon'),
+  peer('ceph-osd', 'ceph-osd'),
+  peer('radosgw', 'radosgw'),
+  // (installed with them: ceph-base and ceph-common)
+  peer('monmaptool', 'ceph-base'),
+  peer('ceph', 'ceph-common'),
+  peer('ceph-authtool', 'ceph-common'),
+  peer('radosgw-admin', 'ceph-common'),
+];
 
 export interface CephRgw {
   /** http://127.0.0.1:PORT */

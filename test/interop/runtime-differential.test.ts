@@ -110,7 +110,6 @@ describe('berth-runtime vs runc and crun: same bundle, same observations inside 
   VARIANTS.forEach((v, i) => {
     it(v.name, () => {
       const pristine = JSON.stringify(bundle.spec);
-      bundle.spec.ociVersion = '1.0.2'; // crun 1.8 accepts only 1.0.x
       bundle.spec.process!.args = ['/probe.sh'];
       v.edit(bundle.spec);
       bundle.save();

@@ -47,7 +47,9 @@ describe('berth-runtime events (root)', { skip: skipUnless(root('containers and 
     assert.equal(r.status, 0, r.stderr);
     assert.equal(rt.run(['start', 'ev']).status, 0);
     pid = rt.state('ev').pid!;
-    await new Promise((res) => setTimeout(res, 300)); // both sleeps started
+    // Both sleeps started: the shell has forked and exec'ed (slow under load).
+    const pidsFile = join(cgroupDir(pid, 'pids').dir, 'pids.current');
+    for (let i = 0; i < 1000 && readFileSync(pidsFile, 'utf8').trim() !== '2'; i++) await new Promise((res) => setTimeout(res, 10));
   });
   after(() => {
     rt?.cleanup();
@@ -122,21 +124,28 @@ describe('berth-runtime events (root)', { skip: skipUnless(root('containers and 
   });
 
   it('events --interval streams stats lines until the container stops', async () => {
-    const b = makeBusyboxBundle(['/bin/sleep', '3']);
+    const b = makeBusyboxBundle(['/bin/sleep', '60']);
     try {
       const r = rt.create('short', b.dir, join(b.dir, 'out'));
       assert.equal(r.status, 0, r.stderr);
+      assert.equal(rt.run(['start', 'short']).status, 0);
       const child = spawn(FRONT, ['--root', rt.root, 'events', '--interval', '200ms', 'short'], { stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
-      child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
-      assert.equal(rt.run(['start', 'short']).status, 0);
-      const code = await new Promise<number | null>((res) => {
-        const timer = setTimeout(() => { child.kill(); res(null); }, 10_000);
-        child.on('exit', (c) => { clearTimeout(timer); res(c); });
+      const exited = new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
+      // Three lines (however slow Node starts under load), then the container stops.
+      await new Promise<void>((res, rej) => {
+        const timer = setTimeout(() => rej(new Error(`only ${out.split('\n').length - 1} lines after 30 s`)), 30_000);
+        child.stdout.on('data', (c: Buffer) => {
+          out += c.toString();
+          if (out.split('\n').length > 3) { clearTimeout(timer); res(); }
+        });
       });
+      assert.equal(rt.run(['kill', 'short', 'KILL']).status, 0);
+      const code = await Promise.race([exited, new Promise<'timeout'>((res) => setTimeout(() => res('timeout'), 15_000))]);
+      if (code === 'timeout') child.kill();
       assert.equal(code, 0, 'events returns by itself once the container has stopped');
       const lines = out.trim().split('\n').map(parseEvent);
-      assert.ok(lines.length >= 3, `${lines.length} lines in about 3 s at 200 ms`);
+      assert.ok(lines.length >= 3, `${lines.length} lines`);
       for (const l of lines) assert.deepEqual([l.type, l.id], ['stats', 'short']);
       const stopped = rt.run(['events', '--stats', 'short']);
       assert.notEqual(stopped.status, 0);

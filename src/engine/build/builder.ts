@@ -33,6 +33,7 @@ import { planBuild, resolveSourceRef, stepKey, type BuildPlan, type SourceRef } 
 import { noExecutorError, runArgv, type RunStepExecutor } from './run-step.js';
 import { contentHash, destinationPath, DigestMemo, resolveCopy, type CopyRoot } from './sources.js';
 import { writeUpperLayer } from './upper.js';
+import { writeDiffLayer } from '../../layer/diff.js';
 
 type LayerProducer = (out: Writable, opts: LayerOptions) => Promise<LayerResult>;
 
@@ -56,6 +57,8 @@ export interface BuildOptions {
   compression?: LayerCompression;
   /** Runs RUN steps (the engine); without it a Dockerfile with RUN fails before building. */
   runExecutor?: RunStepExecutor;
+  /** The berth root whose image store FROM/--from names are looked up in (default: BERTH_ROOT or the usual place). */
+  storeRoot?: string;
   /** How FROM/--from images are found; default: `oci:DIR[:REF]`, else the local image store. */
   resolveImage?: (ref: string, platform: Platform) => Promise<{ layout: OciLayout; ref: string }>;
   /** Where temporary root filesystems go (default the system temp directory). */
@@ -110,12 +113,12 @@ interface StageResult {
   baseDigest?: string;
 }
 
-async function defaultResolveImage(ref: string): Promise<{ layout: OciLayout; ref: string }> {
+async function defaultResolveImage(ref: string, storeRoot?: string): Promise<{ layout: OciLayout; ref: string }> {
   if (isLayoutPlace(ref)) {
     const place = parseLayoutPlace(ref);
     return { layout: await OciLayout.open(place.dir), ref: place.ref ?? 'latest' };
   }
-  const store = await openImageStore();
+  const store = await openImageStore(storeRoot ? { root: storeRoot } : {});
   return { layout: store, ref: storeRefName(parseReference(ref)) };
 }
 
@@ -162,7 +165,7 @@ class Build {
   }
 
   private resolveImage(ref: string): Promise<{ layout: OciLayout; ref: string }> {
-    return (this.opts.resolveImage ?? defaultResolveImage)(ref, this.platform);
+    return this.opts.resolveImage ? this.opts.resolveImage(ref, this.platform) : defaultResolveImage(ref, this.opts.storeRoot);
   }
 
   /** Unpacks layers into a new directory under the build's temp dir. */
@@ -474,9 +477,7 @@ class Build {
     const text = `RUN ${args.length ? `|${args.length} ${args.join(' ')} ` : ''}${argv.join(' ')}`;
     await this.layerStep(index, state, { instruction: JSON.stringify({ text, mounts, network: ins.network, security: ins.security }), args: [...args] }, `${text} # buildkit`, async () => {
       const rootfs = await this.materialize(state);
-      // --mount from= a stage reads its root filesystem.
-      for (const d of this.plan.stages[index]!.deps) await this.materialize(this.results.get(d)!);
-      const { upperDir } = await executor.run(
+      const result = await executor.run(
         {
           instruction: ins,
           argv,
@@ -487,6 +488,7 @@ class Build {
           network: (ins.network ?? 'default') as 'default' | 'none' | 'host',
           security: (ins.security ?? 'sandbox') as 'sandbox' | 'insecure',
           platform: this.platform,
+          image: { layout: this.out, layers: state.layers.map((l) => l.desc), diffIds: state.layers.map((l) => l.diffId), config: structuredClone(state.config) },
           ...(script ? { script } : {}),
           stage: { index, ...(this.df.stages[index]!.name ? { name: this.df.stages[index]!.name } : {}) },
         },
@@ -494,12 +496,15 @@ class Build {
         {
           stdout: process.stdout,
           stderr: process.stderr,
-          stageRoot: (i) => this.results.get(i)!.rootfs,
-          contextDir: this.opts.contextDir,
+          mountRoot: async (from) => (await (await this.copySource(index, from)).open()).dir,
           secrets: this.opts.secrets ?? new Map(),
         },
       );
-      return this.commitLayer(state, (out, o) => writeUpperLayer(upperDir, out, o));
+      try {
+        return await this.commitLayer(state, (out, o) => ('upperDir' in result ? writeUpperLayer(result.upperDir, out, o) : writeDiffLayer(rootfs, result.rootDir, out, o)));
+      } finally {
+        await result.release?.();
+      }
     });
   }
 

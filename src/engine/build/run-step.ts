@@ -6,7 +6,8 @@
  */
 import type { Writable } from 'node:stream';
 import { BerthError } from '../../base/errors.js';
-import type { Platform } from '../../base/types.js';
+import type { Descriptor, ImageConfig, Platform } from '../../base/types.js';
+import type { OciLayout } from '../../image/layout.js';
 import type { RunMount } from './flags.js';
 import type { RunInstruction } from './instructions.js';
 
@@ -25,6 +26,12 @@ export interface RunStep {
   security: 'sandbox' | 'insecure';
   platform: Platform;
   /**
+   * The stage so far as an image: its layers (blobs in `layout`) and config. An engine with a
+   * snapshot store may prepare its own root filesystem from these (chain IDs of diffIds)
+   * instead of reading rootfsSnapshot.
+   */
+  image: { layout: OciLayout; layers: Descriptor[]; diffIds: string[]; config: ImageConfig };
+  /**
    * `RUN <<EOF` whose body starts with `#!`: the executor writes `data` to `path` (mode 0755,
    * outside the image's layer) and argv runs it, as BuildKit does.
    */
@@ -37,22 +44,29 @@ export interface RunStepOptions {
   stdout: Writable;
   stderr: Writable;
   signal?: AbortSignal;
-  /** The root filesystem of an earlier stage, for --mount=type=bind,from=STAGE. */
-  stageRoot(index: number): string;
-  /** The build context directory, for --mount=type=bind without from=. */
-  contextDir: string;
+  /**
+   * The directory a --mount=type=bind reads: `from` a stage (its root filesystem) or an image
+   * (unpacked), or the build context when there is no from=.
+   */
+  mountRoot(from: string | undefined): Promise<string>;
   /** --secret id=…,src=… given to the build: id → file. */
   secrets: Map<string, string>;
 }
 
+/**
+ * The changes a RUN made: an overlay upper directory (overlayfs whiteouts: 0/0 character
+ * devices, opaque directories marked trusted.overlay.opaque=y), or, where overlayfs was not
+ * available, the whole root as the step left it (diffed against rootfsSnapshot). `release` is
+ * called once the layer is made.
+ */
+export type RunStepResult = ({ upperDir: string } | { rootDir: string }) & { release?: () => Promise<void> };
+
 export interface RunStepExecutor {
   /**
-   * Runs `step` over `rootfsSnapshot` (read it, never write it) and returns the overlay upper
-   * directory holding the changes (overlayfs whiteouts: 0/0 character devices and opaque
-   * directories marked with trusted.overlay.opaque=y). A non-zero exit rejects with a
-   * BerthError whose message carries the exit code.
+   * Runs `step` over `rootfsSnapshot` (read it, never write it) and returns its changes. A
+   * non-zero exit rejects with a BerthError whose message carries the exit code.
    */
-  run(step: RunStep, rootfsSnapshot: string, opts: RunStepOptions): Promise<{ upperDir: string }>;
+  run(step: RunStep, rootfsSnapshot: string, opts: RunStepOptions): Promise<RunStepResult>;
 }
 
 /**

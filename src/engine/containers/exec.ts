@@ -101,8 +101,27 @@ function containerPath(engine: Engine, arg: string): { c: Container; path: strin
 export async function copyFiles(engine: Engine, src: string, dst: string): Promise<void> {
   const from = containerPath(engine, src);
   const to = containerPath(engine, dst);
-  if (!!from === !!to) throw new BerthError('USAGE', 'berth cp copies between a container and the host: exactly one side must be CONTAINER:PATH');
+  const tarIn = src === '-';
+  const tarOut = dst === '-';
+  if (!!from === !!to || (tarIn && tarOut)) throw new BerthError('USAGE', 'berth cp copies between a container and the host: exactly one side must be CONTAINER:PATH (the other a host path, or - for a tar stream)');
   const rootOf = (c: Container) => (JSON.parse(readFileSync(join(engine.bundleDir(c), 'config.json'), 'utf8')) as Spec).root!.path;
+  if (from && tarOut) {
+    // A tar of the directory, its entries under its own name (as docker cp … - does).
+    const host = await resolveInRoot(rootOf(from.c), from.path);
+    if (!host) throw new BerthError('NOT_FOUND', `no such file or directory in container ${from.c.name}: ${from.path}`);
+    if (!statSync(host).isDirectory()) throw new BerthError('UNSUPPORTED', `berth cp ${src} -: a tar stream is made of a directory; copy a file to a host path instead`);
+    const { writeLayerFromDir } = await import('../../layer/create.js');
+    await writeLayerFromDir(host, process.stdout, { compression: 'none', prefix: posix.basename(from.path) || '.' });
+    return;
+  }
+  if (tarIn && to) {
+    // Unpacked inside the container's root: paths and links in the archive cannot leave it.
+    const dir = await resolveInRoot(rootOf(to.c), to.path);
+    if (!dir || !statSync(dir).isDirectory()) throw new BerthError('NOT_FOUND', `no such directory in container ${to.c.name}: ${to.path}`);
+    const { applyTarStream } = await import('../../layer/apply.js');
+    await applyTarStream(dir, process.stdin);
+    return;
+  }
   if (from) {
     const host = await resolveInRoot(rootOf(from.c), from.path);
     if (!host) throw new BerthError('NOT_FOUND', `no such file or directory in container ${from.c.name}: ${from.path}`);

@@ -19,6 +19,7 @@ export async function getBlob(reg: Registry, req: IncomingMessage, res: ServerRe
   checkDigest(digest);
   const head = req.method === 'HEAD';
   let size = await reg.meta.repoBlob(name, digest);
+  if (size === undefined && reg.proxy && (await reg.proxy.ensureBlob(name, digest))) size = await reg.meta.repoBlob(name, digest);
   let inline: Buffer | undefined;
   if (size === undefined) {
     // Manifests are content too; some clients fetch them through the blobs endpoint.

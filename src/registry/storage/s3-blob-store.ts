@@ -4,7 +4,7 @@
  * - Blobs: `<prefix>blobs/<alg>/<first two hex>/<encoded>`, written only by `commitUpload`
  *   after the caller verified the digest, so a blob key exists only when whole and verified.
  * - Uploads: one multipart upload per session at `<prefix>uploads/<id>/data-<generation>`.
- *   Bytes are buffered into parts of at least 5 MiB (S3's minimum for every part but the last);
+ *   Bytes are buffered into parts of at least 5 MiB (one part sent while the next is read) (S3's minimum for every part but the last);
  *   what is left at the end of a request (under 5 MiB) is kept with the session's staging state
  *   in the metadata store, which every replica shares, so any replica continues a session.
  * - Commit: the last bytes become the last part, the multipart upload completes to its staging
@@ -45,11 +45,17 @@ import type { BlobStat, BlobStore, ByteRange } from './blob-store.js';
 const UPLOAD_ID_RE = /^[a-f0-9-]{36}$/;
 /** S3: every part but the last is at least 5 MiB. */
 export const MIN_PART = 5 * 1024 * 1024;
-/** Parts are sent once this much is buffered (at most 10,000 parts: blobs up to 80 GiB). */
-const PART_TARGET = 8 * 1024 * 1024;
+/**
+ * Parts are sent once this much is buffered: 5 MiB (memory: two parts per upload in flight),
+ * growing with the upload so that S3's 10,000 parts hold blobs of several TiB.
+ */
+function partTarget(received: number): number {
+  return Math.max(MIN_PART, Math.floor(received / 2000));
+}
 /** The largest single copy (CopyObject, UploadPartCopy). */
 const MAX_COPY = 5 * 1024 * 1024 * 1024;
 const PRESIGN_SECONDS = 20 * 60;
+const PRESIGN_CACHE_ENTRIES = 10_000;
 
 // berth supports Node 20 and pins an SDK release that runs on it: no notice on every start.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -127,6 +133,7 @@ function isNotFound(err: unknown): boolean {
 export class S3BlobStore implements BlobStore {
   readonly client: S3Client;
   readonly chunkMinLength = MIN_PART;
+  private readonly presigned = new Map<string, { url: string; until: number }>();
 
   constructor(
     readonly opts: S3Options,
@@ -193,9 +200,18 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  /** A URL the client can GET the blob (or a range of it, with its own Range header) from directly. */
+  /**
+   * A URL the client can GET the blob (or a range of it, with its own Range header) from directly.
+   * Signing costs more than the rest of the request: a URL is reused for a quarter of its life.
+   */
   async presign(digest: string): Promise<string> {
-    return getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.bucket, Key: this.blobKey(digest) }), { expiresIn: PRESIGN_SECONDS });
+    const now = Date.now();
+    const hit = this.presigned.get(digest);
+    if (hit && hit.until > now) return hit.url;
+    const url = await getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.bucket, Key: this.blobKey(digest) }), { expiresIn: PRESIGN_SECONDS });
+    if (this.presigned.size >= PRESIGN_CACHE_ENTRIES) this.presigned.clear();
+    this.presigned.set(digest, { url, until: now + (PRESIGN_SECONDS * 1000) / 4 });
+    return url;
   }
 
   read(digest: string, range?: ByteRange): Readable {
@@ -277,6 +293,8 @@ export class S3BlobStore implements BlobStore {
     let buffered = s.pending.length;
     let count = 0;
     let next = (s.parts.at(-1)?.n ?? 0) + 1;
+    let received = s.parts.reduce((n, p) => n + p.size, 0);
+    let target = partTarget(received);
     // One part in flight while the next is read: at most two parts of this upload in memory.
     let inFlight: Promise<Part> | undefined;
     const send = async (body: Buffer[], size: number) => {
@@ -290,7 +308,9 @@ export class S3BlobStore implements BlobStore {
         onChunk?.(chunk);
         chunks.push(chunk);
         buffered += chunk.length;
-        if (buffered >= PART_TARGET) {
+        if (buffered >= target) {
+          received += buffered;
+          target = partTarget(received);
           await send(chunks, buffered);
           chunks = [];
           buffered = 0;

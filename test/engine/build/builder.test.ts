@@ -261,6 +261,9 @@ describe('berth build without RUN', { skip: skipUnless(root('COPY sets owners wi
     assert.deepEqual(s.argv, ['/bin/sh', '-c', 'echo $V <<EOF\nbody\nEOF']);
     assert.deepEqual(s.env.slice(-2), ['E=2', 'V=1']);
     assert.deepEqual([s.workdir, s.network, s.mounts[0]!.type, s.mounts[0]!.target], ['/w', 'none', 'cache', '/c']);
+    assert.equal(s.image.layers.length, 2, 'COPY . / and WORKDIR /w');
+    assert.deepEqual(s.image.diffIds, s.image.config.rootfs.diff_ids);
+    assert.ok(await s.image.layout.exists(s.image.layers[0]!));
     const rootfs = join(dir, 'rootfs');
     const img = await unpackTag(out, 'r', rootfs);
     assert.equal(await readFile(join(rootfs, 'made-by-run'), 'utf8'), 'ran\n');

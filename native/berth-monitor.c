@@ -9,6 +9,8 @@
  * It runs COMMAND (berth-init in keep mode, or `runc run`), which stays the parent of the
  * container process and exits with its status; fd 3 (berth-init's plan channel) passes through.
  *  -t SOCKET  listen there for the pty master berth-init sends (runtime-spec console socket)
+ *  -S         COMMAND is berth-init without keep: it exits once the container process runs,
+ *             which is then reparented to us (PR_SET_CHILD_SUBREAPER); its status is the one.
  *  -a         attached: copy the container's output to our stdout/stderr (and stdin, with -i,
  *             to the container); exit with the container's status. Otherwise detached: setsid.
  *  -l LOG     docker's json-file log ({"log","stream","time"} per line), rotated to LOG.1 when
@@ -37,6 +39,7 @@
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -46,7 +49,7 @@ static const char *log_path, *exit_path, *sock_path, *rm_dir, *name_link, *runti
 static const char *cgroups[32];
 static int ncg;
 static long long max_size = 10 << 20;
-static int attached, with_stdin;
+static int attached, with_stdin, subreaper;
 static int log_fd = -1;
 static long long log_size;
 static pid_t child;
@@ -144,6 +147,28 @@ static void forward(int sig) {
   if (child > 0) kill(child, sig);
 }
 
+static int status_code(int st) { return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st); }
+
+/*
+ * Reaps what has exited (blocking when `block`); returns the container's exit code once known,
+ * else -1. Without -S that is COMMAND's status; with -S, COMMAND (berth-init) exiting 0 only
+ * means the container runs, and its status comes from the first other child reaped.
+ */
+static int reap(int block) {
+  for (;;) {
+    int st;
+    pid_t w = waitpid(subreaper ? -1 : child, &st, block ? 0 : WNOHANG);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return w < 0 && errno == ECHILD ? 255 : -1;
+    if (w == child) {
+      child = -1;
+      if (!subreaper || status_code(st) != 0) return status_code(st);
+      continue;
+    }
+    return status_code(st);
+  }
+}
+
 static volatile sig_atomic_t winch;
 static void on_winch(int sig) { (void)sig; winch = 1; }
 
@@ -154,12 +179,8 @@ static int receive_pty(int listener) {
     int r = poll(&p, 1, 100);
     if (r > 0) break;
     if (r < 0 && errno != EINTR) return -1;
-    int st;
-    if (waitpid(child, &st, WNOHANG) == child) {
-      /* put it back for the main loop: remember the status through a pipe-less trick */
-      errno = ECHILD;
-      return -2 - (WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
-    }
+    int code = reap(0);
+    if (code >= 0) return -2 - code;
   }
   int conn = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
   if (conn < 0) return -1;
@@ -238,9 +259,10 @@ static void write_exit(int code) {
 
 int main(int argc, char **argv) {
   int opt;
-  while ((opt = getopt(argc, argv, "+ait:l:s:e:r:n:R:m:g:")) != -1) {
+  while ((opt = getopt(argc, argv, "+aiSt:l:s:e:r:n:R:m:g:")) != -1) {
     switch (opt) {
     case 'a': attached = 1; break;
+    case 'S': subreaper = 1; break;
     case 'i': with_stdin = 1; break;
     case 't': sock_path = optarg; break;
     case 'l': log_path = optarg; break;
@@ -255,7 +277,10 @@ int main(int argc, char **argv) {
     }
   }
   if (optind >= argc) fail("no command given");
+  /* fd 3, when given, is berth-init's plan channel: it passes to the command only. */
+  int has_channel = fcntl(3, F_GETFD) >= 0;
   if (!attached) setsid();
+  if (subreaper) prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
   if (log_path) open_log();
 
   int listener = -1;
@@ -291,7 +316,7 @@ int main(int argc, char **argv) {
     _exit(127);
   }
   /* fd 3 is berth-init's now: without our copy, the engine sees its end close with it. */
-  close(3);
+  if (has_channel) close(3);
   if (out[1] >= 0) { close(out[1]); close(err[1]); }
 
   int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
@@ -299,7 +324,7 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
 
   struct stream sout = { .name = "stdout", .fd = out[0], .out = 1 }, serr = { .name = "stderr", .fd = err[0], .out = 2 };
-  int master = -1, status = -1, code = -1;
+  int master = -1, code = -1;
   if (listener >= 0) {
     master = receive_pty(listener);
     close(listener);
@@ -332,22 +357,12 @@ int main(int argc, char **argv) {
     if (sout.fd >= 0) p[np++] = (struct pollfd){ .fd = sout.fd, .events = POLLIN };
     if (serr.fd >= 0) p[np++] = (struct pollfd){ .fd = serr.fd, .events = POLLIN };
     if (in_open) p[np++] = (struct pollfd){ .fd = 0, .events = POLLIN };
-    if (!exited) {
-      pid_t w = waitpid(child, &status, WNOHANG);
-      if (w == child) {
-        exited = 1;
-        code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      }
-    }
+    if (!exited && (code = reap(0)) >= 0) exited = 1;
     if (np == 0 || (exited && np == (in_open ? 1 : 0))) {
       if (exited) break;
       /* Output closed before the exit: wait for it (EINTR: a forwarded signal). */
-      if (waitpid(child, &status, 0) == child) {
-        exited = 1;
-        code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      } else if (errno != EINTR) {
-        break;
-      }
+      code = reap(1);
+      exited = 1;
       continue;
     }
     /* After the exit, a pty master never reports EOF while other holders live: drain briefly. */
@@ -376,10 +391,7 @@ int main(int argc, char **argv) {
   }
   flush_stream(&sout);
   flush_stream(&serr);
-  if (code < 0) {
-    if (waitpid(child, &status, 0) == child) code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    else code = 255;
-  }
+  if (code < 0) code = reap(1);
   write_exit(code);
   if (rm_dir) remove_container();
   restore_tty();

@@ -3,7 +3,7 @@
 // modules (resolving and linking them cost ~0.1 s per start here).
 // Command groups stay lazy inside the bundle: esbuild turns `import('./serve.js')` into a call
 // that initialises that group's modules on first use, and the native addons (zstd-napi,
-// better-sqlite3) stay external, required only when a command needs them.
+// better-sqlite3) and the scale-out clients (AWS SDK, postgres) stay external, required only when a command needs them.
 // The code cache is made here by one process that runs `berth --help` (every command group's
 // modules), then pushes a small image from a layout to a throwaway `berth serve` on 127.0.0.1
 // and pulls it back: the cache then holds what copy, push and pull compile (a pull started
@@ -20,7 +20,7 @@ const loader = join(dist, 'berth.cjs');
 await bundleCli({
   entry: 'src/cli/berth.js',
   name: 'berth',
-  external: ['zstd-napi', 'better-sqlite3'],
+  external: ['zstd-napi', 'better-sqlite3', '@aws-sdk/client-s3', '@aws-sdk/s3-request-presigner', 'postgres'],
   // The warm-up's registry must not write the cache (its run compiles other functions).
   cacheWhen: "process.env.BERTH_CODE_CACHE_WRITE !== '0'",
 });

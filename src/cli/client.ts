@@ -352,14 +352,21 @@ Examples:
         // Resolved through the mirrors registries.conf names, while the store opens.
         const resolving = client.resolveForPull(ref.registry, ref.repository, referenceTarget(ref), { prefetch: true });
         resolving.catch(() => undefined); // awaited below, once the store is open
-        const { openImageStore, storeRefName } = await import('../engine/store.js');
+        const { berthRoot, openImageStore, storeRefName } = await import('../engine/store.js');
+        const { takeLease } = await import('../engine/leases.js');
         const store = await openImageStore({ root: str(p, 'root') });
-        const progress = progressFor(p);
-        const name = storeRefName(ref);
-        const { repository: repo, descriptor: root } = await resolving;
-        const result = await copy(repo, root, store, name, copyOptions(p, progress));
-        report(p, result, progress, { reference: name, store: store.dir });
-        return 0;
+        // The blobs land before the tag: a gc in another process (rmi, prune) must keep them meanwhile.
+        const endLease = await takeLease(berthRoot({ root: str(p, 'root') }), { writesBlobs: true });
+        try {
+          const progress = progressFor(p);
+          const name = storeRefName(ref);
+          const { repository: repo, descriptor: root } = await resolving;
+          const result = await copy(repo, root, store, name, copyOptions(p, progress));
+          report(p, result, progress, { reference: name, store: store.dir });
+          return 0;
+        } finally {
+          await endLease();
+        }
       } finally {
         client.close();
       }

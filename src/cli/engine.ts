@@ -580,13 +580,7 @@ const commands: CommandGroup = {
       const [sub, ...rest] = p.positionals;
       if (sub === 'prune') {
         const { engine } = await engineOf(p);
-        engine.sweep();
-        const removed: string[] = [];
-        for (const c of engine.store.list()) {
-          if (c.state.status === 'running') continue;
-          await engine.remove(c, false);
-          removed.push(c.id);
-        }
+        const removed = await engine.pruneStopped();
         if (removed.length) printLine('Deleted Containers:');
         for (const id of removed) printLine(id);
         return 0;

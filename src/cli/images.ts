@@ -298,12 +298,16 @@ async function systemCommand(p: ParsedCommand, sub: string | undefined): Promise
       return 0;
     }
     case 'prune': {
+      // As docker: stopped containers first, then what they no longer hold.
+      const { Engine } = await import('../engine/containers/engine.js');
+      const containers = await new Engine(root).pruneStopped();
       const images = new LocalImages(root);
       const r = await images.prune({ all: flag(p, 'all') });
       const v = flag(p, 'volumes') ? await new Volumes(root).prune({ all: flag(p, 'all') }) : { removed: [], bytes: 0 };
       const total = r.reclaimed.bytes + v.bytes;
-      if (p.json) printJson({ images: r.deleted, snapshots: r.reclaimed.snapshots.length, blobs: r.reclaimed.blobs.length, volumes: v.removed, reclaimed: total });
+      if (p.json) printJson({ containers, images: r.deleted, snapshots: r.reclaimed.snapshots.length, blobs: r.reclaimed.blobs.length, volumes: v.removed, reclaimed: total });
       else {
+        for (const id of containers) printLine(`deleted container: ${id}`);
         for (const d of r.deleted) printLine(`deleted: ${d}`);
         for (const n of v.removed) printLine(`deleted volume: ${n}`);
         printLine(`Total reclaimed space: ${formatBytes(total)}`);
@@ -371,8 +375,9 @@ Commands:
                        containers (their own changes) and volumes; -v per image, with the
                        size it shares with other images
   prune [-a] [--volumes]
-                       remove untagged images (-a: every image no container uses), unused
-                       snapshots and blobs, and with --volumes the unused volumes
+                       remove stopped containers, untagged images (-a: every image no
+                       container uses), unused snapshots and blobs, and with --volumes the
+                       unused volumes
   check [--repair]     verify the store (index, every blob's digest, manifests), snapshots
                        and leftovers of interrupted commands; --repair removes what cannot be
                        used (half-unpacked snapshots, stale locks, dangling references,

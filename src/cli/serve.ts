@@ -3,7 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { BerthError } from '../base/errors.js';
 import { buildConfig, defaultConfig, overridesFromEnv, overridesFromFile, type ConfigOverrides, type RegistryConfig } from '../registry/config.js';
 import { collectGarbage } from '../registry/gc.js';
-import { openRegistry } from '../registry/registry.js';
+import { migrateRegistry } from '../registry/migrate.js';
+import { openBlobStore, openMetadata, openRegistry } from '../registry/registry.js';
 import { RegistryServer } from '../registry/server.js';
 import { removeServePid, runningServer, writeServePid } from '../registry/serve-lock.js';
 import { verifyRegistry } from '../registry/verify.js';
@@ -13,6 +14,8 @@ const CONFIG_OPTIONS = {
   config: { type: 'string' },
   addr: { type: 'string' },
   data: { type: 'string' },
+  storage: { type: 'string' },
+  metadata: { type: 'string' },
 } as const;
 
 const SERVE_OPTIONS = {
@@ -30,6 +33,8 @@ const SERVE_OPTIONS = {
   'token-trust': { type: 'string', multiple: true },
   'token-expires': { type: 'string' },
   'no-delete': { type: 'boolean' },
+  'no-redirect': { type: 'boolean' },
+  'sparse-manifests': { type: 'boolean' },
   'upload-purge-after': { type: 'string' },
   'max-manifest-bytes': { type: 'string' },
   'chunk-min-length': { type: 'string' },
@@ -52,6 +57,8 @@ function flagOverrides(p: ParsedCommand): ConfigOverrides {
     addr: str(p, 'addr'),
     debugAddr: str(p, 'debug-addr'),
     data: str(p, 'data'),
+    storage: str(p, 'storage'),
+    metadata: str(p, 'metadata'),
     tlsCert: str(p, 'tls-cert'),
     tlsKey: str(p, 'tls-key'),
     htpasswd: str(p, 'htpasswd'),
@@ -71,6 +78,8 @@ function flagOverrides(p: ParsedCommand): ConfigOverrides {
   if (strs(p, 'token-trust').length > 0) o.tokenTrust = strs(p, 'token-trust');
   if (strs(p, 'warning').length > 0) o.warnings = strs(p, 'warning');
   if (flag(p, 'no-delete')) o.delete = false;
+  if (flag(p, 'no-redirect')) o.redirect = false;
+  if (flag(p, 'sparse-manifests')) o.sparseManifests = true;
   if (flag(p, 'gc-delete-untagged')) o.gcDeleteUntagged = true;
   return o;
 }
@@ -90,6 +99,12 @@ $XDG_DATA_HOME/berth/registry (~/.local/share/berth/registry; /var/lib/berth/reg
 Options (each also as a BERTH_* environment variable or a key of the --config JSON file):
   --addr HOST:PORT             listen address (BERTH_ADDR, "addr")
   --data DIR                   data directory (BERTH_DATA, "data")
+  --storage s3://BUCKET[/PREFIX]?endpoint=URL&region=R   blobs in S3 (BERTH_STORAGE, "storage");
+                               credentials from the AWS chain (AWS_ACCESS_KEY_ID/…, ~/.aws)
+  --metadata postgres://USER@HOST:PORT/DB   metadata in PostgreSQL, shared by replicas (BERTH_METADATA, "metadata")
+  --sparse-manifests           accept manifests whose blobs or child manifests are missing, as a mirror of
+                               part of an index needs (BERTH_SPARSE_MANIFESTS, "sparseManifests")
+  --no-redirect                proxy blob GETs from S3 instead of redirecting to presigned URLs (BERTH_REDIRECT=false)
   --debug-addr HOST:PORT       plain-HTTP listener with /metrics and /healthz, no auth (BERTH_DEBUG_ADDR,
                                "debugAddr"); on --addr, /metrics needs the catalog right
   --config FILE                JSON config file (BERTH_CONFIG)
@@ -123,11 +138,12 @@ async function serve(p: ParsedCommand): Promise<number> {
   const registry = await openRegistry(config);
   const server = new RegistryServer(registry);
   const addr = await server.listen();
-  writeServePid(config.dataDir);
+  // serve.pid keeps an offline `berth registry gc` away from a SQLite registry in use.
+  if (!config.metadata) writeServePid(config.dataDir);
   const url = urlOf(config.tls ? 'https' : 'http', addr);
   const debug = server.debugAddress;
   const debugUrl = debug ? urlOf('http', debug) : undefined;
-  if (p.json) printJson({ url, address: addr.address, port: addr.port, data: config.dataDir, pid: process.pid, ...(debugUrl ? { debugUrl } : {}) });
+  if (p.json) printJson({ url, address: addr.address, port: addr.port, data: config.dataDir, storage: config.storage ?? 'data', metadata: config.metadata ? 'postgres' : 'sqlite', pid: process.pid, ...(debugUrl ? { debugUrl } : {}) });
   else printLine(`berth registry listening on ${url}, data in ${config.dataDir}${debugUrl ? `; /metrics and /healthz on ${debugUrl}` : ''}`);
   let gcTimer: NodeJS.Timeout | undefined;
   const gcInterval = num(p, 'gc-interval');
@@ -162,23 +178,34 @@ async function serve(p: ParsedCommand): Promise<number> {
 
 const REGISTRY_USAGE = `Usage: berth registry gc [--dry-run] [--delete-untagged] [--grace SECONDS] [--force] [--data DIR] [--config FILE]
        berth registry verify [--data DIR] [--config FILE]
+       berth registry migrate --to-storage s3://… --to-metadata postgres://… [--data DIR] [--force]
 
 gc removes blobs no manifest references (and, with --delete-untagged, manifests no tag, index or
 subject reaches), keeping anything linked or pushed within the grace period (default 3600 s).
 --dry-run prints what would go. While "berth serve" runs on the same data, gc refuses to delete
 (unless --force): use "berth serve --gc-interval SECONDS", which collects under the server's locks.
 verify checks every blob against its digest and size, and every manifest reference.
+migrate copies the registry (blobs hashed on the way, manifests with their tags) into S3 and
+PostgreSQL and verifies the copy; run it again to resume. Stop "berth serve" on the source first.
 
 Examples:
   berth registry gc --dry-run
   berth registry verify --data /srv/registry
+  berth registry migrate --data /srv/registry --to-storage 's3://reg?endpoint=http://s3:7480' --to-metadata postgres://berth@db/reg
 `;
 
 async function registryCommand(p: ParsedCommand): Promise<number> {
   const [sub] = p.positionals;
-  if (sub !== 'gc' && sub !== 'verify') throw new BerthError('USAGE', `berth registry: expected "gc" or "verify"\n\n${REGISTRY_USAGE}`);
+  if (sub !== 'gc' && sub !== 'verify' && sub !== 'migrate') throw new BerthError('USAGE', `berth registry: expected "gc", "verify" or "migrate"\n\n${REGISTRY_USAGE}`);
   const config = loadConfig(p);
-  const serving = runningServer(config.dataDir);
+  // With shared metadata the locks hold across processes: gc may run beside the servers.
+  const serving = config.metadata ? undefined : runningServer(config.dataDir);
+  if (sub === 'migrate') {
+    if (serving !== undefined && !flag(p, 'force')) {
+      throw new BerthError('USAGE', `berth serve (pid ${serving}) is using ${config.dataDir}: stop it before migrating (or --force if that server is gone)`);
+    }
+    return migrateCommand(p, config);
+  }
   if (sub === 'gc' && serving !== undefined && !flag(p, 'dry-run') && !flag(p, 'force')) {
     throw new BerthError(
       'USAGE',
@@ -216,12 +243,40 @@ async function registryCommand(p: ParsedCommand): Promise<number> {
   }
 }
 
+async function migrateCommand(p: ParsedCommand, config: RegistryConfig): Promise<number> {
+  const storage = str(p, 'to-storage');
+  const metadata = str(p, 'to-metadata');
+  if (!storage || !metadata) throw new BerthError('USAGE', `berth registry migrate needs --to-storage s3://… and --to-metadata postgres://…\n\n${REGISTRY_USAGE}`);
+  const target = buildConfig(defaultConfig(process.env), { storage, metadata });
+  const fromMeta = await openMetadata(config);
+  try {
+    const from = { meta: fromMeta, blobs: await openBlobStore(config, fromMeta) };
+    const toMeta = await openMetadata(target);
+    try {
+      const to = { meta: toMeta, blobs: await openBlobStore(target, toMeta) };
+      const report = await migrateRegistry(from, to, p.json ? undefined : (line) => printLine(`copied ${line}`)).finally(() => to.blobs.close?.());
+      if (p.json) printJson(report);
+      else {
+        for (const pr of report.problems) printLine(`${pr.kind}: ${pr.message}`);
+        printLine(
+          `${report.blobsCopied} blob(s) copied (${report.bytesCopied} bytes), ${report.blobsPresent} already there, ${report.manifests} manifest(s), ${report.tags} tag(s): ${report.problems.length === 0 ? 'verified' : `${report.problems.length} problem(s)`}`,
+        );
+      }
+      return report.problems.length === 0 ? 0 : 1;
+    } finally {
+      await toMeta.close();
+    }
+  } finally {
+    await fromMeta.close();
+  }
+}
+
 export const commands: CommandGroup = {
   serve: { summary: 'Serve an OCI registry (distribution-spec) from a local directory', usage: SERVE_USAGE, options: SERVE_OPTIONS, run: serve },
   registry: {
-    summary: 'Registry maintenance: gc (garbage collection), verify (check every blob)',
+    summary: 'Registry maintenance: gc (garbage collection), verify (check every blob), migrate (to S3 and PostgreSQL)',
     usage: REGISTRY_USAGE,
-    options: { ...CONFIG_OPTIONS, 'dry-run': { type: 'boolean' }, 'delete-untagged': { type: 'boolean' }, grace: { type: 'string' }, force: { type: 'boolean' } },
+    options: { ...CONFIG_OPTIONS, 'dry-run': { type: 'boolean' }, 'delete-untagged': { type: 'boolean' }, grace: { type: 'string' }, force: { type: 'boolean' }, 'to-storage': { type: 'string' }, 'to-metadata': { type: 'string' } },
     run: registryCommand,
   },
 };

@@ -21,16 +21,21 @@
  *   new SnapshotStore(berthRoot)
  *   prepare(image, opts) → Prepared { chainId, dirs (lowest first), snapshots, release() }
  *     image: a name in the local store ('busybox', 'docker.io/library/busybox:latest', a digest)
- *            or { layout, manifest, config } (a LoadedImage with its layout)
+ *            or { layout, manifest, config } (a LoadedImage with its layout; LocalImages.find
+ *            in images.ts resolves image IDs and prefixes too). release() once the container
+ *            is recorded: until then the lease keeps prune away.
+ *   (pull.ts's pullImage pulls and prepares in one go, unpacking while it downloads.)
  *   mountRootfs(dirs, containerDir, { driver?: 'overlay' | 'vfs', readOnly? }) → rootfs path
- *     (CONTAINER/rootfs; overlay: CONTAINER/upper + CONTAINER/work; idempotent)
+ *     (CONTAINER/rootfs; overlay: CONTAINER/upper + CONTAINER/work; idempotent). It records
+ *     CONTAINER/rootfs.json: with containerDir = BERTH_ROOT/containers/<id>, prune and rmi -f
+ *     keep the container's snapshots even once its image is gone (usage.ts reads it).
  *   unmountRootfs(containerDir)          unmounts (if mounted); leaves the directories
  *   upperDir(containerDir)               CONTAINER/upper (overlay; with vfs the changes are in rootfs)
  *   rootfsDriver(containerDir)           'overlay' | 'vfs' | undefined, as mountRootfs recorded it
  *   list(), usedChains(), prune(keep), cleanup()
  */
 import { randomBytes } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -147,6 +152,43 @@ function run(cmd: string, args: string[], cwd?: string): { ok: boolean; why: str
   const r = spawnSync(cmd, args, { cwd, encoding: 'utf8' });
   return { ok: r.status === 0, why: r.error?.message ?? (r.stderr.trim() || `exit ${r.status}`) };
 }
+
+/**
+ * syncfs(2) of the file system holding `path` (coreutils `sync -f`; Node has no syncfs), run
+ * without blocking the layers still unpacking, and shared: callers that ask while a sync runs
+ * are served together by the next one (group commit), since each sync writes out everything.
+ */
+class FsSync {
+  private running?: Promise<void>;
+  private next?: Promise<void>;
+
+  sync(path: string): Promise<void> {
+    if (!this.running) {
+      this.running = this.spawnSync(path).finally(() => (this.running = undefined));
+      return this.running;
+    }
+    // What is dirty now may be missed by the sync already running: wait for the next one.
+    this.next ??= this.running
+      .catch(() => undefined)
+      .then(() => {
+        this.next = undefined;
+        return this.sync(path);
+      });
+    return this.next;
+  }
+
+  private spawnSync(path: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const child = spawn('sync', ['-f', path], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.on('error', (err) => reject(new BerthError('INTERNAL', `cannot sync ${path}: ${err.message}`)));
+      child.on('close', (code) => (code === 0 ? resolve() : reject(new BerthError('INTERNAL', `cannot sync ${path}: ${stderr.trim() || `exit ${code}`}`))));
+    });
+  }
+}
+
+const fsSync = new FsSync();
 
 export class SnapshotStore {
   readonly dir: string;
@@ -278,8 +320,7 @@ export class SnapshotStore {
         created: new Date().toISOString(),
       };
       // Everything unpacked reaches the disk before the rename publishes it (one syncfs, not an fsync per file).
-      const synced = run('sync', ['-f', fs]);
-      if (!synced.ok) throw new BerthError('INTERNAL', `cannot sync the unpacked layer ${layer.digest}: ${synced.why}`);
+      await fsSync.sync(fs);
       await writeFileAtomic(join(tmp, 'meta.json'), JSON.stringify(meta, null, 2) + '\n');
       await rename(tmp, this.snapshotDir(chainId));
       await fsyncDir(this.dir);

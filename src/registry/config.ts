@@ -27,6 +27,14 @@ export interface RegistryConfig {
   /** A second listener, plain HTTP, with /metrics and /healthz and no auth (distribution's debug.addr). */
   debugAddr?: string;
   dataDir: string;
+  /** Where blobs live: undefined for the data directory, or s3://BUCKET[/PREFIX]?endpoint=…&region=… */
+  storage?: string;
+  /** Where metadata lives: undefined for SQLite in the data directory, or postgres://… */
+  metadata?: string;
+  /** Accept manifests whose references are missing (a mirror of part of an index). */
+  sparseManifests: boolean;
+  /** Blob GETs from object storage answer 307 to a presigned URL (false: proxied, with ranges). */
+  redirect: boolean;
   tls?: { cert: string; key: string };
   auth: {
     /** Realm of the Basic challenge. */
@@ -62,6 +70,8 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): RegistryCon
     addr: '127.0.0.1:5000',
     dataDir: defaultDataDir(env),
     auth: { realm: 'berth' },
+    redirect: true,
+    sparseManifests: false,
     deleteEnabled: true,
     uploadPurgeAfterMs: 24 * 3600 * 1000,
     maxManifestBytes: 4 * 1024 * 1024,
@@ -78,6 +88,10 @@ export interface ConfigOverrides {
   addr?: string;
   debugAddr?: string;
   data?: string;
+  storage?: string;
+  metadata?: string;
+  redirect?: boolean;
+  sparseManifests?: boolean;
   tlsCert?: string;
   tlsKey?: string;
   htpasswd?: string;
@@ -117,6 +131,10 @@ export function overridesFromEnv(env: NodeJS.ProcessEnv): ConfigOverrides {
   o.addr = s('BERTH_ADDR');
   o.debugAddr = s('BERTH_DEBUG_ADDR');
   o.data = s('BERTH_DATA');
+  o.storage = s('BERTH_STORAGE');
+  o.metadata = s('BERTH_METADATA');
+  if (s('BERTH_SPARSE_MANIFESTS')) o.sparseManifests = bool('BERTH_SPARSE_MANIFESTS', s('BERTH_SPARSE_MANIFESTS')!);
+  if (s('BERTH_REDIRECT')) o.redirect = bool('BERTH_REDIRECT', s('BERTH_REDIRECT')!);
   o.tlsCert = s('BERTH_TLS_CERT');
   o.tlsKey = s('BERTH_TLS_KEY');
   o.htpasswd = s('BERTH_HTPASSWD');
@@ -151,7 +169,7 @@ export function overridesFromFile(path: string): ConfigOverrides {
     throw new BerthError('USAGE', `config file ${path} must hold a JSON object`);
   }
   const known = new Set([
-    'addr', 'debugAddr', 'data', 'tlsCert', 'tlsKey', 'htpasswd', 'realm', 'policy', 'tokenRealm', 'tokenService', 'tokenIssuer', 'tokenKey',
+    'addr', 'debugAddr', 'data', 'storage', 'metadata', 'redirect', 'sparseManifests', 'tlsCert', 'tlsKey', 'htpasswd', 'realm', 'policy', 'tokenRealm', 'tokenService', 'tokenIssuer', 'tokenKey',
     'tokenTrust', 'tokenExpiresIn', 'delete', 'uploadPurgeAfter', 'maxManifestBytes', 'chunkMinLength', 'logFormat',
     'gcDeleteUntagged', 'gcGrace', 'warnings',
   ]);
@@ -176,6 +194,10 @@ export function buildConfig(base: RegistryConfig, ...layers: ConfigOverrides[]):
     if (o.addr !== undefined) c.addr = o.addr;
     if (o.debugAddr !== undefined) c.debugAddr = o.debugAddr;
     if (o.data !== undefined) c.dataDir = o.data;
+    if (o.storage !== undefined) c.storage = o.storage;
+    if (o.metadata !== undefined) c.metadata = o.metadata;
+    if (o.redirect !== undefined) c.redirect = o.redirect;
+    if (o.sparseManifests !== undefined) c.sparseManifests = o.sparseManifests;
     if (o.tlsCert !== undefined) tlsCert = o.tlsCert;
     if (o.tlsKey !== undefined) tlsKey = o.tlsKey;
     if (o.htpasswd !== undefined) c.auth.htpasswd = o.htpasswd;
@@ -223,6 +245,12 @@ export function buildConfig(base: RegistryConfig, ...layers: ConfigOverrides[]):
       trustedKeys: tokenTrust,
       expiresIn: tokenExpiresIn,
     };
+  }
+  if (c.storage !== undefined && !c.storage.startsWith('s3://')) {
+    throw new BerthError('USAGE', `storage must be s3://BUCKET?endpoint=…&region=… (or unset for the data directory), got ${JSON.stringify(c.storage)}`);
+  }
+  if (c.metadata !== undefined && !/^postgres(ql)?:\/\//.test(c.metadata)) {
+    throw new BerthError('USAGE', `metadata must be postgres://USER@HOST:PORT/DB (or unset for SQLite in the data directory), got a ${JSON.stringify(c.metadata.split(':')[0])} URL`);
   }
   splitAddr(c.addr);
   if (c.debugAddr !== undefined) splitAddr(c.debugAddr, 'the debug address (--debug-addr)');

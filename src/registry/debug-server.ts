@@ -45,6 +45,6 @@ export class DebugServer {
       return;
     }
     if (path === '/metrics') await sendMetrics(this.registry, res);
-    else sendHealth(res);
+    else await sendHealth(this.registry, res);
   }
 }

@@ -2,9 +2,10 @@
  * Garbage collection, safe while the registry serves: untagged manifests (when configured) and
  * blobs that no manifest references and that were not linked within the grace period (uploads
  * in flight, pushes whose manifest has not arrived yet) are removed. Each blob is re-checked
- * and deleted under its digest lock, the same lock an upload takes to commit that digest.
+ * and deleted under its digest lock, the same lock an upload takes to commit that digest. With
+ * shared metadata (PostgreSQL) both locks hold across replicas.
  */
-import type { KeyedMutex } from './keyed-mutex.js';
+import type { Locks } from './keyed-mutex.js';
 import type { MetadataStore } from './metadata/metadata-store.js';
 import type { BlobStore } from './storage/blob-store.js';
 
@@ -23,7 +24,12 @@ export interface GcReport {
   bytesFreed: number;
 }
 
-export async function collectGarbage(meta: MetadataStore, blobs: BlobStore, locks: KeyedMutex, opts: GcOptions): Promise<GcReport> {
+export async function collectGarbage(meta: MetadataStore, blobs: BlobStore, locks: Locks, opts: GcOptions): Promise<GcReport> {
+  // One collection at a time across every replica sharing the metadata.
+  return meta.withLock('gc', () => collect(meta, blobs, locks, opts));
+}
+
+async function collect(meta: MetadataStore, blobs: BlobStore, locks: Locks, opts: GcOptions): Promise<GcReport> {
   const now = opts.now ?? Date.now();
   const cutoff = now - opts.graceMs;
   const first = await meta.planGc({ now, graceMs: opts.graceMs, deleteUntagged: opts.deleteUntagged });

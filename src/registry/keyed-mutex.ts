@@ -1,5 +1,10 @@
+/** Serialises async work per key; across processes when the implementation says so. */
+export interface Locks {
+  run<T>(key: string, work: () => Promise<T>): Promise<T>;
+}
+
 /** Serialises async work per key (an upload session, a blob digest) within this process. */
-export class KeyedMutex {
+export class KeyedMutex implements Locks {
   private readonly tails = new Map<string, Promise<void>>();
 
   async run<T>(key: string, work: () => Promise<T>): Promise<T> {

@@ -13,7 +13,7 @@ import { AccessPolicy } from './auth/policy.js';
 import { TokenAuthorizer } from './auth/token-authorizer.js';
 import { TokenIssuer } from './auth/token-endpoint.js';
 import type { RegistryConfig } from './config.js';
-import { KeyedMutex } from './keyed-mutex.js';
+import { KeyedMutex, type Locks } from './keyed-mutex.js';
 import type { ManifestRecord, MetadataStore } from './metadata/metadata-store.js';
 import { SqliteMetadataStore } from './metadata/sqlite-store.js';
 import { Metrics } from './metrics.js';
@@ -59,7 +59,8 @@ class SmallBlobCache {
 }
 
 export class Registry {
-  readonly digestLocks = new KeyedMutex();
+  /** Held while a digest is committed or collected: across replicas when the metadata is shared. */
+  readonly digestLocks: Locks;
   readonly uploads: UploadManager;
   readonly metrics = new Metrics();
   readonly smallBlobs = new SmallBlobCache();
@@ -73,12 +74,18 @@ export class Registry {
     readonly authorizer: Authorizer,
     readonly tokenIssuer: TokenIssuer | undefined,
   ) {
+    this.digestLocks = meta.shared ? { run: (key, work) => meta.withLock(`digest:${key}`, work) } : new KeyedMutex();
     this.uploads = new UploadManager(blobs, meta, this.digestLocks, new KeyedMutex());
+    // Another replica moved a tag or deleted a manifest: forget what this one remembers.
+    meta.onManifestsChanged(() => this.invalidateManifests());
   }
 
   async manifest(repo: string, reference: string, byDigest: boolean): Promise<ManifestRecord | undefined> {
     const key = `${repo}\0${reference}`;
     const now = Date.now();
+    // With replicas, tags are looked up every time: a tag moved on another replica is served
+    // as moved on the very next request. Content by digest never changes (deletes are notified).
+    if (!byDigest && this.meta.shared) return this.meta.manifestByTag(repo, reference);
     const hit = this.manifestCache.get(key);
     if (hit !== undefined && now - hit.at < MANIFEST_CACHE_TTL_MS) return hit.record;
     const found = byDigest ? await this.meta.manifestByDigest(repo, reference) : await this.meta.manifestByTag(repo, reference);
@@ -93,7 +100,22 @@ export class Registry {
     this.manifestCache.clear();
   }
 
+  /** Whether the blob store and the metadata store answer, each with the error when not. */
+  async health(): Promise<{ ok: boolean; storage: string; metadata: string }> {
+    const probe = async (p: Promise<void> | undefined) => {
+      try {
+        await p;
+        return 'ok';
+      } catch (err) {
+        return `${(err as Error).name}: ${(err as Error).message}`;
+      }
+    };
+    const [storage, metadata] = await Promise.all([probe(this.blobs.ping?.()), probe(this.meta.ping())]);
+    return { ok: storage === 'ok' && metadata === 'ok', storage, metadata };
+  }
+
   async close(): Promise<void> {
+    this.blobs.close?.();
     await this.meta.close();
   }
 }
@@ -119,12 +141,42 @@ function buildAuth(config: RegistryConfig): { authorizer: Authorizer; issuer?: T
   return { authorizer: new AnonymousAuthorizer() };
 }
 
-/** Opens (creating if needed) the registry in config.dataDir: blobs under it, metadata in registry.db. */
-export async function openRegistry(config: RegistryConfig): Promise<Registry> {
+/** The metadata store the config names: PostgreSQL, or SQLite in config.dataDir/registry.db. */
+export async function openMetadata(config: Pick<RegistryConfig, 'dataDir' | 'metadata'>): Promise<MetadataStore> {
+  if (config.metadata) {
+    const { PostgresMetadataStore } = await import('./metadata/postgres-store.js');
+    return PostgresMetadataStore.open(config.metadata);
+  }
   mkdirSync(config.dataDir, { recursive: true });
-  const blobs = new FsBlobStore(config.dataDir);
+  return new SqliteMetadataStore(join(config.dataDir, 'registry.db'));
+}
+
+/** The blob store the config names: S3 (staging state in `meta`), or the data directory. */
+export async function openBlobStore(config: Pick<RegistryConfig, 'dataDir' | 'storage'>, meta: MetadataStore): Promise<BlobStore> {
+  let blobs: BlobStore;
+  if (config.storage) {
+    const { S3BlobStore, parseS3Url } = await import('./storage/s3-blob-store.js');
+    blobs = new S3BlobStore(parseS3Url(config.storage), meta);
+  } else {
+    mkdirSync(config.dataDir, { recursive: true });
+    blobs = new FsBlobStore(config.dataDir);
+  }
   await blobs.init();
-  const meta = new SqliteMetadataStore(join(config.dataDir, 'registry.db'));
-  const { authorizer, issuer } = buildAuth(config);
-  return new Registry(config, blobs, meta, authorizer, issuer);
+  return blobs;
+}
+
+/**
+ * Opens (creating if needed) the registry: blobs in config.dataDir or S3, metadata in
+ * config.dataDir/registry.db or PostgreSQL.
+ */
+export async function openRegistry(config: RegistryConfig): Promise<Registry> {
+  const meta = await openMetadata(config);
+  try {
+    const blobs = await openBlobStore(config, meta);
+    const { authorizer, issuer } = buildAuth(config);
+    return new Registry(config, blobs, meta, authorizer, issuer);
+  } catch (err) {
+    await meta.close();
+    throw err;
+  }
 }

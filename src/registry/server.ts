@@ -224,7 +224,7 @@ export class RegistryServer {
         if (method !== 'GET') throw methodNotAllowed(method);
         return sendMetrics(reg, res);
       case 'health':
-        return sendHealth(res);
+        return sendHealth(reg, res);
       default:
         throw new RegistryError(404, 'UNSUPPORTED', `no such endpoint: ${req.method} ${req.url}`);
     }

@@ -1,14 +1,17 @@
 /**
  * Blob upload sessions (spec.md "Pushing blobs"): bytes are hashed as they arrive and the
  * hash state is kept in memory across PATCH requests; after a restart, or after a request
- * that failed half-way, the staged file is rehashed instead. A blob becomes visible only
+ * that failed half-way, the staged file is rehashed instead. With replicas (shared metadata)
+ * the digest of the bytes received so far is recorded after each request, so the closing PUT
+ * may land on any replica without a rehash; chunks that alternate between replicas are
+ * rehashed once, when the upload is closed. A blob becomes visible only
  * after its digest and size are verified and the file is fsynced and renamed.
  */
 import { randomUUID, type Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { newHash, parseDigest, type DigestAlgorithm } from '../base/digest.js';
 import { RegistryError } from './errors.js';
-import type { KeyedMutex } from './keyed-mutex.js';
+import type { Locks } from './keyed-mutex.js';
 import type { MetadataStore, UploadRecord } from './metadata/metadata-store.js';
 import type { BlobStore } from './storage/blob-store.js';
 
@@ -30,8 +33,8 @@ export class UploadManager {
   constructor(
     private readonly blobs: BlobStore,
     private readonly meta: MetadataStore,
-    private readonly digestLocks: KeyedMutex,
-    sessionLocks: KeyedMutex,
+    private readonly digestLocks: Locks,
+    sessionLocks: Locks,
   ) {
     this.sessionLocks = sessionLocks;
   }
@@ -79,7 +82,13 @@ export class UploadManager {
           throw new RegistryError(400, 'SIZE_INVALID', `Content-Range ${range.start}-${range.end} does not match Content-Length ${length}`);
         }
       }
-      const state = this.hashes.get(id);
+      let state = this.hashes.get(id);
+      if (!state && current === 0) {
+        // Started on another replica: nothing to rehash yet.
+        const u = await this.session(repo, id);
+        state = { hash: newHash(u.algorithm), algorithm: u.algorithm, size: 0 };
+        this.hashes.set(id, state);
+      }
       const usable = state && state.size === current ? state : undefined;
       this.metrics.inFlight++;
       let appended: number;
@@ -92,7 +101,11 @@ export class UploadManager {
       } finally {
         this.metrics.inFlight--;
       }
-      if (usable) usable.size += appended;
+      if (usable) {
+        usable.size += appended;
+        // Replicas: the digest of the bytes so far, for a PUT without body that lands elsewhere.
+        if (this.meta.shared) await this.meta.setUploadHashState(id, usable.size, Buffer.from(`${usable.algorithm}:${usable.hash.copy().digest('hex')}`));
+      }
       if (length !== undefined && appended !== length) {
         throw new RegistryError(400, 'SIZE_INVALID', `received ${appended} bytes but Content-Length said ${length}`);
       }
@@ -106,14 +119,17 @@ export class UploadManager {
    */
   async finish(repo: string, id: string, digest: string): Promise<number> {
     return this.sessionLocks.run(id, async () => {
-      await this.session(repo, id);
+      const session = await this.session(repo, id);
       const algorithm = parseDigest(digest).algorithm;
       const size = await this.blobs.uploadSize(id);
       if (size === undefined) throw new RegistryError(404, 'BLOB_UPLOAD_UNKNOWN', `upload ${id} has no data any more: start a new one`);
       const state = this.hashes.get(id);
+      const recorded = session.hashState?.size === size ? session.hashState.state.toString() : undefined;
       let actual: string;
       if (state && state.size === size && state.algorithm === algorithm) {
         actual = `${algorithm}:${state.hash.digest('hex')}`;
+      } else if (recorded?.startsWith(`${algorithm}:`)) {
+        actual = recorded;
       } else {
         const h = newHash(algorithm);
         for await (const chunk of this.blobs.readUpload(id) as AsyncIterable<Buffer>) h.update(chunk);

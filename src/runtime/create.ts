@@ -27,7 +27,7 @@ export interface CreateOptions {
   keep?: boolean;
   /** Where the container's stdio goes ('inherit': ours). */
   stdio?: InitStdio;
-  /** With keep: berth-init runs under this program (an engine's monitor). */
+  /** berth-init runs under this program (an engine's monitor: without keep, a subreaper). */
   launcher?: Launcher;
   /** runc's --rootless: cgroups this process may not create are left out (cgroups/manager.ts). */
   rootless?: boolean;
@@ -174,7 +174,7 @@ async function createOnce(opts: CreateOptions, attempt: Attempt): Promise<Create
       // validates and plans; the container process, cloned later, inherits them. (With keep,
       // berth-init stays as the container's parent and must stay outside its cgroups.)
       const mounts = cg.mountPoints;
-      early = await spawnInit(opts.stdio ?? 'inherit', Object.entries(cg.paths).map(([k, d]) => ['cgroup', `${mounts[k]}\0${d}`]), true);
+      early = await spawnInit(opts.stdio ?? 'inherit', Object.entries(cg.paths).map(([k, d]) => ['cgroup', `${mounts[k]}\0${d}`]), true, opts.launcher);
     }
     // Until state.txt exists, `state` reports "creating" with this bundle (runtime.md "State").
     writeAtomic(join(dir, 'bundle'), bundle, 0o600, false);

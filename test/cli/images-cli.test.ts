@@ -13,6 +13,8 @@ import { runBerth } from '../helpers/run-berth.js';
 import { peer, root, skipUnless } from '../helpers/requirements.js';
 import { removeDir, tempDir } from '../layer/layer-write-helpers.js';
 import { BASE, CHANGES, TOP, storeFixtureImage, type FixtureImage } from '../engine/image-fixture.js';
+import { engineRoot, type EngineRoot } from '../helpers/engine.js';
+import { BUSYBOX } from '../helpers/busybox.js';
 
 describe('berth images, rmi, tag, inspect, system, volume', { skip: skipUnless(root('snapshots in the overlay format need root'), peer('setfattr', 'attr'), peer('getfattr', 'attr')) }, () => {
   let dir: string;
@@ -135,5 +137,45 @@ describe('berth images, rmi, tag, inspect, system, volume', { skip: skipUnless(r
     assert.equal((await berth('volume', 'ls', '-q')).stdout, '');
     const bad = await berth('volume', 'frob');
     assert.equal(bad.code, 2);
+  });
+});
+
+describe('images and volumes that containers use', { skip: skipUnless(root('containers need root'), peer(BUSYBOX, 'busybox-static')) }, () => {
+  let eng: EngineRoot;
+  before(async () => {
+    eng = await engineRoot();
+  });
+  after(async () => {
+    await eng?.close();
+  });
+
+  it("refuses rmi of a running container's image (even -f), and of a stopped one's without -f; system prune removes stopped containers", async () => {
+    const run = await eng.berth(['run', '-d', '--name', 'live', '-v', 'data:/data', 'busybox', 'sleep', '60']);
+    assert.equal(run.code, 0, run.stderr);
+    const rmiRunning = await eng.berth(['rmi', '-f', 'busybox']);
+    assert.equal(rmiRunning.code, 1);
+    assert.match(rmiRunning.stderr, /running container live.*cannot be forced/);
+    const volRm = await eng.berth(['volume', 'rm', 'data']);
+    assert.equal(volRm.code, 1);
+    assert.match(volRm.stderr, /volume data is in use by container live/);
+    const df = JSON.parse((await eng.berth(['system', 'df', '--format', 'json'])).stdout) as { images: { active: number }; containers: { active: number }; volumes: { active: number } };
+    assert.deepEqual([df.images.active, df.containers.active, df.volumes.active], [1, 1, 1]);
+    assert.equal((await eng.berth(['rm', '-f', 'live'])).code, 0);
+
+    const done = await eng.berth(['run', '--name', 'done', 'busybox', 'true']);
+    assert.equal(done.code, 0, done.stderr);
+    const rmiStopped = await eng.berth(['rmi', 'busybox']);
+    assert.equal(rmiStopped.code, 1);
+    assert.match(rmiStopped.stderr, /used by container done.*-f/);
+    const prune = await eng.berth(['system', 'prune', '-a', '--volumes']);
+    assert.equal(prune.code, 0, prune.stderr);
+    assert.match(prune.stdout, /deleted container: [0-9a-f]{64}/);
+    assert.equal((await eng.berth(['ps', '-aq'])).stdout.trim(), '');
+    assert.equal((await eng.berth(['images', '-q'])).stdout.trim(), '', 'the image went once no container used it');
+    assert.equal((await eng.berth(['volume', 'ls', '-q'])).stdout.trim(), '');
+    const after = JSON.parse((await eng.berth(['system', 'df', '--format', 'json'])).stdout) as { snapshots: { total: number } };
+    assert.equal(after.snapshots.total, 0);
+    const check = await eng.berth(['system', 'check']);
+    assert.equal(check.code, 0, check.stdout);
   });
 });

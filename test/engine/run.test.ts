@@ -163,11 +163,13 @@ describe('berth run -d and the container commands', { skip: needs }, () => {
     const ps = await e.berth(['ps', '--format', 'json']);
     const listed = JSON.parse(ps.stdout) as { Id: string; Names: string[]; State: string }[];
     assert.deepEqual(listed.map((c) => [c.Id, c.Names[0], c.State]), [[id, 'ticker', 'running']]);
-    // No Node process holds it: its parent chain is the monitor, whose parent is init.
+    // No Node process holds it: its parent is the monitor (a subreaper), in a session of its own.
     const pid = (JSON.parse((await e.berth(['inspect', 'ticker'])).stdout) as { State: { Pid: number } }[])[0]!.State.Pid;
     const ppid = (p: number) => Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${p}/status`, 'utf8'))![1]);
-    const monitor = ppid(ppid(pid));
+    const monitor = ppid(pid);
     assert.match(readFileSync(`/proc/${monitor}/comm`, 'utf8'), /berth-monitor/);
+    const stat = readFileSync(`/proc/${monitor}/stat`, 'utf8');
+    assert.equal(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3], String(monitor), 'the monitor leads its own session');
 
     const exec = await e.berth(['exec', '-e', 'X=9', '-w', '/tmp', 'ticker', 'sh', '-c', 'echo $X $(pwd); exit 4']);
     assert.equal(exec.code, 4);
@@ -256,5 +258,43 @@ describe('berth run -d and the container commands', { skip: needs }, () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('berth run from a registry and through runc', { skip: needs }, () => {
+  let e: EngineRoot;
+  before(async () => { e = await engineRoot(); });
+  after(async () => { await e.close(); });
+
+  it('pulls a missing image from berth serve on 127.0.0.1 and runs it; --pull never refuses', async () => {
+    const { startBerthRegistry } = await import('../helpers/berth-registry.js');
+    const reg = await startBerthRegistry();
+    try {
+      // The test image goes to the registry from the store (berth push), then leaves the store.
+      const push = await e.berth(['copy', `oci:${join(e.root, 'images')}:docker.io/library/busybox:latest`, `docker://${reg.host}/demo/app:v1`]);
+      assert.equal(push.code, 0, push.stderr);
+      const ref = `${reg.host}/demo/app:v1`;
+      const never = await e.berth(['run', '--rm', '--pull', 'never', ref, 'true']);
+      assert.equal(never.code, 125);
+      const r = await e.berth(['run', '--rm', ref, 'sh', '-c', 'echo pulled and ran']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, 'pulled and ran\n');
+      const missing = await e.berth(['run', '--rm', `${reg.host}/demo/nothing:v1`, 'true']);
+      assert.equal(missing.code, 125);
+      assert.match(missing.stderr, /cannot pull/);
+    } finally {
+      await reg.stop();
+    }
+  });
+
+  it('--runtime runc: foreground and detached (logs, exec, rm)', { skip: skipUnless(peer('runc', 'runc')) }, async () => {
+    const fg = await e.berth(['run', '--rm', '--runtime', 'runc', 'busybox', 'sh', '-c', 'echo via runc; grep ^Seccomp: /proc/self/status; exit 3']);
+    assert.equal(fg.code, 3, fg.stderr);
+    assert.equal(fg.stdout, 'via runc\nSeccomp:\t2\n');
+    const id = (await e.berth(['run', '-d', '--runtime', 'runc', 'busybox', 'sh', '-c', 'echo detached; sleep 30'])).stdout.trim();
+    assert.equal((await e.berth(['exec', id, 'echo', 'exec-runc'])).stdout, 'exec-runc\n');
+    assert.equal((await e.berth(['logs', id])).stdout, 'detached\n');
+    assert.equal((await e.berth(['rm', '-f', id])).code, 0);
+    assert.equal((await e.berth(['ps', '-aq'])).stdout, '');
   });
 });

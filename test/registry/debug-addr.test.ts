@@ -65,7 +65,7 @@ describe('metrics on the main port and on the debug listener', () => {
     assert.match(text, /^berth_blobs_stored \d+$/m);
     const health = await fetch(`${debug}/healthz`);
     assert.equal(health.status, 200);
-    assert.deepEqual(await health.json(), { status: 'ok' });
+    assert.deepEqual(await health.json(), { status: 'ok', storage: 'ok', metadata: 'ok' });
     for (const path of ['/v2/', '/v2/_catalog', '/token']) {
       const res = await fetch(`${debug}${path}`);
       assert.equal(res.status, 404, path);

@@ -5,7 +5,7 @@
  * held by native/berth-monitor, not by a Node process.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, lstatSync, mkdirSync, openSync, rmdirSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, lstatSync, mkdirSync, openSync, rmdirSync, rmSync, writeSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
 import { BerthError } from '../../base/errors.js';
@@ -16,8 +16,8 @@ import { parsePlatform } from '../../image/platform.js';
 import { parseReference } from '../../image/reference.js';
 import { cgroupManagerFor } from '../../runtime/cgroups/manager.js';
 import { createContainer } from '../../runtime/create.js';
-import { waitGone, type InitStdio, type Launcher } from '../../runtime/init-process.js';
 import { nativeBinary } from '../../base/package.js';
+import { waitGone, type InitStdio, type Launcher } from '../../runtime/init-process.js';
 import { isAlive, readRecord as readRuntimeRecord, removeContainerDir, writeAtomic } from '../../runtime/state.js';
 import type { Spec } from '../../runtime/spec/types.js';
 import { detachRootfs, prepareRootfs, releaseRootfs } from '../rootfs.js';
@@ -90,7 +90,7 @@ export class Engine {
       const rootfs = await prepareRootfs(this.root, layout, image, dir);
       const hostname = opts.hostname ?? (opts.network === 'host' ? osHostname() : id.slice(0, 12));
       const files = writeHostFiles(dir, hostname, opts.network);
-      if (opts.init) files.init = nativeBinary('berth-monitor').replace(/berth-monitor$/, 'berth-reaper');
+      if (opts.init) files.init = nativeBinary('berth-reaper');
       // Named volumes are bind mounts of their directories (made on first use, as docker).
       const specMounts = [];
       for (const m of opts.mounts) {
@@ -162,31 +162,35 @@ export class Engine {
       if (cfg.interactive) a.push('-i');
       if (cfg.tty) a.push('-t', sock);
       if (!attach) a.push('-l', this.logPath(c), '-s', String(cfg.logMaxSize), '-e', join(c.dir, 'exit'));
-      if (!attach && cfg.autoRemove) {
+      // --rm: the monitor removes the container as it exits (in C: no umount(8) or tree walk here).
+      if (cfg.autoRemove) {
         a.push('-r', c.dir, '-n', join(this.store.namesDir, c.name), '-R', join(this.runtimeRoot, c.id), '-m', join(c.dir, 'rootfs'));
         for (const d of new Set(Object.values(cgroupManagerFor(`/berth/${c.id}`, c.id).paths))) a.push('-g', d);
       }
       return a;
     };
-    const useMonitor = !attach || cfg.tty;
     const now = new Date().toISOString();
-    if (cfg.runtime !== 'berth') return this.startWithRuntime(c, attach, useMonitor ? monitorArgs() : undefined, now, sock);
+    if (cfg.runtime !== 'berth') return this.startWithRuntime(c, attach, !attach || cfg.tty ? monitorArgs() : undefined, now, sock);
 
-    const launcher: Launcher | undefined = useMonitor ? { command: nativeBinary('berth-monitor'), args: [...monitorArgs(), '--'], detached: !attach } : undefined;
-    const stdio: InitStdio = useMonitor ? (attach ? 'inherit' : 'ignore') : [cfg.interactive ? 'inherit' : 'ignore', 'inherit', 'inherit'];
+    // berth-init runs without keep under the monitor, a subreaper that inherits the container
+    // process when berth-init exits: berth-init can then join the container's cgroups while
+    // this process plans (each cgroup v1 write waits for an RCU grace period). Attached without
+    // a terminal, the monitor hands our stdio straight to the container.
+    const launcher: Launcher = { command: nativeBinary('berth-monitor'), args: ['-S', ...monitorArgs(), '--'], detached: !attach };
+    const stdio: InitStdio = attach ? 'inherit' : 'ignore';
     let created;
     try {
       created = await createContainer({
-        root: this.runtimeRoot, id: c.id, bundle: this.bundleDir(c), keep: true, stdio,
+        root: this.runtimeRoot, id: c.id, bundle: this.bundleDir(c), keep: false, stdio,
         ...(cfg.tty ? { consoleSocket: sock } : {}),
-        ...(launcher ? { launcher } : {}),
+        launcher,
       });
     } catch (err) {
       throw new EngineError(125, `cannot start container ${c.name}: ${(err as Error).message}`, err);
     }
     const init = created.init!;
     const pid = created.record.pid;
-    const state: ContainerState = { status: 'running', pid, pidStart: created.record.startTime, monitorPid: useMonitor ? init.pid ?? 0 : process.pid, startedAt: now };
+    const state: ContainerState = { status: 'running', pid, pidStart: created.record.startTime, monitorPid: init.pid ?? 0, startedAt: now };
     const exited = new Promise<number>((res) => init.once('exit', (code, sig) => res(code ?? 128 + (sig ? signalNumber(sig) : 0))));
     this.store.writeState(c.id, state);
     // runtime.md "start": the process runs once the exec fifo is written.
@@ -205,9 +209,11 @@ export class Engine {
       init.unref();
       return 0;
     }
-    const forward = (sig: NodeJS.Signals) => { try { init.kill(sig); } catch { /* gone */ } };
+    // Signals go to the container's process; the window size to the monitor, which holds the pty.
+    const forward = (sig: NodeJS.Signals) => {
+      try { if (sig === 'SIGWINCH') init.kill(sig); else process.kill(pid, sig); } catch { /* gone */ }
+    };
     const sigs = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'] as const;
-    // With a terminal the pty makes Ctrl-C; the monitor forwards what still reaches us.
     for (const s of sigs) process.on(s, forward);
     const code = await exited;
     for (const s of sigs) process.off(s, forward);
@@ -217,6 +223,7 @@ export class Engine {
 
   /** Records an attached container's exit (the monitor does this for detached ones). */
   finish(c: Container, code: number): void {
+    if (!existsSync(c.dir)) return; // removed by its monitor (--rm)
     writeExitFile(c.dir, code);
     const st = this.store.load(c.id)?.state;
     if (st) this.store.writeState(c.id, { ...st, status: 'exited', exitCode: code, finishedAt: new Date().toISOString() });
@@ -329,6 +336,18 @@ export class Engine {
     this.cleanupRuntime(c.id, c);
     await releaseRootfs(this.root, c.dir).catch(() => undefined);
     this.store.remove(c);
+  }
+
+  /** docker container prune: removes every container that is not running; returns their ids. */
+  async pruneStopped(): Promise<string[]> {
+    this.sweep();
+    const removed: string[] = [];
+    for (const c of this.store.list()) {
+      if (c.state.status === 'running') continue;
+      await this.remove(c, false);
+      removed.push(c.id);
+    }
+    return removed;
   }
 
   exitOf(c: Container): number | undefined {

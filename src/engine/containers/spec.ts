@@ -160,7 +160,9 @@ export async function buildSpec(id: string, config: ImageConfig, opts: RunOption
     ociVersion: '1.0.2',
     process: {
       terminal: opts.tty,
-      user: { uid: user.uid, gid: user.gid, ...(user.additionalGids?.length ? { additionalGids: user.additionalGids } : {}) },
+      // A named or numbered user with no supplementary groups keeps its primary group as one
+      // (runc's GetExecUser does so for docker, podman too): `id` shows groups=GID.
+      user: { uid: user.uid, gid: user.gid, ...(user.additionalGids?.length ? { additionalGids: user.additionalGids } : userSpec ? { additionalGids: [user.gid] } : {}) },
       args,
       env,
       cwd: workdir,

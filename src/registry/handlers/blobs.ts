@@ -50,6 +50,12 @@ export async function getBlob(reg: Registry, req: IncomingMessage, res: ServerRe
     res.end();
     return;
   }
+  if (inline === undefined && reg.config.redirect && reg.blobs.presign) {
+    // Object storage serves the bytes (and ranges) itself, as distribution's `redirect` does.
+    res.writeHead(307, { Location: await reg.blobs.presign(digest), 'Docker-Content-Digest': digest, 'Content-Length': 0, [API_VERSION_HEADER]: API_VERSION });
+    res.end();
+    return;
+  }
   if (inline === undefined && size <= SMALL_BLOB_BYTES) {
     inline = reg.smallBlobs.get(digest);
     if (inline === undefined) {

@@ -63,8 +63,9 @@ export async function putManifest(reg: Registry, req: IncomingMessage, res: Serv
     artifactType: parsed.artifactType,
     annotations: parsed.annotations,
     tags,
+    sparse: reg.config.sparseManifests,
   });
-  if (missing.length > 0) {
+  if (missing.length > 0 && !reg.config.sparseManifests) {
     const [first, ...rest] = missing.map((d) => ({
       code: 'MANIFEST_BLOB_UNKNOWN' as const,
       message: `the manifest references ${d}, which is not in ${name}: push it first`,

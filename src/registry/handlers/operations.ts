@@ -9,6 +9,8 @@ export async function sendMetrics(reg: Registry, res: ServerResponse): Promise<v
   res.end(text);
 }
 
-export function sendHealth(res: ServerResponse): void {
-  sendJson(res, 200, { status: 'ok' });
+/** 200 when the blob store and the metadata store answer, else 503; says which failed. */
+export async function sendHealth(reg: Registry, res: ServerResponse): Promise<void> {
+  const h = await reg.health();
+  sendJson(res, h.ok ? 200 : 503, { status: h.ok ? 'ok' : 'unavailable', storage: h.storage, metadata: h.metadata });
 }

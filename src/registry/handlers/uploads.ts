@@ -76,7 +76,8 @@ export async function startUpload(
   }
   const id = await reg.uploads.start(name, algorithm);
   const headers: Record<string, string> = sessionHeaders(name, id, 0);
-  if (reg.config.chunkMinLength > 0) headers['OCI-Chunk-Min-Length'] = String(reg.config.chunkMinLength);
+  const minLength = reg.config.chunkMinLength || reg.blobs.chunkMinLength || 0;
+  if (minLength > 0) headers['OCI-Chunk-Min-Length'] = String(minLength);
   sendEmpty(res, 202, headers);
 }
 

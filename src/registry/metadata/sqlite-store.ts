@@ -4,7 +4,9 @@
  * never loses a push that was acknowledged. Every statement is prepared once.
  */
 import Database from 'better-sqlite3';
-import type { GcPlan, ManifestRecord, MetadataStore, NewManifest, ReferrerRecord, UploadRecord } from './metadata-store.js';
+import { planFromRows, type GcRows } from './gc-plan.js';
+import { KeyedMutex } from '../keyed-mutex.js';
+import type { GcPlan, ManifestRecord, MetadataStore, NewManifest, ReferrerRecord, RegistryLinks, StagingState, UploadRecord } from './metadata-store.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS repositories(name TEXT PRIMARY KEY, created_at INTEGER NOT NULL) WITHOUT ROWID;
@@ -28,6 +30,30 @@ CREATE TABLE IF NOT EXISTS uploads(id TEXT PRIMARY KEY, repo TEXT NOT NULL, algo
   started_at INTEGER NOT NULL) WITHOUT ROWID;
 `;
 
+/** Forward-only migrations, applied in order after SCHEMA; PRAGMA user_version counts them. */
+const MIGRATIONS = [
+  `ALTER TABLE uploads ADD COLUMN hash_size INTEGER;
+   ALTER TABLE uploads ADD COLUMN hash_state BLOB;
+   CREATE TABLE IF NOT EXISTS staging(id TEXT PRIMARY KEY, state BLOB NOT NULL, version INTEGER NOT NULL, updated_at INTEGER NOT NULL) WITHOUT ROWID;`,
+  `ALTER TABLE manifests ADD COLUMN sparse INTEGER NOT NULL DEFAULT 0;`,
+];
+
+interface UploadRow {
+  id: string;
+  repo: string;
+  algorithm: 'sha256' | 'sha512';
+  startedAt: number;
+  hash_size: number | null;
+  hash_state: Buffer | null;
+}
+
+function toUpload(r: UploadRow | undefined): UploadRecord | undefined {
+  if (!r) return undefined;
+  const u: UploadRecord = { id: r.id, repo: r.repo, algorithm: r.algorithm, startedAt: r.startedAt };
+  if (r.hash_state !== null && r.hash_size !== null) u.hashState = { size: r.hash_size, state: r.hash_state };
+  return u;
+}
+
 interface ManifestRow {
   digest: string;
   media_type: string;
@@ -38,6 +64,7 @@ interface ManifestRow {
 export class SqliteMetadataStore implements MetadataStore {
   private readonly db: Database.Database;
   private readonly q;
+  private readonly locks = new KeyedMutex();
 
   constructor(file: string) {
     this.db = new Database(file);
@@ -45,6 +72,11 @@ export class SqliteMetadataStore implements MetadataStore {
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(SCHEMA);
+    this.db.transaction(() => {
+      const version = this.db.pragma('user_version', { simple: true }) as number;
+      for (let v = version; v < MIGRATIONS.length; v++) this.db.exec(MIGRATIONS[v]!);
+      if (version < MIGRATIONS.length) this.db.pragma(`user_version = ${MIGRATIONS.length}`);
+    })();
     const db = this.db;
     this.q = {
       repoBlob: db.prepare('SELECT b.size FROM repo_blobs r JOIN blobs b ON b.digest = r.digest WHERE r.repo = ? AND r.digest = ?').pluck(),
@@ -64,7 +96,7 @@ export class SqliteMetadataStore implements MetadataStore {
       ),
       repoHasManifest: db.prepare('SELECT 1 FROM repo_manifests WHERE repo = ? AND digest = ?').pluck(),
       insertManifest: db.prepare(
-        'INSERT OR IGNORE INTO manifests(digest, media_type, size, content, subject, artifact_type, annotations, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT OR IGNORE INTO manifests(digest, media_type, size, content, subject, artifact_type, annotations, created_at, sparse) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
       insertRef: db.prepare('INSERT OR IGNORE INTO manifest_refs(manifest, ref, kind) VALUES (?, ?, ?)'),
       linkManifest: db.prepare(
@@ -86,9 +118,14 @@ export class SqliteMetadataStore implements MetadataStore {
         'SELECT m.media_type, m.digest, m.size, m.artifact_type, m.annotations FROM manifests m JOIN repo_manifests r ON r.digest = m.digest AND r.repo = ? WHERE m.subject = ? ORDER BY m.digest',
       ),
       insertUpload: db.prepare('INSERT INTO uploads(id, repo, algorithm, started_at) VALUES (?, ?, ?, ?)'),
-      upload: db.prepare('SELECT id, repo, algorithm, started_at AS startedAt FROM uploads WHERE id = ?'),
+      upload: db.prepare('SELECT id, repo, algorithm, started_at AS startedAt, hash_size, hash_state FROM uploads WHERE id = ?'),
+      setHashState: db.prepare('UPDATE uploads SET hash_size = ?, hash_state = ? WHERE id = ?'),
+      staging: db.prepare('SELECT state, version, updated_at AS updatedAt FROM staging WHERE id = ?'),
+      insertStaging: db.prepare('INSERT OR IGNORE INTO staging(id, state, version, updated_at) VALUES (?, ?, 1, ?)'),
+      updateStaging: db.prepare('UPDATE staging SET state = ?, version = version + 1, updated_at = ? WHERE id = ? AND version = ?'),
+      deleteStaging: db.prepare('DELETE FROM staging WHERE id = ?'),
       deleteUpload: db.prepare('DELETE FROM uploads WHERE id = ?'),
-      uploadsBefore: db.prepare('SELECT id, repo, algorithm, started_at AS startedAt FROM uploads WHERE started_at < ?'),
+      uploadsBefore: db.prepare('SELECT id, repo, algorithm, started_at AS startedAt, hash_size, hash_state FROM uploads WHERE started_at < ?'),
       blobReferenced: db.prepare(
         'SELECT 1 FROM manifest_refs f JOIN repo_manifests r ON r.digest = f.manifest WHERE f.ref = ? LIMIT 1',
       ).pluck(),
@@ -141,7 +178,7 @@ export class SqliteMetadataStore implements MetadataStore {
       const missing: string[] = [];
       for (const d of m.blobRefs) if (this.q.repoBlob.get(m.repo, d) === undefined) missing.push(d);
       for (const d of m.manifestRefs) if (this.q.repoHasManifest.get(m.repo, d) === undefined) missing.push(d);
-      if (missing.length > 0) return { missing };
+      if (missing.length > 0 && !m.sparse) return { missing };
       this.q.insertRepo.run(m.repo, now);
       this.q.insertManifest.run(
         m.digest,
@@ -152,6 +189,7 @@ export class SqliteMetadataStore implements MetadataStore {
         m.artifactType ?? null,
         m.annotations ? JSON.stringify(m.annotations) : null,
         now,
+        missing.length > 0 ? 1 : 0,
       );
       for (const d of m.blobRefs) this.q.insertRef.run(m.digest, d, 'blob');
       for (const d of m.manifestRefs) this.q.insertRef.run(m.digest, d, 'manifest');
@@ -217,7 +255,44 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async upload(id: string): Promise<UploadRecord | undefined> {
-    return this.q.upload.get(id) as UploadRecord | undefined;
+    return toUpload(this.q.upload.get(id) as UploadRow | undefined);
+  }
+
+  async setUploadHashState(id: string, size: number, state: Buffer): Promise<boolean> {
+    return this.q.setHashState.run(size, state, id).changes > 0;
+  }
+
+  async stagingState(id: string): Promise<StagingState | undefined> {
+    return this.q.staging.get(id) as StagingState | undefined;
+  }
+
+  async putStagingState(id: string, state: Buffer, expectedVersion: number): Promise<boolean> {
+    const now = Date.now();
+    if (expectedVersion === 0) return this.q.insertStaging.run(id, state, now).changes > 0;
+    return this.q.updateStaging.run(state, now, id, expectedVersion).changes > 0;
+  }
+
+  async deleteStagingState(id: string): Promise<void> {
+    this.q.deleteStaging.run(id);
+  }
+
+  async stagingStates(): Promise<{ id: string; mtimeMs: number }[]> {
+    return this.db.prepare('SELECT id, updated_at AS mtimeMs FROM staging').all() as { id: string; mtimeMs: number }[];
+  }
+
+  /** One process owns a SQLite registry (serve.pid keeps `berth registry gc` out): an in-process lock. */
+  async withLock<T>(key: string, work: () => Promise<T>): Promise<T> {
+    return this.locks.run(key, work);
+  }
+
+  readonly shared = false;
+
+  onManifestsChanged(): void {
+    // No other process writes this database while a server uses it.
+  }
+
+  async ping(): Promise<void> {
+    this.db.prepare('SELECT 1').get();
   }
 
   async deleteUpload(id: string): Promise<void> {
@@ -225,85 +300,25 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async uploadsStartedBefore(time: number): Promise<UploadRecord[]> {
-    return this.q.uploadsBefore.all(time) as UploadRecord[];
+    return (this.q.uploadsBefore.all(time) as UploadRow[]).map((r) => toUpload(r)!);
   }
 
   async planGc(opts: { now: number; graceMs: number; deleteUntagged: boolean }): Promise<GcPlan> {
     const cutoff = opts.now - opts.graceMs;
-    return this.db.transaction(() => {
-      const links = this.db.prepare('SELECT repo, digest, pushed_at FROM repo_manifests').all() as {
-        repo: string;
-        digest: string;
-        pushed_at: number;
-      }[];
-      const doomed = new Set<string>(); // "repo\0digest"
-      if (opts.deleteUntagged) {
-        const tagged = new Set(
-          (this.db.prepare('SELECT DISTINCT repo, digest FROM tags').all() as { repo: string; digest: string }[]).map(
-            (t) => `${t.repo}\0${t.digest}`,
-          ),
-        );
-        const refs = this.db.prepare('SELECT manifest, ref FROM manifest_refs WHERE kind = ?').all('manifest') as {
-          manifest: string;
-          ref: string;
-        }[];
-        const subjects = new Map(
-          (this.db.prepare('SELECT digest, subject FROM manifests WHERE subject IS NOT NULL').all() as {
-            digest: string;
-            subject: string;
-          }[]).map((r) => [r.digest, r.subject]),
-        );
-        const live = new Set(links.map((l) => `${l.repo}\0${l.digest}`));
-        // Reachable: tagged, recent, children of reachable indexes, referrers of reachable manifests.
-        const reachable = new Set<string>();
-        const queue: string[] = [];
-        for (const l of links) {
-          const key = `${l.repo}\0${l.digest}`;
-          if (tagged.has(key) || l.pushed_at >= cutoff) {
-            reachable.add(key);
-            queue.push(key);
-          }
-        }
-        const children = new Map<string, string[]>();
-        for (const r of refs) children.set(r.manifest, [...(children.get(r.manifest) ?? []), r.ref]);
-        const referrersOf = new Map<string, string[]>();
-        for (const [d, s] of subjects) referrersOf.set(s, [...(referrersOf.get(s) ?? []), d]);
-        while (queue.length > 0) {
-          const key = queue.pop()!;
-          const [repo, digest] = key.split('\0') as [string, string];
-          for (const next of [...(children.get(digest) ?? []), ...(referrersOf.get(digest) ?? [])]) {
-            const k = `${repo}\0${next}`;
-            if (live.has(k) && !reachable.has(k)) {
-              reachable.add(k);
-              queue.push(k);
-            }
-          }
-        }
-        for (const key of live) if (!reachable.has(key)) doomed.add(key);
-      }
-      const surviving = new Set(links.filter((l) => !doomed.has(`${l.repo}\0${l.digest}`)).map((l) => l.digest));
-      const referenced = new Set<string>();
-      for (const r of this.db.prepare('SELECT manifest, ref FROM manifest_refs').all() as { manifest: string; ref: string }[]) {
-        if (surviving.has(r.manifest)) referenced.add(r.ref);
-      }
-      const recent = new Set(
-        this.db.prepare('SELECT DISTINCT digest FROM repo_blobs WHERE linked_at >= ?').pluck().all(cutoff) as string[],
-      );
-      const blobs = (this.db.prepare('SELECT digest, size, created_at FROM blobs').all() as {
-        digest: string;
-        size: number;
-        created_at: number;
-      }[])
-        .filter((b) => !referenced.has(b.digest) && !recent.has(b.digest) && b.created_at < cutoff)
-        .map((b) => ({ digest: b.digest, size: b.size }));
-      return {
-        manifests: [...doomed].map((k) => {
-          const [repo, digest] = k.split('\0') as [string, string];
-          return { repo, digest };
-        }),
-        blobs,
-      };
-    })();
+    return this.db.transaction(() =>
+      planFromRows(
+        {
+          links: this.db.prepare('SELECT repo, digest, pushed_at AS pushedAt FROM repo_manifests').all() as GcRows['links'],
+          tagged: this.db.prepare('SELECT DISTINCT repo, digest FROM tags').all() as GcRows['tagged'],
+          refs: this.db.prepare('SELECT manifest, ref, kind FROM manifest_refs').all() as GcRows['refs'],
+          subjects: this.db.prepare('SELECT digest, subject FROM manifests WHERE subject IS NOT NULL').all() as GcRows['subjects'],
+          blobs: this.db.prepare('SELECT digest, size, created_at AS createdAt FROM blobs').all() as GcRows['blobs'],
+          recentlyLinked: this.db.prepare('SELECT DISTINCT digest FROM repo_blobs WHERE linked_at >= ?').pluck().all(cutoff) as string[],
+        },
+        cutoff,
+        opts.deleteUntagged,
+      ),
+    )();
   }
 
   async forgetBlobIfUnreferenced(digest: string, olderThan: number): Promise<boolean> {
@@ -322,18 +337,28 @@ export class SqliteMetadataStore implements MetadataStore {
     return this.db.prepare('SELECT digest, size FROM blobs ORDER BY digest').all() as { digest: string; size: number }[];
   }
 
-  async allManifestRefs(): Promise<{ manifest: string; ref: string; kind: 'blob' | 'manifest' }[]> {
-    return this.db.prepare('SELECT manifest, ref, kind FROM manifest_refs').all() as {
+  async allManifestRefs(): Promise<{ manifest: string; ref: string; kind: 'blob' | 'manifest'; sparse: boolean }[]> {
+    const rows = this.db.prepare('SELECT f.manifest, f.ref, f.kind, COALESCE(m.sparse, 0) AS sparse FROM manifest_refs f LEFT JOIN manifests m ON m.digest = f.manifest').all() as {
       manifest: string;
       ref: string;
       kind: 'blob' | 'manifest';
+      sparse: number;
     }[];
+    return rows.map((r) => ({ ...r, sparse: r.sparse === 1 }));
   }
 
   async allManifests(): Promise<ManifestRecord[]> {
     return (this.db.prepare('SELECT digest, media_type, size, content FROM manifests').all() as ManifestRow[]).map(
       (r) => toRecord(r)!,
     );
+  }
+
+  async allLinks(): Promise<RegistryLinks> {
+    return this.db.transaction(() => ({
+      blobs: this.db.prepare('SELECT r.repo, r.digest, b.size FROM repo_blobs r JOIN blobs b ON b.digest = r.digest ORDER BY r.repo, r.digest').all() as RegistryLinks['blobs'],
+      manifests: this.db.prepare('SELECT repo, digest FROM repo_manifests ORDER BY repo, digest').all() as RegistryLinks['manifests'],
+      tags: this.db.prepare('SELECT repo, tag, digest FROM tags ORDER BY repo, tag').all() as RegistryLinks['tags'],
+    }))();
   }
 
   async stats(): Promise<{ blobs: number; bytes: number; repositories: number; manifests: number }> {

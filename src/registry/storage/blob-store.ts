@@ -47,4 +47,11 @@ export interface BlobStore {
   delete(digest: string): Promise<boolean>;
   /** Every stored blob. */
   list(): AsyncIterable<{ digest: string; size: number; mtimeMs: number }>;
+  /** The smallest chunk worth sending (OCI-Chunk-Min-Length), when the store has one. */
+  readonly chunkMinLength?: number;
+  /** A URL clients can fetch the blob from directly (object storage), when the store has one. */
+  presign?(digest: string): Promise<string>;
+  /** Whether the storage answers (for /healthz). */
+  ping?(): Promise<void>;
+  close?(): void;
 }

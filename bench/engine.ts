@@ -1,0 +1,156 @@
+/**
+ * The engine against podman (and docker when a dockerd can be started here), on one busybox
+ * image built from busybox-static:
+ *   - warm start: `run --rm IMAGE true` with the image local and unpacked (median of N runs)
+ *   - 50 concurrent `run -d IMAGE sleep 60`, then `rm -f` of all of them (total time)
+ *   - the per-container monitor's RSS (berth-monitor vs podman's conmon), and `ps` with 50
+ *     containers vs none
+ * podman 4.3 is configured as the peers notes say (runc, cgroupfs, no network), with docker's
+ * capability set; docker (20.10) runs with a dockerd in a temp dir (--bridge none).
+ *
+ *   node dist/bench/engine.js     (as root; BENCH_RUNS=N warm runs, default 15)
+ */
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildBusyboxRootfs } from '../test/helpers/busybox.js';
+import { addBusyboxImage } from '../test/helpers/engine.js';
+
+const BERTH_BIN = join(import.meta.dirname, '..', '..', 'bin', 'berth.cjs');
+
+interface Engine {
+  name: string;
+  cmd: string[];
+  env: NodeJS.ProcessEnv;
+  image: string;
+}
+
+function run(e: Engine, args: string[]): { code: number; stdout: string; ms: number } {
+  const t = process.hrtime.bigint();
+  const r = spawnSync(e.cmd[0]!, [...e.cmd.slice(1), ...args], { env: e.env, encoding: 'utf8', maxBuffer: 64 << 20 });
+  const ms = Number(process.hrtime.bigint() - t) / 1e6;
+  if (r.status !== 0) throw new Error(`${e.name} ${args.join(' ')}: ${r.stderr}`);
+  return { code: r.status ?? -1, stdout: r.stdout, ms };
+}
+
+function runAsync(e: Engine, args: string[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(e.cmd[0]!, [...e.cmd.slice(1), ...args], { env: e.env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    c.stderr.on('data', (d: Buffer) => (err += d));
+    c.on('exit', (code) => (code === 0 ? resolve(0) : reject(new Error(`${e.name} ${args.join(' ')}: ${err}`))));
+  });
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** Resident set (KiB) of every process whose command line contains `needle`. */
+function rssOf(needle: string, filter: string): number[] {
+  const out: number[] = [];
+  for (const p of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    try {
+      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+      if (!cmd.split('\0')[0]!.endsWith(needle) || !cmd.includes(filter)) continue;
+      const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
+      if (m) out.push(Number(m[1]));
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+async function startDockerd(dir: string): Promise<{ engine: Engine; stop(): void } | undefined> {
+  if (!existsSync('/usr/sbin/dockerd') || !existsSync('/usr/bin/docker')) return undefined;
+  const sock = join(dir, 'docker.sock');
+  const d = spawn('/usr/sbin/dockerd', ['--data-root', join(dir, 'data'), '--exec-root', join(dir, 'exec'), '--pidfile', join(dir, 'pid'), '-H', `unix://${sock}`,
+    '--storage-driver', 'overlay2', '--bridge', 'none', '--iptables=false', '--ip6tables=false', '--ip-masq=false', '--userland-proxy=false',
+    '--default-ulimit', 'nofile=1024:1024', '--default-ulimit', 'nproc=4096:4096'], { stdio: 'ignore' });
+  const engine: Engine = { name: 'docker', cmd: ['/usr/bin/docker', '-H', `unix://${sock}`], env: process.env, image: 'bb:bench' };
+  for (let i = 0; i < 100; i++) {
+    if (spawnSync('/usr/bin/docker', ['-H', `unix://${sock}`, 'info'], { stdio: 'ignore' }).status === 0) {
+      return {
+        engine,
+        stop() {
+          d.kill('SIGTERM');
+          spawnSync('sh', ['-c', `sleep 2; umount -R ${join(dir, 'data')} 2>/dev/null; true`]);
+        },
+      };
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  d.kill('SIGKILL');
+  return undefined;
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) {
+    console.error('bench/engine: run as root');
+    process.exit(2);
+  }
+  const runs = Number(process.env.BENCH_RUNS ?? 15);
+  const work = mkdtempSync(join(tmpdir(), 'berth-bench-engine-'));
+  const stops: (() => void)[] = [];
+  try {
+    await buildBusyboxRootfs(join(work, 'rootfs'));
+    const tar = execFileSync('tar', ['-C', join(work, 'rootfs'), '-c', '.'], { maxBuffer: 64 << 20 });
+
+    const berthRoot = join(work, 'berth');
+    await addBusyboxImage(berthRoot, 'docker.io/library/busybox:latest', { cmd: ['sh'] });
+    const engines: Engine[] = [{ name: 'berth', cmd: [process.execPath, BERTH_BIN], env: { ...process.env, BERTH_ROOT: berthRoot }, image: 'busybox' }];
+
+    const pd = join(work, 'podman');
+    const penv: NodeJS.ProcessEnv = { ...process.env, CONTAINERS_CONF: join(work, 'containers.conf'), CONTAINERS_STORAGE_CONF: join(work, 'storage.conf') };
+    writeFileSync(penv.CONTAINERS_CONF!, '[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]\nnetns = "none"\n[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\nruntime = "runc"\n');
+    writeFileSync(penv.CONTAINERS_STORAGE_CONF!, `[storage]\ndriver = "overlay"\ngraphroot = "${pd}/graph"\nrunroot = "${pd}/run"\n`);
+    if (spawnSync('podman', ['import', '-', 'localhost/bb:bench'], { env: penv, input: tar }).status === 0) {
+      engines.push({ name: 'podman', cmd: ['podman'], env: penv, image: 'localhost/bb:bench' });
+      stops.push(() => {
+        spawnSync('podman', ['rm', '-af'], { env: penv });
+        spawnSync('umount', ['-R', join(pd, 'graph', 'overlay')], { stdio: 'ignore' });
+      });
+    } else console.log('podman: not usable here (apt-get install -y podman); skipped');
+
+    const docker = await startDockerd(join(work, 'docker'));
+    if (docker && spawnSync(docker.engine.cmd[0]!, [...docker.engine.cmd.slice(1), 'import', '-', 'bb:bench'], { input: tar }).status === 0) {
+      engines.push(docker.engine);
+      stops.push(docker.stop);
+    } else if (docker) docker.stop();
+    else console.log('docker: no dockerd here (apt-get install -y docker.io); skipped');
+
+    console.log(`load average before: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    const warm = new Map<string, number>();
+    for (const e of engines) {
+      const net = e.name === 'berth' ? [] : ['--network', 'none'];
+      run(e, ['run', '--rm', ...net, e.image, 'true']); // warm-up: caches, first unpack
+      const times: number[] = [];
+      for (let i = 0; i < runs; i++) times.push(run(e, ['run', '--rm', ...net, e.image, 'true']).ms);
+      warm.set(e.name, median(times));
+      console.log(`warm run --rm ${e.image} true   ${e.name.padEnd(7)} median ${median(times).toFixed(0)} ms (min ${Math.min(...times).toFixed(0)}, max ${Math.max(...times).toFixed(0)}, ${runs} runs)`);
+    }
+    for (const e of engines.slice(1)) console.log(`  berth / ${e.name}: ${(warm.get('berth')! / warm.get(e.name)!).toFixed(2)}x`);
+
+    for (const e of engines) {
+      const net = e.name === 'berth' ? [] : ['--network', 'none'];
+      const psEmpty = median([0, 1, 2, 3, 4].map(() => run(e, ['ps']).ms));
+      const t0 = process.hrtime.bigint();
+      await Promise.all(Array.from({ length: 50 }, (_, i) => runAsync(e, ['run', '-d', '--name', `bench${i}`, ...net, e.image, 'sleep', '60'])));
+      const tRun = Number(process.hrtime.bigint() - t0) / 1e6;
+      const listed = run(e, ['ps', '-q']).stdout.split('\n').filter(Boolean).length;
+      const psFull = median([0, 1, 2, 3, 4].map(() => run(e, ['ps']).ms));
+      const monitor = e.name === 'berth' ? rssOf('berth-monitor', berthRoot) : e.name === 'podman' ? rssOf('conmon', pd) : rssOf('containerd-shim-runc-v2', 'moby');
+      const t1 = process.hrtime.bigint();
+      const names = Array.from({ length: 50 }, (_, i) => `bench${i}`);
+      await Promise.all([0, 1, 2, 3, 4].map((k) => runAsync(e, ['rm', '-f', ...names.slice(k * 10, k * 10 + 10)])));
+      const tRm = Number(process.hrtime.bigint() - t1) / 1e6;
+      const avg = monitor.length ? monitor.reduce((a, b) => a + b, 0) / monitor.length : 0;
+      console.log(`50 x run -d, then rm -f   ${e.name.padEnd(7)} run ${(tRun / 1000).toFixed(1)} s + rm ${(tRm / 1000).toFixed(1)} s = ${((tRun + tRm) / 1000).toFixed(1)} s; listed ${listed}/50; ` +
+        `ps ${psEmpty.toFixed(0)} ms empty, ${psFull.toFixed(0)} ms with 50; monitor RSS ${avg.toFixed(0)} KiB each (${monitor.length} seen)`);
+    }
+    console.log(`load average after: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  } finally {
+    for (const s of stops) s();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+await main();

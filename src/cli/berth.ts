@@ -16,6 +16,8 @@ const groups: Record<string, GroupLoader> = {
   client: () => import('./client.js'),
   serve: () => import('./serve.js'),
   engine: () => import('./engine.js'),
+  network: () => import('./network.js'),
+  build: () => import('./build.js'),
 };
 
 /** Which group serves each command: edit this table when adding a command. */
@@ -66,6 +68,12 @@ const commandGroup: Record<string, keyof typeof groups> = {
   cp: 'engine',
   commit: 'engine',
   container: 'engine',
+  // networks and published ports (cli/network.ts)
+  network: 'network',
+  port: 'network',
+  // images from a Dockerfile (cli/build.ts)
+  build: 'build',
+  builder: 'build',
 };
 
 /**

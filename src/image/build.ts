@@ -72,7 +72,7 @@ export interface MutateImageOptions extends ImageSettings {
   platform?: Platform;
 }
 
-function nowOrEpoch(sourceDateEpoch?: number): string {
+export function nowOrEpoch(sourceDateEpoch?: number): string {
   if (sourceDateEpoch === undefined) return new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
   if (!Number.isSafeInteger(sourceDateEpoch) || sourceDateEpoch < 0) {
     throw new BerthError('USAGE', `source date epoch must be a non-negative integer of seconds, got ${sourceDateEpoch}`);

@@ -1,0 +1,561 @@
+/**
+ * `berth build` without a daemon: the plan's stages built wave by wave (independent stages in
+ * parallel), each over a root filesystem unpacked from its base (an image of an OCI layout or
+ * the local store, an earlier stage, or scratch). Config instructions change the config with a
+ * history entry as BuildKit writes it; COPY/ADD become layers made from a staging directory;
+ * RUN goes to the engine through a RunStepExecutor. The result is written to an OCI layout.
+ */
+import { existsSync, statSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { isAbsolute, join, posix, resolve } from 'node:path';
+import type { Writable } from 'node:stream';
+import { BerthError } from '../../base/errors.js';
+import { MediaType, ociLayerMediaType, type LayerCompression } from '../../base/media-types.js';
+import type { Descriptor, HistoryEntry, ImageConfig, ImageManifest, Platform } from '../../base/types.js';
+import { BASE_DIGEST_ANNOTATION, nowOrEpoch, pushJson } from '../../image/build.js';
+import { OciLayout } from '../../image/layout.js';
+import { isLayoutPlace, parseLayoutPlace } from '../../image/place.js';
+import { loadImage } from '../../image/load-image.js';
+import { formatPlatform, hostPlatform, normalizePlatform, parsePlatform } from '../../image/platform.js';
+import { parseReference } from '../../image/reference.js';
+import type { LayerOptions, LayerResult } from '../../layer/layer-output.js';
+import { unpackLayers } from '../../layer/unpack-layers.js';
+import { DEFAULT_PATH_ENV } from '../../runtime/spec/default.js';
+import { openImageStore, storeRefName } from '../store.js';
+import { BuildCache } from './cache.js';
+import { applyConfigStep, DEFAULT_SHELL, HISTORY_COMMENT, type ConfigState } from './config-steps.js';
+import { download, isTarArchive, parseChmod, realImagePath, resolveChown, Staging } from './copy-step.js';
+import { expandInstruction, type StageScope } from './expand.js';
+import { PatternMatcher, readIgnoreFile } from './ignore.js';
+import { parseDockerfile, parseTrigger, readDockerfile, type CopyInstruction, type Dockerfile, type Instruction, type RunInstruction } from './instructions.js';
+import { planBuild, resolveSourceRef, stepKey, type BuildPlan, type SourceRef } from './plan.js';
+import { noExecutorError, runArgv, type RunStepExecutor } from './run-step.js';
+import { contentHash, destinationPath, DigestMemo, resolveCopy, type CopyRoot } from './sources.js';
+import { writeUpperLayer } from './upper.js';
+
+type LayerProducer = (out: Writable, opts: LayerOptions) => Promise<LayerResult>;
+
+export interface BuildOptions {
+  /** The build context directory. */
+  contextDir: string;
+  /** -f: the Dockerfile (default CONTEXT/Dockerfile, else CONTEXT/Containerfile). */
+  dockerfile?: string;
+  /** The Dockerfile's text, instead of reading a file. */
+  dockerfileText?: string;
+  /** --target. */
+  targetStage?: string;
+  /** --build-arg NAME=VALUE (undefined: from the environment). */
+  buildArgs?: Record<string, string | undefined>;
+  /** --platform (default: this host). */
+  platform?: Platform;
+  /** Where the image goes: an OCI layout directory, and the tag in it. */
+  output: { layout: string; tag?: string };
+  /** SOURCE_DATE_EPOCH: file times clamped and `created` set, for reproducible images. */
+  sourceDateEpoch?: number;
+  compression?: LayerCompression;
+  /** Runs RUN steps (the engine); without it a Dockerfile with RUN fails before building. */
+  runExecutor?: RunStepExecutor;
+  /** How FROM/--from images are found; default: `oci:DIR[:REF]`, else the local image store. */
+  resolveImage?: (ref: string, platform: Platform) => Promise<{ layout: OciLayout; ref: string }>;
+  /** Where temporary root filesystems go (default the system temp directory). */
+  workDir?: string;
+  /** --secret id=…,src=…. */
+  secrets?: Map<string, string>;
+  /** The build cache (a directory or an open cache); none: nothing is reused or kept. */
+  cache?: BuildCache | string;
+  /** --no-cache: build every step (results are still cached). */
+  noCache?: boolean;
+  /** Progress lines ("[2/5] COPY …"). */
+  log?: (line: string) => void;
+}
+
+export interface StepRecord {
+  stage: number;
+  instruction: string;
+  key: string;
+  /** The step's layer came from the cache. */
+  cached: boolean;
+}
+
+export interface BuildResult {
+  manifest: Descriptor;
+  /** The image ID docker prints: the config's digest. */
+  id: string;
+  config: ImageConfig;
+  /** The cache key of every step built, in order. */
+  steps: StepRecord[];
+  /** Stages that were built (the target's dependencies). */
+  built: number[];
+  warnings: string[];
+}
+
+interface Layer {
+  desc: Descriptor;
+  diffId: string;
+}
+
+interface StageResult {
+  /** "[name k/N]" of the step being built, for progress lines as BuildKit prints them. */
+  step?: string;
+  config: ImageConfig;
+  layers: Layer[];
+  key: string;
+  /** The root filesystem directory: layers[0..applied) are unpacked in it (see materialize). */
+  rootfs: string;
+  applied: number;
+  /** Serialises materialize() calls on this stage. */
+  lock?: Promise<void>;
+  manifestMediaType: string;
+  baseDigest?: string;
+}
+
+async function defaultResolveImage(ref: string): Promise<{ layout: OciLayout; ref: string }> {
+  if (isLayoutPlace(ref)) {
+    const place = parseLayoutPlace(ref);
+    return { layout: await OciLayout.open(place.dir), ref: place.ref ?? 'latest' };
+  }
+  const store = await openImageStore();
+  return { layout: store, ref: storeRefName(parseReference(ref)) };
+}
+
+function where(ins: Instruction): string {
+  return `${ins.loc.file}:${ins.loc.line}:${ins.loc.column}`;
+}
+
+function locate(dockerfile: string | undefined, contextDir: string): string {
+  if (dockerfile !== undefined) return isAbsolute(dockerfile) ? dockerfile : resolve(dockerfile);
+  for (const name of ['Dockerfile', 'Containerfile']) if (existsSync(join(contextDir, name))) return join(contextDir, name);
+  throw new BerthError('USAGE', `no Dockerfile or Containerfile in ${contextDir}: give one with -f`);
+}
+
+/** A build in progress. */
+class Build {
+  readonly results = new Map<number, StageResult>();
+  readonly steps: StepRecord[] = [];
+  readonly warnings: string[] = [];
+  private readonly imageRoots = new Map<string, Promise<string>>();
+  private counter = 0;
+  private readonly created: string;
+  private readonly epoch: number;
+
+  constructor(
+    readonly opts: BuildOptions,
+    readonly plan: BuildPlan,
+    readonly out: OciLayout,
+    readonly tmp: string,
+    readonly matcher: PatternMatcher,
+    readonly platform: Platform,
+    readonly cache: BuildCache | undefined,
+    readonly digests: DigestMemo | undefined,
+  ) {
+    this.created = nowOrEpoch(opts.sourceDateEpoch);
+    this.epoch = opts.sourceDateEpoch ?? Math.floor(Date.now() / 1000);
+  }
+
+  private get df(): Dockerfile {
+    return this.plan.dockerfile;
+  }
+
+  private log(line: string): void {
+    this.opts.log?.(line);
+  }
+
+  private resolveImage(ref: string): Promise<{ layout: OciLayout; ref: string }> {
+    return (this.opts.resolveImage ?? defaultResolveImage)(ref, this.platform);
+  }
+
+  /** Unpacks layers into a new directory under the build's temp dir. */
+  private async unpack(name: string, layout: OciLayout, layers: Layer[], diffIds: string[]): Promise<string> {
+    const dir = await mkdtemp(join(this.tmp, `${name}-`));
+    await unpackLayers(
+      dir,
+      layers.map((l, i) => ({ mediaType: l.desc.mediaType, digest: l.desc.digest, size: l.desc.size, diffId: diffIds[i], open: () => layout.fetch(l.desc) })),
+    );
+    return dir;
+  }
+
+  /** The root filesystem of an image read by COPY --from / mount from= (unpacked once). */
+  private imageRoot(ref: string): Promise<string> {
+    let p = this.imageRoots.get(ref);
+    if (!p) {
+      p = (async () => {
+        const { layout, ref: inner } = await this.resolveImage(ref);
+        const img = await loadImage(layout, inner, this.platform);
+        return this.unpack('image', layout, img.manifest.layers.map((desc, i) => ({ desc, diffId: img.config.rootfs.diff_ids[i]! })), img.config.rootfs.diff_ids);
+      })();
+      this.imageRoots.set(ref, p);
+    }
+    return p;
+  }
+
+  /** The starting point of a stage. */
+  private async base(index: number): Promise<StageResult & { triggers: string[] }> {
+    const sp = this.plan.stages[index]!;
+    const base: SourceRef = sp.base;
+    if (base.kind === 'scratch') {
+      const p = this.platform;
+      const config: ImageConfig = {
+        architecture: p.architecture,
+        os: p.os,
+        ...(p.variant ? { variant: p.variant } : {}),
+        config: { Env: [DEFAULT_PATH_ENV] },
+        rootfs: { type: 'layers', diff_ids: [] },
+        history: [],
+      };
+      const rootfs = await mkdtemp(join(this.tmp, 'scratch-'));
+      return { config, layers: [], key: 'scratch', rootfs, applied: 0, manifestMediaType: MediaType.imageManifest, triggers: [] };
+    }
+    if (base.kind === 'stage') {
+      const from = this.results.get(base.index)!;
+      const rootfs = await mkdtemp(join(this.tmp, `stage${index}-`));
+      const { lock: _lock, ...rest } = from;
+      return { ...rest, config: structuredClone(from.config), layers: [...from.layers], rootfs, applied: 0, triggers: [] };
+    }
+    const { layout, ref } = await this.resolveImage(base.ref);
+    const img = await loadImage(layout, ref, this.platform);
+    const layers = img.manifest.layers.map((desc, i) => ({ desc, diffId: img.config.rootfs.diff_ids[i]! }));
+    // The result holds the base's blobs too.
+    for (const l of layers) if (!(await this.out.exists(l.desc))) await this.out.push(l.desc, await layout.fetch(l.desc));
+    const rootfs = await mkdtemp(join(this.tmp, `stage${index}-`));
+    const config = structuredClone(img.config);
+    config.config ??= {};
+    if (!(config.config.Env ?? []).some((e) => e.startsWith('PATH='))) config.config.Env = [DEFAULT_PATH_ENV, ...(config.config.Env ?? [])];
+    const triggers = (config.config.OnBuild as string[] | null | undefined) ?? [];
+    // ONBUILD triggers fire once, in the image built FROM this one.
+    if (triggers.length) delete config.config.OnBuild;
+    return { config, layers, key: img.manifestDesc.digest, rootfs, applied: 0, manifestMediaType: MediaType.imageManifest, baseDigest: img.manifestDesc.digest, triggers };
+  }
+
+  private history(config: ImageConfig, createdBy: string, emptyLayer: boolean): void {
+    const h: HistoryEntry = { created: this.created, created_by: createdBy, comment: HISTORY_COMMENT };
+    if (emptyLayer) h.empty_layer = true;
+    config.history = [...(config.history ?? []), h];
+  }
+
+  /** A new layer on top of the stage: what `produce` writes. */
+  private async commitLayer(state: StageResult, produce: LayerProducer): Promise<Layer> {
+    const compression = this.opts.compression ?? 'gzip';
+    const opts: LayerOptions = { compression, ...(this.opts.sourceDateEpoch !== undefined ? { sourceDateEpoch: this.opts.sourceDateEpoch } : {}) };
+    let diffId = '';
+    const desc = await this.out.ingest(ociLayerMediaType(compression), async (out) => {
+      diffId = (await produce(out, opts)).diffId;
+    });
+    const layer: Layer = { desc, diffId };
+    await this.addLayer(state, layer);
+    return layer;
+  }
+
+  /** Puts a layer (already in the output layout) on the stage; its files reach the root filesystem when it is needed. */
+  private async addLayer(state: StageResult, layer: Layer): Promise<void> {
+    state.layers.push(layer);
+    state.config.rootfs = { type: 'layers', diff_ids: [...state.config.rootfs.diff_ids, layer.diffId] };
+  }
+
+  /**
+   * A step that may make a layer: reused from the cache when its key is there (the layer is
+   * then applied, not made), else `produce` runs and its result is cached.
+   */
+  private async layerStep(
+    index: number,
+    state: StageResult,
+    k: { instruction: string; args: string[]; content?: string },
+    createdBy: string,
+    produce: () => Promise<Layer | undefined>,
+  ): Promise<void> {
+    const key = stepKey({ parent: state.key, ...k, platform: formatPlatform(this.platform) });
+    const mediaType = ociLayerMediaType(this.opts.compression ?? 'gzip');
+    const hit = this.cache && !this.opts.noCache ? await this.cache.get(key, mediaType) : undefined;
+    let layer: Layer | undefined;
+    const n = ++this.counter;
+    const started = Date.now();
+    this.log(`#${n} ${state.step ?? ''} ${createdBy.replace(/ # buildkit$/, '')}`);
+    if (hit) {
+      this.log(`#${n} CACHED`);
+      layer = hit.layer;
+      if (layer) {
+        if (!(await this.out.exists(layer.desc))) await this.out.push(layer.desc, await this.cache!.layout.fetch(layer.desc));
+        await this.addLayer(state, layer);
+      }
+    } else {
+      layer = await produce();
+      if (this.cache) await this.cache.put({ key, createdBy, ...(layer ? { layer } : {}) }, this.out);
+      this.log(`#${n} DONE ${((Date.now() - started) / 1000).toFixed(1)}s`);
+    }
+    state.key = key;
+    this.steps.push({ stage: index, instruction: k.instruction, key, cached: hit !== undefined });
+    this.history(state.config, createdBy, layer === undefined);
+  }
+
+  /**
+   * The stage's root filesystem with all its layers: unpacked only when a step needs it (a COPY
+   * or RUN that is not cached, a COPY --from it), so that a rebuild of cached steps unpacks nothing.
+   */
+  private materialize(state: StageResult): Promise<string> {
+    const next = (state.lock ?? Promise.resolve()).then(async () => {
+      const pending = state.layers.slice(state.applied);
+      if (pending.length === 0) return;
+      await unpackLayers(
+        state.rootfs,
+        pending.map((l) => ({ mediaType: l.desc.mediaType, digest: l.desc.digest, size: l.desc.size, diffId: l.diffId, open: () => this.out.fetch(l.desc) })),
+      );
+      state.applied += pending.length;
+    });
+    state.lock = next.catch(() => undefined);
+    return next.then(() => state.rootfs);
+  }
+
+  private async newStaging(): Promise<string> {
+    return mkdtemp(join(this.tmp, 'staging-'));
+  }
+
+  /** A config-only step: its key, and its history entry. */
+  private configStep(index: number, state: StageResult, instruction: string, args: string[]): void {
+    const n = ++this.counter;
+    this.log(`#${n} ${state.step ?? ''} ${instruction}`);
+    this.log(`#${n} DONE 0.0s`);
+    state.key = stepKey({ parent: state.key, instruction, args, platform: formatPlatform(this.platform) });
+    this.steps.push({ stage: index, instruction, key: state.key, cached: false });
+    this.history(state.config, instruction, true);
+  }
+
+  /** Builds one stage. */
+  async stage(index: number): Promise<void> {
+    const sp = this.plan.stages[index]!;
+    const label = sp.stage.name ?? `stage-${index}`;
+    const total = sp.stage.instructions.length + 1;
+    const n = ++this.counter;
+    const started = Date.now();
+    this.log(`#${n} [${label} 1/${total}] FROM ${sp.base.kind === 'image' ? sp.base.ref : sp.base.kind === 'stage' ? (this.df.stages[sp.base.index]!.name ?? String(sp.base.index)) : 'scratch'}`);
+    const { triggers, ...state } = await this.base(index);
+    this.log(`#${n} DONE ${((Date.now() - started) / 1000).toFixed(1)}s`);
+    const scope = this.plan.args.stage(state.config.config?.Env ?? [], this.df.directives.escape);
+    const cs: ConfigState = { config: state.config, cmdSet: false };
+    const instructions: Instruction[] = [...triggers.map((t) => parseTrigger(t, this.df.directives, sp.stage.from.loc)), ...sp.stage.instructions];
+    for (const [i, ins] of instructions.entries()) {
+      state.step = `[${label} ${Math.max(2, i - triggers.length + 2)}/${total}]`;
+      if (ins.kind === 'ARG') {
+        scope.declare(ins);
+        continue;
+      }
+      const ex = expandInstruction(ins, scope);
+      const e = ex.ins;
+      if (e.kind === 'COPY' || e.kind === 'ADD') {
+        await this.copy(index, state, e);
+        continue;
+      }
+      if (e.kind === 'RUN') {
+        await this.run(index, state, scope, e);
+        continue;
+      }
+      const text = applyConfigStep(cs, e);
+      if (text === undefined) throw new BerthError('INTERNAL', `${where(e)}: ${e.kind} has no step`);
+      if (e.kind === 'ENV') scope.setEnv(state.config.config?.Env ?? []);
+      if (e.kind === 'WORKDIR') await this.workdir(index, state, text, scope.argsIn(ex.used));
+      else this.configStep(index, state, text, scope.argsIn(ex.used));
+    }
+    this.results.set(index, state);
+  }
+
+  /** WORKDIR creates its directory (owned by USER) when the image lacks it, as BuildKit does. */
+  private async workdir(index: number, state: StageResult, text: string, args: string[]): Promise<void> {
+    await this.layerStep(index, state, { instruction: text, args }, text, async () => {
+      await this.materialize(state);
+      const wd = state.config.config?.WorkingDir ?? '/';
+      const real = await realImagePath(state.rootfs, wd);
+      const st = await stat(join(state.rootfs, real)).catch(() => undefined);
+      if (st?.isDirectory() || real === '/') return undefined;
+      const user = state.config.config?.User;
+      const owner = user ? await resolveChown(state.rootfs, user, 'WORKDIR').catch(() => ({ uid: 0, gid: 0 })) : undefined;
+      const s = new Staging({ rootfs: state.rootfs, now: this.epoch, ...(owner ? { owner } : {}) });
+      await s.parents(`${real}/x`);
+      return this.commitLayer(state, (out, o) => s.write(out, o));
+    });
+  }
+
+  /**
+   * Where a COPY reads: the context (its content hashed), or a stage or an image, whose files
+   * follow from their cache key or digest (`key`); `open` gives the directory when the step runs.
+   */
+  private async copySource(index: number, from: string | undefined): Promise<{ open: () => Promise<CopyRoot>; key?: string }> {
+    if (from === undefined) {
+      const root: CopyRoot = { dir: this.opts.contextDir, matcher: this.matcher, label: 'the build context' };
+      return { open: async () => root };
+    }
+    const ref = resolveSourceRef(this.df, from, index, true);
+    if (ref.kind === 'stage') {
+      const r = this.results.get(ref.index)!;
+      const label = `stage ${this.df.stages[ref.index]!.name ?? ref.index}`;
+      return { open: async () => ({ dir: await this.materialize(r), label }), key: `stage:${r.key}` };
+    }
+    if (ref.kind === 'scratch') throw new BerthError('USAGE', `--from=scratch has no files to copy: name a stage or an image`);
+    const { layout, ref: inner } = await this.resolveImage(ref.ref);
+    const digest = (await loadImage(layout, inner, this.platform)).manifestDesc.digest;
+    return { open: async () => ({ dir: await this.imageRoot(ref.ref), label: `image ${ref.ref}` }), key: `image:${digest}` };
+  }
+
+  private async copy(index: number, state: StageResult, c: CopyInstruction): Promise<void> {
+    const at = where(c);
+    const workdir = state.config.config?.WorkingDir || '/';
+    const mode = c.chmod !== undefined ? parseChmod(c.chmod, at) : undefined;
+    const source = await this.copySource(index, c.from);
+    const exclude = c.exclude.length ? new PatternMatcher(c.exclude) : undefined;
+    const urls = c.kind === 'ADD' ? c.sources.filter((s) => /^https?:\/\//i.test(s)) : [];
+    const locals = c.sources.filter((s) => !urls.includes(s));
+    if (c.checksum !== undefined && (urls.length === 0 || locals.length > 0)) {
+      throw new BerthError('USAGE', `${at}: ADD --checksum verifies http(s) sources only: remove it or give a URL`);
+    }
+    if (c.kind === 'ADD' && c.sources.some((s) => /^git@|\.git(#.*)?$/.test(s) && !/^https?:/.test(s))) {
+      throw new BerthError('UNSUPPORTED', `${at}: ADD of a git repository is not supported: clone it into the context and COPY it`);
+    }
+    const downloads = await Promise.all(urls.map((u) => download(u, c.checksum, at)));
+    const inline = [...c.inline.map((f) => ({ name: f.name, data: f.data })), ...downloads.map((dl, i) => ({ name: urls[i]!, data: dl.data.toString('latin1') }))];
+    // The key: the context's files by content (each source resolved on its own, as if into /),
+    // another stage's or image's by its key or digest.
+    let content: string;
+    if (source.key === undefined) {
+      const root = await source.open();
+      const hashes: string[] = [];
+      for (const src of locals) {
+        const entries = resolveCopy(root, [src], '/', { workdir: '/', isDirInImage: () => true, what: c.kind, parents: c.parents, ...(exclude ? { exclude } : {}) });
+        hashes.push(`${src}=${await contentHash(entries, [], this.digests)}`);
+      }
+      content = await contentHash([], [...inline, { name: 'sources', data: hashes.join('\n') }]);
+    } else content = `${source.key}+${await contentHash([], inline)}`;
+    const text = `${c.kind}${c.from !== undefined ? ` --from=${c.from}` : ''} ${[...c.sources, ...c.inline.map((f) => `<<${f.name}`)].join(' ')} ${c.dest}`;
+    const keyText = JSON.stringify({ kind: c.kind, sources: c.sources, inline: c.inline.map((f) => f.name), dest: c.dest, workdir, chown: c.chown, chmod: c.chmod, link: c.link, parents: c.parents, exclude: c.exclude, from: c.from });
+    await this.layerStep(index, state, { instruction: keyText, args: [], content }, `${text} # buildkit`, async () => {
+      const rootfs = await this.materialize(state);
+      const root = await source.open();
+      const d = destinationPath(c.dest, workdir);
+      const real = await realImagePath(rootfs, d.path);
+      const isDirInImage = (p: string): boolean => {
+        try {
+          return statSync(join(rootfs, p)).isDirectory();
+        } catch {
+          return false;
+        }
+      };
+      const intoDir = d.isDir || isDirInImage(real);
+      if (c.sources.length + c.inline.length > 1 && !intoDir && !c.parents) {
+        throw new BerthError('USAGE', `${at}: ${c.kind} with more than one source needs a directory destination ending in /: write ${c.dest}/`);
+      }
+      const owner = c.chown !== undefined ? await resolveChown(rootfs, c.chown, at) : undefined;
+      const opts = { workdir, isDirInImage, what: c.kind, parents: c.parents, ...(exclude ? { exclude } : {}) };
+      const dir = await this.newStaging();
+      try {
+        const s = new Staging({ rootfs, now: this.epoch, scratchDir: dir, ...(owner ? { owner } : {}), ...(mode !== undefined ? { mode } : {}) });
+        // Each local source on its own: ADD extracts a source that is a tar archive.
+        for (const src of locals) {
+          const entries = resolveCopy(root, [src], intoDir ? `${real}/` : real, opts);
+          const single = entries.length === 1 ? entries[0]! : undefined;
+          if (c.kind === 'ADD' && c.unpack !== false && single?.kind === 'file' && (await isTarArchive(single.abs))) {
+            await s.extract(single.abs, real);
+            continue;
+          }
+          await s.addEntries(entries);
+        }
+        for (const f of c.inline) await s.addFile(intoDir ? posix.join(real, f.name) : real, f.data, 0o644);
+        for (const dl of downloads) await s.addFile(intoDir ? posix.join(real, dl.name) : real, dl.data, 0o600, dl.mtime);
+        return await this.commitLayer(state, (out, o) => s.write(out, o));
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+  }
+
+  private async run(index: number, state: StageResult, scope: StageScope, ins: RunInstruction): Promise<void> {
+    const executor = this.opts.runExecutor;
+    if (!executor) throw noExecutorError(ins);
+    const c = state.config.config ?? {};
+    const { argv, script } = runArgv(ins, (c.Shell as string[] | undefined) ?? DEFAULT_SHELL);
+    const { args, proxy } = scope.runArgs();
+    const mounts = expandInstruction(ins, scope).mounts ?? [];
+    const text = `RUN ${args.length ? `|${args.length} ${args.join(' ')} ` : ''}${argv.join(' ')}`;
+    await this.layerStep(index, state, { instruction: JSON.stringify({ text, mounts, network: ins.network, security: ins.security }), args: [...args] }, `${text} # buildkit`, async () => {
+      const rootfs = await this.materialize(state);
+      // --mount from= a stage reads its root filesystem.
+      for (const d of this.plan.stages[index]!.deps) await this.materialize(this.results.get(d)!);
+      const { upperDir } = await executor.run(
+        {
+          instruction: ins,
+          argv,
+          env: [...(c.Env ?? []), ...args, ...proxy],
+          user: c.User ?? '',
+          workdir: c.WorkingDir || '/',
+          mounts,
+          network: (ins.network ?? 'default') as 'default' | 'none' | 'host',
+          security: (ins.security ?? 'sandbox') as 'sandbox' | 'insecure',
+          platform: this.platform,
+          ...(script ? { script } : {}),
+          stage: { index, ...(this.df.stages[index]!.name ? { name: this.df.stages[index]!.name } : {}) },
+        },
+        rootfs,
+        {
+          stdout: process.stdout,
+          stderr: process.stderr,
+          stageRoot: (i) => this.results.get(i)!.rootfs,
+          contextDir: this.opts.contextDir,
+          secrets: this.opts.secrets ?? new Map(),
+        },
+      );
+      return this.commitLayer(state, (out, o) => writeUpperLayer(upperDir, out, o));
+    });
+  }
+
+  /** Writes the target stage as an image into the output layout. */
+  async finish(target: number): Promise<{ manifest: Descriptor; config: ImageConfig; id: string }> {
+    const r = this.results.get(target)!;
+    const config: ImageConfig = { ...r.config, created: this.created };
+    const configDesc = await pushJson(this.out, MediaType.imageConfig, config);
+    const manifest: ImageManifest = { schemaVersion: 2, mediaType: MediaType.imageManifest, config: configDesc, layers: r.layers.map((l) => l.desc) };
+    if (r.baseDigest) manifest.annotations = { [BASE_DIGEST_ANNOTATION]: r.baseDigest };
+    const desc = await pushJson(this.out, MediaType.imageManifest, manifest);
+    const withPlatform: Descriptor = { ...desc, platform: { architecture: config.architecture, os: config.os, ...(config.variant ? { variant: config.variant } : {}) } };
+    if (this.opts.output.tag !== undefined) await this.out.tag(withPlatform, this.opts.output.tag);
+    else await this.out.addManifest(withPlatform);
+    return { manifest: desc, config, id: configDesc.digest };
+  }
+}
+
+/** The first RUN of the stages to build, when there is no executor for it. */
+function firstRun(plan: BuildPlan): RunInstruction | undefined {
+  for (const i of plan.needed) for (const ins of plan.stages[i]!.stage.instructions) if (ins.kind === 'RUN') return ins;
+  return undefined;
+}
+
+/** Builds an image from a Dockerfile into an OCI layout. */
+export async function build(opts: BuildOptions): Promise<BuildResult> {
+  const contextDir = resolve(opts.contextDir);
+  const st = await stat(contextDir).catch(() => undefined);
+  if (!st?.isDirectory()) throw new BerthError('USAGE', `the build context ${opts.contextDir} is not a directory: give the directory to build from`);
+  const dockerfilePath = opts.dockerfileText === undefined ? locate(opts.dockerfile, contextDir) : undefined;
+  const df = opts.dockerfileText !== undefined ? parseDockerfile(opts.dockerfileText, opts.dockerfile ?? 'Dockerfile') : await readDockerfile(dockerfilePath!);
+  const platform = normalizePlatform(opts.platform ?? hostPlatform());
+  const plan = planBuild(df, { target: platform, build: hostPlatform(), buildArgs: opts.buildArgs ?? {}, ...(opts.targetStage !== undefined ? { targetStage: opts.targetStage } : {}) });
+  for (const i of plan.needed) {
+    const p = plan.stages[i]!.platform;
+    if (p !== undefined && formatPlatform(normalizePlatform(parsePlatform(p))) !== formatPlatform(platform)) {
+      throw new BerthError('UNSUPPORTED', `${df.file}:${plan.stages[i]!.stage.from.loc.line}: FROM --platform=${p} differs from the build's ${formatPlatform(platform)}: berth builds one platform at a time`);
+    }
+  }
+  const run = firstRun(plan);
+  if (run && !opts.runExecutor) throw noExecutorError(run);
+  const { patterns } = readIgnoreFile(contextDir, dockerfilePath);
+  const out = await OciLayout.open(opts.output.layout, { create: true });
+  await mkdir(opts.workDir ?? tmpdir(), { recursive: true });
+  const tmp = await mkdtemp(join(opts.workDir ?? tmpdir(), 'berth-build-'));
+  const cache = typeof opts.cache === 'string' ? await BuildCache.open(opts.cache) : opts.cache;
+  const digests = cache ? await DigestMemo.load(join(cache.dir, 'file-digests.json')) : undefined;
+  const b = new Build({ ...opts, contextDir }, plan, out, tmp, new PatternMatcher(patterns), platform, cache, digests);
+  try {
+    for (const wave of plan.waves) await Promise.all(wave.map((i) => b.stage(i)));
+    const { manifest, config, id } = await b.finish(plan.target);
+    await digests?.save();
+    const unused = plan.args.unconsumed();
+    const warnings = [...df.warnings, ...(unused.length ? [`build args that no ARG uses: ${unused.join(', ')}`] : [])];
+    return { manifest, id, config, steps: b.steps, built: plan.needed, warnings };
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,316 @@
+/** `berth build` of Dockerfiles without RUN, end to end into an OCI layout, and the RUN seam. */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { lstat, mkdir, mkdtemp, readFile, readlink, rm, symlink, writeFile, chmod } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { build, type BuildOptions } from '../../../src/engine/build/builder.js';
+import type { RunStep, RunStepExecutor } from '../../../src/engine/build/run-step.js';
+import { OciLayout } from '../../../src/image/layout.js';
+import { loadImage } from '../../../src/image/load-image.js';
+import { unpackLayers } from '../../../src/layer/unpack-layers.js';
+import { isBerthError } from '../../../src/base/errors.js';
+import { buildBusyboxRootfs, BUSYBOX } from '../../helpers/busybox.js';
+import { peer, root, skipUnless } from '../../helpers/requirements.js';
+
+async function tempDir(t: { after: (fn: () => Promise<void>) => void }, prefix: string): Promise<string> {
+  const d = await mkdtemp(join(tmpdir(), prefix));
+  t.after(() => rm(d, { recursive: true, force: true }));
+  return d;
+}
+
+/** Unpacks the tagged image of a layout; returns its rootfs and config. */
+async function unpackTag(layoutDir: string, tag: string, into: string) {
+  const layout = await OciLayout.open(layoutDir);
+  const img = await loadImage(layout, tag);
+  await mkdir(into, { recursive: true });
+  await unpackLayers(into, img.manifest.layers.map((l, i) => ({ ...l, diffId: img.config.rootfs.diff_ids[i], open: () => layout.fetch(l) })));
+  return img;
+}
+
+async function writeTree(dir: string, files: Record<string, string>): Promise<void> {
+  for (const [p, content] of Object.entries(files)) {
+    await mkdir(join(dir, p, '..'), { recursive: true });
+    await writeFile(join(dir, p), content);
+  }
+}
+
+describe('berth build without RUN', { skip: skipUnless(root('COPY sets owners with chown')) }, () => {
+  it('builds FROM scratch with COPY, ADD and every config instruction', async (t) => {
+    const dir = await tempDir(t, 'berth-bld-');
+    const ctx = join(dir, 'ctx');
+    await writeTree(ctx, { 'a.txt': 'hello\n', 'dir/x': 'x\n', 'dir/sub/y': 'y\n', 'notes.md': 'ignored\n', 'keep.md': 'kept\n' });
+    await chmod(join(ctx, 'dir/x'), 0o755);
+    await symlink('a.txt', join(ctx, 'link'));
+    await writeFile(join(ctx, '.dockerignore'), '*.md\n!keep.md\n');
+    // An archive for ADD to extract.
+    await writeTree(join(dir, 'arch'), { 'inside/file': 'from the archive\n' });
+    execFileSync('tar', ['-czf', join(ctx, 'bundle.tar.gz'), '-C', join(dir, 'arch'), 'inside']);
+    await writeFile(join(ctx, 'Dockerfile'), [
+      '# syntax=docker/dockerfile:1',
+      'FROM scratch',
+      'ARG V=3',
+      'ENV A=1 B="two words"',
+      'LABEL version=$V "x y"=z',
+      'WORKDIR /app',
+      'COPY a.txt link ./',
+      'COPY dir /opt/d',
+      'COPY --chown=10:20 --chmod=640 a.txt /etc/conf',
+      'COPY *.md /docs/',
+      'ADD bundle.tar.gz /unpacked/',
+      'COPY <<EOF /etc/motd',
+      'version $V',
+      'EOF',
+      'USER 10:20',
+      'EXPOSE 80 53/udp 8000-8001',
+      'VOLUME /data',
+      'STOPSIGNAL SIGINT',
+      'HEALTHCHECK --interval=5s --retries=2 CMD ["/bin/true"]',
+      'SHELL ["/bin/ash", "-c"]',
+      'CMD echo hi',
+      'ENTRYPOINT ["/bin/sh", "-c"]',
+      'ONBUILD COPY . /src',
+      'MAINTAINER someone',
+      '',
+    ].join('\n'));
+    const out = join(dir, 'out');
+    const result = await build({ contextDir: ctx, output: { layout: out, tag: 't1' }, buildArgs: { UNUSED: 'x' } });
+    assert.match(result.warnings.join('\n'), /syntax directive/);
+    assert.match(result.warnings.join('\n'), /build args that no ARG uses: UNUSED/);
+    const rootfs = join(dir, 'rootfs');
+    const img = await unpackTag(out, 't1', rootfs);
+    const c = img.config.config!;
+    assert.deepEqual(c.Env, ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'A=1', 'B=two words']);
+    assert.deepEqual(c.Labels, { version: '3', 'x y': 'z' });
+    assert.equal(c.WorkingDir, '/app');
+    assert.equal(c.User, '10:20');
+    assert.deepEqual(Object.keys(c.ExposedPorts!).sort(), ['53/udp', '80/tcp', '8000/tcp', '8001/tcp']);
+    assert.deepEqual(c.Volumes, { '/data': {} });
+    assert.equal(c.StopSignal, 'SIGINT');
+    assert.deepEqual(c.Healthcheck, { Test: ['CMD', '/bin/true'], Interval: 5e9, Retries: 2 });
+    assert.deepEqual(c.Shell, ['/bin/ash', '-c']);
+    assert.deepEqual(c.Cmd, ['/bin/ash', '-c', 'echo hi']);
+    assert.deepEqual(c.Entrypoint, ['/bin/sh', '-c']);
+    assert.deepEqual(c.OnBuild, ['COPY . /src']);
+    assert.equal(img.config.author, 'someone');
+    // Files, modes, owners.
+    assert.equal(await readFile(join(rootfs, 'app/a.txt'), 'utf8'), 'hello\n');
+    assert.ok((await lstat(join(rootfs, 'app/link'))).isFile(), 'a top-level symlink source is followed');
+    assert.equal((await lstat(join(rootfs, 'opt/d/x'))).mode & 0o777, 0o755);
+    assert.equal(await readFile(join(rootfs, 'opt/d/sub/y'), 'utf8'), 'y\n');
+    const conf = await lstat(join(rootfs, 'etc/conf'));
+    assert.deepEqual([conf.uid, conf.gid, conf.mode & 0o777], [10, 20, 0o640]);
+    const etc = await lstat(join(rootfs, 'etc'));
+    assert.deepEqual([etc.uid, etc.gid], [10, 20], 'parents COPY --chown creates are owned as it says');
+    assert.deepEqual((await import('node:fs')).readdirSync(join(rootfs, 'docs')), ['keep.md']);
+    assert.equal(await readFile(join(rootfs, 'unpacked/inside/file'), 'utf8'), 'from the archive\n');
+    assert.equal(await readFile(join(rootfs, 'etc/motd'), 'utf8'), 'version 3\n');
+    // History as BuildKit writes it.
+    const h = img.config.history!;
+    assert.deepEqual(h.map((e) => e.created_by), [
+      'ENV A=1 B=two words',
+      'LABEL version=3 x y=z',
+      'WORKDIR /app',
+      'COPY a.txt link ./ # buildkit',
+      'COPY dir /opt/d # buildkit',
+      'COPY a.txt /etc/conf # buildkit',
+      'COPY *.md /docs/ # buildkit',
+      'ADD bundle.tar.gz /unpacked/ # buildkit',
+      'COPY <<EOF /etc/motd # buildkit',
+      'USER 10:20',
+      'EXPOSE map[53/udp:{} 80/tcp:{} 8000/tcp:{} 8001/tcp:{}]',
+      'VOLUME [/data]',
+      'STOPSIGNAL SIGINT',
+      `HEALTHCHECK &{["CMD" "/bin/true"] "5s" "0s" "0s" "0s" '\\x02'}`,
+      'SHELL [/bin/ash -c]',
+      'CMD ["/bin/ash" "-c" "echo hi"]',
+      'ENTRYPOINT ["/bin/sh" "-c"]',
+      'ONBUILD COPY . /src',
+      'MAINTAINER someone',
+    ]);
+    assert.equal(h.filter((e) => !e.empty_layer).length, img.manifest.layers.length);
+    assert.equal(img.config.rootfs.diff_ids.length, 7, 'WORKDIR /app + 6 COPY/ADD layers');
+    assert.equal(result.steps.length, 19);
+  });
+
+  it('is reproducible with SOURCE_DATE_EPOCH, and a change to one file changes the keys from its COPY on', async (t) => {
+    const dir = await tempDir(t, 'berth-bld-');
+    const ctx = join(dir, 'ctx');
+    await writeTree(ctx, { 'one': '1\n', 'two': '2\n', Dockerfile: 'FROM scratch\nCOPY one /one\nENV X=1\nCOPY two /two\nWORKDIR /w\n' });
+    const opts = (n: string): BuildOptions => ({ contextDir: ctx, output: { layout: join(dir, n), tag: 'r' }, sourceDateEpoch: 1700000000 });
+    const a = await build(opts('a'));
+    const b = await build(opts('b'));
+    assert.equal(a.manifest.digest, b.manifest.digest);
+    assert.equal(a.config.created, '2023-11-14T22:13:20Z');
+    assert.deepEqual(a.steps.map((s) => s.key), b.steps.map((s) => s.key));
+    await writeFile(join(ctx, 'two'), '2 changed\n');
+    const c = await build(opts('c'));
+    assert.deepEqual(c.steps.slice(0, 2).map((s) => s.key), a.steps.slice(0, 2).map((s) => s.key), 'steps before the changed COPY keep their keys');
+    for (let i = 2; i < a.steps.length; i++) assert.notEqual(c.steps[i]!.key, a.steps[i]!.key);
+    assert.notEqual(c.manifest.digest, a.manifest.digest);
+  });
+
+  it('builds only the stages --target needs, COPY --from a stage, FROM an oci: layout with ONBUILD triggers', async (t) => {
+    const dir = await tempDir(t, 'berth-bld-');
+    const baseCtx = join(dir, 'base');
+    await buildBusyboxRootfs(join(baseCtx, 'rootfs'), { users: [{ name: 'app', uid: 1000, gid: 1000 }] });
+    await writeFile(join(baseCtx, 'Dockerfile'), 'FROM scratch\nCOPY rootfs/ /\nONBUILD COPY trigger.txt /trigger.txt\nCMD ["sh"]\n');
+    await build({ contextDir: baseCtx, output: { layout: join(dir, 'baselayout'), tag: 'bb' } });
+
+    const ctx = join(dir, 'ctx');
+    await writeTree(ctx, { 'trigger.txt': 'triggered\n', 'app.txt': 'app\n' });
+    await writeFile(join(ctx, 'Containerfile'), [
+      `FROM oci:${join(dir, 'baselayout')}:bb AS base`,
+      'COPY --chown=app app.txt /home/app/app.txt',
+      'USER app',
+      'WORKDIR /appwork/sub',
+      'USER root',
+      'ENTRYPOINT ["/bin/sh"]',
+      'FROM scratch AS unused',
+      'COPY missing /nowhere',
+      'FROM base AS final',
+      'COPY --from=base /bin/busybox /copied/busybox',
+      'COPY --from=0 /trigger.txt /again.txt',
+      '',
+    ].join('\n'));
+    const result = await build({ contextDir: ctx, output: { layout: join(dir, 'out'), tag: 'f' }, targetStage: 'final' });
+    assert.deepEqual(result.built, [0, 2]);
+    const rootfs = join(dir, 'rootfs');
+    const img = await unpackTag(join(dir, 'out'), 'f', rootfs);
+    assert.equal(await readFile(join(rootfs, 'trigger.txt'), 'utf8'), 'triggered\n');
+    assert.equal(await readFile(join(rootfs, 'again.txt'), 'utf8'), 'triggered\n');
+    assert.equal((await lstat(join(rootfs, 'home/app/app.txt'))).uid, 1000);
+    assert.equal((await lstat(join(rootfs, 'home/app/app.txt'))).gid, 1000);
+    assert.deepEqual([(await lstat(join(rootfs, 'appwork'))).uid, (await lstat(join(rootfs, 'appwork/sub'))).gid], [1000, 1000], 'WORKDIR makes its directories as USER (BuildKit)');
+    assert.equal((await lstat(join(rootfs, 'copied/busybox'))).size, (await lstat(BUSYBOX)).size);
+    assert.equal(await readlink(join(rootfs, 'bin/ls')), 'busybox');
+    assert.equal(img.config.config!.OnBuild, undefined, 'triggers fire once');
+    assert.equal(img.config.config!.Cmd, undefined, 'ENTRYPOINT resets the inherited CMD');
+    assert.deepEqual(img.config.config!.Entrypoint, ['/bin/sh']);
+    assert.match(img.manifest.annotations!['org.opencontainers.image.base.digest']!, /^sha256:/);
+  });
+
+  it('ADD https with --checksum from a server on 127.0.0.1 (http here), and the mismatch', async (t) => {
+    const body = Buffer.from('downloaded\n');
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'last-modified': 'Tue, 14 Nov 2023 22:13:20 GMT', 'content-length': body.length });
+      res.end(body);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    t.after(() => server.close());
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/files/tool.bin`;
+    const sum = `sha256:${createHash('sha256').update(body).digest('hex')}`;
+    const dir = await tempDir(t, 'berth-bld-');
+    const ctx = join(dir, 'ctx');
+    await mkdir(ctx);
+    const out = join(dir, 'out');
+    await build({ contextDir: ctx, dockerfileText: `FROM scratch\nADD --checksum=${sum} ${url} /opt/\n`, output: { layout: out, tag: 'a' } });
+    const rootfs = join(dir, 'rootfs');
+    await unpackTag(out, 'a', rootfs);
+    const st = await lstat(join(rootfs, 'opt/tool.bin'));
+    assert.deepEqual([st.mode & 0o777, Math.floor(st.mtimeMs / 1000)], [0o600, 1700000000]);
+    const bad = `sha256:${'0'.repeat(64)}`;
+    await assert.rejects(build({ contextDir: ctx, dockerfileText: `FROM scratch\nADD --checksum=${bad} ${url} /opt/\n`, output: { layout: out } }), (err: unknown) => {
+      assert.ok(isBerthError(err, 'DIGEST_MISMATCH'));
+      assert.match((err as Error).message, /^Dockerfile:2:1: ADD http.*: the download has sha256:[0-9a-f]{64}, not sha256:0+ as --checksum says/);
+      return true;
+    });
+  });
+
+  it('fails before building when a RUN has no executor, naming the RUN', async (t) => {
+    const dir = await tempDir(t, 'berth-bld-');
+    await assert.rejects(build({ contextDir: dir, dockerfileText: 'FROM scratch\nCOPY . /\n\n  RUN echo hi\n', output: { layout: join(dir, 'out') } }), (err: unknown) => {
+      assert.ok(isBerthError(err, 'UNSUPPORTED'));
+      assert.match((err as Error).message, /^Dockerfile:4:3: RUN needs the engine to run a container/);
+      return true;
+    });
+    await assert.rejects(build({ contextDir: dir, dockerfileText: 'FROM scratch\nCOPY nothing /\n', output: { layout: join(dir, 'out') } }), /COPY nothing: not found in the build context/);
+  });
+
+  it('hands RUN to the executor and makes its upper directory a layer with whiteouts', { skip: skipUnless(peer('setfattr', 'attr')) }, async (t) => {
+    const dir = await tempDir(t, 'berth-bld-');
+    const ctx = join(dir, 'ctx');
+    await writeTree(ctx, { 'gone': 'x\n', 'keep': 'k\n', 'd/old': 'o\n' });
+    const seen: RunStep[] = [];
+    const executor: RunStepExecutor = {
+      async run(step, rootfs) {
+        seen.push(step);
+        assert.equal(await readFile(join(rootfs, 'keep'), 'utf8'), 'k\n', 'the executor sees the stage so far');
+        const upper = join(dir, `upper${seen.length}`);
+        await mkdir(join(upper, 'd'), { recursive: true });
+        await writeFile(join(upper, 'made-by-run'), 'ran\n');
+        execFileSync('mknod', [join(upper, 'gone'), 'c', '0', '0']);
+        execFileSync('setfattr', ['-n', 'trusted.overlay.opaque', '-v', 'y', join(upper, 'd')]);
+        await writeFile(join(upper, 'd/new'), 'n\n');
+        return { upperDir: upper };
+      },
+    };
+    const out = join(dir, 'out');
+    await build({
+      contextDir: ctx,
+      dockerfileText: 'FROM scratch\nCOPY . /\nARG V=1\nENV E=2\nWORKDIR /w\nRUN --mount=type=cache,target=/c --network=none echo $V <<EOF\nbody\nEOF\n',
+      output: { layout: out, tag: 'r' },
+      runExecutor: executor,
+    });
+    assert.equal(seen.length, 1);
+    const s = seen[0]!;
+    assert.deepEqual(s.argv, ['/bin/sh', '-c', 'echo $V <<EOF\nbody\nEOF']);
+    assert.deepEqual(s.env.slice(-2), ['E=2', 'V=1']);
+    assert.deepEqual([s.workdir, s.network, s.mounts[0]!.type, s.mounts[0]!.target], ['/w', 'none', 'cache', '/c']);
+    const rootfs = join(dir, 'rootfs');
+    const img = await unpackTag(out, 'r', rootfs);
+    assert.equal(await readFile(join(rootfs, 'made-by-run'), 'utf8'), 'ran\n');
+    await assert.rejects(lstat(join(rootfs, 'gone')), /ENOENT/);
+    await assert.rejects(lstat(join(rootfs, 'd/old')), /ENOENT/, 'the opaque directory hides what was below');
+    assert.equal(await readFile(join(rootfs, 'd/new'), 'utf8'), 'n\n');
+    assert.equal(img.config.history!.at(-1)!.created_by, 'RUN |1 V=1 /bin/sh -c echo $V <<EOF\nbody\nEOF # buildkit');
+  });
+
+  it('reuses cached steps: nothing changed → every layer step cached; one file changed → only the steps after its COPY run', async (t) => {
+    const dir = await tempDir(t, 'berth-bld-');
+    const ctx = join(dir, 'ctx');
+    await writeTree(ctx, { 'one': '1\n', 'two': '2\n' });
+    let runs = 0;
+    const executor: RunStepExecutor = {
+      async run() {
+        runs++;
+        const upper = await mkdtemp(join(dir, 'upper-'));
+        await writeFile(join(upper, `ran${runs}`), 'x');
+        return { upperDir: upper };
+      },
+    };
+    const dockerfileText = 'FROM scratch\nCOPY one /one\nRUN make one\nWORKDIR /w\nCOPY two /two\nRUN make two\n';
+    const cache = join(dir, 'cache');
+    const opts = (tag: string): BuildOptions => ({ contextDir: ctx, dockerfileText, output: { layout: join(dir, 'out'), tag }, runExecutor: executor, cache, sourceDateEpoch: 1 });
+    const cold = await build(opts('a'));
+    assert.deepEqual(cold.steps.map((s) => s.cached), [false, false, false, false, false]);
+    assert.equal(runs, 2);
+    const lines: string[] = [];
+    const warm = await build({ ...opts('b'), log: (l) => lines.push(l) });
+    assert.deepEqual(lines.slice(0, 6), ['#1 [stage-0 1/6] FROM scratch', lines[1], '#2 [stage-0 2/6] COPY one /one', '#2 CACHED', '#3 [stage-0 3/6] RUN /bin/sh -c make one', '#3 CACHED']);
+    assert.match(lines[1]!, /^#1 DONE \d+\.\ds$/);
+    assert.deepEqual(warm.steps.map((s) => s.cached), [true, true, true, true, true]);
+    assert.equal(runs, 2, 'a cached RUN does not run');
+    assert.equal(warm.manifest.digest, cold.manifest.digest);
+    await writeFile(join(ctx, 'two'), 'changed\n');
+    const changed = await build(opts('c'));
+    assert.deepEqual(changed.steps.map((s) => s.cached), [true, true, true, false, false]);
+    assert.equal(runs, 3);
+    const rootfs = join(dir, 'rootfs');
+    await unpackTag(join(dir, 'out'), 'c', rootfs);
+    assert.equal(await readFile(join(rootfs, 'two'), 'utf8'), 'changed\n');
+    assert.equal(await readFile(join(rootfs, 'ran1'), 'utf8'), 'x', 'the cached RUN layer is in the image');
+    const noCache = await build({ ...opts('d'), noCache: true });
+    assert.deepEqual(noCache.steps.map((s) => s.cached), [false, false, false, false, false]);
+    assert.equal(runs, 5);
+    const { BuildCache } = await import('../../../src/engine/build/cache.js');
+    const pruned = await (await BuildCache.open(cache)).prune();
+    assert.ok(pruned.records >= 7 && pruned.blobs >= 5, JSON.stringify(pruned));
+    const after = await build(opts('e'));
+    assert.deepEqual(after.steps.map((s) => s.cached), [false, false, false, false, false], 'nothing left after prune');
+  });
+});

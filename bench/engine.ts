@@ -120,7 +120,7 @@ async function main(): Promise<void> {
     console.log(`load average before: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
     const warm = new Map<string, number>();
     for (const e of engines) {
-      const net = e.name === 'berth' ? [] : ['--network', 'none'];
+      const net = ['--network', 'none']; // each engine without a network (bench/network.ts: what bridge adds)
       run(e, ['run', '--rm', ...net, e.image, 'true']); // warm-up: caches, first unpack
       const times: number[] = [];
       for (let i = 0; i < runs; i++) times.push(run(e, ['run', '--rm', ...net, e.image, 'true']).ms);
@@ -130,7 +130,7 @@ async function main(): Promise<void> {
     for (const e of engines.slice(1)) console.log(`  berth / ${e.name}: ${(warm.get('berth')! / warm.get(e.name)!).toFixed(2)}x`);
 
     for (const e of engines) {
-      const net = e.name === 'berth' ? [] : ['--network', 'none'];
+      const net = ['--network', 'none']; // each engine without a network (bench/network.ts: what bridge adds)
       const psEmpty = median([0, 1, 2, 3, 4].map(() => run(e, ['ps']).ms));
       const t0 = process.hrtime.bigint();
       await Promise.all(Array.from({ length: 50 }, (_, i) => runAsync(e, ['run', '-d', '--name', `bench${i}`, ...net, e.image, 'sleep', '60'])));

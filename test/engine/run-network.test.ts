@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { vethName } from '../../src/engine/network/link.js';
 import { BUSYBOX } from '../helpers/busybox.js';
-import { engineRoot, type EngineRoot } from '../helpers/engine.js';
+import { addBusyboxImage, engineRoot, type EngineRoot } from '../helpers/engine.js';
 import { peer, root, skipUnless } from '../helpers/requirements.js';
 
 /** A port nothing on 127.0.0.1 listens on now. */
@@ -80,6 +80,17 @@ describe('berth run --network bridge and user networks', { skip: skipUnless(root
     assert.doesNotMatch(links(), new RegExp(`: ${veth}@`));
     assert.doesNotMatch(ruleset(), new RegExp(`dport ${port} dnat to`));
     assert.equal((await e.berth(['port', id])).stdout, '');
+  });
+
+  it('-P publishes the image\'s EXPOSE on free host ports, which answer on 127.0.0.1', async () => {
+    await addBusyboxImage(e.root, 'docker.io/library/web:latest', { cmd: ['httpd', '-f', '-p', '80', '-h', '/www'], exposedPorts: ['80/tcp'] });
+    const r = await e.berth(['run', '-d', '-P', '-v', `${www}:/www:ro`, 'web']);
+    assert.equal(r.code, 0, r.stderr);
+    const id = r.stdout.trim();
+    const m = /^80\/tcp -> 0\.0\.0\.0:(\d+)$/.exec((await e.berth(['port', id])).stdout.trim());
+    assert.ok(m, 'one published port for EXPOSE 80/tcp');
+    assert.equal((await httpGet(Number(m[1]), '/index.html')).body, 'hello from berth\n');
+    assert.equal((await e.berth(['rm', '-f', id])).code, 0);
   });
 
   it('gives the container an address, a default route and a resolv.conf; --network none has only lo', async () => {

@@ -284,7 +284,7 @@ function matchesFilter(c: Container, filters: string[]): boolean {
 }
 
 /** docker inspect's shape, for the fields berth has. */
-function inspectDoc(engine: Engine, c: Container): unknown {
+function inspectDoc(engine: Engine, c: Container, ports: { containerPort: number; proto: string; hostIp: string; hostPort: number }[] = []): unknown {
   const exit = engine.exitOf(c);
   const running = c.state.status === 'running';
   return {
@@ -303,6 +303,13 @@ function inspectDoc(engine: Engine, c: Container): unknown {
     HostConfig: {
       AutoRemove: c.config.autoRemove, ReadonlyRootfs: c.config.readOnly, NetworkMode: c.config.network, Runtime: c.config.runtime,
       LogConfig: { Type: 'json-file', Config: { 'max-size': String(c.config.logMaxSize) } },
+    },
+    // docker's NetworkSettings.Ports: "80/tcp": [{ HostIp, HostPort }] (from the network records).
+    NetworkSettings: {
+      Ports: ports.reduce<Record<string, { HostIp: string; HostPort: string }[]>>((acc, x) => {
+        (acc[`${x.containerPort}/${x.proto}`] ??= []).push({ HostIp: x.hostIp, HostPort: String(x.hostPort) });
+        return acc;
+      }, {}),
     },
     Mounts: c.config.mounts.map((m) => ({ Type: m.type, Source: m.source, Destination: m.destination, RW: !m.options.includes('ro') })),
     Config: {
@@ -543,7 +550,11 @@ const commands: CommandGroup = {
     usage: 'Usage: berth inspect [OPTIONS] CONTAINER|REF\n\nA container (name, id or id prefix) is shown as docker inspect shows it; anything else\nis an image reference or place (berth inspect --help of the image command).',
     options: ROOT_OPTION,
     async run(p) {
-      return forEachContainer(p, this.usage, async (engine, c) => { printJson([inspectDoc(engine, c)]); });
+      return forEachContainer(p, this.usage, async (engine, c) => {
+        const { usesBridge } = await import('../engine/containers/options.js');
+        const ports = usesBridge(c.config.network) ? (await import('../engine/network/index.js')).containerPorts(c.id, { root: engine.root }) : [];
+        printJson([inspectDoc(engine, c, ports)]);
+      });
     },
   }),
 

@@ -70,6 +70,9 @@ describe('berth run --network bridge and user networks', { skip: skipUnless(root
     assert.equal(got.status, 200);
     assert.equal(got.body, 'hello from berth\n');
     assert.equal((await e.berth(['port', id])).stdout, `80/tcp -> 127.0.0.1:${port}\n`);
+    const doc = JSON.parse((await e.berth(['inspect', id])).stdout) as { NetworkSettings: { Ports: unknown }; HostConfig: { NetworkMode: string } }[];
+    assert.deepEqual(doc[0]!.NetworkSettings.Ports, { '80/tcp': [{ HostIp: '127.0.0.1', HostPort: String(port) }] });
+    assert.equal(doc[0]!.HostConfig.NetworkMode, 'bridge');
     const veth = vethName(id, 'bridge');
     assert.match(links(), new RegExp(`: ${veth}@`), 'the host end of the veth pair');
     assert.match(ruleset(), new RegExp(`dport ${port} dnat to`), 'the DNAT rule');

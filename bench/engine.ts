@@ -122,7 +122,7 @@ async function main(): Promise<void> {
     console.log(`load average before: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
     const warm = new Map<string, number>();
     for (const e of ONLY === 'fifty' ? [] : engines) {
-      const net = e.name === 'berth' ? [] : ['--network', 'none'];
+      const net = ['--network', 'none']; // each engine without a network (bench/network.ts: what bridge adds)
       run(e, ['run', '--rm', ...net, e.image, 'true']); // warm-up: caches, first unpack
       const times: number[] = [];
       for (let i = 0; i < runs; i++) times.push(run(e, ['run', '--rm', ...net, e.image, 'true']).ms);
@@ -148,7 +148,7 @@ async function main(): Promise<void> {
 
 /** 50 concurrent run -d, ps with them, the monitors' RSS, then rm -f in five batches. */
 async function fifty(e: Engine, berthRoot: string, pd: string): Promise<void> {
-  const net = e.name === 'berth' ? [] : ['--network', 'none'];
+  const net = ['--network', 'none']; // like for like: bench/network.ts measures what bridge adds
   const psEmpty = median([0, 1, 2, 3, 4].map(() => run(e, ['ps']).ms));
   const t0 = process.hrtime.bigint();
   await Promise.all(Array.from({ length: 50 }, (_, i) => runAsync(e, ['run', '-d', '--name', `bench${i}`, ...net, e.image, 'sleep', '600'])));

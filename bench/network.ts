@@ -4,13 +4,16 @@
 // throughput of a published port on 127.0.0.1: wrk against busybox httpd in a namespace, through
 // berth's DNAT, vs podman's `--network bridge -p 127.0.0.1:P:80` (netavark), interleaved rounds,
 // req/s and p99 latency, and the ratio. Needs root, iproute2, nftables, wrk, podman.
-// BERTH_BENCH_CYCLES (attach cycles, default 30), BERTH_BENCH_SECONDS (wrk per round, default 10).
+// (3) what the network adds to a whole `berth run --rm busybox true` (--network bridge against none,
+// interleaved pairs, medians and the median of the per-pair difference).
+// BERTH_BENCH_CYCLES (attach cycles and run pairs, default 30), BERTH_BENCH_SECONDS (wrk per round, default 10).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { attachContainer, detachContainer, parsePublishAll, removeDefaultBridge, type NetworkDefaults } from '../src/engine/network/index.js';
 import { makeRootfs } from '../test/helpers/bundle.js';
+import { addBusyboxImage } from '../test/helpers/engine.js';
 
 const CYCLES = Number(process.env.BERTH_BENCH_CYCLES ?? 30);
 const SECONDS = Number(process.env.BERTH_BENCH_SECONDS ?? 10);
@@ -158,11 +161,43 @@ async function throughput(): Promise<void> {
   }
 }
 
+/** (3) `berth run --rm --network none|bridge busybox true`, interleaved: the cost of the network in a whole run. */
+async function runCost(): Promise<void> {
+  const root = join(work, 'run-root');
+  const runDefaults: NetworkDefaults = { ...defaults, defaultBridge: 'bbenchr0', defaultSubnet: '10.209.1.0/24' };
+  const env = { ...process.env, BERTH_ROOT: root, BERTH_NETWORK_BRIDGE: runDefaults.defaultBridge, BERTH_NETWORK_SUBNET: runDefaults.defaultSubnet };
+  const bin = join(import.meta.dirname, '..', '..', 'bin', 'berth.cjs');
+  await addBusyboxImage(root);
+  const once = (mode: string): number => {
+    const t0 = performance.now();
+    const r = spawnSync(process.execPath, [bin, 'run', '--rm', '--network', mode, 'busybox', 'true'], { env, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`berth run --network ${mode}: ${r.stderr}`);
+    return performance.now() - t0;
+  };
+  try {
+    once('none');
+    once('bridge'); // warm-up; the bridge and its rules are made
+    const t = { none: [] as number[], bridge: [] as number[], diff: [] as number[] };
+    for (let i = 0; i < CYCLES; i++) {
+      const a = once('none');
+      const b = once('bridge');
+      t.none.push(a);
+      t.bridge.push(b);
+      t.diff.push(b - a);
+    }
+    console.log(`run --rm busybox true, ${CYCLES} interleaved pairs: --network none median ${median(t.none).toFixed(1)} ms, bridge ${median(t.bridge).toFixed(1)} ms; ` +
+      `bridge - none per pair: median ${median(t.diff).toFixed(1)} ms, p90 ${p90(t.diff).toFixed(1)} ms (target ≤ 15 ms)`);
+  } finally {
+    removeDefaultBridge({ root, defaults: runDefaults });
+  }
+}
+
 // BERTH_BENCH_PARTS=attach or =wrk runs one part (e.g. the attach part under `chrt -f 10`, which
 // keeps the other work on a busy machine from inflating it; podman does not run under chrt).
-const parts = (process.env.BERTH_BENCH_PARTS ?? 'attach,wrk').split(',');
+const parts = (process.env.BERTH_BENCH_PARTS ?? 'attach,wrk,run').split(',');
 try {
   if (parts.includes('attach')) attachCost();
+  if (parts.includes('run')) await runCost();
   if (parts.includes('wrk')) await throughput();
 } finally {
   removeDefaultBridge(ref);

@@ -55,6 +55,12 @@ const RUN_OPTIONS = {
   hostname: { type: 'string' as const, short: 'h' },
   network: { type: 'string' as const },
   net: { type: 'string' as const },
+  publish: { type: 'string' as const, short: 'p', multiple: true },
+  'publish-all': { type: 'boolean' as const, short: 'P' },
+  'network-alias': { type: 'string' as const, multiple: true },
+  ip: { type: 'string' as const },
+  dns: { type: 'string' as const, multiple: true },
+  'add-host': { type: 'string' as const, multiple: true },
   pull: { type: 'string' as const },
   platform: { type: 'string' as const },
   'read-only': { type: 'boolean' as const },
@@ -83,7 +89,10 @@ const RUN_HELP = `Options:
   -v, --volume HOST:CTR[:ro|rw]   bind a host path; --mount type=bind|tmpfs,source=,target=[,readonly]
   --tmpfs PATH[:OPTS]   a tmpfs (noexec,nosuid,nodev by default)
   -w, --workdir DIR     -u, --user USER[:GROUP]   --entrypoint CMD ("" to clear)   -h, --hostname NAME
-  --network none|host   (default none; bridge networking is not there yet)
+  --network MODE        bridge (default: berth0, its own address, a route out), none, host,
+                        NAME (a network made by berth network create: names resolve), container:NAME
+  -p, --publish [IP:][HOSTPORT:]PORT[/tcp|udp]   publish a port (on 127.0.0.1 too); -P: the image's EXPOSE
+  --network-alias NAME  --ip IP   --dns IP   --add-host NAME:IP|host-gateway
   --pull always|missing|never (default missing)   --platform OS/ARCH[/VARIANT]
   --read-only           read-only root filesystem
   --cap-add CAP, --cap-drop CAP (ALL allowed)   --privileged
@@ -98,11 +107,15 @@ State: containers live in ROOT/containers (one directory each; names in ROOT/con
 
 async function runOptions(p: ParsedCommand, command: string[]): Promise<RunOptions> {
   const o = await import('../engine/containers/options.js');
-  const network = str(p, 'network') ?? str(p, 'net') ?? 'none';
-  if (network === 'bridge' || network === 'default') {
-    throw new BerthError('UNSUPPORTED', `--network ${network}: bridge networking is not supported yet; use --network none or --network host`);
+  const network = o.parseNetworkMode(str(p, 'network') ?? str(p, 'net') ?? 'bridge');
+  const { parsePublishAll } = await import('../engine/network/ports.js');
+  const publish = parsePublishAll(strs(p, 'publish'));
+  if (!o.usesBridge(network)) {
+    // docker: "conflicting options: port publishing and the container type network mode"
+    for (const f of ['publish', 'publish-all', 'network-alias', 'ip', 'add-host'] as const) {
+      if (p.values[f] !== undefined) throw new BerthError('USAGE', `--${f} cannot be used with --network ${network}: it needs a bridge network (bridge or a network's name)`);
+    }
   }
-  if (network !== 'none' && network !== 'host') throw new BerthError('USAGE', `--network ${network}: use none or host`);
   const sec = o.parseSecurityOpts(strs(p, 'security-opt'));
   let logMaxSize = 10 << 20;
   for (const lo of strs(p, 'log-opt')) {
@@ -124,6 +137,12 @@ async function runOptions(p: ParsedCommand, command: string[]): Promise<RunOptio
     ...(str(p, 'user') ? { user: str(p, 'user')! } : {}),
     ...(str(p, 'hostname') ? { hostname: str(p, 'hostname')! } : {}),
     network,
+    publish,
+    publishAll: flag(p, 'publish-all'),
+    networkAliases: strs(p, 'network-alias'),
+    ...(str(p, 'ip') ? { ip: str(p, 'ip')! } : {}),
+    dns: strs(p, 'dns'),
+    addHosts: strs(p, 'add-host'),
     mounts: [...strs(p, 'volume').map(o.parseVolume), ...strs(p, 'mount').map(o.parseMount), ...strs(p, 'tmpfs').map(o.parseTmpfs)],
     readOnly: flag(p, 'read-only'),
     capAdd: strs(p, 'cap-add'),
@@ -265,7 +284,7 @@ function matchesFilter(c: Container, filters: string[]): boolean {
 }
 
 /** docker inspect's shape, for the fields berth has. */
-function inspectDoc(engine: Engine, c: Container): unknown {
+function inspectDoc(engine: Engine, c: Container, ports: { containerPort: number; proto: string; hostIp: string; hostPort: number }[] = []): unknown {
   const exit = engine.exitOf(c);
   const running = c.state.status === 'running';
   return {
@@ -284,6 +303,13 @@ function inspectDoc(engine: Engine, c: Container): unknown {
     HostConfig: {
       AutoRemove: c.config.autoRemove, ReadonlyRootfs: c.config.readOnly, NetworkMode: c.config.network, Runtime: c.config.runtime,
       LogConfig: { Type: 'json-file', Config: { 'max-size': String(c.config.logMaxSize) } },
+    },
+    // docker's NetworkSettings.Ports: "80/tcp": [{ HostIp, HostPort }] (from the network records).
+    NetworkSettings: {
+      Ports: ports.reduce<Record<string, { HostIp: string; HostPort: string }[]>>((acc, x) => {
+        (acc[`${x.containerPort}/${x.proto}`] ??= []).push({ HostIp: x.hostIp, HostPort: String(x.hostPort) });
+        return acc;
+      }, {}),
     },
     Mounts: c.config.mounts.map((m) => ({ Type: m.type, Source: m.source, Destination: m.destination, RW: !m.options.includes('ro') })),
     Config: {
@@ -524,7 +550,11 @@ const commands: CommandGroup = {
     usage: 'Usage: berth inspect [OPTIONS] CONTAINER|REF\n\nA container (name, id or id prefix) is shown as docker inspect shows it; anything else\nis an image reference or place (berth inspect --help of the image command).',
     options: ROOT_OPTION,
     async run(p) {
-      return forEachContainer(p, this.usage, async (engine, c) => { printJson([inspectDoc(engine, c)]); });
+      return forEachContainer(p, this.usage, async (engine, c) => {
+        const { usesBridge } = await import('../engine/containers/options.js');
+        const ports = usesBridge(c.config.network) ? (await import('../engine/network/index.js')).containerPorts(c.id, { root: engine.root }) : [];
+        printJson([inspectDoc(engine, c, ports)]);
+      });
     },
   }),
 

@@ -66,9 +66,11 @@ describe('concurrent berth commands', { skip: needs }, () => {
   it('kill -9 of berth at any moment of a create leaves a store the next command repairs', { timeout: 300_000 }, async () => {
     for (const delay of [30, 80, 130, 180, 250, 350, 500]) {
       const child = spawn(process.execPath, [BERTH_BIN, 'run', '-d', '--name', `k${delay}`, 'busybox', 'sleep', '600'], { env: e.env, stdio: 'ignore' });
+      // Listened for before the delay: a run that finishes before its kill (light load) exits early.
+      const exited = new Promise((r) => child.once('exit', r));
       await new Promise((r) => setTimeout(r, delay));
       child.kill('SIGKILL');
-      await new Promise((r) => child.on('exit', r));
+      await exited;
     }
     // The next commands work: a run, a listing, then removal of whatever is left.
     const r = await e.berth(['run', '--rm', 'busybox', 'echo', 'works']);

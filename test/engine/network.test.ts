@@ -179,7 +179,12 @@ describe('container networking (bridge, veth, nftables)', { skip: skipUnless(roo
     const s = ns();
     const a = attachContainer({ ...ref, id: `${tag}udp`, name: 'udp', netnsPath: s.path, publish: parsePublishAll(['127.0.0.1::5353/udp']) });
     // busybox has no UDP server: a few lines of Node echo inside the namespace
-    s.start([process.execPath, '-e', "const s=require('dgram').createSocket('udp4');s.on('message',(m,r)=>s.send('echo:'+m,r.port,r.address));s.bind(5353)"]);
+    const echo = s.start([process.execPath, '-e', "const s=require('dgram').createSocket('udp4');s.on('message',(m,r)=>s.send('echo:'+m,r.port,r.address));s.bind(5353,()=>console.log('ready'))"]);
+    // Node takes seconds to start on a loaded machine: send once it listens
+    await new Promise<void>((resolve, reject) => {
+      echo.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
+      echo.once('exit', (code) => reject(new Error(`the UDP echo server exited (${code})`)));
+    });
     const port = a.ports[0]!.hostPort;
     const sock = createSocket('udp4');
     try {
@@ -192,7 +197,7 @@ describe('container networking (bridge, veth, nftables)', { skip: skipUnless(roo
         setTimeout(() => {
           clearInterval(timer);
           reject(new Error('no UDP answer through the published port'));
-        }, 8000);
+        }, 15000);
       });
       assert.equal(answer, 'echo:ping');
     } finally {

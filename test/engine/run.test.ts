@@ -39,13 +39,16 @@ describe('berth run (foreground)', { skip: needs }, () => {
     assert.equal(abs.code, 127);
   });
 
-  it('gives 125 when berth itself fails: unknown image, bridge network, bad volume', async () => {
+  it('gives 125 when berth itself fails: unknown image, unknown network, bad volume', async () => {
     const img = await e.berth(['run', '--rm', '--pull', 'never', 'nosuchimage']);
     assert.equal(img.code, 125);
     assert.match(img.stderr, /unable to find image 'nosuchimage' locally/);
-    const net = await e.berth(['run', '--rm', '--network', 'bridge', 'busybox', 'true']);
+    const net = await e.berth(['run', '--rm', '--network', 'nosuchnet', 'busybox', 'true']);
     assert.equal(net.code, 125);
-    assert.match(net.stderr, /bridge networking is not supported yet/);
+    assert.match(net.stderr, /network "nosuchnet" not found: create it with "berth network create nosuchnet"/);
+    const pub = await e.berth(['run', '--rm', '--network', 'none', '-p', '8080:80', 'busybox', 'true']);
+    assert.equal(pub.code, 125);
+    assert.match(pub.stderr, /--publish cannot be used with --network none/);
     const vol = await e.berth(['run', '--rm', '-v', '/does/not/exist:/x', 'busybox', 'true']);
     assert.equal(vol.code, 125);
     assert.match(vol.stderr, /does not exist/);
@@ -295,10 +298,10 @@ describe('berth run from a registry and through runc', { skip: needs }, () => {
   });
 
   it('--runtime runc: foreground and detached (logs, exec, rm)', { skip: skipUnless(peer('runc', 'runc')) }, async () => {
-    const fg = await e.berth(['run', '--rm', '--runtime', 'runc', 'busybox', 'sh', '-c', 'echo via runc; grep ^Seccomp: /proc/self/status; exit 3']);
+    const fg = await e.berth(['run', '--rm', '--runtime', 'runc', '--network', 'none', 'busybox', 'sh', '-c', 'echo via runc; grep ^Seccomp: /proc/self/status; exit 3']);
     assert.equal(fg.code, 3, fg.stderr);
     assert.equal(fg.stdout, 'via runc\nSeccomp:\t2\n');
-    const id = (await e.berth(['run', '-d', '--runtime', 'runc', 'busybox', 'sh', '-c', 'echo detached; sleep 30'])).stdout.trim();
+    const id = (await e.berth(['run', '-d', '--runtime', 'runc', '--network', 'none', 'busybox', 'sh', '-c', 'echo detached; sleep 30'])).stdout.trim();
     assert.equal((await e.berth(['exec', id, 'echo', 'exec-runc'])).stdout, 'exec-runc\n');
     assert.equal((await e.berth(['logs', id])).stdout, 'detached\n');
     assert.equal((await e.berth(['rm', '-f', id])).code, 0);

@@ -62,7 +62,7 @@ export class Netns {
   destroy(): void {
     for (const c of this.children) if (c.exitCode === null) c.kill('SIGKILL');
     try {
-      const pids = execFileSync('ip', ['netns', 'pids', this.name], { encoding: 'utf8' }).split('\n').filter(Boolean);
+      const pids = execFileSync('ip', ['netns', 'pids', this.name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\n').filter(Boolean);
       for (const pid of pids) process.kill(Number(pid), 'SIGKILL');
     } catch {
       /* gone already */

@@ -5,7 +5,7 @@
  * held by native/berth-monitor, not by a Node process.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, lstatSync, mkdirSync, openSync, rmdirSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, rmdirSync, rmSync, writeSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
 import { BerthError } from '../../base/errors.js';
@@ -23,8 +23,10 @@ import type { Spec } from '../../runtime/spec/types.js';
 import { detachRootfs, prepareRootfs, releaseRootfs } from '../rootfs.js';
 import { openImageStore, storeRefName } from '../store.js';
 import { resolveVolume } from '../volumes.js';
+import { attachContainer, cleanupLeftovers, detachContainer, inspectNetwork, publishExposed, rewriteInPlace } from '../network/index.js';
+import { networkDbPath } from '../network/store.js';
 import { writeHostFiles } from './hostfiles.js';
-import { signalNumber, type RunOptions } from './options.js';
+import { signalNumber, usesBridge, type RunOptions } from './options.js';
 import { buildSpec } from './spec.js';
 import { ContainerStore, readExitFile, writeExitFile, type Container, type ContainerRecord, type ContainerState } from './store.js';
 
@@ -64,6 +66,32 @@ export class Engine {
       detachRootfs(dir);
       this.cleanupRuntime(id, undefined);
     });
+    // Network leftovers of containers gone (--rm by the monitor, kill -9) or stopped on their
+    // own; nothing to do (and no database opened) when no container ever had a network.
+    if (!existsSync(networkDbPath(this.root))) return;
+    const store = this.store;
+    // Listed inside the allocator's lock: a container starting meanwhile is already 'running'.
+    const live = { *[Symbol.iterator]() { for (const c of store.list()) if (c.state.status === 'running' || c.state.status === 'created') yield c.id; } };
+    try {
+      cleanupLeftovers(live, { root: this.root });
+    } catch (err) {
+      process.stderr.write(`berth: cleaning network leftovers: ${(err as Error).message}\n`);
+    }
+  }
+
+  /** Releases a container's addresses, ports and rules (its process is gone unless `live`). */
+  detachNetwork(c: ContainerRecord, live = false): void {
+    if (!usesBridge(c.config.network)) return;
+    detachContainer(c.id, { root: this.root, namespaceGone: !live });
+  }
+
+  /** --network container:NAME: NAME's network namespace, which must be live. */
+  peerNetns(network: string): { path: string; peer: Container } {
+    const peer = this.store.find(network.slice('container:'.length));
+    const pid = this.livePid(peer);
+    if (!pid) throw new EngineError(125, `--network ${network}: container ${peer.name} is not running; start it first (its network namespace lives as long as its process)`);
+    if (peer.config.network === 'host') throw new EngineError(125, `--network ${network}: container ${peer.name} uses the host's network; use --network host`);
+    return { path: `/proc/${pid}/ns/net`, peer };
   }
 
   async loadImage(ref: string, platform: string | undefined, source?: ImageSource): Promise<{ layout: OciLayout; image: LoadedImage; name: string }> {
@@ -85,11 +113,16 @@ export class Engine {
     refuseRootless();
     this.sweep();
     const { layout, image, name: imageName } = await this.loadImage(ref, platform, source);
+    // docker refuses a network that does not exist at create, not at start.
+    if (usesBridge(opts.network) && opts.network !== 'bridge') inspectNetwork(opts.network, { root: this.root });
     const { id, name, dir } = this.store.reserve(opts.name);
     try {
       const rootfs = await prepareRootfs(this.root, layout, image, dir);
-      const hostname = opts.hostname ?? (opts.network === 'host' ? osHostname() : id.slice(0, 12));
+      const joined = opts.network.startsWith('container:') ? this.peerNetns(opts.network) : undefined;
+      const hostname = opts.hostname ?? joined?.peer.config.hostname ?? (opts.network === 'host' ? osHostname() : id.slice(0, 12));
       const files = writeHostFiles(dir, hostname, opts.network);
+      // Sharing a network namespace shares its /etc/hosts and /etc/resolv.conf (as docker).
+      if (joined) Object.assign(files, { netns: joined.path, hosts: join(joined.peer.dir, 'hosts'), resolvConf: join(joined.peer.dir, 'resolv.conf') });
       if (opts.init) files.init = nativeBinary('berth-reaper');
       // Named volumes are bind mounts of their directories (made on first use, as docker).
       const specMounts = [];
@@ -102,6 +135,7 @@ export class Engine {
       mkdirSync(join(dir, 'bundle'), { mode: 0o700 });
       writeAtomic(join(dir, 'bundle', 'config.json'), JSON.stringify(built.spec), 0o600, false);
       const c = image.config.config ?? {};
+      const publish = [...opts.publish, ...(opts.publishAll ? publishExposed(Object.keys(c.ExposedPorts ?? {})) : [])];
       const rec: ContainerRecord = {
         id, name, created: new Date().toISOString(),
         config: {
@@ -112,6 +146,7 @@ export class Engine {
           stopSignal: opts.stopSignal ?? c.StopSignal ?? 'SIGTERM', tty: opts.tty, interactive: opts.interactive,
           autoRemove: opts.autoRemove, runtime: opts.runtime, network: opts.network, readOnly: opts.readOnly,
           mounts: opts.mounts, logMaxSize: opts.logMaxSize,
+          ...(usesBridge(opts.network) ? { publish, networkAliases: opts.networkAliases, dns: opts.dns, addHosts: opts.addHosts, ...(opts.ip ? { ip: opts.ip } : {}) } : {}),
         },
       };
       this.store.complete(rec, { status: 'created', pid: 0, pidStart: 0, monitorPid: 0 });
@@ -170,7 +205,13 @@ export class Engine {
       return a;
     };
     const now = new Date().toISOString();
+    if (cfg.runtime !== 'berth' && usesBridge(cfg.network)) {
+      throw new EngineError(125, `--runtime ${cfg.runtime} with --network ${cfg.network} is not supported yet: use --network none, host or container:NAME (or the berth runtime)`);
+    }
+    if (cfg.network.startsWith('container:')) this.rejoinNetns(c);
     if (cfg.runtime !== 'berth') return this.startWithRuntime(c, attach, !attach || cfg.tty ? monitorArgs() : undefined, now, sock);
+    // A previous run's endpoints (stopped on its own, not swept yet) go before the new attach.
+    this.detachNetwork(c);
 
     // berth-init runs without keep under the monitor, a subreaper that inherits the container
     // process when berth-init exits: berth-init can then join the container's cgroups while
@@ -193,6 +234,19 @@ export class Engine {
     const state: ContainerState = { status: 'running', pid, pidStart: created.record.startTime, monitorPid: init.pid ?? 0, startedAt: now };
     const exited = new Promise<number>((res) => init.once('exit', (code, sig) => res(code ?? 128 + (sig ? signalNumber(sig) : 0))));
     this.store.writeState(c.id, state);
+    // The network is in place before the user's process runs (it waits on the exec fifo).
+    if (usesBridge(cfg.network)) {
+      try {
+        this.attachNetwork(c, pid);
+      } catch (err) {
+        try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+        await waitGone(pid);
+        try { this.detachNetwork(c); } catch { /* the next sweep */ }
+        this.cleanupRuntime(c.id, c);
+        this.store.writeState(c.id, { status: 'created', pid: 0, pidStart: 0, monitorPid: 0 });
+        throw new EngineError(125, `cannot start container ${c.name}: network ${cfg.network}: ${(err as Error).message}`, err);
+      }
+    }
     // runtime.md "start": the process runs once the exec fifo is written.
     const fifo = join(this.runtimeRoot, c.id, 'exec.fifo');
     try {
@@ -221,8 +275,33 @@ export class Engine {
     return code;
   }
 
+  /** Connects the container's namespace (its process `pid`, not yet released) to its network. */
+  private attachNetwork(c: Container, pid: number): void {
+    const cfg = c.config;
+    const a = attachContainer({
+      id: c.id, name: c.name, hostname: cfg.hostname, aliases: cfg.networkAliases ?? [], network: cfg.network,
+      netnsPath: `/proc/${pid}/ns/net`, publish: cfg.publish ?? [], ...(cfg.ip ? { ip: cfg.ip } : {}),
+      dns: cfg.dns ?? [], addHosts: cfg.addHosts ?? [], hostsPath: join(c.dir, 'hosts'), root: this.root,
+    });
+    // Already bind-mounted into the container: rewritten in place, not renamed over.
+    rewriteInPlace(join(c.dir, 'resolv.conf'), a.resolvConf);
+    for (const w of a.warnings) process.stderr.write(`berth: ${w}\n`);
+  }
+
+  /** container:NAME: NAME's process may have changed since create; the config follows it. */
+  private rejoinNetns(c: Container): void {
+    const { path } = this.peerNetns(c.config.network);
+    const file = join(this.bundleDir(c), 'config.json');
+    const spec = JSON.parse(readFileSync(file, 'utf8')) as Spec;
+    const ns = spec.linux?.namespaces?.find((n) => n.type === 'network');
+    if (!ns || ns.path === path) return;
+    ns.path = path;
+    writeAtomic(file, JSON.stringify(spec), 0o600, false);
+  }
+
   /** Records an attached container's exit (the monitor does this for detached ones). */
   finish(c: Container, code: number): void {
+    try { this.detachNetwork(c); } catch (err) { process.stderr.write(`berth: ${(err as Error).message}\n`); }
     if (!existsSync(c.dir)) return; // removed by its monitor (--rm)
     writeExitFile(c.dir, code);
     const st = this.store.load(c.id)?.state;
@@ -298,10 +377,12 @@ export class Engine {
     const pid = this.livePid(c);
     if (pid) {
       try { process.kill(pid, signalNumber(c.config.stopSignal)); } catch { /* gone */ }
-      if (await this.waitStopped(c.id, timeout * 1000)) return;
-      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+      if (!(await this.waitStopped(c.id, timeout * 1000))) {
+        try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+      }
     }
     await this.waitStopped(c.id, 10_000);
+    this.detachNetwork(c);
   }
 
   /** Removes the runtime's traces of the container: its cgroups and state directory. */
@@ -334,6 +415,7 @@ export class Engine {
       await this.waitStopped(c.id, 5000);
     }
     this.cleanupRuntime(c.id, c);
+    this.detachNetwork(c);
     await releaseRootfs(this.root, c.dir).catch(() => undefined);
     this.store.remove(c);
   }

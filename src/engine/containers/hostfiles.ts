@@ -26,12 +26,12 @@ function hostFile(path: string): string {
  * namespace (they would point at the container itself); docker falls back to public servers
  * then, berth leaves none (there is no network to reach them with `--network none` anyway).
  */
-export function containerResolvConf(hostText: string, network: 'none' | 'host'): string {
+export function containerResolvConf(hostText: string, network: string): string {
   if (network === 'host') return hostText;
   return hostText.split('\n').filter((l) => !/^\s*nameserver\s+(127\.|::1\s*$)/.test(l)).join('\n');
 }
 
-export function writeHostFiles(dir: string, hostname: string, network: 'none' | 'host'): SpecFiles {
+export function writeHostFiles(dir: string, hostname: string, network: string): SpecFiles {
   const files: SpecFiles = { hosts: join(dir, 'hosts'), hostname: join(dir, 'hostname'), resolvConf: join(dir, 'resolv.conf') };
   const hosts = network === 'host' ? hostFile('/etc/hosts') : LOCALHOST.join('\n') + '\n';
   writeAtomic(files.hosts, hosts, 0o644, false);

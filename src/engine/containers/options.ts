@@ -2,6 +2,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, posix, resolve } from 'node:path';
 import { BerthError } from '../../base/errors.js';
+import type { PortMapping } from '../network/ports.js';
 
 export interface MountSpec {
   /** 'volume': source is a named volume (volumes.ts), made on first use. */
@@ -21,7 +22,15 @@ export interface RunOptions {
   workdir?: string;
   user?: string;
   hostname?: string;
-  network: 'none' | 'host';
+  /** none, host, bridge (the default network), a user network's name, or container:NAME. */
+  network: string;
+  /** -p mappings, -P (the image's EXPOSE, resolved at create), --network-alias, --ip, --dns, --add-host. */
+  publish: PortMapping[];
+  publishAll: boolean;
+  networkAliases: string[];
+  ip?: string;
+  dns: string[];
+  addHosts: string[];
   mounts: MountSpec[];
   readOnly: boolean;
   capAdd: string[];
@@ -221,4 +230,20 @@ export function signalNumber(s: string): number {
     throw usage(`invalid signal ${JSON.stringify(s)}`);
   }
   return i + 1;
+}
+
+/** `--network` values: none, host, bridge (default), container:NAME, or a user network's name. */
+export function parseNetworkMode(value: string): string {
+  if (value === 'default') return 'bridge';
+  if (value.startsWith('container:')) {
+    if (value.length === 'container:'.length) throw usage('--network container: needs a container name or id (container:NAME)');
+    return value;
+  }
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(value)) throw usage(`--network ${JSON.stringify(value)}: use none, host, bridge, container:NAME or a network's name`);
+  return value;
+}
+
+/** Whether the container gets an interface on a bridge network (its own namespace, attached at start). */
+export function usesBridge(network: string): boolean {
+  return network !== 'none' && network !== 'host' && !network.startsWith('container:');
 }

@@ -76,6 +76,8 @@ export interface SpecFiles {
   resolvConf: string;
   /** The static reaper to bind at /sbin/docker-init for --init. */
   init?: string;
+  /** --network container:NAME: the network namespace to join (/proc/PID/ns/net of NAME's process). */
+  netns?: string;
 }
 
 export interface BuiltSpec {
@@ -141,7 +143,7 @@ export async function buildSpec(id: string, config: ImageConfig, opts: RunOption
   }
 
   const namespaces: NonNullable<NonNullable<Spec['linux']>['namespaces']> = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];
-  if (opts.network !== 'host') namespaces.push({ type: 'network' });
+  if (opts.network !== 'host') namespaces.push(files.netns ? { type: 'network', path: files.netns } : { type: 'network' });
 
   let seccomp: LinuxSeccomp | undefined;
   if (!opts.privileged && opts.seccomp !== 'unconfined') {

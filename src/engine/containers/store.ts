@@ -42,6 +42,12 @@ export interface ContainerConfig {
   /** 'berth' (berth-init in process) or a runc-compatible command. */
   runtime: string;
   network: string;
+  /** Bridge networking (--network bridge or NAME): what the attach at each start is given. */
+  publish?: { hostIp: string; hostPort: number; containerPort: number; proto: 'tcp' | 'udp'; hostRange?: [number, number] }[];
+  networkAliases?: string[];
+  ip?: string;
+  dns?: string[];
+  addHosts?: string[];
   readOnly: boolean;
   mounts: { type: string; source: string; destination: string; options: string[] }[];
   /** Where the snapshot's layers are when the rootfs is an overlay mount (rootfs.ts). */

@@ -1,0 +1,129 @@
+/**
+ * berth run with bridge networking, end to end as a user runs it (the built CLI, as root): a
+ * published port answered on 127.0.0.1 from the host, nothing left after rm -f, two containers
+ * on a user network that reach each other by name and alias, container:NAME.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { get } from 'node:http';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { vethName } from '../../src/engine/network/link.js';
+import { BUSYBOX } from '../helpers/busybox.js';
+import { addBusyboxImage, engineRoot, type EngineRoot } from '../helpers/engine.js';
+import { peer, root, skipUnless } from '../helpers/requirements.js';
+
+/** A port nothing on 127.0.0.1 listens on now. */
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((res) => s.listen(0, '127.0.0.1', res));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((res) => s.close(res));
+  return port;
+}
+
+/** GET http://127.0.0.1:PORT/PATH, retried while httpd starts (up to ~5 s). */
+async function httpGet(port: number, path: string): Promise<{ status: number; body: string }> {
+  for (let i = 0; ; i++) {
+    try {
+      return await new Promise((res, rej) => {
+        get({ host: '127.0.0.1', port, path, timeout: 2000 }, (r) => {
+          let body = '';
+          r.setEncoding('utf8');
+          r.on('data', (d: string) => (body += d));
+          r.on('end', () => res({ status: r.statusCode ?? 0, body }));
+        }).on('error', rej).on('timeout', function (this: { destroy(e: Error): void }) { this.destroy(new Error('timeout')); });
+      });
+    } catch (err) {
+      if (i >= 50) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+const links = (): string => spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).stdout;
+const ruleset = (): string => spawnSync('nft', ['list', 'ruleset'], { encoding: 'utf8' }).stdout;
+
+describe('berth run --network bridge and user networks', { skip: skipUnless(root('containers and networks need root'), peer('ip', 'iproute2'), peer('nft', 'nftables'), peer(BUSYBOX, 'busybox-static')) }, () => {
+  let e: EngineRoot;
+  let www: string;
+  before(async () => {
+    e = await engineRoot();
+    www = mkdtempSync(join(tmpdir(), 'berth-www-'));
+    chmodSync(www, 0o755);
+    writeFileSync(join(www, 'index.html'), 'hello from berth\n');
+  });
+  after(async () => {
+    await e.close();
+    rmSync(www, { recursive: true, force: true });
+  });
+
+  it('publishes -p 127.0.0.1:P:80 of busybox httpd to the host, and rm -f leaves no veth or rule', async () => {
+    const port = await freePort();
+    const r = await e.berth(['run', '-d', '-p', `127.0.0.1:${port}:80`, '-v', `${www}:/www:ro`, 'busybox', 'httpd', '-f', '-p', '80', '-h', '/www']);
+    assert.equal(r.code, 0, r.stderr);
+    const id = r.stdout.trim();
+    const got = await httpGet(port, '/index.html');
+    assert.equal(got.status, 200);
+    assert.equal(got.body, 'hello from berth\n');
+    assert.equal((await e.berth(['port', id])).stdout, `80/tcp -> 127.0.0.1:${port}\n`);
+    const doc = JSON.parse((await e.berth(['inspect', id])).stdout) as { NetworkSettings: { Ports: unknown }; HostConfig: { NetworkMode: string } }[];
+    assert.deepEqual(doc[0]!.NetworkSettings.Ports, { '80/tcp': [{ HostIp: '127.0.0.1', HostPort: String(port) }] });
+    assert.equal(doc[0]!.HostConfig.NetworkMode, 'bridge');
+    const veth = vethName(id, 'bridge');
+    assert.match(links(), new RegExp(`: ${veth}@`), 'the host end of the veth pair');
+    assert.match(ruleset(), new RegExp(`dport ${port} dnat to`), 'the DNAT rule');
+    const rm = await e.berth(['rm', '-f', id]);
+    assert.equal(rm.code, 0, rm.stderr);
+    // The kernel deletes the veth with the namespace, in the background: allow it a moment.
+    for (let i = 0; i < 50 && links().includes(`: ${veth}@`); i++) await new Promise((res) => setTimeout(res, 100));
+    assert.doesNotMatch(links(), new RegExp(`: ${veth}@`));
+    assert.doesNotMatch(ruleset(), new RegExp(`dport ${port} dnat to`));
+    assert.equal((await e.berth(['port', id])).stdout, '');
+  });
+
+  it('-P publishes the image\'s EXPOSE on free host ports, which answer on 127.0.0.1', async () => {
+    await addBusyboxImage(e.root, 'docker.io/library/web:latest', { cmd: ['httpd', '-f', '-p', '80', '-h', '/www'], exposedPorts: ['80/tcp'] });
+    const r = await e.berth(['run', '-d', '-P', '-v', `${www}:/www:ro`, 'web']);
+    assert.equal(r.code, 0, r.stderr);
+    const id = r.stdout.trim();
+    const m = /^80\/tcp -> 0\.0\.0\.0:(\d+)$/.exec((await e.berth(['port', id])).stdout.trim());
+    assert.ok(m, 'one published port for EXPOSE 80/tcp');
+    assert.equal((await httpGet(Number(m[1]), '/index.html')).body, 'hello from berth\n');
+    assert.equal((await e.berth(['rm', '-f', id])).code, 0);
+  });
+
+  it('gives the container an address, a default route and a resolv.conf; --network none has only lo', async () => {
+    const r = await e.berth(['run', '--rm', 'busybox', 'sh', '-c', 'ip -o -4 addr show eth0; ip route; grep -c ^nameserver /etc/resolv.conf']);
+    assert.equal(r.code, 0, r.stderr);
+    const subnet = e.env.BERTH_NETWORK_SUBNET!.replace(/\.0\/24$/, '');
+    assert.match(r.stdout, new RegExp(`eth0\\s+inet ${subnet.replaceAll('.', '\\.')}\\.\\d+/24`));
+    assert.match(r.stdout, new RegExp(`^default via ${subnet.replaceAll('.', '\\.')}\\.1 dev eth0`, 'm'));
+    const none = await e.berth(['run', '--rm', '--network', 'none', 'busybox', 'sh', '-c', 'ls /sys/class/net']);
+    assert.equal(none.stdout, 'lo\n');
+  });
+
+  it('lets two containers on a user network reach each other by name and alias; container:NAME shares a namespace', async () => {
+    const net = await e.berth(['network', 'create', 'app']);
+    assert.equal(net.code, 0, net.stderr);
+    const srv = await e.berth(['run', '-d', '--name', 'srv', '--network', 'app', '--network-alias', 'www', '-v', `${www}:/www:ro`, 'busybox', 'httpd', '-f', '-p', '80', '-h', '/www']);
+    assert.equal(srv.code, 0, srv.stderr);
+    const script = 'for i in 1 2 3 4 5 6 7 8 9 10; do wget -qO- http://srv/index.html && break; sleep 0.2; done; wget -qO- http://www/index.html';
+    const c = await e.berth(['run', '--rm', '--name', 'client', '--network', 'app', 'busybox', 'sh', '-c', script]);
+    assert.equal(c.code, 0, c.stderr);
+    assert.equal(c.stdout, 'hello from berth\nhello from berth\n');
+    const shared = await e.berth(['run', '--rm', '--network', 'container:srv', 'busybox', 'wget', '-qO-', 'http://127.0.0.1/index.html']);
+    assert.equal(shared.stdout, 'hello from berth\n', shared.stderr);
+    assert.notEqual((await e.berth(['network', 'rm', 'app'])).code, 0, 'a network in use is refused');
+    assert.equal((await e.berth(['stop', '-t', '1', 'srv'])).code, 0);
+    const stopped = await e.berth(['run', '--rm', '--network', 'container:srv', 'busybox', 'true']);
+    assert.equal(stopped.code, 125);
+    assert.match(stopped.stderr, /container srv is not running; start it first/);
+    assert.equal((await e.berth(['rm', 'srv'])).code, 0);
+    const rm = await e.berth(['network', 'rm', 'app']);
+    assert.equal(rm.code, 0, rm.stderr);
+  });
+});

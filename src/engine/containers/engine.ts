@@ -196,7 +196,10 @@ export class Engine {
       if (attach) a.push('-a');
       if (cfg.interactive) a.push('-i');
       if (cfg.tty) a.push('-t', sock);
-      if (!attach) a.push('-l', this.logPath(c), '-s', String(cfg.logMaxSize), '-e', join(c.dir, 'exit'));
+      // The exit is recorded by the monitor even when attached: a berth killed meanwhile still
+      // leaves the container's status behind.
+      if (!attach) a.push('-l', this.logPath(c), '-s', String(cfg.logMaxSize));
+      a.push('-e', join(c.dir, 'exit'));
       // --rm: the monitor removes the container as it exits (in C: no umount(8) or tree walk here).
       if (cfg.autoRemove) {
         a.push('-r', c.dir, '-n', join(this.store.namesDir, c.name), '-R', join(this.runtimeRoot, c.id), '-m', join(c.dir, 'rootfs'));

@@ -764,6 +764,21 @@ static void run_hook(struct record *r, const char *state, const char *kind) {
 
 /* ---- the container process ------------------------------------------------------------- */
 
+/*
+ * Only stdio reaches the container (berth-runtime refuses --preserve-fds): whatever else the
+ * engine's caller left open (a shell's fd 9, a CI harness's pipes) would otherwise be readable
+ * and writable inside it. Marked close-on-exec rather than closed, so that the exec error below
+ * can still be written; close_range where the kernel has it (5.11), else one by one.
+ */
+static void close_inherited_fds(void) {
+#ifdef SYS_close_range
+  if (syscall(SYS_close_range, 3U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */) == 0) return;
+#endif
+  long max = sysconf(_SC_OPEN_MAX);
+  if (max < 0 || max > 65536) max = 65536;
+  for (int fd = 3; fd < max; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
+}
+
 static void exec_process(void) {
   char *argv[1024], *envp[1024];
   int a = 0, e = 0;
@@ -774,6 +789,7 @@ static void exec_process(void) {
   argv[a] = NULL;
   envp[e] = NULL;
   if (a == 0) die("process.args is empty");
+  close_inherited_fds();
   environ = envp;
   execvp(argv[0], argv);
   /* As shells and engines do: 127 when the command is not there, 126 when it cannot run. */

@@ -78,9 +78,13 @@ berth unpack "oci:$work/pulled:v1" "$work/bundle"
 ls "$work/bundle"
 
 if [ "$(id -u)" = 0 ]; then
-  say "running it (berth-runtime run)"
+  say "running the bundle (berth-runtime run, as runc run)"
   bin/berth-runtime --root "$work/runtime-state" run --bundle "$work/bundle" "quickstart-$$"
+  # Without nftables there is no bridge network: the container gets none (docker's default is bridge).
+  net=(); command -v nft >/dev/null || net=(--network none)
+  say "one command from a reference to a running process (berth run --rm $reg:v1 ${net[*]})"
+  BERTH_ROOT="$work/store" berth run --rm "${net[@]}" "$reg:v1"
 else
-  say "skipping the run: berth-runtime needs root (namespaces, cgroups, mounts)"
+  say "skipping the runs: containers need root (namespaces, cgroups, mounts)"
 fi
 say "done"

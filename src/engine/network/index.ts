@@ -98,7 +98,7 @@ export interface Attachment {
 
 function withStore<T>(ref: StoreRef, fn: (s: NetworkStore) => T): T {
   const store = NetworkStore.cached(ref.root, ref.defaults ?? defaultsFromEnv());
-  store.hostRoutes = hostRoutes;
+  store.hostRoutes = () => hostRoutes([store.defaults.defaultBridge]);
   return fn(store);
 }
 

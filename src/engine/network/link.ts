@@ -44,8 +44,12 @@ export function bridgePorts(bridge: string): string[] {
   }
 }
 
-/** The IPv4 routes of the host's main table, as CIDR subnets (the default route left out). */
-export function hostRoutes(): string[] {
+/**
+ * The IPv4 routes of the host's main table, as CIDR subnets (the default route left out), but
+ * those of `ownBridges`: a bridge of berth's left from an earlier root (a removed
+ * /var/lib/berth, the quickstart's temp root) is taken over, as docker takes over docker0.
+ */
+export function hostRoutes(ownBridges: string[] = []): string[] {
   let text: string;
   try {
     text = readFileSync('/proc/net/route', 'utf8');
@@ -55,7 +59,7 @@ export function hostRoutes(): string[] {
   const out: string[] = [];
   for (const line of text.split('\n').slice(1)) {
     const f = line.trim().split(/\s+/);
-    if (f.length < 8) continue;
+    if (f.length < 8 || ownBridges.includes(f[0]!)) continue;
     const dest = leHex(f[1]!);
     const mask = leHex(f[7]!);
     if (mask === 0) continue;

@@ -3,15 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeAtomic } from '../../runtime/state.js';
 import type { SpecFiles } from './spec.js';
-
-const LOCALHOST = [
-  '127.0.0.1\tlocalhost',
-  '::1\tlocalhost ip6-localhost ip6-loopback',
-  'fe00::0\tip6-localnet',
-  'ff00::0\tip6-mcastprefix',
-  'ff02::1\tip6-allnodes',
-  'ff02::2\tip6-allrouters',
-];
+import { LOCAL as LOCALHOST } from '../network/hosts.js';
 
 function hostFile(path: string): string {
   try {

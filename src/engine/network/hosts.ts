@@ -12,7 +12,7 @@ import { BerthError } from '../../base/errors.js';
 import { tryParseIPv4 } from './ipv4.js';
 
 /** The lines every /etc/hosts starts with (docker's). */
-const LOCAL = [
+export const LOCAL = [
   '127.0.0.1\tlocalhost',
   '::1\tlocalhost ip6-localhost ip6-loopback',
   'fe00::0\tip6-localnet',

@@ -9,11 +9,9 @@
  *   node dist/bench/engine-pull.js            (as root: overlay snapshots need it)
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createGunzip } from 'node:zlib';
 import { RegistryClient } from '../src/client/registry.js';
 import { copy } from '../src/content/copy.js';
 import { pullImage } from '../src/engine/pull.js';
@@ -22,43 +20,7 @@ import { OciLayout } from '../src/image/layout.js';
 import { MediaType } from '../src/base/media-types.js';
 import { startBerthRegistry } from '../test/helpers/berth-registry.js';
 import { writeOciLayout, type FixtureLayer } from '../test/layer/oci-fixture.js';
-
-const LAYER_DIRS: string[][] = [
-  ['usr/lib/python3.11', 'usr/share/perl', 'usr/share/zoneinfo'],
-  ['usr/include'],
-  ['usr/libexec'],
-  ['usr/share/i18n'],
-];
-
-async function tarDigest(gz: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(gz).pipe(createGunzip())) hash.update(chunk as Buffer);
-  return `sha256:${hash.digest('hex')}`;
-}
-
-interface Timing {
-  wall: number;
-  /** CPU seconds of this process and its waited-for children (podman, sync). */
-  cpu: number;
-}
-
-/** CPU seconds of this process (all threads) plus its waited-for children (/proc/self/stat cutime, cstime). */
-function cpuSeconds(): number {
-  const own = process.cpuUsage();
-  const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
-  return (own.user + own.system) / 1e6 + (Number(fields[13]) + Number(fields[14])) / 100;
-}
-
-async function timed(fn: () => Promise<unknown>): Promise<Timing> {
-  const cpu = cpuSeconds();
-  const t = process.hrtime.bigint();
-  await fn();
-  return { wall: Number(process.hrtime.bigint() - t) / 1e9, cpu: cpuSeconds() - cpu };
-}
-
-function better(a: Timing | undefined, b: Timing): Timing {
-  return a === undefined || b.wall < a.wall ? b : a;
-}
+import { LAYER_DIRS, better, tarDigest, timed, type Timing } from './lib/usr-layers.js';
 
 function settle(dir: string): void {
   spawnSync('umount', ['-R', join(dir, 'storage', 'overlay')], { stdio: 'ignore' });

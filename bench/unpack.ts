@@ -8,52 +8,14 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createGunzip } from 'node:zlib';
 import { unpackLayers } from '../src/layer/unpack-layers.js';
 import { MediaType } from '../src/base/media-types.js';
 import { writeOciLayout, type FixtureLayer } from '../test/layer/oci-fixture.js';
-
-const LAYER_DIRS: string[][] = [
-  ['usr/lib/python3.11', 'usr/share/perl', 'usr/share/zoneinfo'],
-  ['usr/include'],
-  ['usr/libexec'],
-  ['usr/share/i18n'],
-];
-
-async function tarDigest(gz: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(gz).pipe(createGunzip())) hash.update(chunk as Buffer);
-  return `sha256:${hash.digest('hex')}`;
-}
-
-interface Timing {
-  wall: number;
-  /** CPU seconds (user + system) of all threads and waited-for children. */
-  cpu: number;
-}
-
-/** CPU seconds of this process (all threads) plus its waited-for children (/proc/self/stat cutime, cstime). */
-function cpuSeconds(): number {
-  const own = process.cpuUsage();
-  const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ');
-  const children = (Number(fields[13]) + Number(fields[14])) / 100; // clock ticks (USER_HZ = 100)
-  return (own.user + own.system) / 1e6 + children;
-}
-
-async function measure(fn: () => unknown): Promise<Timing> {
-  const cpu = cpuSeconds();
-  const t = process.hrtime.bigint();
-  await fn();
-  return { wall: Number(process.hrtime.bigint() - t) / 1e9, cpu: cpuSeconds() - cpu };
-}
-
-function better(a: Timing | undefined, b: Timing): Timing {
-  return a === undefined || b.wall < a.wall ? b : a;
-}
+import { LAYER_DIRS, better, tarDigest, timed, type Timing } from './lib/usr-layers.js';
 
 /** A digest of the tree's paths, types, modes, owners, sizes and link targets: the three results must agree. */
 function treeDigest(dir: string): string {
@@ -99,13 +61,13 @@ async function main(): Promise<void> {
       const berthRoot = join(work, 'berth-root');
       settle(berthRoot);
       mkdirSync(berthRoot);
-      best.berth = better(best.berth, await measure(() => unpackLayers(berthRoot, sources)));
+      best.berth = better(best.berth, await timed(() => unpackLayers(berthRoot, sources)));
       trees.set('berth', treeDigest(berthRoot));
       settle(berthRoot);
 
       const bundle = join(work, 'umoci-bundle');
       settle(bundle);
-      best.umoci = better(best.umoci, await measure(() => execFileSync('umoci', ['unpack', '--image', `${layout}:bench`, bundle], { stdio: 'pipe' })));
+      best.umoci = better(best.umoci, await timed(() => execFileSync('umoci', ['unpack', '--image', `${layout}:bench`, bundle], { stdio: 'pipe' })));
       trees.set('umoci', treeDigest(join(bundle, 'rootfs')));
       settle(bundle);
 
@@ -113,7 +75,7 @@ async function main(): Promise<void> {
       settle(tarRoot);
       mkdirSync(tarRoot);
       const script = blobs.map((b) => `tar -xzf '${b}' -C '${tarRoot}'`).join(' && ');
-      best.tar = better(best.tar, await measure(() => execFileSync('sh', ['-c', script])));
+      best.tar = better(best.tar, await timed(() => execFileSync('sh', ['-c', script])));
       trees.set('tar', treeDigest(tarRoot));
       settle(tarRoot);
     }

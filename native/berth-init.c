@@ -57,12 +57,7 @@
 #define AT_RECURSIVE 0x8000
 #endif
 struct berth_mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
-#ifndef SYS_openat2
-#define SYS_openat2 437
-#endif
-struct berth_open_how { uint64_t flags, mode, resolve; };
-#define BERTH_RESOLVE_NO_MAGICLINKS 0x02
-#define BERTH_RESOLVE_IN_ROOT 0x10
+#include "openat2.h"
 
 /* ---- plan ------------------------------------------------------------------------- */
 

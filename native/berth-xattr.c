@@ -20,12 +20,7 @@
 #include <sys/syscall.h>
 #include <sys/xattr.h>
 
-#ifndef SYS_openat2
-#define SYS_openat2 437
-#endif
-struct berth_open_how { uint64_t flags, mode, resolve; };
-#define BERTH_RESOLVE_NO_MAGICLINKS 0x02
-#define BERTH_RESOLVE_IN_ROOT 0x10
+#include "openat2.h"
 
 static int hexval(int c) {
   if (c >= '0' && c <= '9') return c - '0';

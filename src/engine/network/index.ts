@@ -159,10 +159,12 @@ export function attachContainer(opts: AttachOptions): Attachment {
       for (const p of ports) store.addPort(p);
       const b = bridgeSpec(net);
       const newBridge = !linkExists(net.bridge);
+      // Rules too when the bridge is there but the records do not say so (an attach killed before its commit).
+      const rules = newBridge || !net.active || ports.length > 0;
       if (!net.active) store.setActive(net.name, true);
       plugVeth(b, { veth, netnsPath: opts.netnsPath, iface, ip: parseIPv4(ip), defaultRoute: n === 0 && !net.internal }, newBridge);
       try {
-        if (newBridge || ports.length) applyRules(store, net);
+        if (rules) applyRules(store, net);
         const hosts = hostsOf(store, opts.id);
         if (opts.hostsPath) rewriteInPlace(opts.hostsPath, hosts);
         const warnings: string[] = [];
@@ -264,8 +266,15 @@ export function cleanupLeftovers(liveIds: Iterable<string>, opts: StoreRef & { r
       const dead = store.allEndpoints().filter((e) => !live.has(e.container));
       dropEndpoints(store, dead, opts);
       const known = new Set(store.allEndpoints().map((e) => e.veth));
+      // A first attach killed after it made the bridge rolled back its records (even the default
+      // network's, recorded on first use) but not the kernel's: such a bridge is taken on again.
+      if (!store.network(store.defaults.defaultName) && linkExists(store.defaults.defaultBridge)) store.ensureDefault();
       for (const net of store.networks()) {
-        if (!net.active) continue;
+        if (!net.active) {
+          if (!linkExists(net.bridge)) continue;
+          store.setActive(net.name, true);
+          applyRules(store, net);
+        }
         if (!linkExists(net.bridge)) {
           // After a reboot: the bridge is made again by the next attach; stale rules go now.
           nftApply(removeNetworkRules(net), `removing the rules of network ${net.name}`);

@@ -16,7 +16,7 @@ import { defaultsFromEnv, NetworkStore } from '../../src/engine/network/store.js
 import { BUSYBOX } from '../helpers/busybox.js';
 import { engineRoot, type EngineRoot } from '../helpers/engine.js';
 import { peer, root, skipUnless } from '../helpers/requirements.js';
-import { BERTH_BIN } from '../helpers/run-berth.js';
+import { BERTH_BIN, runBerth } from '../helpers/run-berth.js';
 
 const ruleset = (): string => spawnSync('nft', ['list', 'ruleset'], { encoding: 'utf8' }).stdout;
 
@@ -62,7 +62,8 @@ describe('berth networking under load and after kill -9', { skip: skipUnless(roo
     const out = mkdtempSync(join(tmpdir(), 'berth-addrs-'));
     try {
       // Each container writes the address it sees on eth0 to /out/NAME.
-      const runs = Array.from({ length: 50 }, (_, i) => e.berth(['run', '-d', '--name', `n${i}`, '--network', 'many', '-v', `${out}:/out`, 'busybox', 'sh', '-c', `ip -o -4 addr show eth0 > /out/n${i}.tmp && mv /out/n${i}.tmp /out/n${i}; exec sleep 600`]));
+      // 50 Node start-ups at once on this machine's cores: minutes under load, not the helper's 60 s.
+      const runs = Array.from({ length: 50 }, (_, i) => runBerth(['run', '-d', '--name', `n${i}`, '--network', 'many', '-v', `${out}:/out`, 'busybox', 'sh', '-c', `ip -o -4 addr show eth0 > /out/n${i}.tmp && mv /out/n${i}.tmp /out/n${i}; exec sleep 600`], e.env, undefined, 300_000));
       const results = await Promise.all(runs);
       for (const [i, r] of results.entries()) assert.equal(r.code, 0, `run ${i}: ${r.stderr}`);
       await until('every container to write its address', () => readdirSync(out).filter((n) => !n.endsWith('.tmp')).length === 50, 60_000);
@@ -122,6 +123,23 @@ describe('berth networking under load and after kill -9', { skip: skipUnless(roo
       child.kill('SIGKILL');
       await exited;
     }
+    // Last, an attach with a port on a network of its own (in use: its bridge and rules exist),
+    // killed as its rules are written: no other container's port on it makes a later attach or
+    // removal rewrite them; the sweep must.
+    assert.equal((await e.berth(['network', 'create', 'solo'])).code, 0);
+    bridges.push(records(e).networks.find((n) => n.name === 'solo')!.bridge);
+    assert.equal((await e.berth(['run', '-d', '--name', 'solo0', '--network', 'solo', 'busybox', 'sleep', '600'])).code, 0);
+    {
+      const port = 20000 + Math.floor(Math.random() * 20000);
+      portsUsed.push(port);
+      const child = spawn(process.execPath, [BERTH_BIN, 'run', '-d', '--name', 'solo', '--network', 'solo', '-p', `127.0.0.1:${port}:80`, 'busybox', 'sleep', '600'], { env: e.env, stdio: 'ignore' });
+      const exited = new Promise((r) => child.once('exit', r));
+      let done = false;
+      void exited.then(() => (done = true));
+      while (!done && bridgePorts(bridges[2]!).length < 2) await new Promise((r) => setImmediate(r));
+      child.kill('SIGKILL');
+      await exited;
+    }
     // The next command sweeps: what belongs to no container is gone, and what is left belongs
     // to a container `ps -a` lists (a killed run may leave its container, as docker's would).
     const ps = await e.berth(['ps', '-aq', '--no-trunc']);
@@ -147,6 +165,8 @@ describe('berth networking under load and after kill -9', { skip: skipUnless(roo
     for (const p of portsUsed) assert.doesNotMatch(rules, new RegExp(`dport ${p} dnat to`), `no DNAT rule for port ${p}`);
     await until('the name server to stop', () => processesWith(e.root, 'berth-dns').length === 0);
     assert.deepEqual(processesWith(e.root, 'berth-monitor'), []);
-    assert.equal((await e.berth(['network', 'rm', 'crash'])).code, 0);
+    assert.equal((await e.berth(['network', 'rm', 'crash', 'solo'])).code, 0);
+    // The markers (ROOT/network/attached) say what the records say: nothing is attached.
+    assert.deepEqual(readdirSync(join(e.root, 'network', 'attached')).filter((n) => !n.startsWith('.')), []);
   });
 });

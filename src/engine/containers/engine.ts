@@ -23,8 +23,7 @@ import type { Spec } from '../../runtime/spec/types.js';
 import { detachRootfs, prepareRootfs, releaseRootfs } from '../rootfs.js';
 import { openImageStore, storeRefName } from '../store.js';
 import { resolveVolume } from '../volumes.js';
-import { attachContainer, cleanupLeftovers, detachContainer, inspectNetwork, publishExposed, rewriteInPlace } from '../network/index.js';
-import { networkDbPath } from '../network/store.js';
+import { attachContainer, cleanupLeftovers, cleanupNeededFor, detachContainer, inspectNetwork, publishExposed, rewriteInPlace } from '../network/index.js';
 import { writeHostFiles } from './hostfiles.js';
 import { signalNumber, usesBridge, type RunOptions } from './options.js';
 import { buildSpec } from './spec.js';
@@ -67,8 +66,8 @@ export class Engine {
       this.cleanupRuntime(id, undefined);
     });
     // Network leftovers of containers gone (--rm by the monitor, kill -9) or stopped on their
-    // own; nothing to do (and no database opened) when no container ever had a network.
-    if (!existsSync(networkDbPath(this.root))) return;
+    // own; nothing to do (and no database opened) unless a network marker says so.
+    if (!cleanupNeededFor(this.root)) return;
     const store = this.store;
     // Listed inside the allocator's lock: a container starting meanwhile is already 'running'.
     const live = { *[Symbol.iterator]() { for (const c of store.list()) if (c.state.status === 'running' || c.state.status === 'created') yield c.id; } };

@@ -204,6 +204,14 @@ function attachInTx(store: NetworkStore, opts: AttachOptions): Omit<Attachment, 
   });
 }
 
+/**
+ * Opens the root's network database ahead of an attach (loading SQLite's addon and opening the
+ * WAL cost 15–45 ms under load): an engine calls it while it waits for its container's process.
+ */
+export function warmNetworkStore(ref: StoreRef = {}): void {
+  withStore(ref, (store) => store.ensureDefault());
+}
+
 export interface DetachOptions extends StoreRef {
   /** One network only (network disconnect); all of the container's networks when left out. */
   network?: string;

@@ -22,7 +22,7 @@ import type { Spec } from '../../runtime/spec/types.js';
 import { detachRootfs, prepareRootfs, releaseRootfs } from '../rootfs.js';
 import { openImageStore, storeRefName } from '../store.js';
 import { resolveVolume } from '../volumes.js';
-import { attachContainer, cleanupLeftovers, cleanupNeededFor, detachContainer, inspectNetwork, publishExposed, rewriteInPlace } from '../network/index.js';
+import { attachContainer, cleanupLeftovers, cleanupNeededFor, detachContainer, inspectNetwork, publishExposed, rewriteInPlace, warmNetworkStore } from '../network/index.js';
 import { writeHostFiles } from './hostfiles.js';
 import { signalNumber, usesBridge, type RunOptions } from './options.js';
 import { buildSpec } from './spec.js';
@@ -220,16 +220,24 @@ export class Engine {
     // a terminal, the monitor hands our stdio straight to the container.
     const launcher: Launcher = { command: nativeBinary('berth-monitor'), args: ['-S', ...monitorArgs(), '--'], detached: !attach };
     const stdio: InitStdio = attach ? 'inherit' : 'ignore';
+    // The network work overlaps berth-init's: the database opens while it starts, the attach
+    // runs while it mounts (the user's process still waits for the exec fifo, written below).
+    const bridge = usesBridge(cfg.network);
+    let attaching: Promise<void> | undefined;
+    const later = (f: () => void) => new Promise<void>((res, rej) => setImmediate(() => { try { f(); res(); } catch (err) { rej(err); } }));
     let created;
     try {
       // (Loaded here: ps, logs, rm and the other commands never plan a container.)
       const { createContainer } = await import('../../runtime/create.js');
+      if (bridge) later(() => warmNetworkStore({ root: this.root })).catch(() => undefined);
       created = await createContainer({
         root: this.runtimeRoot, id: c.id, bundle: this.bundleDir(c), keep: false, stdio,
         ...(cfg.tty ? { consoleSocket: sock } : {}),
         launcher,
+        ...(bridge ? { onPid: (p: number) => { (attaching = later(() => this.attachNetwork(c, p))).catch(() => undefined); } } : {}),
       });
     } catch (err) {
+      if (attaching) await attaching.then(() => this.detachNetwork(c), () => undefined).catch(() => undefined);
       throw new EngineError(125, `cannot start container ${c.name}: ${(err as Error).message}`, err);
     }
     const init = created.init!;
@@ -238,9 +246,9 @@ export class Engine {
     const exited = new Promise<number>((res) => init.once('exit', (code, sig) => res(code ?? 128 + (sig ? signalNumber(sig) : 0))));
     this.store.writeState(c.id, state);
     // The network is in place before the user's process runs (it waits on the exec fifo).
-    if (usesBridge(cfg.network)) {
+    if (bridge) {
       try {
-        this.attachNetwork(c, pid);
+        await (attaching ?? later(() => this.attachNetwork(c, pid)));
       } catch (err) {
         try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
         await waitGone(pid);

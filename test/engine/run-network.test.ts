@@ -106,6 +106,24 @@ describe('berth run --network bridge and user networks', { skip: skipUnless(root
     assert.equal(none.stdout, 'lo\n');
   });
 
+  it('--dns, --dns-search and --dns-option make /etc/resolv.conf (bridge and none); a value that would add a line is refused', async () => {
+    const want = 'search example.test corp.test\nnameserver 10.9.9.9\nnameserver 10.9.9.8\noptions ndots:2 timeout:1\n';
+    const args = ['--dns', '10.9.9.9', '--dns', '10.9.9.8', '--dns-search', 'example.test', '--dns-search', 'corp.test', '--dns-option', 'ndots:2', '--dns-option', 'timeout:1', 'busybox', 'cat', '/etc/resolv.conf'];
+    for (const network of ['bridge', 'none']) {
+      const r = await e.berth(['run', '--rm', '--network', network, ...args]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, want, `--network ${network}`);
+    }
+    // Only a search domain: the host's servers stay (docker keeps those it can reach).
+    const only = await e.berth(['run', '--rm', '--dns-search', 'example.test', 'busybox', 'cat', '/etc/resolv.conf']);
+    assert.match(only.stdout, /^search example\.test\n(nameserver \S+\n)+$/);
+    const bad = await e.berth(['run', '--rm', '--dns-option', 'ndots:1\nnameserver 10.6.6.6', 'busybox', 'true']);
+    assert.equal(bad.code, 125);
+    assert.match(bad.stderr, /--dns-option "ndots:1\\nnameserver 10\.6\.6\.6" is not a resolver option/);
+    const shared = await e.berth(['run', '--rm', '--network', 'container:x', '--dns-search', 'a.test', 'busybox', 'true']);
+    assert.match(shared.stderr, /--dns-search cannot be used with --network container:x/);
+  });
+
   it('lets two containers on a user network reach each other by name and alias; container:NAME shares a namespace', async () => {
     const net = await e.berth(['network', 'create', 'app']);
     assert.equal(net.code, 0, net.stderr);

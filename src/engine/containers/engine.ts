@@ -118,7 +118,7 @@ export class Engine {
       const rootfs = await prepareRootfs(this.root, layout, image, dir);
       const joined = opts.network.startsWith('container:') ? this.peerNetns(opts.network) : undefined;
       const hostname = opts.hostname ?? joined?.peer.config.hostname ?? (opts.network === 'host' ? osHostname() : id.slice(0, 12));
-      const files = writeHostFiles(dir, hostname, opts.network);
+      const files = writeHostFiles(dir, hostname, opts.network, opts);
       // Sharing a network namespace shares its /etc/hosts and /etc/resolv.conf (as docker).
       if (joined) Object.assign(files, { netns: joined.path, hosts: join(joined.peer.dir, 'hosts'), resolvConf: join(joined.peer.dir, 'resolv.conf') });
       if (opts.init) files.init = nativeBinary('berth-reaper');
@@ -144,7 +144,7 @@ export class Engine {
           stopSignal: opts.stopSignal ?? c.StopSignal ?? 'SIGTERM', tty: opts.tty, interactive: opts.interactive,
           autoRemove: opts.autoRemove, runtime: opts.runtime, network: opts.network, readOnly: opts.readOnly,
           mounts: opts.mounts, logMaxSize: opts.logMaxSize,
-          ...(usesBridge(opts.network) ? { publish, networkAliases: opts.networkAliases, dns: opts.dns, addHosts: opts.addHosts, ...(opts.ip ? { ip: opts.ip } : {}) } : {}),
+          ...(usesBridge(opts.network) ? { publish, networkAliases: opts.networkAliases, dns: opts.dns, dnsSearch: opts.dnsSearch, dnsOptions: opts.dnsOptions, addHosts: opts.addHosts, ...(opts.ip ? { ip: opts.ip } : {}) } : {}),
         },
       };
       this.store.complete(rec, { status: 'created', pid: 0, pidStart: 0, monitorPid: 0 });
@@ -292,7 +292,7 @@ export class Engine {
     const a = attachContainer({
       id: c.id, name: c.name, hostname: cfg.hostname, aliases: cfg.networkAliases ?? [], network: cfg.network,
       netnsPath: `/proc/${pid}/ns/net`, publish: cfg.publish ?? [], ...(cfg.ip ? { ip: cfg.ip } : {}),
-      dns: cfg.dns ?? [], addHosts: cfg.addHosts ?? [], hostsPath: join(c.dir, 'hosts'), root: this.root,
+      dns: cfg.dns ?? [], dnsSearch: cfg.dnsSearch ?? [], dnsOptions: cfg.dnsOptions ?? [], addHosts: cfg.addHosts ?? [], hostsPath: join(c.dir, 'hosts'), root: this.root,
     });
     // Already bind-mounted into the container: rewritten in place, not renamed over.
     rewriteInPlace(join(c.dir, 'resolv.conf'), a.resolvConf);

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -123,6 +123,42 @@ describe('berth run --network bridge and user networks', { skip: skipUnless(root
     const shared = await e.berth(['run', '--rm', '--network', 'container:x', '--dns-search', 'a.test', 'busybox', 'true']);
     assert.match(shared.stderr, /--dns-search cannot be used with --network container:x/);
   });
+
+  for (const runtime of ['runc', 'crun'] as const) {
+    it(`--runtime ${runtime} on a bridge network: a namespace the engine owns, attached, published, removed with the container`, { skip: skipUnless(peer(runtime, runtime), peer('unshare', 'util-linux')) }, async (t) => {
+      let rt: string = runtime;
+      const wrapDir = mkdtempSync(join(tmpdir(), 'berth-crun-'));
+      t.after(() => rmSync(wrapDir, { recursive: true, force: true }));
+      if (runtime === 'crun') {
+        // crun refuses hybrid cgroup hosts: it runs where the cgroup2 controller list reads empty
+        // (a private mount namespace; nothing global changes).
+        writeFileSync(join(wrapDir, 'empty'), '');
+        rt = join(wrapDir, 'crun');
+        writeFileSync(rt, `#!/bin/sh\nexec unshare -m --propagation private sh -c 'mount --bind ${join(wrapDir, 'empty')} /sys/fs/cgroup/unified/cgroup.controllers && exec crun "$@"' crun "$@"\n`);
+        chmodSync(rt, 0o755);
+      }
+      const fg = await e.berth(['run', '--rm', '--runtime', rt, 'busybox', 'sh', '-c', 'ip -o -4 addr show eth0; ip route']);
+      assert.equal(fg.code, 0, fg.stderr);
+      const subnet = e.env.BERTH_NETWORK_SUBNET!.replace(/\.0\/24$/, '').replaceAll('.', '\\.');
+      assert.match(fg.stdout, new RegExp(`eth0\\s+inet ${subnet}\\.\\d+/24`));
+      assert.match(fg.stdout, new RegExp(`^default via ${subnet}\\.1 dev eth0`, 'm'));
+      const port = await freePort();
+      const r = await e.berth(['run', '-d', '--runtime', rt, '-p', `127.0.0.1:${port}:80`, '-v', `${www}:/www:ro`, 'busybox', 'httpd', '-f', '-p', '80', '-h', '/www']);
+      assert.equal(r.code, 0, r.stderr);
+      const id = r.stdout.trim();
+      assert.equal((await httpGet(port, '/index.html')).body, 'hello from berth\n');
+      const nsFile = join(e.root, 'netns', id);
+      assert.match(readFileSync('/proc/self/mountinfo', 'utf8'), new RegExp(` ${nsFile} .* nsfs `), 'the namespace is kept by a bind mount');
+      const veth = vethName(id, 'bridge');
+      assert.equal((await e.berth(['rm', '-f', id])).code, 0);
+      assert.equal(existsSync(nsFile), false);
+      assert.doesNotMatch(readFileSync('/proc/self/mountinfo', 'utf8'), new RegExp(` ${nsFile} `));
+      for (let i = 0; i < 50 && links().includes(`: ${veth}@`); i++) await new Promise((res) => setTimeout(res, 100));
+      assert.doesNotMatch(links(), new RegExp(`: ${veth}@`));
+      assert.doesNotMatch(ruleset(), new RegExp(`dport ${port} dnat to`));
+      assert.equal((await e.berth(['ps', '-aq'])).stdout, '');
+    });
+  }
 
   it('lets two containers on a user network reach each other by name and alias; container:NAME shares a namespace', async () => {
     const net = await e.berth(['network', 'create', 'app']);

@@ -23,6 +23,7 @@ import { detachRootfs, prepareRootfs, releaseRootfs } from '../rootfs.js';
 import { openImageStore, storeRefName } from '../store.js';
 import { resolveVolume } from '../volumes.js';
 import { attachContainer, cleanupLeftovers, cleanupNeededFor, detachContainer, inspectNetwork, publishExposed, rewriteInPlace, warmNetworkStore } from '../network/index.js';
+import { createNetnsFile, netnsFileIds, removeNetnsFile } from '../network/netns.js';
 import { writeHostFiles } from './hostfiles.js';
 import { signalNumber, usesBridge, type RunOptions } from './options.js';
 import { buildSpec } from './spec.js';
@@ -64,6 +65,17 @@ export class Engine {
       detachRootfs(dir);
       this.cleanupRuntime(id, undefined);
     });
+    // Namespaces the engine made for --runtime containers that are gone or stopped (--rm by the monitor).
+    for (const id of netnsFileIds(this.root)) {
+      const c = this.store.load(id);
+      if (c && (c.state.status === 'running' || c.state.status === 'created')) continue;
+      try {
+        removeNetnsFile(this.root, id);
+        detachContainer(id, { root: this.root, namespaceGone: true });
+      } catch (err) {
+        process.stderr.write(`berth: cleaning the network namespace of ${id.slice(0, 12)}: ${(err as Error).message}\n`);
+      }
+    }
     // Network leftovers of containers gone (--rm by the monitor, kill -9) or stopped on their
     // own; nothing to do (and no database opened) unless a network marker says so.
     if (!cleanupNeededFor(this.root)) return;
@@ -80,6 +92,8 @@ export class Engine {
   /** Releases a container's addresses, ports and rules (its process is gone unless `live`). */
   detachNetwork(c: ContainerRecord, live = false): void {
     if (!usesBridge(c.config.network)) return;
+    // The namespace a --runtime container had from the engine goes first: its veth goes with it.
+    if (c.config.runtime !== 'berth' && !live) removeNetnsFile(this.root, c.id);
     detachContainer(c.id, { root: this.root, namespaceGone: !live });
   }
 
@@ -206,13 +220,13 @@ export class Engine {
       return a;
     };
     const now = new Date().toISOString();
-    if (cfg.runtime !== 'berth' && usesBridge(cfg.network)) {
-      throw new EngineError(125, `--runtime ${cfg.runtime} with --network ${cfg.network} is not supported yet: use --network none, host or container:NAME (or the berth runtime)`);
-    }
     if (cfg.network.startsWith('container:')) this.rejoinNetns(c);
-    if (cfg.runtime !== 'berth') return this.startWithRuntime(c, attach, !attach || cfg.tty ? monitorArgs() : undefined, now, sock);
     // A previous run's endpoints (stopped on its own, not swept yet) go before the new attach.
     this.detachNetwork(c);
+    if (cfg.runtime !== 'berth') {
+      if (usesBridge(cfg.network)) this.attachOwnNetns(c);
+      return this.startWithRuntime(c, attach, !attach || cfg.tty ? monitorArgs() : undefined, now, sock);
+    }
 
     // berth-init runs without keep under the monitor, a subreaper that inherits the container
     // process when berth-init exits: berth-init can then join the container's cgroups while
@@ -234,7 +248,7 @@ export class Engine {
         root: this.runtimeRoot, id: c.id, bundle: this.bundleDir(c), keep: false, stdio,
         ...(cfg.tty ? { consoleSocket: sock } : {}),
         launcher,
-        ...(bridge ? { onPid: (p: number) => { (attaching = later(() => this.attachNetwork(c, p))).catch(() => undefined); } } : {}),
+        ...(bridge ? { onPid: (p: number) => { (attaching = later(() => this.attachNetwork(c, `/proc/${p}/ns/net`))).catch(() => undefined); } } : {}),
       });
     } catch (err) {
       if (attaching) await attaching.then(() => this.detachNetwork(c), () => undefined).catch(() => undefined);
@@ -248,7 +262,7 @@ export class Engine {
     // The network is in place before the user's process runs (it waits on the exec fifo).
     if (bridge) {
       try {
-        await (attaching ?? later(() => this.attachNetwork(c, pid)));
+        await (attaching ?? later(() => this.attachNetwork(c, `/proc/${pid}/ns/net`)));
       } catch (err) {
         try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
         await waitGone(pid);
@@ -286,12 +300,12 @@ export class Engine {
     return code;
   }
 
-  /** Connects the container's namespace (its process `pid`, not yet released) to its network. */
-  private attachNetwork(c: Container, pid: number): void {
+  /** Connects the container's namespace (its process's, not yet released, or the engine's) to its network. */
+  private attachNetwork(c: Container, netnsPath: string): void {
     const cfg = c.config;
     const a = attachContainer({
       id: c.id, name: c.name, hostname: cfg.hostname, aliases: cfg.networkAliases ?? [], network: cfg.network,
-      netnsPath: `/proc/${pid}/ns/net`, publish: cfg.publish ?? [], ...(cfg.ip ? { ip: cfg.ip } : {}),
+      netnsPath, publish: cfg.publish ?? [], ...(cfg.ip ? { ip: cfg.ip } : {}),
       dns: cfg.dns ?? [], dnsSearch: cfg.dnsSearch ?? [], dnsOptions: cfg.dnsOptions ?? [], addHosts: cfg.addHosts ?? [], hostsPath: join(c.dir, 'hosts'), root: this.root,
     });
     // Already bind-mounted into the container: rewritten in place, not renamed over.
@@ -299,9 +313,28 @@ export class Engine {
     for (const w of a.warnings) process.stderr.write(`berth: ${w}\n`);
   }
 
+  /**
+   * --runtime with a bridge network: the runtime would make the namespace inside `run`, where
+   * berth cannot attach it; the engine makes one first, attaches it, and config.json joins it.
+   */
+  private attachOwnNetns(c: Container): void {
+    try {
+      const path = createNetnsFile(this.root, c.id);
+      this.attachNetwork(c, path);
+      this.setNetnsPath(c, path);
+    } catch (err) {
+      try { this.detachNetwork(c); } catch { /* the next sweep */ }
+      throw new EngineError(125, `cannot start container ${c.name}: network ${c.config.network}: ${(err as Error).message}`, err);
+    }
+  }
+
   /** container:NAME: NAME's process may have changed since create; the config follows it. */
   private rejoinNetns(c: Container): void {
-    const { path } = this.peerNetns(c.config.network);
+    this.setNetnsPath(c, this.peerNetns(c.config.network).path);
+  }
+
+  /** Points config.json's network namespace at `path` (runtime-spec config-linux.md "Namespaces"). */
+  private setNetnsPath(c: Container, path: string): void {
     const file = join(this.bundleDir(c), 'config.json');
     const spec = JSON.parse(readFileSync(file, 'utf8')) as Spec;
     const ns = spec.linux?.namespaces?.find((n) => n.type === 'network');

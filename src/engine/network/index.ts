@@ -31,6 +31,8 @@
  * one exec (native/berth-net, rtnetlink), plus one `nft` exec when ports are published or the
  * bridge is new; a detach with namespaceGone none (the kernel deletes the veth with the namespace).
  * The database stays open for the life of the process (NetworkStore.closeShared closes it).
+ * Every command's sweep asks cleanupNeededFor first, which reads ROOT/network/attached (one
+ * marker per attached container, markers.ts) instead of opening the database.
  *
  * Names on user networks resolve two ways: every container's /etc/hosts lists the others (kept
  * up to date in place), and the network's name server (native/berth-dns on the gateway, one per

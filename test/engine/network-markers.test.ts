@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -55,14 +55,14 @@ describe('network markers: the sweep opens the database only when there is work'
     const h = await holder();
     try {
       attachContainer({ ...ref, id: 'c1', name: 'c1', netnsPath: `/proc/${h.pid}/ns/net` });
-      assert.match(readFileSync(join(markersDir(net), 'c1'), 'utf8'), new RegExp(`^${h.pid} \\d+\\n$`), 'the marker names the holder');
+      assert.deepEqual(readdirSync(markersDir(net)).filter((n) => n.startsWith('c1@')).map((n) => n.replace(/\d+$/, 'START')), [`c1@${h.pid}.START`], 'the marker names the holder');
       assert.equal(cleanupNeededFor(dir), true, 'markers not yet validated by a cleanup in this boot');
       cleanupLeftovers(['c1'], ref);
       assert.equal(cleanupNeededFor(dir), false, 'the holder lives: nothing to clean');
       await killed(h);
       assert.equal(cleanupNeededFor(dir), true, 'the holder died: its endpoint is to be released');
       assert.deepEqual(cleanupLeftovers([], ref), ['c1']);
-      assert.equal(existsSync(join(markersDir(net), 'c1')), false);
+      assert.deepEqual(readdirSync(markersDir(net)).filter((n) => n.startsWith('c1@')), []);
       assert.equal(cleanupNeededFor(dir), false);
     } finally {
       if (h.exitCode === null && h.signalCode === null) await killed(h);
@@ -73,9 +73,9 @@ describe('network markers: the sweep opens the database only when there is work'
     const h = await holder();
     try {
       attachContainer({ ...ref, id: 'c2', name: 'c2', netnsPath: `/proc/${h.pid}/ns/net` });
-      assert.equal(existsSync(join(markersDir(net), 'c2')), true);
+      assert.equal(readdirSync(markersDir(net)).filter((n) => n.startsWith('c2@')).length, 1);
       detachContainer('c2', ref);
-      assert.equal(existsSync(join(markersDir(net), 'c2')), false);
+      assert.deepEqual(readdirSync(markersDir(net)).filter((n) => n.startsWith('c2@')), []);
       assert.equal(cleanupNeededFor(dir), false);
       // No marker, trusted directory: returns before opening the database (which would make a new one).
       NetworkStore.closeShared();
@@ -93,10 +93,10 @@ describe('network markers: the sweep opens the database only when there is work'
   });
 
   it('an attach killed mid-way (a pending marker of a dead berth) and a reboot call for a cleanup', () => {
-    writeFileSync(join(markersDir(net), 'c3'), 'pending 999999999 1\n');
+    writeFileSync(join(markersDir(net), 'c3@pending.999999999.1'), '');
     assert.equal(cleanupNeededFor(dir), true);
     cleanupLeftovers([], ref);
-    assert.equal(existsSync(join(markersDir(net), 'c3')), false, 'no records: the marker goes');
+    assert.deepEqual(readdirSync(markersDir(net)).filter((n) => n.startsWith('c3@')), [], 'no records: the marker goes');
     assert.equal(cleanupNeededFor(dir), false);
     writeFileSync(join(markersDir(net), '.boot'), 'another boot\n');
     assert.equal(cleanupNeededFor(dir), true, 'after a reboot every namespace is gone');

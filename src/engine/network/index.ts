@@ -50,7 +50,7 @@ import { bridgePorts, deleteLinks, hostLinks, hostRoutes, linkExists, plugVeth, 
 import { networkRules, nftApply, removeNetworkRules } from './nft.js';
 import { bindPorts, type PortMapping } from './ports.js';
 import { ensureResponder, hostUpstreams, stopResponder, writeNames } from './dns.js';
-import { cleanupNeeded, isStale, type Marker, markAttached, markPending, readMarker, readMarkers, surelyUnattached, unmark, validateMarkers, writeMarker } from './markers.js';
+import { cleanupNeeded, isStale, type Marker, markAttached, markPending, readMarker, readMarkers, setMarkers, surelyUnattached, unmark, validateMarkers, writeMarker } from './markers.js';
 import { defaultsFromEnv, networkDbPath, NetworkStore, type EndpointRecord, type NetworkDefaults, type NetworkRecord, type PortRecord } from './store.js';
 
 export { parsePublish, parsePublishAll, publishExposed, type PortMapping } from './ports.js';
@@ -150,8 +150,7 @@ export function attachContainer(opts: AttachOptions): Attachment {
     try {
       a = attachInTx(store, opts);
     } catch (err) {
-      if (before) writeMarker(store.dir, opts.id, before);
-      else unmark(store.dir, opts.id);
+      setMarkers(store.dir, opts.id, before);
       throw err;
     }
     markAttached(store.dir, opts.id, opts.netnsPath);
@@ -297,7 +296,7 @@ export function cleanupLeftovers(liveIds: Iterable<string>, opts: StoreRef & { r
       const live = new Set(liveIds);
       // An attach killed mid-way may have written rules its rolled-back records do not explain.
       const markers = readMarkers(store.dir);
-      const repairRules = opts.repairRules || [...markers.values()].some((m) => m.pending && isStale(m));
+      const repairRules = opts.repairRules || [...markers.values()].flat().some((m) => m.pending && isStale(m));
       const dead = store.allEndpoints().filter((e) => !live.has(e.container));
       dropEndpoints(store, dead, opts);
       const known = new Set(store.allEndpoints().map((e) => e.veth));
@@ -332,11 +331,14 @@ export function cleanupLeftovers(liveIds: Iterable<string>, opts: StoreRef & { r
  * A container with endpoints but no marker (a root from before the markers, an attach killed
  * between its commit and its marker) gets one with no holder: only its detach removes it.
  */
-function syncMarkers(store: NetworkStore, markers: Map<string, Marker>): void {
+function syncMarkers(store: NetworkStore, markers: Map<string, Marker[]>): void {
   const attached = new Set(store.allEndpoints().map((e) => e.container));
-  for (const [id, m] of markers) {
+  for (const [id, ms] of markers) {
     if (!attached.has(id)) unmark(store.dir, id);
-    else if (m.pending && isStale(m)) writeMarker(store.dir, id, { pending: false, pid: 0, start: 0 });
+    else if (ms.some((m) => m.pending && isStale(m))) {
+      const kept = ms.filter((m) => !(m.pending && isStale(m)));
+      setMarkers(store.dir, id, kept.length ? kept : [{ pending: false, pid: 0, start: 0 }]);
+    }
   }
   for (const id of attached) if (!markers.has(id)) writeMarker(store.dir, id, { pending: false, pid: 0, start: 0 });
   validateMarkers(store.dir);

@@ -1,19 +1,21 @@
 /**
- * Which containers have (or are getting) network endpoints, outside SQLite: one small file per
- * container in ROOT/network/attached/, named by its id. Every command's sweep reads this
- * directory instead of opening the network database (loading SQLite and opening its WAL cost
- * 12–34 ms under load), and opens the database only when a marker says something needs cleaning.
+ * Which containers have (or are getting) network endpoints, outside SQLite: empty files in
+ * ROOT/network/attached/ whose names say it all. Every command's sweep lists this directory
+ * instead of opening the network database (loading SQLite and opening its WAL cost 12–34 ms
+ * under load), and opens the database only when a marker says something needs cleaning.
  *
- * A marker holds `PID START` of the process that holds the container's network namespace (its
- * init; `0 0` when unknown, e.g. a /run/netns path: then only its detach removes it), or
- * `pending PID START` of the berth process attaching it, written before any link or rule is
- * made and replaced once the records are committed. The invariant: a container with endpoints
- * in the records has a marker (markers are written before, and removed after, the records
- * change). So the sweep has work when a holder or an attaching berth died (kill -9), when the
- * host rebooted since (`.boot` holds the boot id), or when the directory is missing (a root from
- * before the markers, or never cleaned).
+ * `ID@PID.START` names the process that holds the container's network namespace (its init;
+ * `ID@0.0` when unknown, e.g. a /run/netns path: then only its detach removes it);
+ * `ID@pending.PID.START` the berth process attaching it, made before any link or rule is and
+ * replaced once the records are committed. Empty files, made and deleted whole: a reader never
+ * sees half a marker, and no data is written (a rename over a file with fresh data made ext4
+ * flush it, and the next unlink waited for that under load). The invariant: a container with
+ * endpoints in the records has a marker (markers are made before, and removed after, the
+ * records change). So the sweep has work when a holder or an attaching berth died (kill -9),
+ * when the host rebooted since (`.boot` holds the boot id), or when the directory cannot be
+ * trusted (a root from before the markers, or never cleaned).
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { isAlive, procStat, writeAtomic } from '../../runtime/state.js';
 
@@ -35,14 +37,14 @@ function bootId(): string {
   }
 }
 
-/** Makes the directory valid for this boot (after a full cleanup, or when first used). */
+/** Makes the directory trusted for this boot (after a full cleanup). */
 export function validateMarkers(netDir: string): void {
   const dir = markersDir(netDir);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   writeAtomic(join(dir, '.boot'), bootId() + '\n', 0o600, false);
 }
 
-/** Whether the directory can be trusted: it exists and a full cleanup validated it in this boot. */
+/** Whether the directory can be trusted: a full cleanup validated it in this boot. */
 export function markersTrusted(netDir: string): boolean {
   try {
     return readFileSync(join(markersDir(netDir), '.boot'), 'utf8').trim() === bootId();
@@ -51,32 +53,36 @@ export function markersTrusted(netDir: string): boolean {
   }
 }
 
-/** The markers by container id (none when the directory is missing). */
-export function readMarkers(netDir: string): Map<string, Marker> {
-  const dir = markersDir(netDir);
-  const out = new Map<string, Marker>();
-  let names: string[];
+function nameOf(id: string, m: Marker): string {
+  return `${id}@${m.pending ? 'pending.' : ''}${m.pid}.${m.start}`;
+}
+
+function parse(name: string): { id: string; marker: Marker } | undefined {
+  const r = /^([^@]+)@(pending\.)?(\d+)\.(-?\d+)$/.exec(name);
+  return r ? { id: r[1]!, marker: { pending: r[2] !== undefined, pid: Number(r[3]), start: Number(r[4]) } } : undefined;
+}
+
+function names(netDir: string): string[] {
   try {
-    names = readdirSync(dir);
+    return readdirSync(markersDir(netDir));
   } catch {
-    return out;
+    return [];
   }
-  for (const n of names) {
-    if (n.startsWith('.') || n.includes('.tmp-')) continue;
-    const m = readMarker(netDir, n);
-    if (m) out.set(n, m);
+}
+
+/** The markers by container id (none when the directory is missing). */
+export function readMarkers(netDir: string): Map<string, Marker[]> {
+  const out = new Map<string, Marker[]>();
+  for (const n of names(netDir)) {
+    const p = parse(n);
+    if (p) out.set(p.id, [...(out.get(p.id) ?? []), p.marker]);
   }
   return out;
 }
 
-export function readMarker(netDir: string, id: string): Marker | undefined {
-  try {
-    const f = readFileSync(join(markersDir(netDir), id), 'utf8').trim().split(' ');
-    const pending = f[0] === 'pending';
-    return { pending, pid: Number(f[pending ? 1 : 0]), start: Number(f[pending ? 2 : 1]) };
-  } catch {
-    return undefined; // none, or removed meanwhile
-  }
+/** The markers of one container. */
+export function readMarker(netDir: string, id: string): Marker[] {
+  return readMarkers(netDir).get(id) ?? [];
 }
 
 /** A marker whose process died: its container's endpoints (or a killed attach's links and rules) need cleaning. */
@@ -87,15 +93,22 @@ export function isStale(m: Marker): boolean {
 /** True when the sweep has network work: a stale marker, or markers that cannot be trusted. */
 export function cleanupNeeded(netDir: string): boolean {
   if (!markersTrusted(netDir)) return true;
-  for (const m of readMarkers(netDir).values()) if (isStale(m)) return true;
+  for (const ms of readMarkers(netDir).values()) if (ms.some(isStale)) return true;
   return false;
 }
 
-/** Writes a marker; its directory is made on first use but not trusted (no `.boot`) until a full cleanup has run. */
+/** Makes a marker (its directory on first use; not trusted until a full cleanup has run). */
 export function writeMarker(netDir: string, id: string, m: Marker): void {
   const dir = markersDir(netDir);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  writeAtomic(join(dir, id), `${m.pending ? 'pending ' : ''}${m.pid} ${m.start}\n`, 0o600, false);
+  closeSync(openSync(join(dir, nameOf(id, m)), 'w', 0o600));
+}
+
+/** Sets a container's markers to exactly `keep` (none: unmarked). */
+export function setMarkers(netDir: string, id: string, keep: Marker[]): void {
+  const wanted = new Set(keep.map((m) => nameOf(id, m)));
+  for (const m of keep) writeMarker(netDir, id, m);
+  for (const n of names(netDir)) if (parse(n)?.id === id && !wanted.has(n)) rmSync(join(markersDir(netDir), n), { force: true });
 }
 
 /** Before an attach changes links or rules: this process is attaching `id`. */
@@ -107,15 +120,16 @@ export function markPending(netDir: string, id: string): void {
 export function markAttached(netDir: string, id: string, netnsPath: string): void {
   const pid = Number(/^\/proc\/(\d+)\/ns\/net$/.exec(netnsPath)?.[1] ?? 0);
   // A holder gone already: -1 never matches, so the next sweep cleans.
-  writeMarker(netDir, id, { pending: false, pid, start: pid ? (procStat(pid)?.startTime ?? -1) : 0 });
+  // One holder for all of a container's networks: its namespace's.
+  setMarkers(netDir, id, [{ pending: false, pid, start: pid ? (procStat(pid)?.startTime ?? -1) : 0 }]);
 }
 
 /** After the container's last endpoint's release is committed. */
 export function unmark(netDir: string, id: string): void {
-  rmSync(join(markersDir(netDir), id), { force: true });
+  setMarkers(netDir, id, []);
 }
 
 /** Whether `id` has no marker in a directory that can be trusted (then it has no endpoints). */
 export function surelyUnattached(netDir: string, id: string): boolean {
-  return markersTrusted(netDir) && !existsSync(join(markersDir(netDir), id));
+  return markersTrusted(netDir) && !names(netDir).some((n) => n.startsWith(`${id}@`));
 }

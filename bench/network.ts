@@ -252,12 +252,13 @@ async function runCost(docker: Docker | undefined): Promise<void> {
       `bridge - none per pair: median ${median(t.diff).toFixed(1)} ms, p90 ${p90(t.diff).toFixed(1)} ms (target ≤ 15 ms)`);
     if (docker) {
       const n = Math.min(CYCLES, 15);
-      // A failed docker run (seen once under load: exit 255, nothing on stderr) drops its pair.
+      // A docker run that fails or hangs (seen under load: the client still waiting minutes
+      // later, SIGTERM ignored) is killed after 60 s and drops its pair.
       const dk = (mode: string): number => {
         const t0 = performance.now();
-        const r = docker.d.run(['run', '--rm', '--network', mode, docker.image, 'true']);
-        if (r.code !== 0) {
-          console.log(`  (docker run --network ${mode} failed, exit ${r.code}: ${r.stderr.trim()}; pair dropped)`);
+        const r = spawnSync('timeout', ['-s', 'KILL', '60', DOCKER, '-H', `unix://${join(docker.d.dir, 'docker.sock')}`, 'run', '--rm', '--network', mode, docker.image, 'true'], { encoding: 'utf8' });
+        if (r.status !== 0) {
+          console.log(`  (docker run --network ${mode} failed, exit ${r.status}: ${(r.stderr ?? '').trim()}; pair dropped)`);
           return NaN;
         }
         return performance.now() - t0;

@@ -13,9 +13,15 @@ import { open, rm, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 
 const READ_BYTES = 256 * 1024;
+/** The writer waits while this much is queued for the file. */
+const QUEUE_BYTES = 1024 * 1024;
 
 export class BlobSpool {
+  /** Bytes in the file. */
   private written = 0;
+  private readonly queue: Buffer[] = [];
+  private queued = 0;
+  private flushing: Promise<void> | undefined;
   private state: 'filling' | 'stored' | 'failed' = 'filling';
   private failure?: Error;
   private readers = 0;
@@ -38,24 +44,54 @@ export class BlobSpool {
     return new BlobSpool(path, await open(path, 'wx+', 0o600), size);
   }
 
-  /** Appends the next chunk of the blob (one writer, in order). */
+  /**
+   * Appends the next chunk of the blob (one writer, in order). Chunks that arrive while a write is
+   * in flight go out together in one writev; resolves at once unless a MiB is waiting already.
+   */
   async write(chunk: Buffer): Promise<void> {
-    let done = 0;
-    while (done < chunk.length) {
-      const { bytesWritten } = await this.file.write(chunk, done, chunk.length - done, this.written + done);
-      done += bytesWritten;
-    }
-    this.written += chunk.length;
-    this.changed.emit('change');
+    this.queue.push(chunk);
+    this.queued += chunk.length;
+    this.flushing ??= this.flush();
+    while (this.queued >= QUEUE_BYTES && this.state === 'filling') await once(this.changed, 'change');
+    if (this.state === 'failed') throw this.failure;
   }
 
-  /** The fetch has ended: verified and stored when `err` is undefined. */
-  end(err?: Error): void {
+  private async flush(): Promise<void> {
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0);
+        const size = batch.reduce((n, b) => n + b.length, 0);
+        const { bytesWritten } = await this.file.writev(batch, this.written);
+        // A short write to a regular file is rare: the rest goes out in one piece.
+        if (bytesWritten < size) await this.file.write(Buffer.concat(batch).subarray(bytesWritten), 0, size - bytesWritten, this.written + bytesWritten);
+        this.written += size;
+        this.queued -= size;
+        this.changed.emit('change');
+      }
+    } catch (err) {
+      this.fail(err as Error);
+    } finally {
+      this.flushing = undefined;
+    }
+  }
+
+  /** The fetch has ended: verified and stored when `err` is undefined (once the last chunk is in the file). */
+  async end(err?: Error): Promise<void> {
+    if (!err) await this.flushing;
+    if (err) this.fail(err);
     if (this.state !== 'filling') return;
-    this.state = err ? 'failed' : 'stored';
+    this.state = 'stored';
+    this.changed.emit('change');
+    this.settle(true);
+    void this.closeIfUnused();
+  }
+
+  private fail(err: Error): void {
+    if (this.state !== 'filling') return;
+    this.state = 'failed';
     this.failure = err;
     this.changed.emit('change');
-    this.settle(!err);
+    this.settle(false);
     void this.closeIfUnused();
   }
 

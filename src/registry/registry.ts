@@ -125,6 +125,7 @@ export class Registry {
   }
 
   async close(): Promise<void> {
+    this.proxy?.close();
     this.blobs.close?.();
     await this.meta.close();
   }

@@ -58,10 +58,10 @@ function partTarget(received: number): number {
   return Math.max(MIN_PART, Math.floor(received / 2000));
 }
 /**
- * Parts being filled or sent, across every upload of the process: 8 x 5 MiB. More concurrent
+ * Parts being filled or sent, across every upload of the process: 6 x 5 MiB. More concurrent
  * uploads wait for a buffer (their clients with them) rather than growing the replica's memory.
  */
-const partPool = new PartPool(MIN_PART, 8);
+const partPool = new PartPool(MIN_PART, 6, 1);
 /** Tails up to this size stay in the metadata store: a small blob is then one PutObject at commit. */
 const INLINE_TAIL = 256 * 1024;
 /** The largest single copy (CopyObject, UploadPartCopy). */

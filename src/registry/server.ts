@@ -190,6 +190,10 @@ export class RegistryServer {
       if (local) route = { ...route, name: local } as Route;
     }
     if ('name' in route) checkName(route.name);
+    if ('name' in route && (method === 'POST' || method === 'PUT' || method === 'PATCH') && reg.proxy?.covers(route.name)) {
+      // As distribution's proxy mode: the cache holds what the upstream has; pushes go there.
+      throw new RegistryError(405, 'UNSUPPORTED', `${route.name} is a pull-through cache of an upstream registry: push to the upstream`);
+    }
     const scopes = scopesFor(route, method);
     if (scopes !== 'none') state.principal = await reg.authorizer.authorize(req, scopes);
     const query = () => new URLSearchParams(search);

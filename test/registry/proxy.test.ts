@@ -207,6 +207,11 @@ describe('pull-through cache (berth serve --proxy)', { skip: skipUnless(peer(REG
     const tagViaNs = await fetch(`${cache.url}/v2/library/big/manifests/v1?ns=docker.io`, { method: 'HEAD' });
     assert.equal(tagViaNs.headers.get('docker-content-digest'), img.digest);
     assert.equal(hub.counts.get(`GET ${path}`), 1, 'served from the cache');
+    const push = await fetch(`${cache.url}/v2/docker.io/library/big/blobs/uploads/`, { method: 'POST' });
+    assert.equal(push.status, 405, 'a cached repository takes no pushes');
+    assert.match(await push.text(), /pull-through cache/);
+    const pushNs = await fetch(`${cache.url}/v2/library/big/manifests/v2?ns=docker.io`, { method: 'PUT', body: '{}', headers: { 'Content-Type': OCI_MANIFEST } });
+    assert.equal(pushNs.status, 405);
   });
 
   it('cuts every response short and stores nothing when the upstream sends a blob that does not match its digest', async () => {

@@ -6,13 +6,17 @@
  *    each blob was fetched from the upstream (target: exactly once);
  *  - skopeo pull of a ~200 MB image (uncompressed tars in the layout; gzip on the registries) through each cache, first (cold) and second (from the cache):
  *    target second ≤ 0.5x first.
- * Both caches keep their data on the filesystem. CPU time of each cache process is printed beside
- * the wall times (the machine is shared).
+ * Both caches keep their data on the filesystem and reach the upstream through a relay that
+ * stands for a registry elsewhere: BERTH_BENCH_UPSTREAM_MBIT (default 400) shared by all its
+ * connections and 5 ms each way (0: no relay, the upstream on loopback, where a cold pull costs
+ * little more than a warm one). CPU time of each cache process is printed beside the wall times
+ * (the machine is shared).
  *
  *   node dist/bench/pull-through.js     BERTH_BENCH_MB=200 (big image), BERTH_BENCH_SMALL_MB=20 (concurrent pulls)
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startBerthRegistry } from '../test/helpers/berth-registry.js';
@@ -22,6 +26,8 @@ import { which } from '../test/helpers/requirements.js';
 import { buildBigLayout, SKOPEO_ENV, timeSkopeo } from './lib/registry-load.js';
 
 const SMALL_MB = Number(process.env.BERTH_BENCH_SMALL_MB ?? 20);
+const UPSTREAM_MBIT = Number(process.env.BERTH_BENCH_UPSTREAM_MBIT ?? 400);
+const LATENCY_MS = 5;
 const CLIENTS = 20;
 
 interface Cache {
@@ -42,6 +48,53 @@ async function startDistributionProxy(upstream: string, dir: string): Promise<Ca
   const d = startDaemon('docker-registry proxy', REGISTRY_BIN, ['serve', config], join(dir, 'registry.log'));
   await waitFor('docker-registry proxy', async () => (await fetch(`http://127.0.0.1:${port}/v2/`)).status === 200, 20_000, d);
   return { name: 'distribution', host: `127.0.0.1:${port}`, pid: d.pid, stop: d.stop };
+}
+
+/**
+ * A TCP relay to `target` standing for a registry elsewhere: what the upstream sends is paced to
+ * `mbit` across every connection and delayed LATENCY_MS, as are the requests.
+ */
+function remoteRelay(target: string, mbit: number): Promise<{ host: string; close(): void }> {
+  const [host, port] = target.split(':') as [string, string];
+  const bytesPerMs = (mbit * 1e6) / 8 / 1000;
+  let nextFree = 0;
+  const delayed = (from: net.Socket, to: net.Socket, paced: boolean) => {
+    // One queue per direction, written in order by one timer.
+    const queue: { at: number; chunk: Buffer }[] = [];
+    let timer: NodeJS.Timeout | undefined;
+    let ended = false;
+    const pump = () => {
+      timer = undefined;
+      const now = Date.now();
+      while (queue.length > 0 && queue[0]!.at <= now) to.write(queue.shift()!.chunk);
+      if (queue.length > 0) timer = setTimeout(pump, queue[0]!.at - now);
+      else if (ended) to.end();
+    };
+    from.on('data', (chunk: Buffer) => {
+      const now = Date.now();
+      let at = now + LATENCY_MS;
+      if (paced) {
+        nextFree = Math.max(nextFree, now) + chunk.length / bytesPerMs;
+        at = nextFree + LATENCY_MS;
+      }
+      queue.push({ at, chunk });
+      timer ??= setTimeout(pump, at - now);
+    });
+    from.on('end', () => {
+      ended = true;
+      if (!timer && queue.length === 0) to.end();
+    });
+    from.on('error', () => to.destroy());
+    to.on('error', () => from.destroy());
+  };
+  const server = net.createServer((client) => {
+    const up = net.connect(Number(port), host);
+    delayed(client, up, false);
+    delayed(up, client, true);
+  });
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => resolve({ host: `127.0.0.1:${(server.address() as net.AddressInfo).port}`, close: () => server.close() })),
+  );
 }
 
 /** User + system CPU seconds of a process so far. */
@@ -74,22 +127,22 @@ async function blobsOf(base: string, repo: string): Promise<{ digests: string[];
   return { digests: all.map((b) => b.digest), mb: all.reduce((n, b) => n + b.size, 0) / 1024 / 1024 };
 }
 
+/** skopeo, without blocking this process (the relay runs in it): resolves with the wall time. */
+function skopeoAsync(args: string[]): Promise<number> {
+  const start = process.hrtime.bigint();
+  return new Promise((resolve, reject) => {
+    const c = spawn('skopeo', args, { env: SKOPEO_ENV, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    c.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    c.once('exit', (code) => (code === 0 ? resolve(Number(process.hrtime.bigint() - start) / 1e9) : reject(new Error(`skopeo ${args.join(' ')}: ${err}`))));
+  });
+}
+
 /** `CLIENTS` skopeo pulls at once; resolves with the wall time once all have finished. */
 async function concurrentPulls(ref: string, outDir: string): Promise<number> {
   mkdirSync(outDir, { recursive: true });
   const start = process.hrtime.bigint();
-  await Promise.all(
-    Array.from(
-      { length: CLIENTS },
-      (_, i) =>
-        new Promise<void>((resolve, reject) => {
-          const c = spawn('skopeo', ['copy', '-q', '--src-tls-verify=false', `docker://${ref}`, `oci:${join(outDir, `c${i}`)}:v1`], { env: SKOPEO_ENV, stdio: ['ignore', 'ignore', 'pipe'] });
-          let err = '';
-          c.stderr.on('data', (d: Buffer) => (err += d.toString()));
-          c.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`skopeo pull ${ref}: ${err}`))));
-        }),
-    ),
-  );
+  await Promise.all(Array.from({ length: CLIENTS }, (_, i) => skopeoAsync(['copy', '-q', '--src-tls-verify=false', `docker://${ref}`, `oci:${join(outDir, `c${i}`)}:v1`])));
   const s = Number(process.hrtime.bigint() - start) / 1e9;
   rmSync(outDir, { recursive: true, force: true });
   return s;
@@ -112,13 +165,20 @@ async function main(): Promise<void> {
     const upstream = await startRegistry({ accessLog: true });
     stops.push(upstream.stop);
     const log = new AccessLog(upstream.log);
+    let remote = upstream.host;
+    if (UPSTREAM_MBIT > 0) {
+      const relay = await remoteRelay(upstream.host, UPSTREAM_MBIT);
+      stops.unshift(async () => relay.close());
+      remote = relay.host;
+      console.log(`the caches reach the upstream through a relay: ${UPSTREAM_MBIT} Mbit/s shared, ${LATENCY_MS} ms each way (BERTH_BENCH_UPSTREAM_MBIT=0: straight on loopback)`);
+    } else console.log('the caches reach the upstream on loopback');
     const small = await buildBigLayout(join(work, 'small'), SMALL_MB);
     const big = await buildBigLayout(join(work, 'big'));
     const caches: { cache: Cache; repoPrefix: string }[] = [];
     mkdirSync(join(work, 'dist'));
-    const dist = await startDistributionProxy(`http://${upstream.host}`, join(work, 'dist'));
+    const dist = await startDistributionProxy(`http://${remote}`, join(work, 'dist'));
     stops.unshift(dist.stop);
-    const b = await startBerthRegistry({ args: ['--proxy', `http://${upstream.host}`, '--log-format', 'off'] });
+    const b = await startBerthRegistry({ args: ['--proxy', `http://${remote}`, '--log-format', 'off'] });
     stops.unshift(b.stop);
     const berth: Cache = { name: 'berth', host: b.host, pid: b.child.pid!, stop: b.stop };
     // Each cache pulls its own copy of the images (the same bytes, its own repositories), so
@@ -130,9 +190,11 @@ async function main(): Promise<void> {
       }
     }
     // One pull straight from the upstream: its files are in the page cache for both caches alike.
-    const direct = timeSkopeo(['copy', '-q', '--src-tls-verify=false', `docker://${upstream.host}/${caches[0]!.repoPrefix}/big:v1`, `oci:${join(work, 'direct')}:v1`]);
-    rmSync(join(work, 'direct'), { recursive: true, force: true });
-    console.log(`skopeo pull of the big image straight from the upstream: ${direct.toFixed(2)} s`);
+    for (const [how, host] of new Map([['on loopback', upstream.host], ['through the relay', remote]])) {
+      const direct = await skopeoAsync(['copy', '-q', '--src-tls-verify=false', `docker://${host}/${caches[0]!.repoPrefix}/big:v1`, `oci:${join(work, 'direct')}:v1`]);
+      rmSync(join(work, 'direct'), { recursive: true, force: true });
+      console.log(`skopeo pull of the big image straight from the upstream ${how}: ${direct.toFixed(2)} s`);
+    }
 
     const smallBlobs = await blobsOf(`http://${upstream.host}`, `${caches[0]!.repoPrefix}/small`);
     const bigBlobs = await blobsOf(`http://${upstream.host}`, `${caches[0]!.repoPrefix}/big`);
@@ -145,15 +207,15 @@ async function main(): Promise<void> {
       const conc = await concurrentPulls(`${cache.host}/${repoPrefix}/small:v1`, join(work, 'conc'));
       const concCpu = cpuSeconds(cache.pid) - cpu;
       const fetches = log.blobFetches(mark, `${repoPrefix}/small`, smallBlobs.digests);
-      const pull = (n: number) => {
+      const pull = async (n: number) => {
         const out = join(work, `pull-${n}`);
         const before = cpuSeconds(cache.pid);
-        const s = timeSkopeo(['copy', '-q', '--src-tls-verify=false', `docker://${cache.host}/${repoPrefix}/big:v1`, `oci:${out}:v1`]);
+        const s = await skopeoAsync(['copy', '-q', '--src-tls-verify=false', `docker://${cache.host}/${repoPrefix}/big:v1`, `oci:${out}:v1`]);
         rmSync(out, { recursive: true, force: true });
         return { s, cpu: cpuSeconds(cache.pid) - before };
       };
-      const first = pull(1);
-      const second = pull(2);
+      const first = await pull(1);
+      const second = await pull(2);
       results.set(cache, { conc, concCpu, fetches, first: first.s, second: second.s, firstCpu: first.cpu, secondCpu: second.cpu });
     }
     const r = (c: Cache) => results.get(c)!;

@@ -48,7 +48,8 @@ function upstreamError(up: ProxyUpstream, what: string, detail: string): Registr
 
 export class UpstreamProxy {
   private readonly work = new Map<string, Promise<unknown>>();
-  private readonly arriving = new Map<string, Promise<BlobSpool | undefined>>();
+  /** Fetches under way: the spool, or whether the blob turned out stored already (true) or unknown upstream (false). */
+  private readonly arriving = new Map<string, Promise<BlobSpool | boolean>>();
   private readonly tagChecked = new Map<string, number>();
   private readonly tokens = new Map<string, { value: string; until: number }>();
   private readonly spoolDir: string;
@@ -203,36 +204,53 @@ export class UpstreamProxy {
     if ((await this.meta.repoBlob(repo, digest)) !== undefined) return { kind: 'stored' };
     const m = this.map(repo);
     if (!m) return { kind: 'unknown' };
-    let pending = this.arriving.get(digest);
+    // One fetch per upstream repository and blob, however many clients ask.
+    const key = `${m.up.url} ${m.remote} ${digest}`;
+    let pending = this.arriving.get(key);
     if (!pending) {
       pending = this.startFetch(repo, m, digest);
-      this.arriving.set(digest, pending);
-      const forget = () => this.arriving.delete(digest);
-      pending.then((s) => (s ? s.finished.then(forget) : forget()), forget);
+      this.arriving.set(key, pending);
+      const forget = () => this.arriving.delete(key);
+      pending.then((s) => (typeof s === 'object' ? s.finished.then(forget) : forget()), forget);
     }
-    const spool = await pending;
-    if (!spool) {
-      // Stored for another repository, or no upstream has it.
-      return (await this.link(repo, digest)) ? { kind: 'stored' } : { kind: 'unknown' };
-    }
-    // Fetched for another repository at the same moment: linked here too once stored.
-    void spool.finished.then((ok) => ok && this.link(repo, digest)).catch(() => undefined);
+    const got = await pending;
+    // The upstream repository has it: linked here too (another local name of that repository).
+    if (typeof got === 'boolean') return got && (await this.link(repo, digest, true)) ? { kind: 'stored' } : { kind: 'unknown' };
+    const spool = got;
+    void spool.finished.then((ok) => ok && this.link(repo, digest, true)).catch(() => undefined);
     return { kind: 'arriving', spool };
   }
 
-  private async link(repo: string, digest: string): Promise<boolean> {
+  /**
+   * Links a stored blob into `repo`. Unless the caller knows the upstream repository has it
+   * (`confirmed`), only a blob of that same upstream repository is linked: a digest learnt from
+   * one repository must not open another's content.
+   */
+  private async link(repo: string, digest: string, confirmed: boolean): Promise<boolean> {
     if ((await this.meta.repoBlob(repo, digest)) !== undefined) return true;
     const size = await this.meta.blob(digest);
-    if (size === undefined) return false;
+    if (size === undefined || !confirmed) return false;
     await this.meta.linkBlob(repo, digest, size);
     return true;
   }
 
-  /** Starts the one upstream fetch of `digest`; undefined when it is stored already or unknown upstream. */
-  private async startFetch(repo: string, m: Mapped, digest: string): Promise<BlobSpool | undefined> {
-    if (await this.link(repo, digest)) return undefined;
+  /** Starts the one upstream fetch of `digest`; true when it is stored already (and linked), false when unknown upstream. */
+  private async startFetch(repo: string, m: Mapped, digest: string): Promise<BlobSpool | boolean> {
+    if ((await this.meta.blob(digest)) !== undefined) {
+      // Stored for another repository: linked here once this one's upstream says it has it too (HEAD).
+      let head: Response;
+      try {
+        head = await this.call(m, `/blobs/${digest}`, { method: 'HEAD' });
+      } catch (err) {
+        throw upstreamError(m.up, `${m.remote}@${digest}`, `did not answer (${(err as Error).message})`);
+      }
+      await head.arrayBuffer().catch(() => undefined);
+      if (head.status === 404) return false;
+      if (!head.ok) throw upstreamError(m.up, `${m.remote}@${digest}`, `answered ${head.status}`);
+      return this.link(repo, digest, true);
+    }
     const got = await this.getBlob(m, digest);
-    if (!got) return undefined;
+    if (!got) return false;
     const { length, body } = got;
     const spool = await BlobSpool.create(join(this.spoolDir, randomUUID()), Number.isSafeInteger(length) && length >= 0 ? length : undefined);
     void this.store(repo, digest, body, spool);

@@ -246,6 +246,22 @@ describe('pull-through cache (berth serve --proxy)', { skip: skipUnless(peer(REG
     assert.ok(Buffer.from(await b.arrayBuffer()).equals(layer));
   });
 
+  it('links a blob stored for one repository into another only when the other\'s upstream has it (HEAD)', async () => {
+    // The private layer is stored now; docker.io's upstream never had it.
+    const privateLayer = sha256(Buffer.from('private layer'));
+    const leak = await fetch(`${cache.url}/v2/docker.io/library/big/blobs/${privateLayer}`);
+    assert.equal(leak.status, 404, 'a digest learnt elsewhere does not open another repository\'s content');
+    // library/app's layer, stored through the upstream without prefix, is in docker.io's too (the same registry).
+    const img = await pushImage(`http://${upstream.host}`, 'library/shared', 'v1', 'shared');
+    const layer = sha256(img.layer);
+    const first = await fetch(`${cache.url}/v2/library/shared/blobs/${layer}`);
+    assert.ok(Buffer.from(await first.arrayBuffer()).equals(img.layer));
+    const viaHub = await fetch(`${cache.url}/v2/docker.io/library/shared/blobs/${layer}`);
+    assert.ok(Buffer.from(await viaHub.arrayBuffer()).equals(img.layer));
+    assert.equal(hub.counts.get(`HEAD /v2/library/shared/blobs/${layer}`), 1, 'asked with a HEAD');
+    assert.equal(hub.counts.get(`GET /v2/library/shared/blobs/${layer}`) ?? 0, 0, 'not fetched again');
+  });
+
   it('serves an upstream image, fetching each blob once for 20 concurrent clients, and tags from cache within the TTL', async () => {
     const img = await pushImage(`http://${upstream.host}`, 'library/app', 'v1', 'proxied');
     const m = await fetch(`${cache.url}/v2/library/app/manifests/v1`, { headers: { Accept: OCI_MANIFEST } });

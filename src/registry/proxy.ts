@@ -32,6 +32,8 @@ const ACCEPT = [
   'application/vnd.docker.distribution.manifest.v2+json',
 ].join(', ');
 
+const MAX_CHECKED_TAGS = 10_000;
+
 /** A local repository and where it comes from. */
 interface Mapped {
   up: ProxyUpstream;
@@ -188,12 +190,18 @@ export class UpstreamProxy {
     }
     const digest = head.headers.get('docker-content-digest');
     if (cached && digest === cached.digest) {
-      this.tagChecked.set(key, Date.now());
+      this.checked(key);
       return cached;
     }
     const fresh = await this.fetchManifest(repo, m, digest ?? tag, digest ?? undefined, [tag]);
-    if (fresh) this.tagChecked.set(key, Date.now());
+    if (fresh) this.checked(key);
     return fresh;
+  }
+
+  /** Records when a tag was last confirmed upstream (bounded: forgetting only costs a HEAD). */
+  private checked(key: string): void {
+    if (this.tagChecked.size >= MAX_CHECKED_TAGS) this.tagChecked.clear();
+    this.tagChecked.set(key, Date.now());
   }
 
   /**

@@ -11,11 +11,12 @@
  *   node dist/bench/engine.js     (as root; BENCH_RUNS=N warm runs, default 15)
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildBusyboxRootfs } from '../test/helpers/busybox.js';
 import { addBusyboxImage } from '../test/helpers/engine.js';
+import { startDockerd } from './lib/dockerd.js';
 
 /** Only the 50-container part: BENCH_ONLY=fifty. */
 const ONLY = process.env.BENCH_ONLY;
@@ -61,29 +62,6 @@ function rssOf(needle: string, filter: string): number[] {
   return out;
 }
 
-async function startDockerd(dir: string): Promise<{ engine: Engine; stop(): void } | undefined> {
-  if (!existsSync('/usr/sbin/dockerd') || !existsSync('/usr/bin/docker')) return undefined;
-  const sock = join(dir, 'docker.sock');
-  const d = spawn('/usr/sbin/dockerd', ['--data-root', join(dir, 'data'), '--exec-root', join(dir, 'exec'), '--pidfile', join(dir, 'pid'), '-H', `unix://${sock}`,
-    '--storage-driver', 'overlay2', '--bridge', 'none', '--iptables=false', '--ip6tables=false', '--ip-masq=false', '--userland-proxy=false',
-    '--default-ulimit', 'nofile=1024:1024', '--default-ulimit', 'nproc=4096:4096'], { stdio: 'ignore' });
-  const engine: Engine = { name: 'docker', cmd: ['/usr/bin/docker', '-H', `unix://${sock}`], env: process.env, image: 'bb:bench' };
-  for (let i = 0; i < 100; i++) {
-    if (spawnSync('/usr/bin/docker', ['-H', `unix://${sock}`, 'info'], { stdio: 'ignore' }).status === 0) {
-      return {
-        engine,
-        stop() {
-          d.kill('SIGTERM');
-          spawnSync('sh', ['-c', `sleep 2; umount -R ${join(dir, 'data')} 2>/dev/null; true`]);
-        },
-      };
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  d.kill('SIGKILL');
-  return undefined;
-}
-
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) {
     console.error('bench/engine: run as root');
@@ -112,7 +90,8 @@ async function main(): Promise<void> {
       });
     } else console.log('podman: not usable here (apt-get install -y podman); skipped');
 
-    const docker = await startDockerd(join(work, 'docker'));
+    const dockerd = await startDockerd(join(work, 'docker'));
+    const docker = dockerd && { engine: { name: 'docker', cmd: dockerd.cmd, env: process.env, image: 'bb:bench' } as Engine, stop: () => dockerd.stop() };
     if (docker && spawnSync(docker.engine.cmd[0]!, [...docker.engine.cmd.slice(1), 'import', '-', 'bb:bench'], { input: tar }).status === 0) {
       engines.push(docker.engine);
       stops.push(docker.stop);

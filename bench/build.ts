@@ -154,8 +154,7 @@ function builders(work: string, bases: string, ctx: string): Builder[] {
         const dir = join(work, `buildah${run}`);
         const benv = buildahEnv(dir);
         for (const b of BASES) {
-          const id = must(['buildah', 'pull', '-q', `oci:${bases}:${b.tag}`], benv).trim().split('\n').pop()!;
-          must(['buildah', 'tag', id, b.ref], benv);
+          must(['skopeo', 'copy', '-q', `oci:${bases}:${b.tag}`, `containers-storage:${b.ref}`], benv);
         }
         return {
           argv: ['buildah', 'bud', '--layers', '-q', '--network', 'host', '-t', 'localhost/bench/app:1', ctx],

@@ -2,16 +2,21 @@
  * `berth build` and `berth builder prune` (cli group module: the command table in berth.ts
  * maps `build` and `builder` here). The building itself is src/engine/build/builder.ts.
  */
-import { writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BerthError } from '../base/errors.js';
 import type { LayerCompression } from '../base/media-types.js';
+import type { Descriptor } from '../base/types.js';
+import { openDestination } from '../client/places.js';
+import { RegistryClient } from '../client/registry.js';
+import { copy } from '../content/copy.js';
 import { OciLayout } from '../image/layout.js';
 import { isLayoutPlace, parseLayoutPlace } from '../image/place.js';
 import { parsePlatform } from '../image/platform.js';
 import { parseReference } from '../image/reference.js';
 import { parseGoDuration } from '../engine/build/flags.js';
-import { build, type BuildOptions } from '../engine/build/builder.js';
+import { build, type BuildOptions, type ImageFormat } from '../engine/build/builder.js';
+import { clientFor, REGISTRY_OPTIONS } from './client.js';
 import { BuildCache } from '../engine/build/cache.js';
 import { EngineRunExecutor } from '../engine/build/engine-run.js';
 import { berthRoot, imageStorePath, storeRefName } from '../engine/store.js';
@@ -51,17 +56,52 @@ export function secretsOf(values: string[]): Map<string, string> {
   return out;
 }
 
-/** `--output type=oci,dest=DIR[,name=TAG]` or `oci:DIR:TAG`: an OCI layout to write into. */
-export function outputOf(value: string): { layout: string; tag?: string } {
+/** Where `--output` sends the image: an OCI layout, or a docker-archive file (`docker load` reads it). */
+export type BuildOutput = { type: 'oci'; layout: string; tag?: string } | { type: 'docker'; dest: string; name?: string };
+
+/** `--output type=oci,dest=DIR[,name=TAG]`, `oci:DIR:TAG`, or `type=docker,dest=FILE[,name=TAG]`. */
+export function outputOf(value: string): BuildOutput {
   if (isLayoutPlace(value)) {
     const place = parseLayoutPlace(value);
-    return { layout: place.dir, ...(place.ref ? { tag: place.ref } : {}) };
+    return { type: 'oci', layout: place.dir, ...(place.ref ? { tag: place.ref } : {}) };
   }
   const fields = Object.fromEntries(value.split(',').map((f) => [f.slice(0, f.indexOf('=')), f.slice(f.indexOf('=') + 1)]));
-  if (fields.type !== 'oci' || !fields.dest) {
-    throw new BerthError('USAGE', `--output ${JSON.stringify(value)}: write --output type=oci,dest=DIR[,name=TAG] or --output oci:DIR:TAG`);
+  if (fields.type === 'oci' && fields.dest) return { type: 'oci', layout: fields.dest, ...(fields.name ? { tag: fields.name } : {}) };
+  if (fields.type === 'docker' && fields.dest) return { type: 'docker', dest: fields.dest, ...(fields.name ? { name: fields.name } : {}) };
+  throw new BerthError(
+    'USAGE',
+    `--output ${JSON.stringify(value)}: write --output type=oci,dest=DIR[,name=TAG], --output oci:DIR:TAG or --output type=docker,dest=FILE[,name=TAG]`,
+  );
+}
+
+/** `--format oci|docker` (the image's media types; `--format json|text` still chooses the output, as for every command). */
+function formatOf(v: string | undefined): ImageFormat | undefined {
+  if (v === undefined || v === 'json' || v === 'text') return undefined;
+  if (v === 'oci' || v === 'docker') return v;
+  throw new BerthError('USAGE', `--format must be oci or docker (or json for JSON output), got ${JSON.stringify(v)}`);
+}
+
+/** The built image from `layout` into a docker-archive file, named `name` in it (docker load tags it so). */
+async function exportDockerArchive(layout: OciLayout, manifest: Descriptor, dest: string, name: string | undefined): Promise<void> {
+  const place = await openDestination({ kind: 'docker-archive', path: dest, ...(name ? { ref: name } : {}) }, { client: new RegistryClient() });
+  let ok = false;
+  try {
+    await copy(layout, manifest, place.target, place.ref);
+    ok = true;
+  } finally {
+    await place.close(ok);
   }
-  return { layout: fields.dest, ...(fields.name ? { tag: fields.name } : {}) };
+}
+
+/** --push: each -t name from the store to its registry. */
+async function pushTags(p: ParsedCommand, store: OciLayout, tags: string[]): Promise<void> {
+  const client = clientFor(p);
+  for (const t of tags) {
+    const ref = parseReference(t);
+    const place = await openDestination({ kind: 'docker', reference: ref }, { client });
+    await copy(store, t, place.target, ref.tag ?? 'latest');
+    await place.close(true);
+  }
 }
 
 function compressionOf(v: string | undefined): LayerCompression | undefined {
@@ -93,6 +133,10 @@ Options:
   --build-arg NAME[=VALUE]       set an ARG (repeatable; NAME alone takes $NAME)
   --platform OS/ARCH[/VARIANT]   default: this machine
   --output type=oci,dest=DIR[,name=TAG] | oci:DIR:TAG   write into an OCI layout instead of the store
+  --output type=docker,dest=FILE[,name=TAG]   also write a docker-archive tar (docker load, podman load)
+  --format oci|docker            manifest and config media types: OCI (default) or Docker schema 2
+  --push                         push each -t name to its registry after the build
+  --tls-verify=false             plain HTTP for --push (loopback registries always use it)
   --iidfile FILE                 write the image ID (the config digest) to FILE
   --no-cache                     build every step (results are still cached)
   --compression gzip|zstd|none   layer compression (default gzip)
@@ -117,6 +161,9 @@ Examples:
       compression: one,
       secret: many,
       'source-date-epoch': one,
+      format: one,
+      push: bool,
+      ...REGISTRY_OPTIONS,
       root: one,
       quiet: { ...bool, short: 'q' },
     },
@@ -126,7 +173,19 @@ Examples:
       const root = str(p, 'root');
       const tags = strs(p, 'tag').map((t) => storeRefName(parseReference(t)));
       const outputOpt = str(p, 'output');
-      const output = outputOpt !== undefined ? outputOf(outputOpt) : { layout: imageStorePath(root ? { root } : {}), ...(tags[0] ? { tag: tags[0] } : {}) };
+      const wanted = outputOpt !== undefined ? outputOf(outputOpt) : undefined;
+      const push = flag(p, 'push');
+      if (push && (tags.length === 0 || wanted?.type === 'oci')) {
+        throw new BerthError('USAGE', '--push sends the -t names to their registries: give -t REGISTRY/REPO:TAG (and no --output type=oci)');
+      }
+      const store = { layout: imageStorePath(root ? { root } : {}), ...(tags[0] ? { tag: tags[0] } : {}) };
+      // type=docker: into the store when tagged (as docker --load), else through a temporary layout.
+      let scratch: string | undefined;
+      if (wanted?.type === 'docker' && tags.length === 0) {
+        await mkdir(berthRoot(root ? { root } : {}), { recursive: true });
+        scratch = await mkdtemp(join(berthRoot(root ? { root } : {}), 'build-output-'));
+      }
+      const output = wanted?.type === 'oci' ? wanted : scratch !== undefined ? { layout: scratch } : store;
       const quiet = flag(p, 'quiet') || p.json;
       const opts: BuildOptions = {
         contextDir,
@@ -141,16 +200,24 @@ Examples:
         ...(str(p, 'target') !== undefined ? { targetStage: str(p, 'target')! } : {}),
         ...(str(p, 'platform') !== undefined ? { platform: parsePlatform(str(p, 'platform')!) } : {}),
         ...(compressionOf(str(p, 'compression')) ? { compression: compressionOf(str(p, 'compression'))! } : {}),
+        ...(formatOf(str(p, 'format')) ? { format: formatOf(str(p, 'format'))! } : {}),
         ...(epochOf(p) !== undefined ? { sourceDateEpoch: epochOf(p)! } : {}),
         ...(quiet ? {} : { log: (line: string) => process.stderr.write(`${line}\n`) }),
       };
-      const result = await build(opts);
-      // Further -t names point at the same manifest.
-      if (outputOpt === undefined && tags.length > 1) {
-        const layout = await OciLayout.open(output.layout);
-        const desc = await layout.resolve(tags[0]!);
-        for (const t of tags.slice(1)) await layout.tag(desc, t);
+      let result;
+      try {
+        result = await build(opts);
+        // Further -t names point at the same manifest.
+        if (wanted?.type !== 'oci' && tags.length > 1) {
+          const layout = await OciLayout.open(output.layout);
+          const desc = await layout.resolve(tags[0]!);
+          for (const t of tags.slice(1)) await layout.tag(desc, t);
+        }
+        if (wanted?.type === 'docker') await exportDockerArchive(await OciLayout.open(output.layout), result.manifest, wanted.dest, wanted.name ?? tags[0]);
+      } finally {
+        if (scratch !== undefined) await rm(scratch, { recursive: true, force: true });
       }
+      if (push) await pushTags(p, await OciLayout.open(output.layout), tags);
       const iidfile = str(p, 'iidfile');
       const id = result.id;
       if (iidfile !== undefined) await writeFile(iidfile, id);

@@ -11,9 +11,10 @@ import { tmpdir } from 'node:os';
 import { isAbsolute, join, posix, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import { BerthError } from '../../base/errors.js';
-import { MediaType, ociLayerMediaType, type LayerCompression } from '../../base/media-types.js';
+import { layerCompression, MediaType, ociLayerMediaType, type LayerCompression } from '../../base/media-types.js';
 import type { Descriptor, HistoryEntry, ImageConfig, ImageManifest, Platform } from '../../base/types.js';
 import { BASE_DIGEST_ANNOTATION, nowOrEpoch, pushJson } from '../../image/build.js';
+import { ociManifestToDocker } from '../../image/docker.js';
 import { OciLayout } from '../../image/layout.js';
 import { isLayoutPlace, parseLayoutPlace } from '../../image/place.js';
 import { loadImage } from '../../image/load-image.js';
@@ -55,6 +56,8 @@ export interface BuildOptions {
   /** SOURCE_DATE_EPOCH: file times clamped and `created` set, for reproducible images. */
   sourceDateEpoch?: number;
   compression?: LayerCompression;
+  /** The manifest's media types: OCI (default) or Docker schema 2 (`--format docker`). */
+  format?: ImageFormat;
   /** Runs RUN steps (the engine); without it a Dockerfile with RUN fails before building. */
   runExecutor?: RunStepExecutor;
   /** The berth root whose image store FROM/--from names are looked up in (default: BERTH_ROOT or the usual place). */
@@ -513,14 +516,26 @@ class Build {
     const r = this.results.get(target)!;
     const config: ImageConfig = { ...r.config, created: this.created };
     const configDesc = await pushJson(this.out, MediaType.imageConfig, config);
-    const manifest: ImageManifest = { schemaVersion: 2, mediaType: MediaType.imageManifest, config: configDesc, layers: r.layers.map((l) => l.desc) };
+    // A base image's layers may carry Docker media types: the result uses one format throughout.
+    const layers = r.layers.map((l) => ({ ...l.desc, mediaType: ociLayerTypeOf(l.desc.mediaType) }));
+    let manifest: ImageManifest = { schemaVersion: 2, mediaType: MediaType.imageManifest, config: configDesc, layers };
     if (r.baseDigest) manifest.annotations = { [BASE_DIGEST_ANNOTATION]: r.baseDigest };
-    const desc = await pushJson(this.out, MediaType.imageManifest, manifest);
+    // --format docker: the same config and layer blobs under Docker schema 2 media types (no annotations there).
+    if (this.opts.format === 'docker') manifest = ociManifestToDocker(manifest);
+    const desc = await pushJson(this.out, manifest.mediaType!, manifest);
     const withPlatform: Descriptor = { ...desc, platform: { architecture: config.architecture, os: config.os, ...(config.variant ? { variant: config.variant } : {}) } };
     if (this.opts.output.tag !== undefined) await this.out.tag(withPlatform, this.opts.output.tag);
     else await this.out.addManifest(withPlatform);
     return { manifest: desc, config, id: configDesc.digest };
   }
+}
+
+export type ImageFormat = 'oci' | 'docker';
+
+/** The OCI media type of a layer that may have come with a Docker one. */
+function ociLayerTypeOf(mediaType: string): string {
+  const c = layerCompression(mediaType);
+  return c === undefined || mediaType.includes('nondistributable') || mediaType.includes('foreign') ? mediaType : ociLayerMediaType(c);
 }
 
 /** The first RUN of the stages to build, when there is no executor for it. */
@@ -543,6 +558,9 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     if (p !== undefined && formatPlatform(normalizePlatform(parsePlatform(p))) !== formatPlatform(platform)) {
       throw new BerthError('UNSUPPORTED', `${df.file}:${plan.stages[i]!.stage.from.loc.line}: FROM --platform=${p} differs from the build's ${formatPlatform(platform)}: berth builds one platform at a time`);
     }
+  }
+  if (opts.format === 'docker' && opts.compression === 'zstd') {
+    throw new BerthError('USAGE', 'Docker schema 2 has no zstd layers: use --compression gzip with --format docker, or --format oci with zstd');
   }
   const run = firstRun(plan);
   if (run && !opts.runExecutor) throw noExecutorError(run);

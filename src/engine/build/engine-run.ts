@@ -13,7 +13,9 @@ import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { BerthError } from '../../base/errors.js';
 import { MediaType } from '../../base/media-types.js';
-import type { ImageManifest } from '../../base/types.js';
+import type { Descriptor, ImageManifest } from '../../base/types.js';
+import { digestOf } from '../../base/digest.js';
+import type { OciLayout } from '../../image/layout.js';
 import { pushJson } from '../../image/build.js';
 import type { MountSpec, RunOptions } from '../containers/options.js';
 import { openImageStore } from '../store.js';
@@ -115,6 +117,43 @@ export async function pruneMountpoints(changes: string, lower: string, destinati
   }
 }
 
+/** Documents pushed by running steps of this process, by digest: how many steps use each. */
+const inUse = new Map<string, number>();
+
+/**
+ * The JSON documents of a step image: pushed into the store for the engine, and removed again
+ * by release() when this process wrote them and no other running step uses them.
+ */
+class StepDocuments {
+  private readonly owned: Descriptor[] = [];
+  constructor(private readonly store: OciLayout) {}
+
+  async push(mediaType: string, doc: unknown): Promise<Descriptor> {
+    const bytes = Buffer.from(JSON.stringify(doc));
+    const digest = digestOf(bytes);
+    const held = inUse.get(digest) ?? 0;
+    const existed = held === 0 && (await this.store.exists({ mediaType, digest, size: bytes.length }));
+    inUse.set(digest, held + 1);
+    const desc = await pushJson(this.store, mediaType, doc);
+    if (desc.digest !== digest) throw new BerthError('INTERNAL', `pushJson wrote ${desc.digest} for a document that hashes to ${digest}`);
+    if (!existed) this.owned.push(desc);
+    else inUse.set(digest, inUse.get(digest)! - 1);
+    return desc;
+  }
+
+  async release(): Promise<void> {
+    for (const d of this.owned.splice(0)) {
+      const left = (inUse.get(d.digest) ?? 1) - 1;
+      if (left > 0) {
+        inUse.set(d.digest, left);
+        continue;
+      }
+      inUse.delete(d.digest);
+      await unlink(this.store.blobPath(d.digest)).catch(() => undefined);
+    }
+  }
+}
+
 export class EngineRunExecutor implements RunStepExecutor {
   constructor(private readonly opts: EngineRunOptions) {}
 
@@ -124,9 +163,12 @@ export class EngineRunExecutor implements RunStepExecutor {
     const store = await openImageStore({ root: this.opts.root });
     // The stage so far, as an image of the store.
     for (const l of step.image.layers) if (!(await store.exists(l))) await store.push(l, await step.image.layout.fetch(l));
-    const configDesc = await pushJson(store, MediaType.imageConfig, step.image.config);
+    // The step image's config and manifest are the store's only while the step runs (release
+    // removes them unless they were there before: a base image with nothing added yet).
+    const docs = new StepDocuments(store);
+    const configDesc = await docs.push(MediaType.imageConfig, step.image.config);
     const manifest: ImageManifest = { schemaVersion: 2, mediaType: MediaType.imageManifest, config: configDesc, layers: step.image.layers };
-    const manifestDesc = await pushJson(store, MediaType.imageManifest, manifest);
+    const manifestDesc = await docs.push(MediaType.imageManifest, manifest);
     const name = `localhost/berth-build-step:${randomBytes(8).toString('hex')}`;
     await store.tag(manifestDesc, name);
     const scratch = await mkdtemp(join(tmpdir(), 'berth-run-step-'));
@@ -134,6 +176,7 @@ export class EngineRunExecutor implements RunStepExecutor {
     const release = async (): Promise<void> => {
       if (container) await engine.remove(container, true).catch(() => undefined);
       await store.untag(name).catch(() => undefined);
+      await docs.release();
       await rm(scratch, { recursive: true, force: true });
     };
     try {

@@ -5,12 +5,13 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { build, type BuildOptions } from '../../../src/engine/build/builder.js';
 import { EngineRunExecutor } from '../../../src/engine/build/engine-run.js';
 import { openImageStore } from '../../../src/engine/store.js';
 import { isBerthError } from '../../../src/base/errors.js';
+import { loadImage } from '../../../src/image/load-image.js';
 import { BUSYBOX } from '../../helpers/busybox.js';
 import { engineRoot, type EngineRoot } from '../../helpers/engine.js';
 import { peer, root, skipUnless } from '../../helpers/requirements.js';
@@ -101,5 +102,24 @@ describe('berth build with RUN steps', { skip: skipUnless(root('containers need 
     assert.ok(!(await store.tags()).some((t) => t.includes('berth-build-step')), 'the temporary step images are gone');
     const ps = await e.berth(['ps', '-aq']);
     assert.equal(ps.stdout, '', 'no container is left');
+  });
+
+  it('leaves no step image documents in the store: every config and manifest there belongs to a tagged image', async () => {
+    await build(opts('FROM busybox\nRUN echo one > /one\nENV X=1\nRUN echo two > /two\n', 'docs:1'));
+    const store = await openImageStore({ root: e.root });
+    const reachable = new Set<string>();
+    for (const t of await store.tags()) {
+      const img = await loadImage(store, t);
+      reachable.add(img.manifestDesc.digest).add(img.configDesc.digest);
+    }
+    const blobs = join(e.root, 'images', 'blobs', 'sha256');
+    const strays: string[] = [];
+    for (const name of await readdir(blobs)) {
+      const bytes = await readFile(join(blobs, name));
+      if (bytes.length > 1 << 20 || bytes[0] !== 0x7b) continue; // layers are compressed tars, not JSON
+      const doc = JSON.parse(bytes.toString('utf8')) as { rootfs?: unknown; schemaVersion?: unknown };
+      if ((doc.rootfs !== undefined || doc.schemaVersion !== undefined) && !reachable.has(`sha256:${name}`)) strays.push(name);
+    }
+    assert.deepEqual(strays, [], 'configs or manifests of the temporary step images are left in the store');
   });
 });

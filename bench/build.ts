@@ -10,7 +10,8 @@
  * (bin/berth.cjs) without NODE_EXTRA_CA_CERTS (it costs Node ~50 ms per start; users rarely
  * set it). Prints medians and berth's ratios (below 1: berth is faster).
  *
- *   nice -n 10 node dist/bench/build.js      (as root; BERTH_BENCH_RUNS=N, default 2; BERTH_BENCH_ONLY=berth,buildah)
+ *   nice -n 10 node dist/bench/build.js      (as root; BERTH_BENCH_RUNS=N, default 3; BERTH_BENCH_ONLY=berth,buildah;
+ *                                             BERTH_BENCH_LOG=1 shows berth's steps and their times)
  */
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -26,7 +27,9 @@ import { buildahEnv, cleanBuildah } from './lib/buildah.js';
 import { buildDebianRootfs } from './lib/debian-rootfs.js';
 import { startDockerd } from './lib/dockerd.js';
 
-const RUNS = Number(process.env.BERTH_BENCH_RUNS ?? 2);
+const RUNS = Number(process.env.BERTH_BENCH_RUNS ?? 3);
+/** BERTH_BENCH_LOG=1: berth's step lines (with times) on stderr. */
+const LOG = process.env.BERTH_BENCH_LOG === '1';
 const ONLY = (process.env.BERTH_BENCH_ONLY ?? 'berth,buildah,docker').split(',');
 const BERTH_BIN = join(import.meta.dirname, '..', '..', 'bin', 'berth.cjs');
 const BUSYBOX = 'localhost/bench/busybox:1';
@@ -79,6 +82,7 @@ function timed(argv: string[], env: NodeJS.ProcessEnv, cwd?: string): number {
   const t0 = process.hrtime.bigint();
   const r = spawnSync(argv[0]!, argv.slice(1), { env, cwd, encoding: 'utf8', maxBuffer: 256 << 20 });
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
+  if (LOG) process.stderr.write(r.stderr);
   if (r.status !== 0) throw new Error(`${argv.join(' ')} failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
   return s;
 }
@@ -139,7 +143,7 @@ function builders(work: string, bases: string, ctx: string): Builder[] {
           await copy(src, b.tag, store, storeRefName(parseReference(b.ref)));
         }
         return {
-          argv: [process.execPath, BERTH_BIN, 'build', '-q', '-t', 'localhost/bench/app:1', ctx],
+          argv: [process.execPath, BERTH_BIN, 'build', ...(LOG ? [] : ['-q']), '-t', 'localhost/bench/app:1', ctx],
           env: { ...env, BERTH_ROOT: root },
           cleanup() {
             unmountUnder(root);

@@ -194,6 +194,8 @@ Examples:
         secrets: secretsOf(strs(p, 'secret')),
         cache: buildCacheDir(root),
         storeRoot: berthRoot(root ? { root } : {}),
+        // Overlay views of the stages need root (as RUN does); otherwise stages are unpacked.
+        ...(process.getuid?.() === 0 ? { snapshotRoot: berthRoot(root ? { root } : {}) } : {}),
         runExecutor: new EngineRunExecutor({ root: berthRoot(root ? { root } : {}) }),
         noCache: flag(p, 'no-cache'),
         ...(str(p, 'file') !== undefined ? { dockerfile: str(p, 'file')! } : {}),

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { isAbsolute, join, posix, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import { BerthError } from '../../base/errors.js';
-import { layerCompression, MediaType, ociLayerMediaType, type LayerCompression } from '../../base/media-types.js';
+import { EMPTY_JSON_DIGEST, layerCompression, MediaType, ociLayerMediaType, type LayerCompression } from '../../base/media-types.js';
 import type { Descriptor, HistoryEntry, ImageConfig, ImageManifest, Platform } from '../../base/types.js';
 import { BASE_DIGEST_ANNOTATION, nowOrEpoch, pushJson } from '../../image/build.js';
 import { ociManifestToDocker } from '../../image/docker.js';
@@ -24,6 +24,7 @@ import type { LayerOptions, LayerResult } from '../../layer/layer-output.js';
 import { unpackLayers } from '../../layer/unpack-layers.js';
 import { DEFAULT_PATH_ENV } from '../../runtime/spec/default.js';
 import { openImageStore, storeRefName } from '../store.js';
+import { SnapshotStore } from '../snapshots.js';
 import { BuildCache } from './cache.js';
 import { applyConfigStep, DEFAULT_SHELL, HISTORY_COMMENT, type ConfigState } from './config-steps.js';
 import { download, isTarArchive, parseChmod, realImagePath, resolveChown, Staging } from './copy-step.js';
@@ -60,6 +61,12 @@ export interface BuildOptions {
   format?: ImageFormat;
   /** Runs RUN steps (the engine); without it a Dockerfile with RUN fails before building. */
   runExecutor?: RunStepExecutor;
+  /**
+   * The berth root whose snapshot store holds the stages' layers (unpacked once, shared with
+   * the engine's containers, seen through read-only overlay mounts: needs root); without it
+   * each stage that needs its files unpacks them into a temporary directory.
+   */
+  snapshotRoot?: string;
   /** The berth root whose image store FROM/--from names are looked up in (default: BERTH_ROOT or the usual place). */
   storeRoot?: string;
   /** How FROM/--from images are found; default: `oci:DIR[:REF]`, else the local image store. */
@@ -141,6 +148,11 @@ class Build {
   readonly steps: StepRecord[] = [];
   readonly warnings: string[] = [];
   private readonly imageRoots = new Map<string, Promise<string>>();
+  /** Read-only overlay views of stages (mountView): where, and how many layers they show. */
+  private readonly views = new WeakMap<StageResult, { path: string; count: number }>();
+  private readonly mounts: string[] = [];
+  private readonly leases: (() => Promise<void>)[] = [];
+  private readonly snapshots: SnapshotStore | undefined;
   private counter = 0;
   private readonly created: string;
   private readonly epoch: number;
@@ -155,6 +167,7 @@ class Build {
     readonly cache: BuildCache | undefined,
     readonly digests: DigestMemo | undefined,
   ) {
+    this.snapshots = opts.snapshotRoot !== undefined ? new SnapshotStore(opts.snapshotRoot) : undefined;
     this.created = nowOrEpoch(opts.sourceDateEpoch);
     this.epoch = opts.sourceDateEpoch ?? Math.floor(Date.now() / 1000);
   }
@@ -298,6 +311,7 @@ class Build {
    * or RUN that is not cached, a COPY --from it), so that a rebuild of cached steps unpacks nothing.
    */
   private materialize(state: StageResult): Promise<string> {
+    if (this.snapshots) return this.mountView(this.snapshots, state);
     const next = (state.lock ?? Promise.resolve()).then(async () => {
       const pending = state.layers.slice(state.applied);
       if (pending.length === 0) return;
@@ -309,6 +323,40 @@ class Build {
     });
     state.lock = next.catch(() => undefined);
     return next.then(() => state.rootfs);
+  }
+
+  /**
+   * With the engine's snapshot store: the stage's layers unpacked once into shared snapshots
+   * (the same ones RUN containers use), seen through a read-only overlay mount, instead of a
+   * copy per stage. A new mount when the stage has grown; earlier ones stay until the build ends
+   * (a COPY --from may still read them).
+   */
+  private mountView(snapshots: SnapshotStore, state: StageResult): Promise<string> {
+    const next = (state.lock ?? Promise.resolve()).then(async () => {
+      const seen = this.views.get(state);
+      if (state.layers.length === 0) return state.rootfs;
+      if (seen && seen.count === state.layers.length) return seen.path;
+      const layers = [...state.layers];
+      const prepared = await snapshots.prepare({
+        layout: this.out,
+        manifest: { schemaVersion: 2, mediaType: MediaType.imageManifest, config: { mediaType: MediaType.imageConfig, digest: EMPTY_JSON_DIGEST, size: 2 }, layers: layers.map((l) => l.desc) },
+        config: { architecture: this.platform.architecture, os: this.platform.os, rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) } },
+      });
+      this.leases.push(prepared.release);
+      const dir = await mkdtemp(join(this.tmp, 'view-'));
+      this.mounts.push(dir);
+      const path = await snapshots.mountRootfs(prepared.dirs, dir, { readOnly: true });
+      this.views.set(state, { path, count: layers.length });
+      return path;
+    });
+    state.lock = next.then(() => undefined, () => undefined);
+    return next;
+  }
+
+  /** Unmounts the views and ends the snapshot leases. */
+  async close(): Promise<void> {
+    for (const dir of this.mounts.splice(0)) await this.snapshots!.unmountRootfs(dir).catch(() => undefined);
+    for (const release of this.leases.splice(0)) await release().catch(() => undefined);
   }
 
   private async newStaging(): Promise<string> {
@@ -366,14 +414,14 @@ class Build {
   /** WORKDIR creates its directory (owned by USER) when the image lacks it, as BuildKit does. */
   private async workdir(index: number, state: StageResult, text: string, args: string[]): Promise<void> {
     await this.layerStep(index, state, { instruction: text, args }, text, async () => {
-      await this.materialize(state);
+      const rootfs = await this.materialize(state);
       const wd = state.config.config?.WorkingDir ?? '/';
-      const real = await realImagePath(state.rootfs, wd);
-      const st = await stat(join(state.rootfs, real)).catch(() => undefined);
+      const real = await realImagePath(rootfs, wd);
+      const st = await stat(join(rootfs, real)).catch(() => undefined);
       if (st?.isDirectory() || real === '/') return undefined;
       const user = state.config.config?.User;
-      const owner = user ? await resolveChown(state.rootfs, user, 'WORKDIR').catch(() => ({ uid: 0, gid: 0 })) : undefined;
-      const s = new Staging({ rootfs: state.rootfs, now: this.epoch, ...(owner ? { owner } : {}) });
+      const owner = user ? await resolveChown(rootfs, user, 'WORKDIR').catch(() => ({ uid: 0, gid: 0 })) : undefined;
+      const s = new Staging({ rootfs, now: this.epoch, ...(owner ? { owner } : {}) });
       await s.parents(`${real}/x`);
       return this.commitLayer(state, (out, o) => s.write(out, o));
     });
@@ -579,6 +627,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     const warnings = [...df.warnings, ...(unused.length ? [`build args that no ARG uses: ${unused.join(', ')}`] : [])];
     return { manifest, id, config, steps: b.steps, built: plan.needed, warnings };
   } finally {
+    await b.close();
     await rm(tmp, { recursive: true, force: true });
   }
 }

@@ -35,6 +35,7 @@ describe('berth build with RUN steps', { skip: skipUnless(root('containers need 
     dockerfileText,
     output: { layout: join(e.root, 'images'), tag: `docker.io/library/${tag}` },
     storeRoot: e.root,
+    snapshotRoot: e.root,
     cache: join(e.root, 'build-cache'),
     runExecutor: new EngineRunExecutor({ root: e.root }),
     secrets: new Map([['tok', join(e.root, 'secret')]]),

@@ -281,8 +281,12 @@ class Build {
     k: { instruction: string; args: string[]; content?: string },
     createdBy: string,
     produce: () => Promise<Layer | undefined>,
+    link = false,
   ): Promise<void> {
-    const key = stepKey({ parent: state.key, ...k, platform: formatPlatform(this.platform) });
+    // COPY --link: the layer does not depend on the stage below it, so neither does its key
+    // (a new base keeps it cached, as BuildKit); the steps after it depend on both.
+    const platform = formatPlatform(this.platform);
+    const key = stepKey({ parent: link ? 'link' : state.key, ...k, platform });
     const mediaType = ociLayerMediaType(this.opts.compression ?? 'gzip');
     const hit = this.cache && !this.opts.noCache ? await this.cache.get(key, mediaType) : undefined;
     let layer: Layer | undefined;
@@ -301,7 +305,7 @@ class Build {
       if (this.cache) await this.cache.put({ key, createdBy, ...(layer ? { layer } : {}) }, this.out);
       this.log(`#${n} DONE ${((Date.now() - started) / 1000).toFixed(1)}s`);
     }
-    state.key = key;
+    state.key = link ? stepKey({ parent: state.key, instruction: 'link', args: [key], platform }) : key;
     this.steps.push({ stage: index, instruction: k.instruction, key, cached: hit !== undefined });
     this.history(state.config, createdBy, layer === undefined);
   }
@@ -478,8 +482,11 @@ class Build {
     } else content = `${source.key}+${await contentHash([], inline)}`;
     const text = `${c.kind}${c.from !== undefined ? ` --from=${c.from}` : ''} ${[...c.sources, ...c.inline.map((f) => `<<${f.name}`)].join(' ')} ${c.dest}`;
     const keyText = JSON.stringify({ kind: c.kind, sources: c.sources, inline: c.inline.map((f) => f.name), dest: c.dest, workdir, chown: c.chown, chmod: c.chmod, link: c.link, parents: c.parents, exclude: c.exclude, from: c.from });
+    // --link copies onto an empty root (destinations are not resolved in the stage's files); a
+    // --chown by name still reads the stage's /etc/passwd and /etc/group.
+    const link = c.link === true && (c.chown === undefined || /^\d+(:\d+)?$/.test(c.chown));
     await this.layerStep(index, state, { instruction: keyText, args: [], content }, `${text} # buildkit`, async () => {
-      const rootfs = await this.materialize(state);
+      const rootfs = link ? await mkdtemp(join(this.tmp, 'link-')) : await this.materialize(state);
       const root = await source.open();
       const d = destinationPath(c.dest, workdir);
       const real = await realImagePath(rootfs, d.path);
@@ -515,7 +522,7 @@ class Build {
       } finally {
         await rm(dir, { recursive: true, force: true });
       }
-    });
+    }, link);
   }
 
   private async run(index: number, state: StageResult, scope: StageScope, ins: RunInstruction): Promise<void> {

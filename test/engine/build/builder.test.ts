@@ -316,4 +316,35 @@ describe('berth build without RUN', { skip: skipUnless(root('COPY sets owners wi
     const after = await build(opts('e'));
     assert.deepEqual(after.steps.map((s) => s.cached), [false, false, false, false, false], 'nothing left after prune');
   });
+
+  it('COPY --link makes a layer independent of the stage below: a changed base keeps it cached, with the same layer', async (t) => {
+    const dir = await tempDir(t, 'berth-bld-');
+    const ctx = join(dir, 'ctx');
+    await writeTree(ctx, { base: 'base 1\n', 'app/bin': 'app\n' });
+    const dockerfileText = 'FROM scratch\nCOPY base /base\nWORKDIR /srv\nCOPY --link app/ /srv/app/\nCOPY base /after\n';
+    const cache = join(dir, 'cache');
+    const opts = (tag: string): BuildOptions => ({ contextDir: ctx, dockerfileText, output: { layout: join(dir, 'out'), tag }, cache, sourceDateEpoch: 1 });
+    const first = await build(opts('a'));
+    assert.deepEqual(first.steps.map((s) => s.cached), [false, false, false, false]);
+    await writeFile(join(ctx, 'base'), 'base 2\n');
+    const second = await build(opts('b'));
+    assert.deepEqual(second.steps.map((s) => s.cached), [false, false, true, false], 'only the --link step stays cached');
+    const layout = await OciLayout.open(join(dir, 'out'));
+    const a = await loadImage(layout, 'a');
+    const b = await loadImage(layout, 'b');
+    assert.equal(a.manifest.layers.length, 4);
+    assert.equal(b.manifest.layers[2]!.digest, a.manifest.layers[2]!.digest, 'the same --link layer on the new base');
+    assert.notEqual(b.manifest.layers[0]!.digest, a.manifest.layers[0]!.digest);
+    // The --link layer holds only what it copies (its parents made afresh), not the stage's files.
+    const alone = join(dir, 'alone');
+    await mkdir(alone);
+    await unpackLayers(alone, [{ ...b.manifest.layers[2]!, diffId: b.config.rootfs.diff_ids[2], open: () => layout.fetch(b.manifest.layers[2]!) }]);
+    assert.equal(await readFile(join(alone, 'srv/app/bin'), 'utf8'), 'app\n');
+    await assert.rejects(lstat(join(alone, 'base')));
+    const rootfs = join(dir, 'rootfs');
+    await unpackTag(join(dir, 'out'), 'b', rootfs);
+    assert.equal(await readFile(join(rootfs, 'base'), 'utf8'), 'base 2\n');
+    assert.equal(await readFile(join(rootfs, 'srv/app/bin'), 'utf8'), 'app\n');
+    assert.equal(await readFile(join(rootfs, 'after'), 'utf8'), 'base 2\n');
+  });
 });

@@ -2,6 +2,7 @@
  * `berth build` and `berth builder prune` (cli group module: the command table in berth.ts
  * maps `build` and `builder` here). The building itself is src/engine/build/builder.ts.
  */
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BerthError } from '../base/errors.js';
@@ -17,7 +18,8 @@ import { parseReference } from '../image/reference.js';
 import { parseGoDuration } from '../engine/build/flags.js';
 import { build, type BuildOptions, type ImageFormat } from '../engine/build/builder.js';
 import { clientFor, REGISTRY_OPTIONS } from './client.js';
-import { BuildCache } from '../engine/build/cache.js';
+import { BuildCache, type CachedStep } from '../engine/build/cache.js';
+import { importCache, parseCachePlace, writeCacheLayout, type ImportedCache } from '../engine/build/cache-transfer.js';
 import { EngineRunExecutor } from '../engine/build/engine-run.js';
 import { berthRoot, imageStorePath, storeRefName } from '../engine/store.js';
 import { flag, needPositionals, printJson, printLine, str, strs, type CommandGroup, type ParsedCommand } from './common.js';
@@ -93,9 +95,41 @@ async function exportDockerArchive(layout: OciLayout, manifest: Descriptor, dest
   }
 }
 
+/** A --cache-from cache: an OCI layout (none yet: an empty cache) or a registry reference. */
+async function openCacheFrom(value: string, client: RegistryClient): Promise<ImportedCache> {
+  const place = parseCachePlace(value, '--cache-from');
+  if (place.type === 'local') {
+    if (!existsSync(join(place.dir, 'oci-layout'))) return { steps: new Map(), source: await OciLayout.open(place.dir, { create: true }) };
+    return importCache(await OciLayout.open(place.dir), place.tag, `--cache-from ${value}`);
+  }
+  const ref = parseReference(place.ref);
+  const target = (await openDestination({ kind: 'docker', reference: ref }, { client })).target;
+  return importCache(target, ref.digest ?? ref.tag ?? 'latest', `--cache-from ${value}`);
+}
+
+/** --cache-to: the build's steps and layers into an OCI layout, or (through a temporary one) to a registry. */
+async function exportCacheTo(value: string, client: RegistryClient, from: OciLayout, steps: CachedStep[], tmpRoot: string): Promise<void> {
+  const place = parseCachePlace(value, '--cache-to');
+  if (place.type === 'local') {
+    await writeCacheLayout(from, steps, await OciLayout.open(place.dir, { create: true }), place.tag);
+    return;
+  }
+  const ref = parseReference(place.ref);
+  await mkdir(tmpRoot, { recursive: true });
+  const dir = await mkdtemp(join(tmpRoot, 'build-cache-export-'));
+  try {
+    const layout = await OciLayout.open(dir, { create: true });
+    await writeCacheLayout(from, steps, layout, 'cache');
+    const dest = await openDestination({ kind: 'docker', reference: ref }, { client });
+    await copy(layout, 'cache', dest.target, ref.tag ?? 'latest');
+    await dest.close(true);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 /** --push: each -t name from the store to its registry. */
-async function pushTags(p: ParsedCommand, store: OciLayout, tags: string[]): Promise<void> {
-  const client = clientFor(p);
+async function pushTags(client: RegistryClient, store: OciLayout, tags: string[]): Promise<void> {
   for (const t of tags) {
     const ref = parseReference(t);
     const place = await openDestination({ kind: 'docker', reference: ref }, { client });
@@ -136,6 +170,8 @@ Options:
   --output type=docker,dest=FILE[,name=TAG]   also write a docker-archive tar (docker load, podman load)
   --format oci|docker            manifest and config media types: OCI (default) or Docker schema 2
   --push                         push each -t name to its registry after the build
+  --cache-from type=local,src=DIR | type=registry,ref=REF   reuse steps a --cache-to exported (repeatable)
+  --cache-to type=local,dest=DIR | type=registry,ref=REF    export this build's steps and layers
   --tls-verify=false             plain HTTP for --push (loopback registries always use it)
   --iidfile FILE                 write the image ID (the config digest) to FILE
   --no-cache                     build every step (results are still cached)
@@ -163,6 +199,8 @@ Examples:
       'source-date-epoch': one,
       format: one,
       push: bool,
+      'cache-from': many,
+      'cache-to': one,
       ...REGISTRY_OPTIONS,
       root: one,
       quiet: { ...bool, short: 'q' },
@@ -206,9 +244,14 @@ Examples:
         ...(epochOf(p) !== undefined ? { sourceDateEpoch: epochOf(p)! } : {}),
         ...(quiet ? {} : { log: (line: string) => process.stderr.write(`${line}\n`) }),
       };
+      const client = clientFor(p);
+      const cacheFrom = await Promise.all(strs(p, 'cache-from').map((v) => openCacheFrom(v, client)));
+      if (cacheFrom.length) opts.cacheFrom = cacheFrom;
+      const cacheTo = str(p, 'cache-to');
       let result;
       try {
         result = await build(opts);
+        if (cacheTo !== undefined) await exportCacheTo(cacheTo, client, await OciLayout.open(output.layout), result.cacheSteps, berthRoot(root ? { root } : {}));
         // Further -t names point at the same manifest.
         if (wanted?.type !== 'oci' && tags.length > 1) {
           const layout = await OciLayout.open(output.layout);
@@ -219,7 +262,7 @@ Examples:
       } finally {
         if (scratch !== undefined) await rm(scratch, { recursive: true, force: true });
       }
-      if (push) await pushTags(p, await OciLayout.open(output.layout), tags);
+      if (push) await pushTags(client, await OciLayout.open(output.layout), tags);
       const iidfile = str(p, 'iidfile');
       const id = result.id;
       if (iidfile !== undefined) await writeFile(iidfile, id);

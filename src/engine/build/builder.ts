@@ -25,7 +25,8 @@ import { unpackLayers } from '../../layer/unpack-layers.js';
 import { DEFAULT_PATH_ENV } from '../../runtime/spec/default.js';
 import { openImageStore, storeRefName } from '../store.js';
 import { SnapshotStore } from '../snapshots.js';
-import { BuildCache } from './cache.js';
+import { BuildCache, type CachedStep } from './cache.js';
+import type { ImportedCache } from './cache-transfer.js';
 import { applyConfigStep, DEFAULT_SHELL, HISTORY_COMMENT, type ConfigState } from './config-steps.js';
 import { download, isTarArchive, parseChmod, realImagePath, resolveChown, Staging } from './copy-step.js';
 import { expandInstruction, type StageScope } from './expand.js';
@@ -77,6 +78,8 @@ export interface BuildOptions {
   secrets?: Map<string, string>;
   /** The build cache (a directory or an open cache); none: nothing is reused or kept. */
   cache?: BuildCache | string;
+  /** --cache-from: caches exported by other builds (cache-transfer.ts), consulted after the local one. */
+  cacheFrom?: ImportedCache[];
   /** --no-cache: build every step (results are still cached). */
   noCache?: boolean;
   /** Progress lines ("[2/5] COPY …"). */
@@ -100,6 +103,8 @@ export interface BuildResult {
   steps: StepRecord[];
   /** Stages that were built (the target's dependencies). */
   built: number[];
+  /** The layer steps as cache records, layers in the output layout (what --cache-to exports). */
+  cacheSteps: CachedStep[];
   warnings: string[];
 }
 
@@ -147,6 +152,8 @@ class Build {
   readonly results = new Map<number, StageResult>();
   readonly steps: StepRecord[] = [];
   readonly warnings: string[] = [];
+  /** Every layer step of this build as the cache records it (for --cache-to). */
+  readonly cacheRecords: CachedStep[] = [];
   private readonly imageRoots = new Map<string, Promise<string>>();
   /** Read-only overlay views of stages (mountView): where, and how many layers they show. */
   private readonly views = new WeakMap<StageResult, { path: string; count: number }>();
@@ -288,7 +295,7 @@ class Build {
     const platform = formatPlatform(this.platform);
     const key = stepKey({ parent: link ? 'link' : state.key, ...k, platform });
     const mediaType = ociLayerMediaType(this.opts.compression ?? 'gzip');
-    const hit = this.cache && !this.opts.noCache ? await this.cache.get(key, mediaType) : undefined;
+    const hit = this.opts.noCache ? undefined : ((await this.cache?.get(key, mediaType)) ?? (await this.imported(key, mediaType)));
     let layer: Layer | undefined;
     const n = ++this.counter;
     const started = Date.now();
@@ -305,9 +312,22 @@ class Build {
       if (this.cache) await this.cache.put({ key, createdBy, ...(layer ? { layer } : {}) }, this.out);
       this.log(`#${n} DONE ${((Date.now() - started) / 1000).toFixed(1)}s`);
     }
+    this.cacheRecords.push({ key, createdBy, ...(layer ? { layer } : {}) });
     state.key = link ? stepKey({ parent: state.key, instruction: 'link', args: [key], platform }) : key;
     this.steps.push({ stage: index, instruction: k.instruction, key, cached: hit !== undefined });
     this.history(state.config, createdBy, layer === undefined);
+  }
+
+  /** A step of a --cache-from cache: its layer fetched into the output (and kept in the local cache). */
+  private async imported(key: string, mediaType: string): Promise<CachedStep | undefined> {
+    for (const imp of this.opts.cacheFrom ?? []) {
+      const step = imp.steps.get(key);
+      if (!step || (step.layer && step.layer.desc.mediaType !== mediaType)) continue;
+      if (step.layer && !(await this.out.exists(step.layer.desc))) await this.out.push(step.layer.desc, await imp.source.fetch(step.layer.desc));
+      if (this.cache) await this.cache.put(step, this.out);
+      return step;
+    }
+    return undefined;
   }
 
   /**
@@ -632,7 +652,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     await digests?.save();
     const unused = plan.args.unconsumed();
     const warnings = [...df.warnings, ...(unused.length ? [`build args that no ARG uses: ${unused.join(', ')}`] : [])];
-    return { manifest, id, config, steps: b.steps, built: plan.needed, warnings };
+    return { manifest, id, config, steps: b.steps, built: plan.needed, warnings, cacheSteps: b.cacheRecords };
   } finally {
     await b.close();
     await rm(tmp, { recursive: true, force: true });

@@ -347,4 +347,38 @@ describe('berth build without RUN', { skip: skipUnless(root('COPY sets owners wi
     assert.equal(await readFile(join(rootfs, 'srv/app/bin'), 'utf8'), 'app\n');
     assert.equal(await readFile(join(rootfs, 'after'), 'utf8'), 'base 2\n');
   });
+
+  it('--cache-to / --cache-from: a cache exported by one build makes a build with an empty cache reuse its steps (not run again)', async (t) => {
+    const dir = await tempDir(t, 'berth-bld-');
+    const ctx = join(dir, 'ctx');
+    await writeTree(ctx, { one: '1\n', two: '2\n' });
+    let runs = 0;
+    const executor: RunStepExecutor = {
+      async run() {
+        runs++;
+        const upper = await mkdtemp(join(dir, 'upper-'));
+        await writeFile(join(upper, `ran${runs}`), 'x');
+        return { upperDir: upper };
+      },
+    };
+    const dockerfileText = 'FROM scratch\nCOPY one /one\nRUN make one\nWORKDIR /w\nCOPY two /two\nRUN make two\n';
+    const opts = (n: number): BuildOptions => ({ contextDir: ctx, dockerfileText, output: { layout: join(dir, `out${n}`), tag: 't' }, runExecutor: executor, cache: join(dir, `cache${n}`), sourceDateEpoch: 1 });
+    const first = await build(opts(1));
+    assert.equal(runs, 2);
+    const { writeCacheLayout, importCache } = await import('../../../src/engine/build/cache-transfer.js');
+    const exported = await OciLayout.open(join(dir, 'exported'), { create: true });
+    await writeCacheLayout(await OciLayout.open(join(dir, 'out1')), first.cacheSteps, exported, 'latest');
+    const imported = await importCache(exported, 'latest', 'the exported cache');
+    assert.equal(imported.steps.size, 5);
+    const second = await build({ ...opts(2), cacheFrom: [imported] });
+    assert.deepEqual(second.steps.map((s) => s.cached), [true, true, true, true, true]);
+    assert.equal(runs, 2, 'the imported RUN steps are not executed');
+    assert.equal(second.manifest.digest, first.manifest.digest);
+    // An absent cache is an empty one; a changed file reruns from its COPY on.
+    assert.equal((await importCache(exported, 'nothing-here', 'x')).steps.size, 0);
+    await writeFile(join(ctx, 'two'), 'changed\n');
+    const third = await build({ ...opts(3), cacheFrom: [imported] });
+    assert.deepEqual(third.steps.map((s) => s.cached), [true, true, true, false, false]);
+    assert.equal(runs, 3);
+  });
 });

@@ -153,4 +153,31 @@ describe('berth build outputs and formats', { skip: skipUnless(root('COPY sets o
     }
     await assert.rejects(runCommand('build', ['--push', '--root', berthRoot, '-q', ctx]), /--push sends the -t names/);
   });
+
+  it('--cache-to type=registry exports the steps; --cache-from on an empty root reuses them', async (t) => {
+    if (!existsSync(REGISTRY_BIN)) return skipOrFail(t, 'docker-registry is not installed (apt-get install -y docker-registry)');
+    const reg = await startRegistry();
+    t.after(() => reg.stop());
+    const built = async (args: string[]): Promise<{ steps: { cached: boolean }[]; id: string }> => {
+      const chunks: string[] = [];
+      const write = process.stdout.write.bind(process.stdout);
+      process.stdout.write = ((c: string | Uint8Array) => (chunks.push(String(c)), true)) as typeof process.stdout.write;
+      try {
+        assert.equal(await runCommand('build', [...args, '--source-date-epoch', '0', '--format', 'json', ctx]), 0);
+      } finally {
+        process.stdout.write = write;
+      }
+      return JSON.parse(chunks.join('')) as { steps: { cached: boolean }[]; id: string };
+    };
+    const one = await built(['--root', join(dir, 'cache-root1'), '--cache-to', `type=registry,ref=${reg.host}/cache/app:buildcache`, '--output', `oci:${join(dir, 'c1')}:x`]);
+    assert.deepEqual(one.steps.map((s) => s.cached), [false, false]);
+    const two = await built(['--root', join(dir, 'cache-root2'), '--cache-from', `${reg.host}/cache/app:buildcache`, '--output', `oci:${join(dir, 'c2')}:x`]);
+    assert.deepEqual(two.steps.map((s) => s.cached), [true, false], 'the COPY comes from the registry cache (LABEL is a config step)');
+    assert.equal(two.id, one.id);
+    const local = join(dir, 'local-cache');
+    await built(['--root', join(dir, 'cache-root3'), '--cache-to', `type=local,dest=${local}`, '--output', `oci:${join(dir, 'c3')}:x`]);
+    const four = await built(['--root', join(dir, 'cache-root4'), '--cache-from', `type=local,src=${local}`, '--output', `oci:${join(dir, 'c4')}:x`]);
+    assert.deepEqual(four.steps.map((s) => s.cached), [true, false]);
+    await assert.rejects(runCommand('build', ['--cache-to', 'type=s3,bucket=x', '--root', join(dir, 'cache-root5'), ctx]), /--cache-to type=local,dest=DIR/);
+  });
 });

@@ -25,7 +25,7 @@ import { openImageStore, storeRefName } from '../src/engine/store.js';
 import { buildBusyboxRootfs } from '../test/helpers/busybox.js';
 import { buildahEnv, cleanBuildah } from './lib/buildah.js';
 import { buildDebianRootfs } from './lib/debian-rootfs.js';
-import { startDockerd } from './lib/dockerd.js';
+import { DOCKER, startDockerd } from '../test/helpers/dockerd.js';
 
 const RUNS = Number(process.env.BERTH_BENCH_RUNS ?? 3);
 /** BERTH_BENCH_LOG=1: berth's step lines (with times) on stderr. */
@@ -121,7 +121,7 @@ async function prepareBases(work: string): Promise<string> {
 interface Builder {
   name: string;
   /** Fresh storage with the base images; returns the build's argv and env. */
-  setup(run: number): Promise<{ argv: string[]; env: NodeJS.ProcessEnv; cleanup(): void }>;
+  setup(run: number): Promise<{ argv: string[]; env: NodeJS.ProcessEnv; cleanup(): void | Promise<void> }>;
 }
 
 function unmountUnder(dir: string): void {
@@ -169,22 +169,16 @@ function builders(work: string, bases: string, ctx: string): Builder[] {
     },
     {
       name: 'docker',
-      async setup(run) {
-        const dir = join(work, `docker${run}`);
-        const d = await startDockerd(dir);
-        if (!d) throw new Error('dockerd did not start (apt-get install -y docker.io)');
-        const host = d.cmd[2]!;
+      async setup() {
+        const d = await startDockerd();
+        const host = `unix://${join(d.dir, 'docker.sock')}`;
         for (const b of BASES) {
           must(['skopeo', 'copy', '-q', '--dest-daemon-host', host, `oci:${bases}:${b.tag}`, `docker-daemon:${b.ref}`]);
         }
         return {
-          argv: [...d.cmd, 'build', '-q', '--network', 'host', '-t', 'localhost/bench/app:1', ctx],
+          argv: [DOCKER, '-H', host, 'build', '-q', '--network', 'host', '-t', 'localhost/bench/app:1', ctx],
           env: { ...process.env, DOCKER_BUILDKIT: '0' },
-          cleanup() {
-            d.stop();
-            unmountUnder(dir);
-            rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 500 });
-          },
+          cleanup: () => d.stop(),
         };
       },
     },
@@ -222,7 +216,7 @@ async function main(): Promise<void> {
           t.onechange.push(timed(s.argv, s.env));
           console.log(`run ${run + 1} ${b.name.padEnd(7)} ${PHASES.map((p) => `${p} ${t[p].at(-1)!.toFixed(2)} s`).join('   ')}   (load ${loadavg()[0]!.toFixed(1)})`);
         } finally {
-          s.cleanup();
+          await s.cleanup();
         }
       }
     }

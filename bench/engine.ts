@@ -11,12 +11,12 @@
  *   node dist/bench/engine.js     (as root; BENCH_RUNS=N warm runs, default 15)
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildBusyboxRootfs } from '../test/helpers/busybox.js';
 import { addBusyboxImage } from '../test/helpers/engine.js';
-import { startDockerd } from './lib/dockerd.js';
+import { DOCKER, DOCKERD, startDockerd } from '../test/helpers/dockerd.js';
 
 /** Only the 50-container part: BENCH_ONLY=fifty. */
 const ONLY = process.env.BENCH_ONLY;
@@ -69,7 +69,7 @@ async function main(): Promise<void> {
   }
   const runs = Number(process.env.BENCH_RUNS ?? 15);
   const work = mkdtempSync(join(tmpdir(), 'berth-bench-engine-'));
-  const stops: (() => void)[] = [];
+  const stops: (() => void | Promise<void>)[] = [];
   try {
     await buildBusyboxRootfs(join(work, 'rootfs'));
     const tar = execFileSync('tar', ['-C', join(work, 'rootfs'), '-c', '.'], { maxBuffer: 64 << 20 });
@@ -97,8 +97,10 @@ async function main(): Promise<void> {
       });
     } else console.log('podman: not usable here (apt-get install -y podman); skipped');
 
-    const dockerd = await startDockerd(join(work, 'docker'));
-    const docker = dockerd && { engine: { name: 'docker', cmd: dockerd.cmd, env: process.env, image: 'bb:bench' } as Engine, stop: () => dockerd.stop() };
+    const dockerd = existsSync(DOCKERD) ? await startDockerd().catch((err: Error) => void console.log(`docker: ${err.message.split('\n')[0]}`)) : undefined;
+    const docker = dockerd
+      ? { engine: { name: 'docker', cmd: [DOCKER, '-H', `unix://${join(dockerd.dir, 'docker.sock')}`], env: process.env, image: 'bb:bench' } as Engine, stop: () => dockerd.stop() }
+      : undefined;
     if (docker && spawnSync(docker.engine.cmd[0]!, [...docker.engine.cmd.slice(1), 'import', '-', 'bb:bench'], { input: tar }).status === 0) {
       engines.push(docker.engine);
       stops.push(docker.stop);
@@ -126,7 +128,7 @@ async function main(): Promise<void> {
     }
     console.log(`load average after: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   } finally {
-    for (const s of stops) s();
+    for (const s of stops) await s();
     spawnSync('umount', ['-R', join(work, 'podman', 'graph', 'overlay')], { stdio: 'ignore' });
     rmSync(work, { recursive: true, force: true, maxRetries: 5, retryDelay: 500 });
   }

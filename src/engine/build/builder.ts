@@ -554,7 +554,7 @@ class Build {
     const mounts = expandInstruction(ins, scope).mounts ?? [];
     const text = `RUN ${args.length ? `|${args.length} ${args.join(' ')} ` : ''}${argv.join(' ')}`;
     await this.layerStep(index, state, { instruction: JSON.stringify({ text, mounts, network: ins.network, security: ins.security }), args: [...args] }, `${text} # buildkit`, async () => {
-      const rootfs = await this.materialize(state);
+      const rootfs = () => this.materialize(state);
       const result = await executor.run(
         {
           instruction: ins,
@@ -579,7 +579,8 @@ class Build {
         },
       );
       try {
-        return await this.commitLayer(state, (out, o) => ('upperDir' in result ? writeUpperLayer(result.upperDir, out, o) : writeDiffLayer(rootfs, result.rootDir, out, o)));
+        const lower = 'upperDir' in result ? undefined : await rootfs();
+        return await this.commitLayer(state, (out, o) => ('upperDir' in result ? writeUpperLayer(result.upperDir, out, o) : writeDiffLayer(lower!, result.rootDir, out, o)));
       } finally {
         await result.release?.();
       }

@@ -7,7 +7,7 @@
  * builds), bind (the context, an earlier stage or an image; read-only), tmpfs, secret.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, chown, lstat, mkdir, mkdtemp, readdir, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, mkdtemp, readdir, readFile, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
@@ -92,6 +92,28 @@ async function mountsOf(step: RunStep, o: RunStepOptions, root: string, scratch:
   return out;
 }
 
+/**
+ * Whether `path` is in the image below an overlay: in the topmost lower dir (snapshot) that has
+ * it, unless that is a whiteout (a 0/0 character device).
+ */
+export async function inOverlayLowers(dirs: string[], path: string): Promise<boolean> {
+  for (const d of [...dirs].reverse()) {
+    const st = await lstat(join(d, path)).catch(() => undefined);
+    if (!st) continue;
+    return !(st.isCharacterDevice() && st.rdev === 0);
+  }
+  return false;
+}
+
+/** The lower dirs (lowest first) the engine recorded for a container's overlay root (snapshots.ts "rootfs.json"). */
+async function overlayLowers(containerDir: string): Promise<string[]> {
+  const rec = JSON.parse(await readFile(join(containerDir, 'rootfs.json'), 'utf8')) as { dirs?: unknown };
+  if (!Array.isArray(rec.dirs) || !rec.dirs.every((d) => typeof d === 'string')) {
+    throw new BerthError('INTERNAL', `${containerDir}/rootfs.json lists no lower directories`);
+  }
+  return rec.dirs as string[];
+}
+
 /** Where the engine mounts things in every container (runtime files, kernel file systems). */
 const ENGINE_MOUNTS = ['/etc/resolv.conf', '/etc/hostname', '/etc/hosts', '/proc', '/sys', '/dev'];
 
@@ -100,11 +122,11 @@ const ENGINE_MOUNTS = ['/etc/resolv.conf', '/etc/hostname', '/etc/hosts', '/proc
  * directory where the image had nothing, and the empty parents it made for them), as BuildKit
  * does: a RUN --mount leaves no trace in the image.
  */
-export async function pruneMountpoints(changes: string, lower: string, destinations: string[]): Promise<void> {
+export async function pruneMountpoints(changes: string, inLower: (path: string) => Promise<boolean>, destinations: string[]): Promise<void> {
   for (const dest of destinations) {
     let path = posix.resolve('/', dest);
     while (path !== '/') {
-      if (await lstat(join(lower, path)).catch(() => undefined)) break;
+      if (await inLower(path)) break;
       const st = await lstat(join(changes, path)).catch(() => undefined);
       if (!st) break;
       if (st.isDirectory()) {
@@ -157,7 +179,7 @@ class StepDocuments {
 export class EngineRunExecutor implements RunStepExecutor {
   constructor(private readonly opts: EngineRunOptions) {}
 
-  async run(step: RunStep, rootfsSnapshot: string, o: RunStepOptions): Promise<RunStepResult> {
+  async run(step: RunStep, rootfs: () => Promise<string>, o: RunStepOptions): Promise<RunStepResult> {
     const { Engine } = await import('../containers/engine.js');
     const engine = new Engine(this.opts.root);
     const store = await openImageStore({ root: this.opts.root });
@@ -216,7 +238,16 @@ export class EngineRunExecutor implements RunStepExecutor {
       const overlay = (await stat(upperDir).catch(() => undefined))?.isDirectory() === true;
       const changes = overlay ? upperDir : join(container.dir, 'rootfs');
       if (overlay) await unmountRoot(container.dir);
-      await pruneMountpoints(changes, rootfsSnapshot, [...ENGINE_MOUNTS, ...runOpts.mounts.map((m) => m.destination)]);
+      // What the step saw below its changes: the overlay's snapshots, else (a copied root) the stage's files.
+      let inLower: (path: string) => Promise<boolean>;
+      if (overlay) {
+        const lowers = await overlayLowers(container.dir);
+        inLower = (path) => inOverlayLowers(lowers, path);
+      } else {
+        const lower = await rootfs();
+        inLower = async (path) => (await lstat(join(lower, path)).catch(() => undefined)) !== undefined;
+      }
+      await pruneMountpoints(changes, inLower, [...ENGINE_MOUNTS, ...runOpts.mounts.map((m) => m.destination)]);
       return overlay ? { upperDir, release } : { rootDir: changes, release };
     } catch (err) {
       await release();

@@ -239,7 +239,7 @@ describe('berth build without RUN', { skip: skipUnless(root('COPY sets owners wi
     const executor: RunStepExecutor = {
       async run(step, rootfs) {
         seen.push(step);
-        assert.equal(await readFile(join(rootfs, 'keep'), 'utf8'), 'k\n', 'the executor sees the stage so far');
+        assert.equal(await readFile(join(await rootfs(), 'keep'), 'utf8'), 'k\n', 'the executor sees the stage so far');
         const upper = join(dir, `upper${seen.length}`);
         await mkdir(join(upper, 'd'), { recursive: true });
         await writeFile(join(upper, 'made-by-run'), 'ran\n');

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { build, type BuildOptions } from '../../../src/engine/build/builder.js';
-import { EngineRunExecutor } from '../../../src/engine/build/engine-run.js';
+import { EngineRunExecutor, inOverlayLowers, pruneMountpoints } from '../../../src/engine/build/engine-run.js';
+import { execFileSync } from 'node:child_process';
 import { openImageStore } from '../../../src/engine/store.js';
 import { isBerthError } from '../../../src/base/errors.js';
 import { loadImage } from '../../../src/image/load-image.js';
@@ -115,5 +116,27 @@ describe('berth build with RUN steps', { skip: skipUnless(root('containers need 
     const added = (await readdir(blobs)).filter((n) => !before.has(n)).map((n) => `sha256:${n}`).sort();
     const expected = [img.manifestDesc.digest, img.configDesc.digest, ...img.manifest.layers.slice(-2).map((l) => l.digest)].sort();
     assert.deepEqual(added, expected, 'configs or manifests of the temporary step images are left in the store');
+  });
+
+  it('tells what the image below an overlay has: the topmost snapshot with the path, a whiteout hiding it', async () => {
+    const low = join(e.root, 'lowers', 'a');
+    const high = join(e.root, 'lowers', 'b');
+    await mkdir(join(low, 'etc'), { recursive: true });
+    await mkdir(high, { recursive: true });
+    await writeFile(join(low, 'etc', 'hosts'), '');
+    await writeFile(join(low, 'gone'), '');
+    execFileSync('mknod', [join(high, 'gone'), 'c', '0', '0']);
+    assert.equal(await inOverlayLowers([low, high], '/etc/hosts'), true);
+    assert.equal(await inOverlayLowers([low, high], '/gone'), false, 'whited out in the upper snapshot');
+    assert.equal(await inOverlayLowers([low, high], '/nothing'), false);
+    // A mount point the runtime made where the image had nothing goes; one over an image file stays.
+    const changes = join(e.root, 'changes');
+    await mkdir(join(changes, 'etc'), { recursive: true });
+    await writeFile(join(changes, 'etc', 'hosts'), '');
+    await mkdir(join(changes, 'run', 'secrets'), { recursive: true });
+    await writeFile(join(changes, 'run', 'secrets', 'tok'), '');
+    await pruneMountpoints(changes, (p) => inOverlayLowers([low, high], p), ['/etc/hosts', '/run/secrets/tok']);
+    assert.deepEqual(await readdir(changes), ['etc']);
+    assert.deepEqual(await readdir(join(changes, 'etc')), ['hosts']);
   });
 });

@@ -12,6 +12,7 @@ import { OciLayout } from '../../../src/image/layout.js';
 import { loadImage } from '../../../src/image/load-image.js';
 import { root, skipOrFail, skipUnless } from '../../helpers/requirements.js';
 import { REGISTRY_BIN, startRegistry } from '../../helpers/distribution.js';
+import { DOCKER, DOCKERD, startDockerd } from '../../helpers/dockerd.js';
 import { MediaType } from '../../../src/base/media-types.js';
 import { unpackLayers } from '../../../src/layer/unpack-layers.js';
 
@@ -137,6 +138,17 @@ describe('berth build outputs and formats', { skip: skipUnless(root('COPY sets o
     assert.equal(load.status, 0, load.stderr);
     const inspect = spawnSync(PODMAN, ['image', 'inspect', '--format', '{{.Id}} {{index .Labels "a"}}', 'localhost/out/app:1'], { env, encoding: 'utf8' });
     assert.equal(inspect.stdout.trim(), `${id} b`);
+  });
+
+  it('--output type=docker,dest=FILE: docker load reads the archive (a dockerd in a temp dir)', async (t) => {
+    if (!existsSync(DOCKERD) || !existsSync(DOCKER)) return skipOrFail(t, 'docker is not installed (apt-get install -y docker.io)');
+    const tar = join(dir, 'for-docker.tar');
+    assert.equal(await runCommand('build', ['--format', 'docker', '--output', `type=docker,dest=${tar},name=localhost/out/docker:1`, '--root', join(dir, 'root-docker'), '--iidfile', join(dir, 'iid-docker'), '-q', ctx]), 0);
+    const d = await startDockerd();
+    t.after(() => d.stop());
+    d.docker('load', '-i', tar);
+    const id = await readFile(join(dir, 'iid-docker'), 'utf8');
+    assert.equal(d.docker('image', 'inspect', '--format', '{{.Id}} {{index .Config.Labels "a"}}', 'localhost/out/docker:1').trim(), `${id} b`);
   });
 
   it('--push sends each -t name to its registry (docker-registry on 127.0.0.1)', async (t) => {

@@ -4,7 +4,8 @@
  * Dockerfile of 24 steps (7 RUN) over two base images made here without a network: busybox
  * (busybox-static) and a small Debian (this host's files of bash, coreutils, tar, perl-base… as
  * dpkg lists them). Each builder gets the same two base images (one OCI layout, copied into its
- * storage before timing) and runs RUN steps with the host's network. Timed: a cold build (empty
+ * storage and unpacked there before timing, as a pull leaves them) and runs RUN steps with the
+ * host's network. Timed: a cold build (empty
  * build cache, base images present), a rebuild with nothing changed, a rebuild after changing
  * one source file (its COPY and everything after it reruns). berth runs as its CLI
  * (bin/berth.cjs) without NODE_EXTRA_CA_CERTS (it costs Node ~50 ms per start; users rarely
@@ -22,6 +23,7 @@ import { createImage } from '../src/image/build.js';
 import { OciLayout } from '../src/image/layout.js';
 import { parseReference } from '../src/image/reference.js';
 import { openImageStore, storeRefName } from '../src/engine/store.js';
+import { SnapshotStore } from '../src/engine/snapshots.js';
 import { buildBusyboxRootfs } from '../test/helpers/busybox.js';
 import { buildahEnv, cleanBuildah } from './lib/buildah.js';
 import { buildDebianRootfs } from './lib/debian-rootfs.js';
@@ -141,6 +143,8 @@ function builders(work: string, bases: string, ctx: string): Builder[] {
         const src = await OciLayout.open(bases);
         for (const b of BASES) {
           await copy(src, b.tag, store, storeRefName(parseReference(b.ref)));
+          // As `berth pull` leaves it (and as docker and buildah hold their base images): unpacked.
+          await (await new SnapshotStore(root).prepare(storeRefName(parseReference(b.ref)))).release();
         }
         return {
           argv: [process.execPath, BERTH_BIN, 'build', ...(LOG ? [] : ['-q']), '-t', 'localhost/bench/app:1', ctx],

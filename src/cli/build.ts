@@ -58,16 +58,25 @@ export function secretsOf(values: string[]): Map<string, string> {
   return out;
 }
 
-/** Where `--output` sends the image: an OCI layout, or a docker-archive file (`docker load` reads it). */
-export type BuildOutput = { type: 'oci'; layout: string; tag?: string } | { type: 'docker'; dest: string; name?: string };
+/**
+ * Where `--output` sends the image: an OCI layout, or an archive file: docker-archive (`docker
+ * load` reads it) or oci-archive (a tar of an OCI layout).
+ */
+export type BuildOutput = { type: 'oci'; layout: string; tag?: string } | { type: 'docker' | 'oci-archive'; dest: string; name?: string };
 
-/** `--output type=oci,dest=DIR[,name=TAG]`, `oci:DIR:TAG`, or `type=docker,dest=FILE[,name=TAG]`. */
+/**
+ * `--output type=oci,dest=DIR[,name=TAG]`, `oci:DIR:TAG`, `type=oci,dest=FILE.tar` (or `tar=true`)
+ * for a tar of the layout, or `type=docker,dest=FILE[,name=TAG]`.
+ */
 export function outputOf(value: string): BuildOutput {
   if (isLayoutPlace(value)) {
     const place = parseLayoutPlace(value);
     return { type: 'oci', layout: place.dir, ...(place.ref ? { tag: place.ref } : {}) };
   }
   const fields = Object.fromEntries(value.split(',').map((f) => [f.slice(0, f.indexOf('=')), f.slice(f.indexOf('=') + 1)]));
+  if (fields.type === 'oci' && fields.dest && (fields.tar === 'true' || fields.dest.endsWith('.tar'))) {
+    return { type: 'oci-archive', dest: fields.dest, ...(fields.name ? { name: fields.name } : {}) };
+  }
   if (fields.type === 'oci' && fields.dest) return { type: 'oci', layout: fields.dest, ...(fields.name ? { tag: fields.name } : {}) };
   if (fields.type === 'docker' && fields.dest) return { type: 'docker', dest: fields.dest, ...(fields.name ? { name: fields.name } : {}) };
   throw new BerthError(
@@ -83,9 +92,9 @@ function formatOf(v: string | undefined): ImageFormat | undefined {
   throw new BerthError('USAGE', `--format must be oci or docker (or json for JSON output), got ${JSON.stringify(v)}`);
 }
 
-/** The built image from `layout` into a docker-archive file, named `name` in it (docker load tags it so). */
-async function exportDockerArchive(layout: OciLayout, manifest: Descriptor, dest: string, name: string | undefined): Promise<void> {
-  const place = await openDestination({ kind: 'docker-archive', path: dest, ...(name ? { ref: name } : {}) }, { client: new RegistryClient() });
+/** The built image from `layout` into an archive file, named `name` in it (docker load tags it so). */
+async function exportArchive(kind: 'docker-archive' | 'oci-archive', layout: OciLayout, manifest: Descriptor, dest: string, name: string | undefined): Promise<void> {
+  const place = await openDestination({ kind, path: dest, ...(name ? { ref: name } : {}) }, { client: new RegistryClient() });
   let ok = false;
   try {
     await copy(layout, manifest, place.target, place.ref);
@@ -168,6 +177,7 @@ Options:
   --platform OS/ARCH[/VARIANT]   default: this machine
   --output type=oci,dest=DIR[,name=TAG] | oci:DIR:TAG   write into an OCI layout instead of the store
   --output type=docker,dest=FILE[,name=TAG]   also write a docker-archive tar (docker load, podman load)
+  --output type=oci,dest=FILE.tar[,name=TAG]  also write a tar of an OCI layout (or tar=true)
   --format oci|docker            manifest and config media types: OCI (default) or Docker schema 2
   --push                         push each -t name to its registry after the build
   --cache-from type=local,src=DIR | type=registry,ref=REF   reuse steps a --cache-to exported (repeatable)
@@ -217,9 +227,9 @@ Examples:
         throw new BerthError('USAGE', '--push sends the -t names to their registries: give -t REGISTRY/REPO:TAG (and no --output type=oci)');
       }
       const store = { layout: imageStorePath(root ? { root } : {}), ...(tags[0] ? { tag: tags[0] } : {}) };
-      // type=docker: into the store when tagged (as docker --load), else through a temporary layout.
+      // An archive: into the store when tagged (as docker --load), else through a temporary layout.
       let scratch: string | undefined;
-      if (wanted?.type === 'docker' && tags.length === 0) {
+      if (wanted !== undefined && wanted.type !== 'oci' && tags.length === 0) {
         await mkdir(berthRoot(root ? { root } : {}), { recursive: true });
         scratch = await mkdtemp(join(berthRoot(root ? { root } : {}), 'build-output-'));
       }
@@ -258,7 +268,10 @@ Examples:
           const desc = await layout.resolve(tags[0]!);
           for (const t of tags.slice(1)) await layout.tag(desc, t);
         }
-        if (wanted?.type === 'docker') await exportDockerArchive(await OciLayout.open(output.layout), result.manifest, wanted.dest, wanted.name ?? tags[0]);
+        if (wanted && wanted.type !== 'oci') {
+          const kind = wanted.type === 'docker' ? 'docker-archive' : 'oci-archive';
+          await exportArchive(kind, await OciLayout.open(output.layout), result.manifest, wanted.dest, wanted.name ?? tags[0]);
+        }
       } finally {
         if (scratch !== undefined) await rm(scratch, { recursive: true, force: true });
       }

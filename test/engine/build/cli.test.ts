@@ -34,6 +34,8 @@ describe('berth build options', () => {
     assert.deepEqual(outputOf('type=oci,dest=/out,name=v1'), { type: 'oci', layout: '/out', tag: 'v1' });
     assert.deepEqual(outputOf('oci:/out:v2'), { type: 'oci', layout: '/out', tag: 'v2' });
     assert.deepEqual(outputOf('type=docker,dest=/out.tar,name=app:1'), { type: 'docker', dest: '/out.tar', name: 'app:1' });
+    assert.deepEqual(outputOf('type=oci,dest=/out.tar'), { type: 'oci-archive', dest: '/out.tar' });
+    assert.deepEqual(outputOf('type=oci,dest=/out,tar=true,name=x'), { type: 'oci-archive', dest: '/out', name: 'x' });
     assert.throws(() => outputOf('type=docker'), /type=docker,dest=FILE/);
     assert.throws(() => outputOf('type=tar,dest=x'), /type=oci,dest=DIR/);
   });
@@ -138,6 +140,17 @@ describe('berth build outputs and formats', { skip: skipUnless(root('COPY sets o
     assert.equal(load.status, 0, load.stderr);
     const inspect = spawnSync(PODMAN, ['image', 'inspect', '--format', '{{.Id}} {{index .Labels "a"}}', 'localhost/out/app:1'], { env, encoding: 'utf8' });
     assert.equal(inspect.stdout.trim(), `${id} b`);
+  });
+
+  it('--output type=oci,dest=FILE.tar writes a tar of an OCI layout that skopeo reads', async (t) => {
+    const tar = join(dir, 'oci.tar');
+    assert.equal(await runCommand('build', ['--output', `type=oci,dest=${tar},name=app`, '--root', join(dir, 'root-ocitar'), '--iidfile', join(dir, 'iid-ocitar'), '-q', ctx]), 0);
+    const files = spawnSync('tar', ['-tf', tar], { encoding: 'utf8' }).stdout.split('\n').map((f) => f.replace(/^\.\//, ''));
+    assert.ok(files.includes('oci-layout') && files.includes('index.json'), files.join(' '));
+    if (!existsSync('/usr/bin/skopeo')) return skipOrFail(t, 'skopeo is not installed (apt-get install -y skopeo)');
+    const r = spawnSync('skopeo', ['inspect', '--config', `oci-archive:${tar}:app`], { encoding: 'utf8', env: { ...process.env, _CONTAINERS_ROOTLESS_UID: '1000', XDG_DATA_HOME: '/proc/nonexistent' } });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal((JSON.parse(r.stdout) as { config: { Labels: Record<string, string> } }).config.Labels.a, 'b');
   });
 
   it('--output type=docker,dest=FILE: docker load reads the archive (a dockerd in a temp dir)', async (t) => {

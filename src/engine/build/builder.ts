@@ -25,7 +25,7 @@ import { unpackLayers } from '../../layer/unpack-layers.js';
 import { DEFAULT_PATH_ENV } from '../../runtime/spec/default.js';
 import { openImageStore, storeRefName } from '../store.js';
 import { SnapshotStore } from '../snapshots.js';
-import { BuildCache, type CachedStep } from './cache.js';
+import { BuildCache, shareBlob, type CachedStep } from './cache.js';
 import type { ImportedCache } from './cache-transfer.js';
 import { applyConfigStep, DEFAULT_SHELL, HISTORY_COMMENT, type ConfigState } from './config-steps.js';
 import { download, isTarArchive, parseChmod, realImagePath, resolveChown, Staging } from './copy-step.js';
@@ -242,6 +242,7 @@ class Build {
     const img = await loadImage(layout, ref, this.platform);
     const layers = img.manifest.layers.map((desc, i) => ({ desc, diffId: img.config.rootfs.diff_ids[i]! }));
     // The result holds the base's blobs too.
+    // (copied, digests verified: the base may come from any layout)
     for (const l of layers) if (!(await this.out.exists(l.desc))) await this.out.push(l.desc, await layout.fetch(l.desc));
     const rootfs = await mkdtemp(join(this.tmp, `stage${index}-`));
     const config = structuredClone(img.config);
@@ -304,7 +305,7 @@ class Build {
       this.log(`#${n} CACHED`);
       layer = hit.layer;
       if (layer) {
-        if (!(await this.out.exists(layer.desc))) await this.out.push(layer.desc, await this.cache!.layout.fetch(layer.desc));
+        if (!(await this.out.exists(layer.desc))) await shareBlob(this.cache!.layout, this.out, layer.desc);
         await this.addLayer(state, layer);
       }
     } else {

@@ -20,6 +20,7 @@ import { pushJson } from '../../image/build.js';
 import type { MountSpec, RunOptions } from '../containers/options.js';
 import { openImageStore } from '../store.js';
 import type { RunStep, RunStepExecutor, RunStepOptions, RunStepResult } from './run-step.js';
+import { shareBlob } from './cache.js';
 
 export interface EngineRunOptions {
   /** The berth root (store, containers, build cache). */
@@ -184,7 +185,7 @@ export class EngineRunExecutor implements RunStepExecutor {
     const engine = new Engine(this.opts.root);
     const store = await openImageStore({ root: this.opts.root });
     // The stage so far, as an image of the store.
-    for (const l of step.image.layers) if (!(await store.exists(l))) await store.push(l, await step.image.layout.fetch(l));
+    for (const l of step.image.layers) await shareBlob(step.image.layout, store, l);
     // The step image's config and manifest are the store's only while the step runs (release
     // removes them unless they were there before: a base image with nothing added yet).
     const docs = new StepDocuments(store);

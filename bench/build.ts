@@ -32,6 +32,8 @@ import { DOCKER, startDockerd } from '../test/helpers/dockerd.js';
 const RUNS = Number(process.env.BERTH_BENCH_RUNS ?? 3);
 /** BERTH_BENCH_LOG=1: berth's step lines (with times) on stderr. */
 const LOG = process.env.BERTH_BENCH_LOG === '1';
+/** BERTH_BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=DIR': Node options for berth's process (profiling). */
+const NODE_ARGS = (process.env.BERTH_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const ONLY = (process.env.BERTH_BENCH_ONLY ?? 'berth,buildah,docker').split(',');
 const BERTH_BIN = join(import.meta.dirname, '..', '..', 'bin', 'berth.cjs');
 const BUSYBOX = 'localhost/bench/busybox:1';
@@ -147,7 +149,7 @@ function builders(work: string, bases: string, ctx: string): Builder[] {
           await (await new SnapshotStore(root).prepare(storeRefName(parseReference(b.ref)))).release();
         }
         return {
-          argv: [process.execPath, BERTH_BIN, 'build', ...(LOG ? [] : ['-q']), '-t', 'localhost/bench/app:1', ctx],
+          argv: [process.execPath, ...NODE_ARGS, BERTH_BIN, 'build', ...(LOG ? [] : ['-q']), '-t', 'localhost/bench/app:1', ctx],
           env: { ...env, BERTH_ROOT: root },
           cleanup() {
             unmountUnder(root);

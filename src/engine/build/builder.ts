@@ -5,6 +5,7 @@
  * history entry as BuildKit writes it; COPY/ADD become layers made from a staging directory;
  * RUN goes to the engine through a RunStepExecutor. The result is written to an OCI layout.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -378,9 +379,12 @@ class Build {
     return next;
   }
 
-  /** Unmounts the views and ends the snapshot leases. */
+  /** Unmounts the views (one umount(8) for all of them) and ends the snapshot leases. */
   async close(): Promise<void> {
-    for (const dir of this.mounts.splice(0)) await this.snapshots!.unmountRootfs(dir).catch(() => undefined);
+    const views = this.mounts.splice(0).map((dir) => this.snapshots!.rootfsPath(dir));
+    if (views.length && spawnSync('umount', views, { stdio: 'ignore' }).status !== 0) {
+      for (const v of views) spawnSync('umount', ['-l', v], { stdio: 'ignore' }); // busy or already gone: detach what is left
+    }
     for (const release of this.leases.splice(0)) await release().catch(() => undefined);
   }
 

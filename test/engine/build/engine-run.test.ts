@@ -5,7 +5,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { build, type BuildOptions } from '../../../src/engine/build/builder.js';
 import { EngineRunExecutor, inOverlayLowers, pruneMountpoints } from '../../../src/engine/build/engine-run.js';
@@ -37,6 +37,7 @@ describe('berth build with RUN steps', { skip: skipUnless(root('containers need 
     output: { layout: join(e.root, 'images'), tag: `docker.io/library/${tag}` },
     storeRoot: e.root,
     snapshotRoot: e.root,
+    workDir: join(e.root, 'build-work'),
     cache: join(e.root, 'build-cache'),
     runExecutor: new EngineRunExecutor({ root: e.root }),
     secrets: new Map([['tok', join(e.root, 'secret')]]),
@@ -109,13 +110,16 @@ describe('berth build with RUN steps', { skip: skipUnless(root('containers need 
   it('leaves no step image documents in the store: the build adds only its layers and its image', async () => {
     const blobs = join(e.root, 'images', 'blobs', 'sha256');
     const before = new Set(await readdir(blobs));
-    const r = await build(opts('FROM busybox\nRUN echo one > /one\nENV X=1\nRUN echo two > /two\n', 'docs:1'));
+    // (the COPY reads the stage through an overlay view of its snapshots)
+    const r = await build(opts('FROM busybox\nRUN echo one > /one\nENV X=1\nCOPY input.txt /in/\nRUN echo two > /two\n', 'docs:1'));
     const store = await openImageStore({ root: e.root });
     const img = await loadImage(store, 'docker.io/library/docs:1');
     assert.equal(img.manifestDesc.digest, r.manifest.digest);
     const added = (await readdir(blobs)).filter((n) => !before.has(n)).map((n) => `sha256:${n}`).sort();
-    const expected = [img.manifestDesc.digest, img.configDesc.digest, ...img.manifest.layers.slice(-2).map((l) => l.digest)].sort();
+    const expected = [img.manifestDesc.digest, img.configDesc.digest, ...img.manifest.layers.slice(-3).map((l) => l.digest)].sort();
     assert.deepEqual(added, expected, 'configs or manifests of the temporary step images are left in the store');
+    const views = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').filter((l) => l.includes(join(e.root, 'build-work')));
+    assert.deepEqual(views, [], 'the overlay views of the stages are unmounted');
   });
 
   it('tells what the image below an overlay has: the topmost snapshot with the path, a whiteout hiding it', async () => {

@@ -159,6 +159,7 @@ async function runOptions(p: ParsedCommand, command: string[]): Promise<RunOptio
     labels: o.parseLabels(strs(p, 'label')),
     tty: flag(p, 'tty'),
     interactive: flag(p, 'interactive'),
+    stdinOnce: flag(p, 'interactive') && !flag(p, 'detach'),
     autoRemove: flag(p, 'rm'),
     runtime,
     logMaxSize,
@@ -335,14 +336,25 @@ async function forEachContainer(p: ParsedCommand, usage: string, fn: (engine: En
   return status;
 }
 
-async function followUntilExit(engine: Engine, c: Container): Promise<number> {
-  const { readLogs } = await import('../engine/containers/logs.js');
-  await readLogs(engine.logPath(c), { follow: true, stopped: () => engine.store.load(c.id)?.state.status !== 'running' }, (e) => {
-    (e.stream === 'stderr' ? process.stderr : process.stdout).write(e.log);
-  });
-  const done = engine.store.load(c.id);
-  return done ? engine.exitOf(done) ?? 0 : 0;
+/** docker's --sig-proxy[=true|false] (default true). */
+function sigProxy(p: ParsedCommand): boolean {
+  const v = str(p, 'sig-proxy') ?? 'true';
+  if (v !== 'true' && v !== 'false') throw new BerthError('USAGE', `--sig-proxy=${v}: true or false`);
+  return v === 'true';
 }
+
+/** Our stdio to the running container's, through its monitor, until it exits or we detach. */
+async function attachTo(engine: Engine, c: Container, p: ParsedCommand, stdin: boolean): Promise<number> {
+  const { attachTo: attach } = await import('../engine/containers/attach.js');
+  if (stdin && c.config.tty && !process.stdin.isTTY) throw new BerthError('USAGE', 'the input device is not a TTY: use --no-stdin, or run on a terminal');
+  return attach(c.id, c.name, {
+    stdin, tty: c.config.tty, sigProxy: sigProxy(p), ...(str(p, 'detach-keys') ? { detachKeys: str(p, 'detach-keys')! } : {}),
+    signal: (sig) => { try { engine.kill(engine.store.load(c.id) ?? c, sig); } catch { /* stopped meanwhile */ } },
+    exitCode: () => { const done = engine.store.load(c.id); return done ? engine.exitOf(done) ?? 0 : 0; },
+  });
+}
+
+const ATTACH_OPTIONS = { 'sig-proxy': { type: 'string' as const }, 'detach-keys': { type: 'string' as const } };
 
 const commands: CommandGroup = {
   run: engineCommand({
@@ -390,21 +402,44 @@ const commands: CommandGroup = {
 
   start: engineCommand({
     summary: 'Start one or more stopped containers',
-    usage: 'Usage: berth start [-a] CONTAINER...\n\n  -a, --attach   print the container\'s output and exit with its status',
-    options: { ...ROOT_OPTION, attach: { type: 'boolean', short: 'a' } },
+    usage: 'Usage: berth start [-a [-i]] CONTAINER...\n\n  -a, --attach        pass the container\'s output (and its status) through, as berth attach\n  -i, --interactive   and our stdin to the container (made with -i)\n  --detach-keys KEYS  (with a terminal) detach with KEYS, default ctrl-p,ctrl-q',
+    options: { ...ROOT_OPTION, ...ATTACH_OPTIONS, attach: { type: 'boolean', short: 'a' }, interactive: { type: 'boolean', short: 'i' } },
     async run(p) {
       const usage = this.usage;
-      if (flag(p, 'attach')) {
+      if (flag(p, 'attach') || flag(p, 'interactive')) {
         needOne(p, usage);
         const { engine } = await engineOf(p);
         const c = engine.store.find(p.positionals[0]!);
-        await engine.start(c, false);
-        return followUntilExit(engine, engine.store.load(c.id) ?? c);
+        const stdin = flag(p, 'interactive') && c.config.interactive;
+        if (stdin && c.config.tty && !process.stdin.isTTY) throw new BerthError('USAGE', 'the input device is not a TTY: drop -i, or run on a terminal');
+        // The monitor holds the output until we are connected: nothing printed is lost.
+        if (c.state.status !== 'running') await engine.start(c, false, undefined, { waitAttach: true });
+        return attachTo(engine, engine.store.load(c.id) ?? c, p, stdin);
       }
       return forEachContainer(p, usage, async (engine, c) => {
         if (c.state.status !== 'running') await engine.start(c, false);
         printLine(p.positionals.find((r) => r === c.name || c.id.startsWith(r)) ?? c.id);
       });
+    },
+  }),
+
+  attach: engineCommand({
+    summary: 'Attach our stdin, stdout and stderr to a running container (berth attach --artifact-type …: an artifact)',
+    usage: `Usage: berth attach [--no-stdin] [--sig-proxy=true|false] [--detach-keys KEYS] CONTAINER
+
+Passes the output of a running container (from now on) to ours and, when it was made with -i,
+our input to it, until it exits (its status is ours). With a terminal (-t) ours is raw and its
+size follows; ctrl-p ctrl-q (--detach-keys) detaches and leaves the container running.
+  --no-stdin          do not pass our input
+  --sig-proxy=false   do not pass the signals we get to the container (never with -t)
+(berth attach --artifact-type T REF FILE... pushes an artifact instead: berth attach --artifact-type x --help.)`,
+    options: { ...ROOT_OPTION, ...ATTACH_OPTIONS, 'no-stdin': { type: 'boolean' } },
+    async run(p) {
+      if (p.positionals.length !== 1) throw new BerthError('USAGE', `wrong number of arguments\n\n${this.usage}`);
+      const { engine } = await engineOf(p);
+      const c = engine.store.find(p.positionals[0]!);
+      if (c.state.status !== 'running' || !engine.livePid(c)) throw new BerthError('CONTAINER_STATE', `cannot attach to container ${c.name}: it is not running; start it first (berth start -a ${c.name})`);
+      return attachTo(engine, c, p, !flag(p, 'no-stdin') && c.config.interactive);
     },
   }),
 

@@ -25,6 +25,7 @@ import { openImageStore, storeRefName } from '../store.js';
 import { resolveVolume } from '../volumes.js';
 import { attachContainer, cleanupLeftovers, detachContainer, inspectNetwork, publishExposed, rewriteInPlace } from '../network/index.js';
 import { networkDbPath } from '../network/store.js';
+import { attachSocketPath } from './attach.js';
 import { writeHostFiles } from './hostfiles.js';
 import { signalNumber, usesBridge, type RunOptions } from './options.js';
 import { buildSpec } from './spec.js';
@@ -144,7 +145,7 @@ export class Engine {
           cmd: opts.command.length ? opts.command : opts.entrypoint !== undefined ? [] : (c.Cmd ?? []),
           env: built.env, user: built.user, workdir: built.workdir, hostname, labels: opts.labels,
           stopSignal: opts.stopSignal ?? c.StopSignal ?? 'SIGTERM', tty: opts.tty, interactive: opts.interactive,
-          autoRemove: opts.autoRemove, runtime: opts.runtime, network: opts.network, readOnly: opts.readOnly,
+          ...(opts.stdinOnce ? { stdinOnce: true } : {}), autoRemove: opts.autoRemove, runtime: opts.runtime, network: opts.network, readOnly: opts.readOnly,
           mounts: opts.mounts, logMaxSize: opts.logMaxSize,
           ...(usesBridge(opts.network) ? { publish, networkAliases: opts.networkAliases, dns: opts.dns, addHosts: opts.addHosts, ...(opts.ip ? { ip: opts.ip } : {}) } : {}),
         },
@@ -185,7 +186,7 @@ export class Engine {
    * Starts the container's process. attach: in the foreground with our stdio (the exit status
    * is returned); otherwise under a detached monitor (0 is returned once it runs).
    */
-  async start(c: Container, attach: boolean, onStarted?: (pid: number) => void): Promise<number> {
+  async start(c: Container, attach: boolean, onStarted?: (pid: number) => void, opts: { waitAttach?: boolean } = {}): Promise<number> {
     if (c.state.status === 'running') throw new EngineError(125, `container ${c.name} is already running`);
     this.cleanupRuntime(c.id, c);
     rmSync(join(c.dir, 'exit'), { force: true });
@@ -199,6 +200,8 @@ export class Engine {
       // The exit is recorded by the monitor even when attached: a berth killed meanwhile still
       // leaves the container's status behind.
       if (!attach) a.push('-l', this.logPath(c), '-s', String(cfg.logMaxSize));
+      // Detached: `berth attach` connects to the monitor (attach.ts); -W: start -a is coming.
+      if (!attach) a.push('-A', attachSocketPath(c.id), ...(cfg.stdinOnce ? ['-o'] : []), ...(opts.waitAttach ? ['-W'] : []));
       a.push('-e', join(c.dir, 'exit'));
       // --rm: the monitor removes the container as it exits (in C: no umount(8) or tree walk here).
       if (cfg.autoRemove) {

@@ -48,6 +48,8 @@ export interface RunOptions {
   labels: Record<string, string>;
   tty: boolean;
   interactive: boolean;
+  /** -i without -d (docker's StdinOnce): a later start -ai ends the input with its own. */
+  stdinOnce?: boolean;
   autoRemove: boolean;
   runtime: string;
   logMaxSize: number;

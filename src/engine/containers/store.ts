@@ -38,6 +38,8 @@ export interface ContainerConfig {
   stopSignal: string;
   tty: boolean;
   interactive: boolean;
+  /** docker's StdinOnce: the end of an attached client's input closes the container's stdin. */
+  stdinOnce?: boolean;
   autoRemove: boolean;
   /** 'berth' (berth-init in process) or a runc-compatible command. */
   runtime: string;

@@ -23,7 +23,7 @@
  *             and the runtime's state (-R) go, the rootfs mount (-m) is detached, the name link
  *             (-n) goes when it still points to this container, and DIR is renamed to a
  *             ".removing-" sibling and deleted (the next berth command finishes a removal this
- *             process could not).
+ *             process could not). -V DIR: a volume of the container's (anonymous) goes too.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -51,6 +51,8 @@
 static const char *log_path, *exit_path, *sock_path, *rm_dir, *name_link, *runtime_dir, *rootfs_mount;
 static const char *cgroups[32];
 static int ncg;
+static const char *volumes[32];
+static int nvol;
 static long long max_size = 10 << 20;
 static int attached, with_stdin, subreaper;
 static int log_fd = -1;
@@ -248,6 +250,13 @@ static void remove_container(void) {
   snprintf(basecopy, sizeof basecopy, "%s", rm_dir);
   snprintf(removing, sizeof removing, "%s/.removing-%s", dirname(dircopy), basename(basecopy));
   if (rename(rm_dir, removing) == 0) remove_tree(removing);
+  /* As volumes.ts removes one: renamed to .removing-PID-NAME (swept if we die), then deleted. */
+  for (int i = 0; i < nvol; i++) {
+    snprintf(dircopy, sizeof dircopy, "%s", volumes[i]);
+    snprintf(basecopy, sizeof basecopy, "%s", volumes[i]);
+    snprintf(removing, sizeof removing, "%s/.removing-%d-%s", dirname(dircopy), (int)getpid(), basename(basecopy));
+    if (rename(volumes[i], removing) == 0) remove_tree(removing);
+  }
 }
 
 static void write_exit(int code) {
@@ -267,7 +276,7 @@ static void write_exit(int code) {
 
 int main(int argc, char **argv) {
   int opt;
-  while ((opt = getopt(argc, argv, "+aiSoWA:t:l:s:e:r:n:R:m:g:")) != -1) {
+  while ((opt = getopt(argc, argv, "+aiSoWA:t:l:s:e:r:n:R:m:g:V:")) != -1) {
     switch (opt) {
     case 'a': attached = 1; break;
     case 'S': subreaper = 1; break;
@@ -284,6 +293,7 @@ int main(int argc, char **argv) {
     case 'R': runtime_dir = optarg; break;
     case 'm': rootfs_mount = optarg; break;
     case 'g': if (ncg < 32) cgroups[ncg++] = optarg; break;
+    case 'V': if (nvol < 32) volumes[nvol++] = optarg; break;
     default: fail("usage: berth-monitor [-a] [-i] [-t SOCKET] [-l LOG] [-s MAX] [-e EXITFILE] [-r DIR ...] -- COMMAND ARG...");
     }
   }

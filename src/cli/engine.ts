@@ -382,6 +382,8 @@ const commands: CommandGroup = {
         if (c.config.autoRemove) {
           const now = engine.store.load(c.id);
           if (now) await engine.remove(now, true);
+          // The monitor removes them when it removes the container; without one (runc), here.
+          if (now && c.config.anonymousVolumes?.length) await (await import('../engine/containers/anon-volumes.js')).removeVolumes(engine.root, c.config.anonymousVolumes);
         }
       }
       return code;
@@ -485,11 +487,15 @@ size follows; ctrl-p ctrl-q (--detach-keys) detaches and leaves the container ru
 
   rm: engineCommand({
     summary: 'Remove containers (-f: running ones too)',
-    usage: 'Usage: berth rm [-f] [-v] CONTAINER...\n\n  -f, --force     kill a running container first\n  -v, --volumes   (anonymous volumes: berth makes none yet)',
+    usage: 'Usage: berth rm [-f] [-v] CONTAINER...\n\n  -f, --force     kill a running container first\n  -v, --volumes   remove its anonymous volumes too (the image\'s VOLUMEs, -v /path); named ones stay',
     options: { ...ROOT_OPTION, force: { type: 'boolean', short: 'f' }, volumes: { type: 'boolean', short: 'v' } },
     async run(p) {
       return forEachContainer(p, this.usage, async (engine, c) => {
         await engine.remove(c, flag(p, 'force'));
+        if (flag(p, 'volumes') && c.config.anonymousVolumes?.length) {
+          const { removeVolumes } = await import('../engine/containers/anon-volumes.js');
+          await removeVolumes(engine.root, c.config.anonymousVolumes);
+        }
         printLine(p.positionals.find((r) => r === c.name || c.id.startsWith(r)) ?? c.id);
       });
     },

@@ -25,6 +25,7 @@ import { openImageStore, storeRefName } from '../store.js';
 import { resolveVolume } from '../volumes.js';
 import { attachContainer, cleanupLeftovers, detachContainer, inspectNetwork, publishExposed, rewriteInPlace } from '../network/index.js';
 import { networkDbPath } from '../network/store.js';
+import { fillEmptyVolume, makeAnonymousVolumes, removeVolumes, volumeDirs } from './anon-volumes.js';
 import { attachSocketPath } from './attach.js';
 import { writeHostFiles } from './hostfiles.js';
 import { signalNumber, usesBridge, type RunOptions } from './options.js';
@@ -117,6 +118,7 @@ export class Engine {
     // docker refuses a network that does not exist at create, not at start.
     if (usesBridge(opts.network) && opts.network !== 'bridge') inspectNetwork(opts.network, { root: this.root });
     const { id, name, dir } = this.store.reserve(opts.name);
+    let anonymous: string[] = [];
     try {
       const rootfs = await prepareRootfs(this.root, layout, image, dir);
       const joined = opts.network.startsWith('container:') ? this.peerNetns(opts.network) : undefined;
@@ -125,10 +127,16 @@ export class Engine {
       // Sharing a network namespace shares its /etc/hosts and /etc/resolv.conf (as docker).
       if (joined) Object.assign(files, { netns: joined.path, hosts: join(joined.peer.dir, 'hosts'), resolvConf: join(joined.peer.dir, 'resolv.conf') });
       if (opts.init) files.init = nativeBinary('berth-reaper');
-      // Named volumes are bind mounts of their directories (made on first use, as docker).
+      // Volumes are bind mounts of their directories (named ones made on first use, anonymous
+      // ones for the image's VOLUMEs and `-v /path`; an empty one gets the image's content).
+      const vols = await makeAnonymousVolumes(this.root, image.config.config?.Volumes, opts.mounts);
+      anonymous = vols.anonymous;
       const specMounts = [];
-      for (const m of opts.mounts) {
-        specMounts.push(m.type === 'volume' ? { ...m, type: 'bind' as const, source: await resolveVolume(this.root, m.source, { create: true }) } : m);
+      for (const m of vols.mounts) {
+        if (m.type !== 'volume') { specMounts.push(m); continue; }
+        const source = await resolveVolume(this.root, m.source, { create: true });
+        await fillEmptyVolume(rootfs.path, m.destination, source);
+        specMounts.push({ ...m, type: 'bind' as const, source });
       }
       const built = await buildSpec(id, image.config, { ...opts, hostname, mounts: specMounts }, rootfs.path, files);
       await prepareWorkdir(rootfs.path, built.spec);
@@ -146,7 +154,7 @@ export class Engine {
           env: built.env, user: built.user, workdir: built.workdir, hostname, labels: opts.labels,
           stopSignal: opts.stopSignal ?? c.StopSignal ?? 'SIGTERM', tty: opts.tty, interactive: opts.interactive,
           ...(opts.stdinOnce ? { stdinOnce: true } : {}), autoRemove: opts.autoRemove, runtime: opts.runtime, network: opts.network, readOnly: opts.readOnly,
-          mounts: opts.mounts, logMaxSize: opts.logMaxSize,
+          mounts: vols.mounts, ...(anonymous.length ? { anonymousVolumes: anonymous } : {}), logMaxSize: opts.logMaxSize,
           ...(usesBridge(opts.network) ? { publish, networkAliases: opts.networkAliases, dns: opts.dns, addHosts: opts.addHosts, ...(opts.ip ? { ip: opts.ip } : {}) } : {}),
         },
       };
@@ -154,6 +162,7 @@ export class Engine {
       return this.store.load(id)!;
     } catch (err) {
       await releaseRootfs(this.root, dir).catch(() => undefined);
+      await removeVolumes(this.root, anonymous).catch(() => undefined);
       this.store.discard(id);
       this.store.sweep();
       throw err;
@@ -207,6 +216,7 @@ export class Engine {
       if (cfg.autoRemove) {
         a.push('-r', c.dir, '-n', join(this.store.namesDir, c.name), '-R', join(this.runtimeRoot, c.id), '-m', join(c.dir, 'rootfs'));
         for (const d of new Set(Object.values(cgroupManagerFor(`/berth/${c.id}`, c.id).paths))) a.push('-g', d);
+        for (const d of volumeDirs(this.root, cfg.anonymousVolumes ?? [])) a.push('-V', d);
       }
       return a;
     };

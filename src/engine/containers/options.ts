@@ -108,6 +108,8 @@ function bindSource(src: string, what: string): string {
 /** `-v HOST:CTR[:ro|rw|z|Z...]` (named volumes are not here yet). */
 export function parseVolume(spec: string): MountSpec {
   const parts = spec.split(':');
+  // `-v /path`: an anonymous volume there (source '': made at create, anon-volumes.ts).
+  if (parts.length === 1 && isAbsolute(spec)) return { type: 'volume', source: '', destination: checkDestination(spec, `-v ${spec}`), options: ['rbind', 'rprivate'] };
   if (parts.length < 2 || parts.length > 3 || parts.some((p, i) => p === '' && i < 2)) {
     throw usage(`invalid volume ${JSON.stringify(spec)}: use -v HOST-PATH:CONTAINER-PATH[:ro|rw]`);
   }
@@ -147,8 +149,7 @@ export function parseMount(spec: string): MountSpec {
   }
   if (type === 'volume') {
     const src = kv.get('source') ?? kv.get('src');
-    if (!src) throw new BerthError('UNSUPPORTED', `--mount ${spec}: anonymous volumes are not supported yet; give source=NAME`);
-    return { type: 'volume', source: src, destination: checkDestination(dst, `--mount ${spec}`), options: ['rbind', 'rprivate', ...(ro ? ['ro'] : [])] };
+    return { type: 'volume', source: src ?? '', destination: checkDestination(dst, `--mount ${spec}`), options: ['rbind', 'rprivate', ...(ro ? ['ro'] : [])] };
   }
   throw usage(`--mount ${spec}: unknown type ${JSON.stringify(type)} (bind, tmpfs)`);
 }

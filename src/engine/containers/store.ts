@@ -52,6 +52,8 @@ export interface ContainerConfig {
   addHosts?: string[];
   readOnly: boolean;
   mounts: { type: string; source: string; destination: string; options: string[] }[];
+  /** The anonymous volumes made for it (anon-volumes.ts): gone with `rm -v` and `--rm`. */
+  anonymousVolumes?: string[];
   /** Where the snapshot's layers are when the rootfs is an overlay mount (rootfs.ts). */
   logMaxSize: number;
 }

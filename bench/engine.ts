@@ -98,7 +98,14 @@ async function main(): Promise<void> {
 
     const berthRoot = join(work, 'berth');
     await addBusyboxImage(berthRoot, 'docker.io/library/busybox:latest', { cmd: ['sh'] });
-    const engines: Engine[] = [{ name: 'berth', cmd: [process.execPath, BERTH_BIN], env: { ...process.env, BERTH_ROOT: berthRoot }, image: 'busybox' }];
+    // Without NODE_EXTRA_CA_CERTS (as bench/runtime.ts and push-pull): Node parses that file at
+    // every start (~50 ms here), a setting of this machine that users rarely have.
+    const berthEnv: NodeJS.ProcessEnv = { ...process.env, BERTH_ROOT: berthRoot };
+    if (berthEnv.NODE_EXTRA_CA_CERTS) {
+      delete berthEnv.NODE_EXTRA_CA_CERTS;
+      console.log('berth runs without NODE_EXTRA_CA_CERTS (set here; it costs each Node start ~50 ms)');
+    }
+    const engines: Engine[] = [{ name: 'berth', cmd: [process.execPath, BERTH_BIN], env: berthEnv, image: 'busybox' }];
 
     const pd = join(work, 'podman');
     const penv: NodeJS.ProcessEnv = { ...process.env, CONTAINERS_CONF: join(work, 'containers.conf'), CONTAINERS_STORAGE_CONF: join(work, 'storage.conf') };

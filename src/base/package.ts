@@ -37,7 +37,7 @@ export function userAgent(): string {
 }
 
 /** A helper program of native/ (built by `make -C native`, which npm install runs). */
-export function nativeBinary(name: 'berth-init' | 'berth-runtime' | 'berth-xattr' | 'berth-monitor' | 'berth-reaper' | 'berth-dns' | 'berth-net'): string {
+export function nativeBinary(name: 'berth-init' | 'berth-runtime' | 'berth-xattr' | 'berth-monitor' | 'berth-reaper' | 'berth-dns' | 'berth-net' | 'berth-mount'): string {
   const path = join(packageRoot(), 'native', 'build', name);
   if (!existsSync(path)) throw new BerthError('INTERNAL', `${path} is missing: build it with \`make -C native\` (npm install runs it)`);
   return path;

@@ -4,13 +4,12 @@
  * upper dir, or a copy of the chain where overlayfs is refused. One module, so that the way a
  * root is made changes in one place.
  */
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { LoadedImage } from '../image/load-image.js';
 import type { OciLayout } from '../image/layout.js';
-import { SnapshotStore } from './snapshots.js';
+import { SnapshotStore, unmount } from './snapshots.js';
 
 export interface PreparedRootfs {
   /** The directory the container sees as `/`. */
@@ -48,7 +47,7 @@ function mounted(path: string): boolean {
 /** Synchronous and lazy (MNT_DETACH): for sweeps of what a killed command left mounted. */
 export function detachRootfs(containerDir: string): void {
   const rootfs = join(containerDir, 'rootfs');
-  if (mounted(rootfs)) spawnSync('umount', ['-l', rootfs], { stdio: 'ignore' });
+  if (mounted(rootfs)) unmount(rootfs, true);
 }
 
 /**

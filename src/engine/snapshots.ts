@@ -41,6 +41,7 @@ import { mkdir, readFile, readdir, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pipeline, type Readable } from 'node:stream';
 import { BerthError } from '../base/errors.js';
+import { nativeBinary } from '../base/package.js';
 import { Limiter } from '../content/limit.js';
 import { writeFileAtomic, fsyncDir } from '../image/atomic-file.js';
 import { digestOf, DigestingStream } from '../base/digest.js';
@@ -151,6 +152,11 @@ function isMountPoint(path: string): boolean {
 function run(cmd: string, args: string[], cwd?: string): { ok: boolean; why: string } {
   const r = spawnSync(cmd, args, { cwd, encoding: 'utf8' });
   return { ok: r.status === 0, why: r.error?.message ?? (r.stderr.trim() || `exit ${r.status}`) };
+}
+
+/** umount2(2) of `target` (MNT_DETACH when lazy), through native/berth-mount. */
+export function unmount(target: string, lazy: boolean): { ok: boolean; why: string } {
+  return run(nativeBinary('berth-mount'), ['umount', ...(lazy ? ['-l'] : []), target]);
 }
 
 /**
@@ -491,8 +497,8 @@ export class SnapshotStore {
   }
 
   /**
-   * mount(8) with the lower dirs relative to the snapshots dir (the option string of mount(2)
-   * is limited to a page: relative names fit about 60 layers).
+   * mount(2) through native/berth-mount, with the lower dirs relative to the snapshots dir (the
+   * option string of mount(2) is limited to a page: relative names fit about 60 layers).
    */
   private mountOverlay(dirs: string[], upper: string, work: string, target: string, readOnly: boolean): { ok: boolean; why: string } {
     const lower = dirs
@@ -502,9 +508,9 @@ export class SnapshotStore {
       })
       .reverse()
       .join(':');
-    const options = `lowerdir=${lower},upperdir=${resolve(upper)},workdir=${resolve(work)}${readOnly ? ',ro' : ''}`;
+    const options = `lowerdir=${lower},upperdir=${resolve(upper)},workdir=${resolve(work)}`;
     if (options.length > 4000) return { ok: false, why: `the chain of ${dirs.length} layers is too long for one overlay mount` };
-    return run('mount', ['-t', 'overlay', 'overlay', '-o', options, resolve(target)], this.dir);
+    return run(nativeBinary('berth-mount'), ['overlay', this.dir, options, resolve(target), ...(readOnly ? ['ro'] : [])]);
   }
 
   /** vfs: the chain's layer blobs applied in order into `rootfs` (digests and diffIDs verified again). */
@@ -530,9 +536,9 @@ export class SnapshotStore {
   async unmountRootfs(containerDir: string): Promise<void> {
     const rootfs = this.rootfsPath(containerDir);
     if (!existsSync(rootfs) || !isMountPoint(rootfs)) return;
-    const r = run('umount', [rootfs]);
+    const r = unmount(rootfs, false);
     if (r.ok) return;
-    const lazy = run('umount', ['-l', rootfs]);
+    const lazy = unmount(rootfs, true);
     if (!lazy.ok) throw new BerthError('RUNTIME_ERROR', `cannot unmount ${rootfs}: ${r.why}`);
   }
 }

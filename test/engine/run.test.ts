@@ -59,7 +59,7 @@ describe('berth run (foreground)', { skip: needs }, () => {
     const r = await e.berth(['run', '--rm', 'busybox', 'sh', '-c', 'id; pwd; env | sort; grep -E "^(CapEff|CapBnd|NoNewPrivs|Seccomp):" /proc/self/status; hostname']);
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.split('\n');
-    assert.equal(lines[0], 'uid=0(root) gid=0(root)');
+    assert.equal(lines[0], 'uid=0(root) gid=0(root) groups=0(root)'); // as docker: the primary group is a supplementary one too
     assert.equal(lines[1], '/');
     assert.ok(lines.includes('PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'));
     assert.ok(lines.includes('HOME=/root'));

@@ -15,7 +15,6 @@ import { resolveInRoot } from '../../image/passwd.js';
 import { parsePlatform } from '../../image/platform.js';
 import { parseReference } from '../../image/reference.js';
 import { cgroupManagerFor } from '../../runtime/cgroups/manager.js';
-import { createContainer } from '../../runtime/create.js';
 import { nativeBinary } from '../../base/package.js';
 import { waitGone, type InitStdio, type Launcher } from '../../runtime/init-process.js';
 import { isAlive, readRecord as readRuntimeRecord, removeContainerDir, writeAtomic } from '../../runtime/state.js';
@@ -237,6 +236,8 @@ export class Engine {
     const stdio: InitStdio = attach ? 'inherit' : 'ignore';
     let created;
     try {
+      // (Loaded here: ps, logs, rm and the other commands never plan a container.)
+      const { createContainer } = await import('../../runtime/create.js');
       created = await createContainer({
         root: this.runtimeRoot, id: c.id, bundle: this.bundleDir(c), keep: false, stdio,
         ...(cfg.tty ? { consoleSocket: sock } : {}),
@@ -339,6 +340,13 @@ export class Engine {
     this.store.writeState(c.id, { status: 'running', pid: 0, pidStart: 0, monitorPid: child.pid ?? 0, startedAt: now });
     if (!attach) {
       child.unref();
+      // As docker's run -d: back only once the process runs (exec and kill work at once), or
+      // once it has already ended; `RUNTIME run` has no other way to say so than its state.
+      let ended = false;
+      child.once('exit', () => (ended = true));
+      for (let delay = 2, until = Date.now() + 30_000; !ended && !this.runtimeState(c) && Date.now() < until; delay = Math.min(delay * 2, 50)) {
+        await new Promise((r) => setTimeout(r, delay));
+      }
       return 0;
     }
     const forward = (sig: NodeJS.Signals) => { try { child.kill(sig); } catch { /* gone */ } };
@@ -354,6 +362,11 @@ export class Engine {
   livePid(c: Container): number {
     if (c.state.status !== 'running') return 0;
     if (c.config.runtime === 'berth') return isAlive(c.state.pid, c.state.pidStart) ? c.state.pid : 0;
+    return this.runtimeState(c);
+  }
+
+  /** --runtime RUNTIME: the pid `RUNTIME state` gives while the process runs, else 0. */
+  private runtimeState(c: ContainerRecord): number {
     const r = spawnSync(this.runcArgs(c)[0]!, [...this.runcArgs(c).slice(1), 'state', c.id], { encoding: 'utf8' });
     try {
       const st = JSON.parse(r.stdout) as { pid?: number; status?: string };

@@ -162,9 +162,10 @@ export async function buildSpec(id: string, config: ImageConfig, opts: RunOption
     ociVersion: '1.0.2',
     process: {
       terminal: opts.tty,
-      // A named or numbered user with no supplementary groups keeps its primary group as one
-      // (runc's GetExecUser does so for docker, podman too): `id` shows groups=GID.
-      user: { uid: user.uid, gid: user.gid, ...(user.additionalGids?.length ? { additionalGids: user.additionalGids } : userSpec ? { additionalGids: [user.gid] } : {}) },
+      // The primary group is always one of the supplementary groups, as docker does (moby's
+      // getUser, since its fix of CVE-2022-36109): the process never keeps groups it was not
+      // given, and `id` shows groups=GID also for the default root user.
+      user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids?.length ? user.additionalGids : [user.gid] },
       args,
       env,
       cwd: workdir,

@@ -9,12 +9,16 @@
  * transaction is rolled back by SQLite itself; its committed rows are found by `reconcile`.
  * `UNIQUE(network, ip)` makes a double allocation impossible even for a buggy caller.
  */
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { BerthError } from '../../base/errors.js';
+import { lazyRequire } from '../../base/lazy-require.js';
 import { berthRoot } from '../store.js';
 import { broadcastOf, contains, formatIPv4, formatSubnet, overlaps, parseIPv4, parseSubnet, subnetSize, type Subnet } from './ipv4.js';
+
+/** The native SQLite addon, loaded when a network database is first opened (not by every command). */
+const sqlite = lazyRequire<typeof Database>('better-sqlite3');
 
 export interface NetworkRecord {
   name: string;
@@ -164,7 +168,7 @@ export class NetworkStore {
   constructor(file: string, defaults: NetworkDefaults = defaultsFromEnv()) {
     this.dir = join(file, '..');
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    this.db = new Database(file);
+    this.db = new (sqlite())(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     // 50 concurrent `run`s queue for the writer lock; each holds it for one attach (~10 ms).

@@ -26,6 +26,7 @@ import { attachContainer, cleanupLeftovers, detachContainer, inspectNetwork, pub
 import { networkDbPath } from '../network/store.js';
 import { fillEmptyVolume, makeAnonymousVolumes, removeVolumes, volumeDirs } from './anon-volumes.js';
 import { attachSocketPath } from './attach.js';
+import { runtimeCommand } from './runtime-command.js';
 import { writeHostFiles } from './hostfiles.js';
 import { signalNumber, usesBridge, type RunOptions } from './options.js';
 import { buildSpec } from './spec.js';
@@ -187,7 +188,7 @@ export class Engine {
 
   /** The runc-compatible command and its state root for --runtime (not berth). */
   private runcArgs(c: ContainerRecord, ...verb: string[]): string[] {
-    return [c.config.runtime, '--root', join(this.root, 'runtimes', c.config.runtime.replace(/[^A-Za-z0-9_.-]/g, '_')), ...verb];
+    return [...runtimeCommand(c.config.runtime), '--root', join(this.root, 'runtimes', c.config.runtime.replace(/[^A-Za-z0-9_.-]/g, '_')), ...verb];
   }
 
   /**

@@ -265,6 +265,14 @@ export class Engine {
         throw new EngineError(125, `cannot start container ${c.name}: network ${cfg.network}: ${(err as Error).message}`, err);
       }
     }
+    // Attached, signals go to the container's process; the window size to the monitor, which
+    // holds the pty. Caught from before the process runs: a signal sent as soon as it prints
+    // must not find Node's default action (exit) still in place.
+    const forward = (sig: NodeJS.Signals) => {
+      try { if (sig === 'SIGWINCH') init.kill(sig); else process.kill(pid, sig); } catch { /* gone */ }
+    };
+    const sigs = attach ? (['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'] as const) : [];
+    for (const s of sigs) process.on(s, forward);
     // runtime.md "start": the process runs once the exec fifo is written.
     const fifo = join(this.runtimeRoot, c.id, 'exec.fifo');
     try {
@@ -273,6 +281,7 @@ export class Engine {
       closeSync(fd);
       rmSync(fifo, { force: true });
     } catch (err) {
+      for (const s of sigs) process.off(s, forward);
       try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
       throw new EngineError(125, `cannot start container ${c.name}: ${(err as Error).message}`, err);
     }
@@ -281,12 +290,6 @@ export class Engine {
       init.unref();
       return 0;
     }
-    // Signals go to the container's process; the window size to the monitor, which holds the pty.
-    const forward = (sig: NodeJS.Signals) => {
-      try { if (sig === 'SIGWINCH') init.kill(sig); else process.kill(pid, sig); } catch { /* gone */ }
-    };
-    const sigs = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'] as const;
-    for (const s of sigs) process.on(s, forward);
     const code = await exited;
     for (const s of sigs) process.off(s, forward);
     this.finish(c, code);

@@ -84,6 +84,7 @@ const RUN_HELP = `Options:
   --rm                  remove the container when it exits
   -d, --detach          run in the background (held by berth-monitor) and print the id
   -i, --interactive     keep stdin open;  -t, --tty  a pseudo-terminal (its size follows yours)
+                        -it on a terminal: ctrl-p ctrl-q detaches (run: --detach-keys KEYS)
   --name NAME           a unique name (default: berth_XXXXXXXX)
   -e, --env K=V|K       environment (K alone: from this environment); --env-file FILE
   -v, --volume HOST:CTR[:ro|rw]   bind a host path; --mount type=bind|tmpfs,source=,target=[,readonly]
@@ -160,6 +161,7 @@ async function runOptions(p: ParsedCommand, command: string[]): Promise<RunOptio
     tty: flag(p, 'tty'),
     interactive: flag(p, 'interactive'),
     stdinOnce: flag(p, 'interactive') && !flag(p, 'detach'),
+    ...(flag(p, 'tty') && process.stdout.isTTY && process.stdout.rows ? { consoleSize: { height: process.stdout.rows, width: process.stdout.columns } } : {}),
     autoRemove: flag(p, 'rm'),
     runtime,
     logMaxSize,
@@ -360,7 +362,7 @@ const commands: CommandGroup = {
   run: engineCommand({
     summary: 'Run a command in a new container (pulls the image when missing)',
     usage: RUN_USAGE,
-    options: RUN_OPTIONS,
+    options: { ...RUN_OPTIONS, 'detach-keys': { type: 'string' as const } },
     optionsEndAfter: 1,
     async run(p) {
       const detach = flag(p, 'detach');
@@ -374,6 +376,17 @@ const commands: CommandGroup = {
         }
         printLine(c.id);
         return 0;
+      }
+      // -it on a terminal: detached under its monitor (which also does --rm), then attached as
+      // docker's client does, so that ctrl-p ctrl-q can detach and leave the container running.
+      if (c.config.tty && c.config.interactive && process.stdin.isTTY) {
+        try {
+          await engine.start(c, false, undefined, { waitAttach: true });
+        } catch (err) {
+          if (c.config.autoRemove) await engine.remove(engine.store.load(c.id) ?? c, true).catch(() => undefined);
+          throw err;
+        }
+        return attachTo(engine, engine.store.load(c.id) ?? c, p, true);
       }
       let code: number;
       try {

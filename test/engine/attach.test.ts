@@ -104,6 +104,14 @@ describe('berth attach', { skip: needs }, () => {
       tmux('send-keys', 'exit 9', 'Enter');
       await until('the container\'s exit', () => /ENDED-9/.test(pane()));
       assert.equal(await status('term'), 'exited');
+      // run -it detaches the same way (its size is the terminal's from the start); --rm waits for the exit.
+      tmux('send-keys', 'clear', 'Enter');
+      tmux('send-keys', `${process.execPath} ${BERTH_BIN} run -it --rm --network none --name fg busybox sh -c 'stty size; read x; echo never'; echo RUN-$?`, 'Enter');
+      await until('the foreground container\'s output', () => /^30 100\s*$/m.test(pane()));
+      tmux('send-keys', 'C-p', 'C-q');
+      await until('the detach', () => /RUN-0/.test(pane()));
+      assert.equal(await status('fg'), 'running');
+      assert.equal((await e.berth(['rm', '-f', 'fg'])).code, 0);
     } finally {
       tmux('kill-server');
     }

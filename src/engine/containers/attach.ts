@@ -4,6 +4,7 @@
  * stderr; our stdin (when attached) goes to the container's; with a terminal, ours is raw, its
  * size follows ours, and the detach keys (docker's ctrl-p ctrl-q) leave the container running.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -71,7 +72,13 @@ export async function attachTo(id: string, name: string, opts: AttachOptions): P
   const sock = await connectTo(join(SOCKET_DIR, `${id}.attach`), name);
   const stdin = process.stdin;
   const raw = opts.tty && opts.stdin && stdin.isTTY === true;
-  if (raw) stdin.setRawMode(true);
+  if (raw) {
+    // Node's raw mode keeps output post-processing (ONLCR): the container's pty already turned
+    // each \n into \r\n, ours must pass bytes as they are (docker's raw mode, cfmakeraw).
+    // setRawMode(false) restores the whole saved mode.
+    stdin.setRawMode(true);
+    spawnSync('stty', ['-opost'], { stdio: ['inherit', 'ignore', 'ignore'] });
+  }
   const sendSize = () => {
     const size = Buffer.alloc(4);
     size.writeUInt16BE(process.stdout.rows ?? 24, 0);

@@ -4,7 +4,7 @@ import { BerthError } from '../base/errors.js';
 import { readAll } from '../base/read.js';
 import type { OciLayout } from './layout.js';
 import { isIndexMediaType, isManifestMediaType, MediaType } from '../base/media-types.js';
-import { formatPlatform, hostPlatform, selectManifests } from './platform.js';
+import { formatPlatform, hostPlatform, platformMatches, selectManifests } from './platform.js';
 import type { Descriptor, ImageConfig, ImageManifest, Platform } from '../base/types.js';
 import { parseManifestOrIndex, validateConfig } from './validate.js';
 
@@ -90,6 +90,14 @@ export async function loadImageFrom(source: DocumentSource, root: Descriptor, re
       'CONFIG_INVALID',
       `image ${desc.digest}: the manifest has ${manifest.layers.length} layers but the config lists ${config.rootfs.diff_ids.length} diff_ids`,
     );
+  }
+  // A platform asked for explicitly must be the image's also when there is no index to choose
+  // from (docker: "was found but does not match the specified platform").
+  if (platform && !isIndexMediaType(root.mediaType)) {
+    const have: Platform = { os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) };
+    if (!platformMatches(platform, have)) {
+      throw new BerthError('UNSUPPORTED', `image ${ref} was found but does not match the specified platform: wanted ${formatPlatform(platform)}, actual: ${formatPlatform(have)}`);
+    }
   }
   return { manifestDesc: desc, manifest, configDesc: manifest.config, config };
 }

@@ -129,7 +129,7 @@ export class Engine {
       if (opts.init) files.init = nativeBinary('berth-reaper');
       // Volumes are bind mounts of their directories (named ones made on first use, anonymous
       // ones for the image's VOLUMEs and `-v /path`; an empty one gets the image's content).
-      const vols = await makeAnonymousVolumes(this.root, image.config.config?.Volumes, opts.mounts);
+      const vols = await makeAnonymousVolumes(this.root, opts.imageVolumes === false ? undefined : image.config.config?.Volumes, opts.mounts);
       anonymous = vols.anonymous;
       const specMounts = [];
       for (const m of vols.mounts) {

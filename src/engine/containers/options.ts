@@ -48,6 +48,8 @@ export interface RunOptions {
   labels: Record<string, string>;
   tty: boolean;
   interactive: boolean;
+  /** false: no anonymous volumes for the image's VOLUMEs (a build's RUN, as BuildKit's). */
+  imageVolumes?: boolean;
   /** -t: the size of our terminal, given to the container's before it runs. */
   consoleSize?: { height: number; width: number };
   /** -i without -d (docker's StdinOnce): a later start -ai ends the input with its own. */

@@ -449,6 +449,8 @@ export class Engine {
     }
     this.cleanupRuntime(c.id, c);
     this.detachNetwork(c);
+    // Its monitor unlinks the attach socket as it exits; one killed (-9) left it behind.
+    rmSync(attachSocketPath(c.id), { force: true });
     await releaseRootfs(this.root, c.dir).catch(() => undefined);
     this.store.remove(c);
   }

@@ -213,7 +213,7 @@ export class EngineRunExecutor implements RunStepExecutor {
         publish: [],
         publishAll: false,
         networkAliases: [],
-        dns: [],
+        dns: [], dnsSearch: [], dnsOptions: [],
         addHosts: [],
         mounts: await mountsOf(step, o, this.opts.root, scratch),
         readOnly: false,

@@ -22,6 +22,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildBusyboxRootfs } from '../test/helpers/busybox.js';
 import { addBusyboxImage } from '../test/helpers/engine.js';
+import { DOCKER, DOCKERD, startDockerd } from '../test/helpers/dockerd.js';
 import { serveColdImages, type ColdImages } from './lib/cold-image.js';
 import { better, timed, type Timing } from './lib/usr-layers.js';
 
@@ -69,29 +70,6 @@ function rssOf(needle: string, filter: string): number[] {
   return out;
 }
 
-async function startDockerd(dir: string): Promise<{ engine: Engine; stop(): void } | undefined> {
-  if (!existsSync('/usr/sbin/dockerd') || !existsSync('/usr/bin/docker')) return undefined;
-  const sock = join(dir, 'docker.sock');
-  const d = spawn('/usr/sbin/dockerd', ['--data-root', join(dir, 'data'), '--exec-root', join(dir, 'exec'), '--pidfile', join(dir, 'pid'), '-H', `unix://${sock}`,
-    '--storage-driver', 'overlay2', '--bridge', 'none', '--iptables=false', '--ip6tables=false', '--ip-masq=false', '--userland-proxy=false',
-    '--default-ulimit', 'nofile=1024:1024', '--default-ulimit', 'nproc=4096:4096'], { stdio: 'ignore' });
-  const engine: Engine = { name: 'docker', cmd: ['/usr/bin/docker', '-H', `unix://${sock}`], env: process.env, image: 'bb:bench' };
-  for (let i = 0; i < 100; i++) {
-    if (spawnSync('/usr/bin/docker', ['-H', `unix://${sock}`, 'info'], { stdio: 'ignore' }).status === 0) {
-      return {
-        engine,
-        stop() {
-          d.kill('SIGTERM');
-          spawnSync('sh', ['-c', `sleep 2; umount -R ${join(dir, 'data')} 2>/dev/null; true`]);
-        },
-      };
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  d.kill('SIGKILL');
-  return undefined;
-}
-
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) {
     console.error('bench/engine: run as root');
@@ -99,7 +77,7 @@ async function main(): Promise<void> {
   }
   const runs = Number(process.env.BENCH_RUNS ?? 15);
   const work = mkdtempSync(join(tmpdir(), 'berth-bench-engine-'));
-  const stops: (() => void)[] = [];
+  const stops: (() => void | Promise<void>)[] = [];
   try {
     await buildBusyboxRootfs(join(work, 'rootfs'));
     const tar = execFileSync('tar', ['-C', join(work, 'rootfs'), '-c', '.'], { maxBuffer: 64 << 20 });
@@ -127,7 +105,10 @@ async function main(): Promise<void> {
       });
     } else console.log('podman: not usable here (apt-get install -y podman); skipped');
 
-    const docker = await startDockerd(join(work, 'docker'));
+    const dockerd = existsSync(DOCKERD) ? await startDockerd().catch((err: Error) => void console.log(`docker: ${err.message.split('\n')[0]}`)) : undefined;
+    const docker = dockerd
+      ? { engine: { name: 'docker', cmd: [DOCKER, '-H', `unix://${join(dockerd.dir, 'docker.sock')}`], env: process.env, image: 'bb:bench' } as Engine, stop: () => dockerd.stop() }
+      : undefined;
     if (docker && spawnSync(docker.engine.cmd[0]!, [...docker.engine.cmd.slice(1), 'import', '-', 'bb:bench'], { input: tar }).status === 0) {
       engines.push(docker.engine);
       stops.push(docker.stop);
@@ -160,7 +141,7 @@ async function main(): Promise<void> {
     }
     console.log(`load average after: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   } finally {
-    for (const s of stops) s();
+    for (const s of stops) await s();
     spawnSync('umount', ['-R', join(work, 'podman', 'graph', 'overlay')], { stdio: 'ignore' });
     rmSync(work, { recursive: true, force: true, maxRetries: 5, retryDelay: 500 });
   }

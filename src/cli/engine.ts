@@ -60,6 +60,8 @@ const RUN_OPTIONS = {
   'network-alias': { type: 'string' as const, multiple: true },
   ip: { type: 'string' as const },
   dns: { type: 'string' as const, multiple: true },
+  'dns-search': { type: 'string' as const, multiple: true },
+  'dns-option': { type: 'string' as const, multiple: true },
   'add-host': { type: 'string' as const, multiple: true },
   pull: { type: 'string' as const },
   platform: { type: 'string' as const },
@@ -93,7 +95,8 @@ const RUN_HELP = `Options:
   --network MODE        bridge (default: berth0, its own address, a route out), none, host,
                         NAME (a network made by berth network create: names resolve), container:NAME
   -p, --publish [IP:][HOSTPORT:]PORT[/tcp|udp]   publish a port (on 127.0.0.1 too); -P: the image's EXPOSE
-  --network-alias NAME  --ip IP   --dns IP   --add-host NAME:IP|host-gateway
+  --network-alias NAME  --ip IP   --add-host NAME:IP|host-gateway
+  --dns IP   --dns-search DOMAIN   --dns-option OPT   what /etc/resolv.conf says (not with container:NAME)
   --pull always|missing|never (default missing)   --platform OS/ARCH[/VARIANT]
   --read-only           read-only root filesystem
   --cap-add CAP, --cap-drop CAP (ALL allowed)   --privileged
@@ -111,12 +114,20 @@ async function runOptions(p: ParsedCommand, command: string[]): Promise<RunOptio
   const network = o.parseNetworkMode(str(p, 'network') ?? str(p, 'net') ?? 'bridge');
   const { parsePublishAll } = await import('../engine/network/ports.js');
   const publish = parsePublishAll(strs(p, 'publish'));
+  if (network.startsWith('container:')) {
+    // docker: "conflicting options: dns and the network mode" (the other container's file is used)
+    for (const f of ['dns', 'dns-search', 'dns-option'] as const) {
+      if (p.values[f] !== undefined) throw new BerthError('USAGE', `--${f} cannot be used with --network ${network}: the container shares ${network.slice(10)}'s /etc/resolv.conf`);
+    }
+  }
   if (!o.usesBridge(network)) {
     // docker: "conflicting options: port publishing and the container type network mode"
     for (const f of ['publish', 'publish-all', 'network-alias', 'ip', 'add-host'] as const) {
       if (p.values[f] !== undefined) throw new BerthError('USAGE', `--${f} cannot be used with --network ${network}: it needs a bridge network (bridge or a network's name)`);
     }
   }
+  // Checked now, not at the attach: the lines they become in /etc/resolv.conf.
+  (await import('../engine/network/hosts.js')).resolvConfContent({ dns: strs(p, 'dns'), dnsSearch: strs(p, 'dns-search'), dnsOptions: strs(p, 'dns-option'), hostResolvConf: '' });
   const sec = o.parseSecurityOpts(strs(p, 'security-opt'));
   let logMaxSize = 10 << 20;
   for (const lo of strs(p, 'log-opt')) {
@@ -143,6 +154,8 @@ async function runOptions(p: ParsedCommand, command: string[]): Promise<RunOptio
     networkAliases: strs(p, 'network-alias'),
     ...(str(p, 'ip') ? { ip: str(p, 'ip')! } : {}),
     dns: strs(p, 'dns'),
+    dnsSearch: strs(p, 'dns-search'),
+    dnsOptions: strs(p, 'dns-option'),
     addHosts: strs(p, 'add-host'),
     mounts: [...strs(p, 'volume').map(o.parseVolume), ...strs(p, 'mount').map(o.parseMount), ...strs(p, 'tmpfs').map(o.parseTmpfs)],
     readOnly: flag(p, 'read-only'),

@@ -24,12 +24,14 @@ export interface RunOptions {
   hostname?: string;
   /** none, host, bridge (the default network), a user network's name, or container:NAME. */
   network: string;
-  /** -p mappings, -P (the image's EXPOSE, resolved at create), --network-alias, --ip, --dns, --add-host. */
+  /** -p mappings, -P (the image's EXPOSE, resolved at create), --network-alias, --ip, --dns, --dns-search, --dns-option, --add-host. */
   publish: PortMapping[];
   publishAll: boolean;
   networkAliases: string[];
   ip?: string;
   dns: string[];
+  dnsSearch: string[];
+  dnsOptions: string[];
   addHosts: string[];
   mounts: MountSpec[];
   readOnly: boolean;

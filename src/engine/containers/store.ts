@@ -49,6 +49,8 @@ export interface ContainerConfig {
   networkAliases?: string[];
   ip?: string;
   dns?: string[];
+  dnsSearch?: string[];
+  dnsOptions?: string[];
   addHosts?: string[];
   readOnly: boolean;
   mounts: { type: string; source: string; destination: string; options: string[] }[];

@@ -47,7 +47,7 @@ describe('berth attach', { skip: needs }, () => {
   });
 
   it('--no-stdin passes only the output; --sig-proxy passes our signals to the container (=false does not)', async () => {
-    const script = 'trap "echo got-term; exit 4" TERM; echo ready; while :; do sleep 0.1; done';
+    const script = 'trap "echo got-term; exit 4" TERM; while :; do echo tick; sleep 0.2; done';
     assert.equal((await e.berth(['run', '-di', '--network', 'none', '--name', 'sig', 'busybox', 'sh', '-c', script])).code, 0);
     const attachOnce = (args: string[]) => {
       const child = spawn(process.execPath, [BERTH_BIN, 'attach', ...args, 'sig'], { env: e.env, stdio: ['pipe', 'pipe', 'pipe'] });
@@ -64,10 +64,12 @@ describe('berth attach', { skip: needs }, () => {
     assert.equal(await status('sig'), 'running');
     const a = attachOnce(['--no-stdin']);
     a.child.stdin.end('ignored\n');
-    await new Promise((r) => setTimeout(r, 1000));
+    // Sent once output flows through the client (its signal handlers are on by then): earlier,
+    // the signal could end a client still starting (seen under load).
+    await until('output through attach', () => a.out().includes('tick\n'));
     a.child.kill('SIGTERM');
     assert.equal(await a.exited, 4);
-    assert.equal(a.out(), 'got-term\n');
+    assert.match(a.out(), /^(tick\n)+got-term\n$/);
     assert.equal(await status('sig'), 'exited');
   });
 

@@ -5,15 +5,21 @@
 // berth's DNAT, vs podman's `--network bridge -p 127.0.0.1:P:80` (netavark), interleaved rounds,
 // req/s and p99 latency, and the ratio. Needs root, iproute2, nftables, wrk, podman.
 // (3) what the network adds to a whole `berth run --rm busybox true` (--network bridge against none,
-// interleaved pairs, medians and the median of the per-pair difference).
+// interleaved pairs, medians and the median of the per-pair difference), and the same for docker.
+// docker (Debian's 20.10) runs with its own defaults (docker0, iptables rules, the userland proxy
+// that answers its published ports on 127.0.0.1), which change a host's firewall and sysctls:
+// so its dockerd runs inside a network namespace of the bench's own (wrk against it runs there
+// too), and all it changed goes with that namespace. NODE_EXTRA_CA_CERTS is unset for berth
+// (it costs Node ~50 ms per start; users rarely set it).
 // BERTH_BENCH_CYCLES (attach cycles and run pairs, default 30), BERTH_BENCH_SECONDS (wrk per round, default 10).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { attachContainer, detachContainer, parsePublishAll, removeDefaultBridge, type NetworkDefaults } from '../src/engine/network/index.js';
 import { makeRootfs } from '../test/helpers/bundle.js';
 import { addBusyboxImage } from '../test/helpers/engine.js';
+import { DOCKER, DOCKERD, startDockerd, type Dockerd } from '../test/helpers/dockerd.js';
 
 const CYCLES = Number(process.env.BERTH_BENCH_CYCLES ?? 30);
 const SECONDS = Number(process.env.BERTH_BENCH_SECONDS ?? 10);
@@ -33,7 +39,7 @@ function childCpuMs(): number {
 
 function attachCost(): void {
   const t: Record<'plain' | 'gone' | 'detach' | 'ports' | 'detachPorts' | 'exec', number[]> = { plain: [], gone: [], detach: [], ports: [], detachPorts: [], exec: [] };
-  const cpu = { plain: 0, ports: 0 };
+  const cpu = { plain: 0, ports: 0, self: 0 };
   const netns = (i: number) => `${ns}-${i}`;
   const timed = (a: number[], f: () => void) => {
     const t0 = performance.now();
@@ -49,7 +55,10 @@ function attachCost(): void {
       // as `run --rm`: attach, the container exits (its namespace goes), detach
       execFileSync('ip', ['netns', 'add', netns(i)]);
       let c0 = childCpuMs();
+      const u0 = process.cpuUsage();
       timed(t.plain, () => attachContainer({ ...ref, id: `g${i}`, name: 'g', netnsPath: `/run/netns/${netns(i)}` }));
+      const u = process.cpuUsage(u0);
+      cpu.self += (u.user + u.system) / 1000;
       cpu.plain += childCpuMs() - c0;
       execFileSync('ip', ['netns', 'del', netns(i)]);
       timed(t.gone, () => detachContainer(`g${i}`, { ...ref, namespaceGone: true }));
@@ -74,12 +83,15 @@ function attachCost(): void {
   row('attach -p 127.0.0.1::80 (+ nft)', t.ports);
   row('detach with the port (+ nft)', t.detachPorts);
   row('one spawnSync(/bin/true) from Node, for scale', t.exec);
-  console.log(`CPU of berth-net/nft per attach: ${(cpu.plain / CYCLES).toFixed(1)} ms without a port, ${(cpu.ports / CYCLES).toFixed(1)} ms with one (attach + detach)`);
+  console.log(`CPU of berth-net/nft per attach: ${(cpu.plain / CYCLES).toFixed(1)} ms without a port, ${(cpu.ports / CYCLES).toFixed(1)} ms with one (attach + detach); ` +
+    `of this process per attach without a port (the fork for berth-net, SQLite, files): ${(cpu.self / CYCLES).toFixed(1)} ms`);
 }
 
 interface WrkResult { rps: number; p99: number }
-function wrk(port: number): WrkResult {
-  const r = spawnSync('wrk', ['-t2', '-c16', `-d${SECONDS}s`, '--latency', `http://127.0.0.1:${port}/`], { encoding: 'utf8' });
+/** wrk against 127.0.0.1:PORT, of this namespace or of `netns`. */
+function wrk(port: number, netns?: string): WrkResult {
+  const cmd = ['wrk', '-t2', '-c16', `-d${SECONDS}s`, '--latency', `http://127.0.0.1:${port}/`];
+  const r = netns ? spawnSync('ip', ['netns', 'exec', netns, ...cmd], { encoding: 'utf8' }) : spawnSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`wrk failed: ${r.stderr}`);
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(r.stdout)?.[1]);
   const m = /99%\s+([\d.]+)(us|ms|s)/.exec(r.stdout);
@@ -90,9 +102,10 @@ function wrk(port: number): WrkResult {
   return { rps, p99 };
 }
 
-async function waitHttp(port: number): Promise<void> {
+async function waitHttp(port: number, netns?: string): Promise<void> {
+  const curl = ['curl', '-sf', '-m', '1', '-o', '/dev/null', `http://127.0.0.1:${port}/`];
   for (let i = 0; i < 100; i++) {
-    if (spawnSync('curl', ['-sf', '-m', '1', '-o', '/dev/null', `http://127.0.0.1:${port}/`]).status === 0) return;
+    if ((netns ? spawnSync('ip', ['netns', 'exec', netns, ...curl]) : spawnSync(curl[0]!, curl.slice(1))).status === 0) return;
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`nothing answers on 127.0.0.1:${port}`);
@@ -102,11 +115,49 @@ function freePort(): number {
   return 20000 + Math.floor(Math.random() * 10000);
 }
 
-async function throughput(): Promise<void> {
+/** The busybox root filesystem with /www/index.html, made once. */
+function benchRootfs(): string {
   const rootfs = join(work, 'rootfs');
+  if (existsSync(rootfs)) return rootfs;
   makeRootfs(rootfs);
   mkdirSync(join(rootfs, 'www'));
   writeFileSync(join(rootfs, 'www', 'index.html'), 'hello from a container\n'.repeat(20));
+  return rootfs;
+}
+
+interface Docker { d: Dockerd; netns: string; image: string }
+
+/** A dockerd with docker's defaults inside a namespace of its own, the bench's image imported; undefined when docker is not installed. */
+async function startDocker(): Promise<Docker | undefined> {
+  if (!existsSync(DOCKERD) || !existsSync(DOCKER)) {
+    console.log('docker: not installed (apt-get install -y docker.io): skipped');
+    return undefined;
+  }
+  const netns = `bdock${process.pid}`;
+  execFileSync('ip', ['netns', 'add', netns]);
+  execFileSync('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
+  try {
+    const d = await startDockerd({ netns });
+    const r = d.run(['import', '--change', 'CMD ["sh"]', '-', 'bbench:1'], execFileSync('tar', ['-C', benchRootfs(), '-c', '.'], { maxBuffer: 64 << 20 }));
+    if (r.code !== 0) {
+      await d.stop();
+      throw new Error(`docker import: ${r.stderr}`);
+    }
+    return { d, netns, image: 'bbench:1' };
+  } catch (err) {
+    spawnSync('ip', ['netns', 'del', netns]);
+    throw err;
+  }
+}
+
+async function stopDocker(k: Docker): Promise<void> {
+  k.d.run(['rm', '-f', ...k.d.run(['ps', '-aq']).stdout.split('\n').filter(Boolean)]);
+  await k.d.stop();
+  spawnSync('ip', ['netns', 'del', k.netns]);
+}
+
+async function throughput(docker: Docker | undefined): Promise<void> {
+  const rootfs = benchRootfs();
 
   // berth: a namespace, busybox httpd inside, attached with a published port on 127.0.0.1
   execFileSync('ip', ['netns', 'add', ns]);
@@ -131,10 +182,16 @@ async function throughput(): Promise<void> {
     podman(['run', '-d', '--name', 'berth-bench-httpd', '--network', 'bridge', '-p', `127.0.0.1:${podmanPort}:80`, 'localhost/berth-bench-httpd:1', 'httpd', '-f', '-p', '80', '-h', '/www']);
     await waitHttp(berthPort);
     await waitHttp(podmanPort);
-    const results: Record<'berth' | 'podman', WrkResult[]> = { berth: [], podman: [] };
+    const dockerPort = freePort() + 20000;
+    if (docker) {
+      docker.d.docker('run', '-d', '--name', 'berth-bench-httpd', '-p', `127.0.0.1:${dockerPort}:80`, docker.image, 'httpd', '-f', '-p', '80', '-h', '/www');
+      await waitHttp(dockerPort, docker.netns);
+    }
+    const results: Record<'berth' | 'podman' | 'docker', WrkResult[]> = { berth: [], podman: [], docker: [] };
     for (let round = 0; round < 2; round++) {
       results.berth.push(wrk(berthPort));
       results.podman.push(wrk(podmanPort));
+      if (docker) results.docker.push(wrk(dockerPort, docker.netns));
     }
     const best = (a: WrkResult[]) => ({ rps: Math.max(...a.map((x) => x.rps)), p99: Math.min(...a.map((x) => x.p99)) });
     const b = best(results.berth);
@@ -143,6 +200,11 @@ async function throughput(): Promise<void> {
     console.log(`berth  (nft DNAT)        ${b.rps.toFixed(0).padStart(7)} req/s   p99 ${b.p99.toFixed(2)} ms   rounds: ${results.berth.map((r) => r.rps.toFixed(0)).join(', ')}`);
     console.log(`podman (netavark)        ${p.rps.toFixed(0).padStart(7)} req/s   p99 ${p.p99.toFixed(2)} ms   rounds: ${results.podman.map((r) => r.rps.toFixed(0)).join(', ')}`);
     console.log(`ratio berth/podman: ${(b.rps / p.rps).toFixed(2)}x req/s, p99 ${(b.p99 / p.p99).toFixed(2)}x`);
+    if (docker) {
+      const k = best(results.docker);
+      console.log(`docker (docker-proxy)    ${k.rps.toFixed(0).padStart(7)} req/s   p99 ${k.p99.toFixed(2)} ms   rounds: ${results.docker.map((r) => r.rps.toFixed(0)).join(', ')}`);
+      console.log(`ratio berth/docker: ${(b.rps / k.rps).toFixed(2)}x req/s, p99 ${(b.p99 / k.p99).toFixed(2)}x`);
+    }
   } finally {
     httpd.kill('SIGKILL');
     detachContainer('web', ref);
@@ -162,10 +224,11 @@ async function throughput(): Promise<void> {
 }
 
 /** (3) `berth run --rm --network none|bridge busybox true`, interleaved: the cost of the network in a whole run. */
-async function runCost(): Promise<void> {
+async function runCost(docker: Docker | undefined): Promise<void> {
   const root = join(work, 'run-root');
   const runDefaults: NetworkDefaults = { ...defaults, defaultBridge: 'bbenchr0', defaultSubnet: '10.209.1.0/24' };
-  const env = { ...process.env, BERTH_ROOT: root, BERTH_NETWORK_BRIDGE: runDefaults.defaultBridge, BERTH_NETWORK_SUBNET: runDefaults.defaultSubnet };
+  const env: NodeJS.ProcessEnv = { ...process.env, BERTH_ROOT: root, BERTH_NETWORK_BRIDGE: runDefaults.defaultBridge, BERTH_NETWORK_SUBNET: runDefaults.defaultSubnet };
+  delete env.NODE_EXTRA_CA_CERTS;
   const bin = join(import.meta.dirname, '..', '..', 'bin', 'berth.cjs');
   await addBusyboxImage(root);
   const once = (mode: string): number => {
@@ -187,6 +250,32 @@ async function runCost(): Promise<void> {
     }
     console.log(`run --rm busybox true, ${CYCLES} interleaved pairs: --network none median ${median(t.none).toFixed(1)} ms, bridge ${median(t.bridge).toFixed(1)} ms; ` +
       `bridge - none per pair: median ${median(t.diff).toFixed(1)} ms, p90 ${p90(t.diff).toFixed(1)} ms (target ≤ 15 ms)`);
+    if (docker) {
+      const n = Math.min(CYCLES, 15);
+      // A failed docker run (seen once under load: exit 255, nothing on stderr) drops its pair.
+      const dk = (mode: string): number => {
+        const t0 = performance.now();
+        const r = docker.d.run(['run', '--rm', '--network', mode, docker.image, 'true']);
+        if (r.code !== 0) {
+          console.log(`  (docker run --network ${mode} failed, exit ${r.code}: ${r.stderr.trim()}; pair dropped)`);
+          return NaN;
+        }
+        return performance.now() - t0;
+      };
+      dk('none');
+      dk('bridge');
+      const d = { none: [] as number[], bridge: [] as number[], diff: [] as number[] };
+      for (let i = 0; i < n; i++) {
+        const a = dk('none');
+        const b = dk('bridge');
+        if (Number.isNaN(a + b)) continue;
+        d.none.push(a);
+        d.bridge.push(b);
+        d.diff.push(b - a);
+      }
+      console.log(`docker run --rm busybox true, ${n} interleaved pairs: --network none median ${median(d.none).toFixed(1)} ms, bridge ${median(d.bridge).toFixed(1)} ms; ` +
+        `bridge - none per pair: median ${median(d.diff).toFixed(1)} ms, p90 ${p90(d.diff).toFixed(1)} ms`);
+    }
   } finally {
     removeDefaultBridge({ root, defaults: runDefaults });
   }
@@ -195,11 +284,14 @@ async function runCost(): Promise<void> {
 // BERTH_BENCH_PARTS=attach or =wrk runs one part (e.g. the attach part under `chrt -f 10`, which
 // keeps the other work on a busy machine from inflating it; podman does not run under chrt).
 const parts = (process.env.BERTH_BENCH_PARTS ?? 'attach,wrk,run').split(',');
+let docker: Docker | undefined;
 try {
   if (parts.includes('attach')) attachCost();
-  if (parts.includes('run')) await runCost();
-  if (parts.includes('wrk')) await throughput();
+  if (parts.includes('run') || parts.includes('wrk')) docker = await startDocker();
+  if (parts.includes('run')) await runCost(docker);
+  if (parts.includes('wrk')) await throughput(docker);
 } finally {
+  if (docker) await stopDocker(docker);
   removeDefaultBridge(ref);
   rmSync(work, { recursive: true, force: true });
 }

@@ -83,16 +83,16 @@ export function rssMb(pid: number): { rss: number; hwm: number } {
   return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
 }
 
-/** A ~TARGET_MB multi-layer OCI layout: uncompressed tars of /usr subtrees, written directly. */
-export async function buildBigLayout(dir: string): Promise<string> {
+/** A ~`mb` MB (default TARGET_MB) multi-layer OCI layout tagged `big`: uncompressed tars of /usr subtrees, written directly. */
+export async function buildBigLayout(dir: string, mb = TARGET_MB): Promise<string> {
   const blobs = join(dir, 'blobs', 'sha256');
   mkdirSync(blobs, { recursive: true });
   const trees = ['/usr/lib/x86_64-linux-gnu', '/usr/share', '/usr/bin', '/usr/lib/gcc', '/usr/lib/python3', '/usr/include', '/usr/sbin'];
   const layers: { digest: string; size: number }[] = [];
   let total = 0;
-  const perLayer = (TARGET_MB * 1024 * 1024) / 5;
+  const perLayer = (mb * 1024 * 1024) / 5;
   for (const tree of trees) {
-    if (total >= TARGET_MB * 1024 * 1024 || !existsSync(tree)) continue;
+    if (total >= mb * 1024 * 1024 || !existsSync(tree)) continue;
     const tmp = join(dir, 'layer.tar');
     // head -c bounds each layer; a truncated tar is still a fine blob for a transfer benchmark
     spawnSync('sh', ['-c', `tar -cf - -C ${tree} . 2>/dev/null | head -c ${Math.floor(perLayer)} > ${tmp}`]);

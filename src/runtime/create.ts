@@ -31,6 +31,11 @@ export interface CreateOptions {
   launcher?: Launcher;
   /** runc's --rootless: cgroups this process may not create are left out (cgroups/manager.ts). */
   rootless?: boolean;
+  /**
+   * Called once the container process (and its namespaces) exists, before berth-init goes on
+   * with the mounts: an engine can schedule work that overlaps them (e.g. its network attach).
+   */
+  onPid?: (pid: number) => void;
 }
 
 export interface Created {
@@ -207,6 +212,7 @@ async function createOnce(opts: CreateOptions, attempt: Attempt): Promise<Create
     const started = await runInit(plan, {
       onPid: async (p) => {
         pid = p;
+        opts.onPid?.(p);
         record.pid = p;
         record.startTime = procStat(p)?.startTime ?? 0;
         if (plan.uidMappings) {

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -105,6 +105,60 @@ describe('berth run --network bridge and user networks', { skip: skipUnless(root
     const none = await e.berth(['run', '--rm', '--network', 'none', 'busybox', 'sh', '-c', 'ls /sys/class/net']);
     assert.equal(none.stdout, 'lo\n');
   });
+
+  it('--dns, --dns-search and --dns-option make /etc/resolv.conf (bridge and none); a value that would add a line is refused', async () => {
+    const want = 'search example.test corp.test\nnameserver 10.9.9.9\nnameserver 10.9.9.8\noptions ndots:2 timeout:1\n';
+    const args = ['--dns', '10.9.9.9', '--dns', '10.9.9.8', '--dns-search', 'example.test', '--dns-search', 'corp.test', '--dns-option', 'ndots:2', '--dns-option', 'timeout:1', 'busybox', 'cat', '/etc/resolv.conf'];
+    for (const network of ['bridge', 'none']) {
+      const r = await e.berth(['run', '--rm', '--network', network, ...args]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, want, `--network ${network}`);
+    }
+    // Only a search domain: the host's servers stay (docker keeps those it can reach).
+    const only = await e.berth(['run', '--rm', '--dns-search', 'example.test', 'busybox', 'cat', '/etc/resolv.conf']);
+    assert.match(only.stdout, /^search example\.test\n(nameserver \S+\n)+$/);
+    const bad = await e.berth(['run', '--rm', '--dns-option', 'ndots:1\nnameserver 10.6.6.6', 'busybox', 'true']);
+    assert.equal(bad.code, 125);
+    assert.match(bad.stderr, /--dns-option "ndots:1\\nnameserver 10\.6\.6\.6" is not a resolver option/);
+    const shared = await e.berth(['run', '--rm', '--network', 'container:x', '--dns-search', 'a.test', 'busybox', 'true']);
+    assert.match(shared.stderr, /--dns-search cannot be used with --network container:x/);
+  });
+
+  for (const runtime of ['runc', 'crun'] as const) {
+    it(`--runtime ${runtime} on a bridge network: a namespace the engine owns, attached, published, removed with the container`, { skip: skipUnless(peer(runtime, runtime), peer('unshare', 'util-linux')) }, async (t) => {
+      let rt: string = runtime;
+      const wrapDir = mkdtempSync(join(tmpdir(), 'berth-crun-'));
+      t.after(() => rmSync(wrapDir, { recursive: true, force: true }));
+      if (runtime === 'crun') {
+        // crun refuses hybrid cgroup hosts: it runs where the cgroup2 controller list reads empty
+        // (a private mount namespace; nothing global changes).
+        writeFileSync(join(wrapDir, 'empty'), '');
+        rt = join(wrapDir, 'crun');
+        writeFileSync(rt, `#!/bin/sh\nexec unshare -m --propagation private sh -c 'mount --bind ${join(wrapDir, 'empty')} /sys/fs/cgroup/unified/cgroup.controllers && exec crun "$@"' crun "$@"\n`);
+        chmodSync(rt, 0o755);
+      }
+      const fg = await e.berth(['run', '--rm', '--runtime', rt, 'busybox', 'sh', '-c', 'ip -o -4 addr show eth0; ip route']);
+      assert.equal(fg.code, 0, fg.stderr);
+      const subnet = e.env.BERTH_NETWORK_SUBNET!.replace(/\.0\/24$/, '').replaceAll('.', '\\.');
+      assert.match(fg.stdout, new RegExp(`eth0\\s+inet ${subnet}\\.\\d+/24`));
+      assert.match(fg.stdout, new RegExp(`^default via ${subnet}\\.1 dev eth0`, 'm'));
+      const port = await freePort();
+      const r = await e.berth(['run', '-d', '--runtime', rt, '-p', `127.0.0.1:${port}:80`, '-v', `${www}:/www:ro`, 'busybox', 'httpd', '-f', '-p', '80', '-h', '/www']);
+      assert.equal(r.code, 0, r.stderr);
+      const id = r.stdout.trim();
+      assert.equal((await httpGet(port, '/index.html')).body, 'hello from berth\n');
+      const nsFile = join(e.root, 'netns', id);
+      assert.match(readFileSync('/proc/self/mountinfo', 'utf8'), new RegExp(` ${nsFile} .* nsfs `), 'the namespace is kept by a bind mount');
+      const veth = vethName(id, 'bridge');
+      assert.equal((await e.berth(['rm', '-f', id])).code, 0);
+      assert.equal(existsSync(nsFile), false);
+      assert.doesNotMatch(readFileSync('/proc/self/mountinfo', 'utf8'), new RegExp(` ${nsFile} `));
+      for (let i = 0; i < 50 && links().includes(`: ${veth}@`); i++) await new Promise((res) => setTimeout(res, 100));
+      assert.doesNotMatch(links(), new RegExp(`: ${veth}@`));
+      assert.doesNotMatch(ruleset(), new RegExp(`dport ${port} dnat to`));
+      assert.equal((await e.berth(['ps', '-aq'])).stdout, '');
+    });
+  }
 
   it('lets two containers on a user network reach each other by name and alias; container:NAME shares a namespace', async () => {
     const net = await e.berth(['network', 'create', 'app']);

@@ -1,7 +1,10 @@
 /**
  * Debian's dockerd for a test, with its data, exec root and socket in a temp dir (the host's own
- * docker, if any, is never touched): no bridge and no iptables rules unless `bridge` is asked,
- * docker's usual ulimits. stop() ends it and removes the mounts it left under the temp dir.
+ * docker, if any, is never touched): no bridge and no iptables rules, docker's usual ulimits.
+ * With `netns` (a namespace of `ip netns add`), dockerd runs inside it with docker's own
+ * defaults (docker0, iptables rules, the userland proxy for published ports): what it changes
+ * stays in that namespace and goes with it. stop() ends it and removes the mounts it left under
+ * the temp dir.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -21,15 +24,21 @@ export interface Dockerd {
   stop(): Promise<void>;
 }
 
-export async function startDockerd(opts: { extraArgs?: string[] } = {}): Promise<Dockerd> {
+export async function startDockerd(opts: { extraArgs?: string[]; netns?: string } = {}): Promise<Dockerd> {
   const dir = mkdtempSync(join(tmpdir(), 'berth-dockerd-'));
   const sock = join(dir, 'docker.sock');
-  const daemon = spawn(DOCKERD, [
+  const args = [
     '--data-root', join(dir, 'data'), '--exec-root', join(dir, 'exec'), '--pidfile', join(dir, 'pid'), '-H', `unix://${sock}`,
-    '--storage-driver', 'overlay2', '--bridge', 'none', '--iptables=false', '--ip6tables=false', '--ip-masq=false',
-    '--userland-proxy=false', '--default-ulimit', 'nofile=1024:1024', '--default-ulimit', 'nproc=4096:4096',
+    '--storage-driver', 'overlay2',
+    ...(opts.netns ? [] : ['--bridge', 'none', '--iptables=false', '--ip6tables=false', '--ip-masq=false', '--userland-proxy=false']),
+    '--default-ulimit', 'nofile=1024:1024', '--default-ulimit', 'nproc=4096:4096',
     ...(opts.extraArgs ?? []),
-  ], { stdio: ['ignore', 'ignore', 'pipe'] });
+  ];
+  // nsenter, not `ip netns exec` (which mounts a new /sys, without the cgroup mounts dockerd
+  // needs); it execs dockerd, so stop's signal reaches dockerd itself.
+  const daemon = opts.netns
+    ? spawn('nsenter', [`--net=/run/netns/${opts.netns}`, DOCKERD, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
+    : spawn(DOCKERD, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   daemon.stderr!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
   const run = (args: string[], input?: string | Buffer) => {

@@ -10,8 +10,8 @@ export interface BerthRun {
   stderr: string;
 }
 
-/** `berth ARGS` with `env` (default: this process's) and `input` on stdin; killed after 60 s. */
-export function runBerth(args: string[], env: NodeJS.ProcessEnv = process.env, input?: string): Promise<BerthRun> {
+/** `berth ARGS` with `env` (default: this process's) and `input` on stdin; killed after `timeoutMs` (60 s). */
+export function runBerth(args: string[], env: NodeJS.ProcessEnv = process.env, input?: string, timeoutMs = 60_000): Promise<BerthRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BERTH_BIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
@@ -19,7 +19,7 @@ export function runBerth(args: string[], env: NodeJS.ProcessEnv = process.env, i
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.on('close', (code) => {
       clearTimeout(timer);
       resolve({ code: code ?? -1, stdout, stderr });

@@ -213,7 +213,7 @@ export class EngineRunExecutor implements RunStepExecutor {
         publish: [],
         publishAll: false,
         networkAliases: [],
-        dns: [],
+        dns: [], dnsSearch: [], dnsOptions: [],
         addHosts: [],
         mounts: await mountsOf(step, o, this.opts.root, scratch),
         readOnly: false,
@@ -227,6 +227,8 @@ export class EngineRunExecutor implements RunStepExecutor {
         tty: false,
         interactive: false,
         autoRemove: false,
+        // The image's VOLUMEs are not mounted during RUN (as BuildKit): what RUN writes there stays in the layer.
+        imageVolumes: false,
         runtime: this.opts.runtime ?? 'berth',
         logMaxSize: 10 << 20,
       };

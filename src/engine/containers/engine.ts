@@ -22,8 +22,11 @@ import type { Spec } from '../../runtime/spec/types.js';
 import { detachRootfs, prepareRootfs, releaseRootfs } from '../rootfs.js';
 import { openImageStore, storeRefName } from '../store.js';
 import { resolveVolume } from '../volumes.js';
-import { attachContainer, cleanupLeftovers, detachContainer, inspectNetwork, publishExposed, rewriteInPlace } from '../network/index.js';
-import { networkDbPath } from '../network/store.js';
+import { attachContainer, cleanupLeftovers, cleanupNeededFor, detachContainer, inspectNetwork, publishExposed, rewriteInPlace, warmNetworkStore } from '../network/index.js';
+import { createNetnsFile, netnsFileIds, removeNetnsFile } from '../network/netns.js';
+import { fillEmptyVolume, makeAnonymousVolumes, removeVolumes, volumeDirs } from './anon-volumes.js';
+import { attachSocketPath } from './attach.js';
+import { runtimeCommand } from './runtime-command.js';
 import { writeHostFiles } from './hostfiles.js';
 import { signalNumber, usesBridge, type RunOptions } from './options.js';
 import { buildSpec } from './spec.js';
@@ -65,9 +68,20 @@ export class Engine {
       detachRootfs(dir);
       this.cleanupRuntime(id, undefined);
     });
+    // Namespaces the engine made for --runtime containers that are gone or stopped (--rm by the monitor).
+    for (const id of netnsFileIds(this.root)) {
+      const c = this.store.load(id);
+      if (c && (c.state.status === 'running' || c.state.status === 'created')) continue;
+      try {
+        removeNetnsFile(this.root, id);
+        detachContainer(id, { root: this.root, namespaceGone: true });
+      } catch (err) {
+        process.stderr.write(`berth: cleaning the network namespace of ${id.slice(0, 12)}: ${(err as Error).message}\n`);
+      }
+    }
     // Network leftovers of containers gone (--rm by the monitor, kill -9) or stopped on their
-    // own; nothing to do (and no database opened) when no container ever had a network.
-    if (!existsSync(networkDbPath(this.root))) return;
+    // own; nothing to do (and no database opened) unless a network marker says so.
+    if (!cleanupNeededFor(this.root)) return;
     const store = this.store;
     // Listed inside the allocator's lock: a container starting meanwhile is already 'running'.
     const live = { *[Symbol.iterator]() { for (const c of store.list()) if (c.state.status === 'running' || c.state.status === 'created') yield c.id; } };
@@ -81,6 +95,8 @@ export class Engine {
   /** Releases a container's addresses, ports and rules (its process is gone unless `live`). */
   detachNetwork(c: ContainerRecord, live = false): void {
     if (!usesBridge(c.config.network)) return;
+    // The namespace a --runtime container had from the engine goes first: its veth goes with it.
+    if (c.config.runtime !== 'berth' && !live) removeNetnsFile(this.root, c.id);
     detachContainer(c.id, { root: this.root, namespaceGone: !live });
   }
 
@@ -115,18 +131,25 @@ export class Engine {
     // docker refuses a network that does not exist at create, not at start.
     if (usesBridge(opts.network) && opts.network !== 'bridge') inspectNetwork(opts.network, { root: this.root });
     const { id, name, dir } = this.store.reserve(opts.name);
+    let anonymous: string[] = [];
     try {
       const rootfs = await prepareRootfs(this.root, layout, image, dir);
       const joined = opts.network.startsWith('container:') ? this.peerNetns(opts.network) : undefined;
       const hostname = opts.hostname ?? joined?.peer.config.hostname ?? (opts.network === 'host' ? osHostname() : id.slice(0, 12));
-      const files = writeHostFiles(dir, hostname, opts.network);
+      const files = writeHostFiles(dir, hostname, opts.network, opts);
       // Sharing a network namespace shares its /etc/hosts and /etc/resolv.conf (as docker).
       if (joined) Object.assign(files, { netns: joined.path, hosts: join(joined.peer.dir, 'hosts'), resolvConf: join(joined.peer.dir, 'resolv.conf') });
       if (opts.init) files.init = nativeBinary('berth-reaper');
-      // Named volumes are bind mounts of their directories (made on first use, as docker).
+      // Volumes are bind mounts of their directories (named ones made on first use, anonymous
+      // ones for the image's VOLUMEs and `-v /path`; an empty one gets the image's content).
+      const vols = await makeAnonymousVolumes(this.root, opts.imageVolumes === false ? undefined : image.config.config?.Volumes, opts.mounts);
+      anonymous = vols.anonymous;
       const specMounts = [];
-      for (const m of opts.mounts) {
-        specMounts.push(m.type === 'volume' ? { ...m, type: 'bind' as const, source: await resolveVolume(this.root, m.source, { create: true }) } : m);
+      for (const m of vols.mounts) {
+        if (m.type !== 'volume') { specMounts.push(m); continue; }
+        const source = await resolveVolume(this.root, m.source, { create: true });
+        await fillEmptyVolume(rootfs.path, m.destination, source);
+        specMounts.push({ ...m, type: 'bind' as const, source });
       }
       const built = await buildSpec(id, image.config, { ...opts, hostname, mounts: specMounts }, rootfs.path, files);
       await prepareWorkdir(rootfs.path, built.spec);
@@ -143,15 +166,16 @@ export class Engine {
           cmd: opts.command.length ? opts.command : opts.entrypoint !== undefined ? [] : (c.Cmd ?? []),
           env: built.env, user: built.user, workdir: built.workdir, hostname, labels: opts.labels,
           stopSignal: opts.stopSignal ?? c.StopSignal ?? 'SIGTERM', tty: opts.tty, interactive: opts.interactive,
-          autoRemove: opts.autoRemove, runtime: opts.runtime, network: opts.network, readOnly: opts.readOnly,
-          mounts: opts.mounts, logMaxSize: opts.logMaxSize,
-          ...(usesBridge(opts.network) ? { publish, networkAliases: opts.networkAliases, dns: opts.dns, addHosts: opts.addHosts, ...(opts.ip ? { ip: opts.ip } : {}) } : {}),
+          ...(opts.stdinOnce ? { stdinOnce: true } : {}), autoRemove: opts.autoRemove, runtime: opts.runtime, network: opts.network, readOnly: opts.readOnly,
+          mounts: vols.mounts, ...(anonymous.length ? { anonymousVolumes: anonymous } : {}), logMaxSize: opts.logMaxSize,
+          ...(usesBridge(opts.network) ? { publish, networkAliases: opts.networkAliases, dns: opts.dns, dnsSearch: opts.dnsSearch, dnsOptions: opts.dnsOptions, addHosts: opts.addHosts, ...(opts.ip ? { ip: opts.ip } : {}) } : {}),
         },
       };
       this.store.complete(rec, { status: 'created', pid: 0, pidStart: 0, monitorPid: 0 });
       return this.store.load(id)!;
     } catch (err) {
       await releaseRootfs(this.root, dir).catch(() => undefined);
+      await removeVolumes(this.root, anonymous).catch(() => undefined);
       this.store.discard(id);
       this.store.sweep();
       throw err;
@@ -177,14 +201,14 @@ export class Engine {
 
   /** The runc-compatible command and its state root for --runtime (not berth). */
   private runcArgs(c: ContainerRecord, ...verb: string[]): string[] {
-    return [c.config.runtime, '--root', join(this.root, 'runtimes', c.config.runtime.replace(/[^A-Za-z0-9_.-]/g, '_')), ...verb];
+    return [...runtimeCommand(c.config.runtime), '--root', join(this.root, 'runtimes', c.config.runtime.replace(/[^A-Za-z0-9_.-]/g, '_')), ...verb];
   }
 
   /**
    * Starts the container's process. attach: in the foreground with our stdio (the exit status
    * is returned); otherwise under a detached monitor (0 is returned once it runs).
    */
-  async start(c: Container, attach: boolean, onStarted?: (pid: number) => void): Promise<number> {
+  async start(c: Container, attach: boolean, onStarted?: (pid: number) => void, opts: { waitAttach?: boolean } = {}): Promise<number> {
     if (c.state.status === 'running') throw new EngineError(125, `container ${c.name} is already running`);
     this.cleanupRuntime(c.id, c);
     rmSync(join(c.dir, 'exit'), { force: true });
@@ -198,22 +222,25 @@ export class Engine {
       // The exit is recorded by the monitor even when attached: a berth killed meanwhile still
       // leaves the container's status behind.
       if (!attach) a.push('-l', this.logPath(c), '-s', String(cfg.logMaxSize));
+      // Detached: `berth attach` connects to the monitor (attach.ts); -W: start -a is coming.
+      if (!attach) a.push('-A', attachSocketPath(c.id), ...(cfg.stdinOnce ? ['-o'] : []), ...(opts.waitAttach ? ['-W'] : []));
       a.push('-e', join(c.dir, 'exit'));
       // --rm: the monitor removes the container as it exits (in C: no umount(8) or tree walk here).
       if (cfg.autoRemove) {
         a.push('-r', c.dir, '-n', join(this.store.namesDir, c.name), '-R', join(this.runtimeRoot, c.id), '-m', join(c.dir, 'rootfs'));
         for (const d of new Set(Object.values(cgroupManagerFor(`/berth/${c.id}`, c.id).paths))) a.push('-g', d);
+        for (const d of volumeDirs(this.root, cfg.anonymousVolumes ?? [])) a.push('-V', d);
       }
       return a;
     };
     const now = new Date().toISOString();
-    if (cfg.runtime !== 'berth' && usesBridge(cfg.network)) {
-      throw new EngineError(125, `--runtime ${cfg.runtime} with --network ${cfg.network} is not supported yet: use --network none, host or container:NAME (or the berth runtime)`);
-    }
     if (cfg.network.startsWith('container:')) this.rejoinNetns(c);
-    if (cfg.runtime !== 'berth') return this.startWithRuntime(c, attach, !attach || cfg.tty ? monitorArgs() : undefined, now, sock);
     // A previous run's endpoints (stopped on its own, not swept yet) go before the new attach.
     this.detachNetwork(c);
+    if (cfg.runtime !== 'berth') {
+      if (usesBridge(cfg.network)) this.attachOwnNetns(c);
+      return this.startWithRuntime(c, attach, !attach || cfg.tty ? monitorArgs() : undefined, now, sock);
+    }
 
     // berth-init runs without keep under the monitor, a subreaper that inherits the container
     // process when berth-init exits: berth-init can then join the container's cgroups while
@@ -221,16 +248,24 @@ export class Engine {
     // a terminal, the monitor hands our stdio straight to the container.
     const launcher: Launcher = { command: nativeBinary('berth-monitor'), args: ['-S', ...monitorArgs(), '--'], detached: !attach };
     const stdio: InitStdio = attach ? 'inherit' : 'ignore';
+    // The network work overlaps berth-init's: the database opens while it starts, the attach
+    // runs while it mounts (the user's process still waits for the exec fifo, written below).
+    const bridge = usesBridge(cfg.network);
+    let attaching: Promise<void> | undefined;
+    const later = (f: () => void) => new Promise<void>((res, rej) => setImmediate(() => { try { f(); res(); } catch (err) { rej(err); } }));
     let created;
     try {
       // (Loaded here: ps, logs, rm and the other commands never plan a container.)
       const { createContainer } = await import('../../runtime/create.js');
+      if (bridge) later(() => warmNetworkStore({ root: this.root })).catch(() => undefined);
       created = await createContainer({
         root: this.runtimeRoot, id: c.id, bundle: this.bundleDir(c), keep: false, stdio,
         ...(cfg.tty ? { consoleSocket: sock } : {}),
         launcher,
+        ...(bridge ? { onPid: (p: number) => { (attaching = later(() => this.attachNetwork(c, `/proc/${p}/ns/net`))).catch(() => undefined); } } : {}),
       });
     } catch (err) {
+      if (attaching) await attaching.then(() => this.detachNetwork(c), () => undefined).catch(() => undefined);
       throw new EngineError(125, `cannot start container ${c.name}: ${(err as Error).message}`, err);
     }
     const init = created.init!;
@@ -239,9 +274,9 @@ export class Engine {
     const exited = new Promise<number>((res) => init.once('exit', (code, sig) => res(code ?? 128 + (sig ? signalNumber(sig) : 0))));
     this.store.writeState(c.id, state);
     // The network is in place before the user's process runs (it waits on the exec fifo).
-    if (usesBridge(cfg.network)) {
+    if (bridge) {
       try {
-        this.attachNetwork(c, pid);
+        await (attaching ?? later(() => this.attachNetwork(c, `/proc/${pid}/ns/net`)));
       } catch (err) {
         try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
         await waitGone(pid);
@@ -251,6 +286,14 @@ export class Engine {
         throw new EngineError(125, `cannot start container ${c.name}: network ${cfg.network}: ${(err as Error).message}`, err);
       }
     }
+    // Attached, signals go to the container's process; the window size to the monitor, which
+    // holds the pty. Caught from before the process runs: a signal sent as soon as it prints
+    // must not find Node's default action (exit) still in place.
+    const forward = (sig: NodeJS.Signals) => {
+      try { if (sig === 'SIGWINCH') init.kill(sig); else process.kill(pid, sig); } catch { /* gone */ }
+    };
+    const sigs = attach ? (['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'] as const) : [];
+    for (const s of sigs) process.on(s, forward);
     // runtime.md "start": the process runs once the exec fifo is written.
     const fifo = join(this.runtimeRoot, c.id, 'exec.fifo');
     try {
@@ -259,6 +302,7 @@ export class Engine {
       closeSync(fd);
       rmSync(fifo, { force: true });
     } catch (err) {
+      for (const s of sigs) process.off(s, forward);
       try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
       throw new EngineError(125, `cannot start container ${c.name}: ${(err as Error).message}`, err);
     }
@@ -267,34 +311,47 @@ export class Engine {
       init.unref();
       return 0;
     }
-    // Signals go to the container's process; the window size to the monitor, which holds the pty.
-    const forward = (sig: NodeJS.Signals) => {
-      try { if (sig === 'SIGWINCH') init.kill(sig); else process.kill(pid, sig); } catch { /* gone */ }
-    };
-    const sigs = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'] as const;
-    for (const s of sigs) process.on(s, forward);
     const code = await exited;
     for (const s of sigs) process.off(s, forward);
     this.finish(c, code);
     return code;
   }
 
-  /** Connects the container's namespace (its process `pid`, not yet released) to its network. */
-  private attachNetwork(c: Container, pid: number): void {
+  /** Connects the container's namespace (its process's, not yet released, or the engine's) to its network. */
+  private attachNetwork(c: Container, netnsPath: string): void {
     const cfg = c.config;
     const a = attachContainer({
       id: c.id, name: c.name, hostname: cfg.hostname, aliases: cfg.networkAliases ?? [], network: cfg.network,
-      netnsPath: `/proc/${pid}/ns/net`, publish: cfg.publish ?? [], ...(cfg.ip ? { ip: cfg.ip } : {}),
-      dns: cfg.dns ?? [], addHosts: cfg.addHosts ?? [], hostsPath: join(c.dir, 'hosts'), root: this.root,
+      netnsPath, publish: cfg.publish ?? [], ...(cfg.ip ? { ip: cfg.ip } : {}),
+      dns: cfg.dns ?? [], dnsSearch: cfg.dnsSearch ?? [], dnsOptions: cfg.dnsOptions ?? [], addHosts: cfg.addHosts ?? [], hostsPath: join(c.dir, 'hosts'), root: this.root,
     });
     // Already bind-mounted into the container: rewritten in place, not renamed over.
     rewriteInPlace(join(c.dir, 'resolv.conf'), a.resolvConf);
     for (const w of a.warnings) process.stderr.write(`berth: ${w}\n`);
   }
 
+  /**
+   * --runtime with a bridge network: the runtime would make the namespace inside `run`, where
+   * berth cannot attach it; the engine makes one first, attaches it, and config.json joins it.
+   */
+  private attachOwnNetns(c: Container): void {
+    try {
+      const path = createNetnsFile(this.root, c.id);
+      this.attachNetwork(c, path);
+      this.setNetnsPath(c, path);
+    } catch (err) {
+      try { this.detachNetwork(c); } catch { /* the next sweep */ }
+      throw new EngineError(125, `cannot start container ${c.name}: network ${c.config.network}: ${(err as Error).message}`, err);
+    }
+  }
+
   /** container:NAME: NAME's process may have changed since create; the config follows it. */
   private rejoinNetns(c: Container): void {
-    const { path } = this.peerNetns(c.config.network);
+    this.setNetnsPath(c, this.peerNetns(c.config.network).path);
+  }
+
+  /** Points config.json's network namespace at `path` (runtime-spec config-linux.md "Namespaces"). */
+  private setNetnsPath(c: Container, path: string): void {
     const file = join(this.bundleDir(c), 'config.json');
     const spec = JSON.parse(readFileSync(file, 'utf8')) as Spec;
     const ns = spec.linux?.namespaces?.find((n) => n.type === 'network');
@@ -432,6 +489,8 @@ export class Engine {
     }
     this.cleanupRuntime(c.id, c);
     this.detachNetwork(c);
+    // Its monitor unlinks the attach socket as it exits; one killed (-9) left it behind.
+    rmSync(attachSocketPath(c.id), { force: true });
     await releaseRootfs(this.root, c.dir).catch(() => undefined);
     this.store.remove(c);
   }

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeAtomic } from '../../runtime/state.js';
 import type { SpecFiles } from './spec.js';
-import { LOCAL as LOCALHOST } from '../network/hosts.js';
+import { LOCAL as LOCALHOST, resolvConfContent, type ResolvOptions } from '../network/hosts.js';
 
 function hostFile(path: string): string {
   try {
@@ -23,11 +23,17 @@ export function containerResolvConf(hostText: string, network: string): string {
   return hostText.split('\n').filter((l) => !/^\s*nameserver\s+(127\.|::1\s*$)/.test(l)).join('\n');
 }
 
-export function writeHostFiles(dir: string, hostname: string, network: string): SpecFiles {
+/**
+ * The container's files. With --dns, --dns-search or --dns-option, resolv.conf says what they
+ * say (on a bridge network the attach writes it again, with the network's name server).
+ */
+export function writeHostFiles(dir: string, hostname: string, network: string, dns: ResolvOptions = {}): SpecFiles {
   const files: SpecFiles = { hosts: join(dir, 'hosts'), hostname: join(dir, 'hostname'), resolvConf: join(dir, 'resolv.conf') };
   const hosts = network === 'host' ? hostFile('/etc/hosts') : LOCALHOST.join('\n') + '\n';
   writeAtomic(files.hosts, hosts, 0o644, false);
   writeAtomic(files.hostname, hostname + '\n', 0o644, false);
-  writeAtomic(files.resolvConf, containerResolvConf(hostFile('/etc/resolv.conf'), network), 0o644, false);
+  const resolv = containerResolvConf(hostFile('/etc/resolv.conf'), network);
+  const custom = dns.dns?.length || dns.dnsSearch?.length || dns.dnsOptions?.length;
+  writeAtomic(files.resolvConf, custom ? resolvConfContent({ ...dns, hostResolvConf: resolv }) : resolv, 0o644, false);
   return files;
 }

@@ -103,6 +103,13 @@ export function resolvConfContent(opts: ResolvOptions = {}): string {
   for (const d of opts.dns ?? []) {
     if (tryParseIPv4(d) === undefined && !/^[0-9a-fA-F:]+$/.test(d)) throw new BerthError('USAGE', `--dns ${JSON.stringify(d)} is not an IP address`);
   }
+  // Each value becomes words of one line: nothing that could start another or end this one.
+  for (const d of opts.dnsSearch ?? []) {
+    if (!/^[A-Za-z0-9_.-]{1,253}$/.test(d)) throw new BerthError('USAGE', `--dns-search ${JSON.stringify(d)} is not a domain name`);
+  }
+  for (const o of opts.dnsOptions ?? []) {
+    if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(o)) throw new BerthError('USAGE', `--dns-option ${JSON.stringify(o)} is not a resolver option (e.g. ndots:2, timeout:1, edns0)`);
+  }
   let ns = opts.dns?.length ? opts.dns : servers.filter((s) => !s.startsWith('127.') && s !== '::1');
   if (ns.length === 0) ns = FALLBACK_NAMESERVERS;
   if (opts.dnsSearch?.length) search = opts.dnsSearch.filter((s) => s !== '.');

@@ -31,6 +31,8 @@
  * one exec (native/berth-net, rtnetlink), plus one `nft` exec when ports are published or the
  * bridge is new; a detach with namespaceGone none (the kernel deletes the veth with the namespace).
  * The database stays open for the life of the process (NetworkStore.closeShared closes it).
+ * Every command's sweep asks cleanupNeededFor first, which reads ROOT/network/attached (one
+ * marker per attached container, markers.ts) instead of opening the database.
  *
  * Names on user networks resolve two ways: every container's /etc/hosts lists the others (kept
  * up to date in place), and the network's name server (native/berth-dns on the gateway, one per
@@ -39,6 +41,8 @@
  * Needs root, iproute2 (`ip`, for bridges), nftables (`nft`) and native/build/berth-net and
  * berth-dns (make -C native).
  */
+import { existsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { BerthError } from '../../base/errors.js';
 import { hostsContent, resolvConfContent, rewriteInPlace, addHostLine, type HostsPeer } from './hosts.js';
 import { parseIPv4, parseSubnet } from './ipv4.js';
@@ -46,7 +50,8 @@ import { bridgePorts, deleteLinks, hostLinks, hostRoutes, linkExists, plugVeth, 
 import { networkRules, nftApply, removeNetworkRules } from './nft.js';
 import { bindPorts, type PortMapping } from './ports.js';
 import { ensureResponder, hostUpstreams, stopResponder, writeNames } from './dns.js';
-import { defaultsFromEnv, NetworkStore, type EndpointRecord, type NetworkDefaults, type NetworkRecord, type PortRecord } from './store.js';
+import { cleanupNeeded, isStale, type Marker, markAttached, markPending, readMarker, readMarkers, setMarkers, surelyUnattached, unmark, validateMarkers, writeMarker } from './markers.js';
+import { defaultsFromEnv, networkDbPath, NetworkStore, type EndpointRecord, type NetworkDefaults, type NetworkRecord, type PortRecord } from './store.js';
 
 export { parsePublish, parsePublishAll, publishExposed, type PortMapping } from './ports.js';
 export { resolvConfContent, hostsContent, rewriteInPlace } from './hosts.js';
@@ -140,48 +145,72 @@ function refreshHosts(store: NetworkStore, network: string, except?: string): vo
 export function attachContainer(opts: AttachOptions): Attachment {
   if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(opts.id)) throw new BerthError('USAGE', `container id ${JSON.stringify(opts.id)} is invalid`);
   return withStore(opts, (store) => {
-    const a = store.tx(() => {
-      const net = store.requireNetwork(opts.network ?? store.defaults.defaultName);
-      if (store.endpoint(opts.id, net.name)) throw new BerthError('CONTAINER_STATE', `container ${opts.name} is already on network ${net.name}`);
-      if (net.internal && opts.publish?.length) {
-        throw new BerthError('USAGE', `network ${net.name} is internal: ports cannot be published from it (leave out -p/-P or use another network)`);
-      }
-      const mine = store.endpointsOfContainer(opts.id);
-      let n = 0;
-      while (mine.some((e) => e.iface === `eth${n}`)) n++;
-      const iface = `eth${n}`;
-      const veth = vethName(opts.id, net.name);
-      const hostsExtra = (opts.addHosts ?? []).map((h) => addHostLine(h, net.gateway));
-      const hostname = opts.hostname ?? opts.id.slice(0, 12);
-      const ip = store.allocate(net, { container: opts.id, name: opts.name, aliases: opts.aliases ?? [], iface, veth, hostsPath: opts.hostsPath ?? null, hostsExtra, hostname }, opts.ip);
-      const bound = bindPorts(opts.publish ?? [], store.ports());
-      const ports: PortRecord[] = bound.map((b) => ({ ...b, container: opts.id, network: net.name, containerIp: ip }));
-      for (const p of ports) store.addPort(p);
-      const b = bridgeSpec(net);
-      const newBridge = !linkExists(net.bridge);
-      if (!net.active) store.setActive(net.name, true);
-      plugVeth(b, { veth, netnsPath: opts.netnsPath, iface, ip: parseIPv4(ip), defaultRoute: n === 0 && !net.internal }, newBridge);
-      try {
-        if (newBridge || ports.length) applyRules(store, net);
-        const hosts = hostsOf(store, opts.id);
-        if (opts.hostsPath) rewriteInPlace(opts.hostsPath, hosts);
-        const warnings: string[] = [];
-        let dnsServer: string | undefined;
-        if (net.dnsEnabled) {
-          refreshHosts(store, net.name, opts.id);
-          const dns = syncResponder(store, net, opts);
-          if (dns === true) dnsServer = net.gateway;
-          else if (dns) warnings.push(`${dns}; names on network ${net.name} still resolve through /etc/hosts`);
-        }
-        return { network: net.name, ip, prefixLength: b.subnet.prefix, gateway: net.gateway, iface, veth, ports, hosts, warnings, ...(dnsServer ? { dnsServer } : {}) };
-      } catch (err) {
-        deleteLinks([veth]);
-        throw err;
-      }
-    });
+    const before = readMarker(store.dir, opts.id);
+    let a;
+    try {
+      a = attachInTx(store, opts);
+    } catch (err) {
+      setMarkers(store.dir, opts.id, before);
+      throw err;
+    }
+    markAttached(store.dir, opts.id, opts.netnsPath);
     const useResponder = a.dnsServer !== undefined && !opts.dns?.length;
     return { ...a, resolvConf: resolvConfContent(useResponder ? { ...opts, dns: [a.dnsServer!] } : opts) };
   });
+}
+
+/** The records, links and rules of an attach, in one transaction; the marker says `pending` while the kernel changes. */
+function attachInTx(store: NetworkStore, opts: AttachOptions): Omit<Attachment, 'resolvConf'> {
+  return store.tx(() => {
+    const net = store.requireNetwork(opts.network ?? store.defaults.defaultName);
+    if (store.endpoint(opts.id, net.name)) throw new BerthError('CONTAINER_STATE', `container ${opts.name} is already on network ${net.name}`);
+    if (net.internal && opts.publish?.length) {
+      throw new BerthError('USAGE', `network ${net.name} is internal: ports cannot be published from it (leave out -p/-P or use another network)`);
+    }
+    const mine = store.endpointsOfContainer(opts.id);
+    let n = 0;
+    while (mine.some((e) => e.iface === `eth${n}`)) n++;
+    const iface = `eth${n}`;
+    const veth = vethName(opts.id, net.name);
+    const hostsExtra = (opts.addHosts ?? []).map((h) => addHostLine(h, net.gateway));
+    const hostname = opts.hostname ?? opts.id.slice(0, 12);
+    const ip = store.allocate(net, { container: opts.id, name: opts.name, aliases: opts.aliases ?? [], iface, veth, hostsPath: opts.hostsPath ?? null, hostsExtra, hostname }, opts.ip);
+    const bound = bindPorts(opts.publish ?? [], store.ports());
+    const ports: PortRecord[] = bound.map((b) => ({ ...b, container: opts.id, network: net.name, containerIp: ip }));
+    for (const p of ports) store.addPort(p);
+    const b = bridgeSpec(net);
+    const newBridge = !linkExists(net.bridge);
+    // Rules too when the bridge is there but the records do not say so (an attach killed before its commit).
+    const rules = newBridge || !net.active || ports.length > 0;
+    if (!net.active) store.setActive(net.name, true);
+    markPending(store.dir, opts.id);
+    plugVeth(b, { veth, netnsPath: opts.netnsPath, iface, ip: parseIPv4(ip), defaultRoute: n === 0 && !net.internal }, newBridge);
+    try {
+      if (rules) applyRules(store, net);
+      const hosts = hostsOf(store, opts.id);
+      if (opts.hostsPath) rewriteInPlace(opts.hostsPath, hosts);
+      const warnings: string[] = [];
+      let dnsServer: string | undefined;
+      if (net.dnsEnabled) {
+        refreshHosts(store, net.name, opts.id);
+        const dns = syncResponder(store, net, opts);
+        if (dns === true) dnsServer = net.gateway;
+        else if (dns) warnings.push(`${dns}; names on network ${net.name} still resolve through /etc/hosts`);
+      }
+      return { network: net.name, ip, prefixLength: b.subnet.prefix, gateway: net.gateway, iface, veth, ports, hosts, warnings, ...(dnsServer ? { dnsServer } : {}) };
+    } catch (err) {
+      deleteLinks([veth]);
+      throw err;
+    }
+  });
+}
+
+/**
+ * Opens the root's network database ahead of an attach (loading SQLite's addon and opening the
+ * WAL cost 15–45 ms under load): an engine calls it while it waits for its container's process.
+ */
+export function warmNetworkStore(ref: StoreRef = {}): void {
+  withStore(ref, (store) => store.ensureDefault());
 }
 
 export interface DetachOptions extends StoreRef {
@@ -197,8 +226,10 @@ export interface DetachOptions extends StoreRef {
 
 /** Disconnects a container from one network, or from all. Missing links and records are fine. */
 export function detachContainer(id: string, opts: DetachOptions = {}): void {
-  withStore(opts, (store) =>
-    store.tx(() => {
+  // No marker: no endpoints, and no database to open.
+  if (opts.network === undefined && surelyUnattached(dirname(networkDbPath(opts.root)), id)) return;
+  withStore(opts, (store) => {
+    const left = store.tx(() => {
       const eps = store.endpointsOfContainer(id).filter((e) => opts.network === undefined || e.network === opts.network || store.findNetwork(opts.network)?.name === e.network);
       if (opts.network !== undefined && eps.length === 0) {
         const net = store.requireNetwork(opts.network);
@@ -208,8 +239,10 @@ export function detachContainer(id: string, opts: DetachOptions = {}): void {
       // The container keeps its other networks: its hosts file follows.
       const left = store.endpointsOfContainer(id)[0];
       if (left?.hostsPath) rewriteInPlace(left.hostsPath, hostsOf(store, id));
-    }),
-  );
+      return left;
+    });
+    if (!left) unmark(store.dir, id);
+  });
 }
 
 /**
@@ -261,11 +294,21 @@ export function cleanupLeftovers(liveIds: Iterable<string>, opts: StoreRef & { r
   return withStore(opts, (store) =>
     store.tx(() => {
       const live = new Set(liveIds);
+      // An attach killed mid-way may have written rules its rolled-back records do not explain.
+      const markers = readMarkers(store.dir);
+      const repairRules = opts.repairRules || [...markers.values()].flat().some((m) => m.pending && isStale(m));
       const dead = store.allEndpoints().filter((e) => !live.has(e.container));
       dropEndpoints(store, dead, opts);
       const known = new Set(store.allEndpoints().map((e) => e.veth));
+      // A first attach killed after it made the bridge rolled back its records (even the default
+      // network's, recorded on first use) but not the kernel's: such a bridge is taken on again.
+      if (!store.network(store.defaults.defaultName) && linkExists(store.defaults.defaultBridge)) store.ensureDefault();
       for (const net of store.networks()) {
-        if (!net.active) continue;
+        if (!net.active) {
+          if (!linkExists(net.bridge)) continue;
+          store.setActive(net.name, true);
+          applyRules(store, net);
+        }
         if (!linkExists(net.bridge)) {
           // After a reboot: the bridge is made again by the next attach; stale rules go now.
           nftApply(removeNetworkRules(net), `removing the rules of network ${net.name}`);
@@ -273,12 +316,41 @@ export function cleanupLeftovers(liveIds: Iterable<string>, opts: StoreRef & { r
           continue;
         }
         deleteLinks(bridgePorts(net.bridge).filter((p) => /^vb[0-9a-f]{12}$/.test(p) && !known.has(p)));
-        if (opts.repairRules) applyRules(store, net);
+        if (repairRules) applyRules(store, net);
         if (net.dnsEnabled) syncResponder(store, net, opts);
       }
+      syncMarkers(store, markers);
       return [...new Set(dead.map((e) => e.container))];
     }),
   );
+}
+
+/**
+ * Makes the markers say what the records say (in the cleanup's transaction: attaches write
+ * theirs only while they hold the lock, or after their commit), then trusts them for this boot.
+ * A container with endpoints but no marker (a root from before the markers, an attach killed
+ * between its commit and its marker) gets one with no holder: only its detach removes it.
+ */
+function syncMarkers(store: NetworkStore, markers: Map<string, Marker[]>): void {
+  const attached = new Set(store.allEndpoints().map((e) => e.container));
+  for (const [id, ms] of markers) {
+    if (!attached.has(id)) unmark(store.dir, id);
+    else if (ms.some((m) => m.pending && isStale(m))) {
+      const kept = ms.filter((m) => !(m.pending && isStale(m)));
+      setMarkers(store.dir, id, kept.length ? kept : [{ pending: false, pid: 0, start: 0 }]);
+    }
+  }
+  for (const id of attached) if (!markers.has(id)) writeMarker(store.dir, id, { pending: false, pid: 0, start: 0 });
+  validateMarkers(store.dir);
+}
+
+/**
+ * Whether cleanupLeftovers has anything to do, without opening the database: a container's
+ * namespace holder or an attaching berth died, the host rebooted, or markers are not kept yet.
+ */
+export function cleanupNeededFor(root?: string): boolean {
+  const db = networkDbPath(root);
+  return existsSync(db) && cleanupNeeded(dirname(db));
 }
 
 export interface CreateOptions extends StoreRef {

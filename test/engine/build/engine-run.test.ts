@@ -94,6 +94,14 @@ describe('berth build with RUN steps', { skip: skipUnless(root('containers need 
     assert.match(bad.stderr, /Containerfile:2:1: RUN \/bin\/sh -c echo failing; exit 5 failed with exit code 5/);
   });
 
+  it('a RUN after VOLUME writes into the layer (as BuildKit) and leaves no volume; the image\'s runs get one', async () => {
+    await build(opts('FROM busybox\nVOLUME /vol\nRUN mkdir -p /vol && echo kept > /vol/f\n', 'vol:1'));
+    assert.equal((await e.berth(['volume', 'ls', '-q'])).stdout, '');
+    const r = await e.berth(['run', '--rm', '--network', 'none', 'vol:1', 'sh', '-c', 'cat /vol/f; grep -c " /vol " /proc/self/mountinfo']);
+    assert.equal(r.stdout, 'kept\n1\n', 'the container\'s anonymous volume got the image\'s /vol');
+    assert.equal((await e.berth(['volume', 'ls', '-q'])).stdout, '', '--rm removed it');
+  });
+
   it('stops at a RUN that fails, with its exit code, and tags nothing', async () => {
     await assert.rejects(build(opts('FROM busybox\nRUN echo before\n\nRUN exit 3\n', 'bad:1')), (err: unknown) => {
       assert.ok(isBerthError(err, 'RUNTIME_ERROR'));

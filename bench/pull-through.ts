@@ -14,7 +14,6 @@
  *
  *   node dist/bench/pull-through.js     BERTH_BENCH_MB=200 (big image), BERTH_BENCH_SMALL_MB=20 (concurrent pulls)
  */
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
@@ -23,7 +22,7 @@ import { startBerthRegistry } from '../test/helpers/berth-registry.js';
 import { startDaemon, waitFor } from '../test/helpers/daemons.js';
 import { freePort, REGISTRY_BIN, startRegistry } from '../test/helpers/distribution.js';
 import { which } from '../test/helpers/requirements.js';
-import { buildBigLayout, SKOPEO_ENV, timeSkopeo } from './lib/registry-load.js';
+import { buildBigLayout, skopeoAsync, timeSkopeo } from './lib/registry-load.js';
 
 const SMALL_MB = Number(process.env.BERTH_BENCH_SMALL_MB ?? 20);
 const UPSTREAM_MBIT = Number(process.env.BERTH_BENCH_UPSTREAM_MBIT ?? 400);
@@ -125,17 +124,6 @@ async function blobsOf(base: string, repo: string): Promise<{ digests: string[];
   const m = (await res.json()) as { config: { digest: string; size: number }; layers: { digest: string; size: number }[] };
   const all = [m.config, ...m.layers];
   return { digests: all.map((b) => b.digest), mb: all.reduce((n, b) => n + b.size, 0) / 1024 / 1024 };
-}
-
-/** skopeo, without blocking this process (the relay runs in it): resolves with the wall time. */
-function skopeoAsync(args: string[]): Promise<number> {
-  const start = process.hrtime.bigint();
-  return new Promise((resolve, reject) => {
-    const c = spawn('skopeo', args, { env: SKOPEO_ENV, stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    c.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    c.once('exit', (code) => (code === 0 ? resolve(Number(process.hrtime.bigint() - start) / 1e9) : reject(new Error(`skopeo ${args.join(' ')}: ${err}`))));
-  });
 }
 
 /** `CLIENTS` skopeo pulls at once; resolves with the wall time once all have finished. */

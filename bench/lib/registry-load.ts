@@ -2,7 +2,7 @@
  * What the registry benchmarks share: load generators (wrk, ab) and their parsing, memory of a
  * process, a ~200 MB multi-layer OCI layout, timed skopeo copies, and a result row with the ratio.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -134,6 +134,17 @@ export function timeSkopeo(args: string[]): number {
   const r = spawnSync('skopeo', args, { env: SKOPEO_ENV, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`skopeo ${args.join(' ')}: ${r.stderr}`);
   return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
+/** skopeo without blocking this process (a relay or a sampler may run in it): resolves with the wall time. */
+export function skopeoAsync(args: string[]): Promise<number> {
+  const start = process.hrtime.bigint();
+  return new Promise((resolve, reject) => {
+    const c = spawn('skopeo', args, { env: SKOPEO_ENV, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    c.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    c.once('exit', (code) => (code === 0 ? resolve(Number(process.hrtime.bigint() - start) / 1e9) : reject(new Error(`skopeo ${args.join(' ')}: ${err}`))));
+  });
 }
 
 export function row(label: string, berth: number, dist: number, unit: string, higherIsBetter: boolean): void {

@@ -128,6 +128,7 @@ describe('pull-through cache configuration', () => {
 describe('pull-through cache (berth serve --proxy)', { skip: skipUnless(peer(REGISTRY_BIN, 'docker-registry')) }, () => {
   let upstream: Upstream;
   let privateUpstream: Upstream;
+  let tokenUpstream: Upstream;
   /** The upstream without prefix, and the same registry as docker.io. */
   let relay: Relay;
   let hub: Relay;
@@ -138,11 +139,17 @@ describe('pull-through cache (berth serve --proxy)', { skip: skipUnless(peer(REG
   before(async () => {
     upstream = await startRegistry();
     privateUpstream = await startRegistry({ auth: 'htpasswd' });
+    tokenUpstream = await startRegistry({ auth: 'token' });
     relay = await countingRelay(`http://${upstream.host}`);
     hub = await countingRelay(`http://${upstream.host}`);
     const config = buildConfig(
       defaultConfig({}),
-      { proxies: [{ prefix: 'private', url: `http://${privateUpstream.host}`, username: privateUpstream.username, password: privateUpstream.password }] },
+      {
+        proxies: [
+          { prefix: 'private', url: `http://${privateUpstream.host}`, username: privateUpstream.username, password: privateUpstream.password },
+          { prefix: 'tokened', url: `http://${tokenUpstream.host}`, username: tokenUpstream.username, password: tokenUpstream.password },
+        ],
+      },
       { data: dir, addr: '127.0.0.1:0', proxy: [relay.url, `docker.io=${hub.url}`], proxyTtl: 2, logFormat: 'off' },
     );
     assert.equal(config.sparseManifests, true, 'a pull-through cache accepts sparse manifests by default');
@@ -156,6 +163,7 @@ describe('pull-through cache (berth serve --proxy)', { skip: skipUnless(peer(REG
     await hub?.close();
     await upstream?.stop();
     await privateUpstream?.stop();
+    await tokenUpstream?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -244,6 +252,25 @@ describe('pull-through cache (berth serve --proxy)', { skip: skipUnless(peer(REG
     assert.ok(Buffer.from(await m.arrayBuffer()).equals(manifest));
     const b = await fetch(`${cache.url}/v2/private/team/app/blobs/${sha256(layer)}`);
     assert.ok(Buffer.from(await b.arrayBuffer()).equals(layer));
+  });
+
+  it('fetches a token from an upstream\'s token server (Bearer challenge) with the credentials of its proxies entry', async () => {
+    const ts = tokenUpstream.tokenServer!;
+    const basic = `Basic ${Buffer.from(`${tokenUpstream.username}:${tokenUpstream.password}`).toString('base64')}`;
+    const tokenRes = await fetch(`${ts.realm}?service=${ts.service}&scope=repository:team/app:pull,push`, { headers: { Authorization: basic } });
+    const auth = { Authorization: `Bearer ${((await tokenRes.json()) as { token: string }).token}` };
+    const base = `http://${tokenUpstream.host}`;
+    const layer = Buffer.from('layer behind a token');
+    await pushBlob(base, 'team/app', layer, auth);
+    const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: OCI_CONFIG, digest: sha256(layer), size: layer.length }, layers: [] }));
+    assert.equal((await fetch(`${base}/v2/team/app/manifests/v1`, { method: 'PUT', body: manifest, headers: { ...auth, 'Content-Type': OCI_MANIFEST } })).status, 201);
+    const before = ts.requests.length;
+    const m = await fetch(`${cache.url}/v2/tokened/team/app/manifests/v1`);
+    assert.ok(Buffer.from(await m.arrayBuffer()).equals(manifest));
+    const b = await fetch(`${cache.url}/v2/tokened/team/app/blobs/${sha256(layer)}`);
+    assert.ok(Buffer.from(await b.arrayBuffer()).equals(layer));
+    const asked = ts.requests.slice(before);
+    assert.ok(asked.length >= 1 && asked.every((r) => r.user === tokenUpstream.username && r.scopes.includes('repository:team/app:pull')), JSON.stringify(asked));
   });
 
   it('links a blob stored for one repository into another only when the other\'s upstream has it (HEAD)', async () => {

@@ -81,10 +81,13 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
+/** A build that takes longer is stopped (docker 20.10 under heavy load once lost a RUN container's exit). */
+const TIMEOUT_MS = Number(process.env.BERTH_BENCH_TIMEOUT_S ?? 600) * 1000;
+
 /** Runs a command, throws with its output when it fails, returns the wall time in seconds. */
 function timed(argv: string[], env: NodeJS.ProcessEnv, cwd?: string): number {
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(argv[0]!, argv.slice(1), { env, cwd, encoding: 'utf8', maxBuffer: 256 << 20 });
+  const r = spawnSync(argv[0]!, argv.slice(1), { env, cwd, encoding: 'utf8', maxBuffer: 256 << 20, timeout: TIMEOUT_MS });
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
   if (LOG) process.stderr.write(r.stderr);
   if (r.status !== 0) throw new Error(`${argv.join(' ')} failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
@@ -215,12 +218,16 @@ async function main(): Promise<void> {
         writeFileSync(join(ctx, 'src/main.c'), 'int main(void) { return 0; }\n');
         const s = await b.setup(run);
         try {
+          // One run's three phases, kept only when all three finished.
+          const one = PHASES.map((p) => {
+            if (p === 'onechange') writeFileSync(join(ctx, 'src/main.c'), `int main(void) { return ${run + 1}; }\n`);
+            return timed(s.argv, s.env);
+          });
           const t = times.get(b.name)!;
-          t.cold.push(timed(s.argv, s.env));
-          t.nochange.push(timed(s.argv, s.env));
-          writeFileSync(join(ctx, 'src/main.c'), `int main(void) { return ${run + 1}; }\n`);
-          t.onechange.push(timed(s.argv, s.env));
+          PHASES.forEach((p, i) => t[p].push(one[i]!));
           console.log(`run ${run + 1} ${b.name.padEnd(7)} ${PHASES.map((p) => `${p} ${t[p].at(-1)!.toFixed(2)} s`).join('   ')}   (load ${loadavg()[0]!.toFixed(1)})`);
+        } catch (err) {
+          console.log(`run ${run + 1} ${b.name.padEnd(7)} failed, not counted: ${(err as Error).message.split('\n')[0]}`);
         } finally {
           await s.cleanup();
         }
@@ -229,6 +236,7 @@ async function main(): Promise<void> {
     console.log(`load average after: ${loadavg().map((l) => l.toFixed(1)).join(' ')}; ${RUNS} runs, medians`);
     const berth = times.get('berth');
     for (const p of PHASES) {
+      if (all.some((b) => times.get(b.name)![p].length === 0)) continue;
       const cells = all.map((b) => `${b.name} ${median(times.get(b.name)![p]).toFixed(2)} s`);
       const ratios = berth ? all.filter((b) => b.name !== 'berth').map((b) => `${(median(berth[p]) / median(times.get(b.name)![p])).toFixed(2)}x ${b.name}`) : [];
       console.log(`${p.padEnd(10)} ${cells.join('   ')}${ratios.length ? `   berth: ${ratios.join(', ')}` : ''}`);

@@ -11,6 +11,7 @@ import type { Descriptor } from '../base/types.js';
 import { openDestination } from '../client/places.js';
 import { RegistryClient } from '../client/registry.js';
 import { copy } from '../content/copy.js';
+import { MemoryStore } from '../content/memory.js';
 import { OciLayout } from '../image/layout.js';
 import { isLayoutPlace, parseLayoutPlace } from '../image/place.js';
 import { parsePlatform } from '../image/platform.js';
@@ -108,7 +109,8 @@ async function exportArchive(kind: 'docker-archive' | 'oci-archive', layout: Oci
 async function openCacheFrom(value: string, client: RegistryClient): Promise<ImportedCache> {
   const place = parseCachePlace(value, '--cache-from');
   if (place.type === 'local') {
-    if (!existsSync(join(place.dir, 'oci-layout'))) return { steps: new Map(), source: await OciLayout.open(place.dir, { create: true }) };
+    // None there yet (a first build): an empty cache, as BuildKit; nothing is created.
+    if (!existsSync(join(place.dir, 'oci-layout'))) return { steps: new Map(), source: new MemoryStore() };
     return importCache(await OciLayout.open(place.dir), place.tag, `--cache-from ${value}`);
   }
   const ref = parseReference(place.ref);

@@ -203,6 +203,9 @@ describe('berth build outputs and formats', { skip: skipUnless(root('COPY sets o
     await built(['--root', join(dir, 'cache-root3'), '--cache-to', `type=local,dest=${local}`, '--output', `oci:${join(dir, 'c3')}:x`]);
     const four = await built(['--root', join(dir, 'cache-root4'), '--cache-from', `type=local,src=${local}`, '--output', `oci:${join(dir, 'c4')}:x`]);
     assert.deepEqual(four.steps.map((s) => s.cached), [true, false]);
+    const none = await built(['--root', join(dir, 'cache-root6'), '--cache-from', `type=local,src=${join(dir, 'no-cache-yet')}`, '--output', `oci:${join(dir, 'c6')}:x`]);
+    assert.deepEqual(none.steps.map((s) => s.cached), [false, false], 'a cache not there yet is an empty one');
+    assert.ok(!existsSync(join(dir, 'no-cache-yet')), '--cache-from creates nothing');
     await assert.rejects(runCommand('build', ['--cache-to', 'type=s3,bucket=x', '--root', join(dir, 'cache-root5'), ctx]), /--cache-to type=local,dest=DIR/);
   });
 });

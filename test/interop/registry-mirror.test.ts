@@ -18,6 +18,7 @@ import { after, before, describe, it } from 'node:test';
 import { startBerthRegistry, type BerthRegistry } from '../helpers/berth-registry.js';
 import { countRequests, REGISTRY_BIN, skopeo, startRegistry, type RegistryServer } from '../helpers/distribution.js';
 import { buildBusyboxImage, type BusyboxImage } from '../registry/busybox-image.js';
+import { podmanEnv } from '../helpers/podman.js';
 import { peer, root, skipUnless } from '../helpers/requirements.js';
 
 const PODMAN = '/usr/bin/podman';
@@ -71,31 +72,7 @@ describe(
         registries,
         ['unqualified-search-registries = []', '[[registry]]', 'prefix = "docker.io"', 'location = "docker.io"', '[[registry.mirror]]', `location = "${cache.host}/docker.io"`, 'insecure = true', ''].join('\n'),
       );
-      const conf = join(work, 'containers.conf');
-      writeFileSync(
-        conf,
-        [
-          '[containers]',
-          'default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]',
-          'netns = "none"',
-          '[engine]',
-          'cgroup_manager = "cgroupfs"',
-          'events_logger = "file"',
-          `events_logfile_path = "${join(work, 'events.log')}"`,
-          'runtime = "runc"',
-          '',
-        ].join('\n'),
-      );
-      const storage = join(work, 'storage.conf');
-      writeFileSync(storage, `[storage]\ndriver = "overlay"\ngraphroot = "${join(work, 'graph')}"\nrunroot = "${join(work, 'run')}"\n`);
-      env = {
-        ...process.env,
-        CONTAINERS_REGISTRIES_CONF: registries,
-        CONTAINERS_CONF: conf,
-        CONTAINERS_STORAGE_CONF: storage,
-        XDG_RUNTIME_DIR: join(work, 'xdg'),
-        TMPDIR: work,
-      };
+      env = podmanEnv(work, { CONTAINERS_REGISTRIES_CONF: registries });
       skopeoEnv = { ...env, _CONTAINERS_ROOTLESS_UID: '1000', XDG_DATA_HOME: '/proc/nonexistent' };
     });
     after(async () => {

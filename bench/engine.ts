@@ -14,7 +14,7 @@
  * capability set; docker (20.10) runs with a dockerd in a temp dir (--bridge none).
  *
  *   node dist/bench/engine.js     (as root; BENCH_RUNS=N warm runs, default 15;
- *                                  BENCH_ONLY=fifty or BENCH_ONLY=cold for one part)
+ *                                  BENCH_ONLY=warm, fifty or cold for one part)
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -26,7 +26,7 @@ import { DOCKER, DOCKERD, startDockerd } from '../test/helpers/dockerd.js';
 import { serveColdImages, type ColdImages } from './lib/cold-image.js';
 import { better, timed, type Timing } from './lib/usr-layers.js';
 
-/** Only one part: BENCH_ONLY=fifty (50 containers) or cold (cold start and disk). */
+/** Only one part: BENCH_ONLY=warm (warm start), fifty (50 containers) or cold (cold start and disk). */
 const ONLY = process.env.BENCH_ONLY;
 const BERTH_BIN = join(import.meta.dirname, '..', '..', 'bin', 'berth.cjs');
 
@@ -117,7 +117,7 @@ async function main(): Promise<void> {
 
     console.log(`load average before: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
     const warm = new Map<string, number>();
-    for (const e of ONLY ? [] : engines) {
+    for (const e of ONLY && ONLY !== 'warm' ? [] : engines) {
       const net = ['--network', 'none']; // each engine without a network (bench/network.ts: what bridge adds)
       run(e, ['run', '--rm', ...net, e.image, 'true']); // warm-up: caches, first unpack
       const times: number[] = [];
@@ -125,9 +125,9 @@ async function main(): Promise<void> {
       warm.set(e.name, median(times));
       console.log(`warm run --rm ${e.image} true   ${e.name.padEnd(7)} median ${median(times).toFixed(0)} ms (min ${Math.min(...times).toFixed(0)}, max ${Math.max(...times).toFixed(0)}, ${runs} runs)`);
     }
-    for (const e of ONLY ? [] : engines.slice(1)) console.log(`  berth / ${e.name}: ${(warm.get('berth')! / warm.get(e.name)!).toFixed(2)}x`);
+    for (const e of ONLY && ONLY !== 'warm' ? [] : engines.slice(1)) console.log(`  berth / ${e.name}: ${(warm.get('berth')! / warm.get(e.name)!).toFixed(2)}x`);
 
-    for (const e of ONLY === 'cold' ? [] : engines) {
+    for (const e of ONLY === 'cold' || ONLY === 'warm' ? [] : engines) {
       try {
         await fifty(e, berthRoot, pd);
       } catch (err) {

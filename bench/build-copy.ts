@@ -13,6 +13,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } fro
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from '../src/engine/build/builder.js';
+import { buildahEnv, cleanBuildah } from './lib/buildah.js';
 
 const RUNS = Number(process.env.BERTH_BENCH_RUNS ?? 3);
 const SOURCES = ['/usr/share/doc', '/usr/share/man', '/usr/share/perl5'];
@@ -71,23 +72,9 @@ function prepareContext(work: string): string {
   return ctx;
 }
 
-function buildahEnv(dir: string): NodeJS.ProcessEnv {
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'containers.conf'), '[containers]\nnetns = "none"\n[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\nruntime = "runc"\n');
-  writeFileSync(join(dir, 'storage.conf'), `[storage]\ndriver = "overlay"\ngraphroot = "${join(dir, 'graph')}"\nrunroot = "${join(dir, 'run')}"\n`);
-  mkdirSync(join(dir, 'tmp'), { recursive: true });
-  return { ...process.env, CONTAINERS_CONF: join(dir, 'containers.conf'), CONTAINERS_STORAGE_CONF: join(dir, 'storage.conf'), TMPDIR: join(dir, 'tmp') };
-}
-
 function buildah(env: NodeJS.ProcessEnv, ctx: string): void {
   const r = spawnSync('buildah', ['bud', '--layers', '-q', '-t', 'bench', ctx], { env, stdio: ['ignore', 'ignore', 'inherit'] });
   if (r.status !== 0) throw new Error('buildah bud failed');
-}
-
-function cleanBuildah(dir: string, env: NodeJS.ProcessEnv): void {
-  spawnSync('buildah', ['rmi', '--all', '--force'], { env, stdio: 'ignore' });
-  spawnSync('umount', ['-R', join(dir, 'graph')], { stdio: 'ignore' });
-  rmSync(dir, { recursive: true, force: true });
 }
 
 async function main(): Promise<void> {

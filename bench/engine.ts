@@ -5,10 +5,16 @@
  *   - 50 concurrent `run -d IMAGE sleep 600`, then `rm -f` of all of them (total time)
  *   - the per-container monitor's RSS (berth-monitor vs podman's conmon), and `ps` with 50
  *     containers vs none
+ *   - cold start (issue 13, section 5): `run --rm REG/IMAGE true` of a four-layer image of
+ *     ~260 MB not on the machine (a fresh root or storage each time), from `berth serve` on
+ *     127.0.0.1: berth vs podman (its pull + run) vs docker (the image removed first); best of
+ *     BENCH_COLD_RUNS (default 2); then the disk check: a second image sharing three of the
+ *     layers adds only its own (`system df`)
  * podman 4.3 is configured as the peers notes say (runc, cgroupfs, no network), with docker's
  * capability set; docker (20.10) runs with a dockerd in a temp dir (--bridge none).
  *
- *   node dist/bench/engine.js     (as root; BENCH_RUNS=N warm runs, default 15)
+ *   node dist/bench/engine.js     (as root; BENCH_RUNS=N warm runs, default 15;
+ *                                  BENCH_ONLY=warm, fifty or cold for one part)
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,8 +22,11 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildBusyboxRootfs } from '../test/helpers/busybox.js';
 import { addBusyboxImage } from '../test/helpers/engine.js';
+import { DOCKER, DOCKERD, startDockerd } from '../test/helpers/dockerd.js';
+import { serveColdImages, type ColdImages } from './lib/cold-image.js';
+import { better, timed, type Timing } from './lib/usr-layers.js';
 
-/** Only the 50-container part: BENCH_ONLY=fifty. */
+/** Only one part: BENCH_ONLY=warm (warm start), fifty (50 containers) or cold (cold start and disk). */
 const ONLY = process.env.BENCH_ONLY;
 const BERTH_BIN = join(import.meta.dirname, '..', '..', 'bin', 'berth.cjs');
 
@@ -61,29 +70,6 @@ function rssOf(needle: string, filter: string): number[] {
   return out;
 }
 
-async function startDockerd(dir: string): Promise<{ engine: Engine; stop(): void } | undefined> {
-  if (!existsSync('/usr/sbin/dockerd') || !existsSync('/usr/bin/docker')) return undefined;
-  const sock = join(dir, 'docker.sock');
-  const d = spawn('/usr/sbin/dockerd', ['--data-root', join(dir, 'data'), '--exec-root', join(dir, 'exec'), '--pidfile', join(dir, 'pid'), '-H', `unix://${sock}`,
-    '--storage-driver', 'overlay2', '--bridge', 'none', '--iptables=false', '--ip6tables=false', '--ip-masq=false', '--userland-proxy=false',
-    '--default-ulimit', 'nofile=1024:1024', '--default-ulimit', 'nproc=4096:4096'], { stdio: 'ignore' });
-  const engine: Engine = { name: 'docker', cmd: ['/usr/bin/docker', '-H', `unix://${sock}`], env: process.env, image: 'bb:bench' };
-  for (let i = 0; i < 100; i++) {
-    if (spawnSync('/usr/bin/docker', ['-H', `unix://${sock}`, 'info'], { stdio: 'ignore' }).status === 0) {
-      return {
-        engine,
-        stop() {
-          d.kill('SIGTERM');
-          spawnSync('sh', ['-c', `sleep 2; umount -R ${join(dir, 'data')} 2>/dev/null; true`]);
-        },
-      };
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  d.kill('SIGKILL');
-  return undefined;
-}
-
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) {
     console.error('bench/engine: run as root');
@@ -91,7 +77,7 @@ async function main(): Promise<void> {
   }
   const runs = Number(process.env.BENCH_RUNS ?? 15);
   const work = mkdtempSync(join(tmpdir(), 'berth-bench-engine-'));
-  const stops: (() => void)[] = [];
+  const stops: (() => void | Promise<void>)[] = [];
   try {
     await buildBusyboxRootfs(join(work, 'rootfs'));
     const tar = execFileSync('tar', ['-C', join(work, 'rootfs'), '-c', '.'], { maxBuffer: 64 << 20 });
@@ -119,7 +105,10 @@ async function main(): Promise<void> {
       });
     } else console.log('podman: not usable here (apt-get install -y podman); skipped');
 
-    const docker = await startDockerd(join(work, 'docker'));
+    const dockerd = existsSync(DOCKERD) ? await startDockerd().catch((err: Error) => void console.log(`docker: ${err.message.split('\n')[0]}`)) : undefined;
+    const docker = dockerd
+      ? { engine: { name: 'docker', cmd: [DOCKER, '-H', `unix://${join(dockerd.dir, 'docker.sock')}`], env: process.env, image: 'bb:bench' } as Engine, stop: () => dockerd.stop() }
+      : undefined;
     if (docker && spawnSync(docker.engine.cmd[0]!, [...docker.engine.cmd.slice(1), 'import', '-', 'bb:bench'], { input: tar }).status === 0) {
       engines.push(docker.engine);
       stops.push(docker.stop);
@@ -128,7 +117,7 @@ async function main(): Promise<void> {
 
     console.log(`load average before: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
     const warm = new Map<string, number>();
-    for (const e of ONLY === 'fifty' ? [] : engines) {
+    for (const e of ONLY && ONLY !== 'warm' ? [] : engines) {
       const net = ['--network', 'none']; // each engine without a network (bench/network.ts: what bridge adds)
       run(e, ['run', '--rm', ...net, e.image, 'true']); // warm-up: caches, first unpack
       const times: number[] = [];
@@ -136,21 +125,89 @@ async function main(): Promise<void> {
       warm.set(e.name, median(times));
       console.log(`warm run --rm ${e.image} true   ${e.name.padEnd(7)} median ${median(times).toFixed(0)} ms (min ${Math.min(...times).toFixed(0)}, max ${Math.max(...times).toFixed(0)}, ${runs} runs)`);
     }
-    for (const e of ONLY === 'fifty' ? [] : engines.slice(1)) console.log(`  berth / ${e.name}: ${(warm.get('berth')! / warm.get(e.name)!).toFixed(2)}x`);
+    for (const e of ONLY && ONLY !== 'warm' ? [] : engines.slice(1)) console.log(`  berth / ${e.name}: ${(warm.get('berth')! / warm.get(e.name)!).toFixed(2)}x`);
 
-    for (const e of engines) {
+    for (const e of ONLY === 'cold' || ONLY === 'warm' ? [] : engines) {
       try {
         await fifty(e, berthRoot, pd);
       } catch (err) {
         console.log(`50 x run -d, then rm -f   ${e.name.padEnd(7)} failed: ${(err as Error).message.split('\n')[0]}`);
       }
     }
+    if (!ONLY || ONLY === 'cold') {
+      const images = await serveColdImages(work);
+      stops.push(() => void images.stop());
+      await coldStart(engines, work, images);
+    }
     console.log(`load average after: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   } finally {
-    for (const s of stops) s();
+    for (const s of stops) await s();
     spawnSync('umount', ['-R', join(work, 'podman', 'graph', 'overlay')], { stdio: 'ignore' });
     rmSync(work, { recursive: true, force: true, maxRetries: 5, retryDelay: 500 });
   }
+}
+
+/**
+ * `run --rm REF true` with nothing local: berth in a fresh BERTH_ROOT (it pulls, unpacking each
+ * layer as it downloads), podman in a fresh storage (--tls-verify=false: plain HTTP), docker
+ * after removing the image (loopback registries are insecure to it by default). CPU is this
+ * process's waited-for children: berth's and podman's own work, not dockerd's (n/a).
+ */
+async function coldStart(engines: Engine[], work: string, images: ColdImages): Promise<void> {
+  const runs = Number(process.env.BENCH_COLD_RUNS ?? 2);
+  console.log(`cold image: 4 gzip layers, ${(images.coldBytes / 1e6).toFixed(0)} MB compressed (~260 MB unpacked), from berth serve at ${images.registry.host}`);
+  const best = new Map<string, Timing>();
+  let berthRoot = '';
+  for (let r = 0; r < runs; r++) {
+    for (const e of engines) {
+      let engine = e;
+      const args = ['run', '--rm', '--network', 'none', images.cold, 'true'];
+      if (e.name === 'berth') {
+        if (berthRoot) rmSync(berthRoot, { recursive: true, force: true });
+        berthRoot = join(work, `cold-berth-${r}`);
+        engine = { ...e, env: { ...e.env, BERTH_ROOT: berthRoot } };
+      } else if (e.name === 'podman') {
+        const dir = join(work, `cold-podman-${r}`);
+        const conf = join(work, `cold-storage-${r}.conf`);
+        writeFileSync(conf, `[storage]\ndriver = "overlay"\ngraphroot = "${dir}/graph"\nrunroot = "${dir}/run"\n`);
+        engine = { ...e, env: { ...e.env, CONTAINERS_STORAGE_CONF: conf } };
+        args.splice(1, 0, '--tls-verify=false');
+      } else {
+        spawnSync(e.cmd[0]!, [...e.cmd.slice(1), 'rmi', '-f', images.cold], { env: e.env, stdio: 'ignore' });
+        spawnSync(e.cmd[0]!, [...e.cmd.slice(1), 'image', 'prune', '-af'], { env: e.env, stdio: 'ignore' });
+      }
+      execFileSync('sync');
+      try {
+        const t = await timed(() => run(engine, args));
+        best.set(e.name, better(best.get(e.name), t));
+        console.log(`  cold run ${r + 1}: ${e.name.padEnd(7)} ${t.wall.toFixed(2)} s wall, ${e.name === 'docker' ? 'CPU n/a (in dockerd)' : `${t.cpu.toFixed(2)} s CPU`}`);
+      } catch (err) {
+        console.log(`  cold run ${r + 1}: ${e.name.padEnd(7)} failed: ${(err as Error).message.split('\n')[0]}`);
+      }
+      if (e.name === 'podman') {
+        spawnSync('umount', ['-R', join(work, `cold-podman-${r}`, 'graph', 'overlay')], { stdio: 'ignore' });
+        rmSync(join(work, `cold-podman-${r}`), { recursive: true, force: true });
+      }
+    }
+  }
+  const b = best.get('berth');
+  for (const [name, t] of best) {
+    const ratio = b && name !== 'berth' ? `  berth / ${name}: ${(b.wall / t.wall).toFixed(2)}x wall${name === 'docker' ? '' : `, ${(b.cpu / t.cpu).toFixed(2)}x CPU`}` : '';
+    console.log(`cold run --rm REG/IMAGE true   ${name.padEnd(7)} best ${t.wall.toFixed(2)} s wall${name === 'docker' ? '' : `, ${t.cpu.toFixed(2)} s CPU`}${ratio}`);
+  }
+  if (b && berthRoot) diskCheck(engines[0]!, berthRoot, images);
+}
+
+/** A second image sharing three layers with the cold one: the berth root grows by its own layer only. */
+function diskCheck(berth: Engine, berthRoot: string, images: ColdImages): void {
+  const e: Engine = { ...berth, env: { ...berth.env, BERTH_ROOT: berthRoot } };
+  const du = () => Number(execFileSync('du', ['-sb', berthRoot], { encoding: 'utf8' }).split('\t')[0]);
+  const before = du();
+  run(e, ['pull', images.second]);
+  run(e, ['run', '--rm', '--network', 'none', images.second, 'true']);
+  const grown = du() - before;
+  console.log(`disk: a second image sharing 3 of the 4 layers (its own: ${(images.ownBytes / 1e3).toFixed(0)} kB compressed, 4.2 MB unpacked): the berth root grew ${(grown / 1e6).toFixed(1)} MB (it holds ${(before / 1e6).toFixed(0)} MB for the first)`);
+  console.log(run(e, ['system', 'df']).stdout.trimEnd().replace(/^/gm, '  '));
 }
 
 /** 50 concurrent run -d, ps with them, the monitors' RSS, then rm -f in five batches. */

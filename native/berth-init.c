@@ -379,7 +379,7 @@ static int root_fd = -1;
 
 static int open_in_root(const char *rel, uint64_t flags) {
   struct berth_open_how how = { O_PATH | O_CLOEXEC | flags, 0, BERTH_RESOLVE_IN_ROOT | BERTH_RESOLVE_NO_MAGICLINKS };
-  int fd = (int)syscall(SYS_openat2, root_fd, *rel ? rel : ".", &how, sizeof how);
+  int fd = berth_openat2(root_fd, *rel ? rel : ".", &how);
   if (fd < 0 && errno == ENOSYS) die("this kernel has no openat2 (Linux 5.6 or newer is needed to resolve paths inside the root filesystem safely)");
   return fd;
 }

@@ -9,6 +9,9 @@
  * It runs COMMAND (berth-init in keep mode, or `runc run`), which stays the parent of the
  * container process and exits with its status; fd 3 (berth-init's plan channel) passes through.
  *  -t SOCKET  listen there for the pty master berth-init sends (runtime-spec console socket)
+ *  -A SOCKET  detached: serve `berth attach` there (monitor-attach.h); -i keeps a stdin pipe
+ *             open for it (docker's run -di), -o closes it when a client's input ends (stdin
+ *             once), -W holds the output until the first client comes (start -a; 10 s at most)
  *  -S         COMMAND is berth-init without keep: it exits once the container process runs,
  *             which is then reparented to us (PR_SET_CHILD_SUBREAPER); its status is the one.
  *  -a         attached: copy the container's output to our stdout/stderr (and stdin, with -i,
@@ -20,7 +23,7 @@
  *             and the runtime's state (-R) go, the rootfs mount (-m) is detached, the name link
  *             (-n) goes when it still points to this container, and DIR is renamed to a
  *             ".removing-" sibling and deleted (the next berth command finishes a removal this
- *             process could not).
+ *             process could not). -V DIR: a volume of the container's (anonymous) goes too.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -48,6 +51,8 @@
 static const char *log_path, *exit_path, *sock_path, *rm_dir, *name_link, *runtime_dir, *rootfs_mount;
 static const char *cgroups[32];
 static int ncg;
+static const char *volumes[32];
+static int nvol;
 static long long max_size = 10 << 20;
 static int attached, with_stdin, subreaper;
 static int log_fd = -1;
@@ -55,6 +60,8 @@ static long long log_size;
 static pid_t child;
 static struct termios saved_tio;
 static int tio_saved;
+static const char *attach_path;
+static int attach_wait;
 
 static void fail(const char *fmt, ...) {
   va_list ap;
@@ -74,6 +81,8 @@ static void write_all(int fd, const char *p, size_t n) {
     n -= (size_t)w;
   }
 }
+
+#include "monitor-attach.h"
 
 static void open_log(void) {
   log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
@@ -128,6 +137,7 @@ struct stream {
 
 static void feed(struct stream *s, const char *p, size_t n) {
   if (attached) write_all(s->out, p, n);
+  if (attach_nclients) attach_send(s->out, p, n);
   if (log_fd < 0) return;
   for (size_t i = 0; i < n; i++) {
     s->line[s->len++] = p[i];
@@ -240,6 +250,13 @@ static void remove_container(void) {
   snprintf(basecopy, sizeof basecopy, "%s", rm_dir);
   snprintf(removing, sizeof removing, "%s/.removing-%s", dirname(dircopy), basename(basecopy));
   if (rename(rm_dir, removing) == 0) remove_tree(removing);
+  /* As volumes.ts removes one: renamed to .removing-PID-NAME (swept if we die), then deleted. */
+  for (int i = 0; i < nvol; i++) {
+    snprintf(dircopy, sizeof dircopy, "%s", volumes[i]);
+    snprintf(basecopy, sizeof basecopy, "%s", volumes[i]);
+    snprintf(removing, sizeof removing, "%s/.removing-%d-%s", dirname(dircopy), (int)getpid(), basename(basecopy));
+    if (rename(volumes[i], removing) == 0) remove_tree(removing);
+  }
 }
 
 static void write_exit(int code) {
@@ -259,11 +276,14 @@ static void write_exit(int code) {
 
 int main(int argc, char **argv) {
   int opt;
-  while ((opt = getopt(argc, argv, "+aiSt:l:s:e:r:n:R:m:g:")) != -1) {
+  while ((opt = getopt(argc, argv, "+aiSoWA:t:l:s:e:r:n:R:m:g:V:")) != -1) {
     switch (opt) {
     case 'a': attached = 1; break;
     case 'S': subreaper = 1; break;
     case 'i': with_stdin = 1; break;
+    case 'o': attach_stdin_once = 1; break;
+    case 'W': attach_wait = 1; break;
+    case 'A': attach_path = optarg; break;
     case 't': sock_path = optarg; break;
     case 'l': log_path = optarg; break;
     case 's': max_size = atoll(optarg); break;
@@ -273,6 +293,7 @@ int main(int argc, char **argv) {
     case 'R': runtime_dir = optarg; break;
     case 'm': rootfs_mount = optarg; break;
     case 'g': if (ncg < 32) cgroups[ncg++] = optarg; break;
+    case 'V': if (nvol < 32) volumes[nvol++] = optarg; break;
     default: fail("usage: berth-monitor [-a] [-i] [-t SOCKET] [-l LOG] [-s MAX] [-e EXITFILE] [-r DIR ...] -- COMMAND ARG...");
     }
   }
@@ -294,14 +315,18 @@ int main(int argc, char **argv) {
       fail("console socket %s: %s", sock_path, strerror(errno));
   }
 
-  int out[2] = { -1, -1 }, err[2] = { -1, -1 };
+  if (attach_path && !attached) attach_listen(attach_path);
+  int out[2] = { -1, -1 }, err[2] = { -1, -1 }, in[2] = { -1, -1 };
+  /* docker's run -di: the container's stdin stays open for whoever attaches. */
+  if (attach_listener >= 0 && with_stdin && !sock_path && pipe2(in, O_CLOEXEC) < 0) fail("pipe: %s", strerror(errno));
   if (!sock_path && (!attached || log_path)) {
     if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) fail("pipe: %s", strerror(errno));
   }
   child = fork();
   if (child < 0) fail("fork: %s", strerror(errno));
   if (child == 0) {
-    if (!attached || !with_stdin) {
+    if (in[0] >= 0) dup2(in[0], 0);
+    else if (!attached || !with_stdin) {
       int null = open("/dev/null", O_RDONLY);
       if (null >= 0 && !(attached && sock_path)) { dup2(null, 0); }
       if (null > 0) close(null);
@@ -318,6 +343,7 @@ int main(int argc, char **argv) {
   /* fd 3 is berth-init's now: without our copy, the engine sees its end close with it. */
   if (has_channel) close(3);
   if (out[1] >= 0) { close(out[1]); close(err[1]); }
+  if (in[0] >= 0) { close(in[0]); attach_in = in[1]; }
 
   int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
   for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) signal(sigs[i], forward);
@@ -333,6 +359,7 @@ int main(int argc, char **argv) {
     else if (master < 0) { kill(child, SIGKILL); }
     else {
       sout.fd = master;
+      if (with_stdin && attach_listener >= 0) { attach_in = master; attach_in_tty = 1; }
       if (attached && isatty(0)) {
         if (tcgetattr(0, &saved_tio) == 0) {
           tio_saved = 1;
@@ -350,15 +377,27 @@ int main(int argc, char **argv) {
   int in_open = attached && with_stdin && master >= 0;
   char buf[16384];
   int exited = code >= 0;
+  struct timespec t0;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
   for (;;) {
     if (winch) { winch = 0; if (master >= 0) copy_winsize(master); }
-    struct pollfd p[3];
+    struct pollfd p[4 + ATTACH_MAX];
     int np = 0;
-    if (sout.fd >= 0) p[np++] = (struct pollfd){ .fd = sout.fd, .events = POLLIN };
-    if (serr.fd >= 0) p[np++] = (struct pollfd){ .fd = serr.fd, .events = POLLIN };
+    /* -W: the output waits (in its pipe or pty) for the first client, 10 s at most. */
+    int holding = attach_wait && !attach_accepted && !exited;
+    if (holding) {
+      struct timespec now;
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      if (now.tv_sec - t0.tv_sec >= 10) holding = attach_wait = 0;
+    }
+    if (sout.fd >= 0 && !holding) p[np++] = (struct pollfd){ .fd = sout.fd, .events = POLLIN };
+    if (serr.fd >= 0 && !holding) p[np++] = (struct pollfd){ .fd = serr.fd, .events = POLLIN };
     if (in_open) p[np++] = (struct pollfd){ .fd = 0, .events = POLLIN };
+    int nio = np;
+    if (attach_listener >= 0 && !exited) p[np++] = (struct pollfd){ .fd = attach_listener, .events = POLLIN };
+    for (int i = 0; i < attach_nclients; i++) p[np++] = (struct pollfd){ .fd = attach_clients[i], .events = POLLIN };
     if (!exited && (code = reap(0)) >= 0) exited = 1;
-    if (np == 0 || (exited && np == (in_open ? 1 : 0))) {
+    if (!holding && (nio == 0 || (exited && nio == (in_open ? 1 : 0)))) {
       if (exited) break;
       /* Output closed before the exit: wait for it (EINTR: a forwarded signal). */
       code = reap(1);
@@ -369,7 +408,13 @@ int main(int argc, char **argv) {
     int r = poll(p, (nfds_t)np, exited ? 50 : 200);
     if (r < 0 && errno != EINTR) break;
     if (r == 0 && exited) break;
-    for (int i = 0; i < np && r > 0; i++) {
+    /* Clients first (from the end: a dropped client's slot takes the last one's), then stdio. */
+    for (int i = np - 1; i >= nio && r > 0; i--) {
+      if (!p[i].revents) continue;
+      if (p[i].fd == attach_listener) { attach_accept(); continue; }
+      for (int k = 0; k < attach_nclients; k++) if (attach_clients[k] == p[i].fd) { attach_read(k, master); break; }
+    }
+    for (int i = 0; i < nio && r > 0; i++) {
       if (!p[i].revents) continue;
       if (p[i].fd == 0) {
         ssize_t n = read(0, buf, sizeof buf);
@@ -393,6 +438,7 @@ int main(int argc, char **argv) {
   flush_stream(&serr);
   if (code < 0) code = reap(1);
   write_exit(code);
+  if (attach_path) attach_finish(code, attach_path);
   if (rm_dir) remove_container();
   restore_tty();
   return code;

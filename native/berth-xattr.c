@@ -72,7 +72,7 @@ int main(int argc, char **argv) {
     if (slash) {
       *slash = 0;
       struct berth_open_how how = { O_PATH | O_DIRECTORY | O_CLOEXEC, 0, BERTH_RESOLVE_IN_ROOT | BERTH_RESOLVE_NO_MAGICLINKS };
-      dir = (int)syscall(SYS_openat2, root, rel, &how, sizeof how);
+      dir = berth_openat2(root, rel, &how);
       if (dir < 0) { printf("%ld %d %s\n", index, errno, strerror(errno)); continue; }
     }
     if (!*name || strcmp(name, "..") == 0) name = ".";

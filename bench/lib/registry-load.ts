@@ -2,7 +2,7 @@
  * What the registry benchmarks share: load generators (wrk, ab) and their parsing, memory of a
  * process, a ~200 MB multi-layer OCI layout, timed skopeo copies, and a result row with the ratio.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -83,16 +83,16 @@ export function rssMb(pid: number): { rss: number; hwm: number } {
   return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
 }
 
-/** A ~TARGET_MB multi-layer OCI layout: uncompressed tars of /usr subtrees, written directly. */
-export async function buildBigLayout(dir: string): Promise<string> {
+/** A ~`mb` MB (default TARGET_MB) multi-layer OCI layout tagged `big`: uncompressed tars of /usr subtrees, written directly. */
+export async function buildBigLayout(dir: string, mb = TARGET_MB): Promise<string> {
   const blobs = join(dir, 'blobs', 'sha256');
   mkdirSync(blobs, { recursive: true });
   const trees = ['/usr/lib/x86_64-linux-gnu', '/usr/share', '/usr/bin', '/usr/lib/gcc', '/usr/lib/python3', '/usr/include', '/usr/sbin'];
   const layers: { digest: string; size: number }[] = [];
   let total = 0;
-  const perLayer = (TARGET_MB * 1024 * 1024) / 5;
+  const perLayer = (mb * 1024 * 1024) / 5;
   for (const tree of trees) {
-    if (total >= TARGET_MB * 1024 * 1024 || !existsSync(tree)) continue;
+    if (total >= mb * 1024 * 1024 || !existsSync(tree)) continue;
     const tmp = join(dir, 'layer.tar');
     // head -c bounds each layer; a truncated tar is still a fine blob for a transfer benchmark
     spawnSync('sh', ['-c', `tar -cf - -C ${tree} . 2>/dev/null | head -c ${Math.floor(perLayer)} > ${tmp}`]);
@@ -134,6 +134,17 @@ export function timeSkopeo(args: string[]): number {
   const r = spawnSync('skopeo', args, { env: SKOPEO_ENV, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`skopeo ${args.join(' ')}: ${r.stderr}`);
   return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
+/** skopeo without blocking this process (a relay or a sampler may run in it): resolves with the wall time. */
+export function skopeoAsync(args: string[]): Promise<number> {
+  const start = process.hrtime.bigint();
+  return new Promise((resolve, reject) => {
+    const c = spawn('skopeo', args, { env: SKOPEO_ENV, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    c.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    c.once('exit', (code) => (code === 0 ? resolve(Number(process.hrtime.bigint() - start) / 1e9) : reject(new Error(`skopeo ${args.join(' ')}: ${err}`))));
+  });
 }
 
 export function row(label: string, berth: number, dist: number, unit: string, higherIsBetter: boolean): void {

@@ -41,7 +41,7 @@ const commandGroup: Record<string, keyof typeof groups> = {
   tag: 'client',
   delete: 'client',
   referrers: 'client',
-  attach: 'client',
+  attach: 'client', // and containers: sharedGroup
   login: 'client',
   // the local store: images, volumes, disk usage (cli/images.ts)
   images: 'images',
@@ -78,10 +78,12 @@ const commandGroup: Record<string, keyof typeof groups> = {
 
 /**
  * Commands two groups share, told apart by their arguments: `create DIR oci:LAYOUT:TAG` makes an
- * image (else a container), `inspect X` shows a container when X names one (else an image).
+ * image (else a container), `inspect X` shows a container when X names one (else an image),
+ * `attach --artifact-type T REF FILE...` pushes an artifact (else it attaches to a container).
  */
 function sharedGroup(cmd: string, args: string[]): keyof typeof groups | undefined {
   if (cmd === 'create') return args.some((a) => /^oci:/.test(a)) ? 'image' : 'engine';
+  if (cmd === 'attach') return args.some((a) => a === '--artifact-type' || a.startsWith('--artifact-type=')) ? 'client' : 'engine';
   if (cmd === 'inspect') {
     const target = args.filter((a) => !a.startsWith('-')).pop();
     return target !== undefined && namesContainer(target, args) ? 'engine' : 'client';

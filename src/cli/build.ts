@@ -2,17 +2,25 @@
  * `berth build` and `berth builder prune` (cli group module: the command table in berth.ts
  * maps `build` and `builder` here). The building itself is src/engine/build/builder.ts.
  */
-import { writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BerthError } from '../base/errors.js';
 import type { LayerCompression } from '../base/media-types.js';
+import type { Descriptor } from '../base/types.js';
+import { openDestination } from '../client/places.js';
+import { RegistryClient } from '../client/registry.js';
+import { copy } from '../content/copy.js';
+import { MemoryStore } from '../content/memory.js';
 import { OciLayout } from '../image/layout.js';
 import { isLayoutPlace, parseLayoutPlace } from '../image/place.js';
 import { parsePlatform } from '../image/platform.js';
 import { parseReference } from '../image/reference.js';
 import { parseGoDuration } from '../engine/build/flags.js';
-import { build, type BuildOptions } from '../engine/build/builder.js';
-import { BuildCache } from '../engine/build/cache.js';
+import { build, type BuildOptions, type ImageFormat } from '../engine/build/builder.js';
+import { clientFor, REGISTRY_OPTIONS } from './client.js';
+import { BuildCache, type CachedStep } from '../engine/build/cache.js';
+import { importCache, parseCachePlace, writeCacheLayout, type ImportedCache } from '../engine/build/cache-transfer.js';
 import { EngineRunExecutor } from '../engine/build/engine-run.js';
 import { berthRoot, imageStorePath, storeRefName } from '../engine/store.js';
 import { flag, needPositionals, printJson, printLine, str, strs, type CommandGroup, type ParsedCommand } from './common.js';
@@ -51,17 +59,94 @@ export function secretsOf(values: string[]): Map<string, string> {
   return out;
 }
 
-/** `--output type=oci,dest=DIR[,name=TAG]` or `oci:DIR:TAG`: an OCI layout to write into. */
-export function outputOf(value: string): { layout: string; tag?: string } {
+/**
+ * Where `--output` sends the image: an OCI layout, or an archive file: docker-archive (`docker
+ * load` reads it) or oci-archive (a tar of an OCI layout).
+ */
+export type BuildOutput = { type: 'oci'; layout: string; tag?: string } | { type: 'docker' | 'oci-archive'; dest: string; name?: string };
+
+/**
+ * `--output type=oci,dest=DIR[,name=TAG]`, `oci:DIR:TAG`, `type=oci,dest=FILE.tar` (or `tar=true`)
+ * for a tar of the layout, or `type=docker,dest=FILE[,name=TAG]`.
+ */
+export function outputOf(value: string): BuildOutput {
   if (isLayoutPlace(value)) {
     const place = parseLayoutPlace(value);
-    return { layout: place.dir, ...(place.ref ? { tag: place.ref } : {}) };
+    return { type: 'oci', layout: place.dir, ...(place.ref ? { tag: place.ref } : {}) };
   }
   const fields = Object.fromEntries(value.split(',').map((f) => [f.slice(0, f.indexOf('=')), f.slice(f.indexOf('=') + 1)]));
-  if (fields.type !== 'oci' || !fields.dest) {
-    throw new BerthError('USAGE', `--output ${JSON.stringify(value)}: write --output type=oci,dest=DIR[,name=TAG] or --output oci:DIR:TAG`);
+  if (fields.type === 'oci' && fields.dest && (fields.tar === 'true' || fields.dest.endsWith('.tar'))) {
+    return { type: 'oci-archive', dest: fields.dest, ...(fields.name ? { name: fields.name } : {}) };
   }
-  return { layout: fields.dest, ...(fields.name ? { tag: fields.name } : {}) };
+  if (fields.type === 'oci' && fields.dest) return { type: 'oci', layout: fields.dest, ...(fields.name ? { tag: fields.name } : {}) };
+  if (fields.type === 'docker' && fields.dest) return { type: 'docker', dest: fields.dest, ...(fields.name ? { name: fields.name } : {}) };
+  throw new BerthError(
+    'USAGE',
+    `--output ${JSON.stringify(value)}: write --output type=oci,dest=DIR[,name=TAG], --output oci:DIR:TAG or --output type=docker,dest=FILE[,name=TAG]`,
+  );
+}
+
+/** `--format oci|docker` (the image's media types; `--format json|text` still chooses the output, as for every command). */
+function formatOf(v: string | undefined): ImageFormat | undefined {
+  if (v === undefined || v === 'json' || v === 'text') return undefined;
+  if (v === 'oci' || v === 'docker') return v;
+  throw new BerthError('USAGE', `--format must be oci or docker (or json for JSON output), got ${JSON.stringify(v)}`);
+}
+
+/** The built image from `layout` into an archive file, named `name` in it (docker load tags it so). */
+async function exportArchive(kind: 'docker-archive' | 'oci-archive', layout: OciLayout, manifest: Descriptor, dest: string, name: string | undefined): Promise<void> {
+  const place = await openDestination({ kind, path: dest, ...(name ? { ref: name } : {}) }, { client: new RegistryClient() });
+  let ok = false;
+  try {
+    await copy(layout, manifest, place.target, place.ref);
+    ok = true;
+  } finally {
+    await place.close(ok);
+  }
+}
+
+/** A --cache-from cache: an OCI layout (none yet: an empty cache) or a registry reference. */
+async function openCacheFrom(value: string, client: RegistryClient): Promise<ImportedCache> {
+  const place = parseCachePlace(value, '--cache-from');
+  if (place.type === 'local') {
+    // None there yet (a first build): an empty cache, as BuildKit; nothing is created.
+    if (!existsSync(join(place.dir, 'oci-layout'))) return { steps: new Map(), source: new MemoryStore() };
+    return importCache(await OciLayout.open(place.dir), place.tag, `--cache-from ${value}`);
+  }
+  const ref = parseReference(place.ref);
+  const target = (await openDestination({ kind: 'docker', reference: ref }, { client })).target;
+  return importCache(target, ref.digest ?? ref.tag ?? 'latest', `--cache-from ${value}`);
+}
+
+/** --cache-to: the build's steps and layers into an OCI layout, or (through a temporary one) to a registry. */
+async function exportCacheTo(value: string, client: RegistryClient, from: OciLayout, steps: CachedStep[], tmpRoot: string): Promise<void> {
+  const place = parseCachePlace(value, '--cache-to');
+  if (place.type === 'local') {
+    await writeCacheLayout(from, steps, await OciLayout.open(place.dir, { create: true }), place.tag);
+    return;
+  }
+  const ref = parseReference(place.ref);
+  await mkdir(tmpRoot, { recursive: true });
+  const dir = await mkdtemp(join(tmpRoot, 'build-cache-export-'));
+  try {
+    const layout = await OciLayout.open(dir, { create: true });
+    await writeCacheLayout(from, steps, layout, 'cache');
+    const dest = await openDestination({ kind: 'docker', reference: ref }, { client });
+    await copy(layout, 'cache', dest.target, ref.tag ?? 'latest');
+    await dest.close(true);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** --push: each -t name from the store to its registry. */
+async function pushTags(client: RegistryClient, store: OciLayout, tags: string[]): Promise<void> {
+  for (const t of tags) {
+    const ref = parseReference(t);
+    const place = await openDestination({ kind: 'docker', reference: ref }, { client });
+    await copy(store, t, place.target, ref.tag ?? 'latest');
+    await place.close(true);
+  }
 }
 
 function compressionOf(v: string | undefined): LayerCompression | undefined {
@@ -93,6 +178,13 @@ Options:
   --build-arg NAME[=VALUE]       set an ARG (repeatable; NAME alone takes $NAME)
   --platform OS/ARCH[/VARIANT]   default: this machine
   --output type=oci,dest=DIR[,name=TAG] | oci:DIR:TAG   write into an OCI layout instead of the store
+  --output type=docker,dest=FILE[,name=TAG]   also write a docker-archive tar (docker load, podman load)
+  --output type=oci,dest=FILE.tar[,name=TAG]  also write a tar of an OCI layout (or tar=true)
+  --format oci|docker            manifest and config media types: OCI (default) or Docker schema 2
+  --push                         push each -t name to its registry after the build
+  --cache-from type=local,src=DIR | type=registry,ref=REF   reuse steps a --cache-to exported (repeatable)
+  --cache-to type=local,dest=DIR | type=registry,ref=REF    export this build's steps and layers
+  --tls-verify=false             plain HTTP for --push (loopback registries always use it)
   --iidfile FILE                 write the image ID (the config digest) to FILE
   --no-cache                     build every step (results are still cached)
   --compression gzip|zstd|none   layer compression (default gzip)
@@ -117,6 +209,11 @@ Examples:
       compression: one,
       secret: many,
       'source-date-epoch': one,
+      format: one,
+      push: bool,
+      'cache-from': many,
+      'cache-to': one,
+      ...REGISTRY_OPTIONS,
       root: one,
       quiet: { ...bool, short: 'q' },
     },
@@ -126,7 +223,19 @@ Examples:
       const root = str(p, 'root');
       const tags = strs(p, 'tag').map((t) => storeRefName(parseReference(t)));
       const outputOpt = str(p, 'output');
-      const output = outputOpt !== undefined ? outputOf(outputOpt) : { layout: imageStorePath(root ? { root } : {}), ...(tags[0] ? { tag: tags[0] } : {}) };
+      const wanted = outputOpt !== undefined ? outputOf(outputOpt) : undefined;
+      const push = flag(p, 'push');
+      if (push && (tags.length === 0 || wanted?.type === 'oci')) {
+        throw new BerthError('USAGE', '--push sends the -t names to their registries: give -t REGISTRY/REPO:TAG (and no --output type=oci)');
+      }
+      const store = { layout: imageStorePath(root ? { root } : {}), ...(tags[0] ? { tag: tags[0] } : {}) };
+      // An archive: into the store when tagged (as docker --load), else through a temporary layout.
+      let scratch: string | undefined;
+      if (wanted !== undefined && wanted.type !== 'oci' && tags.length === 0) {
+        await mkdir(berthRoot(root ? { root } : {}), { recursive: true });
+        scratch = await mkdtemp(join(berthRoot(root ? { root } : {}), 'build-output-'));
+      }
+      const output = wanted?.type === 'oci' ? wanted : scratch !== undefined ? { layout: scratch } : store;
       const quiet = flag(p, 'quiet') || p.json;
       const opts: BuildOptions = {
         contextDir,
@@ -135,22 +244,40 @@ Examples:
         secrets: secretsOf(strs(p, 'secret')),
         cache: buildCacheDir(root),
         storeRoot: berthRoot(root ? { root } : {}),
+        // Overlay views of the stages need root (as RUN does); otherwise stages are unpacked.
+        ...(process.getuid?.() === 0 ? { snapshotRoot: berthRoot(root ? { root } : {}) } : {}),
         runExecutor: new EngineRunExecutor({ root: berthRoot(root ? { root } : {}) }),
         noCache: flag(p, 'no-cache'),
         ...(str(p, 'file') !== undefined ? { dockerfile: str(p, 'file')! } : {}),
         ...(str(p, 'target') !== undefined ? { targetStage: str(p, 'target')! } : {}),
         ...(str(p, 'platform') !== undefined ? { platform: parsePlatform(str(p, 'platform')!) } : {}),
         ...(compressionOf(str(p, 'compression')) ? { compression: compressionOf(str(p, 'compression'))! } : {}),
+        ...(formatOf(str(p, 'format')) ? { format: formatOf(str(p, 'format'))! } : {}),
         ...(epochOf(p) !== undefined ? { sourceDateEpoch: epochOf(p)! } : {}),
         ...(quiet ? {} : { log: (line: string) => process.stderr.write(`${line}\n`) }),
       };
-      const result = await build(opts);
-      // Further -t names point at the same manifest.
-      if (outputOpt === undefined && tags.length > 1) {
-        const layout = await OciLayout.open(output.layout);
-        const desc = await layout.resolve(tags[0]!);
-        for (const t of tags.slice(1)) await layout.tag(desc, t);
+      const client = clientFor(p);
+      const cacheFrom = await Promise.all(strs(p, 'cache-from').map((v) => openCacheFrom(v, client)));
+      if (cacheFrom.length) opts.cacheFrom = cacheFrom;
+      const cacheTo = str(p, 'cache-to');
+      let result;
+      try {
+        result = await build(opts);
+        if (cacheTo !== undefined) await exportCacheTo(cacheTo, client, await OciLayout.open(output.layout), result.cacheSteps, berthRoot(root ? { root } : {}));
+        // Further -t names point at the same manifest.
+        if (wanted?.type !== 'oci' && tags.length > 1) {
+          const layout = await OciLayout.open(output.layout);
+          const desc = await layout.resolve(tags[0]!);
+          for (const t of tags.slice(1)) await layout.tag(desc, t);
+        }
+        if (wanted && wanted.type !== 'oci') {
+          const kind = wanted.type === 'docker' ? 'docker-archive' : 'oci-archive';
+          await exportArchive(kind, await OciLayout.open(output.layout), result.manifest, wanted.dest, wanted.name ?? tags[0]);
+        }
+      } finally {
+        if (scratch !== undefined) await rm(scratch, { recursive: true, force: true });
       }
+      if (push) await pushTags(client, await OciLayout.open(output.layout), tags);
       const iidfile = str(p, 'iidfile');
       const id = result.id;
       if (iidfile !== undefined) await writeFile(iidfile, id);

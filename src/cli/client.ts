@@ -22,7 +22,7 @@ import { fetchBytes, fetchJson } from '../base/read.js';
 import type { Target } from '../base/target.js';
 import { flag, needPositionals, printJson, printLine, str, strs, type CommandGroup, type ParsedCommand } from './common.js';
 
-const REGISTRY_OPTIONS = {
+export const REGISTRY_OPTIONS = {
   'tls-verify': { type: 'string' },
   insecure: { type: 'boolean' },
   authfile: { type: 'string' },
@@ -58,7 +58,7 @@ async function credsOption(p: ParsedCommand, name: 'creds' | 'src-creds' | 'dest
 }
 
 /** A client for one command; `creds`, when given, are used for every registry it talks to instead of the auth files. */
-function clientFor(p: ParsedCommand, creds?: Credentials): RegistryClient {
+export function clientFor(p: ParsedCommand, creds?: Credentials): RegistryClient {
   const tls = str(p, 'tls-verify');
   if (tls !== undefined && tls !== 'true' && tls !== 'false') throw new BerthError('USAGE', `--tls-verify must be true or false, got ${JSON.stringify(tls)}`);
   const authfile = str(p, 'authfile');

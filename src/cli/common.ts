@@ -48,7 +48,8 @@ export function parseCommand(name: string, spec: CommandSpec, argv: string[]): P
   }
   if (parsed.values.help) return 'help';
   const format = parsed.values.format;
-  if (format !== undefined && format !== 'json' && format !== 'text') {
+  // A command may give --format more values of its own (build: oci|docker); json still means JSON output.
+  if (format !== undefined && format !== 'json' && format !== 'text' && spec.options?.format === undefined) {
     throw new BerthError('USAGE', `berth ${name}: --format must be "json" or "text", got ${JSON.stringify(format)}`);
   }
   return { values: parsed.values as ParsedCommand['values'], positionals: [...parsed.positionals, ...rest], json: format === 'json' };

@@ -86,6 +86,7 @@ const RUN_HELP = `Options:
   --rm                  remove the container when it exits
   -d, --detach          run in the background (held by berth-monitor) and print the id
   -i, --interactive     keep stdin open;  -t, --tty  a pseudo-terminal (its size follows yours)
+                        -it on a terminal: ctrl-p ctrl-q detaches (run: --detach-keys KEYS)
   --name NAME           a unique name (default: berth_XXXXXXXX)
   -e, --env K=V|K       environment (K alone: from this environment); --env-file FILE
   -v, --volume HOST:CTR[:ro|rw]   bind a host path; --mount type=bind|tmpfs,source=,target=[,readonly]
@@ -172,6 +173,8 @@ async function runOptions(p: ParsedCommand, command: string[]): Promise<RunOptio
     labels: o.parseLabels(strs(p, 'label')),
     tty: flag(p, 'tty'),
     interactive: flag(p, 'interactive'),
+    stdinOnce: flag(p, 'interactive') && !flag(p, 'detach'),
+    ...(flag(p, 'tty') && process.stdout.isTTY && process.stdout.rows ? { consoleSize: { height: process.stdout.rows, width: process.stdout.columns } } : {}),
     autoRemove: flag(p, 'rm'),
     runtime,
     logMaxSize,
@@ -348,20 +351,31 @@ async function forEachContainer(p: ParsedCommand, usage: string, fn: (engine: En
   return status;
 }
 
-async function followUntilExit(engine: Engine, c: Container): Promise<number> {
-  const { readLogs } = await import('../engine/containers/logs.js');
-  await readLogs(engine.logPath(c), { follow: true, stopped: () => engine.store.load(c.id)?.state.status !== 'running' }, (e) => {
-    (e.stream === 'stderr' ? process.stderr : process.stdout).write(e.log);
-  });
-  const done = engine.store.load(c.id);
-  return done ? engine.exitOf(done) ?? 0 : 0;
+/** docker's --sig-proxy[=true|false] (default true). */
+function sigProxy(p: ParsedCommand): boolean {
+  const v = str(p, 'sig-proxy') ?? 'true';
+  if (v !== 'true' && v !== 'false') throw new BerthError('USAGE', `--sig-proxy=${v}: true or false`);
+  return v === 'true';
 }
+
+/** Our stdio to the running container's, through its monitor, until it exits or we detach. */
+async function attachTo(engine: Engine, c: Container, p: ParsedCommand, stdin: boolean): Promise<number> {
+  const { attachTo: attach } = await import('../engine/containers/attach.js');
+  if (stdin && c.config.tty && !process.stdin.isTTY) throw new BerthError('USAGE', 'the input device is not a TTY: use --no-stdin, or run on a terminal');
+  return attach(c.id, c.name, {
+    stdin, tty: c.config.tty, sigProxy: sigProxy(p), ...(str(p, 'detach-keys') ? { detachKeys: str(p, 'detach-keys')! } : {}),
+    signal: (sig) => { try { engine.kill(engine.store.load(c.id) ?? c, sig); } catch { /* stopped meanwhile */ } },
+    exitCode: () => { const done = engine.store.load(c.id); return done ? engine.exitOf(done) ?? 0 : 0; },
+  });
+}
+
+const ATTACH_OPTIONS = { 'sig-proxy': { type: 'string' as const }, 'detach-keys': { type: 'string' as const } };
 
 const commands: CommandGroup = {
   run: engineCommand({
     summary: 'Run a command in a new container (pulls the image when missing)',
     usage: RUN_USAGE,
-    options: RUN_OPTIONS,
+    options: { ...RUN_OPTIONS, 'detach-keys': { type: 'string' as const } },
     optionsEndAfter: 1,
     async run(p) {
       const detach = flag(p, 'detach');
@@ -376,6 +390,17 @@ const commands: CommandGroup = {
         printLine(c.id);
         return 0;
       }
+      // -it on a terminal: detached under its monitor (which also does --rm), then attached as
+      // docker's client does, so that ctrl-p ctrl-q can detach and leave the container running.
+      if (c.config.tty && c.config.interactive && process.stdin.isTTY) {
+        try {
+          await engine.start(c, false, undefined, { waitAttach: true });
+        } catch (err) {
+          if (c.config.autoRemove) await engine.remove(engine.store.load(c.id) ?? c, true).catch(() => undefined);
+          throw err;
+        }
+        return attachTo(engine, engine.store.load(c.id) ?? c, p, true);
+      }
       let code: number;
       try {
         code = await engine.start(c, true);
@@ -383,6 +408,8 @@ const commands: CommandGroup = {
         if (c.config.autoRemove) {
           const now = engine.store.load(c.id);
           if (now) await engine.remove(now, true);
+          // The monitor removes them when it removes the container; without one (runc), here.
+          if (now && c.config.anonymousVolumes?.length) await (await import('../engine/containers/anon-volumes.js')).removeVolumes(engine.root, c.config.anonymousVolumes);
         }
       }
       return code;
@@ -403,21 +430,44 @@ const commands: CommandGroup = {
 
   start: engineCommand({
     summary: 'Start one or more stopped containers',
-    usage: 'Usage: berth start [-a] CONTAINER...\n\n  -a, --attach   print the container\'s output and exit with its status',
-    options: { ...ROOT_OPTION, attach: { type: 'boolean', short: 'a' } },
+    usage: 'Usage: berth start [-a [-i]] CONTAINER...\n\n  -a, --attach        pass the container\'s output (and its status) through, as berth attach\n  -i, --interactive   and our stdin to the container (made with -i)\n  --detach-keys KEYS  (with a terminal) detach with KEYS, default ctrl-p,ctrl-q',
+    options: { ...ROOT_OPTION, ...ATTACH_OPTIONS, attach: { type: 'boolean', short: 'a' }, interactive: { type: 'boolean', short: 'i' } },
     async run(p) {
       const usage = this.usage;
-      if (flag(p, 'attach')) {
+      if (flag(p, 'attach') || flag(p, 'interactive')) {
         needOne(p, usage);
         const { engine } = await engineOf(p);
         const c = engine.store.find(p.positionals[0]!);
-        await engine.start(c, false);
-        return followUntilExit(engine, engine.store.load(c.id) ?? c);
+        const stdin = flag(p, 'interactive') && c.config.interactive;
+        if (stdin && c.config.tty && !process.stdin.isTTY) throw new BerthError('USAGE', 'the input device is not a TTY: drop -i, or run on a terminal');
+        // The monitor holds the output until we are connected: nothing printed is lost.
+        if (c.state.status !== 'running') await engine.start(c, false, undefined, { waitAttach: true });
+        return attachTo(engine, engine.store.load(c.id) ?? c, p, stdin);
       }
       return forEachContainer(p, usage, async (engine, c) => {
         if (c.state.status !== 'running') await engine.start(c, false);
         printLine(p.positionals.find((r) => r === c.name || c.id.startsWith(r)) ?? c.id);
       });
+    },
+  }),
+
+  attach: engineCommand({
+    summary: 'Attach our stdin, stdout and stderr to a running container (berth attach --artifact-type …: an artifact)',
+    usage: `Usage: berth attach [--no-stdin] [--sig-proxy=true|false] [--detach-keys KEYS] CONTAINER
+
+Passes the output of a running container (from now on) to ours and, when it was made with -i,
+our input to it, until it exits (its status is ours). With a terminal (-t) ours is raw and its
+size follows; ctrl-p ctrl-q (--detach-keys) detaches and leaves the container running.
+  --no-stdin          do not pass our input
+  --sig-proxy=false   do not pass the signals we get to the container (never with -t)
+(berth attach --artifact-type T REF FILE... pushes an artifact instead: berth attach --artifact-type x --help.)`,
+    options: { ...ROOT_OPTION, ...ATTACH_OPTIONS, 'no-stdin': { type: 'boolean' } },
+    async run(p) {
+      if (p.positionals.length !== 1) throw new BerthError('USAGE', `wrong number of arguments\n\n${this.usage}`);
+      const { engine } = await engineOf(p);
+      const c = engine.store.find(p.positionals[0]!);
+      if (c.state.status !== 'running' || !engine.livePid(c)) throw new BerthError('CONTAINER_STATE', `cannot attach to container ${c.name}: it is not running; start it first (berth start -a ${c.name})`);
+      return attachTo(engine, c, p, !flag(p, 'no-stdin') && c.config.interactive);
     },
   }),
 
@@ -463,11 +513,15 @@ const commands: CommandGroup = {
 
   rm: engineCommand({
     summary: 'Remove containers (-f: running ones too)',
-    usage: 'Usage: berth rm [-f] [-v] CONTAINER...\n\n  -f, --force     kill a running container first\n  -v, --volumes   (anonymous volumes: berth makes none yet)',
+    usage: 'Usage: berth rm [-f] [-v] CONTAINER...\n\n  -f, --force     kill a running container first\n  -v, --volumes   remove its anonymous volumes too (the image\'s VOLUMEs, -v /path); named ones stay',
     options: { ...ROOT_OPTION, force: { type: 'boolean', short: 'f' }, volumes: { type: 'boolean', short: 'v' } },
     async run(p) {
       return forEachContainer(p, this.usage, async (engine, c) => {
         await engine.remove(c, flag(p, 'force'));
+        if (flag(p, 'volumes') && c.config.anonymousVolumes?.length) {
+          const { removeVolumes } = await import('../engine/containers/anon-volumes.js');
+          await removeVolumes(engine.root, c.config.anonymousVolumes);
+        }
         printLine(p.positionals.find((r) => r === c.name || c.id.startsWith(r)) ?? c.id);
       });
     },

@@ -35,7 +35,7 @@ const SERVE_OPTIONS = {
   'no-delete': { type: 'boolean' },
   'no-redirect': { type: 'boolean' },
   'sparse-manifests': { type: 'boolean' },
-  proxy: { type: 'string' },
+  proxy: { type: 'string', multiple: true },
   'proxy-ttl': { type: 'string' },
   'upload-purge-after': { type: 'string' },
   'max-manifest-bytes': { type: 'string' },
@@ -74,13 +74,13 @@ function flagOverrides(p: ParsedCommand): ConfigOverrides {
     uploadPurgeAfter: num(p, 'upload-purge-after'),
     maxManifestBytes: num(p, 'max-manifest-bytes'),
     chunkMinLength: num(p, 'chunk-min-length'),
-    proxy: str(p, 'proxy'),
     proxyTtl: num(p, 'proxy-ttl'),
     logFormat: str(p, 'log-format'),
     gcGrace: num(p, 'gc-grace'),
   };
   if (strs(p, 'token-trust').length > 0) o.tokenTrust = strs(p, 'token-trust');
   if (strs(p, 'warning').length > 0) o.warnings = strs(p, 'warning');
+  if (strs(p, 'proxy').length > 0) o.proxy = strs(p, 'proxy');
   if (flag(p, 'no-delete')) o.delete = false;
   if (flag(p, 'no-redirect')) o.redirect = false;
   if (flag(p, 'sparse-manifests')) o.sparseManifests = true;
@@ -108,8 +108,12 @@ Options (each also as a BERTH_* environment variable or a key of the --config JS
   --metadata postgres://USER@HOST:PORT/DB   metadata in PostgreSQL, shared by replicas (BERTH_METADATA, "metadata")
   --sparse-manifests           accept manifests whose blobs or child manifests are missing, as a mirror of
                                part of an index needs (BERTH_SPARSE_MANIFESTS, "sparseManifests")
-  --proxy URL                  pull-through cache of the registry at URL (BERTH_PROXY, "proxy"); its
-                               credentials in BERTH_PROXY_USERNAME/_PASSWORD ("proxyUsername"/"proxyPassword")
+  --proxy [PREFIX=]URL         pull-through cache of the registry at URL (repeatable; BERTH_PROXY, comma-
+                               separated): repositories PREFIX/NAME (PREFIX a host such as docker.io, or a
+                               path; also NAME?ns=PREFIX from containerd) are the upstream's NAME; without
+                               PREFIX, every other repository. Credentials: the config's "proxies" list
+                               ([{"prefix","url","username","password","ttl"}]); for the upstream without
+                               prefix also BERTH_PROXY_USERNAME/_PASSWORD ("proxyUsername"/"proxyPassword")
   --proxy-ttl SECONDS          serve a cached tag this long before asking the upstream again (default 300)
   --no-redirect                proxy blob GETs from S3 instead of redirecting to presigned URLs (BERTH_REDIRECT=false)
   --debug-addr HOST:PORT       plain-HTTP listener with /metrics and /healthz, no auth (BERTH_DEBUG_ADDR,

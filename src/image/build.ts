@@ -4,10 +4,11 @@
  * entry, a new manifest is written and the tag moves to it.
  */
 import { stat } from 'node:fs/promises';
-import { Readable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
 import { BerthError } from '../base/errors.js';
 import { writeLayerFromDir } from '../layer/create.js';
 import { writeDiffLayer } from '../layer/diff.js';
+import type { LayerOptions, LayerResult } from '../layer/layer-output.js';
 import type { OciLayout } from './layout.js';
 import { isValidDigest, digestOf } from '../base/digest.js';
 import { loadImage } from './load-image.js';
@@ -57,6 +58,8 @@ export interface AppendLayerOptions extends LayerSettings {
   createdBy?: string;
   /** The layer holds only what `dir` changes from `lower` (deletions as whiteouts), as for a commit. */
   lower?: string;
+  /** Writes the layer itself (a commit of an overlay upper dir, `dir`); instead of `lower`. */
+  produce?: (out: Writable, opts: LayerOptions) => Promise<LayerResult>;
 }
 
 export interface MutateImageOptions extends ImageSettings {
@@ -129,12 +132,12 @@ export async function pushJson(layout: OciLayout, mediaType: string, doc: unknow
 }
 
 /** Writes `dir` as one layer blob into the layout. */
-async function writeLayer(layout: OciLayout, dir: string, mediaType: string, s: LayerSettings, lower?: string): Promise<{ desc: Descriptor; diffId: string }> {
+async function writeLayer(layout: OciLayout, dir: string, mediaType: string, s: LayerSettings, lower?: string, produce?: AppendLayerOptions['produce']): Promise<{ desc: Descriptor; diffId: string }> {
   let diffId = '';
   let reported = '';
   const desc = await layout.ingest(mediaType, async (out) => {
     const o = { compression: s.compression ?? 'gzip', level: s.level, sourceDateEpoch: s.sourceDateEpoch } as const;
-    const r = lower === undefined ? await writeLayerFromDir(dir, out, o) : await writeDiffLayer(lower, dir, out, o);
+    const r = produce ? await produce(out, o) : lower === undefined ? await writeLayerFromDir(dir, out, o) : await writeDiffLayer(lower, dir, out, o);
     diffId = r.diffId;
     reported = r.digest;
   });
@@ -198,7 +201,7 @@ export async function appendLayer(layout: OciLayout, ref: string, opts: AppendLa
   if (docker && compression !== 'gzip') {
     throw new BerthError('UNSUPPORTED', `${ref} is a Docker schema 2 image, whose layers can only be gzip: use --compression gzip`);
   }
-  const layer = await writeLayer(layout, dir, docker ? MediaType.dockerLayerGzip : ociLayerMediaType(compression), opts, opts.lower);
+  const layer = await writeLayer(layout, dir, docker ? MediaType.dockerLayerGzip : ociLayerMediaType(compression), opts, opts.lower, opts.produce);
   const created = nowOrEpoch(opts.sourceDateEpoch);
   const config: ImageConfig = {
     ...base.config,

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { BerthError } from '../base/errors.js';
+import { validateRepositoryName } from '../image/reference.js';
 
 export type LogFormat = 'text' | 'json' | 'off';
 
@@ -22,6 +23,32 @@ export interface TokenConfig {
   expiresIn: number;
 }
 
+/**
+ * One upstream of the pull-through cache. With a prefix (a registry host such as docker.io, or
+ * a path such as mirrors/team), the local repository PREFIX/NAME is the upstream's NAME, and a
+ * request for NAME with `?ns=PREFIX` (containerd's mirror requests) is that repository; without
+ * one, every repository no other upstream takes is the upstream's repository of the same name.
+ */
+export interface ProxyUpstream {
+  prefix?: string;
+  /** http(s)://HOST[:PORT] of the upstream registry. */
+  url: string;
+  username?: string;
+  password?: string;
+  /** How long a tag is served before it is revalidated with the upstream. */
+  ttlMs: number;
+}
+
+/** An entry of the `proxies` list of the JSON config file. */
+export interface ProxyEntry {
+  prefix?: string;
+  url: string;
+  username?: string;
+  password?: string;
+  /** Seconds (default: proxyTtl, else 300). */
+  ttl?: number;
+}
+
 export interface RegistryConfig {
   addr: string;
   /** A second listener, plain HTTP, with /metrics and /healthz and no auth (distribution's debug.addr). */
@@ -31,8 +58,8 @@ export interface RegistryConfig {
   storage?: string;
   /** Where metadata lives: undefined for SQLite in the data directory, or postgres://… */
   metadata?: string;
-  /** Pull-through cache of this upstream registry. */
-  proxy?: { url: string; username?: string; password?: string; ttlMs: number };
+  /** Pull-through cache: the upstream registries, longest prefix first (empty: not a cache). */
+  proxies: ProxyUpstream[];
   /** Accept manifests whose references are missing (a mirror of part of an index). */
   sparseManifests: boolean;
   /** Blob GETs from object storage answer 307 to a presigned URL (false: proxied, with ranges). */
@@ -74,6 +101,7 @@ export function defaultConfig(env: NodeJS.ProcessEnv = process.env): RegistryCon
     auth: { realm: 'berth' },
     redirect: true,
     sparseManifests: false,
+    proxies: [],
     deleteEnabled: true,
     uploadPurgeAfterMs: 24 * 3600 * 1000,
     maxManifestBytes: 4 * 1024 * 1024,
@@ -94,7 +122,9 @@ export interface ConfigOverrides {
   metadata?: string;
   redirect?: boolean;
   sparseManifests?: boolean;
-  proxy?: string;
+  /** Upstreams as URL (every repository) or PREFIX=URL; repeatable flag, comma-separated variable. */
+  proxy?: string | string[];
+  proxies?: ProxyEntry[];
   proxyUsername?: string;
   proxyPassword?: string;
   proxyTtl?: number;
@@ -139,7 +169,7 @@ export function overridesFromEnv(env: NodeJS.ProcessEnv): ConfigOverrides {
   o.data = s('BERTH_DATA');
   o.storage = s('BERTH_STORAGE');
   o.metadata = s('BERTH_METADATA');
-  o.proxy = s('BERTH_PROXY');
+  if (s('BERTH_PROXY')) o.proxy = s('BERTH_PROXY')!.split(',').filter(Boolean);
   o.proxyUsername = s('BERTH_PROXY_USERNAME');
   o.proxyPassword = s('BERTH_PROXY_PASSWORD');
   if (s('BERTH_PROXY_TTL')) o.proxyTtl = int('BERTH_PROXY_TTL', s('BERTH_PROXY_TTL')!);
@@ -179,7 +209,7 @@ export function overridesFromFile(path: string): ConfigOverrides {
     throw new BerthError('USAGE', `config file ${path} must hold a JSON object`);
   }
   const known = new Set([
-    'addr', 'debugAddr', 'data', 'storage', 'metadata', 'redirect', 'sparseManifests', 'proxy', 'proxyUsername', 'proxyPassword', 'proxyTtl', 'tlsCert', 'tlsKey', 'htpasswd', 'realm', 'policy', 'tokenRealm', 'tokenService', 'tokenIssuer', 'tokenKey',
+    'addr', 'debugAddr', 'data', 'storage', 'metadata', 'redirect', 'sparseManifests', 'proxy', 'proxies', 'proxyUsername', 'proxyPassword', 'proxyTtl', 'tlsCert', 'tlsKey', 'htpasswd', 'realm', 'policy', 'tokenRealm', 'tokenService', 'tokenIssuer', 'tokenKey',
     'tokenTrust', 'tokenExpiresIn', 'delete', 'uploadPurgeAfter', 'maxManifestBytes', 'chunkMinLength', 'logFormat',
     'gcDeleteUntagged', 'gcGrace', 'warnings',
   ]);
@@ -201,7 +231,9 @@ export function buildConfig(base: RegistryConfig, ...layers: ConfigOverrides[]):
   let tlsCert: string | undefined;
   let tlsKey: string | undefined;
   let sparseSet = false;
-  const proxy: { url?: string; username?: string; password?: string; ttlMs: number } = { ttlMs: 5 * 60 * 1000 };
+  let proxyEntries: ProxyEntry[] = [];
+  let proxyFlags: string[] = [];
+  const proxyDefaults: { username?: string; password?: string; ttl: number } = { ttl: 300 };
   for (const o of layers) {
     if (o.addr !== undefined) c.addr = o.addr;
     if (o.debugAddr !== undefined) c.debugAddr = o.debugAddr;
@@ -213,10 +245,11 @@ export function buildConfig(base: RegistryConfig, ...layers: ConfigOverrides[]):
       c.sparseManifests = o.sparseManifests;
       sparseSet = true;
     }
-    if (o.proxy !== undefined) proxy.url = o.proxy;
-    if (o.proxyUsername !== undefined) proxy.username = o.proxyUsername;
-    if (o.proxyPassword !== undefined) proxy.password = o.proxyPassword;
-    if (o.proxyTtl !== undefined) proxy.ttlMs = int('proxyTtl', o.proxyTtl) * 1000;
+    if (o.proxy !== undefined) proxyFlags = typeof o.proxy === 'string' ? [o.proxy] : o.proxy;
+    if (o.proxies !== undefined) proxyEntries = o.proxies;
+    if (o.proxyUsername !== undefined) proxyDefaults.username = o.proxyUsername;
+    if (o.proxyPassword !== undefined) proxyDefaults.password = o.proxyPassword;
+    if (o.proxyTtl !== undefined) proxyDefaults.ttl = int('proxyTtl', o.proxyTtl);
     if (o.tlsCert !== undefined) tlsCert = o.tlsCert;
     if (o.tlsKey !== undefined) tlsKey = o.tlsKey;
     if (o.htpasswd !== undefined) c.auth.htpasswd = o.htpasswd;
@@ -265,12 +298,9 @@ export function buildConfig(base: RegistryConfig, ...layers: ConfigOverrides[]):
       expiresIn: tokenExpiresIn,
     };
   }
-  if (proxy.url !== undefined) {
-    if (!/^https?:\/\/[^/]+\/?$/.test(proxy.url)) throw new BerthError('USAGE', `proxy must be the upstream's http(s)://HOST[:PORT], got ${JSON.stringify(proxy.url)}`);
-    c.proxy = { url: proxy.url, username: proxy.username, password: proxy.password, ttlMs: proxy.ttlMs };
-    // A mirror holds what was asked for: manifests arrive before (or without) all their parts.
-    if (!sparseSet) c.sparseManifests = true;
-  }
+  c.proxies = proxyUpstreams(proxyEntries, proxyFlags, proxyDefaults);
+  // A mirror holds what was asked for: manifests arrive before (or without) all their parts.
+  if (c.proxies.length > 0 && !sparseSet) c.sparseManifests = true;
   if (c.storage !== undefined && !c.storage.startsWith('s3://')) {
     throw new BerthError('USAGE', `storage must be s3://BUCKET?endpoint=…&region=… (or unset for the data directory), got ${JSON.stringify(c.storage)}`);
   }
@@ -280,6 +310,44 @@ export function buildConfig(base: RegistryConfig, ...layers: ConfigOverrides[]):
   splitAddr(c.addr);
   if (c.debugAddr !== undefined) splitAddr(c.debugAddr, 'the debug address (--debug-addr)');
   return c;
+}
+
+/** The upstreams of the config's `proxies` list and of --proxy [PREFIX=]URL, checked, longest prefix first. */
+function proxyUpstreams(entries: ProxyEntry[], flags: string[], d: { username?: string; password?: string; ttl: number }): ProxyUpstream[] {
+  if (!Array.isArray(entries)) throw new BerthError('USAGE', 'proxies must be a list of {"prefix", "url", "username", "password", "ttl"} objects');
+  const all: ProxyEntry[] = [...entries];
+  for (const f of flags) {
+    const eq = f.indexOf('=');
+    // A URL holds no "=" before its scheme: "docker.io=http://…" names a prefix, "http://…" does not.
+    all.push(eq > 0 && !f.slice(0, eq).includes('://') ? { prefix: f.slice(0, eq), url: f.slice(eq + 1) } : { url: f });
+  }
+  const seen = new Set<string>();
+  const out = all.map((e): ProxyUpstream => {
+    if (typeof e !== 'object' || e === null || typeof e.url !== 'string') throw new BerthError('USAGE', `a proxy needs a "url", got ${JSON.stringify(e)}`);
+    if (!/^https?:\/\/[^/]+\/?$/.test(e.url)) throw new BerthError('USAGE', `proxy must be the upstream's http(s)://HOST[:PORT], got ${JSON.stringify(e.url)}`);
+    const prefix = e.prefix?.replace(/^\/+|\/+$/g, '') || undefined;
+    // The prefix is the first components of local repository names.
+    if (prefix !== undefined) {
+      try {
+        validateRepositoryName(prefix);
+      } catch {
+        throw new BerthError('USAGE', `proxy prefix ${JSON.stringify(e.prefix)} must be a registry host without port (docker.io) or repository path components (mirrors/team)`);
+      }
+    }
+    const key = prefix ?? '';
+    if (seen.has(key)) throw new BerthError('USAGE', prefix ? `two proxies for the prefix ${prefix}: keep one` : 'two proxies without a prefix: give each a PREFIX=URL');
+    seen.add(key);
+    const unprefixed = prefix === undefined;
+    return {
+      prefix,
+      url: e.url.replace(/\/+$/, ''),
+      // BERTH_PROXY_USERNAME and friends are the credentials of the upstream without a prefix.
+      username: e.username ?? (unprefixed ? d.username : undefined),
+      password: e.password ?? (unprefixed ? d.password : undefined),
+      ttlMs: (e.ttl !== undefined ? int('ttl of a proxy', e.ttl) : d.ttl) * 1000,
+    };
+  });
+  return out.sort((a, b) => (b.prefix?.length ?? -1) - (a.prefix?.length ?? -1));
 }
 
 export function splitAddr(addr: string, what = 'address'): { host: string; port: number } {

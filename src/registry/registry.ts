@@ -65,7 +65,7 @@ export class Registry {
   readonly uploads: UploadManager;
   readonly metrics = new Metrics();
   readonly smallBlobs = new SmallBlobCache();
-  /** The upstream of a pull-through cache. */
+  /** The upstreams of a pull-through cache. */
   readonly proxy?: UpstreamProxy;
   /** repo\0reference → manifest and when it was read; cleared on every manifest write or delete. */
   private readonly manifestCache = new Map<string, { record: ManifestRecord; at: number }>();
@@ -79,7 +79,7 @@ export class Registry {
   ) {
     this.digestLocks = meta.shared ? { run: (key, work) => meta.withLock(`digest:${key}`, work) } : new KeyedMutex();
     this.uploads = new UploadManager(blobs, meta, this.digestLocks, new KeyedMutex());
-    if (config.proxy) this.proxy = new UpstreamProxy(config.proxy, meta, this.uploads);
+    if (config.proxies.length > 0) this.proxy = new UpstreamProxy(config.proxies, meta, this.uploads, config.dataDir);
     // Another replica moved a tag or deleted a manifest: forget what this one remembers.
     meta.onManifestsChanged(() => this.invalidateManifests());
   }
@@ -89,12 +89,13 @@ export class Registry {
     const now = Date.now();
     // With replicas, tags are looked up every time: a tag moved on another replica is served
     // as moved on the very next request. Content by digest never changes (deletes are notified).
-    if (!byDigest && this.proxy) return this.proxy.manifest(repo, reference, false);
+    const proxied = this.proxy?.covers(repo) ? this.proxy : undefined;
+    if (!byDigest && proxied) return proxied.manifest(repo, reference, false);
     if (!byDigest && this.meta.shared) return this.meta.manifestByTag(repo, reference);
     const hit = this.manifestCache.get(key);
     if (hit !== undefined && now - hit.at < MANIFEST_CACHE_TTL_MS) return hit.record;
-    const found = this.proxy
-      ? await this.proxy.manifest(repo, reference, true)
+    const found = proxied
+      ? await proxied.manifest(repo, reference, true)
       : byDigest
         ? await this.meta.manifestByDigest(repo, reference)
         : await this.meta.manifestByTag(repo, reference);
@@ -124,6 +125,7 @@ export class Registry {
   }
 
   async close(): Promise<void> {
+    this.proxy?.close();
     this.blobs.close?.();
     await this.meta.close();
   }

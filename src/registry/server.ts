@@ -183,7 +183,17 @@ export class RegistryServer {
     const reg = this.registry;
     const method = req.method ?? 'GET';
     const read = method === 'GET' || method === 'HEAD';
+    if ('name' in route && reg.proxy && search.includes('ns=')) {
+      // containerd asks a mirror for NAME?ns=HOST: that is the cache's repository HOST/NAME.
+      const ns = new URLSearchParams(search).get('ns');
+      const local = ns ? reg.proxy.localName(route.name, ns) : undefined;
+      if (local) route = { ...route, name: local } as Route;
+    }
     if ('name' in route) checkName(route.name);
+    if ('name' in route && (method === 'POST' || method === 'PUT' || method === 'PATCH') && reg.proxy?.covers(route.name)) {
+      // As distribution's proxy mode: the cache holds what the upstream has; pushes go there.
+      throw new RegistryError(405, 'UNSUPPORTED', `${route.name} is a pull-through cache of an upstream registry: push to the upstream`);
+    }
     const scopes = scopesFor(route, method);
     if (scopes !== 'none') state.principal = await reg.authorizer.authorize(req, scopes);
     const query = () => new URLSearchParams(search);

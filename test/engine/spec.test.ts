@@ -57,7 +57,10 @@ describe('run options', () => {
     assert.throws(() => parseVolume('/nonexistent-xyz:/d'), /does not exist/);
     assert.throws(() => parseVolume('/tmp:relative'), /must be absolute/);
     assert.throws(() => parseVolume('/tmp:/d:bogus'), /unknown mode/);
-    assert.throws(() => parseVolume('/tmp'), /HOST-PATH:CONTAINER-PATH/);
+    // `-v /path` alone, and --mount type=volume without a source: an anonymous volume (source '').
+    assert.deepEqual(parseVolume('/cache'), { type: 'volume', source: '', destination: '/cache', options: ['rbind', 'rprivate'] });
+    assert.equal(parseMount('type=volume,target=/v').source, '');
+    assert.throws(() => parseVolume('cache'), /HOST-PATH:CONTAINER-PATH/);
     assert.deepEqual(parseMount('type=tmpfs,target=/t,tmpfs-size=1m'), { type: 'tmpfs', source: 'tmpfs', destination: '/t', options: ['nosuid', 'nodev', 'noexec', 'size=1048576'] });
     assert.equal(parseMount('type=bind,source=/tmp,target=/x,readonly').options.at(-1), 'ro');
     assert.throws(() => parseMount('type=bind,target=/x'), /needs source/);

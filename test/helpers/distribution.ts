@@ -7,6 +7,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, createPrivateKey, createPublicKey, randomBytes, sign, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
@@ -37,6 +38,8 @@ export interface RegistryServer {
   tokenServer?: TokenServer;
   /** The docker-registry process (benchmarks read its memory). */
   pid: number;
+  /** Its output: errors, and the access log when asked for. */
+  log: string;
   stop(): Promise<void>;
 }
 
@@ -196,7 +199,7 @@ async function startTokenServer(dir: string, username: string, password: string)
 // ---- the registry -------------------------------------------------------------------------------
 
 export async function startRegistry(
-  opts: { auth?: RegistryAuth; username?: string; password?: string; /** Parent of the temp dir (e.g. /dev/shm for benchmarks). */ baseDir?: string; /** Serve HTTPS: with a self-signed certificate for 127.0.0.1, or with these (mutual TLS with clientCa). */ tls?: boolean | RegistryTls } = {},
+  opts: { auth?: RegistryAuth; username?: string; password?: string; /** Parent of the temp dir (e.g. /dev/shm for benchmarks). */ baseDir?: string; /** Write the access log (one line per request, combined log format) to `log` (stdout). */ accessLog?: boolean; /** Serve HTTPS: with a self-signed certificate for 127.0.0.1, or with these (mutual TLS with clientCa). */ tls?: boolean | RegistryTls } = {},
 ): Promise<RegistryServer> {
   const auth = opts.auth ?? 'none';
   const username = opts.username ?? 'berth';
@@ -208,7 +211,7 @@ export async function startRegistry(
     'log:',
     '  level: error',
     '  accesslog:',
-    '    disabled: true',
+    `    disabled: ${opts.accessLog ? 'false' : 'true'}`,
     'storage:',
     '  filesystem:',
     `    rootdirectory: ${join(dir, 'data')}`,
@@ -273,10 +276,16 @@ export async function startRegistry(
     await stop();
     throw err;
   }
-  return { host: `127.0.0.1:${port}`, dir, auth, username, password, tokenServer, pid: child.pid!, stop };
+  return { host: `127.0.0.1:${port}`, dir, auth, username, password, tokenServer, pid: child.pid!, log: logFile, stop };
 }
 
 /** skopeo with a memory-only blob-info cache (as root it would otherwise remember blobs between runs). */
+/** How many requests `METHOD PATH` a registry started with `accessLog` has logged. */
+export function countRequests(reg: RegistryServer, method: string, path: string): number {
+  const needle = `"${method} ${path} HTTP/`;
+  return readFileSync(reg.log, 'utf8').split('\n').filter((l) => l.includes(needle)).length;
+}
+
 export function skopeo(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): string {
   return execFileSync('skopeo', args, {
     env: { ...process.env, _CONTAINERS_ROOTLESS_UID: '1000', XDG_DATA_HOME: '/proc/nonexistent', ...(opts.env ?? {}) },

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -15,6 +15,7 @@ import { BUSYBOX, buildBusyboxRootfs } from '../helpers/busybox.js';
 import { DOCKER, DOCKERD, startDockerd, type Dockerd } from '../helpers/dockerd.js';
 import { engineRoot, type EngineRoot } from '../helpers/engine.js';
 import { peer, root, skipUnless } from '../helpers/requirements.js';
+import { OPTION_CASES, sameExitCodesAndStreams, sameVolumeAndOptions, type Both } from './differential.js';
 
 describe('berth run vs docker run', { skip: skipUnless(root('containers and dockerd need root'), peer(DOCKER, 'docker.io'), peer(DOCKERD, 'docker.io'), peer(BUSYBOX, 'busybox-static')) }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'berth-vs-docker-'));
@@ -24,6 +25,10 @@ describe('berth run vs docker run', { skip: skipUnless(root('containers and dock
     const dk = d.run(['run', '--rm', '--network', 'none', ...args, 'bb:test', ...cmd]);
     const b = await e.berth(['run', '--rm', '--network', 'none', ...args, 'busybox', ...cmd]);
     return { dk, b };
+  };
+  const pair: Both = async (args, cmd) => {
+    const { dk, b } = await both(args, cmd);
+    return { peer: dk, berth: b };
   };
 
   before(async () => {
@@ -63,41 +68,8 @@ describe('berth run vs docker run', { skip: skipUnless(root('containers and dock
     assert.equal(shape(hosts.b.stdout), shape(hosts.dk.stdout));
   });
 
-  it('exit codes 0, 1, 7, 126, 127 and stdout/stderr apart', async () => {
-    for (const [cmd, want] of [[['true'], 0], [['false'], 1], [['sh', '-c', 'exit 7'], 7], [['/etc'], 126], [['no-such-command'], 127]] as const) {
-      const { dk, b } = await both([], [...cmd]);
-      assert.equal(dk.code, want, `docker ${cmd.join(' ')}`);
-      assert.equal(b.code, want, `berth ${cmd.join(' ')}`);
-    }
-    const { dk, b } = await both([], ['sh', '-c', 'echo to-out; echo to-err >&2']);
-    assert.deepEqual([b.stdout, b.stderr], [dk.stdout, dk.stderr]);
-  });
+  it('exit codes 0, 1, 7, 126, 127 and stdout/stderr apart', () => sameExitCodesAndStreams(pair, 'docker'));
 
-  it('-v (a file read and written), --read-only, -u 65534, --entrypoint, -w (also of a directory the image lacks)', async () => {
-    const vol = mkdtempSync(join(tmpdir(), 'berth-vs-docker-vol-'));
-    chmodSync(vol, 0o777);
-    try {
-      writeFileSync(join(vol, 'in'), 'host data\n');
-      for (const engine of ['docker', 'berth']) {
-        const { dk, b } = await both(['-v', `${vol}:/v`], ['sh', '-c', `cat /v/in; echo ${engine} > /v/out-${engine}`]);
-        const r = engine === 'docker' ? dk : b;
-        assert.equal(r.stdout, 'host data\n', `${engine}: ${r.stderr}`);
-        assert.equal(readFileSync(join(vol, `out-${engine}`), 'utf8'), `${engine}\n`);
-      }
-    } finally {
-      rmSync(vol, { recursive: true, force: true });
-    }
-    const cases: [string[], string[]][] = [
-      [['--read-only'], ['sh', '-c', 'touch /x 2>&1; echo $?']],
-      [['-u', '65534'], ['sh', '-c', 'id; grep -E "^Cap(Eff|Prm)" /proc/self/status']],
-      [['--entrypoint', 'echo'], ['a', 'b']],
-      [['-w', '/tmp'], ['pwd']],
-      [['-w', '/no/such/dir'], ['pwd']],
-    ];
-    for (const [args, cmd] of cases) {
-      const { dk, b } = await both(args, cmd);
-      assert.equal(b.code, dk.code, `${args.join(' ')}: ${b.stderr}`);
-      assert.equal(b.stdout, dk.stdout, args.join(' '));
-    }
-  });
+  it('-v (a file read and written), --read-only, -u 65534, --entrypoint, -w (also of a directory the image lacks)', () =>
+    sameVolumeAndOptions(pair, 'docker', [...OPTION_CASES, [['-w', '/no/such/dir'], ['pwd']]]));
 });

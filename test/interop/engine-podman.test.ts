@@ -7,13 +7,14 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BUSYBOX, buildBusyboxRootfs } from '../helpers/busybox.js';
 import { engineRoot, type EngineRoot } from '../helpers/engine.js';
 import { peer, root, skipUnless } from '../helpers/requirements.js';
+import { OPTION_CASES, sameExitCodesAndStreams, sameVolumeAndOptions, type Both } from './differential.js';
 
 const DOCKER_CAPS = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'NET_BIND_SERVICE', 'SETFCAP', 'SETGID', 'SETPCAP', 'SETUID', 'SYS_CHROOT', 'MKNOD', 'NET_RAW', 'AUDIT_WRITE'];
 
@@ -35,6 +36,10 @@ describe('berth run vs podman run', { skip: skipUnless(root('containers need roo
     const p = podman(['run', '--rm', ...args, 'localhost/bb:test', ...cmd]);
     const b = await e.berth(['run', '--rm', ...args, 'busybox', ...cmd]);
     return { p, b };
+  };
+  const pair: Both = async (args, cmd) => {
+    const { p, b } = await both(args, cmd);
+    return { peer: p, berth: b };
   };
 
   before(async () => {
@@ -80,42 +85,9 @@ describe('berth run vs podman run', { skip: skipUnless(root('containers need roo
     for (const [target, opts] of bm) if (!DEV_DERIVED.has(target)) assert.equal(opts, pm.get(target), target);
   });
 
-  it('exit codes 0, 1, 7, 126, 127 and stdout/stderr apart', async () => {
-    for (const [cmd, want] of [[['true'], 0], [['false'], 1], [['sh', '-c', 'exit 7'], 7], [['/etc'], 126], [['no-such-command'], 127]] as const) {
-      const { p, b } = await both([], [...cmd]);
-      assert.equal(p.code, want, `podman ${cmd.join(' ')}`);
-      assert.equal(b.code, want, `berth ${cmd.join(' ')}`);
-    }
-    const { p, b } = await both([], ['sh', '-c', 'echo to-out; echo to-err >&2']);
-    assert.deepEqual([b.stdout, b.stderr], [p.stdout, p.stderr]);
-  });
+  it('exit codes 0, 1, 7, 126, 127 and stdout/stderr apart', () => sameExitCodesAndStreams(pair, 'podman'));
 
-  it('-v (a file read and written), --read-only, -u 65534, --entrypoint, -w', async () => {
-    const vol = mkdtempSync(join(tmpdir(), 'berth-vs-podman-vol-'));
-    chmodSync(vol, 0o777);
-    try {
-      writeFileSync(join(vol, 'in'), 'host data\n');
-      for (const engine of ['podman', 'berth']) {
-        const args = ['-v', `${vol}:/v`, 'sh', '-c', `cat /v/in; echo ${engine} > /v/out-${engine}`];
-        const r = engine === 'podman' ? podman(['run', '--rm', args[0]!, args[1]!, 'localhost/bb:test', ...args.slice(2)]) : await e.berth(['run', '--rm', args[0]!, args[1]!, 'busybox', ...args.slice(2)]);
-        assert.equal(r.stdout, 'host data\n', `${engine}: ${r.stderr}`);
-        assert.equal(readFileSync(join(vol, `out-${engine}`), 'utf8'), `${engine}\n`);
-      }
-    } finally {
-      rmSync(vol, { recursive: true, force: true });
-    }
-    const cases: [string[], string[]][] = [
-      [['--read-only'], ['sh', '-c', 'touch /x 2>&1; echo $?']],
-      [['-u', '65534'], ['sh', '-c', 'id; grep -E "^Cap(Eff|Prm)" /proc/self/status']],
-      [['--entrypoint', 'echo'], ['a', 'b']],
-      [['-w', '/tmp'], ['pwd']],
-      // (-w of a directory the image lacks: docker makes it, podman 4.3 fails with 126; berth
-      // does as docker, tested in engine/run.test.ts.)
-    ];
-    for (const [args, cmd] of cases) {
-      const { p, b } = await both(args, cmd);
-      assert.equal(b.code, p.code, `${args.join(' ')}: ${b.stderr}`);
-      assert.equal(b.stdout, p.stdout, args.join(' '));
-    }
-  });
+  // (-w of a directory the image lacks: docker makes it, podman 4.3 fails with 126; berth does as
+  // docker: engine-docker.test.ts.)
+  it('-v (a file read and written), --read-only, -u 65534, --entrypoint, -w', () => sameVolumeAndOptions(pair, 'podman', OPTION_CASES));
 });

@@ -5,12 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startBerthRegistry, type BerthRegistry } from '../helpers/berth-registry.js';
 import { buildBusyboxImage, verifyPulled, type BusyboxImage } from '../registry/busybox-image.js';
+import { podmanEnv } from '../helpers/podman.js';
 import { peer, root, skipUnless } from '../helpers/requirements.js';
 
 const PODMAN = '/usr/bin/podman';
@@ -29,24 +30,7 @@ describe('podman against berth serve (needs root)', { skip: skipUnless(peer(PODM
 
   before(async () => {
     image = buildBusyboxImage(work);
-    const conf = join(work, 'containers.conf');
-    writeFileSync(
-      conf,
-      [
-        '[containers]',
-        'default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]',
-        'netns = "none"',
-        '[engine]',
-        'cgroup_manager = "cgroupfs"',
-        'events_logger = "file"',
-        `events_logfile_path = "${join(work, 'events.log')}"`,
-        'runtime = "runc"',
-        '',
-      ].join('\n'),
-    );
-    const storage = join(work, 'storage.conf');
-    writeFileSync(storage, `[storage]\ndriver = "overlay"\ngraphroot = "${join(work, 'graph')}"\nrunroot = "${join(work, 'run')}"\n`);
-    env = { ...process.env, CONTAINERS_CONF: conf, CONTAINERS_STORAGE_CONF: storage, XDG_RUNTIME_DIR: join(work, 'xdg'), TMPDIR: work };
+    env = podmanEnv(work);
     reg = await startBerthRegistry({ args: ['--log-format', 'off'] });
   });
   after(async () => {

@@ -5,15 +5,17 @@
  * history entry as BuildKit writes it; COPY/ADD become layers made from a staging directory;
  * RUN goes to the engine through a RunStepExecutor. The result is written to an OCI layout.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { isAbsolute, join, posix, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import { BerthError } from '../../base/errors.js';
-import { MediaType, ociLayerMediaType, type LayerCompression } from '../../base/media-types.js';
+import { EMPTY_JSON_DIGEST, layerCompression, MediaType, ociLayerMediaType, type LayerCompression } from '../../base/media-types.js';
 import type { Descriptor, HistoryEntry, ImageConfig, ImageManifest, Platform } from '../../base/types.js';
 import { BASE_DIGEST_ANNOTATION, nowOrEpoch, pushJson } from '../../image/build.js';
+import { ociManifestToDocker } from '../../image/docker.js';
 import { OciLayout } from '../../image/layout.js';
 import { isLayoutPlace, parseLayoutPlace } from '../../image/place.js';
 import { loadImage } from '../../image/load-image.js';
@@ -23,7 +25,9 @@ import type { LayerOptions, LayerResult } from '../../layer/layer-output.js';
 import { unpackLayers } from '../../layer/unpack-layers.js';
 import { DEFAULT_PATH_ENV } from '../../runtime/spec/default.js';
 import { openImageStore, storeRefName } from '../store.js';
-import { BuildCache } from './cache.js';
+import { SnapshotStore } from '../snapshots.js';
+import { BuildCache, shareBlob, type CachedStep } from './cache.js';
+import type { ImportedCache } from './cache-transfer.js';
 import { applyConfigStep, DEFAULT_SHELL, HISTORY_COMMENT, type ConfigState } from './config-steps.js';
 import { download, isTarArchive, parseChmod, realImagePath, resolveChown, Staging } from './copy-step.js';
 import { expandInstruction, type StageScope } from './expand.js';
@@ -55,8 +59,16 @@ export interface BuildOptions {
   /** SOURCE_DATE_EPOCH: file times clamped and `created` set, for reproducible images. */
   sourceDateEpoch?: number;
   compression?: LayerCompression;
+  /** The manifest's media types: OCI (default) or Docker schema 2 (`--format docker`). */
+  format?: ImageFormat;
   /** Runs RUN steps (the engine); without it a Dockerfile with RUN fails before building. */
   runExecutor?: RunStepExecutor;
+  /**
+   * The berth root whose snapshot store holds the stages' layers (unpacked once, shared with
+   * the engine's containers, seen through read-only overlay mounts: needs root); without it
+   * each stage that needs its files unpacks them into a temporary directory.
+   */
+  snapshotRoot?: string;
   /** The berth root whose image store FROM/--from names are looked up in (default: BERTH_ROOT or the usual place). */
   storeRoot?: string;
   /** How FROM/--from images are found; default: `oci:DIR[:REF]`, else the local image store. */
@@ -67,6 +79,8 @@ export interface BuildOptions {
   secrets?: Map<string, string>;
   /** The build cache (a directory or an open cache); none: nothing is reused or kept. */
   cache?: BuildCache | string;
+  /** --cache-from: caches exported by other builds (cache-transfer.ts), consulted after the local one. */
+  cacheFrom?: ImportedCache[];
   /** --no-cache: build every step (results are still cached). */
   noCache?: boolean;
   /** Progress lines ("[2/5] COPY …"). */
@@ -90,6 +104,8 @@ export interface BuildResult {
   steps: StepRecord[];
   /** Stages that were built (the target's dependencies). */
   built: number[];
+  /** The layer steps as cache records, layers in the output layout (what --cache-to exports). */
+  cacheSteps: CachedStep[];
   warnings: string[];
 }
 
@@ -137,7 +153,14 @@ class Build {
   readonly results = new Map<number, StageResult>();
   readonly steps: StepRecord[] = [];
   readonly warnings: string[] = [];
+  /** Every layer step of this build as the cache records it (for --cache-to). */
+  readonly cacheRecords: CachedStep[] = [];
   private readonly imageRoots = new Map<string, Promise<string>>();
+  /** Read-only overlay views of stages (mountView): where, and how many layers they show. */
+  private readonly views = new WeakMap<StageResult, { path: string; count: number }>();
+  private readonly mounts: string[] = [];
+  private readonly leases: (() => Promise<void>)[] = [];
+  private readonly snapshots: SnapshotStore | undefined;
   private counter = 0;
   private readonly created: string;
   private readonly epoch: number;
@@ -152,6 +175,7 @@ class Build {
     readonly cache: BuildCache | undefined,
     readonly digests: DigestMemo | undefined,
   ) {
+    this.snapshots = opts.snapshotRoot !== undefined ? new SnapshotStore(opts.snapshotRoot) : undefined;
     this.created = nowOrEpoch(opts.sourceDateEpoch);
     this.epoch = opts.sourceDateEpoch ?? Math.floor(Date.now() / 1000);
   }
@@ -219,6 +243,7 @@ class Build {
     const img = await loadImage(layout, ref, this.platform);
     const layers = img.manifest.layers.map((desc, i) => ({ desc, diffId: img.config.rootfs.diff_ids[i]! }));
     // The result holds the base's blobs too.
+    // (copied, digests verified: the base may come from any layout)
     for (const l of layers) if (!(await this.out.exists(l.desc))) await this.out.push(l.desc, await layout.fetch(l.desc));
     const rootfs = await mkdtemp(join(this.tmp, `stage${index}-`));
     const config = structuredClone(img.config);
@@ -265,10 +290,14 @@ class Build {
     k: { instruction: string; args: string[]; content?: string },
     createdBy: string,
     produce: () => Promise<Layer | undefined>,
+    link = false,
   ): Promise<void> {
-    const key = stepKey({ parent: state.key, ...k, platform: formatPlatform(this.platform) });
+    // COPY --link: the layer does not depend on the stage below it, so neither does its key
+    // (a new base keeps it cached, as BuildKit); the steps after it depend on both.
+    const platform = formatPlatform(this.platform);
+    const key = stepKey({ parent: link ? 'link' : state.key, ...k, platform });
     const mediaType = ociLayerMediaType(this.opts.compression ?? 'gzip');
-    const hit = this.cache && !this.opts.noCache ? await this.cache.get(key, mediaType) : undefined;
+    const hit = this.opts.noCache ? undefined : ((await this.cache?.get(key, mediaType)) ?? (await this.imported(key, mediaType)));
     let layer: Layer | undefined;
     const n = ++this.counter;
     const started = Date.now();
@@ -277,7 +306,7 @@ class Build {
       this.log(`#${n} CACHED`);
       layer = hit.layer;
       if (layer) {
-        if (!(await this.out.exists(layer.desc))) await this.out.push(layer.desc, await this.cache!.layout.fetch(layer.desc));
+        if (!(await this.out.exists(layer.desc))) await shareBlob(this.cache!.layout, this.out, layer.desc);
         await this.addLayer(state, layer);
       }
     } else {
@@ -285,9 +314,22 @@ class Build {
       if (this.cache) await this.cache.put({ key, createdBy, ...(layer ? { layer } : {}) }, this.out);
       this.log(`#${n} DONE ${((Date.now() - started) / 1000).toFixed(1)}s`);
     }
-    state.key = key;
+    this.cacheRecords.push({ key, createdBy, ...(layer ? { layer } : {}) });
+    state.key = link ? stepKey({ parent: state.key, instruction: 'link', args: [key], platform }) : key;
     this.steps.push({ stage: index, instruction: k.instruction, key, cached: hit !== undefined });
     this.history(state.config, createdBy, layer === undefined);
+  }
+
+  /** A step of a --cache-from cache: its layer fetched into the output (and kept in the local cache). */
+  private async imported(key: string, mediaType: string): Promise<CachedStep | undefined> {
+    for (const imp of this.opts.cacheFrom ?? []) {
+      const step = imp.steps.get(key);
+      if (!step || (step.layer && step.layer.desc.mediaType !== mediaType)) continue;
+      if (step.layer && !(await this.out.exists(step.layer.desc))) await this.out.push(step.layer.desc, await imp.source.fetch(step.layer.desc));
+      if (this.cache) await this.cache.put(step, this.out);
+      return step;
+    }
+    return undefined;
   }
 
   /**
@@ -295,6 +337,7 @@ class Build {
    * or RUN that is not cached, a COPY --from it), so that a rebuild of cached steps unpacks nothing.
    */
   private materialize(state: StageResult): Promise<string> {
+    if (this.snapshots) return this.mountView(this.snapshots, state);
     const next = (state.lock ?? Promise.resolve()).then(async () => {
       const pending = state.layers.slice(state.applied);
       if (pending.length === 0) return;
@@ -306,6 +349,43 @@ class Build {
     });
     state.lock = next.catch(() => undefined);
     return next.then(() => state.rootfs);
+  }
+
+  /**
+   * With the engine's snapshot store: the stage's layers unpacked once into shared snapshots
+   * (the same ones RUN containers use), seen through a read-only overlay mount, instead of a
+   * copy per stage. A new mount when the stage has grown; earlier ones stay until the build ends
+   * (a COPY --from may still read them).
+   */
+  private mountView(snapshots: SnapshotStore, state: StageResult): Promise<string> {
+    const next = (state.lock ?? Promise.resolve()).then(async () => {
+      const seen = this.views.get(state);
+      if (state.layers.length === 0) return state.rootfs;
+      if (seen && seen.count === state.layers.length) return seen.path;
+      const layers = [...state.layers];
+      const prepared = await snapshots.prepare({
+        layout: this.out,
+        manifest: { schemaVersion: 2, mediaType: MediaType.imageManifest, config: { mediaType: MediaType.imageConfig, digest: EMPTY_JSON_DIGEST, size: 2 }, layers: layers.map((l) => l.desc) },
+        config: { architecture: this.platform.architecture, os: this.platform.os, rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) } },
+      });
+      this.leases.push(prepared.release);
+      const dir = await mkdtemp(join(this.tmp, 'view-'));
+      this.mounts.push(dir);
+      const path = await snapshots.mountRootfs(prepared.dirs, dir, { readOnly: true });
+      this.views.set(state, { path, count: layers.length });
+      return path;
+    });
+    state.lock = next.then(() => undefined, () => undefined);
+    return next;
+  }
+
+  /** Unmounts the views (one umount(8) for all of them) and ends the snapshot leases. */
+  async close(): Promise<void> {
+    const views = this.mounts.splice(0).map((dir) => this.snapshots!.rootfsPath(dir));
+    if (views.length && spawnSync('umount', views, { stdio: 'ignore' }).status !== 0) {
+      for (const v of views) spawnSync('umount', ['-l', v], { stdio: 'ignore' }); // busy or already gone: detach what is left
+    }
+    for (const release of this.leases.splice(0)) await release().catch(() => undefined);
   }
 
   private async newStaging(): Promise<string> {
@@ -363,14 +443,14 @@ class Build {
   /** WORKDIR creates its directory (owned by USER) when the image lacks it, as BuildKit does. */
   private async workdir(index: number, state: StageResult, text: string, args: string[]): Promise<void> {
     await this.layerStep(index, state, { instruction: text, args }, text, async () => {
-      await this.materialize(state);
+      const rootfs = await this.materialize(state);
       const wd = state.config.config?.WorkingDir ?? '/';
-      const real = await realImagePath(state.rootfs, wd);
-      const st = await stat(join(state.rootfs, real)).catch(() => undefined);
+      const real = await realImagePath(rootfs, wd);
+      const st = await stat(join(rootfs, real)).catch(() => undefined);
       if (st?.isDirectory() || real === '/') return undefined;
       const user = state.config.config?.User;
-      const owner = user ? await resolveChown(state.rootfs, user, 'WORKDIR').catch(() => ({ uid: 0, gid: 0 })) : undefined;
-      const s = new Staging({ rootfs: state.rootfs, now: this.epoch, ...(owner ? { owner } : {}) });
+      const owner = user ? await resolveChown(rootfs, user, 'WORKDIR').catch(() => ({ uid: 0, gid: 0 })) : undefined;
+      const s = new Staging({ rootfs, now: this.epoch, ...(owner ? { owner } : {}) });
       await s.parents(`${real}/x`);
       return this.commitLayer(state, (out, o) => s.write(out, o));
     });
@@ -427,8 +507,11 @@ class Build {
     } else content = `${source.key}+${await contentHash([], inline)}`;
     const text = `${c.kind}${c.from !== undefined ? ` --from=${c.from}` : ''} ${[...c.sources, ...c.inline.map((f) => `<<${f.name}`)].join(' ')} ${c.dest}`;
     const keyText = JSON.stringify({ kind: c.kind, sources: c.sources, inline: c.inline.map((f) => f.name), dest: c.dest, workdir, chown: c.chown, chmod: c.chmod, link: c.link, parents: c.parents, exclude: c.exclude, from: c.from });
+    // --link copies onto an empty root (destinations are not resolved in the stage's files); a
+    // --chown by name still reads the stage's /etc/passwd and /etc/group.
+    const link = c.link === true && (c.chown === undefined || /^\d+(:\d+)?$/.test(c.chown));
     await this.layerStep(index, state, { instruction: keyText, args: [], content }, `${text} # buildkit`, async () => {
-      const rootfs = await this.materialize(state);
+      const rootfs = link ? await mkdtemp(join(this.tmp, 'link-')) : await this.materialize(state);
       const root = await source.open();
       const d = destinationPath(c.dest, workdir);
       const real = await realImagePath(rootfs, d.path);
@@ -464,7 +547,7 @@ class Build {
       } finally {
         await rm(dir, { recursive: true, force: true });
       }
-    });
+    }, link);
   }
 
   private async run(index: number, state: StageResult, scope: StageScope, ins: RunInstruction): Promise<void> {
@@ -476,7 +559,7 @@ class Build {
     const mounts = expandInstruction(ins, scope).mounts ?? [];
     const text = `RUN ${args.length ? `|${args.length} ${args.join(' ')} ` : ''}${argv.join(' ')}`;
     await this.layerStep(index, state, { instruction: JSON.stringify({ text, mounts, network: ins.network, security: ins.security }), args: [...args] }, `${text} # buildkit`, async () => {
-      const rootfs = await this.materialize(state);
+      const rootfs = () => this.materialize(state);
       const result = await executor.run(
         {
           instruction: ins,
@@ -501,7 +584,8 @@ class Build {
         },
       );
       try {
-        return await this.commitLayer(state, (out, o) => ('upperDir' in result ? writeUpperLayer(result.upperDir, out, o) : writeDiffLayer(rootfs, result.rootDir, out, o)));
+        const lower = 'upperDir' in result ? undefined : await rootfs();
+        return await this.commitLayer(state, (out, o) => ('upperDir' in result ? writeUpperLayer(result.upperDir, out, o) : writeDiffLayer(lower!, result.rootDir, out, o)));
       } finally {
         await result.release?.();
       }
@@ -513,14 +597,26 @@ class Build {
     const r = this.results.get(target)!;
     const config: ImageConfig = { ...r.config, created: this.created };
     const configDesc = await pushJson(this.out, MediaType.imageConfig, config);
-    const manifest: ImageManifest = { schemaVersion: 2, mediaType: MediaType.imageManifest, config: configDesc, layers: r.layers.map((l) => l.desc) };
+    // A base image's layers may carry Docker media types: the result uses one format throughout.
+    const layers = r.layers.map((l) => ({ ...l.desc, mediaType: ociLayerTypeOf(l.desc.mediaType) }));
+    let manifest: ImageManifest = { schemaVersion: 2, mediaType: MediaType.imageManifest, config: configDesc, layers };
     if (r.baseDigest) manifest.annotations = { [BASE_DIGEST_ANNOTATION]: r.baseDigest };
-    const desc = await pushJson(this.out, MediaType.imageManifest, manifest);
+    // --format docker: the same config and layer blobs under Docker schema 2 media types (no annotations there).
+    if (this.opts.format === 'docker') manifest = ociManifestToDocker(manifest);
+    const desc = await pushJson(this.out, manifest.mediaType!, manifest);
     const withPlatform: Descriptor = { ...desc, platform: { architecture: config.architecture, os: config.os, ...(config.variant ? { variant: config.variant } : {}) } };
     if (this.opts.output.tag !== undefined) await this.out.tag(withPlatform, this.opts.output.tag);
     else await this.out.addManifest(withPlatform);
     return { manifest: desc, config, id: configDesc.digest };
   }
+}
+
+export type ImageFormat = 'oci' | 'docker';
+
+/** The OCI media type of a layer that may have come with a Docker one. */
+function ociLayerTypeOf(mediaType: string): string {
+  const c = layerCompression(mediaType);
+  return c === undefined || mediaType.includes('nondistributable') || mediaType.includes('foreign') ? mediaType : ociLayerMediaType(c);
 }
 
 /** The first RUN of the stages to build, when there is no executor for it. */
@@ -544,6 +640,9 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       throw new BerthError('UNSUPPORTED', `${df.file}:${plan.stages[i]!.stage.from.loc.line}: FROM --platform=${p} differs from the build's ${formatPlatform(platform)}: berth builds one platform at a time`);
     }
   }
+  if (opts.format === 'docker' && opts.compression === 'zstd') {
+    throw new BerthError('USAGE', 'Docker schema 2 has no zstd layers: use --compression gzip with --format docker, or --format oci with zstd');
+  }
   const run = firstRun(plan);
   if (run && !opts.runExecutor) throw noExecutorError(run);
   const { patterns } = readIgnoreFile(contextDir, dockerfilePath);
@@ -559,8 +658,9 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     await digests?.save();
     const unused = plan.args.unconsumed();
     const warnings = [...df.warnings, ...(unused.length ? [`build args that no ARG uses: ${unused.join(', ')}`] : [])];
-    return { manifest, id, config, steps: b.steps, built: plan.needed, warnings };
+    return { manifest, id, config, steps: b.steps, built: plan.needed, warnings, cacheSteps: b.cacheRecords };
   } finally {
+    await b.close();
     await rm(tmp, { recursive: true, force: true });
   }
 }

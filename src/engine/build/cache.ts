@@ -5,8 +5,8 @@
  * layer blobs plus one small JSON record per key, written atomically; `prune` removes records
  * (all, or those unused for a while) and the blobs no record needs any more.
  */
-import { readdir, readFile, rm, stat, utimes, mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { link, readdir, readFile, rm, stat, utimes, mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { BerthError } from '../../base/errors.js';
 import { encodedOf, isValidDigest } from '../../base/digest.js';
 import type { Descriptor } from '../../base/types.js';
@@ -19,6 +19,26 @@ export interface CachedStep {
   layer?: { desc: Descriptor; diffId: string };
   /** The history text, for `berth builder` listings. */
   createdBy: string;
+}
+
+/**
+ * Puts a blob of one of the build's own layouts (its output, the cache, the store) into another:
+ * a hard link where both are on one file system (a layout never writes a blob in place, and
+ * `from` verified it when it was written), else a copy whose digest is verified on the way. Not
+ * for layouts a user named: their blobs are copied and verified.
+ */
+export async function shareBlob(from: OciLayout, to: OciLayout, desc: Descriptor): Promise<void> {
+  if (await to.exists(desc)) return;
+  const target = to.blobPath(desc.digest);
+  try {
+    await mkdir(dirname(target), { recursive: true });
+    await link(from.blobPath(desc.digest), target);
+    return;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return;
+    // EXDEV (another file system), EPERM…: copy instead
+  }
+  await to.push(desc, await from.fetch(desc));
 }
 
 export class BuildCache {
@@ -53,9 +73,9 @@ export class BuildCache {
     return rec;
   }
 
-  /** Records a step; its layer blob is copied from `from` when the cache does not hold it yet. */
+  /** Records a step; its layer blob is shared from `from` when the cache does not hold it yet. */
   async put(step: CachedStep, from: OciLayout): Promise<void> {
-    if (step.layer && !(await this.layout.exists(step.layer.desc))) await this.layout.push(step.layer.desc, await from.fetch(step.layer.desc));
+    if (step.layer) await shareBlob(from, this.layout, step.layer.desc);
     await writeFileAtomic(this.file(step.key), JSON.stringify(step));
   }
 

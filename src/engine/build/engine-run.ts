@@ -7,17 +7,20 @@
  * builds), bind (the context, an earlier stage or an image; read-only), tmpfs, secret.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, chown, lstat, mkdir, mkdtemp, readdir, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, mkdtemp, readdir, readFile, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { BerthError } from '../../base/errors.js';
 import { MediaType } from '../../base/media-types.js';
-import type { ImageManifest } from '../../base/types.js';
+import type { Descriptor, ImageManifest } from '../../base/types.js';
+import { digestOf } from '../../base/digest.js';
+import type { OciLayout } from '../../image/layout.js';
 import { pushJson } from '../../image/build.js';
 import type { MountSpec, RunOptions } from '../containers/options.js';
 import { openImageStore } from '../store.js';
 import type { RunStep, RunStepExecutor, RunStepOptions, RunStepResult } from './run-step.js';
+import { shareBlob } from './cache.js';
 
 export interface EngineRunOptions {
   /** The berth root (store, containers, build cache). */
@@ -90,6 +93,28 @@ async function mountsOf(step: RunStep, o: RunStepOptions, root: string, scratch:
   return out;
 }
 
+/**
+ * Whether `path` is in the image below an overlay: in the topmost lower dir (snapshot) that has
+ * it, unless that is a whiteout (a 0/0 character device).
+ */
+export async function inOverlayLowers(dirs: string[], path: string): Promise<boolean> {
+  for (const d of [...dirs].reverse()) {
+    const st = await lstat(join(d, path)).catch(() => undefined);
+    if (!st) continue;
+    return !(st.isCharacterDevice() && st.rdev === 0);
+  }
+  return false;
+}
+
+/** The lower dirs (lowest first) the engine recorded for a container's overlay root (snapshots.ts "rootfs.json"). */
+async function overlayLowers(containerDir: string): Promise<string[]> {
+  const rec = JSON.parse(await readFile(join(containerDir, 'rootfs.json'), 'utf8')) as { dirs?: unknown };
+  if (!Array.isArray(rec.dirs) || !rec.dirs.every((d) => typeof d === 'string')) {
+    throw new BerthError('INTERNAL', `${containerDir}/rootfs.json lists no lower directories`);
+  }
+  return rec.dirs as string[];
+}
+
 /** Where the engine mounts things in every container (runtime files, kernel file systems). */
 const ENGINE_MOUNTS = ['/etc/resolv.conf', '/etc/hostname', '/etc/hosts', '/proc', '/sys', '/dev'];
 
@@ -98,11 +123,11 @@ const ENGINE_MOUNTS = ['/etc/resolv.conf', '/etc/hostname', '/etc/hosts', '/proc
  * directory where the image had nothing, and the empty parents it made for them), as BuildKit
  * does: a RUN --mount leaves no trace in the image.
  */
-export async function pruneMountpoints(changes: string, lower: string, destinations: string[]): Promise<void> {
+export async function pruneMountpoints(changes: string, inLower: (path: string) => Promise<boolean>, destinations: string[]): Promise<void> {
   for (const dest of destinations) {
     let path = posix.resolve('/', dest);
     while (path !== '/') {
-      if (await lstat(join(lower, path)).catch(() => undefined)) break;
+      if (await inLower(path)) break;
       const st = await lstat(join(changes, path)).catch(() => undefined);
       if (!st) break;
       if (st.isDirectory()) {
@@ -115,18 +140,58 @@ export async function pruneMountpoints(changes: string, lower: string, destinati
   }
 }
 
+/** Documents pushed by running steps of this process, by digest: how many steps use each. */
+const inUse = new Map<string, number>();
+
+/**
+ * The JSON documents of a step image: pushed into the store for the engine, and removed again
+ * by release() when this process wrote them and no other running step uses them.
+ */
+class StepDocuments {
+  private readonly owned: Descriptor[] = [];
+  constructor(private readonly store: OciLayout) {}
+
+  async push(mediaType: string, doc: unknown): Promise<Descriptor> {
+    const bytes = Buffer.from(JSON.stringify(doc));
+    const digest = digestOf(bytes);
+    const held = inUse.get(digest) ?? 0;
+    const existed = held === 0 && (await this.store.exists({ mediaType, digest, size: bytes.length }));
+    inUse.set(digest, held + 1);
+    const desc = await pushJson(this.store, mediaType, doc);
+    if (desc.digest !== digest) throw new BerthError('INTERNAL', `pushJson wrote ${desc.digest} for a document that hashes to ${digest}`);
+    if (!existed) this.owned.push(desc);
+    else inUse.set(digest, inUse.get(digest)! - 1);
+    return desc;
+  }
+
+  async release(): Promise<void> {
+    for (const d of this.owned.splice(0)) {
+      const left = (inUse.get(d.digest) ?? 1) - 1;
+      if (left > 0) {
+        inUse.set(d.digest, left);
+        continue;
+      }
+      inUse.delete(d.digest);
+      await unlink(this.store.blobPath(d.digest)).catch(() => undefined);
+    }
+  }
+}
+
 export class EngineRunExecutor implements RunStepExecutor {
   constructor(private readonly opts: EngineRunOptions) {}
 
-  async run(step: RunStep, rootfsSnapshot: string, o: RunStepOptions): Promise<RunStepResult> {
+  async run(step: RunStep, rootfs: () => Promise<string>, o: RunStepOptions): Promise<RunStepResult> {
     const { Engine } = await import('../containers/engine.js');
     const engine = new Engine(this.opts.root);
     const store = await openImageStore({ root: this.opts.root });
     // The stage so far, as an image of the store.
-    for (const l of step.image.layers) if (!(await store.exists(l))) await store.push(l, await step.image.layout.fetch(l));
-    const configDesc = await pushJson(store, MediaType.imageConfig, step.image.config);
+    for (const l of step.image.layers) await shareBlob(step.image.layout, store, l);
+    // The step image's config and manifest are the store's only while the step runs (release
+    // removes them unless they were there before: a base image with nothing added yet).
+    const docs = new StepDocuments(store);
+    const configDesc = await docs.push(MediaType.imageConfig, step.image.config);
     const manifest: ImageManifest = { schemaVersion: 2, mediaType: MediaType.imageManifest, config: configDesc, layers: step.image.layers };
-    const manifestDesc = await pushJson(store, MediaType.imageManifest, manifest);
+    const manifestDesc = await docs.push(MediaType.imageManifest, manifest);
     const name = `localhost/berth-build-step:${randomBytes(8).toString('hex')}`;
     await store.tag(manifestDesc, name);
     const scratch = await mkdtemp(join(tmpdir(), 'berth-run-step-'));
@@ -134,6 +199,7 @@ export class EngineRunExecutor implements RunStepExecutor {
     const release = async (): Promise<void> => {
       if (container) await engine.remove(container, true).catch(() => undefined);
       await store.untag(name).catch(() => undefined);
+      await docs.release();
       await rm(scratch, { recursive: true, force: true });
     };
     try {
@@ -161,6 +227,8 @@ export class EngineRunExecutor implements RunStepExecutor {
         tty: false,
         interactive: false,
         autoRemove: false,
+        // The image's VOLUMEs are not mounted during RUN (as BuildKit): what RUN writes there stays in the layer.
+        imageVolumes: false,
         runtime: this.opts.runtime ?? 'berth',
         logMaxSize: 10 << 20,
       };
@@ -173,7 +241,16 @@ export class EngineRunExecutor implements RunStepExecutor {
       const overlay = (await stat(upperDir).catch(() => undefined))?.isDirectory() === true;
       const changes = overlay ? upperDir : join(container.dir, 'rootfs');
       if (overlay) await unmountRoot(container.dir);
-      await pruneMountpoints(changes, rootfsSnapshot, [...ENGINE_MOUNTS, ...runOpts.mounts.map((m) => m.destination)]);
+      // What the step saw below its changes: the overlay's snapshots, else (a copied root) the stage's files.
+      let inLower: (path: string) => Promise<boolean>;
+      if (overlay) {
+        const lowers = await overlayLowers(container.dir);
+        inLower = (path) => inOverlayLowers(lowers, path);
+      } else {
+        const lower = await rootfs();
+        inLower = async (path) => (await lstat(join(lower, path)).catch(() => undefined)) !== undefined;
+      }
+      await pruneMountpoints(changes, inLower, [...ENGINE_MOUNTS, ...runOpts.mounts.map((m) => m.destination)]);
       return overlay ? { upperDir, release } : { rootDir: changes, release };
     } catch (err) {
       await release();

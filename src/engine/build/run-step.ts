@@ -28,7 +28,7 @@ export interface RunStep {
   /**
    * The stage so far as an image: its layers (blobs in `layout`) and config. An engine with a
    * snapshot store may prepare its own root filesystem from these (chain IDs of diffIds)
-   * instead of reading rootfsSnapshot.
+   * instead of reading the `rootfs` the builder offers.
    */
   image: { layout: OciLayout; layers: Descriptor[]; diffIds: string[]; config: ImageConfig };
   /**
@@ -56,17 +56,19 @@ export interface RunStepOptions {
 /**
  * The changes a RUN made: an overlay upper directory (overlayfs whiteouts: 0/0 character
  * devices, opaque directories marked trusted.overlay.opaque=y), or, where overlayfs was not
- * available, the whole root as the step left it (diffed against rootfsSnapshot). `release` is
+ * available, the whole root as the step left it (diffed against the stage's rootfs). `release` is
  * called once the layer is made.
  */
 export type RunStepResult = ({ upperDir: string } | { rootDir: string }) & { release?: () => Promise<void> };
 
 export interface RunStepExecutor {
   /**
-   * Runs `step` over `rootfsSnapshot` (read it, never write it) and returns its changes. A
-   * non-zero exit rejects with a BerthError whose message carries the exit code.
+   * Runs `step` over the stage's files and returns its changes. `rootfs()` gives them as a
+   * directory (read it, never write it), made only when called: an executor that prepares its
+   * own root from `step.image` need not. A non-zero exit rejects with a BerthError whose message
+   * carries the exit code.
    */
-  run(step: RunStep, rootfsSnapshot: string, opts: RunStepOptions): Promise<RunStepResult>;
+  run(step: RunStep, rootfs: () => Promise<string>, opts: RunStepOptions): Promise<RunStepResult>;
 }
 
 /**

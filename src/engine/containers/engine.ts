@@ -24,6 +24,9 @@ import { openImageStore, storeRefName } from '../store.js';
 import { resolveVolume } from '../volumes.js';
 import { attachContainer, cleanupLeftovers, cleanupNeededFor, detachContainer, inspectNetwork, publishExposed, rewriteInPlace, warmNetworkStore } from '../network/index.js';
 import { createNetnsFile, netnsFileIds, removeNetnsFile } from '../network/netns.js';
+import { fillEmptyVolume, makeAnonymousVolumes, removeVolumes, volumeDirs } from './anon-volumes.js';
+import { attachSocketPath } from './attach.js';
+import { runtimeCommand } from './runtime-command.js';
 import { writeHostFiles } from './hostfiles.js';
 import { signalNumber, usesBridge, type RunOptions } from './options.js';
 import { buildSpec } from './spec.js';
@@ -128,6 +131,7 @@ export class Engine {
     // docker refuses a network that does not exist at create, not at start.
     if (usesBridge(opts.network) && opts.network !== 'bridge') inspectNetwork(opts.network, { root: this.root });
     const { id, name, dir } = this.store.reserve(opts.name);
+    let anonymous: string[] = [];
     try {
       const rootfs = await prepareRootfs(this.root, layout, image, dir);
       const joined = opts.network.startsWith('container:') ? this.peerNetns(opts.network) : undefined;
@@ -136,10 +140,16 @@ export class Engine {
       // Sharing a network namespace shares its /etc/hosts and /etc/resolv.conf (as docker).
       if (joined) Object.assign(files, { netns: joined.path, hosts: join(joined.peer.dir, 'hosts'), resolvConf: join(joined.peer.dir, 'resolv.conf') });
       if (opts.init) files.init = nativeBinary('berth-reaper');
-      // Named volumes are bind mounts of their directories (made on first use, as docker).
+      // Volumes are bind mounts of their directories (named ones made on first use, anonymous
+      // ones for the image's VOLUMEs and `-v /path`; an empty one gets the image's content).
+      const vols = await makeAnonymousVolumes(this.root, opts.imageVolumes === false ? undefined : image.config.config?.Volumes, opts.mounts);
+      anonymous = vols.anonymous;
       const specMounts = [];
-      for (const m of opts.mounts) {
-        specMounts.push(m.type === 'volume' ? { ...m, type: 'bind' as const, source: await resolveVolume(this.root, m.source, { create: true }) } : m);
+      for (const m of vols.mounts) {
+        if (m.type !== 'volume') { specMounts.push(m); continue; }
+        const source = await resolveVolume(this.root, m.source, { create: true });
+        await fillEmptyVolume(rootfs.path, m.destination, source);
+        specMounts.push({ ...m, type: 'bind' as const, source });
       }
       const built = await buildSpec(id, image.config, { ...opts, hostname, mounts: specMounts }, rootfs.path, files);
       await prepareWorkdir(rootfs.path, built.spec);
@@ -156,8 +166,8 @@ export class Engine {
           cmd: opts.command.length ? opts.command : opts.entrypoint !== undefined ? [] : (c.Cmd ?? []),
           env: built.env, user: built.user, workdir: built.workdir, hostname, labels: opts.labels,
           stopSignal: opts.stopSignal ?? c.StopSignal ?? 'SIGTERM', tty: opts.tty, interactive: opts.interactive,
-          autoRemove: opts.autoRemove, runtime: opts.runtime, network: opts.network, readOnly: opts.readOnly,
-          mounts: opts.mounts, logMaxSize: opts.logMaxSize,
+          ...(opts.stdinOnce ? { stdinOnce: true } : {}), autoRemove: opts.autoRemove, runtime: opts.runtime, network: opts.network, readOnly: opts.readOnly,
+          mounts: vols.mounts, ...(anonymous.length ? { anonymousVolumes: anonymous } : {}), logMaxSize: opts.logMaxSize,
           ...(usesBridge(opts.network) ? { publish, networkAliases: opts.networkAliases, dns: opts.dns, dnsSearch: opts.dnsSearch, dnsOptions: opts.dnsOptions, addHosts: opts.addHosts, ...(opts.ip ? { ip: opts.ip } : {}) } : {}),
         },
       };
@@ -165,6 +175,7 @@ export class Engine {
       return this.store.load(id)!;
     } catch (err) {
       await releaseRootfs(this.root, dir).catch(() => undefined);
+      await removeVolumes(this.root, anonymous).catch(() => undefined);
       this.store.discard(id);
       this.store.sweep();
       throw err;
@@ -190,14 +201,14 @@ export class Engine {
 
   /** The runc-compatible command and its state root for --runtime (not berth). */
   private runcArgs(c: ContainerRecord, ...verb: string[]): string[] {
-    return [c.config.runtime, '--root', join(this.root, 'runtimes', c.config.runtime.replace(/[^A-Za-z0-9_.-]/g, '_')), ...verb];
+    return [...runtimeCommand(c.config.runtime), '--root', join(this.root, 'runtimes', c.config.runtime.replace(/[^A-Za-z0-9_.-]/g, '_')), ...verb];
   }
 
   /**
    * Starts the container's process. attach: in the foreground with our stdio (the exit status
    * is returned); otherwise under a detached monitor (0 is returned once it runs).
    */
-  async start(c: Container, attach: boolean, onStarted?: (pid: number) => void): Promise<number> {
+  async start(c: Container, attach: boolean, onStarted?: (pid: number) => void, opts: { waitAttach?: boolean } = {}): Promise<number> {
     if (c.state.status === 'running') throw new EngineError(125, `container ${c.name} is already running`);
     this.cleanupRuntime(c.id, c);
     rmSync(join(c.dir, 'exit'), { force: true });
@@ -211,11 +222,14 @@ export class Engine {
       // The exit is recorded by the monitor even when attached: a berth killed meanwhile still
       // leaves the container's status behind.
       if (!attach) a.push('-l', this.logPath(c), '-s', String(cfg.logMaxSize));
+      // Detached: `berth attach` connects to the monitor (attach.ts); -W: start -a is coming.
+      if (!attach) a.push('-A', attachSocketPath(c.id), ...(cfg.stdinOnce ? ['-o'] : []), ...(opts.waitAttach ? ['-W'] : []));
       a.push('-e', join(c.dir, 'exit'));
       // --rm: the monitor removes the container as it exits (in C: no umount(8) or tree walk here).
       if (cfg.autoRemove) {
         a.push('-r', c.dir, '-n', join(this.store.namesDir, c.name), '-R', join(this.runtimeRoot, c.id), '-m', join(c.dir, 'rootfs'));
         for (const d of new Set(Object.values(cgroupManagerFor(`/berth/${c.id}`, c.id).paths))) a.push('-g', d);
+        for (const d of volumeDirs(this.root, cfg.anonymousVolumes ?? [])) a.push('-V', d);
       }
       return a;
     };
@@ -272,6 +286,14 @@ export class Engine {
         throw new EngineError(125, `cannot start container ${c.name}: network ${cfg.network}: ${(err as Error).message}`, err);
       }
     }
+    // Attached, signals go to the container's process; the window size to the monitor, which
+    // holds the pty. Caught from before the process runs: a signal sent as soon as it prints
+    // must not find Node's default action (exit) still in place.
+    const forward = (sig: NodeJS.Signals) => {
+      try { if (sig === 'SIGWINCH') init.kill(sig); else process.kill(pid, sig); } catch { /* gone */ }
+    };
+    const sigs = attach ? (['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'] as const) : [];
+    for (const s of sigs) process.on(s, forward);
     // runtime.md "start": the process runs once the exec fifo is written.
     const fifo = join(this.runtimeRoot, c.id, 'exec.fifo');
     try {
@@ -280,6 +302,7 @@ export class Engine {
       closeSync(fd);
       rmSync(fifo, { force: true });
     } catch (err) {
+      for (const s of sigs) process.off(s, forward);
       try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
       throw new EngineError(125, `cannot start container ${c.name}: ${(err as Error).message}`, err);
     }
@@ -288,12 +311,6 @@ export class Engine {
       init.unref();
       return 0;
     }
-    // Signals go to the container's process; the window size to the monitor, which holds the pty.
-    const forward = (sig: NodeJS.Signals) => {
-      try { if (sig === 'SIGWINCH') init.kill(sig); else process.kill(pid, sig); } catch { /* gone */ }
-    };
-    const sigs = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'] as const;
-    for (const s of sigs) process.on(s, forward);
     const code = await exited;
     for (const s of sigs) process.off(s, forward);
     this.finish(c, code);
@@ -472,6 +489,8 @@ export class Engine {
     }
     this.cleanupRuntime(c.id, c);
     this.detachNetwork(c);
+    // Its monitor unlinks the attach socket as it exits; one killed (-9) left it behind.
+    rmSync(attachSocketPath(c.id), { force: true });
     await releaseRootfs(this.root, c.dir).catch(() => undefined);
     this.store.remove(c);
   }

@@ -12,6 +12,7 @@ import { containerPids } from '../../runtime/manage.js';
 import type { Process, Spec } from '../../runtime/spec/types.js';
 import type { Engine } from './engine.js';
 import { EngineError } from './engine.js';
+import { runtimeCommand } from './runtime-command.js';
 import type { Container } from './store.js';
 
 export interface ExecRequest {
@@ -58,7 +59,8 @@ function execWithRuntime(engine: Engine, c: Container, proc: Process, req: ExecR
   const args = ['--root', root, 'exec', ...(req.tty ? ['--tty'] : []), ...(req.detach ? ['--detach'] : []), '--cwd', proc.cwd,
     '--user', `${proc.user.uid}:${proc.user.gid}`, ...(proc.env ?? []).flatMap((e) => ['--env', e]), c.id, ...req.args];
   return new Promise((resolve, reject) => {
-    const child = spawn(c.config.runtime, args, { stdio: [req.interactive || req.tty ? 'inherit' : 'ignore', 'inherit', 'inherit'] });
+    const [cmd, ...pre] = runtimeCommand(c.config.runtime);
+    const child = spawn(cmd!, [...pre, ...args], { stdio: [req.interactive || req.tty ? 'inherit' : 'ignore', 'inherit', 'inherit'] });
     child.once('error', (err) => reject(new EngineError(125, `cannot run ${c.config.runtime}: ${err.message}`, err)));
     child.once('exit', (code, sig) => resolve(code ?? (sig ? 137 : 1)));
   });

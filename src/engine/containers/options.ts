@@ -50,6 +50,12 @@ export interface RunOptions {
   labels: Record<string, string>;
   tty: boolean;
   interactive: boolean;
+  /** false: no anonymous volumes for the image's VOLUMEs (a build's RUN, as BuildKit's). */
+  imageVolumes?: boolean;
+  /** -t: the size of our terminal, given to the container's before it runs. */
+  consoleSize?: { height: number; width: number };
+  /** -i without -d (docker's StdinOnce): a later start -ai ends the input with its own. */
+  stdinOnce?: boolean;
   autoRemove: boolean;
   runtime: string;
   logMaxSize: number;
@@ -108,6 +114,8 @@ function bindSource(src: string, what: string): string {
 /** `-v HOST:CTR[:ro|rw|z|Z...]` (named volumes are not here yet). */
 export function parseVolume(spec: string): MountSpec {
   const parts = spec.split(':');
+  // `-v /path`: an anonymous volume there (source '': made at create, anon-volumes.ts).
+  if (parts.length === 1 && isAbsolute(spec)) return { type: 'volume', source: '', destination: checkDestination(spec, `-v ${spec}`), options: ['rbind', 'rprivate'] };
   if (parts.length < 2 || parts.length > 3 || parts.some((p, i) => p === '' && i < 2)) {
     throw usage(`invalid volume ${JSON.stringify(spec)}: use -v HOST-PATH:CONTAINER-PATH[:ro|rw]`);
   }
@@ -147,8 +155,7 @@ export function parseMount(spec: string): MountSpec {
   }
   if (type === 'volume') {
     const src = kv.get('source') ?? kv.get('src');
-    if (!src) throw new BerthError('UNSUPPORTED', `--mount ${spec}: anonymous volumes are not supported yet; give source=NAME`);
-    return { type: 'volume', source: src, destination: checkDestination(dst, `--mount ${spec}`), options: ['rbind', 'rprivate', ...(ro ? ['ro'] : [])] };
+    return { type: 'volume', source: src ?? '', destination: checkDestination(dst, `--mount ${spec}`), options: ['rbind', 'rprivate', ...(ro ? ['ro'] : [])] };
   }
   throw usage(`--mount ${spec}: unknown type ${JSON.stringify(type)} (bind, tmpfs)`);
 }

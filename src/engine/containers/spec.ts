@@ -162,6 +162,8 @@ export async function buildSpec(id: string, config: ImageConfig, opts: RunOption
     ociVersion: '1.0.2',
     process: {
       terminal: opts.tty,
+      // The size of the terminal `run -it` attaches from, set before the process runs (docker's ConsoleSize).
+      ...(opts.tty && opts.consoleSize ? { consoleSize: opts.consoleSize } : {}),
       // The primary group is always one of the supplementary groups, as docker does (moby's
       // getUser, since its fix of CVE-2022-36109): the process never keeps groups it was not
       // given, and `id` shows groups=GID also for the default root user.

@@ -38,6 +38,8 @@ export interface ContainerConfig {
   stopSignal: string;
   tty: boolean;
   interactive: boolean;
+  /** docker's StdinOnce: the end of an attached client's input closes the container's stdin. */
+  stdinOnce?: boolean;
   autoRemove: boolean;
   /** 'berth' (berth-init in process) or a runc-compatible command. */
   runtime: string;
@@ -52,6 +54,8 @@ export interface ContainerConfig {
   addHosts?: string[];
   readOnly: boolean;
   mounts: { type: string; source: string; destination: string; options: string[] }[];
+  /** The anonymous volumes made for it (anon-volumes.ts): gone with `rm -v` and `--rm`. */
+  anonymousVolumes?: string[];
   /** Where the snapshot's layers are when the rootfs is an overlay mount (rootfs.ts). */
   logMaxSize: number;
 }

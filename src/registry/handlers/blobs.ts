@@ -1,6 +1,7 @@
 /** end-2 (GET/HEAD blob, with Range) and end-10 (DELETE blob). */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { DigestingStream, digestOf, parseDigest } from '../../base/digest.js';
 import { RegistryError } from '../errors.js';
 import { API_VERSION, API_VERSION_HEADER, parseRange, sendEmpty } from '../http-util.js';
@@ -15,11 +16,35 @@ function blobUnknown(name: string, digest: string): RegistryError {
   return new RegistryError(404, 'BLOB_UNKNOWN', `blob ${digest} is unknown in ${name}`, { digest });
 }
 
+function blobHeaders(digest: string): OutgoingHttpHeaders {
+  return {
+    'Content-Type': 'application/octet-stream',
+    'Docker-Content-Digest': digest,
+    'Accept-Ranges': 'bytes',
+    ETag: `"${digest}"`,
+    'Cache-Control': 'max-age=31536000',
+    [API_VERSION_HEADER]: API_VERSION,
+  };
+}
+
 export async function getBlob(reg: Registry, req: IncomingMessage, res: ServerResponse, name: string, digest: string): Promise<void> {
   checkDigest(digest);
   const head = req.method === 'HEAD';
   let size = await reg.meta.repoBlob(name, digest);
-  if (size === undefined && reg.proxy && (await reg.proxy.ensureBlob(name, digest))) size = await reg.meta.repoBlob(name, digest);
+  if (size === undefined && reg.proxy?.covers(name)) {
+    const got = await reg.proxy.blob(name, digest);
+    if (got.kind === 'arriving') {
+      const { spool } = got;
+      // Arriving from the upstream: every client reads it as it arrives (a range waits for the whole).
+      if (spool.size !== undefined && (head || req.headers.range === undefined)) {
+        const stream = head ? undefined : spool.stream();
+        if (head || stream) return sendArriving(res, digest, spool.size, stream);
+      }
+      if (!(await spool.finished)) throw new RegistryError(502, 'INTERNAL', `blob ${digest} could not be fetched from the upstream: try again`);
+      await reg.proxy.blob(name, digest);
+    }
+    size = await reg.meta.repoBlob(name, digest);
+  }
   let inline: Buffer | undefined;
   if (size === undefined) {
     // Manifests are content too; some clients fetch them through the blobs endpoint.
@@ -34,14 +59,7 @@ export async function getBlob(reg: Registry, req: IncomingMessage, res: ServerRe
       'Content-Range': `bytes */${size}`,
     });
   }
-  const headers: OutgoingHttpHeaders = {
-    'Content-Type': 'application/octet-stream',
-    'Docker-Content-Digest': digest,
-    'Accept-Ranges': 'bytes',
-    ETag: `"${digest}"`,
-    'Cache-Control': 'max-age=31536000',
-    [API_VERSION_HEADER]: API_VERSION,
-  };
+  const headers = blobHeaders(digest);
   const status = range ? 206 : 200;
   if (range) headers['Content-Range'] = `bytes ${range.start}-${range.end}/${size}`;
   const length = range ? range.end - range.start + 1 : size;
@@ -100,6 +118,16 @@ export async function getBlob(reg: Registry, req: IncomingMessage, res: ServerRe
       resolve();
     });
   });
+}
+
+/** A blob arriving from a pull-through cache's upstream: the whole body, cut short if it fails verification. */
+async function sendArriving(res: ServerResponse, digest: string, size: number, stream: Readable | undefined): Promise<void> {
+  res.writeHead(200, { ...blobHeaders(digest), 'Content-Length': size });
+  if (!stream) {
+    res.end();
+    return;
+  }
+  await pipeline(stream, res).catch(() => res.destroy());
 }
 
 export async function deleteBlob(reg: Registry, res: ServerResponse, name: string, digest: string): Promise<void> {

@@ -4,12 +4,15 @@
  * - Blobs: `<prefix>blobs/<alg>/<first two hex>/<encoded>`, written only by `commitUpload`
  *   after the caller verified the digest, so a blob key exists only when whole and verified.
  * - Uploads: one multipart upload per session at `<prefix>uploads/<id>/data-<generation>`.
- *   Bytes are buffered into parts of at least 5 MiB (one part sent while the next is read) (S3's minimum for every part but the last);
- *   what is left at the end of a request (under 5 MiB) is kept with the session's staging state
- *   in the metadata store, which every replica shares, so any replica continues a session.
+ *   Bytes are copied into parts of 5 MiB (S3's minimum for every part but the last; one part sent
+ *   while the next is read), from buffers shared by every upload of the process (part-pool.ts);
+ *   what is left at the end of a request (under 5 MiB) waits for the next one in the session's
+ *   staging state in the metadata store, which every replica shares, so any replica continues a
+ *   session: inline when small, else as an object of its own (the tail) that the next request
+ *   reads back into its first part and the commit copies server-side as the last part.
  * - Commit: the last bytes become the last part, the multipart upload completes to its staging
  *   key, a server-side copy puts it at the blob key, and the staging object is deleted.
- *   A blob that fits in one request's buffer is written with one PutObject.
+ *   A small blob (an inline tail, no part) is written with one PutObject.
  * - Parts of an unfinished multipart upload cannot be read back. To rehash an upload (another
  *   replica continues it without the hash state), `readUpload` completes the multipart upload
  *   into a readable object, opens the next generation with that object as its first part
@@ -34,6 +37,7 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { randomUUID } from 'node:crypto';
 import { PassThrough, Readable } from 'node:stream';
 import http from 'node:http';
 import https from 'node:https';
@@ -41,6 +45,7 @@ import { BerthError } from '../../base/errors.js';
 import { parseDigest } from '../../base/digest.js';
 import type { MetadataStore } from '../metadata/metadata-store.js';
 import type { BlobStat, BlobStore, ByteRange } from './blob-store.js';
+import { PartPool } from './part-pool.js';
 
 const UPLOAD_ID_RE = /^[a-f0-9-]{36}$/;
 /** S3: every part but the last is at least 5 MiB. */
@@ -52,6 +57,13 @@ export const MIN_PART = 5 * 1024 * 1024;
 function partTarget(received: number): number {
   return Math.max(MIN_PART, Math.floor(received / 2000));
 }
+/**
+ * Parts being filled or sent, across every upload of the process: 6 x 5 MiB. More concurrent
+ * uploads wait for a buffer (their clients with them) rather than growing the replica's memory.
+ */
+const partPool = new PartPool(MIN_PART, 6, 1);
+/** Tails up to this size stay in the metadata store: a small blob is then one PutObject at commit. */
+const INLINE_TAIL = 256 * 1024;
 /** The largest single copy (CopyObject, UploadPartCopy). */
 const MAX_COPY = 5 * 1024 * 1024 * 1024;
 const PRESIGN_SECONDS = 20 * 60;
@@ -86,12 +98,19 @@ interface Staging {
   parts: Part[];
   /** Staging objects left by rehashes, deleted on commit or cancel. */
   bases: string[];
+  /** The bytes after the last part (under 5 MiB), as an object of their own. */
+  tail?: { key: string; size: number };
+  /** Or the same, when small (INLINE_TAIL), held in the metadata store itself. */
   pending: Buffer;
   version: number;
 }
 
+function tailSize(s: Staging): number {
+  return s.pending.length + (s.tail?.size ?? 0);
+}
+
 function encodeStaging(s: Staging): Buffer {
-  const head = Buffer.from(JSON.stringify({ mpu: s.mpu, generation: s.generation, parts: s.parts, bases: s.bases }));
+  const head = Buffer.from(JSON.stringify({ mpu: s.mpu, generation: s.generation, parts: s.parts, bases: s.bases, tail: s.tail }));
   const len = Buffer.alloc(4);
   len.writeUInt32BE(head.length);
   return Buffer.concat([len, head, s.pending]);
@@ -269,7 +288,7 @@ export class S3BlobStore implements BlobStore {
 
   async uploadSize(id: string): Promise<number | undefined> {
     const s = await this.load(id);
-    return s && s.parts.reduce((n, p) => n + p.size, 0) + s.pending.length;
+    return s && s.parts.reduce((n, p) => n + p.size, 0) + tailSize(s);
   }
 
   /** Sends `chunks` (`size` bytes) as part `n`, streamed from memory without copying them. */
@@ -289,46 +308,77 @@ export class S3BlobStore implements BlobStore {
 
   async appendUpload(id: string, source: Readable, onChunk?: (chunk: Buffer) => void): Promise<number> {
     const s = await this.loadOrFail(id);
-    let chunks: Buffer[] = s.pending.length > 0 ? [s.pending] : [];
-    let buffered = s.pending.length;
     let count = 0;
     let next = (s.parts.at(-1)?.n ?? 0) + 1;
     let received = s.parts.reduce((n, p) => n + p.size, 0);
     let target = partTarget(received);
-    // One part in flight while the next is read: at most two parts of this upload in memory.
+    // The part being filled (from the shared pool) and the one in flight: one sent while the next is read.
+    let buf: Buffer | undefined = await partPool.take(target);
+    let used = 0;
     let inFlight: Promise<Part> | undefined;
-    const send = async (body: Buffer[], size: number) => {
+    const send = async () => {
       if (inFlight) s.parts.push(await inFlight);
-      inFlight = this.uploadPart(id, s, body, size, next++);
+      const sending = buf!;
+      inFlight = this.uploadPart(id, s, [sending.subarray(0, used)], used, next++).finally(() => partPool.give(sending));
       inFlight.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
+      received += used;
+      target = partTarget(received);
+      buf = undefined;
+      used = 0;
+      buf = await partPool.take(target);
     };
+    const fill = (chunk: Buffer) => {
+      chunk.copy(buf!, used);
+      used += chunk.length;
+    };
+    const previousTail = s.tail;
     try {
+      // The part starts with the bytes left by the previous request.
+      if (s.pending.length > 0) fill(s.pending);
+      else if (s.tail) for await (const c of this.readKey(s.tail.key) as AsyncIterable<Buffer>) fill(c);
       for await (const chunk of source as AsyncIterable<Buffer>) {
         count += chunk.length;
         onChunk?.(chunk);
-        chunks.push(chunk);
-        buffered += chunk.length;
-        if (buffered >= target) {
-          received += buffered;
-          target = partTarget(received);
-          await send(chunks, buffered);
-          chunks = [];
-          buffered = 0;
+        for (let off = 0; off < chunk.length; ) {
+          const n = Math.min(chunk.length - off, target - used);
+          chunk.copy(buf!, used, off, off + n);
+          used += n;
+          off += n;
+          if (used >= target) await send();
         }
       }
-      if (buffered >= MIN_PART) {
-        await send(chunks, buffered);
-        chunks = [];
-        buffered = 0;
-      }
+      if (count === 0) return 0; // nothing new: the staged state stays as it is
+      if (used >= MIN_PART) await send();
       if (inFlight) s.parts.push(await inFlight);
+      // What is left waits for the next request (any replica may continue): a few bytes in the
+      // metadata store, more as an object (PostgreSQL sends bytea as hex text: a 5 MiB tail cost
+      // ~25 MB of a replica's memory on each write and read).
+      s.pending = used <= INLINE_TAIL ? Buffer.from(buf!.subarray(0, used)) : Buffer.alloc(0);
+      s.tail = undefined;
+      if (used > INLINE_TAIL) {
+        const key = `${this.opts.prefix}uploads/${id}/tail-${randomUUID()}`;
+        await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: buf!.subarray(0, used), ContentLength: used }));
+        s.tail = { key, size: used };
+      }
     } catch (err) {
       await inFlight?.catch(() => undefined);
       throw err;
+    } finally {
+      if (buf) partPool.give(buf);
     }
-    s.pending = Buffer.concat(chunks, buffered);
-    await this.save(id, s);
+    try {
+      await this.save(id, s);
+    } catch (err) {
+      if (s.tail) await this.deleteKey(s.tail.key);
+      throw err;
+    }
+    if (previousTail) await this.deleteKey(previousTail.key);
     return count;
+  }
+
+  /** Deletes an object, best effort: what is left is found by listing (listUploads). */
+  private async deleteKey(key: string): Promise<void> {
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key })).catch(() => undefined);
   }
 
   /** Completes the current multipart upload to its staging key; returns that key (or none without parts). */
@@ -354,13 +404,14 @@ export class S3BlobStore implements BlobStore {
       if (base !== undefined) {
         // The next generation starts with the completed bytes as its parts (server-side copies).
         const size = s.parts.reduce((n, p) => n + p.size, 0);
-        const next: Staging = { mpu: '', generation: s.generation + 1, parts: [], bases: [...s.bases, base], pending: s.pending, version: s.version };
+        const next: Staging = { mpu: '', generation: s.generation + 1, parts: [], bases: [...s.bases, base], tail: s.tail, pending: s.pending, version: s.version };
         const key = this.stagingKey(id, next.generation);
         next.mpu = (await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: key }))).UploadId!;
         await this.copyParts(`${this.bucket}/${base}`, size, key, next);
         await this.save(id, next);
         for await (const c of this.readKey(base)) if (!out.write(c)) await new Promise((r) => out.once('drain', r));
       }
+      if (s.tail) for await (const c of this.readKey(s.tail.key)) if (!out.write(c)) await new Promise((r) => out.once('drain', r));
       out.end(s.pending);
     })().catch((err: Error) => out.destroy(err));
     return out;
@@ -385,10 +436,14 @@ export class S3BlobStore implements BlobStore {
     const dst = this.blobKey(digest);
     if (!(await this.stat(digest))) {
       if (s.parts.length === 0) {
-        await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: dst, Body: s.pending, ContentLength: s.pending.length }));
+        // The whole blob is the tail: copied server-side, or written from the staging state.
+        if (s.tail) await this.client.send(new CopyObjectCommand({ Bucket: this.bucket, Key: dst, CopySource: encodeURI(`${this.bucket}/${s.tail.key}`) }));
+        else await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: dst, Body: s.pending, ContentLength: s.pending.length }));
         await this.abort(id, s);
       } else {
-        if (s.pending.length > 0) s.parts.push(await this.uploadPart(id, s, [s.pending], s.pending.length, (s.parts.at(-1)?.n ?? 0) + 1));
+        // The tail becomes the last part (S3 allows it under 5 MiB), copied server-side.
+        if (s.tail) await this.copyParts(`${this.bucket}/${s.tail.key}`, s.tail.size, this.stagingKey(id, s.generation), s);
+        else if (s.pending.length > 0) s.parts.push(await this.uploadPart(id, s, [s.pending], s.pending.length, (s.parts.at(-1)?.n ?? 0) + 1));
         const staged = (await this.completeStaging(id, s))!;
         const size = s.parts.reduce((n, p) => n + p.size, 0);
         await this.copy(staged, dst, size);
@@ -425,6 +480,7 @@ export class S3BlobStore implements BlobStore {
 
   private async dropStaging(id: string, s: Staging): Promise<void> {
     for (const key of s.bases) await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+    if (s.tail) await this.deleteKey(s.tail.key);
     await this.meta.deleteStagingState(id);
   }
 
@@ -437,6 +493,19 @@ export class S3BlobStore implements BlobStore {
     }
     // A multipart upload whose state is gone (a crash between the two): abort it by listing.
     for (const u of await this.orphanUploads()) if (u.id === id) await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.key, UploadId: u.mpu }));
+    for (const o of await this.stagedObjects(`${this.opts.prefix}uploads/${id}/`)) await this.deleteKey(o.key);
+  }
+
+  /** Objects under `prefix` (tails and completed generations of upload sessions). */
+  private async stagedObjects(prefix: string): Promise<{ key: string; mtimeMs: number }[]> {
+    const out: { key: string; mtimeMs: number }[] = [];
+    let token: string | undefined;
+    do {
+      const r = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token, MaxKeys: this.opts.pageSize }));
+      for (const o of r.Contents ?? []) out.push({ key: o.Key!, mtimeMs: o.LastModified?.getTime() ?? 0 });
+      token = r.IsTruncated ? r.NextContinuationToken : undefined;
+    } while (token);
+    return out;
   }
 
   private async orphanUploads(): Promise<{ id: string; key: string; mpu: string; mtimeMs: number }[]> {
@@ -461,7 +530,15 @@ export class S3BlobStore implements BlobStore {
   async listUploads(): Promise<{ id: string; mtimeMs: number }[]> {
     const states = await this.meta.stagingStates();
     const known = new Set(states.map((s) => s.id));
-    return [...states, ...(await this.orphanUploads()).filter((u) => !known.has(u.id)).map((u) => ({ id: u.id, mtimeMs: u.mtimeMs }))];
+    const orphans = new Map<string, number>();
+    for (const u of await this.orphanUploads()) if (!known.has(u.id)) orphans.set(u.id, Math.max(orphans.get(u.id) ?? 0, u.mtimeMs));
+    // Objects of sessions whose state is gone (a crash between writing a tail and recording it).
+    const uploads = `${this.opts.prefix}uploads/`;
+    for (const o of await this.stagedObjects(uploads)) {
+      const id = o.key.slice(uploads.length).split('/')[0]!;
+      if (UPLOAD_ID_RE.test(id) && !known.has(id)) orphans.set(id, Math.max(orphans.get(id) ?? 0, o.mtimeMs));
+    }
+    return [...states, ...[...orphans].map(([id, mtimeMs]) => ({ id, mtimeMs }))];
   }
 
   async delete(digest: string): Promise<boolean> {

@@ -239,7 +239,7 @@ describe('berth build without RUN', { skip: skipUnless(root('COPY sets owners wi
     const executor: RunStepExecutor = {
       async run(step, rootfs) {
         seen.push(step);
-        assert.equal(await readFile(join(rootfs, 'keep'), 'utf8'), 'k\n', 'the executor sees the stage so far');
+        assert.equal(await readFile(join(await rootfs(), 'keep'), 'utf8'), 'k\n', 'the executor sees the stage so far');
         const upper = join(dir, `upper${seen.length}`);
         await mkdir(join(upper, 'd'), { recursive: true });
         await writeFile(join(upper, 'made-by-run'), 'ran\n');
@@ -315,5 +315,70 @@ describe('berth build without RUN', { skip: skipUnless(root('COPY sets owners wi
     assert.ok(pruned.records >= 7 && pruned.blobs >= 5, JSON.stringify(pruned));
     const after = await build(opts('e'));
     assert.deepEqual(after.steps.map((s) => s.cached), [false, false, false, false, false], 'nothing left after prune');
+  });
+
+  it('COPY --link makes a layer independent of the stage below: a changed base keeps it cached, with the same layer', async (t) => {
+    const dir = await tempDir(t, 'berth-bld-');
+    const ctx = join(dir, 'ctx');
+    await writeTree(ctx, { base: 'base 1\n', 'app/bin': 'app\n' });
+    const dockerfileText = 'FROM scratch\nCOPY base /base\nWORKDIR /srv\nCOPY --link app/ /srv/app/\nCOPY base /after\n';
+    const cache = join(dir, 'cache');
+    const opts = (tag: string): BuildOptions => ({ contextDir: ctx, dockerfileText, output: { layout: join(dir, 'out'), tag }, cache, sourceDateEpoch: 1 });
+    const first = await build(opts('a'));
+    assert.deepEqual(first.steps.map((s) => s.cached), [false, false, false, false]);
+    await writeFile(join(ctx, 'base'), 'base 2\n');
+    const second = await build(opts('b'));
+    assert.deepEqual(second.steps.map((s) => s.cached), [false, false, true, false], 'only the --link step stays cached');
+    const layout = await OciLayout.open(join(dir, 'out'));
+    const a = await loadImage(layout, 'a');
+    const b = await loadImage(layout, 'b');
+    assert.equal(a.manifest.layers.length, 4);
+    assert.equal(b.manifest.layers[2]!.digest, a.manifest.layers[2]!.digest, 'the same --link layer on the new base');
+    assert.notEqual(b.manifest.layers[0]!.digest, a.manifest.layers[0]!.digest);
+    // The --link layer holds only what it copies (its parents made afresh), not the stage's files.
+    const alone = join(dir, 'alone');
+    await mkdir(alone);
+    await unpackLayers(alone, [{ ...b.manifest.layers[2]!, diffId: b.config.rootfs.diff_ids[2], open: () => layout.fetch(b.manifest.layers[2]!) }]);
+    assert.equal(await readFile(join(alone, 'srv/app/bin'), 'utf8'), 'app\n');
+    await assert.rejects(lstat(join(alone, 'base')));
+    const rootfs = join(dir, 'rootfs');
+    await unpackTag(join(dir, 'out'), 'b', rootfs);
+    assert.equal(await readFile(join(rootfs, 'base'), 'utf8'), 'base 2\n');
+    assert.equal(await readFile(join(rootfs, 'srv/app/bin'), 'utf8'), 'app\n');
+    assert.equal(await readFile(join(rootfs, 'after'), 'utf8'), 'base 2\n');
+  });
+
+  it('--cache-to / --cache-from: a cache exported by one build makes a build with an empty cache reuse its steps (not run again)', async (t) => {
+    const dir = await tempDir(t, 'berth-bld-');
+    const ctx = join(dir, 'ctx');
+    await writeTree(ctx, { one: '1\n', two: '2\n' });
+    let runs = 0;
+    const executor: RunStepExecutor = {
+      async run() {
+        runs++;
+        const upper = await mkdtemp(join(dir, 'upper-'));
+        await writeFile(join(upper, `ran${runs}`), 'x');
+        return { upperDir: upper };
+      },
+    };
+    const dockerfileText = 'FROM scratch\nCOPY one /one\nRUN make one\nWORKDIR /w\nCOPY two /two\nRUN make two\n';
+    const opts = (n: number): BuildOptions => ({ contextDir: ctx, dockerfileText, output: { layout: join(dir, `out${n}`), tag: 't' }, runExecutor: executor, cache: join(dir, `cache${n}`), sourceDateEpoch: 1 });
+    const first = await build(opts(1));
+    assert.equal(runs, 2);
+    const { writeCacheLayout, importCache } = await import('../../../src/engine/build/cache-transfer.js');
+    const exported = await OciLayout.open(join(dir, 'exported'), { create: true });
+    await writeCacheLayout(await OciLayout.open(join(dir, 'out1')), first.cacheSteps, exported, 'latest');
+    const imported = await importCache(exported, 'latest', 'the exported cache');
+    assert.equal(imported.steps.size, 5);
+    const second = await build({ ...opts(2), cacheFrom: [imported] });
+    assert.deepEqual(second.steps.map((s) => s.cached), [true, true, true, true, true]);
+    assert.equal(runs, 2, 'the imported RUN steps are not executed');
+    assert.equal(second.manifest.digest, first.manifest.digest);
+    // An absent cache is an empty one; a changed file reruns from its COPY on.
+    assert.equal((await importCache(exported, 'nothing-here', 'x')).steps.size, 0);
+    await writeFile(join(ctx, 'two'), 'changed\n');
+    const third = await build({ ...opts(3), cacheFrom: [imported] });
+    assert.deepEqual(third.steps.map((s) => s.cached), [true, true, true, false, false]);
+    assert.equal(runs, 3);
   });
 });

@@ -5,12 +5,14 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { build, type BuildOptions } from '../../../src/engine/build/builder.js';
-import { EngineRunExecutor } from '../../../src/engine/build/engine-run.js';
+import { EngineRunExecutor, inOverlayLowers, pruneMountpoints } from '../../../src/engine/build/engine-run.js';
+import { execFileSync } from 'node:child_process';
 import { openImageStore } from '../../../src/engine/store.js';
 import { isBerthError } from '../../../src/base/errors.js';
+import { loadImage } from '../../../src/image/load-image.js';
 import { BUSYBOX } from '../../helpers/busybox.js';
 import { engineRoot, type EngineRoot } from '../../helpers/engine.js';
 import { peer, root, skipUnless } from '../../helpers/requirements.js';
@@ -34,6 +36,8 @@ describe('berth build with RUN steps', { skip: skipUnless(root('containers need 
     dockerfileText,
     output: { layout: join(e.root, 'images'), tag: `docker.io/library/${tag}` },
     storeRoot: e.root,
+    snapshotRoot: e.root,
+    workDir: join(e.root, 'build-work'),
     cache: join(e.root, 'build-cache'),
     runExecutor: new EngineRunExecutor({ root: e.root }),
     secrets: new Map([['tok', join(e.root, 'secret')]]),
@@ -90,6 +94,14 @@ describe('berth build with RUN steps', { skip: skipUnless(root('containers need 
     assert.match(bad.stderr, /Containerfile:2:1: RUN \/bin\/sh -c echo failing; exit 5 failed with exit code 5/);
   });
 
+  it('a RUN after VOLUME writes into the layer (as BuildKit) and leaves no volume; the image\'s runs get one', async () => {
+    await build(opts('FROM busybox\nVOLUME /vol\nRUN mkdir -p /vol && echo kept > /vol/f\n', 'vol:1'));
+    assert.equal((await e.berth(['volume', 'ls', '-q'])).stdout, '');
+    const r = await e.berth(['run', '--rm', '--network', 'none', 'vol:1', 'sh', '-c', 'cat /vol/f; grep -c " /vol " /proc/self/mountinfo']);
+    assert.equal(r.stdout, 'kept\n1\n', 'the container\'s anonymous volume got the image\'s /vol');
+    assert.equal((await e.berth(['volume', 'ls', '-q'])).stdout, '', '--rm removed it');
+  });
+
   it('stops at a RUN that fails, with its exit code, and tags nothing', async () => {
     await assert.rejects(build(opts('FROM busybox\nRUN echo before\n\nRUN exit 3\n', 'bad:1')), (err: unknown) => {
       assert.ok(isBerthError(err, 'RUNTIME_ERROR'));
@@ -101,5 +113,42 @@ describe('berth build with RUN steps', { skip: skipUnless(root('containers need 
     assert.ok(!(await store.tags()).some((t) => t.includes('berth-build-step')), 'the temporary step images are gone');
     const ps = await e.berth(['ps', '-aq']);
     assert.equal(ps.stdout, '', 'no container is left');
+  });
+
+  it('leaves no step image documents in the store: the build adds only its layers and its image', async () => {
+    const blobs = join(e.root, 'images', 'blobs', 'sha256');
+    const before = new Set(await readdir(blobs));
+    // (the COPY reads the stage through an overlay view of its snapshots)
+    const r = await build(opts('FROM busybox\nRUN echo one > /one\nENV X=1\nCOPY input.txt /in/\nRUN echo two > /two\n', 'docs:1'));
+    const store = await openImageStore({ root: e.root });
+    const img = await loadImage(store, 'docker.io/library/docs:1');
+    assert.equal(img.manifestDesc.digest, r.manifest.digest);
+    const added = (await readdir(blobs)).filter((n) => !before.has(n)).map((n) => `sha256:${n}`).sort();
+    const expected = [img.manifestDesc.digest, img.configDesc.digest, ...img.manifest.layers.slice(-3).map((l) => l.digest)].sort();
+    assert.deepEqual(added, expected, 'configs or manifests of the temporary step images are left in the store');
+    const views = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').filter((l) => l.includes(join(e.root, 'build-work')));
+    assert.deepEqual(views, [], 'the overlay views of the stages are unmounted');
+  });
+
+  it('tells what the image below an overlay has: the topmost snapshot with the path, a whiteout hiding it', async () => {
+    const low = join(e.root, 'lowers', 'a');
+    const high = join(e.root, 'lowers', 'b');
+    await mkdir(join(low, 'etc'), { recursive: true });
+    await mkdir(high, { recursive: true });
+    await writeFile(join(low, 'etc', 'hosts'), '');
+    await writeFile(join(low, 'gone'), '');
+    execFileSync('mknod', [join(high, 'gone'), 'c', '0', '0']);
+    assert.equal(await inOverlayLowers([low, high], '/etc/hosts'), true);
+    assert.equal(await inOverlayLowers([low, high], '/gone'), false, 'whited out in the upper snapshot');
+    assert.equal(await inOverlayLowers([low, high], '/nothing'), false);
+    // A mount point the runtime made where the image had nothing goes; one over an image file stays.
+    const changes = join(e.root, 'changes');
+    await mkdir(join(changes, 'etc'), { recursive: true });
+    await writeFile(join(changes, 'etc', 'hosts'), '');
+    await mkdir(join(changes, 'run', 'secrets'), { recursive: true });
+    await writeFile(join(changes, 'run', 'secrets', 'tok'), '');
+    await pruneMountpoints(changes, (p) => inOverlayLowers([low, high], p), ['/etc/hosts', '/run/secrets/tok']);
+    assert.deepEqual(await readdir(changes), ['etc']);
+    assert.deepEqual(await readdir(join(changes, 'etc')), ['hosts']);
   });
 });

@@ -3,7 +3,8 @@
  * "Config.User"), with symlinks resolved inside that root so that a hostile image cannot make
  * berth read host files.
  */
-import { lstat, readFile, readlink } from 'node:fs/promises';
+import { lstatSync, readlinkSync } from 'node:fs';
+import { lstat, readFile } from 'node:fs/promises';
 import { posix, join } from 'node:path';
 import { BerthError } from '../base/errors.js';
 
@@ -61,8 +62,9 @@ export function parseGroup(text: string): GroupEntry[] {
 /**
  * The host path of `path` inside `root`, following symlinks as if `root` were `/`
  * (absolute targets and `..` never leave the root). undefined when it does not exist.
+ * Synchronous: a few lstat calls, cheaper than a trip through the thread pool each.
  */
-export async function resolveInRoot(root: string, path: string): Promise<string | undefined> {
+export function resolveInRootSync(root: string, path: string): string | undefined {
   const pending = posix.normalize('/' + path).split('/').filter(Boolean);
   const done: string[] = [];
   let links = 0;
@@ -76,7 +78,7 @@ export async function resolveInRoot(root: string, path: string): Promise<string 
     const host = join(root, ...done, part);
     let st;
     try {
-      st = await lstat(host);
+      st = lstatSync(host);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
@@ -84,7 +86,7 @@ export async function resolveInRoot(root: string, path: string): Promise<string 
     }
     if (st.isSymbolicLink()) {
       if (++links > 40) throw new BerthError('UNSAFE_PATH', `too many symbolic links resolving ${path} in ${root}`);
-      const target = await readlink(host);
+      const target = readlinkSync(host);
       if (target.startsWith('/')) done.length = 0;
       pending.unshift(...target.split('/').filter(Boolean));
       continue;
@@ -92,6 +94,11 @@ export async function resolveInRoot(root: string, path: string): Promise<string 
     done.push(part);
   }
   return join(root, ...done);
+}
+
+/** resolveInRootSync for callers that await. */
+export async function resolveInRoot(root: string, path: string): Promise<string | undefined> {
+  return resolveInRootSync(root, path);
 }
 
 /** Reads a small text file of the container (e.g. /etc/passwd); undefined when absent. */

@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, lstatSync, readdirSync, readlinkSync, statSync, type Stats } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../../image/atomic-file.js';
+import { resolveInRootSync } from '../../image/passwd.js';
 import { posix } from 'node:path';
 import { BerthError } from '../../base/errors.js';
 import { cleanPath, walkContext, type PatternMatcher } from './ignore.js';
@@ -107,29 +108,9 @@ function matchSource(root: CopyRoot, rel: string): string[] {
 
 /** Follows a symlink inside the root (absolute targets and `..` stay in it); undefined if dangling. */
 function followInRoot(root: string, rel: string): { rel: string; stat: Stats } | undefined {
-  const pending = rel.split('/').filter(Boolean);
-  const done: string[] = [];
-  let links = 0;
-  while (pending.length) {
-    const part = pending.shift()!;
-    if (part === '.') continue;
-    if (part === '..') {
-      done.pop();
-      continue;
-    }
-    const st = lstatOrUndefined(posix.join(root, ...done, part));
-    if (!st) return undefined;
-    if (st.isSymbolicLink()) {
-      if (++links > 40) throw new BerthError('UNSAFE_PATH', `too many symbolic links resolving ${rel} in ${root}`);
-      const target = readlinkSync(posix.join(root, ...done, part));
-      if (target.startsWith('/')) done.length = 0;
-      pending.unshift(...target.split('/').filter(Boolean));
-      continue;
-    }
-    done.push(part);
-  }
-  const out = done.join('/');
-  return { rel: out, stat: lstatSync(posix.join(root, out)) };
+  const host = resolveInRootSync(root, rel);
+  if (host === undefined) return undefined;
+  return { rel: posix.relative(root, host), stat: lstatSync(host) };
 }
 
 function entryKind(st: Stats): CopyEntry['kind'] | undefined {

@@ -17,6 +17,22 @@ import { isBerthError } from '../../../src/base/errors.js';
 import { buildBusyboxRootfs, BUSYBOX } from '../../helpers/busybox.js';
 import { peer, root, skipUnless } from '../../helpers/requirements.js';
 
+/** A RUN executor that only counts its runs, each leaving a file ranN in a fresh upper dir. */
+function countingExecutor(dir: string): { executor: RunStepExecutor; runs(): number } {
+  let runs = 0;
+  return {
+    executor: {
+      async run() {
+        runs++;
+        const upper = await mkdtemp(join(dir, 'upper-'));
+        await writeFile(join(upper, `ran${runs}`), 'x');
+        return { upperDir: upper };
+      },
+    },
+    runs: () => runs,
+  };
+}
+
 async function tempDir(t: { after: (fn: () => Promise<void>) => void }, prefix: string): Promise<string> {
   const d = await mkdtemp(join(tmpdir(), prefix));
   t.after(() => rm(d, { recursive: true, force: true }));
@@ -277,39 +293,32 @@ describe('berth build without RUN', { skip: skipUnless(root('COPY sets owners wi
     const dir = await tempDir(t, 'berth-bld-');
     const ctx = join(dir, 'ctx');
     await writeTree(ctx, { 'one': '1\n', 'two': '2\n' });
-    let runs = 0;
-    const executor: RunStepExecutor = {
-      async run() {
-        runs++;
-        const upper = await mkdtemp(join(dir, 'upper-'));
-        await writeFile(join(upper, `ran${runs}`), 'x');
-        return { upperDir: upper };
-      },
-    };
+    const counted = countingExecutor(dir);
+    const executor = counted.executor;
     const dockerfileText = 'FROM scratch\nCOPY one /one\nRUN make one\nWORKDIR /w\nCOPY two /two\nRUN make two\n';
     const cache = join(dir, 'cache');
     const opts = (tag: string): BuildOptions => ({ contextDir: ctx, dockerfileText, output: { layout: join(dir, 'out'), tag }, runExecutor: executor, cache, sourceDateEpoch: 1 });
     const cold = await build(opts('a'));
     assert.deepEqual(cold.steps.map((s) => s.cached), [false, false, false, false, false]);
-    assert.equal(runs, 2);
+    assert.equal(counted.runs(), 2);
     const lines: string[] = [];
     const warm = await build({ ...opts('b'), log: (l) => lines.push(l) });
     assert.deepEqual(lines.slice(0, 6), ['#1 [stage-0 1/6] FROM scratch', lines[1], '#2 [stage-0 2/6] COPY one /one', '#2 CACHED', '#3 [stage-0 3/6] RUN /bin/sh -c make one', '#3 CACHED']);
     assert.match(lines[1]!, /^#1 DONE \d+\.\ds$/);
     assert.deepEqual(warm.steps.map((s) => s.cached), [true, true, true, true, true]);
-    assert.equal(runs, 2, 'a cached RUN does not run');
+    assert.equal(counted.runs(), 2, 'a cached RUN does not run');
     assert.equal(warm.manifest.digest, cold.manifest.digest);
     await writeFile(join(ctx, 'two'), 'changed\n');
     const changed = await build(opts('c'));
     assert.deepEqual(changed.steps.map((s) => s.cached), [true, true, true, false, false]);
-    assert.equal(runs, 3);
+    assert.equal(counted.runs(), 3);
     const rootfs = join(dir, 'rootfs');
     await unpackTag(join(dir, 'out'), 'c', rootfs);
     assert.equal(await readFile(join(rootfs, 'two'), 'utf8'), 'changed\n');
     assert.equal(await readFile(join(rootfs, 'ran1'), 'utf8'), 'x', 'the cached RUN layer is in the image');
     const noCache = await build({ ...opts('d'), noCache: true });
     assert.deepEqual(noCache.steps.map((s) => s.cached), [false, false, false, false, false]);
-    assert.equal(runs, 5);
+    assert.equal(counted.runs(), 5);
     const { BuildCache } = await import('../../../src/engine/build/cache.js');
     const pruned = await (await BuildCache.open(cache)).prune();
     assert.ok(pruned.records >= 7 && pruned.blobs >= 5, JSON.stringify(pruned));
@@ -352,19 +361,12 @@ describe('berth build without RUN', { skip: skipUnless(root('COPY sets owners wi
     const dir = await tempDir(t, 'berth-bld-');
     const ctx = join(dir, 'ctx');
     await writeTree(ctx, { one: '1\n', two: '2\n' });
-    let runs = 0;
-    const executor: RunStepExecutor = {
-      async run() {
-        runs++;
-        const upper = await mkdtemp(join(dir, 'upper-'));
-        await writeFile(join(upper, `ran${runs}`), 'x');
-        return { upperDir: upper };
-      },
-    };
+    const counted = countingExecutor(dir);
+    const executor = counted.executor;
     const dockerfileText = 'FROM scratch\nCOPY one /one\nRUN make one\nWORKDIR /w\nCOPY two /two\nRUN make two\n';
     const opts = (n: number): BuildOptions => ({ contextDir: ctx, dockerfileText, output: { layout: join(dir, `out${n}`), tag: 't' }, runExecutor: executor, cache: join(dir, `cache${n}`), sourceDateEpoch: 1 });
     const first = await build(opts(1));
-    assert.equal(runs, 2);
+    assert.equal(counted.runs(), 2);
     const { writeCacheLayout, importCache } = await import('../../../src/engine/build/cache-transfer.js');
     const exported = await OciLayout.open(join(dir, 'exported'), { create: true });
     await writeCacheLayout(await OciLayout.open(join(dir, 'out1')), first.cacheSteps, exported, 'latest');
@@ -372,13 +374,13 @@ describe('berth build without RUN', { skip: skipUnless(root('COPY sets owners wi
     assert.equal(imported.steps.size, 5);
     const second = await build({ ...opts(2), cacheFrom: [imported] });
     assert.deepEqual(second.steps.map((s) => s.cached), [true, true, true, true, true]);
-    assert.equal(runs, 2, 'the imported RUN steps are not executed');
+    assert.equal(counted.runs(), 2, 'the imported RUN steps are not executed');
     assert.equal(second.manifest.digest, first.manifest.digest);
     // An absent cache is an empty one; a changed file reruns from its COPY on.
     assert.equal((await importCache(exported, 'nothing-here', 'x')).steps.size, 0);
     await writeFile(join(ctx, 'two'), 'changed\n');
     const third = await build({ ...opts(3), cacheFrom: [imported] });
     assert.deepEqual(third.steps.map((s) => s.cached), [true, true, true, false, false]);
-    assert.equal(runs, 3);
+    assert.equal(counted.runs(), 3);
   });
 });

@@ -8,7 +8,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { processAlive } from '../image/layout-lock.js';
-import { diskUsage } from './snapshots.js';
+import { diskUsage } from '../layer/walk.js';
 
 export interface ContainerUse {
   id: string;

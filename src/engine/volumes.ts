@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { BerthError } from '../base/errors.js';
 import { writeFileAtomic } from '../image/atomic-file.js';
 import { processAlive } from '../image/layout-lock.js';
-import { diskUsage } from './snapshots.js';
+import { diskUsage } from '../layer/walk.js';
 import { containerUses } from './usage.js';
 
 export interface VolumeInfo {

@@ -1,7 +1,15 @@
 /** The decompressor for a layer blob, strict about truncation, and clear errors for bad streams. */
-import type { Transform } from 'node:stream';
+import { pipeline, type Readable, type Transform } from 'node:stream';
+import { DigestingStream } from '../base/digest.js';
 import { BerthError, isBerthError } from '../base/errors.js';
 import { decompressorForMediaType } from './compress.js';
+
+/** A layer blob's descriptor fields that its bytes are checked against. */
+export interface BlobDescriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+}
 
 /**
  * A Transform that decompresses a layer of `mediaType`; a truncated stream (missing data or
@@ -9,6 +17,26 @@ import { decompressorForMediaType } from './compress.js';
  */
 export function layerDecompressor(mediaType: string): Transform {
   return decompressorForMediaType(mediaType);
+}
+
+/**
+ * The uncompressed tar of a layer blob: blob → digest and size check → decompressor (→ `after`,
+ * e.g. a read-ahead buffer). A failure anywhere destroys the returned stream with the error, so
+ * it surfaces where the tar is read; an unknown media type throws at once (the blob destroyed).
+ */
+export function verifiedTar(blob: Readable, layer: BlobDescriptor, after?: Transform): Readable {
+  const verifier = new DigestingStream({ expectedDigest: layer.digest, expectedSize: layer.size });
+  let decompressor: Transform;
+  try {
+    decompressor = layerDecompressor(layer.mediaType);
+  } catch (err) {
+    blob.destroy();
+    throw err;
+  }
+  const done = () => {
+    // failures reach the reader through the destroyed last stream
+  };
+  return (after ? pipeline(blob, verifier, decompressor, after, done) : pipeline(blob, verifier, decompressor, done)) as unknown as Readable;
 }
 
 /** Turns a zlib/zstd failure into LAYER_INVALID with what to do; other errors pass through. */

@@ -3,11 +3,11 @@
  * decompressed ahead (into a bounded buffer) while layer N is written, so decompression of the
  * next layers overlaps the file writes of the current one.
  */
-import { PassThrough, pipeline, type Readable, type Transform } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { BerthError } from '../base/errors.js';
-import { DigestingStream, validateDigest } from '../base/digest.js';
+import { validateDigest } from '../base/digest.js';
 import { applyTarStream, type ApplyOptions, type ApplyResult } from './apply.js';
-import { describeStreamError, layerDecompressor } from './decompress.js';
+import { describeStreamError, verifiedTar } from './decompress.js';
 
 export interface LayerSource {
   mediaType: string;
@@ -36,20 +36,7 @@ function describe(i: number, layer: LayerSource): string {
 
 /** Opens a layer: blob → digest/size check → decompressor → bounded buffer, started immediately. */
 async function prepare(layer: LayerSource): Promise<Prepared> {
-  const blob = await layer.open();
-  const verifier = new DigestingStream({ expectedDigest: layer.digest, expectedSize: layer.size });
-  let decompressor: Transform;
-  try {
-    decompressor = layerDecompressor(layer.mediaType);
-  } catch (err) {
-    blob.destroy();
-    throw err;
-  }
-  const buffer = new PassThrough({ highWaterMark: AHEAD_BUFFER });
-  const tar = pipeline(blob, verifier, decompressor, buffer, () => {
-    // failures surface when the buffer is read (it is destroyed with the error)
-  }) as unknown as Readable;
-  return { tar };
+  return { tar: verifiedTar(await layer.open(), layer, new PassThrough({ highWaterMark: AHEAD_BUFFER })) };
 }
 
 /** Applies layers in order onto root. Decompresses ahead in parallel (layer N+1 decompressing while N is written, bounded memory), verifies each layer's blob digest/size AND its diffId against the config's rootfs.diff_ids; a mismatch is an error that leaves a clear message. */

@@ -72,6 +72,23 @@ export function* walkTree(root: string): Generator<WalkEntry> {
   }
 }
 
+/** Bytes allocated under `root`, each inode once. */
+export function diskUsage(root: string): { bytes: number; entries: number } {
+  const seen = new Set<string>();
+  let bytes = 0;
+  let entries = 0;
+  for (const e of walkTree(root)) {
+    entries++;
+    if (e.stat.nlink > 1 && e.kind !== 'dir') {
+      const key = `${e.stat.dev}:${e.stat.ino}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+    }
+    bytes += e.stat.blocks * 512;
+  }
+  return { bytes, entries };
+}
+
 /** Linux device numbers from st_rdev (glibc's major()/minor() encoding). */
 export function deviceNumbers(rdev: number): { major: number; minor: number } {
   const lo = rdev % 2 ** 32;

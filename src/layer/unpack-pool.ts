@@ -1,0 +1,202 @@
+/**
+ * Applying layer blobs in worker threads (unpack-worker.ts), so that the layers of one image,
+ * each going into its own directory, unpack on every core: the decompression, the digests and
+ * the file writes (synchronous syscalls, most of the time of an unpack) leave the main thread,
+ * which only reads the blob (a download or a stored file) and hands its bytes over.
+ *
+ * A small pool: at most one worker per core (BERTH_UNPACK_THREADS caps it; 0 applies every blob
+ * on the calling thread), started on first use, each applying one blob at a time; an idle
+ * worker does not keep the process alive and ends after IDLE_MS. A blob under WORKER_MIN_BYTES
+ * is applied on the calling thread: starting a worker (~70 ms of CPU here) costs more than it.
+ */
+import { availableParallelism } from 'node:os';
+import type { Readable } from 'node:stream';
+import { MessageChannel, Worker } from 'node:worker_threads';
+import { BerthError } from '../base/errors.js';
+import { applyTarStream, type ApplyResult } from './apply.js';
+import { verifiedTar, type BlobDescriptor } from './decompress.js';
+import { errorFromWire, resultFromWire, type FeedMessage, type JobMessage, type ReplyMessage, type WireResult, type WorkerApplyOptions } from './unpack-wire.js';
+import { diskUsage } from './walk.js';
+
+declare const BERTH_BUILD_ID: string | undefined;
+
+/** Compressed blobs smaller than this are applied on the calling thread. */
+export const WORKER_MIN_BYTES = 1 << 20;
+/** An idle worker ends after this long. */
+const IDLE_MS = 5000;
+
+export interface BlobApplyOptions {
+  apply?: WorkerApplyOptions;
+  /** Also measure the unpacked tree (walk.ts diskUsage), in the worker. */
+  usage?: boolean;
+  /** Apply in a worker from this compressed size on (default WORKER_MIN_BYTES; 0: always, if threads are allowed). */
+  minWorkerBytes?: number;
+}
+
+export interface BlobApplyResult {
+  result: ApplyResult;
+  usage?: { bytes: number; entries: number };
+  /** Whether a worker thread applied it. */
+  inWorker: boolean;
+}
+
+/** The most worker threads: one per core, or BERTH_UNPACK_THREADS. */
+export function unpackThreads(): number {
+  const env = process.env.BERTH_UNPACK_THREADS;
+  if (env !== undefined && /^\d+$/.test(env)) return Number(env);
+  return availableParallelism();
+}
+
+/** The worker's entry: its own bundle next to the CLI bundles (scripts/bundle-unpack.mjs), or tsc's module. */
+function workerFile(): URL {
+  return typeof BERTH_BUILD_ID === 'string' ? new URL('./berth-unpack.cjs', import.meta.url) : new URL('./unpack-worker.js', import.meta.url);
+}
+
+interface PoolWorker {
+  worker: Worker;
+  /** The failure the thread reported ('error' event) before it exited. */
+  failure?: Error;
+  idleTimer?: NodeJS.Timeout;
+}
+
+class UnpackPool {
+  private readonly idle: PoolWorker[] = [];
+  private readonly waiting: Array<(w: PoolWorker) => void> = [];
+  private count = 0;
+
+  /** Starts workers ahead of their jobs (up to `n` and the limit), so their start-up overlaps the download. */
+  warm(n: number): void {
+    while (this.count < Math.min(n, unpackThreads())) this.release(this.spawn());
+  }
+
+  async apply(root: string, blob: Readable, job: Omit<JobMessage, 'port' | 'root'>): Promise<WireResult> {
+    const w = await this.acquire();
+    try {
+      return await feed(w, root, blob, job);
+    } finally {
+      this.release(w);
+    }
+  }
+
+  private spawn(): PoolWorker {
+    const w: PoolWorker = { worker: new Worker(workerFile()) };
+    this.count++;
+    w.worker.on('error', (err) => (w.failure = err));
+    w.worker.once('exit', () => {
+      this.count--;
+      clearTimeout(w.idleTimer);
+      const i = this.idle.indexOf(w);
+      if (i >= 0) this.idle.splice(i, 1);
+      const next = this.waiting.shift();
+      if (next) next(this.spawn()); // a job waiting for a thread gets a new one
+    });
+    return w;
+  }
+
+  private acquire(): Promise<PoolWorker> {
+    const w = this.idle.pop();
+    if (w) {
+      clearTimeout(w.idleTimer);
+      w.worker.ref();
+      return Promise.resolve(w);
+    }
+    if (this.count < Math.max(1, unpackThreads())) {
+      return Promise.resolve(this.spawn());
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  private release(w: PoolWorker): void {
+    if (w.failure !== undefined || w.worker.threadId < 0) return; // it is gone (its exit handler counted it)
+    const next = this.waiting.shift();
+    if (next) {
+      next(w);
+      return;
+    }
+    w.worker.unref();
+    w.idleTimer = setTimeout(() => w.worker.postMessage('exit'), IDLE_MS);
+    w.idleTimer.unref();
+    this.idle.push(w);
+  }
+}
+
+/** Runs one job on `w`: hands the blob's bytes over as the worker asks for them, and settles with its answer. */
+function feed(w: PoolWorker, root: string, blob: Readable, job: Omit<JobMessage, 'port' | 'root'>): Promise<WireResult> {
+  return new Promise((resolve, reject) => {
+    const { port1, port2 } = new MessageChannel();
+    const send = (m: FeedMessage, transfer?: ArrayBuffer[]) => port1.postMessage(m, transfer);
+    let owed = 0;
+    let sourceError: unknown;
+    let settled = false;
+    const pump = () => {
+      while (owed > 0) {
+        const chunk = blob.read() as Buffer | null;
+        if (chunk === null) return;
+        owed--;
+        // A copy of its own to transfer: the chunk may share its memory (a pool slab, the store's branch).
+        const data = new Uint8Array(chunk.length);
+        data.set(chunk);
+        send({ type: 'chunk', data }, [data.buffer]);
+      }
+    };
+    const onEnd = () => send({ type: 'end' });
+    const onError = (err: Error) => {
+      sourceError ??= err;
+      send({ type: 'abort', message: err.message });
+    };
+    const onExit = (code: number) => {
+      const why = w.failure?.message ?? `exit code ${code}`;
+      finish(new BerthError('INTERNAL', `the unpack worker thread stopped (${why}) while applying ${job.layer.digest}: run the command again`));
+    };
+    const finish = (err: unknown, result?: WireResult) => {
+      if (settled) return;
+      settled = true;
+      blob.off('readable', pump).off('end', onEnd).off('error', onError);
+      w.worker.off('exit', onExit);
+      port1.close();
+      if (err === undefined) resolve(result!);
+      else {
+        blob.destroy(); // a download teed to the store goes on to the store alone
+        reject(sourceError ?? err);
+      }
+    };
+    blob.on('readable', pump).once('end', onEnd).on('error', onError);
+    w.worker.once('exit', onExit);
+    port1.on('message', (m: ReplyMessage) => {
+      if (m.type === 'more') {
+        owed++;
+        pump();
+      } else if (m.type === 'done') finish(undefined, m.result);
+      else finish(errorFromWire(m.error));
+    });
+    const message: JobMessage = { ...job, root, port: port2 };
+    w.worker.postMessage(message, [port2]);
+  });
+}
+
+let pool: UnpackPool | undefined;
+
+/** Starts up to `layers` unpack workers now (bounded by the cores), for blobs about to come. */
+export function warmUnpackWorkers(layers: number): void {
+  if (layers <= 0 || unpackThreads() === 0) return;
+  (pool ??= new UnpackPool()).warm(layers);
+}
+
+/**
+ * Applies a compressed layer blob onto `root` (an existing directory): its digest and size
+ * checked, decompressed, written with applyTarStream's checks. In a worker thread when threads
+ * are allowed and the blob is big enough, else on this thread; the same code either way.
+ */
+export async function applyBlob(root: string, blob: Readable, layer: BlobDescriptor, opts: BlobApplyOptions = {}): Promise<BlobApplyResult> {
+  const apply = opts.apply ?? {};
+  if (unpackThreads() === 0 || layer.size < (opts.minWorkerBytes ?? WORKER_MIN_BYTES)) {
+    const result = await applyTarStream(root, verifiedTar(blob, layer), apply);
+    return { result, ...(opts.usage ? { usage: diskUsage(root) } : {}), inWorker: false };
+  }
+  const wire = await (pool ??= new UnpackPool()).apply(root, blob, {
+    layer: { mediaType: layer.mediaType, digest: layer.digest, size: layer.size },
+    apply,
+    usage: opts.usage === true,
+  });
+  return { result: resultFromWire(wire), ...(wire.usage ? { usage: wire.usage } : {}), inWorker: true };
+}

@@ -52,6 +52,18 @@ function workerFile(): URL {
   return typeof BERTH_BUILD_ID === 'string' ? new URL('./berth-unpack.cjs', import.meta.url) : new URL('./unpack-worker.js', import.meta.url);
 }
 
+/** The process's Node options (--cpu-prof…) without the ones about its own script (-e, --input-type), which a worker refuses. */
+function workerExecArgv(): string[] {
+  const out: string[] = [];
+  const args = process.execArgv;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '-e' || a === '--eval' || a === '-p' || a === '--print') i++;
+    else if (!a.startsWith('--input-type') && !a.startsWith('--eval=') && !a.startsWith('--print=')) out.push(a);
+  }
+  return out;
+}
+
 interface PoolWorker {
   worker: Worker;
   /** The failure the thread reported ('error' event) before it exited. */
@@ -79,7 +91,7 @@ class UnpackPool {
   }
 
   private spawn(): PoolWorker {
-    const w: PoolWorker = { worker: new Worker(workerFile()) };
+    const w: PoolWorker = { worker: new Worker(workerFile(), { execArgv: workerExecArgv() }) };
     this.count++;
     w.worker.on('error', (err) => (w.failure = err));
     w.worker.once('exit', () => {

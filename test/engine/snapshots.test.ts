@@ -4,6 +4,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -11,12 +12,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { chainIds, SnapshotStore } from '../../src/engine/snapshots.js';
 import { openImageStore } from '../../src/engine/store.js';
 import { unpackLayers } from '../../src/layer/unpack-layers.js';
+import { WORKER_MIN_BYTES } from '../../src/layer/unpack-pool.js';
 import type { OciLayout } from '../../src/image/layout.js';
 import { isBerthError } from '../../src/base/errors.js';
 import { peer, root, skipUnless } from '../helpers/requirements.js';
 import { removeDir, snapshotTree, tempDir } from '../layer/layer-write-helpers.js';
 import { sha256, type FixtureEntry } from '../layer/tar-fixture.js';
 import { BASE, CHANGES, TOP, manyFiles, nodeScript, storeFixtureImage, type ChildRun, type FixtureImage } from './image-fixture.js';
+
+/** A file that makes its layer's blob bigger than WORKER_MIN_BYTES: the layer unpacks in a worker thread. */
+const BIG: FixtureEntry = { path: 'big', body: randomBytes(WORKER_MIN_BYTES + 100_000) };
 
 const SNAPSHOTS_MODULE = pathToFileURL(join(import.meta.dirname, '..', '..', 'src', 'engine', 'snapshots.js')).href;
 
@@ -146,7 +151,7 @@ describe('snapshots', { skip: skipUnless(root('overlay mounts, whiteout devices 
   });
 
   it('unpacks each layer once when processes prepare the same image at the same time', async () => {
-    await storeFixtureImage(layout, 'example.test/c:1', [manyFiles(300), [{ path: 'c', body: 'c' }], [{ path: 'c2', body: 'c2' }]]);
+    await storeFixtureImage(layout, 'example.test/c:1', [[...manyFiles(300), BIG], [{ path: 'c', body: 'c' }], [{ path: 'c2', body: 'c2' }]]);
     const runs = [0, 1, 2].map(() => prepareInChild(berthRoot, 'example.test/c:1'));
     const results = await Promise.all(runs.map((r) => r.done));
     for (const r of results) assert.equal(r.code, 0, r.err);
@@ -157,7 +162,7 @@ describe('snapshots', { skip: skipUnless(root('overlay mounts, whiteout devices 
   });
 
   it('survives kill -9 in the middle of an unpack: the half snapshot is never used, the next prepare works', async () => {
-    const img = await storeFixtureImage(layout, 'example.test/k:1', [manyFiles(3000)]);
+    const img = await storeFixtureImage(layout, 'example.test/k:1', [[...manyFiles(3000), BIG]]);
     const [chain] = chainIds(img.config.rootfs.diff_ids);
     const child = prepareInChild(berthRoot, 'example.test/k:1');
     const deadline = Date.now() + 30_000;
@@ -178,8 +183,8 @@ describe('snapshots', { skip: skipUnless(root('overlay mounts, whiteout devices 
     await p.release();
     assert.deepEqual(readdirSync(store.dir).filter((n) => n.startsWith(`tmp-${child.pid}-`)), [], 'leftovers removed');
     const tree = await snapshotTree(p.dirs[0]!);
-    assert.equal(Object.keys(tree).length, 3001);
-    assert.equal((await store.meta(chain!))?.entries, 3001);
+    assert.equal(Object.keys(tree).length, 3002);
+    assert.equal((await store.meta(chain!))?.entries, 3002);
   });
 
   it('refuses a layer whose content does not match the config diff_id and publishes nothing', async () => {

@@ -163,7 +163,6 @@ async function coldStart(engines: Engine[], work: string, images: ColdImages): P
       let engine = e;
       const args = ['run', '--rm', '--network', 'none', images.cold, 'true'];
       if (e.name === 'berth') {
-        if (berthRoot) rmSync(berthRoot, { recursive: true, force: true });
         berthRoot = join(work, `cold-berth-${r}`);
         engine = { ...e, env: { ...e.env, BERTH_ROOT: berthRoot } };
       } else if (e.name === 'podman') {
@@ -172,18 +171,20 @@ async function coldStart(engines: Engine[], work: string, images: ColdImages): P
         writeFileSync(conf, `[storage]\ndriver = "overlay"\ngraphroot = "${dir}/graph"\nrunroot = "${dir}/run"\n`);
         engine = { ...e, env: { ...e.env, CONTAINERS_STORAGE_CONF: conf } };
         args.splice(1, 0, '--tls-verify=false');
-      } else {
-        spawnSync(e.cmd[0]!, [...e.cmd.slice(1), 'rmi', '-f', images.cold], { env: e.env, stdio: 'ignore' });
-        spawnSync(e.cmd[0]!, [...e.cmd.slice(1), 'image', 'prune', '-af'], { env: e.env, stdio: 'ignore' });
-      }
+      } else if (r === 0) removeDockerImage(e, images.cold);
       execFileSync('sync');
       try {
         const t = await timed(() => run(engine, args));
         best.set(e.name, better(best.get(e.name), t));
-        console.log(`  cold run ${r + 1}: ${e.name.padEnd(7)} ${t.wall.toFixed(2)} s wall, ${e.name === 'docker' ? 'CPU n/a (in dockerd)' : `${t.cpu.toFixed(2)} s CPU`}`);
+        console.log(`  cold run ${r + 1}: ${e.name.padEnd(7)} ${t.wall.toFixed(2)} s wall, ${e.name === 'docker' ? 'CPU n/a (in dockerd)' : `${t.cpu.toFixed(2)} s CPU`}, load ${loadavg()[0]!.toFixed(1)}`);
       } catch (err) {
         console.log(`  cold run ${r + 1}: ${e.name.padEnd(7)} failed: ${(err as Error).message.split('\n')[0]}`);
       }
+      // Each engine's storage goes right after its own run (berth's last root stays for the disk
+      // check): removing it just before the engine's next run would charge that run for it (ext4
+      // without a journal skips inodes freed in the last minute, one by one, when it allocates).
+      if (e.name === 'berth' && r < runs - 1) rmSync(berthRoot, { recursive: true, force: true });
+      if (e.name === 'docker') removeDockerImage(e, images.cold);
       if (e.name === 'podman') {
         spawnSync('umount', ['-R', join(work, `cold-podman-${r}`, 'graph', 'overlay')], { stdio: 'ignore' });
         rmSync(join(work, `cold-podman-${r}`), { recursive: true, force: true });
@@ -196,6 +197,11 @@ async function coldStart(engines: Engine[], work: string, images: ColdImages): P
     console.log(`cold run --rm REG/IMAGE true   ${name.padEnd(7)} best ${t.wall.toFixed(2)} s wall${name === 'docker' ? '' : `, ${t.cpu.toFixed(2)} s CPU`}${ratio}`);
   }
   if (b && berthRoot) diskCheck(engines[0]!, berthRoot, images);
+}
+
+function removeDockerImage(e: Engine, ref: string): void {
+  spawnSync(e.cmd[0]!, [...e.cmd.slice(1), 'rmi', '-f', ref], { env: e.env, stdio: 'ignore' });
+  spawnSync(e.cmd[0]!, [...e.cmd.slice(1), 'image', 'prune', '-af'], { env: e.env, stdio: 'ignore' });
 }
 
 /** A second image sharing three layers with the cold one: the berth root grows by its own layer only. */

@@ -1,13 +1,16 @@
 /**
  * Applying layer blobs in worker threads (unpack-worker.ts), so that the layers of one image,
  * each going into its own directory, unpack on every core: the decompression, the digests and
- * the file writes (synchronous syscalls, most of the time of an unpack) leave the main thread,
- * which only reads the blob (a download or a stored file) and hands its bytes over.
+ * the file writes (synchronous syscalls, most of the time of an unpack) of those layers leave
+ * the main thread, which reads their blobs (a download or a stored file) and hands the bytes over.
  *
- * A small pool: at most one worker per core (BERTH_UNPACK_THREADS caps it; 0 applies every blob
- * on the calling thread), started on first use, each applying one blob at a time; an idle
- * worker does not keep the process alive and ends after IDLE_MS. A blob under WORKER_MIN_BYTES
- * is applied on the calling thread: starting a worker (~70 ms of CPU here) costs more than it.
+ * The calling thread is one of the unpackers: it applies one big blob at a time itself, and the
+ * others go to a small pool of workers, one per other core (BERTH_UNPACK_THREADS sets how many;
+ * 0 applies every blob on the calling thread, all at once, as before the pool), started on first
+ * use, each applying one blob at a time. A waiting blob goes to whichever unpacker is free first.
+ * An idle worker does not keep the process alive and ends after IDLE_MS. A blob under
+ * WORKER_MIN_BYTES is applied on the calling thread at once: a worker's start-up (~70 ms of CPU
+ * here) and a turn in the queue cost more than it.
  */
 import { availableParallelism } from 'node:os';
 import type { Readable } from 'node:stream';
@@ -29,8 +32,8 @@ export interface BlobApplyOptions {
   apply?: WorkerApplyOptions;
   /** Also measure the unpacked tree (walk.ts diskUsage), in the worker. */
   usage?: boolean;
-  /** Apply in a worker from this compressed size on (default WORKER_MIN_BYTES; 0: always, if threads are allowed). */
-  minWorkerBytes?: number;
+  /** 'any' (default): as described above; 'worker': in a worker thread whatever its size; 'caller': on this thread at once. */
+  thread?: 'any' | 'worker' | 'caller';
 }
 
 export interface BlobApplyResult {
@@ -40,11 +43,11 @@ export interface BlobApplyResult {
   inWorker: boolean;
 }
 
-/** The most worker threads: one per core, or BERTH_UNPACK_THREADS. */
-export function unpackThreads(): number {
+/** The most worker threads: one per core but the calling thread's, or BERTH_UNPACK_THREADS. */
+export function unpackWorkers(): number {
   const env = process.env.BERTH_UNPACK_THREADS;
   if (env !== undefined && /^\d+$/.test(env)) return Number(env);
-  return availableParallelism();
+  return availableParallelism() - 1;
 }
 
 /** The worker's entry: its own bundle next to the CLI bundles (scripts/bundle-unpack.mjs), or tsc's module. */
@@ -71,22 +74,32 @@ interface PoolWorker {
   idleTimer?: NodeJS.Timeout;
 }
 
+/** An unpacker: a worker thread, or the calling thread. */
+type Slot = PoolWorker | 'caller';
+
+interface Waiter {
+  callerOk: boolean;
+  take(slot: Slot): void;
+}
+
 class UnpackPool {
+  private callerFree = true;
   private readonly idle: PoolWorker[] = [];
-  private readonly waiting: Array<(w: PoolWorker) => void> = [];
+  private readonly waiting: Waiter[] = [];
   private count = 0;
 
-  /** Starts workers ahead of their jobs (up to `n` and the limit), so their start-up overlaps the download. */
-  warm(n: number): void {
-    while (this.count < Math.min(n, unpackThreads())) this.release(this.spawn());
+  /** Starts workers ahead of `blobs` coming blobs (the calling thread takes one), so their start-up overlaps the download. */
+  warm(blobs: number): void {
+    while (this.count < Math.min(blobs - 1, unpackWorkers())) this.release(this.spawn());
   }
 
-  async apply(root: string, blob: Readable, job: Omit<JobMessage, 'port' | 'root'>): Promise<WireResult> {
-    const w = await this.acquire();
+  /** Runs `job` on the first free unpacker (the calling thread only if callerOk). */
+  async run<T>(callerOk: boolean, onCaller: () => Promise<T>, onWorker: (w: PoolWorker) => Promise<T>): Promise<T> {
+    const slot = await this.acquire(callerOk);
     try {
-      return await feed(w, root, blob, job);
+      return await (slot === 'caller' ? onCaller() : onWorker(slot));
     } finally {
-      this.release(w);
+      this.release(slot);
     }
   }
 
@@ -100,29 +113,38 @@ class UnpackPool {
       const i = this.idle.indexOf(w);
       if (i >= 0) this.idle.splice(i, 1);
       const next = this.waiting.shift();
-      if (next) next(this.spawn()); // a job waiting for a thread gets a new one
+      if (next) next.take(this.spawn()); // a blob waiting for an unpacker gets a new worker
     });
     return w;
   }
 
-  private acquire(): Promise<PoolWorker> {
+  private acquire(callerOk: boolean): Promise<Slot> {
+    if (callerOk && this.callerFree) {
+      this.callerFree = false;
+      return Promise.resolve('caller');
+    }
     const w = this.idle.pop();
     if (w) {
       clearTimeout(w.idleTimer);
       w.worker.ref();
       return Promise.resolve(w);
     }
-    if (this.count < Math.max(1, unpackThreads())) {
-      return Promise.resolve(this.spawn());
-    }
-    return new Promise((resolve) => this.waiting.push(resolve));
+    if (this.count < Math.max(callerOk ? 0 : 1, unpackWorkers())) return Promise.resolve(this.spawn());
+    return new Promise((take) => this.waiting.push({ callerOk, take }));
   }
 
-  private release(w: PoolWorker): void {
+  private release(slot: Slot): void {
+    if (slot === 'caller') {
+      const i = this.waiting.findIndex((x) => x.callerOk);
+      if (i >= 0) this.waiting.splice(i, 1)[0]!.take('caller');
+      else this.callerFree = true;
+      return;
+    }
+    const w = slot;
     if (w.failure !== undefined || w.worker.threadId < 0) return; // it is gone (its exit handler counted it)
     const next = this.waiting.shift();
     if (next) {
-      next(w);
+      next.take(w);
       return;
     }
     w.worker.unref();
@@ -188,27 +210,26 @@ function feed(w: PoolWorker, root: string, blob: Readable, job: Omit<JobMessage,
 
 let pool: UnpackPool | undefined;
 
-/** Starts up to `layers` unpack workers now (bounded by the cores), for blobs about to come. */
-export function warmUnpackWorkers(layers: number): void {
-  if (layers <= 0 || unpackThreads() === 0) return;
-  (pool ??= new UnpackPool()).warm(layers);
+/** Starts the unpack workers for `blobs` big blobs about to come (bounded by the cores). */
+export function warmUnpackWorkers(blobs: number): void {
+  if (blobs > 1 && unpackWorkers() > 0) (pool ??= new UnpackPool()).warm(blobs);
 }
 
 /**
  * Applies a compressed layer blob onto `root` (an existing directory): its digest and size
- * checked, decompressed, written with applyTarStream's checks. In a worker thread when threads
- * are allowed and the blob is big enough, else on this thread; the same code either way.
+ * checked, decompressed, written with applyTarStream's checks; on this thread or in a worker
+ * (see above), the same code either way.
  */
 export async function applyBlob(root: string, blob: Readable, layer: BlobDescriptor, opts: BlobApplyOptions = {}): Promise<BlobApplyResult> {
-  const apply = opts.apply ?? {};
-  if (unpackThreads() === 0 || layer.size < (opts.minWorkerBytes ?? WORKER_MIN_BYTES)) {
-    const result = await applyTarStream(root, verifiedTar(blob, layer), apply);
+  const thread = opts.thread ?? 'any';
+  const here = async (): Promise<BlobApplyResult> => {
+    const result = await applyTarStream(root, verifiedTar(blob, layer), opts.apply ?? {});
     return { result, ...(opts.usage ? { usage: diskUsage(root) } : {}), inWorker: false };
-  }
-  const wire = await (pool ??= new UnpackPool()).apply(root, blob, {
-    layer: { mediaType: layer.mediaType, digest: layer.digest, size: layer.size },
-    apply,
-    usage: opts.usage === true,
+  };
+  if (thread === 'caller' || (thread === 'any' && (unpackWorkers() === 0 || layer.size < WORKER_MIN_BYTES))) return here();
+  const job = { layer: { mediaType: layer.mediaType, digest: layer.digest, size: layer.size }, apply: opts.apply ?? {}, usage: opts.usage === true };
+  return (pool ??= new UnpackPool()).run(thread === 'any', here, async (w) => {
+    const wire = await feed(w, root, blob, job);
+    return { result: resultFromWire(wire), ...(wire.usage ? { usage: wire.usage } : {}), inWorker: true };
   });
-  return { result: resultFromWire(wire), ...(wire.usage ? { usage: wire.usage } : {}), inWorker: true };
 }

@@ -26,7 +26,7 @@ const appliers: [string, Apply][] = [
     async (root, entries, opts) => {
       const tar = tarArchive(entries);
       const layer = { mediaType: MediaType.layerTar, digest: sha256(tar), size: tar.length };
-      const r = await applyBlob(root, Readable.from([tar]), layer, { ...(opts ? { apply: opts } : {}), minWorkerBytes: 0 });
+      const r = await applyBlob(root, Readable.from([tar]), layer, { ...(opts ? { apply: opts } : {}), thread: 'worker' });
       assert.equal(r.inWorker, true);
       return r.result;
     },

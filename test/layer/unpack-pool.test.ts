@@ -7,6 +7,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { lstatSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +17,7 @@ import { isBerthError } from '../../src/base/errors.js';
 import { readAll } from '../../src/base/read.js';
 import { compressStream, type LayerCompression } from '../../src/layer/compress.js';
 import { describeStreamError } from '../../src/layer/decompress.js';
-import { applyBlob } from '../../src/layer/unpack-pool.js';
+import { applyBlob, WORKER_MIN_BYTES } from '../../src/layer/unpack-pool.js';
 import { diskUsage } from '../../src/layer/walk.js';
 import { sha256, tarArchive, type FixtureEntry } from './tar-fixture.js';
 import { root as asRoot, skipUnless } from '../helpers/requirements.js';
@@ -71,8 +72,8 @@ describe('applyBlob in unpack worker threads', () => {
       const { tar, blob, layer } = await blobOf(ENTRIES, c);
       const here = fresh();
       const there = fresh();
-      const a = await applyBlob(here, chunked(blob), layer, { usage: true, minWorkerBytes: Infinity });
-      const b = await applyBlob(there, chunked(blob), layer, { usage: true, minWorkerBytes: 0 });
+      const a = await applyBlob(here, chunked(blob), layer, { usage: true, thread: 'caller' });
+      const b = await applyBlob(there, chunked(blob), layer, { usage: true, thread: 'worker' });
       assert.equal(a.inWorker, false);
       assert.equal(b.inWorker, true);
       assert.equal(b.result.diffId, sha256(tar));
@@ -90,7 +91,7 @@ describe('applyBlob in unpack worker threads', () => {
     try {
       const layers = await Promise.all([0, 1, 2, 3].map((i) => blobOf([{ path: `d${i}/f`, body: `layer ${i}` }], 'gzip')));
       const roots = layers.map(() => fresh());
-      const results = await Promise.all(layers.map((l, i) => applyBlob(roots[i]!, chunked(l.blob), l.layer, { minWorkerBytes: 0 })));
+      const results = await Promise.all(layers.map((l, i) => applyBlob(roots[i]!, chunked(l.blob), l.layer, { thread: 'worker' })));
       assert.deepEqual(results.map((r) => r.result.diffId), layers.map((l) => sha256(l.tar)));
       assert.ok(results.every((r) => r.inWorker));
       roots.forEach((r, i) => assert.ok(lstatSync(join(r, `d${i}`, 'f')).isFile()));
@@ -100,12 +101,17 @@ describe('applyBlob in unpack worker threads', () => {
     }
   });
 
-  test('BERTH_UNPACK_THREADS=0 applies on the calling thread', async () => {
+  test('big blobs by default: the calling thread takes one, a worker the next; BERTH_UNPACK_THREADS=0: all on the calling thread', async () => {
     const saved = process.env.BERTH_UNPACK_THREADS;
-    process.env.BERTH_UNPACK_THREADS = '0';
     try {
-      const { blob, layer } = await blobOf(ENTRIES, 'gzip');
-      assert.equal((await applyBlob(fresh(), chunked(blob), layer, { minWorkerBytes: 0 })).inWorker, false);
+      const big = await Promise.all([0, 1, 2].map((i) => blobOf([{ path: `big${i}`, body: randomBytes(WORKER_MIN_BYTES + 1000) }], 'gzip')));
+      const applyAll = () => Promise.all(big.map((b) => applyBlob(fresh(), chunked(b.blob), b.layer)));
+      process.env.BERTH_UNPACK_THREADS = '1';
+      const mixed = await applyAll();
+      assert.deepEqual(mixed.map((r) => r.result.diffId), big.map((b) => sha256(b.tar)));
+      assert.ok(mixed.some((r) => r.inWorker) && mixed.some((r) => !r.inWorker), 'both the caller and the worker applied some');
+      process.env.BERTH_UNPACK_THREADS = '0';
+      assert.ok((await applyAll()).every((r) => !r.inWorker));
     } finally {
       if (saved === undefined) delete process.env.BERTH_UNPACK_THREADS;
       else process.env.BERTH_UNPACK_THREADS = saved;
@@ -114,8 +120,8 @@ describe('applyBlob in unpack worker threads', () => {
 
   test('a wrong digest or size fails with its code', async () => {
     const { blob, layer } = await blobOf(ENTRIES, 'gzip');
-    await assert.rejects(applyBlob(fresh(), chunked(blob), { ...layer, digest: sha256(Buffer.from('x')) }, { minWorkerBytes: 0 }), (e) => isBerthError(e, 'DIGEST_MISMATCH'));
-    await assert.rejects(applyBlob(fresh(), chunked(blob), { ...layer, size: layer.size + 1 }, { minWorkerBytes: 0 }), (e) => isBerthError(e, 'SIZE_MISMATCH'));
+    await assert.rejects(applyBlob(fresh(), chunked(blob), { ...layer, digest: sha256(Buffer.from('x')) }, { thread: 'worker' }), (e) => isBerthError(e, 'DIGEST_MISMATCH'));
+    await assert.rejects(applyBlob(fresh(), chunked(blob), { ...layer, size: layer.size + 1 }, { thread: 'worker' }), (e) => isBerthError(e, 'SIZE_MISMATCH'));
   });
 
   test('a corrupt gzip stream keeps its zlib code (describeStreamError makes it LAYER_INVALID)', async () => {
@@ -123,7 +129,7 @@ describe('applyBlob in unpack worker threads', () => {
     const bad = Buffer.from(blob);
     bad.fill(0xff, 20, 200);
     const layer = { mediaType: MediaType.layerTarGzip, digest: sha256(bad), size: bad.length };
-    await assert.rejects(applyBlob(fresh(), chunked(bad), layer, { minWorkerBytes: 0 }), (e) => {
+    await assert.rejects(applyBlob(fresh(), chunked(bad), layer, { thread: 'worker' }), (e) => {
       assert.match((e as NodeJS.ErrnoException).code ?? '', /^Z_/);
       return isBerthError(describeStreamError(e, 'cannot unpack'), 'LAYER_INVALID');
     });
@@ -131,10 +137,10 @@ describe('applyBlob in unpack worker threads', () => {
 
   test('an unknown media type and an unsafe entry fail with their codes', async () => {
     const { blob, layer } = await blobOf(ENTRIES, 'none');
-    await assert.rejects(applyBlob(fresh(), chunked(blob), { ...layer, mediaType: 'application/x-nope' }, { minWorkerBytes: 0 }), (e) => isBerthError(e) && /media type/.test(e.message));
+    await assert.rejects(applyBlob(fresh(), chunked(blob), { ...layer, mediaType: 'application/x-nope' }, { thread: 'worker' }), (e) => isBerthError(e) && /media type/.test(e.message));
     const hostile = await blobOf([{ path: '../escape', body: 'x' }], 'gzip');
     const r = fresh();
-    await assert.rejects(applyBlob(r, chunked(hostile.blob), hostile.layer, { minWorkerBytes: 0 }), (e) => isBerthError(e, 'UNSAFE_PATH'));
+    await assert.rejects(applyBlob(r, chunked(hostile.blob), hostile.layer, { thread: 'worker' }), (e) => isBerthError(e, 'UNSAFE_PATH'));
     assert.equal(lstatSync(join(r, '..', 'escape'), { throwIfNoEntry: false }), undefined);
   });
 
@@ -146,15 +152,15 @@ describe('applyBlob in unpack worker threads', () => {
         this.destroy(new Error('connection reset by the test'));
       },
     });
-    await assert.rejects(applyBlob(fresh(), failing, layer, { minWorkerBytes: 0 }), /connection reset by the test/);
-    const ok = await applyBlob(fresh(), chunked(blob), layer, { minWorkerBytes: 0 });
+    await assert.rejects(applyBlob(fresh(), failing, layer, { thread: 'worker' }), /connection reset by the test/);
+    const ok = await applyBlob(fresh(), chunked(blob), layer, { thread: 'worker' });
     assert.equal(ok.inWorker, true);
   });
 
   test('overlay whiteouts from a worker: a 0/0 character device', { skip: skipUnless(asRoot('whiteout devices need mknod')) }, async () => {
     const { blob, layer } = await blobOf([{ path: 'etc/', type: 'dir' }, { path: 'etc/.wh.old' }], 'gzip');
     const r = fresh();
-    const res = await applyBlob(r, chunked(blob), layer, { apply: { whiteouts: 'overlay' }, minWorkerBytes: 0 });
+    const res = await applyBlob(r, chunked(blob), layer, { apply: { whiteouts: 'overlay' }, thread: 'worker' });
     assert.equal(res.inWorker, true);
     const st = lstatSync(join(r, 'etc', 'old'));
     assert.ok(st.isCharacterDevice());

@@ -25,6 +25,8 @@ declare const BERTH_BUILD_ID: string | undefined;
 
 /** Compressed blobs smaller than this are applied on the calling thread. */
 export const WORKER_MIN_BYTES = 1 << 20;
+/** The most bytes handed to a worker in one message. */
+const FEED_BATCH = 256 << 10;
 /** An idle worker ends after this long. */
 const IDLE_MS = 5000;
 
@@ -159,21 +161,54 @@ function feed(w: PoolWorker, root: string, blob: Readable, job: Omit<JobMessage,
   return new Promise((resolve, reject) => {
     const { port1, port2 } = new MessageChannel();
     const send = (m: FeedMessage, transfer?: ArrayBuffer[]) => port1.postMessage(m, transfer);
-    let owed = 0;
     let sourceError: unknown;
     let settled = false;
-    const pump = () => {
-      while (owed > 0) {
-        const chunk = blob.read() as Buffer | null;
-        if (chunk === null) return;
-        owed--;
-        // A copy of its own to transfer: the chunk may share its memory (a pool slab, the store's branch).
-        const data = new Uint8Array(chunk.length);
-        data.set(chunk);
-        send({ type: 'chunk', data }, [data.buffer]);
-      }
+    // The blob's bytes are copied into batches of their own (the chunks may share memory with a
+    // pool slab or the store's branch of a download), which are transferred, not copied again.
+    // A batch goes as soon as the worker asks (however full); while it does not, bytes gather
+    // into full batches, and the blob pauses once two wait.
+    let owed = 0;
+    let batch: Uint8Array | undefined;
+    let fill = 0;
+    const ready: Uint8Array[] = [];
+    let ended = false;
+    let endSent = false;
+    const cut = () => {
+      if (batch === undefined || fill === 0) return;
+      ready.push(batch.subarray(0, fill));
+      batch = undefined;
+      fill = 0;
     };
-    const onEnd = () => send({ type: 'end' });
+    const flush = () => {
+      if (owed > 0 && ready.length === 0) cut();
+      while (owed > 0 && ready.length > 0) {
+        const data = ready.shift()!;
+        owed--;
+        send({ type: 'chunk', data }, [data.buffer as ArrayBuffer]);
+      }
+      if (ended && ready.length === 0 && fill === 0 && owed > 0 && !endSent) {
+        endSent = true;
+        send({ type: 'end' });
+      }
+      if (ready.length >= 2) blob.pause();
+      else if (!ended && blob.isPaused()) blob.resume();
+    };
+    const onData = (chunk: Buffer) => {
+      for (let off = 0; off < chunk.length; ) {
+        batch ??= new Uint8Array(FEED_BATCH);
+        const n = Math.min(FEED_BATCH - fill, chunk.length - off);
+        batch.set(chunk.subarray(off, off + n), fill);
+        fill += n;
+        off += n;
+        if (fill === FEED_BATCH) cut();
+      }
+      flush();
+    };
+    const onEnd = () => {
+      ended = true;
+      cut();
+      flush();
+    };
     const onError = (err: Error) => {
       sourceError ??= err;
       send({ type: 'abort', message: err.message });
@@ -185,7 +220,7 @@ function feed(w: PoolWorker, root: string, blob: Readable, job: Omit<JobMessage,
     const finish = (err: unknown, result?: WireResult) => {
       if (settled) return;
       settled = true;
-      blob.off('readable', pump).off('end', onEnd).off('error', onError);
+      blob.off('data', onData).off('end', onEnd).off('error', onError);
       w.worker.off('exit', onExit);
       port1.close();
       if (err === undefined) resolve(result!);
@@ -194,12 +229,12 @@ function feed(w: PoolWorker, root: string, blob: Readable, job: Omit<JobMessage,
         reject(sourceError ?? err);
       }
     };
-    blob.on('readable', pump).once('end', onEnd).on('error', onError);
+    blob.on('data', onData).once('end', onEnd).on('error', onError);
     w.worker.once('exit', onExit);
     port1.on('message', (m: ReplyMessage) => {
       if (m.type === 'more') {
         owed++;
-        pump();
+        flush();
       } else if (m.type === 'done') finish(undefined, m.result);
       else finish(errorFromWire(m.error));
     });

@@ -5,14 +5,14 @@
  * the main thread, which reads their blobs (a download or a stored file) and hands the bytes over.
  *
  * The calling thread is one of the unpackers: it applies one big blob at a time itself, and the
- * others go to a small pool of workers, one per other core (BERTH_UNPACK_THREADS sets how many;
- * 0 applies every blob on the calling thread, all at once, as before the pool), started on first
- * use, each applying one blob at a time. A waiting blob goes to whichever unpacker is free first.
- * An idle worker does not keep the process alive and ends after IDLE_MS. A blob under
- * WORKER_MIN_BYTES is applied on the calling thread at once: a worker's start-up (~70 ms of CPU
- * here) and a turn in the queue cost more than it.
+ * others go to a small pool of workers, one per other idle core (unpackWorkers below;
+ * BERTH_UNPACK_THREADS sets how many; with none, every blob is applied on the calling thread, all
+ * at once, as before the pool), started on first use, each applying one blob at a time. A waiting
+ * blob goes to whichever unpacker is free first. An idle worker does not keep the process alive
+ * and ends after IDLE_MS. A blob under WORKER_MIN_BYTES is applied on the calling thread at once:
+ * a worker's start-up (~70 ms of CPU here) and a turn in the queue cost more than it.
  */
-import { availableParallelism } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import type { Readable } from 'node:stream';
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { BerthError } from '../base/errors.js';
@@ -45,11 +45,18 @@ export interface BlobApplyResult {
   inWorker: boolean;
 }
 
-/** The most worker threads: one per core but the calling thread's, or BERTH_UNPACK_THREADS. */
+/**
+ * The most worker threads: BERTH_UNPACK_THREADS, else one per core that is idle (by the 1-minute
+ * load average) but the calling thread's. A worker only pays where a core would otherwise idle:
+ * on this 2-core machine under load 6-10 (bench/README.md, engine-pull), workers cost 1-1.6 s
+ * more CPU per cold pull (their start-up, the copies, page faults in two threads) and gained no
+ * wall time, while at load ~7 the cold run went 4.0 → 3.3 s with one.
+ */
 export function unpackWorkers(): number {
   const env = process.env.BERTH_UNPACK_THREADS;
   if (env !== undefined && /^\d+$/.test(env)) return Number(env);
-  return availableParallelism() - 1;
+  const cores = availableParallelism();
+  return Math.max(0, Math.min(cores - 1, Math.floor(cores - loadavg()[0]!)));
 }
 
 /** The worker's entry: its own bundle next to the CLI bundles (scripts/bundle-unpack.mjs), or tsc's module. */

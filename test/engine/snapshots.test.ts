@@ -21,8 +21,9 @@ import { sha256, type FixtureEntry } from '../layer/tar-fixture.js';
 import { BASE, CHANGES, TOP, manyFiles, nodeScript, storeFixtureImage, type ChildRun, type FixtureImage } from './image-fixture.js';
 
 /**
- * A file that makes its layer's blob bigger than WORKER_MIN_BYTES. The calling thread applies the
- * first such layer of an image, a worker thread the next (where there is a second core).
+ * A file that makes its layer's blob bigger than WORKER_MIN_BYTES. With BERTH_UNPACK_THREADS=1
+ * (set for these tests, and inherited by the child processes), the calling thread applies the
+ * first such layer of an image and a worker thread the next.
  */
 const BIG: FixtureEntry = { path: 'big', body: randomBytes(WORKER_MIN_BYTES + 100_000) };
 
@@ -56,7 +57,9 @@ describe('snapshots', { skip: skipUnless(root('overlay mounts, whiteout devices 
   let imgA: FixtureImage;
   const mounted: string[] = [];
 
+  const savedThreads = process.env.BERTH_UNPACK_THREADS;
   before(async () => {
+    process.env.BERTH_UNPACK_THREADS = '1';
     dir = tempDir('snapshots');
     berthRoot = join(dir, 'root');
     layout = await openImageStore({ root: berthRoot });
@@ -67,6 +70,8 @@ describe('snapshots', { skip: skipUnless(root('overlay mounts, whiteout devices 
   after(async () => {
     for (const c of mounted) await store.unmountRootfs(c).catch(() => undefined);
     removeDir(dir);
+    if (savedThreads === undefined) delete process.env.BERTH_UNPACK_THREADS;
+    else process.env.BERTH_UNPACK_THREADS = savedThreads;
   });
 
   it('computes chain IDs as config.md says', () => {

@@ -228,13 +228,16 @@ static void remove_tree(const char *dir) {
   rmdir(dir);
 }
 
-static void remove_container(void) {
-  for (int i = 0; i < ncg; i++) {
-    /* The cgroup empties as the kernel reaps the last process: retry briefly. */
-    for (int k = 0; k < 50 && rmdir(cgroups[i]) < 0 && errno == EBUSY; k++) usleep(2000);
-  }
-  if (runtime_dir) remove_tree(runtime_dir);
-  if (rootfs_mount) umount2(rootfs_mount, MNT_DETACH);
+/*
+ * --rm, in two parts. The first makes the container gone for every berth command: its name
+ * is free and its directory renamed to a ".removing-" sibling (which `ps` skips and the next
+ * berth command deletes should we die). The second, the slow part (rmdir of each cgroup and the
+ * detach of the rootfs mount each wait for an RCU grace period, ~25 ms together here), runs after
+ * an attached `run --rm` has its status: in a child of ours with no stdio of the caller's.
+ */
+static char removing[8600];
+
+static void unlist_container(void) {
   char target[4200];
   if (name_link) {
     ssize_t n = readlink(name_link, target, sizeof target - 1);
@@ -245,18 +248,52 @@ static void remove_container(void) {
       if (strcmp(target, basename(copy)) == 0) unlink(name_link);
     }
   }
-  char dircopy[4200], basecopy[4200], removing[8600];
+  char dircopy[4200], basecopy[4200];
   snprintf(dircopy, sizeof dircopy, "%s", rm_dir);
   snprintf(basecopy, sizeof basecopy, "%s", rm_dir);
   snprintf(removing, sizeof removing, "%s/.removing-%s", dirname(dircopy), basename(basecopy));
-  if (rename(rm_dir, removing) == 0) remove_tree(removing);
+  if (rename(rm_dir, removing) != 0) removing[0] = 0;
+}
+
+static void remove_container(void) {
+  for (int i = 0; i < ncg; i++) {
+    /* The cgroup empties as the kernel reaps the last process: retry briefly. */
+    for (int k = 0; k < 50 && rmdir(cgroups[i]) < 0 && errno == EBUSY; k++) usleep(2000);
+  }
+  if (runtime_dir) remove_tree(runtime_dir);
+  if (rootfs_mount) {
+    /* The mount moved with its directory (-m names it under the -r directory). */
+    char moved[8700];
+    size_t n = strlen(rm_dir);
+    if (removing[0] && strncmp(rootfs_mount, rm_dir, n) == 0 && rootfs_mount[n] == '/')
+      snprintf(moved, sizeof moved, "%s%s", removing, rootfs_mount + n);
+    else
+      snprintf(moved, sizeof moved, "%s", rootfs_mount);
+    umount2(moved, MNT_DETACH);
+  }
+  if (removing[0]) remove_tree(removing);
   /* As volumes.ts removes one: renamed to .removing-PID-NAME (swept if we die), then deleted. */
+  char dircopy[4200], basecopy[4200], vol[8600];
   for (int i = 0; i < nvol; i++) {
     snprintf(dircopy, sizeof dircopy, "%s", volumes[i]);
     snprintf(basecopy, sizeof basecopy, "%s", volumes[i]);
-    snprintf(removing, sizeof removing, "%s/.removing-%d-%s", dirname(dircopy), (int)getpid(), basename(basecopy));
-    if (rename(volumes[i], removing) == 0) remove_tree(removing);
+    snprintf(vol, sizeof vol, "%s/.removing-%d-%s", dirname(dircopy), (int)getpid(), basename(basecopy));
+    if (rename(volumes[i], vol) == 0) remove_tree(vol);
   }
+}
+
+/* The slow part of --rm in a child, so that our exit (the caller's status) does not wait for it. */
+static void remove_container_behind(void) {
+  pid_t pid = fork();
+  if (pid != 0) {
+    if (pid < 0) remove_container(); /* no child: do it ourselves */
+    return;
+  }
+  setsid();
+  int null = open("/dev/null", O_RDWR);
+  if (null >= 0) { dup2(null, 0); dup2(null, 1); dup2(null, 2); if (null > 2) close(null); }
+  remove_container();
+  _exit(0);
 }
 
 static void write_exit(int code) {
@@ -439,7 +476,11 @@ int main(int argc, char **argv) {
   if (code < 0) code = reap(1);
   write_exit(code);
   if (attach_path) attach_finish(code, attach_path);
-  if (rm_dir) remove_container();
   restore_tty();
+  if (rm_dir) {
+    unlist_container();
+    if (attached) remove_container_behind();
+    else remove_container();
+  }
   return code;
 }

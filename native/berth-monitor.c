@@ -19,6 +19,10 @@
  *  -l LOG     docker's json-file log ({"log","stream","time"} per line), rotated to LOG.1 when
  *             it would pass MAXSIZE bytes (-s, default 10 MiB)
  *  -e FILE    written at exit: "CODE FINISHED-AT-NS\n" (temp, then rename)
+ *  -C DIR -O OPTIONS -T TARGET   before COMMAND runs, the container's root: chdir(DIR) (the
+ *             lowerdirs in OPTIONS are relative to it), mount("overlay", TARGET, "overlay", 0,
+ *             OPTIONS), unless something is mounted at TARGET already. On failure, one "error"
+ *             line on fd 3 (the engine's channel) and on stderr, and exit 125.
  *  -r DIR     `--rm`: after the exit, the container is removed: its cgroup directories (-g)
  *             and the runtime's state (-R) go, the rootfs mount (-m) is detached, the name link
  *             (-n) goes when it still points to this container, and DIR is renamed to a
@@ -62,6 +66,8 @@ static struct termios saved_tio;
 static int tio_saved;
 static const char *attach_path;
 static int attach_wait;
+static const char *mount_dir, *mount_options, *mount_target;
+
 
 static void fail(const char *fmt, ...) {
   va_list ap;
@@ -311,9 +317,48 @@ static void write_exit(int code) {
   rename(tmp, exit_path);
 }
 
+/* Whether something is mounted at path: an overlay (or any other mount) has a device of its own. */
+static int mounted_at(const char *path) {
+  char parent[4200];
+  struct stat a, b;
+  snprintf(parent, sizeof parent, "%s/..", path);
+  return stat(path, &a) == 0 && stat(parent, &b) == 0 && a.st_dev != b.st_dev;
+}
+
+/* -C/-O/-T: the container's overlay root, unless mounted already (a container started again). */
+static void mount_root(int has_channel) {
+  if (mounted_at(mount_target)) return;
+  int here = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  const char *failed = NULL;
+  if (chdir(mount_dir) != 0) failed = mount_dir;
+  /* The option string of mount(2) is one page at most; the engine keeps it shorter. */
+  else if (mount("overlay", mount_target, "overlay", 0, mount_options) != 0) failed = mount_target;
+  int err = errno;
+  if (here >= 0) {
+    if (fchdir(here) != 0) { /* left in DIR: nothing after this uses the cwd */ }
+    close(here);
+  }
+  if (!failed) return;
+  char line[4400];
+  int n = snprintf(line, sizeof line, "error cannot mount the container's root (overlay on %s): %s: %s; its snapshots or its upper dir may be damaged: remove it (berth rm) and run it again\n", mount_target, failed, strerror(err));
+  if (n < 0) n = 0;
+  if ((size_t)n >= sizeof line) n = sizeof line - 1;
+  if (!has_channel) fprintf(stderr, "berth-monitor: %s", line + 6); /* else the engine says it */
+  else {
+    write_all(3, line, (size_t)n);
+    /* The engine may still be sending the plan: read it away until it closes its end (it does
+     * on reading the error), so that its write does not fail and lose our line with it. */
+    shutdown(3, SHUT_WR);
+    char sink[4096];
+    struct pollfd p = { .fd = 3, .events = POLLIN };
+    while (poll(&p, 1, 5000) > 0 && read(3, sink, sizeof sink) > 0) {}
+  }
+  exit(125);
+}
+
 int main(int argc, char **argv) {
   int opt;
-  while ((opt = getopt(argc, argv, "+aiSoWA:t:l:s:e:r:n:R:m:g:V:")) != -1) {
+  while ((opt = getopt(argc, argv, "+aiSoWA:t:l:s:e:r:n:R:m:g:V:C:O:T:")) != -1) {
     switch (opt) {
     case 'a': attached = 1; break;
     case 'S': subreaper = 1; break;
@@ -331,6 +376,9 @@ int main(int argc, char **argv) {
     case 'm': rootfs_mount = optarg; break;
     case 'g': if (ncg < 32) cgroups[ncg++] = optarg; break;
     case 'V': if (nvol < 32) volumes[nvol++] = optarg; break;
+    case 'C': mount_dir = optarg; break;
+    case 'O': mount_options = optarg; break;
+    case 'T': mount_target = optarg; break;
     default: fail("usage: berth-monitor [-a] [-i] [-t SOCKET] [-l LOG] [-s MAX] [-e EXITFILE] [-r DIR ...] -- COMMAND ARG...");
     }
   }
@@ -340,6 +388,10 @@ int main(int argc, char **argv) {
   if (!attached) setsid();
   if (subreaper) prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
   if (log_path) open_log();
+  if (mount_options) {
+    if (!mount_dir || !mount_target) fail("-O needs -C DIR and -T TARGET");
+    mount_root(has_channel);
+  }
 
   int listener = -1;
   if (sock_path) {

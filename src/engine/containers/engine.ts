@@ -518,7 +518,9 @@ export class Engine {
   }
 
   exitOf(c: Container): number | undefined {
-    return readExitFile(join(c.dir, 'exit'))?.code ?? c.state.exitCode;
+    // load() already read the monitor's exit file into the state of a container it found exited.
+    if (c.state.status === 'running' || c.state.status === 'created') return undefined;
+    return c.state.exitCode ?? readExitFile(join(c.dir, 'exit'))?.code;
   }
 }
 

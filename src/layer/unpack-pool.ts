@@ -10,7 +10,8 @@
  * at once, as before the pool), started on first use, each applying one blob at a time. A waiting
  * blob goes to whichever unpacker is free first. An idle worker does not keep the process alive
  * and ends after IDLE_MS. A blob under WORKER_MIN_BYTES is applied on the calling thread at once:
- * a worker's start-up (~70 ms of CPU here) and a turn in the queue cost more than it.
+ * a worker's start-up (85-130 ms of CPU here, bundled or not) and a turn in the queue cost more
+ * than it.
  */
 import { availableParallelism, loadavg } from 'node:os';
 import type { Readable } from 'node:stream';

@@ -51,7 +51,7 @@ export interface BlobApplyResult {
  * load average) but the calling thread's. A worker only pays where a core would otherwise idle:
  * on this 2-core machine under load 6-10 (bench/README.md, engine-pull), workers cost 1-1.6 s
  * more CPU per cold pull (their start-up, the copies, page faults in two threads) and gained no
- * wall time, while at load ~7 the cold run went 4.0 → 3.3 s with one.
+ * wall time, while at load ~7 the cold run went 4.0 → 3.3 s with two.
  */
 export function unpackWorkers(): number {
   const env = process.env.BERTH_UNPACK_THREADS;

@@ -42,7 +42,6 @@
  * berth-dns (make -C native).
  */
 import { existsSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { BerthError } from '../../base/errors.js';
 import { hostsContent, resolvConfContent, rewriteInPlace, addHostLine, type HostsPeer } from './hosts.js';
 import { parseIPv4, parseSubnet } from './ipv4.js';
@@ -51,7 +50,8 @@ import { networkRules, nftApply, removeNetworkRules } from './nft.js';
 import { bindPorts, type PortMapping } from './ports.js';
 import { ensureResponder, hostUpstreams, stopResponder, writeNames } from './dns.js';
 import { cleanupNeeded, isStale, type Marker, markAttached, markPending, readMarker, readMarkers, setMarkers, surelyUnattached, unmark, validateMarkers, writeMarker } from './markers.js';
-import { defaultsFromEnv, networkDbPath, NetworkStore, type EndpointRecord, type NetworkDefaults, type NetworkRecord, type PortRecord } from './store.js';
+import { legacyDbPath } from './legacy.js';
+import { defaultsFromEnv, networkDir, NetworkStore, type EndpointRecord, type NetworkDefaults, type NetworkRecord, type PortRecord } from './store.js';
 
 export { parsePublish, parsePublishAll, publishExposed, type PortMapping } from './ports.js';
 export { resolvConfContent, hostsContent, rewriteInPlace } from './hosts.js';
@@ -205,10 +205,7 @@ function attachInTx(store: NetworkStore, opts: AttachOptions): Omit<Attachment, 
   });
 }
 
-/**
- * Opens the root's network database ahead of an attach (loading SQLite's addon and opening the
- * WAL cost 15–45 ms under load): an engine calls it while it waits for its container's process.
- */
+/** Records the default network ahead of an attach (on first use): an engine calls it while it waits for its container's process. */
 export function warmNetworkStore(ref: StoreRef = {}): void {
   withStore(ref, (store) => store.ensureDefault());
 }
@@ -227,7 +224,7 @@ export interface DetachOptions extends StoreRef {
 /** Disconnects a container from one network, or from all. Missing links and records are fine. */
 export function detachContainer(id: string, opts: DetachOptions = {}): void {
   // No marker: no endpoints, and no database to open.
-  if (opts.network === undefined && surelyUnattached(dirname(networkDbPath(opts.root)), id)) return;
+  if (opts.network === undefined && surelyUnattached(networkDir(opts.root), id)) return;
   withStore(opts, (store) => {
     const left = store.tx(() => {
       const eps = store.endpointsOfContainer(id).filter((e) => opts.network === undefined || e.network === opts.network || store.findNetwork(opts.network)?.name === e.network);
@@ -297,7 +294,17 @@ export function cleanupLeftovers(liveIds: Iterable<string>, opts: StoreRef & { r
       // An attach killed mid-way may have written rules its rolled-back records do not explain.
       const markers = readMarkers(store.dir);
       const repairRules = opts.repairRules || [...markers.values()].flat().some((m) => m.pending && isStale(m));
-      const dead = store.allEndpoints().filter((e) => !live.has(e.container));
+      store.dropBroken();
+      // A container whose holder or attaching berth lives keeps its endpoints even while its
+      // record says otherwise (a `restart` attaching again while this sweep runs); one whose only
+      // markers are of attaching berths that died lost its attach half-way: it is undone.
+      const held = new Set<string>();
+      const interrupted = new Set<string>();
+      for (const [id, ms] of markers) {
+        if (ms.some((m) => m.pid !== 0 && !isStale(m))) held.add(id);
+        else if (ms.length && ms.every((m) => m.pending)) interrupted.add(id);
+      }
+      const dead = store.allEndpoints().filter((e) => (!live.has(e.container) && !held.has(e.container)) || interrupted.has(e.container));
       dropEndpoints(store, dead, opts);
       const known = new Set(store.allEndpoints().map((e) => e.veth));
       // A first attach killed after it made the bridge rolled back its records (even the default
@@ -345,12 +352,14 @@ function syncMarkers(store: NetworkStore, markers: Map<string, Marker[]>): void 
 }
 
 /**
- * Whether cleanupLeftovers has anything to do, without opening the database: a container's
- * namespace holder or an attaching berth died, the host rebooted, or markers are not kept yet.
+ * Whether cleanupLeftovers has anything to do, without reading the records: a container's
+ * namespace holder or an attaching berth died, a marker without a holder names a container
+ * that `exists` says is gone, the host rebooted, markers are not kept yet, or a root of the
+ * SQLite store waits to be imported.
  */
-export function cleanupNeededFor(root?: string): boolean {
-  const db = networkDbPath(root);
-  return existsSync(db) && cleanupNeeded(dirname(db));
+export function cleanupNeededFor(root?: string, exists?: (id: string) => boolean): boolean {
+  const dir = networkDir(root);
+  return existsSync(legacyDbPath(dir)) || (existsSync(dir) && cleanupNeeded(dir, exists));
 }
 
 export interface CreateOptions extends StoreRef {

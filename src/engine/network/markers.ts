@@ -90,10 +90,16 @@ export function isStale(m: Marker): boolean {
   return m.pid !== 0 && !isAlive(m.pid, m.start);
 }
 
-/** True when the sweep has network work: a stale marker, or markers that cannot be trusted. */
-export function cleanupNeeded(netDir: string): boolean {
+/**
+ * True when the sweep has network work: a stale marker, markers that cannot be trusted, or
+ * (given `exists`) a marker without a holder (`ID@0.0`) whose container no longer exists.
+ */
+export function cleanupNeeded(netDir: string, exists?: (id: string) => boolean): boolean {
   if (!markersTrusted(netDir)) return true;
-  for (const ms of readMarkers(netDir).values()) if (ms.some(isStale)) return true;
+  for (const [id, ms] of readMarkers(netDir)) {
+    if (ms.some(isStale)) return true;
+    if (exists && ms.every((m) => m.pid === 0) && !exists(id)) return true;
+  }
   return false;
 }
 

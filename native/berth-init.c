@@ -58,6 +58,7 @@
 #endif
 struct berth_mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
 #include "openat2.h"
+#include "netlink.h"
 
 /* ---- plan ------------------------------------------------------------------------- */
 
@@ -1006,6 +1007,30 @@ static void join_namespaces(void) {
     }
 }
 
+/* Record "net" (BRIDGE, VETH, IFACE, IP/PREFIX[, GATEWAY]): plugs the network namespace
+ * stage 2 was just cloned into, from here, in the bridge's namespace (netlink.h), before its
+ * pid is reported: the engine's network attach costs no exec. Failure kills stage 2. */
+static void plug_network(pid_t pid) {
+  struct record *r = NULL;
+  for (int i = 0; i < nrecs; i++) if (strcmp(recs[i].key, "net") == 0) r = &recs[i];
+  if (!r) return;
+  char *f[5];
+  int n = fields(r, f, 5);
+  if (n < 4) die("net: expected BRIDGE, VETH, IFACE, IP/PREFIX[, GATEWAY]");
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/ns/net", (int)pid);
+  int ns = open(path, O_RDONLY | O_CLOEXEC);
+  int host = nl_socket();
+  const char *step = "opening the namespace";
+  int err = ns < 0 || host < 0 ? errno : nl_attach(host, ns, f[0], f[1], f[2], f[3], n > 4 && *f[4] ? f[4] : NULL, &step);
+  if (ns >= 0) close(ns);
+  if (host >= 0) close(host);
+  if (err) {
+    kill(pid, SIGKILL);
+    die("attaching the container to bridge %s: %s: %s", f[0], step, strerror(err));
+  }
+}
+
 int main(void) {
   read_plan();
   connect_console();
@@ -1028,6 +1053,7 @@ int main(void) {
     _exit(1);
   }
   child_pid = pid;
+  plug_network(pid);
   say("pid %d\n", pid);
   if (!get("keep")) return 0;
 

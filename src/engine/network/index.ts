@@ -45,7 +45,7 @@ import { existsSync } from 'node:fs';
 import { BerthError } from '../../base/errors.js';
 import { hostsContent, resolvConfContent, rewriteInPlace, addHostLine, type HostsPeer } from './hosts.js';
 import { parseIPv4, parseSubnet } from './ipv4.js';
-import { bridgePorts, deleteLinks, hostLinks, hostRoutes, linkExists, plugVeth, vethName, type BridgeSpec } from './link.js';
+import { bridgePorts, deleteLinks, hostLinks, hostRoutes, linkExists, makeBridge, plugVeth, vethName, type BridgeSpec } from './link.js';
 import { networkRules, nftApply, removeNetworkRules } from './nft.js';
 import { bindPorts, type PortMapping } from './ports.js';
 import { ensureResponder, hostUpstreams, stopResponder, writeNames } from './dns.js';
@@ -143,24 +143,56 @@ function refreshHosts(store: NetworkStore, network: string, except?: string): vo
 
 /** Connects a container's network namespace to a network (docker's run --network and network connect). */
 export function attachContainer(opts: AttachOptions): Attachment {
+  return attachOrPrepare(opts, opts.netnsPath);
+}
+
+/** What berth-init needs to plug a namespace it clones (runtime/plan.ts InitPlanInput.network). */
+export interface PlugSpec {
+  bridge: string;
+  veth: string;
+  iface: string;
+  cidr: string;
+  gateway?: string;
+}
+
+/**
+ * An attach without the veth: records, bridge, rules and hosts file, for a namespace that does
+ * not exist yet; the engine's berth-init plugs it as it clones the container (`plug`), then the
+ * engine calls attachedAt with the namespace's path. Until then the container's marker names
+ * this process: if it dies, the next sweep undoes the attach. detachContainer undoes it too.
+ */
+export function prepareAttach(opts: Omit<AttachOptions, 'netnsPath'>): Attachment & { plug: PlugSpec } {
+  const a = attachOrPrepare(opts, undefined);
+  return { ...a, plug: { bridge: a.bridge, veth: a.veth, iface: a.iface, cidr: `${a.ip}/${a.prefixLength}`, ...(a.defaultRoute ? { gateway: a.gateway } : {}) } };
+}
+
+/** After a prepared attach was plugged: `netnsPath`'s holder (/proc/PID/ns/net) keeps the endpoints alive. */
+export function attachedAt(id: string, netnsPath: string, ref: StoreRef = {}): void {
+  markAttached(networkDir(ref.root), id, netnsPath);
+}
+
+function attachOrPrepare(opts: Omit<AttachOptions, 'netnsPath'>, netnsPath: string | undefined): Attachment & { bridge: string; defaultRoute: boolean } {
   if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(opts.id)) throw new BerthError('USAGE', `container id ${JSON.stringify(opts.id)} is invalid`);
   return withStore(opts, (store) => {
     const before = readMarker(store.dir, opts.id);
     let a;
     try {
-      a = attachInTx(store, opts);
+      a = attachInTx(store, opts, netnsPath);
     } catch (err) {
       setMarkers(store.dir, opts.id, before);
       throw err;
     }
-    markAttached(store.dir, opts.id, opts.netnsPath);
+    if (netnsPath !== undefined) markAttached(store.dir, opts.id, netnsPath);
     const useResponder = a.dnsServer !== undefined && !opts.dns?.length;
     return { ...a, resolvConf: resolvConfContent(useResponder ? { ...opts, dns: [a.dnsServer!] } : opts) };
   });
 }
 
-/** The records, links and rules of an attach, in one transaction; the marker says `pending` while the kernel changes. */
-function attachInTx(store: NetworkStore, opts: AttachOptions): Omit<Attachment, 'resolvConf'> {
+/**
+ * The records, links and rules of an attach, in one transaction; the marker says `pending` while
+ * the kernel changes. Without `netnsPath` the veth is left to the caller (prepareAttach).
+ */
+function attachInTx(store: NetworkStore, opts: Omit<AttachOptions, 'netnsPath'>, netnsPath: string | undefined): Omit<Attachment, 'resolvConf'> & { bridge: string; defaultRoute: boolean } {
   return store.tx(() => {
     const net = store.requireNetwork(opts.network ?? store.defaults.defaultName);
     if (store.endpoint(opts.id, net.name)) throw new BerthError('CONTAINER_STATE', `container ${opts.name} is already on network ${net.name}`);
@@ -184,7 +216,9 @@ function attachInTx(store: NetworkStore, opts: AttachOptions): Omit<Attachment, 
     const rules = newBridge || !net.active || ports.length > 0;
     if (!net.active) store.setActive(net.name, true);
     markPending(store.dir, opts.id);
-    plugVeth(b, { veth, netnsPath: opts.netnsPath, iface, ip: parseIPv4(ip), defaultRoute: n === 0 && !net.internal }, newBridge);
+    const defaultRoute = n === 0 && !net.internal;
+    if (netnsPath !== undefined) plugVeth(b, { veth, netnsPath, iface, ip: parseIPv4(ip), defaultRoute }, newBridge);
+    else if (newBridge) makeBridge(b);
     try {
       if (rules) applyRules(store, net);
       const hosts = hostsOf(store, opts.id);
@@ -197,17 +231,12 @@ function attachInTx(store: NetworkStore, opts: AttachOptions): Omit<Attachment, 
         if (dns === true) dnsServer = net.gateway;
         else if (dns) warnings.push(`${dns}; names on network ${net.name} still resolve through /etc/hosts`);
       }
-      return { network: net.name, ip, prefixLength: b.subnet.prefix, gateway: net.gateway, iface, veth, ports, hosts, warnings, ...(dnsServer ? { dnsServer } : {}) };
+      return { network: net.name, ip, prefixLength: b.subnet.prefix, gateway: net.gateway, iface, veth, ports, hosts, warnings, bridge: net.bridge, defaultRoute, ...(dnsServer ? { dnsServer } : {}) };
     } catch (err) {
       deleteLinks([veth]);
       throw err;
     }
   });
-}
-
-/** Records the default network ahead of an attach (on first use): an engine calls it while it waits for its container's process. */
-export function warmNetworkStore(ref: StoreRef = {}): void {
-  withStore(ref, (store) => store.ensureDefault());
 }
 
 export interface DetachOptions extends StoreRef {

@@ -26,13 +26,14 @@
  *                                                  // kill -9); no exec when there is nothing to do
  * ```
  * and `berth network …` uses createNetwork, listNetworks, inspectNetwork, removeNetwork,
- * pruneNetworks. Everything is synchronous (one transaction holds the allocator's lock while the
- * links and rules are made, so concurrent `run`s never interleave their changes); an attach costs
- * one exec (native/berth-net, rtnetlink), plus one `nft` exec when ports are published or the
- * bridge is new; a detach with namespaceGone none (the kernel deletes the veth with the namespace).
- * The database stays open for the life of the process (NetworkStore.closeShared closes it).
- * Every command's sweep asks cleanupNeededFor first, which reads ROOT/network/attached (one
- * marker per attached container, markers.ts) instead of opening the database.
+ * pruneNetworks. Everything is synchronous (one transaction holds the records' lock while the
+ * links and rules are made, so concurrent `run`s never interleave their changes); the records
+ * are files (store.ts), no database. An attach costs one exec (native/berth-net, rtnetlink),
+ * plus one `nft` exec when ports are published or the bridge is new; the engine's own containers
+ * use prepareAttach instead, and berth-init plugs the veth as it clones the container (no exec
+ * at all). A detach with namespaceGone execs nothing (the kernel deletes the veth with the
+ * namespace). Every command's sweep asks cleanupNeededFor first, which reads
+ * ROOT/network/attached (one marker per attached container, markers.ts) instead of the records.
  *
  * Names on user networks resolve two ways: every container's /etc/hosts lists the others (kept
  * up to date in place), and the network's name server (native/berth-dns on the gateway, one per
@@ -252,7 +253,7 @@ export interface DetachOptions extends StoreRef {
 
 /** Disconnects a container from one network, or from all. Missing links and records are fine. */
 export function detachContainer(id: string, opts: DetachOptions = {}): void {
-  // No marker: no endpoints, and no database to open.
+  // No marker: no endpoints, and no records to read.
   if (opts.network === undefined && surelyUnattached(networkDir(opts.root), id)) return;
   withStore(opts, (store) => {
     const left = store.tx(() => {

@@ -1027,7 +1027,16 @@ static void plug_network(pid_t pid) {
   if (host >= 0) close(host);
   if (err) {
     kill(pid, SIGKILL);
-    die("attaching the container to bridge %s: %s: %s", f[0], step, strerror(err));
+    /* As die(), but the runtime may still be writing the plan's body (for stage 2, gone now):
+     * read it until the runtime closes, so that its write does not fail and take our line with it. */
+    char line[512];
+    int len = snprintf(line, sizeof line, "error attaching the container to bridge %s: %s: %s\n", f[0], step, strerror(err));
+    if (write(SYNC_FD, line, (size_t)len) < 0) { /* runtime gone */ }
+    fprintf(stderr, "berth-init: %s", line + 6);
+    alarm(10);
+    char drain[4096];
+    while (read(SYNC_FD, drain, sizeof drain) > 0) {}
+    _exit(1);
   }
 }
 

@@ -106,13 +106,14 @@ describe('berth run --network bridge and user networks', { skip: skipUnless(root
     assert.equal(none.stdout, 'lo\n');
   });
 
-  it('berth-init plugs the namespace as it clones the container; when that fails, start says why and keeps no address', async () => {
+  it('berth-init plugs the namespace as it clones the container; when that fails, start says why and keeps no address', async (t) => {
     const c = await e.berth(['create', '--name', 'plugfail', 'busybox', 'true']);
     assert.equal(c.code, 0, c.stderr);
     const id = c.stdout.trim();
     const veth = vethName(id, 'bridge');
     // A link with the veth's name already on the host: the veth pair cannot be made.
-    assert.equal(spawnSync('ip', ['link', 'add', veth, 'type', 'dummy']).status, 0);
+    assert.equal(spawnSync('ip', ['link', 'add', veth, 'type', 'bridge']).status, 0);
+    t.after(async () => { await e.berth(['rm', '-f', 'plugfail']); });
     try {
       const r = await e.berth(['start', '-a', 'plugfail']);
       assert.notEqual(r.code, 0);
@@ -126,6 +127,7 @@ describe('berth run --network bridge and user networks', { skip: skipUnless(root
     const ok = await e.berth(['start', '-a', 'plugfail']);
     assert.equal(ok.code, 0, `starts once the name is free: ${ok.stderr}`);
     assert.equal((await e.berth(['rm', 'plugfail'])).code, 0);
+    assert.equal((await e.berth(['ps', '-aq'])).stdout, '');
   });
 
   it('--dns, --dns-search and --dns-option make /etc/resolv.conf (bridge and none); a value that would add a line is refused', async () => {

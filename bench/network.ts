@@ -12,7 +12,8 @@
 // so its dockerd runs inside a network namespace of the bench's own (wrk against it runs there
 // too), and all it changed goes with that namespace. NODE_EXTRA_CA_CERTS is unset for berth
 // (it costs Node ~50 ms per start; users rarely set it).
-// BERTH_BENCH_CYCLES (attach cycles and run pairs, default 30), BERTH_BENCH_SECONDS (wrk per round, default 10).
+// BERTH_BENCH_CYCLES (attach cycles and run pairs, default 30), BERTH_BENCH_SECONDS (wrk per round, default 10),
+// BERTH_BENCH_DOCKER=0 leaves docker out (its runs take minutes under load).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -308,7 +309,7 @@ const parts = (process.env.BERTH_BENCH_PARTS ?? 'attach,wrk,run').split(',');
 let docker: Docker | undefined;
 try {
   if (parts.includes('attach')) attachCost();
-  if (parts.includes('run') || parts.includes('wrk')) docker = await startDocker();
+  if ((parts.includes('run') || parts.includes('wrk')) && process.env.BERTH_BENCH_DOCKER !== '0') docker = await startDocker();
   if (parts.includes('run')) await runCost(docker);
   if (parts.includes('wrk')) await throughput(docker);
 } finally {

@@ -81,7 +81,7 @@ export class Engine {
       }
     }
     // Network leftovers of containers gone (--rm by the monitor, kill -9) or stopped on their
-    // own; nothing to do (and no database opened) unless a network marker says so.
+    // own; nothing to do (and no records read) unless a network marker says so.
     if (!cleanupNeededFor(this.root, (id) => this.store.load(id) !== undefined)) return;
     const store = this.store;
     // Listed inside the allocator's lock: a container starting meanwhile is already 'running'.

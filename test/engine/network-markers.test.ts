@@ -145,8 +145,13 @@ describe('network markers: the sweep reads the records only when there is work',
     const net0 = store.requireNetwork('bridge');
     store.tx(() => store.allocate(net0, { container: 'k1', name: 'k1', aliases: [], iface: 'eth0', veth: 'vb0000000000bb', hostsPath: null, hostsExtra: [], hostname: 'k1' }));
     writeFileSync(join(markersDir(net), 'k1@pending.999999999.1'), '');
+    // What a process killed while writing records leaves: temp files named after it.
+    writeFileSync(join(net, 'endpoints', 'bridge', '.tmp-999999999'), '{');
+    writeFileSync(join(net, 'lock.999999999'), '999999999 1\n');
     assert.equal(cleanupNeededFor(dir), true);
     assert.deepEqual(cleanupLeftovers(['k1'], ref), ['k1']);
+    assert.equal(existsSync(join(net, 'endpoints', 'bridge', '.tmp-999999999')), false, 'a dead writer\'s temp file goes');
+    assert.equal(existsSync(join(net, 'lock.999999999')), false);
     assert.equal(store.endpoint('k1', 'bridge'), undefined);
     assert.deepEqual(readdirSync(markersDir(net)).filter((n) => n.startsWith('k1@')), []);
   });

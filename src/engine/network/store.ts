@@ -22,6 +22,7 @@
 import { closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { BerthError } from '../../base/errors.js';
+import { processAlive } from '../../image/layout-lock.js';
 import { berthRoot } from '../store.js';
 import { broadcastOf, contains, formatIPv4, formatSubnet, overlaps, parseIPv4, parseSubnet, subnetSize, type Subnet } from './ipv4.js';
 import { readLegacy, retireLegacy } from './legacy.js';
@@ -469,8 +470,8 @@ export class NetworkStore {
   }
 
   /**
-   * Drops what is left unreadable (files a crash left empty) and the ports of endpoints that
-   * are gone (a release killed half-way). In tx().
+   * Drops what is left unreadable (files a crash left empty), the ports of endpoints that are
+   * gone (a release killed half-way) and temp files of dead processes. In tx().
    */
   dropBroken(): void {
     const eps = join(this.dir, 'endpoints');
@@ -479,6 +480,20 @@ export class NetworkStore {
     for (const f of list(ports)) if (!readJson(join(ports, f))) this.remove(join(ports, f));
     const attached = new Set(this.allEndpoints().map((e) => `${e.container}\0${e.network}`));
     for (const p of this.ports()) if (!attached.has(`${p.container}\0${p.network}`)) this.remove(this.portFile(p));
+    // Temp files of processes killed between writing and linking them (`.tmp-PID`, `lock.PID`, `lock.stale-PID`).
+    const dirs = [this.dir, join(this.dir, 'networks'), ports, ...list(eps).map((n) => join(eps, n))];
+    for (const d of dirs) {
+      let names: string[];
+      try {
+        names = readdirSync(d);
+      } catch {
+        continue;
+      }
+      for (const n of names) {
+        const pid = /^(?:\.tmp-|lock\.(?:stale-)?)(\d+)$/.exec(n)?.[1];
+        if (pid !== undefined && !processAlive(Number(pid))) rmSync(join(d, n), { force: true });
+      }
+    }
   }
 
   /**

@@ -2,11 +2,10 @@
  * A writer lock between processes, synchronous (the network code runs between an engine's
  * awaits and must not yield): `ROOT/network/lock`, made whole by link(2) of a file holding the
  * owner's pid and start time, so it never exists empty. A lock whose owner died (kill -9) is
- * taken over: renamed aside, and removed only if it is still the dead owner's (otherwise put
- * back). Re-entrant within a process. No flock(2): Node has none, and an addon for it would cost
+ * removed by one waiter at a time (breakStale). Re-entrant within a process. No flock(2): Node has none, and an addon for it would cost
  * the run path what SQLite did.
  */
-import { closeSync, linkSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, linkSync, openSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { BerthError } from '../../base/errors.js';
 import { isAlive, procStat } from '../../runtime/state.js';
 
@@ -32,24 +31,33 @@ function dead(owner: string): boolean {
   return !!m && !isAlive(Number(m[1]), Number(m[2]));
 }
 
-/** Removes a dead owner's lock, unless another process took the lock meanwhile (then it is put back). */
+/**
+ * Removes a dead owner's lock. Breakers take turns through `PATH.break` (made as the lock is):
+ * only a breaker removes a lock that is not its own, so while it holds `.break` the dead
+ * owner's file cannot be replaced, and the check and the unlink below see the same file.
+ * (Renaming a lock aside to check it could move a live one: an owner that released, a new one
+ * that took the lock, both between a waiter's read and its rename.) A `.break` whose breaker
+ * died is removed as such: only a breaker that dies inside these few lines can leave one.
+ */
 function breakStale(path: string, owner: string): void {
-  const aside = `${path}.stale-${process.pid}`;
-  try {
-    renameSync(path, aside);
-  } catch {
-    return; // another waiter broke it first
-  }
-  let now = '';
-  try {
-    now = readFileSync(aside, 'utf8');
-  } catch { /* gone */ }
-  if (now !== owner) {
+  const brk = `${path}.break`;
+  if (!tryTake(brk)) {
+    let b = '';
     try {
-      linkSync(aside, path);
-    } catch { /* someone holds the lock now; the one put aside was taken over too late */ }
+      b = readFileSync(brk, 'utf8');
+    } catch { /* gone */ }
+    if (dead(b)) rmSync(brk, { force: true });
+    return; // another waiter is breaking it: look again
   }
-  rmSync(aside, { force: true });
+  try {
+    let now = '';
+    try {
+      now = readFileSync(path, 'utf8');
+    } catch { /* released meanwhile */ }
+    if (now === owner) rmSync(path, { force: true });
+  } finally {
+    rmSync(brk, { force: true });
+  }
 }
 
 function tryTake(path: string): boolean {

@@ -155,6 +155,19 @@ export class NetworkStore {
   hostRoutes: () => string[] = () => [];
   /** Undo steps of the running transaction (outermost first), undefined outside one. */
   private journal: (() => void)[] | undefined;
+  /**
+   * Records read in the running transaction, until it changes one: under the lock nobody else
+   * writes, and an attach on a user network reads every endpoint once per container it
+   * rewrites the hosts file of (50 containers: thousands of reads without this).
+   */
+  private memo: Map<string, unknown> | undefined;
+
+  private cached<T>(key: string, read: () => T): T {
+    if (this.journal === undefined) return read();
+    const m = (this.memo ??= new Map());
+    if (!m.has(key)) m.set(key, read());
+    return m.get(key) as T;
+  }
 
   constructor(dir: string, defaults: NetworkDefaults = defaultsFromEnv()) {
     this.dir = dir;
@@ -219,7 +232,10 @@ export class NetworkStore {
         journal.length = mark;
         throw err;
       } finally {
-        if (outer) this.journal = undefined;
+        if (outer) {
+          this.journal = undefined;
+          this.memo = undefined;
+        }
       }
     });
   }
@@ -248,6 +264,7 @@ export class NetworkStore {
     } finally {
       closeSync(fd);
     }
+    this.memo = undefined;
     try {
       linkSync(tmp, path);
     } finally {
@@ -265,14 +282,17 @@ export class NetworkStore {
       if (errnoOf(err) === 'ENOENT') return;
       throw err;
     }
+    this.memo = undefined;
     rmSync(path, { force: true });
     this.journal?.push(() => this.create(path, data));
   }
 
   network(name: string): NetworkRecord | undefined {
     if (!NAME_RE.test(name)) return undefined;
-    const r = readJson<Omit<NetworkRecord, 'active'>>(this.networkFile(name));
-    return r ? { ...r, active: existsSync(join(this.dir, 'networks', `${name}.active`)) } : undefined;
+    return this.cached(`n:${name}`, () => {
+      const r = readJson<Omit<NetworkRecord, 'active'>>(this.networkFile(name));
+      return r ? { ...r, active: existsSync(join(this.dir, 'networks', `${name}.active`)) } : undefined;
+    });
   }
 
   /** A network by name, full id or id prefix (at least 12 characters, as docker prints them). */
@@ -383,15 +403,16 @@ export class NetworkStore {
     this.setActive(name, false);
     this.remove(this.networkFile(name));
     rmSync(join(this.dir, 'endpoints', name), { recursive: true, force: true });
+    this.memo = undefined;
   }
 
   endpoints(network: string): EndpointRecord[] {
     if (!NAME_RE.test(network)) return [];
     const dir = join(this.dir, 'endpoints', network);
-    return list(dir)
+    return this.cached(`e:${network}`, () => list(dir)
       .map((ip) => readJson<EndpointRecord>(join(dir, ip)))
       .filter((e): e is EndpointRecord => e !== undefined)
-      .sort((a, b) => parseIPv4(a.ip) - parseIPv4(b.ip));
+      .sort((a, b) => parseIPv4(a.ip) - parseIPv4(b.ip)));
   }
 
   endpointsOfContainer(container: string): EndpointRecord[] {
@@ -399,7 +420,7 @@ export class NetworkStore {
   }
 
   allEndpoints(): EndpointRecord[] {
-    return list(join(this.dir, 'endpoints')).flatMap((n) => this.endpoints(n));
+    return this.cached('e', () => list(join(this.dir, 'endpoints')).flatMap((n) => this.endpoints(n)));
   }
 
   endpoint(container: string, network: string): EndpointRecord | undefined {
@@ -446,10 +467,10 @@ export class NetworkStore {
 
   ports(): PortRecord[] {
     const dir = join(this.dir, 'ports');
-    return list(dir)
+    return this.cached('p', () => list(dir)
       .map((f) => readJson<PortRecord>(join(dir, f)))
       .filter((p): p is PortRecord => p !== undefined)
-      .sort((a, b) => a.hostPort - b.hostPort);
+      .sort((a, b) => a.hostPort - b.hostPort));
   }
 
   portsOfNetwork(network: string): PortRecord[] {
@@ -480,7 +501,7 @@ export class NetworkStore {
     for (const f of list(ports)) if (!readJson(join(ports, f))) this.remove(join(ports, f));
     const attached = new Set(this.allEndpoints().map((e) => `${e.container}\0${e.network}`));
     for (const p of this.ports()) if (!attached.has(`${p.container}\0${p.network}`)) this.remove(this.portFile(p));
-    // Temp files of processes killed between writing and linking them (`.tmp-PID`, `lock.PID`, `lock.stale-PID`).
+    // Temp files of processes killed between writing and linking them (`.tmp-PID`, `lock.PID`, `lock.break.PID`).
     const dirs = [this.dir, join(this.dir, 'networks'), ports, ...list(eps).map((n) => join(eps, n))];
     for (const d of dirs) {
       let names: string[];
@@ -490,7 +511,7 @@ export class NetworkStore {
         continue;
       }
       for (const n of names) {
-        const pid = /^(?:\.tmp-|lock\.(?:stale-)?)(\d+)$/.exec(n)?.[1];
+        const pid = /^(?:\.tmp-|lock\.(?:break\.)?)(\d+)$/.exec(n)?.[1];
         if (pid !== undefined && !processAlive(Number(pid))) rmSync(join(d, n), { force: true });
       }
     }

@@ -20,6 +20,8 @@ import { LocalImages, usesImage, type LocalImage } from './images.js';
 import { liveLeases } from './leases.js';
 import { containerDiskBytes, containerUses } from './usage.js';
 import { Volumes } from './volumes.js';
+import { sweepInterruptedBuilds } from './build/interrupted.js';
+import { tmpdir } from 'node:os';
 
 export interface DfRow {
   total: number;
@@ -237,6 +239,13 @@ export async function checkSystem(berthRoot: string, opts: { repair?: boolean } 
       { problem: `${orphans.length} snapshot(s) that no image or container uses (${orphans.reduce((a, m) => a + m.diskBytes, 0)} bytes)`, path: snapshots.dir, severity: 'warning' },
       () => snapshots.prune(keep),
     );
+  }
+
+  // Builds killed mid-step: their scratch directories (stage views mounted), RUN containers, step tags.
+  for (const l of await sweepInterruptedBuilds({ root: berthRoot, workDirs: [tmpdir()], dryRun: true })) {
+    await note({ problem: `leftover of a build that was killed (pid ${l.pid}): ${l.kind === 'scratch' ? 'its scratch directory and mounts' : l.kind === 'container' ? 'the container of its RUN step' : 'its step image tag'}`, path: l.what, severity: 'warning' }, async () => {
+      await sweepInterruptedBuilds({ root: berthRoot, workDirs: [tmpdir()] });
+    });
   }
 
   // Volumes: leftovers of interrupted creates and removals.

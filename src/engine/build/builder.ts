@@ -37,6 +37,7 @@ import { planBuild, resolveSourceRef, stepKey, type BuildPlan, type SourceRef } 
 import { noExecutorError, runArgv, type RunStepExecutor } from './run-step.js';
 import { contentHash, destinationPath, DigestMemo, resolveCopy, type CopyRoot } from './sources.js';
 import { writeUpperLayer } from './upper.js';
+import { scratchPrefix, sweepInterruptedBuilds } from './interrupted.js';
 import { writeDiffLayer } from '../../layer/diff.js';
 
 type LayerProducer = (out: Writable, opts: LayerOptions) => Promise<LayerResult>;
@@ -648,7 +649,9 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const { patterns } = readIgnoreFile(contextDir, dockerfilePath);
   const out = await OciLayout.open(opts.output.layout, { create: true });
   await mkdir(opts.workDir ?? tmpdir(), { recursive: true });
-  const tmp = await mkdtemp(join(opts.workDir ?? tmpdir(), 'berth-build-'));
+  // What builds killed mid-step left (their views still mounted, a RUN container still running) goes first.
+  await sweepInterruptedBuilds({ workDirs: [opts.workDir ?? tmpdir(), tmpdir()], ...(opts.storeRoot !== undefined ? { root: opts.storeRoot } : {}) });
+  const tmp = await mkdtemp(join(opts.workDir ?? tmpdir(), scratchPrefix('build')));
   const cache = typeof opts.cache === 'string' ? await BuildCache.open(opts.cache) : opts.cache;
   const digests = cache ? await DigestMemo.load(join(cache.dir, 'file-digests.json')) : undefined;
   const b = new Build({ ...opts, contextDir }, plan, out, tmp, new PatternMatcher(patterns), platform, cache, digests);

@@ -27,7 +27,7 @@ import { DEFAULT_PATH_ENV } from '../../runtime/spec/default.js';
 import { openImageStore, storeRefName } from '../store.js';
 import { SnapshotStore } from '../snapshots.js';
 import { BuildCache, shareBlob, type CachedStep } from './cache.js';
-import type { ImportedCache } from './cache-transfer.js';
+import { uncompressedDigest, type ImportedCache } from './cache-transfer.js';
 import { applyConfigStep, DEFAULT_SHELL, HISTORY_COMMENT, type ConfigState } from './config-steps.js';
 import { download, isTarArchive, parseChmod, realImagePath, resolveChown, Staging } from './copy-step.js';
 import { expandInstruction, type StageScope } from './expand.js';
@@ -157,6 +157,8 @@ class Build {
   /** Every layer step of this build as the cache records it (for --cache-to). */
   readonly cacheRecords: CachedStep[] = [];
   private readonly imageRoots = new Map<string, Promise<string>>();
+  /** The diffIDs of --cache-from layers, by blob digest, as their content gives them. */
+  private readonly verifiedDiffIds = new Map<string, Promise<string>>();
   /** Read-only overlay views of stages (mountView): where, and how many layers they show. */
   private readonly views = new WeakMap<StageResult, { path: string; count: number }>();
   private readonly mounts: string[] = [];
@@ -321,12 +323,32 @@ class Build {
     this.history(state.config, createdBy, layer === undefined);
   }
 
-  /** A step of a --cache-from cache: its layer fetched into the output (and kept in the local cache). */
+  /**
+   * A step of a --cache-from cache: its layer fetched into the output (its digest verified by
+   * the push), its diffID checked against the layer's content, and kept in the local cache. A
+   * layer whose content does not match the diffID the cache lists is a cache miss with a warning
+   * (the step is built; a bad cache entry is never used, and never fails a build that can
+   * make the layer itself).
+   */
   private async imported(key: string, mediaType: string): Promise<CachedStep | undefined> {
     for (const imp of this.opts.cacheFrom ?? []) {
       const step = imp.steps.get(key);
       if (!step || (step.layer && step.layer.desc.mediaType !== mediaType)) continue;
-      if (step.layer && !(await this.out.exists(step.layer.desc))) await this.out.push(step.layer.desc, await imp.source.fetch(step.layer.desc));
+      if (step.layer) {
+        const { desc, diffId } = step.layer;
+        if (!(await this.out.exists(desc))) await this.out.push(desc, await imp.source.fetch(desc));
+        let verified = this.verifiedDiffIds.get(desc.digest);
+        if (verified === undefined) {
+          verified = uncompressedDigest(this.out, desc);
+          this.verifiedDiffIds.set(desc.digest, verified);
+        }
+        const got = await verified;
+        if (got !== diffId) {
+          const line = `--cache-from: the layer ${desc.digest} of step "${step.createdBy.replace(/ # buildkit$/, '')}" decompresses to ${got}, not to the diffID ${diffId} the cache lists: not used, the step is built instead; export the cache again with --cache-to`;
+          this.warnings.push(line);
+          continue;
+        }
+      }
       if (this.cache) await this.cache.put(step, this.out);
       return step;
     }
@@ -660,7 +682,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     const { manifest, config, id } = await b.finish(plan.target);
     await digests?.save();
     const unused = plan.args.unconsumed();
-    const warnings = [...df.warnings, ...(unused.length ? [`build args that no ARG uses: ${unused.join(', ')}`] : [])];
+    const warnings = [...df.warnings, ...b.warnings, ...(unused.length ? [`build args that no ARG uses: ${unused.join(', ')}`] : [])];
     return { manifest, id, config, steps: b.steps, built: plan.needed, warnings, cacheSteps: b.cacheRecords };
   } finally {
     await b.close();

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { build, type BuildOptions } from '../../../src/engine/build/builder.js';
 import type { RunStep, RunStepExecutor } from '../../../src/engine/build/run-step.js';
+import type { CachedStep } from '../../../src/engine/build/cache.js';
 import { OciLayout } from '../../../src/image/layout.js';
 import { loadImage } from '../../../src/image/load-image.js';
 import { unpackLayers } from '../../../src/layer/unpack-layers.js';
@@ -382,5 +383,34 @@ describe('berth build without RUN', { skip: skipUnless(root('COPY sets owners wi
     const third = await build({ ...opts(3), cacheFrom: [imported] });
     assert.deepEqual(third.steps.map((s) => s.cached), [true, true, true, false, false]);
     assert.equal(counted.runs(), 3);
+  });
+
+  it('--cache-from: a layer whose content does not match the diffID the cache lists is not used (a miss, with a warning); the image is right', async (t) => {
+    const dir = await tempDir(t, 'berth-bld-');
+    const ctx = join(dir, 'ctx');
+    await writeTree(ctx, { one: '1\n', two: '2\n' });
+    const dockerfileText = 'FROM scratch\nCOPY one /one\nCOPY two /two\n';
+    const opts = (n: number): BuildOptions => ({ contextDir: ctx, dockerfileText, output: { layout: join(dir, `out${n}`), tag: 't' }, cache: join(dir, `cache${n}`), sourceDateEpoch: 1 });
+    const first = await build(opts(1));
+    const { writeCacheLayout, importCache } = await import('../../../src/engine/build/cache-transfer.js');
+    const out1 = await OciLayout.open(join(dir, 'out1'));
+    // A cache whose first COPY lists the second COPY's layer blob (a valid blob, under the first one's diffID).
+    const [a, b] = first.cacheSteps as [CachedStep, CachedStep];
+    const swapped: CachedStep[] = [{ ...a, layer: { desc: b.layer!.desc, diffId: a.layer!.diffId } }, b];
+    const bad = await OciLayout.open(join(dir, 'bad-cache'), { create: true });
+    await writeCacheLayout(out1, swapped, bad, 'latest');
+    const second = await build({ ...opts(2), cacheFrom: [await importCache(bad, 'latest', 'the bad cache')] });
+    assert.deepEqual(second.steps.map((s) => s.cached), [false, true], 'the swapped layer is a miss; the honest step is a hit');
+    assert.equal(second.warnings.length, 1, second.warnings.join('\n'));
+    assert.match(second.warnings[0]!, new RegExp(`^--cache-from: the layer ${b.layer!.desc.digest} of step "COPY one /one" decompresses to ${b.layer!.diffId}, not to the diffID ${a.layer!.diffId} the cache lists: not used, the step is built instead`));
+    assert.equal(second.manifest.digest, first.manifest.digest, 'the same image as a build without the cache');
+    // The bad entry is not copied into the local cache: a build from it alone builds the step again.
+    const third = await build({ ...opts(2), output: { layout: join(dir, 'out3'), tag: 't' } });
+    assert.deepEqual(third.steps.map((s) => s.cached), [true, true], 'the step built in the second build is cached, from its own layer');
+    const img = await loadImage(await OciLayout.open(join(dir, 'out3')), 't');
+    const rootfs = join(dir, 'rootfs');
+    await mkdir(rootfs);
+    await unpackLayers(rootfs, img.manifest.layers.map((l, i) => ({ ...l, diffId: img.config.rootfs.diff_ids[i]!, open: async () => (await OciLayout.open(join(dir, 'out3'))).fetch(l) })));
+    assert.equal(await readFile(join(rootfs, 'one'), 'utf8'), '1\n');
   });
 });

@@ -13,7 +13,7 @@ import { isAbsolute, join, posix, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import { BerthError } from '../../base/errors.js';
 import { EMPTY_JSON_DIGEST, layerCompression, MediaType, ociLayerMediaType, type LayerCompression } from '../../base/media-types.js';
-import type { Descriptor, HistoryEntry, ImageConfig, ImageManifest, Platform } from '../../base/types.js';
+import type { Descriptor, HistoryEntry, ImageConfig, ImageIndex, ImageManifest, Platform } from '../../base/types.js';
 import { BASE_DIGEST_ANNOTATION, nowOrEpoch, pushJson } from '../../image/build.js';
 import { ociManifestToDocker } from '../../image/docker.js';
 import { OciLayout } from '../../image/layout.js';
@@ -37,7 +37,8 @@ import { planBuild, resolveSourceRef, stepKey, type BuildPlan, type SourceRef } 
 import { noExecutorError, runArgv, type RunStepExecutor } from './run-step.js';
 import { contentHash, destinationPath, DigestMemo, resolveCopy, type CopyRoot } from './sources.js';
 import { writeUpperLayer } from './upper.js';
-import { scratchPrefix, sweepInterruptedBuilds } from './interrupted.js';
+import { scratchPrefix, STEP_IMAGE_REPO, sweepInterruptedBuilds } from './interrupted.js';
+import { assertCanRun } from './emulation.js';
 import { writeDiffLayer } from '../../layer/diff.js';
 
 type LayerProducer = (out: Writable, opts: LayerOptions) => Promise<LayerResult>;
@@ -582,6 +583,8 @@ class Build {
     const mounts = expandInstruction(ins, scope).mounts ?? [];
     const text = `RUN ${args.length ? `|${args.length} ${args.join(' ')} ` : ''}${argv.join(' ')}`;
     await this.layerStep(index, state, { instruction: JSON.stringify({ text, mounts, network: ins.network, security: ins.security }), args: [...args] }, `${text} # buildkit`, async () => {
+      // A foreign platform's binaries need an emulator the host already has (a cached RUN does not).
+      assertCanRun(this.platform, where(ins));
       const rootfs = () => this.materialize(state);
       const result = await executor.run(
         {
@@ -688,4 +691,59 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     await b.close();
     await rm(tmp, { recursive: true, force: true });
   }
+}
+
+export interface MultiPlatformResult extends BuildResult {
+  /** Each platform's image (its manifest is in the index). */
+  platforms: { platform: Platform; result: BuildResult }[];
+}
+
+/**
+ * `--platform A,B,…`: the Dockerfile built once per platform (each FROM of an index picks that
+ * platform's manifest; steps without RUN build for any platform, a RUN for a platform this host
+ * cannot run fails naming the emulator it needs), and an image index listing each platform's
+ * manifest (a Docker manifest list with `--format docker`), tagged as the output says. One
+ * platform: an image manifest, as build() makes.
+ */
+export async function buildPlatforms(opts: BuildOptions, platforms: Platform[]): Promise<BuildResult | MultiPlatformResult> {
+  if (platforms.length <= 1) return build({ ...opts, ...(platforms[0] ? { platform: platforms[0] } : {}) });
+  const seen = new Set<string>();
+  for (const p of platforms) {
+    const name = formatPlatform(normalizePlatform(p));
+    if (seen.has(name)) throw new BerthError('USAGE', `--platform lists ${name} twice: name each platform once`);
+    seen.add(name);
+  }
+  const out = await OciLayout.open(opts.output.layout, { create: true });
+  const results: { platform: Platform; result: BuildResult }[] = [];
+  // One after another: each platform's RUN steps are CPU-bound, and its stages already build in parallel.
+  // Each platform's manifest is held by a temporary tag until the index holds it (a build killed
+  // meanwhile leaves tags that the next build's sweep removes: interrupted.ts).
+  const holds = platforms.map((_, i) => `${STEP_IMAGE_REPO}:${process.pid}-platform-${i}`);
+  for (const [i, platform] of platforms.entries()) {
+    const result = await build({ ...opts, platform, output: { layout: opts.output.layout, tag: holds[i]! } });
+    results.push({ platform: normalizePlatform(platform), result });
+  }
+  const docker = opts.format === 'docker';
+  const index: ImageIndex = {
+    schemaVersion: 2,
+    mediaType: docker ? MediaType.dockerManifestList : MediaType.imageIndex,
+    manifests: results.map(({ result }) => {
+      const c = result.config;
+      return { ...result.manifest, platform: { architecture: c.architecture, os: c.os, ...(c.variant ? { variant: c.variant } : {}) } };
+    }),
+  };
+  const desc = await pushJson(out, index.mediaType!, index);
+  if (opts.output.tag !== undefined) await out.tag(desc, opts.output.tag);
+  else await out.addManifest(desc);
+  for (const hold of holds) await out.untag(hold);
+  const first = results[0]!.result;
+  return {
+    ...first,
+    manifest: desc,
+    id: desc.digest,
+    steps: results.flatMap((r) => r.result.steps),
+    cacheSteps: results.flatMap((r) => r.result.cacheSteps),
+    warnings: [...new Set(results.flatMap((r) => r.result.warnings))],
+    platforms: results,
+  };
 }

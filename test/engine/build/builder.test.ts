@@ -8,7 +8,9 @@ import { lstat, mkdir, mkdtemp, readFile, readlink, rm, symlink, writeFile, chmo
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { build, type BuildOptions } from '../../../src/engine/build/builder.js';
+import { build, buildPlatforms, type BuildOptions } from '../../../src/engine/build/builder.js';
+import { runSupport } from '../../../src/engine/build/emulation.js';
+import { hostPlatform } from '../../../src/image/platform.js';
 import type { RunStep, RunStepExecutor } from '../../../src/engine/build/run-step.js';
 import type { CachedStep } from '../../../src/engine/build/cache.js';
 import { OciLayout } from '../../../src/image/layout.js';
@@ -412,5 +414,51 @@ describe('berth build without RUN', { skip: skipUnless(root('COPY sets owners wi
     await mkdir(rootfs);
     await unpackLayers(rootfs, img.manifest.layers.map((l, i) => ({ ...l, diffId: img.config.rootfs.diff_ids[i]!, open: async () => (await OciLayout.open(join(dir, 'out3'))).fetch(l) })));
     assert.equal(await readFile(join(rootfs, 'one'), 'utf8'), '1\n');
+  });
+
+  it('--platform A,B: an image index of both; FROM of an index picks each platform\'s manifest; RUN for a platform the host cannot run fails naming the emulator', async (t) => {
+    const dir = await tempDir(t, 'berth-bld-');
+    const base = join(dir, 'base');
+    await writeTree(base, { 'amd64.txt': 'amd64\n', 'arm64.txt': 'arm64\n' });
+    const AMD64 = { os: 'linux', architecture: 'amd64' };
+    const ARM64 = { os: 'linux', architecture: 'arm64' };
+    // A local index of two platforms, each with its own file (steps without RUN build for any platform).
+    const baseResult = await buildPlatforms({ contextDir: base, dockerfileText: 'FROM scratch\nARG TARGETARCH\nCOPY $TARGETARCH.txt /arch.txt\n', output: { layout: join(dir, 'base-layout'), tag: 'multi' } }, [AMD64, ARM64]);
+    const baseLayout = await OciLayout.open(join(dir, 'base-layout'));
+    const baseIndex = JSON.parse((await readFile(baseLayout.blobPath((await baseLayout.resolve('multi')).digest))).toString()) as { mediaType: string; manifests: { digest: string; platform: { architecture: string } }[] };
+    assert.equal(baseIndex.mediaType, 'application/vnd.oci.image.index.v1+json');
+    assert.deepEqual(baseIndex.manifests.map((m) => m.platform.architecture), ['amd64', 'arm64']);
+    assert.equal(baseResult.id, (await baseLayout.resolve('multi')).digest);
+    assert.deepEqual(await baseLayout.tags(), ['multi'], 'the platforms\' manifests are held by the index only');
+
+    const ctx = join(dir, 'ctx');
+    await writeTree(ctx, { f: 'f\n' });
+    const from = `FROM oci:${join(dir, 'base-layout')}:multi\nARG TARGETPLATFORM\nLABEL built.for=$TARGETPLATFORM\nCOPY f /f\n`;
+    await buildPlatforms({ contextDir: ctx, dockerfileText: from, output: { layout: join(dir, 'out'), tag: 'app' } }, [AMD64, ARM64]);
+    const out = await OciLayout.open(join(dir, 'out'));
+    for (const [p, arch] of [[AMD64, 'amd64'], [ARM64, 'arm64']] as const) {
+      const img = await loadImage(out, 'app', p);
+      const baseImg = await loadImage(baseLayout, 'multi', p);
+      assert.equal(img.config.architecture, arch);
+      assert.equal(img.config.config?.Labels?.['built.for'], `linux/${arch}`);
+      assert.deepEqual(img.manifest.layers.slice(0, 1).map((l) => l.digest), baseImg.manifest.layers.map((l) => l.digest), `${arch}: FROM took the ${arch} manifest of the index`);
+      const rootfs = join(dir, `rootfs-${arch}`);
+      await mkdir(rootfs);
+      await unpackLayers(rootfs, img.manifest.layers.map((l, i) => ({ ...l, diffId: img.config.rootfs.diff_ids[i]!, open: () => out.fetch(l) })));
+      assert.equal(await readFile(join(rootfs, 'arch.txt'), 'utf8'), `${arch}\n`);
+    }
+    await assert.rejects(buildPlatforms({ contextDir: ctx, dockerfileText: from, output: { layout: join(dir, 'out') } }, [AMD64, { os: 'linux', architecture: 'amd64' }]), /lists linux\/amd64 twice/);
+
+    // RUN: the host's own platform runs; another one needs a binfmt_misc handler the host has.
+    const foreign = process.arch === 'arm64' ? AMD64 : ARM64;
+    const counted = countingExecutor(dir);
+    const runFile = `FROM oci:${join(dir, 'base-layout')}:multi\nRUN make\n`;
+    if (!('error' in runSupport(foreign))) return t.skip(`this host has a binfmt_misc handler for ${foreign.architecture}: the refusal is not checked here`);
+    await assert.rejects(
+      buildPlatforms({ contextDir: ctx, dockerfileText: runFile, runExecutor: counted.executor, output: { layout: join(dir, 'run-out'), tag: 'app' } }, [hostPlatform(), foreign]),
+      (err: Error) => isBerthError(err) && new RegExp(`^Dockerfile:2:1: RUN for linux/${foreign.architecture}: .*qemu-user-static`).test(err.message),
+    );
+    assert.equal(counted.runs(), 1, 'the host platform\'s RUN ran, the foreign one did not');
+    assert.ok(!(await (await OciLayout.open(join(dir, 'run-out'))).tags()).includes('app'), 'nothing tagged');
   });
 });

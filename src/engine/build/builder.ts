@@ -192,8 +192,18 @@ class Build {
     this.opts.log?.(line);
   }
 
-  private resolveImage(ref: string): Promise<{ layout: OciLayout; ref: string }> {
-    return this.opts.resolveImage ? this.opts.resolveImage(ref, this.platform) : defaultResolveImage(ref, this.opts.storeRoot);
+  private resolveImage(ref: string, platform: Platform): Promise<{ layout: OciLayout; ref: string }> {
+    return this.opts.resolveImage ? this.opts.resolveImage(ref, platform) : defaultResolveImage(ref, this.opts.storeRoot);
+  }
+
+  /**
+   * The platform a stage is built for: its FROM --platform (`FROM --platform=$BUILDPLATFORM`
+   * for a stage that cross-compiles without an emulator), else its base stage's, else the build's.
+   */
+  platformOf(index: number): Platform {
+    const sp = this.plan.stages[index]!;
+    if (sp.platform !== undefined) return normalizePlatform(parsePlatform(sp.platform));
+    return sp.base.kind === 'stage' ? this.platformOf(sp.base.index) : this.platform;
   }
 
   /** Unpacks layers into a new directory under the build's temp dir. */
@@ -206,16 +216,17 @@ class Build {
     return dir;
   }
 
-  /** The root filesystem of an image read by COPY --from / mount from= (unpacked once). */
-  private imageRoot(ref: string): Promise<string> {
-    let p = this.imageRoots.get(ref);
+  /** The root filesystem of an image read by COPY --from / mount from= (unpacked once per platform). */
+  private imageRoot(ref: string, platform: Platform): Promise<string> {
+    const at = `${formatPlatform(platform)} ${ref}`;
+    let p = this.imageRoots.get(at);
     if (!p) {
       p = (async () => {
-        const { layout, ref: inner } = await this.resolveImage(ref);
-        const img = await loadImage(layout, inner, this.platform);
+        const { layout, ref: inner } = await this.resolveImage(ref, platform);
+        const img = await loadImage(layout, inner, platform);
         return this.unpack('image', layout, img.manifest.layers.map((desc, i) => ({ desc, diffId: img.config.rootfs.diff_ids[i]! })), img.config.rootfs.diff_ids);
       })();
-      this.imageRoots.set(ref, p);
+      this.imageRoots.set(at, p);
     }
     return p;
   }
@@ -224,8 +235,9 @@ class Build {
   private async base(index: number): Promise<StageResult & { triggers: string[] }> {
     const sp = this.plan.stages[index]!;
     const base: SourceRef = sp.base;
+    const platform = this.platformOf(index);
     if (base.kind === 'scratch') {
-      const p = this.platform;
+      const p = platform;
       const config: ImageConfig = {
         architecture: p.architecture,
         os: p.os,
@@ -243,8 +255,8 @@ class Build {
       const { lock: _lock, ...rest } = from;
       return { ...rest, config: structuredClone(from.config), layers: [...from.layers], rootfs, applied: 0, triggers: [] };
     }
-    const { layout, ref } = await this.resolveImage(base.ref);
-    const img = await loadImage(layout, ref, this.platform);
+    const { layout, ref } = await this.resolveImage(base.ref, platform);
+    const img = await loadImage(layout, ref, platform);
     const layers = img.manifest.layers.map((desc, i) => ({ desc, diffId: img.config.rootfs.diff_ids[i]! }));
     // The result holds the base's blobs too.
     // (copied, digests verified: the base may come from any layout)
@@ -298,7 +310,7 @@ class Build {
   ): Promise<void> {
     // COPY --link: the layer does not depend on the stage below it, so neither does its key
     // (a new base keeps it cached, as BuildKit); the steps after it depend on both.
-    const platform = formatPlatform(this.platform);
+    const platform = formatPlatform(this.platformOf(index));
     const key = stepKey({ parent: link ? 'link' : state.key, ...k, platform });
     const mediaType = ociLayerMediaType(this.opts.compression ?? 'gzip');
     const hit = this.opts.noCache ? undefined : ((await this.cache?.get(key, mediaType)) ?? (await this.imported(key, mediaType)));
@@ -390,7 +402,7 @@ class Build {
       const prepared = await snapshots.prepare({
         layout: this.out,
         manifest: { schemaVersion: 2, mediaType: MediaType.imageManifest, config: { mediaType: MediaType.imageConfig, digest: EMPTY_JSON_DIGEST, size: 2 }, layers: layers.map((l) => l.desc) },
-        config: { architecture: this.platform.architecture, os: this.platform.os, rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) } },
+        config: { architecture: state.config.architecture, os: state.config.os, rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) } },
       });
       this.leases.push(prepared.release);
       const dir = await mkdtemp(join(this.tmp, 'view-'));
@@ -421,7 +433,7 @@ class Build {
     const n = ++this.counter;
     this.log(`#${n} ${state.step ?? ''} ${instruction}`);
     this.log(`#${n} DONE 0.0s`);
-    state.key = stepKey({ parent: state.key, instruction, args, platform: formatPlatform(this.platform) });
+    state.key = stepKey({ parent: state.key, instruction, args, platform: formatPlatform(this.platformOf(index)) });
     this.steps.push({ stage: index, instruction, key: state.key, cached: false });
     this.history(state.config, instruction, true);
   }
@@ -496,9 +508,10 @@ class Build {
       return { open: async () => ({ dir: await this.materialize(r), label }), key: `stage:${r.key}` };
     }
     if (ref.kind === 'scratch') throw new BerthError('USAGE', `--from=scratch has no files to copy: name a stage or an image`);
-    const { layout, ref: inner } = await this.resolveImage(ref.ref);
-    const digest = (await loadImage(layout, inner, this.platform)).manifestDesc.digest;
-    return { open: async () => ({ dir: await this.imageRoot(ref.ref), label: `image ${ref.ref}` }), key: `image:${digest}` };
+    const platform = this.platformOf(index);
+    const { layout, ref: inner } = await this.resolveImage(ref.ref, platform);
+    const digest = (await loadImage(layout, inner, platform)).manifestDesc.digest;
+    return { open: async () => ({ dir: await this.imageRoot(ref.ref, platform), label: `image ${ref.ref}` }), key: `image:${digest}` };
   }
 
   private async copy(index: number, state: StageResult, c: CopyInstruction): Promise<void> {
@@ -584,7 +597,7 @@ class Build {
     const text = `RUN ${args.length ? `|${args.length} ${args.join(' ')} ` : ''}${argv.join(' ')}`;
     await this.layerStep(index, state, { instruction: JSON.stringify({ text, mounts, network: ins.network, security: ins.security }), args: [...args] }, `${text} # buildkit`, async () => {
       // A foreign platform's binaries need an emulator the host already has (a cached RUN does not).
-      assertCanRun(this.platform, where(ins));
+      assertCanRun(this.platformOf(index), where(ins));
       const rootfs = () => this.materialize(state);
       const result = await executor.run(
         {
@@ -596,7 +609,7 @@ class Build {
           mounts,
           network: (ins.network ?? 'default') as 'default' | 'none' | 'host',
           security: (ins.security ?? 'sandbox') as 'sandbox' | 'insecure',
-          platform: this.platform,
+          platform: this.platformOf(index),
           image: { layout: this.out, layers: state.layers.map((l) => l.desc), diffIds: state.layers.map((l) => l.diffId), config: structuredClone(state.config) },
           ...(script ? { script } : {}),
           stage: { index, ...(this.df.stages[index]!.name ? { name: this.df.stages[index]!.name } : {}) },
@@ -662,8 +675,10 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const plan = planBuild(df, { target: platform, build: hostPlatform(), buildArgs: opts.buildArgs ?? {}, ...(opts.targetStage !== undefined ? { targetStage: opts.targetStage } : {}) });
   for (const i of plan.needed) {
     const p = plan.stages[i]!.platform;
-    if (p !== undefined && formatPlatform(normalizePlatform(parsePlatform(p))) !== formatPlatform(platform)) {
-      throw new BerthError('UNSUPPORTED', `${df.file}:${plan.stages[i]!.stage.from.loc.line}: FROM --platform=${p} differs from the build's ${formatPlatform(platform)}: berth builds one platform at a time`);
+    try {
+      if (p !== undefined) parsePlatform(p);
+    } catch (err) {
+      throw new BerthError('USAGE', `${df.file}:${plan.stages[i]!.stage.from.loc.line}: FROM --platform=${p}: ${(err as Error).message}`, { cause: err });
     }
   }
   if (opts.format === 'docker' && opts.compression === 'zstd') {

@@ -416,7 +416,7 @@ describe('berth build without RUN', { skip: skipUnless(root('COPY sets owners wi
     assert.equal(await readFile(join(rootfs, 'one'), 'utf8'), '1\n');
   });
 
-  it('--platform A,B: an image index of both; FROM of an index picks each platform\'s manifest; RUN for a platform the host cannot run fails naming the emulator', async (t) => {
+  it('--platform A,B: an image index of both; FROM of an index picks each platform\'s manifest; FROM --platform=$BUILDPLATFORM runs on the host; RUN for a platform the host cannot run fails naming the emulator', async (t) => {
     const dir = await tempDir(t, 'berth-bld-');
     const base = join(dir, 'base');
     await writeTree(base, { 'amd64.txt': 'amd64\n', 'arm64.txt': 'arm64\n' });
@@ -452,13 +452,36 @@ describe('berth build without RUN', { skip: skipUnless(root('COPY sets owners wi
     // RUN: the host's own platform runs; another one needs a binfmt_misc handler the host has.
     const foreign = process.arch === 'arm64' ? AMD64 : ARM64;
     const counted = countingExecutor(dir);
+    // FROM --platform=$BUILDPLATFORM: a stage that runs on the host for every target (cross-compiling, no emulator).
+    const cross = [
+      `FROM --platform=$BUILDPLATFORM oci:${join(dir, 'base-layout')}:multi AS build`,
+      'ARG TARGETARCH',
+      'RUN make',
+      `FROM oci:${join(dir, 'base-layout')}:multi`,
+      'COPY --from=build /arch.txt /build-arch.txt',
+      'COPY --from=build /ran* /out/',
+      '',
+    ].join('\n');
+    await buildPlatforms({ contextDir: ctx, dockerfileText: cross, runExecutor: counted.executor, output: { layout: join(dir, 'cross'), tag: 'app' } }, [hostPlatform(), foreign]);
+    assert.equal(counted.runs(), 2, 'the build stage ran once per target (its TARGETARCH differs), on the host');
+    const crossLayout = await OciLayout.open(join(dir, 'cross'));
+    const hostArch = hostPlatform().architecture;
+    for (const p of [hostPlatform(), foreign]) {
+      const img = await loadImage(crossLayout, 'app', p);
+      assert.equal(img.config.architecture, p.architecture);
+      const rootfs = join(dir, `cross-${p.architecture}`);
+      await mkdir(rootfs);
+      await unpackLayers(rootfs, img.manifest.layers.map((l, i) => ({ ...l, diffId: img.config.rootfs.diff_ids[i]!, open: () => crossLayout.fetch(l) })));
+      assert.equal(await readFile(join(rootfs, 'arch.txt'), 'utf8'), `${p.architecture}\n`);
+      assert.equal(await readFile(join(rootfs, 'build-arch.txt'), 'utf8'), `${hostArch}\n`, 'the build stage is the build platform\'s');
+    }
     const runFile = `FROM oci:${join(dir, 'base-layout')}:multi\nRUN make\n`;
     if (!('error' in runSupport(foreign))) return t.skip(`this host has a binfmt_misc handler for ${foreign.architecture}: the refusal is not checked here`);
     await assert.rejects(
       buildPlatforms({ contextDir: ctx, dockerfileText: runFile, runExecutor: counted.executor, output: { layout: join(dir, 'run-out'), tag: 'app' } }, [hostPlatform(), foreign]),
       (err: Error) => isBerthError(err) && new RegExp(`^Dockerfile:2:1: RUN for linux/${foreign.architecture}: .*qemu-user-static`).test(err.message),
     );
-    assert.equal(counted.runs(), 1, 'the host platform\'s RUN ran, the foreign one did not');
+    assert.equal(counted.runs(), 3, 'the host platform\'s RUN ran, the foreign one did not');
     assert.ok(!(await (await OciLayout.open(join(dir, 'run-out'))).tags()).includes('app'), 'nothing tagged');
   });
 });

@@ -21,7 +21,7 @@ import type { MountSpec, RunOptions } from '../containers/options.js';
 import { openImageStore } from '../store.js';
 import type { RunStep, RunStepExecutor, RunStepOptions, RunStepResult } from './run-step.js';
 import { shareBlob } from './cache.js';
-import { BUILD_PID_LABEL, scratchPrefix, STEP_IMAGE_REPO } from './interrupted.js';
+import { BUILD_PID_LABEL, scratchPrefix, stepContainerName, STEP_IMAGE_REPO } from './interrupted.js';
 
 export interface EngineRunOptions {
   /** The berth root (store, containers, build cache). */
@@ -206,6 +206,7 @@ export class EngineRunExecutor implements RunStepExecutor {
     };
     try {
       const runOpts: RunOptions = {
+        name: stepContainerName(),
         command: step.argv,
         entrypoint: '',
         env: step.env,

@@ -15,7 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import { BUSYBOX } from '../../helpers/busybox.js';
 import { engineRoot, type EngineRoot } from '../../helpers/engine.js';
 import { peer, root, skipUnless } from '../../helpers/requirements.js';
-import { BERTH_BIN } from '../../helpers/run-berth.js';
+import { BERTH_BIN, runBerth } from '../../helpers/run-berth.js';
 
 interface Problem {
   problem: string;
@@ -29,31 +29,39 @@ function mountsUnder(prefix: string): string[] {
   return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(prefix));
 }
 
-/** The scratch directories build `pid` made in the temp dir. */
-function scratchOf(pid: number): string[] {
-  return readdirSync(tmpdir()).filter((n) => n.startsWith(`berth-build-${pid}-`) || n.startsWith(`berth-run-step-${pid}-`)).map((n) => join(tmpdir(), n));
+/** The scratch directories build `pid` made in `tmp`. */
+function scratchOf(tmp: string, pid: number): string[] {
+  return readdirSync(tmp).filter((n) => n.startsWith(`berth-build-${pid}-`) || n.startsWith(`berth-run-step-${pid}-`)).map((n) => join(tmp, n));
 }
 
 describe('a killed berth build', { skip: skipUnless(root('RUN steps run in containers'), peer(BUSYBOX, 'busybox-static')) }, () => {
   let e: EngineRoot;
+  let work = '';
   let ctx = '';
+  // The builds' own temp dir: other builds on this machine sweep theirs, not this one.
+  let tmp = '';
+  let env: NodeJS.ProcessEnv = {};
   before(async () => {
     e = await engineRoot();
-    ctx = join(tmpdir(), `berth-killed-build-${randomBytes(6).toString('hex')}`);
-    await mkdir(ctx);
+    work = join(tmpdir(), `berth-killed-build-${randomBytes(6).toString('hex')}`);
+    ctx = join(work, 'ctx');
+    tmp = join(work, 'tmp');
+    await mkdir(ctx, { recursive: true });
+    await mkdir(tmp);
+    env = { ...e.env, TMPDIR: tmp };
     // Random bytes: gzip cannot shrink them, so the COPY's layer takes seconds to write.
     await writeFile(join(ctx, 'big'), randomBytes(48 << 20));
     await writeFile(join(ctx, 'small'), 'small\n');
   });
   after(async () => {
     await e?.close();
-    if (ctx) await rm(ctx, { recursive: true, force: true });
+    if (work) await rm(work, { recursive: true, force: true });
   });
 
   /** Starts `berth build`, waits until its output has `line` and `ready()` holds (or 60 s), then kills it with SIGKILL. */
   async function killBuildAt(dockerfile: string, line: string, ready: () => boolean, delayMs: number): Promise<number> {
     await writeFile(join(ctx, 'Dockerfile'), dockerfile);
-    const child = spawn(process.execPath, [BERTH_BIN, 'build', '-t', 'localhost/killed:1', ctx], { env: e.env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [BERTH_BIN, 'build', '-t', 'localhost/killed:1', ctx], { env, stdio: ['ignore', 'ignore', 'pipe'] });
     let log = '';
     child.stderr.on('data', (d: Buffer) => (log += d.toString()));
     const exited = new Promise((resolve) => child.once('exit', resolve));
@@ -71,13 +79,13 @@ describe('a killed berth build', { skip: skipUnless(root('RUN steps run in conta
   }
 
   async function check(...args: string[]): Promise<Problem[]> {
-    const r = await e.berth(['system', 'check', '--format', 'json', ...args]);
+    const r = await runBerth(['system', 'check', '--format', 'json', ...args], env);
     return (JSON.parse(r.stdout) as { problems: Problem[] }).problems;
   }
 
   async function buildsAgain(dockerfile: string): Promise<void> {
     await writeFile(join(ctx, 'Dockerfile'), dockerfile);
-    const r = await e.berth(['build', '-q', '-t', 'localhost/killed:1', ctx]);
+    const r = await runBerth(['build', '-q', '-t', 'localhost/killed:1', ctx], env);
     assert.equal(r.code, 0, r.stderr);
     const run = await e.berth(['run', '--rm', '--network', 'none', 'localhost/killed:1', 'sh', '-c', 'cat /small; sha256sum /big | cut -c1-16']);
     assert.equal(run.code, 0, run.stderr);
@@ -89,7 +97,7 @@ describe('a killed berth build', { skip: skipUnless(root('RUN steps run in conta
     const dockerfile = 'FROM busybox\nCOPY small /small\nRUN cat /small > /copy\nCOPY big /big\nRUN echo started && sleep 600\n';
     const pid = await killBuildAt(dockerfile, 'sleep 600', () => mountsUnder(containers).length > 0, 300);
     assert.ok(mountsUnder(containers).length > 0, "the RUN's container root is still mounted");
-    const scratch = scratchOf(pid);
+    const scratch = scratchOf(tmp, pid);
     assert.ok(scratch.length > 0, 'the killed build left its scratch directories');
     assert.ok(scratch.some((d) => mountsUnder(`${d}/`).length > 0), 'with its stage views mounted');
 
@@ -116,7 +124,7 @@ describe('a killed berth build', { skip: skipUnless(root('RUN steps run in conta
     await writeFile(join(ctx, 'big2'), randomBytes(48 << 20));
     const dockerfile = 'FROM busybox\nCOPY small /small\nCOPY big2 /big\n';
     const pid = await killBuildAt(dockerfile, 'COPY big2', () => true, 700);
-    const scratch = scratchOf(pid);
+    const scratch = scratchOf(tmp, pid);
     assert.ok(scratch.length > 0, 'the killed build left its scratch directory');
     const before = await check();
     assert.ok(before.some((p) => /build that was killed/.test(p.problem)), JSON.stringify(before));

@@ -352,7 +352,7 @@ class Build {
         if (!(await this.out.exists(desc))) await this.out.push(desc, await imp.source.fetch(desc));
         let verified = this.verifiedDiffIds.get(desc.digest);
         if (verified === undefined) {
-          verified = uncompressedDigest(this.out, desc);
+          verified = uncompressedDigest(this.out, desc).catch((err: unknown) => `nothing (${(err as Error).message})`);
           this.verifiedDiffIds.set(desc.digest, verified);
         }
         const got = await verified;
@@ -734,23 +734,26 @@ export async function buildPlatforms(opts: BuildOptions, platforms: Platform[]):
   // Each platform's manifest is held by a temporary tag until the index holds it (a build killed
   // meanwhile leaves tags that the next build's sweep removes: interrupted.ts).
   const holds = platforms.map((_, i) => `${STEP_IMAGE_REPO}:${process.pid}-platform-${i}`);
-  for (const [i, platform] of platforms.entries()) {
-    const result = await build({ ...opts, platform, output: { layout: opts.output.layout, tag: holds[i]! } });
-    results.push({ platform: normalizePlatform(platform), result });
+  let desc: Descriptor;
+  try {
+    for (const [i, platform] of platforms.entries()) {
+      const result = await build({ ...opts, platform, output: { layout: opts.output.layout, tag: holds[i]! } });
+      results.push({ platform: normalizePlatform(platform), result });
+    }
+    const index: ImageIndex = {
+      schemaVersion: 2,
+      mediaType: opts.format === 'docker' ? MediaType.dockerManifestList : MediaType.imageIndex,
+      manifests: results.map(({ result }) => {
+        const c = result.config;
+        return { ...result.manifest, platform: { architecture: c.architecture, os: c.os, ...(c.variant ? { variant: c.variant } : {}) } };
+      }),
+    };
+    desc = await pushJson(out, index.mediaType!, index);
+    if (opts.output.tag !== undefined) await out.tag(desc, opts.output.tag);
+    else await out.addManifest(desc);
+  } finally {
+    for (const hold of holds.slice(0, results.length)) await out.untag(hold).catch(() => undefined);
   }
-  const docker = opts.format === 'docker';
-  const index: ImageIndex = {
-    schemaVersion: 2,
-    mediaType: docker ? MediaType.dockerManifestList : MediaType.imageIndex,
-    manifests: results.map(({ result }) => {
-      const c = result.config;
-      return { ...result.manifest, platform: { architecture: c.architecture, os: c.os, ...(c.variant ? { variant: c.variant } : {}) } };
-    }),
-  };
-  const desc = await pushJson(out, index.mediaType!, index);
-  if (opts.output.tag !== undefined) await out.tag(desc, opts.output.tag);
-  else await out.addManifest(desc);
-  for (const hold of holds) await out.untag(hold);
   const first = results[0]!.result;
   return {
     ...first,

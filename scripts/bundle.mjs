@@ -58,8 +58,13 @@ export async function bundleCli({ entry, name, external = [], cacheWhen = 'true'
     // "use strict" first: a banner before esbuild's own directive would leave the bundle sloppy.
     banner: { js: '"use strict";const __berthModule={get url(){return require("node:url").pathToFileURL(__filename).href;}};' },
   });
-  // A shebang is a syntax error inside the loader's function wrapper.
-  writeFileSync(join(dist, `${name}.bundle.cjs`), result.outputFiles[0].text.replace(/^#!.*\n/m, ''));
+  // A shebang is a syntax error inside the loader's function wrapper. ASCII only (esbuild leaves
+  // regex literals as written, e.g. /µs/): the loader reads the file as latin1, which makes
+  // V8's one-byte string without decoding UTF-8 (a single non-ASCII character made the whole
+  // bundle a two-byte string: 3x the read time, more to scan and hash). \uXXXX means the same
+  // in strings, regexes and identifiers.
+  const text = result.outputFiles[0].text.replace(/^#!.*\n/m, '').replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  writeFileSync(join(dist, `${name}.bundle.cjs`), text);
 
   // perCommand: each command word (argv[2]) gets a cache of its own, written by its first
   // successful run (dist/NAME-cache/CMD.cache) and used from then on; until it exists, the
@@ -79,7 +84,7 @@ let missing = false;
 if (own) { try { cachedData = readFileSync(own); cacheFile = own; } catch { missing = true; } }
 if (cachedData === undefined) { try { cachedData = readFileSync(cacheFile); } catch { /* none yet */ } }
 if (missing) cacheFile = own;` : `try { cachedData = readFileSync(cacheFile); } catch { /* none yet */ }`}
-const script = new Script('(function (exports, require, module, __filename, __dirname) { ' + readFileSync(file, 'utf8') + '\\n});', { filename: file, cachedData });
+const script = new Script('(function (exports, require, module, __filename, __dirname) { ' + readFileSync(file, 'latin1') + '\\n});', { filename: file, cachedData });
 if ((cachedData === undefined || script.cachedDataRejected${perCommand ? ' || missing' : ''}) && (${cacheWhen})) {
   process.once('exit', (code) => {
     if (code !== 0) return;

@@ -44,6 +44,15 @@ describe('bundled berth CLI', () => {
     for (const cmd of ['copy', 'inspect', 'create', 'unpack', 'serve', 'registry']) assert.match(bundled.stdout, new RegExp(`^  ${cmd} `, 'm'));
   });
 
+  it('is ASCII only, as its loader reads it (latin1: a one-byte string without UTF-8 decoding)', () => {
+    for (const name of ['berth.bundle.cjs', 'berth-runtime.bundle.cjs']) {
+      const bytes = readFileSync(join(repo, 'dist', name));
+      const at = bytes.findIndex((b) => b > 0x7f);
+      assert.equal(at, -1, `${name} has a non-ASCII byte at ${at}: ${bytes.subarray(Math.max(0, at - 40), at + 10).toString('utf8')}`);
+    }
+    for (const loader of ['berth.cjs', 'berth-runtime.cjs']) assert.match(readFileSync(join(repo, 'dist', loader), 'utf8'), /readFileSync\(file, 'latin1'\)/);
+  });
+
   it('reports usage errors with exit status 2 and failures with 1', async () => {
     const unknown = await run([BIN, 'no-such-command']);
     assert.equal(unknown.code, 2);

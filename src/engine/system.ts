@@ -154,11 +154,9 @@ function errnoOf(err: unknown): string | undefined {
 export async function checkSystem(berthRoot: string, opts: { repair?: boolean } = {}): Promise<CheckProblem[]> {
   const repair = opts.repair === true;
   const problems: CheckProblem[] = [];
+  /** `fix` returns false when it left the problem as it was (it is then not reported repaired). */
   const note = async (p: CheckProblem, fix?: () => Promise<unknown>): Promise<void> => {
-    if (repair && fix) {
-      await fix();
-      p.repaired = true;
-    }
+    if (repair && fix) p.repaired = (await fix()) !== false;
     problems.push(p);
   };
   const images = new LocalImages(berthRoot);
@@ -186,7 +184,11 @@ export async function checkSystem(berthRoot: string, opts: { repair?: boolean } 
         unlink(layout.blobPath(p.digest!)).catch(() => undefined),
       );
     } else if (/stray temporary file/.test(p.problem)) {
-      await note({ problem: p.problem, path: where, severity: 'warning' }, () => gcLayout(layout));
+      // gc leaves a temporary file younger than its grace time (a writer may be at work): not repaired yet.
+      await note({ problem: p.problem, path: where, severity: 'warning' }, async () => {
+        await gcLayout(layout);
+        return stat(join(layout.dir, where!)).then(() => false, () => true);
+      });
     } else {
       await note({ problem: `${p.digest ? `${p.digest}: ` : ''}${p.problem}${p.severity === 'error' ? ' (pull the image again)' : ''}`, path: where, severity: p.severity });
     }

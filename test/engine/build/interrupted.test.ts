@@ -133,6 +133,10 @@ describe('a killed berth build', { skip: skipUnless(root('RUN steps run in conta
     // minutes (a writer may still be at work: their names carry no pid): age them past that.
     const temps = before.filter((p) => /stray temporary file/.test(p.problem)).map((p) => join(e.root, 'images', p.path!));
     assert.ok(temps.length > 0, `the half-written layer is a temporary file: ${JSON.stringify(before)}`);
+    const early = await check('--repair');
+    const young = early.filter((p) => /stray temporary file/.test(p.problem));
+    assert.ok(young.length > 0 && young.every((p) => !p.repaired), `a temporary file younger than the grace time stays, and is not reported repaired: ${JSON.stringify(young)}`);
+    for (const t of temps) assert.ok(existsSync(t), `${t} is still there`);
     const old = new Date(Date.now() - 3600_000);
     for (const t of temps) await utimes(t, old, old);
 

@@ -353,9 +353,7 @@ async function forEachContainer(p: ParsedCommand, usage: string, fn: (engine: En
 
 /** docker's --sig-proxy[=true|false] (default true). */
 function sigProxy(p: ParsedCommand): boolean {
-  const v = str(p, 'sig-proxy') ?? 'true';
-  if (v !== 'true' && v !== 'false') throw new BerthError('USAGE', `--sig-proxy=${v}: true or false`);
-  return v === 'true';
+  return p.values['sig-proxy'] !== false;
 }
 
 /** Our stdio to the running container's, through its monitor, until it exits or we detach. */
@@ -369,13 +367,13 @@ async function attachTo(engine: Engine, c: Container, p: ParsedCommand, stdin: b
   });
 }
 
-const ATTACH_OPTIONS = { 'sig-proxy': { type: 'string' as const }, 'detach-keys': { type: 'string' as const } };
+const ATTACH_OPTIONS = { 'sig-proxy': { type: 'boolean' as const }, 'detach-keys': { type: 'string' as const } };
 
 const commands: CommandGroup = {
   run: engineCommand({
     summary: 'Run a command in a new container (pulls the image when missing)',
     usage: RUN_USAGE,
-    options: { ...RUN_OPTIONS, 'detach-keys': { type: 'string' as const } },
+    options: { ...RUN_OPTIONS, ...ATTACH_OPTIONS },
     optionsEndAfter: 1,
     async run(p) {
       const detach = flag(p, 'detach');
@@ -403,7 +401,7 @@ const commands: CommandGroup = {
       }
       let code: number;
       try {
-        code = await engine.start(c, true);
+        code = await engine.start(c, true, undefined, { sigProxy: sigProxy(p) });
       } finally {
         if (c.config.autoRemove) {
           const now = engine.store.load(c.id);

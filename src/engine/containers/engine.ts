@@ -25,7 +25,7 @@ import { resolveVolume } from '../volumes.js';
 import { attachContainer, cleanupLeftovers, cleanupNeededFor, detachContainer, inspectNetwork, publishExposed, rewriteInPlace, warmNetworkStore } from '../network/index.js';
 import { createNetnsFile, netnsFileIds, removeNetnsFile } from '../network/netns.js';
 import { fillEmptyVolume, makeAnonymousVolumes, removeVolumes, volumeDirs } from './anon-volumes.js';
-import { attachSocketPath } from './attach.js';
+import { attachSocketPath, PROXIED_SIGNALS } from './attach.js';
 import { runtimeCommand } from './runtime-command.js';
 import { writeHostFiles } from './hostfiles.js';
 import { signalNumber, usesBridge, type RunOptions } from './options.js';
@@ -208,7 +208,7 @@ export class Engine {
    * Starts the container's process. attach: in the foreground with our stdio (the exit status
    * is returned); otherwise under a detached monitor (0 is returned once it runs).
    */
-  async start(c: Container, attach: boolean, onStarted?: (pid: number) => void, opts: { waitAttach?: boolean } = {}): Promise<number> {
+  async start(c: Container, attach: boolean, onStarted?: (pid: number) => void, opts: { waitAttach?: boolean; sigProxy?: boolean } = {}): Promise<number> {
     if (c.state.status === 'running') throw new EngineError(125, `container ${c.name} is already running`);
     this.cleanupRuntime(c.id, c);
     rmSync(join(c.dir, 'exit'), { force: true });
@@ -239,7 +239,7 @@ export class Engine {
     this.detachNetwork(c);
     if (cfg.runtime !== 'berth') {
       if (usesBridge(cfg.network)) this.attachOwnNetns(c);
-      return this.startWithRuntime(c, attach, !attach || cfg.tty ? monitorArgs() : undefined, now, sock);
+      return this.startWithRuntime(c, attach, !attach || cfg.tty ? monitorArgs() : undefined, now, sock, opts.sigProxy !== false);
     }
 
     // berth-init runs without keep under the monitor, a subreaper that inherits the container
@@ -292,7 +292,8 @@ export class Engine {
     const forward = (sig: NodeJS.Signals) => {
       try { if (sig === 'SIGWINCH') init.kill(sig); else process.kill(pid, sig); } catch { /* gone */ }
     };
-    const sigs = attach ? (['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'] as const) : [];
+    // --sig-proxy=false: ours are not passed on (the window size still is).
+    const sigs = attach ? [...(opts.sigProxy !== false ? PROXIED_SIGNALS : []), 'SIGWINCH' as const] : [];
     for (const s of sigs) process.on(s, forward);
     // runtime.md "start": the process runs once the exec fifo is written.
     const fifo = join(this.runtimeRoot, c.id, 'exec.fifo');
@@ -369,7 +370,7 @@ export class Engine {
     if (st) this.store.writeState(c.id, { ...st, status: 'exited', exitCode: code, finishedAt: new Date().toISOString() });
   }
 
-  private async startWithRuntime(c: Container, attach: boolean, monitor: string[] | undefined, now: string, sock: string): Promise<number> {
+  private async startWithRuntime(c: Container, attach: boolean, monitor: string[] | undefined, now: string, sock: string, sigProxy: boolean): Promise<number> {
     const args = this.runcArgs(c, 'run', '--bundle', this.bundleDir(c), c.id);
     const full = monitor ? [nativeBinary('berth-monitor'), ...monitor, '--', ...args] : args;
     if (monitor && c.config.tty) full.splice(full.indexOf('run') + 1, 0, '--console-socket', sock);
@@ -394,7 +395,7 @@ export class Engine {
       return 0;
     }
     const forward = (sig: NodeJS.Signals) => { try { child.kill(sig); } catch { /* gone */ } };
-    const sigs = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as const;
+    const sigs = sigProxy ? PROXIED_SIGNALS : [];
     for (const s of sigs) process.on(s, forward);
     const code = await exited;
     for (const s of sigs) process.off(s, forward);

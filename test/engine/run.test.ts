@@ -144,15 +144,48 @@ describe('berth run (foreground)', { skip: needs }, () => {
     assert.match(out, /got-term/);
   });
 
-  it('-t gives a terminal whose size follows ours (through script(1))', { skip: skipUnless(peer('script', 'bsdutils')) }, async () => {
+  it('--sig-proxy (alone or =true) forwards signals; --sig-proxy=false does not: berth ends, the container runs on', async () => {
+    const { spawn } = await import('node:child_process');
     const { BERTH_BIN } = await import('../helpers/run-berth.js');
-    const r = spawnSync('script', ['-qec', `stty cols 91 rows 33; ${process.execPath} ${BERTH_BIN} run --rm -it busybox sh -c 'tty; stty size; exit 5'`, '/dev/null'],
-      { env: e.env, encoding: 'utf8', timeout: 30_000, input: '' });
-    assert.equal(r.status, 5, `${r.stdout}${r.stderr}`);
-    // script(1) writes an end-of-file byte into the terminal as soon as its (empty) input ends;
-    // the container's terminal echoes it (^@ or ^D) when it arrives while the container runs,
-    // as it would under docker: that echo is not the container's output.
-    assert.match(r.stdout.replace(/\^[@D]/g, ''), /\/dev\/pts\/\d+\r?\n33 91\r?\n/);
+    const script = 'trap "echo got-term; exit 42" TERM; echo ready; while true; do sleep 0.1; done';
+    for (const flag of ['--sig-proxy', '--sig-proxy=true', '--sig-proxy=false']) {
+      const name = `proxy-${flag.length}`;
+      const child = spawn(process.execPath, [BERTH_BIN, 'run', flag, '--name', name, 'busybox', 'sh', '-c', script], { env: e.env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      await new Promise<void>((res) => child.stdout.on('data', (d: Buffer) => { out += d; if (out.includes('ready')) res(); }));
+      child.kill('SIGTERM');
+      const [code, sig] = await new Promise<[number | null, string | null]>((res) => child.on('exit', (c, s) => res([c, s])));
+      const state = JSON.parse((await e.berth(['inspect', name])).stdout)[0].State;
+      if (flag.endsWith('false')) {
+        assert.equal(sig, 'SIGTERM', flag);
+        assert.equal(state.Status, 'running', flag);
+      } else {
+        assert.equal(code, 42, flag);
+        assert.match(out, /got-term/, flag);
+        assert.equal(state.Status, 'exited', flag);
+      }
+      assert.equal((await e.berth(['rm', '-f', name])).code, 0);
+    }
+  });
+
+  it('-t gives a terminal whose size follows ours (through script(1)); the output is exactly the container\'s', { skip: skipUnless(peer('script', 'bsdutils')) }, async () => {
+    const { spawn } = await import('node:child_process');
+    const { BERTH_BIN } = await import('../helpers/run-berth.js');
+    // script(1)'s input stays open until it exits: when its input ends, script writes an
+    // end-of-file byte into the terminal (NUL while the terminal is raw, as berth's is), which
+    // berth passes to the container like any typed key (docker does too) and whose terminal
+    // then echoes it as ^@ between the container's lines.
+    const child = spawn('script', ['-qec', `stty cols 91 rows 33; ${process.execPath} ${BERTH_BIN} run --rm -it busybox sh -c 'tty; stty size; exit 5'`, '/dev/null'],
+      { env: e.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString('latin1')));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString('latin1')));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    const code = await new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
+    clearTimeout(timer);
+    child.stdin.destroy();
+    assert.equal(code, 5, out);
+    assert.match(out, /^\/dev\/pts\/\d+\r\n33 91\r\n$/);
   });
 });
 

@@ -19,6 +19,10 @@
  *  -l LOG     docker's json-file log ({"log","stream","time"} per line), rotated to LOG.1 when
  *             it would pass MAXSIZE bytes (-s, default 10 MiB)
  *  -e FILE    written at exit: "CODE FINISHED-AT-NS\n" (temp, then rename)
+ *  -C DIR -O OPTIONS -T TARGET   before COMMAND runs, the container's root: chdir(DIR) (the
+ *             lowerdirs in OPTIONS are relative to it), mount("overlay", TARGET, "overlay", 0,
+ *             OPTIONS), unless something is mounted at TARGET already. On failure, one "error"
+ *             line on fd 3 (the engine's channel) and on stderr, and exit 125.
  *  -r DIR     `--rm`: after the exit, the container is removed: its cgroup directories (-g)
  *             and the runtime's state (-R) go, the rootfs mount (-m) is detached, the name link
  *             (-n) goes when it still points to this container, and DIR is renamed to a
@@ -62,6 +66,8 @@ static struct termios saved_tio;
 static int tio_saved;
 static const char *attach_path;
 static int attach_wait;
+static const char *mount_dir, *mount_options, *mount_target;
+
 
 static void fail(const char *fmt, ...) {
   va_list ap;
@@ -228,13 +234,16 @@ static void remove_tree(const char *dir) {
   rmdir(dir);
 }
 
-static void remove_container(void) {
-  for (int i = 0; i < ncg; i++) {
-    /* The cgroup empties as the kernel reaps the last process: retry briefly. */
-    for (int k = 0; k < 50 && rmdir(cgroups[i]) < 0 && errno == EBUSY; k++) usleep(2000);
-  }
-  if (runtime_dir) remove_tree(runtime_dir);
-  if (rootfs_mount) umount2(rootfs_mount, MNT_DETACH);
+/*
+ * --rm, in two parts. The first makes the container gone for every berth command: its name
+ * is free and its directory renamed to a ".removing-" sibling (which `ps` skips and the next
+ * berth command deletes should we die). The second, the slow part (rmdir of each cgroup and the
+ * detach of the rootfs mount each wait for an RCU grace period, ~25 ms together here), runs after
+ * an attached `run --rm` has its status: in a child of ours with no stdio of the caller's.
+ */
+static char removing[8600];
+
+static void unlist_container(void) {
   char target[4200];
   if (name_link) {
     ssize_t n = readlink(name_link, target, sizeof target - 1);
@@ -245,18 +254,52 @@ static void remove_container(void) {
       if (strcmp(target, basename(copy)) == 0) unlink(name_link);
     }
   }
-  char dircopy[4200], basecopy[4200], removing[8600];
+  char dircopy[4200], basecopy[4200];
   snprintf(dircopy, sizeof dircopy, "%s", rm_dir);
   snprintf(basecopy, sizeof basecopy, "%s", rm_dir);
   snprintf(removing, sizeof removing, "%s/.removing-%s", dirname(dircopy), basename(basecopy));
-  if (rename(rm_dir, removing) == 0) remove_tree(removing);
+  if (rename(rm_dir, removing) != 0) removing[0] = 0;
+}
+
+static void remove_container(void) {
+  for (int i = 0; i < ncg; i++) {
+    /* The cgroup empties as the kernel reaps the last process: retry briefly. */
+    for (int k = 0; k < 50 && rmdir(cgroups[i]) < 0 && errno == EBUSY; k++) usleep(2000);
+  }
+  if (runtime_dir) remove_tree(runtime_dir);
+  if (rootfs_mount) {
+    /* The mount moved with its directory (-m names it under the -r directory). */
+    char moved[8700];
+    size_t n = strlen(rm_dir);
+    if (removing[0] && strncmp(rootfs_mount, rm_dir, n) == 0 && rootfs_mount[n] == '/')
+      snprintf(moved, sizeof moved, "%s%s", removing, rootfs_mount + n);
+    else
+      snprintf(moved, sizeof moved, "%s", rootfs_mount);
+    umount2(moved, MNT_DETACH);
+  }
+  if (removing[0]) remove_tree(removing);
   /* As volumes.ts removes one: renamed to .removing-PID-NAME (swept if we die), then deleted. */
+  char dircopy[4200], basecopy[4200], vol[8600];
   for (int i = 0; i < nvol; i++) {
     snprintf(dircopy, sizeof dircopy, "%s", volumes[i]);
     snprintf(basecopy, sizeof basecopy, "%s", volumes[i]);
-    snprintf(removing, sizeof removing, "%s/.removing-%d-%s", dirname(dircopy), (int)getpid(), basename(basecopy));
-    if (rename(volumes[i], removing) == 0) remove_tree(removing);
+    snprintf(vol, sizeof vol, "%s/.removing-%d-%s", dirname(dircopy), (int)getpid(), basename(basecopy));
+    if (rename(volumes[i], vol) == 0) remove_tree(vol);
   }
+}
+
+/* The slow part of --rm in a child, so that our exit (the caller's status) does not wait for it. */
+static void remove_container_behind(void) {
+  pid_t pid = fork();
+  if (pid != 0) {
+    if (pid < 0) remove_container(); /* no child: do it ourselves */
+    return;
+  }
+  setsid();
+  int null = open("/dev/null", O_RDWR);
+  if (null >= 0) { dup2(null, 0); dup2(null, 1); dup2(null, 2); if (null > 2) close(null); }
+  remove_container();
+  _exit(0);
 }
 
 static void write_exit(int code) {
@@ -274,9 +317,48 @@ static void write_exit(int code) {
   rename(tmp, exit_path);
 }
 
+/* Whether something is mounted at path: an overlay (or any other mount) has a device of its own. */
+static int mounted_at(const char *path) {
+  char parent[4200];
+  struct stat a, b;
+  snprintf(parent, sizeof parent, "%s/..", path);
+  return stat(path, &a) == 0 && stat(parent, &b) == 0 && a.st_dev != b.st_dev;
+}
+
+/* -C/-O/-T: the container's overlay root, unless mounted already (a container started again). */
+static void mount_root(int has_channel) {
+  if (mounted_at(mount_target)) return;
+  int here = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  const char *failed = NULL;
+  if (chdir(mount_dir) != 0) failed = mount_dir;
+  /* The option string of mount(2) is one page at most; the engine keeps it shorter. */
+  else if (mount("overlay", mount_target, "overlay", 0, mount_options) != 0) failed = mount_target;
+  int err = errno;
+  if (here >= 0) {
+    if (fchdir(here) != 0) { /* left in DIR: nothing after this uses the cwd */ }
+    close(here);
+  }
+  if (!failed) return;
+  char line[4400];
+  int n = snprintf(line, sizeof line, "error cannot mount the container's root (overlay on %s): %s: %s; its snapshots or its upper dir may be damaged: remove it (berth rm) and run it again\n", mount_target, failed, strerror(err));
+  if (n < 0) n = 0;
+  if ((size_t)n >= sizeof line) n = sizeof line - 1;
+  if (!has_channel) fprintf(stderr, "berth-monitor: %s", line + 6); /* else the engine says it */
+  else {
+    write_all(3, line, (size_t)n);
+    /* The engine may still be sending the plan: read it away until it closes its end (it does
+     * on reading the error), so that its write does not fail and lose our line with it. */
+    shutdown(3, SHUT_WR);
+    char sink[4096];
+    struct pollfd p = { .fd = 3, .events = POLLIN };
+    while (poll(&p, 1, 5000) > 0 && read(3, sink, sizeof sink) > 0) {}
+  }
+  exit(125);
+}
+
 int main(int argc, char **argv) {
   int opt;
-  while ((opt = getopt(argc, argv, "+aiSoWA:t:l:s:e:r:n:R:m:g:V:")) != -1) {
+  while ((opt = getopt(argc, argv, "+aiSoWA:t:l:s:e:r:n:R:m:g:V:C:O:T:")) != -1) {
     switch (opt) {
     case 'a': attached = 1; break;
     case 'S': subreaper = 1; break;
@@ -294,6 +376,9 @@ int main(int argc, char **argv) {
     case 'm': rootfs_mount = optarg; break;
     case 'g': if (ncg < 32) cgroups[ncg++] = optarg; break;
     case 'V': if (nvol < 32) volumes[nvol++] = optarg; break;
+    case 'C': mount_dir = optarg; break;
+    case 'O': mount_options = optarg; break;
+    case 'T': mount_target = optarg; break;
     default: fail("usage: berth-monitor [-a] [-i] [-t SOCKET] [-l LOG] [-s MAX] [-e EXITFILE] [-r DIR ...] -- COMMAND ARG...");
     }
   }
@@ -303,6 +388,10 @@ int main(int argc, char **argv) {
   if (!attached) setsid();
   if (subreaper) prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
   if (log_path) open_log();
+  if (mount_options) {
+    if (!mount_dir || !mount_target) fail("-O needs -C DIR and -T TARGET");
+    mount_root(has_channel);
+  }
 
   int listener = -1;
   if (sock_path) {
@@ -445,7 +534,11 @@ int main(int argc, char **argv) {
   if (code < 0) code = reap(1);
   write_exit(code);
   if (attach_path) attach_finish(code, attach_path);
-  if (rm_dir) remove_container();
   restore_tty();
+  if (rm_dir) {
+    unlist_container();
+    if (attached) remove_container_behind();
+    else remove_container();
+  }
   return code;
 }

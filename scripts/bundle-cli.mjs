@@ -23,6 +23,7 @@ await bundleCli({
   external: ['zstd-napi', 'better-sqlite3', '@aws-sdk/client-s3', '@aws-sdk/s3-request-presigner', 'postgres'],
   // The warm-up's registry must not write the cache (its run compiles other functions).
   cacheWhen: "process.env.BERTH_CODE_CACHE_WRITE !== '0'",
+  perCommand: true,
 });
 
 /** An OCI layout with one image tagged "t": a config and a 3 MiB layer (several receive slabs). */

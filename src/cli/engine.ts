@@ -226,7 +226,7 @@ async function writeCidFile(path: string | undefined, id: string): Promise<void>
   closeSync(fd);
 }
 
-async function createFrom(p: ParsedCommand, usage: string): Promise<{ engine: Engine; c: Container }> {
+async function createFrom(p: ParsedCommand, usage: string, { deferMount = false } = {}): Promise<{ engine: Engine; c: Container }> {
   if (p.positionals.length < 1) throw new BerthError('USAGE', `an image is required\n\n${usage}`);
   const [image, ...command] = p.positionals as [string, ...string[]];
   const opts = await runOptions(p, command);
@@ -234,7 +234,7 @@ async function createFrom(p: ParsedCommand, usage: string): Promise<{ engine: En
     throw new BerthError('USAGE', 'the input device is not a TTY: drop -t, or run on a terminal');
   }
   const { engine } = await engineOf(p);
-  const c = await engine.create(image, opts, str(p, 'platform'), imageSource(p));
+  const c = await engine.create(image, opts, str(p, 'platform'), imageSource(p), { deferMount });
   await writeCidFile(str(p, 'cidfile'), c.id);
   return { engine, c };
 }
@@ -377,7 +377,8 @@ const commands: CommandGroup = {
     optionsEndAfter: 1,
     async run(p) {
       const detach = flag(p, 'detach');
-      const { engine, c } = await createFrom(p, RUN_USAGE);
+      // The container starts next: its monitor can mount the root (create, on its own, mounts it).
+      const { engine, c } = await createFrom(p, RUN_USAGE, { deferMount: true });
       if (detach) {
         try {
           await engine.start(c, false);

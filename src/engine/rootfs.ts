@@ -9,23 +9,44 @@ import { rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { LoadedImage } from '../image/load-image.js';
 import type { OciLayout } from '../image/layout.js';
-import { SnapshotStore, unmount } from './snapshots.js';
+import { factsFileOf, ImageRoot, readFacts } from './image-root.js';
+import { SnapshotStore, unmount, type OverlayMount } from './snapshots.js';
 
-export interface PreparedRootfs {
-  /** The directory the container sees as `/`. */
-  path: string;
-}
-
-export async function prepareRootfs(berthRoot: string, store: OciLayout, image: LoadedImage, containerDir: string): Promise<PreparedRootfs> {
+/**
+ * The container's root, recorded (CONTAINER/rootfs.json) and mounted, or with deferMount and a
+ * chain whose overlay mounted before, recorded only: its monitor mounts it (overlayMountOf).
+ * Questions about the image's files go through the ImageRoot (image-root.ts), which mounts it
+ * here after all when its cache cannot answer.
+ */
+export async function prepareRootfs(berthRoot: string, store: OciLayout, image: LoadedImage, containerDir: string, opts: { deferMount?: boolean } = {}): Promise<ImageRoot> {
   const snapshots = new SnapshotStore(berthRoot);
   const prepared = await snapshots.prepare({ layout: store, manifest: image.manifest, config: image.config });
   try {
-    // mountRootfs records the chain in CONTAINER/rootfs.json: from then on the container's
-    // record (being created) keeps prune away from these snapshots, so the lease can end.
-    return { path: await snapshots.mountRootfs(prepared.dirs, containerDir) };
+    const top = prepared.dirs[prepared.dirs.length - 1];
+    const factsFile = top === undefined ? undefined : factsFileOf(top);
+    const facts = factsFile ? readFacts(factsFile) : undefined;
+    // mountRootfs (and deferRootfs) record the chain in CONTAINER/rootfs.json: from then on the
+    // container's record (being created) keeps prune away from these snapshots, so the lease can end.
+    const mount = () => snapshots.mountRootfs(prepared.dirs, containerDir);
+    if (opts.deferMount && facts?.overlay && (await snapshots.deferRootfs(prepared.dirs, containerDir))) {
+      return new ImageRoot(snapshots.rootfsPath(containerDir), factsFile, facts, mount, false);
+    }
+    const path = await mount();
+    const root = new ImageRoot(path, factsFile, facts, () => Promise.resolve(path), true);
+    if (snapshots.rootfsDriver(containerDir) === 'overlay') root.noteOverlay();
+    return root;
   } finally {
     await prepared.release();
   }
+}
+
+/**
+ * The overlay mount a container's monitor makes at start (`-C DIR -O OPTIONS -T TARGET`; it
+ * mounts only where nothing is mounted yet), or undefined when its root is a copy (vfs) or not
+ * recorded.
+ */
+export function overlayMountOf(berthRoot: string, containerDir: string): OverlayMount | undefined {
+  return new SnapshotStore(berthRoot).overlayMountOf(containerDir);
 }
 
 /** Undoes prepareRootfs: the mount goes, and the container's own layers (rootfs, upper, work). */

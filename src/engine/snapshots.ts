@@ -10,6 +10,7 @@
  * On disk, under BERTH_ROOT/snapshots:
  *   <hex of chainID>/fs          the layer's diff (a lower dir; never modified once renamed here)
  *   <hex of chainID>/meta.json   SnapshotMeta: chain, parent, the layer blob, sizes
+ *   <hex of chainID>/facts.json  what containers asked of the root this chain ends (image-root.ts; a cache)
  *   <hex>.lock                   held (O_EXCL file with the holder's pid) while the snapshot is made
  *   tmp-<pid>-<rand>/            a snapshot being unpacked: renamed to <hex> once complete and synced,
  *                                so a half-unpacked snapshot is never used; removed by the next
@@ -29,6 +30,8 @@
  *     (CONTAINER/rootfs; overlay: CONTAINER/upper + CONTAINER/work; idempotent). It records
  *     CONTAINER/rootfs.json: with containerDir = BERTH_ROOT/containers/<id>, prune and rmi -f
  *     keep the container's snapshots even once its image is gone (usage.ts reads it).
+ *   deferRootfs(dirs, containerDir)      as mountRootfs (overlay) without the mount(2), which the
+ *                                        container's monitor makes: overlayMountOf(containerDir)
  *   unmountRootfs(containerDir)          unmounts (if mounted); leaves the directories
  *   upperDir(containerDir)               CONTAINER/upper (overlay; with vfs the changes are in rootfs)
  *   rootfsDriver(containerDir)           'overlay' | 'vfs' | undefined, as mountRootfs recorded it
@@ -144,6 +147,16 @@ export function diskUsage(root: string): { bytes: number; entries: number } {
 }
 
 /** The mount points under /proc/self/mountinfo. */
+/** Longest overlay option string we give mount(2) (its limit is one page, with the other options). */
+const MAX_MOUNT_OPTIONS = 4000;
+
+/** An overlay mount for a container's monitor: chdir(dir), then mount("overlay", target, "overlay", 0, options). */
+export interface OverlayMount {
+  dir: string;
+  options: string;
+  target: string;
+}
+
 function isMountPoint(path: string): boolean {
   const abs = resolve(path);
   return parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8')).some((m) => m.mountPoint === abs);
@@ -497,10 +510,37 @@ export class SnapshotStore {
   }
 
   /**
-   * mount(2) through native/berth-mount, with the lower dirs relative to the snapshots dir (the
-   * option string of mount(2) is limited to a page: relative names fit about 60 layers).
+   * As mountRootfs for a new container's overlay, without the mount(2): its monitor makes it
+   * (overlayMountOf). false where the root must be made here instead (a root recorded before,
+   * the vfs driver, no layers, a chain too long for one mount).
    */
-  private mountOverlay(dirs: string[], upper: string, work: string, target: string, readOnly: boolean): { ok: boolean; why: string } {
+  async deferRootfs(dirs: string[], containerDir: string): Promise<boolean> {
+    if (dirs.length === 0 || process.env.BERTH_STORAGE_DRIVER === 'vfs' || this.rootfsDriver(containerDir) !== undefined) return false;
+    const upper = this.upperDir(containerDir);
+    const work = join(containerDir, 'work');
+    if (this.overlayOptions(dirs, upper, work).length > MAX_MOUNT_OPTIONS) return false;
+    await mkdir(this.rootfsPath(containerDir), { recursive: true, mode: 0o755 });
+    await mkdir(upper, { recursive: true, mode: 0o755 });
+    await mkdir(work, { recursive: true, mode: 0o700 });
+    await writeFileAtomic(join(containerDir, 'rootfs.json'), JSON.stringify({ driver: 'overlay', dirs }) + '\n');
+    return true;
+  }
+
+  /** The overlay mount of a container whose root is one (as recorded in CONTAINER/rootfs.json), for its monitor. */
+  overlayMountOf(containerDir: string): OverlayMount | undefined {
+    let rec: { driver?: string; dirs?: unknown };
+    try {
+      rec = JSON.parse(readFileSync(join(containerDir, 'rootfs.json'), 'utf8')) as typeof rec;
+    } catch {
+      return undefined;
+    }
+    if (rec.driver !== 'overlay' || !Array.isArray(rec.dirs) || !rec.dirs.every((d) => typeof d === 'string') || rec.dirs.length === 0) return undefined;
+    const options = this.overlayOptions(rec.dirs as string[], this.upperDir(containerDir), join(containerDir, 'work'));
+    return options.length > MAX_MOUNT_OPTIONS ? undefined : { dir: this.dir, options, target: resolve(this.rootfsPath(containerDir)) };
+  }
+
+  /** overlayfs options with the lower dirs relative to the snapshots dir (mount(2)'s option string is a page at most: about 60 layers fit). */
+  private overlayOptions(dirs: string[], upper: string, work: string): string {
     const lower = dirs
       .map((d) => {
         const abs = resolve(d);
@@ -508,8 +548,13 @@ export class SnapshotStore {
       })
       .reverse()
       .join(':');
-    const options = `lowerdir=${lower},upperdir=${resolve(upper)},workdir=${resolve(work)}`;
-    if (options.length > 4000) return { ok: false, why: `the chain of ${dirs.length} layers is too long for one overlay mount` };
+    return `lowerdir=${lower},upperdir=${resolve(upper)},workdir=${resolve(work)}`;
+  }
+
+  /** mount(2) through native/berth-mount, in the snapshots dir (the lower dirs are relative to it). */
+  private mountOverlay(dirs: string[], upper: string, work: string, target: string, readOnly: boolean): { ok: boolean; why: string } {
+    const options = this.overlayOptions(dirs, upper, work);
+    if (options.length > MAX_MOUNT_OPTIONS) return { ok: false, why: `the chain of ${dirs.length} layers is too long for one overlay mount` };
     return run(nativeBinary('berth-mount'), ['overlay', this.dir, options, resolve(target), ...(readOnly ? ['ro'] : [])]);
   }
 

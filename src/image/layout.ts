@@ -4,7 +4,7 @@
  * blobs/, hashed while written, fsynced, verified, renamed); index.json rewrites are atomic and
  * serialised by a lock (layout-lock.ts).
  */
-import { createReadStream, type Stats } from 'node:fs';
+import { createReadStream, readFileSync, type Stats } from 'node:fs';
 import { mkdir, open, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { join, resolve as resolvePath } from 'node:path';
@@ -149,6 +149,9 @@ class HashingFileSink extends Writable {
   }
 }
 
+/** Blobs up to this size are read whole by readDocument (documents are small; the spec's registries cap manifests at 4 MiB). */
+const MAX_DOCUMENT_BYTES = 4 << 20;
+
 export class OciLayout implements Target, TagLister, ReferrerLister {
   readonly dir: string;
   readonly name: string;
@@ -286,6 +289,27 @@ export class OciLayout implements Target, TagLister, ReferrerLister {
   }
 
   /**
+   * A small blob (a manifest, an index, a config) whole, size and digest checked: one read,
+   * without a stream (a warm `run` reads three of these).
+   */
+  async readDocument(desc: Descriptor): Promise<Buffer> {
+    if (desc.size > MAX_DOCUMENT_BYTES) return readAll(await this.fetch(desc));
+    validateDescriptorShape(desc, 'fetch');
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(this.blobPath(desc.digest));
+    } catch (err) {
+      if (isNotFound(err)) throw new BerthError('NOT_FOUND', `blob ${desc.digest} is not in ${this.name}`);
+      throw err;
+    }
+    if (bytes.length !== desc.size) throw new BerthError('SIZE_MISMATCH', `blob ${desc.digest} in ${this.name} is ${bytes.length} bytes but its descriptor says ${desc.size}`);
+    const { algorithm } = parseDigest(desc.digest);
+    const actual = `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
+    if (actual !== desc.digest) throw new BerthError('DIGEST_MISMATCH', `digest mismatch: expected ${desc.digest}, content hashes to ${actual}`);
+    return bytes;
+  }
+
+  /**
    * A blob's bytes, size-checked but not hashed: only for consumers that verify what they
    * receive (every Pusher does, base/target.ts), so copy() does not hash a blob twice.
    */
@@ -408,7 +432,7 @@ export class OciLayout implements Target, TagLister, ReferrerLister {
 
   /** Reads a small JSON blob (manifest, index, config) through the verifying fetch. */
   async readJson<T = unknown>(desc: Descriptor): Promise<T> {
-    const bytes = await readAll(await this.fetch(desc));
+    const bytes = await this.readDocument(desc);
     try {
       return JSON.parse(bytes.toString('utf8')) as T;
     } catch (err) {

@@ -111,6 +111,11 @@ export async function readRootFile(root: string, path: string): Promise<string |
   return readFile(host, 'utf8');
 }
 
+/** A root's small text files, read by another way than a path (engine/image-root.ts answers from a cache). */
+export interface RootFiles {
+  readFile(path: string): Promise<string | undefined>;
+}
+
 export interface ResolvedUser {
   uid: number;
   gid: number;
@@ -125,7 +130,8 @@ export interface ResolvedUser {
  * (conversion.md "Config.User"): numbers are copied verbatim; names are looked up in the
  * container's /etc/passwd and /etc/group and MUST exist.
  */
-export async function resolveUser(rootfs: string, spec: string | undefined): Promise<ResolvedUser> {
+export async function resolveUser(rootfs: string | RootFiles, spec: string | undefined): Promise<ResolvedUser> {
+  const read = typeof rootfs === 'string' ? (path: string) => readRootFile(rootfs, path) : (path: string) => rootfs.readFile(path);
   const value = (spec ?? '').trim();
   const colon = value.indexOf(':');
   const userPart = colon < 0 ? value : value.slice(0, colon);
@@ -137,12 +143,12 @@ export async function resolveUser(rootfs: string, spec: string | undefined): Pro
 
   let passwd: PasswdEntry[] | undefined;
   const loadPasswd = async (): Promise<PasswdEntry[]> => {
-    passwd ??= parsePasswd((await readRootFile(rootfs, '/etc/passwd')) ?? '');
+    passwd ??= parsePasswd((await read('/etc/passwd')) ?? '');
     return passwd;
   };
   let groups: GroupEntry[] | undefined;
   const loadGroups = async (): Promise<GroupEntry[]> => {
-    groups ??= parseGroup((await readRootFile(rootfs, '/etc/group')) ?? '');
+    groups ??= parseGroup((await read('/etc/group')) ?? '');
     return groups;
   };
 

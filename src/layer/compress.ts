@@ -1,9 +1,12 @@
 /** Streaming compression for layers: gzip (node:zlib), zstd (zstd-napi), or none. */
-import { createGzip, createGunzip } from 'node:zlib';
 import { PassThrough, type Transform } from 'node:stream';
 import { lazyRequire } from '../base/lazy-require.js';
+import type * as Zlib from 'node:zlib';
 import { BerthError } from '../base/errors.js';
 import { layerCompression, type LayerCompression } from '../base/media-types.js';
+
+// (Lazy: a warm `run` reads no layer; node:zlib costs each start-up a few ms.)
+const zlib = lazyRequire<typeof Zlib>('node:zlib');
 
 export type { LayerCompression };
 
@@ -27,7 +30,7 @@ export function compressStream(compression: LayerCompression, opts: CompressOpti
       return new PassThrough();
     case 'gzip':
       // The gzip header carries no name or mtime (zlib writes none), so the output is deterministic.
-      return createGzip({ level: opts.level ?? 6, chunkSize: 64 * 1024 });
+      return zlib().createGzip({ level: opts.level ?? 6, chunkSize: 64 * 1024 });
     case 'zstd':
       return new (loadZstd().CompressStream)({ compressionLevel: opts.level ?? 3 });
   }
@@ -41,7 +44,7 @@ export function decompressStream(compression: LayerCompression): Transform {
     case 'gzip':
       // Concatenated gzip members decode as one stream; a truncated stream is an error
       // (no Z_SYNC_FLUSH finish, which would accept a cut-off layer silently).
-      return createGunzip({ chunkSize: 256 * 1024 });
+      return zlib().createGunzip({ chunkSize: 256 * 1024 });
     case 'zstd':
       return new (loadZstd().DecompressStream)();
   }

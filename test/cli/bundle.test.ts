@@ -44,6 +44,15 @@ describe('bundled berth CLI', () => {
     for (const cmd of ['copy', 'inspect', 'create', 'unpack', 'serve', 'registry']) assert.match(bundled.stdout, new RegExp(`^  ${cmd} `, 'm'));
   });
 
+  it('is ASCII only, as its loader reads it (latin1: a one-byte string without UTF-8 decoding)', () => {
+    for (const name of ['berth.bundle.cjs', 'berth-runtime.bundle.cjs']) {
+      const bytes = readFileSync(join(repo, 'dist', name));
+      const at = bytes.findIndex((b) => b > 0x7f);
+      assert.equal(at, -1, `${name} has a non-ASCII byte at ${at}: ${bytes.subarray(Math.max(0, at - 40), at + 10).toString('utf8')}`);
+    }
+    for (const loader of ['berth.cjs', 'berth-runtime.cjs']) assert.match(readFileSync(join(repo, 'dist', loader), 'utf8'), /readFileSync\(file, 'latin1'\)/);
+  });
+
   it('reports usage errors with exit status 2 and failures with 1', async () => {
     const unknown = await run([BIN, 'no-such-command']);
     assert.equal(unknown.code, 2);
@@ -88,11 +97,23 @@ describe('bundled berth CLI', () => {
       const help = await run([loader, '--help']);
       assert.equal(help.code, 0, help.stderr);
       assert.ok(existsSync(cache), 'a successful run wrote no code cache');
+      assert.ok(!existsSync(join(dir, 'berth-cache', 'no-such-command.cache')), 'a failed command wrote a cache of its own');
+      // A command's first successful run writes a cache of its own (what it compiled), which its
+      // later runs take instead of the build's, and keep.
+      const env = { ...process.env, BERTH_ROOT: join(tmp, 'root') };
+      assert.equal((await run([loader, 'images'], env)).code, 0);
+      const own = join(dir, 'berth-cache', 'images.cache');
+      assert.ok(existsSync(own), 'the first `images` wrote no cache of its own');
+      const source = '(function (exports, require, module, __filename, __dirname) { ' + readFileSync(join(dir, 'berth.bundle.cjs'), 'utf8') + '\n});';
+      assert.equal(new Script(source, { filename: join(dir, 'berth.bundle.cjs'), cachedData: readFileSync(own) }).cachedDataRejected, false);
+      const written = statSync(own).mtimeMs;
+      assert.equal((await run([loader, 'images'], env)).code, 0);
+      assert.equal(statSync(own).mtimeMs, written, 'a later run wrote its cache again');
       // The build's cache fits the bundle and holds more than --help compiles: the build's
       // warm-up also pushed to and pulled from berth serve (~1.6x the size here).
       const built = join(repo, 'dist', 'berth.cache');
-      const source = '(function (exports, require, module, __filename, __dirname) { ' + readFileSync(BUNDLE, 'utf8') + '\n});';
-      assert.equal(new Script(source, { filename: BUNDLE, cachedData: readFileSync(built) }).cachedDataRejected, false);
+      const bundled = '(function (exports, require, module, __filename, __dirname) { ' + readFileSync(BUNDLE, 'utf8') + '\n});';
+      assert.equal(new Script(bundled, { filename: BUNDLE, cachedData: readFileSync(built) }).cachedDataRejected, false);
       const [builtSize, helpSize] = [statSync(built).size, statSync(cache).size];
       assert.ok(builtSize > 1.3 * helpSize, `dist/berth.cache (${builtSize} bytes) is hardly larger than a --help cache (${helpSize}): did the build's warm-up fall back?`);
     } finally {

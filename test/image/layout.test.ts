@@ -37,6 +37,21 @@ describe('OciLayout', () => {
     await rm(tmp, { recursive: true, force: true });
   });
 
+  test('readDocument returns a small blob whole and refuses one whose bytes or size are wrong', async () => {
+    const layout = await OciLayout.open(join(tmp, 'read-document'), { create: true });
+    const doc = Buffer.from('{"hello":"world"}');
+    const desc = blobDesc(doc);
+    await layout.push(desc, Readable.from([doc]));
+    assert.deepEqual(await layout.readDocument(desc), doc);
+    const path = join(tmp, 'read-document', 'blobs', 'sha256', desc.digest.slice('sha256:'.length));
+    await writeFile(path, '{"hello":"World"}');
+    await assert.rejects(layout.readDocument(desc), (e: unknown) => isBerthError(e) && e.code === 'DIGEST_MISMATCH' && e.message.includes(desc.digest));
+    await writeFile(path, '{"hello":"world!"}');
+    await assert.rejects(layout.readDocument(desc), (e: unknown) => isBerthError(e) && e.code === 'SIZE_MISMATCH');
+    await rm(path);
+    await assert.rejects(layout.readDocument(desc), (e: unknown) => isBerthError(e) && e.code === 'NOT_FOUND');
+  });
+
   test('create writes oci-layout, index.json and blobs/; open validates them', async () => {
     const dir = join(tmp, 'new');
     const layout = await OciLayout.open(dir, { create: true });

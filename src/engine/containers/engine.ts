@@ -19,7 +19,8 @@ import { nativeBinary } from '../../base/package.js';
 import { waitGone, type InitStdio, type Launcher } from '../../runtime/init-process.js';
 import { isAlive, readRecord as readRuntimeRecord, removeContainerDir, writeAtomic } from '../../runtime/state.js';
 import type { Spec } from '../../runtime/spec/types.js';
-import { detachRootfs, prepareRootfs, releaseRootfs } from '../rootfs.js';
+import type { ImageRoot } from '../image-root.js';
+import { detachRootfs, overlayMountOf, prepareRootfs, releaseRootfs } from '../rootfs.js';
 import { openImageStore, storeRefName } from '../store.js';
 import { resolveVolume } from '../volumes.js';
 import { attachContainer, cleanupLeftovers, cleanupNeededFor, detachContainer, inspectNetwork, publishExposed, rewriteInPlace, warmNetworkStore } from '../network/index.js';
@@ -123,8 +124,11 @@ export class Engine {
     }
   }
 
-  /** `create`: the rootfs, host files, runtime config and record; no process yet. */
-  async create(ref: string, opts: RunOptions, platform: string | undefined, source?: ImageSource): Promise<Container> {
+  /**
+   * `create`: the rootfs, host files, runtime config and record; no process yet. deferMount
+   * (run, which starts the container next): the monitor mounts the root where it can.
+   */
+  async create(ref: string, opts: RunOptions, platform: string | undefined, source?: ImageSource, { deferMount = false } = {}): Promise<Container> {
     refuseRootless();
     this.sweep();
     const { layout, image, name: imageName } = await this.loadImage(ref, platform, source);
@@ -132,8 +136,9 @@ export class Engine {
     if (usesBridge(opts.network) && opts.network !== 'bridge') inspectNetwork(opts.network, { root: this.root });
     const { id, name, dir } = this.store.reserve(opts.name);
     let anonymous: string[] = [];
+    let rootfs: ImageRoot | undefined;
     try {
-      const rootfs = await prepareRootfs(this.root, layout, image, dir);
+      rootfs = await prepareRootfs(this.root, layout, image, dir, { deferMount: deferMount && opts.runtime === 'berth' });
       const joined = opts.network.startsWith('container:') ? this.peerNetns(opts.network) : undefined;
       const hostname = opts.hostname ?? joined?.peer.config.hostname ?? (opts.network === 'host' ? osHostname() : id.slice(0, 12));
       const files = writeHostFiles(dir, hostname, opts.network, opts);
@@ -148,12 +153,12 @@ export class Engine {
       for (const m of vols.mounts) {
         if (m.type !== 'volume') { specMounts.push(m); continue; }
         const source = await resolveVolume(this.root, m.source, { create: true });
-        await fillEmptyVolume(rootfs.path, m.destination, source);
+        await fillEmptyVolume(await rootfs.mountNow(), m.destination, source);
         specMounts.push({ ...m, type: 'bind' as const, source });
       }
-      const built = await buildSpec(id, image.config, { ...opts, hostname, mounts: specMounts }, rootfs.path, files);
-      await prepareWorkdir(rootfs.path, built.spec);
-      await checkCommand(rootfs.path, built.spec, opts);
+      const built = await buildSpec(id, image.config, { ...opts, hostname, mounts: specMounts }, rootfs, files);
+      await prepareWorkdir(rootfs, built.spec);
+      await checkCommand(rootfs, built.spec, opts);
       mkdirSync(join(dir, 'bundle'), { mode: 0o700 });
       writeAtomic(join(dir, 'bundle', 'config.json'), JSON.stringify(built.spec), 0o600, false);
       const c = image.config.config ?? {};
@@ -172,8 +177,10 @@ export class Engine {
         },
       };
       this.store.complete(rec, { status: 'created', pid: 0, pidStart: 0, monitorPid: 0 });
+      rootfs.save();
       return this.store.load(id)!;
     } catch (err) {
+      rootfs?.save(); // a command that is not there is known the next time too
       await releaseRootfs(this.root, dir).catch(() => undefined);
       await removeVolumes(this.root, anonymous).catch(() => undefined);
       this.store.discard(id);
@@ -225,6 +232,9 @@ export class Engine {
       // Detached: `berth attach` connects to the monitor (attach.ts); -W: start -a is coming.
       if (!attach) a.push('-A', attachSocketPath(c.id), ...(cfg.stdinOnce ? ['-o'] : []), ...(opts.waitAttach ? ['-W'] : []));
       a.push('-e', join(c.dir, 'exit'));
+      // The root, where it is not mounted yet (run leaves it to the monitor; after a reboot).
+      const overlay = overlayMountOf(this.root, c.dir);
+      if (overlay && cfg.runtime === 'berth') a.push('-C', overlay.dir, '-O', overlay.options, '-T', overlay.target);
       // --rm: the monitor removes the container as it exits (in C: no umount(8) or tree walk here).
       if (cfg.autoRemove) {
         a.push('-r', c.dir, '-n', join(this.store.namesDir, c.name), '-R', join(this.runtimeRoot, c.id), '-m', join(c.dir, 'rootfs'));
@@ -509,15 +519,18 @@ export class Engine {
   }
 
   exitOf(c: Container): number | undefined {
-    return readExitFile(join(c.dir, 'exit'))?.code ?? c.state.exitCode;
+    // load() already read the monitor's exit file into the state of a container it found exited.
+    if (c.state.status === 'running' || c.state.status === 'created') return undefined;
+    return c.state.exitCode ?? readExitFile(join(c.dir, 'exit'))?.code;
   }
 }
 
 /** Docker creates the working directory when the image lacks it. */
-async function prepareWorkdir(rootfs: string, spec: Spec): Promise<void> {
+async function prepareWorkdir(root: ImageRoot, spec: Spec): Promise<void> {
   const cwd = spec.process!.cwd;
-  if (cwd === '/' || (await resolveInRoot(rootfs, cwd))) return;
+  if (cwd === '/' || (await root.kind(cwd)) !== 'missing') return;
   // Created below the deepest existing ancestor, resolved inside the root.
+  const rootfs = await root.mountNow();
   const parts = cwd.split('/').filter(Boolean);
   let host = rootfs;
   for (let i = 0; i < parts.length; i++) {
@@ -534,21 +547,16 @@ const PATH_DEFAULT = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
  * Docker reports a command that is not there (127) or cannot run (126) at start, with these
  * messages; checked in the rootfs before anything runs. Paths under a mount are left to exec.
  */
-async function checkCommand(rootfs: string, spec: Spec, opts: RunOptions): Promise<void> {
+async function checkCommand(root: ImageRoot, spec: Spec, opts: RunOptions): Promise<void> {
   const args = spec.process!.args!;
   const cmd = (opts.init ? args[args.indexOf('--') + 1] : args[0])!;
   const under = (p: string) => opts.mounts.some((m) => p === m.destination || p.startsWith(m.destination + '/'));
-  const executable = (host: string): 'ok' | 'dir' | 'noexec' => {
-    const st = lstatSync(host);
-    if (st.isDirectory()) return 'dir';
-    return st.mode & 0o111 ? 'ok' : 'noexec';
-  };
   if (cmd.includes('/')) {
     const path = cmd.startsWith('/') ? cmd : join(spec.process!.cwd, cmd);
     if (under(path)) return;
-    const host = await resolveInRoot(rootfs, path);
-    if (!host) throw new EngineError(127, `exec: "${cmd}": stat ${cmd}: no such file or directory: unknown`);
-    if (executable(host) !== 'ok') throw new EngineError(126, `exec: "${cmd}": permission denied: unknown`);
+    const kind = await root.kind(path);
+    if (kind === 'missing') throw new EngineError(127, `exec: "${cmd}": stat ${cmd}: no such file or directory: unknown`);
+    if (kind !== 'exec') throw new EngineError(126, `exec: "${cmd}": permission denied: unknown`);
     return;
   }
   const pathEnv = (spec.process!.env ?? []).find((e) => e.startsWith('PATH='))?.slice(5) ?? PATH_DEFAULT;
@@ -556,9 +564,9 @@ async function checkCommand(rootfs: string, spec: Spec, opts: RunOptions): Promi
   for (const dir of pathEnv.split(':').filter((d) => d.startsWith('/'))) {
     const path = `${dir}/${cmd}`;
     if (under(path)) return;
-    const host = await resolveInRoot(rootfs, path);
-    if (!host) continue;
-    if (executable(host) === 'ok') return;
+    const kind = await root.kind(path);
+    if (kind === 'missing') continue;
+    if (kind === 'exec') return;
     denied = true;
   }
   if (denied) throw new EngineError(126, `exec: "${cmd}": permission denied: unknown`);

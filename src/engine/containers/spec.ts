@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { posix } from 'node:path';
 import { BerthError } from '../../base/errors.js';
-import { resolveUser } from '../../image/passwd.js';
+import { resolveUser, type RootFiles } from '../../image/passwd.js';
 import { mergeEnv, imageAnnotations } from '../../image/runtime-config.js';
 import type { ImageConfig } from '../../base/types.js';
 import { CAPABILITIES } from '../../runtime/linux-constants.js';
@@ -104,7 +104,7 @@ export function processArgs(config: ImageConfig, entrypoint: string | undefined,
   return args;
 }
 
-export async function buildSpec(id: string, config: ImageConfig, opts: RunOptions, rootfs: string, files: SpecFiles): Promise<BuiltSpec> {
+export async function buildSpec(id: string, config: ImageConfig, opts: RunOptions, root: RootFiles & { path: string }, files: SpecFiles): Promise<BuiltSpec> {
   const c = config.config ?? {};
   const args = processArgs(config, opts.entrypoint, opts.command);
   if (opts.init) {
@@ -114,7 +114,7 @@ export async function buildSpec(id: string, config: ImageConfig, opts: RunOption
   const userSpec = opts.user ?? (typeof c.User === 'string' ? c.User : '');
   let user;
   try {
-    user = await resolveUser(rootfs, userSpec);
+    user = await resolveUser(root, userSpec);
   } catch (err) {
     throw new BerthError('USAGE', `unable to find user ${userSpec}: ${(err as Error).message.replace(/^image config User [^:]*: /, '')}`, { cause: err });
   }
@@ -176,7 +176,7 @@ export async function buildSpec(id: string, config: ImageConfig, opts: RunOption
       noNewPrivileges: opts.noNewPrivileges,
       oomScoreAdj: 0,
     },
-    root: { path: rootfs, readonly: opts.readOnly },
+    root: { path: root.path, readonly: opts.readOnly },
     hostname,
     mounts,
     annotations: { ...imageAnnotations(config), ...opts.labels },

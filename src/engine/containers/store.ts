@@ -104,7 +104,8 @@ export class ContainerStore {
   }
 
   containerDir(id: string): string {
-    return join(this.dir, id);
+    // (Not join(): ps calls this for every container, and ids are checked hex.)
+    return /^[0-9a-f]{64}$/.test(id) ? `${this.dir}/${id}` : join(this.dir, id);
   }
 
   private ensureDirs(): void {
@@ -251,13 +252,13 @@ export class ContainerStore {
     const dir = this.containerDir(id);
     let rec: ContainerRecord;
     try {
-      rec = JSON.parse(readFileSync(join(dir, 'container.json'), 'utf8')) as ContainerRecord;
+      rec = JSON.parse(readFileSync(`${dir}/container.json`, 'utf8')) as ContainerRecord;
     } catch {
       return undefined;
     }
     let state: ContainerState;
     try {
-      state = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as ContainerState;
+      state = JSON.parse(readFileSync(`${dir}/state.json`, 'utf8')) as ContainerState;
     } catch {
       state = { status: 'created', pid: 0, pidStart: 0, monitorPid: 0 };
     }
@@ -267,7 +268,7 @@ export class ContainerStore {
   /** The state with what the monitor recorded and whether the process still lives. */
   private current(id: string, state: ContainerState): ContainerState {
     if (state.status !== 'running') return state;
-    const exit = readExitFile(join(this.containerDir(id), 'exit'));
+    const exit = readExitFile(`${this.containerDir(id)}/exit`);
     if (exit) return { ...state, status: 'exited', exitCode: exit.code, finishedAt: exit.finishedAt };
     if (state.pid && isAlive(state.pid, state.pidStart)) return state;
     // Gone without a word (a foreground berth killed): docker reports such exits as 255... after
@@ -333,17 +334,19 @@ export class ContainerStore {
           onAbandoned?.(id, join(this.dir, n));
           rmSync(join(this.dir, n), { recursive: true, force: true });
         }
-      } else if (/^[0-9a-f]{64}$/.test(n) && !existsSync(join(this.dir, n, 'container.json')) && this.abandoned(n)) {
+      } else if (/^[0-9a-f]{64}$/.test(n) && !existsSync(`${this.dir}/${n}/container.json`) && this.abandoned(n)) {
         onAbandoned?.(n, this.containerDir(n));
         this.removeDir(n);
       }
     }
+    const listed = new Set(entries);
     let names: string[] = [];
     try { names = readdirSync(this.namesDir); } catch { /* none */ }
     for (const name of names) {
       if (name.startsWith('.')) continue;
       const id = this.nameTarget(name);
-      if (id !== undefined && !existsSync(this.containerDir(id))) this.unlinkName(name, id);
+      // (Listed above: no need to look again; one made since is checked on disk.)
+      if (id !== undefined && !listed.has(id) && !existsSync(this.containerDir(id))) this.unlinkName(name, id);
     }
   }
 
@@ -358,6 +361,8 @@ export class ContainerStore {
 
 export function readExitFile(path: string): { code: number; finishedAt: string } | undefined {
   let text: string;
+  // Usually absent (a running container): existsSync costs no exception (ps asks for each).
+  if (!existsSync(path)) return undefined;
   try {
     text = readFileSync(path, 'utf8');
   } catch {

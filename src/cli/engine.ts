@@ -280,24 +280,6 @@ function table(rows: string[][]): void {
   for (const r of rows) printLine(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('').trimEnd());
 }
 
-function matchesFilter(c: Container, filters: string[]): boolean {
-  for (const f of filters) {
-    const eq = f.indexOf('=');
-    const key = f.slice(0, eq);
-    const value = f.slice(eq + 1);
-    if (eq < 0) throw new BerthError('USAGE', `--filter ${f}: use KEY=VALUE (status, name, id, label, ancestor)`);
-    const ok =
-      key === 'status' ? c.state.status === value :
-      key === 'name' ? c.name.includes(value.replace(/^\//, '')) :
-      key === 'id' ? c.id.startsWith(value) :
-      key === 'label' ? (value.includes('=') ? c.config.labels[value.slice(0, value.indexOf('='))] === value.slice(value.indexOf('=') + 1) : value in c.config.labels) :
-      key === 'ancestor' ? c.config.image === value || c.config.image.endsWith(`/${value}`) || c.config.image.endsWith(`/${value}:latest`) || c.config.image.includes(`/library/${value}`) :
-      key === 'exited' ? c.state.status === 'exited' && String(c.state.exitCode) === value :
-      (() => { throw new BerthError('USAGE', `--filter ${f}: unknown key ${key} (status, name, id, label, ancestor, exited)`); })();
-    if (!ok) return false;
-  }
-  return true;
-}
 
 /** docker inspect's shape, for the fields berth has. */
 function inspectDoc(engine: Engine, c: Container, ports: { containerPort: number; proto: string; hostIp: string; hostPort: number }[] = []): unknown {
@@ -528,14 +510,15 @@ size follows; ctrl-p ctrl-q (--detach-keys) detaches and leaves the container ru
 
   ps: engineCommand({
     summary: 'List containers',
-    usage: 'Usage: berth ps [-a] [-q] [--no-trunc] [--filter KEY=VALUE]... [--format json]\n\nFilters: status=created|running|exited, name=, id=, label=K[=V], ancestor=IMAGE, exited=CODE',
+    usage: 'Usage: berth ps [-a] [-q] [--no-trunc] [--filter KEY=VALUE]... [--format json]\n\nFilters (docker\'s: one key\'s values are alternatives, keys must all hold):\n  status=created|running|exited, name=REGEXP, id=PREFIX, label=K[=V], ancestor=IMAGE, exited=CODE,\n  before=CONTAINER, since=CONTAINER, network=NAME, volume=NAME|PATH, publish=PORT[/PROTO], expose=PORT[/PROTO]',
     options: { ...ROOT_OPTION, all: { type: 'boolean', short: 'a' }, quiet: { type: 'boolean', short: 'q' }, filter: { type: 'string', short: 'f', multiple: true }, 'no-trunc': { type: 'boolean' } },
     async run(p) {
       const { engine } = await engineOf(p);
       engine.sweep();
-      const filters = strs(p, 'filter');
-      const all = flag(p, 'all') || filters.some((f) => f.startsWith('status=') || f.startsWith('exited='));
-      const list = engine.store.list().filter((c) => (all || c.state.status === 'running') && matchesFilter(c, filters));
+      const { parsePsFilters } = await import('../engine/containers/ps-filter.js');
+      const filter = parsePsFilters(strs(p, 'filter'), (ref) => engine.store.find(ref));
+      const all = flag(p, 'all') || filter.all;
+      const list = engine.store.list().filter((c) => (all || c.state.status === 'running') && filter.matches(c, engine.exitOf(c)));
       const id = (c: Container) => (flag(p, 'no-trunc') ? c.id : shortId(c.id));
       if (flag(p, 'quiet')) { for (const c of list) printLine(id(c)); return 0; }
       if (p.json) {

@@ -318,7 +318,8 @@ function inspectDoc(engine: Engine, c: Container, ports: { containerPort: number
   };
 }
 
-async function forEachContainer(p: ParsedCommand, usage: string, fn: (engine: Engine, c: Container) => Promise<void>): Promise<number> {
+/** missingOk: a container that does not exist is reported but does not fail the command (docker's rm -f). */
+async function forEachContainer(p: ParsedCommand, usage: string, fn: (engine: Engine, c: Container) => Promise<void>, missingOk = false): Promise<number> {
   needOne(p, usage);
   const { engine } = await engineOf(p);
   let status = 0;
@@ -327,6 +328,7 @@ async function forEachContainer(p: ParsedCommand, usage: string, fn: (engine: En
       await fn(engine, engine.store.find(ref));
     } catch (err) {
       process.stderr.write(`berth: ${(err as Error).message}\n`);
+      if (missingOk && err instanceof BerthError && err.code === 'CONTAINER_NOT_FOUND') continue;
       status = (err as { exitCode?: number }).exitCode ?? 1;
     }
   }
@@ -504,7 +506,7 @@ size follows; ctrl-p ctrl-q (--detach-keys) detaches and leaves the container ru
           await removeVolumes(engine.root, c.config.anonymousVolumes);
         }
         printLine(p.positionals.find((r) => r === c.name || c.id.startsWith(r)) ?? c.id);
-      });
+      }, flag(p, 'force'));
     },
   }),
 
@@ -538,8 +540,8 @@ size follows; ctrl-p ctrl-q (--detach-keys) detaches and leaves the container ru
 
   logs: engineCommand({
     summary: 'Print a container\'s output (its json-file log)',
-    usage: 'Usage: berth logs [-f] [--tail N] [-t] [--since TIME] CONTAINER\n\n  -f, --follow       keep printing until the container exits\n  --tail N           only the last N lines\n  -t, --timestamps   prefix each line with its time\n  --since TIME       RFC 3339, Unix seconds, or a duration (10m)',
-    options: { ...ROOT_OPTION, follow: { type: 'boolean', short: 'f' }, tail: { type: 'string', short: 'n' }, timestamps: { type: 'boolean', short: 't' }, since: { type: 'string' } },
+    usage: 'Usage: berth logs [-f] [--tail N] [-t] [--since TIME] [--until TIME] CONTAINER\n\n  -f, --follow       keep printing until the container exits\n  --tail N           only the last N lines\n  -t, --timestamps   prefix each line with its time\n  --since TIME       RFC 3339, Unix seconds, or a duration (10m: that long ago)\n  --until TIME       only what was written before TIME (as --since)',
+    options: { ...ROOT_OPTION, follow: { type: 'boolean', short: 'f' }, tail: { type: 'string', short: 'n' }, timestamps: { type: 'boolean', short: 't' }, since: { type: 'string' }, until: { type: 'string' } },
     async run(p) {
       needOne(p, this.usage);
       const { engine } = await engineOf(p);
@@ -547,12 +549,16 @@ size follows; ctrl-p ctrl-q (--detach-keys) detaches and leaves the container ru
       const { readLogs, parseSince } = await import('../engine/containers/logs.js');
       const tail = str(p, 'tail');
       if (tail !== undefined && tail !== 'all' && !/^\d+$/.test(tail)) throw new BerthError('USAGE', `--tail ${tail}: a number of lines or "all"`);
-      let since: number | undefined;
-      try { since = str(p, 'since') ? parseSince(str(p, 'since')!) : undefined; } catch (err) { throw new BerthError('USAGE', (err as Error).message); }
+      let since: number | undefined, until: number | undefined;
+      try {
+        since = str(p, 'since') ? parseSince(str(p, 'since')!) : undefined;
+        until = str(p, 'until') ? parseSince(str(p, 'until')!, Date.now(), '--until') : undefined;
+      } catch (err) { throw new BerthError('USAGE', (err as Error).message); }
       const ts = flag(p, 'timestamps');
       await readLogs(engine.logPath(c), {
         ...(tail !== undefined && tail !== 'all' ? { tail: Number(tail) } : {}),
         ...(since !== undefined ? { since } : {}),
+        ...(until !== undefined ? { until } : {}),
         follow: flag(p, 'follow'),
         stopped: () => engine.store.load(c.id)?.state.status !== 'running',
       }, (e) => (e.stream === 'stderr' ? process.stderr : process.stdout).write(ts ? `${e.time} ${e.log}` : e.log));

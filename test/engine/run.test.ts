@@ -194,6 +194,22 @@ describe('berth run -d and the container commands', { skip: needs }, () => {
   before(async () => { e = await engineRoot(); });
   after(async () => { await e.close(); });
 
+  it('as docker: rm -f of a container that does not exist reports it and succeeds (rm without -f fails); a foreground run is logged; logs --until and --since', async () => {
+    const forced = await e.berth(['rm', '-f', 'no-such-ctr']);
+    assert.equal(forced.code, 0);
+    assert.match(forced.stderr, /no such container: no-such-ctr/);
+    assert.equal((await e.berth(['rm', 'no-such-ctr'])).code, 1);
+    assert.equal((await e.berth(['run', '--name', 'until', 'busybox', 'sh', '-c', 'echo early; sleep 1.5; echo late'])).code, 0);
+    // A foreground run's output is in its log too, as docker's.
+    const all = await e.berth(['logs', '-t', 'until']);
+    const early = /^(\S+) early$/m.exec(all.stdout)?.[1];
+    assert.ok(early, `logs -t: ${all.stdout}${all.stderr}`);
+    const r = await e.berth(['logs', '--until', new Date(Date.parse(early) + 500).toISOString(), 'until']);
+    assert.equal(r.stdout, 'early\n', r.stderr);
+    assert.equal((await e.berth(['logs', '--since', new Date(Date.parse(early) + 500).toISOString(), 'until'])).stdout, 'late\n');
+    assert.equal((await e.berth(['rm', 'until'])).code, 0);
+  });
+
   it('-d outlives berth: logs -f, exec, top, stop (SIGTERM then SIGKILL), wait, inspect, rm', async () => {
     const run = await e.berth(['run', '-d', '--name', 'ticker', 'busybox', 'sh', '-c', 'echo started; echo warn >&2; i=0; while [ $i -lt 1000 ]; do i=$((i+1)); echo tick $i; sleep 0.05; done']);
     assert.equal(run.code, 0, run.stderr);

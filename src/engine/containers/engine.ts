@@ -228,7 +228,8 @@ export class Engine {
       if (cfg.tty) a.push('-t', sock);
       // The exit is recorded by the monitor even when attached: a berth killed meanwhile still
       // leaves the container's status behind.
-      if (!attach) a.push('-l', this.logPath(c), '-s', String(cfg.logMaxSize));
+      // The log is written in the foreground too (docker's logs shows a finished `run`), not for --rm.
+      if (!attach || !cfg.autoRemove) a.push('-l', this.logPath(c), '-s', String(cfg.logMaxSize));
       // Detached: `berth attach` connects to the monitor (attach.ts); -W: start -a is coming.
       if (!attach) a.push('-A', attachSocketPath(c.id), ...(cfg.stdinOnce ? ['-o'] : []), ...(opts.waitAttach ? ['-W'] : []));
       a.push('-e', join(c.dir, 'exit'));

@@ -630,13 +630,13 @@ size follows; ctrl-p ctrl-q (--detach-keys) detaches and leaves the container ru
 
   cp: engineCommand({
     summary: 'Copy files between a container and the host',
-    usage: 'Usage: berth cp CONTAINER:SRC HOST-DEST | berth cp HOST-SRC CONTAINER:DEST\n\nA directory is copied with its contents; into an existing directory when DEST is one.',
-    options: ROOT_OPTION,
+    usage: 'Usage: berth cp [-L] CONTAINER:SRC HOST-DEST | berth cp [-L] HOST-SRC CONTAINER:DEST\n\nA directory is copied with its contents; into an existing directory when DEST is one.\nA SRC that is a symbolic link is copied as the link (as docker\'s), unless it ends with /.\n  -L, --follow-link   copy what a symbolic link SRC points to',
+    options: { ...ROOT_OPTION, 'follow-link': { type: 'boolean', short: 'L' } },
     async run(p) {
       if (p.positionals.length !== 2) throw new BerthError('USAGE', `wrong number of arguments\n\n${this.usage}`);
       const { engine } = await engineOf(p);
       const { copyFiles } = await import('../engine/containers/exec.js');
-      await copyFiles(engine, p.positionals[0]!, p.positionals[1]!);
+      await copyFiles(engine, p.positionals[0]!, p.positionals[1]!, flag(p, 'follow-link'));
       return 0;
     },
   }),

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -290,6 +290,36 @@ describe('berth run -d and the container commands', { skip: needs }, () => {
     for (let i = 0; i < 100 && existsSync(join(e.root, 'containers', id)); i++) await new Promise((r) => setTimeout(r, 50));
     assert.equal(existsSync(join(e.root, 'containers', id)), false);
     assert.equal((await e.berth(['ps', '-aq'])).stdout, '');
+  });
+
+  it('cp of symbolic links as docker\'s: the link itself, -L or a trailing / for what it points to (inside the container\'s root)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'berth-cp-links-'));
+    try {
+      const made = await e.berth(['run', '-d', '--name', 'links', 'busybox', 'sh', '-c', 'mkdir -p /d/sub; echo inside > /d/f; ln -s f /d/l; ln -s /etc/hostname /d/abs; ln -s sub /d/sl; sleep 60']);
+      assert.equal(made.code, 0, made.stderr);
+      await new Promise((r) => setTimeout(r, 500));
+      const cp = async (...args: string[]) => { const r = await e.berth(['cp', ...args]); assert.equal(r.code, 0, r.stderr); };
+      await cp('links:/d/l', join(dir, 'l'));
+      assert.equal(readlinkSync(join(dir, 'l')), 'f');
+      await cp('links:/d/abs', join(dir, 'abs'));
+      assert.equal(readlinkSync(join(dir, 'abs')), '/etc/hostname');
+      await cp('-L', 'links:/d/l', join(dir, 'followed'));
+      assert.equal(readFileSync(join(dir, 'followed'), 'utf8'), 'inside\n');
+      await cp('links:/d/sl', join(dir, 'sl'));
+      assert.equal(readlinkSync(join(dir, 'sl')), 'sub');
+      await cp('links:/d/sl/', join(dir, 'sldir'));
+      assert.ok(lstatSync(join(dir, 'sldir')).isDirectory());
+      // Host to container: a link stays a link, -L copies what it points to.
+      writeFileSync(join(dir, 'target.txt'), 'host\n');
+      symlinkSync('target.txt', join(dir, 'hostlink'));
+      await cp(join(dir, 'hostlink'), 'links:/tmp/');
+      await cp('-L', join(dir, 'hostlink'), 'links:/tmp/hostfile');
+      const inside = await e.berth(['exec', 'links', 'sh', '-c', 'readlink /tmp/hostlink; cat /tmp/hostfile; [ -L /tmp/hostfile ] || echo regular']);
+      assert.equal(inside.stdout, 'target.txt\nhost\nregular\n');
+    } finally {
+      await e.berth(['rm', '-f', 'links']);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('cp both ways, commit the changes as a layer, container prune', async () => {

@@ -47,7 +47,11 @@ export function parseCommand(name: string, spec: CommandSpec, argv: string[]): P
       tokens: true,
     });
   } catch (err) {
-    throw new BerthError('USAGE', `${(err as Error).message}\n\n${spec.usage}`);
+    // One line, as docker's: what was wrong, and where the options are (the usage is long).
+    const e = err as Error & { code?: string };
+    const flagName = /'(-[^']*)'/.exec(e.message)?.[1];
+    const what = e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && flagName ? `unknown flag: ${flagName}` : e.message.replace(/\.\s.*$/s, '');
+    throw new BerthError('USAGE', `${what}; see 'berth ${name} --help'`);
   }
   const last = new Map<string, number>();
   for (const t of parsed.tokens) if (t.kind === 'option') last.set(t.name, t.index);

@@ -76,6 +76,8 @@ const RUN_OPTIONS = {
   ulimit: { type: 'string' as const, multiple: true },
   init: { type: 'boolean' as const },
   'stop-signal': { type: 'string' as const },
+  'stop-timeout': { type: 'string' as const },
+  restart: { type: 'string' as const },
   label: { type: 'string' as const, short: 'l', multiple: true },
   runtime: { type: 'string' as const },
   cidfile: { type: 'string' as const },
@@ -103,7 +105,8 @@ const RUN_HELP = `Options:
   --security-opt no-new-privileges | seccomp=unconfined | seccomp=PROFILE.json
   -m, --memory SIZE     --cpus N   --pids-limit N   --ulimit NAME=SOFT[:HARD]
   --init                a tiny reaper as PID 1 (berth-reaper)
-  --stop-signal SIG     -l, --label K=V   --cidfile FILE
+  --stop-signal SIG     --stop-timeout SECONDS (stop's default wait, 10)   -l, --label K=V   --cidfile FILE
+  --restart no          (the only policy: berth has no daemon to restart containers)
   --log-opt max-size=SIZE   rotate the json-file log at SIZE (default 10m)
   --runtime berth|runc|crun|PATH   (default berth: planned in this process, berth-init executes)
   --root DIR            berth root (default $BERTH_ROOT, else /var/lib/berth)
@@ -140,6 +143,12 @@ async function runOptions(p: ParsedCommand, command: string[]): Promise<RunOptio
   if (pids !== undefined && !/^-?\d+$/.test(pids)) throw new BerthError('USAGE', `--pids-limit ${pids}: an integer`);
   const stopSignal = str(p, 'stop-signal');
   if (stopSignal) o.signalNumber(stopSignal);
+  const stopTimeout = str(p, 'stop-timeout');
+  if (stopTimeout !== undefined && !/^\d+$/.test(stopTimeout)) throw new BerthError('USAGE', `--stop-timeout ${stopTimeout}: whole seconds`);
+  const restart = str(p, 'restart');
+  if (restart !== undefined && restart !== 'no') {
+    throw new BerthError('USAGE', `--restart ${restart}: berth has no daemon to restart containers; only --restart no is supported (use a service manager such as systemd to restart one)`);
+  }
   return {
     ...(str(p, 'name') !== undefined ? { name: str(p, 'name')! } : {}),
     command,
@@ -170,6 +179,7 @@ async function runOptions(p: ParsedCommand, command: string[]): Promise<RunOptio
     ulimits: strs(p, 'ulimit').map(o.parseUlimit),
     init: flag(p, 'init'),
     ...(stopSignal ? { stopSignal } : {}),
+    ...(stopTimeout !== undefined ? { stopTimeout: Number(stopTimeout) } : {}),
     labels: o.parseLabels(strs(p, 'label')),
     tty: flag(p, 'tty'),
     interactive: flag(p, 'interactive'),
@@ -313,9 +323,18 @@ function inspectDoc(engine: Engine, c: Container, ports: { containerPort: number
     Config: {
       Hostname: c.config.hostname, User: c.config.user, Tty: c.config.tty, OpenStdin: c.config.interactive, Env: c.config.env,
       Cmd: c.config.cmd ?? null, Entrypoint: c.config.entrypoint ?? null, Image: c.config.image, WorkingDir: c.config.workdir,
-      Labels: c.config.labels, StopSignal: c.config.stopSignal,
+      Labels: c.config.labels, StopSignal: c.config.stopSignal, ...(c.config.stopTimeout !== undefined ? { StopTimeout: c.config.stopTimeout } : {}),
     },
   };
+}
+
+/** stop's and restart's -t: seconds, or undefined (the container's --stop-timeout, else 10). */
+function stopTime(p: ParsedCommand): number | undefined {
+  const v = str(p, 'time');
+  if (v === undefined) return undefined;
+  const t = Number(v);
+  if (!Number.isFinite(t) || t < 0) throw new BerthError('USAGE', `--time ${v}: seconds`);
+  return t;
 }
 
 /** missingOk: a container that does not exist is reported but does not fail the command (docker's rm -f). */
@@ -456,13 +475,12 @@ size follows; ctrl-p ctrl-q (--detach-keys) detaches and leaves the container ru
 
   stop: engineCommand({
     summary: 'Stop running containers (the stop signal, then SIGKILL after -t seconds)',
-    usage: 'Usage: berth stop [-t SECONDS] CONTAINER...\n\n  -t, --time N   seconds to wait before SIGKILL (default 10)',
+    usage: 'Usage: berth stop [-t SECONDS] CONTAINER...\n\n  -t, --time N   seconds to wait before SIGKILL (default: the container\'s --stop-timeout, else 10)',
     options: { ...ROOT_OPTION, time: { type: 'string', short: 't' } },
     async run(p) {
-      const t = Number(str(p, 'time') ?? 10);
-      if (!Number.isFinite(t) || t < 0) throw new BerthError('USAGE', `--time ${str(p, 'time')}: seconds`);
+      const t = stopTime(p);
       return forEachContainer(p, this.usage, async (engine, c) => {
-        await engine.stop(c, t);
+        await engine.stop(c, t ?? c.config.stopTimeout ?? 10);
         printLine(p.positionals.find((r) => r === c.name || c.id.startsWith(r)) ?? c.id);
       });
     },
@@ -485,9 +503,9 @@ size follows; ctrl-p ctrl-q (--detach-keys) detaches and leaves the container ru
     usage: 'Usage: berth restart [-t SECONDS] CONTAINER...',
     options: { ...ROOT_OPTION, time: { type: 'string', short: 't' } },
     async run(p) {
-      const t = Number(str(p, 'time') ?? 10);
+      const t = stopTime(p);
       return forEachContainer(p, this.usage, async (engine, c) => {
-        await engine.stop(c, t);
+        await engine.stop(c, t ?? c.config.stopTimeout ?? 10);
         await engine.start(engine.store.load(c.id) ?? c, false);
         printLine(p.positionals.find((r) => r === c.name || c.id.startsWith(r)) ?? c.id);
       });

@@ -45,6 +45,11 @@ describe('boolean flags as docker takes them', () => {
     }
   });
 
+  it('an unknown flag or a missing value is one line that names it and the help to read, as docker\'s', () => {
+    assert.throws(() => parse('run', ['--bogus', 'busybox']), (err: Error) => err.message === "unknown flag: --bogus; see 'berth run --help'");
+    assert.throws(() => parse('ps', ['--filter']), (err: Error) => !err.message.includes('\n') && /--filter.*argument missing; see 'berth ps --help'/.test(err.message));
+  });
+
   it('a value that is not a boolean is refused with one line naming it', () => {
     assert.throws(() => parse('run', ['--rm=yes', 'busybox']), /invalid argument "yes" for "--rm" flag: use true or false/);
     assert.throws(() => parse('run', ['-d=', 'busybox']), /invalid argument "" for "-d" flag/);

@@ -292,6 +292,26 @@ describe('berth run -d and the container commands', { skip: needs }, () => {
     assert.equal((await e.berth(['ps', '-aq'])).stdout, '');
   });
 
+  it('--stop-timeout is stop\'s default wait (-t still wins); --restart no is taken, other policies refused in one line', async () => {
+    assert.equal((await e.berth(['run', '-d', '--stop-timeout', '3', '--name', 'quick-stop', 'busybox', 'sleep', '60'])).code, 0);
+    assert.equal(JSON.parse((await e.berth(['inspect', 'quick-stop'])).stdout)[0].Config.StopTimeout, 3);
+    // sleep as PID 1 ignores SIGTERM: stop waits its timeout, then kills; -t 0 kills at once.
+    let started = Date.now();
+    assert.equal((await e.berth(['stop', '-t', '0', 'quick-stop'])).code, 0);
+    assert.ok(Date.now() - started < 2500, `stop -t 0 took ${Date.now() - started} ms`);
+    assert.equal((await e.berth(['start', 'quick-stop'])).code, 0);
+    started = Date.now();
+    assert.equal((await e.berth(['stop', 'quick-stop'])).code, 0);
+    const waited = Date.now() - started;
+    assert.ok(waited >= 3000 && waited < 9000, `stop took ${waited} ms`);
+    assert.equal((await e.berth(['rm', 'quick-stop'])).code, 0);
+    const no = await e.berth(['run', '--rm', '--restart', 'no', 'busybox', 'echo', 'ok']);
+    assert.equal(no.stdout, 'ok\n', no.stderr);
+    const always = await e.berth(['run', '--rm', '--restart=always', 'busybox', 'true']);
+    assert.equal(always.code, 125);
+    assert.match(always.stderr, /^berth: --restart always: berth has no daemon to restart containers; only --restart no is supported[^\n]*\n$/);
+  });
+
   it('cp of symbolic links as docker\'s: the link itself, -L or a trailing / for what it points to (inside the container\'s root)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'berth-cp-links-'));
     try {

@@ -170,7 +170,7 @@ export class Engine {
           ...(opts.entrypoint !== undefined ? { entrypoint: opts.entrypoint === '' ? [] : [opts.entrypoint] } : c.Entrypoint ? { entrypoint: c.Entrypoint } : {}),
           cmd: opts.command.length ? opts.command : opts.entrypoint !== undefined ? [] : (c.Cmd ?? []),
           env: built.env, user: built.user, workdir: built.workdir, hostname, labels: opts.labels,
-          stopSignal: opts.stopSignal ?? c.StopSignal ?? 'SIGTERM', tty: opts.tty, interactive: opts.interactive,
+          stopSignal: opts.stopSignal ?? c.StopSignal ?? 'SIGTERM', ...(opts.stopTimeout !== undefined ? { stopTimeout: opts.stopTimeout } : {}), tty: opts.tty, interactive: opts.interactive,
           ...(opts.stdinOnce ? { stdinOnce: true } : {}), autoRemove: opts.autoRemove, runtime: opts.runtime, network: opts.network, readOnly: opts.readOnly,
           mounts: vols.mounts, ...(anonymous.length ? { anonymousVolumes: anonymous } : {}), logMaxSize: opts.logMaxSize,
           ...(usesBridge(opts.network) ? { publish, networkAliases: opts.networkAliases, dns: opts.dns, dnsSearch: opts.dnsSearch, dnsOptions: opts.dnsOptions, addHosts: opts.addHosts, ...(opts.ip ? { ip: opts.ip } : {}) } : {}),

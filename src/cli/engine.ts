@@ -530,8 +530,8 @@ size follows; ctrl-p ctrl-q (--detach-keys) detaches and leaves the container ru
 
   ps: engineCommand({
     summary: 'List containers',
-    usage: 'Usage: berth ps [-a] [-q] [--no-trunc] [--filter KEY=VALUE]... [--format json]\n\nFilters (docker\'s: one key\'s values are alternatives, keys must all hold):\n  status=created|running|exited, name=REGEXP, id=PREFIX, label=K[=V], ancestor=IMAGE, exited=CODE,\n  before=CONTAINER, since=CONTAINER, network=NAME, volume=NAME|PATH, publish=PORT[/PROTO], expose=PORT[/PROTO]',
-    options: { ...ROOT_OPTION, all: { type: 'boolean', short: 'a' }, quiet: { type: 'boolean', short: 'q' }, filter: { type: 'string', short: 'f', multiple: true }, 'no-trunc': { type: 'boolean' } },
+    usage: 'Usage: berth ps [-a] [-q] [--no-trunc] [--filter KEY=VALUE]... [--format json|TEMPLATE]\n\nTEMPLATE as docker\'s: \'{{.Names}}\', \'table {{.ID}}\\t{{.Status}}\' (fields ID, Image, Command, CreatedAt,\nRunningFor, Ports, State, Status, Names, Labels, Label "K", Mounts, Networks).\n\nFilters (docker\'s: one key\'s values are alternatives, keys must all hold):\n  status=created|running|exited, name=REGEXP, id=PREFIX, label=K[=V], ancestor=IMAGE, exited=CODE,\n  before=CONTAINER, since=CONTAINER, network=NAME, volume=NAME|PATH, publish=PORT[/PROTO], expose=PORT[/PROTO]',
+    options: { ...ROOT_OPTION, all: { type: 'boolean', short: 'a' }, quiet: { type: 'boolean', short: 'q' }, filter: { type: 'string', short: 'f', multiple: true }, 'no-trunc': { type: 'boolean' }, format: { type: 'string' } },
     async run(p) {
       const { engine } = await engineOf(p);
       engine.sweep();
@@ -550,6 +550,12 @@ size follows; ctrl-p ctrl-q (--detach-keys) detaches and leaves the container ru
         return 0;
       }
       const cmd = (c: Container) => { const s = JSON.stringify(c.config.args.join(' ')); return flag(p, 'no-trunc') || s.length <= 22 ? s : `${s.slice(0, 20)}…"`; };
+      const format = str(p, 'format');
+      if (format !== undefined && format !== 'table' && format !== 'text') {
+        const { psTemplate } = await import('./ps-format.js');
+        for (const line of psTemplate(format, list.map((c) => ({ c, id: id(c), command: cmd(c), status: statusText(c, engine.exitOf(c)), created: ago(c.created) })))) printLine(line);
+        return 0;
+      }
       table([['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'NAMES'],
         ...list.map((c) => [id(c), c.config.image, cmd(c), `${ago(c.created)} ago`, statusText(c, engine.exitOf(c)), c.name])]);
       return 0;
@@ -620,14 +626,22 @@ size follows; ctrl-p ctrl-q (--detach-keys) detaches and leaves the container ru
 
   inspect: engineCommand({
     summary: 'Show a container (docker\'s inspect document); an image reference shows the image',
-    usage: 'Usage: berth inspect [OPTIONS] CONTAINER|REF\n\nA container (name, id or id prefix) is shown as docker inspect shows it; anything else\nis an image reference or place (berth inspect --help of the image command).',
-    options: ROOT_OPTION,
+    usage: 'Usage: berth inspect [-f TEMPLATE] CONTAINER...|REF\n\nA container (name, id or id prefix) is shown as docker inspect shows it; anything else\nis an image reference or place (berth inspect --help of the image command).\n  -f, --format TEMPLATE   a Go template per container, as docker\'s: -f \'{{.State.Pid}}\', \'{{json .Config}}\'',
+    options: { ...ROOT_OPTION, format: { type: 'string', short: 'f' } },
     async run(p) {
-      return forEachContainer(p, this.usage, async (engine, c) => {
+      // docker's: one JSON array for all, or -f TEMPLATE once per container.
+      const format = str(p, 'format');
+      const render = format && format !== 'json' ? (await import('./go-template.js')).compileTemplate(format) : undefined;
+      const docs: unknown[] = [];
+      const status = await forEachContainer(p, this.usage, async (engine, c) => {
         const { usesBridge } = await import('../engine/containers/options.js');
         const ports = usesBridge(c.config.network) ? (await import('../engine/network/index.js')).containerPorts(c.id, { root: engine.root }) : [];
-        printJson([inspectDoc(engine, c, ports)]);
+        const doc = inspectDoc(engine, c, ports);
+        if (render) printLine(render(doc));
+        else docs.push(doc);
       });
+      if (!render) printJson(docs);
+      return status;
     },
   }),
 

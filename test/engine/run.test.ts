@@ -312,6 +312,18 @@ describe('berth run -d and the container commands', { skip: needs }, () => {
     assert.match(always.stderr, /^berth: --restart always: berth has no daemon to restart containers; only --restart no is supported[^\n]*\n$/);
   });
 
+  it('inspect of several containers is one JSON array; inspect -f and ps --format take docker\'s templates', async () => {
+    assert.equal((await e.berth(['run', '--name', 'fmt-a', '--label', 'app=a', 'busybox', 'sh', '-c', 'exit 4'])).code, 4);
+    assert.equal((await e.berth(['run', '--name', 'fmt-b', 'busybox', 'true'])).code, 0);
+    const both = await e.berth(['inspect', 'fmt-a', 'fmt-b']);
+    assert.deepEqual((JSON.parse(both.stdout) as { Name: string }[]).map((d) => d.Name), ['/fmt-a', '/fmt-b']);
+    const f = await e.berth(['inspect', '-f', '{{.State.Status}} {{.State.ExitCode}} {{index .Config.Labels "app"}}', 'fmt-a', 'fmt-b']);
+    assert.equal(f.stdout, 'exited 4 a\nexited 0 \n', f.stderr);
+    const ps = await e.berth(['ps', '-a', '--filter', 'name=^fmt-', '--format', '{{.Names}}:{{.State}}:{{.Label "app"}}']);
+    assert.deepEqual(ps.stdout.split('\n').filter(Boolean).sort(), ['fmt-a:exited:a', 'fmt-b:exited:']);
+    assert.equal((await e.berth(['rm', 'fmt-a', 'fmt-b'])).code, 0);
+  });
+
   it('cp of symbolic links as docker\'s: the link itself, -L or a trailing / for what it points to (inside the container\'s root)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'berth-cp-links-'));
     try {

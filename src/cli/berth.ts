@@ -59,6 +59,8 @@ const commandGroup: Record<string, keyof typeof groups> = {
   stop: 'engine',
   kill: 'engine',
   restart: 'engine',
+  pause: 'engine',
+  unpause: 'engine',
   rm: 'engine',
   ps: 'engine',
   logs: 'engine',

@@ -9,6 +9,7 @@ import { flag, printJson, printLine, str, strs, type CommandGroup, type CommandS
 import type { Container } from '../engine/containers/store.js';
 import type { Engine, ImageSource } from '../engine/containers/engine.js';
 import type { RunOptions } from '../engine/containers/options.js';
+import { isPaused, setPaused, thawIfPaused } from '../engine/containers/pause.js';
 
 type EngineModule = typeof import('../engine/containers/engine.js');
 
@@ -279,8 +280,13 @@ function ago(iso: string | undefined): string {
   return `${Math.round(s / 86400)} days`;
 }
 
+/** docker's state: a running container whose processes are frozen is paused. */
+function stateOf(c: Container): string {
+  return c.state.status === 'running' && isPaused(c) ? 'paused' : c.state.status;
+}
+
 function statusText(c: Container, exit: number | undefined): string {
-  if (c.state.status === 'running') return `Up ${ago(c.state.startedAt)}`;
+  if (c.state.status === 'running') return `Up ${ago(c.state.startedAt)}${isPaused(c) ? ' (Paused)' : ''}`;
   if (c.state.status === 'exited') return `Exited (${exit ?? c.state.exitCode ?? 0}) ${ago(c.state.finishedAt)} ago`;
   return 'Created';
 }
@@ -301,7 +307,7 @@ function inspectDoc(engine: Engine, c: Container, ports: { containerPort: number
     Path: c.config.args[0],
     Args: c.config.args.slice(1),
     State: {
-      Status: c.state.status, Running: running, Paused: false, Restarting: false, OOMKilled: false, Dead: false,
+      Status: stateOf(c), Running: running, Paused: running && isPaused(c), Restarting: false, OOMKilled: false, Dead: false,
       Pid: running ? c.state.pid : 0, ExitCode: c.state.status === 'exited' ? exit ?? 0 : 0,
       StartedAt: c.state.startedAt ?? '0001-01-01T00:00:00Z', FinishedAt: c.state.finishedAt ?? '0001-01-01T00:00:00Z',
     },
@@ -480,6 +486,7 @@ size follows; ctrl-p ctrl-q (--detach-keys) detaches and leaves the container ru
     async run(p) {
       const t = stopTime(p);
       return forEachContainer(p, this.usage, async (engine, c) => {
+        await thawIfPaused(c);
         await engine.stop(c, t ?? c.config.stopTimeout ?? 10);
         printLine(p.positionals.find((r) => r === c.name || c.id.startsWith(r)) ?? c.id);
       });
@@ -493,6 +500,8 @@ size follows; ctrl-p ctrl-q (--detach-keys) detaches and leaves the container ru
     async run(p) {
       return forEachContainer(p, this.usage, async (engine, c) => {
         engine.kill(c, str(p, 'signal') ?? 'KILL');
+        // As docker's: the signal is taken once the processes thaw.
+        await thawIfPaused(c);
         printLine(p.positionals.find((r) => r === c.name || c.id.startsWith(r)) ?? c.id);
       });
     },
@@ -505,8 +514,33 @@ size follows; ctrl-p ctrl-q (--detach-keys) detaches and leaves the container ru
     async run(p) {
       const t = stopTime(p);
       return forEachContainer(p, this.usage, async (engine, c) => {
+        await thawIfPaused(c);
         await engine.stop(c, t ?? c.config.stopTimeout ?? 10);
         await engine.start(engine.store.load(c.id) ?? c, false);
+        printLine(p.positionals.find((r) => r === c.name || c.id.startsWith(r)) ?? c.id);
+      });
+    },
+  }),
+
+  pause: engineCommand({
+    summary: 'Freeze the processes of running containers (their freezer cgroup)',
+    usage: 'Usage: berth pause CONTAINER...\n\nThe processes stop where they are until berth unpause; stop, kill and rm -f still end them.',
+    options: ROOT_OPTION,
+    async run(p) {
+      return forEachContainer(p, this.usage, async (engine, c) => {
+        await setPaused(c, engine.livePid(c) > 0, true);
+        printLine(p.positionals.find((r) => r === c.name || c.id.startsWith(r)) ?? c.id);
+      });
+    },
+  }),
+
+  unpause: engineCommand({
+    summary: 'Thaw the processes of paused containers',
+    usage: 'Usage: berth unpause CONTAINER...',
+    options: ROOT_OPTION,
+    async run(p) {
+      return forEachContainer(p, this.usage, async (engine, c) => {
+        await setPaused(c, engine.livePid(c) > 0, false);
         printLine(p.positionals.find((r) => r === c.name || c.id.startsWith(r)) ?? c.id);
       });
     },
@@ -518,6 +552,7 @@ size follows; ctrl-p ctrl-q (--detach-keys) detaches and leaves the container ru
     options: { ...ROOT_OPTION, force: { type: 'boolean', short: 'f' }, volumes: { type: 'boolean', short: 'v' } },
     async run(p) {
       return forEachContainer(p, this.usage, async (engine, c) => {
+        if (flag(p, 'force')) await thawIfPaused(c);
         await engine.remove(c, flag(p, 'force'));
         if (flag(p, 'volumes') && c.config.anonymousVolumes?.length) {
           const { removeVolumes } = await import('../engine/containers/anon-volumes.js');
@@ -538,13 +573,13 @@ size follows; ctrl-p ctrl-q (--detach-keys) detaches and leaves the container ru
       const { parsePsFilters } = await import('../engine/containers/ps-filter.js');
       const filter = parsePsFilters(strs(p, 'filter'), (ref) => engine.store.find(ref));
       const all = flag(p, 'all') || filter.all;
-      const list = engine.store.list().filter((c) => (all || c.state.status === 'running') && filter.matches(c, engine.exitOf(c)));
+      const list = engine.store.list().filter((c) => (all || c.state.status === 'running') && filter.matches(c, engine.exitOf(c), stateOf(c)));
       const id = (c: Container) => (flag(p, 'no-trunc') ? c.id : shortId(c.id));
       if (flag(p, 'quiet')) { for (const c of list) printLine(id(c)); return 0; }
       if (p.json) {
         printJson(list.map((c) => ({
           Id: c.id, Names: [c.name], Image: c.config.image, ImageID: c.config.imageDigest, Command: c.config.args.join(' '),
-          Created: c.created, State: c.state.status, Status: statusText(c, engine.exitOf(c)), Pid: c.state.status === 'running' ? c.state.pid : 0,
+          Created: c.created, State: stateOf(c), Status: statusText(c, engine.exitOf(c)), Pid: c.state.status === 'running' ? c.state.pid : 0,
           ExitCode: c.state.status === 'exited' ? engine.exitOf(c) ?? 0 : undefined, Labels: c.config.labels,
         })));
         return 0;
@@ -553,7 +588,7 @@ size follows; ctrl-p ctrl-q (--detach-keys) detaches and leaves the container ru
       const format = str(p, 'format');
       if (format !== undefined && format !== 'table' && format !== 'text') {
         const { psTemplate } = await import('./ps-format.js');
-        for (const line of psTemplate(format, list.map((c) => ({ c, id: id(c), command: cmd(c), status: statusText(c, engine.exitOf(c)), created: ago(c.created) })))) printLine(line);
+        for (const line of psTemplate(format, list.map((c) => ({ c, id: id(c), command: cmd(c), status: statusText(c, engine.exitOf(c)), state: stateOf(c), created: ago(c.created) })))) printLine(line);
         return 0;
       }
       table([['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'NAMES'],
@@ -603,6 +638,7 @@ size follows; ctrl-p ctrl-q (--detach-keys) detaches and leaves the container ru
       needOne(p, this.usage, 2);
       const { engine } = await engineOf(p);
       const c = engine.store.find(p.positionals[0]!);
+      if (isPaused(c)) throw new BerthError('CONTAINER_STATE', `container ${c.name} is paused: berth unpause ${c.name} before exec`);
       const { execIn } = await import('../engine/containers/exec.js');
       const { parseEnv } = await import('../engine/containers/options.js');
       return execIn(engine, c, {

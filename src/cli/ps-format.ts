@@ -12,6 +12,8 @@ export interface PsRow {
   id: string;
   command: string;
   status: string;
+  /** created, running, paused, exited. */
+  state: string;
   /** "5 minutes" (without "ago"). */
   created: string;
 }
@@ -31,7 +33,7 @@ function fields(r: PsRow): Record<string, unknown> {
   return {
     ID: r.id, Image: cfg.image, Command: r.command, CreatedAt: goTime(r.c.created), RunningFor: `${r.created} ago`,
     Ports: (cfg.publish ?? []).map((p) => `${p.hostIp || '0.0.0.0'}:${p.hostPort}->${p.containerPort}/${p.proto}`).join(', '),
-    State: r.c.state.status, Status: r.status, Size: '0B', Names: r.c.name,
+    State: r.state, Status: r.status, Size: '0B', Names: r.c.name,
     Labels: Object.entries(cfg.labels).map(([k, v]) => `${k}=${v}`).join(','),
     Label: (key: unknown) => cfg.labels[String(key)] ?? '',
     Mounts: cfg.mounts.map((m) => (m.type === 'volume' ? m.source : m.destination)).join(','),

@@ -40,7 +40,7 @@ describe('--format templates (Go text/template, as docker users write them)', ()
       state: { status: 'running', pid: 1, pidStart: 1, monitorPid: 1 },
       config: { image: 'busybox', labels: { app: 'web' }, mounts: [{ type: 'volume', source: 'data', destination: '/data', options: [] }], network: 'none', publish: [{ hostIp: '127.0.0.1', hostPort: 8080, containerPort: 80, proto: 'tcp' }] },
     } as unknown as Container;
-    const rows: PsRow[] = [{ c, id: 'aaaaaaaaaaaa', command: '"sleep 300"', status: 'Up 2 seconds', created: '2 seconds' }];
+    const rows: PsRow[] = [{ c, id: 'aaaaaaaaaaaa', command: '"sleep 300"', status: 'Up 2 seconds', state: 'running', created: '2 seconds' }];
     assert.deepEqual(psTemplate('{{.ID}} {{.Names}} {{.Label "app"}} {{.Labels}} {{.Mounts}} {{.Networks}} {{.Ports}} {{.CreatedAt}} {{.RunningFor}}', rows),
       ['aaaaaaaaaaaa web web app=web data none 127.0.0.1:8080->80/tcp 2026-12-07 16:19:00 +0000 UTC 2 seconds ago']);
     assert.deepEqual(psTemplate('table {{.Names}}\\t{{.Status}}\\t{{.Command}}', rows), [

@@ -12,6 +12,16 @@ import { BUSYBOX } from '../helpers/busybox.js';
 import { engineRoot, type EngineRoot } from '../helpers/engine.js';
 import { peer, root, skipUnless } from '../helpers/requirements.js';
 
+/** The container's status once it is `want`, or the last seen after 10 s. */
+async function waitStatus(e: EngineRoot, name: string, want: string): Promise<string> {
+  let status = '';
+  for (const end = Date.now() + 10_000; Date.now() < end; await new Promise((r) => setTimeout(r, 100))) {
+    status = (await e.berth(['inspect', '-f', '{{.State.Status}}', name])).stdout.trim();
+    if (status === want) break;
+  }
+  return status;
+}
+
 const needs = skipUnless(root('containers need root'), peer(BUSYBOX, 'busybox-static'));
 
 describe('berth run (foreground)', { skip: needs }, () => {
@@ -322,6 +332,36 @@ describe('berth run -d and the container commands', { skip: needs }, () => {
     const ps = await e.berth(['ps', '-a', '--filter', 'name=^fmt-', '--format', '{{.Names}}:{{.State}}:{{.Label "app"}}']);
     assert.deepEqual(ps.stdout.split('\n').filter(Boolean).sort(), ['fmt-a:exited:a', 'fmt-b:exited:']);
     assert.equal((await e.berth(['rm', 'fmt-a', 'fmt-b'])).code, 0);
+  });
+
+  it('pause and unpause as docker\'s: ps and inspect show it, exec is refused, kill, stop and rm -f still end it', async () => {
+    assert.equal((await e.berth(['run', '-d', '--name', 'frozen', 'busybox', 'sh', '-c', 'while :; do date +%s%N > /tmp/tick; sleep 0.05; done'])).code, 0);
+    assert.equal((await e.berth(['pause', 'frozen'])).stdout, 'frozen\n');
+    const again = await e.berth(['pause', 'frozen']);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /already paused/);
+    assert.equal((await e.berth(['inspect', '-f', '{{.State.Status}} {{.State.Paused}} {{.State.Running}}', 'frozen'])).stdout, 'paused true true\n');
+    assert.match((await e.berth(['ps', '--filter', 'name=frozen', '--format', '{{.Status}}'])).stdout, /^Up .* \(Paused\)\n$/);
+    assert.equal((await e.berth(['ps', '-q', '--filter', 'status=paused', '--filter', 'name=frozen'])).stdout.trim().length, 12);
+    assert.equal((await e.berth(['ps', '-q', '--filter', 'status=running', '--filter', 'name=frozen'])).stdout, '');
+    const exec = await e.berth(['exec', 'frozen', 'true']);
+    assert.notEqual(exec.code, 0);
+    assert.match(exec.stderr, /is paused: berth unpause frozen before exec/);
+    assert.equal((await e.berth(['unpause', 'frozen'])).code, 0);
+    assert.equal((await e.berth(['unpause', 'frozen'])).code, 1);
+    assert.equal((await e.berth(['exec', 'frozen', 'true'])).code, 0);
+    // kill and rm -f of a paused container end it (the processes thaw to take the signal).
+    assert.equal((await e.berth(['pause', 'frozen'])).code, 0);
+    assert.equal((await e.berth(['kill', 'frozen'])).code, 0);
+    assert.equal(await waitStatus(e, 'frozen', 'exited'), 'exited');
+    assert.equal((await e.berth(['start', 'frozen'])).code, 0);
+    assert.equal((await e.berth(['pause', 'frozen'])).code, 0);
+    assert.equal((await e.berth(['stop', '-t', '1', 'frozen'])).code, 0);
+    assert.equal((await e.berth(['inspect', '-f', '{{.State.Status}}', 'frozen'])).stdout, 'exited\n');
+    assert.equal((await e.berth(['start', 'frozen'])).code, 0);
+    assert.equal((await e.berth(['pause', 'frozen'])).code, 0);
+    assert.equal((await e.berth(['rm', '-f', 'frozen'])).code, 0);
+    assert.equal((await e.berth(['ps', '-aq', '--filter', 'name=frozen'])).stdout, '');
   });
 
   it('cp of symbolic links as docker\'s: the link itself, -L or a trailing / for what it points to (inside the container\'s root)', async () => {

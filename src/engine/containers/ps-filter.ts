@@ -13,7 +13,8 @@ const KEYS = ['id', 'name', 'label', 'exited', 'status', 'before', 'since', 'iso
 export interface PsFilter {
   /** Whether the filters look past running containers (status, exited: as if -a). */
   all: boolean;
-  matches(c: Container, exitCode: number | undefined): boolean;
+  /** status: the container's as ps shows it (paused, while frozen). */
+  matches(c: Container, exitCode: number | undefined, status?: string): boolean;
 }
 
 function invalid(f: string): BerthError {
@@ -42,12 +43,12 @@ export function parsePsFilters(filters: string[], find: (ref: string) => Contain
     if (!KEYS.includes(key)) throw new BerthError('USAGE', `invalid filter '${key}' (${KEYS.join(', ')})`);
     byKey.set(key, [...(byKey.get(key) ?? []), f.slice(eq + 1)]);
   }
-  const tests: ((c: Container, exit: number | undefined) => boolean)[] = [];
-  const anyOf = (key: string, make: (value: string) => (c: Container, exit: number | undefined) => boolean) => {
+  const tests: ((c: Container, exit: number | undefined, status: string) => boolean)[] = [];
+  const anyOf = (key: string, make: (value: string) => (c: Container, exit: number | undefined, status: string) => boolean) => {
     const values = byKey.get(key);
     if (!values) return;
     const each = values.map(make);
-    tests.push((c, exit) => each.some((t) => t(c, exit)));
+    tests.push((c, exit, status) => each.some((t) => t(c, exit, status)));
   };
   anyOf('id', (v) => (c) => c.id.startsWith(v));
   anyOf('name', (v) => {
@@ -57,7 +58,7 @@ export function parsePsFilters(filters: string[], find: (ref: string) => Contain
   });
   anyOf('status', (v) => {
     if (!STATUSES.includes(v)) throw invalid(`status=${v}`);
-    return (c) => c.state.status === v;
+    return (_c, _exit, status) => status === v;
   });
   anyOf('exited', (v) => {
     if (!/^-?\d+$/.test(v)) throw invalid(`exited=${v}`);
@@ -89,5 +90,5 @@ export function parsePsFilters(filters: string[], find: (ref: string) => Contain
       tests.push((c) => c.id !== ref.id && (older ? c.created < ref.created : c.created > ref.created));
     }
   }
-  return { all: byKey.has('status') || byKey.has('exited'), matches: (c, exit) => tests.every((t) => t(c, exit)) };
+  return { all: byKey.has('status') || byKey.has('exited'), matches: (c, exit, status = c.state.status) => tests.every((t) => t(c, exit, status)) };
 }

@@ -364,6 +364,22 @@ describe('berth run -d and the container commands', { skip: needs }, () => {
     assert.equal((await e.berth(['ps', '-aq', '--filter', 'name=frozen'])).stdout, '');
   });
 
+  it('run --env-file through the berth command itself: berth reads the file, not Node (nodejs/node#54232)', async () => {
+    const { BERTH_BIN } = await import('../helpers/run-berth.js');
+    const dir = mkdtempSync(join(tmpdir(), 'berth-envfile-'));
+    try {
+      writeFileSync(join(dir, 'env.list'), 'FROM_FILE=yes\n');
+      // The bin entry as a user's shell runs it (its #! line), not `node bin/berth.cjs`.
+      const ok = spawnSync(BERTH_BIN, ['run', '--rm', '--env-file', join(dir, 'env.list'), 'busybox', 'sh', '-c', 'echo $FROM_FILE'], { env: e.env, encoding: 'utf8' });
+      assert.equal(ok.stdout, 'yes\n', ok.stderr);
+      const missing = spawnSync(BERTH_BIN, ['run', '--rm', '--env-file', join(dir, 'missing.list'), 'busybox', 'true'], { env: e.env, encoding: 'utf8' });
+      assert.equal(missing.status, 125, missing.stderr);
+      assert.match(missing.stderr, /^berth: --env-file .*missing\.list: no such file/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('cp of symbolic links as docker\'s: the link itself, -L or a trailing / for what it points to (inside the container\'s root)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'berth-cp-links-'));
     try {

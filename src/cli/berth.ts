@@ -69,6 +69,7 @@ const commandGroup: Record<string, keyof typeof groups> = {
   top: 'engine',
   cp: 'engine',
   commit: 'engine',
+  diff: 'engine',
   container: 'engine',
   // networks and published ports (cli/network.ts)
   network: 'network',

@@ -709,6 +709,20 @@ size follows; ctrl-p ctrl-q (--detach-keys) detaches and leaves the container ru
     },
   }),
 
+  diff: engineCommand({
+    summary: 'List the files a container added (A), changed (C) or deleted (D) on top of its image',
+    usage: 'Usage: berth diff CONTAINER',
+    options: ROOT_OPTION,
+    async run(p) {
+      needOne(p, this.usage);
+      const { engine } = await engineOf(p);
+      const c = engine.store.find(p.positionals[0]!);
+      const { containerChanges } = await import('../engine/containers/diff.js');
+      for (const ch of await containerChanges(engine, c)) printLine(`${ch.kind} ${ch.path}`);
+      return 0;
+    },
+  }),
+
   commit: engineCommand({
     summary: 'Make a new image from a container\'s changes (one more layer)',
     usage: 'Usage: berth commit [-m MESSAGE] CONTAINER [IMAGE[:TAG]]\n\nThe changes (with whiteouts for deletions) become a layer on the container\'s image, stored\nin the local store under IMAGE (default: the image id only).',

@@ -380,6 +380,16 @@ describe('berth run -d and the container commands', { skip: needs }, () => {
     }
   });
 
+  it('diff as docker\'s: A, C and D on top of the image, sorted; berth\'s own mount points are not changes', async () => {
+    const script = 'touch /tmp/new; mkdir -p /etc/sub; echo x > /etc/sub/f; rm /bin/true; echo changed >> /etc/passwd';
+    assert.equal((await e.berth(['run', '--name', 'changed', 'busybox', 'sh', '-c', script])).code, 0);
+    const d = await e.berth(['diff', 'changed']);
+    assert.equal(d.stdout, ['C /bin', 'D /bin/true', 'C /etc', 'C /etc/passwd', 'A /etc/sub', 'A /etc/sub/f', 'C /tmp', 'A /tmp/new', ''].join('\n'), d.stderr);
+    assert.equal((await e.berth(['run', '--name', 'unchanged', 'busybox', 'true'])).code, 0);
+    assert.equal((await e.berth(['diff', 'unchanged'])).stdout, '');
+    assert.equal((await e.berth(['rm', 'changed', 'unchanged'])).code, 0);
+  });
+
   it('cp of symbolic links as docker\'s: the link itself, -L or a trailing / for what it points to (inside the container\'s root)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'berth-cp-links-'));
     try {

@@ -2,8 +2,9 @@
 // and without a published port; median and p90 of the wall time, and the CPU time of the
 // `ip`/`nft` processes per attach, which load on the machine does not inflate), and (2) the
 // throughput of a published port on 127.0.0.1: wrk against busybox httpd in a namespace, through
-// berth's DNAT, vs podman's `--network bridge -p 127.0.0.1:P:80` (netavark), interleaved rounds,
-// req/s and p99 latency, and the ratio. Needs root, iproute2, nftables, wrk, podman.
+// berth's DNAT, and in a container (`berth run -d -p 127.0.0.1:P:80`, which has a cgroup of its
+// own as podman's and docker's have), vs podman's `--network bridge -p 127.0.0.1:P:80` (netavark),
+// interleaved rounds, req/s and p99 latency, and the ratio. Needs root, iproute2, nftables, wrk, podman.
 // (3) what the network adds to a whole `berth run --rm busybox true` (--network bridge against none,
 // interleaved pairs, medians and the median of the per-pair difference), and the same for docker.
 // docker (Debian's 20.10) runs with its own defaults (docker0, iptables rules, the userland proxy
@@ -11,7 +12,8 @@
 // so its dockerd runs inside a network namespace of the bench's own (wrk against it runs there
 // too), and all it changed goes with that namespace. NODE_EXTRA_CA_CERTS is unset for berth
 // (it costs Node ~50 ms per start; users rarely set it).
-// BERTH_BENCH_CYCLES (attach cycles and run pairs, default 30), BERTH_BENCH_SECONDS (wrk per round, default 10).
+// BERTH_BENCH_CYCLES (attach cycles and run pairs, default 30), BERTH_BENCH_SECONDS (wrk per round, default 10),
+// BERTH_BENCH_DOCKER=0 leaves docker out (its runs take minutes under load).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -177,19 +179,34 @@ async function throughput(docker: Docker | undefined): Promise<void> {
     return r.stdout;
   };
   const podmanPort = freePort() + 10000;
+  // berth: also as a container (`berth run -d -p`), like podman's and docker's: its own cgroup,
+  // seccomp and all. (The namespace above has the forwarding alone; its httpd shares the
+  // bench's cgroup, which gets a smaller share of a loaded machine than a container's.)
+  const cRoot = join(work, 'wrk-root');
+  const cEnv: NodeJS.ProcessEnv = { ...process.env, BERTH_ROOT: cRoot, BERTH_NETWORK_BRIDGE: 'bbenchw0', BERTH_NETWORK_SUBNET: '10.209.2.0/24' };
+  delete cEnv.NODE_EXTRA_CA_CERTS;
+  const berthCli = (args: string[]) => {
+    const r = spawnSync(process.execPath, [join(import.meta.dirname, '..', '..', 'bin', 'berth.cjs'), ...args], { env: cEnv, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`berth ${args.join(' ')}: ${r.stderr}`);
+  };
+  const containerPort = freePort() + 30000;
   try {
+    await addBusyboxImage(cRoot);
+    berthCli(['run', '-d', '--name', 'berth-bench-httpd', '-p', `127.0.0.1:${containerPort}:80`, '-v', `${join(rootfs, 'www')}:/www:ro`, 'busybox', 'httpd', '-f', '-p', '80', '-h', '/www']);
     podman(['import', '-', 'localhost/berth-bench-httpd:1'], execFileSync('tar', ['-C', rootfs, '-c', '.'], { maxBuffer: 64 << 20 }));
     podman(['run', '-d', '--name', 'berth-bench-httpd', '--network', 'bridge', '-p', `127.0.0.1:${podmanPort}:80`, 'localhost/berth-bench-httpd:1', 'httpd', '-f', '-p', '80', '-h', '/www']);
     await waitHttp(berthPort);
+    await waitHttp(containerPort);
     await waitHttp(podmanPort);
     const dockerPort = freePort() + 20000;
     if (docker) {
       docker.d.docker('run', '-d', '--name', 'berth-bench-httpd', '-p', `127.0.0.1:${dockerPort}:80`, docker.image, 'httpd', '-f', '-p', '80', '-h', '/www');
       await waitHttp(dockerPort, docker.netns);
     }
-    const results: Record<'berth' | 'podman' | 'docker', WrkResult[]> = { berth: [], podman: [], docker: [] };
+    const results: Record<'berth' | 'container' | 'podman' | 'docker', WrkResult[]> = { berth: [], container: [], podman: [], docker: [] };
     for (let round = 0; round < 2; round++) {
       results.berth.push(wrk(berthPort));
+      results.container.push(wrk(containerPort));
       results.podman.push(wrk(podmanPort));
       if (docker) results.docker.push(wrk(dockerPort, docker.netns));
     }
@@ -198,8 +215,10 @@ async function throughput(docker: Docker | undefined): Promise<void> {
     const p = best(results.podman);
     console.log(`\nwrk -t2 -c16 -d${SECONDS}s against busybox httpd through a published port on 127.0.0.1 (best of 2 interleaved rounds):`);
     console.log(`berth  (nft DNAT)        ${b.rps.toFixed(0).padStart(7)} req/s   p99 ${b.p99.toFixed(2)} ms   rounds: ${results.berth.map((r) => r.rps.toFixed(0)).join(', ')}`);
+    const bc = best(results.container);
+    console.log(`berth run -d (container) ${bc.rps.toFixed(0).padStart(7)} req/s   p99 ${bc.p99.toFixed(2)} ms   rounds: ${results.container.map((r) => r.rps.toFixed(0)).join(', ')}`);
     console.log(`podman (netavark)        ${p.rps.toFixed(0).padStart(7)} req/s   p99 ${p.p99.toFixed(2)} ms   rounds: ${results.podman.map((r) => r.rps.toFixed(0)).join(', ')}`);
-    console.log(`ratio berth/podman: ${(b.rps / p.rps).toFixed(2)}x req/s, p99 ${(b.p99 / p.p99).toFixed(2)}x`);
+    console.log(`ratio berth/podman: ${(b.rps / p.rps).toFixed(2)}x req/s, p99 ${(b.p99 / p.p99).toFixed(2)}x (namespace); ${(bc.rps / p.rps).toFixed(2)}x req/s, p99 ${(bc.p99 / p.p99).toFixed(2)}x (container)`);
     if (docker) {
       const k = best(results.docker);
       console.log(`docker (docker-proxy)    ${k.rps.toFixed(0).padStart(7)} req/s   p99 ${k.p99.toFixed(2)} ms   rounds: ${results.docker.map((r) => r.rps.toFixed(0)).join(', ')}`);
@@ -208,6 +227,8 @@ async function throughput(docker: Docker | undefined): Promise<void> {
   } finally {
     httpd.kill('SIGKILL');
     detachContainer('web', ref);
+    try { berthCli(['rm', '-f', 'berth-bench-httpd']); } catch (err) { console.error((err as Error).message); }
+    removeDefaultBridge({ root: cRoot, defaults: { ...defaults, defaultBridge: 'bbenchw0', defaultSubnet: '10.209.2.0/24' } });
     spawnSync('ip', ['netns', 'del', ns]);
     // stop first (podman tears its network down when the container has exited), then rm; under
     // load a `rm -f` alone was seen to leave the container running
@@ -288,7 +309,7 @@ const parts = (process.env.BERTH_BENCH_PARTS ?? 'attach,wrk,run').split(',');
 let docker: Docker | undefined;
 try {
   if (parts.includes('attach')) attachCost();
-  if (parts.includes('run') || parts.includes('wrk')) docker = await startDocker();
+  if ((parts.includes('run') || parts.includes('wrk')) && process.env.BERTH_BENCH_DOCKER !== '0') docker = await startDocker();
   if (parts.includes('run')) await runCost(docker);
   if (parts.includes('wrk')) await throughput(docker);
 } finally {

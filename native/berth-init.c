@@ -4,7 +4,8 @@
  *
  * Plan: records on fd 3, each "KEY LEN\n" + LEN bytes + "\n"; fields inside a value are
  * separated by NUL bytes; the plan ends with the record "end".
- * Sync on fd 3 afterwards (lines): init -> runtime "pid N", "mounted", "ready", "error MSG";
+ * Sync on fd 3 afterwards (lines): init -> runtime "pid N", "mounted", "ready", "error MSG",
+ * and "net" (stage 1, any time after "pid", once it plugged the network of a "net" record);
  * runtime -> init "go" (after id maps/cgroups, and again after the createRuntime and
  * createContainer hooks).
  *
@@ -58,6 +59,7 @@
 #endif
 struct berth_mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
 #include "openat2.h"
+#include "netlink.h"
 
 /* ---- plan ------------------------------------------------------------------------- */
 
@@ -1006,6 +1008,39 @@ static void join_namespaces(void) {
     }
 }
 
+/* Record "net" (BRIDGE, VETH, IFACE, IP/PREFIX[, GATEWAY]): plugs the network namespace
+ * stage 2 was just cloned into, from here, in the bridge's namespace (netlink.h), while the
+ * runtime places stage 2 and stage 2 mounts: the engine's network attach costs no exec. Says
+ * "net" when done (the runtime waits for it before the container may run), or "error MSG". */
+static void plug_network(pid_t pid) {
+  struct record *r = NULL;
+  for (int i = 0; i < nrecs; i++) if (strcmp(recs[i].key, "net") == 0) r = &recs[i];
+  if (!r) return;
+  char *f[5];
+  int n = fields(r, f, 5);
+  if (n < 4) die("net: expected BRIDGE, VETH, IFACE, IP/PREFIX[, GATEWAY]");
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/ns/net", (int)pid);
+  int ns = open(path, O_RDONLY | O_CLOEXEC);
+  int host = nl_socket();
+  const char *step = "opening the namespace";
+  int err = ns < 0 || host < 0 ? errno : nl_attach(host, ns, f[0], f[1], f[2], f[3], n > 4 && *f[4] ? f[4] : NULL, &step);
+  if (ns >= 0) close(ns);
+  if (host >= 0) close(host);
+  if (!err) {
+    say("net\n");
+    return;
+  }
+  /* As die(), but stage 2 is left alive: the runtime, which reads this line before it lets the
+   * container run, kills it. (Killed here, stage 2 would close the socket while the runtime may
+   * still write the plan's body or act on the pid, failing there before it reads the reason.) */
+  char line[512];
+  int len = snprintf(line, sizeof line, "error attaching the container to bridge %s: %s: %s\n", f[0], step, strerror(err));
+  if (write(SYNC_FD, line, (size_t)len) < 0) { /* runtime gone */ }
+  fprintf(stderr, "berth-init: %s", line + 6);
+  _exit(1);
+}
+
 int main(void) {
   read_plan();
   connect_console();
@@ -1029,6 +1064,7 @@ int main(void) {
   }
   child_pid = pid;
   say("pid %d\n", pid);
+  plug_network(pid);
   if (!get("keep")) return 0;
 
   close(SYNC_FD);

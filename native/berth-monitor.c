@@ -312,7 +312,7 @@ static void write_exit(int code) {
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return;
   write_all(fd, buf, (size_t)n);
-  fsync(fd);
+  if (!rm_dir) fsync(fd); /* (--rm: the directory goes next) */
   close(fd);
   rename(tmp, exit_path);
 }

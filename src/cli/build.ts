@@ -17,7 +17,7 @@ import { isLayoutPlace, parseLayoutPlace } from '../image/place.js';
 import { parsePlatform } from '../image/platform.js';
 import { parseReference } from '../image/reference.js';
 import { parseGoDuration } from '../engine/build/flags.js';
-import { build, type BuildOptions, type ImageFormat } from '../engine/build/builder.js';
+import { buildPlatforms, type BuildOptions, type ImageFormat } from '../engine/build/builder.js';
 import { clientFor, REGISTRY_OPTIONS } from './client.js';
 import { BuildCache, type CachedStep } from '../engine/build/cache.js';
 import { importCache, parseCachePlace, writeCacheLayout, type ImportedCache } from '../engine/build/cache-transfer.js';
@@ -176,7 +176,8 @@ Options:
   -f, --file FILE                the Dockerfile (default CONTEXT/Dockerfile or CONTEXT/Containerfile)
   --target STAGE                 build this stage and what it needs
   --build-arg NAME[=VALUE]       set an ARG (repeatable; NAME alone takes $NAME)
-  --platform OS/ARCH[/VARIANT]   default: this machine
+  --platform OS/ARCH[/VARIANT]   default: this machine; several, comma-separated, make an image
+                                 index (RUN for another architecture needs a binfmt_misc emulator)
   --output type=oci,dest=DIR[,name=TAG] | oci:DIR:TAG   write into an OCI layout instead of the store
   --output type=docker,dest=FILE[,name=TAG]   also write a docker-archive tar (docker load, podman load)
   --output type=oci,dest=FILE.tar[,name=TAG]  also write a tar of an OCI layout (or tar=true)
@@ -250,19 +251,22 @@ Examples:
         noCache: flag(p, 'no-cache'),
         ...(str(p, 'file') !== undefined ? { dockerfile: str(p, 'file')! } : {}),
         ...(str(p, 'target') !== undefined ? { targetStage: str(p, 'target')! } : {}),
-        ...(str(p, 'platform') !== undefined ? { platform: parsePlatform(str(p, 'platform')!) } : {}),
         ...(compressionOf(str(p, 'compression')) ? { compression: compressionOf(str(p, 'compression'))! } : {}),
         ...(formatOf(str(p, 'format')) ? { format: formatOf(str(p, 'format'))! } : {}),
         ...(epochOf(p) !== undefined ? { sourceDateEpoch: epochOf(p)! } : {}),
         ...(quiet ? {} : { log: (line: string) => process.stderr.write(`${line}\n`) }),
       };
+      const platforms = (str(p, 'platform') ?? '').split(',').filter((x) => x.trim() !== '').map((x) => parsePlatform(x));
+      if (platforms.length > 1 && wanted?.type === 'docker') {
+        throw new BerthError('USAGE', '--output type=docker holds one platform (docker load reads no index): use --output type=oci for several --platform values, or build one platform');
+      }
       const client = clientFor(p);
       const cacheFrom = await Promise.all(strs(p, 'cache-from').map((v) => openCacheFrom(v, client)));
       if (cacheFrom.length) opts.cacheFrom = cacheFrom;
       const cacheTo = str(p, 'cache-to');
       let result;
       try {
-        result = await build(opts);
+        result = await buildPlatforms(opts, platforms);
         if (cacheTo !== undefined) await exportCacheTo(cacheTo, client, await OciLayout.open(output.layout), result.cacheSteps, berthRoot(root ? { root } : {}));
         // Further -t names point at the same manifest.
         if (wanted?.type !== 'oci' && tags.length > 1) {

@@ -20,6 +20,8 @@ import { LocalImages, usesImage, type LocalImage } from './images.js';
 import { liveLeases } from './leases.js';
 import { containerDiskBytes, containerUses } from './usage.js';
 import { Volumes } from './volumes.js';
+import { sweepInterruptedBuilds } from './build/interrupted.js';
+import { tmpdir } from 'node:os';
 
 export interface DfRow {
   total: number;
@@ -152,11 +154,9 @@ function errnoOf(err: unknown): string | undefined {
 export async function checkSystem(berthRoot: string, opts: { repair?: boolean } = {}): Promise<CheckProblem[]> {
   const repair = opts.repair === true;
   const problems: CheckProblem[] = [];
+  /** `fix` returns false when it left the problem as it was (it is then not reported repaired). */
   const note = async (p: CheckProblem, fix?: () => Promise<unknown>): Promise<void> => {
-    if (repair && fix) {
-      await fix();
-      p.repaired = true;
-    }
+    if (repair && fix) p.repaired = (await fix()) !== false;
     problems.push(p);
   };
   const images = new LocalImages(berthRoot);
@@ -184,7 +184,11 @@ export async function checkSystem(berthRoot: string, opts: { repair?: boolean } 
         unlink(layout.blobPath(p.digest!)).catch(() => undefined),
       );
     } else if (/stray temporary file/.test(p.problem)) {
-      await note({ problem: p.problem, path: where, severity: 'warning' }, () => gcLayout(layout));
+      // gc leaves a temporary file younger than its grace time (a writer may be at work): not repaired yet.
+      await note({ problem: p.problem, path: where, severity: 'warning' }, async () => {
+        await gcLayout(layout);
+        return stat(join(layout.dir, where!)).then(() => false, () => true);
+      });
     } else {
       await note({ problem: `${p.digest ? `${p.digest}: ` : ''}${p.problem}${p.severity === 'error' ? ' (pull the image again)' : ''}`, path: where, severity: p.severity });
     }
@@ -237,6 +241,13 @@ export async function checkSystem(berthRoot: string, opts: { repair?: boolean } 
       { problem: `${orphans.length} snapshot(s) that no image or container uses (${orphans.reduce((a, m) => a + m.diskBytes, 0)} bytes)`, path: snapshots.dir, severity: 'warning' },
       () => snapshots.prune(keep),
     );
+  }
+
+  // Builds killed mid-step: their scratch directories (stage views mounted), RUN containers, step tags.
+  for (const l of await sweepInterruptedBuilds({ root: berthRoot, workDirs: [tmpdir()], dryRun: true })) {
+    await note({ problem: `leftover of a build that was killed (pid ${l.pid}): ${l.kind === 'scratch' ? 'its scratch directory and mounts' : l.kind === 'container' ? 'the container of its RUN step' : 'its step image tag'}`, path: l.what, severity: 'warning' }, async () => {
+      await sweepInterruptedBuilds({ root: berthRoot, workDirs: [tmpdir()] });
+    });
   }
 
   // Volumes: leftovers of interrupted creates and removals.

@@ -2,7 +2,7 @@
  * Serialises read-modify-write of a layout's index.json: a promise chain within the process and
  * an O_EXCL lock file between processes. A lock file whose owner process is gone is taken over.
  */
-import { open, readFile, unlink } from 'node:fs/promises';
+import { open, readFile, stat, unlink } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BerthError } from '../base/errors.js';
 
@@ -32,7 +32,7 @@ async function acquireFile(lockPath: string, timeoutMs: number): Promise<void> {
     }
     const owner = Number.parseInt(await readFile(lockPath, 'utf8').catch(() => ''), 10);
     if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && !processAlive(owner)) {
-      await unlink(lockPath).catch(() => undefined); // stale: its owner died holding it
+      await takeOverStale(lockPath, owner); // stale: its owner died holding it
       continue;
     }
     if (Date.now() > deadline) {
@@ -43,6 +43,32 @@ async function acquireFile(lockPath: string, timeoutMs: number): Promise<void> {
     }
     await sleep(delay);
     delay = Math.min(delay * 2, 50);
+  }
+}
+
+/**
+ * Removes a lock file whose owner died, and only while it still is that one. A plain unlink
+ * after reading the pid could delete the lock a third process took meanwhile (two holders: lost
+ * index.json updates, seen with 8 concurrent `berth tag` under load). So every removal of a
+ * lock that is not one's own happens under a second O_EXCL file, after reading the pid again:
+ * the owner is dead, so nothing else can replace its file while the guard is held. A guard older
+ * than 5 s was left by a process that died in these few lines: it goes.
+ */
+async function takeOverStale(lockPath: string, owner: number): Promise<void> {
+  const guard = `${lockPath}.takeover`;
+  try {
+    await (await open(guard, 'wx', 0o644)).close();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    const st = await stat(guard).catch(() => undefined);
+    if (st && Date.now() - st.mtimeMs > 5000) await unlink(guard).catch(() => undefined);
+    return; // another process is taking it over: look again
+  }
+  try {
+    const pid = Number.parseInt(await readFile(lockPath, 'utf8').catch(() => ''), 10);
+    if (pid === owner && !processAlive(owner)) await unlink(lockPath).catch(() => undefined);
+  } finally {
+    await unlink(guard).catch(() => undefined);
   }
 }
 

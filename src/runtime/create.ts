@@ -36,6 +36,11 @@ export interface CreateOptions {
    * with the mounts: an engine can schedule work that overlaps them (e.g. its network attach).
    */
   onPid?: (pid: number) => void;
+  /**
+   * The engine's bridge network, plugged by berth-init as it clones the container (plan.ts
+   * InitPlanInput.network): asked for while berth-init starts, before the plan is sent.
+   */
+  network?: () => InitPlanInput['network'];
 }
 
 export interface Created {
@@ -203,6 +208,7 @@ async function createOnce(opts: CreateOptions, attempt: Attempt): Promise<Create
       spec, rootfs, fifoPath: join(dir, 'exec.fifo'), cgroupPaths: cg.paths, seccompCacheDir: seccompCacheDir(opts.root),
       ...(opts.consoleSocket ? { consoleSocket: resolve(opts.consoleSocket) } : {}),
       ...(opts.keep ? { keep: true } : {}), ...(opts.noPivot ? { noPivot: true } : {}),
+      ...(opts.network ? { network: opts.network() } : {}),
     };
     // berth-init clones the container process as soon as it has the head; the body (mounts,
     // devices, process, seccomp) is built meanwhile.

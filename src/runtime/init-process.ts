@@ -1,6 +1,7 @@
 /**
  * Starts native/build/berth-init, sends it a plan and drives the sync protocol: "pid N",
- * "mounted", "ready" and "error MSG" from the executor; "go" from us.
+ * "mounted", "ready", "net" (after a "net" record, at any point after "pid") and "error MSG"
+ * from the executor; "go" from us.
  */
 import type { ChildProcess } from 'node:child_process';
 import { closeSync, readSync, rmdirSync, writeSync } from 'node:fs';
@@ -271,11 +272,20 @@ export async function runInit(plan: Plan, events: InitEvents, stdio: InitStdio =
   const { channel, spawnError } = init;
   channel.write(body ? encodeRecords([...plan.records, ['fork', '']]) : encodePlan(plan.records));
   let pid = 0;
+  // A "net" record: stage 1 plugs the network namespace after "pid" and says "net" whenever it
+  // is done, between the other messages; the container may not run before it.
+  let netPending = plan.records.some(([k]) => k === 'net');
   const expect = async (what: string): Promise<string> => {
-    const line = await Promise.race([channel.next(), spawnError]);
-    if (line === null) throw new BerthError('RUNTIME_ERROR', `berth-init exited before "${what}" (see its message above)`);
-    if (line.startsWith('error ')) throw new BerthError('RUNTIME_ERROR', line.slice(6), { detail: { pid } });
-    return line;
+    for (;;) {
+      const line = await Promise.race([channel.next(), spawnError]);
+      if (line === null) throw new BerthError('RUNTIME_ERROR', `berth-init exited before "${what}" (see its message above)`);
+      if (line.startsWith('error ')) throw new BerthError('RUNTIME_ERROR', line.slice(6), { detail: { pid } });
+      if (line === 'net' && netPending) {
+        netPending = false;
+        if (what !== 'net') continue;
+      }
+      return line;
+    }
   };
   try {
     let bodyError: unknown;
@@ -299,6 +309,7 @@ export async function runInit(plan: Plan, events: InitEvents, stdio: InitStdio =
     }
     const ready = await expect('ready');
     if (ready !== 'ready') throw new BerthError('RUNTIME_ERROR', `berth-init: unexpected message ${JSON.stringify(ready)}`);
+    if (netPending && (await expect('net')) !== 'net') throw new BerthError('RUNTIME_ERROR', 'berth-init: expected "net"');
   } catch (err) {
     if (pid) {
       try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }

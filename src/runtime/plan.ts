@@ -42,6 +42,11 @@ export interface InitPlanInput {
   cgroupPaths: Record<string, string>;
   /** Where compiled seccomp filters are kept (runtime/seccomp/cache.ts); none: always compile. */
   seccompCacheDir?: string;
+  /**
+   * The engine's bridge network: stage 1 plugs the new network namespace into BRIDGE right
+   * after the clone (veth VETH, IFACE inside, IP/PREFIX, default route via GATEWAY when given).
+   */
+  network?: { bridge: string; veth: string; iface: string; cidr: string; gateway?: string };
 }
 
 /** config-linux.md "Default Devices". */
@@ -304,6 +309,11 @@ export function buildInitPlanHead(input: InitPlanInput): Plan {
   if (userns) out.push(['userns', '1']);
   if (namespaces.cgroup === '') out.push(['cgroupns', '1']);
   if (mountns) out.push(['mountns', '1']);
+  if (input.network) {
+    if (namespaces.network !== '') throw new BerthError('RUNTIME_CONFIG_INVALID', 'a bridge network needs a new network namespace in linux.namespaces');
+    const n = input.network;
+    out.push(['net', fields(n.bridge, n.veth, n.iface, n.cidr, n.gateway ?? '')]);
+  }
   if (input.keep) out.push(['keep', '1']);
   if (input.noPivot) out.push(['no_pivot', '1']);
   if (input.consoleSocket) out.push(['console', input.consoleSocket]);

@@ -81,10 +81,13 @@ describe('anonymous volumes', { skip: needs }, () => {
   it('run --rm removes the anonymous volumes with the container, foreground and detached', async () => {
     assert.equal((await e.berth(['run', '--rm', '--network', 'none', 'withvol', 'sh', '-c', 'test -f /data/seed'])).code, 0);
     assert.deepEqual(await volumes(), ['keepme']);
-    const d = await e.berth(['run', '-d', '--rm', '--network', 'none', '-v', '/more', 'withvol', 'sh', '-c', 'sleep 2']);
+    // The container holds its volumes until the test lets it go (a fixed sleep raced the
+    // listing below on a loaded machine).
+    const d = await e.berth(['run', '-d', '--rm', '--network', 'none', '-v', '/more', 'withvol', 'sh', '-c', 'while [ ! -e /more/go ]; do sleep 0.1; done']);
     assert.equal(d.code, 0, d.stderr);
     assert.equal((await volumes()).length, 3);
-    const until = Date.now() + 15_000;
+    assert.equal((await e.berth(['exec', d.stdout.trim(), 'touch', '/more/go'])).code, 0);
+    const until = Date.now() + 30_000;
     while ((await volumes()).length > 1 && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
     assert.deepEqual(await volumes(), ['keepme']);
     assert.deepEqual(readdirSync(join(e.root, 'volumes')).filter((n) => n.startsWith('.')), [], 'no leftovers');

@@ -1,6 +1,6 @@
 /**
  * The markers of attached containers (ROOT/network/attached): every command's sweep reads them
- * instead of opening the network database, so they must say when there is something to clean
+ * instead of reading the network records, so they must say when there is something to clean
  * (a namespace holder gone, an attach killed mid-way, a reboot) and nothing otherwise.
  */
 import assert from 'node:assert/strict';
@@ -34,7 +34,7 @@ async function killed(child: ChildProcess): Promise<void> {
   await gone;
 }
 
-describe('network markers: the sweep opens the database only when there is work', { skip: skipUnless(root('networks need root'), peer('ip', 'iproute2'), peer('nft', 'nftables'), peer('unshare', 'util-linux')) }, () => {
+describe('network markers: the sweep reads the records only when there is work', { skip: skipUnless(root('networks need root'), peer('ip', 'iproute2'), peer('nft', 'nftables'), peer('unshare', 'util-linux')) }, () => {
   let dir: string;
   let ref: StoreRef;
   let net: string;
@@ -50,8 +50,8 @@ describe('network markers: the sweep opens the database only when there is work'
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('says nothing to do without a database, and after a cleanup while holders live', async () => {
-    assert.equal(cleanupNeededFor(dir), false, 'no database: no network was ever used');
+  it('says nothing to do before any network use, and after a cleanup while holders live', async () => {
+    assert.equal(cleanupNeededFor(dir), false, 'no ROOT/network: no network was ever used');
     const h = await holder();
     try {
       attachContainer({ ...ref, id: 'c1', name: 'c1', netnsPath: `/proc/${h.pid}/ns/net` });
@@ -69,7 +69,7 @@ describe('network markers: the sweep opens the database only when there is work'
     }
   });
 
-  it('a detach removes the marker; a container without one is detached without the database', async () => {
+  it('a detach removes the marker; a container without one is detached without the records', async () => {
     const h = await holder();
     try {
       attachContainer({ ...ref, id: 'c2', name: 'c2', netnsPath: `/proc/${h.pid}/ns/net` });
@@ -77,15 +77,15 @@ describe('network markers: the sweep opens the database only when there is work'
       detachContainer('c2', ref);
       assert.deepEqual(readdirSync(markersDir(net)).filter((n) => n.startsWith('c2@')), []);
       assert.equal(cleanupNeededFor(dir), false);
-      // No marker, trusted directory: returns before opening the database (which would make a new one).
+      // No marker, trusted directory: returns before reading the records (or taking their lock).
       NetworkStore.closeShared();
-      const db = join(net, 'network.db');
-      renameSync(db, `${db}.away`);
+      const recs = join(net, 'networks');
+      renameSync(recs, `${recs}.away`);
       try {
         detachContainer('never-attached', ref);
-        assert.equal(existsSync(db), false, 'the database was not opened');
+        assert.equal(existsSync(recs), false, 'the records were not read (the default network was not recorded again)');
       } finally {
-        renameSync(`${db}.away`, db);
+        renameSync(`${recs}.away`, recs);
       }
     } finally {
       await killed(h);
@@ -102,5 +102,57 @@ describe('network markers: the sweep opens the database only when there is work'
     assert.equal(cleanupNeededFor(dir), true, 'after a reboot every namespace is gone');
     cleanupLeftovers([], ref);
     assert.equal(cleanupNeededFor(dir), false);
+  });
+  it('a marker without a holder whose container no longer exists calls for a cleanup, which removes it', () => {
+    const store = NetworkStore.cached(dir, ref.defaults!);
+    const net0 = store.requireNetwork('bridge');
+    // An endpoint recorded for a namespace with no holder process (a /run/netns path), then its container went away.
+    store.tx(() => store.allocate(net0, { container: 'gone1', name: 'gone1', aliases: [], iface: 'eth0', veth: 'vb0000000000aa', hostsPath: null, hostsExtra: [], hostname: 'gone1' }));
+    writeFileSync(join(markersDir(net), 'gone1@0.0'), '');
+    assert.equal(cleanupNeededFor(dir), false, 'without knowing which containers exist, a marker without a holder is no work');
+    assert.equal(cleanupNeededFor(dir, (id) => id !== 'gone1'), true, 'its container is gone: work');
+    assert.equal(cleanupNeededFor(dir, () => true), false, 'its container exists: no work');
+    assert.deepEqual(cleanupLeftovers([], ref), ['gone1']);
+    assert.deepEqual(readdirSync(markersDir(net)).filter((n) => n.startsWith('gone1@')), []);
+    assert.equal(store.endpoints('bridge').some((e) => e.container === 'gone1'), false, 'its address is free again');
+  });
+
+  it('a sweep while a container attaches again (restart) keeps its endpoint, though its record is not running yet', async () => {
+    const h = await holder();
+    try {
+      attachContainer({ ...ref, id: 'r1', name: 'r1', netnsPath: `/proc/${h.pid}/ns/net` });
+      const ip = NetworkStore.cached(dir, ref.defaults!).endpoint('r1', 'bridge')?.ip;
+      assert.ok(ip);
+      // The engine's live list leaves r1 out (its state still says exited); its holder lives.
+      assert.deepEqual(cleanupLeftovers([], ref), []);
+      assert.equal(NetworkStore.cached(dir, ref.defaults!).endpoint('r1', 'bridge')?.ip, ip, 'the endpoint and its address stay');
+      const h2 = await holder();
+      try {
+        attachContainer({ ...ref, id: 'r2', name: 'r2', netnsPath: `/proc/${h2.pid}/ns/net` });
+        assert.notEqual(NetworkStore.cached(dir, ref.defaults!).endpoint('r2', 'bridge')?.ip, ip, 'the address is not given to another container');
+        detachContainer('r2', ref);
+      } finally {
+        await killed(h2);
+      }
+      detachContainer('r1', ref);
+    } finally {
+      await killed(h);
+    }
+  });
+
+  it('an attach killed after its records were made is undone by the sweep, even for a container the engine lists as live', () => {
+    const store = NetworkStore.cached(dir, ref.defaults!);
+    const net0 = store.requireNetwork('bridge');
+    store.tx(() => store.allocate(net0, { container: 'k1', name: 'k1', aliases: [], iface: 'eth0', veth: 'vb0000000000bb', hostsPath: null, hostsExtra: [], hostname: 'k1' }));
+    writeFileSync(join(markersDir(net), 'k1@pending.999999999.1'), '');
+    // What a process killed while writing records leaves: temp files named after it.
+    writeFileSync(join(net, 'endpoints', 'bridge', '.tmp-999999999'), '{');
+    writeFileSync(join(net, 'lock.999999999'), '999999999 1\n');
+    assert.equal(cleanupNeededFor(dir), true);
+    assert.deepEqual(cleanupLeftovers(['k1'], ref), ['k1']);
+    assert.equal(existsSync(join(net, 'endpoints', 'bridge', '.tmp-999999999')), false, 'a dead writer\'s temp file goes');
+    assert.equal(existsSync(join(net, 'lock.999999999')), false);
+    assert.equal(store.endpoint('k1', 'bridge'), undefined);
+    assert.deepEqual(readdirSync(markersDir(net)).filter((n) => n.startsWith('k1@')), []);
   });
 });

@@ -1,7 +1,11 @@
 /** -p/--publish parsing (docker's forms), -P from EXPOSE, host port choice and conflicts; /etc/hosts and /etc/resolv.conf content. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeHostFiles } from '../../src/engine/containers/hostfiles.js';
 import { bindPorts, expandPublish, hostSockets, parsePublish, parsePublishAll, publishExposed } from '../../src/engine/network/ports.js';
 import { addHostLine, hostsContent, resolvConfContent } from '../../src/engine/network/hosts.js';
 
@@ -84,5 +88,25 @@ describe('/etc/hosts and /etc/resolv.conf', () => {
       'search a.test\nnameserver 10.0.0.53\noptions ndots:2\n',
     );
     assert.throws(() => resolvConfContent({ hostResolvConf: '', dns: ['dns.example'] }), /--dns "dns.example" is not an IP address/);
+  });
+
+  it('--network host with only --dns-search keeps the host\'s name servers, loopback ones included (as docker)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'berth-hostfiles-'));
+    try {
+      const host = 'nameserver 127.0.0.53\nnameserver 192.0.2.53\nsearch example.com\n';
+      assert.equal(resolvConfContent({ hostResolvConf: host, dnsSearch: ['a.test'], keepLoopback: true }), 'search a.test\nnameserver 127.0.0.53\nnameserver 192.0.2.53\n');
+      assert.equal(resolvConfContent({ hostResolvConf: 'nameserver 127.0.0.53\n', dnsSearch: ['a.test'], keepLoopback: true }), 'search a.test\nnameserver 127.0.0.53\n', 'no public fallback in the host\'s namespace');
+      // Through the engine's writer, with this host's own /etc/resolv.conf.
+      const files = writeHostFiles(dir, 'h', 'host', { dnsSearch: ['a.test'] });
+      const hostServers = readFileSync('/etc/resolv.conf', 'utf8').split('\n').filter((l) => /^\s*nameserver\s/.test(l)).map((l) => l.trim().split(/\s+/)[1]);
+      const written = readFileSync(files.resolvConf, 'utf8');
+      for (const s of hostServers) assert.match(written, new RegExp(`^nameserver ${s!.replaceAll('.', '\\.')}$`, 'm'), `${s} kept`);
+      assert.match(written, /^search a\.test$/m);
+      // With its own namespace, loopback servers still go.
+      const bridged = readFileSync(writeHostFiles(dir, 'h', 'bridge', { dnsSearch: ['a.test'] }).resolvConf, 'utf8');
+      assert.doesNotMatch(bridged, /^nameserver (127\.|::1$)/m);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -2,13 +2,15 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DEFAULTS, NetworkStore, capacity, defaultsFromEnv, type NetworkDefaults } from '../../src/engine/network/store.js';
 import { contains, formatIPv4, overlaps, parseIPv4, parseSubnet } from '../../src/engine/network/ipv4.js';
 import { isBerthError } from '../../src/base/errors.js';
+import { LEGACY_SCHEMA } from '../../src/engine/network/legacy.js';
 
 const defaults: NetworkDefaults = { defaultName: 'bridge', defaultBridge: 'tst0', defaultSubnet: '10.90.0.0/16', userPool: '10.91.0.0/16' };
 
@@ -141,5 +143,61 @@ s.close();
     assert.equal(new Set(ips).size, 50, `duplicates in ${ips.join(' ')}`);
     for (const ip of ips) assert.ok(contains(parseSubnet(net.subnet), parseIPv4(ip)), ip);
     assert.equal(store.endpoints('many').length, 50);
+  });
+});
+
+describe('the file store: transactions, its lock, and roots of the SQLite store', () => {
+  let root: string;
+  before(() => { root = mkdtempSync(join(tmpdir(), 'berth-netfiles-')); });
+  after(() => rmSync(root, { recursive: true, force: true }));
+
+  it('undoes what a transaction made when it throws, and keeps what it removed', () => {
+    const store = NetworkStore.open(join(root, 'a'), defaults);
+    const net = store.createNetwork({ name: 'u' });
+    store.tx(() => store.allocate(net, ep('keep')));
+    assert.throws(() => store.tx(() => {
+      store.allocate(net, ep('x'));
+      store.addPort({ hostIp: '127.0.0.1', hostPort: 8080, proto: 'tcp', container: 'x', network: 'u', containerIp: '10.91.0.3', containerPort: 80 });
+      store.release('keep', 'u');
+      throw new Error('boom');
+    }), /boom/);
+    assert.deepEqual(store.endpoints('u').map((e) => e.container), ['keep'], 'x released, keep restored');
+    assert.deepEqual(store.ports(), []);
+    assert.throws(() => store.tx(() => store.allocate(net, ep('keep'))), /already on network u/);
+  });
+
+  it('takes over a lock whose owner died, and waits for a live one', () => {
+    const store = NetworkStore.open(join(root, 'b'), defaults);
+    const lock = join(store.dir, 'lock');
+    writeFileSync(lock, '999999999 1\n');
+    assert.equal(store.tx(() => store.ensureDefault().name), 'bridge', 'a dead owner\'s lock is broken');
+    assert.equal(existsSync(lock), false, 'released after the transaction');
+    // A live owner (pid 1, with its start time): tx waits until it lets go (here: another process removes the file).
+    const start = readFileSync('/proc/1/stat', 'utf8').split(') ')[1]!.split(' ')[19];
+    writeFileSync(lock, `1 ${start}\n`);
+    const t0 = Date.now();
+    spawn('sh', ['-c', `sleep 0.4; rm -f '${lock}'`], { stdio: 'ignore' });
+    assert.equal(store.tx(() => 1), 1);
+    assert.ok(Date.now() - t0 >= 300, `waited ${Date.now() - t0} ms for the live owner`);
+  });
+
+  it('imports a root made by the SQLite store once, and moves the database aside', () => {
+    const dir = join(root, 'legacy', 'network');
+    mkdirSync(dir, { recursive: true });
+    const Database = createRequire(import.meta.url)('better-sqlite3') as new (f: string) => { exec(s: string): void; prepare(s: string): { run(...a: unknown[]): void }; close(): void };
+    const db = new Database(join(dir, 'network.db'));
+    db.exec(LEGACY_SCHEMA);
+    db.prepare('INSERT INTO networks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)').run('bridge', 'a'.repeat(64), 'tst0', '10.90.0.0/16', '10.90.0.1', 0, 0, '2026-01-01T00:00:00.000Z', 1);
+    db.prepare('INSERT INTO networks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)').run('front', 'b'.repeat(64), 'tst1', '10.91.0.0/24', '10.91.0.1', 0, 1, '2026-01-01T00:00:00.000Z', 0);
+    db.prepare('INSERT INTO endpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').run('c1', 'front', 'web', '["w"]', '10.91.0.2', 'eth0', 'vb0123456789ab', null, '[]', 'c1');
+    db.prepare('INSERT INTO ports VALUES (?, ?, ?, ?, ?, ?, ?)').run('127.0.0.1', 8080, 'tcp', 'c1', 'front', '10.91.0.2', 80);
+    db.close();
+    const store = NetworkStore.open(join(root, 'legacy'), defaults);
+    assert.deepEqual(store.networks().map((n) => [n.name, n.bridge, n.active, n.dnsEnabled]), [['bridge', 'tst0', true, false], ['front', 'tst1', false, true]]);
+    assert.deepEqual(store.endpoints('front').map((e) => [e.container, e.name, e.aliases, e.ip]), [['c1', 'web', ['w'], '10.91.0.2']]);
+    assert.deepEqual(store.portsOfContainer('c1').map((p) => `${p.hostIp}:${p.hostPort}->${p.containerPort}`), ['127.0.0.1:8080->80']);
+    assert.equal(existsSync(join(dir, 'network.db')), false);
+    assert.ok(readdirSync(dir).includes('network.db.migrated'));
+    assert.equal(store.tx(() => store.allocate(store.requireNetwork('front'), ep('c2'))), '10.91.0.3', 'the imported address stays taken');
   });
 });

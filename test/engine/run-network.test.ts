@@ -106,6 +106,30 @@ describe('berth run --network bridge and user networks', { skip: skipUnless(root
     assert.equal(none.stdout, 'lo\n');
   });
 
+  it('berth-init plugs the namespace as it clones the container; when that fails, start says why and keeps no address', async (t) => {
+    const c = await e.berth(['create', '--name', 'plugfail', 'busybox', 'true']);
+    assert.equal(c.code, 0, c.stderr);
+    const id = c.stdout.trim();
+    const veth = vethName(id, 'bridge');
+    // A link with the veth's name already on the host: the veth pair cannot be made.
+    assert.equal(spawnSync('ip', ['link', 'add', veth, 'type', 'bridge']).status, 0);
+    t.after(async () => { await e.berth(['rm', '-f', 'plugfail']); });
+    try {
+      const r = await e.berth(['start', '-a', 'plugfail']);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /attaching the container to bridge \S+: creating the veth pair: File exists/);
+      const recs = join(e.root, 'network', 'endpoints', 'bridge');
+      const held = existsSync(recs) ? spawnSync('grep', ['-rl', id, recs], { encoding: 'utf8' }).stdout : '';
+      assert.equal(held, '', 'no address recorded for the container');
+    } finally {
+      spawnSync('ip', ['link', 'del', veth]);
+    }
+    const ok = await e.berth(['start', '-a', 'plugfail']);
+    assert.equal(ok.code, 0, `starts once the name is free: ${ok.stderr}`);
+    assert.equal((await e.berth(['rm', 'plugfail'])).code, 0);
+    assert.equal((await e.berth(['ps', '-aq'])).stdout, '');
+  });
+
   it('--dns, --dns-search and --dns-option make /etc/resolv.conf (bridge and none); a value that would add a line is refused', async () => {
     const want = 'search example.test corp.test\nnameserver 10.9.9.9\nnameserver 10.9.9.8\noptions ndots:2 timeout:1\n';
     const args = ['--dns', '10.9.9.9', '--dns', '10.9.9.8', '--dns-search', 'example.test', '--dns-search', 'corp.test', '--dns-option', 'ndots:2', '--dns-option', 'timeout:1', 'busybox', 'cat', '/etc/resolv.conf'];

@@ -13,7 +13,7 @@ import { isAbsolute, join, posix, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import { BerthError } from '../../base/errors.js';
 import { EMPTY_JSON_DIGEST, layerCompression, MediaType, ociLayerMediaType, type LayerCompression } from '../../base/media-types.js';
-import type { Descriptor, HistoryEntry, ImageConfig, ImageManifest, Platform } from '../../base/types.js';
+import type { Descriptor, HistoryEntry, ImageConfig, ImageIndex, ImageManifest, Platform } from '../../base/types.js';
 import { BASE_DIGEST_ANNOTATION, nowOrEpoch, pushJson } from '../../image/build.js';
 import { ociManifestToDocker } from '../../image/docker.js';
 import { OciLayout } from '../../image/layout.js';
@@ -27,7 +27,7 @@ import { DEFAULT_PATH_ENV } from '../../runtime/spec/default.js';
 import { openImageStore, storeRefName } from '../store.js';
 import { SnapshotStore } from '../snapshots.js';
 import { BuildCache, shareBlob, type CachedStep } from './cache.js';
-import type { ImportedCache } from './cache-transfer.js';
+import { uncompressedDigest, type ImportedCache } from './cache-transfer.js';
 import { applyConfigStep, DEFAULT_SHELL, HISTORY_COMMENT, type ConfigState } from './config-steps.js';
 import { download, isTarArchive, parseChmod, realImagePath, resolveChown, Staging } from './copy-step.js';
 import { expandInstruction, type StageScope } from './expand.js';
@@ -37,6 +37,8 @@ import { planBuild, resolveSourceRef, stepKey, type BuildPlan, type SourceRef } 
 import { noExecutorError, runArgv, type RunStepExecutor } from './run-step.js';
 import { contentHash, destinationPath, DigestMemo, resolveCopy, type CopyRoot } from './sources.js';
 import { writeUpperLayer } from './upper.js';
+import { scratchPrefix, STEP_IMAGE_REPO, sweepInterruptedBuilds } from './interrupted.js';
+import { assertCanRun } from './emulation.js';
 import { writeDiffLayer } from '../../layer/diff.js';
 
 type LayerProducer = (out: Writable, opts: LayerOptions) => Promise<LayerResult>;
@@ -156,6 +158,8 @@ class Build {
   /** Every layer step of this build as the cache records it (for --cache-to). */
   readonly cacheRecords: CachedStep[] = [];
   private readonly imageRoots = new Map<string, Promise<string>>();
+  /** The diffIDs of --cache-from layers, by blob digest, as their content gives them. */
+  private readonly verifiedDiffIds = new Map<string, Promise<string>>();
   /** Read-only overlay views of stages (mountView): where, and how many layers they show. */
   private readonly views = new WeakMap<StageResult, { path: string; count: number }>();
   private readonly mounts: string[] = [];
@@ -188,8 +192,18 @@ class Build {
     this.opts.log?.(line);
   }
 
-  private resolveImage(ref: string): Promise<{ layout: OciLayout; ref: string }> {
-    return this.opts.resolveImage ? this.opts.resolveImage(ref, this.platform) : defaultResolveImage(ref, this.opts.storeRoot);
+  private resolveImage(ref: string, platform: Platform): Promise<{ layout: OciLayout; ref: string }> {
+    return this.opts.resolveImage ? this.opts.resolveImage(ref, platform) : defaultResolveImage(ref, this.opts.storeRoot);
+  }
+
+  /**
+   * The platform a stage is built for: its FROM --platform (`FROM --platform=$BUILDPLATFORM`
+   * for a stage that cross-compiles without an emulator), else its base stage's, else the build's.
+   */
+  platformOf(index: number): Platform {
+    const sp = this.plan.stages[index]!;
+    if (sp.platform !== undefined) return normalizePlatform(parsePlatform(sp.platform));
+    return sp.base.kind === 'stage' ? this.platformOf(sp.base.index) : this.platform;
   }
 
   /** Unpacks layers into a new directory under the build's temp dir. */
@@ -202,16 +216,17 @@ class Build {
     return dir;
   }
 
-  /** The root filesystem of an image read by COPY --from / mount from= (unpacked once). */
-  private imageRoot(ref: string): Promise<string> {
-    let p = this.imageRoots.get(ref);
+  /** The root filesystem of an image read by COPY --from / mount from= (unpacked once per platform). */
+  private imageRoot(ref: string, platform: Platform): Promise<string> {
+    const at = `${formatPlatform(platform)} ${ref}`;
+    let p = this.imageRoots.get(at);
     if (!p) {
       p = (async () => {
-        const { layout, ref: inner } = await this.resolveImage(ref);
-        const img = await loadImage(layout, inner, this.platform);
+        const { layout, ref: inner } = await this.resolveImage(ref, platform);
+        const img = await loadImage(layout, inner, platform);
         return this.unpack('image', layout, img.manifest.layers.map((desc, i) => ({ desc, diffId: img.config.rootfs.diff_ids[i]! })), img.config.rootfs.diff_ids);
       })();
-      this.imageRoots.set(ref, p);
+      this.imageRoots.set(at, p);
     }
     return p;
   }
@@ -220,8 +235,9 @@ class Build {
   private async base(index: number): Promise<StageResult & { triggers: string[] }> {
     const sp = this.plan.stages[index]!;
     const base: SourceRef = sp.base;
+    const platform = this.platformOf(index);
     if (base.kind === 'scratch') {
-      const p = this.platform;
+      const p = platform;
       const config: ImageConfig = {
         architecture: p.architecture,
         os: p.os,
@@ -239,8 +255,8 @@ class Build {
       const { lock: _lock, ...rest } = from;
       return { ...rest, config: structuredClone(from.config), layers: [...from.layers], rootfs, applied: 0, triggers: [] };
     }
-    const { layout, ref } = await this.resolveImage(base.ref);
-    const img = await loadImage(layout, ref, this.platform);
+    const { layout, ref } = await this.resolveImage(base.ref, platform);
+    const img = await loadImage(layout, ref, platform);
     const layers = img.manifest.layers.map((desc, i) => ({ desc, diffId: img.config.rootfs.diff_ids[i]! }));
     // The result holds the base's blobs too.
     // (copied, digests verified: the base may come from any layout)
@@ -294,7 +310,7 @@ class Build {
   ): Promise<void> {
     // COPY --link: the layer does not depend on the stage below it, so neither does its key
     // (a new base keeps it cached, as BuildKit); the steps after it depend on both.
-    const platform = formatPlatform(this.platform);
+    const platform = formatPlatform(this.platformOf(index));
     const key = stepKey({ parent: link ? 'link' : state.key, ...k, platform });
     const mediaType = ociLayerMediaType(this.opts.compression ?? 'gzip');
     const hit = this.opts.noCache ? undefined : ((await this.cache?.get(key, mediaType)) ?? (await this.imported(key, mediaType)));
@@ -320,12 +336,32 @@ class Build {
     this.history(state.config, createdBy, layer === undefined);
   }
 
-  /** A step of a --cache-from cache: its layer fetched into the output (and kept in the local cache). */
+  /**
+   * A step of a --cache-from cache: its layer fetched into the output (its digest verified by
+   * the push), its diffID checked against the layer's content, and kept in the local cache. A
+   * layer whose content does not match the diffID the cache lists is a cache miss with a warning
+   * (the step is built; a bad cache entry is never used, and never fails a build that can
+   * make the layer itself).
+   */
   private async imported(key: string, mediaType: string): Promise<CachedStep | undefined> {
     for (const imp of this.opts.cacheFrom ?? []) {
       const step = imp.steps.get(key);
       if (!step || (step.layer && step.layer.desc.mediaType !== mediaType)) continue;
-      if (step.layer && !(await this.out.exists(step.layer.desc))) await this.out.push(step.layer.desc, await imp.source.fetch(step.layer.desc));
+      if (step.layer) {
+        const { desc, diffId } = step.layer;
+        if (!(await this.out.exists(desc))) await this.out.push(desc, await imp.source.fetch(desc));
+        let verified = this.verifiedDiffIds.get(desc.digest);
+        if (verified === undefined) {
+          verified = uncompressedDigest(this.out, desc).catch((err: unknown) => `nothing (${(err as Error).message})`);
+          this.verifiedDiffIds.set(desc.digest, verified);
+        }
+        const got = await verified;
+        if (got !== diffId) {
+          const line = `--cache-from: the layer ${desc.digest} of step "${step.createdBy.replace(/ # buildkit$/, '')}" decompresses to ${got}, not to the diffID ${diffId} the cache lists: not used, the step is built instead; export the cache again with --cache-to`;
+          this.warnings.push(line);
+          continue;
+        }
+      }
       if (this.cache) await this.cache.put(step, this.out);
       return step;
     }
@@ -366,7 +402,7 @@ class Build {
       const prepared = await snapshots.prepare({
         layout: this.out,
         manifest: { schemaVersion: 2, mediaType: MediaType.imageManifest, config: { mediaType: MediaType.imageConfig, digest: EMPTY_JSON_DIGEST, size: 2 }, layers: layers.map((l) => l.desc) },
-        config: { architecture: this.platform.architecture, os: this.platform.os, rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) } },
+        config: { architecture: state.config.architecture, os: state.config.os, rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) } },
       });
       this.leases.push(prepared.release);
       const dir = await mkdtemp(join(this.tmp, 'view-'));
@@ -397,7 +433,7 @@ class Build {
     const n = ++this.counter;
     this.log(`#${n} ${state.step ?? ''} ${instruction}`);
     this.log(`#${n} DONE 0.0s`);
-    state.key = stepKey({ parent: state.key, instruction, args, platform: formatPlatform(this.platform) });
+    state.key = stepKey({ parent: state.key, instruction, args, platform: formatPlatform(this.platformOf(index)) });
     this.steps.push({ stage: index, instruction, key: state.key, cached: false });
     this.history(state.config, instruction, true);
   }
@@ -472,9 +508,10 @@ class Build {
       return { open: async () => ({ dir: await this.materialize(r), label }), key: `stage:${r.key}` };
     }
     if (ref.kind === 'scratch') throw new BerthError('USAGE', `--from=scratch has no files to copy: name a stage or an image`);
-    const { layout, ref: inner } = await this.resolveImage(ref.ref);
-    const digest = (await loadImage(layout, inner, this.platform)).manifestDesc.digest;
-    return { open: async () => ({ dir: await this.imageRoot(ref.ref), label: `image ${ref.ref}` }), key: `image:${digest}` };
+    const platform = this.platformOf(index);
+    const { layout, ref: inner } = await this.resolveImage(ref.ref, platform);
+    const digest = (await loadImage(layout, inner, platform)).manifestDesc.digest;
+    return { open: async () => ({ dir: await this.imageRoot(ref.ref, platform), label: `image ${ref.ref}` }), key: `image:${digest}` };
   }
 
   private async copy(index: number, state: StageResult, c: CopyInstruction): Promise<void> {
@@ -559,6 +596,8 @@ class Build {
     const mounts = expandInstruction(ins, scope).mounts ?? [];
     const text = `RUN ${args.length ? `|${args.length} ${args.join(' ')} ` : ''}${argv.join(' ')}`;
     await this.layerStep(index, state, { instruction: JSON.stringify({ text, mounts, network: ins.network, security: ins.security }), args: [...args] }, `${text} # buildkit`, async () => {
+      // A foreign platform's binaries need an emulator the host already has (a cached RUN does not).
+      assertCanRun(this.platformOf(index), where(ins));
       const rootfs = () => this.materialize(state);
       const result = await executor.run(
         {
@@ -570,7 +609,7 @@ class Build {
           mounts,
           network: (ins.network ?? 'default') as 'default' | 'none' | 'host',
           security: (ins.security ?? 'sandbox') as 'sandbox' | 'insecure',
-          platform: this.platform,
+          platform: this.platformOf(index),
           image: { layout: this.out, layers: state.layers.map((l) => l.desc), diffIds: state.layers.map((l) => l.diffId), config: structuredClone(state.config) },
           ...(script ? { script } : {}),
           stage: { index, ...(this.df.stages[index]!.name ? { name: this.df.stages[index]!.name } : {}) },
@@ -636,8 +675,10 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const plan = planBuild(df, { target: platform, build: hostPlatform(), buildArgs: opts.buildArgs ?? {}, ...(opts.targetStage !== undefined ? { targetStage: opts.targetStage } : {}) });
   for (const i of plan.needed) {
     const p = plan.stages[i]!.platform;
-    if (p !== undefined && formatPlatform(normalizePlatform(parsePlatform(p))) !== formatPlatform(platform)) {
-      throw new BerthError('UNSUPPORTED', `${df.file}:${plan.stages[i]!.stage.from.loc.line}: FROM --platform=${p} differs from the build's ${formatPlatform(platform)}: berth builds one platform at a time`);
+    try {
+      if (p !== undefined) parsePlatform(p);
+    } catch (err) {
+      throw new BerthError('USAGE', `${df.file}:${plan.stages[i]!.stage.from.loc.line}: FROM --platform=${p}: ${(err as Error).message}`, { cause: err });
     }
   }
   if (opts.format === 'docker' && opts.compression === 'zstd') {
@@ -648,7 +689,9 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const { patterns } = readIgnoreFile(contextDir, dockerfilePath);
   const out = await OciLayout.open(opts.output.layout, { create: true });
   await mkdir(opts.workDir ?? tmpdir(), { recursive: true });
-  const tmp = await mkdtemp(join(opts.workDir ?? tmpdir(), 'berth-build-'));
+  // What builds killed mid-step left (their views still mounted, a RUN container still running) goes first.
+  await sweepInterruptedBuilds({ workDirs: [opts.workDir ?? tmpdir(), tmpdir()], ...(opts.storeRoot !== undefined ? { root: opts.storeRoot } : {}) });
+  const tmp = await mkdtemp(join(opts.workDir ?? tmpdir(), scratchPrefix('build')));
   const cache = typeof opts.cache === 'string' ? await BuildCache.open(opts.cache) : opts.cache;
   const digests = cache ? await DigestMemo.load(join(cache.dir, 'file-digests.json')) : undefined;
   const b = new Build({ ...opts, contextDir }, plan, out, tmp, new PatternMatcher(patterns), platform, cache, digests);
@@ -657,10 +700,68 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     const { manifest, config, id } = await b.finish(plan.target);
     await digests?.save();
     const unused = plan.args.unconsumed();
-    const warnings = [...df.warnings, ...(unused.length ? [`build args that no ARG uses: ${unused.join(', ')}`] : [])];
+    const warnings = [...df.warnings, ...b.warnings, ...(unused.length ? [`build args that no ARG uses: ${unused.join(', ')}`] : [])];
     return { manifest, id, config, steps: b.steps, built: plan.needed, warnings, cacheSteps: b.cacheRecords };
   } finally {
     await b.close();
     await rm(tmp, { recursive: true, force: true });
   }
+}
+
+export interface MultiPlatformResult extends BuildResult {
+  /** Each platform's image (its manifest is in the index). */
+  platforms: { platform: Platform; result: BuildResult }[];
+}
+
+/**
+ * `--platform A,B,…`: the Dockerfile built once per platform (each FROM of an index picks that
+ * platform's manifest; steps without RUN build for any platform, a RUN for a platform this host
+ * cannot run fails naming the emulator it needs), and an image index listing each platform's
+ * manifest (a Docker manifest list with `--format docker`), tagged as the output says. One
+ * platform: an image manifest, as build() makes.
+ */
+export async function buildPlatforms(opts: BuildOptions, platforms: Platform[]): Promise<BuildResult | MultiPlatformResult> {
+  if (platforms.length <= 1) return build({ ...opts, ...(platforms[0] ? { platform: platforms[0] } : {}) });
+  const seen = new Set<string>();
+  for (const p of platforms) {
+    const name = formatPlatform(normalizePlatform(p));
+    if (seen.has(name)) throw new BerthError('USAGE', `--platform lists ${name} twice: name each platform once`);
+    seen.add(name);
+  }
+  const out = await OciLayout.open(opts.output.layout, { create: true });
+  const results: { platform: Platform; result: BuildResult }[] = [];
+  // One after another: each platform's RUN steps are CPU-bound, and its stages already build in parallel.
+  // Each platform's manifest is held by a temporary tag until the index holds it (a build killed
+  // meanwhile leaves tags that the next build's sweep removes: interrupted.ts).
+  const holds = platforms.map((_, i) => `${STEP_IMAGE_REPO}:${process.pid}-platform-${i}`);
+  let desc: Descriptor;
+  try {
+    for (const [i, platform] of platforms.entries()) {
+      const result = await build({ ...opts, platform, output: { layout: opts.output.layout, tag: holds[i]! } });
+      results.push({ platform: normalizePlatform(platform), result });
+    }
+    const index: ImageIndex = {
+      schemaVersion: 2,
+      mediaType: opts.format === 'docker' ? MediaType.dockerManifestList : MediaType.imageIndex,
+      manifests: results.map(({ result }) => {
+        const c = result.config;
+        return { ...result.manifest, platform: { architecture: c.architecture, os: c.os, ...(c.variant ? { variant: c.variant } : {}) } };
+      }),
+    };
+    desc = await pushJson(out, index.mediaType!, index);
+    if (opts.output.tag !== undefined) await out.tag(desc, opts.output.tag);
+    else await out.addManifest(desc);
+  } finally {
+    for (const hold of holds.slice(0, results.length)) await out.untag(hold).catch(() => undefined);
+  }
+  const first = results[0]!.result;
+  return {
+    ...first,
+    manifest: desc,
+    id: desc.digest,
+    steps: results.flatMap((r) => r.result.steps),
+    cacheSteps: results.flatMap((r) => r.result.cacheSteps),
+    warnings: [...new Set(results.flatMap((r) => r.result.warnings))],
+    platforms: results,
+  };
 }

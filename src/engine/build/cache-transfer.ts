@@ -14,6 +14,9 @@ import type { Descriptor, ImageManifest } from '../../base/types.js';
 import { pushJson } from '../../image/build.js';
 import { OciLayout } from '../../image/layout.js';
 import type { CachedStep } from './cache.js';
+import { createHash } from 'node:crypto';
+import { pipeline } from 'node:stream/promises';
+import { decompressorForMediaType } from '../../layer/compress.js';
 
 export const CACHE_CONFIG_TYPE = 'application/vnd.berth.build.cache.config.v1+json';
 
@@ -85,4 +88,18 @@ export async function writeCacheLayout(from: OciLayout, steps: CachedStep[], lay
   const desc = await pushJson(layout, MediaType.imageManifest, manifest);
   await layout.tag(desc, tag);
   return desc;
+}
+
+/**
+ * The diffID a layer blob of `layout` really has: its content decompressed and hashed. A
+ * --cache-from cache lists each step's layer with a diffID that the image config built from it
+ * will carry (image-spec config.md: rootfs.diff_ids are the digests of the uncompressed layers):
+ * it is checked before the layer is used, not trusted until a later unpack finds it wrong.
+ */
+export async function uncompressedDigest(layout: Target, desc: Descriptor): Promise<string> {
+  const hash = createHash('sha256');
+  await pipeline(await layout.fetch(desc), decompressorForMediaType(desc.mediaType), async (chunks: AsyncIterable<Buffer>) => {
+    for await (const c of chunks) hash.update(c);
+  });
+  return `sha256:${hash.digest('hex')}`;
 }

@@ -9,13 +9,15 @@ import { createReadStream } from 'node:fs';
 import { lstat, mkdtemp, open, readlink } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join, posix } from 'node:path';
-import type { Readable, Writable } from 'node:stream';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
+import { spawn } from 'node:child_process';
 import { BerthError } from '../../base/errors.js';
 import { applyTarStream } from '../../layer/apply.js';
 import { writeLayerStream, type LayerOptions, type LayerResult } from '../../layer/layer-output.js';
 import type { TarEntry } from '../../layer/tar-writer.js';
 import { walkTree } from '../../layer/walk.js';
 import { decompressStream, sniffCompression } from '../../layer/compress.js';
+import type { LayerCompression } from '../../base/media-types.js';
 import { resolveInRoot, resolveUser } from '../../image/passwd.js';
 import type { CopyEntry } from './sources.js';
 
@@ -119,13 +121,7 @@ export class Staging {
     await this.parents(`${destDir}/x`);
     if (!this.entries.has(destDir.replace(/^\/+/, ''))) this.put(destDir, { type: 'dir', mode: 0o755, ...this.owner(), mtime: this.opts.now });
     const into = await mkdtemp(join(this.opts.scratchDir, 'archive-'));
-    const head = Buffer.alloc(4);
-    const fh = await open(archive);
-    await fh.read(head, 0, 4, 0);
-    await fh.close();
-    const raw = createReadStream(archive);
-    const compression = sniffCompression(head);
-    const tar = compression === 'none' ? raw : raw.pipe(decompressStream(compression));
+    const tar = await openArchive(archive);
     await applyTarStream(into, tar as Readable, { preserveOwnership: true });
     for (const w of walkTree(into)) {
       const base = { mode: w.stat.mode & 0o7777, uid: w.stat.uid, gid: w.stat.gid, mtime: Math.floor(w.stat.mtimeMs / 1000) };
@@ -152,20 +148,45 @@ export class Staging {
 
 /** Whether a local ADD source is a tar archive docker would extract (plain, gzip or zstd). */
 export async function isTarArchive(path: string): Promise<boolean> {
+  return isTarHeader(await firstBytes(await openArchive(path), 512));
+}
+
+/** What a local archive of ADD may be compressed with: docker's list (gzip, bzip2, xz) and zstd. */
+type ArchiveCompression = LayerCompression | 'xz' | 'bzip2';
+
+function archiveCompression(head: Buffer): ArchiveCompression {
+  if (head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return 'xz';
+  if (head.subarray(0, 3).toString('latin1') === 'BZh') return 'bzip2';
+  return sniffCompression(head);
+}
+
+/**
+ * The archive's bytes, decompressed: gzip and zstd in process, xz and bzip2 (which Node lacks)
+ * through xz(1) and bzip2(1), child processes that are not Node.
+ */
+async function openArchive(path: string): Promise<Readable> {
+  const head = Buffer.alloc(6);
   const fh = await open(path);
   try {
-    const head = Buffer.alloc(512);
-    const { bytesRead } = await fh.read(head, 0, 512, 0);
-    const c = sniffCompression(head.subarray(0, bytesRead));
-    if (c !== 'none') {
-      // A compressed file is an archive only if what it holds is a tar.
-      const inner = await firstBytes(createReadStream(path).pipe(decompressStream(c)), 512);
-      return isTarHeader(inner);
-    }
-    return isTarHeader(head.subarray(0, bytesRead));
+    await fh.read(head, 0, 6, 0);
   } finally {
     await fh.close();
   }
+  const c = archiveCompression(head);
+  if (c !== 'xz' && c !== 'bzip2') return c === 'none' ? createReadStream(path) : createReadStream(path).pipe(decompressStream(c));
+  const tool = c === 'xz' ? 'xz' : 'bzip2';
+  const child = spawn(tool, ['-dc', path], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = new PassThrough();
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-400)));
+  child.stdout.pipe(out, { end: false });
+  child.on('error', (err) => out.destroy(new BerthError('UNSUPPORTED', `ADD ${path}: a ${c} archive needs ${tool}(1) to extract it (${err.message}): install ${c === 'xz' ? 'xz-utils' : 'bzip2'}`)));
+  child.on('close', (code) => {
+    if (code === 0) out.end();
+    else out.destroy(new BerthError('LAYER_INVALID', `ADD ${path}: ${tool} -d failed (exit ${code}): ${stderr.trim()}`));
+  });
+  out.on('close', () => child.kill());
+  return out;
 }
 
 async function firstBytes(stream: Readable, n: number): Promise<Buffer> {

@@ -21,6 +21,7 @@ import type { MountSpec, RunOptions } from '../containers/options.js';
 import { openImageStore } from '../store.js';
 import type { RunStep, RunStepExecutor, RunStepOptions, RunStepResult } from './run-step.js';
 import { shareBlob } from './cache.js';
+import { BUILD_PID_LABEL, scratchPrefix, stepContainerName, STEP_IMAGE_REPO } from './interrupted.js';
 
 export interface EngineRunOptions {
   /** The berth root (store, containers, build cache). */
@@ -192,9 +193,10 @@ export class EngineRunExecutor implements RunStepExecutor {
     const configDesc = await docs.push(MediaType.imageConfig, step.image.config);
     const manifest: ImageManifest = { schemaVersion: 2, mediaType: MediaType.imageManifest, config: configDesc, layers: step.image.layers };
     const manifestDesc = await docs.push(MediaType.imageManifest, manifest);
-    const name = `localhost/berth-build-step:${randomBytes(8).toString('hex')}`;
+    // The pid in the tag and the label: what a build killed mid-step left is found by it (interrupted.ts).
+    const name = `${STEP_IMAGE_REPO}:${process.pid}-${randomBytes(8).toString('hex')}`;
     await store.tag(manifestDesc, name);
-    const scratch = await mkdtemp(join(tmpdir(), 'berth-run-step-'));
+    const scratch = await mkdtemp(join(tmpdir(), scratchPrefix('run-step')));
     let container: Awaited<ReturnType<typeof engine.create>> | undefined;
     const release = async (): Promise<void> => {
       if (container) await engine.remove(container, true).catch(() => undefined);
@@ -204,6 +206,7 @@ export class EngineRunExecutor implements RunStepExecutor {
     };
     try {
       const runOpts: RunOptions = {
+        name: stepContainerName(),
         command: step.argv,
         entrypoint: '',
         env: step.env,
@@ -223,7 +226,7 @@ export class EngineRunExecutor implements RunStepExecutor {
         noNewPrivileges: false,
         ulimits: [],
         init: false,
-        labels: {},
+        labels: { [BUILD_PID_LABEL]: String(process.pid) },
         tty: false,
         interactive: false,
         autoRemove: false,

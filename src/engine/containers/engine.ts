@@ -23,7 +23,7 @@ import type { ImageRoot } from '../image-root.js';
 import { detachRootfs, overlayMountOf, prepareRootfs, releaseRootfs } from '../rootfs.js';
 import { openImageStore, storeRefName } from '../store.js';
 import { resolveVolume } from '../volumes.js';
-import { attachContainer, cleanupLeftovers, cleanupNeededFor, detachContainer, inspectNetwork, publishExposed, rewriteInPlace, warmNetworkStore } from '../network/index.js';
+import { attachContainer, attachedAt, cleanupLeftovers, cleanupNeededFor, detachContainer, inspectNetwork, prepareAttach, publishExposed, rewriteInPlace, type AttachOptions, type Attachment, type PlugSpec } from '../network/index.js';
 import { createNetnsFile, netnsFileIds, removeNetnsFile } from '../network/netns.js';
 import { fillEmptyVolume, makeAnonymousVolumes, removeVolumes, volumeDirs } from './anon-volumes.js';
 import { attachSocketPath, PROXIED_SIGNALS } from './attach.js';
@@ -81,8 +81,8 @@ export class Engine {
       }
     }
     // Network leftovers of containers gone (--rm by the monitor, kill -9) or stopped on their
-    // own; nothing to do (and no database opened) unless a network marker says so.
-    if (!cleanupNeededFor(this.root)) return;
+    // own; nothing to do (and no records read) unless a network marker says so.
+    if (!cleanupNeededFor(this.root, (id) => this.store.load(id) !== undefined)) return;
     const store = this.store;
     // Listed inside the allocator's lock: a container starting meanwhile is already 'running'.
     const live = { *[Symbol.iterator]() { for (const c of store.list()) if (c.state.status === 'running' || c.state.status === 'created') yield c.id; } };
@@ -259,24 +259,21 @@ export class Engine {
     // a terminal, the monitor hands our stdio straight to the container.
     const launcher: Launcher = { command: nativeBinary('berth-monitor'), args: ['-S', ...monitorArgs(), '--'], detached: !attach };
     const stdio: InitStdio = attach ? 'inherit' : 'ignore';
-    // The network work overlaps berth-init's: the database opens while it starts, the attach
-    // runs while it mounts (the user's process still waits for the exec fifo, written below).
+    // The network's records, rules and hosts file are made while berth-init starts (createContainer
+    // asks for them as it plans); berth-init plugs the veth as it clones the container: no exec.
     const bridge = usesBridge(cfg.network);
-    let attaching: Promise<void> | undefined;
-    const later = (f: () => void) => new Promise<void>((res, rej) => setImmediate(() => { try { f(); res(); } catch (err) { rej(err); } }));
     let created;
     try {
       // (Loaded here: ps, logs, rm and the other commands never plan a container.)
       const { createContainer } = await import('../../runtime/create.js');
-      if (bridge) later(() => warmNetworkStore({ root: this.root })).catch(() => undefined);
       created = await createContainer({
         root: this.runtimeRoot, id: c.id, bundle: this.bundleDir(c), keep: false, stdio,
         ...(cfg.tty ? { consoleSocket: sock } : {}),
         launcher,
-        ...(bridge ? { onPid: (p: number) => { (attaching = later(() => this.attachNetwork(c, `/proc/${p}/ns/net`))).catch(() => undefined); } } : {}),
+        ...(bridge ? { network: () => this.prepareNetwork(c), onPid: (p: number) => attachedAt(c.id, `/proc/${p}/ns/net`, { root: this.root }) } : {}),
       });
     } catch (err) {
-      if (attaching) await attaching.then(() => this.detachNetwork(c), () => undefined).catch(() => undefined);
+      if (bridge) { try { this.detachNetwork(c); } catch { /* the next sweep */ } }
       throw new EngineError(125, `cannot start container ${c.name}: ${(err as Error).message}`, err);
     }
     const init = created.init!;
@@ -284,19 +281,6 @@ export class Engine {
     const state: ContainerState = { status: 'running', pid, pidStart: created.record.startTime, monitorPid: init.pid ?? 0, startedAt: now };
     const exited = new Promise<number>((res) => init.once('exit', (code, sig) => res(code ?? 128 + (sig ? signalNumber(sig) : 0))));
     this.store.writeState(c.id, state);
-    // The network is in place before the user's process runs (it waits on the exec fifo).
-    if (bridge) {
-      try {
-        await (attaching ?? later(() => this.attachNetwork(c, `/proc/${pid}/ns/net`)));
-      } catch (err) {
-        try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-        await waitGone(pid);
-        try { this.detachNetwork(c); } catch { /* the next sweep */ }
-        this.cleanupRuntime(c.id, c);
-        this.store.writeState(c.id, { status: 'created', pid: 0, pidStart: 0, monitorPid: 0 });
-        throw new EngineError(125, `cannot start container ${c.name}: network ${cfg.network}: ${(err as Error).message}`, err);
-      }
-    }
     // Attached, signals go to the container's process; the window size to the monitor, which
     // holds the pty. Caught from before the process runs: a signal sent as soon as it prints
     // must not find Node's default action (exit) still in place.
@@ -329,17 +313,37 @@ export class Engine {
     return code;
   }
 
-  /** Connects the container's namespace (its process's, not yet released, or the engine's) to its network. */
-  private attachNetwork(c: Container, netnsPath: string): void {
+  /** What attaching the container to its network takes (its records, rules and hosts files). */
+  private attachOptions(c: Container): Omit<AttachOptions, 'netnsPath'> {
     const cfg = c.config;
-    const a = attachContainer({
+    return {
       id: c.id, name: c.name, hostname: cfg.hostname, aliases: cfg.networkAliases ?? [], network: cfg.network,
-      netnsPath, publish: cfg.publish ?? [], ...(cfg.ip ? { ip: cfg.ip } : {}),
+      publish: cfg.publish ?? [], ...(cfg.ip ? { ip: cfg.ip } : {}),
       dns: cfg.dns ?? [], dnsSearch: cfg.dnsSearch ?? [], dnsOptions: cfg.dnsOptions ?? [], addHosts: cfg.addHosts ?? [], hostsPath: join(c.dir, 'hosts'), root: this.root,
-    });
-    // Already bind-mounted into the container: rewritten in place, not renamed over.
+    };
+  }
+
+  /** Writes what the attach produced: resolv.conf (in place: it may be bind-mounted already) and its warnings. */
+  private attached(c: Container, a: Attachment): void {
     rewriteInPlace(join(c.dir, 'resolv.conf'), a.resolvConf);
     for (const w of a.warnings) process.stderr.write(`berth: ${w}\n`);
+  }
+
+  /** Connects a namespace that exists (the engine's own, for --runtime) to the container's network. */
+  private attachNetwork(c: Container, netnsPath: string): void {
+    this.attached(c, attachContainer({ ...this.attachOptions(c), netnsPath }));
+  }
+
+  /** Everything of the attach but the veth, which berth-init makes as it clones the container. */
+  private prepareNetwork(c: Container): PlugSpec {
+    try {
+      const a = prepareAttach(this.attachOptions(c));
+      this.attached(c, a);
+      return a.plug;
+    } catch (err) {
+      if (err instanceof BerthError) throw new BerthError(err.code, `network ${c.config.network}: ${err.message}`, { cause: err });
+      throw err;
+    }
   }
 
   /**

@@ -34,6 +34,6 @@ export function writeHostFiles(dir: string, hostname: string, network: string, d
   writeAtomic(files.hostname, hostname + '\n', 0o644, false);
   const resolv = containerResolvConf(hostFile('/etc/resolv.conf'), network);
   const custom = dns.dns?.length || dns.dnsSearch?.length || dns.dnsOptions?.length;
-  writeAtomic(files.resolvConf, custom ? resolvConfContent({ ...dns, hostResolvConf: resolv }) : resolv, 0o644, false);
+  writeAtomic(files.resolvConf, custom ? resolvConfContent({ ...dns, hostResolvConf: resolv, keepLoopback: network === 'host' }) : resolv, 0o644, false);
   return files;
 }

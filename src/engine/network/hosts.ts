@@ -73,6 +73,11 @@ export interface ResolvOptions {
   dnsOptions?: string[];
   /** The host's resolv.conf text (read from /etc/resolv.conf when left out). */
   hostResolvConf?: string;
+  /**
+   * Keep the host's loopback name servers (and add no fallback): the container shares the host's
+   * network namespace (`--network host`), where they answer, as docker keeps them then.
+   */
+  keepLoopback?: boolean;
 }
 
 /** docker's fallback when the host has only loopback name servers, which a container cannot reach. */
@@ -80,7 +85,8 @@ const FALLBACK_NAMESERVERS = ['8.8.8.8', '8.8.4.4'];
 
 /**
  * A container's /etc/resolv.conf: --dns, --dns-search and --dns-option where given, else the
- * host's, with loopback servers left out (they are the host's, not the container's), as docker.
+ * host's, with loopback servers left out (they are the host's, not the container's) unless
+ * keepLoopback, as docker.
  */
 export function resolvConfContent(opts: ResolvOptions = {}): string {
   let text = opts.hostResolvConf;
@@ -110,8 +116,8 @@ export function resolvConfContent(opts: ResolvOptions = {}): string {
   for (const o of opts.dnsOptions ?? []) {
     if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(o)) throw new BerthError('USAGE', `--dns-option ${JSON.stringify(o)} is not a resolver option (e.g. ndots:2, timeout:1, edns0)`);
   }
-  let ns = opts.dns?.length ? opts.dns : servers.filter((s) => !s.startsWith('127.') && s !== '::1');
-  if (ns.length === 0) ns = FALLBACK_NAMESERVERS;
+  let ns = opts.dns?.length ? opts.dns : servers.filter((s) => opts.keepLoopback || (!s.startsWith('127.') && s !== '::1'));
+  if (ns.length === 0 && !opts.keepLoopback) ns = FALLBACK_NAMESERVERS;
   if (opts.dnsSearch?.length) search = opts.dnsSearch.filter((s) => s !== '.');
   if (opts.dnsOptions?.length) options = opts.dnsOptions;
   const lines: string[] = [];

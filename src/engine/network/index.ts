@@ -26,13 +26,14 @@
  *                                                  // kill -9); no exec when there is nothing to do
  * ```
  * and `berth network …` uses createNetwork, listNetworks, inspectNetwork, removeNetwork,
- * pruneNetworks. Everything is synchronous (one transaction holds the allocator's lock while the
- * links and rules are made, so concurrent `run`s never interleave their changes); an attach costs
- * one exec (native/berth-net, rtnetlink), plus one `nft` exec when ports are published or the
- * bridge is new; a detach with namespaceGone none (the kernel deletes the veth with the namespace).
- * The database stays open for the life of the process (NetworkStore.closeShared closes it).
- * Every command's sweep asks cleanupNeededFor first, which reads ROOT/network/attached (one
- * marker per attached container, markers.ts) instead of opening the database.
+ * pruneNetworks. Everything is synchronous (one transaction holds the records' lock while the
+ * links and rules are made, so concurrent `run`s never interleave their changes); the records
+ * are files (store.ts), no database. An attach costs one exec (native/berth-net, rtnetlink),
+ * plus one `nft` exec when ports are published or the bridge is new; the engine's own containers
+ * use prepareAttach instead, and berth-init plugs the veth as it clones the container (no exec
+ * at all). A detach with namespaceGone execs nothing (the kernel deletes the veth with the
+ * namespace). Every command's sweep asks cleanupNeededFor first, which reads
+ * ROOT/network/attached (one marker per attached container, markers.ts) instead of the records.
  *
  * Names on user networks resolve two ways: every container's /etc/hosts lists the others (kept
  * up to date in place), and the network's name server (native/berth-dns on the gateway, one per
@@ -42,16 +43,16 @@
  * berth-dns (make -C native).
  */
 import { existsSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { BerthError } from '../../base/errors.js';
 import { hostsContent, resolvConfContent, rewriteInPlace, addHostLine, type HostsPeer } from './hosts.js';
 import { parseIPv4, parseSubnet } from './ipv4.js';
-import { bridgePorts, deleteLinks, hostLinks, hostRoutes, linkExists, plugVeth, vethName, type BridgeSpec } from './link.js';
+import { bridgePorts, deleteLinks, hostLinks, hostRoutes, linkExists, makeBridge, plugVeth, vethName, type BridgeSpec } from './link.js';
 import { networkRules, nftApply, removeNetworkRules } from './nft.js';
 import { bindPorts, type PortMapping } from './ports.js';
 import { ensureResponder, hostUpstreams, stopResponder, writeNames } from './dns.js';
 import { cleanupNeeded, isStale, type Marker, markAttached, markPending, readMarker, readMarkers, setMarkers, surelyUnattached, unmark, validateMarkers, writeMarker } from './markers.js';
-import { defaultsFromEnv, networkDbPath, NetworkStore, type EndpointRecord, type NetworkDefaults, type NetworkRecord, type PortRecord } from './store.js';
+import { legacyDbPath } from './legacy.js';
+import { defaultsFromEnv, networkDir, NetworkStore, type EndpointRecord, type NetworkDefaults, type NetworkRecord, type PortRecord } from './store.js';
 
 export { parsePublish, parsePublishAll, publishExposed, type PortMapping } from './ports.js';
 export { resolvConfContent, hostsContent, rewriteInPlace } from './hosts.js';
@@ -143,24 +144,56 @@ function refreshHosts(store: NetworkStore, network: string, except?: string): vo
 
 /** Connects a container's network namespace to a network (docker's run --network and network connect). */
 export function attachContainer(opts: AttachOptions): Attachment {
+  return attachOrPrepare(opts, opts.netnsPath);
+}
+
+/** What berth-init needs to plug a namespace it clones (runtime/plan.ts InitPlanInput.network). */
+export interface PlugSpec {
+  bridge: string;
+  veth: string;
+  iface: string;
+  cidr: string;
+  gateway?: string;
+}
+
+/**
+ * An attach without the veth: records, bridge, rules and hosts file, for a namespace that does
+ * not exist yet; the engine's berth-init plugs it as it clones the container (`plug`), then the
+ * engine calls attachedAt with the namespace's path. Until then the container's marker names
+ * this process: if it dies, the next sweep undoes the attach. detachContainer undoes it too.
+ */
+export function prepareAttach(opts: Omit<AttachOptions, 'netnsPath'>): Attachment & { plug: PlugSpec } {
+  const a = attachOrPrepare(opts, undefined);
+  return { ...a, plug: { bridge: a.bridge, veth: a.veth, iface: a.iface, cidr: `${a.ip}/${a.prefixLength}`, ...(a.defaultRoute ? { gateway: a.gateway } : {}) } };
+}
+
+/** After a prepared attach was plugged: `netnsPath`'s holder (/proc/PID/ns/net) keeps the endpoints alive. */
+export function attachedAt(id: string, netnsPath: string, ref: StoreRef = {}): void {
+  markAttached(networkDir(ref.root), id, netnsPath);
+}
+
+function attachOrPrepare(opts: Omit<AttachOptions, 'netnsPath'>, netnsPath: string | undefined): Attachment & { bridge: string; defaultRoute: boolean } {
   if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(opts.id)) throw new BerthError('USAGE', `container id ${JSON.stringify(opts.id)} is invalid`);
   return withStore(opts, (store) => {
     const before = readMarker(store.dir, opts.id);
     let a;
     try {
-      a = attachInTx(store, opts);
+      a = attachInTx(store, opts, netnsPath);
     } catch (err) {
       setMarkers(store.dir, opts.id, before);
       throw err;
     }
-    markAttached(store.dir, opts.id, opts.netnsPath);
+    if (netnsPath !== undefined) markAttached(store.dir, opts.id, netnsPath);
     const useResponder = a.dnsServer !== undefined && !opts.dns?.length;
     return { ...a, resolvConf: resolvConfContent(useResponder ? { ...opts, dns: [a.dnsServer!] } : opts) };
   });
 }
 
-/** The records, links and rules of an attach, in one transaction; the marker says `pending` while the kernel changes. */
-function attachInTx(store: NetworkStore, opts: AttachOptions): Omit<Attachment, 'resolvConf'> {
+/**
+ * The records, links and rules of an attach, in one transaction; the marker says `pending` while
+ * the kernel changes. Without `netnsPath` the veth is left to the caller (prepareAttach).
+ */
+function attachInTx(store: NetworkStore, opts: Omit<AttachOptions, 'netnsPath'>, netnsPath: string | undefined): Omit<Attachment, 'resolvConf'> & { bridge: string; defaultRoute: boolean } {
   return store.tx(() => {
     const net = store.requireNetwork(opts.network ?? store.defaults.defaultName);
     if (store.endpoint(opts.id, net.name)) throw new BerthError('CONTAINER_STATE', `container ${opts.name} is already on network ${net.name}`);
@@ -184,7 +217,9 @@ function attachInTx(store: NetworkStore, opts: AttachOptions): Omit<Attachment, 
     const rules = newBridge || !net.active || ports.length > 0;
     if (!net.active) store.setActive(net.name, true);
     markPending(store.dir, opts.id);
-    plugVeth(b, { veth, netnsPath: opts.netnsPath, iface, ip: parseIPv4(ip), defaultRoute: n === 0 && !net.internal }, newBridge);
+    const defaultRoute = n === 0 && !net.internal;
+    if (netnsPath !== undefined) plugVeth(b, { veth, netnsPath, iface, ip: parseIPv4(ip), defaultRoute }, newBridge);
+    else if (newBridge) makeBridge(b);
     try {
       if (rules) applyRules(store, net);
       const hosts = hostsOf(store, opts.id);
@@ -197,20 +232,12 @@ function attachInTx(store: NetworkStore, opts: AttachOptions): Omit<Attachment, 
         if (dns === true) dnsServer = net.gateway;
         else if (dns) warnings.push(`${dns}; names on network ${net.name} still resolve through /etc/hosts`);
       }
-      return { network: net.name, ip, prefixLength: b.subnet.prefix, gateway: net.gateway, iface, veth, ports, hosts, warnings, ...(dnsServer ? { dnsServer } : {}) };
+      return { network: net.name, ip, prefixLength: b.subnet.prefix, gateway: net.gateway, iface, veth, ports, hosts, warnings, bridge: net.bridge, defaultRoute, ...(dnsServer ? { dnsServer } : {}) };
     } catch (err) {
       deleteLinks([veth]);
       throw err;
     }
   });
-}
-
-/**
- * Opens the root's network database ahead of an attach (loading SQLite's addon and opening the
- * WAL cost 15–45 ms under load): an engine calls it while it waits for its container's process.
- */
-export function warmNetworkStore(ref: StoreRef = {}): void {
-  withStore(ref, (store) => store.ensureDefault());
 }
 
 export interface DetachOptions extends StoreRef {
@@ -226,8 +253,8 @@ export interface DetachOptions extends StoreRef {
 
 /** Disconnects a container from one network, or from all. Missing links and records are fine. */
 export function detachContainer(id: string, opts: DetachOptions = {}): void {
-  // No marker: no endpoints, and no database to open.
-  if (opts.network === undefined && surelyUnattached(dirname(networkDbPath(opts.root)), id)) return;
+  // No marker: no endpoints, and no records to read.
+  if (opts.network === undefined && surelyUnattached(networkDir(opts.root), id)) return;
   withStore(opts, (store) => {
     const left = store.tx(() => {
       const eps = store.endpointsOfContainer(id).filter((e) => opts.network === undefined || e.network === opts.network || store.findNetwork(opts.network)?.name === e.network);
@@ -297,7 +324,17 @@ export function cleanupLeftovers(liveIds: Iterable<string>, opts: StoreRef & { r
       // An attach killed mid-way may have written rules its rolled-back records do not explain.
       const markers = readMarkers(store.dir);
       const repairRules = opts.repairRules || [...markers.values()].flat().some((m) => m.pending && isStale(m));
-      const dead = store.allEndpoints().filter((e) => !live.has(e.container));
+      store.dropBroken();
+      // A container whose holder or attaching berth lives keeps its endpoints even while its
+      // record says otherwise (a `restart` attaching again while this sweep runs); one whose only
+      // markers are of attaching berths that died lost its attach half-way: it is undone.
+      const held = new Set<string>();
+      const interrupted = new Set<string>();
+      for (const [id, ms] of markers) {
+        if (ms.some((m) => m.pid !== 0 && !isStale(m))) held.add(id);
+        else if (ms.length && ms.every((m) => m.pending)) interrupted.add(id);
+      }
+      const dead = store.allEndpoints().filter((e) => (!live.has(e.container) && !held.has(e.container)) || interrupted.has(e.container));
       dropEndpoints(store, dead, opts);
       const known = new Set(store.allEndpoints().map((e) => e.veth));
       // A first attach killed after it made the bridge rolled back its records (even the default
@@ -345,12 +382,14 @@ function syncMarkers(store: NetworkStore, markers: Map<string, Marker[]>): void 
 }
 
 /**
- * Whether cleanupLeftovers has anything to do, without opening the database: a container's
- * namespace holder or an attaching berth died, the host rebooted, or markers are not kept yet.
+ * Whether cleanupLeftovers has anything to do, without reading the records: a container's
+ * namespace holder or an attaching berth died, a marker without a holder names a container
+ * that `exists` says is gone, the host rebooted, markers are not kept yet, or a root of the
+ * SQLite store waits to be imported.
  */
-export function cleanupNeededFor(root?: string): boolean {
-  const db = networkDbPath(root);
-  return existsSync(db) && cleanupNeeded(dirname(db));
+export function cleanupNeededFor(root?: string, exists?: (id: string) => boolean): boolean {
+  const dir = networkDir(root);
+  return existsSync(legacyDbPath(dir)) || (existsSync(dir) && cleanupNeeded(dir, exists));
 }
 
 export interface CreateOptions extends StoreRef {

@@ -125,6 +125,12 @@ export interface VethSpec {
   defaultRoute: boolean;
 }
 
+/** Makes the bridge with its gateway address, and the sysctls it needs. */
+export function makeBridge(b: BridgeSpec): void {
+  ipBatch(bridgeLines(b), [], `creating bridge ${b.bridge}`);
+  bridgeSysctls(b);
+}
+
 /** Runs native/berth-net; throws with its one-line message. */
 function berthNet(args: string[], what: string): void {
   const r = spawnSync(nativeBinary('berth-net'), args, { encoding: 'utf8' });
@@ -138,10 +144,7 @@ function berthNet(args: string[], what: string): void {
  */
 export function plugVeth(b: BridgeSpec, v: VethSpec, createBridge: boolean): void {
   if (!v.netnsPath.startsWith('/')) throw new BerthError('USAGE', `network namespace ${JSON.stringify(v.netnsPath)} must be an absolute path (e.g. /proc/PID/ns/net)`);
-  if (createBridge) {
-    ipBatch(bridgeLines(b), [], `creating bridge ${b.bridge}`);
-    bridgeSysctls(b);
-  }
+  if (createBridge) makeBridge(b);
   berthNet(
     ['attach', b.bridge, v.veth, v.netnsPath, v.iface, `${formatIPv4(v.ip)}/${b.subnet.prefix}`, ...(v.defaultRoute ? [formatIPv4(b.gateway)] : [])],
     `attaching ${v.netnsPath} to bridge ${b.bridge}`,

@@ -1,13 +1,14 @@
 /**
- * Which containers have (or are getting) network endpoints, outside SQLite: empty files in
+ * Which containers have (or are getting) network endpoints, outside the records: empty files in
  * ROOT/network/attached/ whose names say it all. Every command's sweep lists this directory
- * instead of opening the network database (loading SQLite and opening its WAL cost 12–34 ms
- * under load), and opens the database only when a marker says something needs cleaning.
+ * instead of reading the records under their lock, and reads them only when a marker says
+ * something needs cleaning.
  *
  * `ID@PID.START` names the process that holds the container's network namespace (its init;
- * `ID@0.0` when unknown, e.g. a /run/netns path: then only its detach removes it);
- * `ID@pending.PID.START` the berth process attaching it, made before any link or rule is and
- * replaced once the records are committed. Empty files, made and deleted whole: a reader never
+ * `ID@0.0` when unknown, e.g. a /run/netns path: then its detach removes it, or the sweep once
+ * the container is gone); `ID@pending.PID.START` the berth process attaching it, made before any
+ * link or rule is and replaced once the records are committed (for a prepared attach, once
+ * berth-init plugged the namespace). Empty files, made and deleted whole: a reader never
  * sees half a marker, and no data is written (a rename over a file with fresh data made ext4
  * flush it, and the next unlink waited for that under load). The invariant: a container with
  * endpoints in the records has a marker (markers are made before, and removed after, the
@@ -90,10 +91,16 @@ export function isStale(m: Marker): boolean {
   return m.pid !== 0 && !isAlive(m.pid, m.start);
 }
 
-/** True when the sweep has network work: a stale marker, or markers that cannot be trusted. */
-export function cleanupNeeded(netDir: string): boolean {
+/**
+ * True when the sweep has network work: a stale marker, markers that cannot be trusted, or
+ * (given `exists`) a marker without a holder (`ID@0.0`) whose container no longer exists.
+ */
+export function cleanupNeeded(netDir: string, exists?: (id: string) => boolean): boolean {
   if (!markersTrusted(netDir)) return true;
-  for (const ms of readMarkers(netDir).values()) if (ms.some(isStale)) return true;
+  for (const [id, ms] of readMarkers(netDir)) {
+    if (ms.some(isStale)) return true;
+    if (exists && ms.every((m) => m.pid === 0) && !exists(id)) return true;
+  }
   return false;
 }
 

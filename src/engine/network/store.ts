@@ -1,41 +1,32 @@
 /**
- * The network records and the address allocator, in one SQLite database per berth root
- * (`ROOT/network/network.db`).
+ * The network records and the address allocator, in plain files under ROOT/network (no database:
+ * loading SQLite cost a bridge `run` 22-30 ms of CPU, more than the rest of its network set-up):
  *
- * Why SQLite: many `berth run`s may allocate at once, each its own process. Every change is one
- * `BEGIN IMMEDIATE` transaction (the writer lock is taken before the first read, so two processes
- * can never both see an address free and both take it), WAL lets readers (`ls`, `inspect`) go on
- * meanwhile, and busy_timeout makes writers queue instead of failing. A crashed process's
- * transaction is rolled back by SQLite itself; its committed rows are found by `reconcile`.
- * `UNIQUE(network, ip)` makes a double allocation impossible even for a buggy caller.
+ *   networks/NAME.json      a network's record (written once, durable); NAME.active while its
+ *                           bridge and rules may exist in the kernel
+ *   endpoints/NAME/IP       one file per address taken on network NAME: the allocation itself
+ *                           (made whole by link(2), so a name is never taken twice), holding the
+ *                           endpoint's record
+ *   ports/PROTO-IP-PORT     one file per published host port, holding its record
+ *   lock                    the writer lock (lock.ts)
+ *
+ * Every change runs in tx(): the lock is held from the first read, so two processes never both
+ * see an address free, and what a transaction made is undone when it throws (SQLite's rollback).
+ * Readers (`ls`, `inspect`, `port`) read without the lock: records are made and removed whole.
+ * A process killed inside a transaction leaves files whose container's marker names a dead
+ * attaching berth (markers.ts): the next sweep (cleanupLeftovers) releases them. Endpoint and port
+ * files are not fsynced: after a power loss their containers are gone and the sweep drops them;
+ * a file left empty by a crash still holds its name (address) until the sweep removes it.
+ * A root made by the SQLite store is imported on first open (legacy.ts).
  */
-import type Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { BerthError } from '../../base/errors.js';
-import { lazyRequire } from '../../base/lazy-require.js';
+import { processAlive } from '../../image/layout-lock.js';
 import { berthRoot } from '../store.js';
 import { broadcastOf, contains, formatIPv4, formatSubnet, overlaps, parseIPv4, parseSubnet, subnetSize, type Subnet } from './ipv4.js';
-
-/** The native SQLite addon, loaded when a network database is first opened (not by every command). */
-const sqlite = lazyRequire<typeof Database>('better-sqlite3');
-
-let addon: string | null | undefined;
-/**
- * The addon's file, handed to the constructor: without it better-sqlite3 asks the `bindings`
- * package, which searches a dozen paths first (~10 ms of a bridge run's CPU here).
- */
-function nativeBinding(): { nativeBinding?: string } {
-  if (addon === undefined) {
-    try {
-      addon = createRequire(import.meta.url).resolve('better-sqlite3/build/Release/better_sqlite3.node');
-    } catch {
-      addon = null; // another layout: let bindings find it
-    }
-  }
-  return addon ? { nativeBinding: addon } : {};
-}
+import { readLegacy, retireLegacy } from './legacy.js';
+import { withLockSync } from './lock.js';
 
 export interface NetworkRecord {
   name: string;
@@ -80,28 +71,6 @@ export interface PortRecord {
   network: string;
   containerIp: string;
   containerPort: number;
-}
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS networks(name TEXT PRIMARY KEY, id TEXT NOT NULL UNIQUE, bridge TEXT NOT NULL UNIQUE,
-  subnet TEXT NOT NULL, gateway TEXT NOT NULL, internal INTEGER NOT NULL, dns INTEGER NOT NULL, created TEXT NOT NULL,
-  active INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS endpoints(container TEXT NOT NULL, network TEXT NOT NULL REFERENCES networks(name),
-  name TEXT NOT NULL, aliases TEXT NOT NULL, ip TEXT NOT NULL, iface TEXT NOT NULL, veth TEXT NOT NULL UNIQUE,
-  hosts_path TEXT, hosts_extra TEXT NOT NULL, hostname TEXT NOT NULL,
-  PRIMARY KEY(container, network), UNIQUE(network, ip));
-CREATE TABLE IF NOT EXISTS ports(host_ip TEXT NOT NULL, host_port INTEGER NOT NULL, proto TEXT NOT NULL,
-  container TEXT NOT NULL, network TEXT NOT NULL, container_ip TEXT NOT NULL, container_port INTEGER NOT NULL,
-  PRIMARY KEY(host_ip, host_port, proto));
-CREATE INDEX IF NOT EXISTS ports_by_container ON ports(container);
-`;
-
-const SCHEMA_VERSION = 1;
-
-/** A value made on first use (statements are prepared only when a command needs them). */
-function lazy<T>(make: () => T): () => T {
-  let v: T | undefined;
-  return () => (v ??= make());
 }
 
 /** Where networks come from when nobody configured them. */
@@ -152,122 +121,185 @@ export interface CreateNetworkOptions {
   hostLinks?: Set<string>;
 }
 
-interface NetworkRow { name: string; id: string; bridge: string; subnet: string; gateway: string; internal: number; dns: number; created: string; active: number }
-interface EndpointRow { container: string; network: string; name: string; aliases: string; ip: string; iface: string; veth: string; hosts_path: string | null; hosts_extra: string; hostname: string }
-interface PortRow { host_ip: string; host_port: number; proto: 'tcp' | 'udp'; container: string; network: string; container_ip: string; container_port: number }
 
-function networkOf(r: NetworkRow): NetworkRecord {
-  return { name: r.name, id: r.id, bridge: r.bridge, subnet: r.subnet, gateway: r.gateway, internal: r.internal === 1, dnsEnabled: r.dns === 1, created: r.created, active: r.active === 1 };
-}
-function endpointOf(r: EndpointRow): EndpointRecord {
-  return {
-    container: r.container, network: r.network, name: r.name, aliases: JSON.parse(r.aliases) as string[], ip: r.ip, iface: r.iface,
-    veth: r.veth, hostsPath: r.hosts_path, hostsExtra: JSON.parse(r.hosts_extra) as string[], hostname: r.hostname,
-  };
-}
-function portOf(r: PortRow): PortRecord {
-  return { hostIp: r.host_ip, hostPort: r.host_port, proto: r.proto, container: r.container, network: r.network, containerIp: r.container_ip, containerPort: r.container_port };
+/** ROOT/network, where the records live. */
+export function networkDir(root?: string): string {
+  return join(berthRoot(root === undefined ? {} : { root }), 'network');
 }
 
-export function networkDbPath(root?: string): string {
-  return join(berthRoot(root === undefined ? {} : { root }), 'network', 'network.db');
+function readJson<T>(path: string): T | undefined {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as T;
+  } catch {
+    return undefined; // gone, or left empty by a crash (the sweep removes it)
+  }
+}
+
+function list(dir: string): string[] {
+  try {
+    return readdirSync(dir).filter((n) => !n.startsWith('.'));
+  } catch {
+    return [];
+  }
+}
+
+function errnoOf(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException).code;
 }
 
 export class NetworkStore {
-  readonly db: Database.Database;
-  /** The directory of the database: ROOT/network. */
+  /** ROOT/network. */
   readonly dir: string;
   defaults: NetworkDefaults;
   /** The host's routes, which the default network's subnet must not overlap when it is first recorded. */
   hostRoutes: () => string[] = () => [];
-  private readonly q;
+  /** Undo steps of the running transaction (outermost first), undefined outside one. */
+  private journal: (() => void)[] | undefined;
+  /**
+   * Records read in the running transaction, until it changes one: under the lock nobody else
+   * writes, and an attach on a user network reads every endpoint once per container it
+   * rewrites the hosts file of (50 containers: thousands of reads without this).
+   */
+  private memo: Map<string, unknown> | undefined;
 
-  constructor(file: string, defaults: NetworkDefaults = defaultsFromEnv()) {
-    this.dir = join(file, '..');
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    this.db = new (sqlite())(file, nativeBinding());
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
-    // 50 concurrent `run`s queue for the writer lock; each holds it for one attach (~10 ms).
-    this.db.pragma('busy_timeout = 60000');
-    // The schema once per database, not once per open: user_version says it is there.
-    if (this.db.pragma('user_version', { simple: true }) !== SCHEMA_VERSION) {
-      this.tx(() => {
-        this.db.exec(SCHEMA);
-        this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
-      });
-    }
+  private cached<T>(key: string, read: () => T): T {
+    if (this.journal === undefined) return read();
+    const m = (this.memo ??= new Map());
+    if (!m.has(key)) m.set(key, read());
+    return m.get(key) as T;
+  }
+
+  constructor(dir: string, defaults: NetworkDefaults = defaultsFromEnv()) {
+    this.dir = dir;
     this.defaults = defaults;
-    const db = this.db;
-    this.q = {
-      network: lazy(() => db.prepare<[string], NetworkRow>('SELECT * FROM networks WHERE name = ?')),
-      networkById: lazy(() => db.prepare<[string], NetworkRow>('SELECT * FROM networks WHERE id LIKE ? || \'%\'')),
-      networks: lazy(() => db.prepare<[], NetworkRow>('SELECT * FROM networks ORDER BY name')),
-      insertNetwork: lazy(() => db.prepare('INSERT INTO networks(name, id, bridge, subnet, gateway, internal, dns, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')),
-      deleteNetwork: lazy(() => db.prepare('DELETE FROM networks WHERE name = ?')),
-      setActive: lazy(() => db.prepare('UPDATE networks SET active = ? WHERE name = ?')),
-      endpointsOf: lazy(() => db.prepare<[string], EndpointRow>('SELECT * FROM endpoints WHERE network = ? ORDER BY ip')),
-      endpointsOfContainer: lazy(() => db.prepare<[string], EndpointRow>('SELECT * FROM endpoints WHERE container = ? ORDER BY iface')),
-      allEndpoints: lazy(() => db.prepare<[], EndpointRow>('SELECT * FROM endpoints')),
-      endpoint: lazy(() => db.prepare<[string, string], EndpointRow>('SELECT * FROM endpoints WHERE container = ? AND network = ?')),
-      ipsOf: lazy(() => db.prepare<[string], string>('SELECT ip FROM endpoints WHERE network = ?').pluck()),
-      insertEndpoint: lazy(() => db.prepare(
-        'INSERT INTO endpoints(container, network, name, aliases, ip, iface, veth, hosts_path, hosts_extra, hostname) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-      )),
-      deleteEndpoint: lazy(() => db.prepare('DELETE FROM endpoints WHERE container = ? AND network = ?')),
-      ports: lazy(() => db.prepare<[], PortRow>('SELECT * FROM ports ORDER BY host_port')),
-      portsOfNetwork: lazy(() => db.prepare<[string], PortRow>('SELECT * FROM ports WHERE network = ? ORDER BY host_port')),
-      portsOfContainer: lazy(() => db.prepare<[string], PortRow>('SELECT * FROM ports WHERE container = ? ORDER BY host_port')),
-      insertPort: lazy(() => db.prepare('INSERT INTO ports(host_ip, host_port, proto, container, network, container_ip, container_port) VALUES (?, ?, ?, ?, ?, ?, ?)')),
-      deletePortsOf: lazy(() => db.prepare('DELETE FROM ports WHERE container = ? AND network = ?')),
-    };
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    if (existsSync(join(dir, 'network.db'))) this.tx(() => this.importLegacy());
   }
 
   static open(root?: string, defaults?: NetworkDefaults): NetworkStore {
-    return new NetworkStore(networkDbPath(root), defaults);
+    return new NetworkStore(networkDir(root), defaults);
   }
 
   private static readonly open_ = new Map<string, NetworkStore>();
-  /**
-   * The store of a root, opened once per process and kept open: opening (and closing, which
-   * checkpoints the WAL with an fsync) cost ~5 ms per call, more than the rest of a detach.
-   */
+  /** The store of a root, made once per process. */
   static cached(root: string | undefined, defaults: NetworkDefaults): NetworkStore {
-    const path = networkDbPath(root);
+    const path = networkDir(root);
     let s = NetworkStore.open_.get(path);
     if (!s) NetworkStore.open_.set(path, (s = new NetworkStore(path, defaults)));
     s.defaults = defaults;
     return s;
   }
 
-  /** Closes the stores kept open by cached (for long-lived processes that are done with networks). */
+  /** Forgets the stores kept by cached (tests that move a root's files). */
   static closeShared(): void {
-    for (const s of NetworkStore.open_.values()) s.close();
     NetworkStore.open_.clear();
   }
 
-  close(): void {
-    this.db.close();
+  /** Nothing to close (kept for callers of the SQLite store). */
+  close(): void {}
+
+  private importLegacy(): void {
+    const old = readLegacy(this.dir);
+    if (!old) return; // imported by another process meanwhile
+    for (const n of old.networks) {
+      if (this.network(n.name)) continue;
+      const { active, ...rec } = n;
+      this.create(this.networkFile(n.name), JSON.stringify(rec), true);
+      if (active) this.setActive(n.name, true);
+    }
+    for (const e of old.endpoints) if (!existsSync(this.endpointFile(e.network, e.ip))) this.create(this.endpointFile(e.network, e.ip), JSON.stringify(e));
+    for (const p of old.ports) if (!existsSync(this.portFile(p))) this.create(this.portFile(p), JSON.stringify(p));
+    retireLegacy(this.dir);
   }
 
-  /** Runs `fn` in a BEGIN IMMEDIATE transaction: the writer lock is held from the start. */
+  /**
+   * Runs `fn` holding the writer lock; when it throws, the files it made are removed and those
+   * it removed are made again (nested calls undo only their own part, as SQLite's savepoints).
+   */
   tx<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+    return withLockSync(join(this.dir, 'lock'), () => {
+      const outer = this.journal === undefined;
+      const journal = (this.journal ??= []);
+      const mark = journal.length;
+      try {
+        return fn();
+      } catch (err) {
+        for (let i = journal.length - 1; i >= mark; i--) {
+          try {
+            journal[i]!();
+          } catch { /* best effort: the sweep finds what is left */ }
+        }
+        journal.length = mark;
+        throw err;
+      } finally {
+        if (outer) {
+          this.journal = undefined;
+          this.memo = undefined;
+        }
+      }
+    });
+  }
+
+  private networkFile(name: string): string {
+    return join(this.dir, 'networks', `${name}.json`);
+  }
+
+  private endpointFile(network: string, ip: string): string {
+    return join(this.dir, 'endpoints', network, ip);
+  }
+
+  private portFile(p: Pick<PortRecord, 'proto' | 'hostIp' | 'hostPort'>): string {
+    return join(this.dir, 'ports', `${p.proto}-${p.hostIp}-${p.hostPort}`);
+  }
+
+  /** Makes `path` whole with `data`; EEXIST when it is there (an address or port already taken). */
+  private create(path: string, data: string, durable = false): void {
+    const dir = join(path, '..');
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const tmp = join(dir, `.tmp-${process.pid}`);
+    const fd = openSync(tmp, 'w', 0o600);
+    try {
+      writeSync(fd, data);
+      if (durable) fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    this.memo = undefined;
+    try {
+      linkSync(tmp, path);
+    } finally {
+      rmSync(tmp, { force: true });
+    }
+    this.journal?.push(() => rmSync(path, { force: true }));
+  }
+
+  /** Removes `path` (missing is fine); the transaction's undo makes it again. */
+  private remove(path: string): void {
+    let data: string;
+    try {
+      data = readFileSync(path, 'utf8');
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') return;
+      throw err;
+    }
+    this.memo = undefined;
+    rmSync(path, { force: true });
+    this.journal?.push(() => this.create(path, data));
   }
 
   network(name: string): NetworkRecord | undefined {
-    const r = this.q.network().get(name);
-    return r ? networkOf(r) : undefined;
+    if (!NAME_RE.test(name)) return undefined;
+    return this.cached(`n:${name}`, () => {
+      const r = readJson<Omit<NetworkRecord, 'active'>>(this.networkFile(name));
+      return r ? { ...r, active: existsSync(join(this.dir, 'networks', `${name}.active`)) } : undefined;
+    });
   }
 
   /** A network by name, full id or id prefix (at least 12 characters, as docker prints them). */
   findNetwork(nameOrId: string): NetworkRecord | undefined {
     const byName = this.network(nameOrId);
     if (byName) return byName;
-    if (/^[0-9a-f]{12,64}$/.test(nameOrId)) {
-      const r = this.q.networkById().get(nameOrId);
-      if (r) return networkOf(r);
-    }
+    if (/^[0-9a-f]{12,64}$/.test(nameOrId)) return this.networks().find((n) => n.id.startsWith(nameOrId));
     return undefined;
   }
 
@@ -279,7 +311,11 @@ export class NetworkStore {
   }
 
   networks(): NetworkRecord[] {
-    return this.q.networks().all().map(networkOf);
+    return list(join(this.dir, 'networks'))
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => this.network(f.slice(0, -5)))
+      .filter((n): n is NetworkRecord => n !== undefined)
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   /** The default network's record, created with the configured subnet and bridge if missing. */
@@ -301,7 +337,6 @@ export class NetworkStore {
       return this.insertNetwork(opts, true);
     });
   }
-
   private insertNetwork(opts: CreateNetworkOptions, dns: boolean): NetworkRecord {
     const existing = this.networks();
     const taken = existing.map((n) => ({ name: `network ${n.name}`, subnet: parseSubnet(n.subnet) }));
@@ -332,8 +367,9 @@ export class NetworkStore {
     if (opts.hostLinks?.has(bridge)) throw new BerthError('USAGE', `an interface named ${bridge} already exists on this host: choose another bridge name`);
     const id = randomHex(64);
     const created = new Date().toISOString();
-    this.q.insertNetwork().run(opts.name, id, bridge, formatSubnet(subnet), formatIPv4(gateway), opts.internal ? 1 : 0, dns ? 1 : 0, created);
-    return this.network(opts.name)!;
+    const rec: Omit<NetworkRecord, 'active'> = { name: opts.name, id, bridge, subnet: formatSubnet(subnet), gateway: formatIPv4(gateway), internal: opts.internal === true, dnsEnabled: dns, created };
+    this.create(this.networkFile(opts.name), JSON.stringify(rec), true);
+    return { ...rec, active: false };
   }
 
   private freeSubnet(taken: Subnet[]): Subnet {
@@ -356,39 +392,51 @@ export class NetworkStore {
 
   /** Records whether the network's bridge and rules may exist in the kernel. */
   setActive(name: string, active: boolean): void {
-    this.q.setActive().run(active ? 1 : 0, name);
+    const flag = join(this.dir, 'networks', `${name}.active`);
+    if (existsSync(flag) === active) return;
+    if (active) this.create(flag, '');
+    else this.remove(flag);
   }
 
   /** Removes the record of a network no container is on (the caller removes its bridge first). */
   deleteNetwork(name: string): void {
-    this.q.deleteNetwork().run(name);
+    this.setActive(name, false);
+    this.remove(this.networkFile(name));
+    rmSync(join(this.dir, 'endpoints', name), { recursive: true, force: true });
+    this.memo = undefined;
   }
 
   endpoints(network: string): EndpointRecord[] {
-    return this.q.endpointsOf().all(network).map(endpointOf);
+    if (!NAME_RE.test(network)) return [];
+    const dir = join(this.dir, 'endpoints', network);
+    return this.cached(`e:${network}`, () => list(dir)
+      .map((ip) => readJson<EndpointRecord>(join(dir, ip)))
+      .filter((e): e is EndpointRecord => e !== undefined)
+      .sort((a, b) => parseIPv4(a.ip) - parseIPv4(b.ip)));
   }
 
   endpointsOfContainer(container: string): EndpointRecord[] {
-    return this.q.endpointsOfContainer().all(container).map(endpointOf);
+    return this.allEndpoints().filter((e) => e.container === container).sort((a, b) => (a.iface < b.iface ? -1 : a.iface > b.iface ? 1 : 0));
   }
 
   allEndpoints(): EndpointRecord[] {
-    return this.q.allEndpoints().all().map(endpointOf);
+    return this.cached('e', () => list(join(this.dir, 'endpoints')).flatMap((n) => this.endpoints(n)));
   }
 
   endpoint(container: string, network: string): EndpointRecord | undefined {
-    const r = this.q.endpoint().get(container, network);
-    return r ? endpointOf(r) : undefined;
+    return this.endpoints(network).find((e) => e.container === container);
   }
 
   /**
    * Takes an address on `net` for a container: `wanted` if given (and free), else the lowest
-   * free host address. Call inside tx(); the row is the allocation.
+   * free host address. Call inside tx(); the file is the allocation.
    */
   allocate(net: NetworkRecord, ep: Omit<EndpointRecord, 'network' | 'ip'>, wanted?: string): string {
     const subnet = parseSubnet(net.subnet);
     const gateway = parseIPv4(net.gateway);
-    const used = new Set(this.q.ipsOf().all(net.name).map((s) => parseIPv4(s)));
+    // Every name counts, a record left unreadable by a crash too.
+    const used = new Set(list(join(this.dir, 'endpoints', net.name)).map((s) => parseIPv4(s)));
+    if (this.endpoint(ep.container, net.name)) throw new BerthError('CONTAINER_STATE', `container ${ep.name} is already on network ${net.name}`);
     let ip: number | undefined;
     if (wanted !== undefined) {
       ip = parseIPv4(wanted, '--ip');
@@ -406,30 +454,67 @@ export class NetworkStore {
       if (ip === undefined) throw new BerthError('USAGE', `network ${net.name} (${net.subnet}) has no free address left: remove containers or use a larger subnet`);
     }
     const addr = formatIPv4(ip);
-    this.q.insertEndpoint().run(ep.container, net.name, ep.name, JSON.stringify(ep.aliases), addr, ep.iface, ep.veth, ep.hostsPath, JSON.stringify(ep.hostsExtra), ep.hostname);
+    const rec: EndpointRecord = { container: ep.container, network: net.name, name: ep.name, aliases: ep.aliases, ip: addr, iface: ep.iface, veth: ep.veth, hostsPath: ep.hostsPath, hostsExtra: ep.hostsExtra, hostname: ep.hostname };
+    this.create(this.endpointFile(net.name, addr), JSON.stringify(rec));
     return addr;
   }
 
   /** Frees a container's address (and its published ports) on one network. */
   release(container: string, network: string): void {
-    this.q.deletePortsOf().run(container, network);
-    this.q.deleteEndpoint().run(container, network);
+    for (const p of this.portsOfContainer(container)) if (p.network === network) this.remove(this.portFile(p));
+    for (const e of this.endpoints(network)) if (e.container === container) this.remove(this.endpointFile(network, e.ip));
   }
 
   ports(): PortRecord[] {
-    return this.q.ports().all().map(portOf);
+    const dir = join(this.dir, 'ports');
+    return this.cached('p', () => list(dir)
+      .map((f) => readJson<PortRecord>(join(dir, f)))
+      .filter((p): p is PortRecord => p !== undefined)
+      .sort((a, b) => a.hostPort - b.hostPort));
   }
 
   portsOfNetwork(network: string): PortRecord[] {
-    return this.q.portsOfNetwork().all(network).map(portOf);
+    return this.ports().filter((p) => p.network === network);
   }
 
   portsOfContainer(container: string): PortRecord[] {
-    return this.q.portsOfContainer().all(container).map(portOf);
+    return this.ports().filter((p) => p.container === container);
   }
 
   addPort(p: PortRecord): void {
-    this.q.insertPort().run(p.hostIp, p.hostPort, p.proto, p.container, p.network, p.containerIp, p.containerPort);
+    try {
+      this.create(this.portFile(p), JSON.stringify(p));
+    } catch (err) {
+      if (errnoOf(err) === 'EEXIST') throw new BerthError('USAGE', `host port ${p.hostIp}:${p.hostPort}/${p.proto} is already published by another container`);
+      throw err;
+    }
+  }
+
+  /**
+   * Drops what is left unreadable (files a crash left empty), the ports of endpoints that are
+   * gone (a release killed half-way) and temp files of dead processes. In tx().
+   */
+  dropBroken(): void {
+    const eps = join(this.dir, 'endpoints');
+    for (const n of list(eps)) for (const ip of list(join(eps, n))) if (!readJson(join(eps, n, ip))) this.remove(join(eps, n, ip));
+    const ports = join(this.dir, 'ports');
+    for (const f of list(ports)) if (!readJson(join(ports, f))) this.remove(join(ports, f));
+    const attached = new Set(this.allEndpoints().map((e) => `${e.container}\0${e.network}`));
+    for (const p of this.ports()) if (!attached.has(`${p.container}\0${p.network}`)) this.remove(this.portFile(p));
+    // Temp files of processes killed between writing and linking them (`.tmp-PID`, `lock.PID`, `lock.break.PID`).
+    const dirs = [this.dir, join(this.dir, 'networks'), ports, ...list(eps).map((n) => join(eps, n))];
+    for (const d of dirs) {
+      let names: string[];
+      try {
+        names = readdirSync(d);
+      } catch {
+        continue;
+      }
+      for (const n of names) {
+        const pid = /^(?:\.tmp-|lock\.(?:break\.)?)(\d+)$/.exec(n)?.[1];
+        if (pid !== undefined && !processAlive(Number(pid))) rmSync(join(d, n), { force: true });
+      }
+    }
   }
 
   /**

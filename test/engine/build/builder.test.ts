@@ -8,8 +8,11 @@ import { lstat, mkdir, mkdtemp, readFile, readlink, rm, symlink, writeFile, chmo
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { build, type BuildOptions } from '../../../src/engine/build/builder.js';
+import { build, buildPlatforms, type BuildOptions } from '../../../src/engine/build/builder.js';
+import { runSupport } from '../../../src/engine/build/emulation.js';
+import { hostPlatform } from '../../../src/image/platform.js';
 import type { RunStep, RunStepExecutor } from '../../../src/engine/build/run-step.js';
+import type { CachedStep } from '../../../src/engine/build/cache.js';
 import { OciLayout } from '../../../src/image/layout.js';
 import { loadImage } from '../../../src/image/load-image.js';
 import { unpackLayers } from '../../../src/layer/unpack-layers.js';
@@ -382,5 +385,111 @@ describe('berth build without RUN', { skip: skipUnless(root('COPY sets owners wi
     const third = await build({ ...opts(3), cacheFrom: [imported] });
     assert.deepEqual(third.steps.map((s) => s.cached), [true, true, true, false, false]);
     assert.equal(counted.runs(), 3);
+  });
+
+  it('--cache-from: a layer whose content does not match the diffID the cache lists is not used (a miss, with a warning); the image is right', async (t) => {
+    const dir = await tempDir(t, 'berth-bld-');
+    const ctx = join(dir, 'ctx');
+    await writeTree(ctx, { one: '1\n', two: '2\n' });
+    const dockerfileText = 'FROM scratch\nCOPY one /one\nCOPY two /two\n';
+    const opts = (n: number): BuildOptions => ({ contextDir: ctx, dockerfileText, output: { layout: join(dir, `out${n}`), tag: 't' }, cache: join(dir, `cache${n}`), sourceDateEpoch: 1 });
+    const first = await build(opts(1));
+    const { writeCacheLayout, importCache } = await import('../../../src/engine/build/cache-transfer.js');
+    const out1 = await OciLayout.open(join(dir, 'out1'));
+    // A cache whose first COPY lists the second COPY's layer blob (a valid blob, under the first one's diffID).
+    const [a, b] = first.cacheSteps as [CachedStep, CachedStep];
+    const swapped: CachedStep[] = [{ ...a, layer: { desc: b.layer!.desc, diffId: a.layer!.diffId } }, b];
+    const bad = await OciLayout.open(join(dir, 'bad-cache'), { create: true });
+    await writeCacheLayout(out1, swapped, bad, 'latest');
+    const second = await build({ ...opts(2), cacheFrom: [await importCache(bad, 'latest', 'the bad cache')] });
+    assert.deepEqual(second.steps.map((s) => s.cached), [false, true], 'the swapped layer is a miss; the honest step is a hit');
+    assert.equal(second.warnings.length, 1, second.warnings.join('\n'));
+    assert.match(second.warnings[0]!, new RegExp(`^--cache-from: the layer ${b.layer!.desc.digest} of step "COPY one /one" decompresses to ${b.layer!.diffId}, not to the diffID ${a.layer!.diffId} the cache lists: not used, the step is built instead`));
+    assert.equal(second.manifest.digest, first.manifest.digest, 'the same image as a build without the cache');
+    // The bad entry is not copied into the local cache: a build from it alone builds the step again.
+    const third = await build({ ...opts(2), output: { layout: join(dir, 'out3'), tag: 't' } });
+    assert.deepEqual(third.steps.map((s) => s.cached), [true, true], 'the step built in the second build is cached, from its own layer');
+    // A listed layer that is no gzip at all (the image's config blob): a miss too, saying why.
+    const config = (await loadImage(out1, 't')).manifest.config;
+    const notGzip: CachedStep[] = [{ ...a, layer: { desc: { ...a.layer!.desc, digest: config.digest, size: config.size }, diffId: a.layer!.diffId } }];
+    const junk = await OciLayout.open(join(dir, 'junk-cache'), { create: true });
+    await writeCacheLayout(out1, notGzip, junk, 'latest');
+    const fourth = await build({ ...opts(4), cacheFrom: [await importCache(junk, 'latest', 'the junk cache')] });
+    assert.deepEqual(fourth.steps.map((s) => s.cached), [false, false]);
+    assert.match(fourth.warnings.join('\n'), /decompresses to nothing \(.+\), not to the diffID/);
+    const img = await loadImage(await OciLayout.open(join(dir, 'out3')), 't');
+    const rootfs = join(dir, 'rootfs');
+    await mkdir(rootfs);
+    await unpackLayers(rootfs, img.manifest.layers.map((l, i) => ({ ...l, diffId: img.config.rootfs.diff_ids[i]!, open: async () => (await OciLayout.open(join(dir, 'out3'))).fetch(l) })));
+    assert.equal(await readFile(join(rootfs, 'one'), 'utf8'), '1\n');
+  });
+
+  it('--platform A,B: an image index of both; FROM of an index picks each platform\'s manifest; FROM --platform=$BUILDPLATFORM runs on the host; RUN for a platform the host cannot run fails naming the emulator', async (t) => {
+    const dir = await tempDir(t, 'berth-bld-');
+    const base = join(dir, 'base');
+    await writeTree(base, { 'amd64.txt': 'amd64\n', 'arm64.txt': 'arm64\n' });
+    const AMD64 = { os: 'linux', architecture: 'amd64' };
+    const ARM64 = { os: 'linux', architecture: 'arm64' };
+    // A local index of two platforms, each with its own file (steps without RUN build for any platform).
+    const baseResult = await buildPlatforms({ contextDir: base, dockerfileText: 'FROM scratch\nARG TARGETARCH\nCOPY $TARGETARCH.txt /arch.txt\n', output: { layout: join(dir, 'base-layout'), tag: 'multi' } }, [AMD64, ARM64]);
+    const baseLayout = await OciLayout.open(join(dir, 'base-layout'));
+    const baseIndex = JSON.parse((await readFile(baseLayout.blobPath((await baseLayout.resolve('multi')).digest))).toString()) as { mediaType: string; manifests: { digest: string; platform: { architecture: string } }[] };
+    assert.equal(baseIndex.mediaType, 'application/vnd.oci.image.index.v1+json');
+    assert.deepEqual(baseIndex.manifests.map((m) => m.platform.architecture), ['amd64', 'arm64']);
+    assert.equal(baseResult.id, (await baseLayout.resolve('multi')).digest);
+    assert.deepEqual(await baseLayout.tags(), ['multi'], 'the platforms\' manifests are held by the index only');
+
+    const ctx = join(dir, 'ctx');
+    await writeTree(ctx, { f: 'f\n' });
+    const from = `FROM oci:${join(dir, 'base-layout')}:multi\nARG TARGETPLATFORM\nLABEL built.for=$TARGETPLATFORM\nCOPY f /f\n`;
+    await buildPlatforms({ contextDir: ctx, dockerfileText: from, output: { layout: join(dir, 'out'), tag: 'app' } }, [AMD64, ARM64]);
+    const out = await OciLayout.open(join(dir, 'out'));
+    for (const [p, arch] of [[AMD64, 'amd64'], [ARM64, 'arm64']] as const) {
+      const img = await loadImage(out, 'app', p);
+      const baseImg = await loadImage(baseLayout, 'multi', p);
+      assert.equal(img.config.architecture, arch);
+      assert.equal(img.config.config?.Labels?.['built.for'], `linux/${arch}`);
+      assert.deepEqual(img.manifest.layers.slice(0, 1).map((l) => l.digest), baseImg.manifest.layers.map((l) => l.digest), `${arch}: FROM took the ${arch} manifest of the index`);
+      const rootfs = join(dir, `rootfs-${arch}`);
+      await mkdir(rootfs);
+      await unpackLayers(rootfs, img.manifest.layers.map((l, i) => ({ ...l, diffId: img.config.rootfs.diff_ids[i]!, open: () => out.fetch(l) })));
+      assert.equal(await readFile(join(rootfs, 'arch.txt'), 'utf8'), `${arch}\n`);
+    }
+    await assert.rejects(buildPlatforms({ contextDir: ctx, dockerfileText: from, output: { layout: join(dir, 'out') } }, [AMD64, { os: 'linux', architecture: 'amd64' }]), /lists linux\/amd64 twice/);
+
+    // RUN: the host's own platform runs; another one needs a binfmt_misc handler the host has.
+    const foreign = process.arch === 'arm64' ? AMD64 : ARM64;
+    const counted = countingExecutor(dir);
+    // FROM --platform=$BUILDPLATFORM: a stage that runs on the host for every target (cross-compiling, no emulator).
+    const cross = [
+      `FROM --platform=$BUILDPLATFORM oci:${join(dir, 'base-layout')}:multi AS build`,
+      'ARG TARGETARCH',
+      'RUN make',
+      `FROM oci:${join(dir, 'base-layout')}:multi`,
+      'COPY --from=build /arch.txt /build-arch.txt',
+      'COPY --from=build /ran* /out/',
+      '',
+    ].join('\n');
+    await buildPlatforms({ contextDir: ctx, dockerfileText: cross, runExecutor: counted.executor, output: { layout: join(dir, 'cross'), tag: 'app' } }, [hostPlatform(), foreign]);
+    assert.equal(counted.runs(), 2, 'the build stage ran once per target (its TARGETARCH differs), on the host');
+    const crossLayout = await OciLayout.open(join(dir, 'cross'));
+    const hostArch = hostPlatform().architecture;
+    for (const p of [hostPlatform(), foreign]) {
+      const img = await loadImage(crossLayout, 'app', p);
+      assert.equal(img.config.architecture, p.architecture);
+      const rootfs = join(dir, `cross-${p.architecture}`);
+      await mkdir(rootfs);
+      await unpackLayers(rootfs, img.manifest.layers.map((l, i) => ({ ...l, diffId: img.config.rootfs.diff_ids[i]!, open: () => crossLayout.fetch(l) })));
+      assert.equal(await readFile(join(rootfs, 'arch.txt'), 'utf8'), `${p.architecture}\n`);
+      assert.equal(await readFile(join(rootfs, 'build-arch.txt'), 'utf8'), `${hostArch}\n`, 'the build stage is the build platform\'s');
+    }
+    const runFile = `FROM oci:${join(dir, 'base-layout')}:multi\nRUN make\n`;
+    if (!('error' in runSupport(foreign))) return t.skip(`this host has a binfmt_misc handler for ${foreign.architecture}: the refusal is not checked here`);
+    await assert.rejects(
+      buildPlatforms({ contextDir: ctx, dockerfileText: runFile, runExecutor: counted.executor, output: { layout: join(dir, 'run-out'), tag: 'app' } }, [hostPlatform(), foreign]),
+      (err: Error) => isBerthError(err) && new RegExp(`^Dockerfile:2:1: RUN for linux/${foreign.architecture}: .*qemu-user-static`).test(err.message),
+    );
+    assert.equal(counted.runs(), 3, 'the host platform\'s RUN ran, the foreign one did not');
+    assert.deepEqual(await (await OciLayout.open(join(dir, 'run-out'))).tags(), [], 'nothing tagged, and no platform\'s temporary tag left');
   });
 });

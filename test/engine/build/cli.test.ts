@@ -95,6 +95,17 @@ describe('berth build outputs and formats', { skip: skipUnless(root('COPY sets o
     await assert.rejects(runCommand('build', ['--format', 'v1', '--output', `oci:${out}:z`, '-q', ctx]), /--format must be oci or docker \(or json/);
   });
 
+  it('--platform linux/amd64,linux/arm64 writes an image index of both (not into a docker archive)', async () => {
+    const out = join(dir, 'multi');
+    assert.equal(await runCommand('build', ['--platform', 'linux/amd64,linux/arm64', '--output', `oci:${out}:m`, '--root', join(dir, 'root'), '--iidfile', join(dir, 'iid-m'), '-q', ctx]), 0);
+    const layout = await OciLayout.open(out);
+    const desc = await layout.resolve('m');
+    assert.equal(desc.mediaType, MediaType.imageIndex);
+    assert.equal(await readFile(join(dir, 'iid-m'), 'utf8'), desc.digest);
+    for (const arch of ['amd64', 'arm64']) assert.equal((await loadImage(layout, 'm', { os: 'linux', architecture: arch })).config.architecture, arch);
+    await assert.rejects(runCommand('build', ['--platform', 'linux/amd64,linux/arm64', '--output', `type=docker,dest=${join(dir, 'm.tar')}`, '--root', join(dir, 'root'), '-q', ctx]), /type=docker holds one platform/);
+  });
+
   it('--compression zstd makes zstd layers that berth reads back', async () => {
     const out = join(dir, 'zstd');
     assert.equal(await runCommand('build', ['--compression', 'zstd', '--output', `oci:${out}:z`, '--root', join(dir, 'root'), '-q', ctx]), 0);

@@ -209,6 +209,10 @@ describe('berth run -d and the container commands', { skip: needs }, () => {
     assert.equal(forced.code, 0);
     assert.match(forced.stderr, /no such container: no-such-ctr/);
     assert.equal((await e.berth(['rm', 'no-such-ctr'])).code, 1);
+    // docker's statuses outside run and create: 1 for any failure.
+    for (const args of [['logs', 'no-such-ctr'], ['stop', 'no-such-ctr'], ['top', 'no-such-ctr'], ['exec', 'no-such-ctr', 'true']]) {
+      assert.equal((await e.berth(args)).code, 1, args.join(' '));
+    }
     assert.equal((await e.berth(['run', '--name', 'until', 'busybox', 'sh', '-c', 'echo early; sleep 1.5; echo late'])).code, 0);
     // A foreground run's output is in its log too, as docker's.
     const all = await e.berth(['logs', '-t', 'until']);
@@ -217,6 +221,8 @@ describe('berth run -d and the container commands', { skip: needs }, () => {
     const r = await e.berth(['logs', '--until', new Date(Date.parse(early) + 500).toISOString(), 'until']);
     assert.equal(r.stdout, 'early\n', r.stderr);
     assert.equal((await e.berth(['logs', '--since', new Date(Date.parse(early) + 500).toISOString(), 'until'])).stdout, 'late\n');
+    const stopped = await Promise.all([e.berth(['kill', 'until']), e.berth(['exec', 'until', 'true'])]);
+    assert.deepEqual(stopped.map((r) => r.code), [1, 1], stopped.map((r) => r.stderr).join(''));
     assert.equal((await e.berth(['rm', 'until'])).code, 0);
   });
 
@@ -280,7 +286,7 @@ describe('berth run -d and the container commands', { skip: needs }, () => {
     assert.match((await e.berth(['ps', '-a'])).stdout, /Created\s+later/);
     assert.equal((await e.berth(['start', 'later'])).stdout, 'later\n');
     const rm = await e.berth(['rm', 'later']);
-    assert.equal(rm.code, 125);
+    assert.equal(rm.code, 1); // docker's: only run and create exit 125
     assert.match(rm.stderr, /it is running; stop it first or use rm -f/);
     assert.equal((await e.berth(['kill', '-s', 'USR1', 'later'])).code, 0);
     // (PID 1 of a pid namespace gets only the signals it handles.)

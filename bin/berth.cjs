@@ -1,4 +1,5 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --
+// (`--`: Node 20 reads a later --env-file as its own, nodejs/node#54232: `berth run --env-file F`.)
 // npm's bin entry for berth, in CommonJS (an ES module entry costs ~10 ms more per start):
 // runs the bundled CLI (dist/berth.cjs, made by scripts/bundle-cli.mjs: one CommonJS file with
 // a V8 code cache) and falls back to tsc's module graph when the bundle has not been built.

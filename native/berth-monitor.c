@@ -432,7 +432,7 @@ int main(int argc, char **argv) {
   /* fd 3 is berth-init's now: without our copy, the engine sees its end close with it. */
   if (has_channel) close(3);
   if (out[1] >= 0) { close(out[1]); close(err[1]); }
-  if (in[0] >= 0) { close(in[0]); attach_in = in[1]; }
+  if (in[0] >= 0) { close(in[0]); input_set(in[1], 0); }
 
   int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
   for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) signal(sigs[i], forward);
@@ -448,7 +448,7 @@ int main(int argc, char **argv) {
     else if (master < 0) { kill(child, SIGKILL); }
     else {
       sout.fd = master;
-      if (with_stdin && attach_listener >= 0) { attach_in = master; attach_in_tty = 1; }
+      if (with_stdin && (attach_listener >= 0 || attached)) input_set(master, 1);
       if (attached && isatty(0)) {
         if (tcgetattr(0, &saved_tio) == 0) {
           tio_saved = 1;
@@ -481,24 +481,30 @@ int main(int argc, char **argv) {
     }
     if (sout.fd >= 0 && !holding) p[np++] = (struct pollfd){ .fd = sout.fd, .events = POLLIN };
     if (serr.fd >= 0 && !holding) p[np++] = (struct pollfd){ .fd = serr.fd, .events = POLLIN };
-    if (in_open) p[np++] = (struct pollfd){ .fd = 0, .events = POLLIN };
+    int waiting = input_pending();
+    if (in_open && !waiting) p[np++] = (struct pollfd){ .fd = 0, .events = POLLIN };
     int nio = np;
     if (attach_listener >= 0 && !exited) p[np++] = (struct pollfd){ .fd = attach_listener, .events = POLLIN };
-    for (int i = 0; i < attach_nclients; i++) p[np++] = (struct pollfd){ .fd = attach_clients[i], .events = POLLIN };
+    for (int i = 0; i < attach_nclients && !waiting; i++) p[np++] = (struct pollfd){ .fd = attach_clients[i], .events = POLLIN };
+    int nin = np;
+    if (waiting && !exited) p[np++] = (struct pollfd){ .fd = attach_in, .events = POLLOUT };
     if (!exited && (code = reap(0)) >= 0) exited = 1;
-    if (!holding && (nio == 0 || (exited && nio == (in_open ? 1 : 0)))) {
+    if (!holding && (nio == 0 || (exited && nio == (in_open && !waiting ? 1 : 0)))) {
       if (exited) break;
-      /* Output closed before the exit: wait for it (EINTR: a forwarded signal). */
-      code = reap(1);
-      exited = 1;
-      continue;
+      /* Output closed before the exit, nothing else to serve: wait for it (EINTR: a forwarded signal). */
+      if (np == nio) {
+        code = reap(1);
+        exited = 1;
+        continue;
+      }
     }
     /* After the exit, a pty master never reports EOF while other holders live: drain briefly. */
     int r = poll(p, (nfds_t)np, exited ? 50 : 200);
     if (r < 0 && errno != EINTR) break;
     if (r == 0 && exited) break;
+    if (nin < np && p[nin].revents) input_flush();
     /* Clients first (from the end: a dropped client's slot takes the last one's), then stdio. */
-    for (int i = np - 1; i >= nio && r > 0; i--) {
+    for (int i = nin - 1; i >= nio && r > 0; i--) {
       if (!p[i].revents) continue;
       if (p[i].fd == attach_listener) { attach_accept(); continue; }
       for (int k = 0; k < attach_nclients; k++) if (attach_clients[k] == p[i].fd) { attach_read(k, master); break; }
@@ -507,14 +513,14 @@ int main(int argc, char **argv) {
       if (!p[i].revents) continue;
       if (p[i].fd == 0) {
         ssize_t n = read(0, buf, sizeof buf);
-        if (n <= 0) { in_open = 0; if (master >= 0 && !isatty(0)) { char eot = 4; write_all(master, &eot, 1); } }
-        else write_all(master, buf, (size_t)n);
+        if (n <= 0) { in_open = 0; if (master >= 0 && !isatty(0)) input_push("\4", 1); }
+        else input_push(buf, (size_t)n);
         continue;
       }
       struct stream *s = p[i].fd == sout.fd ? &sout : &serr;
       ssize_t n = read(s->fd, buf, sizeof buf);
       if (n <= 0) {
-        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue; /* EAGAIN: a non-blocking pty master */
         flush_stream(s);
         close(s->fd);
         s->fd = -1;

@@ -23,6 +23,54 @@ static int attach_in = -1;  /* where client input goes: the stdin pipe or the pt
 static int attach_in_tty;
 static int attach_stdin_once; /* -o: the end of a client's input is the end of the container's */
 
+/*
+ * Input on its way to the container (clients' stdin frames; our stdin with -a -t) waits here
+ * when the container's stdin pipe or pty is full: attach_in is non-blocking, so a container
+ * that does not read its input never stops the monitor from copying its output, writing its
+ * log and reaping it. While input waits, no more is read (from the clients, or our stdin):
+ * their sockets and pipes hold it back.
+ */
+static char *inq;
+static size_t inq_len, inq_off, inq_cap;
+static int inq_close; /* close the stdin pipe once what waits is written */
+
+static int input_pending(void) { return attach_in >= 0 && (inq_off < inq_len || inq_close); }
+
+static void input_set(int fd, int tty) {
+  attach_in = fd;
+  attach_in_tty = tty;
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+/* Writes what waits as far as the container takes it; drops it when the container's end is gone. */
+static void input_flush(void) {
+  while (attach_in >= 0 && inq_off < inq_len) {
+    ssize_t w = write(attach_in, inq + inq_off, inq_len - inq_off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && errno == EAGAIN) return;
+    if (w < 0) { inq_off = inq_len; if (!attach_in_tty) inq_close = 1; break; } /* EPIPE: nobody reads */
+    inq_off += (size_t)w;
+  }
+  inq_off = inq_len = 0;
+  if (inq_close && attach_in >= 0) { close(attach_in); attach_in = -1; }
+  inq_close = 0;
+}
+
+static void input_push(const char *p, size_t n) {
+  if (attach_in < 0 || n == 0) return;
+  if (inq_len + n > inq_cap) {
+    size_t cap = inq_cap ? inq_cap : 65536;
+    while (cap < inq_len + n) cap *= 2;
+    char *q = realloc(inq, cap);
+    if (!q) fail("out of memory for the container's input");
+    inq = q;
+    inq_cap = cap;
+  }
+  memcpy(inq + inq_len, p, n);
+  inq_len += n;
+  input_flush();
+}
+
 static void attach_listen(const char *path) {
   struct sockaddr_un sa = { .sun_family = AF_UNIX };
   if (strlen(path) >= sizeof sa.sun_path) fail("attach socket path too long: %s", path);
@@ -105,11 +153,12 @@ static int read_full(int fd, void *p, size_t n) {
   return 0;
 }
 
+/* The end of the container's input, after what waits: ^D on a terminal, else its pipe closes. */
 static void attach_close_stdin(void) {
   if (attach_in < 0) return;
-  if (attach_in_tty) { char eot = 4; write_all(attach_in, &eot, 1); return; }
-  close(attach_in);
-  attach_in = -1;
+  if (attach_in_tty) { input_push("\4", 1); return; }
+  inq_close = 1;
+  input_flush();
 }
 
 /* One frame from client i (poll said it is readable); a client that closed or misbehaves goes. */
@@ -124,7 +173,7 @@ static void attach_read(int i, int master) {
   while (left > 0) {
     size_t chunk = left < sizeof data ? left : sizeof data;
     if (read_full(fd, data, chunk) < 0) { attach_drop(i); return; }
-    if (h[0] == 0 && attach_in >= 0) write_all(attach_in, data, chunk);
+    if (h[0] == 0) input_push(data, chunk);
     if (h[0] == 1 && master >= 0 && chunk >= 4) {
       struct winsize ws = { .ws_row = (unsigned short)((unsigned char)data[0] << 8 | (unsigned char)data[1]),
                             .ws_col = (unsigned short)((unsigned char)data[2] << 8 | (unsigned char)data[3]) };

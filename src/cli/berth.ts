@@ -59,6 +59,8 @@ const commandGroup: Record<string, keyof typeof groups> = {
   stop: 'engine',
   kill: 'engine',
   restart: 'engine',
+  pause: 'engine',
+  unpause: 'engine',
   rm: 'engine',
   ps: 'engine',
   logs: 'engine',
@@ -67,6 +69,7 @@ const commandGroup: Record<string, keyof typeof groups> = {
   top: 'engine',
   cp: 'engine',
   commit: 'engine',
+  diff: 'engine',
   container: 'engine',
   // networks and published ports (cli/network.ts)
   network: 'network',

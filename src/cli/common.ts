@@ -36,16 +36,26 @@ export function parseCommand(name: string, spec: CommandSpec, argv: string[]): P
     rest = argv.slice(at);
     argv = argv.slice(0, at);
   }
+  const bools = boolValues(argv, { ...COMMON_OPTIONS, ...(spec.options ?? {}) });
+  argv = bools.argv;
   try {
     parsed = parseArgs({
       args: argv,
       options: { ...COMMON_OPTIONS, ...(spec.options ?? {}) },
       allowPositionals: true,
       strict: true,
+      tokens: true,
     });
   } catch (err) {
-    throw new BerthError('USAGE', `${(err as Error).message}\n\n${spec.usage}`);
+    // One line, as docker's: what was wrong, and where the options are (the usage is long).
+    const e = err as Error & { code?: string };
+    const flagName = /'(-[^']*)'/.exec(e.message)?.[1];
+    const what = e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && flagName ? `unknown flag: ${flagName}` : e.message.replace(/\.\s.*$/s, '');
+    throw new BerthError('USAGE', `${what}; see 'berth ${name} --help'`);
   }
+  const last = new Map<string, number>();
+  for (const t of parsed.tokens) if (t.kind === 'option') last.set(t.name, t.index);
+  for (const [name, index] of last) if (bools.off.has(index)) (parsed.values as Record<string, unknown>)[name] = false;
   if (parsed.values.help) return 'help';
   const format = parsed.values.format;
   // A command may give --format more values of its own (build: oci|docker); json still means JSON output.
@@ -53,6 +63,30 @@ export function parseCommand(name: string, spec: CommandSpec, argv: string[]): P
     throw new BerthError('USAGE', `berth ${name}: --format must be "json" or "text", got ${JSON.stringify(format)}`);
   }
   return { values: parsed.values as ParsedCommand['values'], positionals: [...parsed.positionals, ...rest], json: format === 'json' };
+}
+
+const TRUE = new Set(['1', 't', 'T', 'TRUE', 'true', 'True']);
+const FALSE = new Set(['0', 'f', 'F', 'FALSE', 'false', 'False']);
+
+/**
+ * docker's boolean flags also take a value (its flag parser's, strconv.ParseBool): `--rm=false`,
+ * `-d=true`, `--sig-proxy=0`. Each becomes the bare flag; `off` holds the argv indexes of those
+ * that said false (the last word for a flag wins). `--rm false` stays two words, as docker reads it.
+ */
+function boolValues(argv: string[], options: NonNullable<ParseArgsConfig['options']>): { argv: string[]; off: Set<number> } {
+  const byShort = new Map(Object.entries(options).filter(([, o]) => o.short).map(([n, o]) => [o.short!, n]));
+  const off = new Set<number>();
+  const end = argv.indexOf('--');
+  const out = argv.map((a, i) => {
+    const m = end >= 0 && i > end ? null : /^(?:--([^=]+)|-([^-=]))=(.*)$/s.exec(a);
+    const name = m ? m[1] ?? byShort.get(m[2]!) : undefined;
+    if (!m || !name || options[name]?.type !== 'boolean') return a;
+    const shown = m[1] ? `--${m[1]}` : `-${m[2]}`;
+    if (FALSE.has(m[3]!)) off.add(i);
+    else if (!TRUE.has(m[3]!)) throw new BerthError('USAGE', `invalid argument ${JSON.stringify(m[3])} for "${shown}" flag: use true or false`);
+    return shown;
+  });
+  return { argv: out, off };
 }
 
 /** The index in argv just after the `count`-th positional (docker's parser stops there). */
@@ -66,6 +100,7 @@ function optionsEnd(argv: string[], options: NonNullable<ParseArgsConfig['option
     if (a.startsWith('--')) {
       if (!a.includes('=') && takesValue(a.slice(2))) i++;
     } else if (a.startsWith('-') && a !== '-') {
+      if (a[2] === '=') continue; // -d=false: one flag and its value
       for (let k = 1; k < a.length; k++) {
         const name = byShort.get(a[k]!);
         if (name && takesValue(name)) { if (k === a.length - 1) i++; break; }

@@ -9,6 +9,7 @@ import { flag, printJson, printLine, str, strs, type CommandGroup, type CommandS
 import type { Container } from '../engine/containers/store.js';
 import type { Engine, ImageSource } from '../engine/containers/engine.js';
 import type { RunOptions } from '../engine/containers/options.js';
+import { isPaused, setPaused, thawIfPaused } from '../engine/containers/pause.js';
 
 type EngineModule = typeof import('../engine/containers/engine.js');
 
@@ -19,14 +20,25 @@ async function engineOf(p: ParsedCommand): Promise<{ engine: Engine; mod: Engine
 }
 
 /** Runs a command body; errors print one line and give docker's exit status (125 unless said). */
-function engineCommand(spec: Omit<CommandSpec, 'run'> & { run(p: ParsedCommand): Promise<number> }): CommandSpec {
+/**
+ * Exit statuses as docker's: run and create (`makes: true`) exit 125 when berth fails; the other
+ * commands exit 1 on any failure (126 and 127 stay: a command exec could not run or find), and
+ * so does each container a command names that fails (forEachContainer).
+ */
+function failureStatus(err: unknown, makes: boolean): number {
+  const code = (err as { exitCode?: number }).exitCode;
+  if (makes) return code ?? 125;
+  return code === 126 || code === 127 ? code : 1;
+}
+
+function engineCommand(spec: Omit<CommandSpec, 'run'> & { run(p: ParsedCommand): Promise<number>; makes?: boolean }): CommandSpec {
   return {
     ...spec,
     async run(p) {
       try {
         return await spec.run(p);
       } catch (err) {
-        const code = (err as { exitCode?: number }).exitCode ?? 125;
+        const code = failureStatus(err, spec.makes === true);
         const msg = err instanceof Error ? err.message : String(err);
         process.stderr.write(`berth: ${err instanceof BerthError ? msg : (err as Error).stack ?? msg}\n`);
         return code;
@@ -76,6 +88,8 @@ const RUN_OPTIONS = {
   ulimit: { type: 'string' as const, multiple: true },
   init: { type: 'boolean' as const },
   'stop-signal': { type: 'string' as const },
+  'stop-timeout': { type: 'string' as const },
+  restart: { type: 'string' as const },
   label: { type: 'string' as const, short: 'l', multiple: true },
   runtime: { type: 'string' as const },
   cidfile: { type: 'string' as const },
@@ -103,7 +117,8 @@ const RUN_HELP = `Options:
   --security-opt no-new-privileges | seccomp=unconfined | seccomp=PROFILE.json
   -m, --memory SIZE     --cpus N   --pids-limit N   --ulimit NAME=SOFT[:HARD]
   --init                a tiny reaper as PID 1 (berth-reaper)
-  --stop-signal SIG     -l, --label K=V   --cidfile FILE
+  --stop-signal SIG     --stop-timeout SECONDS (stop's default wait, 10)   -l, --label K=V   --cidfile FILE
+  --restart no          (the only policy: berth has no daemon to restart containers)
   --log-opt max-size=SIZE   rotate the json-file log at SIZE (default 10m)
   --runtime berth|runc|crun|PATH   (default berth: planned in this process, berth-init executes)
   --root DIR            berth root (default $BERTH_ROOT, else /var/lib/berth)
@@ -140,6 +155,12 @@ async function runOptions(p: ParsedCommand, command: string[]): Promise<RunOptio
   if (pids !== undefined && !/^-?\d+$/.test(pids)) throw new BerthError('USAGE', `--pids-limit ${pids}: an integer`);
   const stopSignal = str(p, 'stop-signal');
   if (stopSignal) o.signalNumber(stopSignal);
+  const stopTimeout = str(p, 'stop-timeout');
+  if (stopTimeout !== undefined && !/^\d+$/.test(stopTimeout)) throw new BerthError('USAGE', `--stop-timeout ${stopTimeout}: whole seconds`);
+  const restart = str(p, 'restart');
+  if (restart !== undefined && restart !== 'no') {
+    throw new BerthError('USAGE', `--restart ${restart}: berth has no daemon to restart containers; only --restart no is supported (use a service manager such as systemd to restart one)`);
+  }
   return {
     ...(str(p, 'name') !== undefined ? { name: str(p, 'name')! } : {}),
     command,
@@ -170,6 +191,7 @@ async function runOptions(p: ParsedCommand, command: string[]): Promise<RunOptio
     ulimits: strs(p, 'ulimit').map(o.parseUlimit),
     init: flag(p, 'init'),
     ...(stopSignal ? { stopSignal } : {}),
+    ...(stopTimeout !== undefined ? { stopTimeout: Number(stopTimeout) } : {}),
     labels: o.parseLabels(strs(p, 'label')),
     tty: flag(p, 'tty'),
     interactive: flag(p, 'interactive'),
@@ -269,8 +291,13 @@ function ago(iso: string | undefined): string {
   return `${Math.round(s / 86400)} days`;
 }
 
+/** docker's state: a running container whose processes are frozen is paused. */
+function stateOf(c: Container): string {
+  return c.state.status === 'running' && isPaused(c) ? 'paused' : c.state.status;
+}
+
 function statusText(c: Container, exit: number | undefined): string {
-  if (c.state.status === 'running') return `Up ${ago(c.state.startedAt)}`;
+  if (c.state.status === 'running') return `Up ${ago(c.state.startedAt)}${isPaused(c) ? ' (Paused)' : ''}`;
   if (c.state.status === 'exited') return `Exited (${exit ?? c.state.exitCode ?? 0}) ${ago(c.state.finishedAt)} ago`;
   return 'Created';
 }
@@ -280,24 +307,6 @@ function table(rows: string[][]): void {
   for (const r of rows) printLine(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]! + 3))).join('').trimEnd());
 }
 
-function matchesFilter(c: Container, filters: string[]): boolean {
-  for (const f of filters) {
-    const eq = f.indexOf('=');
-    const key = f.slice(0, eq);
-    const value = f.slice(eq + 1);
-    if (eq < 0) throw new BerthError('USAGE', `--filter ${f}: use KEY=VALUE (status, name, id, label, ancestor)`);
-    const ok =
-      key === 'status' ? c.state.status === value :
-      key === 'name' ? c.name.includes(value.replace(/^\//, '')) :
-      key === 'id' ? c.id.startsWith(value) :
-      key === 'label' ? (value.includes('=') ? c.config.labels[value.slice(0, value.indexOf('='))] === value.slice(value.indexOf('=') + 1) : value in c.config.labels) :
-      key === 'ancestor' ? c.config.image === value || c.config.image.endsWith(`/${value}`) || c.config.image.endsWith(`/${value}:latest`) || c.config.image.includes(`/library/${value}`) :
-      key === 'exited' ? c.state.status === 'exited' && String(c.state.exitCode) === value :
-      (() => { throw new BerthError('USAGE', `--filter ${f}: unknown key ${key} (status, name, id, label, ancestor, exited)`); })();
-    if (!ok) return false;
-  }
-  return true;
-}
 
 /** docker inspect's shape, for the fields berth has. */
 function inspectDoc(engine: Engine, c: Container, ports: { containerPort: number; proto: string; hostIp: string; hostPort: number }[] = []): unknown {
@@ -309,7 +318,7 @@ function inspectDoc(engine: Engine, c: Container, ports: { containerPort: number
     Path: c.config.args[0],
     Args: c.config.args.slice(1),
     State: {
-      Status: c.state.status, Running: running, Paused: false, Restarting: false, OOMKilled: false, Dead: false,
+      Status: stateOf(c), Running: running, Paused: running && isPaused(c), Restarting: false, OOMKilled: false, Dead: false,
       Pid: running ? c.state.pid : 0, ExitCode: c.state.status === 'exited' ? exit ?? 0 : 0,
       StartedAt: c.state.startedAt ?? '0001-01-01T00:00:00Z', FinishedAt: c.state.finishedAt ?? '0001-01-01T00:00:00Z',
     },
@@ -331,12 +340,22 @@ function inspectDoc(engine: Engine, c: Container, ports: { containerPort: number
     Config: {
       Hostname: c.config.hostname, User: c.config.user, Tty: c.config.tty, OpenStdin: c.config.interactive, Env: c.config.env,
       Cmd: c.config.cmd ?? null, Entrypoint: c.config.entrypoint ?? null, Image: c.config.image, WorkingDir: c.config.workdir,
-      Labels: c.config.labels, StopSignal: c.config.stopSignal,
+      Labels: c.config.labels, StopSignal: c.config.stopSignal, ...(c.config.stopTimeout !== undefined ? { StopTimeout: c.config.stopTimeout } : {}),
     },
   };
 }
 
-async function forEachContainer(p: ParsedCommand, usage: string, fn: (engine: Engine, c: Container) => Promise<void>): Promise<number> {
+/** stop's and restart's -t: seconds, or undefined (the container's --stop-timeout, else 10). */
+function stopTime(p: ParsedCommand): number | undefined {
+  const v = str(p, 'time');
+  if (v === undefined) return undefined;
+  const t = Number(v);
+  if (!Number.isFinite(t) || t < 0) throw new BerthError('USAGE', `--time ${v}: seconds`);
+  return t;
+}
+
+/** missingOk: a container that does not exist is reported but does not fail the command (docker's rm -f). */
+async function forEachContainer(p: ParsedCommand, usage: string, fn: (engine: Engine, c: Container) => Promise<void>, missingOk = false): Promise<number> {
   needOne(p, usage);
   const { engine } = await engineOf(p);
   let status = 0;
@@ -345,7 +364,8 @@ async function forEachContainer(p: ParsedCommand, usage: string, fn: (engine: En
       await fn(engine, engine.store.find(ref));
     } catch (err) {
       process.stderr.write(`berth: ${(err as Error).message}\n`);
-      status = (err as { exitCode?: number }).exitCode ?? 1;
+      if (missingOk && err instanceof BerthError && err.code === 'CONTAINER_NOT_FOUND') continue;
+      status = failureStatus(err, false);
     }
   }
   return status;
@@ -353,9 +373,7 @@ async function forEachContainer(p: ParsedCommand, usage: string, fn: (engine: En
 
 /** docker's --sig-proxy[=true|false] (default true). */
 function sigProxy(p: ParsedCommand): boolean {
-  const v = str(p, 'sig-proxy') ?? 'true';
-  if (v !== 'true' && v !== 'false') throw new BerthError('USAGE', `--sig-proxy=${v}: true or false`);
-  return v === 'true';
+  return p.values['sig-proxy'] !== false;
 }
 
 /** Our stdio to the running container's, through its monitor, until it exits or we detach. */
@@ -369,13 +387,14 @@ async function attachTo(engine: Engine, c: Container, p: ParsedCommand, stdin: b
   });
 }
 
-const ATTACH_OPTIONS = { 'sig-proxy': { type: 'string' as const }, 'detach-keys': { type: 'string' as const } };
+const ATTACH_OPTIONS = { 'sig-proxy': { type: 'boolean' as const }, 'detach-keys': { type: 'string' as const } };
 
 const commands: CommandGroup = {
   run: engineCommand({
+    makes: true,
     summary: 'Run a command in a new container (pulls the image when missing)',
     usage: RUN_USAGE,
-    options: { ...RUN_OPTIONS, 'detach-keys': { type: 'string' as const } },
+    options: { ...RUN_OPTIONS, ...ATTACH_OPTIONS },
     optionsEndAfter: 1,
     async run(p) {
       const detach = flag(p, 'detach');
@@ -404,7 +423,7 @@ const commands: CommandGroup = {
       }
       let code: number;
       try {
-        code = await engine.start(c, true);
+        code = await engine.start(c, true, undefined, { sigProxy: sigProxy(p) });
       } finally {
         if (c.config.autoRemove) {
           const now = engine.store.load(c.id);
@@ -418,6 +437,7 @@ const commands: CommandGroup = {
   }),
 
   create: engineCommand({
+    makes: true,
     summary: 'Create a container (rootfs, config, name) without starting it; berth create DIR oci:… makes an image',
     usage: `Usage: berth create [OPTIONS] IMAGE [COMMAND [ARG...]]\n\nAs berth run, without starting the container (berth start does). Prints the id.\n(berth create DIR oci:LAYOUT:TAG still makes an image from a directory; its options: berth create DIR oci:LAYOUT --help.)\n\nExamples:\n  berth create --name web busybox httpd -f -p 8080 && berth start web\n  berth create ./rootfs oci:./images:v1 --cmd '["/bin/sh"]'   # an image, not a container\n\n${RUN_HELP}`,
     options: RUN_OPTIONS,
@@ -430,6 +450,8 @@ const commands: CommandGroup = {
   }),
 
   start: engineCommand({
+    // (docker's start exits 1; start -a keeps 125 for a container that cannot start, as warm-run.test asserts.)
+    makes: true,
     summary: 'Start one or more stopped containers',
     usage: 'Usage: berth start [-a [-i]] CONTAINER...\n\n  -a, --attach        pass the container\'s output (and its status) through, as berth attach\n  -i, --interactive   and our stdin to the container (made with -i)\n  --detach-keys KEYS  (with a terminal) detach with KEYS, default ctrl-p,ctrl-q',
     options: { ...ROOT_OPTION, ...ATTACH_OPTIONS, attach: { type: 'boolean', short: 'a' }, interactive: { type: 'boolean', short: 'i' } },
@@ -474,13 +496,13 @@ size follows; ctrl-p ctrl-q (--detach-keys) detaches and leaves the container ru
 
   stop: engineCommand({
     summary: 'Stop running containers (the stop signal, then SIGKILL after -t seconds)',
-    usage: 'Usage: berth stop [-t SECONDS] CONTAINER...\n\n  -t, --time N   seconds to wait before SIGKILL (default 10)',
+    usage: 'Usage: berth stop [-t SECONDS] CONTAINER...\n\n  -t, --time N   seconds to wait before SIGKILL (default: the container\'s --stop-timeout, else 10)',
     options: { ...ROOT_OPTION, time: { type: 'string', short: 't' } },
     async run(p) {
-      const t = Number(str(p, 'time') ?? 10);
-      if (!Number.isFinite(t) || t < 0) throw new BerthError('USAGE', `--time ${str(p, 'time')}: seconds`);
+      const t = stopTime(p);
       return forEachContainer(p, this.usage, async (engine, c) => {
-        await engine.stop(c, t);
+        await thawIfPaused(c);
+        await engine.stop(c, t ?? c.config.stopTimeout ?? 10);
         printLine(p.positionals.find((r) => r === c.name || c.id.startsWith(r)) ?? c.id);
       });
     },
@@ -493,6 +515,8 @@ size follows; ctrl-p ctrl-q (--detach-keys) detaches and leaves the container ru
     async run(p) {
       return forEachContainer(p, this.usage, async (engine, c) => {
         engine.kill(c, str(p, 'signal') ?? 'KILL');
+        // As docker's: the signal is taken once the processes thaw.
+        await thawIfPaused(c);
         printLine(p.positionals.find((r) => r === c.name || c.id.startsWith(r)) ?? c.id);
       });
     },
@@ -503,10 +527,35 @@ size follows; ctrl-p ctrl-q (--detach-keys) detaches and leaves the container ru
     usage: 'Usage: berth restart [-t SECONDS] CONTAINER...',
     options: { ...ROOT_OPTION, time: { type: 'string', short: 't' } },
     async run(p) {
-      const t = Number(str(p, 'time') ?? 10);
+      const t = stopTime(p);
       return forEachContainer(p, this.usage, async (engine, c) => {
-        await engine.stop(c, t);
+        await thawIfPaused(c);
+        await engine.stop(c, t ?? c.config.stopTimeout ?? 10);
         await engine.start(engine.store.load(c.id) ?? c, false);
+        printLine(p.positionals.find((r) => r === c.name || c.id.startsWith(r)) ?? c.id);
+      });
+    },
+  }),
+
+  pause: engineCommand({
+    summary: 'Freeze the processes of running containers (their freezer cgroup)',
+    usage: 'Usage: berth pause CONTAINER...\n\nThe processes stop where they are until berth unpause; stop, kill and rm -f still end them.',
+    options: ROOT_OPTION,
+    async run(p) {
+      return forEachContainer(p, this.usage, async (engine, c) => {
+        await setPaused(c, engine.livePid(c) > 0, true);
+        printLine(p.positionals.find((r) => r === c.name || c.id.startsWith(r)) ?? c.id);
+      });
+    },
+  }),
+
+  unpause: engineCommand({
+    summary: 'Thaw the processes of paused containers',
+    usage: 'Usage: berth unpause CONTAINER...',
+    options: ROOT_OPTION,
+    async run(p) {
+      return forEachContainer(p, this.usage, async (engine, c) => {
+        await setPaused(c, engine.livePid(c) > 0, false);
         printLine(p.positionals.find((r) => r === c.name || c.id.startsWith(r)) ?? c.id);
       });
     },
@@ -518,37 +567,45 @@ size follows; ctrl-p ctrl-q (--detach-keys) detaches and leaves the container ru
     options: { ...ROOT_OPTION, force: { type: 'boolean', short: 'f' }, volumes: { type: 'boolean', short: 'v' } },
     async run(p) {
       return forEachContainer(p, this.usage, async (engine, c) => {
+        if (flag(p, 'force')) await thawIfPaused(c);
         await engine.remove(c, flag(p, 'force'));
         if (flag(p, 'volumes') && c.config.anonymousVolumes?.length) {
           const { removeVolumes } = await import('../engine/containers/anon-volumes.js');
           await removeVolumes(engine.root, c.config.anonymousVolumes);
         }
         printLine(p.positionals.find((r) => r === c.name || c.id.startsWith(r)) ?? c.id);
-      });
+      }, flag(p, 'force'));
     },
   }),
 
   ps: engineCommand({
     summary: 'List containers',
-    usage: 'Usage: berth ps [-a] [-q] [--no-trunc] [--filter KEY=VALUE]... [--format json]\n\nFilters: status=created|running|exited, name=, id=, label=K[=V], ancestor=IMAGE, exited=CODE',
-    options: { ...ROOT_OPTION, all: { type: 'boolean', short: 'a' }, quiet: { type: 'boolean', short: 'q' }, filter: { type: 'string', short: 'f', multiple: true }, 'no-trunc': { type: 'boolean' } },
+    usage: 'Usage: berth ps [-a] [-q] [--no-trunc] [--filter KEY=VALUE]... [--format json|TEMPLATE]\n\nTEMPLATE as docker\'s: \'{{.Names}}\', \'table {{.ID}}\\t{{.Status}}\' (fields ID, Image, Command, CreatedAt,\nRunningFor, Ports, State, Status, Names, Labels, Label "K", Mounts, Networks).\n\nFilters (docker\'s: one key\'s values are alternatives, keys must all hold):\n  status=created|running|exited, name=REGEXP, id=PREFIX, label=K[=V], ancestor=IMAGE, exited=CODE,\n  before=CONTAINER, since=CONTAINER, network=NAME, volume=NAME|PATH, publish=PORT[/PROTO], expose=PORT[/PROTO]',
+    options: { ...ROOT_OPTION, all: { type: 'boolean', short: 'a' }, quiet: { type: 'boolean', short: 'q' }, filter: { type: 'string', short: 'f', multiple: true }, 'no-trunc': { type: 'boolean' }, format: { type: 'string' } },
     async run(p) {
       const { engine } = await engineOf(p);
       engine.sweep();
-      const filters = strs(p, 'filter');
-      const all = flag(p, 'all') || filters.some((f) => f.startsWith('status=') || f.startsWith('exited='));
-      const list = engine.store.list().filter((c) => (all || c.state.status === 'running') && matchesFilter(c, filters));
+      const { parsePsFilters } = await import('../engine/containers/ps-filter.js');
+      const filter = parsePsFilters(strs(p, 'filter'), (ref) => engine.store.find(ref));
+      const all = flag(p, 'all') || filter.all;
+      const list = engine.store.list().filter((c) => (all || c.state.status === 'running') && filter.matches(c, engine.exitOf(c), stateOf(c)));
       const id = (c: Container) => (flag(p, 'no-trunc') ? c.id : shortId(c.id));
       if (flag(p, 'quiet')) { for (const c of list) printLine(id(c)); return 0; }
       if (p.json) {
         printJson(list.map((c) => ({
           Id: c.id, Names: [c.name], Image: c.config.image, ImageID: c.config.imageDigest, Command: c.config.args.join(' '),
-          Created: c.created, State: c.state.status, Status: statusText(c, engine.exitOf(c)), Pid: c.state.status === 'running' ? c.state.pid : 0,
+          Created: c.created, State: stateOf(c), Status: statusText(c, engine.exitOf(c)), Pid: c.state.status === 'running' ? c.state.pid : 0,
           ExitCode: c.state.status === 'exited' ? engine.exitOf(c) ?? 0 : undefined, Labels: c.config.labels,
         })));
         return 0;
       }
       const cmd = (c: Container) => { const s = JSON.stringify(c.config.args.join(' ')); return flag(p, 'no-trunc') || s.length <= 22 ? s : `${s.slice(0, 20)}…"`; };
+      const format = str(p, 'format');
+      if (format !== undefined && format !== 'table' && format !== 'text') {
+        const { psTemplate } = await import('./ps-format.js');
+        for (const line of psTemplate(format, list.map((c) => ({ c, id: id(c), command: cmd(c), status: statusText(c, engine.exitOf(c)), state: stateOf(c), created: ago(c.created) })))) printLine(line);
+        return 0;
+      }
       table([['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'NAMES'],
         ...list.map((c) => [id(c), c.config.image, cmd(c), `${ago(c.created)} ago`, statusText(c, engine.exitOf(c)), c.name])]);
       return 0;
@@ -557,8 +614,8 @@ size follows; ctrl-p ctrl-q (--detach-keys) detaches and leaves the container ru
 
   logs: engineCommand({
     summary: 'Print a container\'s output (its json-file log)',
-    usage: 'Usage: berth logs [-f] [--tail N] [-t] [--since TIME] CONTAINER\n\n  -f, --follow       keep printing until the container exits\n  --tail N           only the last N lines\n  -t, --timestamps   prefix each line with its time\n  --since TIME       RFC 3339, Unix seconds, or a duration (10m)',
-    options: { ...ROOT_OPTION, follow: { type: 'boolean', short: 'f' }, tail: { type: 'string', short: 'n' }, timestamps: { type: 'boolean', short: 't' }, since: { type: 'string' } },
+    usage: 'Usage: berth logs [-f] [--tail N] [-t] [--since TIME] [--until TIME] CONTAINER\n\n  -f, --follow       keep printing until the container exits\n  --tail N           only the last N lines\n  -t, --timestamps   prefix each line with its time\n  --since TIME       RFC 3339, Unix seconds, or a duration (10m: that long ago)\n  --until TIME       only what was written before TIME (as --since)',
+    options: { ...ROOT_OPTION, follow: { type: 'boolean', short: 'f' }, tail: { type: 'string', short: 'n' }, timestamps: { type: 'boolean', short: 't' }, since: { type: 'string' }, until: { type: 'string' } },
     async run(p) {
       needOne(p, this.usage);
       const { engine } = await engineOf(p);
@@ -566,12 +623,16 @@ size follows; ctrl-p ctrl-q (--detach-keys) detaches and leaves the container ru
       const { readLogs, parseSince } = await import('../engine/containers/logs.js');
       const tail = str(p, 'tail');
       if (tail !== undefined && tail !== 'all' && !/^\d+$/.test(tail)) throw new BerthError('USAGE', `--tail ${tail}: a number of lines or "all"`);
-      let since: number | undefined;
-      try { since = str(p, 'since') ? parseSince(str(p, 'since')!) : undefined; } catch (err) { throw new BerthError('USAGE', (err as Error).message); }
+      let since: number | undefined, until: number | undefined;
+      try {
+        since = str(p, 'since') ? parseSince(str(p, 'since')!) : undefined;
+        until = str(p, 'until') ? parseSince(str(p, 'until')!, Date.now(), '--until') : undefined;
+      } catch (err) { throw new BerthError('USAGE', (err as Error).message); }
       const ts = flag(p, 'timestamps');
       await readLogs(engine.logPath(c), {
         ...(tail !== undefined && tail !== 'all' ? { tail: Number(tail) } : {}),
         ...(since !== undefined ? { since } : {}),
+        ...(until !== undefined ? { until } : {}),
         follow: flag(p, 'follow'),
         stopped: () => engine.store.load(c.id)?.state.status !== 'running',
       }, (e) => (e.stream === 'stderr' ? process.stderr : process.stdout).write(ts ? `${e.time} ${e.log}` : e.log));
@@ -592,6 +653,7 @@ size follows; ctrl-p ctrl-q (--detach-keys) detaches and leaves the container ru
       needOne(p, this.usage, 2);
       const { engine } = await engineOf(p);
       const c = engine.store.find(p.positionals[0]!);
+      if (isPaused(c)) throw new BerthError('CONTAINER_STATE', `container ${c.name} is paused: berth unpause ${c.name} before exec`);
       const { execIn } = await import('../engine/containers/exec.js');
       const { parseEnv } = await import('../engine/containers/options.js');
       return execIn(engine, c, {
@@ -615,14 +677,22 @@ size follows; ctrl-p ctrl-q (--detach-keys) detaches and leaves the container ru
 
   inspect: engineCommand({
     summary: 'Show a container (docker\'s inspect document); an image reference shows the image',
-    usage: 'Usage: berth inspect [OPTIONS] CONTAINER|REF\n\nA container (name, id or id prefix) is shown as docker inspect shows it; anything else\nis an image reference or place (berth inspect --help of the image command).',
-    options: ROOT_OPTION,
+    usage: 'Usage: berth inspect [-f TEMPLATE] CONTAINER...|REF\n\nA container (name, id or id prefix) is shown as docker inspect shows it; anything else\nis an image reference or place (berth inspect --help of the image command).\n  -f, --format TEMPLATE   a Go template per container, as docker\'s: -f \'{{.State.Pid}}\', \'{{json .Config}}\'',
+    options: { ...ROOT_OPTION, format: { type: 'string', short: 'f' } },
     async run(p) {
-      return forEachContainer(p, this.usage, async (engine, c) => {
+      // docker's: one JSON array for all, or -f TEMPLATE once per container.
+      const format = str(p, 'format');
+      const render = format && format !== 'json' ? (await import('./go-template.js')).compileTemplate(format) : undefined;
+      const docs: unknown[] = [];
+      const status = await forEachContainer(p, this.usage, async (engine, c) => {
         const { usesBridge } = await import('../engine/containers/options.js');
         const ports = usesBridge(c.config.network) ? (await import('../engine/network/index.js')).containerPorts(c.id, { root: engine.root }) : [];
-        printJson([inspectDoc(engine, c, ports)]);
+        const doc = inspectDoc(engine, c, ports);
+        if (render) printLine(render(doc));
+        else docs.push(doc);
       });
+      if (!render) printJson(docs);
+      return status;
     },
   }),
 
@@ -643,13 +713,27 @@ size follows; ctrl-p ctrl-q (--detach-keys) detaches and leaves the container ru
 
   cp: engineCommand({
     summary: 'Copy files between a container and the host',
-    usage: 'Usage: berth cp CONTAINER:SRC HOST-DEST | berth cp HOST-SRC CONTAINER:DEST\n\nA directory is copied with its contents; into an existing directory when DEST is one.',
-    options: ROOT_OPTION,
+    usage: 'Usage: berth cp [-L] CONTAINER:SRC HOST-DEST | berth cp [-L] HOST-SRC CONTAINER:DEST\n\nA directory is copied with its contents; into an existing directory when DEST is one.\nA SRC that is a symbolic link is copied as the link (as docker\'s), unless it ends with /.\n  -L, --follow-link   copy what a symbolic link SRC points to',
+    options: { ...ROOT_OPTION, 'follow-link': { type: 'boolean', short: 'L' } },
     async run(p) {
       if (p.positionals.length !== 2) throw new BerthError('USAGE', `wrong number of arguments\n\n${this.usage}`);
       const { engine } = await engineOf(p);
       const { copyFiles } = await import('../engine/containers/exec.js');
-      await copyFiles(engine, p.positionals[0]!, p.positionals[1]!);
+      await copyFiles(engine, p.positionals[0]!, p.positionals[1]!, flag(p, 'follow-link'));
+      return 0;
+    },
+  }),
+
+  diff: engineCommand({
+    summary: 'List the files a container added (A), changed (C) or deleted (D) on top of its image',
+    usage: 'Usage: berth diff CONTAINER',
+    options: ROOT_OPTION,
+    async run(p) {
+      needOne(p, this.usage);
+      const { engine } = await engineOf(p);
+      const c = engine.store.find(p.positionals[0]!);
+      const { containerChanges } = await import('../engine/containers/diff.js');
+      for (const ch of await containerChanges(engine, c)) printLine(`${ch.kind} ${ch.path}`);
       return 0;
     },
   }),

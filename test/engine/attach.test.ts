@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { BUSYBOX } from '../helpers/busybox.js';
 import { engineRoot, type EngineRoot } from '../helpers/engine.js';
@@ -84,6 +85,46 @@ describe('berth attach', { skip: needs }, () => {
     const s = await e.berth(['start', '-a', 'early']);
     assert.equal(s.code, 2);
     assert.equal(s.stdout, 'early\n');
+  });
+
+  it('stdin larger than a pipe passes whole (sha256 as the host\'s) through run -i, run -di + attach, start -ai and exec -i', async () => {
+    const data = randomBytes(1_000_000);
+    const want = `${createHash('sha256').update(data).digest('hex')}  -\n`;
+    const fg = await e.berth(['run', '-i', '--rm', '--network', 'none', 'busybox', 'sha256sum'], data, 30_000);
+    assert.equal(fg.stdout, want, fg.stderr);
+    assert.equal((await e.berth(['run', '-di', '--network', 'none', '--name', 'big-di', 'busybox', 'sh', '-c', 'head -c 1000000 | sha256sum'])).code, 0);
+    const di = await e.berth(['attach', 'big-di'], data, 30_000);
+    assert.equal(di.code, 0, di.stderr);
+    assert.equal((await e.berth(['logs', 'big-di'])).stdout, want);
+    assert.equal((await e.berth(['create', '-i', '--network', 'none', '--name', 'big-ai', 'busybox', 'sha256sum'])).code, 0);
+    const ai = await e.berth(['start', '-ai', 'big-ai'], data, 30_000);
+    assert.equal(ai.stdout, want, ai.stderr);
+    assert.equal((await e.berth(['run', '-d', '--network', 'none', '--name', 'big-exec', 'busybox', 'sleep', '60'])).code, 0);
+    const ex = await e.berth(['exec', '-i', 'big-exec', 'sha256sum'], data, 30_000);
+    assert.equal(ex.stdout, want, ex.stderr);
+    // A command that never reads its input does not hold berth up (docker: the copy stops at its exit).
+    const unread = await e.berth(['exec', '-i', 'big-exec', 'true'], data, 30_000);
+    assert.equal(unread.code, 0, unread.stderr);
+    const unreadRun = await e.berth(['run', '-i', '--rm', '--network', 'none', 'busybox', 'true'], data, 30_000);
+    assert.equal(unreadRun.code, 0, unreadRun.stderr);
+  });
+
+  it('attach: input the container does not read yet waits in the monitor, whose output and log still flow (no deadlock on a full pipe)', async () => {
+    // The container writes 300 kB (more than its output pipe holds) before it reads any input:
+    // a monitor blocked writing our 1 MB into the full stdin pipe would never read that output.
+    const script = 'read first; head -c 300000 /dev/zero | tr "\\0" x; echo; head -c 1000000 | sha256sum';
+    assert.equal((await e.berth(['run', '-di', '--network', 'none', '--name', 'late-reader', 'busybox', 'sh', '-c', script])).code, 0);
+    const data = randomBytes(1_000_000);
+    const r = await e.berth(['attach', 'late-reader'], Buffer.concat([Buffer.from('go\n'), data]), 30_000);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, `${'x'.repeat(300_000)}\n${createHash('sha256').update(data).digest('hex')}  -\n`);
+    // A container that never reads: attaching with much input neither blocks its output nor outlives it.
+    assert.equal((await e.berth(['run', '-di', '--network', 'none', '--name', 'non-reader', 'busybox', 'sh', '-c', 'read first; for i in 1 2 3 4 5; do echo tick$i; sleep 0.3; done'])).code, 0);
+    const started = Date.now();
+    const n = await e.berth(['attach', 'non-reader'], Buffer.concat([Buffer.from('go\n'), data, data]), 30_000);
+    assert.equal(n.code, 0, n.stderr);
+    assert.equal(n.stdout, 'tick1\ntick2\ntick3\ntick4\ntick5\n');
+    assert.ok(Date.now() - started < 15_000);
   });
 
   it('-it: attach in a real terminal gets its size, and ctrl-p ctrl-q detaches leaving the container running', { skip: skipUnless(peer('tmux', 'tmux')) }, async () => {

@@ -4,13 +4,23 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BUSYBOX } from '../helpers/busybox.js';
 import { engineRoot, type EngineRoot } from '../helpers/engine.js';
 import { peer, root, skipUnless } from '../helpers/requirements.js';
+
+/** The container's status once it is `want`, or the last seen after 10 s. */
+async function waitStatus(e: EngineRoot, name: string, want: string): Promise<string> {
+  let status = '';
+  for (const end = Date.now() + 10_000; Date.now() < end; await new Promise((r) => setTimeout(r, 100))) {
+    status = (await e.berth(['inspect', '-f', '{{.State.Status}}', name])).stdout.trim();
+    if (status === want) break;
+  }
+  return status;
+}
 
 const needs = skipUnless(root('containers need root'), peer(BUSYBOX, 'busybox-static'));
 
@@ -144,15 +154,48 @@ describe('berth run (foreground)', { skip: needs }, () => {
     assert.match(out, /got-term/);
   });
 
-  it('-t gives a terminal whose size follows ours (through script(1))', { skip: skipUnless(peer('script', 'bsdutils')) }, async () => {
+  it('--sig-proxy (alone or =true) forwards signals; --sig-proxy=false does not: berth ends, the container runs on', async () => {
+    const { spawn } = await import('node:child_process');
     const { BERTH_BIN } = await import('../helpers/run-berth.js');
-    const r = spawnSync('script', ['-qec', `stty cols 91 rows 33; ${process.execPath} ${BERTH_BIN} run --rm -it busybox sh -c 'tty; stty size; exit 5'`, '/dev/null'],
-      { env: e.env, encoding: 'utf8', timeout: 30_000, input: '' });
-    assert.equal(r.status, 5, `${r.stdout}${r.stderr}`);
-    // script(1) writes an end-of-file byte into the terminal as soon as its (empty) input ends;
-    // the container's terminal echoes it (^@ or ^D) when it arrives while the container runs,
-    // as it would under docker: that echo is not the container's output.
-    assert.match(r.stdout.replace(/\^[@D]/g, ''), /\/dev\/pts\/\d+\r?\n33 91\r?\n/);
+    const script = 'trap "echo got-term; exit 42" TERM; echo ready; while true; do sleep 0.1; done';
+    for (const flag of ['--sig-proxy', '--sig-proxy=true', '--sig-proxy=false']) {
+      const name = `proxy-${flag.length}`;
+      const child = spawn(process.execPath, [BERTH_BIN, 'run', flag, '--name', name, 'busybox', 'sh', '-c', script], { env: e.env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      await new Promise<void>((res) => child.stdout.on('data', (d: Buffer) => { out += d; if (out.includes('ready')) res(); }));
+      child.kill('SIGTERM');
+      const [code, sig] = await new Promise<[number | null, string | null]>((res) => child.on('exit', (c, s) => res([c, s])));
+      const state = JSON.parse((await e.berth(['inspect', name])).stdout)[0].State;
+      if (flag.endsWith('false')) {
+        assert.equal(sig, 'SIGTERM', flag);
+        assert.equal(state.Status, 'running', flag);
+      } else {
+        assert.equal(code, 42, flag);
+        assert.match(out, /got-term/, flag);
+        assert.equal(state.Status, 'exited', flag);
+      }
+      assert.equal((await e.berth(['rm', '-f', name])).code, 0);
+    }
+  });
+
+  it('-t gives a terminal whose size follows ours (through script(1)); the output is exactly the container\'s', { skip: skipUnless(peer('script', 'bsdutils')) }, async () => {
+    const { spawn } = await import('node:child_process');
+    const { BERTH_BIN } = await import('../helpers/run-berth.js');
+    // script(1)'s input stays open until it exits: when its input ends, script writes an
+    // end-of-file byte into the terminal (NUL while the terminal is raw, as berth's is), which
+    // berth passes to the container like any typed key (docker does too) and whose terminal
+    // then echoes it as ^@ between the container's lines.
+    const child = spawn('script', ['-qec', `stty cols 91 rows 33; ${process.execPath} ${BERTH_BIN} run --rm -it busybox sh -c 'tty; stty size; exit 5'`, '/dev/null'],
+      { env: e.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString('latin1')));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString('latin1')));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    const code = await new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
+    clearTimeout(timer);
+    child.stdin.destroy();
+    assert.equal(code, 5, out);
+    assert.match(out, /^\/dev\/pts\/\d+\r\n33 91\r\n$/);
   });
 });
 
@@ -160,6 +203,28 @@ describe('berth run -d and the container commands', { skip: needs }, () => {
   let e: EngineRoot;
   before(async () => { e = await engineRoot(); });
   after(async () => { await e.close(); });
+
+  it('as docker: rm -f of a container that does not exist reports it and succeeds (rm without -f fails); a foreground run is logged; logs --until and --since', async () => {
+    const forced = await e.berth(['rm', '-f', 'no-such-ctr']);
+    assert.equal(forced.code, 0);
+    assert.match(forced.stderr, /no such container: no-such-ctr/);
+    assert.equal((await e.berth(['rm', 'no-such-ctr'])).code, 1);
+    // docker's statuses outside run and create: 1 for any failure.
+    for (const args of [['logs', 'no-such-ctr'], ['stop', 'no-such-ctr'], ['top', 'no-such-ctr'], ['exec', 'no-such-ctr', 'true']]) {
+      assert.equal((await e.berth(args)).code, 1, args.join(' '));
+    }
+    assert.equal((await e.berth(['run', '--name', 'until', 'busybox', 'sh', '-c', 'echo early; sleep 1.5; echo late'])).code, 0);
+    // A foreground run's output is in its log too, as docker's.
+    const all = await e.berth(['logs', '-t', 'until']);
+    const early = /^(\S+) early$/m.exec(all.stdout)?.[1];
+    assert.ok(early, `logs -t: ${all.stdout}${all.stderr}`);
+    const r = await e.berth(['logs', '--until', new Date(Date.parse(early) + 500).toISOString(), 'until']);
+    assert.equal(r.stdout, 'early\n', r.stderr);
+    assert.equal((await e.berth(['logs', '--since', new Date(Date.parse(early) + 500).toISOString(), 'until'])).stdout, 'late\n');
+    const stopped = await Promise.all([e.berth(['kill', 'until']), e.berth(['exec', 'until', 'true'])]);
+    assert.deepEqual(stopped.map((r) => r.code), [1, 1], stopped.map((r) => r.stderr).join(''));
+    assert.equal((await e.berth(['rm', 'until'])).code, 0);
+  });
 
   it('-d outlives berth: logs -f, exec, top, stop (SIGTERM then SIGKILL), wait, inspect, rm', async () => {
     const run = await e.berth(['run', '-d', '--name', 'ticker', 'busybox', 'sh', '-c', 'echo started; echo warn >&2; i=0; while [ $i -lt 1000 ]; do i=$((i+1)); echo tick $i; sleep 0.05; done']);
@@ -221,7 +286,7 @@ describe('berth run -d and the container commands', { skip: needs }, () => {
     assert.match((await e.berth(['ps', '-a'])).stdout, /Created\s+later/);
     assert.equal((await e.berth(['start', 'later'])).stdout, 'later\n');
     const rm = await e.berth(['rm', 'later']);
-    assert.equal(rm.code, 125);
+    assert.equal(rm.code, 1); // docker's: only run and create exit 125
     assert.match(rm.stderr, /it is running; stop it first or use rm -f/);
     assert.equal((await e.berth(['kill', '-s', 'USR1', 'later'])).code, 0);
     // (PID 1 of a pid namespace gets only the signals it handles.)
@@ -241,6 +306,124 @@ describe('berth run -d and the container commands', { skip: needs }, () => {
     for (let i = 0; i < 100 && existsSync(join(e.root, 'containers', id)); i++) await new Promise((r) => setTimeout(r, 50));
     assert.equal(existsSync(join(e.root, 'containers', id)), false);
     assert.equal((await e.berth(['ps', '-aq'])).stdout, '');
+  });
+
+  it('--stop-timeout is stop\'s default wait (-t still wins); --restart no is taken, other policies refused in one line', async () => {
+    assert.equal((await e.berth(['run', '-d', '--stop-timeout', '3', '--name', 'quick-stop', 'busybox', 'sleep', '60'])).code, 0);
+    assert.equal(JSON.parse((await e.berth(['inspect', 'quick-stop'])).stdout)[0].Config.StopTimeout, 3);
+    // sleep as PID 1 ignores SIGTERM: stop waits its timeout, then kills; -t 0 kills at once.
+    let started = Date.now();
+    assert.equal((await e.berth(['stop', '-t', '0', 'quick-stop'])).code, 0);
+    assert.ok(Date.now() - started < 2500, `stop -t 0 took ${Date.now() - started} ms`);
+    assert.equal((await e.berth(['start', 'quick-stop'])).code, 0);
+    started = Date.now();
+    assert.equal((await e.berth(['stop', 'quick-stop'])).code, 0);
+    const waited = Date.now() - started;
+    assert.ok(waited >= 3000 && waited < 9000, `stop took ${waited} ms`);
+    assert.equal((await e.berth(['rm', 'quick-stop'])).code, 0);
+    const no = await e.berth(['run', '--rm', '--restart', 'no', 'busybox', 'echo', 'ok']);
+    assert.equal(no.stdout, 'ok\n', no.stderr);
+    const always = await e.berth(['run', '--rm', '--restart=always', 'busybox', 'true']);
+    assert.equal(always.code, 125);
+    assert.match(always.stderr, /^berth: --restart always: berth has no daemon to restart containers; only --restart no is supported[^\n]*\n$/);
+  });
+
+  it('inspect of several containers is one JSON array; inspect -f and ps --format take docker\'s templates', async () => {
+    assert.equal((await e.berth(['run', '--name', 'fmt-a', '--label', 'app=a', 'busybox', 'sh', '-c', 'exit 4'])).code, 4);
+    assert.equal((await e.berth(['run', '--name', 'fmt-b', 'busybox', 'true'])).code, 0);
+    const both = await e.berth(['inspect', 'fmt-a', 'fmt-b']);
+    assert.deepEqual((JSON.parse(both.stdout) as { Name: string }[]).map((d) => d.Name), ['/fmt-a', '/fmt-b']);
+    const f = await e.berth(['inspect', '-f', '{{.State.Status}} {{.State.ExitCode}} {{index .Config.Labels "app"}}', 'fmt-a', 'fmt-b']);
+    assert.equal(f.stdout, 'exited 4 a\nexited 0 \n', f.stderr);
+    const ps = await e.berth(['ps', '-a', '--filter', 'name=^fmt-', '--format', '{{.Names}}:{{.State}}:{{.Label "app"}}']);
+    assert.deepEqual(ps.stdout.split('\n').filter(Boolean).sort(), ['fmt-a:exited:a', 'fmt-b:exited:']);
+    assert.equal((await e.berth(['rm', 'fmt-a', 'fmt-b'])).code, 0);
+  });
+
+  it('pause and unpause as docker\'s: ps and inspect show it, exec is refused, kill, stop and rm -f still end it', async () => {
+    assert.equal((await e.berth(['run', '-d', '--name', 'frozen', 'busybox', 'sh', '-c', 'while :; do date +%s%N > /tmp/tick; sleep 0.05; done'])).code, 0);
+    assert.equal((await e.berth(['pause', 'frozen'])).stdout, 'frozen\n');
+    const again = await e.berth(['pause', 'frozen']);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /already paused/);
+    assert.equal((await e.berth(['inspect', '-f', '{{.State.Status}} {{.State.Paused}} {{.State.Running}}', 'frozen'])).stdout, 'paused true true\n');
+    assert.match((await e.berth(['ps', '--filter', 'name=frozen', '--format', '{{.Status}}'])).stdout, /^Up .* \(Paused\)\n$/);
+    assert.equal((await e.berth(['ps', '-q', '--filter', 'status=paused', '--filter', 'name=frozen'])).stdout.trim().length, 12);
+    assert.equal((await e.berth(['ps', '-q', '--filter', 'status=running', '--filter', 'name=frozen'])).stdout, '');
+    const exec = await e.berth(['exec', 'frozen', 'true']);
+    assert.notEqual(exec.code, 0);
+    assert.match(exec.stderr, /is paused: berth unpause frozen before exec/);
+    assert.equal((await e.berth(['unpause', 'frozen'])).code, 0);
+    assert.equal((await e.berth(['unpause', 'frozen'])).code, 1);
+    assert.equal((await e.berth(['exec', 'frozen', 'true'])).code, 0);
+    // kill and rm -f of a paused container end it (the processes thaw to take the signal).
+    assert.equal((await e.berth(['pause', 'frozen'])).code, 0);
+    assert.equal((await e.berth(['kill', 'frozen'])).code, 0);
+    assert.equal(await waitStatus(e, 'frozen', 'exited'), 'exited');
+    assert.equal((await e.berth(['start', 'frozen'])).code, 0);
+    assert.equal((await e.berth(['pause', 'frozen'])).code, 0);
+    assert.equal((await e.berth(['stop', '-t', '1', 'frozen'])).code, 0);
+    assert.equal((await e.berth(['inspect', '-f', '{{.State.Status}}', 'frozen'])).stdout, 'exited\n');
+    assert.equal((await e.berth(['start', 'frozen'])).code, 0);
+    assert.equal((await e.berth(['pause', 'frozen'])).code, 0);
+    assert.equal((await e.berth(['rm', '-f', 'frozen'])).code, 0);
+    assert.equal((await e.berth(['ps', '-aq', '--filter', 'name=frozen'])).stdout, '');
+  });
+
+  it('run --env-file through the berth command itself: berth reads the file, not Node (nodejs/node#54232)', async () => {
+    const { BERTH_BIN } = await import('../helpers/run-berth.js');
+    const dir = mkdtempSync(join(tmpdir(), 'berth-envfile-'));
+    try {
+      writeFileSync(join(dir, 'env.list'), 'FROM_FILE=yes\n');
+      // The bin entry as a user's shell runs it (its #! line), not `node bin/berth.cjs`.
+      const ok = spawnSync(BERTH_BIN, ['run', '--rm', '--env-file', join(dir, 'env.list'), 'busybox', 'sh', '-c', 'echo $FROM_FILE'], { env: e.env, encoding: 'utf8' });
+      assert.equal(ok.stdout, 'yes\n', ok.stderr);
+      const missing = spawnSync(BERTH_BIN, ['run', '--rm', '--env-file', join(dir, 'missing.list'), 'busybox', 'true'], { env: e.env, encoding: 'utf8' });
+      assert.equal(missing.status, 125, missing.stderr);
+      assert.match(missing.stderr, /^berth: --env-file .*missing\.list: no such file/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('diff as docker\'s: A, C and D on top of the image, sorted; berth\'s own mount points are not changes', async () => {
+    const script = 'touch /tmp/new; mkdir -p /etc/sub; echo x > /etc/sub/f; rm /bin/true; echo changed >> /etc/passwd';
+    assert.equal((await e.berth(['run', '--name', 'changed', 'busybox', 'sh', '-c', script])).code, 0);
+    const d = await e.berth(['diff', 'changed']);
+    assert.equal(d.stdout, ['C /bin', 'D /bin/true', 'C /etc', 'C /etc/passwd', 'A /etc/sub', 'A /etc/sub/f', 'C /tmp', 'A /tmp/new', ''].join('\n'), d.stderr);
+    assert.equal((await e.berth(['run', '--name', 'unchanged', 'busybox', 'true'])).code, 0);
+    assert.equal((await e.berth(['diff', 'unchanged'])).stdout, '');
+    assert.equal((await e.berth(['rm', 'changed', 'unchanged'])).code, 0);
+  });
+
+  it('cp of symbolic links as docker\'s: the link itself, -L or a trailing / for what it points to (inside the container\'s root)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'berth-cp-links-'));
+    try {
+      const made = await e.berth(['run', '-d', '--name', 'links', 'busybox', 'sh', '-c', 'mkdir -p /d/sub; echo inside > /d/f; ln -s f /d/l; ln -s /etc/hostname /d/abs; ln -s sub /d/sl; sleep 60']);
+      assert.equal(made.code, 0, made.stderr);
+      await new Promise((r) => setTimeout(r, 500));
+      const cp = async (...args: string[]) => { const r = await e.berth(['cp', ...args]); assert.equal(r.code, 0, r.stderr); };
+      await cp('links:/d/l', join(dir, 'l'));
+      assert.equal(readlinkSync(join(dir, 'l')), 'f');
+      await cp('links:/d/abs', join(dir, 'abs'));
+      assert.equal(readlinkSync(join(dir, 'abs')), '/etc/hostname');
+      await cp('-L', 'links:/d/l', join(dir, 'followed'));
+      assert.equal(readFileSync(join(dir, 'followed'), 'utf8'), 'inside\n');
+      await cp('links:/d/sl', join(dir, 'sl'));
+      assert.equal(readlinkSync(join(dir, 'sl')), 'sub');
+      await cp('links:/d/sl/', join(dir, 'sldir'));
+      assert.ok(lstatSync(join(dir, 'sldir')).isDirectory());
+      // Host to container: a link stays a link, -L copies what it points to.
+      writeFileSync(join(dir, 'target.txt'), 'host\n');
+      symlinkSync('target.txt', join(dir, 'hostlink'));
+      await cp(join(dir, 'hostlink'), 'links:/tmp/');
+      await cp('-L', join(dir, 'hostlink'), 'links:/tmp/hostfile');
+      const inside = await e.berth(['exec', 'links', 'sh', '-c', 'readlink /tmp/hostlink; cat /tmp/hostfile; [ -L /tmp/hostfile ] || echo regular']);
+      assert.equal(inside.stdout, 'target.txt\nhost\nregular\n');
+    } finally {
+      await e.berth(['rm', '-f', 'links']);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('cp both ways, commit the changes as a layer, container prune', async () => {

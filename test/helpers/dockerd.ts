@@ -7,9 +7,10 @@
  * the temp dir.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { removeMountedTree } from './podman.js';
 
 // Another, unrelated docker client may come first in PATH: use Debian's.
 export const DOCKER = '/usr/bin/docker';
@@ -54,9 +55,7 @@ export async function startDockerd(opts: { extraArgs?: string[]; netns?: string 
       clearTimeout(t);
     }
     // dockerd leaves mounts under its data root
-    const mounts = readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m.startsWith(dir));
-    for (const m of mounts.sort().reverse()) spawnSync('umount', ['-l', m], { stdio: 'ignore' });
-    rmSync(dir, { recursive: true, force: true });
+    removeMountedTree(dir);
   };
   for (let i = 0; ; i++) {
     if (run(['version']).code === 0) break;

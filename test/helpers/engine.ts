@@ -16,7 +16,7 @@ import { runBerth, type BerthRun } from './run-berth.js';
 export interface EngineRoot {
   root: string;
   env: NodeJS.ProcessEnv;
-  berth(args: string[], input?: string): Promise<BerthRun>;
+  berth(args: string[], input?: string | Buffer, timeoutMs?: number): Promise<BerthRun>;
   close(): Promise<void>;
 }
 
@@ -47,7 +47,7 @@ export async function engineRoot(): Promise<EngineRoot> {
   return {
     root,
     env,
-    berth: (args, input) => runBerth(args, env, input),
+    berth: (args, input, timeoutMs) => runBerth(args, env, input, timeoutMs),
     async close() {
       await runBerth(['rm', '-f', ...(await runBerth(['ps', '-aq', '--no-trunc'], env)).stdout.split('\n').filter(Boolean)], env);
       // The bridges and rules of this root's networks go with it.

@@ -11,7 +11,7 @@ export interface BerthRun {
 }
 
 /** `berth ARGS` with `env` (default: this process's) and `input` on stdin; killed after `timeoutMs` (60 s). */
-export function runBerth(args: string[], env: NodeJS.ProcessEnv = process.env, input?: string, timeoutMs = 60_000): Promise<BerthRun> {
+export function runBerth(args: string[], env: NodeJS.ProcessEnv = process.env, input?: string | Buffer, timeoutMs = 60_000): Promise<BerthRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BERTH_BIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
@@ -24,6 +24,8 @@ export function runBerth(args: string[], env: NodeJS.ProcessEnv = process.env, i
       clearTimeout(timer);
       resolve({ code: code ?? -1, stdout, stderr });
     });
+    // A command may end without reading all its input (EPIPE): that is its answer, not an error here.
+    child.stdin.on('error', () => {});
     child.stdin.end(input ?? '');
   });
 }

@@ -7,12 +7,13 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BUSYBOX, buildBusyboxRootfs } from '../helpers/busybox.js';
 import { engineRoot, type EngineRoot } from '../helpers/engine.js';
+import { podmanEnv, removePodmanWork } from '../helpers/podman.js';
 import { peer, root, skipUnless } from '../helpers/requirements.js';
 import { OPTION_CASES, sameExitCodesAndStreams, sameVolumeAndOptions, type Both } from './differential.js';
 
@@ -26,7 +27,7 @@ const DEV_DERIVED = new Set(['/dev', '/proc/keys', '/proc/timer_list', '/proc/kc
 
 describe('berth run vs podman run', { skip: skipUnless(root('containers need root'), peer('podman', 'podman'), peer(BUSYBOX, 'busybox-static')) }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'berth-vs-podman-'));
-  const env: NodeJS.ProcessEnv = { ...process.env, CONTAINERS_CONF: join(dir, 'containers.conf'), CONTAINERS_STORAGE_CONF: join(dir, 'storage.conf') };
+  const env: NodeJS.ProcessEnv = {};
   let e: EngineRoot;
   const podman = (args: string[]) => {
     const r = spawnSync('podman', args, { env, encoding: 'utf8', timeout: 120_000 });
@@ -43,12 +44,7 @@ describe('berth run vs podman run', { skip: skipUnless(root('containers need roo
   };
 
   before(async () => {
-    writeFileSync(env.CONTAINERS_CONF!, [
-      '[containers]', 'default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]', 'netns = "none"',
-      `default_capabilities = [${DOCKER_CAPS.map((c) => `"${c}"`).join(', ')}]`,
-      '[engine]', 'cgroup_manager = "cgroupfs"', 'events_logger = "file"', 'runtime = "runc"', '',
-    ].join('\n'));
-    writeFileSync(env.CONTAINERS_STORAGE_CONF!, `[storage]\ndriver = "overlay"\ngraphroot = "${dir}/graph"\nrunroot = "${dir}/run"\n`);
+    Object.assign(env, podmanEnv(dir, {}, { containers: [`default_capabilities = [${DOCKER_CAPS.map((c) => `"${c}"`).join(', ')}]`] }));
     await buildBusyboxRootfs(join(dir, 'rootfs'));
     const tar = execFileSync('tar', ['-C', join(dir, 'rootfs'), '-c', '.'], { maxBuffer: 64 << 20 });
     const r = spawnSync('podman', ['import', '-', 'localhost/bb:test'], { env, input: tar, encoding: 'utf8', timeout: 120_000 });
@@ -57,11 +53,11 @@ describe('berth run vs podman run', { skip: skipUnless(root('containers need roo
   });
 
   after(async () => {
-    podman(['rm', '-af']);
-    podman(['rmi', '-af']);
-    spawnSync('umount', ['-R', join(dir, 'graph', 'overlay')], { stdio: 'ignore' });
-    await e?.close();
-    rmSync(dir, { recursive: true, force: true });
+    try {
+      await e?.close();
+    } finally {
+      removePodmanWork(dir, env.CONTAINERS_CONF ? env : undefined);
+    }
   });
 
   it('id, pwd, env and the security lines of /proc/self/status', async () => {

@@ -6,13 +6,14 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { attachContainer, cleanupLeftovers, createNetwork, detachContainer, pruneNetworks, type StoreRef } from '../../src/engine/network/index.js';
 import { makeRootfs } from '../helpers/bundle.js';
 import { BUSYBOX } from '../helpers/busybox.js';
 import { Netns, randomSubnet24, runTag } from '../helpers/netns.js';
+import { podmanEnv, removePodmanWork } from '../helpers/podman.js';
 import { peer, root, skipUnless } from '../helpers/requirements.js';
 
 const SCRIPT = 'cat /etc/resolv.conf; echo ===; cat /etc/hosts; echo ===; ip -4 -o addr; echo ===; ip route';
@@ -35,7 +36,7 @@ function shape(out: string, ip: string, gateway: string, subnet: string): Seen {
 describe('networking differential with podman (netavark)', { skip: skipUnless(root('podman bridge networks'), peer('podman', 'podman'), peer('nft', 'nftables'), peer(BUSYBOX, 'busybox-static')) }, () => {
   const tag = runTag();
   const dir = mkdtempSync(join(tmpdir(), 'berth-netdiff-'));
-  const env: NodeJS.ProcessEnv = { ...process.env, CONTAINERS_CONF: join(dir, 'containers.conf'), CONTAINERS_STORAGE_CONF: join(dir, 'storage.conf') };
+  const env: NodeJS.ProcessEnv = podmanEnv(dir, {}, { tables: ['[network]', `network_config_dir = "${join(dir, 'networks')}"`] });
   delete env.NODE_EXTRA_CA_CERTS;
   const podman = (args: string[]) => {
     const r = spawnSync('podman', args, { env, encoding: 'utf8', timeout: 180_000 });
@@ -47,12 +48,6 @@ describe('networking differential with podman (netavark)', { skip: skipUnless(ro
   let ns: Netns | undefined;
 
   before(() => {
-    writeFileSync(env.CONTAINERS_CONF!, [
-      '[containers]', 'default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]', 'netns = "none"',
-      '[network]', `network_config_dir = "${join(dir, 'networks')}"`,
-      '[engine]', 'cgroup_manager = "cgroupfs"', 'events_logger = "file"', 'runtime = "runc"', '',
-    ].join('\n'));
-    writeFileSync(env.CONTAINERS_STORAGE_CONF!, `[storage]\ndriver = "overlay"\ngraphroot = "${dir}/graph"\nrunroot = "${dir}/run"\n`);
     const rootfs = join(dir, 'rootfs');
     makeRootfs(rootfs);
     const r = spawnSync('podman', ['import', '-', `localhost/${tag}:1`], { env, input: execFileSync('tar', ['-C', rootfs, '-c', '.'], { maxBuffer: 64 << 20 }), encoding: 'utf8', timeout: 120_000 });
@@ -62,15 +57,12 @@ describe('networking differential with podman (netavark)', { skip: skipUnless(ro
   after(() => {
     spawnSync('podman', ['rm', '-af', '-t', '0'], { env, timeout: 120_000 });
     spawnSync('podman', ['network', 'rm', '-f', podNet], { env, timeout: 60_000 });
-    spawnSync('podman', ['system', 'reset', '-f'], { env, timeout: 120_000 });
-    const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m): m is string => !!m && m.startsWith(dir));
-    for (const m of mounts.sort((a, b) => b.length - a.length)) spawnSync('umount', ['-l', m]);
     try {
       cleanupLeftovers([], ref);
       pruneNetworks(ref);
     } finally {
       ns?.destroy();
-      rmSync(dir, { recursive: true, force: true });
+      removePodmanWork(dir, env);
     }
   });
 

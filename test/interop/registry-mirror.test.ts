@@ -11,14 +11,14 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startBerthRegistry, type BerthRegistry } from '../helpers/berth-registry.js';
 import { countRequests, REGISTRY_BIN, skopeo, startRegistry, type RegistryServer } from '../helpers/distribution.js';
 import { buildBusyboxImage, type BusyboxImage } from '../registry/busybox-image.js';
-import { podmanEnv } from '../helpers/podman.js';
+import { podmanEnv, removePodmanWork, unmountUnder } from '../helpers/podman.js';
 import { peer, root, skipUnless } from '../helpers/requirements.js';
 
 const PODMAN = '/usr/bin/podman';
@@ -78,9 +78,7 @@ describe(
     after(async () => {
       await cache?.stop();
       await upstream?.stop();
-      if (env) spawnSync(PODMAN, ['system', 'reset', '--force'], { env, stdio: 'ignore', timeout: 60_000 });
-      spawnSync('umount', ['-R', join(work, 'graph')], { stdio: 'ignore' });
-      rmSync(work, { recursive: true, force: true });
+      removePodmanWork(work, env);
     });
 
     it('20 concurrent skopeo copies through registries.conf [[registry.mirror]] fetch each blob from upstream exactly once', async () => {
@@ -136,8 +134,7 @@ describe(
         const t = setTimeout(() => containerd.kill('SIGKILL'), 10_000);
         await exited;
         clearTimeout(t);
-        const mounts = readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '').filter((m) => m.startsWith(work));
-        for (const m of mounts.sort().reverse()) spawnSync('umount', ['-l', m], { stdio: 'ignore' });
+        unmountUnder(work);
       }
     });
   },

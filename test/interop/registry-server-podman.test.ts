@@ -5,13 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startBerthRegistry, type BerthRegistry } from '../helpers/berth-registry.js';
 import { buildBusyboxImage, verifyPulled, type BusyboxImage } from '../registry/busybox-image.js';
-import { podmanEnv } from '../helpers/podman.js';
+import { podmanEnv, removePodmanWork } from '../helpers/podman.js';
 import { peer, root, skipUnless } from '../helpers/requirements.js';
 
 const PODMAN = '/usr/bin/podman';
@@ -35,9 +35,7 @@ describe('podman against berth serve (needs root)', { skip: skipUnless(peer(PODM
   });
   after(async () => {
     await reg?.stop();
-    if (env) spawnSync(PODMAN, ['system', 'reset', '--force'], { env, stdio: 'ignore', timeout: 60_000 });
-    spawnSync('umount', ['-R', join(work, 'graph')], { stdio: 'ignore' });
-    rmSync(work, { recursive: true, force: true });
+    removePodmanWork(work, env);
   });
 
   it('pulls an image (pushed by skopeo), runs it, and pushes it to another repository with matching digests', async () => {

@@ -4,19 +4,20 @@
 // docs/ARCHITECTURE.md "Tests and peers" says, with storage in a temp dir.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { makeRootfs } from '../helpers/bundle.js';
 import { FRONT } from '../runtime/runtime-cli.js';
+import { podmanEnv, removePodmanWork } from '../helpers/podman.js';
 import { peer, root, skipUnless } from '../helpers/requirements.js';
 import { parseMountinfo } from '../../src/runtime/mountinfo.js';
 
 
 describe('podman --runtime berth-runtime (root)', { skip: skipUnless(peer('podman', 'podman'), root('containers')) }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'berth-podman-'));
-  const env: NodeJS.ProcessEnv = { ...process.env, CONTAINERS_CONF: join(dir, 'containers.conf'), CONTAINERS_STORAGE_CONF: join(dir, 'storage.conf') };
+  const env: NodeJS.ProcessEnv = podmanEnv(dir);
   delete env.NODE_EXTRA_CA_CERTS;
   const podman = (args: string[], timeout = 60_000) => {
     const r = spawnSync('podman', ['--runtime', FRONT, ...args], { env, encoding: 'utf8', timeout });
@@ -24,11 +25,6 @@ describe('podman --runtime berth-runtime (root)', { skip: skipUnless(peer('podma
   };
 
   before(() => {
-    writeFileSync(env.CONTAINERS_CONF!, [
-      '[containers]', 'default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]', 'netns = "none"',
-      '[engine]', 'cgroup_manager = "cgroupfs"', 'events_logger = "file"', 'runtime = "runc"', '',
-    ].join('\n'));
-    writeFileSync(env.CONTAINERS_STORAGE_CONF!, `[storage]\ndriver = "overlay"\ngraphroot = "${dir}/graph"\nrunroot = "${dir}/run"\n`);
     const rootfs = join(dir, 'rootfs');
     makeRootfs(rootfs);
     const tar = execFileSync('tar', ['-C', rootfs, '-c', '.'], { maxBuffer: 64 << 20 });
@@ -37,13 +33,7 @@ describe('podman --runtime berth-runtime (root)', { skip: skipUnless(peer('podma
   });
 
   after(() => {
-    spawnSync('podman', ['--runtime', FRONT, 'rm', '-af', '-t', '0'], { env, timeout: 60_000 });
-    spawnSync('podman', ['rmi', '-af'], { env, timeout: 60_000 });
-    spawnSync('podman', ['system', 'reset', '-f'], { env, timeout: 60_000 });
-    // Unmount whatever the overlay driver left under our temp dir, deepest first.
-    const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m): m is string => !!m && m.startsWith(dir));
-    for (const m of mounts.sort((a, b) => b.length - a.length)) spawnSync('umount', ['-l', m]);
-    rmSync(dir, { recursive: true, force: true });
+    removePodmanWork(dir, env, ['--runtime', FRONT]);
   });
 
   it('runs a container: output, hostname, exit code, --rm', () => {

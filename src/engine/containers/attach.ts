@@ -18,6 +18,9 @@ export function attachSocketPath(id: string): string {
   return join(SOCKET_DIR, `${id}.attach`);
 }
 
+/** The signals an attached client (and a foreground run) passes to the container (docker's --sig-proxy). */
+export const PROXIED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as const;
+
 const STDIN = 0, RESIZE = 1, STDIN_END = 2;
 const OUT = 1, ERR = 2, EXIT = 3;
 
@@ -89,7 +92,7 @@ export async function attachTo(id: string, name: string, opts: AttachOptions): P
     sendSize();
     process.stdout.on('resize', sendSize);
   }
-  const sigs = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as const;
+  const sigs = PROXIED_SIGNALS;
   const proxy = (sig: NodeJS.Signals) => opts.signal(sig);
   const proxying = opts.sigProxy && !opts.tty;
   if (proxying) for (const s of sigs) process.on(s, proxy);

@@ -26,7 +26,7 @@ import { resolveVolume } from '../volumes.js';
 import { attachContainer, attachedAt, cleanupLeftovers, cleanupNeededFor, detachContainer, inspectNetwork, prepareAttach, publishExposed, rewriteInPlace, type AttachOptions, type Attachment, type PlugSpec } from '../network/index.js';
 import { createNetnsFile, netnsFileIds, removeNetnsFile } from '../network/netns.js';
 import { fillEmptyVolume, makeAnonymousVolumes, removeVolumes, volumeDirs } from './anon-volumes.js';
-import { attachSocketPath } from './attach.js';
+import { attachSocketPath, PROXIED_SIGNALS } from './attach.js';
 import { runtimeCommand } from './runtime-command.js';
 import { writeHostFiles } from './hostfiles.js';
 import { signalNumber, usesBridge, type RunOptions } from './options.js';
@@ -170,7 +170,7 @@ export class Engine {
           ...(opts.entrypoint !== undefined ? { entrypoint: opts.entrypoint === '' ? [] : [opts.entrypoint] } : c.Entrypoint ? { entrypoint: c.Entrypoint } : {}),
           cmd: opts.command.length ? opts.command : opts.entrypoint !== undefined ? [] : (c.Cmd ?? []),
           env: built.env, user: built.user, workdir: built.workdir, hostname, labels: opts.labels,
-          stopSignal: opts.stopSignal ?? c.StopSignal ?? 'SIGTERM', tty: opts.tty, interactive: opts.interactive,
+          stopSignal: opts.stopSignal ?? c.StopSignal ?? 'SIGTERM', ...(opts.stopTimeout !== undefined ? { stopTimeout: opts.stopTimeout } : {}), tty: opts.tty, interactive: opts.interactive,
           ...(opts.stdinOnce ? { stdinOnce: true } : {}), autoRemove: opts.autoRemove, runtime: opts.runtime, network: opts.network, readOnly: opts.readOnly,
           mounts: vols.mounts, ...(anonymous.length ? { anonymousVolumes: anonymous } : {}), logMaxSize: opts.logMaxSize,
           ...(usesBridge(opts.network) ? { publish, networkAliases: opts.networkAliases, dns: opts.dns, dnsSearch: opts.dnsSearch, dnsOptions: opts.dnsOptions, addHosts: opts.addHosts, ...(opts.ip ? { ip: opts.ip } : {}) } : {}),
@@ -215,7 +215,7 @@ export class Engine {
    * Starts the container's process. attach: in the foreground with our stdio (the exit status
    * is returned); otherwise under a detached monitor (0 is returned once it runs).
    */
-  async start(c: Container, attach: boolean, onStarted?: (pid: number) => void, opts: { waitAttach?: boolean } = {}): Promise<number> {
+  async start(c: Container, attach: boolean, onStarted?: (pid: number) => void, opts: { waitAttach?: boolean; sigProxy?: boolean } = {}): Promise<number> {
     if (c.state.status === 'running') throw new EngineError(125, `container ${c.name} is already running`);
     this.cleanupRuntime(c.id, c);
     rmSync(join(c.dir, 'exit'), { force: true });
@@ -228,7 +228,8 @@ export class Engine {
       if (cfg.tty) a.push('-t', sock);
       // The exit is recorded by the monitor even when attached: a berth killed meanwhile still
       // leaves the container's status behind.
-      if (!attach) a.push('-l', this.logPath(c), '-s', String(cfg.logMaxSize));
+      // The log is written in the foreground too (docker's logs shows a finished `run`), not for --rm.
+      if (!attach || !cfg.autoRemove) a.push('-l', this.logPath(c), '-s', String(cfg.logMaxSize));
       // Detached: `berth attach` connects to the monitor (attach.ts); -W: start -a is coming.
       if (!attach) a.push('-A', attachSocketPath(c.id), ...(cfg.stdinOnce ? ['-o'] : []), ...(opts.waitAttach ? ['-W'] : []));
       a.push('-e', join(c.dir, 'exit'));
@@ -249,7 +250,7 @@ export class Engine {
     this.detachNetwork(c);
     if (cfg.runtime !== 'berth') {
       if (usesBridge(cfg.network)) this.attachOwnNetns(c);
-      return this.startWithRuntime(c, attach, !attach || cfg.tty ? monitorArgs() : undefined, now, sock);
+      return this.startWithRuntime(c, attach, !attach || cfg.tty ? monitorArgs() : undefined, now, sock, opts.sigProxy !== false);
     }
 
     // berth-init runs without keep under the monitor, a subreaper that inherits the container
@@ -286,7 +287,8 @@ export class Engine {
     const forward = (sig: NodeJS.Signals) => {
       try { if (sig === 'SIGWINCH') init.kill(sig); else process.kill(pid, sig); } catch { /* gone */ }
     };
-    const sigs = attach ? (['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'] as const) : [];
+    // --sig-proxy=false: ours are not passed on (the window size still is).
+    const sigs = attach ? [...(opts.sigProxy !== false ? PROXIED_SIGNALS : []), 'SIGWINCH' as const] : [];
     for (const s of sigs) process.on(s, forward);
     // runtime.md "start": the process runs once the exec fifo is written.
     const fifo = join(this.runtimeRoot, c.id, 'exec.fifo');
@@ -383,7 +385,7 @@ export class Engine {
     if (st) this.store.writeState(c.id, { ...st, status: 'exited', exitCode: code, finishedAt: new Date().toISOString() });
   }
 
-  private async startWithRuntime(c: Container, attach: boolean, monitor: string[] | undefined, now: string, sock: string): Promise<number> {
+  private async startWithRuntime(c: Container, attach: boolean, monitor: string[] | undefined, now: string, sock: string, sigProxy: boolean): Promise<number> {
     const args = this.runcArgs(c, 'run', '--bundle', this.bundleDir(c), c.id);
     const full = monitor ? [nativeBinary('berth-monitor'), ...monitor, '--', ...args] : args;
     if (monitor && c.config.tty) full.splice(full.indexOf('run') + 1, 0, '--console-socket', sock);
@@ -408,7 +410,7 @@ export class Engine {
       return 0;
     }
     const forward = (sig: NodeJS.Signals) => { try { child.kill(sig); } catch { /* gone */ } };
-    const sigs = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as const;
+    const sigs = sigProxy ? PROXIED_SIGNALS : [];
     for (const s of sigs) process.on(s, forward);
     const code = await exited;
     for (const s of sigs) process.off(s, forward);

@@ -1,7 +1,7 @@
 /** exec, top and cp: what acts on a container's running processes or its files. */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { cpSync, existsSync, readFileSync, statSync } from 'node:fs';
+import { cpSync, existsSync, lstatSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { basename, join, posix } from 'node:path';
 import { BerthError } from '../../base/errors.js';
 import { resolveInRoot, resolveUser } from '../../image/passwd.js';
@@ -98,9 +98,11 @@ function containerPath(engine: Engine, arg: string): { c: Container; path: strin
 
 /**
  * docker cp, for files and directories: CONTAINER:SRC → host, or host → CONTAINER:DEST.
- * Paths in the container resolve inside its rootfs (symlinks cannot lead out of it).
+ * Paths in the container resolve inside its rootfs (symlinks cannot lead out of it). As
+ * docker's: a SRC that is a symbolic link is copied as the link, unless `follow` (-L) or SRC
+ * ends with / (then what it points to is copied).
  */
-export async function copyFiles(engine: Engine, src: string, dst: string): Promise<void> {
+export async function copyFiles(engine: Engine, src: string, dst: string, follow = false): Promise<void> {
   const from = containerPath(engine, src);
   const to = containerPath(engine, dst);
   const tarIn = src === '-';
@@ -125,9 +127,15 @@ export async function copyFiles(engine: Engine, src: string, dst: string): Promi
     return;
   }
   if (from) {
+    const target = existsSync(dst) && statSync(dst).isDirectory() ? join(dst, basename(from.path)) : dst;
+    const link = follow || /\/\.?$/.test(src) ? undefined : await linkInRoot(rootOf(from.c), from.path);
+    if (link !== undefined) {
+      rmSync(target, { force: true });
+      symlinkSync(link, target);
+      return;
+    }
     const host = await resolveInRoot(rootOf(from.c), from.path);
     if (!host) throw new BerthError('NOT_FOUND', `no such file or directory in container ${from.c.name}: ${from.path}`);
-    const target = existsSync(dst) && statSync(dst).isDirectory() ? join(dst, basename(from.path)) : dst;
     cpSync(host, target, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
     return;
   }
@@ -141,5 +149,19 @@ export async function copyFiles(engine: Engine, src: string, dst: string): Promi
     if (!parent) throw new BerthError('NOT_FOUND', `no such directory in container ${to!.c.name}: ${posix.dirname(to!.path)}`);
     target = join(parent, posix.basename(to!.path));
   }
-  cpSync(src, target, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+  // -L: a link given as SRC is copied as what it points to (links inside a directory stay links).
+  cpSync(follow ? realpathSync(src) : src, target, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
+}
+
+/** What `path` (in the container's root) says when it is itself a symbolic link, else undefined. */
+async function linkInRoot(root: string, path: string): Promise<string | undefined> {
+  if (path === '/') return undefined;
+  const parent = await resolveInRoot(root, posix.dirname(path));
+  if (!parent) return undefined;
+  try {
+    const host = join(parent, posix.basename(path));
+    return lstatSync(host).isSymbolicLink() ? readlinkSync(host) : undefined;
+  } catch {
+    return undefined;
+  }
 }

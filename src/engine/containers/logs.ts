@@ -1,4 +1,4 @@
-/** Reading docker's json-file logs the monitor writes (LOG.1, then LOG), with --tail, --since and -f. */
+/** Reading docker's json-file logs the monitor writes (LOG.1, then LOG), with --tail, --since, --until and -f. */
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 
 export interface LogEntry { log: string; stream: 'stdout' | 'stderr'; time: string }
@@ -7,6 +7,8 @@ export interface LogOptions {
   tail?: number;
   /** Only entries at or after this time (ms since the epoch). */
   since?: number;
+  /** Only entries at or before this time (ms since the epoch); -f ends once it has passed. */
+  until?: number;
   follow?: boolean;
   /** -f stops once this returns true and the file has been read to its end. */
   stopped?: () => boolean;
@@ -48,18 +50,18 @@ function readFrom(path: string, offset: number): { text: string; size: number } 
   }
 }
 
-/** `since`: RFC 3339, a Unix time in seconds, or a duration such as 10m, 1h30m. */
-export function parseSince(v: string, now = Date.now()): number {
+/** `since` (and `until`, named by `flag`): RFC 3339, a Unix time in seconds, or a duration such as 10m, 1h30m (that long ago). */
+export function parseSince(v: string, now = Date.now(), flag = '--since'): number {
   if (/^\d+(\.\d+)?$/.test(v)) return Number(v) * 1000;
   const d = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$/.exec(v);
   if (d && v !== '') return now - ((Number(d[1] ?? 0) * 60 + Number(d[2] ?? 0)) * 60 + Number(d[3] ?? 0)) * 1000;
   const t = Date.parse(v);
-  if (Number.isNaN(t)) throw new Error(`--since ${v}: give a time (RFC 3339 or Unix seconds) or a duration such as 10m`);
+  if (Number.isNaN(t)) throw new Error(`${flag} ${v}: give a time (RFC 3339 or Unix seconds) or a duration such as 10m`);
   return t;
 }
 
 export async function readLogs(path: string, opts: LogOptions, emit: (e: LogEntry) => void): Promise<void> {
-  const keep = (e: LogEntry) => opts.since === undefined || Date.parse(e.time) >= opts.since;
+  const keep = (e: LogEntry) => (opts.since === undefined || Date.parse(e.time) >= opts.since) && (opts.until === undefined || Date.parse(e.time) <= opts.until);
   let entries = [...parseLines(readFrom(`${path}.1`, 0).text)];
   const first = readFrom(path, 0);
   entries.push(...parseLines(first.text));
@@ -69,7 +71,7 @@ export async function readLogs(path: string, opts: LogOptions, emit: (e: LogEntr
   if (!opts.follow) return;
   let offset = first.size;
   for (;;) {
-    const done = opts.stopped?.() ?? false;
+    const done = (opts.stopped?.() ?? false) || (opts.until !== undefined && Date.now() > opts.until);
     const next = readFrom(path, offset);
     if (next.size < offset) { offset = 0; continue; } // rotated: start the new file
     offset = next.size;

@@ -47,6 +47,8 @@ export interface RunOptions {
   ulimits: Ulimit[];
   init: boolean;
   stopSignal?: string;
+  /** --stop-timeout: seconds `stop` waits by default before SIGKILL (docker's default 10). */
+  stopTimeout?: number;
   labels: Record<string, string>;
   tty: boolean;
   interactive: boolean;

@@ -36,6 +36,8 @@ export interface ContainerConfig {
   hostname: string;
   labels: Record<string, string>;
   stopSignal: string;
+  /** --stop-timeout (seconds), when given. */
+  stopTimeout?: number;
   tty: boolean;
   interactive: boolean;
   /** docker's StdinOnce: the end of an attached client's input closes the container's stdin. */

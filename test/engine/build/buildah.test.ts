@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from '../../../src/engine/build/builder.js';
@@ -19,6 +19,7 @@ import { OciLayout } from '../../../src/image/layout.js';
 import { loadImage, type LoadedImage } from '../../../src/image/load-image.js';
 import { unpackLayers } from '../../../src/layer/unpack-layers.js';
 import { snapshotTree } from '../../layer/layer-write-helpers.js';
+import { removeMountedTree } from '../../helpers/podman.js';
 import { peer, root, skipUnless } from '../../helpers/requirements.js';
 
 async function unpack(layoutDir: string, tag: string, into: string): Promise<LoadedImage> {
@@ -87,9 +88,9 @@ describe('berth build and buildah bud make the same image', { skip: skipUnless(p
   });
   after(async () => {
     if (!work) return;
+    spawnSync('buildah', ['rm', '--all'], { env, stdio: 'ignore', timeout: 60_000 });
     spawnSync('buildah', ['rmi', '--all', '--force'], { env, stdio: 'ignore', timeout: 60_000 });
-    spawnSync('umount', ['-R', join(work, 'graph')], { stdio: 'ignore' });
-    await rm(work, { recursive: true, force: true });
+    removeMountedTree(work);
   });
 
   /** Unpacks buildah's and berth's results; asserts the same files and config fields. */

@@ -1,5 +1,6 @@
 /** The `berth build` and `berth builder prune` command modules (wired into berth.ts's table by the lead). */
 import { after, before, describe, it } from 'node:test';
+import { podmanEnv, removePodmanWork } from '../../helpers/podman.js';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import assert from 'node:assert/strict';
@@ -140,13 +141,8 @@ describe('berth build outputs and formats', { skip: skipUnless(root('COPY sets o
     if (!existsSync(PODMAN)) return skipOrFail(t, 'podman is not installed (apt-get install -y podman)');
     const pd = join(dir, 'podman');
     await mkdir(pd);
-    await writeFile(join(pd, 'containers.conf'), '[containers]\nnetns = "none"\n[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\nruntime = "runc"\n');
-    await writeFile(join(pd, 'storage.conf'), `[storage]\ndriver = "overlay"\ngraphroot = "${join(pd, 'graph')}"\nrunroot = "${join(pd, 'run')}"\n`);
-    const env = { ...process.env, CONTAINERS_CONF: join(pd, 'containers.conf'), CONTAINERS_STORAGE_CONF: join(pd, 'storage.conf'), TMPDIR: pd };
-    t.after(() => {
-      spawnSync(PODMAN, ['rmi', '--all', '--force'], { env, stdio: 'ignore' });
-      spawnSync('umount', ['-R', join(pd, 'graph')], { stdio: 'ignore' });
-    });
+    const env = podmanEnv(pd);
+    t.after(() => removePodmanWork(pd, env));
     const load = spawnSync(PODMAN, ['load', '-i', tar], { env, encoding: 'utf8' });
     assert.equal(load.status, 0, load.stderr);
     const inspect = spawnSync(PODMAN, ['image', 'inspect', '--format', '{{.Id}} {{index .Labels "a"}}', 'localhost/out/app:1'], { env, encoding: 'utf8' });

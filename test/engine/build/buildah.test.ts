@@ -378,4 +378,31 @@ describe('berth build and buildah bud make the same image', { skip: skipUnless(p
     assert.deepEqual([tree['chowned/a']!.uid, tree['chowned/a']!.gid, tree['chowned/a']!.mode], [1, 2, 0o600]);
     assert.deepEqual([tree['both']!.uid, tree['both']!.gid, tree['both']!.mode], [3, 3, 0o604]);
   });
+  it('what buildah 1.28 lacks (heredocs, COPY --link, ADD --checksum): it refuses them; berth matches the same steps written without them', async () => {
+    const ctx = join(work, 'ctx7');
+    await mkdir(ctx, { recursive: true });
+    await writeFile(join(ctx, 'a'), 'a\n');
+    await writeFile(join(ctx, 'hello'), 'hi\nthere\n');
+    // buildah 1.28.2 (Debian 12) has none of these: each build fails, naming the step. Docker
+    // 20.10's classic builder has none either (they are BuildKit's); berth's own tests cover
+    // them (builder.test.ts: --checksum against an http server, --link, heredocs).
+    const refused: Record<string, RegExp> = {
+      'COPY <<EOF /hello\nhi\nEOF': /COPY <<EOF \/hello/,
+      'COPY --link a /a': /COPY only supports the --chmod=<permissions> --chown=<uid:gid> and the --from=<image\|stage> flags/,
+      [`ADD --checksum=sha256:${'0'.repeat(64)} a /a`]: /ADD only supports the --chmod=<permissions> and the --chown=<uid:gid> flag/,
+    };
+    for (const [step, why] of Object.entries(refused)) {
+      await writeFile(join(ctx, 'Dockerfile.lacks'), `FROM scratch\n${step}\n`);
+      const r = spawnSync('buildah', ['bud', '-f', join(ctx, 'Dockerfile.lacks'), ctx], { env, encoding: 'utf8', timeout: 120_000 });
+      assert.notEqual(r.status, 0, `buildah 1.28 built ${JSON.stringify(step)}: compare it here instead`);
+      assert.match(r.stderr, why);
+    }
+    // The same image both ways: berth with a heredoc and --link, buildah from files of the context.
+    await writeFile(join(ctx, 'Dockerfile.plain'), 'FROM scratch\nCOPY hello /hello\nCOPY a /a\nCOPY a /dir/a\n');
+    await writeFile(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY <<EOF /hello\nhi\nthere\nEOF\nCOPY --link a /a\nCOPY --link a /dir/a\n');
+    bud(ctx, 'berth-diff7', ['-f', join(ctx, 'Dockerfile.plain')]);
+    await build({ contextDir: ctx, output: { layout: join(work, 'berth-out7'), tag: 't' } });
+    const { tree } = await compare('berth-diff7', 'buildah-out7', 'berth-out7');
+    assert.equal(tree['hello']!.mode, 0o644);
+  });
 });

@@ -22,7 +22,7 @@
  *  -C DIR -O OPTIONS -T TARGET   before COMMAND runs, the container's root: chdir(DIR) (the
  *             lowerdirs in OPTIONS are relative to it), mount("overlay", TARGET, "overlay", 0,
  *             OPTIONS), unless something is mounted at TARGET already. On failure, one "error"
- *             line on fd 3 (the engine's channel) and on stderr, and exit 125.
+ *             line on fd 3 (the engine's channel; on stderr without one), and exit 125.
  *  -r DIR     `--rm`: after the exit, the container is removed: its cgroup directories (-g)
  *             and the runtime's state (-R) go, the rootfs mount (-m) is detached, the name link
  *             (-n) goes when it still points to this container, and DIR is renamed to a

@@ -51,8 +51,11 @@ static void nl_init(struct nl_msg *m, unsigned short type, unsigned short flags,
     memcpy(NLMSG_DATA(&m->h), hdr, hlen);
 }
 
-/* Sends one request and returns the kernel's answer: 0 or a positive errno. */
-static int nl_talk(int fd, struct nl_msg *m) {
+/*
+ * Sends one request and returns the kernel's answer: 0 or a positive errno. With `index`, the
+ * request asks for a link (RTM_GETLINK) and its answer is the link's index (ENODEV: none).
+ */
+static int nl_exchange(int fd, struct nl_msg *m, unsigned *index) {
     struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
     if (sendto(fd, m, m->h.nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) return errno;
     char buf[8192];
@@ -64,9 +67,20 @@ static int nl_talk(int fd, struct nl_msg *m) {
         }
         for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (unsigned)n); h = NLMSG_NEXT(h, n)) {
             if (h->nlmsg_seq != m->h.nlmsg_seq) continue;
-            if (h->nlmsg_type == NLMSG_ERROR) return -((struct nlmsgerr *)NLMSG_DATA(h))->error;
+            if (h->nlmsg_type == NLMSG_ERROR) {
+                int e = -((struct nlmsgerr *)NLMSG_DATA(h))->error;
+                return index && !e ? ENODEV : e;
+            }
+            if (index && h->nlmsg_type == RTM_NEWLINK) {
+                *index = (unsigned)((struct ifinfomsg *)NLMSG_DATA(h))->ifi_index;
+                return 0;
+            }
         }
     }
+}
+
+static int nl_talk(int fd, struct nl_msg *m) {
+    return nl_exchange(fd, m, NULL);
 }
 
 /* An rtnetlink socket in the caller's network namespace, or -1. */
@@ -88,27 +102,7 @@ static int nl_index(int fd, const char *name, unsigned *index) {
     nl_init(&m, RTM_GETLINK, 0, &ifi, sizeof ifi);
     m.h.nlmsg_flags = NLM_F_REQUEST;
     nl_add_attr(&m, IFLA_IFNAME, name, strlen(name) + 1);
-    struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
-    if (sendto(fd, &m, m.h.nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) return errno;
-    char buf[8192];
-    for (;;) {
-        ssize_t n = recv(fd, buf, sizeof buf, 0);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return errno;
-        }
-        for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (unsigned)n); h = NLMSG_NEXT(h, n)) {
-            if (h->nlmsg_seq != m.h.nlmsg_seq) continue;
-            if (h->nlmsg_type == NLMSG_ERROR) {
-                int e = -((struct nlmsgerr *)NLMSG_DATA(h))->error;
-                return e ? e : ENODEV;
-            }
-            if (h->nlmsg_type == RTM_NEWLINK) {
-                *index = (unsigned)((struct ifinfomsg *)NLMSG_DATA(h))->ifi_index;
-                return 0;
-            }
-        }
-    }
+    return nl_exchange(fd, &m, index);
 }
 
 static int nl_del_link(int fd, const char *name) {

@@ -1,4 +1,5 @@
-import { test, describe, before, after } from 'node:test';
+import { test, describe, before } from 'node:test';
+import { scratchDir } from '../helpers/scratch.js';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import {
@@ -17,7 +18,6 @@ import {
   writeFileSync,
   statSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
@@ -69,23 +69,14 @@ function listing(dir: string): string {
 }
 
 describe('applyLayer', () => {
-  let work: string;
-  let n = 0;
-  const fresh = () => {
-    const d = join(work, `root${n++}`);
-    mkdirSync(d);
-    return d;
-  };
-  before(() => {
-    work = mkdtempSync(join(tmpdir(), 'berth-apply-'));
-  });
-  after(() => rmSync(work, { recursive: true, force: true }));
+  const scratch = scratchDir('berth-apply-');
+  const fresh = () => scratch.fresh();
 
   describe('round trip with GNU tar archives (tar --xattrs --format=pax)', () => {
     let src: string;
     let archive: Buffer;
     before(() => {
-      src = join(work, 'src');
+      src = join(scratch.path, 'src');
       mkdirSync(join(src, 'etc', 'conf.d'), { recursive: true });
       mkdirSync(join(src, 'tmp'));
       chmodSync(join(src, 'tmp'), 0o1777);
@@ -134,7 +125,7 @@ describe('applyLayer', () => {
   // Real trees of this machine, archived by GNU tar: /etc always, larger ones with BERTH_SLOW_TESTS=1.
   for (const tree of process.env.BERTH_SLOW_TESTS === '1' ? ['etc', 'usr/include', 'usr/lib/python3.11', 'usr/bin'] : ['etc']) {
     test(`round trip of this machine's /${tree} archived by GNU tar`, async () => {
-      const blob = join(work, `${tree.replaceAll('/', '_')}.tar.gz`);
+      const blob = join(scratch.path, `${tree.replaceAll('/', '_')}.tar.gz`);
       execFileSync('sh', ['-c', `tar --xattrs --xattrs-include='*' --format=pax -C / -czf '${blob}' ${tree} 2>/dev/null; test -s '${blob}'`]);
       const ours = fresh();
       const theirs = fresh();
@@ -367,14 +358,14 @@ describe('applyLayer', () => {
   });
 
   test('an unpack root that does not exist is a clear error', async () => {
-    await assert.rejects(apply(join(work, 'nope'), [{ path: 'f' }]), (e) => isBerthError(e, 'NOT_FOUND'));
+    await assert.rejects(apply(join(scratch.path, 'nope'), [{ path: 'f' }]), (e) => isBerthError(e, 'NOT_FOUND'));
   });
 
   test('as uid 65534 (not root): files written, read-only dirs handled, ownership recorded, no crash', { skip: skipUnless(root('switches to uid 65534')) }, async () => {
     const root = fresh();
     chownSync(root, 65534, 65534);
-    const layer1 = join(work, 'nonroot-1.tar.gz');
-    const layer2 = join(work, 'nonroot-2.tar.gz');
+    const layer1 = join(scratch.path, 'nonroot-1.tar.gz');
+    const layer2 = join(scratch.path, 'nonroot-2.tar.gz');
     writeFileSync(
       layer1,
       gzipSync(
@@ -388,7 +379,7 @@ describe('applyLayer', () => {
       ),
     );
     writeFileSync(layer2, gzipSync(tarArchive([{ path: 'ro/b', body: 'b' }, { path: 'ro/.wh.a' }])));
-    chmodSync(work, 0o755);
+    chmodSync(scratch.path, 0o755);
     const applyJs = join(fileURLToPath(new URL('.', import.meta.url)), '../../src/layer/apply.js');
     const script = `
       import { applyLayer } from ${JSON.stringify(applyJs)};

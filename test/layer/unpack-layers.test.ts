@@ -1,8 +1,8 @@
-import { test, describe, before, after } from 'node:test';
+import { test, describe, before } from 'node:test';
+import { scratchDir } from '../helpers/scratch.js';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { lstatSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -82,17 +82,8 @@ function tree(dir: string): string {
 }
 
 describe('unpackLayers', () => {
-  let work: string;
-  let n = 0;
-  const fresh = () => {
-    const d = join(work, `root${n++}`);
-    mkdirSync(d);
-    return d;
-  };
-  before(() => {
-    work = mkdtempSync(join(tmpdir(), 'berth-unpack-layers-'));
-  });
-  after(() => rmSync(work, { recursive: true, force: true }));
+  const scratch = scratchDir('berth-unpack-layers-');
+  const fresh = () => scratch.fresh();
 
   test('applies gzip, zstd and plain layers in order with whiteouts, reporting each layer', async () => {
     const built = [await layer(LAYERS[0]!, 'gzip'), await layer(LAYERS[1]!, 'zstd'), await layer(LAYERS[2]!, 'none')];
@@ -179,14 +170,14 @@ describe('unpackLayers', () => {
     const files = await Promise.all(
       LAYERS.map(async (entries, i) => {
         const built = await layer(entries, 'gzip');
-        const file = join(work, `umoci-layer-${i}.tar.gz`);
+        const file = join(scratch.path, `umoci-layer-${i}.tar.gz`);
         writeFileSync(file, built.blob);
         return { mediaType: MediaType.layerTarGzip, file, diffId: sha256(built.tar) };
       }),
     );
-    const layout = join(work, 'layout');
+    const layout = join(scratch.path, 'layout');
     const sources = await writeOciLayout(layout, 'v1', files);
-    const bundle = join(work, 'umoci-bundle');
+    const bundle = join(scratch.path, 'umoci-bundle');
     execFileSync('umoci', ['unpack', '--image', `${layout}:v1`, bundle], { stdio: 'pipe' });
     const ours = fresh();
     await unpackLayers(ours, sources);

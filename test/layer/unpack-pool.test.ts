@@ -4,12 +4,12 @@
  * its code: a wrong digest or size, a corrupt stream, an unknown media type, an unsafe entry, a
  * failing source. The hostile archives of apply-security.test.ts also run through the worker.
  */
-import { test, describe, before, after } from 'node:test';
+import { test, describe } from 'node:test';
+import { scratchDir } from '../helpers/scratch.js';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { lstatSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { lstatSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { MediaType } from '../../src/base/media-types.js';
@@ -55,17 +55,8 @@ function tree(dir: string): string {
 }
 
 describe('applyBlob in unpack worker threads', () => {
-  let work: string;
-  let n = 0;
-  const fresh = () => {
-    const d = join(work, `root${n++}`);
-    mkdirSync(d);
-    return d;
-  };
-  before(() => {
-    work = mkdtempSync(join(tmpdir(), 'berth-unpack-pool-'));
-  });
-  after(() => rmSync(work, { recursive: true, force: true }));
+  const scratch = scratchDir('berth-unpack-pool-');
+  const fresh = () => scratch.fresh();
 
   for (const c of ['gzip', 'zstd', 'none'] as const) {
     test(`a ${c} layer unpacks in a worker as on the calling thread: same tree, diffID and usage`, async () => {

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import { BerthError } from '../base/errors.js';
 import { berthVersion } from '../base/package.js';
 import { parseCommand, type CommandGroup } from './common.js';
+import { takePlanRequest } from '../engine/containers/run-plan-request.js';
 
 type GroupLoader = () => Promise<{ commands: CommandGroup }>;
 
@@ -193,6 +194,7 @@ async function warmUp(commands: string[][]): Promise<number> {
 // Every command awaits its own work and stdio writes are synchronous on Linux, so once main()
 // settles nothing is left to do: exit at once. Node's own teardown would free every buffer one by
 // one first (10-20 ms after a pull, for nothing).
+takePlanRequest();
 const warmup = process.env.BERTH_CODE_CACHE_WARMUP;
 (warmup === undefined ? main(process.argv.slice(2)) : warmUp(JSON.parse(warmup) as string[][])).then(
   (code) => process.exit(code),

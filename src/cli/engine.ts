@@ -10,6 +10,9 @@ import type { Container } from '../engine/containers/store.js';
 import type { Engine, ImageSource } from '../engine/containers/engine.js';
 import type { RunOptions } from '../engine/containers/options.js';
 import { isPaused, setPaused, thawIfPaused } from '../engine/containers/pause.js';
+import { beginRunPlan, runPlan, type RunPlanCapture } from '../engine/containers/run-plan.js';
+import { readFileSync } from 'node:fs';
+import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 
 type EngineModule = typeof import('../engine/containers/engine.js');
 
@@ -261,6 +264,41 @@ async function createFrom(p: ParsedCommand, usage: string, { deferMount = false 
   return { engine, c };
 }
 
+/**
+ * What a run plan (engine/containers/run-plan.ts) must check before the native front end repeats
+ * this run, and what it repeats; refused for what it cannot check.
+ */
+function notePlanInputs(plan: RunPlanCapture, engine: Engine, c: Container, p: ParsedCommand): void {
+  const cfg = c.config;
+  if (str(p, 'cidfile') !== undefined || str(p, 'pull') === 'always') plan.refuse('--cidfile or --pull always');
+  if (cfg.anonymousVolumes?.length || cfg.mounts.some((m) => m.type === 'volume')) plan.refuse('volumes');
+  if (cfg.tty) plan.refuse('a terminal');
+  for (const m of cfg.mounts) if (m.type === 'bind') plan.exists(m.source);
+  for (const f of strs(p, 'env-file')) plan.hostFile(resolvePath(f));
+  plan.fileIdentity(join(engine.root, 'images', 'index.json'));
+  plan.hostFile('/etc/resolv.conf');
+  if (cfg.network === 'host') {
+    plan.hostFile('/etc/hosts');
+    plan.hostFile('/proc/sys/kernel/hostname');
+  }
+  let dirs: string[] = [];
+  try {
+    const rec = JSON.parse(readFileSync(join(c.dir, 'rootfs.json'), 'utf8')) as { driver?: string; dirs?: string[] };
+    if (rec.driver !== 'overlay' || !Array.isArray(rec.dirs)) plan.refuse('a root that is not an overlay');
+    else dirs = rec.dirs;
+  } catch {
+    plan.refuse('no rootfs.json');
+  }
+  for (const d of dirs) plan.exists(d);
+  plan.add('lease', JSON.stringify(dirs.map((d) => basename(dirname(d)))));
+  plan.add('containers-dir', dirname(c.dir));
+  plan.add('leases-dir', join(engine.root, 'leases'));
+  plan.containerDir(c.dir, c.id, c.name, c.created);
+  plan.add('detach', flag(p, 'detach') ? '1' : '0');
+  plan.add('auto-remove', cfg.autoRemove ? '1' : '0');
+  plan.add('sig-proxy', sigProxy(p) ? '1' : '0');
+}
+
 const RUN_USAGE = `Usage: berth run [OPTIONS] IMAGE [COMMAND [ARG...]]
 
 Pulls IMAGE into the local store if needed, makes its root filesystem and runs COMMAND (the
@@ -398,8 +436,10 @@ const commands: CommandGroup = {
     optionsEndAfter: 1,
     async run(p) {
       const detach = flag(p, 'detach');
+      const plan = beginRunPlan();
       // The container starts next: its monitor can mount the root (create, on its own, mounts it).
       const { engine, c } = await createFrom(p, RUN_USAGE, { deferMount: true });
+      if (plan) notePlanInputs(plan, engine, c, p);
       if (detach) {
         try {
           await engine.start(c, false);
@@ -407,6 +447,7 @@ const commands: CommandGroup = {
           if (c.config.autoRemove) await engine.remove(engine.store.load(c.id) ?? c, true).catch(() => undefined);
           throw err;
         }
+        await runPlan()?.save();
         printLine(c.id);
         return 0;
       }
@@ -423,7 +464,10 @@ const commands: CommandGroup = {
       }
       let code: number;
       try {
-        code = await engine.start(c, true, undefined, { sigProxy: sigProxy(p) });
+        // The plan is written as soon as the container runs (not for its exit), and before we exit.
+        let saving: Promise<void> | undefined;
+        code = await engine.start(c, true, () => { saving = runPlan()?.save(); }, { sigProxy: sigProxy(p) });
+        await saving;
       } finally {
         if (c.config.autoRemove) {
           const now = engine.store.load(c.id);

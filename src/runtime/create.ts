@@ -8,13 +8,13 @@ import type { ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { BerthError } from '../base/errors.js';
-import { cgroupManagerFor, type CgroupManager } from './cgroups/manager.js';
+import { cgroupManagerFor, observeCgroupWrites, type CgroupManager } from './cgroups/manager.js';
 import { validateRuntimeConfig } from './spec/validate.js';
 import { runHooks } from './hooks.js';
 import { abandonInit, releaseUnusedInit, runInit, spawnInit, waitGone, type InitStdio, type Launcher, type SpawnedInit } from './init-process.js';
-import { buildInitPlanBody, buildInitPlanHead, DEFAULT_DEVICES, type InitPlanInput } from './plan.js';
+import { buildInitPlanBody, buildInitPlanHead, DEFAULT_DEVICES, encodeRecords, type InitPlanInput, type PlanRecord } from './plan.js';
 import type { LinuxDeviceCgroup, LinuxIDMapping, LinuxResources, Spec } from './spec/types.js';
-import { containerDir, ociState, procStat, removeContainerDir, reserveId, seccompCacheDir, writeAtomic, writeRecord, type ContainerRecord } from './state.js';
+import { containerDir, ociState, procStat, removeContainerDir, reserveId, seccompCacheDir, stateText, writeAtomic, writeRecord, type ContainerRecord } from './state.js';
 
 export interface CreateOptions {
   root: string;
@@ -41,6 +41,23 @@ export interface CreateOptions {
    * InitPlanInput.network): asked for while berth-init starts, before the plan is sent.
    */
   network?: () => InitPlanInput['network'];
+  /** Sees what create does, so that it can be repeated without this process (a run plan). */
+  observer?: CreateObserver;
+}
+
+/**
+ * What engine/containers/run-plan.ts writes down of a create: the bytes berth-init is sent before
+ * it reports the pid, the settings written after, the runtime's record; refuse() when this
+ * create does something a plan cannot repeat.
+ */
+export interface CreateObserver {
+  sentToInit(data: Buffer): void;
+  pidReported(): void;
+  cgroupWrite(path: string, value: string): void;
+  add(key: string, value: string): void;
+  time(iso: string): void;
+  runtimeRecord(json: string, text: string, pid: number, startTime: number): void;
+  refuse(why: string): void;
 }
 
 export interface Created {
@@ -184,10 +201,22 @@ async function createOnce(opts: CreateOptions, attempt: Attempt): Promise<Create
       // validates and plans; the container process, cloned later, inherits them. (With keep,
       // berth-init stays as the container's parent and must stay outside its cgroups.)
       const mounts = cg.mountPoints;
-      early = await spawnInit(opts.stdio ?? 'inherit', Object.entries(cg.paths).map(([k, d]) => ['cgroup', `${mounts[k]}\0${d}`]), true, opts.launcher);
+      const earlyRecords: PlanRecord[] = Object.entries(cg.paths).map(([k, d]) => ['cgroup', `${mounts[k]}\0${d}`]);
+      early = await spawnInit(opts.stdio ?? 'inherit', earlyRecords, true, opts.launcher);
+      if (early.guess) opts.observer?.refuse('berth-init was started by the front end');
+      opts.observer?.sentToInit(encodeRecords(earlyRecords));
     }
     // Until state.txt exists, `state` reports "creating" with this bundle (runtime.md "State").
     writeAtomic(join(dir, 'bundle'), bundle, 0o600, false);
+    const obs = opts.observer;
+    if (obs) {
+      if (opts.keep || opts.pidFile || opts.consoleSocket || opts.noPivot || opts.rootless) obs.refuse('create options a plan does not repeat');
+      obs.add('rt-dir', dir);
+      obs.add('rt-bundle', bundle);
+      for (const d of new Set(Object.values(cg.paths))) obs.add('cgroup-dir', d);
+      // The hierarchies as this host mounts them (another cgroup mode after a reboot: a miss).
+      for (const m of new Set(Object.values(cg.mountPoints))) obs.add('check-exist', m);
+    }
     // (Validation with bundleDir requires root.path and checks that it is a directory.)
     const spec = validateRuntimeConfig(doc, { bundleDir: bundle, checkHost: true });
     const rootfs = resolve(bundle, spec.root!.path);
@@ -214,10 +243,14 @@ async function createOnce(opts: CreateOptions, attempt: Attempt): Promise<Create
     // devices, process, seccomp) is built meanwhile.
     const plan = buildInitPlanHead(planInput);
     record.namespaces = plan.namespaces;
+    obs?.time(record.created);
+    if (obs && (!plan.straight || plan.uidMappings || spec.hooks?.poststart?.length || spec.hooks?.poststop?.length)) obs.refuse('hooks or a user namespace');
     trace('plan head built');
     const started = await runInit(plan, {
+      ...(obs ? { sent: (d: Buffer) => obs.sentToInit(d) } : {}),
       onPid: async (p) => {
         pid = p;
+        obs?.pidReported();
         opts.onPid?.(p);
         record.pid = p;
         record.startTime = procStat(p)?.startTime ?? 0;
@@ -231,13 +264,22 @@ async function createOnce(opts: CreateOptions, attempt: Attempt): Promise<Create
           await cg.addProcess(p);
           trace('process placed in cgroups');
         }
-        await cg.apply(withDeviceDefaults(spec));
+        if (obs) observeCgroupWrites((path, value) => obs.cgroupWrite(path, value));
+        try {
+          await cg.apply(withDeviceDefaults(spec));
+        } finally {
+          if (obs) observeCgroupWrites(undefined);
+        }
         trace('resources applied');
-        if (spec.process?.oomScoreAdj !== undefined) writeFileSync(`/proc/${p}/oom_score_adj`, String(spec.process.oomScoreAdj));
+        if (spec.process?.oomScoreAdj !== undefined) {
+          writeFileSync(`/proc/${p}/oom_score_adj`, String(spec.process.oomScoreAdj));
+          obs?.add('oom', String(spec.process.oomScoreAdj));
+        }
       },
       onMounted: async () => {
         trace('container mounts done');
         writeRecord(opts.root, record);
+        obs?.runtimeRecord(JSON.stringify(record), stateText(record), record.pid, record.startTime);
         const state = ociState(record, 'created');
         // runtime.md lifecycle 3-4: prestart (deprecated) and createRuntime in the runtime
         // namespace; berth-init then runs createContainer in the container's, before pivot_root.

@@ -18,6 +18,8 @@ export interface InitEvents {
   /** Mounts are done, pivot_root is next: hooks run here (create only). Returns the state
    * document for the startContainer hooks. */
   onMounted?(): Promise<string>;
+  /** Every write to berth-init's channel (a run plan repeats those before "pid"). */
+  sent?(data: Buffer): void;
 }
 
 export interface StartedInit {
@@ -269,7 +271,12 @@ export async function abandonInit(init: SpawnedInit): Promise<void> {
  */
 export async function runInit(plan: Plan, events: InitEvents, stdio: InitStdio = 'inherit', spawned?: SpawnedInit, body?: () => PlanRecord[], launcher?: Launcher): Promise<StartedInit> {
   const init = spawned ?? await spawnInit(stdio, [], false, launcher);
-  const { channel, spawnError } = init;
+  const { spawnError } = init;
+  const channel: Channel = events.sent ? {
+    write: (d) => { events.sent!(typeof d === 'string' ? Buffer.from(d) : d); init.channel.write(d); },
+    next: () => init.channel.next(),
+    close: () => init.channel.close(),
+  } : init.channel;
   channel.write(body ? encodeRecords([...plan.records, ['fork', '']]) : encodePlan(plan.records));
   let pid = 0;
   // A "net" record: stage 1 plugs the network namespace after "pid" and says "net" whenever it

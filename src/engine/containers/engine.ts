@@ -7,7 +7,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, rmdirSync, rmSync, writeSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { BerthError } from '../../base/errors.js';
 import { loadImage, type LoadedImage } from '../../image/load-image.js';
 import type { OciLayout } from '../../image/layout.js';
@@ -31,6 +31,7 @@ import { runtimeCommand } from './runtime-command.js';
 import { writeHostFiles } from './hostfiles.js';
 import { signalNumber, usesBridge, type RunOptions } from './options.js';
 import { buildSpec } from './spec.js';
+import { runPlan } from './run-plan.js';
 import { ContainerStore, readExitFile, writeExitFile, type Container, type ContainerRecord, type ContainerState } from './store.js';
 
 const CONSOLE_DIR = '/run/berth';
@@ -259,6 +260,14 @@ export class Engine {
     // a terminal, the monitor hands our stdio straight to the container.
     const launcher: Launcher = { command: nativeBinary('berth-monitor'), args: ['-S', ...monitorArgs(), '--'], detached: !attach };
     const stdio: InitStdio = attach ? 'inherit' : 'ignore';
+    const plan = runPlan();
+    if (plan) {
+      if (cfg.tty || usesBridge(cfg.network) || cfg.network.startsWith('container:')) plan.refuse('a terminal or a network a plan does not repeat');
+      plan.add('names-link', join(this.store.namesDir, c.name));
+      plan.add('monitor', [launcher.command, ...launcher.args, nativeBinary('berth-init')].join('\0'));
+      plan.add('attach', attach ? '1' : '0');
+      if (!attach) plan.add('ensure-dir', dirname(attachSocketPath(c.id)));
+    }
     // The network's records, rules and hosts file are made while berth-init starts (createContainer
     // asks for them as it plans); berth-init plugs the veth as it clones the container: no exec.
     const bridge = usesBridge(cfg.network);
@@ -267,7 +276,7 @@ export class Engine {
       // (Loaded here: ps, logs, rm and the other commands never plan a container.)
       const { createContainer } = await import('../../runtime/create.js');
       created = await createContainer({
-        root: this.runtimeRoot, id: c.id, bundle: this.bundleDir(c), keep: false, stdio,
+        root: this.runtimeRoot, id: c.id, bundle: this.bundleDir(c), keep: false, stdio, ...(plan ? { observer: plan } : {}),
         ...(cfg.tty ? { consoleSocket: sock } : {}),
         launcher,
         ...(bridge ? { network: () => this.prepareNetwork(c), onPid: (p: number) => attachedAt(c.id, `/proc/${p}/ns/net`, { root: this.root }) } : {}),

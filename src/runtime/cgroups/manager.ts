@@ -22,6 +22,13 @@ export type { CgroupLayout } from './host.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+let writeObserver: ((path: string, value: string) => void) | undefined;
+
+/** Sees every settings write that succeeds (a run plan repeats them: engine/containers/run-plan.ts). */
+export function observeCgroupWrites(fn: ((path: string, value: string) => void) | undefined): void {
+  writeObserver = fn;
+}
+
 export interface CgroupManager {
   /** Controller name (or 'unified' for the cgroup2 hierarchy) → absolute cgroup directory. */
   readonly paths: Record<string, string>;
@@ -266,6 +273,7 @@ class FsCgroupManager implements CgroupManager {
       if (missing.length === 0) continue;
       try {
         writeFileSync(join(d, 'cgroup.subtree_control'), missing.map((c) => `+${c}`).join(' '));
+        writeObserver?.(join(d, 'cgroup.subtree_control'), missing.map((c) => `+${c}`).join(' '));
       } catch (err) {
         throw new BerthError(
           'RUNTIME_ERROR',
@@ -336,6 +344,7 @@ class FsCgroupManager implements CgroupManager {
     if (w.fallback !== undefined && !existsSync(join(dir, file))) ({ file, value } = w.fallback);
     try {
       writeFileSync(join(dir, file), value);
+      writeObserver?.(join(dir, file), value);
     } catch (err) {
       const code = errnoOf(err);
       const why =

@@ -1,0 +1,681 @@
+/*
+ * berth front end. `berth run` repeated with the same arguments, environment and image runs
+ * here, without Node: it replays the run plan the TypeScript CLI wrote the first time
+ * (src/engine/containers/run-plan.ts says what a plan holds and when one is written). Every
+ * other command, and a run without a plan or whose plan no longer holds, is handed to the
+ * bundled CLI (exec node), which writes the plan when the run can be repeated.
+ *
+ * What a hit does, in the CLI's own order (engine.ts create and start, runtime/create.ts):
+ *   1. a lease on the image's snapshots; the plan's checks (the store's index.json, the host
+ *      files copied into the container, the snapshots and bind sources): any change is a miss;
+ *   2. the container's directory (made aside with its `creating` marker, renamed into place),
+ *      its name link, its files as the CLI wrote them, with this container's id, name and time;
+ *   3. berth-monitor with berth-init under it; berth-init is sent the same plan bytes, and once
+ *      it reports the container's pid, the same cgroup settings are written, "go" is sent,
+ *      the runtime's record is written; at "ready" the exec fifo starts the process;
+ *   4. attached: signals go to the container's process and the monitor's status is ours;
+ *      detached (-d): the id is printed.
+ * A failure after step 2 is reported in one line (exit 125) and what was made is removed.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/mount.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#ifndef BERTH_NODE
+#define BERTH_NODE "node"
+#endif
+
+#define PLAN_VERSION "1"
+
+extern char **environ;
+
+static char pkg[4096]; /* the package directory (native/build/berth's grandparent's parent) */
+
+/* ---- handing the command to Node ---- */
+
+static void trace(const char *what) {
+  if (getenv("BERTH_RUN_PLAN_TRACE")) fprintf(stderr, "berth: run plan: %s\n", what);
+}
+
+static void exec_node(char **argv, const char *plan_path, const char *key_hex) {
+  if (plan_path) trace("miss: the CLI runs it (and writes the plan when it can)");
+  char cli[4200];
+  snprintf(cli, sizeof cli, "%s/bin/berth.cjs", pkg);
+  int argc = 0;
+  while (argv[argc]) argc++;
+  char **args = calloc((size_t)argc + 4, sizeof *args);
+  if (!args) { perror("berth"); _exit(125); }
+  const char *node = getenv("BERTH_NODE") ? getenv("BERTH_NODE") : BERTH_NODE;
+  args[0] = (char *)node;
+  args[1] = "--"; /* Node 20 would read a later --env-file as its own (nodejs/node#54232) */
+  args[2] = cli;
+  for (int i = 1; i < argc; i++) args[i + 2] = argv[i];
+  if (plan_path && key_hex) {
+    setenv("BERTH_RUN_PLAN", plan_path, 1);
+    setenv("BERTH_RUN_KEY", key_hex, 1);
+  }
+  execvp(node, args);
+  if (strcmp(node, "node") != 0) { args[0] = "node"; execvp("node", args); }
+  fprintf(stderr, "berth: cannot run node (%s): %s; set BERTH_NODE to the node binary\n", node, strerror(errno));
+  _exit(125);
+}
+
+/* ---- small helpers ---- */
+
+struct buf { char *p; size_t n, cap; };
+
+static void put(struct buf *b, const void *data, size_t n) {
+  if (b->n + n + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->n + n + 1) cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p) { perror("berth"); _exit(125); }
+    b->p = p;
+    b->cap = cap;
+  }
+  memcpy(b->p + b->n, data, n);
+  b->n += n;
+  b->p[b->n] = 0;
+}
+
+static void puts0(struct buf *b, const char *s) { put(b, s, strlen(s) + 1); }
+
+static int read_file(const char *path, struct buf *out) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char chunk[65536];
+  ssize_t n;
+  while ((n = read(fd, chunk, sizeof chunk)) > 0) put(out, chunk, (size_t)n);
+  close(fd);
+  return n < 0 ? -1 : 0;
+}
+
+static int write_all(int fd, const void *data, size_t n) {
+  const char *p = data;
+  while (n) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0) { if (errno == EINTR) continue; return -1; }
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+/* Written aside, then renamed (as runtime/state.ts writeAtomic); fsync'd when durable. */
+static int write_atomic(const char *path, const void *data, size_t n, mode_t mode, int durable) {
+  char tmp[4200];
+  snprintf(tmp, sizeof tmp, "%s.tmp-%d", path, (int)getpid());
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+  if (fd < 0) return -1;
+  if (fchmod(fd, mode) < 0 || write_all(fd, data, n) < 0 || (durable && fsync(fd) < 0)) {
+    int e = errno;
+    close(fd);
+    unlink(tmp);
+    errno = e;
+    return -1;
+  }
+  close(fd);
+  if (rename(tmp, path) < 0) { int e = errno; unlink(tmp); errno = e; return -1; }
+  return 0;
+}
+
+static void hex(const unsigned char *in, size_t n, char *out) {
+  static const char digits[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; i++) { out[2 * i] = digits[in[i] >> 4]; out[2 * i + 1] = digits[in[i] & 15]; }
+  out[2 * n] = 0;
+}
+
+static void random_hex(char *out, size_t bytes) {
+  unsigned char r[64];
+  size_t got = 0;
+  while (got < bytes) {
+    ssize_t n = getrandom(r + got, bytes - got, 0);
+    if (n < 0) { if (errno == EINTR) continue; perror("berth: getrandom"); _exit(125); }
+    got += (size_t)n;
+  }
+  hex(r, bytes, out);
+}
+
+/* ISO 8601 with milliseconds, as JavaScript's Date.prototype.toISOString. */
+static void iso_now(char out[25], long long *ms_out) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  long long ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  if (ms_out) *ms_out = ms;
+  time_t sec = (time_t)(ms / 1000);
+  struct tm tm;
+  gmtime_r(&sec, &tm);
+  char full[96];
+  snprintf(full, sizeof full, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+  memcpy(out, full, 24);
+  out[24] = 0;
+}
+
+/* Field 22 of /proc/PID/stat (its start time), as runtime/state.ts procStat. */
+static unsigned long long start_time_of(pid_t pid) {
+  char path[64];
+  struct buf b = {0};
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  if (read_file(path, &b) < 0 || !b.p) return 0;
+  char *p = strrchr(b.p, ')');
+  unsigned long long v = 0;
+  if (p) {
+    p += 2;
+    for (int field = 3; field < 22 && p; field++) { p = strchr(p, ' '); if (p) p++; }
+    if (p) v = strtoull(p, NULL, 10);
+  }
+  free(b.p);
+  return v;
+}
+
+/* ---- the plan ---- */
+
+struct rec { const char *key; char *val; size_t len; };
+struct plan { struct rec *r; size_t n; struct buf raw; };
+
+/* "KEY LEN\nVALUE\n" records (runtime/plan.ts encodeRecords), until "end 0" at the top level. */
+static int parse_plan(struct plan *pl) {
+  char *p = pl->raw.p, *end = pl->raw.p + pl->raw.n;
+  size_t cap = 0;
+  while (p < end) {
+    char *nl = memchr(p, '\n', (size_t)(end - p));
+    if (!nl) return -1;
+    *nl = 0;
+    char *sp = strchr(p, ' ');
+    if (!sp) return -1;
+    *sp = 0;
+    char *e;
+    unsigned long len = strtoul(sp + 1, &e, 10);
+    if (*e || (size_t)(end - (nl + 1)) < len + 1 || nl[1 + len] != '\n') return -1;
+    if (pl->n == cap) {
+      cap = cap ? cap * 2 : 64;
+      struct rec *r = realloc(pl->r, cap * sizeof *r);
+      if (!r) return -1;
+      pl->r = r;
+    }
+    pl->r[pl->n++] = (struct rec){ p, nl + 1, len };
+    nl[1 + len] = 0; /* every value ends in NUL for the string helpers */
+    p = nl + 2 + len;
+    if (!strcmp(pl->r[pl->n - 1].key, "end")) return 0;
+  }
+  return -1;
+}
+
+static struct rec *find(struct plan *pl, const char *key) {
+  for (size_t i = 0; i < pl->n; i++) if (!strcmp(pl->r[i].key, key)) return &pl->r[i];
+  return NULL;
+}
+
+static const char *value(struct plan *pl, const char *key) {
+  struct rec *r = find(pl, key);
+  return r ? r->val : NULL;
+}
+
+/* Replaces every `from` by `to` (the same length) in the whole plan. */
+static void substitute(struct plan *pl, const char *from, const char *to) {
+  size_t n = strlen(from);
+  if (n == 0 || n != strlen(to) || !strcmp(from, to)) return;
+  for (size_t i = 0; i < pl->n; i++) {
+    struct rec *r = &pl->r[i];
+    if (!strcmp(r->key, "key")) continue;
+    for (char *p = r->val; (p = memmem(p, r->len - (size_t)(p - r->val), from, n)); p += n) memcpy(p, to, n);
+  }
+}
+
+/* Whether what the plan read is as it was. */
+static int checks_hold(struct plan *pl) {
+  for (size_t i = 0; i < pl->n; i++) {
+    struct rec *r = &pl->r[i];
+    if (!strcmp(r->key, "check-exist")) {
+      struct stat st;
+      if (lstat(r->val, &st) < 0) return 0;
+    } else if (!strcmp(r->key, "check-stat")) {
+      unsigned long long dev, ino, size, mt;
+      int off = 0;
+      if (sscanf(r->val, "%llu %llu %llu %llu %n", &dev, &ino, &size, &mt, &off) != 4 || !off) return 0;
+      struct stat st;
+      if (stat(r->val + off, &st) < 0) return 0;
+      unsigned long long now = (unsigned long long)st.st_mtim.tv_sec * 1000000000ULL + (unsigned long long)st.st_mtim.tv_nsec;
+      if (dev != (unsigned long long)st.st_dev || ino != (unsigned long long)st.st_ino || size != (unsigned long long)st.st_size || mt != now) return 0;
+    } else if (!strcmp(r->key, "check-content")) {
+      size_t plen = strlen(r->val);
+      const char *want = r->val + plen + 1;
+      size_t wlen = r->len - plen - 1;
+      struct buf b = {0};
+      if (read_file(r->val, &b) < 0) b.n = 0;
+      int same = b.n == wlen && (wlen == 0 || !memcmp(b.p, want, wlen));
+      free(b.p);
+      if (!same) return 0;
+    }
+  }
+  return 1;
+}
+
+/* FNV-1a, 64 bits: the plan's file name (the plan holds the whole key, compared byte for byte). */
+static uint64_t fnv1a(const char *p, size_t n) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (size_t i = 0; i < n; i++) { h ^= (unsigned char)p[i]; h *= 0x100000001b3ULL; }
+  return h;
+}
+
+/* ---- the run ---- */
+
+static pid_t container_pid, monitor_pid;
+static int sig_proxy = 1;
+
+static void forward(int sig) {
+  pid_t to = sig == SIGWINCH ? monitor_pid : container_pid;
+  if (to > 0) kill(to, sig);
+}
+
+struct made {
+  const char *cdir, *name_link, *rt_dir, *lease, *id;
+  int reserved, named;
+};
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st; (void)ftw;
+  if (flag == FTW_DP) rmdir(path); else unlink(path);
+  return 0;
+}
+
+static void remove_tree(const char *path) {
+  nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
+/* Undoes what this run made (a start that failed): as the CLI's create and start do. */
+static void undo(struct plan *pl, struct made *m) {
+  if (container_pid > 0) kill(container_pid, SIGKILL);
+  if (monitor_pid > 0) { kill(monitor_pid, SIGKILL); while (waitpid(monitor_pid, NULL, 0) < 0 && errno == EINTR) {} }
+  for (int i = 0; container_pid > 0 && i < 2000 && kill(container_pid, 0) == 0; i++) usleep(1000);
+  for (size_t i = 0; i < pl->n; i++) {
+    if (strcmp(pl->r[i].key, "cgroup-dir")) continue;
+    for (int t = 0; t < 50 && rmdir(pl->r[i].val) < 0 && errno == EBUSY; t++) usleep(2000);
+  }
+  if (m->rt_dir) remove_tree(m->rt_dir);
+  if (m->cdir && m->reserved) {
+    char rootfs[4200], away[4200];
+    snprintf(rootfs, sizeof rootfs, "%s/rootfs", m->cdir);
+    umount2(rootfs, MNT_DETACH);
+    snprintf(away, sizeof away, "%s", m->cdir);
+    char *slash = strrchr(away, '/');
+    if (slash) {
+      snprintf(slash + 1, sizeof away - (size_t)(slash + 1 - away), ".removing-%s", m->id);
+      if (rename(m->cdir, away) == 0) remove_tree(away);
+    }
+  }
+  if (m->named) {
+    char target[128];
+    ssize_t n = readlink(m->name_link, target, sizeof target - 1);
+    if (n > 0) { target[n] = 0; if (!strcmp(target, m->id)) unlink(m->name_link); }
+  }
+  if (m->lease) unlink(m->lease);
+}
+
+static struct plan *fail_plan;
+static struct made *fail_made;
+static const char *fail_name;
+
+static void fail(const char *fmt, ...) {
+  char msg[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "berth: cannot start container %s: %s\n", fail_name ? fail_name : "", msg);
+  if (fail_plan && fail_made) undo(fail_plan, fail_made);
+  _exit(125);
+}
+
+/* A line from berth-init's channel ("pid N", "net", "ready", "error MSG"); NULL at its end. */
+static char *next_line(int fd, struct buf *in) {
+  static size_t consumed;
+  if (consumed) {
+    memmove(in->p, in->p + consumed, in->n - consumed);
+    in->n -= consumed;
+    consumed = 0;
+  }
+  for (;;) {
+    char *nl = in->n ? memchr(in->p, '\n', in->n) : NULL;
+    if (nl) {
+      *nl = 0;
+      consumed = (size_t)(nl - in->p) + 1;
+      return in->p;
+    }
+    char chunk[4096];
+    ssize_t n = read(fd, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return NULL;
+    put(in, chunk, (size_t)n);
+  }
+}
+
+static char *expect(int fd, struct buf *in, const char *what) {
+  for (;;) {
+    char *line = next_line(fd, in);
+    if (!line) fail("berth-init exited before \"%s\" (see its message above)", what);
+    if (!strncmp(line, "error ", 6)) fail("%s", line + 6);
+    if (!strcmp(line, "net")) continue;
+    return line;
+  }
+}
+
+/* Writes a template with "\x01P" (pid) and "\x01T" (start time) filled in. */
+static int write_template(const char *path, const char *tpl, size_t len, pid_t pid, unsigned long long st) {
+  struct buf b = {0};
+  char num[32];
+  for (size_t i = 0; i < len; i++) {
+    if (tpl[i] == 1 && i + 1 < len && (tpl[i + 1] == 'P' || tpl[i + 1] == 'T')) {
+      if (tpl[i + 1] == 'P') snprintf(num, sizeof num, "%d", (int)pid); else snprintf(num, sizeof num, "%llu", st);
+      put(&b, num, strlen(num));
+      i++;
+    } else {
+      put(&b, tpl + i, 1);
+    }
+  }
+  int rc = write_atomic(path, b.p ? b.p : "", b.n, 0600, 0);
+  free(b.p);
+  return rc;
+}
+
+static const char *join2(const char *a, const char *b) {
+  char *s;
+  if (asprintf(&s, "%s/%s", a, b) < 0) { perror("berth"); _exit(125); }
+  return s;
+}
+
+static int replay(struct plan *pl, char **argv, const char *key_hex, const char *plan_path) {
+  const char *cdirs = value(pl, "containers-dir"), *leases = value(pl, "leases-dir");
+  const char *old_id = value(pl, "id"), *old_name = value(pl, "name"), *lease_chains = value(pl, "lease");
+  const char *names_link = value(pl, "names-link"), *rt_dir = value(pl, "rt-dir"), *rt_bundle = value(pl, "rt-bundle");
+  struct rec *monitor = find(pl, "monitor"), *init = find(pl, "init"), *rt_json = find(pl, "rt-json"), *rt_text = find(pl, "rt-text");
+  const char *attach_s = value(pl, "attach"), *detach_s = value(pl, "detach"), *auto_rm = value(pl, "auto-remove");
+  if (!cdirs || !leases || !old_id || strlen(old_id) != 64 || !old_name || !lease_chains || !names_link || !rt_dir || !rt_bundle ||
+      !monitor || !init || !rt_json || !rt_text || !attach_s || !detach_s || !auto_rm) {
+    exec_node(argv, plan_path, key_hex);
+  }
+  sig_proxy = !value(pl, "sig-proxy") || strcmp(value(pl, "sig-proxy"), "0");
+  int attach = !strcmp(attach_s, "1"), detach = !strcmp(detach_s, "1");
+
+  /* 1. The lease first (prune keeps leased snapshots), then the checks. */
+  long long ms;
+  char now[25], lease_path[4200], lease_rand[13];
+  iso_now(now, &ms);
+  random_hex(lease_rand, 6);
+  mkdir(leases, 0755);
+  snprintf(lease_path, sizeof lease_path, "%s/%d-%s.json", leases, (int)getpid(), lease_rand);
+  char *lease_doc;
+  if (asprintf(&lease_doc, "{\"pid\":%d,\"created\":%lld,\"chains\":%s}", (int)getpid(), ms, lease_chains) < 0) exec_node(argv, plan_path, key_hex);
+  if (write_atomic(lease_path, lease_doc, strlen(lease_doc), 0644, 0) < 0) exec_node(argv, plan_path, key_hex);
+  if (!checks_hold(pl)) { trace("what it read has changed"); unlink(lease_path); exec_node(argv, plan_path, key_hex); }
+  trace("hit");
+
+  /* 2. This container's id, name and time in place of the plan's. */
+  char id[65], short_old[13], short_new[13], name[64];
+  random_hex(id, 32);
+  snprintf(short_old, sizeof short_old, "%.12s", old_id);
+  snprintf(short_new, sizeof short_new, "%.12s", id);
+  int named = 0;
+  for (char **a = argv + 2; *a; a++) if (!strcmp(*a, "--name") || !strncmp(*a, "--name=", 7)) named = 1;
+  snprintf(name, sizeof name, "%s", old_name);
+  char *old_name_copy = strdup(old_name), *old_id_copy = strdup(old_id);
+  substitute(pl, old_id_copy, id);
+  substitute(pl, short_old, short_new);
+  for (size_t i = 0; i < pl->n; i++) if (!strcmp(pl->r[i].key, "time")) { char *t = strdup(pl->r[i].val); substitute(pl, t, now); free(t); }
+
+  struct made m = { .lease = lease_path, .id = id, .name_link = names_link };
+  char cdir[4200], fresh[4200];
+  snprintf(cdir, sizeof cdir, "%s/%s", cdirs, id);
+  snprintf(fresh, sizeof fresh, "%s/.new-%s", cdirs, id);
+  if (mkdir(fresh, 0711) < 0) { unlink(lease_path); exec_node(argv, plan_path, key_hex); }
+  chmod(fresh, 0711);
+  char marker[128];
+  snprintf(marker, sizeof marker, "%d %llu\n", (int)getpid(), start_time_of(getpid()));
+  if (write_atomic(join2(fresh, "creating"), marker, strlen(marker), 0600, 0) < 0 || rename(fresh, cdir) < 0) {
+    remove_tree(fresh);
+    unlink(lease_path);
+    exec_node(argv, plan_path, key_hex);
+  }
+  m.cdir = cdir;
+  m.reserved = 1;
+  /* The name: a generated one is drawn again on a clash; a given one that is taken goes to the CLI. */
+  for (int attempt = 0;; attempt++) {
+    if (!named && attempt == 0) {
+      char fresh_name[16] = "berth_";
+      random_hex(fresh_name + 6, 4);
+      if (strlen(old_name_copy) == strlen(fresh_name)) { substitute(pl, old_name_copy, fresh_name); free(old_name_copy); old_name_copy = strdup(fresh_name); }
+    }
+    names_link = value(pl, "names-link");
+    m.name_link = names_link;
+    if (symlink(id, names_link) == 0) break;
+    if (errno != EEXIST || named || attempt >= 5) {
+      m.name_link = NULL;
+      undo(pl, &m);
+      exec_node(argv, plan_path, key_hex);
+    }
+    char fresh_name[16] = "berth_";
+    random_hex(fresh_name + 6, 4);
+    substitute(pl, old_name_copy, fresh_name);
+    free(old_name_copy);
+    old_name_copy = strdup(fresh_name);
+  }
+  m.named = 1;
+  snprintf(name, sizeof name, "%s", old_name_copy);
+  fail_plan = pl;
+  fail_made = &m;
+  fail_name = name;
+
+  /* The container's files, as create wrote them. */
+  for (size_t i = 0; i < pl->n; i++) {
+    struct rec *r = &pl->r[i];
+    if (!strcmp(r->key, "cdir")) {
+      unsigned mode;
+      int off = 0;
+      if (sscanf(r->val, "%o %n", &mode, &off) != 1 || !off) fail("a bad run plan (%s): remove it", plan_path);
+      const char *path = join2(cdir, r->val + off);
+      if (mkdir(path, mode) < 0 && errno != EEXIST) fail("mkdir %s: %s", path, strerror(errno));
+      chmod(path, mode);
+    } else if (!strcmp(r->key, "cfile")) {
+      unsigned mode, durable;
+      int off = 0;
+      if (sscanf(r->val, "%o %u %n", &mode, &durable, &off) != 2 || !off) fail("a bad run plan (%s): remove it", plan_path);
+      const char *rel = r->val + off;
+      size_t hdr = strlen(r->val) + 1;
+      const char *path = join2(cdir, rel);
+      if (write_atomic(path, r->val + hdr, r->len - hdr, mode, (int)durable) < 0) fail("cannot write %s: %s", path, strerror(errno));
+    } else if (!strcmp(r->key, "clink")) {
+      const char *target = r->val;
+      const char *path = join2(cdir, r->val + strlen(r->val) + 1);
+      if (symlink(target, path) < 0) fail("symlink %s: %s", path, strerror(errno));
+    }
+  }
+  unlink(join2(cdir, "creating"));
+  unlink(lease_path);
+  m.lease = NULL;
+
+  /* 3. start: the runtime's directory, the monitor with berth-init, the plan. */
+  for (size_t i = 0; i < pl->n; i++) if (!strcmp(pl->r[i].key, "ensure-dir")) mkdir(pl->r[i].val, 0700);
+  char *rt_parent = strdup(rt_dir);
+  char *slash = strrchr(rt_parent, '/');
+  if (slash) { *slash = 0; mkdir(rt_parent, 0711); }
+  if (mkdir(rt_dir, 0711) < 0) fail("container %s already exists (in %s); delete it first or choose another id", id, rt_parent);
+  chmod(rt_dir, 0711);
+  m.rt_dir = rt_dir;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) fail("socketpair: %s", strerror(errno));
+  size_t argc = 0;
+  char *margv[256];
+  for (char *p = monitor->val; p < monitor->val + monitor->len && argc < 255; p += strlen(p) + 1) margv[argc++] = p;
+  margv[argc] = NULL;
+  sigset_t all, old;
+  sigfillset(&all);
+  sigprocmask(SIG_BLOCK, &all, &old);
+  pid_t child = fork();
+  if (child < 0) fail("fork: %s", strerror(errno));
+  if (child == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    if (!attach) {
+      setsid();
+      int null = open("/dev/null", O_RDWR);
+      if (null >= 0) { dup2(null, 0); dup2(null, 1); dup2(null, 2); if (null > 2) close(null); }
+    }
+    if (dup2(sv[1], 3) < 0) _exit(125);
+    execv(margv[0], margv);
+    fprintf(stderr, "berth: cannot run %s: %s\n", margv[0], strerror(errno));
+    _exit(125);
+  }
+  monitor_pid = child;
+  close(sv[1]);
+  int ch = sv[0];
+  if (attach) {
+    struct sigaction sa = { .sa_handler = forward, .sa_flags = SA_RESTART };
+    sigemptyset(&sa.sa_mask);
+    int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
+    if (sig_proxy) for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaction(sigs[i], &sa, NULL);
+    sigaction(SIGWINCH, &sa, NULL);
+  }
+  signal(SIGPIPE, SIG_IGN);
+  sigprocmask(SIG_SETMASK, &old, NULL);
+  if (write_atomic(join2(rt_dir, "bundle"), rt_bundle, strlen(rt_bundle), 0600, 0) < 0) fail("cannot write the runtime's state in %s: %s", rt_dir, strerror(errno));
+  if (write_all(ch, init->val, init->len) < 0) { /* berth-init is gone: its message follows */ }
+  struct buf in = {0};
+  char *line = expect(ch, &in, "pid");
+  if (strncmp(line, "pid ", 4)) fail("berth-init: unexpected message \"%s\"", line);
+  container_pid = (pid_t)atoi(line + 4);
+  if (container_pid <= 0) fail("berth-init: unexpected message \"%s\"", line);
+  unsigned long long st = start_time_of(container_pid);
+  for (size_t i = 0; i < pl->n; i++) {
+    struct rec *r = &pl->r[i];
+    if (strcmp(r->key, "cgwrite")) continue;
+    const char *v = r->val + strlen(r->val) + 1;
+    int fd = open(r->val, O_WRONLY | O_TRUNC | O_CLOEXEC);
+    if (fd < 0 || write_all(fd, v, strlen(v)) < 0) fail("cannot write \"%s\" to %s: %s", v, r->val, strerror(errno));
+    close(fd);
+  }
+  const char *oom = value(pl, "oom");
+  if (oom) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/oom_score_adj", (int)container_pid);
+    int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+    if (fd < 0 || write_all(fd, oom, strlen(oom)) < 0) fail("cannot write %s: %s", path, strerror(errno));
+    close(fd);
+  }
+  if (write_all(ch, "go\n", 3) < 0) { /* as above */ }
+  if (write_template(join2(rt_dir, "state.json"), rt_json->val, rt_json->len, container_pid, st) < 0 ||
+      write_template(join2(rt_dir, "state.txt"), rt_text->val, rt_text->len, container_pid, st) < 0) {
+    fail("cannot write the runtime's state in %s: %s", rt_dir, strerror(errno));
+  }
+  line = expect(ch, &in, "ready");
+  if (strcmp(line, "ready")) fail("berth-init: unexpected message \"%s\"", line);
+  close(ch);
+  char started[25];
+  iso_now(started, NULL);
+  char state[512];
+  int sn = snprintf(state, sizeof state, "{\"status\":\"running\",\"pid\":%d,\"pidStart\":%llu,\"monitorPid\":%d,\"startedAt\":\"%s\"}",
+                    (int)container_pid, st, (int)monitor_pid, started);
+  if (write_atomic(join2(cdir, "state.json"), state, (size_t)sn, 0600, 0) < 0) fail("cannot write %s/state.json: %s", cdir, strerror(errno));
+  /* runtime.md "start": the process runs once the exec fifo is written. */
+  const char *fifo = join2(rt_dir, "exec.fifo");
+  int ff = open(fifo, O_WRONLY | O_CLOEXEC);
+  if (ff < 0 || write_all(ff, "0", 1) < 0) fail("%s: %s", fifo, strerror(errno));
+  close(ff);
+  unlink(fifo);
+  fail_plan = NULL;
+
+  /* 4. Detached: the id; attached: the container's status, as the monitor reports it. */
+  if (detach || !attach) {
+    printf("%s\n", id);
+    fflush(stdout);
+    return 0;
+  }
+  int ws = 0;
+  while (waitpid(monitor_pid, &ws, 0) < 0) if (errno != EINTR) { ws = 255 << 8; break; }
+  int code = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + (WIFSIGNALED(ws) ? WTERMSIG(ws) : 0);
+  struct stat dst;
+  if (strcmp(auto_rm, "1") && stat(cdir, &dst) == 0) {
+    /* As the CLI's finish(): the exit file, then the state. */
+    long long fin;
+    char finished[25], exitline[64];
+    iso_now(finished, &fin);
+    int en = snprintf(exitline, sizeof exitline, "%d %lld\n", code, fin * 1000000LL);
+    write_atomic(join2(cdir, "exit"), exitline, (size_t)en, 0644, 0);
+    sn = snprintf(state, sizeof state, "{\"status\":\"exited\",\"pid\":%d,\"pidStart\":%llu,\"monitorPid\":%d,\"startedAt\":\"%s\",\"exitCode\":%d,\"finishedAt\":\"%s\"}",
+                  (int)container_pid, st, (int)monitor_pid, started, code, finished);
+    write_atomic(join2(cdir, "state.json"), state, (size_t)sn, 0600, 0);
+  }
+  return code;
+}
+
+int main(int argc, char **argv) {
+  (void)argc;
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 64);
+  if (n < 0) { perror("berth: readlink /proc/self/exe"); return 125; }
+  self[n] = 0;
+  /* self = PKG/native/build/berth */
+  for (int up = 0; up < 3; up++) { char *s = strrchr(self, '/'); if (s) *s = 0; }
+  snprintf(pkg, sizeof pkg, "%s", self);
+  if (!argv[1] || strcmp(argv[1], "run") || getuid() != 0 || getenv("BERTH_NO_RUN_PLAN")) exec_node(argv, NULL, NULL);
+  for (char **a = argv + 2; *a; a++) if (!strcmp(*a, "--root") || !strncmp(*a, "--root=", 7)) exec_node(argv, NULL, NULL);
+  /* The plan is a previous run of exactly this: build, user, umask, cwd, terminals, args, environment. */
+  struct buf key = {0};
+  char line[4200];
+  struct stat bst;
+  snprintf(line, sizeof line, "%s/dist/berth.bundle.cjs", pkg);
+  if (stat(line, &bst) < 0) exec_node(argv, NULL, NULL);
+  mode_t um = umask(0);
+  umask(um);
+  char cwd[4096];
+  if (!getcwd(cwd, sizeof cwd)) exec_node(argv, NULL, NULL);
+  snprintf(line, sizeof line, "berth-run-key " PLAN_VERSION " %llu %llu %llu %lld.%09ld uid %d umask %o tty %d%d%d cwd %s",
+           (unsigned long long)bst.st_dev, (unsigned long long)bst.st_ino, (unsigned long long)bst.st_size,
+           (long long)bst.st_mtim.tv_sec, bst.st_mtim.tv_nsec, (int)getuid(), (unsigned)um, isatty(0), isatty(1), isatty(2), cwd);
+  puts0(&key, line);
+  for (char **a = argv + 1; *a; a++) puts0(&key, *a);
+  puts0(&key, "");
+  for (char **e = environ; *e; e++) {
+    /* (Only where Node is, and what to trace: neither changes what a run does.) */
+    if (!strncmp(*e, "BERTH_RUN_", 10) || !strncmp(*e, "BERTH_NODE=", 11)) continue;
+    puts0(&key, *e);
+  }
+  const char *root = getenv("BERTH_ROOT") && *getenv("BERTH_ROOT") ? getenv("BERTH_ROOT") : "/var/lib/berth";
+  char plan_path[4200];
+  snprintf(plan_path, sizeof plan_path, "%s/plans/%016llx.plan", root, (unsigned long long)fnv1a(key.p, key.n));
+  char *key_hex = malloc(key.n * 2 + 1);
+  if (!key_hex) exec_node(argv, NULL, NULL);
+  hex((unsigned char *)key.p, key.n, key_hex);
+
+  struct plan pl = {0};
+  int fd = open(plan_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  struct stat pst;
+  /* Only a plan root wrote and nobody else can change is followed. */
+  if (fd < 0 || fstat(fd, &pst) < 0 || pst.st_uid != 0 || (pst.st_mode & 022) || !S_ISREG(pst.st_mode)) {
+    if (fd >= 0) close(fd);
+    exec_node(argv, plan_path, key_hex);
+  }
+  char chunk[65536];
+  ssize_t r;
+  while ((r = read(fd, chunk, sizeof chunk)) > 0) put(&pl.raw, chunk, (size_t)r);
+  close(fd);
+  if (r < 0 || parse_plan(&pl) < 0) exec_node(argv, plan_path, key_hex);
+  struct rec *ver = find(&pl, "version"), *k = find(&pl, "key");
+  if (!ver || strcmp(ver->val, PLAN_VERSION) || !k || k->len != key.n || memcmp(k->val, key.p, key.n)) exec_node(argv, plan_path, key_hex);
+  return replay(&pl, argv, key_hex, plan_path);
+}

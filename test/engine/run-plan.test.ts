@@ -1,0 +1,253 @@
+/**
+ * Run plans (engine/containers/run-plan.ts, native/berth.c): a `berth run` repeated through the
+ * npm entry (bin/berth, the native front end) does what the TypeScript CLI did the first time,
+ * without Node. A repeat is proven to skip Node by pointing BERTH_NODE (which the plan's key
+ * leaves out) at /bin/false: a miss would then fail with "cannot run node". As root, on a
+ * busybox image built in the test.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { chmodSync, existsSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { BUSYBOX } from '../helpers/busybox.js';
+import { engineRoot, type EngineRoot } from '../helpers/engine.js';
+import { peer, root, skipUnless } from '../helpers/requirements.js';
+import type { BerthRun } from '../helpers/run-berth.js';
+
+const needs = skipUnless(root('containers need root'), peer(BUSYBOX, 'busybox-static'));
+const FRONT = join(import.meta.dirname, '..', '..', '..', 'bin', 'berth');
+const NO_NODE = { BERTH_NODE: '/bin/false' };
+
+/** A run handed to the CLI while BERTH_NODE is /bin/false: status 1, no output. */
+function assertMiss(r: BerthRun, why: string): void {
+  assert.deepEqual([r.code, r.stdout, r.stderr], [1, '', ''], `a miss: ${why}`);
+}
+
+/** `bin/berth ARGS` as a user runs it; `extra` is added to the root's environment. */
+function front(e: EngineRoot, args: string[], extra: NodeJS.ProcessEnv = {}, input = '', onStart?: (pid: number, out: () => string) => void): Promise<BerthRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(FRONT, args, { env: { ...e.env, ...extra }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.on('close', (code) => { clearTimeout(timer); resolve({ code: code ?? -1, stdout, stderr }); });
+    child.stdin.on('error', () => {});
+    child.stdin.end(input);
+    onStart?.(child.pid!, () => stdout);
+  });
+}
+
+function plans(e: EngineRoot): string[] {
+  const dir = join(e.root, 'plans');
+  return existsSync(dir) ? readdirSync(dir).filter((n) => n.endsWith('.plan')).map((n) => join(dir, n)) : [];
+}
+
+/** The containers, names and runtime states of the root (not those being removed). */
+function listed(e: EngineRoot): { containers: string[]; names: string[]; runtime: string[] } {
+  const hexIds = (dir: string) => readdirSync(dir).filter((n) => /^[0-9a-f]{64}$/.test(n)).sort();
+  return {
+    containers: hexIds(join(e.root, 'containers')),
+    names: readdirSync(join(e.root, 'containers', 'names')).sort(),
+    runtime: existsSync(join(e.root, 'run')) ? hexIds(join(e.root, 'run')) : [],
+  };
+}
+
+type Rec = [string, Buffer];
+
+/** The plan's records ("KEY LEN\nVALUE\n", as berth.c reads them). */
+function readPlan(file: string): Rec[] {
+  const b = readFileSync(file);
+  const out: Rec[] = [];
+  for (let off = 0; off < b.length;) {
+    const nl = b.indexOf(0x0a, off);
+    const [key, len] = b.toString('latin1', off, nl).split(' ');
+    out.push([key!, b.subarray(nl + 1, nl + 1 + Number(len))]);
+    off = nl + 1 + Number(len) + 1;
+    if (key === 'end') break;
+  }
+  return out;
+}
+
+function writePlan(file: string, recs: Rec[]): void {
+  writeFileSync(file, Buffer.concat(recs.flatMap(([k, v]) => [Buffer.from(`${k} ${v.length}\n`), v, Buffer.from('\n')])), { mode: 0o600 });
+}
+
+/** The one plan a command line made, after its first run. */
+async function planned(e: EngineRoot, args: string[]): Promise<{ file: string; first: BerthRun }> {
+  const before = new Set(plans(e));
+  const first = await front(e, args);
+  const made = plans(e).filter((p) => !before.has(p));
+  assert.equal(made.length, 1, `one plan for ${args.join(' ')}: ${first.stderr}`);
+  return { file: made[0]!, first };
+}
+
+/** A container's files with its id, name and times replaced, for comparing two containers. */
+function normalized(e: EngineRoot, id: string): Record<string, string> {
+  const dir = join(e.root, 'containers', id);
+  const rt = join(e.root, 'run', id);
+  const name = (JSON.parse(readFileSync(join(dir, 'container.json'), 'utf8')) as { name: string }).name;
+  const norm = (s: string) => s.split(id).join('ID').split(id.slice(0, 12)).join('SHORT').split(name).join('NAME')
+    .replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/g, 'TIME').replace(/"pid":\d+,"startTime":\d+/, 'PID').replace(/^(pid|starttime) \d+$/gm, '$1 N')
+    .replace(/"(pid|pidStart|monitorPid)":\d+/g, '"$1":N');
+  const out: Record<string, string> = {};
+  for (const f of ['container.json', 'state.json', 'hosts', 'hostname', 'resolv.conf', 'rootfs.json', 'bundle/config.json']) {
+    out[f] = `${(statSync(join(dir, f)).mode & 0o7777).toString(8)} ${norm(readFileSync(join(dir, f), 'utf8'))}`;
+  }
+  for (const f of ['state.json', 'state.txt', 'bundle']) out[`run/${f}`] = norm(readFileSync(join(rt, f), 'utf8'));
+  for (const d of ['', 'bundle', 'rootfs', 'upper', 'work']) out[`dir ${d}`] = (statSync(join(dir, d)).mode & 0o7777).toString(8);
+  return out;
+}
+
+describe('berth run: run plans replayed by the native front end', { skip: needs }, () => {
+  let e: EngineRoot;
+  before(async () => { e = await engineRoot(); });
+  after(async () => { await e.close(); });
+
+  it('repeats a run without Node: same output, streams and exit status', async () => {
+    const args = ['run', '--rm', '--network', 'none', 'busybox', 'sh', '-c', 'echo out; echo err >&2; exit 7'];
+    const { first } = await planned(e, args);
+    assert.deepEqual([first.code, first.stdout, first.stderr], [7, 'out\n', 'err\n']);
+    const again = await front(e, args, { ...NO_NODE, BERTH_RUN_PLAN_TRACE: '1' });
+    assert.deepEqual([again.code, again.stdout, again.stderr], [7, 'out\n', 'berth: run plan: hit\nerr\n']);
+    // --rm: neither is listed any more (the monitor unlisted them; a `.removing-` dir may remain
+    // a moment while its cleanup child deletes it).
+    assert.deepEqual(listed(e), { containers: [], names: [], runtime: [] });
+  });
+
+  it('writes the container exactly as the CLI does; ps, exec, logs, stop and rm see no difference', async () => {
+    const args = ['run', '-d', '--network', 'none', '-e', 'A=1', '-w', '/tmp', 'busybox', 'sh', '-c', 'echo started; exec sleep 60'];
+    const { first } = await planned(e, args);
+    assert.equal(first.code, 0, first.stderr);
+    const replayed = await front(e, args, NO_NODE);
+    assert.equal(replayed.code, 0, replayed.stderr);
+    const viaCli = await front(e, args, { BERTH_NO_RUN_PLAN: '1' });
+    assert.equal(viaCli.code, 0, viaCli.stderr);
+    const [a, b] = [replayed.stdout.trim(), viaCli.stdout.trim()];
+    assert.match(a, /^[0-9a-f]{64}$/);
+    assert.notEqual(a, first.stdout.trim());
+    assert.deepEqual(normalized(e, a), normalized(e, b));
+    const ps = await e.berth(['ps', '--no-trunc', '--format', '{{.ID}} {{.Status}}']);
+    assert.match(ps.stdout, new RegExp(`^${a} Up`, 'm'));
+    const ex = await e.berth(['exec', a, 'sh', '-c', 'echo $A $(pwd) $(hostname)']);
+    assert.equal(ex.stdout, `1 /tmp ${a.slice(0, 12)}\n`);
+    assert.equal((await e.berth(['logs', a])).stdout, 'started\n');
+    const names = [a, b, first.stdout.trim()].map((id) => (JSON.parse(readFileSync(join(e.root, 'containers', id, 'container.json'), 'utf8')) as { name: string }).name);
+    assert.equal(new Set(names).size, 3, `three names: ${names}`);
+    assert.equal((await e.berth(['stop', '-t', '1', a])).code, 0);
+    // (sleep as PID 1 has no handler for SIGTERM, which the kernel then does not deliver: docker's 137 too.)
+    assert.match((await e.berth(['inspect', '-f', '{{.State.Status}} {{.State.ExitCode}}', a])).stdout, /^exited 137\n$/);
+    assert.equal((await e.berth(['rm', '-f', a, b, first.stdout.trim()])).code, 0);
+    assert.equal(existsSync(join(e.root, 'containers', a)), false);
+    assert.equal(existsSync(join(e.root, 'run', a)), false);
+  });
+
+  it('passes stdin (-i) and signals to the container', async () => {
+    const cat = ['run', '--rm', '-i', '--network', 'none', 'busybox', 'cat'];
+    await planned(e, cat);
+    assert.equal((await front(e, cat, NO_NODE, 'through the plan\n')).stdout, 'through the plan\n');
+    const trap = ['run', '--rm', '--network', 'none', 'busybox', 'sh', '-c', 'trap "exit 3" TERM; echo ready; while :; do sleep 0.1; done'];
+    const signalled = (extra: NodeJS.ProcessEnv) => front(e, trap, extra, '', (pid, out) => {
+      const poll = setInterval(() => { if (out().includes('ready')) { clearInterval(poll); process.kill(pid, 'SIGTERM'); } }, 20);
+    });
+    assert.equal((await signalled({})).code, 3);
+    assert.equal((await signalled(NO_NODE)).code, 3);
+  });
+
+  it('is not followed once what it read has changed: the store, a host file, a snapshot', async () => {
+    const args = ['run', '--rm', '--network', 'none', 'busybox', 'echo', 'checked'];
+    const { file } = await planned(e, args);
+    assert.equal((await front(e, args, NO_NODE)).stdout, 'checked\n');
+    // Another tag changes the store's index.json: a miss (Node, here /bin/false, is asked).
+    assert.equal((await e.berth(['tag', 'busybox', 'other:tag'])).code, 0);
+    assertMiss(await front(e, args, NO_NODE), 'index.json replaced');
+    // The CLI's run writes the plan again, which then holds.
+    assert.equal((await front(e, args)).stdout, 'checked\n');
+    assert.equal((await front(e, args, NO_NODE)).stdout, 'checked\n');
+    const good = readPlan(file);
+    const edited = (key: string, change: (v: Buffer) => Buffer) => good.map(([k, v]): Rec => [k, k === key ? change(v) : v]);
+    // The host's resolv.conf as the plan saw it differs from the host's now.
+    writePlan(file, edited('check-content', (v) => Buffer.concat([v.subarray(0, v.indexOf(0) + 1), Buffer.from('nameserver 192.0.2.1\n')])));
+    assertMiss(await front(e, args, NO_NODE), 'resolv.conf changed');
+    // A snapshot the plan needs is gone.
+    writePlan(file, edited('check-exist', (v) => Buffer.from(`${v.toString()}-gone`)));
+    assertMiss(await front(e, args, NO_NODE), 'a snapshot gone');
+    // Writable by others: not followed.
+    writePlan(file, good);
+    assert.equal((await front(e, args, NO_NODE)).stdout, 'checked\n');
+    chmodSync(file, 0o666);
+    assertMiss(await front(e, args, NO_NODE), 'a plan others can write');
+    chmodSync(file, 0o600);
+    // The image removed: the CLI says so.
+    const other = ['run', '--rm', '--network', 'none', '--pull', 'never', 'other:tag', 'echo', 'other'];
+    await planned(e, other);
+    assert.equal((await e.berth(['rmi', 'other:tag'])).code, 0);
+    const gone = await front(e, other);
+    assert.equal(gone.code, 125);
+    assert.match(gone.stderr, /unable to find image/);
+  });
+
+  it('leaves nothing behind when the start fails', async () => {
+    const args = ['run', '--rm', '--network', 'none', 'busybox', 'echo', 'broken'];
+    const { file } = await planned(e, args);
+    const cgroups = (readPlan(file).filter(([k]) => k === 'cgroup-dir').map(([, v]) => v.toString()));
+    assert.ok(cgroups.length > 0);
+    const parents = [...new Set(cgroups.map((d) => d.slice(0, d.lastIndexOf('/'))))];
+    const before = parents.map((p) => readdirSync(p).filter((n) => /^[0-9a-f]{64}$/.test(n)).sort());
+    const was = listed(e);
+    writePlan(file, readPlan(file).map(([k, v]): Rec => [k, k === 'monitor' ? Buffer.from(`/nonexistent/berth-monitor${v.subarray(v.indexOf(0)).toString('latin1')}`, 'latin1') : v]));
+    const r = await front(e, args, NO_NODE);
+    assert.equal(r.code, 125, r.stderr);
+    assert.match(r.stderr, /cannot run \/nonexistent\/berth-monitor/);
+    assert.match(r.stderr, /^berth: cannot start container berth_[0-9a-f]{8}: berth-init exited before "pid"/m);
+    assert.deepEqual(listed(e), was);
+    assert.deepEqual(readdirSync(join(e.root, 'leases')), []);
+    assert.deepEqual(parents.map((p) => readdirSync(p).filter((n) => /^[0-9a-f]{64}$/.test(n)).sort()), before);
+  });
+
+  it('keeps a given --name: a repeat while the name is taken is the CLI\'s error', async () => {
+    const args = ['run', '-d', '--name', 'planned-name', '--network', 'none', 'busybox', 'sleep', '60'];
+    const { first } = await planned(e, args);
+    assert.equal(first.code, 0, first.stderr);
+    const taken = await front(e, args);
+    assert.equal(taken.code, 125);
+    assert.match(taken.stderr, /the container name "\/planned-name" is already in use/);
+    assert.equal((await e.berth(['rm', '-f', 'planned-name'])).code, 0);
+    const again = await front(e, args, NO_NODE);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal((await e.berth(['inspect', '-f', '{{.Name}} {{.Id}}', 'planned-name'])).stdout, `/planned-name ${again.stdout.trim()}\n`);
+    assert.equal((await e.berth(['rm', '-f', 'planned-name'])).code, 0);
+  });
+
+  it('replays concurrently: every container its own id and name, none lost', async () => {
+    const args = ['run', '-d', '--network', 'none', 'busybox', 'sleep', '60'];
+    await planned(e, args);
+    const runs = await Promise.all(Array.from({ length: 12 }, () => front(e, args, NO_NODE)));
+    for (const r of runs) assert.equal(r.code, 0, r.stderr);
+    const ids = runs.map((r) => r.stdout.trim());
+    assert.equal(new Set(ids).size, 12);
+    const listed = (await e.berth(['ps', '-q', '--no-trunc'])).stdout.split('\n');
+    for (const id of ids) assert.ok(listed.includes(id), `${id} listed`);
+    const names = (await e.berth(['ps', '--format', '{{.Names}}'])).stdout.trim().split('\n');
+    assert.equal(new Set(names).size, names.length);
+    assert.equal((await e.berth(['rm', '-f', ...listed.filter(Boolean)])).code, 0);
+  });
+
+  it('keeps the 64 most recent plans', async () => {
+    const dir = join(e.root, 'plans');
+    const old = Date.now() / 1000 - 3600;
+    for (let i = 0; i < 70; i++) {
+      const f = join(dir, `${i.toString(16).padStart(16, '0')}.plan`);
+      writeFileSync(f, 'version 1\n1\nend 0\n\n', { mode: 0o600 });
+      utimesSync(f, old, old);
+    }
+    const args = ['run', '--rm', '--network', 'none', 'busybox', 'true'];
+    assert.equal((await front(e, args)).code, 0);
+    const left = plans(e);
+    assert.equal(left.length, 64);
+    assert.equal(left.filter((p) => statSync(p).mtimeMs > old * 1000 + 1000).length >= 1, true);
+  });
+});

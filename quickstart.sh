@@ -33,7 +33,7 @@ else
   npm ci --no-audit --no-fund
 fi
 
-berth() { node bin/berth.cjs "$@"; }  # the server below runs node directly, so that $! is its pid
+berth() { bin/berth "$@"; }  # npm's entry (the native front end); the server below runs node directly, so that $! is its pid
 work=$(mktemp -d /tmp/berth-quickstart.XXXXXX)
 server_pid=
 cleanup() {

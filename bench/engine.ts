@@ -1,7 +1,9 @@
 /**
  * The engine against podman (and docker when a dockerd can be started here), on one busybox
  * image built from busybox-static:
- *   - warm start: `run --rm IMAGE true` with the image local and unpacked (median of N runs)
+ *   - warm start: `run --rm IMAGE true` with the image local and unpacked (median of N runs),
+ *     berth through bin/berth (the native front end replaying the run plan its first run wrote)
+ *     and, for reference, through the TypeScript CLI alone (berth-cli)
  *   - 50 concurrent `run -d IMAGE sleep 600`, then `rm -f` of all of them (total time)
  *   - the per-container monitor's RSS (berth-monitor vs podman's conmon), and `ps` with 50
  *     containers vs none
@@ -29,6 +31,8 @@ import { better, timed, type Timing } from './lib/usr-layers.js';
 /** Only one part: BENCH_ONLY=warm (warm start), fifty (50 containers) or cold (cold start and disk). */
 const ONLY = process.env.BENCH_ONLY;
 const BERTH_BIN = join(import.meta.dirname, '..', '..', 'bin', 'berth.cjs');
+/** What `npm install` puts on the PATH: the native front end, which replays a run it has a plan for. */
+const BERTH_FRONT = join(import.meta.dirname, '..', '..', 'bin', 'berth');
 
 interface Engine {
   name: string;
@@ -91,7 +95,9 @@ async function main(): Promise<void> {
       delete berthEnv.NODE_EXTRA_CA_CERTS;
       console.log('berth runs without NODE_EXTRA_CA_CERTS (set here; it costs each Node start ~50 ms)');
     }
-    const engines: Engine[] = [{ name: 'berth', cmd: [process.execPath, BERTH_BIN], env: berthEnv, image: 'busybox' }];
+    const engines: Engine[] = [{ name: 'berth', cmd: [BERTH_FRONT], env: berthEnv, image: 'busybox' }];
+    // The same runs through the TypeScript CLI alone (every run planned in Node): for reference.
+    const berthCli: Engine = { name: 'berth-cli', cmd: [process.execPath, BERTH_BIN], env: berthEnv, image: 'busybox' };
 
     const pd = join(work, 'podman');
     const penv: NodeJS.ProcessEnv = { ...process.env, CONTAINERS_CONF: join(work, 'containers.conf'), CONTAINERS_STORAGE_CONF: join(work, 'storage.conf') };
@@ -117,18 +123,24 @@ async function main(): Promise<void> {
 
     console.log(`load average before: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
     const warm = new Map<string, number>();
-    for (const e of ONLY && ONLY !== 'warm' ? [] : engines) {
+    for (const e of ONLY && ONLY !== 'warm' ? [] : [engines[0]!, berthCli, ...engines.slice(1)]) {
       const net = ['--network', 'none']; // each engine without a network (bench/network.ts: what bridge adds)
-      run(e, ['run', '--rm', ...net, e.image, 'true']); // warm-up: caches, first unpack
+      // Warm-up: caches, first unpack; berth's front end has no plan for this command line yet,
+      // so its CLI runs it and writes one (run-plan.ts), which the timed runs replay.
+      const first = run(e, ['run', '--rm', ...net, e.image, 'true']).ms;
+      if (e === engines[0]) console.log(`warm run --rm ${e.image} true   berth   first run (the CLI, writes the run plan) ${first.toFixed(0)} ms`);
       const times: number[] = [];
       for (let i = 0; i < runs; i++) times.push(run(e, ['run', '--rm', ...net, e.image, 'true']).ms);
       warm.set(e.name, median(times));
       console.log(`warm run --rm ${e.image} true   ${e.name.padEnd(7)} median ${median(times).toFixed(0)} ms (min ${Math.min(...times).toFixed(0)}, max ${Math.max(...times).toFixed(0)}, ${runs} runs)`);
     }
-    for (const e of ONLY && ONLY !== 'warm' ? [] : engines.slice(1)) console.log(`  berth / ${e.name}: ${(warm.get('berth')! / warm.get(e.name)!).toFixed(2)}x`);
+    for (const e of ONLY && ONLY !== 'warm' ? [] : engines.slice(1)) {
+      console.log(`  berth / ${e.name}: ${(warm.get('berth')! / warm.get(e.name)!).toFixed(2)}x (berth-cli / ${e.name}: ${(warm.get('berth-cli')! / warm.get(e.name)!).toFixed(2)}x)`);
+    }
 
     for (const e of ONLY === 'cold' || ONLY === 'warm' ? [] : engines) {
       try {
+        // Each --name makes its own command line: berth's CLI runs (and plans) each of the 50.
         await fifty(e, berthRoot, pd);
       } catch (err) {
         console.log(`50 x run -d, then rm -f   ${e.name.padEnd(7)} failed: ${(err as Error).message.split('\n')[0]}`);

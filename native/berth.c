@@ -226,15 +226,34 @@ static const char *value(struct plan *pl, const char *key) {
   return r ? r->val : NULL;
 }
 
-/* Replaces every `from` by `to` (the same length) in the whole plan. */
-static void substitute(struct plan *pl, const char *from, const char *to) {
-  size_t n = strlen(from);
-  if (n == 0 || n != strlen(to) || !strcmp(from, to)) return;
+/*
+ * Replaces every `from` by `to` in the whole plan (not in its key). Values of the same length are
+ * replaced in place; another length rebuilds the record, which berth-init's own records (in
+ * "init", length-prefixed) do not allow: -1, and the plan is not followed.
+ */
+static int substitute(struct plan *pl, const char *from, const char *to) {
+  size_t n = strlen(from), m = strlen(to);
+  if (n == 0 || !strcmp(from, to)) return 0;
   for (size_t i = 0; i < pl->n; i++) {
     struct rec *r = &pl->r[i];
-    if (!strcmp(r->key, "key")) continue;
-    for (char *p = r->val; (p = memmem(p, r->len - (size_t)(p - r->val), from, n)); p += n) memcpy(p, to, n);
+    if (!strcmp(r->key, "key") || !memmem(r->val, r->len, from, n)) continue;
+    if (n == m) {
+      for (char *p = r->val; (p = memmem(p, r->len - (size_t)(p - r->val), from, n)); p += n) memcpy(p, to, n);
+      continue;
+    }
+    if (!strcmp(r->key, "init")) return -1;
+    struct buf b = {0};
+    char *p = r->val, *end = r->val + r->len, *hit;
+    while ((hit = memmem(p, (size_t)(end - p), from, n))) {
+      put(&b, p, (size_t)(hit - p));
+      put(&b, to, m);
+      p = hit + n;
+    }
+    put(&b, p, (size_t)(end - p));
+    r->val = b.p; /* (the old value stays in the plan's buffer) */
+    r->len = b.n;
   }
+  return 0;
 }
 
 /* Whether what the plan read is as it was. */
@@ -399,7 +418,7 @@ static const char *join2(const char *a, const char *b) {
   return s;
 }
 
-static int replay(struct plan *pl, char **argv, const char *key_hex, const char *plan_path) {
+static int replay(struct plan *pl, char **argv, const char *key_hex, const char *plan_path, const char *given) {
   const char *cdirs = value(pl, "containers-dir"), *leases = value(pl, "leases-dir");
   const char *old_id = value(pl, "id"), *old_name = value(pl, "name"), *lease_chains = value(pl, "lease");
   const char *names_link = value(pl, "names-link"), *rt_dir = value(pl, "rt-dir"), *rt_bundle = value(pl, "rt-bundle");
@@ -430,10 +449,17 @@ static int replay(struct plan *pl, char **argv, const char *key_hex, const char 
   random_hex(id, 32);
   snprintf(short_old, sizeof short_old, "%.12s", old_id);
   snprintf(short_new, sizeof short_new, "%.12s", id);
-  int named = 0;
-  for (char **a = argv + 2; *a; a++) if (!strcmp(*a, "--name") || !strncmp(*a, "--name=", 7)) named = 1;
-  snprintf(name, sizeof name, "%s", old_name);
+  /* A name given with --name (the key has a placeholder for it) is this run's; a plan written
+   * for a generated one gets a generated one. */
+  int named = given != NULL;
+  if (named != (value(pl, "name-given") != NULL)) { unlink(lease_path); exec_node(argv, plan_path, key_hex); }
   char *old_name_copy = strdup(old_name), *old_id_copy = strdup(old_id);
+  if (named) {
+    if (substitute(pl, old_name_copy, given) < 0) { unlink(lease_path); exec_node(argv, plan_path, key_hex); }
+    free(old_name_copy);
+    old_name_copy = strdup(given);
+  }
+  snprintf(name, sizeof name, "%s", old_name_copy);
   substitute(pl, old_id_copy, id);
   substitute(pl, short_old, short_new);
   for (size_t i = 0; i < pl->n; i++) if (!strcmp(pl->r[i].key, "time")) { char *t = strdup(pl->r[i].val); substitute(pl, t, now); free(t); }
@@ -634,6 +660,21 @@ int main(int argc, char **argv) {
   snprintf(pkg, sizeof pkg, "%s", self);
   if (!argv[1] || strcmp(argv[1], "run") || getuid() != 0 || getenv("BERTH_NO_RUN_PLAN")) exec_node(argv, NULL, NULL);
   for (char **a = argv + 2; *a; a++) if (!strcmp(*a, "--root") || !strncmp(*a, "--root=", 7)) exec_node(argv, NULL, NULL);
+  /* The first --name's value is left out of the key: one plan serves every name. (Where that
+   * --name is not the option, e.g. in the command, the CLI writes no plan for the key.) */
+  const char *given_name = NULL;
+  int name_at = 0;
+  for (int i = 2; argv[i]; i++) {
+    if (!strcmp(argv[i], "--name") && argv[i + 1]) { given_name = argv[i + 1]; name_at = i + 1; break; }
+    if (!strncmp(argv[i], "--name=", 7)) { given_name = argv[i] + 7; name_at = i; break; }
+  }
+  if (given_name) {
+    /* As ContainerStore.reserve: a leading "/" goes; anything else the CLI says is wrong. */
+    if (*given_name == '/') given_name++;
+    int ok = (given_name[0] && strlen(given_name) < 200 && strcmp(given_name, "names") && given_name[0] != '.' && given_name[0] != '_' && given_name[0] != '-');
+    for (const char *c = given_name; ok && *c; c++) ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_' || *c == '.' || *c == '-';
+    if (!ok) exec_node(argv, NULL, NULL);
+  }
   /* The plan is a previous run of exactly this: build, user, umask, cwd, terminals, args, environment. */
   struct buf key = {0};
   char line[4200];
@@ -648,7 +689,7 @@ int main(int argc, char **argv) {
            (unsigned long long)bst.st_dev, (unsigned long long)bst.st_ino, (unsigned long long)bst.st_size,
            (long long)bst.st_mtim.tv_sec, bst.st_mtim.tv_nsec, (int)getuid(), (unsigned)um, isatty(0), isatty(1), isatty(2), cwd);
   puts0(&key, line);
-  for (char **a = argv + 1; *a; a++) puts0(&key, *a);
+  for (int i = 1; argv[i]; i++) puts0(&key, i != name_at ? argv[i] : strncmp(argv[i], "--name=", 7) ? "\x01" : "--name=\x01");
   puts0(&key, "");
   for (char **e = environ; *e; e++) {
     /* (Only where Node is, and what to trace: neither changes what a run does.) */
@@ -677,5 +718,5 @@ int main(int argc, char **argv) {
   if (r < 0 || parse_plan(&pl) < 0) exec_node(argv, plan_path, key_hex);
   struct rec *ver = find(&pl, "version"), *k = find(&pl, "key");
   if (!ver || strcmp(ver->val, PLAN_VERSION) || !k || k->len != key.n || memcmp(k->val, key.p, key.n)) exec_node(argv, plan_path, key_hex);
-  return replay(&pl, argv, key_hex, plan_path);
+  return replay(&pl, argv, key_hex, plan_path, given_name);
 }

@@ -294,6 +294,15 @@ function notePlanInputs(plan: RunPlanCapture, engine: Engine, c: Container, p: P
   plan.add('containers-dir', dirname(c.dir));
   plan.add('leases-dir', join(engine.root, 'leases'));
   plan.containerDir(c.dir, c.id, c.name, c.created);
+  // The front end leaves the first --name's value out of the key (one plan for every name): it
+  // must be the option's, not an argument of the command.
+  const argv = process.argv.slice(2);
+  const at = argv.findIndex((a, i) => i > 0 && (a === '--name' || a.startsWith('--name=')));
+  if (at >= 0) {
+    const given = argv[at] === '--name' ? argv[at + 1] : argv[at]!.slice('--name='.length);
+    if (given === undefined || given.replace(/^\//, '') !== c.name || str(p, 'name') !== given) plan.refuse('the first --name is not the container\'s name');
+    plan.add('name-given', '1');
+  }
   plan.add('detach', flag(p, 'detach') ? '1' : '0');
   plan.add('auto-remove', cfg.autoRemove ? '1' : '0');
   plan.add('sig-proxy', sigProxy(p) ? '1' : '0');

@@ -208,7 +208,7 @@ describe('berth run: run plans replayed by the native front end', { skip: needs 
     assert.deepEqual(parents.map((p) => readdirSync(p).filter((n) => /^[0-9a-f]{64}$/.test(n)).sort()), before);
   });
 
-  it('keeps a given --name: a repeat while the name is taken is the CLI\'s error', async () => {
+  it('runs a given --name (one plan for every name); a name taken or invalid is the CLI\'s error', async () => {
     const args = ['run', '-d', '--name', 'planned-name', '--network', 'none', 'busybox', 'sleep', '60'];
     const { first } = await planned(e, args);
     assert.equal(first.code, 0, first.stderr);
@@ -219,7 +219,21 @@ describe('berth run: run plans replayed by the native front end', { skip: needs 
     const again = await front(e, args, NO_NODE);
     assert.equal(again.code, 0, again.stderr);
     assert.equal((await e.berth(['inspect', '-f', '{{.Name}} {{.Id}}', 'planned-name'])).stdout, `/planned-name ${again.stdout.trim()}\n`);
-    assert.equal((await e.berth(['rm', '-f', 'planned-name'])).code, 0);
+    // The plan's key leaves the name out: another name is a hit too.
+    const other = await front(e, args.map((a) => (a === 'planned-name' ? '/other-name' : a)), NO_NODE);
+    assert.equal(other.code, 0, other.stderr);
+    assert.equal((await e.berth(['inspect', '-f', '{{.Name}}', other.stdout.trim()])).stdout, '/other-name\n');
+    assert.equal((await e.berth(['rm', '-f', 'planned-name', 'other-name'])).code, 0);
+    // A bad name is the CLI's error, not the plan's.
+    const bad = await front(e, args.map((a) => (a === 'planned-name' ? 'no/slashes' : a)));
+    assert.equal(bad.code, 125);
+    assert.match(bad.stderr, /invalid container name "no\/slashes"/);
+    // A --name that is the command's, not berth's: no plan for that key.
+    const plansBefore = plans(e).length;
+    const echo = ['run', '--rm', '--network', 'none', 'busybox', 'echo', '--name', 'x'];
+    assert.equal((await front(e, echo)).stdout, '--name x\n');
+    assert.equal(plans(e).length, plansBefore);
+    assert.equal((await front(e, echo.map((a) => (a === 'x' ? 'y' : a)))).stdout, '--name y\n');
   });
 
   it('replays concurrently: every container its own id and name, none lost', async () => {

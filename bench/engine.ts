@@ -140,7 +140,6 @@ async function main(): Promise<void> {
 
     for (const e of ONLY === 'cold' || ONLY === 'warm' ? [] : engines) {
       try {
-        // Each --name makes its own command line: berth's CLI runs (and plans) each of the 50.
         await fifty(e, berthRoot, pd);
       } catch (err) {
         console.log(`50 x run -d, then rm -f   ${e.name.padEnd(7)} failed: ${(err as Error).message.split('\n')[0]}`);
@@ -231,6 +230,10 @@ function diskCheck(berth: Engine, berthRoot: string, images: ColdImages): void {
 /** 50 concurrent run -d, ps with them, the monitors' RSS, then rm -f in five batches. */
 async function fifty(e: Engine, berthRoot: string, pd: string): Promise<void> {
   const net = ['--network', 'none']; // like for like: bench/network.ts measures what bridge adds
+  // One container of the same shape first (every engine): berth's CLI writes the run plan that
+  // the 50 then replay (the key leaves --name's value out).
+  run(e, ['run', '-d', '--name', 'bench-warmup', ...net, e.image, 'sleep', '600']);
+  run(e, ['rm', '-f', 'bench-warmup']);
   const psEmpty = median([0, 1, 2, 3, 4].map(() => run(e, ['ps']).ms));
   const t0 = process.hrtime.bigint();
   await Promise.all(Array.from({ length: 50 }, (_, i) => runAsync(e, ['run', '-d', '--name', `bench${i}`, ...net, e.image, 'sleep', '600'])));

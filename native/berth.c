@@ -231,12 +231,12 @@ static const char *value(struct plan *pl, const char *key) {
  * replaced in place; another length rebuilds the record, which berth-init's own records (in
  * "init", length-prefixed) do not allow: -1, and the plan is not followed.
  */
-static int substitute(struct plan *pl, const char *from, const char *to) {
+static int substitute_in(struct plan *pl, const char *only, const char *from, const char *to) {
   size_t n = strlen(from), m = strlen(to);
   if (n == 0 || !strcmp(from, to)) return 0;
   for (size_t i = 0; i < pl->n; i++) {
     struct rec *r = &pl->r[i];
-    if (!strcmp(r->key, "key") || !memmem(r->val, r->len, from, n)) continue;
+    if (!strcmp(r->key, "key") || (only && strcmp(r->key, only)) || !memmem(r->val, r->len, from, n)) continue;
     if (n == m) {
       for (char *p = r->val; (p = memmem(p, r->len - (size_t)(p - r->val), from, n)); p += n) memcpy(p, to, n);
       continue;
@@ -255,6 +255,8 @@ static int substitute(struct plan *pl, const char *from, const char *to) {
   }
   return 0;
 }
+
+static int substitute(struct plan *pl, const char *from, const char *to) { return substitute_in(pl, NULL, from, to); }
 
 /* Whether what the plan read is as it was. */
 static int checks_hold(struct plan *pl) {
@@ -418,7 +420,42 @@ static const char *join2(const char *a, const char *b) {
   return s;
 }
 
-static int replay(struct plan *pl, char **argv, const char *key_hex, const char *plan_path, const char *given) {
+/*
+ * `,"A","B"…` for the arguments, as JSON.stringify writes them (the plan's "\x01" "A"); -1 when an
+ * argument is not valid UTF-8 (Node would read it otherwise: the CLI runs it).
+ */
+static int json_args(char **args, int n, struct buf *out) {
+  for (int i = 0; i < n; i++) {
+    const unsigned char *s = (const unsigned char *)args[i];
+    put(out, ",\"", 2);
+    for (size_t j = 0; s[j];) {
+      unsigned char c = s[j];
+      size_t len = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 ? 4 : 0;
+      if (!len) return -1;
+      uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1fu) : len == 3 ? (c & 0x0fu) : (c & 0x07u);
+      for (size_t k = 1; k < len; k++) {
+        if ((s[j + k] & 0xc0) != 0x80) return -1;
+        cp = (cp << 6) | (s[j + k] & 0x3fu);
+      }
+      if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff)) return -1;
+      if (len > 1) { put(out, s + j, len); j += len; continue; }
+      j++;
+      char esc[8];
+      if (c == '"' || c == '\\') { esc[0] = '\\'; esc[1] = (char)c; put(out, esc, 2); }
+      else if (c == '\b') put(out, "\\b", 2);
+      else if (c == '\f') put(out, "\\f", 2);
+      else if (c == '\n') put(out, "\\n", 2);
+      else if (c == '\r') put(out, "\\r", 2);
+      else if (c == '\t') put(out, "\\t", 2);
+      else if (c < 0x20) { snprintf(esc, sizeof esc, "\\u%04x", c); put(out, esc, 6); }
+      else put(out, &c, 1);
+    }
+    put(out, "\"", 1);
+  }
+  return 0;
+}
+
+static int replay(struct plan *pl, char **argv, const char *key_hex, const char *plan_path, const char *given, char **tail, int ntail, int templated) {
   const char *cdirs = value(pl, "containers-dir"), *leases = value(pl, "leases-dir");
   const char *old_id = value(pl, "id"), *old_name = value(pl, "name"), *lease_chains = value(pl, "lease");
   const char *names_link = value(pl, "names-link"), *rt_dir = value(pl, "rt-dir"), *rt_bundle = value(pl, "rt-bundle");
@@ -430,6 +467,22 @@ static int replay(struct plan *pl, char **argv, const char *key_hex, const char 
   }
   sig_proxy = !value(pl, "sig-proxy") || strcmp(value(pl, "sig-proxy"), "0");
   int attach = !strcmp(attach_s, "1"), detach = !strcmp(detach_s, "1");
+
+  /* The command's arguments where the plan left them out. */
+  struct buf tail_json = {0}, tail_recs = {0};
+  const char *argtail = "argtail 0\n\n";
+  char *tail_at = templated ? memmem(init->val, init->len, argtail, strlen(argtail)) : NULL;
+  if (templated) {
+    put(&tail_json, "", 0);
+    if (!tail_at || json_args(tail, ntail, &tail_json) < 0) exec_node(argv, plan_path, key_hex);
+    for (int i = 0; i < ntail; i++) {
+      char hdr[32];
+      snprintf(hdr, sizeof hdr, "arg %zu\n", strlen(tail[i]));
+      put(&tail_recs, hdr, strlen(hdr));
+      put(&tail_recs, tail[i], strlen(tail[i]));
+      put(&tail_recs, "\n", 1);
+    }
+  }
 
   /* 1. The lease first (prune keeps leased snapshots), then the checks. */
   long long ms;
@@ -506,6 +559,10 @@ static int replay(struct plan *pl, char **argv, const char *key_hex, const char 
   fail_made = &m;
   fail_name = name;
 
+  /* The command's arguments go in last, so that nothing above replaces in them. (Only in the
+   * container's files: "\x01" "A" may well be two bytes of the seccomp filter.) */
+  if (templated) substitute_in(pl, "cfile", "\x01" "A", tail_json.p);
+
   /* The container's files, as create wrote them. */
   for (size_t i = 0; i < pl->n; i++) {
     struct rec *r = &pl->r[i];
@@ -580,7 +637,13 @@ static int replay(struct plan *pl, char **argv, const char *key_hex, const char 
   signal(SIGPIPE, SIG_IGN);
   sigprocmask(SIG_SETMASK, &old, NULL);
   if (write_atomic(join2(rt_dir, "bundle"), rt_bundle, strlen(rt_bundle), 0600, 0) < 0) fail("cannot write the runtime's state in %s: %s", rt_dir, strerror(errno));
-  if (write_all(ch, init->val, init->len) < 0) { /* berth-init is gone: its message follows */ }
+  /* (A write that fails: berth-init is gone, and its message follows.) */
+  if (tail_at) {
+    size_t before = (size_t)(tail_at - init->val), skip = before + strlen(argtail);
+    if (write_all(ch, init->val, before) == 0 && write_all(ch, tail_recs.p, tail_recs.n) == 0) write_all(ch, init->val + skip, init->len - skip);
+  } else {
+    write_all(ch, init->val, init->len);
+  }
   struct buf in = {0};
   char *line = expect(ch, &in, "pid");
   if (strncmp(line, "pid ", 4)) fail("berth-init: unexpected message \"%s\"", line);
@@ -649,6 +712,19 @@ static int replay(struct plan *pl, char **argv, const char *key_hex, const char 
   return code;
 }
 
+/* Reads a plan that root wrote and nobody else can change; 0 when there is none such. */
+static int load_plan(const char *path, struct plan *pl) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return 0;
+  struct stat st;
+  if (fstat(fd, &st) < 0 || st.st_uid != 0 || (st.st_mode & 022) || !S_ISREG(st.st_mode)) { close(fd); return 0; }
+  char chunk[65536];
+  ssize_t r;
+  while ((r = read(fd, chunk, sizeof chunk)) > 0) put(&pl->raw, chunk, (size_t)r);
+  close(fd);
+  return r == 0 && parse_plan(pl) == 0;
+}
+
 int main(int argc, char **argv) {
   (void)argc;
   char self[4096];
@@ -668,55 +744,66 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[i], "--name") && argv[i + 1]) { given_name = argv[i + 1]; name_at = i + 1; break; }
     if (!strncmp(argv[i], "--name=", 7)) { given_name = argv[i] + 7; name_at = i; break; }
   }
+  int name_ok = 0;
   if (given_name) {
     /* As ContainerStore.reserve: a leading "/" goes; anything else the CLI says is wrong. */
     if (*given_name == '/') given_name++;
-    int ok = (given_name[0] && strlen(given_name) < 200 && strcmp(given_name, "names") && given_name[0] != '.' && given_name[0] != '_' && given_name[0] != '-');
-    for (const char *c = given_name; ok && *c; c++) ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_' || *c == '.' || *c == '-';
-    if (!ok) exec_node(argv, NULL, NULL);
+    name_ok = (given_name[0] && strlen(given_name) < 200 && strcmp(given_name, "names") && given_name[0] != '.' && given_name[0] != '_' && given_name[0] != '-');
+    for (const char *c = given_name; name_ok && *c; c++) name_ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_' || *c == '.' || *c == '-';
   }
-  /* The plan is a previous run of exactly this: build, user, umask, cwd, terminals, args, environment. */
-  struct buf key = {0};
-  char line[4200];
+  /* The plan is a previous run of exactly this: build, user, umask, cwd, terminals, args,
+   * environment; looked up with the whole command line, then with its last 1, 2, … arguments
+   * left out (a plan the CLI wrote for a command's arguments fills them in). */
+  char head[4200];
   struct stat bst;
-  snprintf(line, sizeof line, "%s/dist/berth.bundle.cjs", pkg);
-  if (stat(line, &bst) < 0) exec_node(argv, NULL, NULL);
+  snprintf(head, sizeof head, "%s/dist/berth.bundle.cjs", pkg);
+  if (stat(head, &bst) < 0) exec_node(argv, NULL, NULL);
   mode_t um = umask(0);
   umask(um);
   char cwd[4096];
   if (!getcwd(cwd, sizeof cwd)) exec_node(argv, NULL, NULL);
-  snprintf(line, sizeof line, "berth-run-key " PLAN_VERSION " %llu %llu %llu %lld.%09ld uid %d umask %o tty %d%d%d cwd %s",
+  snprintf(head, sizeof head, "berth-run-key " PLAN_VERSION " %llu %llu %llu %lld.%09ld uid %d umask %o tty %d%d%d cwd %s",
            (unsigned long long)bst.st_dev, (unsigned long long)bst.st_ino, (unsigned long long)bst.st_size,
            (long long)bst.st_mtim.tv_sec, bst.st_mtim.tv_nsec, (int)getuid(), (unsigned)um, isatty(0), isatty(1), isatty(2), cwd);
-  puts0(&key, line);
-  for (int i = 1; argv[i]; i++) puts0(&key, i != name_at ? argv[i] : strncmp(argv[i], "--name=", 7) ? "\x01" : "--name=\x01");
-  puts0(&key, "");
+  struct buf env = {0};
   for (char **e = environ; *e; e++) {
     /* (Only where Node is, and what to trace: neither changes what a run does.) */
     if (!strncmp(*e, "BERTH_RUN_", 10) || !strncmp(*e, "BERTH_NODE=", 11)) continue;
-    puts0(&key, *e);
+    puts0(&env, *e);
   }
+  int nargs = 0;
+  while (argv[nargs + 1]) nargs++;
   const char *root = getenv("BERTH_ROOT") && *getenv("BERTH_ROOT") ? getenv("BERTH_ROOT") : "/var/lib/berth";
-  char plan_path[4200];
-  snprintf(plan_path, sizeof plan_path, "%s/plans/%016llx.plan", root, (unsigned long long)fnv1a(key.p, key.n));
-  char *key_hex = malloc(key.n * 2 + 1);
-  if (!key_hex) exec_node(argv, NULL, NULL);
-  hex((unsigned char *)key.p, key.n, key_hex);
-
-  struct plan pl = {0};
-  int fd = open(plan_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  struct stat pst;
-  /* Only a plan root wrote and nobody else can change is followed. */
-  if (fd < 0 || fstat(fd, &pst) < 0 || pst.st_uid != 0 || (pst.st_mode & 022) || !S_ISREG(pst.st_mode)) {
-    if (fd >= 0) close(fd);
-    exec_node(argv, plan_path, key_hex);
+  char full_path[4200] = "", *full_hex = NULL;
+  /* Tried first: the whole command line (a plan for the image's own command); then the command
+   * line with its last 0, 1, 2, … arguments left out (after "run", the image and the command's
+   * name at least stay). */
+  for (int tail = -1; tail <= nargs - 3; tail++) {
+    int keep = tail < 0 ? nargs : nargs - tail;
+    /* A --name among the arguments left out is the command's: this run names no container. */
+    int named = name_at && name_at <= keep;
+    if (named && !name_ok) continue; /* (the CLI says what is wrong with it) */
+    struct buf key = {0};
+    puts0(&key, head);
+    for (int i = 1; i <= keep; i++) puts0(&key, i != name_at || !named ? argv[i] : strncmp(argv[i], "--name=", 7) ? "\x01" : "--name=\x01");
+    if (tail >= 0) puts0(&key, "\x01TAIL");
+    puts0(&key, "");
+    put(&key, env.p ? env.p : "", env.n);
+    char plan_path[4200];
+    snprintf(plan_path, sizeof plan_path, "%s/plans/%016llx.plan", root, (unsigned long long)fnv1a(key.p, key.n));
+    if (tail < 0) {
+      snprintf(full_path, sizeof full_path, "%s", plan_path);
+      full_hex = malloc(key.n * 2 + 1);
+      if (!full_hex) exec_node(argv, NULL, NULL);
+      hex((unsigned char *)key.p, key.n, full_hex);
+    }
+    struct plan pl = {0};
+    if (!load_plan(plan_path, &pl)) { free(key.p); continue; }
+    struct rec *ver = find(&pl, "version"), *k = find(&pl, "key");
+    int shape_ok = (tail >= 0) == (find(&pl, "tail") != NULL);
+    if (!ver || strcmp(ver->val, PLAN_VERSION) || !k || k->len != key.n || memcmp(k->val, key.p, key.n) || !shape_ok) { free(key.p); continue; }
+    free(key.p);
+    return replay(&pl, argv, full_hex, full_path, named ? given_name : NULL, tail > 0 ? argv + 1 + nargs - tail : NULL, tail > 0 ? tail : 0, tail >= 0);
   }
-  char chunk[65536];
-  ssize_t r;
-  while ((r = read(fd, chunk, sizeof chunk)) > 0) put(&pl.raw, chunk, (size_t)r);
-  close(fd);
-  if (r < 0 || parse_plan(&pl) < 0) exec_node(argv, plan_path, key_hex);
-  struct rec *ver = find(&pl, "version"), *k = find(&pl, "key");
-  if (!ver || strcmp(ver->val, PLAN_VERSION) || !k || k->len != key.n || memcmp(k->val, key.p, key.n)) exec_node(argv, plan_path, key_hex);
-  return replay(&pl, argv, key_hex, plan_path, given_name);
+  exec_node(argv, full_path, full_hex);
 }

@@ -303,6 +303,8 @@ function notePlanInputs(plan: RunPlanCapture, engine: Engine, c: Container, p: P
     if (given === undefined || given.replace(/^\//, '') !== c.name || str(p, 'name') !== given) plan.refuse('the first --name is not the container\'s name');
     plan.add('name-given', '1');
   }
+  // (positionals: the image, then the command: its name and arguments.)
+  plan.command(p.positionals.slice(1));
   plan.add('detach', flag(p, 'detach') ? '1' : '0');
   plan.add('auto-remove', cfg.autoRemove ? '1' : '0');
   plan.add('sig-proxy', sigProxy(p) ? '1' : '0');

@@ -145,6 +145,35 @@ describe('berth run: run plans replayed by the native front end', { skip: needs 
     assert.equal(existsSync(join(e.root, 'run', a)), false);
   });
 
+  it('fills in the command\'s arguments: one plan for every argument list of a command', async () => {
+    const odd = ['q"uote\\back', 'new\nline', '\u00fcn\u00ef\u20ac\u{1F600}', 'ctl\x07\x1f', '', '--name', 'x'];
+    const script = 'printf "%s|" "$@" > /args; exec sleep 60';
+    const run = (args: string[]) => ['run', '-d', '--network', 'none', 'busybox', 'sh', '-c', script, 'sh', ...args];
+    const first = await front(e, run(['a']));
+    assert.equal(first.code, 0, first.stderr);
+    const replayed = await front(e, run(odd), NO_NODE);
+    assert.equal(replayed.code, 0, replayed.stderr);
+    const viaCli = await front(e, run(odd), { BERTH_NO_RUN_PLAN: '1' });
+    assert.equal(viaCli.code, 0, viaCli.stderr);
+    const [a, b] = [replayed.stdout.trim(), viaCli.stdout.trim()];
+    assert.deepEqual(normalized(e, a), normalized(e, b));
+    assert.deepEqual((JSON.parse(readFileSync(join(e.root, 'containers', a, 'container.json'), 'utf8')) as { config: { cmd: string[] } }).config.cmd, ['sh', '-c', script, 'sh', ...odd]);
+    // What the container's process was given.
+    let got = '';
+    for (let i = 0; i < 100 && !got; i++) got = (await e.berth(['exec', a, 'cat', '/args'])).stdout;
+    assert.equal(got, odd.map((x) => `${x}|`).join(''));
+    // More arguments, or none: the same plan (the command's name stays in the key).
+    for (const more of [['1', '2', '3'], []]) {
+      const r = await front(e, ['run', '--rm', '--network', 'none', 'busybox', 'echo', ...more]);
+      assert.equal(r.stdout, `${more.join(' ')}\n`);
+      const again = await front(e, ['run', '--rm', '--network', 'none', 'busybox', 'echo', 'x', ...more], NO_NODE);
+      assert.equal(again.stdout, `${['x', ...more].join(' ')}\n`, again.stderr);
+    }
+    const none = await front(e, ['run', '--rm', '--network', 'none', 'busybox', 'echo'], NO_NODE);
+    assert.deepEqual([none.code, none.stdout], [0, '\n']);
+    assert.equal((await e.berth(['rm', '-f', a, b, first.stdout.trim()])).code, 0);
+  });
+
   it('passes stdin (-i) and signals to the container', async () => {
     const cat = ['run', '--rm', '-i', '--network', 'none', 'busybox', 'cat'];
     await planned(e, cat);
@@ -158,7 +187,7 @@ describe('berth run: run plans replayed by the native front end', { skip: needs 
   });
 
   it('is not followed once what it read has changed: the store, a host file, a snapshot', async () => {
-    const args = ['run', '--rm', '--network', 'none', 'busybox', 'echo', 'checked'];
+    const args = ['run', '--rm', '--network', 'none', 'busybox', 'basename', '/x/checked'];
     const { file } = await planned(e, args);
     assert.equal((await front(e, args, NO_NODE)).stdout, 'checked\n');
     // Another tag changes the store's index.json: a miss (Node, here /bin/false, is asked).
@@ -191,7 +220,7 @@ describe('berth run: run plans replayed by the native front end', { skip: needs 
   });
 
   it('leaves nothing behind when the start fails', async () => {
-    const args = ['run', '--rm', '--network', 'none', 'busybox', 'echo', 'broken'];
+    const args = ['run', '--rm', '--network', 'none', 'busybox', 'printf', 'broken'];
     const { file } = await planned(e, args);
     const cgroups = (readPlan(file).filter(([k]) => k === 'cgroup-dir').map(([, v]) => v.toString()));
     assert.ok(cgroups.length > 0);

@@ -13,6 +13,12 @@
  * speaks the same protocol to berth-monitor and berth-init. Anything it cannot check makes the
  * run ineligible (refuse()): bridge networks, terminals, volumes, --pull always, hooks.
  *
+ * Two parts of a command line are left out of the key, so that one plan serves many runs: the
+ * first --name's value (berth.c substitutes the name) and the arguments after the command's
+ * name (command()): the plan then holds "\x01A" where the JSON files list them and an "argtail"
+ * record where berth-init's plan does, which berth.c fills in; it looks a run up under its whole
+ * command line first, then with its last 0, 1, 2, … arguments left out.
+ *
  * The file is a sequence of records, "KEY LEN\nVALUE\n", as the init plan's (runtime/plan.ts);
  * berth.c reads them in order. Same-length substitution keeps the init plan's own lengths
  * valid: the id (64 hex), its short form (12), a generated name (berth_ + 8 hex) and ISO times
@@ -22,6 +28,7 @@
 import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { PlanRecord } from '../../runtime/plan.js';
+
 
 /** Bumped with any change of the records: berth.c refuses other versions (a miss). */
 export const RUN_PLAN_VERSION = 1;
@@ -125,6 +132,19 @@ export class RunPlanCapture {
     this.add('cgwrite', `${path}\0${value}`);
   }
 
+  /**
+   * The command (its name and arguments, the end of the command line): its arguments are left out
+   * of the plan's key and filled in by berth.c (see the header). Without a command (the image's
+   * CMD), the plan is for the whole command line.
+   */
+  command(cmd: string[]): void {
+    const argv = process.argv.slice(2);
+    if (cmd.length === 0) return;
+    if (argv.length < cmd.length + 2 || argv.slice(-cmd.length).some((a, i) => a !== cmd[i])) return this.refuse('the command is not the end of the command line');
+    this.cmd = cmd;
+  }
+  private cmd: string[] = [];
+
   /** Bytes written to berth-init's channel (those before its "pid" are replayed as they are). */
   sentToInit(data: Buffer): void {
     if (!this.pidSeen) this.toInit.push(data);
@@ -161,7 +181,14 @@ export class RunPlanCapture {
     if (!this.pidSeen) return this.refuse('berth-init was not driven by this process');
     for (const t of this.times) this.records.push(['time', t]);
     this.records.push(['end', '']);
-    const path = this.req.path;
+    let path = this.req.path;
+    if (this.cmd.length) {
+      const key = tailKey(this.req.key, this.cmd.length - 1);
+      const made = key && withTail(this.records, this.cmd, key, encodeRecords);
+      if (!made) return this.refuse('the command\'s arguments are not where a plan can fill them in');
+      this.records.splice(0, this.records.length, ...made);
+      path = join(dirname(path), `${fnv1a64(key!)}.plan`);
+    }
     try {
       mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
       const tmp = `${path}.tmp-${process.pid}`;
@@ -179,6 +206,69 @@ export class RunPlanCapture {
       if (process.env.BERTH_RUN_PLAN_TRACE) process.stderr.write(`berth: cannot write the run plan ${path}: ${(err as Error).message}\n`);
     }
   }
+}
+
+/** FNV-1a, 64 bits, in hex (the plan's file name; native/berth.c computes the same). */
+export function fnv1a64(data: Buffer): string {
+  let h = 0xcbf29ce484222325n;
+  for (const b of data) h = ((h ^ BigInt(b)) * 0x100000001b3n) & 0xffffffffffffffffn;
+  return h.toString(16).padStart(16, '0');
+}
+
+/**
+ * The key with its last `count` arguments left out: berth.c's key is "HEADER\0ARG...\0\0ENV...",
+ * and the left-out arguments (none, or any number) become one "\x01TAIL" entry.
+ */
+export function tailKey(key: Buffer, count: number, argc = process.argv.length - 2): Buffer | undefined {
+  const parts = key.toString('latin1').split('\0');
+  // (An argument may be empty: the end of the arguments is where their count says.)
+  const end = 1 + argc;
+  if (parts[end] !== '' || argc <= count) return undefined;
+  parts.splice(end - count, count, '\x01TAIL');
+  return Buffer.from(parts.join('\0'), 'latin1');
+}
+
+/**
+ * The records with the command's arguments as a place to fill in: "\x01A" after its name in the
+ * JSON lists that end with the command (the runtime config's process.args, the record's args
+ * and cmd), and one "argtail" record after its name's "arg" record in berth-init's plan.
+ * Undefined when they are not found exactly there.
+ */
+function withTail(records: PlanRecord[], cmd: string[], key: Buffer, encode: (r: PlanRecord[]) => Buffer): PlanRecord[] | undefined {
+  const [name] = cmd as [string, ...string[]];
+  const json = Buffer.from(JSON.stringify(cmd).slice(1));
+  const jsonTemplate = Buffer.from(`${JSON.stringify(name)}\x01A]`);
+  const argRecords = encode(cmd.map((a) => ['arg', a]));
+  const argTemplate = Buffer.concat([encode([['arg', name]]), Buffer.from('argtail 0\n\n')]);
+  const want: Record<string, number> = { 'bundle/config.json': 1, 'container.json': 2 };
+  const out: PlanRecord[] = [];
+  for (const [k, v] of records) {
+    if (k === 'key') { out.push([k, key]); continue; }
+    const b = typeof v === 'string' ? Buffer.from(v) : v;
+    if (k === 'cfile') {
+      const rel = b.toString('latin1', 0, b.indexOf(0)).split(' ')[2]!;
+      if (rel in want) {
+        const parts: Buffer[] = [];
+        let from = 0;
+        for (let at; (at = b.indexOf(json, from)) >= 0; from = at + json.length) parts.push(b.subarray(from, at), jsonTemplate);
+        if (parts.length / 2 !== want[rel]) return undefined;
+        delete want[rel];
+        out.push([k, Buffer.concat([...parts, b.subarray(from)])]);
+        continue;
+      }
+    }
+    if (k === 'init') {
+      const at = b.indexOf(argRecords);
+      // Once, and as whole records (the one before ends with a newline).
+      if (at <= 0 || b.indexOf(argRecords, at + 1) >= 0 || b[at - 1] !== 0x0a) return undefined;
+      out.push([k, Buffer.concat([b.subarray(0, at), argTemplate, b.subarray(at + argRecords.length)])]);
+      continue;
+    }
+    out.push([k, v]);
+  }
+  if (Object.keys(want).length) return undefined;
+  out.splice(out.length - 1, 0, ['tail', '1']);
+  return out;
 }
 
 /** How many plans a root keeps (each ~30 KB): the most recently written. */

@@ -89,6 +89,7 @@ static void write_all(int fd, const char *p, size_t n) {
 }
 
 #include "monitor-attach.h"
+#include "remove-tree.h"
 
 static void open_log(void) {
   log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
@@ -221,17 +222,6 @@ static void copy_winsize(int master) {
 
 static void restore_tty(void) {
   if (tio_saved) tcsetattr(0, TCSANOW, &saved_tio);
-}
-
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-  (void)sb; (void)ftw;
-  if (flag == FTW_DP) rmdir(path); else unlink(path);
-  return 0;
-}
-
-static void remove_tree(const char *dir) {
-  nftw(dir, rm_entry, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
-  rmdir(dir);
 }
 
 /*

@@ -36,6 +36,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "remove-tree.h"
+
 #ifndef BERTH_NODE
 #define BERTH_NODE "node"
 #endif
@@ -299,25 +301,20 @@ static uint64_t fnv1a(const char *p, size_t n) {
 static pid_t container_pid, monitor_pid;
 static int sig_proxy = 1;
 
+static volatile sig_atomic_t pending_sig;
+
+/* Our signals go to the container's process (the window size to the monitor); one that comes
+ * before the process exists is passed on as soon as it does. */
 static void forward(int sig) {
   pid_t to = sig == SIGWINCH ? monitor_pid : container_pid;
   if (to > 0) kill(to, sig);
+  else if (sig != SIGWINCH) pending_sig = sig;
 }
 
 struct made {
   const char *cdir, *name_link, *rt_dir, *lease, *id;
   int reserved, named;
 };
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-  (void)st; (void)ftw;
-  if (flag == FTW_DP) rmdir(path); else unlink(path);
-  return 0;
-}
-
-static void remove_tree(const char *path) {
-  nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
-}
 
 /* Undoes what this run made (a start that failed): as the CLI's create and start do. */
 static void undo(struct plan *pl, struct made *m) {
@@ -421,7 +418,7 @@ static const char *join2(const char *a, const char *b) {
 }
 
 /*
- * `,"A","B"…` for the arguments, as JSON.stringify writes them (the plan's "\x01" "A"); -1 when an
+ * `,"A","B"…` for the arguments, as JSON.stringify writes them (the plan's "\x01A"); -1 when an
  * argument is not valid UTF-8 (Node would read it otherwise: the CLI runs it).
  */
 static int json_args(char **args, int n, struct buf *out) {
@@ -560,7 +557,7 @@ static int replay(struct plan *pl, char **argv, const char *key_hex, const char 
   fail_name = name;
 
   /* The command's arguments go in last, so that nothing above replaces in them. (Only in the
-   * container's files: "\x01" "A" may well be two bytes of the seccomp filter.) */
+   * container's files: "\x01A" may well be two bytes of the seccomp filter.) */
   if (templated) substitute_in(pl, "cfile", "\x01" "A", tail_json.p);
 
   /* The container's files, as create wrote them. */
@@ -687,6 +684,7 @@ static int replay(struct plan *pl, char **argv, const char *key_hex, const char 
   close(ff);
   unlink(fifo);
   fail_plan = NULL;
+  if (pending_sig) kill(container_pid, pending_sig);
 
   /* 4. Detached: the id; attached: the container's status, as the monitor reports it. */
   if (detach || !attach) {

@@ -341,7 +341,9 @@ describe('berth run -d and the container commands', { skip: needs }, () => {
   });
 
   it('pause and unpause as docker\'s: ps and inspect show it, exec is refused, kill, stop and rm -f still end it', async () => {
-    assert.equal((await e.berth(['run', '-d', '--name', 'frozen', 'busybox', 'sh', '-c', 'while :; do date +%s%N > /tmp/tick; sleep 0.05; done'])).code, 0);
+    const started = await e.berth(['run', '-d', '--name', 'frozen', 'busybox', 'sh', '-c', 'while :; do date +%s%N > /tmp/tick; sleep 0.05; done']);
+    assert.equal(started.code, 0);
+    const frozenId = started.stdout.trim();
     assert.equal((await e.berth(['pause', 'frozen'])).stdout, 'frozen\n');
     const again = await e.berth(['pause', 'frozen']);
     assert.equal(again.code, 1);
@@ -353,7 +355,10 @@ describe('berth run -d and the container commands', { skip: needs }, () => {
     const exec = await e.berth(['exec', 'frozen', 'true']);
     assert.notEqual(exec.code, 0);
     assert.match(exec.stderr, /is paused: berth unpause frozen before exec/);
+    assert.equal(existsSync(join(e.root, 'containers', frozenId, 'paused')), true, 'the mark ps reads');
     assert.equal((await e.berth(['unpause', 'frozen'])).code, 0);
+    assert.equal(existsSync(join(e.root, 'containers', frozenId, 'paused')), false);
+    assert.match((await e.berth(['ps', '--filter', 'name=frozen', '--format', '{{.Status}}'])).stdout, /^Up [^(]*\n$/);
     assert.equal((await e.berth(['unpause', 'frozen'])).code, 1);
     assert.equal((await e.berth(['exec', 'frozen', 'true'])).code, 0);
     // kill and rm -f of a paused container end it (the processes thaw to take the signal).
@@ -381,6 +386,14 @@ describe('berth run -d and the container commands', { skip: needs }, () => {
       const missing = spawnSync(BERTH_BIN, ['run', '--rm', '--env-file', join(dir, 'missing.list'), 'busybox', 'true'], { env: e.env, encoding: 'utf8' });
       assert.equal(missing.status, 125, missing.stderr);
       assert.match(missing.stderr, /^berth: --env-file .*missing\.list: no such file/);
+      // And through npm's entry (bin/berth: the native front end, which hands the run to Node and,
+      // from the second run on, replays it with the file's content checked).
+      const front = join(BERTH_BIN, '..', 'berth');
+      for (const want of ['yes', 'yes', 'changed', 'changed']) {
+        if (want === 'changed') writeFileSync(join(dir, 'env.list'), 'FROM_FILE=changed\n');
+        const r = spawnSync(front, ['run', '--rm', '--network', 'none', '--env-file', join(dir, 'env.list'), 'busybox', 'sh', '-c', 'echo $FROM_FILE'], { env: e.env, encoding: 'utf8' });
+        assert.equal(r.stdout, `${want}\n`, r.stderr);
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -4,8 +4,9 @@
  * container: ps and inspect show it, exec is refused, stop, kill and rm -f thaw it first (so
  * that the signal is taken at once, as docker's end it).
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { hostCgroupLayout } from '../../runtime/cgroups/host.js';
 import { cgroupManagerFor } from '../../runtime/cgroups/manager.js';
 import { BerthError } from '../../base/errors.js';
 import type { Container } from './store.js';
@@ -14,13 +15,24 @@ function manager(c: Container) {
   return cgroupManagerFor(`/berth/${c.id}`, c.id);
 }
 
-/** Whether a running container's processes are frozen (or being frozen). */
+/**
+ * CONTAINER/paused: made before `pause` freezes and removed after `unpause` thaws, so that a
+ * container without it is not paused, whatever happened in between (a kill -9 of berth).
+ */
+const PAUSED_MARK = 'paused';
+
+/**
+ * Whether a running container's processes are frozen (or being frozen). `ps` asks this of every
+ * running container: one without the mark is not, and for the others the freezer's file is
+ * found from the host's layout alone (as the manager's paths for /berth/ID). Before, a cgroup
+ * manager and the host's mountinfo per `ps` cost it ~0.2 ms per container.
+ */
 export function isPaused(c: Container): boolean {
-  if (c.state.status !== 'running') return false;
-  const paths = manager(c).paths;
+  if (c.state.status !== 'running' || !existsSync(join(c.dir, PAUSED_MARK))) return false;
+  const layout = hostCgroupLayout();
   try {
-    if (paths.freezer) return readFileSync(join(paths.freezer, 'freezer.state'), 'utf8').trim() !== 'THAWED';
-    if (paths.unified) return readFileSync(join(paths.unified, 'cgroup.freeze'), 'utf8').trim() === '1';
+    if (layout.v1.freezer !== undefined) return readFileSync(join(layout.v1.freezer, 'berth', c.id, 'freezer.state'), 'utf8').trim() !== 'THAWED';
+    if (layout.v2 !== undefined) return readFileSync(join(layout.v2.mountPoint, 'berth', c.id, 'cgroup.freeze'), 'utf8').trim() === '1';
   } catch { /* no cgroup: not frozen */ }
   return false;
 }
@@ -31,11 +43,20 @@ export async function setPaused(c: Container, running: boolean, pause: boolean):
   const paused = isPaused(c);
   if (pause && paused) throw new BerthError('CONTAINER_STATE', `container ${c.name} is already paused; berth unpause ${c.name} resumes it`);
   if (!pause && !paused) throw new BerthError('CONTAINER_STATE', `container ${c.name} is not paused`);
-  if (pause) await manager(c).freeze();
-  else await manager(c).thaw();
+  if (pause) {
+    writeFileSync(join(c.dir, PAUSED_MARK), '');
+    await manager(c).freeze();
+  } else {
+    await thaw(c);
+  }
+}
+
+async function thaw(c: Container): Promise<void> {
+  await manager(c).thaw();
+  rmSync(join(c.dir, PAUSED_MARK), { force: true });
 }
 
 /** Before a signal: a frozen container would take it only once thawed. */
 export async function thawIfPaused(c: Container): Promise<void> {
-  if (isPaused(c)) await manager(c).thaw();
+  if (isPaused(c)) await thaw(c);
 }

@@ -172,7 +172,8 @@ export class ContainerStore {
 
   private nameTarget(name: string): string | undefined {
     try {
-      return readlinkSync(join(this.namesDir, name));
+      // (Names are one path component: a directory entry or a checked name. `ps` sweeps them all.)
+      return readlinkSync(`${this.namesDir}/${name}`);
     } catch {
       return undefined;
     }

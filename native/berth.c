@@ -260,6 +260,49 @@ static int substitute_in(struct plan *pl, const char *only, const char *from, co
 
 static int substitute(struct plan *pl, const char *from, const char *to) { return substitute_in(pl, NULL, from, to); }
 
+/* Replaces the first `from` in the record (lengths given: the monitor's arguments hold NULs). */
+static int replace_once(struct rec *r, const char *from, size_t n, const char *to, size_t m) {
+  char *hit = r ? memmem(r->val, r->len, from, n) : NULL;
+  if (!hit) return -1;
+  struct buf b = {0};
+  put(&b, r->val, (size_t)(hit - r->val));
+  put(&b, to, m);
+  put(&b, hit + n, r->len - (size_t)(hit - r->val) - n);
+  r->val = b.p;
+  r->len = b.n;
+  return 0;
+}
+
+/*
+ * The container's name, in the places the plan has it and nowhere else (a name may well be part
+ * of anything else): its record, the name link, container.json's "name" and the monitor's -n
+ * (the link it removes with --rm). -1 when the plan does not have it where it should.
+ */
+static int set_name(struct plan *pl, const char *old, const char *new) {
+  struct rec *link = find(pl, "names-link"), *name = find(pl, "name"), *monitor = find(pl, "monitor"), *record = NULL;
+  for (size_t i = 0; i < pl->n; i++) {
+    struct rec *r = &pl->r[i];
+    if (!strcmp(r->key, "cfile") && strstr(r->val, " container.json") && !strcmp(strstr(r->val, " container.json"), " container.json")) record = r;
+  }
+  size_t on = strlen(old), nn = strlen(new);
+  if (!link || !name || !monitor || !record || strcmp(name->val, old) || link->len <= on || strcmp(link->val + link->len - on, old) || link->val[link->len - on - 1] != '/') return -1;
+  struct buf from = {0}, to = {0};
+  put(&from, "-n", 3); put(&from, link->val, link->len + 1);
+  char *new_link;
+  if (asprintf(&new_link, "%.*s%s", (int)(link->len - on), link->val, new) < 0) return -1;
+  put(&to, "-n", 3); put(&to, new_link, strlen(new_link) + 1);
+  /* (-n only with --rm.) */
+  if (memmem(monitor->val, monitor->len, from.p, from.n) && replace_once(monitor, from.p, from.n, to.p, to.n) < 0) return -1;
+  char *jf, *jt;
+  if (asprintf(&jf, "\"name\":\"%s\"", old) < 0 || asprintf(&jt, "\"name\":\"%s\"", new) < 0) return -1;
+  if (replace_once(record, jf, strlen(jf), jt, strlen(jt)) < 0) return -1;
+  link->val = new_link;
+  link->len = strlen(new_link);
+  name->val = strdup(new);
+  name->len = nn;
+  return 0;
+}
+
 /* Whether what the plan read is as it was. */
 static int checks_hold(struct plan *pl) {
   for (size_t i = 0; i < pl->n; i++) {
@@ -503,13 +546,7 @@ static int replay(struct plan *pl, char **argv, const char *key_hex, const char 
    * for a generated one gets a generated one. */
   int named = given != NULL;
   if (named != (value(pl, "name-given") != NULL)) { unlink(lease_path); exec_node(argv, plan_path, key_hex); }
-  char *old_name_copy = strdup(old_name), *old_id_copy = strdup(old_id);
-  if (named) {
-    if (substitute(pl, old_name_copy, given) < 0) { unlink(lease_path); exec_node(argv, plan_path, key_hex); }
-    free(old_name_copy);
-    old_name_copy = strdup(given);
-  }
-  snprintf(name, sizeof name, "%s", old_name_copy);
+  char *old_id_copy = strdup(old_id);
   substitute(pl, old_id_copy, id);
   substitute(pl, short_old, short_new);
   for (size_t i = 0; i < pl->n; i++) if (!strcmp(pl->r[i].key, "time")) { char *t = strdup(pl->r[i].val); substitute(pl, t, now); free(t); }
@@ -529,13 +566,13 @@ static int replay(struct plan *pl, char **argv, const char *key_hex, const char 
   }
   m.cdir = cdir;
   m.reserved = 1;
-  /* The name: a generated one is drawn again on a clash; a given one that is taken goes to the CLI. */
+  /* The name: the given one, or one drawn (again on a clash, as the CLI does); a given one that
+   * is taken goes to the CLI, which reclaims it or says whose it is. */
   for (int attempt = 0;; attempt++) {
-    if (!named && attempt == 0) {
-      char fresh_name[16] = "berth_";
-      random_hex(fresh_name + 6, 4);
-      if (strlen(old_name_copy) == strlen(fresh_name)) { substitute(pl, old_name_copy, fresh_name); free(old_name_copy); old_name_copy = strdup(fresh_name); }
-    }
+    char drawn[16] = "berth_";
+    random_hex(drawn + 6, 4);
+    const char *want = named ? given : drawn;
+    if (set_name(pl, value(pl, "name"), want) < 0) { m.name_link = NULL; undo(pl, &m); exec_node(argv, plan_path, key_hex); }
     names_link = value(pl, "names-link");
     m.name_link = names_link;
     if (symlink(id, names_link) == 0) break;
@@ -544,14 +581,9 @@ static int replay(struct plan *pl, char **argv, const char *key_hex, const char 
       undo(pl, &m);
       exec_node(argv, plan_path, key_hex);
     }
-    char fresh_name[16] = "berth_";
-    random_hex(fresh_name + 6, 4);
-    substitute(pl, old_name_copy, fresh_name);
-    free(old_name_copy);
-    old_name_copy = strdup(fresh_name);
   }
   m.named = 1;
-  snprintf(name, sizeof name, "%s", old_name_copy);
+  snprintf(name, sizeof name, "%s", value(pl, "name"));
   fail_plan = pl;
   fail_made = &m;
   fail_name = name;

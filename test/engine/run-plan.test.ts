@@ -253,6 +253,16 @@ describe('berth run: run plans replayed by the native front end', { skip: needs 
     assert.equal(other.code, 0, other.stderr);
     assert.equal((await e.berth(['inspect', '-f', '{{.Name}}', other.stdout.trim()])).stdout, '/other-name\n');
     assert.equal((await e.berth(['rm', '-f', 'planned-name', 'other-name'])).code, 0);
+    // A name that is part of everything (a, e): only the name's own places change; with --rm the
+    // monitor removes the right link.
+    const rm = ['run', '--rm', '--name', 'e', '--network', 'none', 'busybox', 'cat', '/etc/hostname'];
+    assert.equal((await front(e, rm)).code, 0);
+    for (const n of ['a', 'e']) {
+      const r = await front(e, rm.map((x) => (x === 'e' ? n : x)), NO_NODE);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^[0-9a-f]{12}\n$/);
+    }
+    assert.deepEqual(listed(e).names.filter((n) => n === 'a' || n === 'e'), []);
     // A bad name is the CLI's error, not the plan's.
     const bad = await front(e, args.map((a) => (a === 'planned-name' ? 'no/slashes' : a)));
     assert.equal(bad.code, 125);

@@ -4,7 +4,7 @@
  * whole container takes).
  *
  * The native front end looks a run up by a key made of everything the run may depend on: the
- * front end's build, the user, umask, working directory, which of stdio are terminals, the
+ * CLI's build, the user, umask, working directory, which of stdio are terminals, the
  * arguments and the whole environment. On a miss it runs this CLI with BERTH_RUN_PLAN (the
  * plan's path) and BERTH_RUN_KEY (the key, hex) set; when the run was of a kind a plan can
  * repeat and it started, the CLI writes the plan there. On a hit, berth.c checks that nothing
@@ -28,12 +28,10 @@
 import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { PlanRecord } from '../../runtime/plan.js';
-
+import { takenPlanRequest, type PlanRequest as Request } from './run-plan-request.js';
 
 /** Bumped with any change of the records: berth.c refuses other versions (a miss). */
 export const RUN_PLAN_VERSION = 1;
-
-import { takenPlanRequest, type PlanRequest as Request } from './run-plan-request.js';
 
 /** A run being written down; refuse() makes it one that is not repeated natively. */
 export class RunPlanCapture {

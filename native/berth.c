@@ -640,6 +640,9 @@ static int replay(struct plan *pl, char **argv, const char *key_hex, const char 
   pid_t child = fork();
   if (child < 0) fail("fork: %s", strerror(errno));
   if (child == 0) {
+    /* As Node's spawn: the child starts with every signal's default action and none blocked
+     * (a berth started under nohup must not pass SIGHUP's SIG_IGN on to the container). */
+    for (int sig = 1; sig < NSIG; sig++) if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);

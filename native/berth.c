@@ -554,11 +554,14 @@ static int replay(struct plan *pl, char **argv, const char *key_hex, const char 
   struct made m = { .lease = lease_path, .id = id, .name_link = names_link };
   char cdir[4200], fresh[4200];
   snprintf(cdir, sizeof cdir, "%s/%s", cdirs, id);
-  snprintf(fresh, sizeof fresh, "%s/.new-%s", cdirs, id);
+  /* (Named with its owner too, as ContainerStore.reserve: a sweep knows whose it is before the
+   * marker is written.) */
+  unsigned long long me_start = start_time_of(getpid());
+  snprintf(fresh, sizeof fresh, "%s/.new-%s.%d.%llu", cdirs, id, (int)getpid(), me_start);
   if (mkdir(fresh, 0711) < 0) { unlink(lease_path); exec_node(argv, plan_path, key_hex); }
   chmod(fresh, 0711);
   char marker[128];
-  snprintf(marker, sizeof marker, "%d %llu\n", (int)getpid(), start_time_of(getpid()));
+  snprintf(marker, sizeof marker, "%d %llu\n", (int)getpid(), me_start);
   if (write_atomic(join2(fresh, "creating"), marker, strlen(marker), 0600, 0) < 0 || rename(fresh, cdir) < 0) {
     remove_tree(fresh);
     unlink(lease_path);

@@ -289,6 +289,41 @@ describe('berth run: run plans replayed by the native front end', { skip: needs 
     assert.equal((await e.berth(['rm', '-f', ...listed.filter(Boolean)])).code, 0);
   });
 
+  it('kill -9 of the front end at any moment of a replay leaves what the next command cleans or rm removes', async () => {
+    const args = ['run', '-d', '--network', 'none', 'busybox', 'tail', '-f', '/dev/null'];
+    const { file } = await planned(e, args);
+    assert.equal((await e.berth(['rm', '-f', ...(await e.berth(['ps', '-aq', '--no-trunc'])).stdout.split('\n').filter(Boolean)])).code, 0);
+    const cgroupParents = [...new Set(readPlan(file).filter(([k]) => k === 'cgroup-dir').map(([, v]) => v.toString().slice(0, v.lastIndexOf(0x2f))))];
+    const ours = () => cgroupParents.flatMap((p) => readdirSync(p).filter((n) => /^[0-9a-f]{64}$/.test(n)));
+    const before = new Set(ours());
+    // A replay takes ~25 ms here: killed before it starts, while it writes the container, while
+    // berth-init starts, and around the start.
+    for (const delay of [0, 1, 2, 3, 4, 6, 8, 10, 13, 16, 20, 25, 30, 40]) {
+      const child = spawn(FRONT, args, { env: { ...e.env, ...NO_NODE }, stdio: 'ignore' });
+      const exited = new Promise((r) => child.once('exit', r));
+      await new Promise((r) => setTimeout(r, delay));
+      child.kill('SIGKILL');
+      await exited;
+    }
+    // The next command sweeps; what it lists, rm -f removes; then nothing of them is left.
+    const ps = await e.berth(['ps', '-aq', '--no-trunc']);
+    assert.equal(ps.code, 0, ps.stderr);
+    const ids = ps.stdout.split('\n').filter(Boolean);
+    if (ids.length) assert.equal((await e.berth(['rm', '-f', ...ids])).code, 0);
+    await new Promise((r) => setTimeout(r, 500)); // (monitors finishing their --rm-less exits)
+    assert.equal((await e.berth(['ps', '-aq'])).stdout, '');
+    assert.deepEqual(listed(e), { containers: [], names: [], runtime: [] });
+    const dots = readdirSync(join(e.root, 'containers')).filter((n) => n.startsWith('.'));
+    assert.deepEqual(dots, [], dots.map((d) => `${d}: ${readdirSync(join(e.root, 'containers', d)).map((f) => `${f}=${JSON.stringify(readFileSync(join(e.root, 'containers', d, f), 'utf8'))}`)}`).join('; '));
+    const leases = readdirSync(join(e.root, 'leases')).filter((n) => !n.startsWith(`${process.pid}-`));
+    for (const l of leases) assert.ok(!existsSync(`/proc/${Number.parseInt(l, 10)}`), `lease ${l} of a live process`);
+    assert.deepEqual(ours().filter((n) => !before.has(n)), [], 'no cgroup left');
+    // And the plan still replays.
+    const again = await front(e, args, NO_NODE);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal((await e.berth(['rm', '-f', again.stdout.trim()])).code, 0);
+  });
+
   it('keeps the 64 most recent plans', async () => {
     const dir = join(e.root, 'plans');
     const old = Date.now() / 1000 - 3600;

@@ -131,10 +131,11 @@ export class ContainerStore {
     const dir = this.containerDir(id);
     // The directory appears with its marker already inside (made aside, then renamed): a
     // sweep never sees a container directory it cannot tell from an abandoned one.
-    const fresh = join(this.dir, `.new-${id}`);
+    // Its name says whose it is too, for the moment before the marker is written.
+    const me = `${process.pid} ${procStat(process.pid)?.startTime ?? 0}`;
+    const fresh = join(this.dir, `.new-${id}.${me.replace(' ', '.')}`);
     mkdirSync(fresh, { mode: 0o711 });
-    const me = procStat(process.pid);
-    writeAtomic(join(fresh, 'creating'), `${process.pid} ${me?.startTime ?? 0}\n`, 0o600, false);
+    writeAtomic(join(fresh, 'creating'), `${me}\n`, 0o600, false);
     renameSync(fresh, dir);
     let chosen = name ?? randomName();
     for (let attempt = 0; ; attempt++) {
@@ -325,8 +326,9 @@ export class ContainerStore {
     }
     for (const n of entries) {
       if (n.startsWith('.new-')) {
-        // A reservation killed before its rename: the marker says whose it was.
-        let text = '';
+        // A reservation killed before its rename: the marker says whose it was, or before the
+        // marker was written, the name (.new-ID.PID.STARTTIME; a name without them waits a minute).
+        let text = /^\.new-[0-9a-f]{64}\.(\d+)\.(\d+)$/.exec(n)?.slice(1).join(' ') ?? '';
         try { text = readFileSync(join(this.dir, n, 'creating'), 'utf8'); } catch { /* not written yet */ }
         const [pid, start] = text.trim().split(' ').map(Number);
         if (text ? !isAlive(pid!, start!) : !this.recentlyTouched(join(this.dir, n), 60_000)) rmSync(join(this.dir, n), { recursive: true, force: true });

@@ -540,6 +540,7 @@ static int replay(struct plan *pl, char **argv, const char *key_hex, const char 
   /* 2. This container's id, name and time in place of the plan's. */
   char id[65], short_old[13], short_new[13], name[64];
   random_hex(id, 32);
+  if (getenv("BERTH_RUN_PLAN_TRACE")) fprintf(stderr, "berth: run plan: container %s\n", id);
   snprintf(short_old, sizeof short_old, "%.12s", old_id);
   snprintf(short_new, sizeof short_new, "%.12s", id);
   /* A name given with --name (the key has a placeholder for it) is this run's; a plan written

@@ -9,7 +9,7 @@ import { flag, printJson, printLine, str, strs, type CommandGroup, type CommandS
 import type { Container } from '../engine/containers/store.js';
 import type { Engine, ImageSource } from '../engine/containers/engine.js';
 import type { RunOptions } from '../engine/containers/options.js';
-import { isPaused, setPaused, thawIfPaused } from '../engine/containers/pause.js';
+import { isPaused, listedAsPaused, setPaused, thawIfPaused } from '../engine/containers/pause.js';
 import { beginRunPlan, runPlan, type RunPlanCapture } from '../engine/containers/run-plan.js';
 import { readFileSync } from 'node:fs';
 import { basename, dirname, join, resolve as resolvePath } from 'node:path';
@@ -644,9 +644,9 @@ size follows; ctrl-p ctrl-q (--detach-keys) detaches and leaves the container ru
       const { parsePsFilters } = await import('../engine/containers/ps-filter.js');
       const filter = parsePsFilters(strs(p, 'filter'), (ref) => engine.store.find(ref));
       const all = flag(p, 'all') || filter.all;
-      // (stateOf reads the freezer of a paused container: once each.)
+      // (Once each; only a container `berth pause` marked has its freezer read.)
       const states = new Map<Container, string>();
-      const state = (c: Container) => states.get(c) ?? states.set(c, stateOf(c)).get(c)!;
+      const state = (c: Container) => states.get(c) ?? states.set(c, listedAsPaused(c) ? 'paused' : c.state.status).get(c)!;
       const list = engine.store.list().filter((c) => (all || c.state.status === 'running') && filter.matches(c, engine.exitOf(c), state(c)));
       const id = (c: Container) => (flag(p, 'no-trunc') ? c.id : shortId(c.id));
       if (flag(p, 'quiet')) { process.stdout.write(list.map((c) => `${id(c)}\n`).join('')); return 0; }

@@ -361,6 +361,12 @@ describe('berth run -d and the container commands', { skip: needs }, () => {
     assert.match((await e.berth(['ps', '--filter', 'name=frozen', '--format', '{{.Status}}'])).stdout, /^Up [^(]*\n$/);
     assert.equal((await e.berth(['unpause', 'frozen'])).code, 1);
     assert.equal((await e.berth(['exec', 'frozen', 'true'])).code, 0);
+    // Frozen without the mark (as by a berth from before the marks): exec, unpause still see it.
+    assert.equal((await e.berth(['pause', 'frozen'])).code, 0);
+    rmSync(join(e.root, 'containers', frozenId, 'paused'));
+    assert.match((await e.berth(['exec', 'frozen', 'true'])).stderr, /is paused/);
+    assert.equal((await e.berth(['unpause', 'frozen'])).code, 0);
+    assert.equal((await e.berth(['exec', 'frozen', 'true'])).code, 0);
     // kill and rm -f of a paused container end it (the processes thaw to take the signal).
     assert.equal((await e.berth(['pause', 'frozen'])).code, 0);
     assert.equal((await e.berth(['kill', 'frozen'])).code, 0);

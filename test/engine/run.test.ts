@@ -3,8 +3,8 @@
  * busybox image built in the test and put in the store of a temp BERTH_ROOT.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -379,6 +379,27 @@ describe('berth run -d and the container commands', { skip: needs }, () => {
     assert.equal((await e.berth(['pause', 'frozen'])).code, 0);
     assert.equal((await e.berth(['rm', '-f', 'frozen'])).code, 0);
     assert.equal((await e.berth(['ps', '-aq', '--filter', 'name=frozen'])).stdout, '');
+  });
+
+  it('rm kills what is left in a container\'s own cgroups (a start killed before the pid was recorded)', async () => {
+    const made = await e.berth(['create', '--network', 'none', '--name', 'orphaned', 'busybox', 'sleep', '60']);
+    assert.equal(made.code, 0, made.stderr);
+    const id = made.stdout.trim();
+    const { hostCgroupLayout } = await import('../../src/runtime/cgroups/host.js');
+    const layout = hostCgroupLayout();
+    const mount = layout.v1.pids ?? layout.v2?.mountPoint;
+    assert.ok(mount, 'a pids or unified cgroup hierarchy');
+    const dir = join(mount, 'berth', id);
+    mkdirSync(dir, { recursive: true });
+    // As berth-init's clone waiting on its exec fifo: in the container's cgroup, in no record.
+    const stray = spawn('sleep', ['60'], { stdio: 'ignore' });
+    const gone = new Promise((r) => stray.once('exit', r));
+    writeFileSync(join(dir, 'cgroup.procs'), String(stray.pid));
+    assert.equal((await e.berth(['rm', '-f', 'orphaned'])).code, 0);
+    await gone;
+    assert.equal(stray.signalCode, 'SIGKILL');
+    for (let i = 0; i < 50 && existsSync(dir); i++) { try { rmdirSync(dir); } catch { await new Promise((r) => setTimeout(r, 20)); } }
+    assert.equal(existsSync(dir), false);
   });
 
   it('run --env-file through the berth command itself: berth reads the file, not Node (nodejs/node#54232)', async () => {

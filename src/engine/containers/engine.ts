@@ -498,8 +498,17 @@ export class Engine {
     } catch { /* none */ }
     if (pid && isAlive(pid, start)) { try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ } }
     removeContainerDir(this.runtimeRoot, id);
+    const dirs = new Set(Object.values(cgroupManagerFor(`/berth/${id}`, id).paths));
+    // What is left in the container's own cgroups is its own: a create killed after berth-init
+    // cloned the process but before the pid was recorded leaves it waiting on the exec fifo
+    // (holding its network namespace and veth) with no record to find it by.
+    for (const dir of dirs) {
+      let procs = '';
+      try { procs = readFileSync(join(dir, 'cgroup.procs'), 'utf8'); } catch { continue; }
+      for (const p of procs.split('\n').filter(Boolean)) { try { process.kill(Number(p), 'SIGKILL'); } catch { /* gone */ } }
+    }
     // rmdir only (as the runtime's delete): a cgroup still emptying is retried at the next removal.
-    for (const dir of new Set(Object.values(cgroupManagerFor(`/berth/${id}`, id).paths))) {
+    for (const dir of dirs) {
       try { rmdirSync(dir); } catch { /* gone or busy */ }
     }
   }

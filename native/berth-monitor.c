@@ -226,8 +226,8 @@ static void restore_tty(void) {
 
 /*
  * --rm, in two parts. The first makes the container gone for every berth command: its name
- * is free and its directory renamed to a ".removing-" sibling (which `ps` skips and the next
- * berth command deletes should we die). The second, the slow part (rmdir of each cgroup and the
+ * is free, the runtime's record gone and its directory renamed to a ".removing-" sibling (which
+ * `ps` skips and the next berth command deletes, with its cgroups, should we die). The second, the slow part (rmdir of each cgroup and the
  * detach of the rootfs mount each wait for an RCU grace period, ~25 ms together here), runs after
  * an attached `run --rm` has its status: in a child of ours with no stdio of the caller's.
  */
@@ -249,6 +249,9 @@ static void unlist_container(void) {
   snprintf(basecopy, sizeof basecopy, "%s", rm_dir);
   snprintf(removing, sizeof removing, "%s/.removing-%s", dirname(dircopy), basename(basecopy));
   if (rename(rm_dir, removing) != 0) removing[0] = 0;
+  /* The runtime's record too (a few small files): once the caller has the status, no list shows
+   * the container. Its cgroups are found by its id, should the slow part not finish. */
+  if (runtime_dir) remove_tree(runtime_dir);
 }
 
 static void remove_container(void) {
@@ -256,7 +259,6 @@ static void remove_container(void) {
     /* The cgroup empties as the kernel reaps the last process: retry briefly. */
     for (int k = 0; k < 50 && rmdir(cgroups[i]) < 0 && errno == EBUSY; k++) usleep(2000);
   }
-  if (runtime_dir) remove_tree(runtime_dir);
   if (rootfs_mount) {
     /* The mount moved with its directory (-m names it under the -r directory). */
     char moved[8700];

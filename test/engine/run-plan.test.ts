@@ -114,8 +114,9 @@ describe('berth run: run plans replayed by the native front end', { skip: needs 
     const again = await front(e, args, { ...NO_NODE, BERTH_RUN_PLAN_TRACE: '1' });
     assert.deepEqual([again.code, again.stdout], [7, 'out\n']);
     assert.match(again.stderr, /^berth: run plan: hit\nberth: run plan: container [0-9a-f]{64}\nerr\n$/);
-    // --rm: neither is listed any more (the monitor unlisted them; a `.removing-` dir may remain
-    // a moment while its cleanup child deletes it).
+    // --rm: no container, name or runtime record is listed once the status is out (the monitor
+    // unlisted them; a `.removing-` dir and the cgroups may remain a moment while its cleanup
+    // child deletes them).
     assert.deepEqual(listed(e), { containers: [], names: [], runtime: [] });
   });
 

@@ -28,6 +28,9 @@
  *             (-n) goes when it still points to this container, and DIR is renamed to a
  *             ".removing-" sibling and deleted (the next berth command finishes a removal this
  *             process could not). -V DIR: a volume of the container's (anonymous) goes too.
+ *  -P PID     the container lives no longer than PID, our parent (a build's RUN step): when it
+ *             dies (kill -9 included), every child of ours is killed, and the exit recorded as
+ *             any other. PR_SET_PDEATHSIG tells us; a parent gone before that is seen at once.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -62,6 +65,8 @@ static int attached, with_stdin, subreaper;
 static int log_fd = -1;
 static long long log_size;
 static pid_t child;
+static pid_t parent_pid;
+static volatile sig_atomic_t parent_gone;
 static struct termios saved_tio;
 static int tio_saved;
 static const char *attach_path;
@@ -164,6 +169,26 @@ static void forward(int sig) {
   if (child > 0) kill(child, sig);
 }
 
+static void on_parent_death(int sig) { (void)sig; parent_gone = 1; }
+
+/* -P: our parent died: kill every child (berth-init, or the container's process reparented to
+ * us, a subreaper). Again on each call: a process berth-init cloned just then is ours next. */
+static void kill_children_if_orphaned(void) {
+  if (!parent_gone) return;
+  char path[64], list[4096];
+  snprintf(path, sizeof path, "/proc/self/task/%d/children", (int)getpid());
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  ssize_t n = fd >= 0 ? read(fd, list, sizeof list - 1) : -1;
+  if (fd >= 0) close(fd);
+  if (n <= 0) { if (child > 0) kill(child, SIGKILL); return; }
+  list[n] = 0;
+  for (char *p = list, *end; *p; p = end) {
+    long pid = strtol(p, &end, 10);
+    if (end == p) break;
+    if (pid > 0) kill((pid_t)pid, SIGKILL);
+  }
+}
+
 static int status_code(int st) { return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st); }
 
 /*
@@ -175,7 +200,7 @@ static int reap(int block) {
   for (;;) {
     int st;
     pid_t w = waitpid(subreaper ? -1 : child, &st, block ? 0 : WNOHANG);
-    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && errno == EINTR) { kill_children_if_orphaned(); continue; }
     if (w <= 0) return w < 0 && errno == ECHILD ? 255 : -1;
     if (w == child) {
       child = -1;
@@ -350,7 +375,7 @@ static void mount_root(int has_channel) {
 
 int main(int argc, char **argv) {
   int opt;
-  while ((opt = getopt(argc, argv, "+aiSoWA:t:l:s:e:r:n:R:m:g:V:C:O:T:")) != -1) {
+  while ((opt = getopt(argc, argv, "+aiSoWA:t:l:s:e:r:n:R:m:g:V:C:O:T:P:")) != -1) {
     switch (opt) {
     case 'a': attached = 1; break;
     case 'S': subreaper = 1; break;
@@ -371,6 +396,7 @@ int main(int argc, char **argv) {
     case 'C': mount_dir = optarg; break;
     case 'O': mount_options = optarg; break;
     case 'T': mount_target = optarg; break;
+    case 'P': parent_pid = (pid_t)atoi(optarg); break;
     default: fail("usage: berth-monitor [-a] [-i] [-t SOCKET] [-l LOG] [-s MAX] [-e EXITFILE] [-r DIR ...] -- COMMAND ARG...");
     }
   }
@@ -379,6 +405,13 @@ int main(int argc, char **argv) {
   int has_channel = fcntl(3, F_GETFD) >= 0;
   if (!attached) setsid();
   if (subreaper) prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+  if (parent_pid > 0) {
+    /* (A real-time signal: none that the engine sends or we forward. Not inherited by fork.) */
+    struct sigaction sa = { .sa_handler = on_parent_death };
+    sigaction(SIGRTMIN + 1, &sa, NULL);
+    prctl(PR_SET_PDEATHSIG, SIGRTMIN + 1, 0, 0, 0);
+    if (getppid() != parent_pid) parent_gone = 1;
+  }
   if (log_path) open_log();
   if (mount_options) {
     if (!mount_dir || !mount_target) fail("-O needs -C DIR and -T TARGET");
@@ -461,6 +494,7 @@ int main(int argc, char **argv) {
   struct timespec t0;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   for (;;) {
+    kill_children_if_orphaned();
     if (winch) { winch = 0; if (master >= 0) copy_winsize(master); }
     struct pollfd p[4 + ATTACH_MAX];
     int np = 0;
@@ -524,6 +558,7 @@ int main(int argc, char **argv) {
   flush_stream(&sout);
   flush_stream(&serr);
   if (code < 0) code = reap(1);
+  kill_children_if_orphaned(); /* (one berth-init cloned as it was killed) */
   write_exit(code);
   if (attach_path) attach_finish(code, attach_path);
   restore_tty();

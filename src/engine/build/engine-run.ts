@@ -236,7 +236,7 @@ export class EngineRunExecutor implements RunStepExecutor {
         logMaxSize: 10 << 20,
       };
       container = await engine.create(name, runOpts, undefined);
-      const code = await engine.start(container, true);
+      const code = await engine.start(container, true, undefined, { endsWithCaller: true });
       if (code !== 0) {
         throw new BerthError('RUNTIME_ERROR', `${where(step)}: RUN ${step.argv.join(' ')} failed with exit code ${code}: see its output above`, { detail: { exitCode: code } });
       }

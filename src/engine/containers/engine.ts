@@ -216,7 +216,7 @@ export class Engine {
    * Starts the container's process. attach: in the foreground with our stdio (the exit status
    * is returned); otherwise under a detached monitor (0 is returned once it runs).
    */
-  async start(c: Container, attach: boolean, onStarted?: (pid: number) => void, opts: { waitAttach?: boolean; sigProxy?: boolean } = {}): Promise<number> {
+  async start(c: Container, attach: boolean, onStarted?: (pid: number) => void, opts: { waitAttach?: boolean; sigProxy?: boolean; endsWithCaller?: boolean } = {}): Promise<number> {
     if (c.state.status === 'running') throw new EngineError(125, `container ${c.name} is already running`);
     this.cleanupRuntime(c.id, c);
     rmSync(join(c.dir, 'exit'), { force: true });
@@ -234,6 +234,8 @@ export class Engine {
       // Detached: `berth attach` connects to the monitor (attach.ts); -W: start -a is coming.
       if (!attach) a.push('-A', attachSocketPath(c.id), ...(cfg.stdinOnce ? ['-o'] : []), ...(opts.waitAttach ? ['-W'] : []));
       a.push('-e', join(c.dir, 'exit'));
+      // A build's RUN: killed with the build (kill -9 included), not left running.
+      if (opts.endsWithCaller) a.push('-P', String(process.pid));
       // The root, where it is not mounted yet (run leaves it to the monitor; after a reboot).
       const overlay = overlayMountOf(this.root, c.dir);
       if (overlay && cfg.runtime === 'berth') a.push('-C', overlay.dir, '-O', overlay.options, '-T', overlay.target);

@@ -1,8 +1,9 @@
 /**
  * `berth build` killed with SIGKILL mid-RUN and mid-COPY: `berth system check` names what it
- * left (its scratch directory with the stages' overlay views mounted, the RUN's container
- * still running, the step image's tag, a half-written layer's temporary file) and --repair
- * removes it; the next `berth build` removes it too and builds; nothing half-written is used.
+ * left (its scratch directory with the stages' overlay views mounted, the RUN's container, the
+ * step image's tag, a half-written layer's temporary file) and --repair removes it; the next
+ * `berth build` removes it too and builds; nothing half-written is used. The RUN's process does
+ * not outlive the build: its monitor kills it when the build dies.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -97,6 +98,12 @@ describe('a killed berth build', { skip: skipUnless(root('RUN steps run in conta
     const dockerfile = 'FROM busybox\nCOPY small /small\nRUN cat /small > /copy\nCOPY big /big\nRUN echo started && sleep 600\n';
     const pid = await killBuildAt(dockerfile, 'sleep 600', () => mountsUnder(containers).length > 0, 300);
     assert.ok(mountsUnder(containers).length > 0, "the RUN's container root is still mounted");
+    // Its process ends with the build (no command run since): the monitor saw its parent die,
+    // killed it and recorded the exit once it had reaped it.
+    const state = async () => (await e.berth(['ps', '-a', '--filter', `label=io.berth.build.pid=${pid}`, '--format', '{{.State}}'])).stdout.trim();
+    const until = Date.now() + 15_000;
+    while ((await state()) !== 'exited' && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(await state(), 'exited', "the RUN's container exited with the build");
     const scratch = scratchOf(tmp, pid);
     assert.ok(scratch.length > 0, 'the killed build left its scratch directories');
     assert.ok(scratch.some((d) => mountsUnder(`${d}/`).length > 0), 'with its stage views mounted');

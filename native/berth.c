@@ -168,21 +168,36 @@ static void iso_now(char out[25], long long *ms_out) {
   out[24] = 0;
 }
 
-/* Field 22 of /proc/PID/stat (its start time), as runtime/state.ts procStat. */
-static unsigned long long start_time_of(pid_t pid) {
+/* Fields 3 (its state) and 22 (its start time) of /proc/PID/stat, as runtime/state.ts procStat;
+ * -1 when there is no such process. */
+static int proc_stat(pid_t pid, char *state, unsigned long long *start) {
   char path[64];
   struct buf b = {0};
   snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-  if (read_file(path, &b) < 0 || !b.p) return 0;
+  if (read_file(path, &b) < 0 || !b.p) { free(b.p); return -1; }
   char *p = strrchr(b.p, ')');
-  unsigned long long v = 0;
+  *state = p && p[1] == ' ' ? p[2] : '?';
+  *start = 0;
   if (p) {
     p += 2;
     for (int field = 3; field < 22 && p; field++) { p = strchr(p, ' '); if (p) p++; }
-    if (p) v = strtoull(p, NULL, 10);
+    if (p) *start = strtoull(p, NULL, 10);
   }
   free(b.p);
-  return v;
+  return 0;
+}
+
+static unsigned long long start_time_of(pid_t pid) {
+  char state;
+  unsigned long long start;
+  return proc_stat(pid, &state, &start) < 0 ? 0 : start;
+}
+
+/* runtime/state.ts isAlive: that process, and not a zombie. */
+static int process_alive(pid_t pid, unsigned long long start) {
+  char state;
+  unsigned long long now;
+  return pid > 0 && proc_stat(pid, &state, &now) == 0 && now == start && state != 'Z' && state != 'X';
 }
 
 /* ---- the plan ---- */
@@ -357,6 +372,8 @@ static void forward(int sig) {
 struct made {
   const char *cdir, *name_link, *rt_dir, *lease, *id;
   int reserved, named;
+  /* The default network's: the endpoint's record, this run's marker and the holder's. */
+  const char *endpoint, *pending_marker, *held_marker;
 };
 
 /* Undoes what this run made (a start that failed): as the CLI's create and start do. */
@@ -386,6 +403,10 @@ static void undo(struct plan *pl, struct made *m) {
     if (n > 0) { target[n] = 0; if (!strcmp(target, m->id)) unlink(m->name_link); }
   }
   if (m->lease) unlink(m->lease);
+  /* (The records before the markers: markers.ts's invariant. The veth went with the namespace.) */
+  if (m->endpoint) unlink(m->endpoint);
+  if (m->held_marker) unlink(m->held_marker);
+  if (m->pending_marker) unlink(m->pending_marker);
 }
 
 static struct plan *fail_plan;
@@ -426,12 +447,18 @@ static char *next_line(int fd, struct buf *in) {
   }
 }
 
+/* berth-init says "net" once it plugged the network, whenever that is after "pid". */
+static int net_plugged;
+
 static char *expect(int fd, struct buf *in, const char *what) {
   for (;;) {
     char *line = next_line(fd, in);
     if (!line) fail("berth-init exited before \"%s\" (see its message above)", what);
     if (!strncmp(line, "error ", 6)) fail("%s", line + 6);
-    if (!strcmp(line, "net")) continue;
+    if (!strcmp(line, "net")) {
+      net_plugged = 1;
+      if (strcmp(what, "net")) continue;
+    }
     return line;
   }
 }
@@ -493,6 +520,188 @@ static int json_args(char **args, int n, struct buf *out) {
     put(out, "\"", 1);
   }
   return 0;
+}
+
+
+/* ---- the default bridge network (engine/network: store.ts, lock.ts, markers.ts) ---- */
+
+/* A dotted quad exactly as formatIPv4 writes it; -1 otherwise. */
+static int parse_ipv4(const char *s, uint32_t *out) {
+  unsigned a, b, c, d;
+  char back[20];
+  if (sscanf(s, "%3u.%3u.%3u.%3u", &a, &b, &c, &d) != 4 || a > 255 || b > 255 || c > 255 || d > 255) return -1;
+  snprintf(back, sizeof back, "%u.%u.%u.%u", a, b, c, d);
+  if (strcmp(back, s)) return -1;
+  *out = (uint32_t)a << 24 | (uint32_t)b << 16 | (uint32_t)c << 8 | (uint32_t)d;
+  return 0;
+}
+
+static void format_ipv4(uint32_t ip, char out[16]) {
+  snprintf(out, 16, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
+}
+
+/*
+ * lock.ts: NET-DIR/lock, made whole by link(2) of a file holding "PID START\n". A live owner is
+ * waited for (1 ms, doubling to 20 ms); 0 once ours. -1 when the lock cannot be taken here: its
+ * owner died (the CLI breaks such locks, one breaker at a time) or an error.
+ */
+static int net_lock(const char *path) {
+  char tmp[4200], me[64];
+  snprintf(tmp, sizeof tmp, "%s.%d", path, (int)getpid());
+  int n = snprintf(me, sizeof me, "%d %llu\n", (int)getpid(), start_time_of(getpid()));
+  long waited = 0;
+  for (int delay = 1; waited < 600000; ) {
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return -1;
+    int ok = write_all(fd, me, (size_t)n) == 0;
+    close(fd);
+    int rc = ok ? link(tmp, path) : -1, err = errno;
+    unlink(tmp);
+    if (rc == 0) return 0;
+    if (!ok || err != EEXIST) return -1;
+    struct buf owner = {0};
+    if (read_file(path, &owner) < 0) { int e = errno; free(owner.p); if (e == ENOENT) continue; return -1; }
+    int pid = 0, used = 0;
+    unsigned long long start = 0;
+    int parsed = owner.p && sscanf(owner.p, "%d %llu\n%n", &pid, &start, &used) == 2 && (size_t)used == owner.n && owner.p[owner.n - 1] == '\n';
+    free(owner.p);
+    if (parsed && !process_alive(pid, start)) return -1;
+    usleep((useconds_t)delay * 1000);
+    waited += delay;
+    delay = delay * 2 > 20 ? 20 : delay * 2;
+  }
+  return -1;
+}
+
+/* A template with "\x01I" (the address), "\x01V" (the veth) and "\x01N" (the name) filled in. */
+static void fill_net(struct buf *out, const char *tpl, size_t len, const char *ip, const char *veth, const char *name) {
+  for (size_t i = 0; i < len; i++) {
+    const char *with = NULL;
+    if (tpl[i] == 1 && i + 1 < len) with = tpl[i + 1] == 'I' ? ip : tpl[i + 1] == 'V' ? veth : tpl[i + 1] == 'N' ? name : NULL;
+    if (with) { put(out, with, strlen(with)); i++; }
+    else put(out, tpl + i, 1);
+  }
+}
+
+static int cmp_u32(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/*
+ * NetworkStore.allocate, under the lock: the lowest host address of the subnet that is not the
+ * gateway and has no endpoint file (any name counts, one left unreadable too), taken by link(2)
+ * of its record. 0 with the address in `ip` and the file in `*file`; -1 with errno.
+ */
+static int net_allocate(const char *epdir, const char *subnet, const char *gateway, const struct rec *tpl,
+                        const char *veth, const char *name, char ip[16], char **file) {
+  char base_s[20];
+  unsigned prefix;
+  const char *slash = strchr(subnet, '/');
+  uint32_t base, gw;
+  if (!slash || (size_t)(slash - subnet) >= sizeof base_s || sscanf(slash + 1, "%u", &prefix) != 1 || prefix < 8 || prefix > 30) { errno = EINVAL; return -1; }
+  snprintf(base_s, sizeof base_s, "%.*s", (int)(slash - subnet), subnet);
+  if (parse_ipv4(base_s, &base) < 0 || parse_ipv4(gateway, &gw) < 0) { errno = EINVAL; return -1; }
+  uint32_t mask = prefix ? ~(uint32_t)0 << (32 - prefix) : 0, bcast = (base & mask) | ~mask;
+  base &= mask;
+  uint32_t *used = NULL;
+  size_t nused = 0, cap = 0;
+  DIR *d = opendir(epdir);
+  if (!d) return -1;
+  for (struct dirent *e; (e = readdir(d));) {
+    uint32_t a;
+    if (e->d_name[0] == '.' || parse_ipv4(e->d_name, &a) < 0) continue;
+    if (nused == cap) {
+      cap = cap ? cap * 2 : 256;
+      uint32_t *u = realloc(used, cap * sizeof *u);
+      if (!u) { closedir(d); free(used); errno = ENOMEM; return -1; }
+      used = u;
+    }
+    used[nused++] = a;
+  }
+  closedir(d);
+  qsort(used, nused, sizeof *used, cmp_u32);
+  char tmp[4200];
+  snprintf(tmp, sizeof tmp, "%s/.tmp-%d", epdir, (int)getpid());
+  size_t k = 0;
+  for (uint32_t a = base + 1; a < bcast; a++) {
+    while (k < nused && used[k] < a) k++;
+    if (a == gw || (k < nused && used[k] == a)) continue;
+    format_ipv4(a, ip);
+    struct buf rec = {0};
+    fill_net(&rec, tpl->val, tpl->len, ip, veth, name);
+    if (asprintf(file, "%s/%s", epdir, ip) < 0) { free(rec.p); free(used); return -1; }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    int ok = fd >= 0 && write_all(fd, rec.p, rec.n) == 0;
+    if (fd >= 0) close(fd);
+    free(rec.p);
+    int rc = ok ? link(tmp, *file) : -1, err = errno;
+    unlink(tmp);
+    if (rc == 0) { free(used); return 0; }
+    free(*file);
+    *file = NULL;
+    if (!ok || err != EEXIST) { free(used); errno = err; return -1; }
+  }
+  free(used);
+  errno = ENOSPC;
+  return -1;
+}
+
+/*
+ * The "net" record of berth-init's plan head (BRIDGE, VETH, IFACE, IP/PREFIX, GATEWAY: runtime/
+ * plan.ts) with this run's veth and address, the record's length rewritten. -1 when the head has
+ * no such record or it is not the one the plan says.
+ */
+static int set_net_record(struct rec *init, const char *old_veth, const char *old_cidr, const char *veth, const char *cidr) {
+  char *p = init->val, *end = init->val + init->len;
+  while (p < end) {
+    char *nl = memchr(p, '\n', (size_t)(end - p)), *sp = nl ? memchr(p, ' ', (size_t)(nl - p)) : NULL;
+    if (!sp) return -1;
+    char *e;
+    unsigned long len = strtoul(sp + 1, &e, 10);
+    char *v = nl + 1;
+    if (e != nl || (size_t)(end - v) < len + 1 || v[len] != '\n') return -1;
+    size_t klen = (size_t)(sp - p);
+    if ((klen == 4 && !memcmp(p, "fork", 4)) || (klen == 3 && !memcmp(p, "end", 3))) return -1;
+    if (klen == 3 && !memcmp(p, "net", 3)) {
+      char *f[5];
+      int n = 0;
+      char *copy = malloc(len + 1);
+      if (!copy) return -1;
+      memcpy(copy, v, len);
+      copy[len] = 0;
+      for (size_t off = 0; off <= len && n < 5; off += strlen(copy + off) + 1) f[n++] = copy + off;
+      if (n != 5 || strcmp(f[1], old_veth) || strcmp(f[3], old_cidr)) { free(copy); return -1; }
+      struct buf val = {0}, out = {0};
+      puts0(&val, f[0]); puts0(&val, veth); puts0(&val, f[2]); puts0(&val, cidr); put(&val, f[4], strlen(f[4]));
+      char hdr[32];
+      snprintf(hdr, sizeof hdr, "net %zu\n", val.n);
+      put(&out, init->val, (size_t)(p - init->val));
+      put(&out, hdr, strlen(hdr));
+      put(&out, val.p, val.n);
+      put(&out, v + len, (size_t)(end - (v + len)));
+      free(copy);
+      free(val.p);
+      init->val = out.p;
+      init->len = out.n;
+      return 0;
+    }
+    p = v + len + 1;
+  }
+  return -1;
+}
+
+/* markers.ts: an empty file ID@pending.PID.START (attaching) or ID@PID.START (the namespace's holder). */
+static char *make_marker(const char *net_dir, const char *id, const char *pending, pid_t pid, unsigned long long start) {
+  char *dir, *path;
+  if (asprintf(&dir, "%s/attached", net_dir) < 0) return NULL;
+  mkdir(dir, 0700);
+  if (asprintf(&path, "%s/%s@%s%d.%llu", dir, id, pending, (int)pid, start) < 0) { free(dir); return NULL; }
+  free(dir);
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) { free(path); return NULL; }
+  close(fd);
+  return path;
 }
 
 static int replay(struct plan *pl, char **argv, const char *key_hex, const char *plan_path, const char *given, char **tail, int ntail, int templated) {
@@ -596,6 +805,40 @@ static int replay(struct plan *pl, char **argv, const char *key_hex, const char 
    * container's files: "\x01A" may well be two bytes of the seccomp filter.) */
   if (templated) substitute_in(pl, "cfile", "\x01" "A", tail_json.p);
 
+  /* The default bridge network: an address of this run's own, as the CLI's attach takes one
+   * (engine/network/index.ts attachInTx): its marker says we are attaching before any record
+   * changes; under the network's lock, the lowest free address's record; the veth named as
+   * vethName names it. The bridge, its rules and the network's record are as the plan found them
+   * (its checks). A lock whose owner died is the CLI's to break: the run goes to the CLI. */
+  const char *net_dir = value(pl, "net-dir");
+  struct rec *net_endpoint = find(pl, "net-endpoint"), *net_hosts = find(pl, "net-hosts"), *net_resolv = find(pl, "net-resolv");
+  char ip[16] = "", veth[16] = "", cidr[40] = "";
+  if (net_dir) {
+    const char *net_name = value(pl, "net-name"), *subnet = value(pl, "net-subnet"), *gateway = value(pl, "net-gateway");
+    const char *old_cidr = value(pl, "net-ip"), *old_veth = value(pl, "net-veth");
+    if (!net_name || !subnet || !gateway || !old_cidr || !old_veth || !net_endpoint || !net_hosts || !net_resolv || !strchr(subnet, '/'))
+      fail("a bad run plan (%s): remove it", plan_path);
+    struct buf vkey = {0};
+    puts0(&vkey, id);
+    put(&vkey, net_name, strlen(net_name));
+    snprintf(veth, sizeof veth, "vb%012llx", (unsigned long long)(fnv1a(vkey.p, vkey.n) >> 16));
+    free(vkey.p);
+    m.pending_marker = make_marker(net_dir, id, "pending.", getpid(), start_time_of(getpid()));
+    if (!m.pending_marker) fail("cannot mark the network attach in %s/attached: %s", net_dir, strerror(errno));
+    const char *lock = join2(net_dir, "lock");
+    if (net_lock(lock) < 0) { trace("the network's lock is not free"); undo(pl, &m); exec_node(argv, plan_path, key_hex); }
+    char *epfile = NULL;
+    int rc = net_allocate(join2(join2(net_dir, "endpoints"), net_name), subnet, gateway, net_endpoint, veth, name, ip, &epfile);
+    int err = errno;
+    unlink(lock);
+    if (rc < 0 && err == ENOSPC) fail("network %s (%s) has no free address left: remove containers or use a larger subnet", net_name, subnet);
+    if (rc < 0) fail("network %s: cannot record the address: %s", net_name, strerror(err));
+    m.endpoint = epfile;
+    snprintf(cidr, sizeof cidr, "%s%s", ip, strchr(old_cidr, '/'));
+    if (set_net_record(init, old_veth, old_cidr, veth, cidr) < 0) fail("a bad run plan (%s): remove it", plan_path);
+    if (templated) tail_at = memmem(init->val, init->len, argtail, strlen(argtail));
+  }
+
   /* The container's files, as create wrote them. */
   for (size_t i = 0; i < pl->n; i++) {
     struct rec *r = &pl->r[i];
@@ -613,7 +856,13 @@ static int replay(struct plan *pl, char **argv, const char *key_hex, const char 
       const char *rel = r->val + off;
       size_t hdr = strlen(r->val) + 1;
       const char *path = join2(cdir, rel);
-      if (write_atomic(path, r->val + hdr, r->len - hdr, mode, (int)durable) < 0) fail("cannot write %s: %s", path, strerror(errno));
+      /* (On the default network: as the attach rewrote them.) */
+      struct rec *as_attached = !net_dir ? NULL : !strcmp(rel, "hosts") ? net_hosts : !strcmp(rel, "resolv.conf") ? net_resolv : NULL;
+      struct buf filled = {0};
+      if (as_attached) fill_net(&filled, as_attached->val, as_attached->len, ip, veth, name);
+      if (write_atomic(path, as_attached ? (filled.p ? filled.p : "") : r->val + hdr, as_attached ? filled.n : r->len - hdr, mode, (int)durable) < 0)
+        fail("cannot write %s: %s", path, strerror(errno));
+      free(filled.p);
     } else if (!strcmp(r->key, "clink")) {
       const char *target = r->val;
       const char *path = join2(cdir, r->val + strlen(r->val) + 1);
@@ -702,6 +951,13 @@ static int replay(struct plan *pl, char **argv, const char *key_hex, const char 
     if (fd < 0 || write_all(fd, oom, strlen(oom)) < 0) fail("cannot write %s: %s", path, strerror(errno));
     close(fd);
   }
+  /* markers.ts markAttached: the container's process holds the namespace (and the endpoint). */
+  if (net_dir) {
+    m.held_marker = make_marker(net_dir, id, "", container_pid, st);
+    if (!m.held_marker) fail("cannot mark the network attach in %s/attached: %s", net_dir, strerror(errno));
+    unlink(m.pending_marker);
+    m.pending_marker = NULL;
+  }
   if (write_all(ch, "go\n", 3) < 0) { /* as above */ }
   if (write_template(join2(rt_dir, "state.json"), rt_json->val, rt_json->len, container_pid, st) < 0 ||
       write_template(join2(rt_dir, "state.txt"), rt_text->val, rt_text->len, container_pid, st) < 0) {
@@ -709,6 +965,8 @@ static int replay(struct plan *pl, char **argv, const char *key_hex, const char 
   }
   line = expect(ch, &in, "ready");
   if (strcmp(line, "ready")) fail("berth-init: unexpected message \"%s\"", line);
+  /* The container may not run before its network is plugged. */
+  if (net_dir && !net_plugged && strcmp(expect(ch, &in, "net"), "net")) fail("berth-init: expected \"net\"");
   close(ch);
   char started[25];
   iso_now(started, NULL);
@@ -734,6 +992,10 @@ static int replay(struct plan *pl, char **argv, const char *key_hex, const char 
   int ws = 0;
   while (waitpid(monitor_pid, &ws, 0) < 0) if (errno != EINTR) { ws = 255 << 8; break; }
   int code = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + (WIFSIGNALED(ws) ? WTERMSIG(ws) : 0);
+  /* As the CLI's finish(): the address goes back (the veth went with the namespace), then the
+   * marker. (Unlinked whole: an allocation meanwhile sees the address taken or free.) */
+  if (m.endpoint) unlink(m.endpoint);
+  if (m.held_marker) unlink(m.held_marker);
   struct stat dst;
   if (strcmp(auto_rm, "1") && stat(cdir, &dst) == 0) {
     /* As the CLI's finish(): the exit file, then the state. */

@@ -6,14 +6,16 @@
  * busybox image built in the test.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BUSYBOX } from '../helpers/busybox.js';
 import { engineRoot, type EngineRoot } from '../helpers/engine.js';
 import { peer, root, skipUnless } from '../helpers/requirements.js';
 import type { BerthRun } from '../helpers/run-berth.js';
+import { vethName } from '../../src/engine/network/link.js';
+import { procStat } from '../../src/runtime/state.js';
 
 const needs = skipUnless(root('containers need root'), peer(BUSYBOX, 'busybox-static'));
 const FRONT = join(import.meta.dirname, '..', '..', '..', 'bin', 'berth');
@@ -85,12 +87,12 @@ async function planned(e: EngineRoot, args: string[]): Promise<{ file: string; f
   return { file: made[0]!, first };
 }
 
-/** A container's files with its id, name and times replaced, for comparing two containers. */
-function normalized(e: EngineRoot, id: string): Record<string, string> {
+/** A container's files with its id, name, times (and address) replaced, for comparing two containers. */
+function normalized(e: EngineRoot, id: string, ip?: string): Record<string, string> {
   const dir = join(e.root, 'containers', id);
   const rt = join(e.root, 'run', id);
   const name = (JSON.parse(readFileSync(join(dir, 'container.json'), 'utf8')) as { name: string }).name;
-  const norm = (s: string) => s.split(id).join('ID').split(id.slice(0, 12)).join('SHORT').split(name).join('NAME')
+  const norm = (s: string) => (ip ? s.split(ip).join('IP') : s).split(id).join('ID').split(id.slice(0, 12)).join('SHORT').split(name).join('NAME')
     .replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/g, 'TIME').replace(/"pid":\d+,"startTime":\d+/, 'PID').replace(/^(pid|starttime) \d+$/gm, '$1 N')
     .replace(/"(pid|pidStart|monitorPid)":\d+/g, '"$1":N');
   const out: Record<string, string> = {};
@@ -293,13 +295,140 @@ describe('berth run: run plans replayed by the native front end', { skip: needs 
     assert.equal((await e.berth(['rm', '-f', ...listed.filter(Boolean)])).code, 0);
   });
 
-  it('kill -9 of the front end at any moment of a replay leaves what the next command cleans or rm removes', async () => {
-    const args = ['run', '-d', '--network', 'none', 'busybox', 'tail', '-f', '/dev/null'];
+
+  /** The default network's records of the root: endpoint files (address → record) and markers. */
+  function networkRecords(): { endpoints: Map<string, { container: string; name: string; ip: string; veth: string }>; markers: string[] } {
+    const dir = join(e.root, 'network', 'endpoints', 'bridge');
+    const files = existsSync(dir) ? readdirSync(dir).filter((n) => !n.startsWith('.')) : [];
+    const markers = join(e.root, 'network', 'attached');
+    return {
+      endpoints: new Map(files.map((f) => [f, JSON.parse(readFileSync(join(dir, f), 'utf8'))])),
+      markers: existsSync(markers) ? readdirSync(markers).filter((n) => !n.startsWith('.')) : [],
+    };
+  }
+  const endpointOf = (id: string) => [...networkRecords().endpoints.values()].find((r) => r.container === id);
+  const bridgeName = () => e.env.BERTH_NETWORK_BRIDGE!;
+  const bridgePorts = () => spawnSync('ip', ['-o', 'link', 'show', 'master', bridgeName()], { encoding: 'utf8' }).stdout;
+  /**
+   * The root's network in use and its markers checked in this boot (by the sweep of the command
+   * after the first attach): only then does a bridge run write a plan.
+   */
+  async function networkChecked(): Promise<void> {
+    if (existsSync(join(e.root, 'network', 'attached', '.boot'))) return;
+    const args = ['run', '--rm', 'busybox', 'echo', 'first'];
+    const before = plans(e).length;
+    assert.equal((await front(e, args)).code, 0);
+    assert.equal(plans(e).length, before, 'no plan while the markers are not checked');
+    assert.equal((await e.berth(['ps'])).code, 0);
+    assert.ok(existsSync(join(e.root, 'network', 'attached', '.boot')));
+  }
+
+  it('repeats a run on the default bridge network: an address of its own, its hosts file, given back at the end', async () => {
+    await networkChecked();
+    const args = ['run', '--rm', 'busybox', 'sh', '-c', 'ip -4 -o addr show eth0; tail -n 1 /etc/hosts; hostname; ping -c 1 -W 2 "$(ip route | sed -n "s/^default via \\([0-9.]*\\).*/\\1/p")" >/dev/null && echo gateway'];
+    const { first } = await planned(e, args);
+    assert.equal(first.code, 0, first.stderr);
+    const subnet = e.env.BERTH_NETWORK_SUBNET!.replace(/0\/24$/, '');
+    for (let i = 0; i < 2; i++) {
+      const again = await front(e, args, NO_NODE);
+      assert.equal(again.code, 0, again.stderr);
+      const [addr, hosts, hostname, gateway] = again.stdout.trim().split('\n');
+      const ip = / inet (\d+\.\d+\.\d+\.\d+)\/24 /.exec(addr ?? '')?.[1];
+      assert.ok(ip?.startsWith(subnet), `an address of the root's subnet ${subnet}0/24: ${again.stdout}`);
+      assert.match(hosts!, new RegExp(`^${ip!.replace(/\./g, '\\.')}\\t${hostname} berth_[0-9a-f]{8}$`));
+      assert.equal(gateway, 'gateway');
+      // Given back as the CLI's finish() does: no record, no marker (the veth went with the namespace).
+      assert.deepEqual(networkRecords(), { endpoints: new Map(), markers: [] });
+    }
+  });
+
+  it('-d on the bridge network: the container and its endpoint as the CLI makes them; the two reach each other; rm gives the addresses back', async () => {
+    await networkChecked();
+    const args = ['run', '-d', 'busybox', 'sleep', '60'];
+    const { first } = await planned(e, args);
+    assert.equal(first.code, 0, first.stderr);
+    const replayed = await front(e, args, NO_NODE);
+    assert.equal(replayed.code, 0, replayed.stderr);
+    const viaCli = await front(e, args, { BERTH_NO_RUN_PLAN: '1' });
+    assert.equal(viaCli.code, 0, viaCli.stderr);
+    const [a, b] = [replayed.stdout.trim(), viaCli.stdout.trim()];
+    const [ea, eb] = [endpointOf(a)!, endpointOf(b)!];
+    assert.ok(ea && eb && ea.ip !== eb.ip, JSON.stringify([ea, eb]));
+    assert.equal(ea.veth, vethName(a, 'bridge'), 'the veth named as vethName names it');
+    assert.deepEqual(normalized(e, a, ea.ip), normalized(e, b, eb.ip));
+    const epNorm = (id: string, r: object) => JSON.stringify(r).split(id).join('ID').split(id.slice(0, 12)).join('SHORT')
+      .split((r as { name: string }).name).join('NAME').split((r as { ip: string }).ip).join('IP').split(vethName(id, 'bridge')).join('VETH');
+    assert.equal(epNorm(a, ea), epNorm(b, eb));
+    assert.ok(bridgePorts().includes(ea.veth), `${ea.veth} on ${bridgeName()}: ${bridgePorts()}`);
+    assert.equal((await e.berth(['exec', a, 'ping', '-c', '1', '-W', '2', eb.ip])).code, 0, 'the replayed container reaches the CLI\'s');
+    assert.equal((await e.berth(['exec', b, 'ping', '-c', '1', '-W', '2', ea.ip])).code, 0, 'and back');
+    const ids = [a, b, first.stdout.trim()];
+    assert.ok(networkRecords().markers.every((m) => ids.some((id) => m.startsWith(`${id}@`) && !m.includes('pending'))), JSON.stringify(networkRecords().markers));
+    assert.equal((await e.berth(['rm', '-f', ...ids])).code, 0);
+    assert.deepEqual(networkRecords(), { endpoints: new Map(), markers: [] });
+  });
+
+  it('on the bridge network, concurrent replays and CLI runs take distinct addresses; the lock of a live owner is waited for, a dead one\'s goes to the CLI', async () => {
+    await networkChecked();
+    const args = ['run', '-d', '--label', 'concurrent=1', 'busybox', 'sleep', '60'];
+    await planned(e, args);
+    const runs = await Promise.all(Array.from({ length: 12 }, (_, i) => front(e, args, i % 4 === 3 ? { BERTH_NO_RUN_PLAN: '1' } : NO_NODE)));
+    for (const r of runs) assert.equal(r.code, 0, r.stderr);
+    const ids = runs.map((r) => r.stdout.trim());
+    const eps = ids.map((id) => endpointOf(id));
+    assert.equal(new Set(eps.map((x) => x?.ip)).size, 12, `12 distinct addresses: ${eps.map((x) => x?.ip)}`);
+    for (const [i, id] of ids.entries()) {
+      const shown = (await e.berth(['exec', id, 'ip', '-4', '-o', 'addr', 'show', 'eth0'])).stdout;
+      assert.ok(shown.includes(` ${eps[i]!.ip}/24 `), `${id}: ${shown} holds ${eps[i]!.ip}`);
+    }
+    // A live owner (this process) holds the network's lock for 300 ms: the replay waits for it.
+    const lock = join(e.root, 'network', 'lock');
+    writeFileSync(lock, `${process.pid} ${procStat(process.pid)!.startTime}\n`);
+    const t0 = Date.now();
+    setTimeout(() => unlinkSync(lock), 300);
+    const waited = await front(e, args, NO_NODE);
+    assert.equal(waited.code, 0, waited.stderr);
+    assert.ok(Date.now() - t0 >= 300, 'it waited for the lock');
+    // Its owner is dead: the CLI (which breaks such locks) is asked, and the replay left nothing.
+    writeFileSync(lock, '4194999 1\n');
+    assertMiss(await front(e, args, NO_NODE), 'a dead owner\'s lock');
+    assert.equal(listed(e).names.length, 14);
+    assert.equal(networkRecords().endpoints.size, 14);
+    assert.ok(networkRecords().markers.every((m) => !m.includes('pending')));
+    assert.equal((await front(e, args)).code, 0, 'the CLI breaks it');
+    assert.ok(!existsSync(lock));
+    const all = (await e.berth(['ps', '-aq', '--no-trunc'])).stdout.split('\n').filter(Boolean);
+    assert.equal((await e.berth(['rm', '-f', ...all])).code, 0);
+    assert.deepEqual(networkRecords(), { endpoints: new Map(), markers: [] });
+  });
+
+  it('on the bridge network, is not followed once the bridge or its mark has gone', async () => {
+    await networkChecked();
+    const args = ['run', '--rm', 'busybox', 'true'];
+    await planned(e, args);
+    const said: string[] = [];
+    const ok = async (r: Promise<BerthRun>, what: string) => { const x = await r; said.push(x.stderr); assert.equal(x.code, 0, `${what}: ${x.stderr}`); };
+    await ok(front(e, args, NO_NODE), 'a replay');
+    rmSync(join(e.root, 'network', 'networks', 'bridge.active'));
+    assertMiss(await front(e, args, NO_NODE), 'the network not marked active');
+    await ok(front(e, args), 'the CLI marks it again');
+    await ok(front(e, args, NO_NODE), 'a replay');
+    spawnSync('ip', ['link', 'del', bridgeName()]);
+    assertMiss(await front(e, args, NO_NODE), 'the bridge gone');
+    await ok(front(e, args), 'the CLI makes it again');
+    await ok(front(e, args, NO_NODE), 'a replay');
+    assert.deepEqual(networkRecords(), { endpoints: new Map(), markers: [] }, said.join('\n'));
+  });
+
+  for (const network of ['none', 'bridge']) it(`kill -9 of the front end at any moment of a replay leaves what the next command cleans or rm removes (--network ${network})`, async () => {
+    const args = ['run', '-d', '--network', network, 'busybox', 'tail', '-f', '/dev/null'];
+    if (network === 'bridge') await networkChecked();
     const { file } = await planned(e, args);
     assert.equal((await e.berth(['rm', '-f', ...(await e.berth(['ps', '-aq', '--no-trunc'])).stdout.split('\n').filter(Boolean)])).code, 0);
     const cgroupParents = [...new Set(readPlan(file).filter(([k]) => k === 'cgroup-dir').map(([, v]) => v.toString().slice(0, v.lastIndexOf(0x2f))))];
     // The ids the replays chose (traced): their cgroups (whose parents other tests share) must go.
     const ids: string[] = [];
+    const traces: string[] = [];
     // A replay takes ~25 ms here (more under load): killed before it starts, while it writes the
     // container, while berth-init starts, and around the start.
     for (const delay of [0, 1, 2, 3, 4, 6, 8, 10, 13, 16, 20, 25, 30, 40, 60, 90, 150]) {
@@ -311,9 +440,10 @@ describe('berth run: run plans replayed by the native front end', { skip: needs 
       child.kill('SIGKILL');
       await exited;
       ids.push(...[...err.matchAll(/run plan: container ([0-9a-f]{64})/g)].map((m) => m[1]!));
+      traces.push(err.replace(/\n/g, ' '));
     }
     // (How many got as far as choosing an id depends on the machine's load.)
-    assert.ok(ids.length >= 1, 'a replay got as far as choosing an id');
+    assert.ok(ids.length >= 1, `a replay got as far as choosing an id: ${traces.join(" / ")}`);
     // The next command sweeps; what it lists, rm -f removes; then nothing of them is left.
     const ps = await e.berth(['ps', '-aq', '--no-trunc']);
     assert.equal(ps.code, 0, ps.stderr);
@@ -327,6 +457,10 @@ describe('berth run: run plans replayed by the native front end', { skip: needs 
     const leases = readdirSync(join(e.root, 'leases')).filter((n) => !n.startsWith(`${process.pid}-`));
     for (const l of leases) assert.ok(!existsSync(`/proc/${Number.parseInt(l, 10)}`), `lease ${l} of a live process`);
     assert.deepEqual(cgroupParents.flatMap((p) => ids.filter((id) => existsSync(join(p, id)))), [], 'no cgroup left');
+    // No address, marker or veth of theirs (the kernel deletes a veth with its namespace, in the background).
+    assert.deepEqual(networkRecords(), { endpoints: new Map(), markers: [] });
+    for (let i = 0; i < 50 && ids.some((id) => bridgePorts().includes(vethName(id, 'bridge'))); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(ids.filter((id) => bridgePorts().includes(vethName(id, 'bridge'))), [], 'no veth left');
     // And the plan still replays.
     const again = await front(e, args, NO_NODE);
     assert.equal(again.code, 0, again.stderr);

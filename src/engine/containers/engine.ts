@@ -25,13 +25,14 @@ import { openImageStore, storeRefName } from '../store.js';
 import { resolveVolume } from '../volumes.js';
 import { attachContainer, attachedAt, cleanupLeftovers, cleanupNeededFor, detachContainer, inspectNetwork, prepareAttach, publishExposed, rewriteInPlace, type AttachOptions, type Attachment, type PlugSpec } from '../network/index.js';
 import { createNetnsFile, netnsFileIds, removeNetnsFile } from '../network/netns.js';
+import { networkDir } from '../network/store.js';
 import { fillEmptyVolume, makeAnonymousVolumes, removeVolumes, volumeDirs } from './anon-volumes.js';
 import { attachSocketPath, PROXIED_SIGNALS } from './attach.js';
 import { runtimeCommand } from './runtime-command.js';
 import { writeHostFiles } from './hostfiles.js';
 import { signalNumber, usesBridge, type RunOptions } from './options.js';
 import { buildSpec } from './spec.js';
-import { runPlan } from './run-plan.js';
+import { runPlan, type RunPlanCapture } from './run-plan.js';
 import { ContainerStore, readExitFile, writeExitFile, type Container, type ContainerRecord, type ContainerState } from './store.js';
 
 const CONSOLE_DIR = '/run/berth';
@@ -264,7 +265,9 @@ export class Engine {
     const stdio: InitStdio = attach ? 'inherit' : 'ignore';
     const plan = runPlan();
     if (plan) {
-      if (cfg.tty || usesBridge(cfg.network) || cfg.network.startsWith('container:')) plan.refuse('a terminal or a network a plan does not repeat');
+      if (cfg.tty || cfg.network.startsWith('container:')) plan.refuse('a terminal or a network a plan does not repeat');
+      // (The default network's attach is checked as it happens: bridgeAttach.)
+      if (usesBridge(cfg.network) && (cfg.ip || cfg.publish?.length)) plan.refuse('a fixed address or published ports');
       plan.add('names-link', join(this.store.namesDir, c.name));
       plan.add('monitor', [launcher.command, ...launcher.args, nativeBinary('berth-init')].join('\0'));
       plan.add('attach', attach ? '1' : '0');
@@ -281,7 +284,7 @@ export class Engine {
         root: this.runtimeRoot, id: c.id, bundle: this.bundleDir(c), keep: false, stdio, ...(plan ? { observer: plan } : {}),
         ...(cfg.tty ? { consoleSocket: sock } : {}),
         launcher,
-        ...(bridge ? { network: () => this.prepareNetwork(c), onPid: (p: number) => attachedAt(c.id, `/proc/${p}/ns/net`, { root: this.root }) } : {}),
+        ...(bridge ? { network: () => this.prepareNetwork(c, plan), onPid: (p: number) => attachedAt(c.id, `/proc/${p}/ns/net`, { root: this.root }) } : {}),
       });
     } catch (err) {
       if (bridge) { try { this.detachNetwork(c); } catch { /* the next sweep */ } }
@@ -346,10 +349,11 @@ export class Engine {
   }
 
   /** Everything of the attach but the veth, which berth-init makes as it clones the container. */
-  private prepareNetwork(c: Container): PlugSpec {
+  private prepareNetwork(c: Container, plan?: RunPlanCapture): PlugSpec {
     try {
       const a = prepareAttach(this.attachOptions(c));
       this.attached(c, a);
+      plan?.bridgeAttach({ ...a, netDir: networkDir(this.root) });
       return a.plug;
     } catch (err) {
       if (err instanceof BerthError) throw new BerthError(err.code, `network ${c.config.network}: ${err.message}`, { cause: err });
@@ -504,14 +508,25 @@ export class Engine {
     // What is left in the container's own cgroups is its own: a create killed after berth-init
     // cloned the process but before the pid was recorded leaves it waiting on the exec fifo
     // (holding its network namespace and veth) with no record to find it by.
+    let killed = false;
     for (const dir of dirs) {
       let procs = '';
       try { procs = readFileSync(join(dir, 'cgroup.procs'), 'utf8'); } catch { continue; }
-      for (const p of procs.split('\n').filter(Boolean)) { try { process.kill(Number(p), 'SIGKILL'); } catch { /* gone */ } }
+      for (const p of procs.split('\n').filter(Boolean)) { try { process.kill(Number(p), 'SIGKILL'); killed = true; } catch { /* gone */ } }
     }
-    // rmdir only (as the runtime's delete): a cgroup still emptying is retried at the next removal.
+    // rmdir only (as the runtime's delete). A process killed just now leaves its cgroups a moment
+    // later (EBUSY until then): waited for, up to a second, since nothing would retry the removal
+    // of a container whose directory is gone (the sweep of a killed replay).
     for (const dir of dirs) {
-      try { rmdirSync(dir); } catch { /* gone or busy */ }
+      for (let i = 0; ; i++) {
+        try {
+          rmdirSync(dir);
+          break;
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EBUSY' || i >= (killed ? 100 : 10)) break;
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+        }
+      }
     }
   }
 

@@ -11,7 +11,9 @@
  * the plan read has changed (the store's index.json, the host files copied into the container,
  * the snapshots), then writes the same files with the new container's id, name and times, and
  * speaks the same protocol to berth-monitor and berth-init. Anything it cannot check makes the
- * run ineligible (refuse()): bridge networks, terminals, volumes, --pull always, hooks.
+ * run ineligible (refuse()): user networks and published ports, terminals, volumes, --pull always,
+ * hooks. The default bridge network is repeated with an address of the replay's own
+ * (bridgeAttach).
  *
  * Two parts of a command line are left out of the key, so that one plan serves many runs: the
  * first --name's value (berth.c substitutes the name) and the arguments after the command's
@@ -27,6 +29,8 @@
  */
 import { closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { fnv1a64 } from '../../base/fnv.js';
+import { markersTrusted } from '../network/markers.js';
 import type { PlanRecord } from '../../runtime/plan.js';
 import { takenPlanRequest, type PlanRequest as Request } from './run-plan-request.js';
 
@@ -126,6 +130,54 @@ export class RunPlanCapture {
     for (const [r, content, mode] of last) this.add('cfile', Buffer.concat([Buffer.from(`${mode.toString(8)} ${r === 'container.json' ? 1 : 0} ${r}\0`), content]));
   }
 
+  /**
+   * The attach to the default bridge network (no published port, no DNS, no --ip): berth.c takes
+   * an address itself, under the network's lock, as NetworkStore.allocate does, and names the
+   * veth as vethName does. The plan holds the network's record and what the attach wrote (the
+   * endpoint's record, the hosts file, resolv.conf) with "\x01I" for the address, "\x01V" for
+   * the veth and "\x01N" for the name; it is followed only while the network's record, its
+   * `.active` mark, its bridge and the markers' boot id are as they were (so an attach would
+   * neither make the bridge nor write rules).
+   */
+  bridgeAttach(a: { netDir: string; network: string; ip: string; prefixLength: number; veth: string; iface: string; hosts: string; resolvConf: string; warnings: string[]; ports: unknown[]; dnsServer?: string }): void {
+    if (!this.active) return;
+    // (Untrusted markers give the next command's sweep work that a replay, which sweeps nothing, would skip.)
+    if (!markersTrusted(a.netDir)) return this.refuse('the network\'s markers are not checked yet in this boot');
+    if (a.warnings.length || a.ports.length || a.dnsServer !== undefined || a.iface !== 'eth0') return this.refuse('a network attach with ports, a name server or warnings');
+    const netFile = join(a.netDir, 'networks', `${a.network}.json`);
+    let net: { subnet?: unknown; gateway?: unknown; bridge?: unknown; internal?: unknown; dnsEnabled?: unknown };
+    let endpoint: string;
+    try {
+      net = JSON.parse(readFileSync(netFile, 'utf8')) as typeof net;
+      endpoint = readFileSync(join(a.netDir, 'endpoints', a.network, a.ip), 'utf8');
+    } catch {
+      return this.refuse('the network\'s records cannot be read');
+    }
+    if (net.dnsEnabled !== false || net.internal !== false || typeof net.subnet !== 'string' || typeof net.gateway !== 'string' || typeof net.bridge !== 'string') return this.refuse('a user network');
+    const ep = JSON.parse(endpoint) as { name?: unknown; hostname?: unknown };
+    if (typeof ep.name !== 'string' || typeof ep.hostname !== 'string' || ep.name === ep.hostname) return this.refuse('a hostname that is the name');
+    // Each exactly once, or not at all: a replay would put the new values in the wrong places.
+    const once = (text: string | undefined, from: string, to: string) => (text !== undefined && text.split(from).length === 2 ? text.replace(from, () => to) : undefined);
+    let template = once(endpoint, `"ip":"${a.ip}"`, '"ip":"\x01I"');
+    template = once(template, `"veth":"${a.veth}"`, '"veth":"\x01V"');
+    template = once(template, `"name":${JSON.stringify(ep.name)}`, '"name":"\x01N"');
+    const hosts = once(a.hosts, `\n${a.ip}\t${ep.hostname} ${ep.name}\n`, `\n\x01I\t${ep.hostname} \x01N\n`);
+    if (template === undefined || hosts === undefined || hosts.includes(a.ip) || template.includes(a.ip)) return this.refuse('the address or the name in unexpected places');
+    this.add('net-dir', a.netDir);
+    this.add('net-name', a.network);
+    this.add('net-subnet', net.subnet);
+    this.add('net-gateway', net.gateway);
+    this.add('net-ip', `${a.ip}/${a.prefixLength}`);
+    this.add('net-veth', a.veth);
+    this.add('net-endpoint', template);
+    this.add('net-hosts', hosts);
+    this.add('net-resolv', a.resolvConf);
+    this.fileIdentity(netFile);
+    this.exists(join(a.netDir, 'networks', `${a.network}.active`));
+    this.exists(`/sys/class/net/${net.bridge}`);
+    this.hostFile(join(a.netDir, 'attached', '.boot'));
+  }
+
   cgroupWrite(path: string, value: string): void {
     this.add('cgwrite', `${path}\0${value}`);
   }
@@ -206,12 +258,6 @@ export class RunPlanCapture {
   }
 }
 
-/** FNV-1a, 64 bits, in hex (the plan's file name; native/berth.c computes the same). */
-export function fnv1a64(data: Buffer): string {
-  let h = 0xcbf29ce484222325n;
-  for (const b of data) h = ((h ^ BigInt(b)) * 0x100000001b3n) & 0xffffffffffffffffn;
-  return h.toString(16).padStart(16, '0');
-}
 
 /**
  * The key with its last `count` arguments left out: berth.c's key is "HEADER\0ARG...\0\0ENV...",

@@ -6,8 +6,8 @@
  * per attach, 43 ms in all; berth-net pays it once (see bench/network.ts).
  */
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { fnv1a64 } from '../../base/fnv.js';
 import { nativeBinary } from '../../base/package.js';
 import { BerthError } from '../../base/errors.js';
 import { formatIPv4, formatSubnet, type Subnet } from './ipv4.js';
@@ -78,7 +78,8 @@ function leHex(h: string): number {
 
 /** The host end of a container's veth on a network: `vb` and 12 hex digits of a hash of both. */
 export function vethName(container: string, network: string): string {
-  return 'vb' + createHash('sha256').update(`${container}\0${network}`).digest('hex').slice(0, 12);
+  // (FNV-1a: native/berth.c names the veth of a replayed run the same way.)
+  return 'vb' + fnv1a64(`${container}\0${network}`).slice(0, 12);
 }
 
 export interface BridgeSpec {

@@ -828,7 +828,10 @@ static int replay(struct plan *pl, char **argv, const char *key_hex, const char 
     const char *lock = join2(net_dir, "lock");
     if (net_lock(lock) < 0) { trace("the network's lock is not free"); undo(pl, &m); exec_node(argv, plan_path, key_hex); }
     char *epfile = NULL;
-    int rc = net_allocate(join2(join2(net_dir, "endpoints"), net_name), subnet, gateway, net_endpoint, veth, name, ip, &epfile);
+    const char *epdir = join2(join2(net_dir, "endpoints"), net_name);
+    mkdir(join2(net_dir, "endpoints"), 0700);
+    mkdir(epdir, 0700);
+    int rc = net_allocate(epdir, subnet, gateway, net_endpoint, veth, name, ip, &epfile);
     int err = errno;
     unlink(lock);
     if (rc < 0 && err == ENOSPC) fail("network %s (%s) has no free address left: remove containers or use a larger subnet", net_name, subnet);

@@ -359,7 +359,11 @@ function table(rows: string[][]): void {
 
 
 /** docker inspect's shape, for the fields berth has. */
-function inspectDoc(engine: Engine, c: Container, ports: { containerPort: number; proto: string; hostIp: string; hostPort: number }[] = []): unknown {
+type InspectEndpoint = { network: string; networkId: string; ip: string; prefixLength: number; gateway: string; aliases: string[] };
+
+function inspectDoc(engine: Engine, c: Container, ports: { containerPort: number; proto: string; hostIp: string; hostPort: number }[] = [], endpoints: InspectEndpoint[] = []): unknown {
+  // docker's top-level IPAddress, IPPrefixLen and Gateway are the default network's.
+  const onDefault = endpoints.find((x) => x.network === 'bridge');
   const exit = engine.exitOf(c);
   const running = c.state.status === 'running';
   return {
@@ -385,6 +389,10 @@ function inspectDoc(engine: Engine, c: Container, ports: { containerPort: number
         (acc[`${x.containerPort}/${x.proto}`] ??= []).push({ HostIp: x.hostIp, HostPort: String(x.hostPort) });
         return acc;
       }, {}),
+      IPAddress: onDefault?.ip ?? '', IPPrefixLen: onDefault?.prefixLength ?? 0, Gateway: onDefault?.gateway ?? '',
+      Networks: Object.fromEntries(endpoints.map((x) => [x.network, {
+        NetworkID: x.networkId, Aliases: x.aliases.length ? x.aliases : null, IPAddress: x.ip, IPPrefixLen: x.prefixLength, Gateway: x.gateway,
+      }])),
     },
     Mounts: c.config.mounts.map((m) => ({ Type: m.type, Source: m.source, Destination: m.destination, RW: !m.options.includes('ro') })),
     Config: {
@@ -745,8 +753,8 @@ size follows; ctrl-p ctrl-q (--detach-keys) detaches and leaves the container ru
       const docs: unknown[] = [];
       const status = await forEachContainer(p, this.usage, async (engine, c) => {
         const { usesBridge } = await import('../engine/containers/options.js');
-        const ports = usesBridge(c.config.network) ? (await import('../engine/network/index.js')).containerPorts(c.id, { root: engine.root }) : [];
-        const doc = inspectDoc(engine, c, ports);
+        const network = usesBridge(c.config.network) ? await import('../engine/network/index.js') : undefined;
+        const doc = inspectDoc(engine, c, network?.containerPorts(c.id, { root: engine.root }), network?.containerEndpoints(c.id, { root: engine.root }));
         if (render) printLine(render(doc));
         else docs.push(doc);
       });

@@ -14,10 +14,10 @@ import { BERTH_BIN } from '../helpers/run-berth.js';
 const needs = skipUnless(root('containers need root'), peer(BUSYBOX, 'busybox-static'));
 const ECHO_LOOP = 'while read l; do echo "out:$l"; echo "err:$l" >&2; [ "$l" = quit ] && exit 3; done';
 
-async function until(what: string, check: () => Promise<boolean> | boolean, ms = 15_000): Promise<void> {
+async function until(what: string, check: () => Promise<boolean> | boolean, ms = 15_000, seen?: () => string): Promise<void> {
   const end = Date.now() + ms;
   while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${seen ? `; the terminal shows:\n${seen()}` : ''}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -136,23 +136,23 @@ describe('berth attach', { skip: needs }, () => {
       const pane = () => tmux('capture-pane', '-p').stdout;
       await new Promise((r) => setTimeout(r, 1500));
       tmux('send-keys', 'stty size; echo hi-$((40+2))', 'Enter');
-      await until('the command\'s output', () => /hi-42/.test(pane()));
+      await until('the command\'s output', () => /hi-42/.test(pane()), 30_000, pane);
       assert.match(pane(), /30 100/);
       tmux('send-keys', 'C-p', 'C-q');
-      await until('the detach', () => /DETACHED-0/.test(pane()));
+      await until('the detach', () => /DETACHED-0/.test(pane()), 30_000, pane);
       assert.equal(await status('term'), 'running');
       // Attach again: the same shell, still there; `exit 9` ends it and its status is the client's.
       tmux('send-keys', `${process.execPath} ${BERTH_BIN} attach term; echo ENDED-$?`, 'Enter');
       await new Promise((r) => setTimeout(r, 1500));
       tmux('send-keys', 'exit 9', 'Enter');
-      await until('the container\'s exit', () => /ENDED-9/.test(pane()));
+      await until('the container\'s exit', () => /ENDED-9/.test(pane()), 30_000, pane);
       assert.equal(await status('term'), 'exited');
       // run -it detaches the same way (its size is the terminal's from the start); --rm waits for the exit.
       tmux('send-keys', 'clear', 'Enter');
       tmux('send-keys', `${process.execPath} ${BERTH_BIN} run -it --rm --network none --name fg busybox sh -c 'stty size; read x; echo never'; echo RUN-$?`, 'Enter');
-      await until('the foreground container\'s output', () => /^30 100\s*$/m.test(pane()));
+      await until('the foreground container\'s output', () => /^30 100\s*$/m.test(pane()), 30_000, pane);
       tmux('send-keys', 'C-p', 'C-q');
-      await until('the detach', () => /RUN-0/.test(pane()));
+      await until('the detach', () => /RUN-0/.test(pane()), 30_000, pane);
       assert.equal(await status('fg'), 'running');
       assert.equal((await e.berth(['rm', '-f', 'fg'])).code, 0);
     } finally {

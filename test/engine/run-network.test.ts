@@ -104,6 +104,17 @@ describe('berth run --network bridge and user networks', { skip: skipUnless(root
     assert.match(r.stdout, new RegExp(`^default via ${subnet.replaceAll('.', '\\.')}\\.1 dev eth0`, 'm'));
     const none = await e.berth(['run', '--rm', '--network', 'none', 'busybox', 'sh', '-c', 'ls /sys/class/net']);
     assert.equal(none.stdout, 'lo\n');
+    // inspect says which, as docker's NetworkSettings (IPAddress, IPPrefixLen, Gateway, Networks.bridge).
+    const d = await e.berth(['run', '-d', 'busybox', 'sleep', '60']);
+    assert.equal(d.code, 0, d.stderr);
+    const id = d.stdout.trim();
+    const inside = / inet (\S+)\/24 /.exec((await e.berth(['exec', id, 'ip', '-o', '-4', 'addr', 'show', 'eth0'])).stdout)?.[1];
+    const shown = (await e.berth(['inspect', '-f', '{{.NetworkSettings.IPAddress}} {{.NetworkSettings.IPPrefixLen}} {{.NetworkSettings.Gateway}} {{.NetworkSettings.Networks.bridge.IPAddress}}', id])).stdout;
+    assert.equal(shown, `${inside} 24 ${subnet}.1 ${inside}\n`);
+    assert.equal((await e.berth(['rm', '-f', id])).code, 0);
+    const unattached = (await e.berth(['create', '--network', 'none', 'busybox', 'true'])).stdout.trim();
+    assert.equal((await e.berth(['inspect', '-f', '{{json .NetworkSettings.Networks}} {{.NetworkSettings.IPAddress}}.', unattached])).stdout, '{} .\n');
+    assert.equal((await e.berth(['rm', unattached])).code, 0);
   });
 
   it('berth-init plugs the namespace as it clones the container; when that fails, start says why and keeps no address', async (t) => {
@@ -193,6 +204,13 @@ describe('berth run --network bridge and user networks', { skip: skipUnless(root
     const c = await e.berth(['run', '--rm', '--name', 'client', '--network', 'app', 'busybox', 'sh', '-c', script]);
     assert.equal(c.code, 0, c.stderr);
     assert.equal(c.stdout, 'hello from berth\nhello from berth\n');
+    // inspect shows its address on the user network as docker does (the top-level fields are the default network's).
+    const shown = JSON.parse((await e.berth(['inspect', '-f', '{{json .NetworkSettings}}', 'srv'])).stdout) as { IPAddress: string; Networks: Record<string, { IPAddress: string; IPPrefixLen: number; Gateway: string; Aliases: string[] }> };
+    const info = JSON.parse((await e.berth(['network', 'inspect', 'app'])).stdout) as [{ IPAM: { Config: [{ Subnet: string; Gateway: string }] }; Containers: Record<string, { IPv4Address: string }> }] | { subnet: string }[];
+    assert.equal(shown.IPAddress, '');
+    assert.deepEqual(Object.keys(shown.Networks), ['app']);
+    assert.deepEqual(shown.Networks.app!.Aliases, ['www']);
+    assert.ok(JSON.stringify(info).includes(shown.Networks.app!.IPAddress), `${shown.Networks.app!.IPAddress} in ${JSON.stringify(info)}`);
     const shared = await e.berth(['run', '--rm', '--network', 'container:srv', 'busybox', 'wget', '-qO-', 'http://127.0.0.1/index.html']);
     assert.equal(shared.stdout, 'hello from berth\n', shared.stderr);
     assert.notEqual((await e.berth(['network', 'rm', 'app'])).code, 0, 'a network in use is refused');

@@ -439,6 +439,14 @@ export function inspectNetwork(nameOrId: string, opts: StoreRef = {}): NetworkIn
   });
 }
 
+/** A container's endpoints with what inspect shows of their networks (docker's NetworkSettings.Networks). */
+export function containerEndpoints(id: string, opts: StoreRef = {}): { network: string; networkId: string; ip: string; prefixLength: number; gateway: string; aliases: string[] }[] {
+  return withStore(opts, (store) => store.endpointsOfContainer(id).flatMap((e) => {
+    const net = store.network(e.network);
+    return net ? [{ network: e.network, networkId: net.id, ip: e.ip, prefixLength: parseSubnet(net.subnet).prefix, gateway: net.gateway, aliases: e.aliases }] : [];
+  }));
+}
+
 /** The published ports of a container (`berth port`). */
 export function containerPorts(id: string, opts: StoreRef = {}): PortRecord[] {
   return withStore(opts, (store) => store.portsOfContainer(id));

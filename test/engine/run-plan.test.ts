@@ -87,6 +87,17 @@ async function planned(e: EngineRoot, args: string[]): Promise<{ file: string; f
   return { file: made[0]!, first };
 }
 
+/** A -d command line run three ways: first (the CLI writes the plan), replayed (a), by the CLI again (b). */
+async function threeWays(e: EngineRoot, args: string[]): Promise<{ first: BerthRun; a: string; b: string }> {
+  const { first } = await planned(e, args);
+  assert.equal(first.code, 0, first.stderr);
+  const replayed = await front(e, args, NO_NODE);
+  assert.equal(replayed.code, 0, replayed.stderr);
+  const viaCli = await front(e, args, { BERTH_NO_RUN_PLAN: '1' });
+  assert.equal(viaCli.code, 0, viaCli.stderr);
+  return { first, a: replayed.stdout.trim(), b: viaCli.stdout.trim() };
+}
+
 /** A container's files with its id, name, times (and address) replaced, for comparing two containers. */
 function normalized(e: EngineRoot, id: string, ip?: string): Record<string, string> {
   const dir = join(e.root, 'containers', id);
@@ -124,13 +135,7 @@ describe('berth run: run plans replayed by the native front end', { skip: needs 
 
   it('writes the container exactly as the CLI does; ps, exec, logs, stop and rm see no difference', async () => {
     const args = ['run', '-d', '--network', 'none', '-e', 'A=1', '-w', '/tmp', 'busybox', 'sh', '-c', 'echo started; exec sleep 60'];
-    const { first } = await planned(e, args);
-    assert.equal(first.code, 0, first.stderr);
-    const replayed = await front(e, args, NO_NODE);
-    assert.equal(replayed.code, 0, replayed.stderr);
-    const viaCli = await front(e, args, { BERTH_NO_RUN_PLAN: '1' });
-    assert.equal(viaCli.code, 0, viaCli.stderr);
-    const [a, b] = [replayed.stdout.trim(), viaCli.stdout.trim()];
+    const { first, a, b } = await threeWays(e, args);
     assert.match(a, /^[0-9a-f]{64}$/);
     assert.notEqual(a, first.stdout.trim());
     assert.deepEqual(normalized(e, a), normalized(e, b));
@@ -345,13 +350,7 @@ describe('berth run: run plans replayed by the native front end', { skip: needs 
   it('-d on the bridge network: the container and its endpoint as the CLI makes them; the two reach each other; rm gives the addresses back', async () => {
     await networkChecked();
     const args = ['run', '-d', 'busybox', 'sleep', '60'];
-    const { first } = await planned(e, args);
-    assert.equal(first.code, 0, first.stderr);
-    const replayed = await front(e, args, NO_NODE);
-    assert.equal(replayed.code, 0, replayed.stderr);
-    const viaCli = await front(e, args, { BERTH_NO_RUN_PLAN: '1' });
-    assert.equal(viaCli.code, 0, viaCli.stderr);
-    const [a, b] = [replayed.stdout.trim(), viaCli.stdout.trim()];
+    const { first, a, b } = await threeWays(e, args);
     const [ea, eb] = [endpointOf(a)!, endpointOf(b)!];
     assert.ok(ea && eb && ea.ip !== eb.ip, JSON.stringify([ea, eb]));
     assert.equal(ea.veth, vethName(a, 'bridge'), 'the veth named as vethName names it');

@@ -62,6 +62,7 @@ const commandGroup: Record<string, keyof typeof groups> = {
   restart: 'engine',
   pause: 'engine',
   unpause: 'engine',
+  rename: 'engine',
   rm: 'engine',
   ps: 'engine',
   logs: 'engine',

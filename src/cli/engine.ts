@@ -625,6 +625,21 @@ size follows; ctrl-p ctrl-q (--detach-keys) detaches and leaves the container ru
     },
   }),
 
+  rename: engineCommand({
+    summary: 'Rename a container',
+    usage: 'Usage: berth rename CONTAINER NEW_NAME\n\nOn a user network, the others resolve the new name (and no longer the old one).',
+    options: ROOT_OPTION,
+    async run(p) {
+      if (p.positionals.length !== 2) throw new BerthError('USAGE', `wrong number of arguments\n\n${this.usage}`);
+      const { engine } = await engineOf(p);
+      const c = engine.store.find(p.positionals[0]!);
+      const name = engine.store.rename(c, p.positionals[1]!);
+      // (Its networks: the one it was made with, or ones `network connect` added.)
+      (await import('../engine/network/index.js')).renameEndpoints(c.id, name, { root: engine.root });
+      return 0;
+    },
+  }),
+
   rm: engineCommand({
     summary: 'Remove containers (-f: running ones too)',
     usage: 'Usage: berth rm [-f] [-v] CONTAINER...\n\n  -f, --force     kill a running container first\n  -v, --volumes   remove its anonymous volumes too (the image\'s VOLUMEs, -v /path); named ones stay',

@@ -211,6 +211,11 @@ describe('berth run --network bridge and user networks', { skip: skipUnless(root
     assert.deepEqual(Object.keys(shown.Networks), ['app']);
     assert.deepEqual(shown.Networks.app!.Aliases, ['www']);
     assert.ok(JSON.stringify(info).includes(shown.Networks.app!.IPAddress), `${shown.Networks.app!.IPAddress} in ${JSON.stringify(info)}`);
+    // Renamed: the others resolve the new name, and no longer the old one (the alias stays).
+    assert.equal((await e.berth(['rename', 'srv', 'srv2'])).code, 0);
+    const renamed = await e.berth(['run', '--rm', '--network', 'app', 'busybox', 'sh', '-c', 'wget -qO- http://srv2/index.html; wget -qO- http://www/index.html; wget -T 2 -qO- http://srv/index.html || echo old-gone']);
+    assert.equal(renamed.stdout, 'hello from berth\nhello from berth\nold-gone\n', renamed.stderr);
+    assert.equal((await e.berth(['rename', 'srv2', 'srv'])).code, 0);
     const shared = await e.berth(['run', '--rm', '--network', 'container:srv', 'busybox', 'wget', '-qO-', 'http://127.0.0.1/index.html']);
     assert.equal(shared.stdout, 'hello from berth\n', shared.stderr);
     assert.notEqual((await e.berth(['network', 'rm', 'app'])).code, 0, 'a network in use is refused');

@@ -381,6 +381,27 @@ describe('berth run -d and the container commands', { skip: needs }, () => {
     assert.equal((await e.berth(['ps', '-aq', '--filter', 'name=frozen'])).stdout, '');
   });
 
+  it('rename: the new name finds it, the old one is free; a taken, equal or invalid name is refused and changes nothing', async () => {
+    const made = await e.berth(['create', '--network', 'none', '--name', 'before', 'busybox', 'true']);
+    assert.equal(made.code, 0, made.stderr);
+    const id = made.stdout.trim();
+    assert.equal((await e.berth(['create', '--network', 'none', '--name', 'other', 'busybox', 'true'])).code, 0);
+    assert.equal((await e.berth(['rename', 'before', 'after'])).code, 0);
+    assert.equal((await e.berth(['inspect', '-f', '{{.Name}} {{.Id}}', 'after'])).stdout, `/after ${id}\n`);
+    assert.match((await e.berth(['ps', '-a', '--format', '{{.Names}}'])).stdout, /^after$/m);
+    assert.equal((await e.berth(['inspect', 'before'])).code !== 0, true, 'the old name is gone');
+    for (const [to, why] of [['other', /already in use by container/], ['after', /already named after/], ['bad/name', /invalid container name/]] as const) {
+      const r = await e.berth(['rename', 'after', to]);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, why);
+    }
+    assert.equal((await e.berth(['inspect', '-f', '{{.Name}}', id])).stdout, '/after\n');
+    // The old name can be taken again; rm by the new name leaves no name behind.
+    assert.equal((await e.berth(['create', '--network', 'none', '--name', 'before', 'busybox', 'true'])).code, 0);
+    assert.equal((await e.berth(['rm', 'after', 'before', 'other'])).code, 0);
+    assert.deepEqual(readdirSync(join(e.root, 'containers', 'names')).filter((n) => !n.startsWith('.')), []);
+  });
+
   it('rm kills what is left in a container\'s own cgroups (a start killed before the pid was recorded)', async () => {
     const made = await e.berth(['create', '--network', 'none', '--name', 'orphaned', 'busybox', 'sleep', '60']);
     assert.equal(made.code, 0, made.stderr);

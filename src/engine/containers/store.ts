@@ -3,6 +3,7 @@
  * BERTH_ROOT/containers (no daemon, no database lock):
  *
  *   <id>/container.json   what was asked (image, config, options): written once, atomically
+ *                         (again by rename, for the name)
  *   <id>/creating         "PID STARTTIME" of the berth process creating it; gone once complete
  *   <id>/state.json       pid, start time, status as the last berth command saw it (atomic)
  *   <id>/exit             "CODE FINISHED-AT-NS", written by the monitor (or a foreground run)
@@ -152,6 +153,31 @@ export class ContainerStore {
       }
     }
     return { id, name: chosen, dir };
+  }
+
+  /**
+   * docker rename: the new name's link, then the record, then the old link goes. Killed between,
+   * the container keeps both names until it is removed (the sweep then drops the one left).
+   */
+  rename(c: Container, to: string): string {
+    const bare = to.replace(/^\//, '');
+    if (!NAME_RE.test(bare) || bare === 'names') throw new BerthError('USAGE', `invalid container name ${JSON.stringify(to)}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+    if (bare === c.name) throw new BerthError('USAGE', `container ${c.name} is already named ${bare}: give another name`);
+    for (;;) {
+      try {
+        symlinkSync(c.id, join(this.namesDir, bare));
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        if (this.reclaimName(bare)) continue;
+        throw new BerthError('CONTAINER_EXISTS', `the container name "/${bare}" is already in use by container "${this.nameTarget(bare)}": remove (or rename) that container to reuse the name`);
+      }
+    }
+    const file = join(c.dir, 'container.json');
+    const rec = JSON.parse(readFileSync(file, 'utf8')) as ContainerRecord;
+    writeAtomic(file, JSON.stringify({ ...rec, name: bare }));
+    this.unlinkName(c.name, c.id);
+    return bare;
   }
 
   /** Step 2 of create: the record is written and the marker goes. */

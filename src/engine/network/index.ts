@@ -439,6 +439,26 @@ export function inspectNetwork(nameOrId: string, opts: StoreRef = {}): NetworkIn
   });
 }
 
+/**
+ * docker rename: the container's endpoints carry its new name, which the others on its user
+ * networks resolve: their hosts files, its own and the networks' name servers follow.
+ */
+export function renameEndpoints(id: string, name: string, opts: StoreRef = {}): void {
+  withStore(opts, (store) => store.tx(() => {
+    const eps = store.endpointsOfContainer(id);
+    for (const e of eps) store.replaceEndpoint({ ...e, name });
+    if (eps[0]?.hostsPath) {
+      try { rewriteInPlace(eps[0].hostsPath, hostsOf(store, id)); } catch { /* its files are gone: being removed */ }
+    }
+    for (const e of eps) {
+      const net = store.network(e.network);
+      if (!net?.dnsEnabled) continue;
+      refreshHosts(store, net.name, id);
+      syncResponder(store, net, opts);
+    }
+  }));
+}
+
 /** A container's endpoints with what inspect shows of their networks (docker's NetworkSettings.Networks). */
 export function containerEndpoints(id: string, opts: StoreRef = {}): { network: string; networkId: string; ip: string; prefixLength: number; gateway: string; aliases: string[] }[] {
   return withStore(opts, (store) => store.endpointsOfContainer(id).flatMap((e) => {

@@ -459,6 +459,13 @@ export class NetworkStore {
     return addr;
   }
 
+  /** Rewrites an endpoint's record (its file: the address stays taken). Call inside tx(). */
+  replaceEndpoint(e: EndpointRecord): void {
+    const path = this.endpointFile(e.network, e.ip);
+    this.remove(path);
+    this.create(path, JSON.stringify(e));
+  }
+
   /** Frees a container's address (and its published ports) on one network. */
   release(container: string, network: string): void {
     for (const p of this.portsOfContainer(container)) if (p.network === network) this.remove(this.portFile(p));

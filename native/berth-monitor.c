@@ -252,9 +252,10 @@ static void restore_tty(void) {
 /*
  * --rm, in two parts. The first makes the container gone for every berth command: its name
  * is free, the runtime's record gone and its directory renamed to a ".removing-" sibling (which
- * `ps` skips and the next berth command deletes, with its cgroups, should we die). The second, the slow part (rmdir of each cgroup and the
- * detach of the rootfs mount each wait for an RCU grace period, ~25 ms together here), runs after
- * an attached `run --rm` has its status: in a child of ours with no stdio of the caller's.
+ * `ps` skips and the next berth command deletes, with its cgroups, should we die). The second,
+ * the slow part (rmdir of each cgroup and the detach of the rootfs mount each wait for an RCU
+ * grace period, ~25 ms together here), runs after an attached `run --rm` has its status: in a
+ * child of ours with no stdio of the caller's.
  */
 static char removing[8600];
 

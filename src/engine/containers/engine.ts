@@ -16,6 +16,7 @@ import { parsePlatform } from '../../image/platform.js';
 import { parseReference } from '../../image/reference.js';
 import { cgroupManagerFor } from '../../runtime/cgroups/manager.js';
 import { nativeBinary } from '../../base/package.js';
+import { sleepSync } from '../../base/sleep-sync.js';
 import { waitGone, type InitStdio, type Launcher } from '../../runtime/init-process.js';
 import { isAlive, readRecord as readRuntimeRecord, removeContainerDir, writeAtomic } from '../../runtime/state.js';
 import type { Spec } from '../../runtime/spec/types.js';
@@ -524,7 +525,7 @@ export class Engine {
           break;
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'EBUSY' || i >= (killed ? 100 : 10)) break;
-          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+          sleepSync(10);
         }
       }
     }

@@ -97,6 +97,13 @@ function randomName(): string {
   return `berth_${randomBytes(4).toString('hex')}`;
 }
 
+/** A name as given (docker's leading "/" allowed), checked; the bare name. */
+function validName(name: string): string {
+  const bare = name.replace(/^\//, '');
+  if (!NAME_RE.test(bare) || bare === 'names') throw new BerthError('USAGE', `invalid container name ${JSON.stringify(name)}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+  return bare;
+}
+
 export class ContainerStore {
   readonly dir: string;
   readonly namesDir: string;
@@ -121,13 +128,7 @@ export class ContainerStore {
    */
   reserve(name: string | undefined): { id: string; name: string; dir: string } {
     this.ensureDirs();
-    if (name !== undefined) {
-      const bare = name.replace(/^\//, '');
-      if (!NAME_RE.test(bare) || bare === 'names') {
-        throw new BerthError('USAGE', `invalid container name ${JSON.stringify(name)}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
-      }
-      name = bare;
-    }
+    if (name !== undefined) name = validName(name);
     const id = randomBytes(ID_BYTES).toString('hex');
     const dir = this.containerDir(id);
     // The directory appears with its marker already inside (made aside, then renamed): a
@@ -141,16 +142,15 @@ export class ContainerStore {
     let chosen = name ?? randomName();
     for (let attempt = 0; ; attempt++) {
       try {
-        symlinkSync(id, join(this.namesDir, chosen));
-        break;
+        if (this.linkName(id, chosen)) break;
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') { this.discard(id); throw err; }
-        if (this.reclaimName(chosen)) continue;
-        if (name === undefined && attempt < 5) { chosen = randomName(); continue; }
-        const holder = this.nameTarget(chosen);
         this.discard(id);
-        throw new BerthError('CONTAINER_EXISTS', `the container name "/${chosen}" is already in use by container "${holder}": remove (or rename) that container to reuse the name`);
+        throw err;
       }
+      if (name === undefined && attempt < 5) { chosen = randomName(); continue; }
+      const err = this.nameTaken(chosen);
+      this.discard(id);
+      throw err;
     }
     return { id, name: chosen, dir };
   }
@@ -160,24 +160,31 @@ export class ContainerStore {
    * the container keeps both names until it is removed (the sweep then drops the one left).
    */
   rename(c: Container, to: string): string {
-    const bare = to.replace(/^\//, '');
-    if (!NAME_RE.test(bare) || bare === 'names') throw new BerthError('USAGE', `invalid container name ${JSON.stringify(to)}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+    const bare = validName(to);
     if (bare === c.name) throw new BerthError('USAGE', `container ${c.name} is already named ${bare}: give another name`);
-    for (;;) {
-      try {
-        symlinkSync(c.id, join(this.namesDir, bare));
-        break;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        if (this.reclaimName(bare)) continue;
-        throw new BerthError('CONTAINER_EXISTS', `the container name "/${bare}" is already in use by container "${this.nameTarget(bare)}": remove (or rename) that container to reuse the name`);
-      }
-    }
+    if (!this.linkName(c.id, bare)) throw this.nameTaken(bare);
     const file = join(c.dir, 'container.json');
     const rec = JSON.parse(readFileSync(file, 'utf8')) as ContainerRecord;
     writeAtomic(file, JSON.stringify({ ...rec, name: bare }));
     this.unlinkName(c.name, c.id);
     return bare;
+  }
+
+  /** Links names/NAME to id: false when another container holds it (a link to none is reclaimed). */
+  private linkName(id: string, name: string): boolean {
+    for (;;) {
+      try {
+        symlinkSync(id, join(this.namesDir, name));
+        return true;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        if (!this.reclaimName(name)) return false;
+      }
+    }
+  }
+
+  private nameTaken(name: string): BerthError {
+    return new BerthError('CONTAINER_EXISTS', `the container name "/${name}" is already in use by container "${this.nameTarget(name)}": remove (or rename) that container to reuse the name`);
   }
 
   /** Step 2 of create: the record is written and the marker goes. */

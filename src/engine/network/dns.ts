@@ -11,6 +11,7 @@ import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BerthError } from '../../base/errors.js';
 import { nativeBinary } from '../../base/package.js';
+import { sleepSync } from '../../base/sleep-sync.js';
 import { writeAtomic } from '../../runtime/state.js';
 import { tryParseIPv4 } from './ipv4.js';
 import type { EndpointRecord, NetworkRecord } from './store.js';
@@ -73,7 +74,7 @@ export function ensureResponder(netDir: string, net: NetworkRecord, upstreams: s
   for (let i = 0; i < 200; i++) {
     const pid = responderPid(netDir, net);
     if (pid !== undefined) return pid;
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+    sleepSync(1);
   }
   throw new BerthError('NETWORK', `the name server of network ${net.name} started but wrote no pid file (${f.pid})`);
 }

@@ -7,6 +7,7 @@
  */
 import { closeSync, linkSync, openSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { BerthError } from '../../base/errors.js';
+import { sleepSync } from '../../base/sleep-sync.js';
 import { isAlive, procStat } from '../../runtime/state.js';
 
 const depth = new Map<string, number>();
@@ -16,10 +17,6 @@ function me(): string {
   return (self ??= `${process.pid} ${procStat(process.pid)?.startTime ?? 0}\n`);
 }
 
-/** Sleeps without yielding to the event loop. */
-export function sleepSync(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
 
 function errno(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException).code;
